@@ -1,0 +1,183 @@
+//! Policy diagnostics: every problem with file, line, column and a hint,
+//! rendered the way `miette` renders compiler-style reports.
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use serde::Serialize;
+use std::fmt;
+use std::ops::Range;
+
+/// Whether a problem stops the policy from being used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The policy is rejected.
+    Error,
+    /// The policy is used, but probably not as its author meant.
+    Warning,
+}
+
+/// One problem found in a policy file, located precisely enough to jump to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Stable machine-readable code, e.g. `policy::unknown-category`.
+    pub code: &'static str,
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// Byte range in the policy text, when the problem has a place.
+    pub span: Option<Range<usize>>,
+    /// 1-based line of the span start (0 when there is no span).
+    pub line: usize,
+    /// 1-based column, in characters, of the span start (0 when there is no span).
+    pub column: usize,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub(crate) fn new(
+        severity: Severity,
+        code: &'static str,
+        text: &str,
+        span: Option<Range<usize>>,
+        message: String,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        let (line, column) = span.as_ref().map_or((0, 0), |s| line_col(text, s.start));
+        Diagnostic { severity, code, message, span, line, column, hint }
+    }
+}
+
+/// 1-based line and character column of byte `offset` in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.bytes().filter(|b| *b == b'\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// A policy that cannot be used, with every problem found in it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct PolicyError {
+    /// The file name (or other label) the text came from.
+    pub file: String,
+    /// Errors first, then warnings, each in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    text: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.errors().count();
+        write!(f, "{}: {} error{} in policy", self.file, errors, if errors == 1 { "" } else { "s" })?;
+        if let Some(d) = self.errors().next() {
+            write!(f, "; first at line {}, column {}: {}", d.line, d.column, d.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl PolicyError {
+    pub(crate) fn new(file: &str, text: &str, mut diagnostics: Vec<Diagnostic>) -> PolicyError {
+        diagnostics.sort_by_key(|d| (d.severity != Severity::Error, d.span.as_ref().map(|s| s.start)));
+        PolicyError { file: file.to_string(), diagnostics, text: text.to_string() }
+    }
+
+    /// The diagnostics that are errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    /// Renders every diagnostic with the offending source lines underlined.
+    pub fn render(&self, color: bool) -> String {
+        render(&self.file, &self.text, &self.diagnostics, color)
+    }
+}
+
+/// Renders diagnostics against the policy text, compiler style (`╭─[file:line:col]`).
+pub fn render(file: &str, text: &str, diagnostics: &[Diagnostic], color: bool) -> String {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let source = NamedSource::new(file, text.to_string());
+    let mut out = String::new();
+    for d in diagnostics {
+        let report = Report { d, source: &source, file };
+        if handler.render_report(&mut out, &report).is_err() {
+            out.push_str(&report.to_string());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Adapter that lets `miette` draw one of our diagnostics.
+struct Report<'a> {
+    d: &'a Diagnostic,
+    source: &'a NamedSource<String>,
+    file: &'a str,
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.d, f)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.d.span.is_some() {
+            write!(f, "{}:{}:{}: {}", self.file, self.d.line, self.d.column, self.d.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.d.message)
+        }
+    }
+}
+
+impl std::error::Error for Report<'_> {}
+
+impl miette::Diagnostic for Report<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        Some(Box::new(self.d.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.d.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.d.hint.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.d.span.as_ref().map(|_| self.source as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = self.d.span.clone()?;
+        let len = span.end.saturating_sub(span.start).max(1);
+        Some(Box::new(std::iter::once(LabeledSpan::new(Some("here".into()), span.start, len))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_count_characters() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        // 'é' is two bytes; the '=' after it is the 4th character.
+        assert_eq!(line_col(text, 10), (2, 4));
+        assert_eq!(line_col(text, 999), (3, 1));
+    }
+}

@@ -1,0 +1,188 @@
+//! A synthetic professional network, realistic enough that models trained on
+//! it learn something real and redaction is truly tested.
+//!
+//! Everything is drawn from a hidden world (skills, topic interests, activity
+//! levels) with ChaCha streams from one seed: the same seed gives
+//! byte-identical Parquet files. Tables (all in one output directory):
+//!
+//! | file | rows |
+//! |---|---|
+//! | `members.parquet` | one per member: names, e-mail, phone, country, region, jurisdiction, birth date (≈ 2 % minors), industry, title, seniority, skills, joined |
+//! | `employment.parquet` | employment history: company, title, start and end dates |
+//! | `connections.parquet` | undirected connections with homophily by industry and country |
+//! | `jobs.parquet` | postings: title, company, industry, country, seniority, required skills |
+//! | `job_activity.parquet` | views and applications driven by a hidden member–job affinity |
+//! | `posts.parquet` | posts with a topic and free text carrying planted PII |
+//! | `feed_activity.parquet` | reactions and comments driven by hidden topic interests |
+//! | `messages.parquet` | message threads between connected members: varied openings, replies from a long-tailed inventory |
+//! | `posts_pii.parquet`, `messages_pii.parquet` | ground truth: byte span and type of every planted PII item |
+//! | `consent_choices.parquet` | grant and withdraw events per member and purpose, with notice versions, sources and GPC signals |
+//! | `synth.json` | the run: seed, as-of date, row counts, file hashes |
+//!
+//! Column layouts are in [`schemas`]; times are UTC seconds, dates are days.
+
+mod generate;
+pub mod names;
+mod out;
+pub mod pii;
+mod read;
+pub mod schemas;
+pub mod text;
+mod world;
+
+pub use out::{Col, TableInfo, hash_file};
+pub use read::{ChoiceRow, MemberRow, read_consent_choices, read_members};
+
+use chrono::NaiveDate;
+use consentry_policy::Policy;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What to generate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SynthConfig {
+    /// Number of members (ids `1..=members`).
+    pub members: u64,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// The day the network is observed; activity covers the year before it.
+    pub as_of: NaiveDate,
+}
+
+impl SynthConfig {
+    /// The default observation day: fixed, so runs replay whatever today's date is.
+    pub fn default_as_of() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
+    }
+
+    /// `as_of` at midnight UTC, in Unix seconds.
+    pub fn as_of_timestamp(&self) -> i64 {
+        self.as_of.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp()
+    }
+}
+
+/// What went wrong while generating or reading a network.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// A file could not be created, written, renamed or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Parquet encoding or decoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow batch assembly failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// A table exists but does not have the columns this version writes.
+    #[error("{path}: column `{column}` is missing or not {expected}; regenerate the network with `consentry synth`")]
+    Schema {
+        /// The file at fault.
+        path: PathBuf,
+        /// The column looked for.
+        column: String,
+        /// The Arrow type expected.
+        expected: &'static str,
+    },
+    /// A value in a table is not one this version understands.
+    #[error("{path}: row {row}: {message}")]
+    Value {
+        /// The file at fault.
+        path: PathBuf,
+        /// 0-based row number.
+        row: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The configuration cannot produce a network.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A generator thread panicked (a bug; please report it).
+    #[error("a generator thread panicked")]
+    Panicked,
+}
+
+impl SynthError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> SynthError {
+        SynthError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// Receives progress from generator threads; the CLI draws bars from it.
+pub trait Progress: Sync {
+    /// A stage starts with about `total` units of work.
+    fn stage(&self, name: &'static str, total: u64);
+    /// `n` more units of a stage are done.
+    fn advance(&self, name: &'static str, n: u64);
+}
+
+/// Progress that goes nowhere, for tests and quiet runs.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn stage(&self, _: &'static str, _: u64) {}
+    fn advance(&self, _: &'static str, _: u64) {}
+}
+
+/// The result of a run, also written as `synth.json` beside the tables.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SynthSummary {
+    /// The configuration that produced the files.
+    pub config: SynthConfig,
+    /// Version of the generator (the same version and seed give the same bytes).
+    pub generator: String,
+    /// Every table written, in name order.
+    pub tables: Vec<TableInfo>,
+    /// Members per jurisdiction code.
+    pub members_by_jurisdiction: BTreeMap<String, u64>,
+    /// Members younger than 18 on the as-of day.
+    pub minors: u64,
+}
+
+/// The name of the run summary file in an output directory.
+pub const SUMMARY_FILE: &str = "synth.json";
+
+/// Generates a network into `out` (created if missing) for the purposes of `policy`.
+pub fn generate(
+    cfg: &SynthConfig,
+    policy: &Policy,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<SynthSummary, SynthError> {
+    if cfg.members == 0 || cfg.members > u64::from(u32::MAX) {
+        return Err(SynthError::Config(format!("members must be between 1 and {}, got {}", u32::MAX, cfg.members)));
+    }
+    std::fs::create_dir_all(out).map_err(|e| SynthError::io(out, e))?;
+    let tables = generate::run(cfg, policy, out, progress)?;
+    let members = read::read_members(out)?;
+    let mut members_by_jurisdiction = BTreeMap::new();
+    let as_of = cfg.as_of_timestamp();
+    let mut minors = 0;
+    for m in &members {
+        *members_by_jurisdiction.entry(m.jurisdiction.clone()).or_insert(0) += 1;
+        minors += u64::from(consentry_policy::age_at(m.birth_date, as_of) < 18);
+    }
+    let summary = SynthSummary {
+        config: cfg.clone(),
+        generator: format!("consentry-synth {}", env!("CARGO_PKG_VERSION")),
+        tables,
+        members_by_jurisdiction,
+        minors,
+    };
+    let path = out.join(SUMMARY_FILE);
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| SynthError::io(&path, e.into()))?;
+    std::fs::write(&path, json).map_err(|e| SynthError::io(&path, e))?;
+    Ok(summary)
+}
+
+/// Reads `synth.json` from a generated directory.
+pub fn read_summary(dir: &Path) -> Result<SynthSummary, SynthError> {
+    let path = dir.join(SUMMARY_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| SynthError::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| SynthError::Value { path, row: 0, message: e.to_string() })
+}

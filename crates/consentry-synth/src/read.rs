@@ -1,0 +1,142 @@
+//! Reading generated tables back, with errors that name the file and column.
+
+use crate::SynthError;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, TimestampSecondType, UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use chrono::NaiveDate;
+use consentry_policy::{Action, Source};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::fs::File;
+use std::path::Path;
+
+/// The member facts consent evaluation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// Member id.
+    pub member_id: u64,
+    /// `US-CA`, `DE`, …
+    pub jurisdiction: String,
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+}
+
+/// One consent event from `consent_choices.parquet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChoiceRow {
+    /// Member id.
+    pub member_id: u64,
+    /// Purpose key.
+    pub purpose: String,
+    /// Grant or withdraw.
+    pub action: Action,
+    /// Notice version shown.
+    pub notice_version: u32,
+    /// Where it came from.
+    pub source: Source,
+    /// Who recorded it (`member:42`, `gpc-signal`, …).
+    pub actor: String,
+    /// Event time, Unix seconds.
+    pub event_time: i64,
+}
+
+/// Calls `f` with every batch of a Parquet table.
+fn for_each_batch(
+    path: &Path,
+    mut f: impl FnMut(&RecordBatch, usize) -> Result<(), SynthError>,
+) -> Result<(), SynthError> {
+    let file = File::open(path).map_err(|e| SynthError::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(64 * 1024).build()?;
+    let mut offset = 0;
+    for batch in reader {
+        let batch = batch?;
+        f(&batch, offset)?;
+        offset += batch.num_rows();
+    }
+    Ok(())
+}
+
+fn column<'a>(
+    path: &Path,
+    batch: &'a RecordBatch,
+    name: &str,
+    expected: &'static str,
+) -> Result<&'a dyn Array, SynthError> {
+    batch.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| SynthError::Schema {
+        path: path.to_path_buf(),
+        column: name.to_string(),
+        expected,
+    })
+}
+
+macro_rules! typed {
+    ($path:expr, $batch:expr, $name:expr, $as:ident, $ty:ty, $label:expr) => {{
+        let c = column($path, $batch, $name, $label)?;
+        c.$as::<$ty>().ok_or_else(|| SynthError::Schema {
+            path: $path.to_path_buf(),
+            column: $name.to_string(),
+            expected: $label,
+        })?
+    }};
+}
+
+fn strings<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a arrow_array::StringArray, SynthError> {
+    column(path, batch, name, "Utf8")?.as_string_opt::<i32>().ok_or_else(|| SynthError::Schema {
+        path: path.to_path_buf(),
+        column: name.to_string(),
+        expected: "Utf8",
+    })
+}
+
+/// Reads the member facts of `members.parquet` in `dir`.
+pub fn read_members(dir: &Path) -> Result<Vec<MemberRow>, SynthError> {
+    let path = dir.join("members.parquet");
+    let mut out = Vec::new();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    for_each_batch(&path, |b, _| {
+        let ids = typed!(&path, b, "member_id", as_primitive_opt, UInt64Type, "UInt64");
+        let jur = strings(&path, b, "jurisdiction")?;
+        let birth = typed!(&path, b, "birth_date", as_primitive_opt, Date32Type, "Date32");
+        for i in 0..b.num_rows() {
+            out.push(MemberRow {
+                member_id: ids.value(i),
+                jurisdiction: jur.value(i).to_string(),
+                birth_date: epoch + chrono::Duration::days(i64::from(birth.value(i))),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Reads every event of `consent_choices.parquet` in `dir`.
+pub fn read_consent_choices(dir: &Path) -> Result<Vec<ChoiceRow>, SynthError> {
+    let path = dir.join("consent_choices.parquet");
+    let mut out = Vec::new();
+    for_each_batch(&path, |b, offset| {
+        let ids = typed!(&path, b, "member_id", as_primitive_opt, UInt64Type, "UInt64");
+        let purpose = strings(&path, b, "purpose")?;
+        let action = strings(&path, b, "action")?;
+        let version = typed!(&path, b, "notice_version", as_primitive_opt, UInt32Type, "UInt32");
+        let source = strings(&path, b, "source")?;
+        let actor = strings(&path, b, "actor")?;
+        let time = typed!(&path, b, "event_time", as_primitive_opt, TimestampSecondType, "Timestamp(Second)");
+        for i in 0..b.num_rows() {
+            let bad = |message: String| SynthError::Value { path: path.clone(), row: offset + i, message };
+            out.push(ChoiceRow {
+                member_id: ids.value(i),
+                purpose: purpose.value(i).to_string(),
+                action: Action::parse(action.value(i))
+                    .ok_or_else(|| bad(format!("action `{}` is neither `grant` nor `withdraw`", action.value(i))))?,
+                notice_version: version.value(i),
+                source: Source::parse(source.value(i)).ok_or_else(|| {
+                    bad(format!("source `{}` is not one of ui, api, gpc, import, erasure", source.value(i)))
+                })?,
+                actor: actor.value(i).to_string(),
+                event_time: time.value(i),
+            });
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,57 @@
+//! `consentry`: train AI on member data only with explicit consent, and prove it.
+//!
+//! Exit codes: 0 success, 1 a check found a failure (or the run failed),
+//! 2 bad input or usage.
+
+mod cmd;
+mod ui;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Train AI on member data only with explicit consent, and prove it.
+///
+/// Every command works on a data directory (default ./consentry-data) that holds
+/// the policy in force, the generated network and, in later stages, the ledger,
+/// datasets and models. Exit codes: 0 ok, 1 a check failed, 2 bad input or usage.
+#[derive(Parser)]
+#[command(name = "consentry", version, about, long_about, propagate_version = true)]
+struct Cli {
+    /// The data directory every command works on.
+    #[arg(long, global = true, env = "CONSENTRY_DATA", default_value = "consentry-data", value_name = "DIR")]
+    data: PathBuf,
+    /// Print nothing but errors (and the result, with --json).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Machine-readable JSON on standard output instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline on a synthetic network in the data directory.
+    Demo(cmd::demo::Args),
+    /// Generate a synthetic professional network as Parquet files.
+    Synth(cmd::synth::Args),
+    /// Validate or display a consent policy file.
+    #[command(subcommand)]
+    Policy(cmd::policy::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = ui::Ctx::new(cli.data, cli.quiet, cli.json);
+    let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(&ctx, args),
+        Command::Synth(args) => cmd::synth::run(&ctx, args),
+        Command::Policy(c) => cmd::policy::run(&ctx, c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => ui::report_error(&e),
+    }
+}
