@@ -19,7 +19,8 @@
 //! | `consent_choices.parquet` | grant and withdraw events per member and purpose, with notice versions, sources and GPC signals |
 //! | `synth.json` | the run: seed, as-of date, row counts, file hashes |
 //!
-//! Column layouts are in [`schemas`]; times are UTC seconds, dates are days.
+//! Column layouts are in [`schemas`]; times are UTC timestamps (millisecond
+//! unit, whole seconds), dates are calendar days.
 
 mod generate;
 pub mod names;

@@ -5,7 +5,7 @@
 use crate::SynthError;
 use arrow_array::RecordBatch;
 use arrow_array::builder::{
-    ArrayBuilder, Date32Builder, ListBuilder, StringBuilder, TimestampSecondBuilder, UInt8Builder, UInt32Builder,
+    ArrayBuilder, Date32Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder, UInt8Builder, UInt32Builder,
     UInt64Builder,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -53,7 +53,7 @@ pub enum Col {
     Date,
     /// Date32, nullable.
     OptDate,
-    /// Timestamp(Second, "UTC"), not null.
+    /// Timestamp(Millisecond, "UTC"), not null; whole seconds.
     Time,
     /// List<Utf8>, not null.
     StrList,
@@ -73,7 +73,7 @@ pub(crate) fn schema(cols: &[(&str, Col)]) -> SchemaRef {
                 Col::OptStr => (DataType::Utf8, true),
                 Col::Date => (DataType::Date32, false),
                 Col::OptDate => (DataType::Date32, true),
-                Col::Time => (DataType::Timestamp(TimeUnit::Second, Some("UTC".into())), false),
+                Col::Time => (DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
                 Col::StrList => (DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
             };
             Field::new(*name, dt, nullable)
@@ -101,7 +101,7 @@ impl Rows {
                     DataType::UInt64 => Box::new(UInt64Builder::new()),
                     DataType::Utf8 => Box::new(StringBuilder::new()),
                     DataType::Date32 => Box::new(Date32Builder::new()),
-                    DataType::Timestamp(..) => Box::new(TimestampSecondBuilder::new().with_timezone("UTC")),
+                    DataType::Timestamp(..) => Box::new(TimestampMillisecondBuilder::new().with_timezone("UTC")),
                     _ => Box::new(ListBuilder::new(StringBuilder::new())),
                 }
             })
@@ -140,8 +140,9 @@ impl Rows {
     pub(crate) fn opt_date(&mut self, i: usize, v: Option<i32>) {
         self.col::<Date32Builder>(i).append_option(v);
     }
+    /// Times are whole seconds, stored as UTC milliseconds so every Parquet reader sees a timestamp.
     pub(crate) fn time(&mut self, i: usize, unix_seconds: i64) {
-        self.col::<TimestampSecondBuilder>(i).append_value(unix_seconds);
+        self.col::<TimestampMillisecondBuilder>(i).append_value(unix_seconds * 1000);
     }
     pub(crate) fn str_list<'a>(&mut self, i: usize, v: impl IntoIterator<Item = &'a str>) {
         let b = self.col::<ListBuilder<StringBuilder>>(i);

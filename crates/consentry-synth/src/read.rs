@@ -2,7 +2,7 @@
 
 use crate::SynthError;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, TimestampSecondType, UInt32Type, UInt64Type};
+use arrow_array::types::{Date32Type, TimestampMillisecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use chrono::NaiveDate;
 use consentry_policy::{Action, Source};
@@ -120,7 +120,7 @@ pub fn read_consent_choices(dir: &Path) -> Result<Vec<ChoiceRow>, SynthError> {
         let version = typed!(&path, b, "notice_version", as_primitive_opt, UInt32Type, "UInt32");
         let source = strings(&path, b, "source")?;
         let actor = strings(&path, b, "actor")?;
-        let time = typed!(&path, b, "event_time", as_primitive_opt, TimestampSecondType, "Timestamp(Second)");
+        let time = typed!(&path, b, "event_time", as_primitive_opt, TimestampMillisecondType, "Timestamp(Millisecond)");
         for i in 0..b.num_rows() {
             let bad = |message: String| SynthError::Value { path: path.clone(), row: offset + i, message };
             out.push(ChoiceRow {
@@ -133,7 +133,7 @@ pub fn read_consent_choices(dir: &Path) -> Result<Vec<ChoiceRow>, SynthError> {
                     bad(format!("source `{}` is not one of ui, api, gpc, import, erasure", source.value(i)))
                 })?,
                 actor: actor.value(i).to_string(),
-                event_time: time.value(i),
+                event_time: time.value(i).div_euclid(1000),
             });
         }
         Ok(())

@@ -444,7 +444,7 @@ pub const GENERAL_SKILLS: &[&str] = &[
 ];
 
 /// Seniority levels; the title prefix of each.
-pub const SENIORITY: &[&str] = &["Intern", "Junior", "", "Senior", "Lead", "Director of"];
+pub const SENIORITY: &[&str] = &["Intern", "Junior", "", "Senior", "Lead", "Principal"];
 
 /// The global skill vocabulary: industry skills first (deduplicated), then general ones.
 pub struct SkillTable {

@@ -3,7 +3,7 @@
 //! generator has lost the signal every recommender later depends on.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{TimestampSecondType, UInt64Type};
+use arrow_array::types::{TimestampMillisecondType, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use consentry_policy::Policy;
 use consentry_synth::{NoProgress, SynthConfig, generate};
@@ -45,7 +45,7 @@ fn skills_overlap_beats_popularity_on_held_out_applications() {
         let m = b.column_by_name("member_id").unwrap().as_primitive::<UInt64Type>();
         let j = b.column_by_name("job_id").unwrap().as_primitive::<UInt64Type>();
         let a = b.column_by_name("action").unwrap().as_string::<i32>();
-        let t = b.column_by_name("at").unwrap().as_primitive::<TimestampSecondType>();
+        let t = b.column_by_name("at").unwrap().as_primitive::<TimestampMillisecondType>();
         for i in 0..b.num_rows() {
             if a.value(i) == "apply" {
                 apps.entry(m.value(i)).or_default().push((t.value(i), j.value(i)));
