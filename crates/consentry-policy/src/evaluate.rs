@@ -265,6 +265,48 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The earliest time after `at` at which [`Policy::evaluate`] could answer
+    /// differently with no new events: the member reaching the minimum age, a
+    /// granted notice lapsing, or an event whose time is still ahead. `None`
+    /// when nothing can change. Snapshots use it to refresh only those members
+    /// when time moves on.
+    pub fn next_change(
+        &self,
+        purpose: PurposeId,
+        member: &MemberFacts,
+        events: &[ConsentEvent],
+        at: Timestamp,
+    ) -> Option<Timestamp> {
+        let p = &self.purposes[purpose.index()];
+        let j = &self.jurisdictions[member.jurisdiction.index()];
+        let min_age = i32::from(j.min_age.max(MIN_AGE_FLOOR));
+        let mut next: Option<Timestamp> = None;
+        let mut consider = |t: Timestamp| {
+            if t > at && next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        if let Some(adult) = member.birth_date.with_year(member.birth_date.year() + min_age).or_else(|| {
+            // Born on 29 February: of age on 1 March.
+            NaiveDate::from_ymd_opt(member.birth_date.year() + min_age, 3, 1)
+        }) && let Some(t) = adult.and_hms_opt(0, 0, 0)
+        {
+            consider(t.and_utc().timestamp());
+        }
+        for e in events {
+            consider(e.at);
+            if e.action == Action::Grant
+                && let Some(lapse) = p.notice_lapses_at(e.notice_version)
+                && lapse != Timestamp::MAX
+            {
+                consider(lapse);
+            }
+        }
+        next
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -194,6 +194,25 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Nothing changes between `at` and `next_change`, so snapshots may skip those members.
+    #[test]
+    fn decisions_hold_until_next_change(p in purpose(), code in jurisdiction(), events in history(), at in T1 - 20_000_000..T2 + 40_000_000, birth_days in 5_000i64..12_000, probes in prop::collection::vec(0.0f64..1.0, 1..8)) {
+        let pol = policy();
+        let today = chrono::DateTime::from_timestamp(at, 0).unwrap().date_naive();
+        let m = MemberFacts { jurisdiction: pol.resolve_jurisdiction(code), birth_date: today - chrono::Duration::days(birth_days) };
+        let d = pol.evaluate(p, &m, &events, at);
+        let until = pol.next_change(p, &m, &events, at).unwrap_or(at + 400_000_000);
+        prop_assert!(until > at);
+        for f in probes {
+            let t = at + ((until - at - 1) as f64 * f) as i64;
+            prop_assert_eq!(pol.evaluate(p, &m, &events, t), d, "changed at {} before next_change {}", t, until);
+        }
+    }
+}
+
 #[test]
 fn opt_out_jurisdiction_allows_until_withdrawn() {
     let pol = policy();

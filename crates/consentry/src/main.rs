@@ -21,6 +21,9 @@ struct Cli {
     /// The data directory every command works on.
     #[arg(long, global = true, env = "CONSENTRY_DATA", default_value = "consentry-data", value_name = "DIR")]
     data: PathBuf,
+    /// Put the ledger on PostgreSQL (postgres://user@host/db) instead of SQLite in the data directory.
+    #[arg(long, global = true, env = "CONSENTRY_DATABASE", value_name = "URL")]
+    database: Option<String>,
     /// Print nothing but errors (and the result, with --json).
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -40,15 +43,22 @@ enum Command {
     /// Validate or display a consent policy file.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
+    /// Replace PII in free text by typed placeholders (<EMAIL>, <PERSON_1>), or list spans as JSONL.
+    Redact(cmd::redact::Args),
+    /// The consent ledger: init, import, append, checkpoints, verification, receipts, snapshots.
+    #[command(subcommand)]
+    Ledger(cmd::ledger::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = ui::Ctx::new(cli.data, cli.quiet, cli.json);
+    let ctx = ui::Ctx::new(cli.data, cli.database, cli.quiet, cli.json);
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(&ctx, args),
         Command::Synth(args) => cmd::synth::run(&ctx, args),
         Command::Policy(c) => cmd::policy::run(&ctx, c),
+        Command::Redact(args) => cmd::redact::run(&ctx, args),
+        Command::Ledger(c) => cmd::ledger::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -35,15 +35,16 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
 /// Options every command sees.
 pub struct Ctx {
     pub data: PathBuf,
+    pub database: Option<String>,
     pub quiet: bool,
     pub json: bool,
     pub color: bool,
 }
 
 impl Ctx {
-    pub fn new(data: PathBuf, quiet: bool, json: bool) -> Ctx {
+    pub fn new(data: PathBuf, database: Option<String>, quiet: bool, json: bool) -> Ctx {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Ctx { data, quiet, json, color }
+        Ctx { data, database, quiet, json, color }
     }
 
     /// Human output goes to stdout unless --quiet or --json.

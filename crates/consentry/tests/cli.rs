@@ -109,9 +109,10 @@ fn demo_prints_the_summary() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     for needle in [
-        "[1/3] policy",
-        "[2/3] synthetic network",
-        "[3/3] effective consent",
+        "[1/4] policy",
+        "[2/4] synthetic network",
+        "[3/4] consent ledger",
+        "[4/4] snapshots",
         "job_activity",
         "US-CA",
         "job_recommendations",

@@ -1,13 +1,17 @@
 //! `consentry demo`: the whole pipeline, stage by stage, on a synthetic network.
 
+use super::ledger::{self as ledger_cmd, DB_FILE, ledger_err};
 use super::{POLICY_FILE, init_data_dir, load_policy, synth};
-use crate::ui::{self, Ctx, OK};
+use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
-use consentry_policy::{ConsentEvent, Decision, DenyReason, MemberFacts, Policy};
-use consentry_synth::{ChoiceRow, MemberRow, SynthConfig};
+use consentry_ledger::snapshot::{Snapshot, SnapshotCounts};
+use consentry_policy::DenyReason;
+use consentry_synth::SynthConfig;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::process::ExitCode;
+
+/// Marks a data directory as made by `demo`, so a rerun may replace its ledger.
+const DEMO_MARKER: &str = ".consentry-demo";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,66 +23,13 @@ pub struct Args {
     pub seed: u64,
 }
 
-/// Effective consent for one purpose across all members.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct PurposeCoverage {
-    pub purpose: String,
-    pub members: u64,
-    pub allowed: u64,
-    pub denied: BTreeMap<&'static str, u64>,
-}
-
-/// Evaluates every member × purpose at `at` from the raw consent choices.
-///
-/// `choices` must be grouped by member (the generator writes them that way);
-/// members without a row in `members` are skipped, since nothing is known of them.
-pub fn coverage(policy: &Policy, members: &[MemberRow], choices: &[ChoiceRow], at: i64) -> Vec<PurposeCoverage> {
-    let mut out: Vec<PurposeCoverage> = policy
-        .purposes
-        .iter()
-        .map(|p| PurposeCoverage { purpose: p.key.clone(), members: 0, allowed: 0, denied: BTreeMap::new() })
-        .collect();
-    let mut by_member: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-    let mut i = 0;
-    while i < choices.len() {
-        let id = choices[i].member_id;
-        let start = i;
-        while i < choices.len() && choices[i].member_id == id {
-            i += 1;
-        }
-        by_member.insert(id, (start, i));
-    }
-    let mut events: Vec<ConsentEvent> = Vec::new();
-    for m in members {
-        let facts =
-            MemberFacts { jurisdiction: policy.resolve_jurisdiction(&m.jurisdiction), birth_date: m.birth_date };
-        let rows = by_member.get(&m.member_id).map_or(&choices[0..0], |(s, e)| &choices[*s..*e]);
-        for id in policy.purpose_ids() {
-            let key = &policy.purpose(id).key;
-            events.clear();
-            events.extend(rows.iter().filter(|c| &c.purpose == key).map(|c| ConsentEvent {
-                at: c.event_time,
-                action: c.action,
-                notice_version: c.notice_version,
-                source: c.source,
-            }));
-            let cov = &mut out[id.index()];
-            cov.members += 1;
-            match policy.evaluate(id, &facts, &events, at) {
-                Decision::Allowed(_) => cov.allowed += 1,
-                Decision::Denied(r) => *cov.denied.entry(r.as_str()).or_insert(0) += 1,
-            }
-        }
-    }
-    out
-}
-
 #[derive(Serialize)]
 struct DemoReport {
     data_dir: String,
     policy: PolicyInfo,
     network: consentry_synth::SynthSummary,
-    consent: Vec<PurposeCoverage>,
+    ledger: LedgerInfo,
+    consent: Vec<SnapshotCounts>,
 }
 
 #[derive(Serialize)]
@@ -88,11 +39,44 @@ struct PolicyInfo {
     purposes: usize,
 }
 
+#[derive(Serialize)]
+struct LedgerInfo {
+    backend: &'static str,
+    events: u64,
+    checkpoint_root: String,
+    public_key: String,
+    import: ledger_cmd::ImportReport,
+}
+
+/// Removes a previous demo's ledger, refusing to touch a ledger the demo did not make.
+fn fresh_ledger(ctx: &Ctx) -> anyhow::Result<()> {
+    let marker = ctx.data_path(DEMO_MARKER);
+    let db = ctx.data_path(DB_FILE);
+    if ctx.database.is_some() {
+        return Err(bad_input("the demo runs on the embedded SQLite ledger; drop --database"));
+    }
+    if db.exists() && !marker.exists() {
+        return Err(bad_input(format!(
+            "{} holds a ledger the demo did not create; pass another --data directory",
+            ctx.data.display()
+        )));
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = ctx.data_path(format!("{DB_FILE}{suffix}"));
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing the previous demo's {}", p.display()))?;
+        }
+    }
+    std::fs::write(&marker, "made by `consentry demo`; the demo may replace this directory's ledger\n")
+        .with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     init_data_dir(ctx)?;
     ctx.say(format!("Consentry demo in {}\n", ctx.data.display()));
 
-    ctx.say(format!("[1/3] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
+    ctx.say(format!("[1/4] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
     let policy = load_policy(ctx, None)?;
     ctx.say(format!(
         "      version {}, {} purposes, {} jurisdiction rules — valid\n",
@@ -101,7 +85,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         policy.jurisdictions.len()
     ));
 
-    ctx.say(format!("[2/3] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
+    ctx.say(format!("[2/4] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
     let out = ctx.data_path("network");
     let synth_args = synth::Args {
         members: args.members,
@@ -112,54 +96,38 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     };
     let network = synth::generate(ctx, &synth_args, &out)?;
     if ctx.human() {
-        let mut t = ui::table(&["jurisdiction", "members", "share"]);
-        let mut by: Vec<(&String, &u64)> = network.members_by_jurisdiction.iter().collect();
-        by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let total = network.config.members;
-        let shown = 10;
-        for (j, n) in by.iter().take(shown) {
-            t.add_row(vec![(*j).clone(), ui::thousands(**n), ui::percent(**n, total)]);
-        }
-        let rest: u64 = by.iter().skip(shown).map(|(_, n)| **n).sum();
-        if rest > 0 {
-            t.add_row(vec![format!("{} others", by.len() - shown), ui::thousands(rest), ui::percent(rest, total)]);
-        }
-        ui::align_numbers(&mut t);
-        println!("{t}\n{} members are under 18 and never included.\n", ui::thousands(network.minors));
+        print_jurisdictions(&network);
     }
 
+    ctx.say("[3/4] consent ledger: import, checkpoint, verify");
+    fresh_ledger(ctx)?;
+    ledger_cmd::init_ledger(ctx)?;
+    let ledger = ledger_cmd::open(ctx)?;
+    let import =
+        ledger_cmd::import(ctx, &ledger, &out.join("members.parquet"), &out.join("consent_choices.parquet"), 50_000)?;
+    let sth = ledger.checkpoint().map_err(ledger_err)?;
+    let verification = ledger.verify().map_err(ledger_err)?;
+    if !verification.ok() {
+        anyhow::bail!("the fresh ledger does not verify: {}", verification.problems.join("; "));
+    }
     ctx.say(format!(
-        "[3/3] effective consent on {} (policy {}, opt-in by default)",
-        network.config.as_of, policy.version
+        "      {} events, checkpoint root {}…, signed; `ledger verify` ok\n",
+        ui::thousands(sth.head.tree_size),
+        &hex(&sth.head.root_hash)[..16]
     ));
-    let members = consentry_synth::read_members(&out).context("reading the generated members")?;
-    let choices = consentry_synth::read_consent_choices(&out).context("reading the generated consent choices")?;
-    let consent = coverage(&policy, &members, &choices, network.config.as_of_timestamp());
+
+    let at = network.config.as_of_timestamp();
+    ctx.say(format!("[4/4] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
+    let purposes: Vec<_> = policy.purpose_ids().collect();
+    let snaps =
+        Snapshot::build_many(ledger.store(), ledger.policy(), &purposes, sth.head.tree_size, at, sth.head.root_hash)
+            .map_err(ledger_err)?;
+    let consent: Vec<SnapshotCounts> = snaps.iter().map(Snapshot::counts).collect();
     if ctx.human() {
-        // Only the denial reasons that occur, so the table fits a terminal.
-        let reasons: Vec<&str> = DenyReason::ALL
-            .iter()
-            .map(|r| r.as_str())
-            .filter(|r| consent.iter().any(|c| c.denied.contains_key(r)))
-            .collect();
-        let labels: Vec<String> = reasons.iter().map(|r| format!("denied: {r}")).collect();
-        let mut header = vec!["purpose", "allowed"];
-        header.extend(labels.iter().map(String::as_str));
-        let mut t = ui::table(&header);
-        for c in &consent {
-            let mut row = vec![
-                c.purpose.trim_start_matches("train_ai_system.").to_string(),
-                format!("{} ({})", ui::thousands(c.allowed), ui::percent(c.allowed, c.members)),
-            ];
-            row.extend(reasons.iter().map(|r| ui::thousands(c.denied.get(r).copied().unwrap_or(0))));
-            t.add_row(row);
-        }
-        ui::align_numbers(&mut t);
-        println!("{t}");
+        print_consent(&consent);
         println!(
-            "{} consent events from {} members.",
-            ui::thousands(choices.len() as u64),
-            ui::thousands(members.len() as u64)
+            "\nNext: `consentry ledger receipt --event 1`, `consentry ledger snapshot --purpose {}`, `consentry ledger verify`.",
+            policy.purposes.first().map_or("…", |p| p.key.as_str())
         );
     }
     if ctx.json {
@@ -171,8 +139,59 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
                 purposes: policy.purposes.len(),
             },
             network,
+            ledger: LedgerInfo {
+                backend: ledger.store().backend(),
+                events: sth.head.tree_size,
+                checkpoint_root: hex(&sth.head.root_hash),
+                public_key: ledger.public_key().to_hex(),
+                import,
+            },
             consent,
         })?;
     }
     Ok(OK)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn print_jurisdictions(network: &consentry_synth::SynthSummary) {
+    let mut t = ui::table(&["jurisdiction", "members", "share"]);
+    let mut by: Vec<(&String, &u64)> = network.members_by_jurisdiction.iter().collect();
+    by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let total = network.config.members;
+    let shown = 10;
+    for (j, n) in by.iter().take(shown) {
+        t.add_row(vec![(*j).clone(), ui::thousands(**n), ui::percent(**n, total)]);
+    }
+    let rest: u64 = by.iter().skip(shown).map(|(_, n)| **n).sum();
+    if rest > 0 {
+        t.add_row(vec![format!("{} others", by.len() - shown), ui::thousands(rest), ui::percent(rest, total)]);
+    }
+    ui::align_numbers(&mut t);
+    println!("{t}\n{} members are under 18 and never included.\n", ui::thousands(network.minors));
+}
+
+fn print_consent(consent: &[SnapshotCounts]) {
+    // Only the denial reasons that occur, so the table fits a terminal.
+    let reasons: Vec<&str> = DenyReason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .filter(|r| consent.iter().any(|c| c.denied.contains_key(r)))
+        .collect();
+    let labels: Vec<String> = reasons.iter().map(|r| format!("denied: {r}")).collect();
+    let mut header = vec!["purpose", "allowed"];
+    header.extend(labels.iter().map(String::as_str));
+    let mut t = ui::table(&header);
+    for c in consent {
+        let mut row = vec![
+            c.purpose.trim_start_matches("train_ai_system.").to_string(),
+            format!("{} ({})", ui::thousands(c.allowed), ui::percent(c.allowed, c.members)),
+        ];
+        row.extend(reasons.iter().map(|r| ui::thousands(c.denied.get(r).copied().unwrap_or(0))));
+        t.add_row(row);
+    }
+    ui::align_numbers(&mut t);
+    println!("{t}");
 }

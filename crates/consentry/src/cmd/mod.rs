@@ -1,7 +1,9 @@
 //! One module per verb; shared loading helpers here.
 
 pub mod demo;
+pub mod ledger;
 pub mod policy;
+pub mod redact;
 pub mod synth;
 
 use crate::ui::{Ctx, bad_input};

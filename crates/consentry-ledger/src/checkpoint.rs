@@ -1,0 +1,209 @@
+//! Signed tree heads (checkpoints) and the Ed25519 key that signs them.
+
+use crate::{Hash, LedgerError};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What a checkpoint commits to: the first `tree_size` events, by Merkle root and by chain head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeHead {
+    /// Number of events covered.
+    pub tree_size: u64,
+    /// RFC 9162 Merkle tree hash of those events.
+    #[serde(with = "crate::hexbytes")]
+    pub root_hash: Hash,
+    /// The hash chain's value after the last covered event.
+    #[serde(with = "crate::hexbytes")]
+    pub chain_hash: Hash,
+    /// When the head was signed (Unix seconds, UTC).
+    pub timestamp: i64,
+}
+
+/// A tree head with the ledger's signature over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTreeHead {
+    /// The head.
+    #[serde(flatten)]
+    pub head: TreeHead,
+    /// BLAKE3 of the signing public key: which log signed.
+    #[serde(with = "crate::hexbytes")]
+    pub log_id: Hash,
+    /// Ed25519 signature over [`TreeHead::signed_bytes`].
+    #[serde(with = "crate::hexbytes")]
+    pub signature: [u8; 64],
+}
+
+impl TreeHead {
+    /// The exact bytes that are signed.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + 8 + 32 + 32 + 8);
+        out.extend_from_slice(b"consentry-sth-v1\0");
+        out.extend_from_slice(&self.tree_size.to_be_bytes());
+        out.extend_from_slice(&self.root_hash);
+        out.extend_from_slice(&self.chain_hash);
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out
+    }
+
+    /// BLAKE3 of the signed bytes: a short name for this head (recorded in snapshots and manifests).
+    pub fn digest(&self) -> Hash {
+        *blake3::hash(&self.signed_bytes()).as_bytes()
+    }
+}
+
+/// The ledger's signing key.
+pub struct LogKey {
+    key: SigningKey,
+}
+
+impl LogKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Result<LogKey, LedgerError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| LedgerError::Key(format!("no randomness available: {e}")))?;
+        Ok(LogKey { key: SigningKey::from_bytes(&seed) })
+    }
+
+    /// A key from a 32-byte seed (tests and deterministic demos).
+    pub fn from_seed(seed: [u8; 32]) -> LogKey {
+        LogKey { key: SigningKey::from_bytes(&seed) }
+    }
+
+    /// Reads a key file written by [`LogKey::save`] (hex seed).
+    pub fn load(path: &Path) -> Result<LogKey, LedgerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LedgerError::io(path, e))?;
+        let bytes = hex::decode(text.trim())
+            .map_err(|_| LedgerError::Key(format!("{} is not a hex-encoded Ed25519 seed", path.display())))?;
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| LedgerError::Key(format!("{} must hold 32 bytes (64 hex digits)", path.display())))?;
+        Ok(LogKey::from_seed(seed))
+    }
+
+    /// Writes the secret seed (mode 0600 on Unix); refuses to overwrite.
+    pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path).map_err(|e| LedgerError::io(path, e))?;
+        writeln!(f, "{}", hex::encode(self.key.to_bytes())).map_err(|e| LedgerError::io(path, e))?;
+        f.sync_all().map_err(|e| LedgerError::io(path, e))
+    }
+
+    /// The public half, for verifiers.
+    pub fn public(&self) -> PublicKey {
+        PublicKey { key: self.key.verifying_key() }
+    }
+
+    /// Signs a tree head.
+    pub fn sign(&self, head: TreeHead) -> SignedTreeHead {
+        let signature = self.key.sign(&head.signed_bytes()).to_bytes();
+        SignedTreeHead { head, log_id: self.public().log_id(), signature }
+    }
+
+    /// Signs arbitrary bytes under a domain label (used for receipts).
+    pub fn sign_labelled(&self, label: &str, bytes: &[u8]) -> [u8; 64] {
+        self.key.sign(&labelled(label, bytes)).to_bytes()
+    }
+}
+
+fn labelled(label: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(label.len() + 1 + bytes.len());
+    msg.extend_from_slice(label.as_bytes());
+    msg.push(0);
+    msg.extend_from_slice(bytes);
+    msg
+}
+
+/// The ledger's public key: all a verifier needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+}
+
+impl PublicKey {
+    /// Parses a hex-encoded 32-byte public key (the format of `ledger.pub`).
+    pub fn from_hex(text: &str) -> Result<PublicKey, LedgerError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| LedgerError::Key("the public key is not hex".into()))?;
+        let raw: [u8; 32] =
+            bytes.try_into().map_err(|_| LedgerError::Key("the public key must be 32 bytes (64 hex digits)".into()))?;
+        let key =
+            VerifyingKey::from_bytes(&raw).map_err(|e| LedgerError::Key(format!("not an Ed25519 public key: {e}")))?;
+        Ok(PublicKey { key })
+    }
+
+    /// Reads a public key file.
+    pub fn load(path: &Path) -> Result<PublicKey, LedgerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LedgerError::io(path, e))?;
+        PublicKey::from_hex(&text).map_err(|e| LedgerError::Key(format!("{}: {e}", path.display())))
+    }
+
+    /// Hex form, as written to `ledger.pub`.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.key.to_bytes())
+    }
+
+    /// BLAKE3 of the key bytes.
+    pub fn log_id(&self) -> Hash {
+        *blake3::hash(self.key.as_bytes()).as_bytes()
+    }
+
+    /// True when `sth` was signed by this key and names this log.
+    pub fn verify(&self, sth: &SignedTreeHead) -> bool {
+        sth.log_id == self.log_id()
+            && self.key.verify(&sth.head.signed_bytes(), &Signature::from_bytes(&sth.signature)).is_ok()
+    }
+
+    /// Checks a signature made by [`LogKey::sign_labelled`].
+    pub fn verify_labelled(&self, label: &str, bytes: &[u8], signature: &[u8; 64]) -> bool {
+        self.key.verify(&labelled(label, bytes), &Signature::from_bytes(signature)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> TreeHead {
+        TreeHead { tree_size: 3, root_hash: [1; 32], chain_hash: [2; 32], timestamp: 1_700_000_000 }
+    }
+
+    #[test]
+    fn signatures_verify_and_bind_every_field() {
+        let k = LogKey::from_seed([7; 32]);
+        let sth = k.sign(head());
+        assert!(k.public().verify(&sth));
+        let mut bad = sth.clone();
+        bad.head.tree_size = 4;
+        assert!(!k.public().verify(&bad));
+        let mut bad = sth.clone();
+        bad.head.chain_hash[0] ^= 1;
+        assert!(!k.public().verify(&bad));
+        let other = LogKey::from_seed([8; 32]);
+        assert!(!other.public().verify(&sth));
+    }
+
+    #[test]
+    fn keys_round_trip_through_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let k = LogKey::generate().unwrap();
+        k.save(&path).unwrap();
+        assert!(k.save(&path).is_err(), "must not overwrite a key");
+        let back = LogKey::load(&path).unwrap();
+        assert_eq!(back.public(), k.public());
+        assert_eq!(PublicKey::from_hex(&k.public().to_hex()).unwrap(), k.public());
+        assert!(PublicKey::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn sth_json_round_trips() {
+        let sth = LogKey::from_seed([7; 32]).sign(head());
+        let json = serde_json::to_string(&sth).unwrap();
+        let back: SignedTreeHead = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, sth);
+    }
+}

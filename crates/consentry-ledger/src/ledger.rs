@@ -1,0 +1,319 @@
+//! The ledger proper: validation against the policy, appends, the Merkle
+//! tree kept in step with the store, checkpoints, proofs and verification.
+
+use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
+use crate::event::{NewEvent, chain_hash};
+use crate::merkle::Tree;
+use crate::store::{Appended, Store};
+use crate::{Hash, LedgerError};
+use consentry_policy::Policy;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// Tunables of a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// A checkpoint is signed whenever the log crosses a multiple of this many events (0: only on demand).
+    pub checkpoint_every: u64,
+    /// How far in the future (seconds) an event time may be, to allow for clock skew.
+    pub max_clock_skew: i64,
+    /// The organisation named as controller in receipts.
+    pub controller: String,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> LedgerOptions {
+        LedgerOptions { checkpoint_every: 10_000, max_clock_skew: 300, controller: String::new() }
+    }
+}
+
+/// The outcome of [`Ledger::verify`].
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verification {
+    /// Events read.
+    pub events: u64,
+    /// Checkpoints checked.
+    pub checkpoints: usize,
+    /// The first sequence number that is wrong, if any.
+    pub first_bad_seq: Option<u64>,
+    /// Every problem found, in log order.
+    pub problems: Vec<String>,
+}
+
+impl Verification {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// A consent ledger over some store.
+pub struct Ledger {
+    store: Box<dyn Store>,
+    policy: Policy,
+    key: LogKey,
+    opts: LedgerOptions,
+    tree: Mutex<Tree>,
+}
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Ledger {
+    /// A ledger over `store`, validating against `policy` and signing with `key`.
+    pub fn new(store: Box<dyn Store>, policy: Policy, key: LogKey, opts: LedgerOptions) -> Ledger {
+        let mut opts = opts;
+        if opts.controller.is_empty() {
+            opts.controller = policy.controller.clone();
+        }
+        Ledger { store, policy, key, opts, tree: Mutex::new(Tree::new()) }
+    }
+
+    /// The storage backend.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The policy events are validated against.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &LedgerOptions {
+        &self.opts
+    }
+
+    /// The public key verifiers need.
+    pub fn public_key(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    pub(crate) fn key(&self) -> &LogKey {
+        &self.key
+    }
+
+    /// Refuses a batch that names an unknown purpose or notice version, has an
+    /// event time in the future, or fields too long to encode.
+    pub fn validate(&self, batch: &[NewEvent], now: i64) -> Result<(), LedgerError> {
+        for (index, e) in batch.iter().enumerate() {
+            let reject = |reason: String| LedgerError::Rejected { index, reason };
+            let Some(pid) = self.policy.purpose_id(&e.purpose) else {
+                let known: Vec<&str> = self.policy.purposes.iter().map(|p| p.key.as_str()).collect();
+                return Err(reject(format!(
+                    "unknown purpose `{}`; the policy declares {}",
+                    e.purpose,
+                    known.join(", ")
+                )));
+            };
+            let p = self.policy.purpose(pid);
+            if p.notice_lapses_at(e.notice_version).is_none() {
+                let versions: Vec<String> = p.notices.iter().map(|n| n.version.to_string()).collect();
+                return Err(reject(format!(
+                    "purpose `{}` has no notice version {}; it has {}",
+                    e.purpose,
+                    e.notice_version,
+                    versions.join(", ")
+                )));
+            }
+            if e.action == consentry_policy::Action::Grant
+                && let Some(n) = p.notices.iter().find(|n| n.version == e.notice_version)
+                && e.event_time < n.effective
+            {
+                return Err(reject(format!(
+                    "a grant at {} under notice version {} of `{}`, which only takes effect at {}",
+                    e.event_time, n.version, e.purpose, n.effective
+                )));
+            }
+            if e.event_time > now + self.opts.max_clock_skew {
+                return Err(reject(format!(
+                    "event time {} is in the future (now is {now}); record events when they happen",
+                    e.event_time
+                )));
+            }
+            if e.idempotency_key.is_empty() {
+                return Err(reject("the idempotency key is empty".into()));
+            }
+            e.check_encodable().map_err(|err| reject(err.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Validates and appends a batch atomically; returns one result per event.
+    pub fn append(&self, batch: Vec<NewEvent>) -> Result<Vec<Appended>, LedgerError> {
+        self.append_at(batch, now())
+    }
+
+    /// [`Ledger::append`] with an explicit clock, for imports and tests.
+    ///
+    /// When the append crosses a multiple of `checkpoint_every`, a checkpoint
+    /// is signed. The events are committed before that: a failed checkpoint
+    /// does not fail the append (the next crossing, or `checkpoint`, makes it).
+    pub fn append_at(&self, batch: Vec<NewEvent>, now: i64) -> Result<Vec<Appended>, LedgerError> {
+        self.validate(&batch, now)?;
+        let out = self.store.append(batch, now)?;
+        let fresh = out.iter().filter(|a| !a.duplicate).map(|a| a.event.seq);
+        if let (Some(first), Some(last)) = (fresh.clone().min(), fresh.max()) {
+            let every = self.opts.checkpoint_every;
+            if every > 0 && last / every > (first - 1) / every {
+                let _ = self.checkpoint_at(now);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tree brought up to date with the store (other processes may have appended).
+    fn tree(&self) -> Result<MutexGuard<'_, Tree>, LedgerError> {
+        let mut tree = self.tree.lock().map_err(|_| LedgerError::WriterGone("tree lock poisoned".into()))?;
+        let len = self.store.len()?;
+        if tree.len() < len {
+            for h in self.store.leaf_hashes(tree.len() + 1, len)? {
+                tree.push(h);
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Signs and stores a checkpoint of the whole log now.
+    pub fn checkpoint(&self) -> Result<SignedTreeHead, LedgerError> {
+        self.checkpoint_at(now())
+    }
+
+    fn checkpoint_at(&self, timestamp: i64) -> Result<SignedTreeHead, LedgerError> {
+        let tree = self.tree()?;
+        let size = tree.len();
+        let root = tree.root(size).ok_or_else(|| LedgerError::Corrupt("tree shorter than log".into()))?;
+        // Never sign a history that does not extend what was signed before.
+        if let Some(last) = self.store.checkpoints()?.pop()
+            && tree.root(last.head.tree_size) != Some(last.head.root_hash)
+        {
+            return Err(LedgerError::Tampered(format!(
+                "the log no longer extends the checkpoint of {} events; run `ledger verify`",
+                last.head.tree_size
+            )));
+        }
+        drop(tree);
+        let chain = match size {
+            0 => [0; 32],
+            s => self.store.event(s)?.ok_or_else(|| LedgerError::Corrupt(format!("event {s} vanished")))?.chain_hash,
+        };
+        let sth = self.key.sign(TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
+        self.store.put_checkpoint(&sth)?;
+        Ok(sth)
+    }
+
+    /// The newest stored checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<SignedTreeHead>, LedgerError> {
+        Ok(self.store.checkpoints()?.pop())
+    }
+
+    /// The first (oldest) checkpoint that covers `seq`, so receipts stay stable; makes one if none does yet.
+    pub fn checkpoint_covering(&self, seq: u64) -> Result<SignedTreeHead, LedgerError> {
+        match self.store.checkpoints()?.into_iter().find(|c| c.head.tree_size >= seq) {
+            Some(c) => Ok(c),
+            None => self.checkpoint(),
+        }
+    }
+
+    /// Inclusion proof of event `seq` in the tree of `tree_size` events.
+    pub fn inclusion_proof(&self, seq: u64, tree_size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if seq == 0 {
+            return Err(LedgerError::Invalid("sequence numbers start at 1".into()));
+        }
+        self.tree()?
+            .inclusion_proof(seq - 1, tree_size)
+            .ok_or_else(|| LedgerError::NotFound(format!("event {seq} is not in a tree of {tree_size} events")))
+    }
+
+    /// Consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.tree()?
+            .consistency_proof(first, second)
+            .ok_or_else(|| LedgerError::NotFound(format!("no consistency proof from {first} to {second} events")))
+    }
+
+    /// The Merkle root of the first `size` events.
+    pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
+        self.tree()?.root(size).ok_or_else(|| LedgerError::NotFound(format!("the log has fewer than {size} events")))
+    }
+
+    /// Rebuilds everything from the stored events: sequence, leaf hashes, chain,
+    /// tree, and every checkpoint's root, chain head and signature.
+    pub fn verify(&self) -> Result<Verification, LedgerError> {
+        let checkpoints = self.store.checkpoints()?;
+        let sizes: BTreeMap<u64, ()> = checkpoints.iter().map(|c| (c.head.tree_size, ())).collect();
+        let mut chain_at: BTreeMap<u64, Hash> = BTreeMap::new();
+        let mut problems: Vec<(u64, String)> = Vec::new();
+        let mut tree = Tree::new();
+        let mut expected = 1u64;
+        let mut chain = [0u8; 32];
+        self.store.scan(1, u64::MAX, &mut |s| {
+            let seq = s.event.seq;
+            if seq != expected {
+                problems.push((expected, format!("event {expected} is missing or out of place (found {seq} there)")));
+                expected = seq;
+            }
+            let leaf = s.event.leaf_hash()?;
+            if leaf != s.leaf_hash {
+                problems.push((
+                    seq,
+                    format!("event {seq} was changed after it was written (its leaf hash does not match)"),
+                ));
+            }
+            chain = chain_hash(&chain, &leaf);
+            if chain != s.chain_hash {
+                problems.push((seq, format!("the hash chain breaks at event {seq}")));
+                chain = s.chain_hash;
+            }
+            tree.push(leaf);
+            if sizes.contains_key(&tree.len()) {
+                chain_at.insert(tree.len(), chain);
+            }
+            expected += 1;
+            Ok(())
+        })?;
+        let events = tree.len();
+        let public = self.key.public();
+        let mut previous_size = 0;
+        for c in &checkpoints {
+            let size = c.head.tree_size;
+            if !public.verify(c) {
+                problems.push((previous_size + 1, format!("checkpoint at {size} events has a bad signature")));
+            }
+            match tree.root(size) {
+                None => problems.push((
+                    events + 1,
+                    format!("checkpoint at {size} events, but only {events} remain: events were removed"),
+                )),
+                Some(root) if root != c.head.root_hash || chain_at.get(&size) != Some(&c.head.chain_hash) => {
+                    // Point at the first event the per-event checks caught in this range, if any.
+                    let first = problems
+                        .iter()
+                        .map(|(s, _)| *s)
+                        .filter(|s| (previous_size + 1..=size).contains(s))
+                        .min()
+                        .unwrap_or(previous_size + 1);
+                    problems.push((
+                        first,
+                        format!(
+                            "checkpoint at {size} events does not match the log: events {}..={size} were rewritten",
+                            previous_size + 1
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            previous_size = size;
+        }
+        problems.sort_by_key(|(s, _)| *s);
+        Ok(Verification {
+            events,
+            checkpoints: checkpoints.len(),
+            first_bad_seq: problems.first().map(|(s, _)| *s),
+            problems: problems.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! The consent ledger: the single source of truth for consent.
+//!
+//! An append-only log of consent events, hash-chained and covered by an
+//! RFC 9162 Merkle tree whose heads are signed with Ed25519 (checkpoints).
+//! Members get receipts (an event plus its inclusion proof and a signed head)
+//! that verify offline; anyone holding a checkpoint detects a rewrite through
+//! a consistency proof. Storage is a trait with two backends run by one test
+//! suite: SQLite (embedded default, group commit) and PostgreSQL (several
+//! processes, one gap-free chain). Snapshots turn the log into roaring
+//! bitmaps of members allowed per purpose.
+
+pub mod checkpoint;
+pub mod event;
+mod ledger;
+pub mod merkle;
+pub mod postgres;
+pub mod receipt;
+pub mod snapshot;
+pub mod sqlite;
+pub mod store;
+
+pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
+pub use event::{Event, NewEvent, StoredEvent};
+pub use ledger::{Ledger, LedgerOptions, Verification};
+pub use store::{Appended, MemberRecord, Store};
+
+use std::path::{Path, PathBuf};
+
+/// A 32-byte BLAKE3 digest.
+pub type Hash = [u8; 32];
+
+/// What went wrong in the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The input is malformed (a field too long, a bad flag value).
+    #[error("{0}")]
+    Invalid(String),
+    /// A batch was refused; nothing of it was written.
+    #[error("event {index} of the batch was refused: {reason}")]
+    Rejected {
+        /// 0-based position of the first bad event in the batch.
+        index: usize,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// Something asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The stored log does not match its hashes or signatures.
+    #[error("the ledger was tampered with: {0}")]
+    Tampered(String),
+    /// A key file is missing or malformed.
+    #[error("signing key: {0}")]
+    Key(String),
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Parquet or Arrow failed while exporting.
+    #[error("parquet: {0}")]
+    Parquet(String),
+    /// The store holds a value this version cannot read (a newer schema, or corruption).
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The background writer stopped (the process is shutting down or it hit an I/O error).
+    #[error("the ledger writer stopped: {0}")]
+    WriterGone(String),
+}
+
+impl LedgerError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> LedgerError {
+        LedgerError::Io { path: path.to_path_buf(), source }
+    }
+
+    /// True when the caller's input is at fault (exit code 2 in the CLI).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            LedgerError::Invalid(_) | LedgerError::Rejected { .. } | LedgerError::NotFound(_) | LedgerError::Key(_)
+        )
+    }
+}
+
+/// Serde helpers: fixed-size byte arrays as lowercase hex.
+pub(crate) mod hexbytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        let s = String::deserialize(d)?;
+        let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
+        v.try_into().map_err(|_| serde::de::Error::custom(format!("expected {N} bytes of hex")))
+    }
+
+    /// A list of hashes as hex strings.
+    pub mod list {
+        use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+
+        pub fn serialize<S: Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(v.len()))?;
+            for h in v {
+                seq.serialize_element(&hex::encode(h))?;
+            }
+            seq.end()
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+            let v: Vec<String> = Vec::deserialize(d)?;
+            v.iter()
+                .map(|s| {
+                    let b = hex::decode(s).map_err(serde::de::Error::custom)?;
+                    b.try_into().map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
+                })
+                .collect()
+        }
+    }
+}

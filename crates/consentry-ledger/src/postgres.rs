@@ -1,0 +1,781 @@
+//! PostgreSQL backend: for services where several processes share one ledger.
+//!
+//! Every append runs in one transaction that first takes a transaction-scoped
+//! advisory lock, so sequence assignment is serialised across processes and
+//! the chain never forks: the holder reads the chain head, looks up the
+//! batch's idempotency keys, extends the chain with [`prepare_rows`] and
+//! inserts, then commits (releasing the lock). Conflicts that can still occur
+//! (a writer that bypasses the lock, deadlocks, serialisation failures) make
+//! the whole transaction retry a bounded number of times. Commits are durable
+//! (`synchronous_commit = on` is forced on every session).
+//!
+//! The tables mirror the SQLite backend's. Only plain (non-TLS) connections
+//! are supported.
+
+use crate::event::{Event, NewEvent, StoredEvent, action_from_code, action_to_code, source_from_code, source_to_code};
+use crate::store::{Appended, MemberRecord, Store, prepare_rows};
+use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
+use ::postgres::binary_copy::BinaryCopyInWriter;
+use ::postgres::error::SqlState;
+use ::postgres::fallible_iterator::FallibleIterator;
+use ::postgres::types::{ToSql, Type};
+use ::postgres::{Client, IsolationLevel, NoTls, Row, Statement};
+use chrono::NaiveDate;
+use consentry_policy::ConsentEvent;
+use std::collections::{HashMap, HashSet};
+use std::io::BufRead;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Key of the advisory lock that serialises appends ("CONSENTR" in ASCII).
+const APPEND_LOCK: i64 = 0x434f_4e53_454e_5452;
+
+/// Key of the advisory lock that serialises schema creation.
+const SCHEMA_LOCK: i64 = APPEND_LOCK + 1;
+
+/// How often a conflicting append transaction is retried before giving up.
+const MAX_ATTEMPTS: u32 = 12;
+
+/// Rows per INSERT statement (bounds the size of one bind message).
+const INSERT_CHUNK: usize = 20_000;
+
+/// Batches of at least this many new rows are written with binary COPY instead of INSERT.
+const COPY_THRESHOLD: usize = 512;
+
+/// Column types of `events`, in table order, for binary COPY.
+const EVENT_TYPES: [Type; 12] = [
+    Type::INT8,
+    Type::INT8,
+    Type::INT4,
+    Type::INT2,
+    Type::INT8,
+    Type::INT2,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::BYTEA,
+];
+
+/// Rows fetched per round trip when scanning whole events.
+const FETCH_ROWS: i32 = 10_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS purposes (id SERIAL PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS events (
+    seq BIGINT PRIMARY KEY,
+    member_id BIGINT NOT NULL,
+    purpose_id INTEGER NOT NULL,
+    action SMALLINT NOT NULL,
+    notice_version BIGINT NOT NULL,
+    source SMALLINT NOT NULL,
+    actor TEXT NOT NULL,
+    event_time BIGINT NOT NULL,
+    recorded_time BIGINT NOT NULL,
+    idem_key TEXT NOT NULL UNIQUE,
+    leaf_hash BYTEA NOT NULL,
+    chain_hash BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size BIGINT PRIMARY KEY,
+    root_hash BYTEA NOT NULL,
+    chain_hash BYTEA NOT NULL,
+    timestamp BIGINT NOT NULL,
+    log_id BYTEA NOT NULL,
+    signature BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    member_id BIGINT PRIMARY KEY,
+    jurisdiction TEXT NOT NULL,
+    birth_date DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+const SELECT_EVENTS: &str = "SELECT e.seq, e.member_id, p.key, e.action, e.notice_version, e.source, e.actor,
+        e.event_time, e.recorded_time, e.idem_key, e.leaf_hash, e.chain_hash
+     FROM events e LEFT JOIN purposes p ON p.id = e.purpose_id";
+
+/// The writer session with its prepared statements and the purpose ids it has seen committed.
+struct Writer {
+    client: Client,
+    lock: Statement,
+    last: Statement,
+    find: Statement,
+    ensure_purposes: Statement,
+    purpose_ids: Statement,
+    insert: Statement,
+    /// Purpose key → id; only ids from committed transactions (ids are never reused).
+    purposes: HashMap<String, i32>,
+}
+
+impl Writer {
+    fn connect(url: &str) -> Result<Writer, LedgerError> {
+        let mut client = connect(url, "consentry-ledger-writer")?;
+        let lock = client.prepare("SELECT pg_advisory_xact_lock($1)")?;
+        let last = client.prepare("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1")?;
+        let find = client.prepare(&format!("{SELECT_EVENTS} WHERE e.idem_key = ANY($1::text[])"))?;
+        let ensure_purposes =
+            client.prepare("INSERT INTO purposes (key) SELECT unnest($1::text[]) ON CONFLICT (key) DO NOTHING")?;
+        let purpose_ids = client.prepare("SELECT id, key FROM purposes WHERE key = ANY($1::text[])")?;
+        let insert = client.prepare(
+            "INSERT INTO events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
+                                 recorded_time, idem_key, leaf_hash, chain_hash)
+             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::int2[], $5::int8[], $6::int2[], $7::text[],
+                                  $8::int8[], $9::int8[], $10::text[], $11::bytea[], $12::bytea[])",
+        )?;
+        Ok(Writer { client, lock, last, find, ensure_purposes, purpose_ids, insert, purposes: HashMap::new() })
+    }
+
+    /// One attempt at appending `batch`: a single transaction under the advisory lock.
+    fn try_append(&mut self, batch: &[NewEvent], recorded_time: i64) -> Result<Vec<Appended>, LedgerError> {
+        let mut tx = self.client.transaction()?;
+        tx.execute(&self.lock, &[&APPEND_LOCK])?;
+        let (last_seq, last_chain): (u64, Hash) = match tx.query_opt(&self.last, &[])? {
+            Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
+            None => (0, [0; 32]),
+        };
+        let keys: Vec<&str> = batch.iter().map(|e| e.idempotency_key.as_str()).collect();
+        let mut existing = HashMap::new();
+        for row in tx.query(&self.find, &[&keys])? {
+            let s = row_to_stored(&row)?;
+            existing.insert(
+                s.event.body.idempotency_key.clone(),
+                Appended { event: s.event, chain_hash: s.chain_hash, duplicate: true },
+            );
+        }
+        let prepared = prepare_rows(batch, recorded_time, last_seq, last_chain, &existing)?;
+        if prepared.rows.is_empty() {
+            tx.commit()?;
+            return Ok(prepared.finish());
+        }
+        let mut missing: Vec<&str> = Vec::new();
+        for (e, _, _) in &prepared.rows {
+            let k = e.body.purpose.as_str();
+            if !self.purposes.contains_key(k) && !missing.contains(&k) {
+                missing.push(k);
+            }
+        }
+        let mut fresh: HashMap<String, i32> = HashMap::new();
+        if !missing.is_empty() {
+            tx.execute(&self.ensure_purposes, &[&missing])?;
+            for row in tx.query(&self.purpose_ids, &[&missing])? {
+                fresh.insert(row.try_get(1)?, row.try_get(0)?);
+            }
+        }
+        if prepared.rows.len() >= COPY_THRESHOLD {
+            // Big batches: binary COPY, the fastest way into a table.
+            let sink = tx.copy_in(
+                "COPY events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
+                              recorded_time, idem_key, leaf_hash, chain_hash) FROM STDIN (FORMAT binary)",
+            )?;
+            let mut w = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
+            for (e, l, c) in &prepared.rows {
+                let b = &e.body;
+                let id = self.purposes.get(&b.purpose).or_else(|| fresh.get(&b.purpose)).copied().ok_or_else(|| {
+                    LedgerError::Corrupt(format!("purpose `{}` has no id after insertion", b.purpose))
+                })?;
+                w.write(&[
+                    &(e.seq as i64),
+                    &(b.member_id as i64),
+                    &id,
+                    &(action_to_code(b.action) as i16),
+                    &i64::from(b.notice_version),
+                    &(source_to_code(b.source) as i16),
+                    &b.actor,
+                    &b.event_time,
+                    &e.recorded_time,
+                    &b.idempotency_key,
+                    &&l[..],
+                    &&c[..],
+                ])?;
+            }
+            w.finish()?;
+            tx.commit()?;
+            self.purposes.extend(fresh);
+            return Ok(prepared.finish());
+        }
+        for chunk in prepared.rows.chunks(INSERT_CHUNK) {
+            let n = chunk.len();
+            let (mut seq, mut member, mut pid, mut action, mut notice, mut source) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            let (mut actor, mut event_time, mut recorded, mut idem, mut leaf, mut chain) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for (e, l, c) in chunk {
+                let b = &e.body;
+                let id = self.purposes.get(&b.purpose).or_else(|| fresh.get(&b.purpose)).copied().ok_or_else(|| {
+                    LedgerError::Corrupt(format!("purpose `{}` has no id after insertion", b.purpose))
+                })?;
+                seq.push(e.seq as i64);
+                member.push(b.member_id as i64);
+                pid.push(id);
+                action.push(action_to_code(b.action) as i16);
+                notice.push(i64::from(b.notice_version));
+                source.push(source_to_code(b.source) as i16);
+                actor.push(b.actor.as_str());
+                event_time.push(b.event_time);
+                recorded.push(e.recorded_time);
+                idem.push(b.idempotency_key.as_str());
+                leaf.push(&l[..]);
+                chain.push(&c[..]);
+            }
+            let params: [&(dyn ToSql + Sync); 12] =
+                [&seq, &member, &pid, &action, &notice, &source, &actor, &event_time, &recorded, &idem, &leaf, &chain];
+            tx.execute(&self.insert, &params)?;
+        }
+        tx.commit()?;
+        self.purposes.extend(fresh);
+        Ok(prepared.finish())
+    }
+}
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    url: String,
+    writer: Mutex<Option<Writer>>,
+    reader: Mutex<Option<Client>>,
+}
+
+fn connect(url: &str, application: &str) -> Result<Client, LedgerError> {
+    let mut config: ::postgres::Config =
+        url.parse().map_err(|e| LedgerError::Invalid(format!("bad PostgreSQL connection string: {e}")))?;
+    if config.get_application_name().is_none() {
+        config.application_name(application);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(30));
+    }
+    let mut client = config.connect(NoTls)?;
+    // Durable commits whatever the server's default: an acknowledged event must survive a crash.
+    client.batch_execute("SET synchronous_commit TO on")?;
+    Ok(client)
+}
+
+fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
+    v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+fn seq_col(v: i64) -> Result<u64, LedgerError> {
+    u64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("negative sequence number {v}")))
+}
+
+/// Clamps a sequence bound to what a BIGINT holds.
+fn bound(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn row_to_stored(r: &Row) -> Result<StoredEvent, LedgerError> {
+    let seq: i64 = r.try_get(0)?;
+    let corrupt = |what: &str| LedgerError::Corrupt(format!("event {seq}: {what}"));
+    let member: i64 = r.try_get(1)?;
+    let purpose: Option<String> = r.try_get(2)?;
+    let action: i16 = r.try_get(3)?;
+    let notice: i64 = r.try_get(4)?;
+    let source: i16 = r.try_get(5)?;
+    Ok(StoredEvent {
+        event: Event {
+            seq: seq as u64,
+            recorded_time: r.try_get(8)?,
+            body: NewEvent {
+                member_id: member as u64,
+                purpose: purpose.ok_or_else(|| corrupt("unknown purpose id"))?,
+                action: action_from_code(i64::from(action)).ok_or_else(|| corrupt("unknown action code"))?,
+                notice_version: u32::try_from(notice).map_err(|_| corrupt("notice version out of range"))?,
+                source: source_from_code(i64::from(source)).ok_or_else(|| corrupt("unknown source code"))?,
+                actor: r.try_get(6)?,
+                event_time: r.try_get(7)?,
+                idempotency_key: r.try_get(9)?,
+            },
+        },
+        leaf_hash: hash_col(r.try_get(10)?, "leaf_hash")?,
+        chain_hash: hash_col(r.try_get(11)?, "chain_hash")?,
+    })
+}
+
+fn row_to_sth(r: &Row) -> Result<SignedTreeHead, LedgerError> {
+    let size: i64 = r.try_get(0)?;
+    let sig: Vec<u8> = r.try_get(5)?;
+    Ok(SignedTreeHead {
+        head: TreeHead {
+            tree_size: seq_col(size)?,
+            root_hash: hash_col(r.try_get(1)?, "checkpoint root")?,
+            chain_hash: hash_col(r.try_get(2)?, "checkpoint chain")?,
+            timestamp: r.try_get(3)?,
+        },
+        log_id: hash_col(r.try_get(4)?, "checkpoint log id")?,
+        signature: sig.try_into().map_err(|_| LedgerError::Corrupt("checkpoint signature is not 64 bytes".into()))?,
+    })
+}
+
+fn parse_date(s: &str, id: i64) -> Result<NaiveDate, LedgerError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| LedgerError::Corrupt(format!("member {id}: bad birth date {s:?}")))
+}
+
+fn member_from_row(r: &Row) -> Result<MemberRecord, LedgerError> {
+    let id: i64 = r.try_get(0)?;
+    let d: String = r.try_get(2)?;
+    Ok(MemberRecord { member_id: id as u64, jurisdiction: r.try_get(1)?, birth_date: parse_date(&d, id)? })
+}
+
+/// True for errors after which re-running the whole append transaction can succeed.
+fn retryable(e: &LedgerError) -> bool {
+    let LedgerError::Postgres(e) = e else { return false };
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+            || *c == SqlState::LOCK_NOT_AVAILABLE
+    )
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and creates the tables if missing.
+    pub fn connect(url: &str) -> Result<PgStore, LedgerError> {
+        let mut client = connect(url, "consentry-ledger")?;
+        // Several processes may start at once: create the schema under a lock.
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+        tx.batch_execute(SCHEMA)?;
+        tx.commit()?;
+        let writer = Writer::connect(url)?;
+        Ok(PgStore { url: url.to_string(), writer: Mutex::new(Some(writer)), reader: Mutex::new(Some(client)) })
+    }
+
+    /// The connection string this store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The reader session, reconnecting if the server closed it.
+    fn read(&self) -> Result<MutexGuard<'_, Option<Client>>, LedgerError> {
+        let mut g = self.reader.lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?;
+        if g.as_ref().is_none_or(|c| c.is_closed()) {
+            *g = None;
+            *g = Some(connect(&self.url, "consentry-ledger")?);
+        }
+        Ok(g)
+    }
+
+    /// Runs `f` on the reader session.
+    fn with_reader<R>(&self, f: impl FnOnce(&mut Client) -> Result<R, LedgerError>) -> Result<R, LedgerError> {
+        let mut g = self.read()?;
+        let client = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no reader connection".into()))?;
+        f(client)
+    }
+}
+
+/// Reads the binary COPY stream of six integer columns, calling `f` per row.
+///
+/// Format: an 11-byte signature, flags (i32), a header extension (i32 length +
+/// bytes), then per tuple an i16 field count (-1 ends the stream) and per field
+/// an i32 length (-1 for NULL) followed by the value in network byte order.
+fn read_copy_ints<R: BufRead>(
+    mut reader: R,
+    mut f: impl FnMut([i64; 6]) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+    let io = |e: std::io::Error| LedgerError::Corrupt(format!("reading the COPY stream: {e}"));
+    let bad = |what: &str| LedgerError::Corrupt(format!("malformed COPY stream: {what}"));
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut pos = 0usize;
+    let mut header_done = false;
+    let mut eof = false;
+    loop {
+        // Parse everything complete in buf[pos..].
+        loop {
+            let rest = &buf[pos..];
+            if !header_done {
+                if rest.len() < 19 {
+                    break;
+                }
+                if &rest[..11] != SIGNATURE {
+                    return Err(bad("bad signature"));
+                }
+                let ext = u32::from_be_bytes([rest[15], rest[16], rest[17], rest[18]]) as usize;
+                if rest.len() < 19 + ext {
+                    break;
+                }
+                pos += 19 + ext;
+                header_done = true;
+                continue;
+            }
+            if rest.len() < 2 {
+                break;
+            }
+            let fields = i16::from_be_bytes([rest[0], rest[1]]);
+            if fields == -1 {
+                return Ok(());
+            }
+            if fields != 6 {
+                return Err(bad("unexpected field count"));
+            }
+            let mut at = 2usize;
+            let mut out = [0i64; 6];
+            let mut complete = true;
+            for v in &mut out {
+                if rest.len() < at + 4 {
+                    complete = false;
+                    break;
+                }
+                let len = i32::from_be_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+                at += 4;
+                let len = usize::try_from(len).map_err(|_| bad("NULL in a NOT NULL column"))?;
+                if rest.len() < at + len {
+                    complete = false;
+                    break;
+                }
+                let b = &rest[at..at + len];
+                *v = match len {
+                    2 => i64::from(i16::from_be_bytes([b[0], b[1]])),
+                    4 => i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+                    8 => i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+                    _ => return Err(bad("unexpected integer width")),
+                };
+                at += len;
+            }
+            if !complete {
+                break;
+            }
+            pos += at;
+            f(out)?;
+        }
+        if eof {
+            return Err(bad("the stream ended without a trailer"));
+        }
+        // Refill: drop what was parsed, append the next chunk.
+        buf.drain(..pos);
+        pos = 0;
+        let chunk = reader.fill_buf().map_err(io)?;
+        if chunk.is_empty() {
+            eof = true;
+        } else {
+            let n = chunk.len();
+            buf.extend_from_slice(chunk);
+            reader.consume(n);
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn append(&self, batch: Vec<NewEvent>, recorded_time: i64) -> Result<Vec<Appended>, LedgerError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
+        let mut attempt = 0u32;
+        loop {
+            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
+                *g = None;
+                *g = Some(Writer::connect(&self.url)?);
+            }
+            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
+            match w.try_append(&batch, recorded_time) {
+                Ok(out) => return Ok(out),
+                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    // Back off a little, more each time, so racing writers spread out.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn len(&self) -> Result<u64, LedgerError> {
+        self.with_reader(|c| {
+            let n: i64 = c.query_one("SELECT COALESCE(MAX(seq), 0)::int8 FROM events", &[])?.try_get(0)?;
+            seq_col(n)
+        })
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredEvent) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.with_reader(|c| {
+            let mut tx =
+                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
+            let query = format!("{SELECT_EVENTS} WHERE e.seq BETWEEN $1 AND $2 ORDER BY e.seq");
+            let portal = tx.bind(query.as_str(), &[&bound(from), &bound(to)])?;
+            loop {
+                let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    f(row_to_stored(r)?)?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError> {
+        self.with_reader(|c| {
+            let mut tx =
+                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
+            let mut names: HashMap<i64, String> = HashMap::new();
+            for r in tx.query("SELECT id::int8, key FROM purposes", &[])? {
+                names.insert(r.try_get(0)?, r.try_get(1)?);
+            }
+            // COPY takes no parameters; the bounds are integers formatted here.
+            let copy = format!(
+                "COPY (SELECT member_id, purpose_id, action, notice_version, source, event_time FROM events
+                       WHERE seq BETWEEN {} AND {} ORDER BY seq) TO STDOUT (FORMAT binary)",
+                bound(from),
+                bound(to)
+            );
+            let mut reader = tx.copy_out(copy.as_str())?;
+            let parsed = read_copy_ints(&mut reader, |[member, pid, action, notice, source, at]| {
+                let purpose =
+                    names.get(&pid).ok_or_else(|| LedgerError::Corrupt(format!("unknown purpose id {pid}")))?;
+                let ev = ConsentEvent {
+                    at,
+                    action: action_from_code(action)
+                        .ok_or_else(|| LedgerError::Corrupt("unknown action code".into()))?,
+                    notice_version: u32::try_from(notice)
+                        .map_err(|_| LedgerError::Corrupt("bad notice version".into()))?,
+                    source: source_from_code(source)
+                        .ok_or_else(|| LedgerError::Corrupt("unknown source code".into()))?,
+                };
+                f(member as u64, purpose, ev);
+                Ok(())
+            });
+            // Read to the end of the stream, even after an error, so the session stays usable.
+            let drained = std::io::copy(&mut reader, &mut std::io::sink());
+            parsed?;
+            drained.map_err(|e| LedgerError::Corrupt(format!("reading the COPY stream: {e}")))?;
+            drop(reader);
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
+        self.with_reader(|c| {
+            let params: [&(dyn ToSql + Sync); 2] = [&bound(from), &bound(to)];
+            let mut rows =
+                c.query_raw("SELECT leaf_hash FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq", params)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(hash_col(r.try_get(0)?, "leaf_hash")?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {
+        self.with_reader(|c| {
+            c.query_opt(&format!("{SELECT_EVENTS} WHERE e.seq = $1"), &[&bound(seq)])?
+                .map(|r| row_to_stored(&r))
+                .transpose()
+        })
+    }
+
+    fn put_checkpoint(&self, sth: &SignedTreeHead) -> Result<(), LedgerError> {
+        let size = i64::try_from(sth.head.tree_size)
+            .map_err(|_| LedgerError::Invalid(format!("tree size {} is too large", sth.head.tree_size)))?;
+        self.with_reader(|c| {
+            c.execute(
+                "INSERT INTO checkpoints (tree_size, root_hash, chain_hash, timestamp, log_id, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
+                &[
+                    &size,
+                    &&sth.head.root_hash[..],
+                    &&sth.head.chain_hash[..],
+                    &sth.head.timestamp,
+                    &&sth.log_id[..],
+                    &&sth.signature[..],
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
+        self.with_reader(|c| {
+            c.query(
+                "SELECT tree_size, root_hash, chain_hash, timestamp, log_id, signature FROM checkpoints ORDER BY tree_size",
+                &[],
+            )?
+            .iter()
+            .map(row_to_sth)
+            .collect()
+        })
+    }
+
+    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError> {
+        // Like SQLite's INSERT OR REPLACE, the last record for an id wins; one
+        // upsert statement must not touch a row twice, so keep only the last.
+        let mut seen: HashSet<u64> = HashSet::with_capacity(members.len());
+        let mut last: Vec<&MemberRecord> = members.iter().rev().filter(|m| seen.insert(m.member_id)).collect();
+        last.reverse();
+        self.with_reader(|c| {
+            let mut tx = c.transaction()?;
+            let stmt = tx.prepare(
+                "INSERT INTO members (member_id, jurisdiction, birth_date)
+                 SELECT id, j, d::date FROM unnest($1::int8[], $2::text[], $3::text[]) AS t(id, j, d)
+                 ON CONFLICT (member_id) DO UPDATE SET jurisdiction = EXCLUDED.jurisdiction,
+                                                       birth_date = EXCLUDED.birth_date",
+            )?;
+            for chunk in last.chunks(INSERT_CHUNK) {
+                let ids: Vec<i64> = chunk.iter().map(|m| m.member_id as i64).collect();
+                let js: Vec<&str> = chunk.iter().map(|m| m.jurisdiction.as_str()).collect();
+                let ds: Vec<String> = chunk.iter().map(|m| m.birth_date.format("%Y-%m-%d").to_string()).collect();
+                tx.execute(&stmt, &[&ids, &js, &ds])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
+        self.with_reader(|c| {
+            let mut tx = c.build_transaction().read_only(true).start()?;
+            let portal = tx.bind(
+                "SELECT member_id, jurisdiction, to_char(birth_date, 'YYYY-MM-DD') FROM members ORDER BY member_id",
+                &[],
+            )?;
+            loop {
+                let rows = tx.query_portal(&portal, FETCH_ROWS * 5)?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    f(member_from_row(r)?);
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
+        self.with_reader(|c| {
+            c.query_opt(
+                "SELECT member_id, jurisdiction, to_char(birth_date, 'YYYY-MM-DD') FROM members WHERE member_id = $1",
+                &[&(member_id as i64)],
+            )?
+            .map(|r| member_from_row(&r))
+            .transpose()
+        })
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.with_reader(|c| {
+            c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?.map(|r| Ok(r.try_get(0)?)).transpose()
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.with_reader(|c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_stream(rows: &[[i64; 6]]) -> Vec<u8> {
+        let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+        out.extend_from_slice(&0i32.to_be_bytes());
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(b"abcd");
+        for r in rows {
+            out.extend_from_slice(&6i16.to_be_bytes());
+            for (i, v) in r.iter().enumerate() {
+                match i % 3 {
+                    0 => {
+                        out.extend_from_slice(&8i32.to_be_bytes());
+                        out.extend_from_slice(&v.to_be_bytes());
+                    }
+                    1 => {
+                        out.extend_from_slice(&4i32.to_be_bytes());
+                        out.extend_from_slice(&(*v as i32).to_be_bytes());
+                    }
+                    _ => {
+                        out.extend_from_slice(&2i32.to_be_bytes());
+                        out.extend_from_slice(&(*v as i16).to_be_bytes());
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    /// A reader that hands out the stream in tiny pieces, to exercise refills mid-tuple.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn copy_parser_reads_every_width_across_refills() {
+        let rows: Vec<[i64; 6]> = (0..500).map(|i| [i * 1_000_000_007, i, -i, i * 3, 7, -(i << 40)]).collect();
+        let expect: Vec<[i64; 6]> =
+            rows.iter().map(|r| [r[0], r[1], r[2] as i16 as i64, r[3], r[4], r[5] as i16 as i64]).collect();
+        let bytes = copy_stream(&rows);
+        for piece in [1, 3, 7, 64, 1 << 16] {
+            let mut got = Vec::new();
+            let reader = std::io::BufReader::with_capacity(piece, Trickle(&bytes, piece));
+            read_copy_ints(reader, |r| {
+                got.push(r);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(got, expect, "piece {piece}");
+        }
+    }
+
+    #[test]
+    fn copy_parser_rejects_truncation_and_nulls() {
+        let bytes = copy_stream(&[[1, 2, 3, 4, 5, 6]]);
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(matches!(read_copy_ints(cut, |_| Ok(())), Err(LedgerError::Corrupt(_))));
+        let mut null = copy_stream(&[]);
+        let trailer = null.split_off(null.len() - 2);
+        null.extend_from_slice(&6i16.to_be_bytes());
+        null.extend_from_slice(&(-1i32).to_be_bytes());
+        null.extend_from_slice(&trailer);
+        assert!(matches!(read_copy_ints(&null[..], |_| Ok(())), Err(LedgerError::Corrupt(_))));
+        assert!(matches!(
+            read_copy_ints(&b"NOTPGCOPY\n\0\0\0\0\0\0\0\0\0\0"[..], |_| Ok(())),
+            Err(LedgerError::Corrupt(_))
+        ));
+    }
+}

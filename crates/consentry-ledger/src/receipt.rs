@@ -1,0 +1,191 @@
+//! Receipts: what a member keeps to prove their consent event is in the log.
+//!
+//! A receipt holds the fields of an ISO/IEC TS 27560 consent record, the
+//! event's canonical fields, its inclusion proof and a signed tree head. It
+//! verifies offline with only the ledger's public key: the event's leaf hash
+//! must lead through the proof to the signed root, and the record (fields the
+//! log does not hash, such as the controller and the data categories) carries
+//! its own signature, so no byte can change unnoticed.
+
+use crate::checkpoint::{PublicKey, SignedTreeHead};
+use crate::event::Event;
+use crate::merkle::verify_inclusion;
+use crate::{Hash, Ledger, LedgerError};
+use consentry_policy::Action;
+use serde::{Deserialize, Serialize};
+
+/// Version tag of the receipt format.
+pub const RECEIPT_VERSION: &str = "consentry-receipt-v1";
+
+const RECORD_LABEL: &str = "consentry-receipt-record-v1";
+
+/// The notice the member saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeRef {
+    /// Notice version.
+    pub version: u32,
+    /// BCP 47 language tag.
+    pub language: String,
+}
+
+/// The consent event as ISO/IEC TS 27560 describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// `consent_given` or `consent_withdrawn`.
+    pub event_type: String,
+    /// `active` after a grant, `withdrawn` after a withdrawal.
+    pub state: String,
+    /// RFC 3339 time of the member's action.
+    pub event_time: String,
+    /// Where the event came from (`ui`, `api`, `gpc`, `import`, `erasure`).
+    pub source: String,
+}
+
+/// An ISO/IEC TS 27560 consent record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// Unique id of this record: `<log id>:<seq>`.
+    pub record_id: String,
+    /// The member (PII principal).
+    pub pii_principal_id: String,
+    /// The organisation deciding on the processing.
+    pub pii_controller: String,
+    /// Purpose key and name.
+    pub purpose: String,
+    /// Human name of the purpose.
+    pub purpose_name: String,
+    /// Categories of data the purpose uses.
+    pub pii_categories: Vec<String>,
+    /// The notice shown.
+    pub notice: NoticeRef,
+    /// The member's jurisdiction.
+    pub jurisdiction: String,
+    /// What happened.
+    pub event: EventRecord,
+    /// How to withdraw, as easy as giving consent (GDPR Art. 7(3)).
+    pub withdrawal_method: String,
+}
+
+/// A receipt: record, event, proof, signed head and the record's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// [`RECEIPT_VERSION`].
+    pub version: String,
+    /// The consent record.
+    pub record: ConsentRecord,
+    /// The event as the log hashes it.
+    pub event: Event,
+    /// Inclusion proof of the event (leaf index `seq - 1`) in the signed tree.
+    #[serde(with = "crate::hexbytes::list")]
+    pub inclusion_proof: Vec<Hash>,
+    /// The signed tree head the proof leads to.
+    pub tree_head: SignedTreeHead,
+    /// Signature over the record and the event.
+    #[serde(with = "crate::hexbytes")]
+    pub record_signature: [u8; 64],
+}
+
+fn signed_payload(record: &ConsentRecord, event: &Event) -> Result<Vec<u8>, LedgerError> {
+    serde_json::to_vec(&(record, event)).map_err(|e| LedgerError::Invalid(format!("cannot encode receipt: {e}")))
+}
+
+fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.to_rfc3339())
+}
+
+impl Ledger {
+    /// Issues a receipt for event `seq`, against the oldest checkpoint covering it
+    /// (signing a new checkpoint if none does yet).
+    pub fn receipt(&self, seq: u64) -> Result<Receipt, LedgerError> {
+        let stored =
+            self.store().event(seq)?.ok_or_else(|| LedgerError::NotFound(format!("no event {seq} in the log")))?;
+        let event = stored.event;
+        let sth = self.checkpoint_covering(seq)?;
+        let proof = self.inclusion_proof(seq, sth.head.tree_size)?;
+        let policy = self.policy();
+        let purpose = policy.purpose_id(&event.body.purpose).map(|p| policy.purpose(p));
+        let language = purpose
+            .and_then(|p| p.notices.iter().find(|n| n.version == event.body.notice_version))
+            .map_or_else(|| "und".to_string(), |n| n.language.clone());
+        let jurisdiction =
+            self.store().member(event.body.member_id)?.map_or_else(|| "unknown".to_string(), |m| m.jurisdiction);
+        let (event_type, state) = match event.body.action {
+            Action::Grant => ("consent_given", "active"),
+            Action::Withdraw => ("consent_withdrawn", "withdrawn"),
+        };
+        let record = ConsentRecord {
+            record_id: format!("{}:{}", hex::encode(&sth.log_id[..8]), event.seq),
+            pii_principal_id: event.body.member_id.to_string(),
+            pii_controller: self.options().controller.clone(),
+            purpose: event.body.purpose.clone(),
+            purpose_name: purpose.map_or_else(String::new, |p| p.name.clone()),
+            pii_categories: purpose.map_or_else(Vec::new, |p| p.categories.clone()),
+            notice: NoticeRef { version: event.body.notice_version, language },
+            jurisdiction,
+            event: EventRecord {
+                event_type: event_type.into(),
+                state: state.into(),
+                event_time: rfc3339(event.body.event_time),
+                source: event.body.source.as_str().into(),
+            },
+            withdrawal_method: format!(
+                "In the privacy centre (Settings › Data for AI), or DELETE /v1/members/{}/consents/{}; \
+                 withdrawing is as easy as granting and reaches models already trained.",
+                event.body.member_id, event.body.purpose
+            ),
+        };
+        let record_signature = self.key().sign_labelled(RECORD_LABEL, &signed_payload(&record, &event)?);
+        Ok(Receipt {
+            version: RECEIPT_VERSION.into(),
+            record,
+            event,
+            inclusion_proof: proof,
+            tree_head: sth,
+            record_signature,
+        })
+    }
+}
+
+/// Why a receipt did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("receipt does not verify: {0}")]
+pub struct ReceiptError(pub String);
+
+impl Receipt {
+    /// Verifies offline: signature of the tree head, inclusion of the event,
+    /// the record's signature, and that record and event agree.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
+        let fail = |m: &str| Err(ReceiptError(m.to_string()));
+        if self.version != RECEIPT_VERSION {
+            return fail(&format!("unknown receipt version {:?}", self.version));
+        }
+        if !key.verify(&self.tree_head) {
+            return fail("the tree head is not signed by this ledger's key");
+        }
+        let leaf = self.event.leaf_hash().map_err(|e| ReceiptError(e.to_string()))?;
+        let size = self.tree_head.head.tree_size;
+        if self.event.seq == 0
+            || !verify_inclusion(self.event.seq - 1, size, &leaf, &self.inclusion_proof, &self.tree_head.head.root_hash)
+        {
+            return fail("the event is not in the signed tree (inclusion proof fails)");
+        }
+        let payload = signed_payload(&self.record, &self.event).map_err(|e| ReceiptError(e.to_string()))?;
+        if !key.verify_labelled(RECORD_LABEL, &payload, &self.record_signature) {
+            return fail("the consent record was altered (its signature fails)");
+        }
+        let b = &self.event.body;
+        let expected_type = match b.action {
+            Action::Grant => "consent_given",
+            Action::Withdraw => "consent_withdrawn",
+        };
+        if self.record.pii_principal_id != b.member_id.to_string()
+            || self.record.purpose != b.purpose
+            || self.record.notice.version != b.notice_version
+            || self.record.event.event_type != expected_type
+            || self.record.event.event_time != rfc3339(b.event_time)
+        {
+            return fail("the consent record does not describe the logged event");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,527 @@
+//! SQLite backend: the embedded default. WAL with `synchronous=FULL`, so a
+//! commit survives a crash; one writer thread batches concurrent appends into
+//! group commits (one fsync for many callers).
+
+use crate::event::{Event, NewEvent, StoredEvent, action_from_code, action_to_code, source_from_code, source_to_code};
+use crate::store::{Appended, MemberRecord, Store, prepare_rows};
+use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
+use chrono::NaiveDate;
+use consentry_policy::ConsentEvent;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS purposes (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    member_id INTEGER NOT NULL,
+    purpose_id INTEGER NOT NULL,
+    action INTEGER NOT NULL,
+    notice_version INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    event_time INTEGER NOT NULL,
+    recorded_time INTEGER NOT NULL,
+    idem_key TEXT NOT NULL UNIQUE,
+    leaf_hash BLOB NOT NULL,
+    chain_hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    chain_hash BLOB NOT NULL,
+    timestamp INTEGER NOT NULL,
+    log_id BLOB NOT NULL,
+    signature BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    member_id INTEGER PRIMARY KEY,
+    jurisdiction TEXT NOT NULL,
+    birth_date INTEGER NOT NULL -- days since 1970-01-01
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+/// Most requests folded into one group commit.
+const GROUP_MAX_REQUESTS: usize = 256;
+
+type Reply = SyncSender<Result<Vec<Appended>, LedgerError>>;
+
+struct Request {
+    batch: Vec<NewEvent>,
+    recorded_time: i64,
+    reply: Reply,
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
+    v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the ledger database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
+        let conn = open_conn(path)?;
+        conn.execute_batch(SCHEMA)?;
+        let writer_conn = open_conn(path)?;
+        let (tx, rx) = channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx))
+            .map_err(|e| LedgerError::io(path, e))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            reader: Mutex::new(conn),
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self) -> Result<MutexGuard<'_, Connection>, LedgerError> {
+        self.reader.lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Ok(mut t) = self.thread.lock()
+            && let Some(t) = t.take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: Receiver<Request>) {
+    let mut purposes: HashMap<String, i64> = HashMap::new();
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX_REQUESTS {
+            match rx.try_recv() {
+                Ok(r) => group.push(r),
+                Err(_) => break,
+            }
+        }
+        // Fast path: one transaction for the whole group, no idempotency look-ups
+        // (the unique index catches a repeated key, and then the careful path runs).
+        let mut outcome = commit_group(&mut conn, &mut purposes, &group, false);
+        if !matches!(outcome, Ok(Ok(_))) {
+            purposes.clear();
+            outcome = commit_group(&mut conn, &mut purposes, &group, true);
+        }
+        match outcome {
+            Ok(Ok(results)) => {
+                for (req, res) in group.into_iter().zip(results) {
+                    let _ = req.reply.send(Ok(res));
+                }
+            }
+            _ => {
+                // Retry each request alone so one caller's problem is not another's.
+                purposes.clear();
+                for req in group {
+                    let res = match commit_group(&mut conn, &mut purposes, std::slice::from_ref(&req), true) {
+                        Ok(Ok(mut v)) => Ok(v.pop().unwrap_or_default()),
+                        Ok(Err(Conflict)) => Err(LedgerError::Corrupt("idempotency conflict after look-up".into())),
+                        Err(e) => Err(e),
+                    };
+                    if res.is_err() {
+                        purposes.clear();
+                    }
+                    let _ = req.reply.send(res);
+                }
+            }
+        }
+    }
+}
+
+/// A fresh row hit an existing idempotency key: redo the group with look-ups.
+struct Conflict;
+
+fn purpose_id(tx: &Transaction<'_>, cache: &mut HashMap<String, i64>, key: &str) -> Result<i64, LedgerError> {
+    if let Some(id) = cache.get(key) {
+        return Ok(*id);
+    }
+    tx.execute("INSERT OR IGNORE INTO purposes (key) VALUES (?1)", [key])?;
+    let id: i64 = tx.query_row("SELECT id FROM purposes WHERE key = ?1", [key], |r| r.get(0))?;
+    cache.insert(key.to_string(), id);
+    Ok(id)
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    purposes: &mut HashMap<String, i64>,
+    group: &[Request],
+    careful: bool,
+) -> Result<Result<Vec<Vec<Appended>>, Conflict>, LedgerError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (mut last_seq, mut last_chain): (u64, Hash) = match tx
+        .query_row("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?
+    {
+        Some((s, c)) => (s as u64, hash_col(c, "chain_hash")?),
+        None => (0, [0; 32]),
+    };
+    let mut out = Vec::with_capacity(group.len());
+    for req in group {
+        let mut existing = HashMap::new();
+        if careful {
+            let mut find = tx.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.idem_key = ?1"))?;
+            for e in &req.batch {
+                if let Some(s) = find.query_row([&e.idempotency_key], row_to_stored).optional()? {
+                    let s = s?;
+                    existing.insert(
+                        e.idempotency_key.clone(),
+                        Appended { event: s.event, chain_hash: s.chain_hash, duplicate: true },
+                    );
+                }
+            }
+        }
+        let prepared = prepare_rows(&req.batch, req.recorded_time, last_seq, last_chain, &existing)?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
+                                 recorded_time, idem_key, leaf_hash, chain_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (idem_key) DO NOTHING",
+        )?;
+        for (e, leaf, chain) in &prepared.rows {
+            let pid = purpose_id(&tx, purposes, &e.body.purpose)?;
+            let b = &e.body;
+            let inserted = insert.execute(params![
+                e.seq as i64,
+                b.member_id as i64,
+                pid,
+                action_to_code(b.action),
+                i64::from(b.notice_version),
+                source_to_code(b.source),
+                b.actor,
+                b.event_time,
+                e.recorded_time,
+                b.idempotency_key,
+                &leaf[..],
+                &chain[..],
+            ])?;
+            if inserted == 0 {
+                return Ok(Err(Conflict));
+            }
+            last_seq = e.seq;
+            last_chain = *chain;
+        }
+        out.push(prepared.finish());
+    }
+    tx.commit()?;
+    Ok(Ok(out))
+}
+
+type RowResult = Result<StoredEvent, LedgerError>;
+
+fn row_to_stored(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowResult> {
+    let seq: i64 = r.get(0)?;
+    let member: i64 = r.get(1)?;
+    let purpose: String = r.get(2)?;
+    let action: i64 = r.get(3)?;
+    let notice: i64 = r.get(4)?;
+    let source: i64 = r.get(5)?;
+    let actor: String = r.get(6)?;
+    let event_time: i64 = r.get(7)?;
+    let recorded_time: i64 = r.get(8)?;
+    let idem: String = r.get(9)?;
+    let leaf: Vec<u8> = r.get(10)?;
+    let chain: Vec<u8> = r.get(11)?;
+    Ok((|| {
+        let corrupt = |what: &str| LedgerError::Corrupt(format!("event {seq}: {what}"));
+        Ok(StoredEvent {
+            event: Event {
+                seq: seq as u64,
+                recorded_time,
+                body: NewEvent {
+                    member_id: member as u64,
+                    purpose,
+                    action: action_from_code(action).ok_or_else(|| corrupt("unknown action code"))?,
+                    notice_version: u32::try_from(notice).map_err(|_| corrupt("notice version out of range"))?,
+                    source: source_from_code(source).ok_or_else(|| corrupt("unknown source code"))?,
+                    actor,
+                    event_time,
+                    idempotency_key: idem,
+                },
+            },
+            leaf_hash: hash_col(leaf, "leaf_hash")?,
+            chain_hash: hash_col(chain, "chain_hash")?,
+        })
+    })())
+}
+
+/// Member id, store purpose id, and what evaluation needs of one event.
+type ConsentRow = (u64, i64, ConsentEvent);
+
+/// The consent-relevant columns of events `lo..=hi`.
+fn read_consent_range(conn: &Connection, lo: u64, hi: u64) -> Result<Vec<ConsentRow>, LedgerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_id, purpose_id, action, notice_version, source, event_time FROM events
+         WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![lo as i64, hi.min(i64::MAX as u64) as i64])?;
+    let mut out = Vec::with_capacity((hi - lo + 1).min(1 << 24) as usize);
+    let corrupt = |what: &str| LedgerError::Corrupt(format!("event row: {what}"));
+    while let Some(r) = rows.next()? {
+        let ev = ConsentEvent {
+            at: r.get(5)?,
+            action: action_from_code(r.get(2)?).ok_or_else(|| corrupt("unknown action code"))?,
+            notice_version: u32::try_from(r.get::<_, i64>(3)?).map_err(|_| corrupt("bad notice version"))?,
+            source: source_from_code(r.get(4)?).ok_or_else(|| corrupt("unknown source code"))?,
+        };
+        out.push((r.get::<_, i64>(0)? as u64, r.get(1)?, ev));
+    }
+    Ok(out)
+}
+
+const SELECT_EVENTS: &str = "SELECT e.seq, e.member_id, p.key, e.action, e.notice_version, e.source, e.actor,
+        e.event_time, e.recorded_time, e.idem_key, e.leaf_hash, e.chain_hash
+     FROM events e LEFT JOIN purposes p ON p.id = e.purpose_id";
+
+fn row_to_sth(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SignedTreeHead, LedgerError>> {
+    let size: i64 = r.get(0)?;
+    let root: Vec<u8> = r.get(1)?;
+    let chain: Vec<u8> = r.get(2)?;
+    let ts: i64 = r.get(3)?;
+    let log_id: Vec<u8> = r.get(4)?;
+    let sig: Vec<u8> = r.get(5)?;
+    Ok((|| {
+        Ok(SignedTreeHead {
+            head: TreeHead {
+                tree_size: size as u64,
+                root_hash: hash_col(root, "checkpoint root")?,
+                chain_hash: hash_col(chain, "checkpoint chain")?,
+                timestamp: ts,
+            },
+            log_id: hash_col(log_id, "checkpoint log id")?,
+            signature: sig
+                .try_into()
+                .map_err(|_| LedgerError::Corrupt("checkpoint signature is not 64 bytes".into()))?,
+        })
+    })())
+}
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
+
+fn date_from_days(days: i64, id: i64) -> Result<NaiveDate, LedgerError> {
+    EPOCH
+        .checked_add_signed(chrono::Duration::days(days))
+        .ok_or_else(|| LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range")))
+}
+
+fn days_from_date(d: NaiveDate) -> i64 {
+    d.signed_duration_since(EPOCH).num_days()
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn append(&self, batch: Vec<NewEvent>, recorded_time: i64) -> Result<Vec<Appended>, LedgerError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = sync_channel(1);
+        {
+            let w = self.writer.lock().map_err(|_| LedgerError::WriterGone("lock poisoned".into()))?;
+            let tx = w.as_ref().ok_or_else(|| LedgerError::WriterGone("store is closing".into()))?;
+            tx.send(Request { batch, recorded_time, reply })
+                .map_err(|_| LedgerError::WriterGone("the writer thread exited".into()))?;
+        }
+        rx.recv().map_err(|_| LedgerError::WriterGone("the writer thread exited".into()))?
+    }
+
+    fn len(&self) -> Result<u64, LedgerError> {
+        let n: Option<i64> = self.read()?.query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredEvent) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.seq BETWEEN ?1 AND ?2 ORDER BY e.seq"))?;
+        let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
+        while let Some(r) = rows.next()? {
+            f(row_to_stored(r)??)?;
+        }
+        Ok(())
+    }
+
+    fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError> {
+        let (names, last) = {
+            let conn = self.read()?;
+            let mut names: HashMap<i64, String> = HashMap::new();
+            let mut stmt = conn.prepare("SELECT id, key FROM purposes")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                names.insert(r.get(0)?, r.get(1)?);
+            }
+            let last: Option<i64> = conn.query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))?;
+            (names, last.unwrap_or(0) as u64)
+        };
+        let to = to.min(last);
+        if from > to {
+            return Ok(());
+        }
+        // Large scans read two halves on two connections at once (WAL allows
+        // concurrent readers), then hand the rows over in log order.
+        let parts: u64 = if to - from > 200_000 { 2 } else { 1 };
+        let step = (to - from + 1).div_ceil(parts);
+        let ranges: Vec<(u64, u64)> =
+            (0..parts).map(|i| (from + i * step, (from + (i + 1) * step - 1).min(to))).collect();
+        let chunks: Vec<Result<Vec<ConsentRow>, LedgerError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .iter()
+                .map(|&(lo, hi)| scope.spawn(move || read_consent_range(&open_conn(&self.path)?, lo, hi)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(LedgerError::Corrupt("a reader thread panicked".into()))))
+                .collect()
+        });
+        for chunk in chunks {
+            for (member, pid, ev) in chunk? {
+                let purpose =
+                    names.get(&pid).ok_or_else(|| LedgerError::Corrupt(format!("unknown purpose id {pid}")))?;
+                f(member, purpose, ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached("SELECT leaf_hash FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
+        let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(hash_col(r.get(0)?, "leaf_hash")?);
+        }
+        Ok(out)
+    }
+
+    fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.seq = ?1"))?;
+        match stmt.query_row([seq as i64], row_to_stored).optional()? {
+            Some(r) => Ok(Some(r?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_checkpoint(&self, sth: &SignedTreeHead) -> Result<(), LedgerError> {
+        self.read()?.execute(
+            "INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, chain_hash, timestamp, log_id, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                sth.head.tree_size as i64,
+                &sth.head.root_hash[..],
+                &sth.head.chain_hash[..],
+                sth.head.timestamp,
+                &sth.log_id[..],
+                &sth.signature[..]
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT tree_size, root_hash, chain_hash, timestamp, log_id, signature FROM checkpoints ORDER BY tree_size",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(row_to_sth(r)??);
+        }
+        Ok(out)
+    }
+
+    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError> {
+        let mut conn = self.read()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO members (member_id, jurisdiction, birth_date) VALUES (?1, ?2, ?3)",
+            )?;
+            for m in members {
+                stmt.execute(params![m.member_id as i64, m.jurisdiction, days_from_date(m.birth_date)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
+        let conn = self.read()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT member_id, jurisdiction, birth_date FROM members ORDER BY member_id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            f(MemberRecord {
+                member_id: id as u64,
+                jurisdiction: r.get(1)?,
+                birth_date: date_from_days(r.get(2)?, id)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
+        let conn = self.read()?;
+        let row: Option<(String, i64)> = conn
+            .query_row("SELECT jurisdiction, birth_date FROM members WHERE member_id = ?1", [member_id as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(j, d)| {
+            Ok(MemberRecord { member_id, jurisdiction: j, birth_date: date_from_days(d, member_id as i64)? })
+        })
+        .transpose()
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self.read()?.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.read()?.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])?;
+        Ok(())
+    }
+}

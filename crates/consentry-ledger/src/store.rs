@@ -1,0 +1,157 @@
+//! The storage trait both backends implement, and the append algorithm they share.
+
+use crate::event::{Event, NewEvent, StoredEvent, chain_hash};
+use crate::{Hash, LedgerError, SignedTreeHead};
+use chrono::NaiveDate;
+use consentry_policy::ConsentEvent;
+use std::collections::HashMap;
+
+/// The result of appending one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stored event (the original one when the key was seen before).
+    pub event: Event,
+    /// Chain hash after this event.
+    pub chain_hash: Hash,
+    /// True when the idempotency key was already in the log and nothing new was written.
+    pub duplicate: bool,
+}
+
+/// What the ledger knows about a member: enough to evaluate consent and fill receipts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Member id.
+    pub member_id: u64,
+    /// ISO 3166 code of the jurisdiction (`US-CA`, `DE`).
+    pub jurisdiction: String,
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+}
+
+/// Storage for the log, its checkpoints, the member directory and small settings.
+///
+/// Implementations must make `append` atomic and durable before returning, assign
+/// gap-free sequence numbers even with several writers, and compute leaf and
+/// chain hashes with [`prepare_rows`] inside the same transaction that reads the
+/// previous chain head.
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Appends a batch atomically at `recorded_time`; duplicates by idempotency key return the stored event.
+    fn append(&self, batch: Vec<NewEvent>, recorded_time: i64) -> Result<Vec<Appended>, LedgerError>;
+
+    /// Number of events in the log (= the highest sequence number).
+    fn len(&self) -> Result<u64, LedgerError>;
+
+    /// True when the log is empty.
+    fn is_empty(&self) -> Result<bool, LedgerError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Calls `f` with every stored event with `from <= seq <= to`, in sequence order.
+    fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredEvent) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError>;
+
+    /// Like [`Store::scan`] but only what effective consent needs, as fast as the backend allows.
+    fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError>;
+
+    /// Leaf hashes of events `from..=to`, in order.
+    fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError>;
+
+    /// One event by sequence number.
+    fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError>;
+
+    /// Stores a checkpoint (idempotent for the same tree size).
+    fn put_checkpoint(&self, sth: &SignedTreeHead) -> Result<(), LedgerError>;
+
+    /// All checkpoints, by tree size.
+    fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError>;
+
+    /// Inserts or replaces member records.
+    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError>;
+
+    /// Calls `f` with every member record, by id.
+    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError>;
+
+    /// One member record.
+    fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError>;
+
+    /// A small named setting (unlearning cursor, controller name, …).
+    fn get_meta(&self, key: &str) -> Result<Option<String>, LedgerError>;
+
+    /// Sets a small named setting.
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError>;
+}
+
+/// Rows to insert for a batch, computed from the previous chain head.
+pub struct Prepared {
+    /// The new rows (fresh events only), with their leaf and chain hashes.
+    pub rows: Vec<(Event, Hash, Hash)>,
+    /// One entry per input event, in input order.
+    slots: Vec<Slot>,
+}
+
+enum Slot {
+    /// The `i`-th new row.
+    Fresh(usize),
+    /// Already in the log, or earlier in the same batch.
+    Duplicate(Appended),
+}
+
+impl Prepared {
+    /// One result per input event, in input order (call after the rows were written).
+    pub fn finish(self) -> Vec<Appended> {
+        let mut rows: Vec<Option<(Event, Hash, Hash)>> = self.rows.into_iter().map(Some).collect();
+        self.slots
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Fresh(i) => rows.get_mut(i).and_then(Option::take).map(|(event, _, chain)| Appended {
+                    event,
+                    chain_hash: chain,
+                    duplicate: false,
+                }),
+                Slot::Duplicate(a) => Some(a),
+            })
+            .collect()
+    }
+}
+
+/// The append algorithm shared by every backend: dedupe by idempotency key
+/// (against the log via `existing` and within the batch), assign sequence
+/// numbers after `last_seq`, and extend the hash chain from `last_chain`.
+pub fn prepare_rows(
+    batch: &[NewEvent],
+    recorded_time: i64,
+    last_seq: u64,
+    last_chain: Hash,
+    existing: &HashMap<String, Appended>,
+) -> Result<Prepared, LedgerError> {
+    let mut slots = Vec::with_capacity(batch.len());
+    let mut rows: Vec<(Event, Hash, Hash)> = Vec::with_capacity(batch.len());
+    let mut in_batch: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    let (mut seq, mut chain) = (last_seq, last_chain);
+    for body in batch {
+        if let Some(prev) = existing.get(&body.idempotency_key) {
+            slots.push(Slot::Duplicate(Appended { duplicate: true, ..prev.clone() }));
+            continue;
+        }
+        if let Some(&i) = in_batch.get(body.idempotency_key.as_str()) {
+            let (e, _, c) = &rows[i];
+            slots.push(Slot::Duplicate(Appended { event: e.clone(), chain_hash: *c, duplicate: true }));
+            continue;
+        }
+        seq += 1;
+        let event = Event { seq, recorded_time, body: body.clone() };
+        let leaf = event.leaf_hash()?;
+        chain = chain_hash(&chain, &leaf);
+        in_batch.insert(&body.idempotency_key, rows.len());
+        slots.push(Slot::Fresh(rows.len()));
+        rows.push((event, leaf, chain));
+    }
+    Ok(Prepared { rows, slots })
+}

@@ -1,0 +1,773 @@
+//! One suite, run against both storage backends: appends, idempotency,
+//! validation, concurrency, checkpoints and proofs, receipts, the member
+//! directory, consent scans, and tamper evidence (rows changed directly in
+//! the database behind the ledger's back).
+
+mod support;
+
+use consentry_ledger::event::{Event, chain_hash, leaf_hash};
+use consentry_ledger::merkle::{Tree, verify_consistency, verify_inclusion};
+use consentry_ledger::postgres::PgStore;
+use consentry_ledger::receipt::Receipt;
+use consentry_ledger::sqlite::SqliteStore;
+use consentry_ledger::{
+    Hash, Ledger, LedgerError, LedgerOptions, LogKey, MemberRecord, NewEvent, SignedTreeHead, Store,
+};
+use consentry_policy::{Action, ConsentEvent, Policy, Source};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+/// "Now" for every test: after the default policy's notices took effect.
+const NOW: i64 = 1_790_000_000;
+const JOBS: &str = "train_ai_system.job_recommendations";
+const FEED: &str = "train_ai_system.content_suggestions";
+const REPLY: &str = "train_ai_system.reply_suggestions";
+
+/// A backend instance: where its data lives and how to reach the rows directly.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(support::PgDb),
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres() -> Option<Backend> {
+        support::pg().map(Backend::Postgres)
+    }
+
+    fn store(&self) -> Box<dyn Store> {
+        match self {
+            Backend::Sqlite(dir) => Box::new(SqliteStore::open(&dir.path().join("ledger.db")).unwrap()),
+            Backend::Postgres(db) => Box::new(PgStore::connect(&db.url).unwrap()),
+        }
+    }
+
+    fn ledger_with(&self, checkpoint_every: u64) -> Ledger {
+        let opts = LedgerOptions { checkpoint_every, ..LedgerOptions::default() };
+        Ledger::new(self.store(), Policy::default_policy(), LogKey::from_seed([1; 32]), opts)
+    }
+
+    fn ledger(&self) -> Ledger {
+        self.ledger_with(0)
+    }
+
+    /// A direct connection to the rows, for tampering.
+    fn raw(&self) -> Raw {
+        match self {
+            Backend::Sqlite(dir) => Raw::Sqlite(rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap()),
+            Backend::Postgres(db) => Raw::Postgres(Box::new(db.client())),
+        }
+    }
+}
+
+/// SQL straight to the database, bypassing the ledger.
+enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<::postgres::Client>),
+}
+
+impl Raw {
+    /// Runs statements that both SQL dialects accept.
+    fn exec(&mut self, sql: &str) {
+        match self {
+            Raw::Sqlite(c) => c.execute_batch(sql).unwrap(),
+            Raw::Postgres(c) => c.batch_execute(sql).unwrap(),
+        }
+    }
+
+    fn set_hashes(&mut self, seq: u64, leaf: &Hash, chain: &Hash) {
+        let sql = "UPDATE events SET leaf_hash = $1, chain_hash = $2 WHERE seq = $3";
+        let n = match self {
+            Raw::Sqlite(c) => {
+                c.execute(&sql.replace('$', "?"), rusqlite::params![&leaf[..], &chain[..], seq as i64]).unwrap() as u64
+            }
+            Raw::Postgres(c) => {
+                let (leaf, chain, seq) = (&leaf[..], &chain[..], seq as i64);
+                c.execute(sql, &[&leaf, &chain, &seq]).unwrap()
+            }
+        };
+        assert_eq!(n, 1);
+    }
+
+    /// Inserts `e` as a row, borrowing the purpose id of the row at `purpose_of`.
+    fn insert(&mut self, e: &Event, purpose_of: u64, leaf: &Hash, chain: &Hash) {
+        let sql = "INSERT INTO events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
+                                       recorded_time, idem_key, leaf_hash, chain_hash)
+                   VALUES ($1, $2, (SELECT purpose_id FROM events WHERE seq = $3), $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+        let b = &e.body;
+        let action: i16 = if b.action == Action::Grant { 1 } else { 2 };
+        let source: i16 = consentry_ledger::event::source_to_code(b.source) as i16;
+        match self {
+            Raw::Sqlite(c) => {
+                c.execute(
+                    &sql.replace('$', "?"),
+                    rusqlite::params![
+                        e.seq as i64,
+                        b.member_id as i64,
+                        purpose_of as i64,
+                        action,
+                        i64::from(b.notice_version),
+                        source,
+                        b.actor,
+                        b.event_time,
+                        e.recorded_time,
+                        b.idempotency_key,
+                        &leaf[..],
+                        &chain[..]
+                    ],
+                )
+                .unwrap();
+            }
+            Raw::Postgres(c) => {
+                let params: [&(dyn ::postgres::types::ToSql + Sync); 12] = [
+                    &(e.seq as i64),
+                    &(b.member_id as i64),
+                    &(purpose_of as i64),
+                    &action,
+                    &i64::from(b.notice_version),
+                    &source,
+                    &b.actor,
+                    &b.event_time,
+                    &e.recorded_time,
+                    &b.idempotency_key,
+                    &&leaf[..],
+                    &&chain[..],
+                ];
+                c.execute(sql, &params).unwrap();
+            }
+        }
+    }
+}
+
+fn ev(member: u64, purpose: &str, key: &str) -> NewEvent {
+    NewEvent {
+        member_id: member,
+        purpose: purpose.into(),
+        action: Action::Grant,
+        notice_version: 1,
+        source: Source::Ui,
+        actor: format!("member:{member}"),
+        event_time: NOW - 100,
+        idempotency_key: key.into(),
+    }
+}
+
+/// `n` varied events with keys `<prefix>-<i>`.
+fn events(prefix: &str, n: u64) -> Vec<NewEvent> {
+    (0..n)
+        .map(|i| {
+            let purpose = [JOBS, FEED, REPLY][(i % 3) as usize];
+            let mut e = ev(i % 17 + 1, purpose, &format!("{prefix}-{i}"));
+            e.action = if i % 4 == 3 { Action::Withdraw } else { Action::Grant };
+            e.source = [Source::Ui, Source::Api, Source::Gpc, Source::Import, Source::Erasure][(i % 5) as usize];
+            e.event_time = NOW - 100_000 + i as i64;
+            e
+        })
+        .collect()
+}
+
+fn all_stored(store: &dyn Store) -> Vec<consentry_ledger::StoredEvent> {
+    let mut out = Vec::new();
+    store
+        .scan(1, u64::MAX, &mut |s| {
+            out.push(s);
+            Ok(())
+        })
+        .unwrap();
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The suite; each function runs once per backend (see the macro at the end).
+
+fn appends_assign_gap_free_seqs(b: &Backend) {
+    let ledger = b.ledger();
+    assert_eq!(ledger.store().len().unwrap(), 0);
+    assert!(ledger.store().is_empty().unwrap());
+    let mut seqs = Vec::new();
+    for e in events("single", 5) {
+        let out = ledger.append_at(vec![e], NOW).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].duplicate);
+        seqs.push(out[0].event.seq);
+    }
+    let out = ledger.append_at(events("batch", 20), NOW).unwrap();
+    seqs.extend(out.iter().map(|a| a.event.seq));
+    assert!(ledger.append_at(Vec::new(), NOW).unwrap().is_empty());
+    assert_eq!(seqs, (1..=25).collect::<Vec<u64>>());
+    assert_eq!(ledger.store().len().unwrap(), 25);
+    assert!(!ledger.store().is_empty().unwrap());
+
+    // Stored rows carry the right hashes and chain, and read back identically.
+    let stored = all_stored(ledger.store());
+    assert_eq!(stored.len(), 25);
+    let mut chain = [0u8; 32];
+    for (i, s) in stored.iter().enumerate() {
+        assert_eq!(s.event.seq, i as u64 + 1);
+        assert_eq!(s.event.recorded_time, NOW);
+        assert_eq!(s.leaf_hash, s.event.leaf_hash().unwrap());
+        chain = chain_hash(&chain, &s.leaf_hash);
+        assert_eq!(s.chain_hash, chain);
+        assert_eq!(ledger.store().event(s.event.seq).unwrap().as_ref(), Some(s));
+    }
+    assert_eq!(out.last().unwrap().chain_hash, chain);
+    assert_eq!(stored[5].event.body, events("batch", 1)[0]);
+    assert!(ledger.store().event(26).unwrap().is_none());
+    assert!(ledger.store().event(0).unwrap().is_none());
+    let leaves = ledger.store().leaf_hashes(3, 7).unwrap();
+    assert_eq!(leaves, stored[2..7].iter().map(|s| s.leaf_hash).collect::<Vec<_>>());
+    assert!(ledger.store().leaf_hashes(26, 30).unwrap().is_empty());
+    let mut partial = Vec::new();
+    ledger
+        .store()
+        .scan(10, 12, &mut |s| {
+            partial.push(s.event.seq);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(partial, vec![10, 11, 12]);
+    assert!(ledger.verify().unwrap().ok());
+
+    // A reopened store continues the same chain.
+    drop(ledger);
+    let ledger = b.ledger();
+    let out = ledger.append_at(events("after-reopen", 2), NOW + 1).unwrap();
+    assert_eq!(out.iter().map(|a| a.event.seq).collect::<Vec<_>>(), vec![26, 27]);
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.events, 27);
+}
+
+fn idempotent_retry_returns_original(b: &Backend) {
+    let ledger = b.ledger();
+    let first = ledger.append_at(vec![ev(7, JOBS, "k1")], NOW).unwrap().remove(0);
+    assert!(!first.duplicate);
+    // A retry, even with different fields and later, returns the original.
+    let mut changed = ev(8, FEED, "k1");
+    changed.action = Action::Withdraw;
+    let again = ledger.append_at(vec![changed], NOW + 50).unwrap().remove(0);
+    assert!(again.duplicate);
+    assert_eq!(again.event, first.event);
+    assert_eq!(again.chain_hash, first.chain_hash);
+    assert_eq!(ledger.store().len().unwrap(), 1);
+
+    // Within one batch, and mixed with a key already in the log.
+    let out = ledger
+        .append_at(vec![ev(1, JOBS, "k2"), ev(2, JOBS, "k1"), ev(3, FEED, "k3"), ev(4, REPLY, "k2")], NOW + 60)
+        .unwrap();
+    assert_eq!(out.len(), 4);
+    assert!(!out[0].duplicate && out[1].duplicate && !out[2].duplicate && out[3].duplicate);
+    assert_eq!(out[0].event.seq, 2);
+    assert_eq!(out[1].event, first.event);
+    assert_eq!(out[2].event.seq, 3);
+    assert_eq!(out[3].event, out[0].event);
+    assert_eq!(out[3].chain_hash, out[0].chain_hash);
+    assert_eq!(out[3].event.body.member_id, 1);
+    assert_eq!(ledger.store().len().unwrap(), 3);
+
+    // A batch made only of duplicates writes nothing.
+    let out = ledger.append_at(vec![ev(9, JOBS, "k3"), ev(9, JOBS, "k1")], NOW + 70).unwrap();
+    assert!(out.iter().all(|a| a.duplicate));
+    assert_eq!(out[0].event.seq, 3);
+    assert_eq!(ledger.store().len().unwrap(), 3);
+    assert!(ledger.verify().unwrap().ok());
+}
+
+fn rejected_batches_write_nothing(b: &Backend) {
+    let ledger = b.ledger();
+    ledger.append_at(events("ok", 3), NOW).unwrap();
+    let mut unknown_purpose = ev(1, JOBS, "bad-1");
+    unknown_purpose.purpose = "train_ai_system.mind_reading".into();
+    let mut unknown_notice = ev(1, JOBS, "bad-2");
+    unknown_notice.notice_version = 9;
+    let mut future = ev(1, JOBS, "bad-3");
+    future.event_time = NOW + 3600;
+    let mut no_key = ev(1, JOBS, "");
+    no_key.idempotency_key.clear();
+    let mut too_long = ev(1, JOBS, "bad-5");
+    too_long.actor = "x".repeat(70_000);
+    for (bad, what) in [
+        (unknown_purpose, "unknown purpose"),
+        (unknown_notice, "notice version"),
+        (future, "future"),
+        (no_key, "idempotency key"),
+        (too_long, "actor"),
+    ] {
+        let batch = vec![ev(2, JOBS, "good-a"), ev(3, FEED, "good-b"), bad];
+        match ledger.append_at(batch, NOW) {
+            Err(LedgerError::Rejected { index, reason }) => {
+                assert_eq!(index, 2, "{what}: {reason}");
+                assert!(reason.contains(what), "{what}: {reason}");
+            }
+            other => panic!("{what}: expected a rejection, got {other:?}"),
+        }
+        assert_eq!(ledger.store().len().unwrap(), 3, "{what}: something was written");
+    }
+    // Nothing of the refused batches is in the log: their good keys are still fresh.
+    let out = ledger.append_at(vec![ev(2, JOBS, "good-a")], NOW).unwrap();
+    assert!(!out[0].duplicate);
+    assert_eq!(out[0].event.seq, 4);
+    // Within the allowed clock skew is fine.
+    let mut skewed = ev(1, JOBS, "skew");
+    skewed.event_time = NOW + 60;
+    assert!(ledger.append_at(vec![skewed], NOW).is_ok());
+    assert!(ledger.verify().unwrap().ok());
+}
+
+fn concurrent_appends_form_one_chain(b: &Backend) {
+    let ledger = Arc::new(b.ledger_with(16));
+    const THREADS: u64 = 8;
+    const ROUNDS: u64 = 25;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let ledger = Arc::clone(&ledger);
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for r in 0..ROUNDS {
+                    let n = if r % 5 == 0 { 4 } else { 1 };
+                    let batch = events(&format!("t{t}-r{r}"), n);
+                    for a in ledger.append_at(batch, NOW).unwrap() {
+                        assert!(!a.duplicate);
+                        acked.push((a.event.seq, a.event.body.idempotency_key));
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let acked: Vec<(u64, String)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let total = THREADS * (ROUNDS + 3 * ROUNDS.div_ceil(5));
+    assert_eq!(acked.len() as u64, total);
+    let seqs: BTreeSet<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=total).collect::<BTreeSet<u64>>(), "sequence numbers are not gap-free and unique");
+    let stored = all_stored(ledger.store());
+    for (seq, key) in &acked {
+        assert_eq!(&stored[*seq as usize - 1].event.body.idempotency_key, key);
+    }
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.events, total);
+    assert!(v.checkpoints >= 1);
+}
+
+fn checkpoints_and_proofs_verify(b: &Backend) {
+    let ledger = b.ledger_with(7);
+    let public = ledger.public_key();
+    for chunk in 0..6 {
+        ledger.append_at(events(&format!("c{chunk}"), 5), NOW + chunk).unwrap();
+    }
+    let cps: Vec<SignedTreeHead> = ledger.store().checkpoints().unwrap();
+    let sizes: Vec<u64> = cps.iter().map(|c| c.head.tree_size).collect();
+    // A checkpoint whenever a multiple of 7 is crossed (batches of 5 land on 10, 15, 20, 25, 30).
+    assert_eq!(sizes, vec![10, 15, 25, 30]);
+    let on_demand = ledger.checkpoint().unwrap();
+    assert_eq!(on_demand.head.tree_size, 30);
+    ledger.store().put_checkpoint(&on_demand).unwrap();
+    assert_eq!(ledger.store().checkpoints().unwrap().len(), 4, "checkpoints are unique per tree size");
+    assert_eq!(ledger.latest_checkpoint().unwrap().unwrap().head.tree_size, 30);
+    let leaves: Vec<Hash> = all_stored(ledger.store()).iter().map(|s| s.event.leaf_hash().unwrap()).collect();
+    for c in &cps {
+        assert!(public.verify(c));
+        let size = c.head.tree_size;
+        assert_eq!(ledger.root(size).unwrap(), c.head.root_hash);
+        assert_eq!(ledger.store().event(size).unwrap().unwrap().chain_hash, c.head.chain_hash);
+        for seq in 1..=size {
+            let proof = ledger.inclusion_proof(seq, size).unwrap();
+            assert!(verify_inclusion(seq - 1, size, &leaves[seq as usize - 1], &proof, &c.head.root_hash));
+            let other = if seq == 1 { leaves[1] } else { leaves[0] };
+            assert!(!verify_inclusion(seq - 1, size, &other, &proof, &c.head.root_hash));
+        }
+        for d in &cps {
+            if d.head.tree_size >= size {
+                let proof = ledger.consistency_proof(size, d.head.tree_size).unwrap();
+                assert!(verify_consistency(size, d.head.tree_size, &c.head.root_hash, &d.head.root_hash, &proof));
+            }
+        }
+    }
+    assert!(ledger.inclusion_proof(31, 30).is_err());
+    assert!(ledger.inclusion_proof(0, 30).is_err());
+    assert!(ledger.consistency_proof(20, 40).is_err());
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!((v.events, v.checkpoints), (30, 4));
+}
+
+/// Alters one character of the JSON string value of `field` (the first occurrence).
+fn alter_value(json: &str, field: &str) -> String {
+    let pat = format!("\"{field}\":");
+    let at = json.find(&pat).unwrap_or_else(|| panic!("no field {field} in {json}")) + pat.len();
+    let bytes = json.as_bytes();
+    // First character of the value that is a letter or digit (within this value: no comma before it).
+    let i = (at..bytes.len()).find(|&i| bytes[i].is_ascii_alphanumeric()).unwrap();
+    assert!(!json[at..i].contains(','), "{field} has an empty value");
+    let mut out = bytes.to_vec();
+    out[i] = match out[i] {
+        c @ b'0'..=b'8' => c + 1,
+        b'9' => b'8',
+        c @ b'a'..=b'e' => c + 1,
+        c if c.is_ascii_lowercase() => c - 1,
+        c => c ^ 0x20,
+    };
+    String::from_utf8(out).unwrap()
+}
+
+fn receipts_verify_and_detect_one_byte(b: &Backend) {
+    let ledger = b.ledger_with(0);
+    ledger
+        .store()
+        .put_members(&[MemberRecord {
+            member_id: 3,
+            jurisdiction: "DE".into(),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1990, 4, 1).unwrap(),
+        }])
+        .unwrap();
+    ledger.append_at(events("r", 12), NOW).unwrap();
+    let public = ledger.public_key();
+    let receipt = ledger.receipt(3).unwrap();
+    receipt.verify(&public).unwrap();
+    assert_eq!(receipt.event.seq, 3);
+    assert_eq!(receipt.record.jurisdiction, "DE");
+    // A receipt for a later event after more appends, against a newer head.
+    ledger.append_at(events("r2", 5), NOW).unwrap();
+    let later = ledger.receipt(15).unwrap();
+    later.verify(&public).unwrap();
+    assert!(later.tree_head.head.tree_size >= 15);
+    assert!(matches!(ledger.receipt(99), Err(LedgerError::NotFound(_))));
+
+    let json = serde_json::to_string(&receipt).unwrap();
+    let back: Receipt = serde_json::from_str(&json).unwrap();
+    back.verify(&public).unwrap();
+    // Another log's key does not accept it.
+    assert!(back.verify(&LogKey::from_seed([2; 32]).public()).is_err());
+    for field in [
+        "pii_principal_id",
+        "pii_controller",
+        "purpose_name",
+        "jurisdiction",
+        "event_type",
+        "member_id",
+        "actor",
+        "event_time",
+        "recorded_time",
+        "idempotency_key",
+        "root_hash",
+        "chain_hash",
+        "signature",
+        "record_signature",
+        "inclusion_proof",
+        "tree_size",
+        "seq",
+    ] {
+        let altered = alter_value(&json, field);
+        assert_ne!(altered, json);
+        assert_eq!(altered.len(), json.len(), "exactly one byte changed");
+        // Still a well-formed receipt (digits stay digits, hex stays hex), so verification itself must refuse it.
+        let r: Receipt = serde_json::from_str(&altered).unwrap_or_else(|e| panic!("{field}: {e}"));
+        assert!(r.verify(&public).is_err(), "altering {field} went unnoticed");
+    }
+}
+
+fn member_directory_round_trips(b: &Backend) {
+    let store = b.store();
+    let d = |y, m, dd| chrono::NaiveDate::from_ymd_opt(y, m, dd).unwrap();
+    let m = |id: u64, j: &str, date| MemberRecord { member_id: id, jurisdiction: j.into(), birth_date: date };
+    assert!(store.member(1).unwrap().is_none());
+    store
+        .put_members(&[m(3, "US-CA", d(2001, 2, 28)), m(1, "DE", d(1960, 12, 31)), m(2, "GB", d(2008, 1, 1))])
+        .unwrap();
+    // Replacing, and a repeated id within one call: the last record wins.
+    store.put_members(&[m(2, "FR", d(2000, 6, 15)), m(4, "BR", d(1999, 9, 9)), m(4, "AR", d(1998, 8, 8))]).unwrap();
+    store.put_members(&[]).unwrap();
+    assert_eq!(store.member(1).unwrap(), Some(m(1, "DE", d(1960, 12, 31))));
+    assert_eq!(store.member(2).unwrap(), Some(m(2, "FR", d(2000, 6, 15))));
+    assert_eq!(store.member(4).unwrap(), Some(m(4, "AR", d(1998, 8, 8))));
+    assert!(store.member(5).unwrap().is_none());
+    let mut all = Vec::new();
+    store.scan_members(&mut |r| all.push(r)).unwrap();
+    assert_eq!(
+        all,
+        vec![
+            m(1, "DE", d(1960, 12, 31)),
+            m(2, "FR", d(2000, 6, 15)),
+            m(3, "US-CA", d(2001, 2, 28)),
+            m(4, "AR", d(1998, 8, 8))
+        ]
+    );
+    // Many members in one call.
+    let many: Vec<MemberRecord> =
+        (10..25_010).map(|i| m(i, "US", d(1980 + (i % 20) as i32, 1 + (i % 12) as u32, 1))).collect();
+    store.put_members(&many).unwrap();
+    let mut n = 0;
+    store.scan_members(&mut |_| n += 1).unwrap();
+    assert_eq!(n, 4 + 25_000);
+    assert_eq!(store.member(25_009).unwrap(), Some(many[24_999].clone()));
+
+    // Small settings.
+    assert_eq!(store.get_meta("controller").unwrap(), None);
+    store.set_meta("controller", "Example Network").unwrap();
+    store.set_meta("controller", "Example Network Ltd").unwrap();
+    store.set_meta("cursor", "17").unwrap();
+    assert_eq!(store.get_meta("controller").unwrap().as_deref(), Some("Example Network Ltd"));
+    assert_eq!(store.get_meta("cursor").unwrap().as_deref(), Some("17"));
+    drop(store);
+    assert_eq!(b.store().member(3).unwrap(), Some(m(3, "US-CA", d(2001, 2, 28))));
+}
+
+fn scan_consent_returns_what_was_appended(b: &Backend) {
+    let ledger = b.ledger();
+    let mut appended = events("s", 40);
+    ledger.append_at(appended.clone(), NOW).unwrap();
+    // A large batch too: several insert statements, several reads of the stream.
+    let big = events("big", 25_003);
+    ledger.append_at(big.clone(), NOW).unwrap();
+    appended.extend(big);
+    let expect: Vec<(u64, String, ConsentEvent)> = appended
+        .iter()
+        .map(|e| {
+            let c =
+                ConsentEvent { at: e.event_time, action: e.action, notice_version: e.notice_version, source: e.source };
+            (e.member_id, e.purpose.clone(), c)
+        })
+        .collect();
+    let scan = |from: u64, to: u64| {
+        let mut got = Vec::new();
+        ledger.store().scan_consent(from, to, &mut |m, p, c| got.push((m, p.to_string(), c))).unwrap();
+        got
+    };
+    assert_eq!(scan(1, u64::MAX), expect);
+    assert_eq!(scan(5, 9), expect[4..9].to_vec());
+    assert_eq!(scan(40, 41), expect[39..41].to_vec());
+    assert!(scan(30_000, 40_000).is_empty());
+    assert!(scan(9, 5).is_empty());
+    let n = expect.len() as u64;
+    assert_eq!(scan(n, n), expect[expect.len() - 1..].to_vec());
+}
+
+// ---------------------------------------------------------------------------
+// Tamper evidence.
+
+/// The victim event of every tamper test.
+const VICTIM: u64 = 13;
+
+/// Builds a 30-event log with checkpoints at 10, 20 and 30; returns the signed
+/// head at 20, the one an auditor kept before the log was tampered with.
+fn tamper_setup(b: &Backend) -> SignedTreeHead {
+    let ledger = b.ledger_with(10);
+    for i in 0..6 {
+        ledger.append_at(events(&format!("tp{i}"), 5), NOW + i).unwrap();
+    }
+    let cps = ledger.store().checkpoints().unwrap();
+    assert_eq!(cps.iter().map(|c| c.head.tree_size).collect::<Vec<_>>(), vec![10, 20, 30]);
+    assert!(ledger.verify().unwrap().ok());
+    cps[1].clone()
+}
+
+/// Verification reports the tampering no later than `VICTIM`, and the kept head
+/// is not consistent with the log as an auditor recomputes it from the rows —
+/// nor, when `stored_view_too`, with the ledger's own tree of stored leaf hashes.
+fn assert_tamper_detected(b: &Backend, kept: &SignedTreeHead, what: &str, stored_view_too: bool) {
+    let ledger = b.ledger_with(0);
+    let v = ledger.verify().unwrap();
+    assert!(!v.ok(), "{what}: verify did not notice: {v:?}");
+    let first = v.first_bad_seq.unwrap_or_else(|| panic!("{what}: no first bad seq: {v:?}"));
+    assert!(first <= VICTIM, "{what}: first bad seq {first} is after the tampered event {VICTIM}: {v:?}");
+
+    // The auditor's view: leaves recomputed from the rows as they are now.
+    let mut tree = Tree::new();
+    for s in all_stored(ledger.store()) {
+        tree.push(s.event.leaf_hash().unwrap());
+    }
+    let (old, n) = (kept.head.tree_size, tree.len());
+    assert!(n >= old, "{what}: the log shrank below a signed head");
+    let proof = tree.consistency_proof(old, n).unwrap();
+    assert!(
+        !verify_consistency(old, n, &kept.head.root_hash, &tree.root(n).unwrap(), &proof),
+        "{what}: the rewritten log still looks like an extension of the kept head"
+    );
+    if stored_view_too {
+        let n = ledger.store().len().unwrap();
+        let proof = ledger.consistency_proof(old, n).unwrap();
+        assert!(
+            !verify_consistency(old, n, &kept.head.root_hash, &ledger.root(n).unwrap(), &proof),
+            "{what}: the ledger's proof from the kept head still verifies"
+        );
+    }
+}
+
+fn tamper_change_field(b: &Backend) {
+    let kept = tamper_setup(b);
+    b.raw().exec(&format!("UPDATE events SET member_id = member_id + 1000 WHERE seq = {VICTIM}"));
+    // The stored leaf hash was left alone, so only recomputation shows the change.
+    assert_tamper_detected(b, &kept, "changed member id", false);
+
+    let b2 = match b {
+        Backend::Sqlite(_) => Backend::sqlite(),
+        Backend::Postgres(_) => Backend::postgres().unwrap(),
+    };
+    let kept = tamper_setup(&b2);
+    b2.raw().exec(&format!("UPDATE events SET action = 3 - action, actor = actor || 'x' WHERE seq = {VICTIM}"));
+    assert_tamper_detected(&b2, &kept, "changed action and actor", false);
+}
+
+fn tamper_delete_row(b: &Backend) {
+    let kept = tamper_setup(b);
+    b.raw().exec(&format!("DELETE FROM events WHERE seq = {VICTIM}"));
+    let v = b.ledger().verify().unwrap();
+    assert!(v.first_bad_seq.is_some_and(|s| s <= VICTIM), "{v:?}");
+    assert!(v.problems.iter().any(|p| p.contains("missing")), "{v:?}");
+    // Close the gap too, as a careful forger would.
+    b.raw().exec(&format!(
+        "UPDATE events SET seq = -seq WHERE seq > {VICTIM}; UPDATE events SET seq = -seq - 1 WHERE seq < 0;"
+    ));
+    assert_tamper_detected(b, &kept, "deleted row", true);
+}
+
+fn tamper_swap_rows(b: &Backend) {
+    let kept = tamper_setup(b);
+    let (x, y) = (VICTIM, VICTIM + 1);
+    b.raw().exec(&format!(
+        "UPDATE events SET seq = -1 WHERE seq = {x}; UPDATE events SET seq = {x} WHERE seq = {y};
+         UPDATE events SET seq = {y} WHERE seq = -1;"
+    ));
+    let v = b.ledger().verify().unwrap();
+    assert!(v.problems.iter().any(|p| p.contains(&format!("event {x} was changed"))), "{v:?}");
+    assert_tamper_detected(b, &kept, "swapped rows", true);
+}
+
+fn tamper_insert_row(b: &Backend) {
+    let kept = tamper_setup(b);
+    let store = b.store();
+    let prev = store.event(VICTIM - 1).unwrap().unwrap();
+    drop(store);
+    // A forged event at VICTIM with hashes that are right for it and chain from its predecessor.
+    let mut forged = prev.event.clone();
+    forged.seq = VICTIM;
+    forged.body.member_id = 4242;
+    forged.body.idempotency_key = "forged".into();
+    let leaf = forged.leaf_hash().unwrap();
+    let chain = chain_hash(&prev.chain_hash, &leaf);
+    let mut raw = b.raw();
+    raw.exec(&format!(
+        "UPDATE events SET seq = -seq WHERE seq >= {VICTIM}; UPDATE events SET seq = -seq + 1 WHERE seq < 0;"
+    ));
+    raw.insert(&forged, VICTIM - 1, &leaf, &chain);
+    drop(raw);
+    assert_eq!(b.store().len().unwrap(), 31);
+    assert_tamper_detected(b, &kept, "inserted row", true);
+}
+
+fn tamper_full_rewrite(b: &Backend) {
+    let kept = tamper_setup(b);
+    let mut raw = b.raw();
+    raw.exec(&format!("UPDATE events SET member_id = 999 WHERE seq = {VICTIM}"));
+    // Recompute every leaf and link from the victim on, so the chain is whole again.
+    let store = b.store();
+    let stored = all_stored(store.as_ref());
+    drop(store);
+    let mut chain = stored[VICTIM as usize - 2].chain_hash;
+    for s in &stored[VICTIM as usize - 1..] {
+        let leaf = leaf_hash(&s.event.encode().unwrap());
+        chain = chain_hash(&chain, &leaf);
+        raw.set_hashes(s.event.seq, &leaf, &chain);
+    }
+    drop(raw);
+    // The chain alone no longer shows it; the checkpoints and the kept head do.
+    let v = b.ledger().verify().unwrap();
+    assert!(v.problems.iter().all(|p| !p.contains("chain breaks") && !p.contains("was changed")), "{v:?}");
+    assert!(v.problems.iter().any(|p| p.contains("checkpoint at 20")), "{v:?}");
+    assert_tamper_detected(b, &kept, "rewritten log", true);
+
+    // Even with the stored checkpoints removed as well, the head the auditor kept exposes it.
+    b.raw().exec("DELETE FROM checkpoints");
+    let ledger = b.ledger();
+    let n = ledger.store().len().unwrap();
+    let proof = ledger.consistency_proof(kept.head.tree_size, n).unwrap();
+    assert!(!verify_consistency(kept.head.tree_size, n, &kept.head.root_hash, &ledger.root(n).unwrap(), &proof));
+}
+
+// ---------------------------------------------------------------------------
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::Backend::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(b) = super::Backend::postgres() {
+                        super::$name(&b);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    appends_assign_gap_free_seqs,
+    idempotent_retry_returns_original,
+    rejected_batches_write_nothing,
+    concurrent_appends_form_one_chain,
+    checkpoints_and_proofs_verify,
+    receipts_verify_and_detect_one_byte,
+    member_directory_round_trips,
+    scan_consent_returns_what_was_appended,
+    tamper_change_field,
+    tamper_delete_row,
+    tamper_swap_rows,
+    tamper_insert_row,
+    tamper_full_rewrite,
+);
+
+/// Several processes appending to one PostgreSQL ledger at once produce one gap-free chain.
+#[test]
+fn postgres_several_processes_one_chain() {
+    let Some(Backend::Postgres(db)) = Backend::postgres() else { return };
+    // Create the schema first so the children do not all race to (they would cope, but slower).
+    drop(PgStore::connect(&db.url).unwrap());
+    const PER_CHILD: u64 = 150;
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_consentry-ledger-crashtest"))
+                .args(["--postgres", &db.url, "--run-id", &format!("p{i}"), "--count", &PER_CHILD.to_string()])
+                .args(["--threads", "3", "--checkpoint-every", "50"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "child failed: {out:?}");
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let mut w = line.split(' ');
+            assert_eq!(w.next(), Some("ack"));
+            acked.push((w.next().unwrap().parse().unwrap(), w.next().unwrap().to_string()));
+        }
+    }
+    assert_eq!(acked.len() as u64, 3 * PER_CHILD);
+    let seqs: BTreeSet<u64> = acked.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=3 * PER_CHILD).collect::<BTreeSet<u64>>());
+    let keys: HashSet<&str> = acked.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(keys.len() as u64, 3 * PER_CHILD);
+    let b = Backend::Postgres(db);
+    let ledger = b.ledger();
+    for (seq, key) in &acked {
+        assert_eq!(&ledger.store().event(*seq).unwrap().unwrap().event.body.idempotency_key, key);
+    }
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.events, 3 * PER_CHILD);
+    assert!(v.checkpoints >= 3, "{v:?}");
+}

@@ -1,0 +1,150 @@
+//! Crash safety (promise 5): a child process appends events and prints each
+//! acknowledged one; the test kills it with SIGKILL at random moments,
+//! restarts it, and finally checks that every acknowledged event is in the
+//! log at the acknowledged position and that the whole log verifies.
+//!
+//! `CONSENTRY_CRASH_KILLS=N` sets the number of kills per backend (default 60);
+//! `CONSENTRY_CRASH_SEED=S` replays a particular schedule.
+
+mod support;
+
+use consentry_ledger::postgres::PgStore;
+use consentry_ledger::sqlite::SqliteStore;
+use consentry_ledger::{Ledger, LedgerOptions, LogKey, Store};
+use consentry_policy::Policy;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_consentry-ledger-crashtest");
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// Parses `ack <seq> <key>` lines; a line cut short by the kill has no newline and is ignored.
+fn parse_acks(stdout: &[u8]) -> Vec<(u64, String)> {
+    let text = String::from_utf8_lossy(stdout);
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| {
+            let mut w = l.split(' ');
+            assert_eq!(w.next(), Some("ack"), "unexpected child output {l:?}");
+            let seq = w.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad ack line {l:?}"));
+            let key = w.next().unwrap_or_else(|| panic!("bad ack line {l:?}")).to_string();
+            (seq, key)
+        })
+        .collect()
+}
+
+struct Outcome {
+    kills: u64,
+    acked: usize,
+    events: u64,
+    elapsed: Duration,
+}
+
+/// Runs the kill loop against the store named by `target` (`["--sqlite", path]` or `["--postgres", url]`).
+fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, seed: u64) -> Outcome {
+    let kills = env_u64("CONSENTRY_CRASH_KILLS", 60);
+    let seed = env_u64("CONSENTRY_CRASH_SEED", seed);
+    eprintln!("{name}: {kills} kills, seed {seed}");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let started = Instant::now();
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    for round in 0..kills {
+        // Mostly long enough to be appending; sometimes during start-up.
+        let delay_us = if rng.random_bool(0.1) { rng.random_range(0..5_000) } else { rng.random_range(5_000..150_000) };
+        let mut child = Command::new(CHILD)
+            .args(target)
+            .args(["--run-id", &format!("{name}{round}"), "--threads", "3", "--checkpoint-every", "64"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the crash-test child");
+        std::thread::sleep(Duration::from_micros(delay_us));
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!("{name}: the child exited on its own ({status}): {}", String::from_utf8_lossy(&out.stderr));
+        }
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let acks = parse_acks(&out.stdout);
+        for (seq, key) in &acks {
+            if let Some(old) = acked.insert(key.clone(), *seq) {
+                panic!("{name}: key {key} acknowledged twice (at {old} and {seq})");
+            }
+        }
+        // The newest acknowledgement of this round must already be readable after the kill.
+        if let Some((seq, key)) = acks.last() {
+            let store = open();
+            let e = store.event(*seq).unwrap().unwrap_or_else(|| panic!("{name}: acknowledged event {seq} lost"));
+            assert_eq!(&e.event.body.idempotency_key, key, "{name}: event {seq} is not the acknowledged one");
+        }
+    }
+    // A last, uninterrupted run: the log carries on after all those crashes.
+    let out = Command::new(CHILD)
+        .args(target)
+        .args(["--run-id", &format!("{name}-final"), "--count", "40"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    let last = parse_acks(&out.stdout);
+    assert_eq!(last.len(), 40);
+    acked.extend(last.into_iter().map(|(s, k)| (k, s)));
+
+    let ledger = Ledger::new(open(), Policy::default_policy(), LogKey::from_seed([1; 32]), LedgerOptions::default());
+    let mut stored: HashMap<u64, String> = HashMap::new();
+    ledger
+        .store()
+        .scan(1, u64::MAX, &mut |s| {
+            stored.insert(s.event.seq, s.event.body.idempotency_key);
+            Ok(())
+        })
+        .unwrap();
+    for (key, seq) in &acked {
+        assert_eq!(stored.get(seq), Some(key), "{name}: acknowledged event {seq} ({key}) is missing or different");
+    }
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{name}: {v:?}");
+    assert!(v.checkpoints > 0, "{name}: no checkpoint was ever made");
+    assert!(
+        acked.len() as u64 >= kills,
+        "{name}: only {} events were acknowledged in {kills} runs; the children hardly ran",
+        acked.len()
+    );
+    let o = Outcome { kills, acked: acked.len(), events: v.events, elapsed: started.elapsed() };
+    eprintln!(
+        "{name}: {} kills, {} acknowledged events all present, {} events in the log, verify ok, {:.1?}",
+        o.kills, o.acked, o.events, o.elapsed
+    );
+    o
+}
+
+#[test]
+fn sqlite_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let path_str = path.to_str().unwrap().to_string();
+    let open = || Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn Store>;
+    let o = crash_loop("sqlite", ["--sqlite", &path_str], &open, 0x5157_11fe);
+    assert!(o.events >= o.acked as u64);
+}
+
+#[test]
+fn postgres_survives_sigkill() {
+    let Some(db) = support::pg() else { return };
+    let open = || Box::new(PgStore::connect(&db.url).unwrap()) as Box<dyn Store>;
+    let o = crash_loop("postgres", ["--postgres", &db.url], &open, 0x0090_57e5);
+    assert!(o.events >= o.acked as u64);
+}

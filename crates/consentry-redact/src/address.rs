@@ -1,0 +1,995 @@
+//! Street addresses, triggered by house numbers. Around each number at a
+//! word start the detector tries the conventions of several countries:
+//! number first (`221B Baker Street`, `12 rue de la Paix`, `5/120 George St`,
+//! `Flat 3, 12 Mill Lane`), street first (`Hauptstraße 12`, `Keizersgracht
+//! 123-II`, `Calle Mayor, 5`, `Via Roma 10/A`), then a tail of units
+//! (`Apt 4B`, `Suite 200`, `3º izda.`), cities, state codes and postcodes
+//! (US ZIP, UK, Canada, Netherlands, 4–6 digits). A tail is kept only up to
+//! its last postcode, so a city mentioned after an address is not swallowed
+//! by accident. Also US military addresses (`PSC 1234, Box 5678 / APO AE
+//! 09876`) and bare `Name Street` with a strong street type.
+
+use crate::scan::{boundary_after, boundary_before, digits_at, is_capitalised_at, next_char, prev_char, word_end};
+use crate::{Kind, Span};
+
+/// Street types written after the street name (USPS Publication 28 suffixes, UK, AU, IN conventions).
+const STRONG_TYPES: &[&str] = &[
+    "Street",
+    "St",
+    "Avenue",
+    "Ave",
+    "Av",
+    "Road",
+    "Rd",
+    "Boulevard",
+    "Blvd",
+    "Drive",
+    "Dr",
+    "Lane",
+    "Ln",
+    "Court",
+    "Ct",
+    "Way",
+    "Place",
+    "Pl",
+    "Close",
+    "Crescent",
+    "Cres",
+    "Terrace",
+    "Tce",
+    "Ter",
+    "Parade",
+    "Pde",
+    "Highway",
+    "Hwy",
+    "Parkway",
+    "Pkwy",
+    "Square",
+    "Sq",
+    "Grove",
+    "Gardens",
+    "Gdns",
+    "Circle",
+    "Cir",
+    "Trail",
+    "Trl",
+    "Alley",
+    "Row",
+    "Mews",
+    "Cross",
+    "Marg",
+    "Expressway",
+    "Freeway",
+    "Turnpike",
+    "Pike",
+    "Broadway",
+    "Esplanade",
+    "Embankment",
+    "Wharf",
+    "Quay",
+    "Hill",
+    "Rise",
+    "Walk",
+    "Loop",
+    "Plaza",
+    "Causeway",
+    "Boulevarde",
+    "Strasse",
+    "Straße",
+];
+
+/// Further USPS suffixes: ordinary words too, so they score lower unless a unit or postcode follows.
+const WEAK_TYPES: &[&str] = &[
+    "Annex",
+    "Arcade",
+    "Bayou",
+    "Beach",
+    "Bend",
+    "Bluff",
+    "Bluffs",
+    "Bottom",
+    "Branch",
+    "Bridge",
+    "Brook",
+    "Brooks",
+    "Burg",
+    "Burgs",
+    "Bypass",
+    "Camp",
+    "Canyon",
+    "Cape",
+    "Center",
+    "Centre",
+    "Centers",
+    "Circles",
+    "Cliff",
+    "Cliffs",
+    "Club",
+    "Common",
+    "Commons",
+    "Corner",
+    "Corners",
+    "Course",
+    "Courts",
+    "Cove",
+    "Coves",
+    "Creek",
+    "Crest",
+    "Crossing",
+    "Crossroad",
+    "Curve",
+    "Dale",
+    "Dam",
+    "Divide",
+    "Drives",
+    "Estate",
+    "Estates",
+    "Extension",
+    "Extensions",
+    "Fall",
+    "Falls",
+    "Ferry",
+    "Field",
+    "Fields",
+    "Flat",
+    "Flats",
+    "Ford",
+    "Fords",
+    "Forest",
+    "Forge",
+    "Forges",
+    "Fork",
+    "Forks",
+    "Fort",
+    "Garden",
+    "Gateway",
+    "Glen",
+    "Glens",
+    "Green",
+    "Greens",
+    "Groves",
+    "Harbor",
+    "Harbors",
+    "Haven",
+    "Heights",
+    "Hills",
+    "Hollow",
+    "Inlet",
+    "Island",
+    "Islands",
+    "Isle",
+    "Junction",
+    "Junctions",
+    "Key",
+    "Keys",
+    "Knoll",
+    "Knolls",
+    "Lake",
+    "Lakes",
+    "Land",
+    "Landing",
+    "Light",
+    "Lights",
+    "Loaf",
+    "Lock",
+    "Locks",
+    "Lodge",
+    "Mall",
+    "Manor",
+    "Manors",
+    "Meadow",
+    "Meadows",
+    "Mill",
+    "Mills",
+    "Mission",
+    "Motorway",
+    "Mount",
+    "Mountain",
+    "Mountains",
+    "Neck",
+    "Orchard",
+    "Oval",
+    "Overpass",
+    "Park",
+    "Parks",
+    "Parkways",
+    "Pass",
+    "Passage",
+    "Path",
+    "Pines",
+    "Plain",
+    "Plains",
+    "Point",
+    "Points",
+    "Port",
+    "Ports",
+    "Prairie",
+    "Radial",
+    "Ramp",
+    "Ranch",
+    "Rapid",
+    "Rapids",
+    "Rest",
+    "Ridge",
+    "Ridges",
+    "River",
+    "Roads",
+    "Route",
+    "Run",
+    "Shoal",
+    "Shoals",
+    "Shore",
+    "Shores",
+    "Skyway",
+    "Spring",
+    "Springs",
+    "Spur",
+    "Spurs",
+    "Squares",
+    "Station",
+    "Stravenue",
+    "Stream",
+    "Streets",
+    "Summit",
+    "Throughway",
+    "Trace",
+    "Track",
+    "Trafficway",
+    "Tunnel",
+    "Underpass",
+    "Union",
+    "Unions",
+    "Valley",
+    "Valleys",
+    "Viaduct",
+    "View",
+    "Views",
+    "Village",
+    "Villages",
+    "Ville",
+    "Vista",
+    "Walks",
+    "Wall",
+    "Ways",
+    "Well",
+    "Wells",
+    "Apartments",
+    "Residency",
+    "Towers",
+    "Enclave",
+    "Nagar",
+    "Layout",
+    "Colony",
+    "Chowk",
+    "Salai",
+];
+
+/// Street types written before the name (ES, IT, PT, FR, CA-FR).
+const LEADING_TYPES: &[&str] = &[
+    "Calle",
+    "Carrer",
+    "Avenida",
+    "Avinguda",
+    "Plaza",
+    "Plaça",
+    "Paseo",
+    "Passeig",
+    "Rambla",
+    "Gran",
+    "Camino",
+    "Ronda",
+    "Travesía",
+    "Via",
+    "Viale",
+    "Corso",
+    "Piazza",
+    "Piazzale",
+    "Largo",
+    "Vicolo",
+    "Strada",
+    "Rua",
+    "Travessa",
+    "Rue",
+    "Avenue",
+    "Boulevard",
+    "Place",
+    "Allée",
+    "Impasse",
+    "Chemin",
+    "Quai",
+    "Route",
+    "Cours",
+    "Ulica",
+    "ul",
+];
+
+/// French street types that follow the house number, written in lower case.
+const FR_TYPES: &[&str] = &[
+    "rue",
+    "avenue",
+    "boulevard",
+    "bd",
+    "place",
+    "allée",
+    "impasse",
+    "chemin",
+    "quai",
+    "route",
+    "cours",
+    "square",
+    "passage",
+    "voie",
+    "Rue",
+    "Avenue",
+    "Boulevard",
+    "Place",
+    "Allée",
+    "Impasse",
+    "Chemin",
+    "Quai",
+    "Route",
+    "Cours",
+];
+
+/// Endings of one-word street names (DE, AT, CH, NL, BE, Nordic).
+const SUFFIXES: &[&str] = &[
+    "straße", "strasse", "str", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee", "steig", "pfad",
+    "gracht", "straat", "laan", "plein", "kade", "singel", "dijk", "steeg", "markt", "vej", "gatan", "gata", "väg",
+    "vägen", "veien", "gade",
+];
+
+/// Words that introduce a unit before or after the street.
+const UNITS: &[&str] = &[
+    "Apt",
+    "Apartment",
+    "Suite",
+    "Ste",
+    "Unit",
+    "Flat",
+    "Floor",
+    "Fl",
+    "Room",
+    "Rm",
+    "Bldg",
+    "Building",
+    "Bât",
+    "Box",
+    "Dept",
+    "Office",
+    "Level",
+    "Piso",
+    "Escalera",
+    "Esc",
+    "Interno",
+    "Int",
+    "Stage",
+    "Etage",
+    "apt",
+    "suite",
+    "unit",
+    "flat",
+    "#",
+];
+
+/// Lower-case words allowed inside street and city names.
+const PARTICLES: &[&str] = &[
+    "de", "del", "della", "delle", "dei", "degli", "di", "da", "do", "dos", "das", "du", "des", "la", "las", "los",
+    "le", "les", "el", "y", "e", "am", "an", "im", "der", "den", "van", "von", "sur", "en", "of", "the", "upon", "on",
+    "d'", "l'",
+];
+
+fn word_at(text: &str, i: usize) -> Option<(usize, &str)> {
+    let e = word_end(text, i);
+    (e > i).then(|| (e, &text[i..e]))
+}
+
+/// The word at `i` with its end, skipping a trailing `.` of an abbreviation.
+fn word_dot(text: &str, i: usize) -> Option<(usize, &str)> {
+    let (e, w) = word_at(text, i)?;
+    let e = if text.as_bytes().get(e) == Some(&b'.') { e + 1 } else { e };
+    Some((e, w))
+}
+
+/// Skips one separator: `, ` or spaces (no newline).
+fn sep(b: &[u8], mut i: usize) -> usize {
+    if b.get(i) == Some(&b',') {
+        i += 1;
+    }
+    crate::scan::skip_blanks(b, i)
+}
+
+/// A house number at `i`: `12`, `12a`, `12-14`, `5/120`, `10/A`, `12 bis`, `123-II`, `123 hs`; returns its end.
+fn house_number(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let n = digits_at(b, i);
+    if n == 0 || n > 5 {
+        return None;
+    }
+    let mut j = i + n;
+    match b.get(j) {
+        Some(b'/') | Some(b'-') if b.get(j + 1).is_some_and(u8::is_ascii_digit) => {
+            j += 1 + digits_at(b, j + 1);
+        }
+        Some(b'/') | Some(b'-') if b.get(j + 1).is_some_and(u8::is_ascii_uppercase) && boundary_after(text, j + 2) => {
+            j += 2;
+        }
+        Some(b'-')
+            if b[j + 1..].starts_with(b"III") || b[j + 1..].starts_with(b"II") || b[j + 1..].starts_with(b"I") =>
+        {
+            j += 1;
+            while b.get(j) == Some(&b'I') {
+                j += 1;
+            }
+        }
+        Some(c) if c.is_ascii_alphabetic() && boundary_after(text, j + 1) => j += 1,
+        _ => {}
+    }
+    if !boundary_after(text, j) {
+        return None;
+    }
+    for suffix in [" bis", " ter", " hs"] {
+        if b[j..].starts_with(suffix.as_bytes()) && boundary_after(text, j + suffix.len()) {
+            j += suffix.len();
+        }
+    }
+    Some(j)
+}
+
+static STRONG: std::sync::LazyLock<crate::scan::WordSet> =
+    std::sync::LazyLock::new(|| crate::scan::word_set(&[STRONG_TYPES]));
+static WEAK: std::sync::LazyLock<crate::scan::WordSet> =
+    std::sync::LazyLock::new(|| crate::scan::word_set(&[WEAK_TYPES]));
+
+fn is_type(w: &str) -> Option<f32> {
+    if STRONG.contains(w) {
+        Some(0.85)
+    } else if WEAK.contains(w) {
+        Some(0.6)
+    } else {
+        None
+    }
+}
+
+/// Word that may be part of a street name: capitalised, an ordinal (`2nd`), or an all-caps abbreviation (`MG`).
+fn name_word(w: &str) -> bool {
+    let first = w.chars().next().unwrap_or(' ');
+    if first.is_uppercase() {
+        return true;
+    }
+    if first.is_ascii_digit() {
+        let lw = w.to_ascii_lowercase();
+        return ["st", "nd", "rd", "th"].iter().any(|s| lw.ends_with(s)) && lw.len() <= 6;
+    }
+    false
+}
+
+/// Number-first street: number, optional comma, name words, street type. Returns (core end, score).
+fn number_first(text: &str, i: usize) -> Option<(usize, f32)> {
+    let b = text.as_bytes();
+    let num_end = house_number(text, i)?;
+    let mut k = sep(b, num_end);
+    if k == num_end {
+        return None;
+    }
+    // French: `12 rue de la Paix`.
+    if let Some((e, w)) = word_at(text, k)
+        && FR_TYPES.contains(&w)
+    {
+        let mut end = e;
+        let mut names = 0;
+        let mut j = crate::scan::skip_blanks(b, e);
+        for _ in 0..6 {
+            let Some((we, nw)) = word_at(text, j) else { break };
+            let part = PARTICLES.contains(&nw) || nw.starts_with("d'") || nw.starts_with("l'");
+            if !(name_word(nw) || part) {
+                break;
+            }
+            if name_word(nw) {
+                names += 1;
+                end = we;
+            }
+            j = crate::scan::skip_blanks(b, we);
+            if j == we {
+                break;
+            }
+        }
+        if names > 0 {
+            return Some((end, 0.85));
+        }
+    }
+    // `Sector 5` after an Indian block number (`B-12, Sector 5`).
+    if text[k..].starts_with("Sector ") && digits_at(b, k + 7) > 0 {
+        return Some((k + 7 + digits_at(b, k + 7), 0.8));
+    }
+    for words in 0..5 {
+        let (e, w) = word_at(text, k)?;
+        if words > 0
+            && let Some(score) = is_type(w)
+        {
+            let abbr = w.len() <= 4
+                && !matches!(
+                    w,
+                    "Lane"
+                        | "Road"
+                        | "Way"
+                        | "Row"
+                        | "Hill"
+                        | "Rise"
+                        | "Walk"
+                        | "Loop"
+                        | "Pike"
+                        | "Quay"
+                        | "Mews"
+                        | "Marg"
+                );
+            let end = if b.get(e) == Some(&b'.') && abbr { e + 1 } else { e };
+            return Some((end, score));
+        }
+        if !name_word(w) && w != "&" {
+            return None;
+        }
+        let j = crate::scan::skip_blanks(b, e);
+        if j == e || j - e > 1 {
+            return None;
+        }
+        k = j;
+    }
+    None
+}
+
+/// Street-first: the words before the number at `i` name the street. Returns (start, score).
+fn street_first(text: &str, i: usize) -> Option<(usize, f32)> {
+    let b = text.as_bytes();
+    // Previous word, separated by a blank or `, `.
+    let mut p = i;
+    while p > 0 && b[p - 1] == b' ' {
+        p -= 1;
+    }
+    if p == i {
+        return None;
+    }
+    if p > 0 && b[p - 1] == b',' {
+        p -= 1;
+    }
+    let dotted = p > 0 && b[p - 1] == b'.';
+    let we = if dotted { p - 1 } else { p };
+    let ws = crate::scan::word_start(text, we);
+    if ws == we {
+        return None;
+    }
+    let w = &text[ws..we];
+    let lw = w.to_lowercase();
+    // One-word street with a suffix, or `Berliner Straße`.
+    if SUFFIXES.iter().any(|s| lw.ends_with(s) && lw.len() > s.len() + 1 || lw == "straße" || lw == "strasse") {
+        let mut start = ws;
+        if let Some(before) = prev_word(text, ws)
+            && is_capitalised_at(text, before)
+        {
+            let prev = &text[before..word_end(text, before)];
+            if matches!(lw.as_str(), "straße" | "strasse" | "weg" | "allee" | "platz")
+                || prev.ends_with("er")
+                || prev.ends_with('e')
+                || matches!(prev, "Nieuwe" | "Oude" | "Lange" | "Korte" | "Grote" | "Kleine" | "Sankt" | "St")
+            {
+                start = before;
+            }
+        }
+        return is_capitalised_at(text, start).then_some((start, 0.85));
+    }
+    // Leading type: `Calle de Alcalá 12`, `Via Giuseppe Garibaldi, 7`, `Corso Vittorio Emanuele II 3`.
+    let mut s = ws;
+    for _ in 0..6 {
+        let word = &text[s..word_end(text, s)];
+        if LEADING_TYPES.contains(&word) && s != ws {
+            return Some((s, 0.85));
+        }
+        if LEADING_TYPES.contains(&word) && s == ws {
+            return None;
+        }
+        let ok = name_word(word) || PARTICLES.contains(&word);
+        if !ok {
+            return None;
+        }
+        s = prev_word(text, s)?;
+    }
+    None
+}
+
+/// Start of the word before the one starting at `i`, if only one blank separates them.
+fn prev_word(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if i < 2 || b[i - 1] != b' ' || !prev_char(text, i - 1).is_some_and(char::is_alphanumeric) {
+        return None;
+    }
+    let s = crate::scan::word_start(text, i - 1);
+    (s < i - 1).then_some(s)
+}
+
+/// A postcode at `i`; returns its end.
+fn postcode(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let n = digits_at(b, i);
+    if (4..=6).contains(&n) {
+        let mut j = i + n;
+        // US ZIP+4.
+        if n == 5 && b.get(j) == Some(&b'-') && digits_at(b, j + 1) == 4 {
+            j += 5;
+        }
+        // Dutch `1012 AB`.
+        if n == 4
+            && b.get(j) == Some(&b' ')
+            && b.get(j + 1).is_some_and(u8::is_ascii_uppercase)
+            && b.get(j + 2).is_some_and(u8::is_ascii_uppercase)
+            && boundary_after(text, j + 3)
+        {
+            j += 3;
+        }
+        return boundary_after(text, j).then_some(j);
+    }
+    if n > 0 {
+        return None;
+    }
+    // Canada `K1A 0B1`.
+    let g = |k: usize, up: bool| b.get(k).is_some_and(|c| if up { c.is_ascii_uppercase() } else { c.is_ascii_digit() });
+    if g(i, true)
+        && g(i + 1, false)
+        && g(i + 2, true)
+        && b.get(i + 3) == Some(&b' ')
+        && g(i + 4, false)
+        && g(i + 5, true)
+        && g(i + 6, false)
+        && boundary_after(text, i + 7)
+    {
+        return Some(i + 7);
+    }
+    // UK: outward (A9, A99, AA9, AA99, A9A, AA9A) space inward (9AA).
+    let mut j = i;
+    let letters = b[i..].iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if !(1..=2).contains(&letters) {
+        return None;
+    }
+    j += letters;
+    let d = digits_at(b, j);
+    if !(1..=2).contains(&d) {
+        return None;
+    }
+    j += d;
+    if b.get(j).is_some_and(u8::is_ascii_uppercase) {
+        j += 1;
+    }
+    if b.get(j) == Some(&b' ') && g(j + 1, false) && g(j + 2, true) && g(j + 3, true) && boundary_after(text, j + 4) {
+        return Some(j + 4);
+    }
+    None
+}
+
+/// Unit after the street (`Apt 4B`, `Suite 200`, `Bât. A`, `3º izda.`); returns its end.
+fn unit(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    // Spanish floor/door: `3º izda.`, `2º B`.
+    let n = digits_at(b, i);
+    if (1..=2).contains(&n) && (text[i + n..].starts_with('º') || text[i + n..].starts_with('ª')) {
+        let mut j = i + n + 2;
+        if b.get(j) == Some(&b' ')
+            && let Some((e, w)) = word_dot(text, j + 1)
+            && w.len() <= 5
+        {
+            j = e;
+        }
+        return Some(j);
+    }
+    let (e, w) = if b.get(i) == Some(&b'#') { (i + 1, "#") } else { word_dot(text, i)? };
+    if !UNITS.contains(&w) {
+        return None;
+    }
+    let j = crate::scan::skip_blanks(b, e);
+    let j = if b.get(j) == Some(&b'#') { j + 1 } else { j };
+    let n = digits_at(b, j);
+    let mut k = j + n;
+    if n > 0 && b.get(k).is_some_and(u8::is_ascii_alphabetic) && boundary_after(text, k + 1) {
+        k += 1;
+    }
+    if n == 0 && b.get(j).is_some_and(u8::is_ascii_uppercase) && boundary_after(text, j + 1) {
+        k = j + 1;
+    }
+    (k > j && boundary_after(text, k)).then_some(k)
+}
+
+/// Consumes units, cities, state codes and postcodes after `core_end`; returns (end, had postcode).
+fn tail(text: &str, core_end: usize) -> (usize, bool) {
+    let b = text.as_bytes();
+    let mut end = core_end;
+    let mut had_postcode = false;
+    let mut i = core_end;
+    let limit = core_end + 120;
+    for _ in 0..8 {
+        if i >= limit || i >= b.len() {
+            break;
+        }
+        // Separator: `, `, ` `, ` - `, `,\n` or a single newline.
+        let mut k = i;
+        if b.get(k) == Some(&b',') {
+            k += 1;
+        }
+        if b.get(k) == Some(&b'\n') {
+            k += 1;
+        }
+        k = crate::scan::skip_blanks(b, k);
+        if b[k..].starts_with(b"- ") {
+            k += 2;
+        }
+        if k == i || k >= b.len() {
+            break;
+        }
+        if let Some(e) = unit(text, k) {
+            end = e;
+            i = e;
+            continue;
+        }
+        if let Some(e) = postcode(text, k) {
+            had_postcode = true;
+            end = e;
+            i = e;
+            // A city right after the postcode (`75001 Paris`, `1012 AB Amsterdam`).
+            if b.get(e) == Some(&b' ') && is_capitalised_at(text, e + 1) {
+                let mut j = e + 1;
+                while let Some((we, w)) = word_at(text, j) {
+                    if !(name_word(w) || PARTICLES.contains(&w)) {
+                        break;
+                    }
+                    end = we;
+                    if b.get(we) != Some(&b' ')
+                        || !(is_capitalised_at(text, we + 1)
+                            || word_at(text, we + 1).is_some_and(|(_, w)| PARTICLES.contains(&w)))
+                    {
+                        break;
+                    }
+                    j = we + 1;
+                }
+                i = end;
+            }
+            continue;
+        }
+        // City or state words (stopping before a postcode such as `NW1 6XE`).
+        let mut j = k;
+        let mut any = false;
+        while let Some((we, w)) = word_at(text, j) {
+            if !(name_word(w) || (any && PARTICLES.contains(&w))) || postcode(text, j).is_some() {
+                break;
+            }
+            any = true;
+            j = we;
+            let next_ok = b.get(we) == Some(&b' ')
+                && postcode(text, we + 1).is_none()
+                && word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || PARTICLES.contains(&w));
+            if next_ok {
+                j = we + 1;
+            } else {
+                break;
+            }
+        }
+        if !any {
+            break;
+        }
+        i = j;
+    }
+    (end, had_postcode)
+}
+
+/// Tries an address around the house number at `i` (an ASCII digit at a word start); returns where scanning may resume.
+pub fn at_number(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
+    let b = text.as_bytes();
+    // Number first, with an optional unit before it (`Flat 3, 12 Mill Lane`, `Unit 5, 123 George St`).
+    if let Some((core_end, score)) = number_first(text, i) {
+        let mut start = i;
+        if let Some(s) = unit_before(text, i).or_else(|| unit_word_before(text, i)) {
+            start = s;
+        } else if i >= 2 && b[i - 1] == b'-' && b[i - 2].is_ascii_uppercase() && boundary_before(text, i - 2) {
+            start = i - 2;
+        }
+        let (end, post) = tail(text, core_end);
+        let score = if post || end > core_end { score.max(0.8) + 0.1 } else { score };
+        out.push(Span::new(start, end, Kind::Address, score));
+        return Some(end);
+    }
+    // Street first.
+    let num_end = house_number(text, i)?;
+    if let Some((start, score)) = street_first(text, i) {
+        let (end, post) = tail(text, num_end);
+        out.push(Span::new(start, end, Kind::Address, if post { score + 0.1 } else { score }));
+        return Some(end);
+    }
+    // A unit followed by a building and a street (`Flat 302, Sunrise Apartments, MG Road`).
+    if let Some(s) = unit_word_before(text, i).filter(|_| b.get(num_end) == Some(&b',')) {
+        let mut k = sep(b, num_end);
+        for _ in 0..3 {
+            let mut j = k;
+            let mut last_word = "";
+            while let Some((we, w)) = word_at(text, j) {
+                if !name_word(w) {
+                    break;
+                }
+                last_word = w;
+                j = we;
+                if b.get(we) == Some(&b' ') {
+                    j = we + 1;
+                } else {
+                    break;
+                }
+            }
+            let seg_end = if b.get(j.saturating_sub(1)) == Some(&b' ') { j - 1 } else { j };
+            if last_word.is_empty() {
+                break;
+            }
+            if is_type(last_word).is_some() {
+                let (end, _) = tail(text, seg_end);
+                out.push(Span::new(s, end, Kind::Address, 0.85));
+                return Some(end);
+            }
+            if b.get(seg_end) != Some(&b',') {
+                break;
+            }
+            k = sep(b, seg_end);
+        }
+    }
+    None
+}
+
+/// Start of a unit word (`Flat`, `Apt.`) right before the number at `i`.
+fn unit_word_before(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if i < 2 || b.get(i - 1) != Some(&b' ') {
+        return None;
+    }
+    let mut r = i - 1;
+    if b[r - 1] == b'.' {
+        r -= 1;
+    }
+    let s = crate::scan::word_start(text, r);
+    UNITS.contains(&&text[s..r]).then_some(s)
+}
+
+/// Start of a unit phrase (`Flat 3, `, `Unit 5 `, `Apt. 4B, `) that ends just before `i`.
+fn unit_before(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if i > b.len() {
+        return None;
+    }
+    let mut p = i;
+    while p > 0 && b[p - 1] == b' ' {
+        p -= 1;
+    }
+    if p > 0 && b[p - 1] == b',' {
+        p -= 1;
+    }
+    if p == i {
+        return None;
+    }
+    // The unit number.
+    let mut q = p;
+    if q > 0 && b[q - 1].is_ascii_alphabetic() {
+        q -= 1;
+    }
+    let mut digits = 0;
+    while q > 0 && b[q - 1].is_ascii_digit() {
+        q -= 1;
+        digits += 1;
+    }
+    if digits == 0 {
+        return None;
+    }
+    let mut r = q;
+    while r > 0 && b[r - 1] == b' ' {
+        r -= 1;
+    }
+    if r > 0 && b[r - 1] == b'.' {
+        r -= 1;
+    }
+    let s = crate::scan::word_start(text, r);
+    UNITS.contains(&&text[s..r]).then_some(s)
+}
+
+/// Tries the addresses that start with a word: US military (`PSC 1234, Box 5678`, `USNS Smith`) followed by `APO/FPO/DPO AA 12345`, and bare `Name Street`.
+pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
+    let b = text.as_bytes();
+    // Cheap reject: most capitalised words are neither military markers nor followed by a capitalised word.
+    if !matches!(b.get(i), Some(b'P') | Some(b'U') | Some(b'C')) {
+        let sp = memchr::memchr(b' ', &b[i..(i + 40).min(b.len())])?;
+        if !b.get(i + sp + 1).is_some_and(u8::is_ascii_uppercase) {
+            return None;
+        }
+    }
+    let (e, w) = word_at(text, i)?;
+    if matches!(w, "PSC" | "USNS" | "USS" | "Unit" | "CMR") {
+        // Up to the end of the next line, which must be `APO|FPO|DPO AA|AE|AP 12345`.
+        let nl = memchr::memchr(b'\n', &b[e..]).map(|x| e + x)?;
+        if nl - i > 40 {
+            return None;
+        }
+        let line = &b[nl + 1..];
+        let military = line.len() >= 12
+            && matches!(&line[..4], b"APO " | b"FPO " | b"DPO ")
+            && matches!(&line[4..7], b"AA " | b"AE " | b"AP ")
+            && digits_at(line, 7) == 5;
+        if military {
+            let end = nl + 13;
+            out.push(Span::new(i, end, Kind::Address, 0.9));
+            return Some(end);
+        }
+        return None;
+    }
+    // `Baker Street`, `Smith Plains Apt. 4`: a capitalised name then a strong type, no number.
+    if !name_word(w) || is_type(w).is_some() || b.get(e) != Some(&b' ') {
+        return None;
+    }
+    let (te, t) = word_at(text, e + 1)?;
+    if !STRONG.contains(t) || matches!(t, "St" | "Dr" | "Pl" | "Ct" | "Rd" | "Ln" | "Cir") {
+        return None;
+    }
+    if !boundary_after(text, te) || next_char(text, te).is_some_and(|c| c == '\'') {
+        return None;
+    }
+    // A house number follows: the number trigger handles it (`Berliner Straße 5`).
+    if b.get(te) == Some(&b' ') && b.get(te + 1).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let (end, post) = tail(text, te);
+    let score = if post || end > te { 0.8 } else { 0.55 };
+    out.push(Span::new(i, end, Kind::Address, score));
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(t: &str) -> Vec<&str> {
+        let mut v = Vec::new();
+        let b = t.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_digit() && boundary_before(t, i) {
+                if let Some(e) = at_number(t, i, &mut v) {
+                    i = e.max(i + 1);
+                    continue;
+                }
+                i += digits_at(b, i).max(1);
+            } else if b[i].is_ascii_uppercase() && boundary_before(t, i) {
+                if let Some(e) = at_word(t, i, &mut v) {
+                    i = e.max(i + 1);
+                    continue;
+                }
+                i += 1;
+            } else {
+                i += 1;
+            }
+        }
+        v.iter().filter(|s| s.score >= 0.5).map(|s| &t[s.start..s.end]).collect()
+    }
+
+    #[test]
+    fn addresses() {
+        for a in [
+            "1234 Maple Ave., Apt 4B, Springfield, IL 62701",
+            "221B Baker Street, London NW1 6XE",
+            "Flat 3, 12 Mill Lane",
+            "Hauptstraße 12a, 10115 Berlin",
+            "Berliner Straße 5, 60306 Frankfurt am Main",
+            "12 bis rue de la Paix, 75002 Paris",
+            "Keizersgracht 123-II, 1015 CJ Amsterdam",
+            "Calle de Alcalá, 45, 2º izda., 28014 Madrid",
+            "Via Giuseppe Garibaldi 10/A, 20121 Milano",
+            "Unit 5, 120 George St, Sydney NSW 2000",
+            "5/120 Collins Street, Melbourne VIC 3000",
+            "400 Bay Street, Suite 200, Toronto, ON M5H 2Y4",
+            "Flat 302, Sunrise Apartments, MG Road, Indiranagar, Bengaluru 560001",
+            "12 MG Road, Bengaluru 560001",
+            "8510 Ortiz Mountains Suite 919\nSouth Jamesmouth, OR 01919",
+            "PSC 1234, Box 5678\nAPO AE 12345",
+        ] {
+            let t = format!("Send it to {a}. Thanks");
+            assert_eq!(find(&t), [a], "{a}");
+        }
+        assert!(find("We hired 12 Senior Engineers and 3 people in 2024.").is_empty());
+    }
+}

@@ -1,0 +1,203 @@
+//! Streaming redaction of input of any size in bounded memory. Bytes are
+//! validated as UTF-8 on the way in (an error names the line), buffered
+//! until a cut point — preferably a newline, otherwise blank space once the
+//! window is full — and the detector runs over the buffer plus a little
+//! already-written context, so cues such as a greeting on the previous line
+//! still count. A cut never falls inside a detection.
+
+use crate::scan::floor_boundary;
+use crate::{Detector, Numbering, RedactError, Span};
+use std::io::Write;
+
+/// Bytes of already-written text kept as context for the next window.
+const CONTEXT: usize = 512;
+/// Bytes at the end of a full window never cut through, so a value being written is seen whole.
+const HOLD: usize = 4096;
+
+/// Redacts a stream chunk by chunk into a writer, numbering placeholders if asked.
+pub struct StreamRedactor<'d, W: Write> {
+    detector: &'d Detector,
+    out: W,
+    buf: String,
+    /// Bytes at the start of `buf` already written (context only).
+    done: usize,
+    /// An incomplete UTF-8 sequence at the end of the last chunk.
+    pending: Vec<u8>,
+    numbering: Option<Numbering>,
+    window: usize,
+    flush_at: usize,
+    line: u64,
+    column: u64,
+}
+
+impl<'d, W: Write> StreamRedactor<'d, W> {
+    /// Redacts into `out` with plain placeholders and a 1 MiB window.
+    pub fn new(detector: &'d Detector, out: W) -> Self {
+        StreamRedactor {
+            detector,
+            out,
+            buf: String::new(),
+            done: 0,
+            pending: Vec::new(),
+            numbering: None,
+            window: 1 << 20,
+            flush_at: 256 << 10,
+            line: 1,
+            column: 0,
+        }
+    }
+
+    /// Numbers placeholders (`<PERSON_1>`) consistently across the whole stream.
+    pub fn numbered(mut self) -> Self {
+        self.numbering = Some(Numbering::new());
+        self
+    }
+
+    /// Longest stretch without a newline held before cutting at blank space (default 1 MiB, at least 16 KiB).
+    pub fn window(mut self, bytes: usize) -> Self {
+        self.window = bytes.max(4 * HOLD);
+        self.flush_at = self.flush_at.min(self.window);
+        self
+    }
+
+    /// Feeds raw bytes; fails on invalid UTF-8 with the line and column of the first bad byte.
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), RedactError> {
+        let mut data = std::mem::take(&mut self.pending);
+        data.extend_from_slice(bytes);
+        let (valid, rest) = match std::str::from_utf8(&data) {
+            Ok(s) => (s.len(), 0),
+            Err(e) => match e.error_len() {
+                None => (e.valid_up_to(), data.len() - e.valid_up_to()),
+                Some(_) => {
+                    self.advance_position(&data[..e.valid_up_to()]);
+                    return Err(RedactError::InvalidUtf8 { line: self.line, column: self.column + 1 });
+                }
+            },
+        };
+        self.advance_position(&data[..valid]);
+        // `valid` bytes were just checked, so this conversion cannot fail.
+        if let Ok(s) = std::str::from_utf8(&data[..valid]) {
+            self.buf.push_str(s);
+        }
+        self.pending = data[valid..valid + rest].to_vec();
+        self.drain(false)
+    }
+
+    /// Feeds text that is already UTF-8.
+    pub fn write_str(&mut self, s: &str) -> Result<(), RedactError> {
+        if !self.pending.is_empty() {
+            return self.write_bytes(s.as_bytes());
+        }
+        self.advance_position(s.as_bytes());
+        self.buf.push_str(s);
+        self.drain(false)
+    }
+
+    /// Redacts what is left, flushes, and returns the writer; fails if the input ended inside a UTF-8 sequence.
+    pub fn finish(mut self) -> Result<W, RedactError> {
+        if !self.pending.is_empty() {
+            return Err(RedactError::InvalidUtf8 { line: self.line, column: self.column + 1 });
+        }
+        self.drain(true)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn advance_position(&mut self, bytes: &[u8]) {
+        match memchr::memrchr(b'\n', bytes) {
+            Some(last) => {
+                self.line += memchr::memchr_iter(b'\n', bytes).count() as u64;
+                self.column = (bytes.len() - last - 1) as u64;
+            }
+            None => self.column += bytes.len() as u64,
+        }
+    }
+
+    fn drain(&mut self, last: bool) -> Result<(), RedactError> {
+        let fresh = self.buf.len() - self.done;
+        if fresh == 0 || (!last && fresh < self.flush_at) {
+            return Ok(());
+        }
+        let mut cut = if last {
+            self.buf.len()
+        } else if let Some(nl) = memchr::memrchr(b'\n', &self.buf.as_bytes()[self.done..]) {
+            self.done + nl + 1
+        } else if fresh >= self.window {
+            let limit = floor_boundary(&self.buf, self.buf.len() - HOLD);
+            let blank = self.buf.as_bytes()[self.done..limit].iter().rposition(|c| c.is_ascii_whitespace());
+            match blank {
+                Some(p) => self.done + p + 1,
+                None => limit,
+            }
+        } else {
+            return Ok(());
+        };
+        let spans = self.detector.detect(&self.buf);
+        // Never cut inside a detection.
+        if let Some(s) = spans.iter().find(|s| s.start < cut && cut < s.end) {
+            cut = if s.start > self.done { s.start } else { s.end };
+        }
+        let emit: Vec<Span> = spans
+            .into_iter()
+            .filter(|s| s.end > self.done && s.start < cut)
+            .map(|mut s| {
+                s.start = s.start.max(self.done);
+                s
+            })
+            .collect();
+        let piece = &self.buf[self.done..cut];
+        let shifted: Vec<Span> =
+            emit.iter().map(|s| Span { start: s.start - self.done, end: s.end.min(cut) - self.done, ..*s }).collect();
+        let text = match self.numbering.as_mut() {
+            Some(n) => crate::redact_with(piece, &shifted, n),
+            None => crate::redact(piece, &shifted),
+        };
+        self.out.write_all(text.as_bytes())?;
+        let keep_from = floor_boundary(&self.buf, cut.saturating_sub(CONTEXT));
+        self.buf.drain(..keep_from);
+        self.done = cut - keep_from;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_matches_whole_text() {
+        let d = Detector::new().unwrap_or_else(|e| panic!("{e}"));
+        let line = "Hi Sarah, call +44 20 7946 0958 or mail sarah@example.com today.\n";
+        let text = line.repeat(20_000);
+        let mut s = StreamRedactor::new(&d, Vec::new()).window(16 << 10);
+        for chunk in text.as_bytes().chunks(7777) {
+            s.write_bytes(chunk).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = s.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(String::from_utf8(out).unwrap_or_default(), d.redact(line).repeat(20_000));
+    }
+
+    #[test]
+    fn long_line_without_newlines() {
+        let d = Detector::new().unwrap_or_else(|e| panic!("{e}"));
+        let unit = "mail sarah@example.com now ";
+        let text = unit.repeat(5_000);
+        let mut s = StreamRedactor::new(&d, Vec::new()).window(16 << 10);
+        for chunk in text.as_bytes().chunks(1000) {
+            s.write_bytes(chunk).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = String::from_utf8(s.finish().unwrap_or_else(|e| panic!("{e}"))).unwrap_or_default();
+        assert_eq!(out, "mail <EMAIL> now ".repeat(5_000));
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let d = Detector::new().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = StreamRedactor::new(&d, Vec::new());
+        let r = s.write_bytes(b"ok\nfine\nbad \xff here\n");
+        assert!(matches!(r, Err(RedactError::InvalidUtf8 { line: 3, column: 5 })), "{r:?}");
+        let mut s = StreamRedactor::new(&d, Vec::new());
+        s.write_bytes("é".as_bytes().get(..1).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(s.finish(), Err(RedactError::InvalidUtf8 { line: 1, column: 1 })));
+    }
+}
