@@ -2,7 +2,7 @@
 //! tree kept in step with the store, checkpoints, proofs and verification.
 
 use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
-use crate::event::{NewEvent, chain_hash};
+use crate::event::{Event, NewEvent, chain_hash};
 use crate::merkle::Tree;
 use crate::store::{Appended, Store};
 use crate::{Hash, LedgerError};
@@ -258,10 +258,18 @@ impl Ledger {
             }
             let leaf = s.event.leaf_hash()?;
             if leaf != s.leaf_hash {
-                problems.push((
-                    seq,
-                    format!("event {seq} was changed after it was written (its leaf hash does not match)"),
-                ));
+                // A row whose fields hash as they did one position earlier was pushed
+                // down by an event inserted before it.
+                let shifted = Event { seq: seq.wrapping_sub(1), ..s.event.clone() };
+                if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
+                    let at = seq - 1;
+                    problems.push((at, format!("an event was inserted at or before {at}: event {seq} was written as {at}")));
+                } else {
+                    problems.push((
+                        seq,
+                        format!("event {seq} was changed after it was written (its leaf hash does not match)"),
+                    ));
+                }
             }
             chain = chain_hash(&chain, &leaf);
             if chain != s.chain_hash {
