@@ -125,8 +125,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let consent: Vec<SnapshotCounts> = snaps.iter().map(Snapshot::counts).collect();
     if ctx.human() {
         print_consent(&consent);
+        let data = if ctx.data == std::path::Path::new("consentry-data") {
+            String::new()
+        } else {
+            format!(" --data {}", ctx.data.display())
+        };
         println!(
-            "\nNext: `consentry ledger receipt --event 1`, `consentry ledger snapshot --purpose {}`, `consentry ledger verify`.",
+            "\nNext: `consentry{data} ledger receipt --event 1`, `consentry{data} ledger snapshot --purpose {}`, \
+             `consentry{data} ledger verify`.",
             policy.purposes.first().map_or("…", |p| p.key.as_str())
         );
     }

@@ -1,0 +1,69 @@
+//! `consentry --database postgres://… ledger …` against a real, throwaway PostgreSQL server.
+
+#[path = "../../consentry-ledger/tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn consentry(data: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .arg("--data")
+        .arg(data)
+        .arg("--database")
+        .arg(url)
+        .args(args)
+        .env_remove("CONSENTRY_DATA")
+        .output()
+        .expect("the consentry binary runs")
+}
+
+fn ok(o: &Output) -> String {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    text(&o.stdout)
+}
+
+#[test]
+fn the_ledger_verbs_work_on_postgres() {
+    let Some(db) = support::pg() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let net = dir.path().join("net");
+    let status = Command::new(env!("CARGO_BIN_EXE_consentry"))
+        .args(["--quiet", "synth", "--members", "800", "--seed", "4", "--out", net.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let init = ok(&consentry(&data, &db.url, &["ledger", "init"]));
+    assert!(init.contains("postgres"), "{init}");
+    let choices = net.join("consent_choices.parquet");
+    let v: serde_json::Value = serde_json::from_str(&ok(&consentry(
+        &data,
+        &db.url,
+        &["--json", "ledger", "import", "--choices", choices.to_str().unwrap()],
+    )))
+    .unwrap();
+    assert!(v["appended"].as_u64().unwrap() > 100);
+    ok(&consentry(&data, &db.url, &["ledger", "checkpoint"]));
+    assert!(ok(&consentry(&data, &db.url, &["ledger", "verify"])).starts_with("ok:"));
+    let s: serde_json::Value = serde_json::from_str(&ok(&consentry(
+        &data,
+        &db.url,
+        &["--json", "ledger", "snapshot", "--purpose", "train_ai_system.content_suggestions"],
+    )))
+    .unwrap();
+    assert_eq!(s["members"], 800);
+
+    // The SQLite file is never created when the ledger lives on PostgreSQL.
+    assert!(!data.join("ledger.db").exists());
+
+    // A rewritten row on the server is caught.
+    db.client().batch_execute("UPDATE events SET event_time = event_time + 1 WHERE seq = 9").unwrap();
+    let o = consentry(&data, &db.url, &["ledger", "verify"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    // A URL that is not PostgreSQL is bad input.
+    let o = consentry(&data, "mysql://x", &["ledger", "verify"]);
+    assert_eq!(o.status.code(), Some(2));
+}
