@@ -263,7 +263,10 @@ impl Ledger {
                 let shifted = Event { seq: seq.wrapping_sub(1), ..s.event.clone() };
                 if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
                     let at = seq - 1;
-                    problems.push((at, format!("an event was inserted at or before {at}: event {seq} was written as {at}")));
+                    problems.push((
+                        at,
+                        format!("an event was inserted at or before {at}: event {seq} was written as {at}"),
+                    ));
                 } else {
                     problems.push((
                         seq,

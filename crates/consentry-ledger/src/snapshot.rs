@@ -78,9 +78,8 @@ impl Snapshot {
         let (facts, per) = std::thread::scope(|scope| {
             let members = scope.spawn(|| -> Result<Vec<(u64, MemberFacts)>, LedgerError> {
                 let mut facts: Vec<(u64, MemberFacts)> = Vec::new();
-                store.scan_members(&mut |m| {
-                    let jurisdiction = policy.resolve_jurisdiction(&m.jurisdiction);
-                    facts.push((m.member_id, MemberFacts { jurisdiction, birth_date: m.birth_date }));
+                store.scan_member_facts(&mut |id, code, birth_date| {
+                    facts.push((id, MemberFacts { jurisdiction: policy.resolve_jurisdiction(code), birth_date }));
                 })?;
                 if !facts.is_sorted_by_key(|(id, _)| *id) {
                     facts.sort_by_key(|(id, _)| *id);

@@ -70,6 +70,8 @@ fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Memory-mapped reads: scans for snapshots and verification skip a copy per page.
+    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
     Ok(conn)
 }
 
@@ -499,6 +501,19 @@ impl Store for SqliteStore {
                 jurisdiction: r.get(1)?,
                 birth_date: date_from_days(r.get(2)?, id)?,
             });
+        }
+        Ok(())
+    }
+
+    fn scan_member_facts(&self, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
+        let conn = self.read()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT member_id, jurisdiction, birth_date FROM members ORDER BY member_id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let jurisdiction = r.get_ref(1)?.as_str().map_err(|e| LedgerError::Corrupt(format!("member {id}: {e}")))?;
+            f(id as u64, jurisdiction, date_from_days(r.get(2)?, id)?);
         }
         Ok(())
     }

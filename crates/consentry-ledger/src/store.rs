@@ -78,6 +78,11 @@ pub trait Store: Send + Sync {
     /// Calls `f` with every member record, by id.
     fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError>;
 
+    /// Like [`Store::scan_members`] without building records, for bulk readers such as snapshots.
+    fn scan_member_facts(&self, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
+        self.scan_members(&mut |m| f(m.member_id, &m.jurisdiction, m.birth_date))
+    }
+
     /// One member record.
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError>;
 

@@ -403,15 +403,17 @@ pub fn import(
     consentry_synth::Progress::stage(&bars, "ledger import", events.len() as u64);
     let total = events.len() as u64;
     let (mut appended, mut duplicates) = (0u64, 0u64);
-    let mut rest = events;
-    while !rest.is_empty() {
-        let tail = rest.split_off(rest.len().min(batch.max(1)));
-        let n = rest.len() as u64;
-        for a in ledger.append_at(rest, now).map_err(ledger_err)? {
+    let mut rest = events.into_iter();
+    loop {
+        let chunk: Vec<NewEvent> = rest.by_ref().take(batch.max(1)).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let n = chunk.len() as u64;
+        for a in ledger.append_at(chunk, now).map_err(ledger_err)? {
             if a.duplicate { duplicates += 1 } else { appended += 1 }
         }
         consentry_synth::Progress::advance(&bars, "ledger import", n);
-        rest = tail;
     }
     bars.finish();
     let report = ImportReport {
