@@ -48,6 +48,8 @@ enum Command {
     /// The consent ledger: init, import, append, checkpoints, verification, receipts, snapshots.
     #[command(subcommand)]
     Ledger(cmd::ledger::Command),
+    /// Materialise a purpose's training set from consented rows only (+ `gate verify`, `gate merge`).
+    Gate(cmd::gate::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Policy(c) => cmd::policy::run(&ctx, c),
         Command::Redact(args) => cmd::redact::run(&ctx, args),
         Command::Ledger(c) => cmd::ledger::run(&ctx, c),
+        Command::Gate(args) => cmd::gate::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

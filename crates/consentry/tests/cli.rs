@@ -109,10 +109,12 @@ fn demo_prints_the_summary() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     for needle in [
-        "[1/4] policy",
-        "[2/4] synthetic network",
-        "[3/4] consent ledger",
-        "[4/4] snapshots",
+        "[1/5] policy",
+        "[2/5] synthetic network",
+        "[3/5] consent ledger",
+        "[4/5] snapshots",
+        "[5/5] gate",
+        "excluded: no_grant",
         "job_activity",
         "US-CA",
         "job_recommendations",

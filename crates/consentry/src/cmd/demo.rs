@@ -1,5 +1,6 @@
 //! `consentry demo`: the whole pipeline, stage by stage, on a synthetic network.
 
+use super::gate as gate_cmd;
 use super::ledger::{self as ledger_cmd, DB_FILE, ledger_err};
 use super::{POLICY_FILE, init_data_dir, load_policy, synth};
 use crate::ui::{self, Ctx, OK, bad_input};
@@ -30,6 +31,15 @@ struct DemoReport {
     network: consentry_synth::SynthSummary,
     ledger: LedgerInfo,
     consent: Vec<SnapshotCounts>,
+    datasets: Vec<DatasetInfo>,
+}
+
+#[derive(Serialize)]
+struct DatasetInfo {
+    purpose: String,
+    dir: String,
+    seconds: f64,
+    manifest: consentry_gate::Manifest,
 }
 
 #[derive(Serialize)]
@@ -76,7 +86,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     init_data_dir(ctx)?;
     ctx.say(format!("Consentry demo in {}\n", ctx.data.display()));
 
-    ctx.say(format!("[1/4] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
+    ctx.say(format!("[1/5] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
     let policy = load_policy(ctx, None)?;
     ctx.say(format!(
         "      version {}, {} purposes, {} jurisdiction rules — valid\n",
@@ -85,7 +95,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         policy.jurisdictions.len()
     ));
 
-    ctx.say(format!("[2/4] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
+    ctx.say(format!("[2/5] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
     let out = ctx.data_path("network");
     let synth_args = synth::Args {
         members: args.members,
@@ -99,7 +109,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         print_jurisdictions(&network);
     }
 
-    ctx.say("[3/4] consent ledger: import, checkpoint, verify");
+    ctx.say("[3/5] consent ledger: import, checkpoint, verify");
     fresh_ledger(ctx)?;
     ledger_cmd::init_ledger(ctx)?;
     let ledger = ledger_cmd::open(ctx)?;
@@ -117,7 +127,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     ));
 
     let at = network.config.as_of_timestamp();
-    ctx.say(format!("[4/4] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
+    ctx.say(format!("[4/5] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
     let purposes: Vec<_> = policy.purpose_ids().collect();
     let snaps =
         Snapshot::build_many(ledger.store(), ledger.policy(), &purposes, sth.head.tree_size, at, sth.head.root_hash)
@@ -125,6 +135,38 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let consent: Vec<SnapshotCounts> = snaps.iter().map(Snapshot::counts).collect();
     if ctx.human() {
         print_consent(&consent);
+    }
+
+    ctx.say("\n[5/5] gate: one training set per purpose — only allowed members, only declared columns, text redacted");
+    let (sources, declaration_hash) = gate_cmd::load_sources(ctx, None, None)?;
+    let datasets_dir = ctx.data_path("datasets");
+    if datasets_dir.exists() {
+        std::fs::remove_dir_all(&datasets_dir)
+            .with_context(|| format!("removing the previous demo's {}", datasets_dir.display()))?;
+    }
+    let mut datasets = Vec::new();
+    for snap in &snaps {
+        let out = datasets_dir.join(snap.purpose_key().trim_start_matches("train_ai_system."));
+        let (manifest, seconds) = gate_cmd::run_gate(
+            ctx,
+            &ledger,
+            &sources,
+            declaration_hash.clone(),
+            snap,
+            &out,
+            consentry_gate::materialize::GateOptions::default(),
+        )?;
+        datasets.push(DatasetInfo {
+            purpose: manifest.purpose.clone(),
+            dir: out.display().to_string(),
+            seconds,
+            manifest,
+        });
+    }
+    if ctx.human() {
+        print_datasets(&datasets);
+    }
+    if ctx.human() {
         let data = if ctx.data == std::path::Path::new("consentry-data") {
             String::new()
         } else {
@@ -132,7 +174,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         };
         println!(
             "\nNext: `consentry{data} ledger receipt --event 1`, `consentry{data} ledger snapshot --purpose {}`, \
-             `consentry{data} ledger verify`.",
+             `consentry{data} ledger verify`, `consentry{data} gate verify DIR`.",
             policy.purposes.first().map_or("…", |p| p.key.as_str())
         );
     }
@@ -153,6 +195,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
                 import,
             },
             consent,
+            datasets,
         })?;
     }
     Ok(OK)
@@ -177,6 +220,33 @@ fn print_jurisdictions(network: &consentry_synth::SynthSummary) {
     }
     ui::align_numbers(&mut t);
     println!("{t}\n{} members are under 18 and never included.\n", ui::thousands(network.minors));
+}
+
+fn print_datasets(datasets: &[DatasetInfo]) {
+    let mut reasons: Vec<&str> = datasets.iter().flat_map(|d| d.manifest.excluded.keys().map(String::as_str)).collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    let labels: Vec<String> = reasons.iter().map(|r| format!("excluded: {r}")).collect();
+    let mut header = vec!["purpose", "rows in", "rows out", "members", "redactions"];
+    header.extend(labels.iter().map(String::as_str));
+    let mut t = ui::table(&header);
+    for d in datasets {
+        let m = &d.manifest;
+        let mut row = vec![
+            d.purpose.trim_start_matches("train_ai_system.").to_string(),
+            ui::thousands(m.rows_in),
+            ui::thousands(m.rows_out),
+            ui::thousands(m.members.count),
+            ui::thousands(m.redactions.values().sum()),
+        ];
+        row.extend(reasons.iter().map(|r| ui::thousands(m.excluded.get(*r).copied().unwrap_or(0))));
+        t.add_row(row);
+    }
+    ui::align_numbers(&mut t);
+    println!("{t}");
+    for d in datasets {
+        println!("  {} → {}", d.purpose, d.dir);
+    }
 }
 
 fn print_consent(consent: &[SnapshotCounts]) {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Gate vs DuckDB, side by side on the same input (issue 5): 10 M rows over
+# 1 M members, 40 % allowed, semi-join to a Parquet file of allowed members,
+# every column passed, redaction off; then the gate again with redaction on.
+#
+#   bench/gate/run.sh [DIR]     (default DIR: target/bench-gate; input generated once)
+#
+# Prints input rows/s, peak memory (/usr/bin/time -v) and the ratio.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR=${1:-target/bench-gate}
+ROWS=${ROWS:-10000000}
+MEMBERS=${MEMBERS:-1000000}
+VENV=bench/.venv
+
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet duckdb
+fi
+
+cargo bench -p consentry-gate --bench gate --no-run 2>/dev/null
+BIN=$(cargo bench -p consentry-gate --bench gate --no-run --message-format=json 2>/dev/null \
+    | "$VENV/bin/python" -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "gate" and m.get("executable"):
+        print(m["executable"])' | tail -1)
+
+mkdir -p "$DIR"
+if [ ! -f "$DIR/ledger.db" ]; then
+    "$BIN" --dir "$DIR" --rows "$ROWS" --members "$MEMBERS" --mode generate
+fi
+
+peak() { grep 'Maximum resident set size' "$1" | awk '{print $NF}'; }
+
+# Alternate the engines REPS times (the machine may be shared); keep each one's fastest run.
+REPS=${REPS:-2}
+best() { # file-prefix: keep the run with the smallest time as PREFIX.out/.time
+    local p=$1 s=$2
+    if [ ! -f "$p.best" ] || awk -v a="$s" -v b="$(cat "$p.best")" 'BEGIN{exit !(a<b)}'; then
+        echo "$s" >"$p.best"; cp "$p.out.tmp" "$p.out"; cp "$p.time.tmp" "$p.time"
+    fi
+}
+rm -f "$DIR"/*.best
+for _ in $(seq "$REPS"); do
+    /usr/bin/time -v "$VENV/bin/python" bench/gate/duckdb_gate.py "$DIR" 2 >"$DIR/duck.out.tmp" 2>"$DIR/duck.time.tmp"
+    best "$DIR/duck" "$(grep RESULT "$DIR/duck.out.tmp" | cut -d' ' -f4)"
+    /usr/bin/time -v "$BIN" --dir "$DIR" --mode gate >"$DIR/gate.out.tmp" 2>"$DIR/gate.time.tmp"
+    best "$DIR/gate" "$(grep 'redaction off' "$DIR/gate.out.tmp" | awk -F'|' '{print $5}' | tr -d ' ')"
+done
+/usr/bin/time -v "$BIN" --dir "$DIR" --mode gate-redact >"$DIR/redact.out" 2>"$DIR/redact.time"
+
+grep -v RESULT "$DIR/duck.out"
+"$BIN" --mode commit
+cat "$DIR/gate.out" "$DIR/redact.out" | grep -v '^|---' | sort -u
+read -r DIN DOUT DS < <(grep RESULT "$DIR/duck.out" | cut -d' ' -f2-)
+GS=$(grep 'redaction off' "$DIR/gate.out" | awk -F'|' '{print $5}' | tr -d ' ')
+GOUT=$(grep 'redaction off' "$DIR/gate.out" | awk -F'|' '{print $4}' | tr -d ' ')
+RS=$(grep 'redaction on' "$DIR/redact.out" | awk -F'|' '{print $5}' | tr -d ' ')
+DM=$(peak "$DIR/duck.time"); GM=$(peak "$DIR/gate.time"); RM=$(peak "$DIR/redact.time")
+uptime
+"$VENV/bin/python" - "$DIN" "$DOUT" "$DS" "$GOUT" "$GS" "$RS" "$DM" "$GM" "$RM" <<'PY'
+import sys
+din, dout, ds, gout, gs, rs, dm, gm, rm = sys.argv[1:]
+din, dout, gout = int(din), int(dout), int(gout)
+ds, gs, rs = float(ds), float(gs), float(rs)
+dm, gm, rm = int(dm) / 1024, int(gm) / 1024, int(rm) / 1024
+print()
+print(f"{'run':34} {'rows out':>10} {'seconds':>8} {'input rows/s':>13} {'peak RSS':>10}")
+print(f"{'duckdb (semi-join, zstd)':34} {dout:>10} {ds:>8.2f} {din/ds/1e6:>11.2f} M {dm:>7.0f} MB")
+print(f"{'consentry gate (redaction off)':34} {gout:>10} {gs:>8.2f} {din/gs/1e6:>11.2f} M {gm:>7.0f} MB")
+print(f"{'consentry gate (redaction on)':34} {gout:>10} {rs:>8.2f} {din/rs/1e6:>11.2f} M {rm:>7.0f} MB")
+print(f"ratio gate/duckdb rows/s: {ds/gs:.2f}x; peak memory gate/duckdb: {gm/dm:.2f}")
+if dout != gout:
+    print(f"WARNING: row counts differ (duckdb {dout}, gate {gout})")
+PY

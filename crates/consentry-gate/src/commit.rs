@@ -1,0 +1,601 @@
+//! The row commitment: an order-independent, mergeable multiset hash (LtHash).
+//!
+//! Each row is encoded canonically (below) and hashed with BLAKE3 keyed by
+//! the table's *schema key*; the 2048-byte BLAKE3 extendable output of that
+//! 32-byte digest (`blake3::hash(digest)`'s XOF) is read as 1024
+//! little-endian `u16` lanes. A table's commitment is the lane-wise sum of
+//! its rows' lanes modulo 2^16. Sums commute, so the commitment does not
+//! depend on row order or on how rows are split into files or partitions,
+//! and two partitions' commitments merge by adding them. Changing,
+//! adding or removing any row changes it (finding a collision is as hard as
+//! the short-integer-solution problem for 1024 lanes of 16 bits, Bellare–
+//! Micciancio; this is Facebook's LtHash16 construction).
+//!
+//! **Schema key.** `blake3::derive_key("consentry-gate row commitment v1",
+//! D)` where `D` is the table name, then for each output column in file
+//! order its name and its logical type ([`logical_type`]), each followed by
+//! a zero byte. The key binds the rows to their columns without repeating
+//! names in every row.
+//!
+//! **Canonical row encoding.** For each column in order, one cell:
+//! - null: the byte `0x00`;
+//! - otherwise `0x01` then the value:
+//!   - integers of any width: 8 bytes little-endian (`u64` for unsigned, two's-complement `i64` for signed);
+//!   - floats: the `f64` bit pattern, 8 bytes little-endian;
+//!   - booleans: one byte, 0 or 1;
+//!   - text: the UTF-8 length as 8 bytes little-endian, then the bytes;
+//!   - `Date32`: days since 1970-01-01, `Date64`: milliseconds, timestamps: the stored integer in its unit — all as `i64`, 8 bytes little-endian;
+//!   - a list: its length as 8 bytes little-endian, then each element as a cell.
+//!
+//! Any engine that can compute BLAKE3 can reproduce these bytes.
+
+use crate::GateError;
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_buffer::NullBuffer;
+use arrow_schema::{DataType, Schema, TimeUnit};
+
+/// Lanes of the multiset hash.
+pub const LANES: usize = 1024;
+
+/// A multiset hash of rows: 1024 lanes of 16 bits, added modulo 2^16.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LtHash(Box<[u16; LANES]>);
+
+impl std::fmt::Debug for LtHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LtHash({})", &self.digest_hex()[..16])
+    }
+}
+
+impl Default for LtHash {
+    fn default() -> Self {
+        LtHash::new()
+    }
+}
+
+impl LtHash {
+    /// The commitment to the empty multiset (all lanes zero).
+    pub fn new() -> LtHash {
+        LtHash(Box::new([0u16; LANES]))
+    }
+
+    /// Adds one row, given its canonical bytes, under a schema key.
+    pub fn add_row(&mut self, key: &[u8; 32], row: &[u8]) {
+        self.add_digest(blake3::keyed_hash(key, row).as_bytes());
+    }
+
+    /// Adds one element given its 32-byte row digest: the lanes are the digest's 2048-byte BLAKE3 XOF.
+    pub fn add_digest(&mut self, digest: &[u8; 32]) {
+        let mut m = [0u32; 16];
+        for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
+            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                unsafe { xof_add_avx2(&mut self.0, &m) };
+                return;
+            }
+        }
+        xof_add(&mut self.0, &m);
+    }
+
+    /// Adds another multiset (merging partitions).
+    pub fn merge(&mut self, other: &LtHash) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+
+    /// Removes another multiset (e.g. the rows of a withdrawn member).
+    pub fn subtract(&mut self, other: &LtHash) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a = a.wrapping_sub(*b);
+        }
+    }
+
+    /// The lanes as 2048 little-endian bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.iter().flat_map(|l| l.to_le_bytes()).collect()
+    }
+
+    /// The lanes as hex (4096 characters): what manifests store, so commitments stay mergeable.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.to_bytes())
+    }
+
+    /// Parses [`LtHash::to_hex`].
+    pub fn from_hex(s: &str) -> Option<LtHash> {
+        let b = hex::decode(s).ok()?;
+        if b.len() != LANES * 2 {
+            return None;
+        }
+        let mut out = LtHash::new();
+        for (lane, pair) in out.0.iter_mut().zip(b.chunks_exact(2)) {
+            *lane = u16::from_le_bytes([pair[0], pair[1]]);
+        }
+        Some(out)
+    }
+
+    /// BLAKE3 of the lanes, hex: a short name for the commitment.
+    pub fn digest_hex(&self) -> String {
+        blake3::hash(&self.to_bytes()).to_hex().to_string()
+    }
+}
+
+const IV: [u32; 8] = [0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A, 0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19];
+const PERMUTATION: [usize; 16] = [2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8];
+/// The message word order of each of the seven rounds (the permutation applied repeatedly).
+const SCHEDULE: [[usize; 16]; 7] = {
+    let mut out = [[0usize; 16]; 7];
+    let mut k = 0;
+    while k < 16 {
+        out[0][k] = k;
+        k += 1;
+    }
+    let mut r = 1;
+    while r < 7 {
+        let mut k = 0;
+        while k < 16 {
+            out[r][k] = out[r - 1][PERMUTATION[k]];
+            k += 1;
+        }
+        r += 1;
+    }
+    out
+};
+/// CHUNK_START | CHUNK_END | ROOT: the flags of a one-block input's output blocks.
+const ROOT_FLAGS: u32 = 1 | 2 | 8;
+/// Output blocks computed side by side (one SIMD lane each).
+const WAYS: usize = 8;
+
+/// One BLAKE3 quarter-round on `WAYS` independent states; `mx`/`my` are shared message words.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
+fn g(s: &mut [[u32; WAYS]; 16], a: usize, b: usize, c: usize, d: usize, mx: u32, my: u32) {
+    for i in 0..WAYS {
+        s[a][i] = s[a][i].wrapping_add(s[b][i]).wrapping_add(mx);
+        s[d][i] = (s[d][i] ^ s[a][i]).rotate_right(16);
+        s[c][i] = s[c][i].wrapping_add(s[d][i]);
+        s[b][i] = (s[b][i] ^ s[c][i]).rotate_right(12);
+        s[a][i] = s[a][i].wrapping_add(s[b][i]).wrapping_add(my);
+        s[d][i] = (s[d][i] ^ s[a][i]).rotate_right(8);
+        s[c][i] = s[c][i].wrapping_add(s[d][i]);
+        s[b][i] = (s[b][i] ^ s[c][i]).rotate_right(7);
+    }
+}
+
+/// Adds the 2048-byte BLAKE3 XOF of a 32-byte input (as message words, zero-padded) to the lanes.
+///
+/// A one-block input's output block `t` is `compress(IV, block, counter = t,
+/// len = 32, CHUNK_START | CHUNK_END | ROOT)`; the 32 blocks are independent,
+/// so they are computed `WAYS` at a time. Equal to `blake3::hash(..).finalize_xof()`
+/// (tested); written out because the crate's XOF runs one block at a time
+/// without AVX-512, and this loop is the gate's hottest.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
+fn xof_add(acc: &mut [u16; LANES], m: &[u32; 16]) {
+    for group in 0..(LANES * 2 / 64 / WAYS) {
+        let mut s = [[0u32; WAYS]; 16];
+        for i in 0..8 {
+            s[i] = [IV[i]; WAYS];
+        }
+        for i in 0..4 {
+            s[8 + i] = [IV[i]; WAYS];
+        }
+        for (l, c) in s[12].iter_mut().enumerate() {
+            *c = (group * WAYS + l) as u32;
+        }
+        s[13] = [0; WAYS];
+        s[14] = [32; WAYS];
+        s[15] = [ROOT_FLAGS; WAYS];
+        let mut msg = *m;
+        for round in 0..7 {
+            g(&mut s, 0, 4, 8, 12, msg[0], msg[1]);
+            g(&mut s, 1, 5, 9, 13, msg[2], msg[3]);
+            g(&mut s, 2, 6, 10, 14, msg[4], msg[5]);
+            g(&mut s, 3, 7, 11, 15, msg[6], msg[7]);
+            g(&mut s, 0, 5, 10, 15, msg[8], msg[9]);
+            g(&mut s, 1, 6, 11, 12, msg[10], msg[11]);
+            g(&mut s, 2, 7, 8, 13, msg[12], msg[13]);
+            g(&mut s, 3, 4, 9, 14, msg[14], msg[15]);
+            if round < 6 {
+                let prev = msg;
+                for (k, p) in PERMUTATION.iter().enumerate() {
+                    msg[k] = prev[*p];
+                }
+            }
+        }
+        for l in 0..WAYS {
+            let base = (group * WAYS + l) * 32;
+            for i in 0..8 {
+                let lo = s[i][l] ^ s[i + 8][l];
+                let hi = s[i + 8][l] ^ IV[i];
+                acc[base + 2 * i] = acc[base + 2 * i].wrapping_add(lo as u16);
+                acc[base + 2 * i + 1] = acc[base + 2 * i + 1].wrapping_add((lo >> 16) as u16);
+                acc[base + 16 + 2 * i] = acc[base + 16 + 2 * i].wrapping_add(hi as u16);
+                acc[base + 16 + 2 * i + 1] = acc[base + 16 + 2 * i + 1].wrapping_add((hi >> 16) as u16);
+            }
+        }
+    }
+}
+
+/// [`xof_add`] with AVX2 intrinsics: eight output blocks per pass, one per 32-bit lane.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
+unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
+    use std::arch::x86_64::*;
+    let rot16 = _mm256_set_epi8(
+        13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2,
+    );
+    let rot8 = _mm256_set_epi8(
+        12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1, 12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1,
+    );
+    macro_rules! g {
+        ($s:ident, $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {
+            $s[$a] = _mm256_add_epi32(_mm256_add_epi32($s[$a], $s[$b]), $mx);
+            $s[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($s[$d], $s[$a]), rot16);
+            $s[$c] = _mm256_add_epi32($s[$c], $s[$d]);
+            let t = _mm256_xor_si256($s[$b], $s[$c]);
+            $s[$b] = _mm256_or_si256(_mm256_srli_epi32(t, 12), _mm256_slli_epi32(t, 20));
+            $s[$a] = _mm256_add_epi32(_mm256_add_epi32($s[$a], $s[$b]), $my);
+            $s[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($s[$d], $s[$a]), rot8);
+            $s[$c] = _mm256_add_epi32($s[$c], $s[$d]);
+            let t = _mm256_xor_si256($s[$b], $s[$c]);
+            $s[$b] = _mm256_or_si256(_mm256_srli_epi32(t, 7), _mm256_slli_epi32(t, 25));
+        };
+    }
+    // The message is the same for every output block: broadcast once.
+    let mv: [__m256i; 16] = std::array::from_fn(|k| _mm256_set1_epi32(m[k] as i32));
+    for group in 0..(LANES * 2 / 64 / WAYS) {
+        let c0 = (group * WAYS) as i32;
+        let mut s = [_mm256_setzero_si256(); 16];
+        for i in 0..8 {
+            s[i] = _mm256_set1_epi32(IV[i] as i32);
+        }
+        for i in 0..4 {
+            s[8 + i] = _mm256_set1_epi32(IV[i] as i32);
+        }
+        s[12] = _mm256_setr_epi32(c0, c0 + 1, c0 + 2, c0 + 3, c0 + 4, c0 + 5, c0 + 6, c0 + 7);
+        s[13] = _mm256_setzero_si256();
+        s[14] = _mm256_set1_epi32(32);
+        s[15] = _mm256_set1_epi32(ROOT_FLAGS as i32);
+        for sc in &SCHEDULE {
+            g!(s, 0, 4, 8, 12, mv[sc[0]], mv[sc[1]]);
+            g!(s, 1, 5, 9, 13, mv[sc[2]], mv[sc[3]]);
+            g!(s, 2, 6, 10, 14, mv[sc[4]], mv[sc[5]]);
+            g!(s, 3, 7, 11, 15, mv[sc[6]], mv[sc[7]]);
+            g!(s, 0, 5, 10, 15, mv[sc[8]], mv[sc[9]]);
+            g!(s, 1, 6, 11, 12, mv[sc[10]], mv[sc[11]]);
+            g!(s, 2, 7, 8, 13, mv[sc[12]], mv[sc[13]]);
+            g!(s, 3, 4, 9, 14, mv[sc[14]], mv[sc[15]]);
+        }
+        // out[w][l]: word w of output block l of this group.
+        let mut out = [[0u32; WAYS]; 16];
+        for i in 0..8 {
+            let lo = _mm256_xor_si256(s[i], s[i + 8]);
+            let hi = _mm256_xor_si256(s[i + 8], _mm256_set1_epi32(IV[i] as i32));
+            // SAFETY: each `out` row holds 8 u32 (32 bytes); unaligned stores.
+            unsafe {
+                _mm256_storeu_si256(out[i].as_mut_ptr().cast(), lo);
+                _mm256_storeu_si256(out[i + 8].as_mut_ptr().cast(), hi);
+            }
+        }
+        for l in 0..WAYS {
+            let mut block = [0u32; 16];
+            for (w, b) in block.iter_mut().enumerate() {
+                *b = out[w][l];
+            }
+            let base = (group * WAYS + l) * 32;
+            let dst = &mut acc[base..base + 32];
+            // SAFETY: `dst` holds 32 u16 (64 bytes) and `block` 16 u32 (64 bytes); unaligned loads and stores.
+            unsafe {
+                let p = dst.as_mut_ptr().cast::<__m256i>();
+                let q = block.as_ptr().cast::<__m256i>();
+                _mm256_storeu_si256(p, _mm256_add_epi16(_mm256_loadu_si256(p), _mm256_loadu_si256(q)));
+                let (p1, q1) = (p.add(1), q.add(1));
+                _mm256_storeu_si256(p1, _mm256_add_epi16(_mm256_loadu_si256(p1), _mm256_loadu_si256(q1)));
+            }
+        }
+    }
+}
+
+/// The logical type name used in the schema key; `None` for unsupported types.
+pub fn logical_type(dt: &DataType) -> Option<String> {
+    Some(match dt {
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "uint".into(),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => "int".into(),
+        DataType::Float32 | DataType::Float64 => "float".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::Utf8 | DataType::LargeUtf8 => "text".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Date64 => "date_ms".into(),
+        DataType::Timestamp(unit, _) => format!(
+            "timestamp_{}",
+            match unit {
+                TimeUnit::Second => "s",
+                TimeUnit::Millisecond => "ms",
+                TimeUnit::Microsecond => "us",
+                TimeUnit::Nanosecond => "ns",
+            }
+        ),
+        DataType::List(f) | DataType::LargeList(f) => format!("list<{}>", logical_type(f.data_type())?),
+        _ => return None,
+    })
+}
+
+/// True when the gate can commit to (and so pass) a column of this type.
+pub fn supported(dt: &DataType) -> bool {
+    match dt {
+        DataType::List(f) | DataType::LargeList(f) => {
+            !matches!(f.data_type(), DataType::List(_) | DataType::LargeList(_)) && supported(f.data_type())
+        }
+        other => logical_type(other).is_some(),
+    }
+}
+
+/// The schema key of a table's output (see the module docs).
+pub fn schema_key(table: &str, schema: &Schema) -> Result<[u8; 32], GateError> {
+    let mut d = Vec::new();
+    d.extend_from_slice(table.as_bytes());
+    d.push(0);
+    for f in schema.fields() {
+        let t = logical_type(f.data_type()).ok_or_else(|| {
+            GateError::Invalid(format!("table `{table}`: column `{}` has unsupported type {}", f.name(), f.data_type()))
+        })?;
+        d.extend_from_slice(f.name().as_bytes());
+        d.push(0);
+        d.extend_from_slice(t.as_bytes());
+        d.push(0);
+    }
+    Ok(blake3::derive_key("consentry-gate row commitment v1", &d))
+}
+
+/// A column viewed through its concrete type, downcast once per batch.
+enum Cell<'a> {
+    U8(&'a arrow_array::UInt8Array),
+    U16(&'a arrow_array::UInt16Array),
+    U32(&'a arrow_array::UInt32Array),
+    U64(&'a arrow_array::UInt64Array),
+    I8(&'a arrow_array::Int8Array),
+    I16(&'a arrow_array::Int16Array),
+    I32(&'a [i32], Option<&'a NullBuffer>),
+    I64(&'a [i64], Option<&'a NullBuffer>),
+    F32(&'a arrow_array::Float32Array),
+    F64(&'a arrow_array::Float64Array),
+    Bool(&'a arrow_array::BooleanArray),
+    Str(&'a arrow_array::StringArray),
+    LStr(&'a arrow_array::LargeStringArray),
+    List(&'a arrow_array::ListArray, Box<Cell<'a>>),
+    LList(&'a arrow_array::LargeListArray, Box<Cell<'a>>),
+}
+
+fn view(a: &ArrayRef) -> Option<Cell<'_>> {
+    Some(match a.data_type() {
+        DataType::UInt8 => Cell::U8(a.as_primitive::<UInt8Type>()),
+        DataType::UInt16 => Cell::U16(a.as_primitive::<UInt16Type>()),
+        DataType::UInt32 => Cell::U32(a.as_primitive::<UInt32Type>()),
+        DataType::UInt64 => Cell::U64(a.as_primitive::<UInt64Type>()),
+        DataType::Int8 => Cell::I8(a.as_primitive::<Int8Type>()),
+        DataType::Int16 => Cell::I16(a.as_primitive::<Int16Type>()),
+        DataType::Int32 => raw32(a.as_primitive::<Int32Type>()),
+        DataType::Int64 => raw64(a.as_primitive::<Int64Type>()),
+        DataType::Float32 => Cell::F32(a.as_primitive::<Float32Type>()),
+        DataType::Float64 => Cell::F64(a.as_primitive::<Float64Type>()),
+        DataType::Boolean => Cell::Bool(a.as_boolean()),
+        DataType::Utf8 => Cell::Str(a.as_string::<i32>()),
+        DataType::LargeUtf8 => Cell::LStr(a.as_string::<i64>()),
+        DataType::Date32 => raw32(a.as_primitive::<Date32Type>()),
+        DataType::Date64 => raw64(a.as_primitive::<Date64Type>()),
+        DataType::Timestamp(TimeUnit::Second, _) => raw64(a.as_primitive::<TimestampSecondType>()),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => raw64(a.as_primitive::<TimestampMillisecondType>()),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => raw64(a.as_primitive::<TimestampMicrosecondType>()),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => raw64(a.as_primitive::<TimestampNanosecondType>()),
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            Cell::List(l, Box::new(view(l.values())?))
+        }
+        DataType::LargeList(_) => {
+            let l = a.as_list::<i64>();
+            Cell::LList(l, Box::new(view(l.values())?))
+        }
+        _ => return None,
+    })
+}
+
+fn raw32<T: ArrowPrimitiveType<Native = i32>>(a: &arrow_array::PrimitiveArray<T>) -> Cell<'_> {
+    Cell::I32(a.values(), a.nulls())
+}
+
+fn raw64<T: ArrowPrimitiveType<Native = i64>>(a: &arrow_array::PrimitiveArray<T>) -> Cell<'_> {
+    Cell::I64(a.values(), a.nulls())
+}
+
+impl Cell<'_> {
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            Cell::U8(a) => a.is_null(i),
+            Cell::U16(a) => a.is_null(i),
+            Cell::U32(a) => a.is_null(i),
+            Cell::U64(a) => a.is_null(i),
+            Cell::I8(a) => a.is_null(i),
+            Cell::I16(a) => a.is_null(i),
+            Cell::I32(_, n) | Cell::I64(_, n) => n.is_some_and(|n| n.is_null(i)),
+            Cell::F32(a) => a.is_null(i),
+            Cell::F64(a) => a.is_null(i),
+            Cell::Bool(a) => a.is_null(i),
+            Cell::Str(a) => a.is_null(i),
+            Cell::LStr(a) => a.is_null(i),
+            Cell::List(a, _) => a.is_null(i),
+            Cell::LList(a, _) => a.is_null(i),
+        }
+    }
+
+    fn encode(&self, i: usize, out: &mut Vec<u8>) {
+        if self.is_null(i) {
+            out.push(0);
+            return;
+        }
+        out.push(1);
+        match self {
+            Cell::U8(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
+            Cell::U16(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
+            Cell::U32(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
+            Cell::U64(a) => out.extend_from_slice(&a.value(i).to_le_bytes()),
+            Cell::I8(a) => out.extend_from_slice(&i64::from(a.value(i)).to_le_bytes()),
+            Cell::I16(a) => out.extend_from_slice(&i64::from(a.value(i)).to_le_bytes()),
+            Cell::I32(v, _) => out.extend_from_slice(&i64::from(v[i]).to_le_bytes()),
+            Cell::I64(v, _) => out.extend_from_slice(&v[i].to_le_bytes()),
+            Cell::F32(a) => out.extend_from_slice(&f64::from(a.value(i)).to_bits().to_le_bytes()),
+            Cell::F64(a) => out.extend_from_slice(&a.value(i).to_bits().to_le_bytes()),
+            Cell::Bool(a) => out.push(u8::from(a.value(i))),
+            Cell::Str(a) => text(a.value(i), out),
+            Cell::LStr(a) => text(a.value(i), out),
+            Cell::List(a, inner) => {
+                let o = a.value_offsets();
+                let (s, e) = (o[i] as usize, o[i + 1] as usize);
+                out.extend_from_slice(&((e - s) as u64).to_le_bytes());
+                for j in s..e {
+                    inner.encode(j, out);
+                }
+            }
+            Cell::LList(a, inner) => {
+                let o = a.value_offsets();
+                let (s, e) = (o[i] as usize, o[i + 1] as usize);
+                out.extend_from_slice(&((e - s) as u64).to_le_bytes());
+                for j in s..e {
+                    inner.encode(j, out);
+                }
+            }
+        }
+    }
+}
+
+fn text(s: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Adds every row of `batch` to `acc` under `key`.
+pub fn add_batch(acc: &mut LtHash, key: &[u8; 32], batch: &RecordBatch) -> Result<(), GateError> {
+    let cells: Vec<Cell<'_>> = batch
+        .columns()
+        .iter()
+        .zip(batch.schema().fields())
+        .map(|(c, f)| {
+            view(c)
+                .ok_or_else(|| GateError::Invalid(format!("column `{}`: unsupported type {}", f.name(), f.data_type())))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut buf = Vec::with_capacity(256);
+    for i in 0..batch.num_rows() {
+        buf.clear();
+        for c in &cells {
+            c.encode(i, &mut buf);
+        }
+        acc.add_row(key, &buf);
+    }
+    Ok(())
+}
+
+/// The commitment of one batch (a convenience for tests and engines).
+pub fn commit_batch(table: &str, batch: &RecordBatch) -> Result<LtHash, GateError> {
+    let key = schema_key(table, &batch.schema())?;
+    let mut acc = LtHash::new();
+    add_batch(&mut acc, &key, batch)?;
+    Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn batch(rows: &[(i64, Option<String>)]) -> RecordBatch {
+        let a = Int64Array::from_iter_values(rows.iter().map(|r| r.0));
+        let b = StringArray::from_iter(rows.iter().map(|r| r.1.as_deref()));
+        RecordBatch::try_from_iter(vec![("a", Arc::new(a) as ArrayRef), ("b", Arc::new(b) as ArrayRef)]).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn independent_of_order_and_partitioning(
+            rows in prop::collection::vec((any::<i64>(), prop::option::of("[a-z]{0,6}")), 0..40),
+            cut in any::<prop::sample::Index>(),
+            seed in any::<u64>(),
+        ) {
+            let whole = commit_batch("t", &batch(&rows)).unwrap();
+            // Shuffled deterministically.
+            let mut shuffled = rows.clone();
+            let n = shuffled.len();
+            for i in (1..n).rev() {
+                let j = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) % (i as u64 + 1)) as usize;
+                shuffled.swap(i, j);
+            }
+            prop_assert_eq!(&commit_batch("t", &batch(&shuffled)).unwrap(), &whole);
+            // Split into two partitions and merged.
+            let k = if n == 0 { 0 } else { cut.index(n + 1) };
+            let mut left = commit_batch("t", &batch(&shuffled[..k])).unwrap();
+            left.merge(&commit_batch("t", &batch(&shuffled[k..])).unwrap());
+            prop_assert_eq!(&left, &whole);
+            // Subtracting a part gives the rest.
+            let mut rest = whole.clone();
+            rest.subtract(&commit_batch("t", &batch(&shuffled[..k])).unwrap());
+            prop_assert_eq!(rest, commit_batch("t", &batch(&shuffled[k..])).unwrap());
+        }
+
+        #[test]
+        fn sensitive_to_any_change(
+            rows in prop::collection::vec((any::<i64>(), prop::option::of("[a-z]{0,6}")), 1..20),
+            which in any::<prop::sample::Index>(),
+            change in 0u8..4,
+        ) {
+            let whole = commit_batch("t", &batch(&rows)).unwrap();
+            let mut other = rows.clone();
+            let i = which.index(rows.len());
+            match change {
+                0 => other[i].0 = other[i].0.wrapping_add(1),
+                1 => other[i].1 = match &other[i].1 { None => Some(String::new()), Some(_) => None },
+                2 => { other.remove(i); }
+                _ => other.push(rows[i].clone()),
+            }
+            prop_assert_ne!(&commit_batch("t", &batch(&other)).unwrap(), &whole);
+            // The table name is bound in too.
+            prop_assert_ne!(commit_batch("u", &batch(&rows)).unwrap(), whole);
+        }
+    }
+
+    #[test]
+    fn expansion_is_the_blake3_xof() {
+        for seed in 0..20u8 {
+            let digest = *blake3::hash(&[seed; 5]).as_bytes();
+            let mut want = [0u8; LANES * 2];
+            blake3::Hasher::new().update(&digest).finalize_xof().fill(&mut want);
+            let mut got = LtHash::new();
+            got.add_digest(&digest);
+            assert_eq!(got.to_bytes(), want.to_vec());
+            let mut portable = [0u16; LANES];
+            let mut m = [0u32; 16];
+            for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
+                *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+            xof_add(&mut portable, &m);
+            assert_eq!(&portable, got.0.as_ref());
+        }
+    }
+
+    #[test]
+    fn hex_round_trip_and_empty() {
+        let c = commit_batch("t", &batch(&[(1, Some("x".into()))])).unwrap();
+        assert_eq!(LtHash::from_hex(&c.to_hex()), Some(c));
+        assert_eq!(commit_batch("t", &batch(&[])).unwrap(), LtHash::new());
+        assert!(LtHash::from_hex("00").is_none());
+    }
+}

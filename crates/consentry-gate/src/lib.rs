@@ -1,0 +1,139 @@
+//! The consent gate: materialises a training dataset for one purpose from
+//! source tables, using a consent snapshot (promises 1, 2, 3 and 8).
+//!
+//! - [`sources`] reads the TOML declaration of the source tables: which
+//!   columns identify members, which of them may be dropped, the data
+//!   category of every other column and which columns are free text.
+//!   Undeclared columns never pass.
+//! - [`materialize`] streams the Parquet row groups through the rules on all
+//!   cores — keep a row only if every party allows it (or null a droppable
+//!   party), keep only the purpose's categories, redact free text — and writes
+//!   Parquet into a temporary directory renamed into place when complete.
+//! - [`commit`] is the order-independent, mergeable row commitment (LtHash).
+//! - [`manifest`] is the JSON record beside the data, and the shard function.
+//! - [`verify`] recomputes a dataset from the ledger snapshot and the sources
+//!   and reports every difference.
+
+pub mod commit;
+pub mod manifest;
+pub mod materialize;
+pub mod sources;
+pub mod verify;
+
+pub use commit::LtHash;
+pub use manifest::{Manifest, ShardFunction, shard_of};
+pub use materialize::{GateOptions, GateRequest, Outcome, Progress, materialize, merge};
+pub use sources::{Sources, TableDecl};
+pub use verify::{Difference, verify_files, verify_recompute};
+
+use std::path::{Path, PathBuf};
+
+/// What can go wrong in the gate; every variant names the file, table or column at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The source declaration is malformed or inconsistent.
+    #[error("source declaration {file}: {message}")]
+    Declaration {
+        /// The declaration file.
+        file: String,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A source file does not have a declared column.
+    #[error(
+        "{path}: table `{table}` has no column `{column}` (declared in the sources); regenerate the file or fix the declaration"
+    )]
+    MissingColumn {
+        /// The source file.
+        path: PathBuf,
+        /// The table.
+        table: String,
+        /// The missing column.
+        column: String,
+    },
+    /// A column has a type the declaration does not allow.
+    #[error("{path}: column `{table}.{column}` is {found}, expected {expected}")]
+    ColumnType {
+        /// The source file.
+        path: PathBuf,
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// What the file holds.
+        found: String,
+        /// What the gate needs.
+        expected: String,
+    },
+    /// A Parquet file could not be read or written.
+    #[error("{path}: {message}")]
+    Parquet {
+        /// The file at fault.
+        path: PathBuf,
+        /// The reader's or writer's explanation.
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The output directory already exists; the gate never overwrites a dataset.
+    #[error("{0} already exists; remove it or choose another --out")]
+    OutputExists(PathBuf),
+    /// The request does not fit the policy, snapshot or partials (unknown purpose, mismatched partials).
+    #[error("{0}")]
+    Invalid(String),
+    /// A manifest could not be read or written.
+    #[error("manifest {path}: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The redaction detector could not be built.
+    #[error("redaction: {0}")]
+    Redact(#[from] consentry_redact::RedactError),
+    /// A worker thread stopped unexpectedly.
+    #[error("a worker thread failed: {0}")]
+    Worker(String),
+}
+
+impl GateError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> GateError {
+        GateError::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn parquet(path: &Path, e: impl std::fmt::Display) -> GateError {
+        GateError::Parquet { path: path.to_path_buf(), message: e.to_string() }
+    }
+
+    /// True when the caller's input is at fault (exit code 2 in the CLI).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            GateError::Declaration { .. }
+                | GateError::MissingColumn { .. }
+                | GateError::ColumnType { .. }
+                | GateError::Parquet { .. }
+                | GateError::OutputExists(_)
+                | GateError::Invalid(_)
+                | GateError::Manifest { .. }
+        )
+    }
+}
+
+/// The tool version recorded in manifests.
+pub const TOOL_VERSION: &str = concat!("consentry-gate ", env!("CARGO_PKG_VERSION"));
+
+/// BLAKE3 of a file, hex, streamed.
+pub fn hash_file(path: &Path) -> Result<(String, u64), GateError> {
+    let mut f = std::fs::File::open(path).map_err(|e| GateError::io(path, e))?;
+    let mut h = blake3::Hasher::new();
+    let n = std::io::copy(&mut f, &mut h).map_err(|e| GateError::io(path, e))?;
+    Ok((h.finalize().to_hex().to_string(), n))
+}

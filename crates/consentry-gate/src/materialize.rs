@@ -1,0 +1,1101 @@
+//! Materialisation: the rules applied to every row, streamed over Parquet row
+//! groups on all cores, written atomically.
+//!
+//! A *unit* is one row group of one source file. Workers claim units in
+//! input order, read only the columns that can pass, apply the consent rules,
+//! minimise, redact and commit; the calling thread writes their results in
+//! input order (so the output is the same on any number of threads) into one
+//! output file per source file (`TABLE/part-NNNNN.parquet`). At most
+//! `window` units are in flight, which bounds memory. Everything goes into
+//! `OUT.partial-PID` first and is renamed to `OUT` when complete; on error
+//! the temporary directory is removed.
+
+use crate::GateError;
+use crate::commit::{self, LtHash};
+use crate::manifest::*;
+use crate::sources::{Sources, TableDecl};
+use arrow_array::builder::StringBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use consentry_ledger::SignedTreeHead;
+use consentry_ledger::snapshot::Snapshot;
+use consentry_policy::{DenyReason, Policy, Purpose};
+use consentry_redact::{Detector, Kind};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+use roaring::RoaringTreemap;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Reports progress of long work (the CLI draws bars).
+pub trait Progress: Sync {
+    /// A stage with `total` units of work begins.
+    fn stage(&self, name: &'static str, total: u64);
+    /// `n` more units of `name` are done.
+    fn advance(&self, name: &'static str, n: u64);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn stage(&self, _: &'static str, _: u64) {}
+    fn advance(&self, _: &'static str, _: u64) {}
+}
+
+/// The progress stage name.
+pub const STAGE: &str = "gate";
+
+/// How to run (none of these change what a dataset contains, except `partition` and `redact`).
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// Worker threads (default: all cores).
+    pub threads: usize,
+    /// Shards of the shard function.
+    pub shards: u32,
+    /// Process only this share of the input files: `(index, count)`.
+    pub partition: Option<(u32, u32)>,
+    /// Units in flight at most (bounds memory).
+    pub window: usize,
+    /// Rows per output row group.
+    pub row_group_rows: usize,
+    /// Rows per batch read.
+    pub batch_rows: usize,
+    /// zstd level of the output.
+    pub zstd_level: i32,
+}
+
+impl Default for GateOptions {
+    fn default() -> Self {
+        GateOptions {
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            shards: DEFAULT_SHARDS,
+            partition: None,
+            window: 4,
+            row_group_rows: 256 * 1024,
+            batch_rows: 64 * 1024,
+            zstd_level: 1,
+        }
+    }
+}
+
+/// What to materialise.
+pub struct GateRequest<'a> {
+    /// The policy in force (its version and hash go into the manifest).
+    pub policy: &'a Policy,
+    /// Effective consent at the chosen ledger position.
+    pub snapshot: &'a Snapshot,
+    /// A signed tree head covering the snapshot's position.
+    pub checkpoint: Option<SignedTreeHead>,
+    /// The source declaration.
+    pub sources: &'a Sources,
+    /// BLAKE3 of the declaration's text, hex.
+    pub declaration_hash: String,
+    /// The redaction detector; `None` turns redaction off (benchmarks only).
+    pub detector: Option<&'a Detector>,
+    /// Member names in the detector, for the manifest.
+    pub member_names: u64,
+    /// Run options.
+    pub options: GateOptions,
+    /// Creation time for the manifest (Unix seconds).
+    pub created: i64,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The manifest written (or, for a dry run, computed).
+    pub manifest: Manifest,
+    /// The included members.
+    pub members: RoaringTreemap,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Builds the redaction detector from the declaration's member-name source (or the gazetteer alone).
+pub fn build_detector(sources: &Sources) -> Result<(Detector, u64), GateError> {
+    let Some(ns) = &sources.names else { return Ok((Detector::new()?, 0)) };
+    let Some(t) = sources.table(&ns.table) else {
+        return Err(GateError::Invalid(format!("names table `{}` is not declared", ns.table)));
+    };
+    let mut names: Vec<String> = Vec::new();
+    for path in t.files()? {
+        let file = std::fs::File::open(&path).map_err(|e| GateError::io(&path, e))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| GateError::parquet(&path, e))?;
+        let schema = b.schema().clone();
+        let idx: Vec<usize> = ns
+            .columns
+            .iter()
+            .map(|c| {
+                schema.index_of(c).map_err(|_| GateError::MissingColumn {
+                    path: path.clone(),
+                    table: t.name.clone(),
+                    column: c.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mask = ProjectionMask::roots(b.parquet_schema(), idx.iter().copied());
+        let reader = b.with_projection(mask).build().map_err(|e| GateError::parquet(&path, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| GateError::parquet(&path, e))?;
+            let cols: Vec<&arrow_array::StringArray> = (0..batch.num_columns())
+                .map(|i| {
+                    batch.column(i).as_string_opt::<i32>().ok_or_else(|| GateError::ColumnType {
+                        path: path.clone(),
+                        table: t.name.clone(),
+                        column: ns.columns.get(i).cloned().unwrap_or_default(),
+                        found: batch.column(i).data_type().to_string(),
+                        expected: "Utf8".into(),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            for r in 0..batch.num_rows() {
+                let parts: Vec<&str> = cols.iter().filter(|c| c.is_valid(r)).map(|c| c.value(r)).collect();
+                if !parts.is_empty() {
+                    names.push(parts.join(" "));
+                }
+            }
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    let n = names.len() as u64;
+    Ok((Detector::builder().member_names(names).build()?, n))
+}
+
+/// Consent answers in the fastest form for lookups: a byte per member id
+/// (0 allowed, 1 + index in [`DenyReason::ALL`], 255 not in the directory)
+/// when ids are small enough, else the snapshot's bitmaps.
+enum Answers<'a> {
+    Dense(Vec<u8>),
+    Sparse(&'a Snapshot),
+}
+
+const UNKNOWN: u8 = 255;
+/// Largest id covered by the dense table (64 MiB).
+const DENSE_LIMIT: u64 = 1 << 26;
+
+impl Answers<'_> {
+    fn new(snapshot: &Snapshot) -> Answers<'_> {
+        let mut max = snapshot.allowed().max();
+        for r in DenyReason::ALL {
+            if let Some(m) = snapshot.denied(r).and_then(|b| b.max()) {
+                max = max.max(Some(m));
+            }
+        }
+        match max {
+            Some(m) if m >= DENSE_LIMIT => Answers::Sparse(snapshot),
+            _ => {
+                let len = max.map_or(0, |m| m as usize + 1);
+                let mut v = vec![UNKNOWN; len];
+                for id in snapshot.allowed().iter() {
+                    v[id as usize] = 0;
+                }
+                for (i, r) in DenyReason::ALL.iter().enumerate() {
+                    if let Some(b) = snapshot.denied(*r) {
+                        for id in b.iter() {
+                            v[id as usize] = i as u8 + 1;
+                        }
+                    }
+                }
+                Answers::Dense(v)
+            }
+        }
+    }
+
+    /// `None` when allowed, else why not.
+    #[inline]
+    fn refusal(&self, id: u64) -> Option<&'static str> {
+        match self {
+            Answers::Dense(v) => match v.get(id as usize).copied().unwrap_or(UNKNOWN) {
+                0 => None,
+                UNKNOWN => Some("unknown_member"),
+                k => Some(DenyReason::ALL.get(k as usize - 1).map_or("unknown_member", |r| r.as_str())),
+            },
+            Answers::Sparse(s) => {
+                if s.is_allowed(id) {
+                    None
+                } else {
+                    Some(s.reason(id).map_or("unknown_member", |r| r.as_str()))
+                }
+            }
+        }
+    }
+}
+
+/// One table's plan: which columns are read, which are written.
+struct TablePlan {
+    decl: TableDecl,
+    files: Vec<PathBuf>,
+    metas: Vec<ArrowReaderMetadata>,
+    stats: TableStats,
+    /// Indices (in the file schema) of the columns read, in file order.
+    read: Vec<usize>,
+    /// The output schema (the read columns, all nullable).
+    out_schema: SchemaRef,
+    key: [u8; 32],
+    /// Position in the output of each member column, in declaration order.
+    member_pos: Vec<usize>,
+    /// For each member column: positions of the columns nulled with it (itself and its owned ones), if droppable.
+    drop_pos: Vec<Vec<usize>>,
+    /// Positions of the redacted columns.
+    redact_pos: Vec<usize>,
+}
+
+struct Unit {
+    table: usize,
+    file: usize,
+    row_group: usize,
+}
+
+/// What one unit produced.
+struct UnitResult {
+    batches: Vec<RecordBatch>,
+    rows_in: u64,
+    rows_out: u64,
+    excluded: BTreeMap<&'static str, u64>,
+    parties_dropped: u64,
+    redactions: [u64; 9],
+    lt: LtHash,
+    members: Vec<u64>,
+}
+
+fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePlan, GateError> {
+    let files = decl.files()?;
+    let mut metas = Vec::with_capacity(files.len());
+    let mut first: Option<SchemaRef> = None;
+    for path in &files {
+        let file = std::fs::File::open(path).map_err(|e| GateError::io(path, e))?;
+        let meta = ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| GateError::parquet(path, e))?;
+        let schema = meta.schema().clone();
+        decl.check_schema(path, &schema)?;
+        if let Some(f) = &first {
+            for c in decl.members.iter().map(|m| &m.column).chain(decl.columns.keys()) {
+                let (a, b) = (f.field_with_name(c), schema.field_with_name(c));
+                if let (Ok(a), Ok(b)) = (a, b)
+                    && a.data_type() != b.data_type()
+                {
+                    return Err(GateError::ColumnType {
+                        path: path.clone(),
+                        table: decl.name.clone(),
+                        column: c.clone(),
+                        found: b.data_type().to_string(),
+                        expected: format!("{} (as in {})", a.data_type(), files[0].display()),
+                    });
+                }
+            }
+        } else {
+            first = Some(schema);
+        }
+        metas.push(meta);
+    }
+    let schema = first.ok_or_else(|| GateError::Invalid(format!("table `{}` has no files", decl.name)))?;
+    let mut stats = TableStats {
+        member_columns: decl.members.iter().map(|m| m.column.clone()).collect(),
+        row_commitment: LtHash::new().to_hex(),
+        ..TableStats::default()
+    };
+    let mut read = Vec::new();
+    let mut fields = Vec::new();
+    let mut any_category = false;
+    for (i, f) in schema.fields().iter().enumerate() {
+        let name = f.name().as_str();
+        let pass = if decl.is_member(name) {
+            true
+        } else if let Some(cat) = decl.columns.get(name) {
+            if purpose.allows_category(cat) {
+                any_category = true;
+                true
+            } else {
+                stats.minimised.push(name.to_string());
+                false
+            }
+        } else {
+            stats.undeclared.push(name.to_string());
+            false
+        };
+        if pass {
+            read.push(i);
+            // Nullable always: files of one table may differ in declared nullability,
+            // and a droppable party's columns are nulled.
+            fields.push(Field::new(name, f.data_type().clone(), true));
+            stats.columns.push(name.to_string());
+        }
+    }
+    stats.included = any_category;
+    let pos = |c: &str| stats.columns.iter().position(|x| x == c);
+    let member_pos: Vec<usize> = decl.members.iter().filter_map(|m| pos(&m.column)).collect();
+    let drop_pos: Vec<Vec<usize>> = decl
+        .members
+        .iter()
+        .map(|m| {
+            if m.droppable {
+                std::iter::once(&m.column).chain(m.owned.iter()).filter_map(|c| pos(c)).collect()
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let redact_pos: Vec<usize> = decl.redact.iter().filter_map(|c| pos(c)).collect();
+    let out_schema = Arc::new(Schema::new(fields));
+    let key = commit::schema_key(&decl.name, &out_schema)?;
+    Ok(TablePlan { decl: decl.clone(), files, metas, stats, read, out_schema, key, member_pos, drop_pos, redact_pos })
+}
+
+/// Member ids of a column as u64 (`None` for null or negative values, which no member has).
+fn member_ids(a: &ArrayRef) -> Vec<Option<u64>> {
+    match a.data_type() {
+        DataType::UInt64 => a.as_primitive::<UInt64Type>().iter().collect(),
+        DataType::UInt32 => a.as_primitive::<UInt32Type>().iter().map(|v| v.map(u64::from)).collect(),
+        DataType::Int64 => {
+            a.as_primitive::<Int64Type>().iter().map(|v| v.map(|x| u64::try_from(x).unwrap_or(u64::MAX))).collect()
+        }
+        DataType::Int32 => {
+            a.as_primitive::<Int32Type>().iter().map(|v| v.map(|x| u64::try_from(x).unwrap_or(u64::MAX))).collect()
+        }
+        _ => vec![None; a.len()],
+    }
+}
+
+struct Ctx<'a> {
+    answers: Answers<'a>,
+    detector: Option<&'a Detector>,
+    batch_rows: usize,
+}
+
+fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResult, GateError> {
+    let path = &plan.files[unit.file];
+    let file = std::fs::File::open(path).map_err(|e| GateError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, plan.metas[unit.file].clone());
+    let mask = ProjectionMask::roots(builder.parquet_schema(), plan.read.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_row_groups(vec![unit.row_group])
+        .with_batch_size(ctx.batch_rows)
+        .build()
+        .map_err(|e| GateError::parquet(path, e))?;
+    let mut r = UnitResult {
+        batches: Vec::new(),
+        rows_in: 0,
+        rows_out: 0,
+        excluded: BTreeMap::new(),
+        parties_dropped: 0,
+        redactions: [0; 9],
+        lt: LtHash::new(),
+        members: Vec::new(),
+    };
+    let nm = plan.member_pos.len();
+    for batch in reader {
+        let batch = batch.map_err(|e| GateError::parquet(path, e))?;
+        let n = batch.num_rows();
+        r.rows_in += n as u64;
+        // Consent: every party must allow, or be droppable.
+        let ids: Vec<Vec<Option<u64>>> = plan.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect();
+        let mut keep = vec![true; n];
+        let mut nulls: Vec<Option<Vec<bool>>> = vec![None; nm];
+        let mut kept_rows = 0usize;
+        if nm > 0 {
+            for (row, keep_row) in keep.iter_mut().enumerate() {
+                let mut remaining = 0usize;
+                let mut blocked = false;
+                let mut first_refusal: Option<&'static str> = None;
+                let mut subject_allowed = false;
+                for k in 0..nm {
+                    let Some(id) = ids[k][row] else { continue };
+                    if let Some(reason) = ctx.answers.refusal(id) {
+                        if first_refusal.is_none() {
+                            first_refusal = Some(reason);
+                        }
+                        if plan.drop_pos[k].is_empty() {
+                            blocked = true;
+                        } else {
+                            nulls[k].get_or_insert_with(|| vec![false; n])[row] = true;
+                        }
+                    } else {
+                        remaining += 1;
+                        if k == 0 {
+                            subject_allowed = true;
+                        }
+                    }
+                }
+                if blocked || remaining == 0 {
+                    *keep_row = false;
+                    let reason = if subject_allowed { "other_party" } else { first_refusal.unwrap_or("no_party") };
+                    *r.excluded.entry(reason).or_default() += 1;
+                    continue;
+                }
+                kept_rows += 1;
+                if first_refusal.is_some() {
+                    r.parties_dropped += 1;
+                }
+                for (k, col) in ids.iter().enumerate() {
+                    let dropped = nulls[k].as_ref().is_some_and(|v| v[row]);
+                    if let (Some(id), false) = (col[row], dropped) {
+                        r.members.push(id);
+                    }
+                }
+            }
+        } else {
+            kept_rows = n;
+        }
+        let filter = BooleanArray::from(keep);
+        let mut cols: Vec<ArrayRef> = if kept_rows == n {
+            batch.columns().to_vec()
+        } else {
+            batch
+                .columns()
+                .iter()
+                .map(|c| arrow_select::filter::filter(c.as_ref(), &filter))
+                .collect::<Result<_, _>>()
+                .map_err(|e| GateError::parquet(path, e))?
+        };
+        // Null the columns of refusing droppable parties.
+        for (k, mask) in nulls.iter().enumerate() {
+            let Some(mask) = mask else { continue };
+            let mask = BooleanArray::from(mask.clone());
+            let mask = if kept_rows == n {
+                mask
+            } else {
+                let m = arrow_select::filter::filter(&mask, &filter).map_err(|e| GateError::parquet(path, e))?;
+                m.as_boolean().clone()
+            };
+            for &p in &plan.drop_pos[k] {
+                cols[p] =
+                    arrow_select::nullif::nullif(cols[p].as_ref(), &mask).map_err(|e| GateError::parquet(path, e))?;
+            }
+        }
+        // Redact free text.
+        if let Some(det) = ctx.detector {
+            for &p in &plan.redact_pos {
+                cols[p] = redact_column(det, &cols[p], &mut r.redactions);
+            }
+        }
+        let out = RecordBatch::try_new(plan.out_schema.clone(), cols).map_err(|e| GateError::parquet(path, e))?;
+        commit::add_batch(&mut r.lt, &plan.key, &out)?;
+        r.rows_out += out.num_rows() as u64;
+        r.batches.push(out);
+    }
+    if nm == 0 {
+        r.members.clear();
+    }
+    r.members.sort_unstable();
+    r.members.dedup();
+    Ok(r)
+}
+
+fn redact_column(det: &Detector, col: &ArrayRef, counts: &mut [u64; 9]) -> ArrayRef {
+    let redact_one = |s: &str, counts: &mut [u64; 9]| {
+        let spans = det.detect(s);
+        for sp in &spans {
+            counts[sp.kind.index()] += 1;
+        }
+        if spans.is_empty() { None } else { Some(consentry_redact::redact(s, &spans)) }
+    };
+    match col.data_type() {
+        DataType::Utf8 => {
+            let a = col.as_string::<i32>();
+            let mut b = StringBuilder::with_capacity(a.len(), a.value_data().len());
+            for v in a.iter() {
+                match v {
+                    None => b.append_null(),
+                    Some(s) => match redact_one(s, counts) {
+                        Some(t) => b.append_value(t),
+                        None => b.append_value(s),
+                    },
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::LargeUtf8 => {
+            let a = col.as_string::<i64>();
+            let mut b = arrow_array::builder::LargeStringBuilder::with_capacity(a.len(), a.value_data().len());
+            for v in a.iter() {
+                match v {
+                    None => b.append_null(),
+                    Some(s) => match redact_one(s, counts) {
+                        Some(t) => b.append_value(t),
+                        None => b.append_value(s),
+                    },
+                }
+            }
+            Arc::new(b.finish())
+        }
+        // Validation admits only text for redacted columns.
+        _ => col.clone(),
+    }
+}
+
+/// Writes into a file while hashing what is written.
+struct HashingWriter {
+    file: std::fs::File,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl std::io::Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Runs the gate. With `out`, writes the dataset there (atomically); without, computes the manifest only (a dry run, used by verification).
+pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Progress) -> Result<Outcome, GateError> {
+    let start = std::time::Instant::now();
+    let tmp = match out {
+        Some(out) => {
+            if out.exists() {
+                return Err(GateError::OutputExists(out.to_path_buf()));
+            }
+            let tmp = partial_dir(out);
+            if let Some(parent) = tmp.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| GateError::io(parent, e))?;
+            }
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(|e| GateError::io(&tmp, e))?;
+            }
+            std::fs::create_dir(&tmp).map_err(|e| GateError::io(&tmp, e))?;
+            Some(tmp)
+        }
+        None => None,
+    };
+    let result = run(req, tmp.as_deref(), progress);
+    match (result, out, tmp) {
+        (Ok(mut outcome), Some(out), Some(tmp)) => {
+            std::fs::rename(&tmp, out).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                GateError::io(out, e)
+            })?;
+            outcome.seconds = start.elapsed().as_secs_f64();
+            Ok(outcome)
+        }
+        (Ok(mut outcome), _, _) => {
+            outcome.seconds = start.elapsed().as_secs_f64();
+            Ok(outcome)
+        }
+        (Err(e), _, tmp) => {
+            if let Some(tmp) = tmp {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The temporary directory a run writes into before renaming to `out`.
+pub fn partial_dir(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "dataset".into());
+    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Result<Outcome, GateError> {
+    let opts = &req.options;
+    if let Some((i, n)) = opts.partition
+        && (n == 0 || i >= n)
+    {
+        return Err(GateError::Invalid(format!("partition {i}/{n}: the index must be below the count")));
+    }
+    let purpose = req.policy.purpose(req.snapshot.purpose());
+    req.sources.check_policy(req.policy)?;
+    let mut plans = Vec::new();
+    for decl in &req.sources.tables {
+        plans.push(plan_table(decl, purpose)?);
+    }
+    // Files of included tables, in (table, path) order; file j belongs to partition j mod N.
+    let mut units = Vec::new();
+    let mut my_files: Vec<(usize, usize)> = Vec::new();
+    let mut j = 0u32;
+    for (t, plan) in plans.iter().enumerate() {
+        if !plan.stats.included {
+            continue;
+        }
+        for f in 0..plan.files.len() {
+            let mine = opts.partition.is_none_or(|(i, n)| j % n == i);
+            j += 1;
+            if !mine {
+                continue;
+            }
+            my_files.push((t, f));
+            for rg in 0..plan.metas[f].metadata().num_row_groups() {
+                units.push(Unit { table: t, file: f, row_group: rg });
+            }
+        }
+    }
+    // Hash the source files (and count their rows) before reading them.
+    let mut source_files = Vec::new();
+    for &(t, f) in &my_files {
+        let path = &plans[t].files[f];
+        let (h, bytes) = crate::hash_file(path)?;
+        source_files.push(SourceFile {
+            table: plans[t].decl.name.clone(),
+            path: path.display().to_string(),
+            blake3: h,
+            bytes,
+            rows: plans[t].metas[f].metadata().file_metadata().num_rows().max(0) as u64,
+        });
+    }
+    let total: u64 = source_files.iter().map(|s| s.rows).sum();
+    progress.stage(STAGE, total);
+
+    if let Some(tmp) = tmp {
+        for plan in plans.iter().filter(|p| p.stats.included) {
+            let d = tmp.join(&plan.decl.name);
+            std::fs::create_dir_all(&d).map_err(|e| GateError::io(&d, e))?;
+        }
+    }
+    let ctx = Ctx { answers: Answers::new(req.snapshot), detector: req.detector, batch_rows: opts.batch_rows.max(1) };
+    let zstd = ZstdLevel::try_new(opts.zstd_level).map_err(|e| GateError::Invalid(e.to_string()))?;
+    // Per table: free text is high-cardinality, so dictionary encoding only costs time there.
+    let props: Vec<WriterProperties> = plans
+        .iter()
+        .map(|plan| {
+            let mut b = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(zstd))
+                .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+                .set_statistics_enabled(EnabledStatistics::Chunk)
+                .set_created_by(crate::TOOL_VERSION.into());
+            for c in &plan.decl.redact {
+                b = b.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false);
+            }
+            b.build()
+        })
+        .collect();
+
+    let mut acc: Vec<Acc> = plans.iter().map(|_| Acc::default()).collect();
+    let mut member_ids: Vec<u64> = Vec::new();
+    let mut members = RoaringTreemap::new();
+    let mut files = Vec::new();
+
+    let next = AtomicUsize::new(0);
+    let abort = AtomicBool::new(false);
+    let written = (Mutex::new(0usize), Condvar::new());
+    let window = opts.window.max(1);
+    let threads = opts.threads.max(1).min(units.len().max(1));
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<UnitResult, GateError>)>();
+    let units_ref = &units;
+    let plans_ref = &plans;
+    let ctx_ref = &ctx;
+
+    std::thread::scope(|scope| -> Result<(), GateError> {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, abort, written) = (&next, &abort, &written);
+            scope.spawn(move || {
+                loop {
+                    if abort.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let idx = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(unit) = units_ref.get(idx) else { return };
+                    // Wait until the writer is within `window` units of this one.
+                    {
+                        let (lock, cv) = written;
+                        let Ok(mut done) = lock.lock() else { return };
+                        while idx >= *done + window && !abort.load(Ordering::Relaxed) {
+                            done = match cv.wait(done) {
+                                Ok(d) => d,
+                                Err(_) => return,
+                            };
+                        }
+                    }
+                    if abort.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let res = process_unit(ctx_ref, &plans_ref[unit.table], unit);
+                    if tx.send((idx, res)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let stop = |e: GateError| {
+            abort.store(true, Ordering::Relaxed);
+            written.1.notify_all();
+            e
+        };
+        let mut pending: BTreeMap<usize, UnitResult> = BTreeMap::new();
+        let mut u = 0usize;
+        for &(t, f) in &my_files {
+            let plan = &plans_ref[t];
+            let rel = format!("{}/part-{f:05}.parquet", plan.decl.name);
+            let mut writer = match tmp {
+                Some(tmp) => {
+                    let path = tmp.join(&rel);
+                    let file = std::fs::File::create(&path).map_err(|e| stop(GateError::io(&path, e)))?;
+                    let hw = HashingWriter { file, hasher: blake3::Hasher::new(), bytes: 0 };
+                    Some(
+                        ArrowWriter::try_new(hw, plan.out_schema.clone(), Some(props[t].clone()))
+                            .map_err(|e| stop(GateError::parquet(&path, e)))?,
+                    )
+                }
+                None => None,
+            };
+            let mut file_rows = 0u64;
+            while u < units_ref.len() && units_ref[u].table == t && units_ref[u].file == f {
+                let res = loop {
+                    if let Some(r) = pending.remove(&u) {
+                        break r;
+                    }
+                    match rx.recv() {
+                        Ok((i, Ok(r))) => {
+                            pending.insert(i, r);
+                        }
+                        Ok((_, Err(e))) => return Err(stop(e)),
+                        Err(_) => return Err(stop(GateError::Worker("workers stopped early".into()))),
+                    }
+                };
+                if let Some(w) = writer.as_mut() {
+                    for b in &res.batches {
+                        w.write(b).map_err(|e| stop(GateError::parquet(&plan.files[f], e)))?;
+                    }
+                }
+                file_rows += res.rows_out;
+                member_ids.extend_from_slice(&res.members);
+                if member_ids.len() > 1 << 20 {
+                    flush_members(&mut member_ids, &mut members);
+                }
+                progress.advance(STAGE, res.rows_in);
+                acc[t].add(res);
+                u += 1;
+                let (lock, cv) = &written;
+                if let Ok(mut d) = lock.lock() {
+                    *d = u;
+                }
+                cv.notify_all();
+            }
+            if let (Some(w), Some(tmp)) = (writer, tmp) {
+                let path = tmp.join(&rel);
+                let hw = w.into_inner().map_err(|e| stop(GateError::parquet(&path, e)))?;
+                hw.file.sync_all().map_err(|e| stop(GateError::io(&path, e)))?;
+                files.push(OutputFile {
+                    path: rel,
+                    blake3: hw.hasher.finalize().to_hex().to_string(),
+                    bytes: hw.bytes,
+                    rows: file_rows,
+                });
+            }
+        }
+        Ok(())
+    })?;
+    flush_members(&mut member_ids, &mut members);
+
+    let mut tables = BTreeMap::new();
+    for (plan, a) in plans.into_iter().zip(acc) {
+        let mut st = plan.stats;
+        st.rows_in = a.rows_in;
+        st.rows_out = a.rows_out;
+        st.excluded = a.excluded.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        st.parties_dropped = a.parties_dropped;
+        st.redactions = kinds_map(&a.redactions);
+        st.row_commitment = a.lt.to_hex();
+        tables.insert(plan.decl.name, st);
+    }
+    let (allowed_bytes, allowed_hash) =
+        req.snapshot.allowed_bytes().map_err(|e| GateError::Invalid(format!("snapshot: {e}")))?;
+    drop(allowed_bytes);
+    let counts = req.snapshot.counts();
+    let shard = ShardFunction::for_purpose(&purpose.key, opts.shards);
+    let member_set = write_members(&members, tmp)?;
+    source_files.sort();
+    files.sort();
+    let manifest = assemble(ManifestParts {
+        purpose: purpose.key.clone(),
+        policy: PolicyRef { version: req.policy.version.clone(), hash: req.policy.hash.clone() },
+        ledger: LedgerRef {
+            position: req.snapshot.position(),
+            at: req.snapshot.at(),
+            tree_root: hex::encode(req.snapshot.tree_root),
+            checkpoint: req.checkpoint.clone(),
+        },
+        snapshot: SnapshotRef { hash: hex::encode(allowed_hash), allowed: counts.allowed, members: counts.members },
+        sources: SourcesRef {
+            declaration: req.sources.file.clone(),
+            declaration_hash: req.declaration_hash.clone(),
+            files: source_files,
+        },
+        partition: opts.partition.map(|(index, count)| Partition { index, count }),
+        tables,
+        redaction: RedactionRef { enabled: req.detector.is_some(), member_names: req.member_names },
+        members: member_set,
+        shard,
+        files,
+        created: req.created,
+    });
+    if let Some(tmp) = tmp {
+        manifest.write(tmp)?;
+    }
+    Ok(Outcome { manifest, members, seconds: 0.0 })
+}
+
+fn flush_members(ids: &mut Vec<u64>, members: &mut RoaringTreemap) {
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids.drain(..) {
+        members.insert(id);
+    }
+}
+
+/// Writes `members.roaring` (when writing) and returns its commitment.
+pub(crate) fn write_members(members: &RoaringTreemap, dir: Option<&Path>) -> Result<MemberSet, GateError> {
+    let mut buf = Vec::with_capacity(members.serialized_size());
+    members.serialize_into(&mut buf).map_err(|e| GateError::Invalid(format!("member bitmap: {e}")))?;
+    if let Some(dir) = dir {
+        let path = dir.join(MEMBERS_FILE);
+        std::fs::write(&path, &buf).map_err(|e| GateError::io(&path, e))?;
+    }
+    Ok(MemberSet {
+        count: members.len(),
+        commitment: blake3::hash(&buf).to_hex().to_string(),
+        file: MEMBERS_FILE.into(),
+    })
+}
+
+pub(crate) fn kinds_map(counts: &[u64; 9]) -> BTreeMap<String, u64> {
+    Kind::ALL.iter().filter(|k| counts[k.index()] > 0).map(|k| (k.as_str().to_string(), counts[k.index()])).collect()
+}
+
+/// Per-table sums over units.
+#[derive(Default)]
+struct Acc {
+    rows_in: u64,
+    rows_out: u64,
+    excluded: BTreeMap<&'static str, u64>,
+    parties_dropped: u64,
+    redactions: [u64; 9],
+    lt: LtHash,
+}
+
+impl Acc {
+    fn add(&mut self, r: UnitResult) {
+        self.rows_in += r.rows_in;
+        self.rows_out += r.rows_out;
+        for (k, v) in r.excluded {
+            *self.excluded.entry(k).or_default() += v;
+        }
+        self.parties_dropped += r.parties_dropped;
+        for (a, b) in self.redactions.iter_mut().zip(r.redactions) {
+            *a += b;
+        }
+        self.lt.merge(&r.lt);
+    }
+}
+
+/// The parts of a manifest; totals are derived from the tables.
+pub(crate) struct ManifestParts {
+    pub purpose: String,
+    pub policy: PolicyRef,
+    pub ledger: LedgerRef,
+    pub snapshot: SnapshotRef,
+    pub sources: SourcesRef,
+    pub partition: Option<Partition>,
+    pub tables: BTreeMap<String, TableStats>,
+    pub redaction: RedactionRef,
+    pub members: MemberSet,
+    pub shard: ShardFunction,
+    pub files: Vec<OutputFile>,
+    pub created: i64,
+}
+
+/// Builds a manifest, summing the per-table counts into the totals.
+pub(crate) fn assemble(p: ManifestParts) -> Manifest {
+    let mut excluded = BTreeMap::new();
+    let mut redactions = BTreeMap::new();
+    let (mut rows_in, mut rows_out) = (0, 0);
+    for t in p.tables.values() {
+        rows_in += t.rows_in;
+        rows_out += t.rows_out;
+        for (k, v) in &t.excluded {
+            *excluded.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &t.redactions {
+            *redactions.entry(k.clone()).or_default() += v;
+        }
+    }
+    Manifest {
+        format: FORMAT,
+        purpose: p.purpose,
+        policy: p.policy,
+        ledger: p.ledger,
+        snapshot: p.snapshot,
+        sources: p.sources,
+        partition: p.partition,
+        tables: p.tables,
+        rows_in,
+        rows_out,
+        excluded,
+        redactions,
+        redaction: p.redaction,
+        members: p.members,
+        shard: p.shard,
+        files: p.files,
+        tool: crate::TOOL_VERSION.into(),
+        created: p.created,
+    }
+}
+
+/// Combines partial results (`gate --partition I/N`, all N of them) into one dataset at `out`.
+pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest, GateError> {
+    if out.exists() {
+        return Err(GateError::OutputExists(out.to_path_buf()));
+    }
+    let mut ms = Vec::new();
+    for p in partials {
+        ms.push((p.clone(), Manifest::read(p)?));
+    }
+    let Some((_, first)) = ms.first() else { return Err(GateError::Invalid("no partial results given".into())) };
+    let count = match first.partition {
+        Some(p) => p.count,
+        None => {
+            return Err(GateError::Invalid(format!(
+                "{} is a complete dataset, not a partial result",
+                partials[0].display()
+            )));
+        }
+    };
+    let mut seen = vec![false; count as usize];
+    for (path, m) in &ms {
+        let Some(p) = m.partition else {
+            return Err(GateError::Invalid(format!("{} is a complete dataset, not a partial result", path.display())));
+        };
+        let same = m.purpose == first.purpose
+            && m.policy == first.policy
+            && m.ledger.position == first.ledger.position
+            && m.ledger.at == first.ledger.at
+            && m.ledger.tree_root == first.ledger.tree_root
+            && m.snapshot == first.snapshot
+            && m.sources.declaration_hash == first.sources.declaration_hash
+            && m.shard == first.shard
+            && m.redaction == first.redaction
+            && p.count == count;
+        if !same {
+            return Err(GateError::Invalid(format!(
+                "{} was cut from a different purpose, policy, ledger position, snapshot, declaration or partitioning than {}",
+                path.display(),
+                partials[0].display()
+            )));
+        }
+        match seen.get_mut(p.index as usize) {
+            Some(s) if !*s => *s = true,
+            _ => return Err(GateError::Invalid(format!("partition {}/{count} is given twice", p.index))),
+        }
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        return Err(GateError::Invalid(format!(
+            "partition {missing}/{count} is missing; pass all {count} partial results"
+        )));
+    }
+    let tmp = partial_dir(out);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| GateError::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| GateError::io(&tmp, e))?;
+    let result = (|| -> Result<Manifest, GateError> {
+        let mut tables: BTreeMap<String, TableStats> = BTreeMap::new();
+        let mut lts: BTreeMap<String, LtHash> = BTreeMap::new();
+        let mut members = RoaringTreemap::new();
+        let mut files = Vec::new();
+        let mut sources = Vec::new();
+        for (dir, m) in &ms {
+            let mpath = dir.join(MEMBERS_FILE);
+            let bytes = std::fs::read(&mpath).map_err(|e| GateError::io(&mpath, e))?;
+            if blake3::hash(&bytes).to_hex().as_str() != m.members.commitment {
+                return Err(GateError::Invalid(format!("{}: does not match its manifest", mpath.display())));
+            }
+            let part = RoaringTreemap::deserialize_from(&bytes[..])
+                .map_err(|e| GateError::Invalid(format!("{}: {e}", mpath.display())))?;
+            members |= part;
+            for f in &m.files {
+                let src = dir.join(&f.path);
+                let dst = tmp.join(&f.path);
+                if let Some(parent) = dst.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| GateError::io(parent, e))?;
+                }
+                if std::fs::hard_link(&src, &dst).is_err() {
+                    std::fs::copy(&src, &dst).map_err(|e| GateError::io(&src, e))?;
+                }
+                files.push(f.clone());
+            }
+            sources.extend(m.sources.files.iter().cloned());
+            for (name, t) in &m.tables {
+                let lt = LtHash::from_hex(&t.row_commitment).ok_or_else(|| GateError::Manifest {
+                    path: dir.join(MANIFEST_FILE),
+                    message: format!("table `{name}`: malformed row commitment"),
+                })?;
+                lts.entry(name.clone()).or_default().merge(&lt);
+                match tables.get_mut(name) {
+                    None => {
+                        tables.insert(name.clone(), t.clone());
+                    }
+                    Some(s) => {
+                        s.rows_in += t.rows_in;
+                        s.rows_out += t.rows_out;
+                        s.parties_dropped += t.parties_dropped;
+                        for (k, v) in &t.excluded {
+                            *s.excluded.entry(k.clone()).or_default() += v;
+                        }
+                        for (k, v) in &t.redactions {
+                            *s.redactions.entry(k.clone()).or_default() += v;
+                        }
+                    }
+                }
+            }
+        }
+        for (name, t) in tables.iter_mut() {
+            if let Some(lt) = lts.get(name) {
+                t.row_commitment = lt.to_hex();
+            }
+        }
+        files.sort();
+        sources.sort();
+        let member_set = write_members(&members, Some(&tmp))?;
+        let manifest = assemble(ManifestParts {
+            purpose: first.purpose.clone(),
+            policy: first.policy.clone(),
+            ledger: first.ledger.clone(),
+            snapshot: first.snapshot.clone(),
+            sources: SourcesRef {
+                declaration: first.sources.declaration.clone(),
+                declaration_hash: first.sources.declaration_hash.clone(),
+                files: sources,
+            },
+            partition: None,
+            tables,
+            redaction: first.redaction.clone(),
+            members: member_set,
+            shard: first.shard.clone(),
+            files,
+            created,
+        });
+        manifest.write(&tmp)?;
+        Ok(manifest)
+    })();
+    match result {
+        Ok(m) => {
+            std::fs::rename(&tmp, out).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                GateError::io(out, e)
+            })?;
+            Ok(m)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
