@@ -1,21 +1,9 @@
 //! The `consentry` binary, run for real: exit codes, diagnostics, determinism.
 
+mod common;
+
+use common::{consentry, text};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn consentry(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("CONSENTRY_DATA")
-        .output()
-        .expect("the consentry binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn default_policy_checks_ok() {

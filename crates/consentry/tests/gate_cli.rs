@@ -1,27 +1,9 @@
 //! `consentry gate …` end to end: synth → ledger → gate per purpose → verify → tamper → merge.
 
+mod common;
+
+use common::{consentry, ok, text};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn consentry(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("CONSENTRY_DATA")
-        .env_remove("CONSENTRY_DATABASE")
-        .output()
-        .expect("the consentry binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
 
 const PURPOSES: [&str; 3] =
     ["train_ai_system.job_recommendations", "train_ai_system.content_suggestions", "train_ai_system.reply_suggestions"];

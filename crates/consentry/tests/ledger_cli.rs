@@ -1,27 +1,8 @@
 //! `consentry ledger …` end to end on the embedded SQLite store.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn consentry(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("CONSENTRY_DATA")
-        .env_remove("CONSENTRY_DATABASE")
-        .output()
-        .expect("the consentry binary runs")
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{consentry, ok, text};
 
 #[test]
 fn import_checkpoint_receipt_snapshot_and_tamper() {

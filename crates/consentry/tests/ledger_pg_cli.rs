@@ -1,27 +1,16 @@
 //! `consentry --database postgres://… ledger …` against a real, throwaway PostgreSQL server.
 
+mod common;
 #[path = "../../consentry-ledger/tests/support/mod.rs"]
 mod support;
+
+use common::ok;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn consentry(data: &Path, url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .arg("--data")
-        .arg(data)
-        .arg("--database")
-        .arg(url)
-        .args(args)
-        .env_remove("CONSENTRY_DATA")
-        .output()
-        .expect("the consentry binary runs")
-}
-
-fn ok(o: &Output) -> String {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
+    common::command(data).arg("--database").arg(url).args(args).output().expect("the consentry binary runs")
 }
 
 #[test]

@@ -1,29 +1,8 @@
 //! `consentry redact`, run for real: text and JSONL modes, numbering, bad input, atomic output.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn consentry(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consentry"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env_remove("CONSENTRY_DATA")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the consentry binary runs");
-    if let Some(mut i) = child.stdin.take() {
-        i.write_all(stdin).expect("stdin accepts input");
-    }
-    child.wait_with_output().expect("the consentry binary finishes")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{consentry_stdin as consentry, text};
 
 const LETTER: &str = "Hi Sarah,\n\nCall me on +44 20 7946 0958 or mail sarah.k@example.com.\nMy IBAN is DE89 3704 0044 0532 0130 00.\n\nBest,\nJohn Smith\n";
 
