@@ -67,7 +67,8 @@ fn main() -> Res<()> {
         "speed" => {
             let det = Detector::new()?;
             let text = std::fs::read_to_string(dir.join("throughput_1mb.txt"))?;
-            println!("{:.1} MB/s", throughput(&det, &text, 20));
+            let reps = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+            println!("{:.1} MB/s", throughput(&det, &text, reps));
             Ok(())
         }
         other => Err(format!("unknown command {other}; use export DIR or report DIR").into()),
@@ -473,13 +474,15 @@ fn misses(dir: &Path, set: &str, kind: &str) -> Res<()> {
     for s in &samples {
         let p = det.detect(&s.text);
         for g in s.spans.iter().filter(|g| our_kind(&g.kind) == Some(k)) {
-            if !p.iter().any(|x| x.kind == k && x.start < g.end && g.start < x.end) && fn_ < 40 {
+            if !p.iter().any(|x| x.kind == k && x.start < g.end && g.start < x.end) && fn_ < 400 {
                 fn_ += 1;
                 println!("MISS {:?}  in  {:?}", &s.text[g.start..g.end], s.text);
             }
         }
         for x in p.iter().filter(|x| x.kind == k) {
-            if !s.spans.iter().any(|g| x.start < g.end && g.start < x.end) && fp < 25 {
+            let wrong = !s.spans.iter().any(|g| our_kind(&g.kind) == Some(k) && x.start < g.end && g.start < x.end)
+                && !s.spans.iter().any(|g| our_kind(&g.kind).is_none() && x.start < g.end && g.start < x.end);
+            if wrong && fp < 400 {
                 fp += 1;
                 println!("FP {:?} ({:.2})  in  {:?}", &s.text[x.start..x.end], x.score, s.text);
             }

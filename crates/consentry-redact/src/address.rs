@@ -338,6 +338,48 @@ const SUFFIXES: &[&str] = &[
     "vägen", "veien", "gade",
 ];
 
+/// Street types written in lower case after the name (Estonian, Hungarian, Nordic, Finnish, Baltic, Slavic, Dutch):
+/// `Luite tee 87`, `Csabai kapu 60`, `Martin Linges veg 149`.
+const LOWER_TYPES: &[&str] = &[
+    "tee",
+    "põik",
+    "puiestee",
+    "utca",
+    "út",
+    "u",
+    "kapu",
+    "köz",
+    "tér",
+    "sor",
+    "körút",
+    "rakpart",
+    "veg",
+    "vei",
+    "vej",
+    "gate",
+    "gata",
+    "gatan",
+    "vägen",
+    "väg",
+    "gränd",
+    "katu",
+    "tie",
+    "kuja",
+    "polku",
+    "iela",
+    "gatvė",
+    "ulica",
+    "straat",
+    "weg",
+    "laan",
+    "cesta",
+    "ulice",
+    "náměstí",
+    "trg",
+    "sokak",
+    "caddesi",
+];
+
 /// Words that introduce a unit before or after the street.
 const UNITS: &[&str] = &[
     "Apt",
@@ -711,8 +753,22 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
         if b.get(k) == Some(&b',') {
             k += 1;
         }
-        if b.get(k) == Some(&b'\n') {
-            k += 1;
+        // Up to two line breaks, real or escaped (`\\n` in text copied from JSON), each maybe followed by a short
+        // bullet or quote prefix (`• `, `> `, `?? `, `}} `).
+        for _ in 0..2 {
+            let at_break = k;
+            if b.get(k) == Some(&b'\n') {
+                k += 1;
+            } else if b.get(k) == Some(&b'\\') && b.get(k + 1) == Some(&b'n') {
+                k += 2;
+            }
+            if k > at_break {
+                let p = crate::scan::skip_blanks(b, k);
+                let q = p + b.get(p..).map_or(0, |r| r.iter().take(4).take_while(|c| b"?}>*|#-".contains(c)).count());
+                if q > p && b.get(q) == Some(&b' ') {
+                    k = q;
+                }
+            }
         }
         k = crate::scan::skip_blanks(b, k);
         if b[k..].starts_with(b"- ") {
@@ -726,7 +782,10 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             i = e;
             continue;
         }
-        if let Some(e) = postcode(text, k) {
+        // One postcode per address, and not the first group of a phone number on the next line (`0494 41 18 24`).
+        let phone_group =
+            |e: usize| matches!(b.get(e), Some(b' ') | Some(b'-')) && b.get(e + 1).is_some_and(u8::is_ascii_digit);
+        if let Some(e) = postcode(text, k).filter(|&e| !had_postcode && !phone_group(e)) {
             had_postcode = true;
             end = e;
             i = e;
@@ -754,14 +813,18 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
         let mut j = k;
         let mut any = false;
         while let Some((we, w)) = word_at(text, j) {
-            if !(name_word(w) || (any && PARTICLES.contains(&w))) || postcode(text, j).is_some() {
+            let link = any && w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase());
+            if !(name_word(w) || (any && PARTICLES.contains(&w)) || link) || postcode(text, j).is_some() {
                 break;
             }
+
             any = true;
             j = we;
+            // Short lower-case links inside a place name (`Bystré u Policky`, `Ždár nad Sázavou`) count as particles.
+            let link = |w: &str| PARTICLES.contains(&w) || (w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase()));
             let next_ok = b.get(we) == Some(&b' ')
                 && postcode(text, we + 1).is_none()
-                && word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || PARTICLES.contains(&w));
+                && word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || link(w));
             if next_ok {
                 j = we + 1;
             } else {
@@ -778,6 +841,43 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
 
 /// Tries an address around the house number at `i` (an ASCII digit at a word start); returns where scanning may resume.
 pub fn at_number(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
+    let before = out.len();
+    let r = at_number_core(text, i, out);
+    // A lone building or lot number before the address (`083 254 Damvergi Street`, `35116 Rua Arapiraca 1943`)
+    // belongs to it.
+    if out.len() > before
+        && let Some(last) = out.last_mut()
+    {
+        last.start = lone_number_before(text, last.start);
+        if let Some(u) = unit_before(text, last.start) {
+            last.start = u;
+        }
+    }
+    r
+}
+
+/// Start of a lone number (1–6 digits, at a line start or after a blank, colon or comma) that ends one blank before
+/// `start`; `start` itself when there is none.
+fn lone_number_before(text: &str, start: usize) -> usize {
+    let b = text.as_bytes();
+    if start < 2 || b[start - 1] != b' ' || !b[start - 2].is_ascii_digit() {
+        return start;
+    }
+    let q = start - 1;
+    let mut s = q;
+    while s > 0 && b[s - 1].is_ascii_digit() && q - s < 7 {
+        s -= 1;
+    }
+    let n = q - s;
+    if !(1..=6).contains(&n) || !boundary_before(text, s) {
+        return start;
+    }
+    let ok =
+        s == 0 || matches!(b[s - 1], b' ' | b'\n' | b'\t' | b':' | b',') || crate::scan::escaped_break_before(b, s);
+    if ok { s } else { start }
+}
+
+fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     let b = text.as_bytes();
     // Number first, with an optional unit before it (`Flat 3, 12 Mill Lane`, `Unit 5, 123 George St`).
     if let Some((core_end, score)) = number_first(text, i) {
@@ -798,6 +898,46 @@ pub fn at_number(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         let (end, post) = tail(text, num_end);
         out.push(Span::new(start, end, Kind::Address, if post { score + 0.1 } else { score }));
         return Some(end);
+    }
+    // Abbreviated lower-case street types: Polish `ul. Szczytnowska 136`, Hungarian `Király u. 23`.
+    if let Some(start) = abbreviated_street_before(text, i) {
+        let (end, post) = tail(text, num_end);
+        out.push(Span::new(start, end, Kind::Address, if post { 0.9 } else { 0.8 }));
+        return Some(end);
+    }
+    // Unfamiliar street name then number after a locative cue (`lives on Letališka 103`, `is on Buerlia 227 street`).
+    if let Some(start) = cued_name_before(text, i) {
+        let (end, post) = tail(text, num_end);
+        out.push(Span::new(start, end, Kind::Address, if post { 0.85 } else { 0.75 }));
+        return Some(end);
+    }
+    // Number, unfamiliar street name, number (`637 Strojírenská 1006`, `788 Fitjabraut 87`).
+    if b.get(num_end) == Some(&b' ') {
+        let mut k = num_end + 1;
+        let mut words = 0;
+        while let Some((we, w)) = word_at(text, k) {
+            let lower_type = words > 0 && LOWER_TYPES.contains(&w);
+            if !(name_word(w) || PARTICLES.contains(&w) || lower_type) || w.bytes().all(|c| c.is_ascii_digit()) {
+                break;
+            }
+            words += 1;
+            k = we;
+            if b.get(we) == Some(&b' ') && words < 4 {
+                k = we + 1;
+            } else {
+                break;
+            }
+        }
+        if words > 0
+            && k > num_end + 1
+            && b.get(k.saturating_sub(1)) == Some(&b' ')
+            && let Some(e2) = house_number(text, k)
+        {
+            let (end, post) = tail(text, e2);
+            let cue = address_cue(text, i) || post || end > e2;
+            out.push(Span::new(i, end, Kind::Address, if cue { 0.85 } else { 0.65 }));
+            return Some(end);
+        }
     }
     // A unit followed by a building and a street (`Flat 302, Sunrise Apartments, MG Road`).
     if let Some(s) = unit_word_before(text, i).filter(|_| b.get(num_end) == Some(&b',')) {
@@ -833,6 +973,101 @@ pub fn at_number(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         }
     }
     None
+}
+
+/// Start of `ul. Name` / `al. Name` or `Name u.` ending one blank before the number at `i`.
+fn abbreviated_street_before(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    // `Name u. 23`: a dot, the abbreviation, a blank, a capitalised word.
+    if i >= 4 && b[i - 1] == b' ' && b[i - 2] == b'.' {
+        let a = crate::scan::word_start(text, i - 2);
+        if matches!(&text[a..i - 2], "u" | "krt" | "ut") && a >= 2 && b[a - 1] == b' ' {
+            let s = crate::scan::word_start(text, a - 1);
+            if s < a - 1 && is_capitalised_at(text, s) {
+                return Some(s);
+            }
+        }
+    }
+    // `ul. Name 136`: the capitalised word before the number, after `ul. `.
+    let s = prev_word(text, i)?;
+    if !is_capitalised_at(text, s) || s < 4 || b[s - 1] != b' ' || b[s - 2] != b'.' {
+        return None;
+    }
+    let a = crate::scan::word_start(text, s - 2);
+    matches!(&text[a..s - 2], "ul" | "al" | "pl" | "os" | "ulica" | "Ul" | "Al").then_some(a)
+}
+
+/// Start of 1–3 capitalised words (a single letter such as the `R` of `R Portela` allowed) that end one blank before
+/// the house number at `i` and follow a locative cue (`lives on`, `is on`, `located at`, `north side of`).
+fn cued_name_before(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut s = prev_word(text, i)?;
+    if !is_capitalised_at(text, s) {
+        return None;
+    }
+    for _ in 0..3 {
+        match prev_word(text, s) {
+            Some(p) if is_capitalised_at(text, p) => s = p,
+            // A particle inside the name (`Fuente del Gallo`), if a capitalised word precedes it.
+            Some(p) if PARTICLES.contains(&&text[p..word_end(text, p)]) => match prev_word(text, p) {
+                Some(q) if is_capitalised_at(text, q) => s = q,
+                _ => break,
+            },
+            _ => break,
+        }
+    }
+    // Not a year or a version (`PyCon 2024`, `Windows 10`).
+    let n = digits_at(b, i);
+    if n == 4 && matches!(&b[i..i + 2], b"19" | b"20") {
+        return None;
+    }
+    let w = crate::scan::before_lower(text, s, 24);
+    let w = w.trim_end();
+    [
+        "lives on",
+        "live on",
+        "lived on",
+        "is on",
+        "located at",
+        "located on",
+        "side of",
+        "refers to",
+        "address is",
+        "address:",
+        "enter on",
+        "corner of",
+        "moved to",
+        "address to",
+        "lives at",
+        "live at",
+    ]
+    .iter()
+    .any(|c| w.ends_with(c))
+    .then_some(s)
+}
+
+/// True when the words before `i` announce an address (`address:`, `lives at`, `ship to`).
+fn address_cue(text: &str, i: usize) -> bool {
+    let w = crate::scan::before_lower(text, i, 24);
+    let w = w.trim_end();
+    [
+        "address:",
+        "address is",
+        "lives at",
+        "live at",
+        "located at",
+        "ship to",
+        "sent to",
+        "send to",
+        "return to",
+        "deliver to",
+        "office is at",
+        "lives on",
+        "live on",
+        "moved to",
+    ]
+    .iter()
+    .any(|c| w.ends_with(c))
 }
 
 /// Start of a unit word (`Flat`, `Apt.`) right before the number at `i`.
@@ -892,15 +1127,39 @@ fn unit_before(text: &str, i: usize) -> Option<usize> {
 /// Tries the addresses that start with a word: US military (`PSC 1234, Box 5678`, `USNS Smith`) followed by `APO/FPO/DPO AA 12345`, and bare `Name Street`.
 pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     let b = text.as_bytes();
-    // Cheap reject: most capitalised words are neither military markers nor followed by a capitalised word.
-    if !matches!(b.get(i), Some(b'P') | Some(b'U') | Some(b'C')) {
+    // Cheap reject: most capitalised words are neither military markers nor units nor followed by a capitalised word.
+    let e0 = i + b.get(i..).map_or(0, |r| r.iter().take_while(|c| c.is_ascii_alphanumeric()).count());
+    if b.get(e0).is_none_or(u8::is_ascii) {
+        let special = matches!(
+            &b[i..e0],
+            b"PSC"
+                | b"P"
+                | b"PO"
+                | b"Postbox"
+                | b"Post"
+                | b"USNS"
+                | b"USS"
+                | b"USCGC"
+                | b"USNV"
+                | b"Unit"
+                | b"CMR"
+                | b"Apt"
+                | b"Apartment"
+                | b"Suite"
+                | b"Flat"
+        );
+        let capital_next = b.get(e0) == Some(&b' ') && b.get(e0 + 1).is_some_and(u8::is_ascii_uppercase);
+        if !special && !capital_next {
+            return None;
+        }
+    } else if !matches!(b.get(i), Some(b'P') | Some(b'U') | Some(b'C') | Some(b'A') | Some(b'S') | Some(b'F')) {
         let sp = memchr::memchr(b' ', &b[i..(i + 40).min(b.len())])?;
         if !b.get(i + sp + 1).is_some_and(u8::is_ascii_uppercase) {
             return None;
         }
     }
     let (e, w) = word_at(text, i)?;
-    if matches!(w, "PSC" | "USNS" | "USS" | "Unit" | "CMR") {
+    if matches!(w, "PSC" | "USNS" | "USS" | "USCGC" | "USNV" | "Unit" | "CMR") {
         // Up to the end of the next line, which must be `APO|FPO|DPO AA|AE|AP 12345`.
         let nl = memchr::memchr(b'\n', &b[e..]).map(|x| e + x)?;
         if nl - i > 40 {
@@ -918,11 +1177,45 @@ pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         }
         return None;
     }
+    // A post-office box (`P.O. Box 52`, `PO Box 52`, `Postbox 78`), with a lone number before it.
+    let rest = &b[i..];
+    let po = [&b"P.O. Box "[..], b"PO Box ", b"P. O. Box ", b"Postbox ", b"Post Box "]
+        .into_iter()
+        .find(|p| rest.starts_with(p));
+    if let Some(p) = po {
+        let n = digits_at(b, i + p.len());
+        if (1..=6).contains(&n) && boundary_after(text, i + p.len() + n) {
+            let (end, _) = tail(text, i + p.len() + n);
+            out.push(Span::new(lone_number_before(text, i), end, Kind::Address, 0.85));
+            return Some(end);
+        }
+    }
+    // A unit on its own (`Apt. 559`, `Suite 026`): part of an address whose other lines may be elsewhere.
+    if matches!(w, "Apt" | "Apartment" | "Suite" | "Flat" | "Unit")
+        && let Some(end) = unit(text, i)
+    {
+        let after = sep(b, end);
+        if after > end && b.get(after).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        out.push(Span::new(i, end, Kind::Address, 0.6));
+        // Not `Some(end)`: the number trigger may still find the whole address (`Flat 302, Sunrise Apartments, …`).
+        return None;
+    }
     // `Baker Street`, `Smith Plains Apt. 4`: a capitalised name then a strong type, no number.
     if !name_word(w) || is_type(w).is_some() || b.get(e) != Some(&b' ') {
         return None;
     }
     let (te, t) = word_at(text, e + 1)?;
+    // `Carine Summit Street`, `Peres Falls St.`: a name, a weak type, then a strong one.
+    let mut double = false;
+    let (te, t) = match word_at(text, te + 1) {
+        Some((te2, t2)) if WEAK.contains(t) && b.get(te) == Some(&b' ') && STRONG.contains(t2) => {
+            double = true;
+            (te2, "Street")
+        }
+        _ => (te, t),
+    };
     if !STRONG.contains(t) || matches!(t, "St" | "Dr" | "Pl" | "Ct" | "Rd" | "Ln" | "Cir") {
         return None;
     }
@@ -933,8 +1226,12 @@ pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     if b.get(te) == Some(&b' ') && b.get(te + 1).is_some_and(u8::is_ascii_digit) {
         return None;
     }
+    // `Quarry Hill Ventures`: a capitalised word after the type makes it a company or place name.
+    if b.get(te) == Some(&b' ') && is_capitalised_at(text, te + 1) {
+        return None;
+    }
     let (end, post) = tail(text, te);
-    let score = if post || end > te { 0.8 } else { 0.55 };
+    let score = if post || end > te || double { 0.8 } else { 0.52 };
     out.push(Span::new(i, end, Kind::Address, score));
     Some(end)
 }
@@ -964,7 +1261,7 @@ mod tests {
                 i += 1;
             }
         }
-        v.iter().filter(|s| s.score >= 0.5).map(|s| &t[s.start..s.end]).collect()
+        crate::resolve(v.into_iter().filter(|s| s.score >= 0.5).collect()).iter().map(|s| &t[s.start..s.end]).collect()
     }
 
     #[test]
@@ -991,5 +1288,13 @@ mod tests {
             assert_eq!(find(&t), [a], "{a}");
         }
         assert!(find("We hired 12 Senior Engineers and 3 people in 2024.").is_empty());
+        // A lone lot number before the street, escaped line breaks and a country with its postcode.
+        assert_eq!(
+            find("Helena Carlsen\\n\\n637 Strojírenská 1006\\n Suite 026\\n Svratka\\n Czech Republic 45098"),
+            ["637 Strojírenská 1006\\n Suite 026\\n Svratka\\n Czech Republic 45098"]
+        );
+        assert_eq!(find("Csanád gave his address: 083 254 Damvergi Street, Nicosia"), ["083 254 Damvergi Street"]);
+        assert_eq!(find("The restaurant is at 89611 P.O. Box 52"), ["89611 P.O. Box 52"]);
+        assert_eq!(find("He lives on Letališka 103 street."), ["Letališka 103"]);
     }
 }

@@ -120,6 +120,9 @@ impl Detector {
         }
         let b = text.as_bytes();
         let (mut num_next, mut addr_next, mut iban_next) = (0, 0, 0);
+        let person = on(Kind::Person);
+        // Capitalised word starts, found once here and handed to the person detector.
+        let mut caps: Vec<usize> = Vec::with_capacity(if person { b.len() / 16 } else { 0 });
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
@@ -135,6 +138,9 @@ impl Detector {
                 i += crate::scan::digits_at(b, i).max(1);
             } else if c.is_ascii_uppercase() {
                 if boundary_before(text, i) {
+                    if person {
+                        caps.push(i);
+                    }
                     if i >= iban_next && on(Kind::Iban) {
                         if let Some(e) = iban::at(text, i, &mut out) {
                             iban_next = e;
@@ -147,12 +153,22 @@ impl Detector {
                     }
                 }
                 i += 1;
+            } else if c.is_ascii_lowercase() && !(i > 0 && b[i - 1] == b'\\') {
+                // The rest of a word starts nothing (digits glued to letters are not identifiers; the `n` of an
+                // escaped `\\n` is not skipped, so what follows it still starts a word).
+                i += 1;
+                while i < b.len() && b[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
             } else {
+                if person && c >= 0xC0 && boundary_before(text, i) && crate::scan::is_capitalised_at(text, i) {
+                    caps.push(i);
+                }
                 i += 1;
             }
         }
-        if on(Kind::Person) {
-            person::detect(&self.names, text, &mut out);
+        if person {
+            person::detect_at(&self.names, text, &caps, &mut out);
         }
         out.retain(|s| on(s.kind) && s.start < s.end && text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
         out

@@ -19,8 +19,15 @@
 //!
 //! Data: `data/given_names.txt` and `data/surnames.txt` come from the US
 //! Census Bureau's 1990 name lists (public domain); `data/common_words.txt`
-//! marks which of them are also ordinary English words (SCOWL). See
-//! `data/SOURCE.md`.
+//! marks which of them are also ordinary English words (SCOWL);
+//! `data/intl_given_names.txt` holds international given names from the
+//! PyPI package `nomquamgender` (MIT); `data/english_words.txt` is SCOWL's
+//! ordinary words, so capitalised ordinary words are not taken for names.
+//! See `data/SOURCE.md`.
+//!
+//! One byte scan in [`Detector::candidates`] dispatches the digit-led and
+//! word-led detectors and collects the capitalised word starts once, which
+//! the person detector then visits instead of scanning the text again.
 
 mod address;
 mod checks;

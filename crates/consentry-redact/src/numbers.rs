@@ -13,8 +13,35 @@ const SEP: &[u8] = b" -./()";
 
 /// Words before a number that say it is a phone number.
 const PHONE_CUES: &[&str] = &[
-    "phone", "call", "tel", "mobile", "mob", "cell", "whatsapp", "number", "fax", "reach me", "text me", "sms", "m:",
-    "t:", "p:", "ph.", "ph:", "contact", "dial", "ring", "landline", "office:", "direct:", "signal",
+    "phone",
+    "call",
+    "tel",
+    "mobile",
+    "mob",
+    "cell",
+    "whatsapp",
+    "number",
+    "fax",
+    "reach me",
+    "text me",
+    "sms",
+    "m:",
+    "t:",
+    "p:",
+    "ph.",
+    "ph:",
+    "contact",
+    "dial",
+    "ring",
+    "landline",
+    "office:",
+    "direct:",
+    "signal",
+    "desk:",
+    "registered",
+    "messages to",
+    "message to",
+    "reach you",
 ];
 
 fn has_cue(text: &str, at: usize, cues: &[&str]) -> bool {
@@ -34,7 +61,7 @@ pub fn chunk_at(text: &str, i: usize, out: &mut Vec<Span>) -> usize {
     }
     // Glued to a word, or the tail of a decimal or time (`3.14`, `10:30`): not an identifier.
     if let Some(p) = prev_char(text, s) {
-        let glued = p.is_alphanumeric()
+        let glued = (p.is_alphanumeric() && !crate::scan::escaped_break_before(b, s))
             || p == '_'
             || (matches!(p, '.' | ',' | ':' | '/' | '-') && prev_char(text, s - 1).is_some_and(|c| c.is_ascii_digit()));
         if glued {
@@ -137,7 +164,23 @@ pub fn chunk_at(text: &str, i: usize, out: &mut Vec<Span>) -> usize {
         }
     }
     // Phones.
-    if !(7..=15).contains(&d) {
+    // A label right after the number (`4746-3459-Office`, `738 3565 office`, `+41 53 147 37 99 fax`).
+    let label = {
+        let mut k = e;
+        if matches!(b.get(k), Some(b' ') | Some(b'-')) {
+            k += 1;
+        }
+        let we = k + b.get(k..).map_or(0, |r| r.iter().take_while(|c| c.is_ascii_alphabetic()).count());
+        let w = b.get(k..we).unwrap_or(b"").to_ascii_lowercase();
+        we > k
+            && matches!(w.as_slice(), b"office" | b"fax" | b"mobile" | b"cell" | b"home" | b"work" | b"phone" | b"tel")
+    };
+    // Six digits in groups (`61 60 34`) only with a cue or label.
+    if !(6..=15).contains(&d) || d == 6 && g < 2 {
+        return resume;
+    }
+    let cue = has_cue(text, s, PHONE_CUES);
+    if d == 6 && !(cue || label) {
         return resume;
     }
     if g == 2 && glen == [4, 4] && [digits[0], digits[4]].iter().all(|v| *v == 1 || *v == 2) {
@@ -175,8 +218,21 @@ pub fn chunk_at(text: &str, i: usize, out: &mut Vec<Span>) -> usize {
     } else {
         0.3
     };
-    if has_cue(text, s, PHONE_CUES) {
+    if cue || label {
         score += 0.25;
+    }
+    // Two space-separated groups followed by a capitalised word are a lot and house number before a street
+    // (`32664 283 Hickory Ridge Drive`), not a phone.
+    if g == 2
+        && seps.first() == Some(&b' ')
+        && !plus
+        && !paren
+        && !cue
+        && !label
+        && b.get(e) == Some(&b' ')
+        && b.get(e + 1).is_some_and(u8::is_ascii_uppercase)
+    {
+        score -= 0.3;
     }
     // Extension.
     let mut end = e;
@@ -247,6 +303,10 @@ mod tests {
             let t = format!("Call me on {p}.");
             assert_eq!(find(&t), [(Kind::Phone, p)], "{p}");
         }
+        assert_eq!(find("Belgium 34866\\n0494 41 18 24-Office"), [(Kind::Phone, "0494 41 18 24")]);
+        assert_eq!(find("738 3565 office"), [(Kind::Phone, "738 3565")]);
+        assert_eq!(find("You can call 61 60 34"), [(Kind::Phone, "61 60 34")]);
+        assert!(find("it is at 32664 283 Hickory Ridge Drive").is_empty());
         assert!(find("In 2019-2023 we grew 12.5% to $1 200 000 on 2024-05-17 and 17/05/2024, v1.2.3.4.5").is_empty());
     }
 

@@ -7,15 +7,23 @@
 //! 2. a gazetteer of given names and surnames from the US Census lists
 //!    shipped in `data/`, in the same automaton, with the names that are also
 //!    ordinary English words (`Will`, `Rose`, `Park`) marked as weak;
+//!    International given names (`data/intl_given_names.txt`, ASCII-folded so
+//!    `Csanád` matches `csanad`) are looked up in a hash set for words the
+//!    automaton does not know;
 //! 3. context: greetings (`Hi`, `Dear`), titles (`Dr.`, `Ms`), relations
 //!    (`my colleague`), verbs that follow names (`says`, `'s`), signature
-//!    lines after a sign-off, and runs of capitalised words.
+//!    lines after a sign-off, dialogue speakers (`Anna: …`), vocatives
+//!    (`Anna, can I …`), possessives of people's things (`Anna's kid`), lists
+//!    joined to a name (`Kane and Perez`), and capitalised sequences: 2–3
+//!    capitalised words none of which is an ordinary English word
+//!    (`data/english_words.txt`), a country, a company form or a place prefix
+//!    score as a name with a lower confidence.
 //!
 //! Each run of adjacent capitalised words becomes one candidate span whose
 //! score sums that evidence; the detector keeps those above its threshold.
 
 use crate::RedactError;
-use crate::scan::{boundary_after, is_capitalised_at, next_char, sentence_start, word_end};
+use crate::scan::{boundary_after, next_char, sentence_start, word_end};
 use crate::{Kind, Span};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 use std::collections::HashMap;
@@ -28,6 +36,8 @@ const F_SURNAME: u8 = 8;
 const GIVEN_NAMES: &str = include_str!("../data/given_names.txt");
 const SURNAMES: &str = include_str!("../data/surnames.txt");
 const COMMON_WORDS: &str = include_str!("../data/common_words.txt");
+const INTL_GIVEN: &str = include_str!("../data/intl_given_names.txt");
+const ENGLISH_WORDS: &str = include_str!("../data/english_words.txt");
 
 /// Words that open a greeting: a capitalised word after them is very likely a name.
 const GREETINGS: &[&str] = &[
@@ -111,6 +121,70 @@ const TITLES: &[&str] = &[
 /// Capitalised words that are never names here (function words, calendar words, sign-off words, company forms).
 const STOP: &[&str] = &[
     "I",
+    "Apt",
+    "Via",
+    "Viale",
+    "Rua",
+    "Rúa",
+    "Calle",
+    "Carrer",
+    "Avenida",
+    "Avda",
+    "Rue",
+    "Piazza",
+    "Praça",
+    "Largo",
+    "Travessa",
+    "Paseo",
+    "Camino",
+    "Strada",
+    "Corso",
+    "Suite",
+    "Unit",
+    "Flat",
+    "Box",
+    "Apartment",
+    "I'll",
+    "I've",
+    "I'm",
+    "I'd",
+    "Viele",
+    "Grüße",
+    "Grüßen",
+    "Liebe",
+    "Saludos",
+    "Cordialement",
+    "Groetjes",
+    "Hälsningar",
+    "Pozdrawiam",
+    "Atenciosamente",
+    "Abraços",
+    "Cordiali",
+    "Saluti",
+    "Bisous",
+    "Cumprimentos",
+    "Pharma",
+    "Dynamics",
+    "Fintech",
+    "Care",
+    "Robotics",
+    "Energy",
+    "Logistics",
+    "Networks",
+    "Digital",
+    "Tech",
+    "Bio",
+    "Biotech",
+    "Foods",
+    "Motors",
+    "Security",
+    "Cloud",
+    "Retail",
+    "Insurance",
+    "Airlines",
+    "Therapeutics",
+    "Industries",
+    "Electronics",
     "The",
     "A",
     "An",
@@ -408,6 +482,197 @@ const STOP: &[&str] = &[
     "Office",
 ];
 
+/// Country names (and the words of multi-word ones): never a person here.
+const COUNTRIES: &[&str] = &[
+    "Afghanistan",
+    "Albania",
+    "Algeria",
+    "Andorra",
+    "Angola",
+    "Argentina",
+    "Armenia",
+    "Australia",
+    "Austria",
+    "Azerbaijan",
+    "Bahamas",
+    "Bahrain",
+    "Bangladesh",
+    "Barbados",
+    "Belarus",
+    "Belgium",
+    "Belize",
+    "Benin",
+    "Bhutan",
+    "Bolivia",
+    "Bosnia",
+    "Botswana",
+    "Brazil",
+    "Brunei",
+    "Bulgaria",
+    "Burkina",
+    "Burundi",
+    "Cambodia",
+    "Cameroon",
+    "Canada",
+    "Chad",
+    "Chile",
+    "China",
+    "Colombia",
+    "Comoros",
+    "Congo",
+    "Croatia",
+    "Cuba",
+    "Cyprus",
+    "Czech",
+    "Czechia",
+    "Denmark",
+    "Djibouti",
+    "Dominica",
+    "Ecuador",
+    "Egypt",
+    "Emirates",
+    "England",
+    "Eritrea",
+    "Estonia",
+    "Eswatini",
+    "Ethiopia",
+    "Faso",
+    "Fiji",
+    "Finland",
+    "France",
+    "Gabon",
+    "Gambia",
+    "Georgia",
+    "Germany",
+    "Ghana",
+    "Greece",
+    "Greenland",
+    "Greenlander",
+    "Grenada",
+    "Guatemala",
+    "Guinea",
+    "Guyana",
+    "Haiti",
+    "Herzegovina",
+    "Honduras",
+    "Hungary",
+    "Iceland",
+    "India",
+    "Indonesia",
+    "Iran",
+    "Iraq",
+    "Ireland",
+    "Islands",
+    "Israel",
+    "Italy",
+    "Jamaica",
+    "Japan",
+    "Jordan",
+    "Kazakhstan",
+    "Kenya",
+    "Kingdom",
+    "Kiribati",
+    "Kosovo",
+    "Kuwait",
+    "Kyrgyzstan",
+    "Lanka",
+    "Laos",
+    "Latvia",
+    "Lebanon",
+    "Lesotho",
+    "Liberia",
+    "Libya",
+    "Liechtenstein",
+    "Lithuania",
+    "Luxembourg",
+    "Macedonia",
+    "Madagascar",
+    "Malawi",
+    "Malaysia",
+    "Maldives",
+    "Mali",
+    "Malta",
+    "Marino",
+    "Mauritania",
+    "Mauritius",
+    "Mexico",
+    "Micronesia",
+    "Moldova",
+    "Monaco",
+    "Mongolia",
+    "Montenegro",
+    "Morocco",
+    "Mozambique",
+    "Myanmar",
+    "Namibia",
+    "Nauru",
+    "Nepal",
+    "Netherlands",
+    "Nicaragua",
+    "Niger",
+    "Nigeria",
+    "Norway",
+    "Oman",
+    "Pakistan",
+    "Palau",
+    "Palestine",
+    "Panama",
+    "Paraguay",
+    "Peru",
+    "Philippines",
+    "Poland",
+    "Portugal",
+    "Qatar",
+    "Republic",
+    "Romania",
+    "Russia",
+    "Rwanda",
+    "Salvador",
+    "Samoa",
+    "Scotland",
+    "Senegal",
+    "Serbia",
+    "Seychelles",
+    "Singapore",
+    "Slovakia",
+    "Slovenia",
+    "Somalia",
+    "Spain",
+    "Sri",
+    "States",
+    "Sudan",
+    "Suriname",
+    "Sweden",
+    "Switzerland",
+    "Syria",
+    "Taiwan",
+    "Tajikistan",
+    "Tanzania",
+    "Thailand",
+    "Tobago",
+    "Togo",
+    "Tonga",
+    "Trinidad",
+    "Tunisia",
+    "Turkey",
+    "Turkmenistan",
+    "Tuvalu",
+    "Türkiye",
+    "Uganda",
+    "Ukraine",
+    "Uruguay",
+    "Uzbekistan",
+    "Vanuatu",
+    "Vatican",
+    "Venezuela",
+    "Vietnam",
+    "Wales",
+    "Yemen",
+    "Zambia",
+    "Zealand",
+    "Zimbabwe",
+];
+
 /// Company or place forms after a capitalised run: the run is not a person.
 const ORG_AFTER: &[&str] = &[
     " Inc",
@@ -439,9 +704,89 @@ const ORG_AFTER: &[&str] = &[
     " Systems",
     " Solutions",
     " Technologies",
+    " Pharma",
+    " Dynamics",
+    " Fintech",
+    " Care",
+    " Robotics",
+    " Energy",
+    " Logistics",
+    " Networks",
+    " Digital",
+    " Tech",
+    " Biotech",
+    " Industries",
     " Street",
     " Road",
     " Avenue",
+    " St",
+    " Rd",
+    " Ave",
+    " Drive",
+    " Lane",
+    " Place",
+    " Court",
+    " Square",
+    " Terrace",
+    " Boulevard",
+    " Blvd",
+];
+
+/// First words of place names (`São Paulo`, `Santa Cruz`): such a run is not a person.
+const PLACE_PREFIXES: &[&str] = &[
+    "São", "Sao", "Santa", "Santo", "San", "Los", "Las", "Rio", "Saint", "Sainte", "St", "Port", "Fort", "Mount",
+    "Lake", "Bad", "Nueva", "Nuevo", "Porto", "Puerto", "Cape", "Costa", "Villa", "Ciudad", "Kuala", "Hong", "Ho",
+    "Abu", "Tel",
+];
+
+/// Verbs right after a name that say a person was meant (used for words that are not English words).
+const NAME_VERBS: &[&str] = &[
+    "began",
+    "listed",
+    "spent",
+    "had",
+    "has",
+    "is",
+    "was",
+    "shouted",
+    "said",
+    "says",
+    "wrote",
+    "lives",
+    "lived",
+    "explained",
+    "told",
+    "asked",
+    "replied",
+    "smiled",
+    "laughed",
+    "joined",
+    "works",
+    "worked",
+    "went",
+    "thinks",
+    "thought",
+    "called",
+    "wants",
+    "loves",
+    "likes",
+    "will",
+    "would",
+    "can",
+    "could",
+];
+
+/// What people have: `Yuzuna's kid`, `Hilarion's address`.
+const KIN: &[&str] = &[
+    "kid", "kids", "wife", "husband", "partner", "son", "daughter", "mother", "father", "brother", "sister", "friend",
+    "boss", "family", "address", "phone", "email", "account", "killers", "car", "house", "home", "birthday", "number",
+    "children", "parents", "mom", "dad", "name",
+];
+
+/// What follows a lone first word when it addresses someone (`Nanase, can I …`).
+const VOCATIVE_AFTER: &[&str] = &[
+    ", can ", ", could ", ", would ", ", will ", ", please", ", thanks", ", thank ", ", I ", ", you ", ", are ",
+    ", do ",
 ];
 
 /// Phrases just before a name that say a person follows.
@@ -479,6 +824,24 @@ const RELATION_CUES: &[&str] = &[
     "speak to",
     "speak with",
     "name is",
+    "name",
+    "ms",
+    "mr",
+    "mrs",
+    "dr",
+    "says",
+    "starring",
+    "including",
+    "directed by",
+    "shouted at",
+    "yelled at",
+    "smiled at",
+    "looked at",
+    "laughed at",
+    "waved at",
+    "named him",
+    "named her",
+    "produced by",
     "named",
     "called",
     "i'm",
@@ -529,8 +892,20 @@ const RELATION_CUES: &[&str] = &[
 
 /// Words right after a name that say it was one.
 /// Verbs right after a name that make even an unknown capitalised word a name.
-const STRONG_AFTER: &[&str] =
-    &["said", "says", "shouted", "asked", "told", "wrote", "replied", "whispered", "smiled", "laughed", "speaks", "called"];
+const STRONG_AFTER: &[&str] = &[
+    "said",
+    "says",
+    "shouted",
+    "asked",
+    "told",
+    "wrote",
+    "replied",
+    "whispered",
+    "smiled",
+    "laughed",
+    "speaks",
+    "called",
+];
 
 const AFTER_CUES: &[&str] = &[
     "'s ",
@@ -544,6 +919,14 @@ const AFTER_CUES: &[&str] = &[
     " speaks",
     " who ",
     " will ",
+    " lives",
+    " had",
+    " did",
+    " does",
+    " would",
+    " can",
+    " went",
+    " began",
     " and I",
     " has ",
     " is ",
@@ -575,6 +958,18 @@ pub struct NameIndex {
     relation_last: crate::scan::WordSet,
     after_words: crate::scan::WordSet,
     org_words: crate::scan::WordSet,
+    /// International given names (ASCII-folded, lower-case), looked up only for words the automaton does not know.
+    intl: crate::scan::WordSet,
+    /// Ordinary lower-case English words: a capitalised run made of them is not a name.
+    english: crate::scan::WordSet,
+    titles: crate::scan::WordSet,
+    greetings: crate::scan::WordSet,
+    strong_after: crate::scan::WordSet,
+    relation_words: crate::scan::WordSet,
+    /// Multi-word relation cues with their last word.
+    phrases: Vec<(&'static str, &'static str)>,
+    name_verbs: crate::scan::WordSet,
+    kin: crate::scan::WordSet,
 }
 
 impl NameIndex {
@@ -611,7 +1006,7 @@ impl NameIndex {
                 }
             }
         }
-        let stop = crate::scan::word_set(&[STOP, TITLES, GREETINGS]);
+        let stop = crate::scan::word_set(&[STOP, TITLES, GREETINGS, COUNTRIES]);
         let common: crate::scan::WordSet = COMMON_WORDS.lines().map(str::trim).filter(|w| !w.is_empty()).collect();
         let n = map.len();
         let (patterns, flags): (Vec<String>, Vec<u8>) = map.into_iter().unzip();
@@ -635,7 +1030,33 @@ impl NameIndex {
         };
         let after_words = words_of(AFTER_CUES);
         let org_words = words_of(ORG_AFTER);
-        Ok(NameIndex { ac, flags, common, stop, relation_last, after_words, org_words })
+        let (intl, english) = if gazetteer {
+            (INTL_GIVEN.lines().collect(), ENGLISH_WORDS.lines().collect())
+        } else {
+            (crate::scan::WordSet::default(), crate::scan::WordSet::default())
+        };
+        Ok(NameIndex {
+            ac,
+            flags,
+            common,
+            stop,
+            relation_last,
+            after_words,
+            org_words,
+            intl,
+            english,
+            titles: crate::scan::word_set(&[TITLES]),
+            greetings: crate::scan::word_set(&[GREETINGS]),
+            strong_after: crate::scan::word_set(&[STRONG_AFTER]),
+            relation_words: crate::scan::word_set(&[RELATION_CUES]),
+            name_verbs: crate::scan::word_set(&[NAME_VERBS]),
+            kin: crate::scan::word_set(&[KIN]),
+            phrases: RELATION_CUES
+                .iter()
+                .filter(|c| c.contains(' '))
+                .filter_map(|c| c.rsplit(' ').next().map(|last| (last, *c)))
+                .collect(),
+        })
     }
 
     /// How many distinct names (members and gazetteer) the automaton holds.
@@ -672,6 +1093,18 @@ impl NameIndex {
         None
     }
 
+    /// True for an international given name; `word` is folded to lower-case ASCII (`Csanád` → `csanad`).
+    fn is_intl(&self, word: &str) -> bool {
+        let mut buf = [0u8; 24];
+        fold_ascii(word, &mut buf).is_some_and(|w| self.intl.contains(w))
+    }
+
+    /// True for an ordinary English word (case-folded).
+    fn is_english(&self, word: &str) -> bool {
+        let mut buf = [0u8; 24];
+        fold_ascii(word, &mut buf).is_some_and(|w| self.english.contains(w))
+    }
+
     fn is_common(&self, word: &str) -> bool {
         let mut buf = [0u8; 32];
         let Some(dst) = buf.get_mut(..word.len()) else { return false };
@@ -679,6 +1112,49 @@ impl NameIndex {
         dst.make_ascii_lowercase();
         std::str::from_utf8(dst).is_ok_and(|w| self.common.contains(w))
     }
+}
+
+/// Lower-case ASCII form of `word` in `buf`, with Latin diacritics dropped; None when too long or not Latin.
+fn fold_ascii<'a>(word: &str, buf: &'a mut [u8; 24]) -> Option<&'a str> {
+    let wb = word.as_bytes();
+    if wb.is_ascii() {
+        // Fast path: plain ASCII letters only.
+        let dst = buf.get_mut(..wb.len())?;
+        if !wb.iter().all(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        dst.copy_from_slice(wb);
+        dst.make_ascii_lowercase();
+        return std::str::from_utf8(dst).ok();
+    }
+    let mut n = 0;
+    for c in word.chars() {
+        let a = if c.is_ascii_alphabetic() {
+            c.to_ascii_lowercase()
+        } else {
+            match c {
+                'à'..='å' | 'À'..='Å' | 'ā' | 'ă' | 'ą' | 'Ā' | 'Ă' | 'Ą' => 'a',
+                'ç' | 'Ç' | 'ć' | 'č' | 'Ć' | 'Č' => 'c',
+                'ď' | 'Ď' | 'đ' | 'Đ' | 'ð' | 'Ð' => 'd',
+                'è'..='ë' | 'È'..='Ë' | 'ē' | 'ė' | 'ę' | 'ě' | 'Ē' | 'Ė' | 'Ę' | 'Ě' => 'e',
+                'ì'..='ï' | 'Ì'..='Ï' | 'ī' | 'į' | 'ı' | 'Ī' | 'Į' | 'İ' => 'i',
+                'ñ' | 'Ñ' | 'ń' | 'ň' | 'Ń' | 'Ň' => 'n',
+                'ò'..='ö' | 'Ò'..='Ö' | 'ø' | 'Ø' | 'ō' | 'ő' | 'Ō' | 'Ő' => 'o',
+                'ù'..='ü' | 'Ù'..='Ü' | 'ū' | 'ů' | 'ű' | 'Ū' | 'Ů' | 'Ű' => 'u',
+                'ý' | 'ÿ' | 'Ý' => 'y',
+                'ś' | 'š' | 'ş' | 'Ś' | 'Š' | 'Ş' => 's',
+                'ź' | 'ż' | 'ž' | 'Ź' | 'Ż' | 'Ž' => 'z',
+                'ł' | 'Ł' => 'l',
+                'ř' | 'Ř' => 'r',
+                'ť' | 'Ť' | 'ţ' | 'Ţ' => 't',
+                'ğ' | 'Ğ' => 'g',
+                _ => return None,
+            }
+        };
+        *buf.get_mut(n)? = a as u8;
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
 #[derive(Clone, Copy)]
@@ -695,32 +1171,60 @@ const PARTICLES: &[&str] = &[
 ];
 
 /// Appends candidate person spans (scored, possibly below threshold) to `out`.
+#[cfg(test)]
 pub fn detect(idx: &NameIndex, text: &str, out: &mut Vec<Span>) {
     let b = text.as_bytes();
-    let mut elems: Vec<Elem> = Vec::new();
-    let mut i = 0;
+    let caps: Vec<usize> = (0..b.len())
+        .filter(|&i| {
+            let c = b[i];
+            (c.is_ascii_uppercase() || c >= 0xC0)
+                && crate::scan::boundary_before(text, i)
+                && crate::scan::is_capitalised_at(text, i)
+        })
+        .collect();
+    detect_at(idx, text, &caps, out);
+}
+
+/// Appends candidate person spans given the capitalised word starts `caps` (ascending byte offsets where an upper-case
+/// letter follows a word boundary), which the detector's single byte scan collects for all word-led detectors.
+pub fn detect_at(idx: &NameIndex, text: &str, caps: &[usize], out: &mut Vec<Span>) {
+    let b = text.as_bytes();
+    let mut elems: Vec<Elem> = Vec::with_capacity(caps.len());
     let n = b.len();
-    while i < n {
-        let c = b[i];
-        let cand = if c.is_ascii_uppercase() {
-            i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] >= 0x80 && !crate::scan::boundary_before(text, i))
-        } else if c >= 0xC0 {
-            crate::scan::boundary_before(text, i) && is_capitalised_at(text, i)
-        } else {
-            false
-        };
-        if !cand {
-            i += 1;
+    let mut i = 0;
+    let mut ci = 0;
+    loop {
+        while caps.get(ci).is_some_and(|&p| p < i) {
+            ci += 1;
+        }
+        let Some(&p) = caps.get(ci) else { break };
+        ci += 1;
+        i = p;
+        if !text.is_char_boundary(i) {
             continue;
         }
         let we = word_end(text, i);
         let word = &text[i..we];
-        let not_name = idx.stop.contains(word)
+        // `A.` is an initial, not the article.
+        let not_name = (idx.stop.contains(word) && !(word.len() == 1 && b.get(we) == Some(&b'.')))
             || (word.len() >= 2 && word.bytes().all(|c| c.is_ascii_uppercase()))
             || word.bytes().any(|c| c.is_ascii_digit());
+        // After a title, a name that is also a word is a name (`Mr. Rose`, `Ms Will`).
+        let after_title = not_name
+            && elems.last().is_some_and(|p| {
+                p.words == 0
+                    && matches!(text.get(p.end..i), Some(". ") | Some(" "))
+                    && idx.titles.contains(&text[p.start..p.end])
+            })
+            && idx.is_common(word);
+        if after_title {
+            elems.push(Elem { start: i, end: we, flags: F_SURNAME, words: 1 });
+            i = we.max(i + 1);
+            continue;
+        }
         if not_name {
             // A title may be followed by a particle-led surname (`Dr. van der Berg`).
-            if TITLES.contains(&word) {
+            if idx.titles.contains(word) {
                 let mut j = we;
                 if b.get(j) == Some(&b'.') {
                     j += 1;
@@ -744,13 +1248,16 @@ pub fn detect(idx: &NameIndex, text: &str, out: &mut Vec<Span>) {
         let limit = (i + 96).min(n);
         let (end, flags) = match idx.longest_at(text, i, limit) {
             Some((e, f)) => (e, f),
+            None if idx.is_intl(word) => (we, F_GIVEN),
             None => (we, 0),
         };
-        let words = text[i..end].split_whitespace().count().max(1) as u8;
+        let words = if end == we { 1 } else { text[i..end].split_whitespace().count().max(1) as u8 };
         elems.push(Elem { start: i, end, flags, words });
         i = end.max(i + 1);
     }
     // Runs of adjacent name elements.
+    let mut accepted: Vec<(usize, usize)> = Vec::new();
+    let mut rejected: Vec<(usize, usize)> = Vec::new();
     let mut k = 0;
     while k < elems.len() {
         if elems[k].words == 0 {
@@ -761,16 +1268,105 @@ pub fn detect(idx: &NameIndex, text: &str, out: &mut Vec<Span>) {
         while last + 1 < elems.len() && elems[last + 1].words > 0 && joined(text, &elems[last], &elems[last + 1]) {
             last += 1;
         }
-        if let Some(span) = score_run(idx, text, &elems, k, last) {
+        let span = score_run(idx, text, &elems, k, last);
+        let weak = span.is_none_or(|s| s.score < 0.5);
+        if let Some(span) = span {
             out.push(span);
+            if !weak {
+                accepted.push((span.start, span.end));
+            }
+        }
+        let (rs, re) = (elems[k].start, elems[last].end);
+        if weak && last - k < 3 && (coordinated_after(b, re) || coordinated_before(b, rs)) {
+            let plain = elems[k..=last].iter().all(|e| {
+                let w = &text[e.start..e.end];
+                if e.flags != 0 { !idx.is_common(w) } else { !idx.is_english(w) }
+            });
+            if plain {
+                rejected.push((rs, re));
+            }
         }
         k = last + 1;
     }
+    // Lists of names (`Forssell, Kane and Perez`, `Sultygov and Walker`): a word that is not English, joined by a comma
+    // or `and` to a name, is one too.
+    for _ in 0..3 {
+        let mut grew = false;
+        for r in rejected.iter_mut().filter(|r| r.0 < r.1) {
+            let next = accepted.partition_point(|a| a.0 < r.1);
+            // A bare comma counts only inside a list: the neighbour is joined to something else as well.
+            let hit_after = accepted
+                .get(next)
+                .is_some_and(|a| joined_by_list(b, r.1, a.0) && (b[r.1] != b',' || coordinated_after(b, a.1)));
+            let hit_before = next.checked_sub(1).and_then(|p| accepted.get(p)).is_some_and(|a| {
+                joined_by_list(b, a.1, r.0)
+                    && (b[a.1] != b',' || b[a.1..r.0].starts_with(b", and") || coordinated_before(b, a.0))
+            });
+            if hit_after || hit_before {
+                out.push(Span::new(r.0, r.1, Kind::Person, 0.55));
+                let at = accepted.partition_point(|a| a.0 < r.0);
+                accepted.insert(at, *r);
+                *r = (0, 0);
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+}
+
+/// True when `s` ends in a possessive `'s`.
+fn possessive(s: &str) -> bool {
+    s.ends_with("'s") || s.ends_with("’s")
+}
+
+/// `word` without a trailing possessive.
+fn strip_possessive(word: &str) -> &str {
+    word.strip_suffix("'s").or_else(|| word.strip_suffix("’s")).unwrap_or(word)
+}
+
+/// True when the word before `start` (past blanks and one `.`, `?` or `:`) ends a relation cue (`name? Gyôry`).
+fn relation_before(idx: &NameIndex, text: &str, start: usize) -> bool {
+    let b = text.as_bytes();
+    let mut j = start;
+    while j > 0 && b[j - 1] == b' ' {
+        j -= 1;
+    }
+    if j > 1 && j < start && matches!(b[j - 1], b'.' | b'?' | b':') {
+        j -= 1;
+    }
+    let ws = crate::scan::word_start(text, j);
+    let mut buf = [0u8; 24];
+    let Some(d) = buf.get_mut(..j - ws) else { return false };
+    d.copy_from_slice(&b[ws..j]);
+    d.make_ascii_lowercase();
+    j < start && std::str::from_utf8(d).is_ok_and(|w| idx.relation_last.contains(w))
+}
+
+/// List separators between two names.
+const LIST_SEPS: &[&[u8]] = &[b", ", b" and ", b", and ", b" & ", b" or "];
+
+fn coordinated_after(b: &[u8], end: usize) -> bool {
+    LIST_SEPS.iter().any(|sep| b.get(end..).is_some_and(|r| r.starts_with(sep)))
+}
+
+fn coordinated_before(b: &[u8], start: usize) -> bool {
+    LIST_SEPS.iter().any(|sep| b.get(..start).is_some_and(|r| r.ends_with(sep)))
+}
+
+/// True when exactly one list separator lies between `end` and `start`.
+fn joined_by_list(b: &[u8], end: usize, start: usize) -> bool {
+    start > end && b.get(end..start).is_some_and(|gap| LIST_SEPS.contains(&gap))
 }
 
 /// True when two name elements belong to one name: one space, a middle initial, or lower-case particles between them.
 fn joined(text: &str, a: &Elem, b: &Elem) -> bool {
     let Some(gap) = text.get(a.end..b.start) else { return false };
+    // A possessive ends the name (`Anna Cressac's Cautionary Tales`).
+    if text[..a.end].ends_with("'s") || text[..a.end].ends_with("’s") {
+        return false;
+    }
     if gap == " " || gap == "-" {
         return true;
     }
@@ -782,18 +1378,24 @@ fn joined(text: &str, a: &Elem, b: &Elem) -> bool {
 }
 
 fn score_run(idx: &NameIndex, text: &str, elems: &[Elem], first: usize, last: usize) -> Option<Span> {
+    // A leading capitalised ordinary word is not part of the name (`Producer John L Aponte`, `Meanwhile Anna`).
+    let mut first = first;
+    while first < last && elems[first].flags == 0 && idx.is_english(&text[elems[first].start..elems[first].end]) {
+        first += 1;
+    }
     let run = &elems[first..=last];
     let start = run[0].start;
     let end = run[run.len() - 1].end;
     let b = text.as_bytes();
     // A middle initial (`J` or `J.` between two names) is neither known nor unknown evidence.
     let initial = |e: &Elem| e.end - e.start == 1 && e.flags == 0;
-    let inner: Vec<Elem> = if run.len() >= 3 {
+    let has_initial = run.len() >= 3 && run[1..run.len() - 1].iter().any(initial);
+    let inner: Vec<Elem> = if has_initial {
         run.iter().enumerate().filter(|(k, e)| !(*k > 0 && *k + 1 < run.len() && initial(e))).map(|(_, e)| *e).collect()
     } else {
-        run.to_vec()
+        Vec::new()
     };
-    let run = inner.as_slice();
+    let run = if has_initial { inner.as_slice() } else { run };
     let words: usize = run.iter().map(|e| usize::from(e.words)).sum();
     let known = run.iter().filter(|e| e.flags != 0).count();
     let member = run.iter().any(|e| e.flags & (F_MEMBER_FULL | F_MEMBER_PART) != 0);
@@ -844,23 +1446,102 @@ fn score_run(idx: &NameIndex, text: &str, elems: &[Elem], first: usize, last: us
             .then(|| &text[p.start..p.end])
     });
     // Signature: alone on a line right after a sign-off line ending in a comma.
+    let at_line_start = {
+        let mut j = start;
+        while j > 0 && matches!(b[j - 1], b' ' | b'\t') {
+            j -= 1;
+        }
+        j > 0 && b[j - 1] == b'\n'
+    };
+    let titled = prev_word.is_some_and(|w| idx.titles.contains(w) || idx.greetings.contains(w));
+    // What follows the run (up to 16 bytes).
+    let after = text.get(end..crate::scan::floor_boundary(text, end + 16)).unwrap_or("");
+    let ab = after.as_bytes();
+    let line_head = start == 0 || at_line_start || b[start - 1] == b'\n' || crate::scan::escaped_break_before(b, start);
+    // A dialogue speaker (`Anna: …`, `Anna:"…` at a line start).
+    let speaker = ab.first() == Some(&b':')
+        && matches!(ab.get(1), Some(b' ') | Some(b'"'))
+        && words <= 3
+        && line_head
+        && run.iter().all(|e| e.flags != 0 || !idx.is_english(&text[e.start..e.end]));
+    // A vocative (`Nanase, can I …`) of a word that is not an ordinary English word.
+    // Words that are not ordinary English words, addressed (`Nanase, can I …`), followed by a verb people do
+    // (`Lebedeva began writing`) or owning what people own (`Yuzuna's kid`).
+    let vocative = words <= 3
+        && {
+            fn nw(a: &str) -> &str {
+                let a = a.trim_start_matches(' ');
+                let e = a.bytes().take_while(u8::is_ascii_alphabetic).count();
+                a.get(..e).unwrap_or("")
+            }
+            (words == 1 && ab.first() == Some(&b',') && VOCATIVE_AFTER.iter().any(|c| after.starts_with(c)))
+                || (ab.first() == Some(&b' ') && idx.name_verbs.contains(nw(after)))
+                || ((after.starts_with("'s ") || after.starts_with("’s "))
+                    && idx.kin.contains(nw(&after[after.find(' ').unwrap_or(0)..])))
+                || (possessive(&text[..end]) && ab.first() == Some(&b' ') && idx.kin.contains(nw(after)))
+        }
+        && run.iter().all(|e| e.flags != 0 || !idx.is_english(strip_possessive(&text[e.start..e.end])));
+    if known == 0
+        && words == 1
+        && !titled
+        && !at_line_start
+        && !speaker
+        && !vocative
+        && sentence_start(text, start)
+        && !(start > 0 && relation_before(idx, text, start) && !idx.is_english(strip_possessive(&text[start..end])))
+    {
+        return None;
+    }
+    // Capitalised sequence: 2–3 capitalised words, each a name that is not also an English word or an unknown word
+    // that is not English either (`Tsukihiko Niita`), is a name with lower confidence.
+    if run.len() >= 2 && PLACE_PREFIXES.contains(&&text[run[0].start..run[0].end]) {
+        return None;
+    }
+    let seq = (2..=3).contains(&run.len())
+        && words == run.len()
+        && run.iter().all(|e| {
+            let w = &text[e.start..e.end];
+            if e.flags != 0 { !common(e) } else { w.len() >= 2 && !idx.is_english(w) }
+        });
+    // Unknown words with no title or greeting before them and not at a line start: only a relation cue before or a
+    // strong verb after can still make them a name; check those cheaply before the costlier context below.
+    if known == 0
+        && !seq
+        && !titled
+        && !speaker
+        && !vocative
+        && !at_line_start
+        && start > 0
+        && !crate::scan::escaped_break_before(b, start)
+    {
+        let relation = relation_before(idx, text, start);
+        let strong_after = b.get(end) == Some(&b' ')
+            && idx.strong_after.contains(&text[end + 1..crate::scan::word_end(text, end + 1)]);
+        if !relation && !strong_after {
+            return None;
+        }
+    }
     let window_start = crate::scan::floor_boundary(text, start.saturating_sub(64));
     let line_start = memchr::memrchr(b'\n', &b[window_start..start]).map_or(usize::MAX, |p| window_start + p + 1);
     let window_end = crate::scan::floor_boundary(text, (end + 8).min(text.len()));
     let line_end = memchr::memchr(b'\n', &b[end..window_end]).map_or(text.len(), |p| end + p);
-    let alone = line_start != usize::MAX
+    let alone = at_line_start
+        && line_start != usize::MAX
         && text[line_start..start].trim().is_empty()
         && (line_end == text.len() && window_end == text.len() || line_end < text.len())
         && text[end..line_end].trim_matches([',', ' ', '.']).is_empty();
-    let titled = prev_word.is_some_and(|w| TITLES.contains(&w) || GREETINGS.contains(&w));
-    if known == 0 && (words > 3 || (!titled && !alone && sentence_start(text, start))) {
+    let at_start = sentence_start(text, start);
+    if known == 0
+        && !seq
+        && (words > 3 || (!titled && !alone && at_start && !speaker && !vocative && !relation_before(idx, text, start)))
+    {
         return None;
     }
-    let mut cue = 0.0f32;
+    let mut cue: f32 = if speaker || vocative { 0.45 } else { 0.0 };
     if let Some(w) = prev_word {
-        if TITLES.contains(&w) {
+        if idx.titles.contains(w) {
             cue = cue.max(0.6);
-        } else if GREETINGS.contains(&w) {
+        } else if idx.greetings.contains(w) {
             cue = cue.max(0.55);
         }
     }
@@ -870,28 +1551,43 @@ fn score_run(idx: &NameIndex, text: &str, elems: &[Elem], first: usize, last: us
         while j > 0 && b[j - 1] == b' ' {
             j -= 1;
         }
+        if j > 1 && j < start && matches!(b[j - 1], b'.' | b'?' | b':') {
+            j -= 1;
+        }
         j
     };
     let pw_start = crate::scan::word_start(text, pw_end);
-    let pw = text[pw_start..pw_end].to_ascii_lowercase();
-    let mut before_trim = String::new();
-    if pw_end < start && idx.relation_last.contains(pw.as_str()) {
-        let before = crate::scan::before_lower(text, start, 28);
-        before_trim = before.trim_end().to_string();
-        if RELATION_CUES.contains(&pw.as_str()) {
-            cue = cue.max(if matches!(pw.as_str(), "with" | "and" | "by" | "from" | "ask" | "tell" | "meet") {
+    let mut pw_buf = [0u8; 24];
+    let pw = match pw_buf.get_mut(..pw_end - pw_start) {
+        Some(dst) => {
+            dst.copy_from_slice(&b[pw_start..pw_end]);
+            dst.make_ascii_lowercase();
+            std::str::from_utf8(dst).unwrap_or("")
+        }
+        None => "",
+    };
+    let mut phrase_hit = false;
+    if pw_end < start && idx.relation_last.contains(pw) {
+        if idx.relation_words.contains(pw) {
+            cue = cue.max(if matches!(pw, "with" | "and" | "by" | "from" | "ask" | "tell" | "meet") {
                 0.2
             } else {
                 0.45
             });
         }
-        if RELATION_CUES.iter().any(|c| c.contains(' ') && before_trim.ends_with(c)) {
-            cue = cue.max(0.45);
+        // Multi-word cues (`introduce you to`) ending in this word: only then look at the text before.
+        let mut phrases = idx.phrases.iter().filter(|(last, _)| *last == pw).peekable();
+        if phrases.peek().is_some() {
+            let before = crate::scan::before_lower(text, start, 28);
+            let before_trim = before.trim_end();
+            if phrases.any(|(_, c)| before_trim.ends_with(c)) {
+                cue = cue.max(0.45);
+                phrase_hit = true;
+            }
         }
-    } else if pw == "at" || pw == "in" {
-        before_trim = pw.clone();
     }
-    if known == 0 && !titled && !alone && cue < 0.45 {
+    let place_before = (pw == "at" || pw == "in") && !phrase_hit;
+    if known == 0 && !seq && !titled && !alone && cue < 0.45 {
         return None;
     }
     if alone {
@@ -904,9 +1600,6 @@ fn score_run(idx: &NameIndex, text: &str, elems: &[Elem], first: usize, last: us
         }
     }
     // `– Anna` or `Anna –` at a line start, vocatives, and verbs after.
-    let after = text.get(end..(end + 16).min(text.len())).unwrap_or("");
-    let after = &after[..crate::scan::floor_boundary(after, after.len())];
-    let ab = after.as_bytes();
     let next_word = if ab.first() == Some(&b' ') {
         let e = crate::scan::word_end(after, 1);
         &after[1..e]
@@ -923,32 +1616,42 @@ fn score_run(idx: &NameIndex, text: &str, elems: &[Elem], first: usize, last: us
         cue = cue.max(0.2);
     }
     // Strong verbs after the name, or a dialogue speaker (`Anna: …` at a line start).
-    let speaker = ab.first() == Some(&b':')
-        && ab.get(1) == Some(&b' ')
-        && words <= 3
-        && (start == 0 || matches!(b[start - 1], b'\n') || text[..start].ends_with("\\n"));
-    if (ab.first() == Some(&b' ') && STRONG_AFTER.contains(&next_word)) || speaker {
+    if (ab.first() == Some(&b' ') && idx.strong_after.contains(next_word)) || speaker || vocative {
         cue = cue.max(0.45);
     }
     if words == 1 && sentence_start(text, start) && (after.starts_with(',') || after.starts_with('!')) {
         cue = cue.max(0.2);
     }
+    // A sequence at a sentence start needs something after it that says a person was meant.
+    // A name alone on its line (address blocks, signatures): followed by a real or escaped line break or the end.
+    let line_ends = after.is_empty() || after.starts_with('\n') || after.starts_with("\\n") || after.starts_with("\r");
+    let seq = seq && (!at_start || after_cue || speaker || after.starts_with(',') || line_ends);
     // Companies and places.
-    if idx.org_words.contains(next_word) || after.starts_with(" & ") {
-        score -= 0.4;
+    let mut penalty = 0.0;
+    if idx.org_words.contains(next_word) || after.starts_with(" & ") || after.starts_with(" of ") && known == 0 {
+        penalty += 0.4;
     }
-    if before_trim.ends_with(" at") || before_trim.ends_with(" in") || before_trim == "at" || before_trim == "in" {
+    if place_before {
         // An organisation or place (`at Acme`, `in Berlin`).
-        score -= 0.2;
+        penalty += 0.2;
     }
     if known == 0 {
-        // Unknown words count only with a title, greeting or signature, and when short.
-        if cue < 0.45 || words > 3 {
+        // Unknown words count only with a title, greeting or signature, and when short, or as a capitalised sequence.
+        if words > 3 {
             return None;
         }
-        score = cue + 0.05;
+        if cue >= 0.45 {
+            score = cue + 0.05;
+        } else if seq {
+            score = 0.52 - penalty;
+        } else {
+            return None;
+        }
     } else {
-        score += cue;
+        score += cue - penalty;
+        if seq {
+            score = score.max(0.52 - penalty);
+        }
     }
     // Trailing possessive is not part of the name.
     let mut end = end;
@@ -983,5 +1686,19 @@ mod tests {
         let mut v = Vec::new();
         detect(&idx, "こんにちは、Sarahさん。", &mut v);
         assert_eq!(names(&idx, "こんにちは、Sarahさん。"), ["Sarah"], "{v:?}");
+    }
+
+    #[test]
+    fn international_names_and_sequences() {
+        let idx = NameIndex::build(std::iter::empty::<&str>(), true).unwrap_or_else(|e| panic!("{e}"));
+        // International given name (folded `Csanád` → `csanad`) with an unknown surname.
+        assert_eq!(names(&idx, "I met Csanád Batirbek yesterday."), ["Csanád Batirbek"]);
+        // Capitalised sequence of words that are not English words, mid-sentence.
+        assert_eq!(names(&idx, "have you heard Tsukihiko Niita speak yet?"), ["Tsukihiko Niita"]);
+        // An escaped line break (`\\n` written out) starts a word.
+        assert_eq!(names(&idx, "Arya: hi.\\nShawn: Remember me?"), ["Arya", "Shawn"]);
+        // Ordinary capitalised words, places and sign-offs are not names.
+        assert!(names(&idx, "See Guilty Pleasures and the meetup in São Paulo.\n\nViele Grüße,").is_empty());
+        assert!(names(&idx, "Thanks, I'll take a look.").is_empty());
     }
 }

@@ -27,12 +27,19 @@ pub fn is_cjk(c: char) -> bool {
     matches!(c, '\u{2E80}'..='\u{9FFF}' | '\u{AC00}'..='\u{D7AF}' | '\u{F900}'..='\u{FAFF}' | '\u{FF00}'..='\u{FFEF}')
 }
 
+/// True when bytes `i-2..i` are an escaped line break or tab (`\n`, `\r`, `\t` written out, as in
+/// text copied from JSON or logs): the word at `i` starts there, it is not glued to an `n`.
+#[inline]
+pub fn escaped_break_before(b: &[u8], i: usize) -> bool {
+    i >= 2 && b[i - 2] == b'\\' && matches!(b[i - 1], b'n' | b'r' | b't')
+}
+
 /// True when no word char precedes byte `i`.
 #[inline]
 pub fn boundary_before(text: &str, i: usize) -> bool {
     match text.as_bytes().get(i.wrapping_sub(1)) {
         None => true,
-        Some(b) if b.is_ascii() => !b.is_ascii_alphanumeric(),
+        Some(b) if b.is_ascii() => !b.is_ascii_alphanumeric() || escaped_break_before(text.as_bytes(), i),
         Some(_) => !prev_char(text, i).is_some_and(is_word_char),
     }
 }
@@ -74,7 +81,7 @@ pub fn word_end(text: &str, i: usize) -> usize {
 pub fn word_start(text: &str, i: usize) -> usize {
     let mut j = i;
     while let Some(c) = prev_char(text, j) {
-        if is_word_char(c) {
+        if is_word_char(c) && !escaped_break_before(text.as_bytes(), j) {
             j -= c.len_utf8();
         } else {
             break;
@@ -115,7 +122,7 @@ pub fn sentence_start(text: &str, i: usize) -> bool {
     while j > 0 && (b[j - 1] == b' ' || b[j - 1] == b'\t' || b[j - 1] == b'"' || b[j - 1] == b'(') {
         j -= 1;
     }
-    if j == 0 {
+    if j == 0 || escaped_break_before(b, j) {
         return true;
     }
     matches!(b[j - 1], b'\n' | b'\r' | b'.' | b'!' | b'?' | b':' | b'>' | b'*' | b'-')

@@ -114,48 +114,70 @@ impl<'d, W: Write> StreamRedactor<'d, W> {
     }
 
     fn drain(&mut self, last: bool) -> Result<(), RedactError> {
-        let fresh = self.buf.len() - self.done;
-        if fresh == 0 || (!last && fresh < self.flush_at) {
-            return Ok(());
-        }
-        let mut cut = if last {
-            self.buf.len()
-        } else if let Some(nl) = memchr::memrchr(b'\n', &self.buf.as_bytes()[self.done..]) {
-            self.done + nl + 1
-        } else if fresh >= self.window {
-            let limit = floor_boundary(&self.buf, self.buf.len() - HOLD);
-            let blank = self.buf.as_bytes()[self.done..limit].iter().rposition(|c| c.is_ascii_whitespace());
-            match blank {
-                Some(p) => self.done + p + 1,
-                None => limit,
+        // One window at a time (at most `window` fresh bytes), so a huge write is detected piece by piece in
+        // cache-sized windows and the buffer is compacted once at the end.
+        loop {
+            let fresh = self.buf.len() - self.done;
+            if fresh == 0 || (!last && fresh < self.flush_at) {
+                break;
             }
-        } else {
-            return Ok(());
-        };
-        let spans = self.detector.detect(&self.buf);
-        // Never cut inside a detection.
-        if let Some(s) = spans.iter().find(|s| s.start < cut && cut < s.end) {
-            cut = if s.start > self.done { s.start } else { s.end };
+            let region_end =
+                if fresh > self.window { floor_boundary(&self.buf, self.done + self.window) } else { self.buf.len() };
+            let whole = region_end == self.buf.len();
+            let mut cut = if last && whole {
+                self.buf.len()
+            } else if let Some(nl) = memchr::memrchr(b'\n', &self.buf.as_bytes()[self.done..region_end]) {
+                self.done + nl + 1
+            } else if fresh >= self.window {
+                let limit = floor_boundary(&self.buf, region_end.saturating_sub(HOLD)).max(self.done);
+                let blank = self.buf.as_bytes()[self.done..limit].iter().rposition(|c| c.is_ascii_whitespace());
+                match blank {
+                    Some(p) => self.done + p + 1,
+                    None => limit,
+                }
+            } else {
+                break;
+            };
+            if cut <= self.done {
+                // A window of one unbroken token longer than the window: take it whole.
+                cut = region_end.max(self.done + 1).min(self.buf.len());
+                cut = floor_boundary(&self.buf, cut);
+                if cut <= self.done {
+                    cut = self.buf.len();
+                }
+            }
+            // Detect over some already-written context before and some lookahead after the cut.
+            let det_start = floor_boundary(&self.buf, self.done.saturating_sub(CONTEXT));
+            let det_end = floor_boundary(&self.buf, (cut + HOLD).min(self.buf.len()));
+            let spans: Vec<Span> = self
+                .detector
+                .detect(&self.buf[det_start..det_end])
+                .into_iter()
+                .map(|s| Span { start: s.start + det_start, end: s.end + det_start, ..s })
+                .collect();
+            // Never cut inside a detection.
+            if let Some(s) = spans.iter().find(|s| s.start < cut && cut < s.end) {
+                cut = if s.start > self.done { s.start } else { s.end };
+            }
+            let done = self.done;
+            let shifted: Vec<Span> = spans
+                .iter()
+                .filter(|s| s.end > done && s.start < cut)
+                .map(|s| Span { start: s.start.max(done) - done, end: s.end.min(cut) - done, ..*s })
+                .collect();
+            let piece = &self.buf[done..cut];
+            let text = match self.numbering.as_mut() {
+                Some(n) => crate::redact_with(piece, &shifted, n),
+                None => crate::redact(piece, &shifted),
+            };
+            self.out.write_all(text.as_bytes())?;
+            self.done = cut;
         }
-        let emit: Vec<Span> = spans
-            .into_iter()
-            .filter(|s| s.end > self.done && s.start < cut)
-            .map(|mut s| {
-                s.start = s.start.max(self.done);
-                s
-            })
-            .collect();
-        let piece = &self.buf[self.done..cut];
-        let shifted: Vec<Span> =
-            emit.iter().map(|s| Span { start: s.start - self.done, end: s.end.min(cut) - self.done, ..*s }).collect();
-        let text = match self.numbering.as_mut() {
-            Some(n) => crate::redact_with(piece, &shifted, n),
-            None => crate::redact(piece, &shifted),
-        };
-        self.out.write_all(text.as_bytes())?;
-        let keep_from = floor_boundary(&self.buf, cut.saturating_sub(CONTEXT));
-        self.buf.drain(..keep_from);
-        self.done = cut - keep_from;
+        let keep_from = floor_boundary(&self.buf, self.done.saturating_sub(CONTEXT));
+        if keep_from > 0 {
+            self.buf.drain(..keep_from);
+            self.done -= keep_from;
+        }
         Ok(())
     }
 }
