@@ -70,7 +70,12 @@ fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // Memory-mapped reads: scans for snapshots and verification skip a copy per page.
+    Ok(conn)
+}
+
+/// A connection for readers: memory-mapped, so scans for snapshots and verification skip a copy per page.
+fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = open_conn(path)?;
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
     Ok(conn)
 }
@@ -82,7 +87,7 @@ fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
 impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
-        let conn = open_conn(path)?;
+        let conn = open_reader(path)?;
         conn.execute_batch(SCHEMA)?;
         let writer_conn = open_conn(path)?;
         let (tx, rx) = channel::<Request>();
@@ -211,8 +216,7 @@ fn commit_group(
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
                                  recorded_time, idem_key, leaf_hash, chain_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (idem_key) DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         for (e, leaf, chain) in &prepared.rows {
             let pid = purpose_id(&tx, purposes, &e.body.purpose)?;
@@ -230,9 +234,16 @@ fn commit_group(
                 b.idempotency_key,
                 &leaf[..],
                 &chain[..],
-            ])?;
-            if inserted == 0 {
-                return Ok(Err(Conflict));
+            ]);
+            match inserted {
+                Ok(_) => {}
+                // The unique index on the idempotency key caught a repeat: redo the group with look-ups.
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                {
+                    return Ok(Err(Conflict));
+                }
+                Err(e) => return Err(e.into()),
             }
             last_seq = e.seq;
             last_chain = *chain;
@@ -405,16 +416,21 @@ impl Store for SqliteStore {
         let step = (to - from + 1).div_ceil(parts);
         let ranges: Vec<(u64, u64)> =
             (0..parts).map(|i| (from + i * step, (from + (i + 1) * step - 1).min(to))).collect();
-        let chunks: Vec<Result<Vec<ConsentRow>, LedgerError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ranges
-                .iter()
-                .map(|&(lo, hi)| scope.spawn(move || read_consent_range(&open_conn(&self.path)?, lo, hi)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(LedgerError::Corrupt("a reader thread panicked".into()))))
-                .collect()
-        });
+        let chunks: Vec<Result<Vec<ConsentRow>, LedgerError>> = if parts == 1 {
+            // Small scans (snapshot refreshes) reuse the reader connection.
+            vec![read_consent_range(&*self.read()?, from, to)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = ranges
+                    .iter()
+                    .map(|&(lo, hi)| scope.spawn(move || read_consent_range(&open_reader(&self.path)?, lo, hi)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(LedgerError::Corrupt("a reader thread panicked".into()))))
+                    .collect()
+            })
+        };
         for chunk in chunks {
             for (member, pid, ev) in chunk? {
                 let purpose =

@@ -126,9 +126,15 @@ impl Prepared {
     }
 }
 
+/// Batches at least this large hash their leaves on two threads.
+const PARALLEL_LEAVES: usize = 4096;
+
 /// The append algorithm shared by every backend: dedupe by idempotency key
 /// (against the log via `existing` and within the batch), assign sequence
 /// numbers after `last_seq`, and extend the hash chain from `last_chain`.
+///
+/// Leaf hashes of a large batch are computed on two threads (they depend only
+/// on each event and its sequence number); the chain is then extended in order.
 pub fn prepare_rows(
     batch: &[NewEvent],
     recorded_time: i64,
@@ -137,26 +143,51 @@ pub fn prepare_rows(
     existing: &HashMap<String, Appended>,
 ) -> Result<Prepared, LedgerError> {
     let mut slots = Vec::with_capacity(batch.len());
-    let mut rows: Vec<(Event, Hash, Hash)> = Vec::with_capacity(batch.len());
+    let mut fresh: Vec<Event> = Vec::with_capacity(batch.len());
     let mut in_batch: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
-    let (mut seq, mut chain) = (last_seq, last_chain);
+    let mut dup_of: Vec<(usize, usize)> = Vec::new();
+    let mut seq = last_seq;
     for body in batch {
         if let Some(prev) = existing.get(&body.idempotency_key) {
             slots.push(Slot::Duplicate(Appended { duplicate: true, ..prev.clone() }));
             continue;
         }
         if let Some(&i) = in_batch.get(body.idempotency_key.as_str()) {
-            let (e, _, c) = &rows[i];
-            slots.push(Slot::Duplicate(Appended { event: e.clone(), chain_hash: *c, duplicate: true }));
+            // Filled in once the chain is known.
+            dup_of.push((slots.len(), i));
+            slots.push(Slot::Fresh(usize::MAX));
             continue;
         }
         seq += 1;
-        let event = Event { seq, recorded_time, body: body.clone() };
-        let leaf = event.leaf_hash()?;
+        in_batch.insert(&body.idempotency_key, fresh.len());
+        slots.push(Slot::Fresh(fresh.len()));
+        fresh.push(Event { seq, recorded_time, body: body.clone() });
+    }
+    let leaves = leaf_hashes(&fresh)?;
+    let mut chain = last_chain;
+    let mut rows: Vec<(Event, Hash, Hash)> = Vec::with_capacity(fresh.len());
+    for (event, leaf) in fresh.into_iter().zip(leaves) {
         chain = chain_hash(&chain, &leaf);
-        in_batch.insert(&body.idempotency_key, rows.len());
-        slots.push(Slot::Fresh(rows.len()));
         rows.push((event, leaf, chain));
     }
+    for (slot, i) in dup_of {
+        let (e, _, c) = &rows[i];
+        slots[slot] = Slot::Duplicate(Appended { event: e.clone(), chain_hash: *c, duplicate: true });
+    }
     Ok(Prepared { rows, slots })
+}
+
+fn leaf_hashes(events: &[Event]) -> Result<Vec<Hash>, LedgerError> {
+    if events.len() < PARALLEL_LEAVES {
+        return events.iter().map(Event::leaf_hash).collect();
+    }
+    let (a, b) = events.split_at(events.len() / 2);
+    let (left, right) = std::thread::scope(|scope| {
+        let h = scope.spawn(|| b.iter().map(Event::leaf_hash).collect::<Result<Vec<_>, _>>());
+        let left = a.iter().map(Event::leaf_hash).collect::<Result<Vec<_>, _>>();
+        (left, h.join())
+    });
+    let mut out = left?;
+    out.extend(right.map_err(|_| LedgerError::Corrupt("a hashing thread panicked".into()))??);
+    Ok(out)
 }
