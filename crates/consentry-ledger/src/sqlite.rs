@@ -3,7 +3,7 @@
 //! group commits (one fsync for many callers).
 
 use crate::event::{Event, NewEvent, StoredEvent, action_from_code, action_to_code, source_from_code, source_to_code};
-use crate::store::{Appended, MemberRecord, Store, prepare_rows};
+use crate::store::{Appended, MemberRecord, Prepared, Store, prepare_fresh, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -138,10 +138,10 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Request>) {
         }
         // Fast path: one transaction for the whole group, no idempotency look-ups
         // (the unique index catches a repeated key, and then the careful path runs).
-        let mut outcome = commit_group(&mut conn, &mut purposes, &group, false);
+        let mut outcome = commit_fast(&mut conn, &mut purposes, &mut group);
         if !matches!(outcome, Ok(Ok(_))) {
             purposes.clear();
-            outcome = commit_group(&mut conn, &mut purposes, &group, true);
+            outcome = commit_group(&mut conn, &mut purposes, &group);
         }
         match outcome {
             Ok(Ok(results)) => {
@@ -153,7 +153,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Request>) {
                 // Retry each request alone so one caller's problem is not another's.
                 purposes.clear();
                 for req in group {
-                    let res = match commit_group(&mut conn, &mut purposes, std::slice::from_ref(&req), true) {
+                    let res = match commit_group(&mut conn, &mut purposes, std::slice::from_ref(&req)) {
                         Ok(Ok(mut v)) => Ok(v.pop().unwrap_or_default()),
                         Ok(Err(Conflict)) => Err(LedgerError::Corrupt("idempotency conflict after look-up".into())),
                         Err(e) => Err(e),
@@ -181,26 +181,123 @@ fn purpose_id(tx: &Transaction<'_>, cache: &mut HashMap<String, i64>, key: &str)
     Ok(id)
 }
 
-fn commit_group(
-    conn: &mut Connection,
-    purposes: &mut HashMap<String, i64>,
-    group: &[Request],
-    careful: bool,
-) -> Result<Result<Vec<Vec<Appended>>, Conflict>, LedgerError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (mut last_seq, mut last_chain): (u64, Hash) = match tx
+/// Reads the last sequence number and chain head inside a transaction.
+fn chain_head(tx: &Transaction<'_>) -> Result<(u64, Hash), LedgerError> {
+    match tx
         .query_row("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
         })
         .optional()?
     {
-        Some((s, c)) => (s as u64, hash_col(c, "chain_hash")?),
-        None => (0, [0; 32]),
+        Some((s, c)) => Ok((s as u64, hash_col(c, "chain_hash")?)),
+        None => Ok((0, [0; 32])),
+    }
+}
+
+/// Inserts prepared rows; a repeated idempotency key is reported as [`Conflict`].
+fn insert_rows(
+    tx: &Transaction<'_>,
+    purposes: &mut HashMap<String, i64>,
+    rows: &[(Event, Hash, Hash)],
+) -> Result<Result<(), Conflict>, LedgerError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
+                             recorded_time, idem_key, leaf_hash, chain_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for (e, leaf, chain) in rows {
+        let pid = purpose_id(tx, purposes, &e.body.purpose)?;
+        let b = &e.body;
+        let inserted = insert.execute(params![
+            e.seq as i64,
+            b.member_id as i64,
+            pid,
+            action_to_code(b.action),
+            i64::from(b.notice_version),
+            source_to_code(b.source),
+            b.actor,
+            b.event_time,
+            e.recorded_time,
+            b.idempotency_key,
+            &leaf[..],
+            &chain[..],
+        ]);
+        match inserted {
+            Ok(_) => {}
+            // The unique index on the idempotency key caught a repeat.
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+                return Ok(Err(Conflict));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The fast path: no idempotency look-ups and no copies of the events. On any
+/// failure the transaction rolls back and every request gets its batch back,
+/// so the careful path can run on it.
+fn commit_fast(
+    conn: &mut Connection,
+    purposes: &mut HashMap<String, i64>,
+    group: &mut [Request],
+) -> Result<Result<Vec<Vec<Appended>>, Conflict>, LedgerError> {
+    if group.iter().any(|r| r.batch.iter().any(|e| e.check_encodable().is_err())) {
+        return Ok(Err(Conflict));
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (mut last_seq, mut last_chain) = chain_head(&tx)?;
+    let mut prepared = Vec::with_capacity(group.len());
+    let mut outcome: Result<Result<(), Conflict>, LedgerError> = Ok(Ok(()));
+    for req in group.iter_mut() {
+        let p = match prepare_fresh(std::mem::take(&mut req.batch), req.recorded_time, last_seq, last_chain) {
+            Ok(p) => p,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        };
+        if let Some((e, _, chain)) = p.rows.last() {
+            last_seq = e.seq;
+            last_chain = *chain;
+        }
+        let inserted = insert_rows(&tx, purposes, &p.rows);
+        prepared.push(p);
+        match inserted {
+            Ok(Ok(())) => {}
+            other => {
+                outcome = other;
+                break;
+            }
+        }
+    }
+    let outcome = match outcome {
+        Ok(Ok(())) => tx.commit().map_err(LedgerError::from).map(Ok),
+        other => other,
     };
+    match outcome {
+        Ok(Ok(())) => Ok(Ok(prepared.into_iter().map(Prepared::finish).collect())),
+        other => {
+            for (req, p) in group.iter_mut().zip(prepared) {
+                req.batch = p.into_batch();
+            }
+            other.map(|r| r.map(|()| Vec::new()))
+        }
+    }
+}
+
+/// The careful path: looks every idempotency key up and dedupes within the batch.
+fn commit_group(
+    conn: &mut Connection,
+    purposes: &mut HashMap<String, i64>,
+    group: &[Request],
+) -> Result<Result<Vec<Vec<Appended>>, Conflict>, LedgerError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (mut last_seq, mut last_chain) = chain_head(&tx)?;
     let mut out = Vec::with_capacity(group.len());
     for req in group {
         let mut existing = HashMap::new();
-        if careful {
+        {
             let mut find = tx.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.idem_key = ?1"))?;
             for e in &req.batch {
                 if let Some(s) = find.query_row([&e.idempotency_key], row_to_stored).optional()? {
@@ -213,38 +310,10 @@ fn commit_group(
             }
         }
         let prepared = prepare_rows(&req.batch, req.recorded_time, last_seq, last_chain, &existing)?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
-                                 recorded_time, idem_key, leaf_hash, chain_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        for (e, leaf, chain) in &prepared.rows {
-            let pid = purpose_id(&tx, purposes, &e.body.purpose)?;
-            let b = &e.body;
-            let inserted = insert.execute(params![
-                e.seq as i64,
-                b.member_id as i64,
-                pid,
-                action_to_code(b.action),
-                i64::from(b.notice_version),
-                source_to_code(b.source),
-                b.actor,
-                b.event_time,
-                e.recorded_time,
-                b.idempotency_key,
-                &leaf[..],
-                &chain[..],
-            ]);
-            match inserted {
-                Ok(_) => {}
-                // The unique index on the idempotency key caught a repeat: redo the group with look-ups.
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-                {
-                    return Ok(Err(Conflict));
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if let Err(c) = insert_rows(&tx, purposes, &prepared.rows)? {
+            return Ok(Err(c));
+        }
+        if let Some((e, _, chain)) = prepared.rows.last() {
             last_seq = e.seq;
             last_chain = *chain;
         }

@@ -109,6 +109,11 @@ enum Slot {
 }
 
 impl Prepared {
+    /// Gives the events back as submitted, for a retry on another path (only for [`prepare_fresh`] output).
+    pub fn into_batch(self) -> Vec<NewEvent> {
+        self.rows.into_iter().map(|(e, _, _)| e.body).collect()
+    }
+
     /// One result per input event, in input order (call after the rows were written).
     pub fn finish(self) -> Vec<Appended> {
         let mut rows: Vec<Option<(Event, Hash, Hash)>> = self.rows.into_iter().map(Some).collect();
@@ -174,6 +179,28 @@ pub fn prepare_rows(
         let (e, _, c) = &rows[i];
         slots[slot] = Slot::Duplicate(Appended { event: e.clone(), chain_hash: *c, duplicate: true });
     }
+    Ok(Prepared { rows, slots })
+}
+
+/// [`prepare_rows`] for a batch believed free of repeated keys, taking the
+/// events without copying them: a backend that tries this must let its
+/// unique index catch a repeat and then retry with [`prepare_rows`].
+pub fn prepare_fresh(
+    batch: Vec<NewEvent>,
+    recorded_time: i64,
+    last_seq: u64,
+    last_chain: Hash,
+) -> Result<Prepared, LedgerError> {
+    let fresh: Vec<Event> =
+        batch.into_iter().zip(last_seq + 1..).map(|(body, seq)| Event { seq, recorded_time, body }).collect();
+    let leaves = leaf_hashes(&fresh)?;
+    let mut chain = last_chain;
+    let mut rows: Vec<(Event, Hash, Hash)> = Vec::with_capacity(fresh.len());
+    for (event, leaf) in fresh.into_iter().zip(leaves) {
+        chain = chain_hash(&chain, &leaf);
+        rows.push((event, leaf, chain));
+    }
+    let slots = (0..rows.len()).map(Slot::Fresh).collect();
     Ok(Prepared { rows, slots })
 }
 
