@@ -14,10 +14,10 @@ use crate::GateError;
 use crate::commit::{self, LtHash};
 use crate::manifest::*;
 use crate::sources::{Sources, TableDecl};
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::GenericStringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use consentry_ledger::SignedTreeHead;
 use consentry_ledger::snapshot::Snapshot;
@@ -492,45 +492,33 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
 }
 
 fn redact_column(det: &Detector, col: &ArrayRef, counts: &mut [u64; 9]) -> ArrayRef {
-    let redact_one = |s: &str, counts: &mut [u64; 9]| {
+    match col.data_type() {
+        DataType::Utf8 => redact_strings(det, col.as_string::<i32>(), counts),
+        DataType::LargeUtf8 => redact_strings(det, col.as_string::<i64>(), counts),
+        // Validation admits only text for redacted columns.
+        _ => col.clone(),
+    }
+}
+
+/// Redacts every value of a string column (either offset width), counting detections by kind.
+fn redact_strings<O: OffsetSizeTrait>(det: &Detector, a: &GenericStringArray<O>, counts: &mut [u64; 9]) -> ArrayRef {
+    let mut b = GenericStringBuilder::<O>::with_capacity(a.len(), a.value_data().len());
+    for v in a.iter() {
+        let Some(s) = v else {
+            b.append_null();
+            continue;
+        };
         let spans = det.detect(s);
         for sp in &spans {
             counts[sp.kind.index()] += 1;
         }
-        if spans.is_empty() { None } else { Some(consentry_redact::redact(s, &spans)) }
-    };
-    match col.data_type() {
-        DataType::Utf8 => {
-            let a = col.as_string::<i32>();
-            let mut b = StringBuilder::with_capacity(a.len(), a.value_data().len());
-            for v in a.iter() {
-                match v {
-                    None => b.append_null(),
-                    Some(s) => match redact_one(s, counts) {
-                        Some(t) => b.append_value(t),
-                        None => b.append_value(s),
-                    },
-                }
-            }
-            Arc::new(b.finish())
+        if spans.is_empty() {
+            b.append_value(s);
+        } else {
+            b.append_value(consentry_redact::redact(s, &spans));
         }
-        DataType::LargeUtf8 => {
-            let a = col.as_string::<i64>();
-            let mut b = arrow_array::builder::LargeStringBuilder::with_capacity(a.len(), a.value_data().len());
-            for v in a.iter() {
-                match v {
-                    None => b.append_null(),
-                    Some(s) => match redact_one(s, counts) {
-                        Some(t) => b.append_value(t),
-                        None => b.append_value(s),
-                    },
-                }
-            }
-            Arc::new(b.finish())
-        }
-        // Validation admits only text for redacted columns.
-        _ => col.clone(),
     }
+    Arc::new(b.finish())
 }
 
 /// Writes into a file while hashing what is written.

@@ -575,19 +575,9 @@ impl Store for SqliteStore {
     }
 
     fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
-        let conn = self.read()?;
-        let mut stmt =
-            conn.prepare_cached("SELECT member_id, jurisdiction, birth_date FROM members ORDER BY member_id")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            f(MemberRecord {
-                member_id: id as u64,
-                jurisdiction: r.get(1)?,
-                birth_date: date_from_days(r.get(2)?, id)?,
-            });
-        }
-        Ok(())
+        self.scan_member_facts(&mut |member_id, jurisdiction, birth_date| {
+            f(MemberRecord { member_id, jurisdiction: jurisdiction.to_string(), birth_date })
+        })
     }
 
     fn scan_member_facts(&self, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {

@@ -168,13 +168,7 @@ pub fn prepare_rows(
         slots.push(Slot::Fresh(fresh.len()));
         fresh.push(Event { seq, recorded_time, body: body.clone() });
     }
-    let leaves = leaf_hashes(&fresh)?;
-    let mut chain = last_chain;
-    let mut rows: Vec<(Event, Hash, Hash)> = Vec::with_capacity(fresh.len());
-    for (event, leaf) in fresh.into_iter().zip(leaves) {
-        chain = chain_hash(&chain, &leaf);
-        rows.push((event, leaf, chain));
-    }
+    let rows = chain_rows(fresh, last_chain)?;
     for (slot, i) in dup_of {
         let (e, _, c) = &rows[i];
         slots[slot] = Slot::Duplicate(Appended { event: e.clone(), chain_hash: *c, duplicate: true });
@@ -193,15 +187,23 @@ pub fn prepare_fresh(
 ) -> Result<Prepared, LedgerError> {
     let fresh: Vec<Event> =
         batch.into_iter().zip(last_seq + 1..).map(|(body, seq)| Event { seq, recorded_time, body }).collect();
-    let leaves = leaf_hashes(&fresh)?;
-    let mut chain = last_chain;
-    let mut rows: Vec<(Event, Hash, Hash)> = Vec::with_capacity(fresh.len());
-    for (event, leaf) in fresh.into_iter().zip(leaves) {
-        chain = chain_hash(&chain, &leaf);
-        rows.push((event, leaf, chain));
-    }
+    let rows = chain_rows(fresh, last_chain)?;
     let slots = (0..rows.len()).map(Slot::Fresh).collect();
     Ok(Prepared { rows, slots })
+}
+
+/// Each new event with its leaf hash and the chain extended from `last_chain`.
+fn chain_rows(fresh: Vec<Event>, last_chain: Hash) -> Result<Vec<(Event, Hash, Hash)>, LedgerError> {
+    let leaves = leaf_hashes(&fresh)?;
+    let mut chain = last_chain;
+    Ok(fresh
+        .into_iter()
+        .zip(leaves)
+        .map(|(event, leaf)| {
+            chain = chain_hash(&chain, &leaf);
+            (event, leaf, chain)
+        })
+        .collect())
 }
 
 fn leaf_hashes(events: &[Event]) -> Result<Vec<Hash>, LedgerError> {
