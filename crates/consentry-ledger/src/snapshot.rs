@@ -226,13 +226,6 @@ impl Snapshot {
         }
     }
 
-    fn decision_of(&self, member: u64) -> Option<Decision> {
-        if self.allowed.contains(member) {
-            return Some(Decision::Allowed(consentry_policy::AllowBasis::Grant));
-        }
-        self.denied.iter().find(|(_, b)| b.contains(member)).map(|(r, _)| Decision::Denied(*r))
-    }
-
     /// Moves the snapshot to a later position and time, replaying only what changed.
     /// Returns how many members were re-evaluated.
     pub fn refresh(
@@ -301,10 +294,7 @@ impl Snapshot {
 
     /// Why `member` is denied, or `None` when allowed or unknown.
     pub fn reason(&self, member: u64) -> Option<DenyReason> {
-        match self.decision_of(member) {
-            Some(Decision::Denied(r)) => Some(r),
-            _ => None,
-        }
+        self.denied.iter().find(|(_, b)| b.contains(member)).map(|(r, _)| *r)
     }
 
     /// Members denied for `reason`.

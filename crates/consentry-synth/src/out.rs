@@ -14,7 +14,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -220,19 +220,10 @@ impl TableFile {
     }
 }
 
-/// Size and BLAKE3 of a file, read in 1 MiB pieces.
+/// Size and BLAKE3 of a file.
 pub fn hash_file(path: &Path) -> Result<(u64, String), SynthError> {
     let mut f = File::open(path).map_err(|e| SynthError::io(path, e))?;
     let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(|e| SynthError::io(path, e))?;
-        if k == 0 {
-            break;
-        }
-        n += k as u64;
-        h.update(&buf[..k]);
-    }
+    let n = std::io::copy(&mut f, &mut h).map_err(|e| SynthError::io(path, e))?;
     Ok((n, h.finalize().to_hex().to_string()))
 }
