@@ -220,7 +220,7 @@ fn consent(
         .iter()
         .map(|p| {
             if p.categories.iter().any(|c| policy.category(c).is_some_and(|c| c.sensitive)) {
-                0.15
+                0.7
             } else {
                 non_sensitive_rank += 1.0;
                 1.2 - 0.2 * non_sensitive_rank

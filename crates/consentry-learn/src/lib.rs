@@ -1,0 +1,1 @@
+//! The three AI features, trained per shard and deterministically on gated datasets.
