@@ -50,6 +50,10 @@ enum Command {
     Ledger(cmd::ledger::Command),
     /// Materialise a purpose's training set from consented rows only (+ `gate verify`, `gate merge`).
     Gate(cmd::gate::Args),
+    /// Train one of the three models on a gated dataset, one model per shard.
+    Train(cmd::train::TrainArgs),
+    /// Rank jobs or posts for a member with a trained model.
+    Recommend(cmd::train::RecommendArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
         Command::Redact(args) => cmd::redact::run(&ctx, args),
         Command::Ledger(c) => cmd::ledger::run(&ctx, c),
         Command::Gate(args) => cmd::gate::run(&ctx, args),
+        Command::Train(args) => cmd::train::run_train(&ctx, args),
+        Command::Recommend(args) => cmd::train::run_recommend(&ctx, args),
     };
     match result {
         Ok(code) => code,

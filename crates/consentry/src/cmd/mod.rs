@@ -6,6 +6,7 @@ pub mod ledger;
 pub mod policy;
 pub mod redact;
 pub mod synth;
+pub mod train;
 
 use crate::ui::{Ctx, bad_input};
 use anyhow::Context;

@@ -1,0 +1,196 @@
+//! Reading a gated dataset: the manifest is checked against the files first, so a model is never trained on data
+//! that is not exactly what the gate wrote.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{TimestampMillisecondType, UInt8Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE, Manifest};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::LearnError;
+
+/// A dataset whose files were checked against its manifest.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// BLAKE3 of `manifest.json`, hex: what a model names as its input.
+    pub manifest_hash: String,
+}
+
+impl Dataset {
+    /// Opens `dir` and checks every data file's size and BLAKE3 against the manifest and the member bitmap against its
+    /// commitment.
+    pub fn open(dir: &Path) -> Result<Dataset, LearnError> {
+        let manifest = Manifest::read(dir)?;
+        if manifest.partition.is_some() {
+            return Err(LearnError::Dataset {
+                dir: dir.to_path_buf(),
+                message: "this is a partial result of `gate --partition`; run `consentry gate merge` first".into(),
+            });
+        }
+        let (manifest_hash, _) = consentry_gate::hash_file(&dir.join(MANIFEST_FILE))?;
+        for f in &manifest.files {
+            let path = dir.join(&f.path);
+            let (hash, bytes) = consentry_gate::hash_file(&path).map_err(|_| LearnError::Dataset {
+                dir: dir.to_path_buf(),
+                message: format!("{} is listed in the manifest but cannot be read", f.path),
+            })?;
+            if hash != f.blake3 || bytes != f.bytes {
+                return Err(LearnError::Dataset {
+                    dir: dir.to_path_buf(),
+                    message: format!(
+                        "{} does not match the manifest (BLAKE3 {}…, manifest says {}…); the dataset was altered — \
+                         materialise it again with `consentry gate`",
+                        f.path,
+                        &hash[..12],
+                        f.blake3.get(..12).unwrap_or(&f.blake3)
+                    ),
+                });
+            }
+        }
+        let (members_hash, _) = consentry_gate::hash_file(&dir.join(MEMBERS_FILE))?;
+        if members_hash != manifest.members.commitment {
+            return Err(LearnError::Dataset {
+                dir: dir.to_path_buf(),
+                message: format!("{MEMBERS_FILE} does not match the member-set commitment in the manifest"),
+            });
+        }
+        Ok(Dataset { dir: dir.to_path_buf(), manifest, manifest_hash })
+    }
+
+    /// The member bitmap of the dataset.
+    pub fn members(&self) -> Result<roaring::RoaringTreemap, LearnError> {
+        let path = self.dir.join(MEMBERS_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
+        roaring::RoaringTreemap::deserialize_from(&bytes[..])
+            .map_err(|e| LearnError::Dataset { dir: self.dir.clone(), message: format!("{MEMBERS_FILE}: {e}") })
+    }
+
+    /// Whether the dataset has a table.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.manifest.files.iter().any(|f| f.path.starts_with(&format!("{table}/")))
+    }
+
+    /// Reads `columns` of every file of `table` (in manifest order; callers sort what they read).
+    pub fn read(&self, table: &str, columns: &[&str]) -> Result<Vec<RecordBatch>, LearnError> {
+        let mut out = Vec::new();
+        let prefix = format!("{table}/");
+        let files: Vec<&str> =
+            self.manifest.files.iter().filter(|f| f.path.starts_with(&prefix)).map(|f| f.path.as_str()).collect();
+        if files.is_empty() {
+            return Err(LearnError::Dataset {
+                dir: self.dir.clone(),
+                message: format!("it has no `{table}` table; is it the dataset of purpose {}?", self.manifest.purpose),
+            });
+        }
+        for rel in files {
+            let path = self.dir.join(rel);
+            let bad =
+                |message: String| LearnError::Dataset { dir: self.dir.clone(), message: format!("{rel}: {message}") };
+            let file = File::open(&path).map_err(|e| LearnError::io(&path, e))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+            let schema = builder.parquet_schema();
+            let mut leaves = Vec::new();
+            for c in columns {
+                let found: Vec<usize> = (0..schema.num_columns())
+                    .filter(|&i| schema.column(i).path().parts().first().is_some_and(|p| p == c))
+                    .collect();
+                if found.is_empty() {
+                    return Err(bad(format!("missing column `{c}`; the purpose may not declare it")));
+                }
+                leaves.extend(found);
+            }
+            let mask = ProjectionMask::leaves(schema, leaves);
+            let reader =
+                builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| bad(e.to_string()))?;
+            for batch in reader {
+                out.push(batch.map_err(|e| bad(e.to_string()))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, LearnError> {
+    b.column_by_name(name).ok_or_else(|| LearnError::Column { column: name.into(), message: "missing".into() })
+}
+
+fn wrong(name: &str, found: &DataType, expected: &str) -> LearnError {
+    LearnError::Column { column: name.into(), message: format!("is {found}, expected {expected}") }
+}
+
+fn no_nulls(name: &str, a: &dyn Array) -> Result<(), LearnError> {
+    if a.null_count() > 0 {
+        return Err(LearnError::Column { column: name.into(), message: format!("has {} nulls", a.null_count()) });
+    }
+    Ok(())
+}
+
+/// A non-null `UInt64` column.
+pub fn u64s(b: &RecordBatch, name: &str) -> Result<Vec<u64>, LearnError> {
+    let a = column(b, name)?;
+    let v = a.as_primitive_opt::<UInt64Type>().ok_or_else(|| wrong(name, a.data_type(), "UInt64"))?;
+    no_nulls(name, v)?;
+    Ok(v.values().to_vec())
+}
+
+/// A nullable `UInt64` column.
+pub fn opt_u64s(b: &RecordBatch, name: &str) -> Result<Vec<Option<u64>>, LearnError> {
+    let a = column(b, name)?;
+    let v = a.as_primitive_opt::<UInt64Type>().ok_or_else(|| wrong(name, a.data_type(), "UInt64"))?;
+    Ok(v.iter().collect())
+}
+
+/// A non-null `UInt8` column.
+pub fn u8s(b: &RecordBatch, name: &str) -> Result<Vec<u8>, LearnError> {
+    let a = column(b, name)?;
+    let v = a.as_primitive_opt::<UInt8Type>().ok_or_else(|| wrong(name, a.data_type(), "UInt8"))?;
+    no_nulls(name, v)?;
+    Ok(v.values().to_vec())
+}
+
+/// A non-null millisecond timestamp column, as Unix milliseconds.
+pub fn times(b: &RecordBatch, name: &str) -> Result<Vec<i64>, LearnError> {
+    let a = column(b, name)?;
+    let v = a
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| wrong(name, a.data_type(), "Timestamp(Millisecond)"))?;
+    no_nulls(name, v)?;
+    Ok(v.values().to_vec())
+}
+
+/// A string column; nulls read as empty strings.
+pub fn strs(b: &RecordBatch, name: &str) -> Result<Vec<String>, LearnError> {
+    let a = column(b, name)?;
+    match a.data_type() {
+        DataType::Utf8 => Ok(a.as_string::<i32>().iter().map(|s| s.unwrap_or("").to_string()).collect()),
+        DataType::LargeUtf8 => Ok(a.as_string::<i64>().iter().map(|s| s.unwrap_or("").to_string()).collect()),
+        DataType::Utf8View => Ok(a.as_string_view().iter().map(|s| s.unwrap_or("").to_string()).collect()),
+        t => Err(wrong(name, t, "Utf8")),
+    }
+}
+
+/// A list-of-strings column; nulls read as empty lists.
+pub fn str_lists(b: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, LearnError> {
+    let a = column(b, name)?;
+    let l = a.as_list_opt::<i32>().ok_or_else(|| wrong(name, a.data_type(), "List<Utf8>"))?;
+    let mut out = Vec::with_capacity(l.len());
+    for i in 0..l.len() {
+        if l.is_null(i) {
+            out.push(Vec::new());
+            continue;
+        }
+        let inner = l.value(i);
+        let s = inner.as_string_opt::<i32>().ok_or_else(|| wrong(name, inner.data_type(), "List<Utf8>"))?;
+        out.push(s.iter().flatten().map(str::to_string).collect());
+    }
+    Ok(out)
+}

@@ -1,0 +1,900 @@
+//! Job recommendations and content suggestions: implicit ALS over member × item activity, with profile tokens
+//! (skills, industry, country, seniority) as pseudo-items and item tokens mapped into the item space by ridge
+//! regression, trained per shard (SISA).
+//!
+//! A shard's model is a function of the rows about its members only (their activity, their profile, posts they
+//! authored) plus the job catalogue, which is not member data. That is what lets unlearning retrain one shard.
+//!
+//! Scores: a member's own shard uses their trained vector; every other shard folds them in from their profile
+//! tokens (an exact ALS row solve at inference); the shard scores are averaged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::LearnError;
+use crate::data::{self, Dataset};
+use crate::ials::{self, AlsParams, Csr};
+use crate::model::{Tensor, TensorFile};
+
+/// Which recommender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecKind {
+    /// Member × job activity, purpose `train_ai_system.job_recommendations`.
+    Jobs,
+    /// Member × post activity, purpose `train_ai_system.content_suggestions`.
+    Content,
+}
+
+impl RecKind {
+    /// The model kind name in `model.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecKind::Jobs => "job-recs",
+            RecKind::Content => "content",
+        }
+    }
+    /// The purpose whose dataset it trains on.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            RecKind::Jobs => "train_ai_system.job_recommendations",
+            RecKind::Content => "train_ai_system.content_suggestions",
+        }
+    }
+}
+
+/// Hyper-parameters of the recommenders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecHyper {
+    /// Latent dimension.
+    pub factors: usize,
+    /// ALS alternations.
+    pub iterations: usize,
+    /// L2 regularisation.
+    pub reg: f32,
+    /// Confidence scale (`1 + alpha * weight`).
+    pub alpha: f32,
+    /// Conjugate-gradient steps per row.
+    pub cg_steps: usize,
+    /// Weight of a weak interaction (a job view; a reaction).
+    pub weak_weight: f32,
+    /// Weight of a strong interaction (an application; a comment).
+    pub strong_weight: f32,
+    /// Weight of a profile token pseudo-interaction.
+    pub token_weight: f32,
+    /// Ridge λ of the token → item-space map.
+    pub content_reg: f32,
+    /// Interactions at which an item's own factor and its content vector weigh the same.
+    pub content_shrink: f32,
+    /// Share of each member's latest interactions held out for evaluation (0 trains on everything).
+    pub holdout: f64,
+}
+
+impl Default for RecHyper {
+    fn default() -> Self {
+        RecHyper {
+            factors: 48,
+            iterations: 12,
+            reg: 0.5,
+            alpha: 8.0,
+            cg_steps: 3,
+            weak_weight: 1.0,
+            strong_weight: 4.0,
+            token_weight: 4.0,
+            content_reg: 1.0,
+            content_shrink: 1000.0,
+            holdout: 0.2,
+        }
+    }
+}
+
+impl RecHyper {
+    /// Refuses values that would give a silently broken model.
+    pub fn check(&self) -> Result<(), LearnError> {
+        let bad = |m: &str| Err(LearnError::Hyper(m.into()));
+        let finite = [
+            self.reg,
+            self.alpha,
+            self.weak_weight,
+            self.strong_weight,
+            self.token_weight,
+            self.content_reg,
+            self.content_shrink,
+        ];
+        if finite.iter().any(|v| !v.is_finite() || *v < 0.0) || !self.holdout.is_finite() {
+            return bad("weights, alpha and regularisation must be finite and non-negative");
+        }
+        if self.factors == 0 || self.factors > 1024 {
+            return bad("factors must be between 1 and 1024");
+        }
+        if self.reg <= 0.0 {
+            return bad("reg must be positive (it keeps every solve well-posed)");
+        }
+        if !(0.0..0.9).contains(&self.holdout) {
+            return bad("holdout must be in [0, 0.9)");
+        }
+        Ok(())
+    }
+}
+
+/// One interaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The member it is about.
+    pub member: u64,
+    /// Job or post id.
+    pub item: u64,
+    /// Its weight.
+    pub weight: f32,
+    /// When (Unix ms).
+    pub at: i64,
+    /// Whether it counts as a hit in evaluation (an application; any feed action).
+    pub target: bool,
+}
+
+/// Features of one item.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ItemInfo {
+    /// The member the item is about (a post's author); `None` for catalogue items (jobs).
+    pub owner: Option<u64>,
+    /// Its tokens.
+    pub tokens: Vec<String>,
+}
+
+/// Everything a recommender trains on, read from a dataset.
+#[derive(Debug, Clone, Default)]
+pub struct RecInput {
+    /// Interactions.
+    pub events: Vec<Event>,
+    /// Profile tokens per member.
+    pub profiles: BTreeMap<u64, Vec<String>>,
+    /// Item features.
+    pub items: BTreeMap<u64, ItemInfo>,
+}
+
+fn norm(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// Reads a dataset for `kind`.
+pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput, LearnError> {
+    if ds.manifest.purpose != kind.purpose() {
+        return Err(LearnError::Dataset {
+            dir: ds.dir.clone(),
+            message: format!(
+                "it was gated for {}, but the {} model needs {}",
+                ds.manifest.purpose,
+                kind.name(),
+                kind.purpose()
+            ),
+        });
+    }
+    let mut input = RecInput::default();
+    let (activity, item_col, strong) = match kind {
+        RecKind::Jobs => ("job_activity", "job_id", "apply"),
+        RecKind::Content => ("feed_activity", "post_id", "comment"),
+    };
+    for b in ds.read(activity, &["member_id", item_col, "action", "at"])? {
+        let (m, it, act, at) = (
+            data::u64s(&b, "member_id")?,
+            data::u64s(&b, item_col)?,
+            data::strs(&b, "action")?,
+            data::times(&b, "at")?,
+        );
+        for i in 0..b.num_rows() {
+            let s = act[i] == strong;
+            input.events.push(Event {
+                member: m[i],
+                item: it[i],
+                weight: if s { h.strong_weight } else { h.weak_weight },
+                at: at[i],
+                target: kind == RecKind::Content || s,
+            });
+        }
+    }
+    match kind {
+        RecKind::Jobs => {
+            for b in ds.read("members", &["member_id", "country", "industry", "seniority", "skills"])? {
+                let (id, c, ind, sen, sk) = (
+                    data::u64s(&b, "member_id")?,
+                    data::strs(&b, "country")?,
+                    data::strs(&b, "industry")?,
+                    data::u8s(&b, "seniority")?,
+                    data::str_lists(&b, "skills")?,
+                );
+                for i in 0..b.num_rows() {
+                    input.profiles.insert(id[i], job_tokens(&c[i], &ind[i], sen[i], &sk[i]));
+                }
+            }
+            for b in ds.read("jobs", &["job_id", "country", "industry", "seniority", "skills"])? {
+                let (id, c, ind, sen, sk) = (
+                    data::u64s(&b, "job_id")?,
+                    data::strs(&b, "country")?,
+                    data::strs(&b, "industry")?,
+                    data::u8s(&b, "seniority")?,
+                    data::str_lists(&b, "skills")?,
+                );
+                for i in 0..b.num_rows() {
+                    input
+                        .items
+                        .insert(id[i], ItemInfo { owner: None, tokens: job_tokens(&c[i], &ind[i], sen[i], &sk[i]) });
+                }
+            }
+        }
+        RecKind::Content => {
+            for b in ds.read("members", &["member_id", "country", "industry"])? {
+                let (id, c, ind) =
+                    (data::u64s(&b, "member_id")?, data::strs(&b, "country")?, data::strs(&b, "industry")?);
+                for i in 0..b.num_rows() {
+                    input
+                        .profiles
+                        .insert(id[i], vec![format!("country:{}", norm(&c[i])), format!("industry:{}", norm(&ind[i]))]);
+                }
+            }
+            for b in ds.read("posts", &["post_id", "author_id", "topic"])? {
+                let (id, a, t) = (data::u64s(&b, "post_id")?, data::u64s(&b, "author_id")?, data::strs(&b, "topic")?);
+                for i in 0..b.num_rows() {
+                    input
+                        .items
+                        .insert(id[i], ItemInfo { owner: Some(a[i]), tokens: vec![format!("topic:{}", norm(&t[i]))] });
+                }
+            }
+        }
+    }
+    Ok(input)
+}
+
+fn job_tokens(country: &str, industry: &str, seniority: u8, skills: &[String]) -> Vec<String> {
+    let mut t = vec![
+        format!("country:{}", norm(country)),
+        format!("industry:{}", norm(industry)),
+        format!("seniority:{seniority}"),
+    ];
+    t.extend(skills.iter().map(|s| format!("skill:{}", norm(s))));
+    t.sort();
+    t.dedup();
+    t
+}
+
+/// The rows of one shard, indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardData {
+    /// Members, ascending.
+    pub members: Vec<u64>,
+    /// Items, ascending: the catalogue plus anything a member of the shard touched.
+    pub items: Vec<u64>,
+    /// Token vocabulary, ascending.
+    pub vocab: Vec<String>,
+    /// Training interactions: members × items.
+    pub train: Csr,
+    /// Profile tokens: members × vocab.
+    pub user_tokens: Csr,
+    /// Item tokens: items × vocab (only items whose features the shard may know).
+    pub item_tokens: Csr,
+    /// Held-out targets per member index.
+    pub heldout: Vec<(u32, Vec<u64>)>,
+    /// Interactions used for training.
+    pub rows: u64,
+}
+
+/// Splits `input` into shards by `shard_of`; every shard sees only rows about its members and the catalogue.
+pub fn split(input: &RecInput, shards: u32, shard_of: &dyn Fn(u64) -> u32, h: &RecHyper) -> Vec<ShardData> {
+    let s_n = shards.max(1) as usize;
+    let mut members: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); s_n];
+    let mut by_member: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
+    for e in &input.events {
+        by_member.entry(e.member).or_default().push(e);
+    }
+    for &m in input.profiles.keys().chain(by_member.keys()) {
+        members[shard_of(m) as usize].insert(m);
+    }
+    let catalogue: Vec<u64> = input.items.iter().filter(|(_, i)| i.owner.is_none()).map(|(&id, _)| id).collect();
+    let mut out = Vec::with_capacity(s_n);
+    for (s, mems) in members.into_iter().enumerate() {
+        let members: Vec<u64> = mems.into_iter().collect();
+        let mut items: BTreeSet<u64> = catalogue.iter().copied().collect();
+        let mut known: BTreeSet<u64> = catalogue.iter().copied().collect();
+        for (&id, info) in &input.items {
+            if info.owner.is_some_and(|o| shard_of(o) as usize == s) {
+                items.insert(id);
+                known.insert(id);
+            }
+        }
+        let mut train_ev: Vec<(u32, u64, f32)> = Vec::new();
+        let mut heldout = Vec::new();
+        for (ui, m) in members.iter().enumerate() {
+            let Some(evs) = by_member.get(m) else { continue };
+            let mut evs: Vec<&Event> = evs.clone();
+            evs.sort_by(|a, b| {
+                (a.at, a.item, a.target).cmp(&(b.at, b.item, b.target)).then(a.weight.total_cmp(&b.weight))
+            });
+            let hold = if evs.len() >= 3 { ((evs.len() as f64) * h.holdout).ceil() as usize } else { 0 };
+            let hold = hold.min(evs.len().saturating_sub(2));
+            let (keep, test) = evs.split_at(evs.len() - hold);
+            let seen: BTreeSet<u64> = keep.iter().map(|e| e.item).collect();
+            for e in keep {
+                items.insert(e.item);
+                train_ev.push((ui as u32, e.item, e.weight));
+            }
+            let targets: BTreeSet<u64> =
+                test.iter().filter(|e| e.target && !seen.contains(&e.item)).map(|e| e.item).collect();
+            if !targets.is_empty() {
+                heldout.push((ui as u32, targets.into_iter().collect()));
+            }
+        }
+        let items: Vec<u64> = items.into_iter().collect();
+        let mut vocab: BTreeSet<String> = BTreeSet::new();
+        for m in &members {
+            if let Some(t) = input.profiles.get(m) {
+                vocab.extend(t.iter().cloned());
+            }
+        }
+        for id in &known {
+            if let Some(info) = input.items.get(id) {
+                vocab.extend(info.tokens.iter().cloned());
+            }
+        }
+        let vocab: Vec<String> = vocab.into_iter().collect();
+        let vi = |t: &String| vocab.binary_search(t).ok().map(|i| i as u32);
+        let ii = |id: u64| items.binary_search(&id).map(|i| i as u32).unwrap_or(0);
+        let rows = train_ev.len() as u64;
+        let train = Csr::from_triplets(members.len(), train_ev.into_iter().map(|(u, it, w)| (u, ii(it), w)).collect());
+        let mut ut = Vec::new();
+        for (ui, m) in members.iter().enumerate() {
+            for t in input.profiles.get(m).into_iter().flatten() {
+                if let Some(v) = vi(t) {
+                    ut.push((ui as u32, v, 1.0));
+                }
+            }
+        }
+        let mut it = Vec::new();
+        for id in &known {
+            if let Some(info) = input.items.get(id)
+                && !info.tokens.is_empty()
+            {
+                let w = 1.0 / info.tokens.len() as f32;
+                for t in &info.tokens {
+                    if let Some(v) = vi(t) {
+                        it.push((ii(*id), v, w));
+                    }
+                }
+            }
+        }
+        out.push(ShardData {
+            user_tokens: Csr::from_triplets(members.len(), ut),
+            item_tokens: Csr::from_triplets(items.len(), it),
+            members,
+            items,
+            vocab,
+            train,
+            heldout,
+            rows,
+        });
+    }
+    out
+}
+
+/// One trained shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardModel {
+    /// Members, ascending.
+    pub members: Vec<u64>,
+    /// Items, ascending.
+    pub items: Vec<u64>,
+    /// Token vocabulary.
+    pub vocab: Vec<String>,
+    /// Latent dimension.
+    pub k: usize,
+    /// Members × k.
+    pub user_factors: Vec<f32>,
+    /// Items × k.
+    pub item_factors: Vec<f32>,
+    /// Vocab × k, the tokens as pseudo-items.
+    pub token_factors: Vec<f32>,
+    /// Vocab × k, the token → item-space map.
+    pub content: Vec<f32>,
+    /// Training interactions per item.
+    pub item_counts: Vec<u32>,
+    /// Profile tokens per member.
+    pub user_tokens: Csr,
+    /// Item tokens.
+    pub item_tokens: Csr,
+    /// Items each member interacted with in training.
+    pub seen: Csr,
+    /// Confidence scale used.
+    pub alpha: f32,
+    /// Regularisation used.
+    pub reg: f32,
+    /// Token pseudo-interaction weight.
+    pub token_weight: f32,
+    /// Content shrinkage.
+    pub content_shrink: f32,
+}
+
+/// Trains one shard; the result depends only on `d`, `h` and `seed`.
+pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Result<ShardModel, LearnError> {
+    let k = h.factors;
+    let (n_items, n_vocab) = (d.items.len(), d.vocab.len());
+    // Interactions plus profile tokens as pseudo-items [items .. items + vocab).
+    let mut t: Vec<(u32, u32, f32)> = Vec::with_capacity(d.train.idx.len() + d.user_tokens.idx.len());
+    for u in 0..d.members.len() {
+        let (c, w) = d.train.row(u);
+        t.extend(c.iter().zip(w).map(|(&c, &w)| (u as u32, c, w)));
+        let (c, _) = d.user_tokens.row(u);
+        t.extend(c.iter().map(|&c| (u as u32, n_items as u32 + c, h.token_weight)));
+    }
+    let m = Csr::from_triplets(d.members.len(), t);
+    let f = ials::train(
+        &m,
+        n_items + n_vocab,
+        &AlsParams {
+            factors: k,
+            iterations: h.iterations,
+            reg: h.reg,
+            alpha: h.alpha,
+            cg_steps: h.cg_steps,
+            seed,
+            threads,
+        },
+    );
+    let (item_factors, token_factors) = f.cols.split_at(n_items * k);
+    // Ridge regression of item factors on item tokens: (FᵀF + λI) E = FᵀY, only over items with interactions.
+    let mut counts = vec![0u32; n_items];
+    for &c in &d.train.idx {
+        counts[c as usize] += 1;
+    }
+    let mut fff = vec![0f64; n_vocab * n_vocab];
+    let mut fty = vec![0f64; n_vocab * k];
+    for j in 0..n_items {
+        if counts[j] == 0 {
+            continue;
+        }
+        let (cs, ws) = d.item_tokens.row(j);
+        let y = &item_factors[j * k..(j + 1) * k];
+        for (&a, &wa) in cs.iter().zip(ws) {
+            for (&b, &wb) in cs.iter().zip(ws) {
+                fff[a as usize * n_vocab + b as usize] += f64::from(wa) * f64::from(wb);
+            }
+            for (d, &v) in fty[a as usize * k..(a as usize + 1) * k].iter_mut().zip(y) {
+                *d += f64::from(wa) * f64::from(v);
+            }
+        }
+    }
+    for v in 0..n_vocab {
+        fff[v * n_vocab + v] += f64::from(h.content_reg.max(1e-6));
+    }
+    if n_vocab > 0 {
+        ials::cholesky_solve(&fff, n_vocab, &mut fty, k)
+            .ok_or_else(|| LearnError::Internal("the content regression is not positive definite".into()))?;
+    }
+    let content: Vec<f32> = fty.into_iter().map(|v| v as f32).collect();
+    let model = ShardModel {
+        members: d.members.clone(),
+        items: d.items.clone(),
+        vocab: d.vocab.clone(),
+        k,
+        user_factors: f.rows,
+        item_factors: item_factors.to_vec(),
+        token_factors: token_factors.to_vec(),
+        content,
+        item_counts: counts,
+        user_tokens: d.user_tokens.clone(),
+        item_tokens: d.item_tokens.clone(),
+        seen: Csr { ptr: d.train.ptr.clone(), idx: d.train.idx.clone(), val: vec![1.0; d.train.idx.len()] },
+        alpha: h.alpha,
+        reg: h.reg,
+        token_weight: h.token_weight,
+        content_shrink: h.content_shrink,
+    };
+    let all = [&model.user_factors, &model.item_factors, &model.token_factors, &model.content];
+    if all.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(LearnError::Diverged("a factor became NaN or infinite; lower alpha or raise reg".into()));
+    }
+    Ok(model)
+}
+
+#[derive(Serialize, Deserialize)]
+struct ShardHeader {
+    vocab: Vec<String>,
+    alpha: f32,
+    reg: f32,
+    token_weight: f32,
+    content_shrink: f32,
+}
+
+fn csr_tensors(name: &str, c: &Csr, out: &mut Vec<Tensor>) {
+    let ptr: Vec<u64> = c.ptr.iter().map(|&p| p as u64).collect();
+    out.push(Tensor::u64(&format!("{name}.ptr"), &ptr));
+    out.push(Tensor::u32(&format!("{name}.idx"), &c.idx));
+}
+
+fn read_csr(f: &TensorFile<'_>, name: &str, rows: usize, cols: usize, file: &str) -> Result<Csr, LearnError> {
+    let ptr: Vec<usize> = f.u64(&format!("{name}.ptr"))?.into_iter().map(|p| p as usize).collect();
+    let idx = f.u32(&format!("{name}.idx"))?;
+    let ok = ptr.len() == rows + 1
+        && ptr.first() == Some(&0)
+        && ptr.windows(2).all(|w| w[0] <= w[1])
+        && ptr.last() == Some(&idx.len())
+        && idx.iter().all(|&i| (i as usize) < cols);
+    if !ok {
+        return Err(LearnError::Corrupt { file: file.into(), message: format!("sparse matrix {name} is malformed") });
+    }
+    let val = vec![1.0; idx.len()];
+    Ok(Csr { ptr, idx, val })
+}
+
+impl ShardModel {
+    /// The shard's safetensors bytes; identical inputs give identical bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LearnError> {
+        let k = self.k;
+        let mut t = vec![
+            Tensor::u64("members", &self.members),
+            Tensor::u64("items", &self.items),
+            Tensor::f32("user_factors", vec![self.members.len(), k], &self.user_factors),
+            Tensor::f32("item_factors", vec![self.items.len(), k], &self.item_factors),
+            Tensor::f32("token_factors", vec![self.vocab.len(), k], &self.token_factors),
+            Tensor::f32("content", vec![self.vocab.len(), k], &self.content),
+            Tensor::u32("item_counts", &self.item_counts),
+        ];
+        csr_tensors("user_tokens", &self.user_tokens, &mut t);
+        csr_tensors("item_tokens", &self.item_tokens, &mut t);
+        csr_tensors("seen", &self.seen, &mut t);
+        // Item-token weights are 1/|tokens| of the item, recomputed on load; keep the values out of the file.
+        let header = ShardHeader {
+            vocab: self.vocab.clone(),
+            alpha: self.alpha,
+            reg: self.reg,
+            token_weight: self.token_weight,
+            content_shrink: self.content_shrink,
+        };
+        let json = serde_json::to_string(&header).map_err(|e| LearnError::Internal(e.to_string()))?;
+        crate::model::to_safetensors(&t, &json)
+    }
+
+    /// Parses and validates a shard file.
+    pub fn from_bytes(bytes: &[u8], file: &str) -> Result<ShardModel, LearnError> {
+        let f = TensorFile::parse(bytes, file)?;
+        let header: ShardHeader = serde_json::from_str(&f.meta)
+            .map_err(|e| LearnError::Corrupt { file: file.into(), message: format!("metadata: {e}") })?;
+        let members = f.u64("members")?;
+        let items = f.u64("items")?;
+        let (us, user_factors) = f.f32("user_factors")?;
+        let k = us.get(1).copied().unwrap_or(0);
+        let (is, item_factors) = f.f32("item_factors")?;
+        let (ts, token_factors) = f.f32("token_factors")?;
+        let (cs, content) = f.f32("content")?;
+        let item_counts = f.u32("item_counts")?;
+        let nv = header.vocab.len();
+        let shapes_ok = k > 0
+            && us == [members.len(), k]
+            && is == [items.len(), k]
+            && ts == [nv, k]
+            && cs == [nv, k]
+            && item_counts.len() == items.len()
+            && members.windows(2).all(|w| w[0] < w[1])
+            && items.windows(2).all(|w| w[0] < w[1]);
+        if !shapes_ok {
+            return Err(LearnError::Corrupt { file: file.into(), message: "tensor shapes do not agree".into() });
+        }
+        let user_tokens = read_csr(&f, "user_tokens", members.len(), nv, file)?;
+        let mut item_tokens = read_csr(&f, "item_tokens", items.len(), nv, file)?;
+        for j in 0..items.len() {
+            let (a, b) = (item_tokens.ptr[j], item_tokens.ptr[j + 1]);
+            let w = if b > a { 1.0 / (b - a) as f32 } else { 0.0 };
+            item_tokens.val[a..b].iter_mut().for_each(|v| *v = w);
+        }
+        let seen = read_csr(&f, "seen", members.len(), items.len(), file)?;
+        Ok(ShardModel {
+            members,
+            items,
+            vocab: header.vocab,
+            k,
+            user_factors,
+            item_factors,
+            token_factors,
+            content,
+            item_counts,
+            user_tokens,
+            item_tokens,
+            seen,
+            alpha: header.alpha,
+            reg: header.reg,
+            token_weight: header.token_weight,
+            content_shrink: header.content_shrink,
+        })
+    }
+}
+
+/// Scores members against the union of the shards' items.
+pub struct Recommender {
+    shards: Vec<ShardModel>,
+    shard_of: Box<dyn Fn(u64) -> u32 + Send + Sync>,
+    /// All items, ascending.
+    pub items: Vec<u64>,
+    k: usize,
+    /// Items × (shards · k): every shard's item vector side by side.
+    matrix: Vec<f32>,
+    grams: Vec<Vec<f32>>,
+    /// Per shard, item factors followed by token factors (the columns a fold-in solves against).
+    cols: Vec<Vec<f32>>,
+    vocab_maps: Vec<HashMap<String, u32>>,
+}
+
+fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+impl Recommender {
+    /// Builds the scorer from trained shards (in shard-index order).
+    pub fn new(
+        shards: Vec<ShardModel>,
+        shard_of: Box<dyn Fn(u64) -> u32 + Send + Sync>,
+    ) -> Result<Recommender, LearnError> {
+        let k = shards.first().map_or(0, |s| s.k);
+        if k == 0 || shards.iter().any(|s| s.k != k) {
+            return Err(LearnError::Internal("shards disagree on the latent dimension".into()));
+        }
+        let items: Vec<u64> =
+            shards.iter().flat_map(|s| s.items.iter().copied()).collect::<BTreeSet<u64>>().into_iter().collect();
+        // Item tokens known anywhere (a post's topic lives in its author's shard).
+        let mut tokens: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+        for s in &shards {
+            for (j, id) in s.items.iter().enumerate() {
+                let (cs, _) = s.item_tokens.row(j);
+                if !cs.is_empty() {
+                    tokens.entry(*id).or_insert_with(|| cs.iter().map(|&c| s.vocab[c as usize].as_str()).collect());
+                }
+            }
+        }
+        let n_s = shards.len();
+        let width = n_s * k;
+        let mut matrix = vec![0f32; items.len() * width];
+        let mut vocab_maps = Vec::with_capacity(n_s);
+        let mut grams = Vec::with_capacity(n_s);
+        let mut all_cols = Vec::with_capacity(n_s);
+        for (si, s) in shards.iter().enumerate() {
+            let vm: HashMap<String, u32> = s.vocab.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+            for (g, id) in items.iter().enumerate() {
+                let out = &mut matrix[g * width + si * k..g * width + (si + 1) * k];
+                let mut z = vec![0f32; k];
+                let mut has_z = false;
+                if let Some(ts) = tokens.get(id) {
+                    let known: Vec<u32> = ts.iter().filter_map(|t| vm.get(*t).copied()).collect();
+                    if !known.is_empty() {
+                        let w = 1.0 / ts.len() as f32;
+                        for v in known {
+                            add_scaled(&mut z, w, &s.content[v as usize * k..(v as usize + 1) * k]);
+                        }
+                        has_z = true;
+                    }
+                }
+                match s.items.binary_search(id) {
+                    Ok(j) => {
+                        let n = s.item_counts[j] as f32;
+                        let y = &s.item_factors[j * k..(j + 1) * k];
+                        if has_z {
+                            let (a, b) = (n / (n + s.content_shrink), s.content_shrink / (n + s.content_shrink));
+                            for ((o, yv), zv) in out.iter_mut().zip(y).zip(&z) {
+                                *o = a * yv + b * zv;
+                            }
+                        } else {
+                            out.copy_from_slice(y);
+                        }
+                    }
+                    Err(_) => out.copy_from_slice(&z),
+                }
+            }
+            let mut cols = s.item_factors.clone();
+            cols.extend_from_slice(&s.token_factors);
+            grams.push(ials::gram(&cols, k, s.reg, 1));
+            all_cols.push(cols);
+            vocab_maps.push(vm);
+        }
+        Ok(Recommender { shards, shard_of, items, k, matrix, grams, cols: all_cols, vocab_maps })
+    }
+
+    /// The shards.
+    pub fn shards(&self) -> &[ShardModel] {
+        &self.shards
+    }
+
+    /// The member's vector in every shard: trained in their own, folded in from profile tokens elsewhere.
+    fn user_vectors(&self, member: u64) -> Result<(Vec<f32>, usize, usize), LearnError> {
+        let own = (self.shard_of)(member) as usize;
+        let s = self.shards.get(own).ok_or(LearnError::UnknownMember(member))?;
+        let ui = s.members.binary_search(&member).map_err(|_| LearnError::UnknownMember(member))?;
+        let k = self.k;
+        let (tc, _) = s.user_tokens.row(ui);
+        let toks: Vec<&str> = tc.iter().map(|&c| s.vocab[c as usize].as_str()).collect();
+        let mut out = vec![0f32; self.shards.len() * k];
+        for (si, o) in self.shards.iter().enumerate() {
+            let dst = &mut out[si * k..(si + 1) * k];
+            if si == own {
+                dst.copy_from_slice(&s.user_factors[ui * k..(ui + 1) * k]);
+                continue;
+            }
+            let n_items = o.items.len() as u32;
+            let cols: Vec<u32> =
+                toks.iter().filter_map(|t| self.vocab_maps[si].get(*t)).map(|&v| n_items + v).collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let ws = vec![o.token_weight; cols.len()];
+            if let Some(x) = ials::fold_in(&cols, &ws, &self.cols[si], &self.grams[si], k, o.alpha) {
+                dst.copy_from_slice(&x);
+            }
+        }
+        Ok((out, own, ui))
+    }
+
+    /// The top `n` items for `member` that they have not interacted with, best first, with scores.
+    pub fn recommend(&self, member: u64, n: usize) -> Result<Vec<(u64, f32)>, LearnError> {
+        let (x, own, ui) = self.user_vectors(member)?;
+        let width = x.len();
+        let scale = 1.0 / self.shards.len() as f32;
+        let s = &self.shards[own];
+        let (seen, _) = s.seen.row(ui);
+        let seen: BTreeSet<u64> = seen.iter().map(|&j| s.items[j as usize]).collect();
+        let mut scored: Vec<(u64, f32)> = self
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| !seen.contains(id))
+            .map(|(g, &id)| {
+                let row = &self.matrix[g * width..(g + 1) * width];
+                (id, row.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>() * scale)
+            })
+            .collect();
+        let n = n.min(scored.len());
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let cmp = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        scored.select_nth_unstable_by(n - 1, cmp);
+        scored.truncate(n);
+        scored.sort_by(cmp);
+        Ok(scored)
+    }
+
+    /// Whether the model knows `member`.
+    pub fn knows(&self, member: u64) -> bool {
+        self.shards.get((self.shard_of)(member) as usize).is_some_and(|s| s.members.binary_search(&member).is_ok())
+    }
+}
+
+/// Ranking quality on held-out activity.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RankMetrics {
+    /// Hits in the top 10 over min(10, targets), averaged over members.
+    pub recall_at_10: f64,
+    /// Hits in the top 20 over min(20, targets), averaged over members.
+    pub recall_at_20: f64,
+    /// Binary-relevance NDCG at 10.
+    pub ndcg_at_10: f64,
+    /// Members evaluated.
+    pub members: u64,
+}
+
+/// Scores one ranked list against a target set.
+pub fn rank_scores(ranked: &[u64], targets: &BTreeSet<u64>) -> (f64, f64, f64) {
+    let hits = |n: usize| ranked.iter().take(n).filter(|i| targets.contains(i)).count() as f64;
+    let t = targets.len();
+    if t == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let r10 = hits(10) / t.min(10) as f64;
+    let r20 = hits(20) / t.min(20) as f64;
+    let dcg: f64 = ranked
+        .iter()
+        .take(10)
+        .enumerate()
+        .filter(|(_, i)| targets.contains(i))
+        .map(|(p, _)| 1.0 / ((p + 2) as f64).log2())
+        .sum();
+    let idcg: f64 = (0..t.min(10)).map(|p| 1.0 / ((p + 2) as f64).log2()).sum();
+    (r10, r20, dcg / idcg)
+}
+
+/// Accumulates [`rank_scores`] over members.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MetricSum {
+    r10: f64,
+    r20: f64,
+    ndcg: f64,
+    n: u64,
+}
+
+impl MetricSum {
+    /// Adds one member's ranked list.
+    pub fn add(&mut self, ranked: &[u64], targets: &BTreeSet<u64>) {
+        let (a, b, c) = rank_scores(ranked, targets);
+        self.r10 += a;
+        self.r20 += b;
+        self.ndcg += c;
+        self.n += 1;
+    }
+    /// The averages.
+    pub fn finish(&self) -> RankMetrics {
+        let n = self.n.max(1) as f64;
+        RankMetrics {
+            recall_at_10: self.r10 / n,
+            recall_at_20: self.r20 / n,
+            ndcg_at_10: self.ndcg / n,
+            members: self.n,
+        }
+    }
+}
+
+/// The evaluation stored in `model.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RecEvaluation {
+    /// This model.
+    pub model: RankMetrics,
+    /// Most popular unseen items.
+    pub popularity: RankMetrics,
+}
+
+/// Evaluates on the held-out targets of every shard (up to `limit` members, chosen deterministically).
+pub fn evaluate(
+    rec: &Recommender,
+    data: &[ShardData],
+    limit: usize,
+    threads: usize,
+) -> Result<RecEvaluation, LearnError> {
+    let mut pop: BTreeMap<u64, u64> = BTreeMap::new();
+    for d in data {
+        for &j in &d.train.idx {
+            *pop.entry(d.items[j as usize]).or_default() += 1;
+        }
+    }
+    let mut popular: Vec<(u64, u64)> = pop.into_iter().collect();
+    popular.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut cases: Vec<(u64, BTreeSet<u64>, BTreeSet<u64>)> = Vec::new();
+    for d in data {
+        for (ui, targets) in &d.heldout {
+            let ui = *ui as usize;
+            let seen: BTreeSet<u64> = d.train.row(ui).0.iter().map(|&j| d.items[j as usize]).collect();
+            cases.push((d.members[ui], targets.iter().copied().collect(), seen));
+        }
+    }
+    cases.sort_by_key(|c| blake3::hash(&c.0.to_le_bytes()).as_bytes()[..8].to_vec());
+    cases.truncate(limit);
+    let threads = ials::resolve_threads(threads);
+    let per = cases.len().div_ceil(threads).max(1);
+    let results: Vec<Result<(MetricSum, MetricSum), LearnError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .chunks(per)
+            .map(|chunk| {
+                let popular = &popular;
+                s.spawn(move || {
+                    let (mut m, mut p) = (MetricSum::default(), MetricSum::default());
+                    for (member, targets, seen) in chunk {
+                        let ranked: Vec<u64> = rec.recommend(*member, 20)?.into_iter().map(|(i, _)| i).collect();
+                        m.add(&ranked, targets);
+                        let pr: Vec<u64> =
+                            popular.iter().map(|(i, _)| *i).filter(|i| !seen.contains(i)).take(20).collect();
+                        p.add(&pr, targets);
+                    }
+                    Ok((m, p))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(LearnError::Internal("evaluation thread panicked".into()))))
+            .collect()
+    });
+    let (mut m, mut p) = (MetricSum::default(), MetricSum::default());
+    for r in results {
+        let (a, b) = r?;
+        for (acc, x) in [(&mut m, a), (&mut p, b)] {
+            acc.r10 += x.r10;
+            acc.r20 += x.r20;
+            acc.ndcg += x.ndcg;
+            acc.n += x.n;
+        }
+    }
+    Ok(RecEvaluation { model: m.finish(), popularity: p.finish() })
+}

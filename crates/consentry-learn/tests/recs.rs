@@ -1,0 +1,170 @@
+//! Determinism, sharding and bad-input behaviour of the recommenders, on generated inputs.
+
+use consentry_learn::LearnError;
+use consentry_learn::recs::{self, Event, ItemInfo, RecHyper, RecInput, Recommender, ShardModel};
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Members with one of four skills apply to jobs needing it; posts carry a topic.
+fn input(members: u64, seed: u64) -> RecInput {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    let skills = ["rust", "sql", "excel", "nursing"];
+    let mut inp = RecInput::default();
+    for j in 0..60u64 {
+        let s = skills[(j % 4) as usize];
+        inp.items.insert(1000 + j, ItemInfo { owner: None, tokens: vec![format!("skill:{s}"), "country:de".into()] });
+    }
+    for m in 1..=members {
+        let s = (m % 4) as usize;
+        inp.profiles.insert(m, vec![format!("skill:{}", skills[s]), "country:de".into()]);
+        for e in 0..r.random_range(0..12u32) {
+            let job = 1000 + 4 * r.random_range(0..15u64) + s as u64;
+            let apply = r.random_bool(0.3);
+            inp.events.push(Event {
+                member: m,
+                item: job,
+                weight: if apply { 4.0 } else { 1.0 },
+                at: i64::from(e) * 1000 + r.random_range(0..999),
+                target: apply,
+            });
+        }
+    }
+    inp
+}
+
+fn hyper() -> RecHyper {
+    RecHyper { factors: 8, iterations: 4, ..RecHyper::default() }
+}
+
+fn shard_of(shards: u32) -> impl Fn(u64) -> u32 + Send + Sync + Clone + 'static {
+    move |m| (m.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as u32 % shards
+}
+
+fn train_bytes(inp: &RecInput, shards: u32, threads: usize) -> Vec<Vec<u8>> {
+    let h = hyper();
+    let data = recs::split(inp, shards, &shard_of(shards), &h);
+    data.iter().map(|d| recs::train_shard(d, &h, 9, threads).and_then(|m| m.to_bytes()).expect("trains")).collect()
+}
+
+#[test]
+fn shard_files_do_not_depend_on_threads() {
+    let inp = input(300, 1);
+    let one = train_bytes(&inp, 4, 1);
+    assert_eq!(one, train_bytes(&inp, 4, 2));
+    assert_eq!(one, train_bytes(&inp, 4, 0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #[test]
+    fn shard_files_do_not_depend_on_row_order(seed in 0u64..1000) {
+        let inp = input(120, seed);
+        let mut shuffled = inp.clone();
+        shuffled.events.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0xabc));
+        prop_assert_eq!(train_bytes(&inp, 3, 1), train_bytes(&shuffled, 3, 2));
+    }
+
+    #[test]
+    fn removing_a_member_changes_only_their_shard(seed in 0u64..1000, victim in 1u64..120) {
+        let inp = input(120, seed);
+        let mut without = inp.clone();
+        without.events.retain(|e| e.member != victim);
+        without.profiles.remove(&victim);
+        let (a, b) = (train_bytes(&inp, 4, 1), train_bytes(&without, 4, 1));
+        let own = shard_of(4)(victim) as usize;
+        for s in 0..4 {
+            if s == own { prop_assert_ne!(&a[s], &b[s]); } else { prop_assert_eq!(&a[s], &b[s]); }
+        }
+    }
+}
+
+#[test]
+fn shard_files_round_trip_and_recommend() {
+    let inp = input(400, 3);
+    let h = hyper();
+    let data = recs::split(&inp, 4, &shard_of(4), &h);
+    let models: Vec<ShardModel> = data.iter().map(|d| recs::train_shard(d, &h, 1, 0).expect("trains")).collect();
+    let reread: Vec<ShardModel> = models
+        .iter()
+        .map(|m| ShardModel::from_bytes(&m.to_bytes().expect("bytes"), "shard").expect("parses"))
+        .collect();
+    assert_eq!(models, reread);
+    let rec = Recommender::new(reread, Box::new(shard_of(4))).expect("builds");
+    // Member 5 has skill index 1 (sql): jobs 1001, 1005, … need it; most of the top 10 should be sql jobs.
+    let top = rec.recommend(5, 10).expect("known member");
+    assert_eq!(top.len(), 10);
+    let sql = top.iter().filter(|(j, _)| (j - 1000) % 4 == 1).count();
+    assert!(sql >= 8, "{top:?}");
+    // Nothing the member already interacted with in training.
+    let seen: Vec<u64> = inp.events.iter().filter(|e| e.member == 5).map(|e| e.item).collect();
+    let d = &data[shard_of(4)(5) as usize];
+    let ui = d.members.binary_search(&5).expect("in shard");
+    let trained: Vec<u64> = d.train.row(ui).0.iter().map(|&j| d.items[j as usize]).collect();
+    assert!(top.iter().all(|(j, _)| !trained.contains(j)), "{top:?} vs {seen:?}");
+    let eval = recs::evaluate(&rec, &data, 1000, 0).expect("evaluates");
+    assert!(eval.model.recall_at_20 > eval.popularity.recall_at_20, "{eval:?}");
+}
+
+#[test]
+fn members_without_activity_are_served_from_their_profile() {
+    let mut inp = input(200, 4);
+    inp.profiles.insert(9_999, vec!["skill:nursing".into(), "country:de".into()]);
+    let h = hyper();
+    let data = recs::split(&inp, 2, &shard_of(2), &h);
+    let models = data.iter().map(|d| recs::train_shard(d, &h, 1, 0).expect("trains")).collect();
+    let rec = Recommender::new(models, Box::new(shard_of(2))).expect("builds");
+    let top = rec.recommend(9_999, 5).expect("profile-only member is known");
+    assert!(top.iter().filter(|(j, _)| (j - 1000) % 4 == 3).count() >= 4, "{top:?}");
+    assert!(matches!(rec.recommend(123_456, 5), Err(LearnError::UnknownMember(123_456))));
+}
+
+#[test]
+fn empty_shards_train_and_serve() {
+    // 64 shards for 20 members: most shards are empty.
+    let inp = input(20, 5);
+    let h = hyper();
+    let data = recs::split(&inp, 64, &shard_of(64), &h);
+    assert!(data.iter().any(|d| d.members.is_empty()));
+    let models: Vec<ShardModel> = data.iter().map(|d| recs::train_shard(d, &h, 1, 0).expect("trains")).collect();
+    for m in &models {
+        let b = m.to_bytes().expect("bytes");
+        assert_eq!(&ShardModel::from_bytes(&b, "s").expect("parses"), m);
+    }
+    let rec = Recommender::new(models, Box::new(shard_of(64))).expect("builds");
+    assert_eq!(rec.recommend(3, 3).expect("known").len(), 3);
+}
+
+#[test]
+fn bad_hyper_parameters_are_refused() {
+    for h in [
+        RecHyper { reg: f32::NAN, ..RecHyper::default() },
+        RecHyper { alpha: f32::INFINITY, ..RecHyper::default() },
+        RecHyper { factors: 0, ..RecHyper::default() },
+        RecHyper { holdout: 1.0, ..RecHyper::default() },
+        RecHyper { reg: 0.0, ..RecHyper::default() },
+    ] {
+        assert!(matches!(h.check(), Err(LearnError::Hyper(_))), "{h:?}");
+    }
+    RecHyper::default().check().expect("defaults are valid");
+}
+
+#[test]
+fn corrupt_shard_files_are_refused() {
+    let inp = input(50, 6);
+    let h = hyper();
+    let d = &recs::split(&inp, 1, &|_| 0, &h)[0];
+    let m = recs::train_shard(d, &h, 1, 0).expect("trains");
+    let bytes = m.to_bytes().expect("bytes");
+    // A NaN planted in the first factor of `user_factors`.
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).expect("json header");
+    let start = header["user_factors"]["data_offsets"][0].as_u64().expect("offset") as usize + 8 + header_len;
+    let mut nan = bytes.clone();
+    nan[start..start + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let e = ShardModel::from_bytes(&nan, "s").expect_err("NaN refused");
+    assert!(e.to_string().contains("non-finite"), "{e}");
+    assert!(ShardModel::from_bytes(&bytes[..bytes.len() / 2], "s").is_err());
+    assert!(ShardModel::from_bytes(b"not a model", "s").is_err());
+}
