@@ -83,6 +83,9 @@ pub enum LearnError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The reply model refused its input.
+    #[error(transparent)]
+    Replies(#[from] consentry_replies::ReplyError),
     /// A bug: please report it.
     #[error("internal error: {0}")]
     Internal(String),

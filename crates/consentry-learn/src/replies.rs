@@ -8,23 +8,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
 use crate::data::{self, Dataset};
-use crate::train::TrainOptions;
+use crate::model::ModelMeta;
+use crate::train::{TrainOptions, train_parallel};
+use consentry_replies::{Inventory, ReplyModel};
+use std::path::Path;
 
 /// The purpose reply suggestions are trained for.
 pub const PURPOSE: &str = "train_ai_system.reply_suggestions";
-
-/// One message and the reply to it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pair {
-    /// Who replied.
-    pub replier: u64,
-    /// The message replied to.
-    pub incoming: String,
-    /// The reply.
-    pub reply: String,
-    /// When the reply was sent (Unix ms).
-    pub at_ms: i64,
-}
 
 /// Reply-model settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +32,7 @@ impl Default for ReplyOptions {
 }
 
 /// Reads the message–reply pairs of a reply-suggestions dataset, sorted canonically.
-pub fn load_pairs(ds: &Dataset) -> Result<Vec<Pair>, LearnError> {
+pub fn load_pairs(ds: &Dataset) -> Result<Vec<consentry_replies::Pair>, LearnError> {
     if ds.manifest.purpose != PURPOSE {
         return Err(LearnError::Dataset {
             dir: ds.dir.clone(),
@@ -71,18 +61,145 @@ pub fn load_pairs(ds: &Dataset) -> Result<Vec<Pair>, LearnError> {
             msgs.insert(id[i], Msg { sender: s[i], reply_to: r[i], text: t[i].clone(), at: at[i] });
         }
     }
-    let mut pairs: Vec<Pair> = msgs
+    let mut pairs: Vec<consentry_replies::Pair> = msgs
         .values()
         .filter_map(|m| {
             let prev = msgs.get(&m.reply_to?)?;
-            Some(Pair { replier: m.sender, incoming: prev.text.clone(), reply: m.text.clone(), at_ms: m.at })
+            Some(consentry_replies::Pair {
+                replier: m.sender,
+                incoming: prev.text.clone(),
+                reply: m.text.clone(),
+                at_ms: m.at,
+            })
         })
         .collect();
     pairs.sort_by(|a, b| (a.replier, a.at_ms, &a.incoming, &a.reply).cmp(&(b.replier, b.at_ms, &b.incoming, &b.reply)));
     Ok(pairs)
 }
 
-/// Trains the reply model per shard (see [`crate::train`]).
+/// Whether a pair is held out for evaluation: a keyed hash of the pair itself, so the split of one member's pairs
+/// never depends on anyone else's.
+fn held_out(p: &consentry_replies::Pair, share: f64) -> bool {
+    let mut h = blake3::Hasher::new_derive_key("consentry-learn replies holdout v1");
+    h.update(&p.replier.to_le_bytes());
+    h.update(&p.at_ms.to_le_bytes());
+    h.update(p.incoming.as_bytes());
+    h.update(&[0]);
+    h.update(p.reply.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    (u64::from_le_bytes(b) as f64 / u64::MAX as f64) < share
+}
+
+/// One reply model per shard; intent probabilities are averaged over the shards.
+#[derive(Debug, Clone)]
+pub struct ShardedReplies {
+    /// The shard models, by index.
+    pub shards: Vec<ReplyModel>,
+}
+
+/// One suggestion as the CLI shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggested {
+    /// The reply text.
+    pub text: String,
+    /// Its intent id.
+    pub intent: u32,
+    /// Mean probability of the intent over the shards.
+    pub score: f64,
+}
+
+/// Held-out quality of the reply model.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReplyMetrics {
+    /// Held-out pairs.
+    pub pairs: u64,
+    /// Share whose reply is an inventory response (what the inventory could have produced).
+    pub coverage: f64,
+    /// Share of covered pairs whose reply's intent is the first suggestion's.
+    pub top1: f64,
+    /// Share of covered pairs whose reply's intent is among the three suggestions.
+    pub top3: f64,
+}
+
+impl ShardedReplies {
+    /// Loads a replies model directory, checking every shard file against `model.json`.
+    pub fn load(dir: &Path) -> Result<ShardedReplies, LearnError> {
+        let meta = ModelMeta::read(dir)?;
+        if meta.kind != "replies" {
+            return Err(LearnError::Model {
+                dir: dir.to_path_buf(),
+                message: format!("it is a `{}` model; suggest-replies needs a replies model", meta.kind),
+            });
+        }
+        let mut shards = Vec::with_capacity(meta.shards.len());
+        for i in 0..meta.shards.len() {
+            let bytes = meta.shard_bytes(dir, i)?;
+            shards.push(ReplyModel::from_bytes(&bytes)?);
+        }
+        if shards.is_empty() {
+            return Err(LearnError::Model { dir: dir.to_path_buf(), message: "it has no shards".into() });
+        }
+        Ok(ShardedReplies { shards })
+    }
+
+    /// Mean intent probabilities over the shards (all shards share one inventory).
+    fn scores(&self, text: &str) -> Vec<f64> {
+        let mut acc: Vec<f64> = Vec::new();
+        for m in &self.shards {
+            let s = m.intent_scores(text);
+            if acc.is_empty() {
+                acc = vec![0.0; s.len()];
+            }
+            for (a, v) in acc.iter_mut().zip(s) {
+                *a += v / self.shards.len() as f64;
+            }
+        }
+        acc
+    }
+
+    /// Up to `n` suggestions, best first, at most one per intent (its most used response).
+    pub fn suggest(&self, text: &str, n: usize) -> Vec<Suggested> {
+        let Some(first) = self.shards.first() else { return Vec::new() };
+        let inv = first.inventory();
+        let probs = self.scores(text);
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        order
+            .into_iter()
+            .filter_map(|i| {
+                let intent = inv.intents().get(i)?;
+                let resp = inv.response(*intent.responses.first()?)?;
+                Some(Suggested { text: resp.text.clone(), intent: intent.id, score: probs[i] })
+            })
+            .take(n)
+            .collect()
+    }
+
+    /// Top-1/top-3 intent accuracy and coverage on held-out pairs.
+    pub fn evaluate(&self, pairs: &[consentry_replies::Pair]) -> ReplyMetrics {
+        let Some(first) = self.shards.first() else { return ReplyMetrics::default() };
+        let inv = first.inventory();
+        let (mut covered, mut t1, mut t3) = (0u64, 0u64, 0u64);
+        for p in pairs {
+            let Some(intent) = inv.lookup(&p.reply).and_then(|r| inv.response(r)).map(|r| r.intent) else { continue };
+            covered += 1;
+            let s = self.suggest(&p.incoming, 3);
+            t1 += u64::from(s.first().is_some_and(|x| x.intent == intent));
+            t3 += u64::from(s.iter().any(|x| x.intent == intent));
+        }
+        let share = |x: u64, of: u64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
+        ReplyMetrics {
+            pairs: pairs.len() as u64,
+            coverage: share(covered, pairs.len() as u64),
+            top1: share(t1, covered),
+            top3: share(t3, covered),
+        }
+    }
+}
+
+/// Trains the reply model per shard (see [`crate::train`]): one k-anonymous inventory over every shard's training
+/// pairs (k-anonymity is a property of the population), then each shard's ranker on its repliers' pairs only.
 #[allow(clippy::type_complexity)]
 pub(crate) fn train_replies(
     ds: &Dataset,
@@ -92,6 +209,40 @@ pub(crate) fn train_replies(
     on_shard: &(dyn Fn(u32) + Sync),
 ) -> Result<(Vec<(Vec<u8>, roaring::RoaringTreemap, u64)>, Vec<f64>, serde_json::Value, serde_json::Value), LearnError>
 {
-    let _ = (ds, shards, shard_of, opts, on_shard);
-    Err(LearnError::Internal("reply training is being wired in".into()))
+    let o = &opts.replies;
+    if !(0.0..0.9).contains(&o.holdout) {
+        return Err(LearnError::Hyper("holdout must be in [0, 0.9)".into()));
+    }
+    let pairs = load_pairs(ds)?;
+    if pairs.is_empty() {
+        return Err(LearnError::Empty("the replies dataset holds no message–reply pair".into()));
+    }
+    let (test, train): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|p| held_out(p, o.holdout));
+    let inventory = Inventory::build(&train, o.k)?;
+    let mut per_shard: Vec<Vec<consentry_replies::Pair>> = vec![Vec::new(); shards as usize];
+    for p in train {
+        per_shard[shard_of(p.replier) as usize].push(p);
+    }
+    let hyper = consentry_replies::Hyper::default();
+    let (models, secs) = train_parallel(&per_shard, opts.threads, on_shard, |rows, _| {
+        if rows.iter().all(|p| inventory.lookup(&p.reply).is_none()) {
+            // No example for the ranker: the shard serves the inventory's prior (documented in ARCHITECTURE.md).
+            return Ok(ReplyModel::frequency_baseline(inventory.clone()));
+        }
+        Ok(ReplyModel::train(rows, inventory.clone(), &hyper, opts.seed, None)?)
+    })?;
+    let files = models
+        .iter()
+        .zip(&per_shard)
+        .map(|(m, rows)| (m.to_bytes(), rows.iter().map(|p| p.replier).collect(), rows.len() as u64))
+        .collect();
+    let sharded = ShardedReplies { shards: models };
+    let baseline = ShardedReplies { shards: vec![ReplyModel::frequency_baseline(inventory.clone())] };
+    let metrics = serde_json::json!({
+        "model": sharded.evaluate(&test),
+        "most_frequent": baseline.evaluate(&test),
+        "inventory": { "k": o.k, "responses": inventory.responses().len(), "intents": inventory.intents().len() },
+    });
+    let hyper = serde_json::json!({ "k": o.k, "holdout": o.holdout, "ranker": hyper });
+    Ok((files, secs, metrics, hyper))
 }

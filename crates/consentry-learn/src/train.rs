@@ -87,7 +87,7 @@ impl TrainOptions {
             threads: 0,
             rec: RecHyper::default(),
             replies: replies::ReplyOptions::default(),
-            eval_limit: 20_000,
+            eval_limit: 2_000,
         }
     }
 }

@@ -54,6 +54,11 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Rank jobs or posts for a member with a trained model.
     Recommend(cmd::train::RecommendArgs),
+    /// Suggest up to three short replies to a message with a trained replies model.
+    SuggestReplies(cmd::train::SuggestArgs),
+    /// Differential privacy: ε of a DP-SGD run (to check a model's claim), or σ for a target ε.
+    #[command(subcommand)]
+    Dp(cmd::dp::DpCmd),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,8 @@ fn main() -> ExitCode {
         Command::Gate(args) => cmd::gate::run(&ctx, args),
         Command::Train(args) => cmd::train::run_train(&ctx, args),
         Command::Recommend(args) => cmd::train::run_recommend(&ctx, args),
+        Command::SuggestReplies(args) => cmd::train::run_suggest(&ctx, args),
+        Command::Dp(c) => cmd::dp::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -2,9 +2,11 @@
 
 use super::gate as gate_cmd;
 use super::ledger::{self as ledger_cmd, DB_FILE, ledger_err};
+use super::train as train_cmd;
 use super::{POLICY_FILE, init_data_dir, load_policy, synth};
 use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
+use consentry_learn::train::{ModelKind, TrainOptions};
 use consentry_ledger::snapshot::{Snapshot, SnapshotCounts};
 use consentry_policy::DenyReason;
 use consentry_synth::SynthConfig;
@@ -32,6 +34,7 @@ struct DemoReport {
     ledger: LedgerInfo,
     consent: Vec<SnapshotCounts>,
     datasets: Vec<DatasetInfo>,
+    models: Vec<consentry_learn::model::ModelMeta>,
 }
 
 #[derive(Serialize)]
@@ -86,7 +89,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     init_data_dir(ctx)?;
     ctx.say(format!("Consentry demo in {}\n", ctx.data.display()));
 
-    ctx.say(format!("[1/5] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
+    ctx.say(format!("[1/6] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
     let policy = load_policy(ctx, None)?;
     ctx.say(format!(
         "      version {}, {} purposes, {} jurisdiction rules — valid\n",
@@ -95,7 +98,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         policy.jurisdictions.len()
     ));
 
-    ctx.say(format!("[2/5] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
+    ctx.say(format!("[2/6] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
     let out = ctx.data_path("network");
     let synth_args = synth::Args {
         members: args.members,
@@ -109,7 +112,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         print_jurisdictions(&network);
     }
 
-    ctx.say("[3/5] consent ledger: import, checkpoint, verify");
+    ctx.say("[3/6] consent ledger: import, checkpoint, verify");
     fresh_ledger(ctx)?;
     ledger_cmd::init_ledger(ctx)?;
     let ledger = ledger_cmd::open(ctx)?;
@@ -127,7 +130,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     ));
 
     let at = network.config.as_of_timestamp();
-    ctx.say(format!("[4/5] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
+    ctx.say(format!("[4/6] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
     let purposes: Vec<_> = policy.purpose_ids().collect();
     let snaps =
         Snapshot::build_many(ledger.store(), ledger.policy(), &purposes, sth.head.tree_size, at, sth.head.root_hash)
@@ -137,7 +140,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         print_consent(&consent);
     }
 
-    ctx.say("\n[5/5] gate: one training set per purpose — only allowed members, only declared columns, text redacted");
+    ctx.say("\n[5/6] gate: one training set per purpose — only allowed members, only declared columns, text redacted");
     let (sources, declaration_hash) = gate_cmd::load_sources(ctx, None, None)?;
     let datasets_dir = ctx.data_path("datasets");
     if datasets_dir.exists() {
@@ -166,6 +169,30 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     if ctx.human() {
         print_datasets(&datasets);
     }
+
+    ctx.say("\n[6/6] train: the three AI features, one model per shard, only on the gated datasets");
+    let models_dir = ctx.data_path("models");
+    if models_dir.exists() {
+        std::fs::remove_dir_all(&models_dir)
+            .with_context(|| format!("removing the previous demo's {}", models_dir.display()))?;
+    }
+    let mut models = Vec::new();
+    for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
+        let out = models_dir.join(kind.name());
+        let opts = TrainOptions::new(kind);
+        let r = train_cmd::train_model(ctx, &train_cmd::default_dataset(ctx, kind), &out, &opts)?;
+        if ctx.human() {
+            println!(
+                "{} ({} shards, {:.1} s) → {}",
+                kind.name(),
+                r.meta.shards.len(),
+                r.meta.train_seconds,
+                out.display()
+            );
+            train_cmd::print_metrics(ctx, &r.meta.kind, &r.meta.metrics);
+        }
+        models.push(r.meta);
+    }
     if ctx.human() {
         let data = if ctx.data == std::path::Path::new("consentry-data") {
             String::new()
@@ -174,8 +201,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         };
         println!(
             "\nNext: `consentry{data} ledger receipt --event 1`, `consentry{data} ledger snapshot --purpose {}`, \
-             `consentry{data} ledger verify`, `consentry{data} gate verify DIR`.",
-            policy.purposes.first().map_or("…", |p| p.key.as_str())
+             `consentry{data} ledger verify`, `consentry{data} gate verify DIR`, \
+             `consentry{data} recommend --model {} --member ID`.",
+            policy.purposes.first().map_or("…", |p| p.key.as_str()),
+            models_dir.join("job-recs").display()
         );
     }
     if ctx.json {
@@ -196,6 +225,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             },
             consent,
             datasets,
+            models,
         })?;
     }
     Ok(OK)

@@ -1,6 +1,7 @@
 //! One module per verb; shared loading helpers here.
 
 pub mod demo;
+pub mod dp;
 pub mod gate;
 pub mod ledger;
 pub mod policy;

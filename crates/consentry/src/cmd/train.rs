@@ -219,3 +219,34 @@ pub fn require_dir(p: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+/// Suggest up to three short replies to a message.
+#[derive(ClapArgs)]
+pub struct SuggestArgs {
+    /// The replies model directory.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// The incoming message.
+    #[arg(long)]
+    text: String,
+    /// How many suggestions (one per intent).
+    #[arg(long, default_value_t = 3)]
+    n: usize,
+}
+
+/// `consentry suggest-replies`.
+pub fn run_suggest(ctx: &Ctx, a: SuggestArgs) -> anyhow::Result<ExitCode> {
+    require_dir(&a.model)?;
+    let model = consentry_learn::replies::ShardedReplies::load(&a.model).map_err(learn_err)?;
+    let s = model.suggest(&a.text, a.n);
+    if ctx.json {
+        ctx.print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if s.is_empty() {
+        ctx.say("no suggestion: the message is unlike anything the model can answer with confidence");
+    }
+    for (i, x) in s.iter().enumerate() {
+        ctx.say(format!("{}. {}  (intent {}, {:.2})", i + 1, x.text, x.intent, x.score));
+    }
+    Ok(ExitCode::SUCCESS)
+}
