@@ -270,7 +270,7 @@ fn cg_row(
             axpy(&mut s.ap, alpha * w * dot(yi, &s.p), yi);
         }
         let pap = dot(&s.p, &s.ap);
-        if !(pap > 0.0) {
+        if pap.is_nan() || pap <= 0.0 {
             break;
         }
         let a = rs_old / pap;
@@ -294,7 +294,7 @@ pub fn cholesky_solve(a: &[f64], n: usize, b: &mut [f64], rhs: usize) -> Option<
         for p in 0..j {
             d -= l[j * n + p] * l[j * n + p];
         }
-        if !(d > 0.0) {
+        if d.is_nan() || d <= 0.0 {
             return None;
         }
         let d = d.sqrt();

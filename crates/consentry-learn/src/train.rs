@@ -186,7 +186,8 @@ pub fn train_parallel<D: Sync, M: Send>(
     let workers = threads.min(data.len()).max(1);
     let inner = (threads / workers).max(1);
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<(Result<M, LearnError>, f64)>>> = data.iter().map(|_| Mutex::new(None)).collect();
+    type Slot<M> = Mutex<Option<(Result<M, LearnError>, f64)>>;
+    let slots: Vec<Slot<M>> = data.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
