@@ -5,7 +5,9 @@
 #
 #   bench/gate/run.sh [DIR]     (default DIR: target/bench-gate; input generated once)
 #
-# Prints input rows/s, peak memory (/usr/bin/time -v) and the ratio.
+# Both engines write zstd level 1 (the gate's default); DUCKDB_ZSTD=3 gives DuckDB its own
+# default level instead. Prints input rows/s, output size, peak memory (/usr/bin/time -v) and
+# the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR=${1:-target/bench-gate}
@@ -35,6 +37,7 @@ peak() { grep 'Maximum resident set size' "$1" | awk '{print $NF}'; }
 
 # Alternate the engines REPS times (the machine may be shared); keep each one's fastest run.
 REPS=${REPS:-2}
+DUCKDB_ZSTD=${DUCKDB_ZSTD:-1}
 best() { # file-prefix: keep the run with the smallest time as PREFIX.out/.time
     local p=$1 s=$2
     if [ ! -f "$p.best" ] || awk -v a="$s" -v b="$(cat "$p.best")" 'BEGIN{exit !(a<b)}'; then
@@ -43,7 +46,7 @@ best() { # file-prefix: keep the run with the smallest time as PREFIX.out/.time
 }
 rm -f "$DIR"/*.best
 for _ in $(seq "$REPS"); do
-    /usr/bin/time -v "$VENV/bin/python" bench/gate/duckdb_gate.py "$DIR" 2 >"$DIR/duck.out.tmp" 2>"$DIR/duck.time.tmp"
+    /usr/bin/time -v "$VENV/bin/python" bench/gate/duckdb_gate.py "$DIR" 2 "$DUCKDB_ZSTD" >"$DIR/duck.out.tmp" 2>"$DIR/duck.time.tmp"
     best "$DIR/duck" "$(grep RESULT "$DIR/duck.out.tmp" | cut -d' ' -f4)"
     /usr/bin/time -v "$BIN" --dir "$DIR" --mode gate >"$DIR/gate.out.tmp" 2>"$DIR/gate.time.tmp"
     best "$DIR/gate" "$(grep 'redaction off' "$DIR/gate.out.tmp" | awk -F'|' '{print $5}' | tr -d ' ')"
@@ -53,23 +56,25 @@ done
 grep -v RESULT "$DIR/duck.out"
 "$BIN" --mode commit
 cat "$DIR/gate.out" "$DIR/redact.out" | grep -v '^|---' | sort -u
-read -r DIN DOUT DS < <(grep RESULT "$DIR/duck.out" | cut -d' ' -f2-)
+read -r DIN DOUT DS DB < <(grep RESULT "$DIR/duck.out" | cut -d' ' -f2-)
 GS=$(grep 'redaction off' "$DIR/gate.out" | awk -F'|' '{print $5}' | tr -d ' ')
 GOUT=$(grep 'redaction off' "$DIR/gate.out" | awk -F'|' '{print $4}' | tr -d ' ')
+GB=$(grep 'redaction off' "$DIR/gate.out" | awk -F'|' '{print $7}' | tr -d ' ')
 RS=$(grep 'redaction on' "$DIR/redact.out" | awk -F'|' '{print $5}' | tr -d ' ')
 DM=$(peak "$DIR/duck.time"); GM=$(peak "$DIR/gate.time"); RM=$(peak "$DIR/redact.time")
 uptime
-"$VENV/bin/python" - "$DIN" "$DOUT" "$DS" "$GOUT" "$GS" "$RS" "$DM" "$GM" "$RM" <<'PY'
+"$VENV/bin/python" - "$DIN" "$DOUT" "$DS" "$GOUT" "$GS" "$RS" "$DM" "$GM" "$RM" "$DB" "$GB" "$DUCKDB_ZSTD" <<'PY'
 import sys
-din, dout, ds, gout, gs, rs, dm, gm, rm = sys.argv[1:]
+din, dout, ds, gout, gs, rs, dm, gm, rm, db, gb, level = sys.argv[1:]
 din, dout, gout = int(din), int(dout), int(gout)
 ds, gs, rs = float(ds), float(gs), float(rs)
 dm, gm, rm = int(dm) / 1024, int(gm) / 1024, int(rm) / 1024
+db, gb = int(db) / 1e6, float(gb)
 print()
-print(f"{'run':34} {'rows out':>10} {'seconds':>8} {'input rows/s':>13} {'peak RSS':>10}")
-print(f"{'duckdb (semi-join, zstd)':34} {dout:>10} {ds:>8.2f} {din/ds/1e6:>11.2f} M {dm:>7.0f} MB")
-print(f"{'consentry gate (redaction off)':34} {gout:>10} {gs:>8.2f} {din/gs/1e6:>11.2f} M {gm:>7.0f} MB")
-print(f"{'consentry gate (redaction on)':34} {gout:>10} {rs:>8.2f} {din/rs/1e6:>11.2f} M {rm:>7.0f} MB")
+print(f"{'run':34} {'rows out':>10} {'seconds':>8} {'input rows/s':>13} {'output':>9} {'peak RSS':>10}")
+print(f"{'duckdb (semi-join, zstd ' + level + ')':34} {dout:>10} {ds:>8.2f} {din/ds/1e6:>11.2f} M {db:>6.1f} MB {dm:>7.0f} MB")
+print(f"{'consentry gate (redaction off)':34} {gout:>10} {gs:>8.2f} {din/gs/1e6:>11.2f} M {gb:>6.1f} MB {gm:>7.0f} MB")
+print(f"{'consentry gate (redaction on)':34} {gout:>10} {rs:>8.2f} {din/rs/1e6:>11.2f} M {'':>9} {rm:>7.0f} MB")
 print(f"ratio gate/duckdb rows/s: {ds/gs:.2f}x; peak memory gate/duckdb: {gm/dm:.2f}")
 if dout != gout:
     print(f"WARNING: row counts differ (duckdb {dout}, gate {gout})")

@@ -134,6 +134,6 @@ pub const TOOL_VERSION: &str = concat!("consentry-gate ", env!("CARGO_PKG_VERSIO
 pub fn hash_file(path: &Path) -> Result<(String, u64), GateError> {
     let mut f = std::fs::File::open(path).map_err(|e| GateError::io(path, e))?;
     let mut h = blake3::Hasher::new();
-    let n = std::io::copy(&mut f, &mut h).map_err(|e| GateError::io(path, e))?;
-    Ok((h.finalize().to_hex().to_string(), n))
+    h.update_reader(&mut f).map_err(|e| GateError::io(path, e))?;
+    Ok((h.finalize().to_hex().to_string(), h.count()))
 }

@@ -3,8 +3,10 @@
 //!
 //! A *unit* is one row group of one source file. Workers claim units in
 //! input order, read only the columns that can pass, apply the consent rules,
-//! minimise, redact and commit; the calling thread writes their results in
-//! input order (so the output is the same on any number of threads) into one
+//! minimise, redact, commit, and encode and compress the surviving rows into
+//! Parquet column chunks (one output row group per unit, split at
+//! `row_group_rows`); the calling thread only appends those chunks in input
+//! order (so the output bytes are the same on any number of threads) to one
 //! output file per source file (`TABLE/part-NNNNN.parquet`). At most
 //! `window` units are in flight, which bounds memory. Everything goes into
 //! `OUT.partial-PID` first and is renamed to `OUT` when complete; on error
@@ -18,16 +20,21 @@ use arrow_array::builder::GenericStringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, RecordBatch};
+use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::filter::FilterBuilder;
 use consentry_ledger::SignedTreeHead;
 use consentry_ledger::snapshot::Snapshot;
 use consentry_policy::{DenyReason, Policy, Purpose};
 use consentry_redact::{Detector, Kind};
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriter, compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use roaring::RoaringTreemap;
 use std::collections::BTreeMap;
@@ -51,6 +58,9 @@ impl Progress for NoProgress {
     fn advance(&self, _: &'static str, _: u64) {}
 }
 
+/// Bytes of dictionary a column chunk may build before the writer falls back to plain encoding.
+const DICTIONARY_LIMIT: usize = 64 * 1024;
+
 /// The progress stage name.
 pub const STAGE: &str = "gate";
 
@@ -65,7 +75,7 @@ pub struct GateOptions {
     pub partition: Option<(u32, u32)>,
     /// Units in flight at most (bounds memory).
     pub window: usize,
-    /// Rows per output row group.
+    /// Rows per output row group at most (each input row group starts a new one).
     pub row_group_rows: usize,
     /// Rows per batch read.
     pub batch_rows: usize,
@@ -211,15 +221,21 @@ impl Answers<'_> {
         }
     }
 
+    /// The refusal a dense answer code stands for (`None` for 0, allowed).
+    #[inline]
+    fn reason_of(code: u8) -> Option<&'static str> {
+        match code {
+            0 => None,
+            UNKNOWN => Some("unknown_member"),
+            k => Some(DenyReason::ALL.get(k as usize - 1).map_or("unknown_member", |r| r.as_str())),
+        }
+    }
+
     /// `None` when allowed, else why not.
     #[inline]
     fn refusal(&self, id: u64) -> Option<&'static str> {
         match self {
-            Answers::Dense(v) => match v.get(id as usize).copied().unwrap_or(UNKNOWN) {
-                0 => None,
-                UNKNOWN => Some("unknown_member"),
-                k => Some(DenyReason::ALL.get(k as usize - 1).map_or("unknown_member", |r| r.as_str())),
-            },
+            Answers::Dense(v) => Answers::reason_of(v.get(id as usize).copied().unwrap_or(UNKNOWN)),
             Answers::Sparse(s) => {
                 if s.is_allowed(id) {
                     None
@@ -258,7 +274,8 @@ struct Unit {
 
 /// What one unit produced.
 struct UnitResult {
-    batches: Vec<RecordBatch>,
+    /// The surviving rows, encoded: one entry per output row group, one chunk per leaf column.
+    groups: Vec<Vec<ArrowColumnChunk>>,
     rows_in: u64,
     rows_out: u64,
     excluded: BTreeMap<&'static str, u64>,
@@ -365,10 +382,124 @@ fn member_ids(a: &ArrayRef) -> Vec<Option<u64>> {
     }
 }
 
+/// Index in the exclusion counts of rows whose only member id is null.
+const NO_PARTY: usize = 256;
+
+/// The common case — one member column, not droppable, dense answers — without per-row
+/// allocations or map updates: returns the rows to keep and how many, pushes kept members and
+/// counts excluded rows by answer code (`NO_PARTY` for a null id). `None` for other id types.
+fn consent_single(
+    dense: &[u8],
+    col: &ArrayRef,
+    codes: &mut [u64; NO_PARTY + 1],
+    members: &mut Vec<u64>,
+) -> Option<(BooleanBuffer, usize)> {
+    fn run<T: Copy>(
+        dense: &[u8],
+        values: &[T],
+        nulls: Option<&NullBuffer>,
+        to_id: impl Fn(T) -> u64,
+        codes: &mut [u64; NO_PARTY + 1],
+        members: &mut Vec<u64>,
+    ) -> (BooleanBuffer, usize) {
+        let mut kept = 0usize;
+        let keep = BooleanBuffer::collect_bool(values.len(), |i| {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                codes[NO_PARTY] += 1;
+                return false;
+            }
+            let id = to_id(values[i]);
+            let code = usize::try_from(id).ok().and_then(|i| dense.get(i)).copied().unwrap_or(UNKNOWN);
+            if code == 0 {
+                members.push(id);
+                kept += 1;
+                true
+            } else {
+                codes[code as usize] += 1;
+                false
+            }
+        });
+        (keep, kept)
+    }
+    let neg = |x: i64| u64::try_from(x).unwrap_or(u64::MAX);
+    Some(match col.data_type() {
+        DataType::UInt64 => {
+            let a = col.as_primitive::<UInt64Type>();
+            run(dense, a.values(), a.nulls(), |v| v, codes, members)
+        }
+        DataType::UInt32 => {
+            let a = col.as_primitive::<UInt32Type>();
+            run(dense, a.values(), a.nulls(), u64::from, codes, members)
+        }
+        DataType::Int64 => {
+            let a = col.as_primitive::<Int64Type>();
+            run(dense, a.values(), a.nulls(), neg, codes, members)
+        }
+        DataType::Int32 => {
+            let a = col.as_primitive::<Int32Type>();
+            run(dense, a.values(), a.nulls(), |v| neg(i64::from(v)), codes, members)
+        }
+        _ => return None,
+    })
+}
+
 struct Ctx<'a> {
     answers: Answers<'a>,
     detector: Option<&'a Detector>,
     batch_rows: usize,
+    row_group_rows: usize,
+    /// Per table: makes column writers for the workers (`None` in a dry run, which writes nothing).
+    encoders: Vec<Option<ArrowRowGroupWriterFactory>>,
+}
+
+/// Encodes one unit's surviving rows into row groups of at most `max_rows` rows, on the worker.
+struct Encoder<'a> {
+    factory: &'a ArrowRowGroupWriterFactory,
+    schema: &'a SchemaRef,
+    max_rows: usize,
+    writers: Option<Vec<ArrowColumnWriter>>,
+    rows: usize,
+    groups: Vec<Vec<ArrowColumnChunk>>,
+}
+
+impl Encoder<'_> {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), parquet::errors::ParquetError> {
+        let mut off = 0;
+        while off < batch.num_rows() {
+            let take = (self.max_rows - self.rows).min(batch.num_rows() - off);
+            let writers = match &mut self.writers {
+                Some(w) => w,
+                None => self.writers.insert(self.factory.create_column_writers(0)?),
+            };
+            let mut leaves = writers.iter_mut();
+            for (field, col) in self.schema.fields().iter().zip(batch.columns()) {
+                let col = if take == batch.num_rows() { col.clone() } else { col.slice(off, take) };
+                for leaf in compute_leaves(field, &col)? {
+                    let w = leaves.next().ok_or_else(|| {
+                        parquet::errors::ParquetError::General("more leaf columns than column writers".into())
+                    })?;
+                    w.write(&leaf)?;
+                }
+            }
+            self.rows += take;
+            off += take;
+            if self.rows >= self.max_rows {
+                self.finish_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_group(&mut self) -> Result<(), parquet::errors::ParquetError> {
+        if let Some(writers) = self.writers.take() {
+            let chunks = writers.into_iter().map(|w| w.close()).collect::<Result<Vec<_>, _>>()?;
+            if self.rows > 0 {
+                self.groups.push(chunks);
+            }
+        }
+        self.rows = 0;
+        Ok(())
+    }
 }
 
 fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResult, GateError> {
@@ -382,8 +513,16 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
         .with_batch_size(ctx.batch_rows)
         .build()
         .map_err(|e| GateError::parquet(path, e))?;
+    let mut enc = ctx.encoders.get(unit.table).and_then(Option::as_ref).map(|factory| Encoder {
+        factory,
+        schema: &plan.out_schema,
+        max_rows: ctx.row_group_rows,
+        writers: None,
+        rows: 0,
+        groups: Vec::new(),
+    });
     let mut r = UnitResult {
-        batches: Vec::new(),
+        groups: Vec::new(),
         rows_in: 0,
         rows_out: 0,
         excluded: BTreeMap::new(),
@@ -393,16 +532,30 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
         members: Vec::new(),
     };
     let nm = plan.member_pos.len();
+    // Exclusions counted by dense answer code (see [`consent_single`]).
+    let mut codes = [0u64; NO_PARTY + 1];
     for batch in reader {
         let batch = batch.map_err(|e| GateError::parquet(path, e))?;
         let n = batch.num_rows();
         r.rows_in += n as u64;
         // Consent: every party must allow, or be droppable.
-        let ids: Vec<Vec<Option<u64>>> = plan.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect();
-        let mut keep = vec![true; n];
+        let fast = match &ctx.answers {
+            Answers::Dense(dense) if nm == 1 && plan.drop_pos[0].is_empty() => {
+                consent_single(dense, batch.column(plan.member_pos[0]), &mut codes, &mut r.members)
+            }
+            _ => None,
+        };
+        let ids: Vec<Vec<Option<u64>>> = if fast.is_some() {
+            Vec::new()
+        } else {
+            plan.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect()
+        };
+        let mut keep = vec![fast.is_none(); if fast.is_some() { 0 } else { n }];
         let mut nulls: Vec<Option<Vec<bool>>> = vec![None; nm];
         let mut kept_rows = 0usize;
-        if nm > 0 {
+        if let Some((_, k)) = &fast {
+            kept_rows = *k;
+        } else if nm > 0 {
             for (row, keep_row) in keep.iter_mut().enumerate() {
                 let mut remaining = 0usize;
                 let mut blocked = false;
@@ -446,14 +599,18 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
         } else {
             kept_rows = n;
         }
-        let filter = BooleanArray::from(keep);
+        let filter = match fast {
+            Some((keep, _)) => BooleanArray::new(keep, None),
+            None => BooleanArray::from(keep),
+        };
         let mut cols: Vec<ArrayRef> = if kept_rows == n {
             batch.columns().to_vec()
         } else {
+            let pred = FilterBuilder::new(&filter).optimize().build();
             batch
                 .columns()
                 .iter()
-                .map(|c| arrow_select::filter::filter(c.as_ref(), &filter))
+                .map(|c| pred.filter(c.as_ref()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| GateError::parquet(path, e))?
         };
@@ -481,13 +638,24 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
         let out = RecordBatch::try_new(plan.out_schema.clone(), cols).map_err(|e| GateError::parquet(path, e))?;
         commit::add_batch(&mut r.lt, &plan.key, &out)?;
         r.rows_out += out.num_rows() as u64;
-        r.batches.push(out);
+        if let Some(enc) = enc.as_mut() {
+            enc.write(&out).map_err(|e| GateError::parquet(path, e))?;
+        }
+    }
+    if let Some(mut enc) = enc {
+        enc.finish_group().map_err(|e| GateError::parquet(path, e))?;
+        r.groups = enc.groups;
+    }
+    for (code, &count) in codes.iter().enumerate().filter(|(_, c)| **c > 0) {
+        let reason = match code {
+            NO_PARTY => "no_party",
+            k => Answers::reason_of(k as u8).unwrap_or("unknown_member"),
+        };
+        *r.excluded.entry(reason).or_default() += count;
     }
     if nm == 0 {
         r.members.clear();
     }
-    r.members.sort_unstable();
-    r.members.dedup();
     Ok(r)
 }
 
@@ -519,6 +687,21 @@ fn redact_strings<O: OffsetSizeTrait>(det: &Detector, a: &GenericStringArray<O>,
         }
     }
     Arc::new(b.finish())
+}
+
+/// Appends encoded row groups to a file, in order.
+fn append_groups(
+    w: &mut SerializedFileWriter<HashingWriter>,
+    groups: Vec<Vec<ArrowColumnChunk>>,
+) -> Result<(), parquet::errors::ParquetError> {
+    for chunks in groups {
+        let mut rg = w.next_row_group()?;
+        for c in chunks {
+            c.append_to_row_group(&mut rg)?;
+        }
+        rg.close()?;
+    }
+    Ok(())
 }
 
 /// Writes into a file while hashing what is written.
@@ -624,20 +807,8 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
             }
         }
     }
-    // Hash the source files (and count their rows) before reading them.
-    let mut source_files = Vec::new();
-    for &(t, f) in &my_files {
-        let path = &plans[t].files[f];
-        let (h, bytes) = crate::hash_file(path)?;
-        source_files.push(SourceFile {
-            table: plans[t].decl.name.clone(),
-            path: path.display().to_string(),
-            blake3: h,
-            bytes,
-            rows: plans[t].metas[f].metadata().file_metadata().num_rows().max(0) as u64,
-        });
-    }
-    let total: u64 = source_files.iter().map(|s| s.rows).sum();
+    let file_rows = |t: usize, f: usize| plans[t].metas[f].metadata().file_metadata().num_rows().max(0) as u64;
+    let total: u64 = my_files.iter().map(|&(t, f)| file_rows(t, f)).sum();
     progress.stage(STAGE, total);
 
     if let Some(tmp) = tmp {
@@ -646,7 +817,6 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
             std::fs::create_dir_all(&d).map_err(|e| GateError::io(&d, e))?;
         }
     }
-    let ctx = Ctx { answers: Answers::new(req.snapshot), detector: req.detector, batch_rows: opts.batch_rows.max(1) };
     let zstd = ZstdLevel::try_new(opts.zstd_level).map_err(|e| GateError::Invalid(e.to_string()))?;
     // Per table: free text is high-cardinality, so dictionary encoding only costs time there.
     let props: Vec<WriterProperties> = plans
@@ -656,17 +826,43 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 .set_compression(Compression::ZSTD(zstd))
                 .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
                 .set_statistics_enabled(EnabledStatistics::Chunk)
+                // A column whose distinct values outgrow this falls back to plain encoding early
+                // instead of interning every value (high-cardinality ids and times gain nothing from it).
+                .set_dictionary_page_size_limit(DICTIONARY_LIMIT)
                 .set_created_by(crate::TOOL_VERSION.into());
             for c in &plan.decl.redact {
-                b = b.set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false);
+                // Nor are min/max statistics of free text any use to a reader (and they cost a comparison per value).
+                b = b
+                    .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
+                    .set_column_statistics_enabled(ColumnPath::from(c.as_str()), EnabledStatistics::None);
             }
             b.build()
         })
         .collect();
+    // Workers encode with writers made from the same schema and properties as the files' writers.
+    let encoders: Vec<Option<ArrowRowGroupWriterFactory>> = plans
+        .iter()
+        .zip(&props)
+        .map(|(plan, p)| {
+            if tmp.is_none() || !plan.stats.included {
+                return Ok(None);
+            }
+            let w = ArrowWriter::try_new(std::io::sink(), plan.out_schema.clone(), Some(p.clone()))
+                .and_then(|w| w.into_serialized_writer())
+                .map_err(|e| GateError::Invalid(format!("table `{}`: parquet writer: {e}", plan.decl.name)))?;
+            Ok(Some(w.1))
+        })
+        .collect::<Result<_, GateError>>()?;
+    let ctx = Ctx {
+        answers: Answers::new(req.snapshot),
+        detector: req.detector,
+        batch_rows: opts.batch_rows.max(1),
+        row_group_rows: opts.row_group_rows.max(1),
+        encoders,
+    };
 
     let mut acc: Vec<Acc> = plans.iter().map(|_| Acc::default()).collect();
-    let mut member_ids: Vec<u64> = Vec::new();
-    let mut members = RoaringTreemap::new();
+    let mut included = Included::default();
     let mut files = Vec::new();
 
     let next = AtomicUsize::new(0);
@@ -678,8 +874,29 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
     let units_ref = &units;
     let plans_ref = &plans;
     let ctx_ref = &ctx;
+    let my_files_ref = &my_files;
 
-    std::thread::scope(|scope| -> Result<(), GateError> {
+    let mut source_files = std::thread::scope(|scope| -> Result<Vec<SourceFile>, GateError> {
+        // The source files are hashed (and their rows counted) beside the workers, not before them.
+        let abort_ref = &abort;
+        let hashing = scope.spawn(move || -> Result<Vec<SourceFile>, GateError> {
+            let mut out = Vec::with_capacity(my_files_ref.len());
+            for &(t, f) in my_files_ref {
+                if abort_ref.load(Ordering::Relaxed) {
+                    return Err(GateError::Worker("stopped".into()));
+                }
+                let path = &plans_ref[t].files[f];
+                let (h, bytes) = crate::hash_file(path)?;
+                out.push(SourceFile {
+                    table: plans_ref[t].decl.name.clone(),
+                    path: path.display().to_string(),
+                    blake3: h,
+                    bytes,
+                    rows: file_rows(t, f),
+                });
+            }
+            Ok(out)
+        });
         for _ in 0..threads {
             let tx = tx.clone();
             let (next, abort, written) = (&next, &abort, &written);
@@ -719,7 +936,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
         };
         let mut pending: BTreeMap<usize, UnitResult> = BTreeMap::new();
         let mut u = 0usize;
-        for &(t, f) in &my_files {
+        for &(t, f) in my_files_ref {
             let plan = &plans_ref[t];
             let rel = format!("{}/part-{f:05}.parquet", plan.decl.name);
             let mut writer = match tmp {
@@ -727,16 +944,16 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                     let path = tmp.join(&rel);
                     let file = std::fs::File::create(&path).map_err(|e| stop(GateError::io(&path, e)))?;
                     let hw = HashingWriter { file, hasher: blake3::Hasher::new(), bytes: 0 };
-                    Some(
-                        ArrowWriter::try_new(hw, plan.out_schema.clone(), Some(props[t].clone()))
-                            .map_err(|e| stop(GateError::parquet(&path, e)))?,
-                    )
+                    let w = ArrowWriter::try_new(hw, plan.out_schema.clone(), Some(props[t].clone()))
+                        .and_then(|w| w.into_serialized_writer())
+                        .map_err(|e| stop(GateError::parquet(&path, e)))?;
+                    Some(w.0)
                 }
                 None => None,
             };
             let mut file_rows = 0u64;
             while u < units_ref.len() && units_ref[u].table == t && units_ref[u].file == f {
-                let res = loop {
+                let mut res = loop {
                     if let Some(r) = pending.remove(&u) {
                         break r;
                     }
@@ -749,15 +966,11 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                     }
                 };
                 if let Some(w) = writer.as_mut() {
-                    for b in &res.batches {
-                        w.write(b).map_err(|e| stop(GateError::parquet(&plan.files[f], e)))?;
-                    }
+                    let groups = std::mem::take(&mut res.groups);
+                    append_groups(w, groups).map_err(|e| stop(GateError::parquet(&plan.files[f], e)))?;
                 }
                 file_rows += res.rows_out;
-                member_ids.extend_from_slice(&res.members);
-                if member_ids.len() > 1 << 20 {
-                    flush_members(&mut member_ids, &mut members);
-                }
+                included.add(&res.members);
                 progress.advance(STAGE, res.rows_in);
                 acc[t].add(res);
                 u += 1;
@@ -779,9 +992,12 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 });
             }
         }
-        Ok(())
+        match hashing.join() {
+            Ok(r) => r.map_err(stop),
+            Err(_) => Err(stop(GateError::Worker("the source hashing thread panicked".into()))),
+        }
     })?;
-    flush_members(&mut member_ids, &mut members);
+    let members = included.finish();
 
     let mut tables = BTreeMap::new();
     for (plan, a) in plans.into_iter().zip(acc) {
@@ -831,11 +1047,59 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
     Ok(Outcome { manifest, members, seconds: 0.0 })
 }
 
-fn flush_members(ids: &mut Vec<u64>, members: &mut RoaringTreemap) {
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids.drain(..) {
-        members.insert(id);
+/// The included members as units arrive: a plain bitset for ids below the dense limit (no sorting),
+/// a bitmap for the rest.
+#[derive(Default)]
+struct Included {
+    bits: Vec<u64>,
+    big: Vec<u64>,
+    map: RoaringTreemap,
+}
+
+impl Included {
+    fn add(&mut self, ids: &[u64]) {
+        for &id in ids {
+            if id < DENSE_LIMIT {
+                let w = (id >> 6) as usize;
+                if w >= self.bits.len() {
+                    self.bits.resize(w + 1, 0);
+                }
+                self.bits[w] |= 1 << (id & 63);
+            } else {
+                self.big.push(id);
+            }
+        }
+        if self.big.len() > 1 << 20 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.big.sort_unstable();
+        self.big.dedup();
+        for id in self.big.drain(..) {
+            self.map.insert(id);
+        }
+    }
+
+    fn finish(mut self) -> RoaringTreemap {
+        self.flush();
+        let mut small = Vec::new();
+        for (w, &word) in self.bits.iter().enumerate() {
+            let mut b = word;
+            while b != 0 {
+                small.push(((w as u64) << 6) | u64::from(b.trailing_zeros()));
+                b &= b - 1;
+            }
+        }
+        // Ascending, so the bitmap is built without searching.
+        match RoaringTreemap::from_sorted_iter(small.iter().copied()) {
+            Ok(m) => self.map | m,
+            Err(_) => {
+                self.map.extend(small);
+                self.map
+            }
+        }
     }
 }
 

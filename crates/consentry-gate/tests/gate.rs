@@ -314,6 +314,33 @@ fn corrupt_missing_column_and_wrong_type_fail_cleanly() {
 }
 
 #[test]
+fn output_bytes_do_not_depend_on_threads_or_window() {
+    let w = fixed_world();
+    let snap = snapshot(&w);
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: Vec<Row> = fixed_rows().into_iter().chain((0..300u64).map(|i| (i % 21 + 1, None, -(i as i64)))).collect();
+    for (with_b, droppable) in [(false, false), (true, true)] {
+        let sources = write_table(tmp.path(), &rows, with_b, droppable, &[100, 320], 30);
+        let mut runs = Vec::new();
+        for (threads, window) in [(1, 1), (2, 4), (5, 2)] {
+            let out = tmp.path().join(format!("out-{with_b}-{threads}"));
+            let mut req = request(&w, &snap, &sources, None);
+            req.options = GateOptions { threads, window, batch_rows: 7, row_group_rows: 40, ..GateOptions::default() };
+            let m = materialize(&req, Some(&out), &NoProgress).unwrap().manifest;
+            let mut files: Vec<(String, Vec<u8>)> =
+                m.files.iter().map(|f| (f.path.clone(), std::fs::read(out.join(&f.path)).unwrap())).collect();
+            files.push(("members.roaring".into(), std::fs::read(out.join("members.roaring")).unwrap()));
+            runs.push((m.normalized(), files));
+        }
+        assert!(runs[0].0.rows_out > 0);
+        for r in &runs[1..] {
+            assert_eq!(r.0, runs[0].0);
+            assert!(r.1 == runs[0].1, "output bytes differ between thread counts");
+        }
+    }
+}
+
+#[test]
 fn merged_partitions_equal_a_single_run() {
     let w = fixed_world();
     let snap = snapshot(&w);
