@@ -52,6 +52,24 @@ pub struct ShardMeta {
     pub members_commitment: String,
 }
 
+/// The members a model version was trained without, and how it came about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnlearningRef {
+    /// Members excluded from the dataset, cumulatively over versions.
+    pub excluded: u64,
+    /// Their bitmap (roaring treemap), relative to the model directory.
+    pub file: String,
+    /// BLAKE3 of that bitmap.
+    pub commitment: String,
+    /// BLAKE3 of the previous version's `model.json`.
+    pub previous: String,
+    /// Shards retrained for this version; every other shard file is the previous version's, byte for byte.
+    pub retrained_shards: Vec<u32>,
+}
+
+/// The file holding the excluded-member bitmap of an unlearned model version.
+pub const EXCLUDED_FILE: &str = "excluded.roaring";
+
 /// `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -76,6 +94,9 @@ pub struct ModelMeta {
     pub dp: Option<serde_json::Value>,
     /// The shards, by index.
     pub shards: Vec<ShardMeta>,
+    /// Set when this version was made by unlearning: who was taken out, and what was retrained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlearning: Option<UnlearningRef>,
     /// Seconds the training took (informational).
     pub train_seconds: f64,
     /// The tool that wrote it.
@@ -101,6 +122,18 @@ impl ModelMeta {
             });
         }
         Ok(meta)
+    }
+
+    /// The excluded-member bitmap of an unlearned version (empty for a first version), checked against its commitment.
+    pub fn excluded(&self, dir: &Path) -> Result<roaring::RoaringTreemap, LearnError> {
+        let Some(u) = &self.unlearning else { return Ok(roaring::RoaringTreemap::new()) };
+        let path = dir.join(&u.file);
+        let bytes = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
+        if blake3::hash(&bytes).to_hex().to_string() != u.commitment {
+            return Err(LearnError::Model { dir: dir.to_path_buf(), message: format!("{} was altered", u.file) });
+        }
+        roaring::RoaringTreemap::deserialize_from(&bytes[..])
+            .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{}: {e}", u.file) })
     }
 
     /// Reads shard `i`'s bytes, checking them against the recorded BLAKE3.
@@ -256,6 +289,7 @@ pub fn write_model_dir(
     out: &Path,
     mut meta: ModelMeta,
     shards: Vec<(Vec<u8>, roaring::RoaringTreemap, u64)>,
+    extra: &[(&str, Vec<u8>)],
 ) -> Result<ModelMeta, LearnError> {
     if out.exists() {
         return Err(LearnError::Exists(out.to_path_buf()));
@@ -289,6 +323,9 @@ pub fn write_model_dir(
                 members_file,
                 members_commitment: blake3::hash(&bitmap).to_hex().to_string(),
             });
+        }
+        for (name, bytes) in extra {
+            std::fs::write(tmp.join(name), bytes).map_err(|e| LearnError::io(&tmp.join(name), e))?;
         }
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
         std::fs::write(tmp.join(MODEL_FILE), text).map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;

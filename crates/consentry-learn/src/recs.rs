@@ -152,6 +152,20 @@ pub struct RecInput {
     pub items: BTreeMap<u64, ItemInfo>,
 }
 
+impl RecInput {
+    /// The input without `excluded` members: their activity, their profile and the features of items they own
+    /// (a post's topic); items stay as bare ids where other members interacted with them.
+    pub fn without(mut self, excluded: &roaring::RoaringTreemap) -> RecInput {
+        if excluded.is_empty() {
+            return self;
+        }
+        self.events.retain(|e| !excluded.contains(e.member));
+        self.profiles.retain(|m, _| !excluded.contains(*m));
+        self.items.retain(|_, i| !i.owner.is_some_and(|o| excluded.contains(o)));
+        self
+    }
+}
+
 fn norm(s: &str) -> String {
     s.trim().to_lowercase()
 }
@@ -438,36 +452,11 @@ pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Re
         },
     );
     let (item_factors, token_factors) = f.cols.split_at(n_items * k);
-    // Ridge regression of item factors on item tokens: (FᵀF + λI) E = FᵀY, only over items with interactions.
     let mut counts = vec![0u32; n_items];
     for &c in &d.train.idx {
         counts[c as usize] += 1;
     }
-    let mut fff = vec![0f64; n_vocab * n_vocab];
-    let mut fty = vec![0f64; n_vocab * k];
-    for j in 0..n_items {
-        if counts[j] == 0 {
-            continue;
-        }
-        let (cs, ws) = d.item_tokens.row(j);
-        let y = &item_factors[j * k..(j + 1) * k];
-        for (&a, &wa) in cs.iter().zip(ws) {
-            for (&b, &wb) in cs.iter().zip(ws) {
-                fff[a as usize * n_vocab + b as usize] += f64::from(wa) * f64::from(wb);
-            }
-            for (d, &v) in fty[a as usize * k..(a as usize + 1) * k].iter_mut().zip(y) {
-                *d += f64::from(wa) * f64::from(v);
-            }
-        }
-    }
-    for v in 0..n_vocab {
-        fff[v * n_vocab + v] += f64::from(h.content_reg.max(1e-6));
-    }
-    if n_vocab > 0 {
-        ials::cholesky_solve(&fff, n_vocab, &mut fty, k)
-            .ok_or_else(|| LearnError::Internal("the content regression is not positive definite".into()))?;
-    }
-    let content: Vec<f32> = fty.into_iter().map(|v| v as f32).collect();
+    let content = content_map(d, item_factors, k, h.content_reg, &|j| counts[j] > 0)?;
     let model = ShardModel {
         members: d.members.clone(),
         items: d.items.clone(),
@@ -491,6 +480,43 @@ pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Re
         return Err(LearnError::Diverged("a factor became NaN or infinite; lower alpha or raise reg".into()));
     }
     Ok(model)
+}
+
+/// Ridge regression of item factors on item tokens, `(FᵀF + λI) E = FᵀY` over the items `fit` admits: the token →
+/// item-space map that lets unseen items (and DP models, which release no counts) be scored from their tokens.
+pub(crate) fn content_map(
+    d: &ShardData,
+    item_factors: &[f32],
+    k: usize,
+    content_reg: f32,
+    fit: &dyn Fn(usize) -> bool,
+) -> Result<Vec<f32>, LearnError> {
+    let (n_items, n_vocab) = (d.items.len(), d.vocab.len());
+    let mut fff = vec![0f64; n_vocab * n_vocab];
+    let mut fty = vec![0f64; n_vocab * k];
+    for j in 0..n_items {
+        if !fit(j) {
+            continue;
+        }
+        let (cs, ws) = d.item_tokens.row(j);
+        let y = &item_factors[j * k..(j + 1) * k];
+        for (&a, &wa) in cs.iter().zip(ws) {
+            for (&b, &wb) in cs.iter().zip(ws) {
+                fff[a as usize * n_vocab + b as usize] += f64::from(wa) * f64::from(wb);
+            }
+            for (d, &v) in fty[a as usize * k..(a as usize + 1) * k].iter_mut().zip(y) {
+                *d += f64::from(wa) * f64::from(v);
+            }
+        }
+    }
+    for v in 0..n_vocab {
+        fff[v * n_vocab + v] += f64::from(content_reg.max(1e-6));
+    }
+    if n_vocab > 0 {
+        ials::cholesky_solve(&fff, n_vocab, &mut fty, k)
+            .ok_or_else(|| LearnError::Internal("the content regression is not positive definite".into()))?;
+    }
+    Ok(fty.into_iter().map(|v| v as f32).collect())
 }
 
 #[derive(Serialize, Deserialize)]

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use crate::LearnError;
 use crate::data::{self, Dataset};
 use crate::model::ModelMeta;
-use crate::train::{TrainOptions, train_parallel};
 use consentry_replies::{Inventory, ReplyModel};
 use std::path::Path;
 
@@ -31,8 +30,17 @@ impl Default for ReplyOptions {
     }
 }
 
+/// A pair plus who wrote the message replied to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedPair {
+    /// The pair.
+    pub pair: consentry_replies::Pair,
+    /// The author of the incoming message.
+    pub incoming_sender: u64,
+}
+
 /// Reads the message–reply pairs of a reply-suggestions dataset, sorted canonically.
-pub fn load_pairs(ds: &Dataset) -> Result<Vec<consentry_replies::Pair>, LearnError> {
+pub fn load_pairs(ds: &Dataset) -> Result<Vec<LoadedPair>, LearnError> {
     if ds.manifest.purpose != PURPOSE {
         return Err(LearnError::Dataset {
             dir: ds.dir.clone(),
@@ -61,19 +69,25 @@ pub fn load_pairs(ds: &Dataset) -> Result<Vec<consentry_replies::Pair>, LearnErr
             msgs.insert(id[i], Msg { sender: s[i], reply_to: r[i], text: t[i].clone(), at: at[i] });
         }
     }
-    let mut pairs: Vec<consentry_replies::Pair> = msgs
+    let mut pairs: Vec<LoadedPair> = msgs
         .values()
         .filter_map(|m| {
             let prev = msgs.get(&m.reply_to?)?;
-            Some(consentry_replies::Pair {
-                replier: m.sender,
-                incoming: prev.text.clone(),
-                reply: m.text.clone(),
-                at_ms: m.at,
+            Some(LoadedPair {
+                pair: consentry_replies::Pair {
+                    replier: m.sender,
+                    incoming: prev.text.clone(),
+                    reply: m.text.clone(),
+                    at_ms: m.at,
+                },
+                incoming_sender: prev.sender,
             })
         })
         .collect();
-    pairs.sort_by(|a, b| (a.replier, a.at_ms, &a.incoming, &a.reply).cmp(&(b.replier, b.at_ms, &b.incoming, &b.reply)));
+    pairs.sort_by(|a, b| {
+        let (a, b) = (&a.pair, &b.pair);
+        (a.replier, a.at_ms, &a.incoming, &a.reply).cmp(&(b.replier, b.at_ms, &b.incoming, &b.reply))
+    });
     Ok(pairs)
 }
 
@@ -198,51 +212,64 @@ impl ShardedReplies {
     }
 }
 
-/// Trains the reply model per shard (see [`crate::train`]): one k-anonymous inventory over every shard's training
-/// pairs (k-anonymity is a property of the population), then each shard's ranker on its repliers' pairs only.
-#[allow(clippy::type_complexity)]
-pub(crate) fn train_replies(
+/// The reply model's inputs, split by shard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyInputs {
+    /// The k-anonymous inventory over every shard's training pairs.
+    pub inventory: Inventory,
+    /// Training pairs per shard, canonically sorted.
+    pub shards: Vec<Vec<consentry_replies::Pair>>,
+    /// Held-out pairs.
+    pub test: Vec<consentry_replies::Pair>,
+}
+
+/// Reads and splits the pairs, leaving out every pair an `excluded` member took part in (as replier or as the
+/// author of the message replied to); one k-anonymous inventory over every shard's training pairs (k-anonymity is
+/// a property of the population).
+pub(crate) fn prepare(
     ds: &Dataset,
     shards: u32,
     shard_of: &(dyn Fn(u64) -> u32 + Sync),
-    opts: &TrainOptions,
-    on_shard: &(dyn Fn(u32) + Sync),
-) -> Result<(Vec<(Vec<u8>, roaring::RoaringTreemap, u64)>, Vec<f64>, serde_json::Value, serde_json::Value), LearnError>
-{
-    let o = &opts.replies;
+    o: &ReplyOptions,
+    excluded: &roaring::RoaringTreemap,
+) -> Result<ReplyInputs, LearnError> {
     if !(0.0..0.9).contains(&o.holdout) {
         return Err(LearnError::Hyper("holdout must be in [0, 0.9)".into()));
     }
-    let pairs = load_pairs(ds)?;
+    let mut pairs = load_pairs(ds)?;
+    pairs.retain(|p| !excluded.contains(p.pair.replier) && !excluded.contains(p.incoming_sender));
     if pairs.is_empty() {
         return Err(LearnError::Empty("the replies dataset holds no message–reply pair".into()));
     }
+    let pairs: Vec<consentry_replies::Pair> = pairs.into_iter().map(|p| p.pair).collect();
     let (test, train): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|p| held_out(p, o.holdout));
     let inventory = Inventory::build(&train, o.k)?;
     let mut per_shard: Vec<Vec<consentry_replies::Pair>> = vec![Vec::new(); shards as usize];
     for p in train {
         per_shard[shard_of(p.replier) as usize].push(p);
     }
-    let hyper = consentry_replies::Hyper::default();
-    let (models, secs) = train_parallel(&per_shard, opts.threads, on_shard, |rows, _| {
-        if rows.iter().all(|p| inventory.lookup(&p.reply).is_none()) {
-            // No example for the ranker: the shard serves the inventory's prior (documented in ARCHITECTURE.md).
-            return Ok(ReplyModel::frequency_baseline(inventory.clone()));
-        }
-        Ok(ReplyModel::train(rows, inventory.clone(), &hyper, opts.seed, None)?)
-    })?;
-    let files = models
-        .iter()
-        .zip(&per_shard)
-        .map(|(m, rows)| (m.to_bytes(), rows.iter().map(|p| p.replier).collect(), rows.len() as u64))
-        .collect();
+    Ok(ReplyInputs { inventory, shards: per_shard, test })
+}
+
+/// Trains one shard's ranker; a shard without examples serves the inventory's prior.
+pub(crate) fn train_shard(
+    inv: &Inventory,
+    rows: &[consentry_replies::Pair],
+    seed: u64,
+) -> Result<ReplyModel, LearnError> {
+    if rows.iter().all(|p| inv.lookup(&p.reply).is_none()) {
+        return Ok(ReplyModel::frequency_baseline(inv.clone()));
+    }
+    Ok(ReplyModel::train(rows, inv.clone(), &consentry_replies::Hyper::default(), seed, None)?)
+}
+
+/// Held-out metrics of the sharded model against the most-frequent baseline.
+pub(crate) fn metrics(models: Vec<ReplyModel>, inp: &ReplyInputs, k: usize) -> serde_json::Value {
     let sharded = ShardedReplies { shards: models };
-    let baseline = ShardedReplies { shards: vec![ReplyModel::frequency_baseline(inventory.clone())] };
-    let metrics = serde_json::json!({
-        "model": sharded.evaluate(&test),
-        "most_frequent": baseline.evaluate(&test),
-        "inventory": { "k": o.k, "responses": inventory.responses().len(), "intents": inventory.intents().len() },
-    });
-    let hyper = serde_json::json!({ "k": o.k, "holdout": o.holdout, "ranker": hyper });
-    Ok((files, secs, metrics, hyper))
+    let baseline = ShardedReplies { shards: vec![ReplyModel::frequency_baseline(inp.inventory.clone())] };
+    serde_json::json!({
+        "model": sharded.evaluate(&inp.test),
+        "most_frequent": baseline.evaluate(&inp.test),
+        "inventory": { "k": k, "responses": inp.inventory.responses().len(), "intents": inp.inventory.intents().len() },
+    })
 }

@@ -10,8 +10,8 @@ use consentry_gate::manifest::ShardFunction;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
-use crate::model::{DatasetRef, FORMAT, ModelMeta, write_model_dir};
-use crate::recs::{self, RecHyper, RecKind, Recommender, ShardModel};
+use crate::model::{DatasetRef, EXCLUDED_FILE, FORMAT, ModelMeta, UnlearningRef, write_model_dir};
+use crate::recs::{self, RecHyper, RecKind, Recommender, ShardData, ShardModel};
 use crate::{LearnError, TOOL_VERSION, ials, replies};
 
 /// The three features.
@@ -58,8 +58,8 @@ impl ModelKind {
     }
 }
 
-/// How to train.
-#[derive(Debug, Clone)]
+/// How to train; stored in `model.json` so that unlearning can retrain a shard exactly as it was trained.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainOptions {
     /// Which model.
     pub kind: ModelKind,
@@ -68,6 +68,7 @@ pub struct TrainOptions {
     /// Seed of everything random.
     pub seed: u64,
     /// Worker threads, 0 = all cores; never changes the model.
+    #[serde(skip)]
     pub threads: usize,
     /// Recommender hyper-parameters.
     pub rec: RecHyper,
@@ -99,8 +100,129 @@ pub struct TrainReport {
     pub meta: ModelMeta,
     /// Where.
     pub dir: PathBuf,
-    /// Seconds per shard.
+    /// Seconds per trained shard.
     pub shard_seconds: Vec<f64>,
+}
+
+/// A model's inputs, split by shard: what a shard file is a function of.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// Job or content recommendations.
+    Recs(Vec<ShardData>),
+    /// Reply suggestions.
+    Replies(replies::ReplyInputs),
+}
+
+impl Prepared {
+    fn shards(&self) -> usize {
+        match self {
+            Prepared::Recs(d) => d.len(),
+            Prepared::Replies(r) => r.shards.len(),
+        }
+    }
+
+    /// Whether shard `i` would be trained from the same inputs in both.
+    pub fn same_shard(&self, other: &Prepared, i: usize) -> bool {
+        match (self, other) {
+            (Prepared::Recs(a), Prepared::Recs(b)) => a.get(i) == b.get(i),
+            (Prepared::Replies(a), Prepared::Replies(b)) => {
+                a.inventory == b.inventory && a.shards.get(i) == b.shards.get(i)
+            }
+            _ => false,
+        }
+    }
+}
+
+type ShardOf = Box<dyn Fn(u64) -> u32 + Send + Sync>;
+
+fn shard_function(purpose: &str, shards: u32) -> Result<(ShardFunction, ShardOf), LearnError> {
+    if shards == 0 || shards > 4096 {
+        return Err(LearnError::Hyper(format!("{shards} shards: choose between 1 and 4096")));
+    }
+    let sf = ShardFunction::for_purpose(purpose, shards);
+    let key: [u8; 32] = hex::decode(&sf.key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| LearnError::Internal("shard key is not 32 bytes".into()))?;
+    Ok((sf, Box::new(move |m: u64| consentry_gate::manifest::shard_of(&key, shards, m))))
+}
+
+/// Reads a dataset for `opts.kind` without the `excluded` members and splits it by shard.
+pub fn prepare(
+    ds: &Dataset,
+    opts: &TrainOptions,
+    shard_of: &(dyn Fn(u64) -> u32 + Sync),
+    shards: u32,
+    excluded: &roaring::RoaringTreemap,
+) -> Result<Prepared, LearnError> {
+    match opts.kind.rec() {
+        Some(kind) => {
+            opts.rec.check()?;
+            let input = recs::load_input(ds, kind, &opts.rec)?.without(excluded);
+            if input.events.is_empty() {
+                return Err(LearnError::Empty(format!("the {} dataset holds no activity", kind.name())));
+            }
+            Ok(Prepared::Recs(recs::split(&input, shards, shard_of, &opts.rec)))
+        }
+        None => Ok(Prepared::Replies(replies::prepare(ds, shards, shard_of, &opts.replies, excluded)?)),
+    }
+}
+
+/// A trained shard: its file bytes, its members, its training rows.
+pub type ShardFile = (Vec<u8>, roaring::RoaringTreemap, u64);
+
+enum Trained {
+    Rec(ShardModel),
+    Reply(consentry_replies::ReplyModel),
+}
+
+fn train_some(
+    p: &Prepared,
+    which: &[usize],
+    opts: &TrainOptions,
+    on_shard: &(dyn Fn(u32) + Sync),
+) -> Result<(Vec<Trained>, Vec<f64>), LearnError> {
+    train_parallel(which, opts.threads, on_shard, |&i, threads| match p {
+        Prepared::Recs(d) => recs::train_shard(&d[i], &opts.rec, opts.seed, threads).map(Trained::Rec),
+        Prepared::Replies(r) => replies::train_shard(&r.inventory, &r.shards[i], opts.seed).map(Trained::Reply),
+    })
+}
+
+fn shard_file(p: &Prepared, i: usize, t: &Trained) -> Result<ShardFile, LearnError> {
+    match (p, t) {
+        (Prepared::Recs(d), Trained::Rec(m)) => Ok((m.to_bytes()?, m.members.iter().copied().collect(), d[i].rows)),
+        (Prepared::Replies(r), Trained::Reply(m)) => {
+            let rows = &r.shards[i];
+            Ok((m.to_bytes(), rows.iter().map(|p| p.replier).collect(), rows.len() as u64))
+        }
+        _ => Err(LearnError::Internal("shard kind mismatch".into())),
+    }
+}
+
+fn evaluate(
+    p: &Prepared,
+    trained: Vec<Trained>,
+    opts: &TrainOptions,
+    shard_of: ShardOf,
+) -> Result<serde_json::Value, LearnError> {
+    match p {
+        Prepared::Recs(data) => {
+            let models: Vec<ShardModel> =
+                trained.into_iter().filter_map(|t| if let Trained::Rec(m) = t { Some(m) } else { None }).collect();
+            let rec = Recommender::new(models, shard_of)?;
+            serde_json::to_value(recs::evaluate(&rec, data, opts.eval_limit, opts.threads)?)
+                .map_err(|e| LearnError::Internal(e.to_string()))
+        }
+        Prepared::Replies(r) => {
+            let models =
+                trained.into_iter().filter_map(|t| if let Trained::Reply(m) = t { Some(m) } else { None }).collect();
+            Ok(replies::metrics(models, r, opts.replies.k))
+        }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Trains `opts.kind` on the dataset in `dataset_dir` into the new directory `out`; `on_shard` hears each finished
@@ -116,39 +238,26 @@ pub fn train(
     }
     let started = Instant::now();
     let ds = Dataset::open(dataset_dir)?;
-    let shards = opts.shards.unwrap_or(ds.manifest.shard.shards).max(1);
-    if shards > 4096 {
-        return Err(LearnError::Hyper(format!("{shards} shards is more than the 4096 supported")));
+    if ds.manifest.purpose != opts.kind.purpose() {
+        return Err(LearnError::Dataset {
+            dir: ds.dir.clone(),
+            message: format!(
+                "it was gated for {}, but the {} model needs {}",
+                ds.manifest.purpose,
+                opts.kind.name(),
+                opts.kind.purpose()
+            ),
+        });
     }
-    let sf = ShardFunction::for_purpose(&ds.manifest.purpose, shards);
-    let key: [u8; 32] = hex::decode(&sf.key)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| LearnError::Internal("shard key is not 32 bytes".into()))?;
-    let shard_of = move |m: u64| consentry_gate::manifest::shard_of(&key, shards, m);
-    let (files, shard_seconds, metrics, hyper) = match opts.kind.rec() {
-        Some(kind) => {
-            opts.rec.check()?;
-            let input = recs::load_input(&ds, kind, &opts.rec)?;
-            if input.events.is_empty() {
-                return Err(LearnError::Empty(format!("the {} dataset holds no activity", kind.name())));
-            }
-            let data = recs::split(&input, shards, &shard_of, &opts.rec);
-            let (models, secs) = train_parallel(&data, opts.threads, on_shard, |d, threads| {
-                recs::train_shard(d, &opts.rec, opts.seed, threads)
-            })?;
-            let files = models
-                .iter()
-                .zip(&data)
-                .map(|(m, d)| Ok((m.to_bytes()?, m.members.iter().copied().collect(), d.rows)))
-                .collect::<Result<Vec<_>, LearnError>>()?;
-            let rec = Recommender::new(models, Box::new(shard_of))?;
-            let eval = recs::evaluate(&rec, &data, opts.eval_limit, opts.threads)?;
-            let hyper = serde_json::to_value(&opts.rec).map_err(|e| LearnError::Internal(e.to_string()))?;
-            (files, secs, serde_json::to_value(eval).map_err(|e| LearnError::Internal(e.to_string()))?, hyper)
-        }
-        None => replies::train_replies(&ds, shards, &shard_of, opts, on_shard)?,
-    };
+    let shards = opts.shards.unwrap_or(ds.manifest.shard.shards).max(1);
+    let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
+    let mut opts = opts.clone();
+    opts.shards = Some(shards);
+    let p = prepare(&ds, &opts, &shard_of, shards, &roaring::RoaringTreemap::new())?;
+    let all: Vec<usize> = (0..p.shards()).collect();
+    let (trained, shard_seconds) = train_some(&p, &all, &opts, on_shard)?;
+    let files = trained.iter().enumerate().map(|(i, t)| shard_file(&p, i, t)).collect::<Result<Vec<_>, _>>()?;
+    let metrics = evaluate(&p, trained, &opts, shard_of)?;
     let meta = ModelMeta {
         format: FORMAT,
         kind: opts.kind.name().into(),
@@ -162,16 +271,126 @@ pub fn train(
         },
         shard_function: sf,
         seed: opts.seed,
-        hyper,
+        hyper: serde_json::to_value(&opts).map_err(|e| LearnError::Internal(e.to_string()))?,
         metrics,
         dp: None,
         shards: Vec::new(),
+        unlearning: None,
         train_seconds: started.elapsed().as_secs_f64(),
         tool: TOOL_VERSION.into(),
-        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+        created: now(),
     };
-    let meta = write_model_dir(out, meta, files)?;
+    let meta = write_model_dir(out, meta, files, &[])?;
     Ok(TrainReport { meta, dir: out.to_path_buf(), shard_seconds })
+}
+
+/// What unlearning did.
+#[derive(Debug, Clone)]
+pub struct UnlearnReport {
+    /// The new version's metadata.
+    pub meta: ModelMeta,
+    /// Shards retrained (every other shard file was copied unchanged).
+    pub retrained: Vec<u32>,
+    /// Of the members asked for, those whose data was in the model.
+    pub removed: Vec<u64>,
+    /// Seconds for the whole operation.
+    pub seconds: f64,
+}
+
+/// Writes a new version of the model in `model_dir` to `out`, trained without `remove` (and without everyone
+/// earlier versions removed): only shards whose inputs change are retrained, from the same dataset, options and
+/// seed, so each is byte-identical to training from scratch without those members; every other shard file is
+/// copied unchanged. Metrics are carried over from the previous version (re-evaluate with `train` if needed).
+pub fn unlearn(
+    model_dir: &Path,
+    dataset_dir: &Path,
+    remove: &roaring::RoaringTreemap,
+    out: &Path,
+    threads: usize,
+    on_shard: &(dyn Fn(u32) + Sync),
+) -> Result<UnlearnReport, LearnError> {
+    if out.exists() {
+        return Err(LearnError::Exists(out.to_path_buf()));
+    }
+    let started = Instant::now();
+    let meta = ModelMeta::read(model_dir)?;
+    let ds = Dataset::open(dataset_dir)?;
+    if ds.manifest_hash != meta.dataset.manifest_blake3 {
+        return Err(LearnError::Dataset {
+            dir: ds.dir.clone(),
+            message: format!(
+                "it is not the dataset model {} was trained on (manifest BLAKE3 {}…, model says {}…)",
+                model_dir.display(),
+                &ds.manifest_hash[..12],
+                meta.dataset.manifest_blake3.get(..12).unwrap_or("?")
+            ),
+        });
+    }
+    let mut opts: TrainOptions = serde_json::from_value(meta.hyper.clone()).map_err(|e| LearnError::Model {
+        dir: model_dir.to_path_buf(),
+        message: format!("its training options cannot be read back ({e}); retrain it with this version"),
+    })?;
+    opts.threads = threads;
+    let shards = meta.shard_function.shards;
+    let (_, shard_of) = shard_function(&meta.purpose, shards)?;
+    let before = meta.excluded(model_dir)?;
+    let mut after = before.clone();
+    after |= remove;
+    let old = prepare(&ds, &opts, &shard_of, shards, &before)?;
+    let new = prepare(&ds, &opts, &shard_of, shards, &after)?;
+    let removed: Vec<u64> = remove
+        .iter()
+        .filter(|m| {
+            meta.shards.get(shard_of(*m) as usize).is_some() && !before.contains(*m) && {
+                // In the model when any shard's member bitmap has them.
+                let f = model_dir.join(crate::model::shard_members_file(shard_of(*m)));
+                std::fs::read(&f)
+                    .ok()
+                    .and_then(|b| roaring::RoaringTreemap::deserialize_from(&b[..]).ok())
+                    .is_some_and(|bm| bm.contains(*m))
+            }
+        })
+        .collect();
+    let which: Vec<usize> = (0..new.shards()).filter(|&i| !old.same_shard(&new, i)).collect();
+    let (trained, _) = train_some(&new, &which, &opts, on_shard)?;
+    let mut files: Vec<ShardFile> = Vec::with_capacity(new.shards());
+    let mut retrained = trained.into_iter().zip(which.iter().copied()).peekable();
+    for i in 0..new.shards() {
+        if retrained.peek().is_some_and(|(_, j)| *j == i) {
+            if let Some((t, _)) = retrained.next() {
+                files.push(shard_file(&new, i, &t)?);
+            }
+            continue;
+        }
+        let bytes = meta.shard_bytes(model_dir, i)?;
+        let path = model_dir.join(crate::model::shard_members_file(i as u32));
+        let bm = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
+        let bm = roaring::RoaringTreemap::deserialize_from(&bm[..]).map_err(|e| LearnError::Model {
+            dir: model_dir.to_path_buf(),
+            message: format!("shard {i} bitmap: {e}"),
+        })?;
+        files.push((bytes, bm, meta.shards[i].rows));
+    }
+    let mut excluded_bytes = Vec::new();
+    after.serialize_into(&mut excluded_bytes).map_err(|e| LearnError::io(out, e))?;
+    let (previous, _) = consentry_gate::hash_file(&model_dir.join(crate::model::MODEL_FILE))?;
+    let mut next = meta.clone();
+    next.unlearning = Some(UnlearningRef {
+        excluded: after.len(),
+        file: EXCLUDED_FILE.into(),
+        commitment: blake3::hash(&excluded_bytes).to_hex().to_string(),
+        previous,
+        retrained_shards: which.iter().map(|&i| i as u32).collect(),
+    });
+    next.train_seconds = started.elapsed().as_secs_f64();
+    next.created = now();
+    let next = write_model_dir(out, next, files, &[(EXCLUDED_FILE, excluded_bytes)])?;
+    Ok(UnlearnReport {
+        meta: next,
+        retrained: which.iter().map(|&i| i as u32).collect(),
+        removed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Trains every shard with `f`, up to `threads` at once (each shard gets the leftover threads); results come back in

@@ -1,0 +1,555 @@
+//! Job-recommendation benchmark and the peer comparison with `implicit` (PyPI).
+//!
+//! `cargo bench -p consentry-learn --bench learn -- --mode MODE [options]`, modes:
+//!
+//! - `export --dataset DIR --out DIR`: the S = 1 split for the Python peer: `members.txt` and `items.txt` (index →
+//!   id), `train.csv` (member index, item index, summed weight: exactly the matrix our ALS factorises, without the
+//!   profile-token pseudo-items), `heldout.csv` (member index, item index) and `hyper.json`;
+//! - `ours --dataset DIR [--shards 1,8]`: trains the job recommender with `consentry_learn::train` for each shard
+//!   count, timing it; prints quality (from `model.json`, every held-out member evaluated) and seconds;
+//! - `breakdown --dataset DIR`: where the S = 1 time goes (read, split, ALS on the interactions alone — the problem
+//!   `implicit` solves —, ALS with the profile tokens, the whole shard, scorer build, evaluation);
+//! - `latency [--model DIR] [--n 10000]`: `recommend(member, 10)` latency over random known members, one thread;
+//! - `score --dataset DIR --recs FILE [--recs FILE …]`: scores top-20 lists written by the peer (one line per
+//!   member: `member_id item_id item_id …`) against the same held-out targets with the same code as ours.
+//!
+//! Common options: `--threads N` (default 2), `--work DIR` (models, default `target/bench-learn/bench-models`).
+//! `bench/learn/run.sh` drives all of it side by side with `implicit`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use consentry_gate::manifest::{ShardFunction, shard_of};
+use consentry_learn::data::Dataset;
+use consentry_learn::ials::{self, AlsParams, Csr};
+use consentry_learn::recs::{self, MetricSum, RecEvaluation, RecHyper, RecKind, Recommender, ShardData};
+use consentry_learn::train::{ModelKind, TrainOptions, load_recommender, train_parallel};
+
+struct Opts {
+    mode: String,
+    dataset: PathBuf,
+    out: PathBuf,
+    work: PathBuf,
+    model: Option<PathBuf>,
+    recs: Vec<PathBuf>,
+    shards: Vec<u32>,
+    threads: usize,
+    n: usize,
+    seed: u64,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        mode: "ours".into(),
+        dataset: PathBuf::from("target/bench-learn/datasets/job_recommendations"),
+        out: PathBuf::from("target/bench-learn/export"),
+        work: PathBuf::from("target/bench-learn/bench-models"),
+        model: None,
+        recs: Vec::new(),
+        shards: vec![1, 8],
+        threads: 2,
+        n: 10_000,
+        seed: 42,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--mode" => o.mode = v,
+            "--dataset" => o.dataset = PathBuf::from(v),
+            "--out" => o.out = PathBuf::from(v),
+            "--work" => o.work = PathBuf::from(v),
+            "--model" => o.model = Some(PathBuf::from(v)),
+            "--recs" => o.recs.push(PathBuf::from(v)),
+            "--shards" => o.shards = v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+            "--threads" => o.threads = v.parse().unwrap_or(o.threads),
+            "--n" => o.n = v.parse().unwrap_or(o.n),
+            "--seed" => o.seed = v.parse().unwrap_or(o.seed),
+            // `cargo bench` passes `--bench`; ignore anything unknown.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn die(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("error: {what}: {e}");
+    std::process::exit(1)
+}
+
+/// SplitMix64: a fixed, dependency-free generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// The S = 1 split exactly as `train` makes it (default hyper-parameters, so the default hold-out).
+fn split_one(dataset: &Path) -> (recs::RecInput, ShardData) {
+    let ds = Dataset::open(dataset).unwrap_or_else(|e| die("opening the dataset", e));
+    let h = RecHyper::default();
+    let input = recs::load_input(&ds, RecKind::Jobs, &h).unwrap_or_else(|e| die("reading the dataset", e));
+    let d = recs::split(&input, 1, &|_| 0, &h).pop().unwrap_or_else(|| die("split", "no shard"));
+    (input, d)
+}
+
+fn create(path: &Path) -> BufWriter<std::fs::File> {
+    BufWriter::new(std::fs::File::create(path).unwrap_or_else(|e| die(&path.display().to_string(), e)))
+}
+
+fn export(o: &Opts) {
+    let t0 = Instant::now();
+    let (_, d) = split_one(&o.dataset);
+    std::fs::create_dir_all(&o.out).unwrap_or_else(|e| die(&o.out.display().to_string(), e));
+    let mut w = create(&o.out.join("members.txt"));
+    for m in &d.members {
+        writeln!(w, "{m}").unwrap_or_else(|e| die("members.txt", e));
+    }
+    w.flush().unwrap_or_else(|e| die("members.txt", e));
+    let mut w = create(&o.out.join("items.txt"));
+    for i in &d.items {
+        writeln!(w, "{i}").unwrap_or_else(|e| die("items.txt", e));
+    }
+    w.flush().unwrap_or_else(|e| die("items.txt", e));
+    let mut w = create(&o.out.join("train.csv"));
+    writeln!(w, "user,item,weight").unwrap_or_else(|e| die("train.csv", e));
+    for u in 0..d.train.rows() {
+        let (cs, ws) = d.train.row(u);
+        for (c, wt) in cs.iter().zip(ws) {
+            writeln!(w, "{u},{c},{wt}").unwrap_or_else(|e| die("train.csv", e));
+        }
+    }
+    w.flush().unwrap_or_else(|e| die("train.csv", e));
+    let mut w = create(&o.out.join("heldout.csv"));
+    writeln!(w, "user,item").unwrap_or_else(|e| die("heldout.csv", e));
+    let mut targets = 0usize;
+    for (u, items) in &d.heldout {
+        for id in items {
+            let j = d.items.binary_search(id).unwrap_or_else(|_| die("heldout", format!("item {id} not indexed")));
+            writeln!(w, "{u},{j}").unwrap_or_else(|e| die("heldout.csv", e));
+            targets += 1;
+        }
+    }
+    w.flush().unwrap_or_else(|e| die("heldout.csv", e));
+    let h = RecHyper::default();
+    let hyper = serde_json::json!({
+        "factors": h.factors,
+        "iterations": h.iterations,
+        "reg": h.reg,
+        "alpha": h.alpha,
+        "cg_steps": h.cg_steps,
+        "confidence": "1 + alpha * weight (weight summed over a member's events on the item)",
+        "weak_weight": h.weak_weight,
+        "strong_weight": h.strong_weight,
+        "holdout": h.holdout,
+        "seed": o.seed,
+        "members": d.members.len(),
+        "items": d.items.len(),
+        "train_nnz": d.train.idx.len(),
+        "heldout_members": d.heldout.len(),
+        "heldout_targets": targets,
+    });
+    std::fs::write(o.out.join("hyper.json"), serde_json::to_string_pretty(&hyper).unwrap_or_default())
+        .unwrap_or_else(|e| die("hyper.json", e));
+    println!(
+        "exported S = 1 split to {}: {} members, {} items, {} training entries ({} events), {} held-out members \
+         ({targets} targets), vocab {} (not exported) in {:.1} s",
+        o.out.display(),
+        d.members.len(),
+        d.items.len(),
+        d.train.idx.len(),
+        d.rows,
+        d.heldout.len(),
+        d.vocab.len(),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+fn train_opts(o: &Opts, shards: u32) -> TrainOptions {
+    let mut t = TrainOptions::new(ModelKind::JobRecs);
+    t.shards = Some(shards);
+    t.threads = o.threads;
+    t.seed = o.seed;
+    t.eval_limit = usize::MAX;
+    t
+}
+
+/// Wall-clock seconds of the training phase alone (shards trained in parallel as `train` does it, without reading,
+/// evaluating or writing), the time comparable to `implicit`'s `fit`.
+fn training_phase(o: &Opts, shards: u32) -> f64 {
+    let h = RecHyper::default();
+    let ds = Dataset::open(&o.dataset).unwrap_or_else(|e| die("opening the dataset", e));
+    let input = recs::load_input(&ds, RecKind::Jobs, &h).unwrap_or_else(|e| die("reading the dataset", e));
+    let sf = ShardFunction::for_purpose(&ds.manifest.purpose, shards);
+    let key: [u8; 32] =
+        hex::decode(&sf.key).ok().and_then(|k| k.try_into().ok()).unwrap_or_else(|| die("shard key", "not 32 bytes"));
+    let data = recs::split(&input, shards, &|m| shard_of(&key, shards, m), &h);
+    let t = Instant::now();
+    let (models, _) = train_parallel(&data, o.threads, &|_| {}, |d, threads| recs::train_shard(d, &h, o.seed, threads))
+        .unwrap_or_else(|e| die("training", e));
+    let s = secs_since(t);
+    std::hint::black_box(models);
+    s
+}
+
+fn ours(o: &Opts) {
+    std::fs::create_dir_all(&o.work).unwrap_or_else(|e| die(&o.work.display().to_string(), e));
+    println!(
+        "| model | S | Recall@10 | Recall@20 | NDCG@10 | members evaluated | training phase s | shard s (sum) | \
+         shard s (max) | train() s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut pop = None;
+    for &s in &o.shards {
+        let phase = training_phase(o, s);
+        let dir = o.work.join(format!("s{s}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t0 = Instant::now();
+        let r =
+            consentry_learn::train(&o.dataset, &dir, &train_opts(o, s), &|_| {}).unwrap_or_else(|e| die("training", e));
+        let secs = t0.elapsed().as_secs_f64();
+        let ev: RecEvaluation = serde_json::from_value(r.meta.metrics.clone()).unwrap_or_else(|e| die("metrics", e));
+        let sum: f64 = r.shard_seconds.iter().sum();
+        let max = r.shard_seconds.iter().copied().fold(0.0, f64::max);
+        let m = ev.model;
+        println!(
+            "| consentry iALS + tokens | {s} | {:.4} | {:.4} | {:.4} | {} | {phase:.2} | {sum:.2} | {max:.2} | {secs:.2} |",
+            m.recall_at_10, m.recall_at_20, m.ndcg_at_10, m.members
+        );
+        // Machine-readable for run.sh: S, metrics, members, training phase, shards sum and max, whole train().
+        eprintln!(
+            "RESULT ours {s} {:.6} {:.6} {:.6} {} {phase:.3} {sum:.3} {max:.3} {secs:.3}",
+            m.recall_at_10, m.recall_at_20, m.ndcg_at_10, m.members
+        );
+        pop = Some(ev.popularity);
+    }
+    if let Some(p) = pop {
+        println!(
+            "| popularity (unseen) | – | {:.4} | {:.4} | {:.4} | {} | – | – | – | – |",
+            p.recall_at_10, p.recall_at_20, p.ndcg_at_10, p.members
+        );
+        eprintln!(
+            "RESULT popularity 0 {:.6} {:.6} {:.6} {} 0 0 0 0",
+            p.recall_at_10, p.recall_at_20, p.ndcg_at_10, p.members
+        );
+    }
+}
+
+fn secs_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn breakdown(o: &Opts) {
+    let h = RecHyper::default();
+    let t = Instant::now();
+    let ds = Dataset::open(&o.dataset).unwrap_or_else(|e| die("opening the dataset", e));
+    let open_s = secs_since(t);
+    let t = Instant::now();
+    let input = recs::load_input(&ds, RecKind::Jobs, &h).unwrap_or_else(|e| die("reading the dataset", e));
+    let read_s = secs_since(t);
+    let t = Instant::now();
+    let data = recs::split(&input, 1, &|_| 0, &h);
+    let split_s = secs_since(t);
+    let d = &data[0];
+    let params = AlsParams {
+        factors: h.factors,
+        iterations: h.iterations,
+        reg: h.reg,
+        alpha: h.alpha,
+        cg_steps: h.cg_steps,
+        seed: o.seed,
+        threads: o.threads,
+    };
+    // The problem `implicit` solves: interactions only.
+    let t = Instant::now();
+    let f = ials::train(&d.train, d.items.len(), &params);
+    let als_plain_s = secs_since(t);
+    let plain = score_factors(d, &f.rows, &f.cols, h.factors);
+    // Ours: interactions plus profile tokens as pseudo-items (as `train_shard` builds it).
+    let n_items = d.items.len();
+    let mut trip: Vec<(u32, u32, f32)> = Vec::new();
+    for u in 0..d.members.len() {
+        let (c, w) = d.train.row(u);
+        trip.extend(c.iter().zip(w).map(|(&c, &w)| (u as u32, c, w)));
+        let (c, _) = d.user_tokens.row(u);
+        trip.extend(c.iter().map(|&c| (u as u32, n_items as u32 + c, h.token_weight)));
+    }
+    let m = Csr::from_triplets(d.members.len(), trip);
+    let t = Instant::now();
+    let f = ials::train(&m, n_items + d.vocab.len(), &params);
+    let als_tok_s = secs_since(t);
+    std::hint::black_box(f);
+    let t = Instant::now();
+    let model = recs::train_shard(d, &h, o.seed, o.threads).unwrap_or_else(|e| die("training", e));
+    let shard_s = secs_since(t);
+    let t = Instant::now();
+    let bytes = model.to_bytes().unwrap_or_else(|e| die("serialising", e));
+    let ser_s = secs_since(t);
+    let t = Instant::now();
+    let rec = Recommender::new(vec![model], Box::new(|_| 0)).unwrap_or_else(|e| die("scorer", e));
+    let new_s = secs_since(t);
+    let t = Instant::now();
+    let ev = recs::evaluate(&rec, &data, usize::MAX, o.threads).unwrap_or_else(|e| die("evaluating", e));
+    let eval_s = secs_since(t);
+    let nnz_tok = m.idx.len() - d.train.idx.len();
+    println!(
+        "S = 1 shard: {} members, {} items, {} vocab tokens, {} interaction entries + {nnz_tok} token entries; \
+         k = {}, {} iterations, {} CG steps, {} threads",
+        d.members.len(),
+        n_items,
+        d.vocab.len(),
+        d.train.idx.len(),
+        h.factors,
+        h.iterations,
+        h.cg_steps,
+        o.threads
+    );
+    println!("| phase (S = 1) | seconds |");
+    println!("|---|---:|");
+    let rows = [
+        ("open + verify dataset (BLAKE3 of every file)", open_s),
+        ("read Parquet → events, profiles, items", read_s),
+        ("split (index, hold out)", split_s),
+        ("ALS on interactions only (what implicit fits)", als_plain_s),
+        ("ALS on interactions + profile tokens", als_tok_s),
+        ("train_shard (ALS + tokens + ridge map)", shard_s),
+        ("  → ridge token→item map (difference)", (shard_s - als_tok_s).max(0.0)),
+        ("serialise shard (safetensors)", ser_s),
+        ("Recommender::new", new_s),
+        (&format!("evaluate ({} members)", ev.model.members), eval_s),
+    ];
+    println!(
+        "ALS on interactions only, scored by plain x·y (no tokens, no content map): Recall@10 {:.4}, Recall@20 {:.4}, \
+         NDCG@10 {:.4} over {} members",
+        plain.recall_at_10, plain.recall_at_20, plain.ndcg_at_10, plain.members
+    );
+    let mut s = String::new();
+    for (name, v) in rows {
+        let _ = writeln!(s, "| {name} | {v:.2} |");
+    }
+    print!("{s}");
+    eprintln!(
+        "RESULT breakdown {als_plain_s:.3} {als_tok_s:.3} {shard_s:.3} {eval_s:.3} {:.6} {:.6} {:.6} {} {}",
+        plain.recall_at_10,
+        plain.recall_at_20,
+        plain.ndcg_at_10,
+        plain.members,
+        bytes.len()
+    );
+}
+
+/// Ranks every held-out member of `d` by `x_u · y_i` over unseen items: a bare factor model, no tokens.
+fn score_factors(d: &ShardData, x: &[f32], y: &[f32], k: usize) -> recs::RankMetrics {
+    let mut sum = MetricSum::default();
+    for (u, targets) in &d.heldout {
+        let u = *u as usize;
+        let xu = &x[u * k..(u + 1) * k];
+        let seen: BTreeSet<u32> = d.train.row(u).0.iter().copied().collect();
+        let mut scored: Vec<(u64, f32)> = (0..d.items.len())
+            .filter(|j| !seen.contains(&(*j as u32)))
+            .map(|j| (d.items[j], y[j * k..(j + 1) * k].iter().zip(xu).map(|(a, b)| a * b).sum::<f32>()))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let ranked: Vec<u64> = scored.iter().take(20).map(|p| p.0).collect();
+        sum.add(&ranked, &targets.iter().copied().collect());
+    }
+    sum.finish()
+}
+
+fn latency(o: &Opts) {
+    let dir = o.model.clone().unwrap_or_else(|| o.work.join("s8"));
+    let t = Instant::now();
+    let (meta, rec) = load_recommender(&dir).unwrap_or_else(|e| die("loading the model", e));
+    let load_s = secs_since(t);
+    let members: Vec<u64> = rec.shards().iter().flat_map(|s| s.members.iter().copied()).collect();
+    if members.is_empty() {
+        die("latency", "the model knows no member");
+    }
+    let mut rng = Rng(o.seed);
+    let pick: Vec<u64> = (0..o.n).map(|_| members[(rng.next() % members.len() as u64) as usize]).collect();
+    for &m in pick.iter().take(500) {
+        std::hint::black_box(rec.recommend(m, 10).unwrap_or_else(|e| die("recommend", e)));
+    }
+    let mut us: Vec<f64> = Vec::with_capacity(pick.len());
+    for &m in &pick {
+        let t = Instant::now();
+        let r = rec.recommend(m, 10).unwrap_or_else(|e| die("recommend", e));
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(r);
+    }
+    us.sort_by(f64::total_cmp);
+    let q = |p: f64| us[((us.len() as f64 * p).ceil() as usize).clamp(1, us.len()) - 1];
+    let mean = us.iter().sum::<f64>() / us.len() as f64;
+    let s = meta.shard_function.shards;
+    println!(
+        "recommend(member, 10), S = {s}, {} items, k = {}, one thread, {} random known members (of {}), \
+         model loaded in {load_s:.2} s",
+        rec.items.len(),
+        rec.shards()[0].k,
+        us.len(),
+        members.len()
+    );
+    println!("| S | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {s} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {mean:.0} |",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        us[us.len() - 1]
+    );
+    eprintln!("RESULT latency {s} {:.1} {:.1} {:.1} {:.1} {mean:.1}", q(0.5), q(0.99), q(0.999), us[us.len() - 1]);
+    latency_parts(&rec, &pick, o);
+}
+
+/// Eight independent lanes, the way `ials` writes its dot product so that it vectorises.
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Where one `recommend` call goes with S shards: the S − 1 fold-ins and the scoring pass, timed apart on the model's
+/// own factors (median of repeated runs, one thread).
+fn latency_parts(rec: &Recommender, members: &[u64], o: &Opts) {
+    let shards = rec.shards();
+    let (n_s, k, n_items) = (shards.len(), shards[0].k, rec.items.len());
+    let s0 = &shards[0];
+    let mut cols = s0.item_factors.clone();
+    cols.extend_from_slice(&s0.token_factors);
+    let gram = ials::gram(&cols, k, s0.reg, 1);
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    // Fold-ins: a shard-0 member's own profile tokens against shard 0's columns.
+    let mut rng = Rng(o.seed ^ 0x5EED);
+    let mut fold = Vec::new();
+    for _ in 0..2000 {
+        let ui = (rng.next() % s0.members.len() as u64) as usize;
+        let (tc, _) = s0.user_tokens.row(ui);
+        let cs: Vec<u32> = tc.iter().map(|&c| s0.items.len() as u32 + c).collect();
+        let ws = vec![s0.token_weight; cs.len()];
+        let t = Instant::now();
+        std::hint::black_box(ials::fold_in(&cs, &ws, &cols, &gram, k, s0.alpha));
+        fold.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    // Scoring: items × (S·k) side by side, as `Recommender` lays it out, filled from shard 0's item factors.
+    let width = n_s * k;
+    let mut matrix = vec![0f32; n_items * width];
+    for (g, row) in matrix.chunks_mut(width).enumerate() {
+        let j = g % s0.items.len();
+        for blk in row.chunks_mut(k) {
+            blk.copy_from_slice(&s0.item_factors[j * k..(j + 1) * k]);
+        }
+    }
+    let x: Vec<f32> = (0..width).map(|i| s0.user_factors[i % (s0.user_factors.len().max(1))]).collect();
+    let (mut iter_sum, mut lanes) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let t = Instant::now();
+        let v: Vec<f32> = matrix.chunks(width).map(|r| r.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>()).collect();
+        iter_sum.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(v);
+        let t = Instant::now();
+        let v: Vec<f32> = matrix.chunks(width).map(|r| dot8(r, &x)).collect();
+        lanes.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(v);
+    }
+    // The seen filter: a BTreeSet of ids probed once per item.
+    let mut seen_t = Vec::new();
+    for &m in members.iter().take(2000) {
+        let si = rec.shards().iter().position(|s| s.members.binary_search(&m).is_ok()).unwrap_or(0);
+        let s = &rec.shards()[si];
+        let ui = s.members.binary_search(&m).unwrap_or(0);
+        let t = Instant::now();
+        let seen: BTreeSet<u64> = s.seen.row(ui).0.iter().map(|&j| s.items[j as usize]).collect();
+        let n = rec.items.iter().filter(|id| !seen.contains(id)).count();
+        seen_t.push(t.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box(n);
+    }
+    let (f, a, b, sf) = (median(fold), median(iter_sum), median(lanes), median(seen_t));
+    println!("\nWhere one call goes (S = {n_s}, medians, µs):");
+    println!("| part | µs |");
+    println!("|---|---:|");
+    println!("| one fold-in (f64 Cholesky, k = {k}) | {f:.0} |");
+    println!("| {} fold-ins (every other shard) | {:.0} |", n_s - 1, f * (n_s - 1) as f64);
+    println!("| scoring {n_items} items × {width} as written (iterator `sum`, not vectorised) | {a:.0} |");
+    println!("| scoring {n_items} items × {width} with an 8-lane dot (`ials::dot` style) | {b:.0} |");
+    println!("| seen filter (BTreeSet<u64> probe per item) | {sf:.0} |");
+    eprintln!("RESULT latency-parts {n_s} {f:.1} {a:.1} {b:.1} {sf:.1}");
+}
+
+fn score(o: &Opts) {
+    let (_, d) = split_one(&o.dataset);
+    let targets: BTreeMap<u64, BTreeSet<u64>> =
+        d.heldout.iter().map(|(u, t)| (d.members[*u as usize], t.iter().copied().collect())).collect();
+    println!("| recs file | Recall@10 | Recall@20 | NDCG@10 | members evaluated | lists missing |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for path in &o.recs {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| die(&path.display().to_string(), e));
+        let mut lists: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.unwrap_or_else(|e| die(&path.display().to_string(), e));
+            let mut ids = line
+                .split([' ', ',', '\t'])
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<u64>().unwrap_or_else(|e| die(&format!("{}: `{s}`", path.display()), e)));
+            if let Some(m) = ids.next() {
+                lists.insert(m, ids.collect());
+            }
+        }
+        let mut sum = MetricSum::default();
+        let mut missing = 0usize;
+        let empty = Vec::new();
+        for (m, t) in &targets {
+            let ranked = lists.get(m).unwrap_or_else(|| {
+                missing += 1;
+                &empty
+            });
+            sum.add(&ranked[..ranked.len().min(20)], t);
+        }
+        let r = sum.finish();
+        let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        println!(
+            "| {name} | {:.4} | {:.4} | {:.4} | {} | {missing} |",
+            r.recall_at_10, r.recall_at_20, r.ndcg_at_10, r.members
+        );
+        eprintln!(
+            "RESULT score {name} {:.6} {:.6} {:.6} {} {missing}",
+            r.recall_at_10, r.recall_at_20, r.ndcg_at_10, r.members
+        );
+    }
+}
+
+fn main() {
+    let o = opts();
+    match o.mode.as_str() {
+        "export" => export(&o),
+        "ours" => ours(&o),
+        "breakdown" => breakdown(&o),
+        "latency" => latency(&o),
+        "score" => score(&o),
+        m => die("--mode", format!("unknown mode `{m}` (export, ours, breakdown, latency, score)")),
+    }
+}

@@ -1,0 +1,393 @@
+//! One thin SQL layer over both backends, so every registry operation is written once: statements use `$1`-style
+//! placeholders (rewritten to `?1` for SQLite), parameters are [`P`] values, and rows come back as [`Val`]s.
+
+use crate::LineageError;
+use ::postgres::error::SqlState;
+use ::postgres::types::{ToSql as PgToSql, Type};
+use ::postgres::{Client, NoTls};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Key of the advisory lock that serialises schema creation on PostgreSQL ("CONSLINE" in ASCII).
+const SCHEMA_LOCK: i64 = 0x434f_4e53_4c49_4e45;
+
+/// How often a PostgreSQL transaction that hit a serialisation failure, deadlock or race is re-run.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// How long SQLite waits for another writer (the ledger's group commits share the file).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The registry tables; `{BLOB}`, `{REAL}` and `{SERIAL}` are filled in per backend.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS registry_datasets (
+    id TEXT PRIMARY KEY,
+    purpose TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    ledger_position BIGINT NOT NULL,
+    members BIGINT NOT NULL,
+    members_commitment TEXT NOT NULL,
+    members_bitmap {BLOB} NOT NULL,
+    manifest_json TEXT NOT NULL,
+    created BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_models (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    dataset_id TEXT NOT NULL REFERENCES registry_datasets (id),
+    version BIGINT NOT NULL,
+    supersedes TEXT REFERENCES registry_models (id),
+    status TEXT NOT NULL CHECK (status IN ('live', 'superseded', 'retired')),
+    status_changed BIGINT,
+    dir TEXT NOT NULL,
+    metrics_json TEXT NOT NULL,
+    dp_json TEXT,
+    created BIGINT NOT NULL,
+    cause_json TEXT
+);
+CREATE INDEX IF NOT EXISTS registry_models_purpose ON registry_models (purpose, status);
+CREATE INDEX IF NOT EXISTS registry_models_supersedes ON registry_models (supersedes);
+CREATE TABLE IF NOT EXISTS registry_shards (
+    model_id TEXT NOT NULL REFERENCES registry_models (id),
+    idx BIGINT NOT NULL,
+    file_blake3 TEXT NOT NULL,
+    members BIGINT NOT NULL,
+    row_count BIGINT NOT NULL,
+    members_bitmap {BLOB} NOT NULL,
+    PRIMARY KEY (model_id, idx)
+);
+CREATE TABLE IF NOT EXISTS registry_runs (
+    id {SERIAL} PRIMARY KEY,
+    model_id TEXT NOT NULL REFERENCES registry_models (id),
+    started BIGINT NOT NULL,
+    finished BIGINT NOT NULL,
+    shards_trained TEXT NOT NULL,
+    seconds {REAL} NOT NULL,
+    cause_json TEXT
+);
+CREATE INDEX IF NOT EXISTS registry_runs_model ON registry_runs (model_id);
+CREATE TABLE IF NOT EXISTS registry_model_events (
+    model_id TEXT NOT NULL REFERENCES registry_models (id),
+    event_seq BIGINT NOT NULL,
+    PRIMARY KEY (model_id, event_seq)
+);
+CREATE INDEX IF NOT EXISTS registry_model_events_seq ON registry_model_events (event_seq);
+CREATE TABLE IF NOT EXISTS registry_unlearning (
+    member BIGINT NOT NULL,
+    purpose TEXT NOT NULL,
+    event_seq BIGINT NOT NULL,
+    old_model TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    deadline BIGINT NOT NULL,
+    new_model TEXT,
+    completed_at BIGINT,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'missed')),
+    PRIMARY KEY (member, purpose, event_seq, old_model)
+);
+CREATE INDEX IF NOT EXISTS registry_unlearning_member ON registry_unlearning (member);
+CREATE TABLE IF NOT EXISTS registry_cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+";
+
+/// A statement parameter (typed, so PostgreSQL NULLs carry a type).
+pub(crate) enum P<'a> {
+    I(i64),
+    OptI(Option<i64>),
+    F(f64),
+    T(&'a str),
+    OptT(Option<&'a str>),
+    B(&'a [u8]),
+}
+
+/// A value read back.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// One result row with typed accessors; a value of the wrong type is a corrupt store.
+pub(crate) struct Row(pub Vec<Val>);
+
+impl Row {
+    fn at(&self, i: usize) -> Result<&Val, LineageError> {
+        self.0.get(i).ok_or_else(|| LineageError::Corrupt(format!("result row has no column {i}")))
+    }
+
+    fn wrong(&self, i: usize, expected: &str) -> LineageError {
+        LineageError::Corrupt(format!("column {i} holds {:?}, expected {expected}", self.0.get(i)))
+    }
+
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, LineageError> {
+        match self.at(i)? {
+            Val::Null => Ok(None),
+            Val::Int(v) => Ok(Some(*v)),
+            _ => Err(self.wrong(i, "an integer")),
+        }
+    }
+
+    pub fn i64(&self, i: usize) -> Result<i64, LineageError> {
+        self.opt_i64(i)?.ok_or_else(|| self.wrong(i, "an integer"))
+    }
+
+    pub fn u64(&self, i: usize) -> Result<u64, LineageError> {
+        let v = self.i64(i)?;
+        u64::try_from(v).map_err(|_| LineageError::Corrupt(format!("column {i} holds negative {v}")))
+    }
+
+    pub fn u32(&self, i: usize) -> Result<u32, LineageError> {
+        let v = self.i64(i)?;
+        u32::try_from(v).map_err(|_| LineageError::Corrupt(format!("column {i} holds {v}, out of range")))
+    }
+
+    pub fn f64(&self, i: usize) -> Result<f64, LineageError> {
+        match self.at(i)? {
+            Val::Real(v) => Ok(*v),
+            Val::Int(v) => Ok(*v as f64),
+            _ => Err(self.wrong(i, "a number")),
+        }
+    }
+
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>, LineageError> {
+        match self.at(i)? {
+            Val::Null => Ok(None),
+            Val::Text(s) => Ok(Some(s.clone())),
+            _ => Err(self.wrong(i, "text")),
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Result<String, LineageError> {
+        self.opt_text(i)?.ok_or_else(|| self.wrong(i, "text"))
+    }
+
+    pub fn blob(&self, i: usize) -> Result<Vec<u8>, LineageError> {
+        match self.at(i)? {
+            Val::Blob(b) => Ok(b.clone()),
+            _ => Err(self.wrong(i, "bytes")),
+        }
+    }
+}
+
+/// What every registry operation runs against: one open transaction.
+pub(crate) trait Db {
+    /// Runs a statement; returns the number of rows it changed.
+    fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError>;
+    /// Runs a query; returns every row.
+    fn query(&mut self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, LineageError>;
+}
+
+impl rusqlite::ToSql for P<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            P::I(v) | P::OptI(Some(v)) => ToSqlOutput::from(*v),
+            P::OptI(None) | P::OptT(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+            P::F(v) => ToSqlOutput::from(*v),
+            P::T(s) | P::OptT(Some(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            P::B(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+/// `$1` → `?1`: SQLite's numbered placeholders (no statement here contains a literal `$`).
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl Db for rusqlite::Transaction<'_> {
+    fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError> {
+        let mut stmt = self.prepare_cached(&sqlite_sql(sql))?;
+        Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, LineageError> {
+        let mut stmt = self.prepare_cached(&sqlite_sql(sql))?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut vals = Vec::with_capacity(n);
+            for i in 0..n {
+                vals.push(match r.get_ref(i)? {
+                    ValueRef::Null => Val::Null,
+                    ValueRef::Integer(v) => Val::Int(v),
+                    ValueRef::Real(v) => Val::Real(v),
+                    ValueRef::Text(t) => Val::Text(
+                        String::from_utf8(t.to_vec())
+                            .map_err(|_| LineageError::Corrupt(format!("column {i} holds text that is not UTF-8")))?,
+                    ),
+                    ValueRef::Blob(b) => Val::Blob(b.to_vec()),
+                });
+            }
+            out.push(Row(vals));
+        }
+        Ok(out)
+    }
+}
+
+fn pg_params<'a>(params: &'a [P<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| -> &(dyn PgToSql + Sync) {
+            match p {
+                P::I(v) => v,
+                P::OptI(v) => v,
+                P::F(v) => v,
+                P::T(v) => v,
+                P::OptT(v) => v,
+                P::B(v) => v,
+            }
+        })
+        .collect()
+}
+
+fn pg_row(r: &::postgres::Row) -> Result<Row, LineageError> {
+    let mut vals = Vec::with_capacity(r.len());
+    for (i, c) in r.columns().iter().enumerate() {
+        let t = c.type_();
+        let v = if *t == Type::INT8 {
+            r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int)
+        } else if *t == Type::INT4 {
+            r.try_get::<_, Option<i32>>(i)?.map_or(Val::Null, |v| Val::Int(i64::from(v)))
+        } else if *t == Type::INT2 {
+            r.try_get::<_, Option<i16>>(i)?.map_or(Val::Null, |v| Val::Int(i64::from(v)))
+        } else if *t == Type::FLOAT8 {
+            r.try_get::<_, Option<f64>>(i)?.map_or(Val::Null, Val::Real)
+        } else if *t == Type::TEXT || *t == Type::VARCHAR || *t == Type::NAME {
+            r.try_get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text)
+        } else if *t == Type::BYTEA {
+            r.try_get::<_, Option<Vec<u8>>>(i)?.map_or(Val::Null, Val::Blob)
+        } else {
+            return Err(LineageError::Corrupt(format!("column {} has unexpected type {t}", c.name())));
+        };
+        vals.push(v);
+    }
+    Ok(Row(vals))
+}
+
+impl Db for ::postgres::Transaction<'_> {
+    fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError> {
+        Ok(self.execute(sql, &pg_params(params))?)
+    }
+
+    fn query(&mut self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, LineageError> {
+        let rows = ::postgres::Transaction::query(self, sql, &pg_params(params))?;
+        rows.iter().map(pg_row).collect()
+    }
+}
+
+/// The open store: SQLite (the ledger's `ledger.db`) or PostgreSQL (the ledger's database).
+pub(crate) enum Conn {
+    Sqlite(Mutex<rusqlite::Connection>),
+    Postgres { url: String, client: Mutex<Option<Client>> },
+}
+
+fn pg_connect(url: &str) -> Result<Client, LineageError> {
+    let mut config: ::postgres::Config = url.parse().map_err(|e| {
+        LineageError::Invalid(format!("bad PostgreSQL connection string: {e}; write postgres://user@host/db"))
+    })?;
+    if config.get_application_name().is_none() {
+        config.application_name("consentry-lineage");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(30));
+    }
+    let mut client = config.connect(NoTls)?;
+    // Durable commits whatever the server's default: a recorded swap must survive a crash.
+    client.batch_execute("SET synchronous_commit TO on")?;
+    Ok(client)
+}
+
+/// True for PostgreSQL errors after which re-running the whole transaction can succeed.
+fn retryable(e: &LineageError) -> bool {
+    let LineageError::Postgres(e) = e else { return false };
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+impl Conn {
+    pub fn open_sqlite(path: &Path) -> Result<Conn, LineageError> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let schema = SCHEMA.replace("{BLOB}", "BLOB").replace("{REAL}", "REAL").replace("{SERIAL}", "INTEGER");
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema} COMMIT;"))?;
+        Ok(Conn::Sqlite(Mutex::new(conn)))
+    }
+
+    pub fn connect_postgres(url: &str) -> Result<Conn, LineageError> {
+        let mut client = pg_connect(url)?;
+        let schema =
+            SCHEMA.replace("{BLOB}", "BYTEA").replace("{REAL}", "DOUBLE PRECISION").replace("{SERIAL}", "BIGSERIAL");
+        // Several processes may start at once: create the tables under a lock.
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+        tx.batch_execute(&schema)?;
+        tx.commit()?;
+        Ok(Conn::Postgres { url: url.to_string(), client: Mutex::new(Some(client)) })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Conn::Sqlite(_) => "sqlite",
+            Conn::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Runs `f` in one transaction and commits it; any error rolls everything back. `write` takes SQLite's write
+    /// lock up front (so a read-check-write sequence cannot interleave with another writer). PostgreSQL
+    /// transactions that lose a race are re-run.
+    pub fn transaction<R>(
+        &self,
+        write: bool,
+        mut f: impl FnMut(&mut dyn Db) -> Result<R, LineageError>,
+    ) -> Result<R, LineageError> {
+        match self {
+            Conn::Sqlite(m) => {
+                let mut conn = m.lock().map_err(|_| LineageError::Poisoned)?;
+                let behavior = if write {
+                    rusqlite::TransactionBehavior::Immediate
+                } else {
+                    rusqlite::TransactionBehavior::Deferred
+                };
+                let mut tx = conn.transaction_with_behavior(behavior)?;
+                let out = f(&mut tx)?;
+                tx.commit()?;
+                Ok(out)
+            }
+            Conn::Postgres { url, client } => {
+                let mut g = client.lock().map_err(|_| LineageError::Poisoned)?;
+                let mut attempt = 0u32;
+                loop {
+                    if g.as_ref().is_none_or(|c| c.is_closed()) {
+                        *g = None;
+                        *g = Some(pg_connect(url)?);
+                    }
+                    let c = g.as_mut().ok_or(LineageError::Poisoned)?;
+                    let result = (|| {
+                        let mut tx = c.transaction()?;
+                        let out = f(&mut tx)?;
+                        tx.commit()?;
+                        Ok(out)
+                    })();
+                    match result {
+                        Err(e) if write && retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
+                            attempt += 1;
+                            std::thread::sleep(Duration::from_millis(u64::from(attempt) * 5));
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Model and dataset registry with lineage queries (work in progress).
