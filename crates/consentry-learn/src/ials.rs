@@ -203,9 +203,9 @@ impl Scratch {
     }
 }
 
+/// `a · b` in eight independent lanes, so the compiler vectorises it; a fixed order, so a fixed result.
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent lanes so the compiler vectorises; a fixed order, so a fixed result.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());

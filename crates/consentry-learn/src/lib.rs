@@ -11,6 +11,7 @@
 
 pub mod data;
 pub mod ials;
+pub mod mia;
 pub mod model;
 pub mod recs;
 pub mod replies;

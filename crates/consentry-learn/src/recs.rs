@@ -770,7 +770,7 @@ impl Recommender {
             .filter(|(_, id)| !seen.contains(id))
             .map(|(g, &id)| {
                 let row = &self.matrix[g * width..(g + 1) * width];
-                (id, row.iter().zip(&x).map(|(a, b)| a * b).sum::<f32>() * scale)
+                (id, ials::dot(row, &x) * scale)
             })
             .collect();
         let n = n.min(scored.len());
