@@ -8,7 +8,7 @@
 # Env: MEMBERS (100000), MODEL (job-recs), SHARDS (8), THREADS (2), BATCH (1000), REPS (3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=${1:-target/bench-learn}
+DATA=$(realpath -m "${1:-target/bench-learn}")  # absolute: cargo bench runs the binary in the crate's directory
 MEMBERS=${MEMBERS:-100000}
 MODEL=${MODEL:-job-recs}
 case "$MODEL" in

@@ -243,88 +243,91 @@ impl Ledger {
     /// Rebuilds everything from the stored events: sequence, leaf hashes, chain,
     /// tree, and every checkpoint's root, chain head and signature.
     pub fn verify(&self) -> Result<Verification, LedgerError> {
-        let checkpoints = self.store.checkpoints()?;
-        let sizes: BTreeMap<u64, ()> = checkpoints.iter().map(|c| (c.head.tree_size, ())).collect();
-        let mut chain_at: BTreeMap<u64, Hash> = BTreeMap::new();
-        let mut problems: Vec<(u64, String)> = Vec::new();
-        let mut tree = Tree::new();
-        let mut expected = 1u64;
-        let mut chain = [0u8; 32];
-        self.store.scan(1, u64::MAX, &mut |s| {
-            let seq = s.event.seq;
-            if seq != expected {
-                problems.push((expected, format!("event {expected} is missing or out of place (found {seq} there)")));
-                expected = seq;
-            }
-            let leaf = s.event.leaf_hash()?;
-            if leaf != s.leaf_hash {
-                // A row whose fields hash as they did one position earlier was pushed
-                // down by an event inserted before it.
-                let shifted = Event { seq: seq.wrapping_sub(1), ..s.event.clone() };
-                if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
-                    let at = seq - 1;
-                    problems.push((
-                        at,
-                        format!("an event was inserted at or before {at}: event {seq} was written as {at}"),
-                    ));
-                } else {
-                    problems.push((
-                        seq,
-                        format!("event {seq} was changed after it was written (its leaf hash does not match)"),
-                    ));
-                }
-            }
-            chain = chain_hash(&chain, &leaf);
-            if chain != s.chain_hash {
-                problems.push((seq, format!("the hash chain breaks at event {seq}")));
-                chain = s.chain_hash;
-            }
-            tree.push(leaf);
-            if sizes.contains_key(&tree.len()) {
-                chain_at.insert(tree.len(), chain);
-            }
-            expected += 1;
-            Ok(())
-        })?;
-        let events = tree.len();
-        let public = self.key.public();
-        let mut previous_size = 0;
-        for c in &checkpoints {
-            let size = c.head.tree_size;
-            if !public.verify(c) {
-                problems.push((previous_size + 1, format!("checkpoint at {size} events has a bad signature")));
-            }
-            match tree.root(size) {
-                None => problems.push((
-                    events + 1,
-                    format!("checkpoint at {size} events, but only {events} remain: events were removed"),
-                )),
-                Some(root) if root != c.head.root_hash || chain_at.get(&size) != Some(&c.head.chain_hash) => {
-                    // Point at the first event the per-event checks caught in this range, if any.
-                    let first = problems
-                        .iter()
-                        .map(|(s, _)| *s)
-                        .filter(|s| (previous_size + 1..=size).contains(s))
-                        .min()
-                        .unwrap_or(previous_size + 1);
-                    problems.push((
-                        first,
-                        format!(
-                            "checkpoint at {size} events does not match the log: events {}..={size} were rewritten",
-                            previous_size + 1
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-            previous_size = size;
-        }
-        problems.sort_by_key(|(s, _)| *s);
-        Ok(Verification {
-            events,
-            checkpoints: checkpoints.len(),
-            first_bad_seq: problems.first().map(|(s, _)| *s),
-            problems: problems.into_iter().map(|(_, p)| p).collect(),
-        })
+        verify_store(self.store.as_ref(), &self.key.public())
     }
+}
+
+/// [`Ledger::verify`] with only the public key, so an auditor can check any store (an exported bundle
+/// loaded into memory, a copy of the database) without the signing key.
+pub fn verify_store(store: &dyn Store, public: &PublicKey) -> Result<Verification, LedgerError> {
+    let checkpoints = store.checkpoints()?;
+    let sizes: BTreeMap<u64, ()> = checkpoints.iter().map(|c| (c.head.tree_size, ())).collect();
+    let mut chain_at: BTreeMap<u64, Hash> = BTreeMap::new();
+    let mut problems: Vec<(u64, String)> = Vec::new();
+    let mut tree = Tree::new();
+    let mut expected = 1u64;
+    let mut chain = [0u8; 32];
+    store.scan(1, u64::MAX, &mut |s| {
+        let seq = s.event.seq;
+        if seq != expected {
+            problems.push((expected, format!("event {expected} is missing or out of place (found {seq} there)")));
+            expected = seq;
+        }
+        let leaf = s.event.leaf_hash()?;
+        if leaf != s.leaf_hash {
+            // A row whose fields hash as they did one position earlier was pushed
+            // down by an event inserted before it.
+            let shifted = Event { seq: seq.wrapping_sub(1), ..s.event.clone() };
+            if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
+                let at = seq - 1;
+                problems
+                    .push((at, format!("an event was inserted at or before {at}: event {seq} was written as {at}")));
+            } else {
+                problems.push((
+                    seq,
+                    format!("event {seq} was changed after it was written (its leaf hash does not match)"),
+                ));
+            }
+        }
+        chain = chain_hash(&chain, &leaf);
+        if chain != s.chain_hash {
+            problems.push((seq, format!("the hash chain breaks at event {seq}")));
+            chain = s.chain_hash;
+        }
+        tree.push(leaf);
+        if sizes.contains_key(&tree.len()) {
+            chain_at.insert(tree.len(), chain);
+        }
+        expected += 1;
+        Ok(())
+    })?;
+    let events = tree.len();
+    let mut previous_size = 0;
+    for c in &checkpoints {
+        let size = c.head.tree_size;
+        if !public.verify(c) {
+            problems.push((previous_size + 1, format!("checkpoint at {size} events has a bad signature")));
+        }
+        match tree.root(size) {
+            None => problems.push((
+                events + 1,
+                format!("checkpoint at {size} events, but only {events} remain: events were removed"),
+            )),
+            Some(root) if root != c.head.root_hash || chain_at.get(&size) != Some(&c.head.chain_hash) => {
+                // Point at the first event the per-event checks caught in this range, if any.
+                let first = problems
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .filter(|s| (previous_size + 1..=size).contains(s))
+                    .min()
+                    .unwrap_or(previous_size + 1);
+                problems.push((
+                    first,
+                    format!(
+                        "checkpoint at {size} events does not match the log: events {}..={size} were rewritten",
+                        previous_size + 1
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        previous_size = size;
+    }
+    problems.sort_by_key(|(s, _)| *s);
+    Ok(Verification {
+        events,
+        checkpoints: checkpoints.len(),
+        first_bad_seq: problems.first().map(|(s, _)| *s),
+        problems: problems.into_iter().map(|(_, p)| p).collect(),
+    })
 }

@@ -13,6 +13,11 @@ use std::time::Duration;
 /// Key of the advisory lock that serialises schema creation on PostgreSQL ("CONSLINE" in ASCII).
 const SCHEMA_LOCK: i64 = 0x434f_4e53_4c49_4e45;
 
+/// Key of the advisory lock every registry write transaction takes on PostgreSQL ("CONSLREG"), so a
+/// read-check-write sequence (is the old model still live? is the cursor where we left it?) cannot interleave
+/// with another writer under READ COMMITTED — the same guarantee SQLite's `BEGIN IMMEDIATE` gives.
+const WRITE_LOCK: i64 = 0x434f_4e53_4c52_4547;
+
 /// How often a PostgreSQL transaction that hit a serialisation failure, deadlock or race is re-run.
 const MAX_ATTEMPTS: u32 = 6;
 
@@ -26,6 +31,7 @@ CREATE TABLE IF NOT EXISTS registry_datasets (
     purpose TEXT NOT NULL,
     dir TEXT NOT NULL,
     ledger_position BIGINT NOT NULL,
+    ledger_at BIGINT NOT NULL,
     members BIGINT NOT NULL,
     members_commitment TEXT NOT NULL,
     members_bitmap {BLOB} NOT NULL,
@@ -42,6 +48,7 @@ CREATE TABLE IF NOT EXISTS registry_models (
     status TEXT NOT NULL CHECK (status IN ('live', 'superseded', 'retired')),
     status_changed BIGINT,
     dir TEXT NOT NULL,
+    shard_function_json TEXT NOT NULL,
     metrics_json TEXT NOT NULL,
     dp_json TEXT,
     created BIGINT NOT NULL,
@@ -71,9 +78,11 @@ CREATE INDEX IF NOT EXISTS registry_runs_model ON registry_runs (model_id);
 CREATE TABLE IF NOT EXISTS registry_model_events (
     model_id TEXT NOT NULL REFERENCES registry_models (id),
     event_seq BIGINT NOT NULL,
+    member BIGINT NOT NULL,
     PRIMARY KEY (model_id, event_seq)
 );
 CREATE INDEX IF NOT EXISTS registry_model_events_seq ON registry_model_events (event_seq);
+CREATE INDEX IF NOT EXISTS registry_model_events_member ON registry_model_events (member, model_id);
 CREATE TABLE IF NOT EXISTS registry_unlearning (
     member BIGINT NOT NULL,
     purpose TEXT NOT NULL,
@@ -87,6 +96,7 @@ CREATE TABLE IF NOT EXISTS registry_unlearning (
     PRIMARY KEY (member, purpose, event_seq, old_model)
 );
 CREATE INDEX IF NOT EXISTS registry_unlearning_member ON registry_unlearning (member);
+CREATE INDEX IF NOT EXISTS registry_unlearning_status ON registry_unlearning (status, old_model);
 CREATE TABLE IF NOT EXISTS registry_cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL);
 ";
 
@@ -313,6 +323,7 @@ fn retryable(e: &LineageError) -> bool {
 }
 
 impl Conn {
+    /// Opens (and creates the registry tables in) the SQLite file the ledger uses.
     pub fn open_sqlite(path: &Path) -> Result<Conn, LineageError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -324,6 +335,7 @@ impl Conn {
         Ok(Conn::Sqlite(Mutex::new(conn)))
     }
 
+    /// Connects to the ledger's PostgreSQL database and creates the registry tables.
     pub fn connect_postgres(url: &str) -> Result<Conn, LineageError> {
         let mut client = pg_connect(url)?;
         let schema =
@@ -336,6 +348,7 @@ impl Conn {
         Ok(Conn::Postgres { url: url.to_string(), client: Mutex::new(Some(client)) })
     }
 
+    /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
             Conn::Sqlite(_) => "sqlite",
@@ -375,6 +388,12 @@ impl Conn {
                     let c = g.as_mut().ok_or(LineageError::Poisoned)?;
                     let result = (|| {
                         let mut tx = c.transaction()?;
+                        if write {
+                            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+                        } else {
+                            // A lineage query reads several tables: one snapshot for all of them.
+                            tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+                        }
                         let out = f(&mut tx)?;
                         tx.commit()?;
                         Ok(out)

@@ -59,6 +59,14 @@ enum Command {
     /// Differential privacy: ε of a DP-SGD run (to check a model's claim), or σ for a target ε.
     #[command(subcommand)]
     Dp(cmd::dp::DpCmd),
+    /// The registry of datasets and models: where a member's data went, what a model rests on, registration.
+    #[command(subcommand)]
+    Lineage(cmd::lineage::Command),
+    /// Turn withdrawals in the ledger into exact shard retrains of the live models (once, or --watch).
+    Unlearn(cmd::unlearn::Args),
+    /// Audit ledger, consent of every live model's members, withdrawal deadlines, commitments and DP
+    /// records (online, or `--offline DIR` from an evidence bundle; `audit export --out DIR` writes one).
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +83,9 @@ fn main() -> ExitCode {
         Command::Recommend(args) => cmd::train::run_recommend(&ctx, args),
         Command::SuggestReplies(args) => cmd::train::run_suggest(&ctx, args),
         Command::Dp(c) => cmd::dp::run(&ctx, c),
+        Command::Lineage(c) => cmd::lineage::run(&ctx, c),
+        Command::Unlearn(args) => cmd::unlearn::run(&ctx, args),
+        Command::Audit(args) => cmd::audit::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -1,13 +1,16 @@
 //! One module per verb; shared loading helpers here.
 
+pub mod audit;
 pub mod demo;
 pub mod dp;
 pub mod gate;
 pub mod ledger;
+pub mod lineage;
 pub mod policy;
 pub mod redact;
 pub mod synth;
 pub mod train;
+pub mod unlearn;
 
 use crate::ui::{Ctx, bad_input};
 use anyhow::Context;

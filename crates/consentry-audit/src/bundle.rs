@@ -1,0 +1,722 @@
+//! The evidence bundle: export from a data directory and its ledger store, and loading back for the
+//! checks. The layout and every file's format are documented in `FORMAT.md` (crate root).
+//!
+//! Loading never trusts the index: it is only a list of what the exporter wrote, so a changed byte
+//! shows up twice — as a hash mismatch against the index, and in whatever check recomputes the
+//! content (the ledger's signatures, a bitmap's commitment, the consent of its members).
+
+use crate::memstore::MemStore;
+use crate::models::{ModelSource, ModelStatus};
+use crate::report::{Finding, ViolationKind};
+use crate::{AuditError, b3, safe_relative};
+use chrono::NaiveDate;
+use consentry_gate::Manifest;
+use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
+use consentry_learn::model::{MODEL_FILE, ModelMeta};
+use consentry_ledger::{Event, MemberRecord, PublicKey, SignedTreeHead, Store, StoredEvent};
+use roaring::RoaringTreemap;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Bundle format version (in `INDEX.json`).
+pub const FORMAT: u32 = 1;
+/// The index: every other file with its BLAKE3 and size.
+pub const INDEX_FILE: &str = "INDEX.json";
+/// The ledger's Ed25519 public key, hex (as `ledger.pub`).
+pub const PUBLIC_KEY_FILE: &str = "public_key.hex";
+/// The policy text in force, byte for byte (its BLAKE3 is the policy hash manifests record).
+pub const POLICY_FILE: &str = "policy.toml";
+/// Every signed tree head, by tree size (JSON array of `SignedTreeHead`).
+pub const CHECKPOINTS_FILE: &str = "ledger/checkpoints.json";
+/// Every event, one JSON object per line, in sequence order.
+pub const EVENTS_FILE: &str = "ledger/events.jsonl";
+/// The member directory (jurisdiction and birth date), one JSON object per line, by id.
+pub const MEMBERS_JSONL: &str = "ledger/members.jsonl";
+/// The model list with statuses and the withdrawal deadline in force.
+pub const MODELS_FILE: &str = "models.json";
+
+/// One file in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Path relative to the bundle, `/`-separated.
+    pub path: String,
+    /// BLAKE3 of its bytes, hex.
+    pub blake3: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// `INDEX.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// The tool that wrote it.
+    pub tool: String,
+    /// When it was written (Unix seconds).
+    pub created: i64,
+    /// Events in the log at export.
+    pub events: u64,
+    /// Every other file of the bundle, sorted by path.
+    pub files: Vec<IndexEntry>,
+}
+
+/// One line of `ledger/events.jsonl`: every field of the canonical encoding plus the hashes the store kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EventLine {
+    #[serde(flatten)]
+    event: Event,
+    /// Leaf hash as stored, hex (the audit recomputes it from the fields).
+    leaf_hash: String,
+    /// Chain hash as stored, hex.
+    chain_hash: String,
+}
+
+/// One line of `ledger/members.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MemberLine {
+    member_id: u64,
+    jurisdiction: String,
+    birth_date: NaiveDate,
+}
+
+/// One entry of `models.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelListEntry {
+    /// Model id; its files are under `models/<id>/`.
+    pub id: String,
+    /// Lifecycle state.
+    pub status: ModelStatus,
+}
+
+/// `models.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// Seconds from a withdrawal being recorded to "no live model contains the member".
+    pub deadline_seconds: i64,
+    /// Every exported model.
+    pub models: Vec<ModelListEntry>,
+}
+
+/// What [`export`] needs: the data directory, its ledger store and key, the policy text, the models.
+pub struct ExportInput<'a> {
+    /// The data directory (`datasets/` under it is exported).
+    pub data_dir: &'a Path,
+    /// The ledger store.
+    pub store: &'a dyn Store,
+    /// The ledger's public key.
+    pub public_key: PublicKey,
+    /// The policy in force, byte for byte.
+    pub policy_text: &'a str,
+    /// Which models exist and which are live.
+    pub models: &'a dyn ModelSource,
+    /// The export time (Unix seconds).
+    pub now: i64,
+}
+
+/// What was exported, and from where (online checks go back to these directories).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    /// The bundle directory.
+    pub dir: PathBuf,
+    /// Events exported.
+    pub events: u64,
+    /// Signed tree heads exported.
+    pub checkpoints: usize,
+    /// Members exported.
+    pub members: u64,
+    /// Dataset name → source directory.
+    pub datasets: BTreeMap<String, PathBuf>,
+    /// Model id → source directory.
+    pub models: BTreeMap<String, PathBuf>,
+    /// Files written (index excluded).
+    pub files: usize,
+}
+
+/// Writes files under a directory and remembers each one's hash for the index.
+struct Writer {
+    root: PathBuf,
+    entries: Vec<IndexEntry>,
+}
+
+impl Writer {
+    fn path(&self, rel: &str) -> Result<PathBuf, AuditError> {
+        let p = self.root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| AuditError::io(parent, e))?;
+        }
+        Ok(p)
+    }
+
+    fn put(&mut self, rel: &str, bytes: &[u8]) -> Result<(), AuditError> {
+        let p = self.path(rel)?;
+        std::fs::write(&p, bytes).map_err(|e| AuditError::io(&p, e))?;
+        self.entries.push(IndexEntry { path: rel.to_string(), blake3: b3(bytes), bytes: bytes.len() as u64 });
+        Ok(())
+    }
+
+    /// Streams lines into a file, hashing as it goes.
+    fn lines(
+        &mut self,
+        rel: &str,
+        fill: impl FnOnce(&mut dyn Write) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        struct Hashing<W: Write> {
+            inner: W,
+            hasher: blake3::Hasher,
+            bytes: u64,
+        }
+        impl<W: Write> Write for Hashing<W> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let n = self.inner.write(buf)?;
+                self.hasher.update(&buf[..n]);
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.inner.flush()
+            }
+        }
+        let p = self.path(rel)?;
+        let f = std::fs::File::create(&p).map_err(|e| AuditError::io(&p, e))?;
+        let mut w = Hashing { inner: BufWriter::new(f), hasher: blake3::Hasher::new(), bytes: 0 };
+        fill(&mut w)?;
+        w.flush().map_err(|e| AuditError::io(&p, e))?;
+        self.entries.push(IndexEntry {
+            path: rel.to_string(),
+            blake3: w.hasher.finalize().to_hex().to_string(),
+            bytes: w.bytes,
+        });
+        Ok(())
+    }
+
+    fn copy_if_present(&mut self, src: &Path, rel: &str) -> Result<bool, AuditError> {
+        match std::fs::read(src) {
+            Ok(bytes) => {
+                self.put(rel, &bytes)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AuditError::io(src, e)),
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
+    move |e| AuditError::io(path, e)
+}
+
+/// Dataset directories to export: every `DATA/datasets/*` with a manifest, plus the dataset each model
+/// names if it lives elsewhere; deduplicated by manifest BLAKE3, named by directory.
+fn dataset_dirs(data_dir: &Path, model_dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf, Vec<u8>)>, AuditError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let root = data_dir.join("datasets");
+    if root.is_dir() {
+        let mut found: Vec<PathBuf> = Vec::new();
+        for e in std::fs::read_dir(&root).map_err(io_err(&root))? {
+            let p = e.map_err(io_err(&root))?.path();
+            if p.join(MANIFEST_FILE).is_file() {
+                found.push(p);
+            }
+        }
+        found.sort();
+        candidates.extend(found);
+    }
+    for dir in model_dirs {
+        if let Ok(meta) = ModelMeta::read(dir) {
+            let p = PathBuf::from(&meta.dataset.path);
+            if p.join(MANIFEST_FILE).is_file() {
+                candidates.push(p);
+            }
+        }
+    }
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    for dir in candidates {
+        let mpath = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&mpath).map_err(io_err(&mpath))?;
+        if !seen.insert(b3(&bytes)) {
+            continue;
+        }
+        let base = dir.file_name().and_then(|n| n.to_str()).filter(|n| safe_relative(n)).unwrap_or("dataset");
+        let mut name = base.to_string();
+        let mut i = 2;
+        while names.contains(&name) {
+            name = format!("{base}-{i}");
+            i += 1;
+        }
+        names.insert(name.clone());
+        out.push((name, dir, bytes));
+    }
+    Ok(out)
+}
+
+/// Writes an evidence bundle to `out` (which must not exist): written under a temporary name beside
+/// it and renamed when complete, so a bundle is never partial.
+pub fn export(input: &ExportInput<'_>, out: &Path) -> Result<ExportSummary, AuditError> {
+    if out.exists() {
+        return Err(AuditError::OutputExists(out.to_path_buf()));
+    }
+    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("bundle");
+    let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let result = write_bundle(input, &tmp, out);
+    match result {
+        Ok(summary) => {
+            std::fs::rename(&tmp, out).map_err(io_err(out))?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<ExportSummary, AuditError> {
+    let mut w = Writer { root: tmp.to_path_buf(), entries: Vec::new() };
+    w.put(PUBLIC_KEY_FILE, format!("{}\n", input.public_key.to_hex()).as_bytes())?;
+    w.put(POLICY_FILE, input.policy_text.as_bytes())?;
+    let checkpoints = input.store.checkpoints()?;
+    w.put(CHECKPOINTS_FILE, &serde_json::to_vec_pretty(&checkpoints)?)?;
+
+    let store = input.store;
+    let mut events = 0u64;
+    w.lines(EVENTS_FILE, |out| {
+        let mut failed: Option<AuditError> = None;
+        store
+            .scan(1, u64::MAX, &mut |s| {
+                let line = EventLine {
+                    event: s.event,
+                    leaf_hash: hex::encode(s.leaf_hash),
+                    chain_hash: hex::encode(s.chain_hash),
+                };
+                let r = serde_json::to_writer(&mut *out, &line)
+                    .map_err(AuditError::from)
+                    .and_then(|()| out.write_all(b"\n").map_err(|e| AuditError::io(Path::new(EVENTS_FILE), e)));
+                if let Err(e) = r {
+                    failed = Some(e);
+                    return Err(consentry_ledger::LedgerError::Invalid("export stopped".into()));
+                }
+                events += 1;
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or(AuditError::Ledger(e)))?;
+        failed.map_or(Ok(()), Err)
+    })?;
+
+    let mut members = 0u64;
+    w.lines(MEMBERS_JSONL, |out| {
+        let mut failed: Option<AuditError> = None;
+        store.scan_members(&mut |m| {
+            if failed.is_some() {
+                return;
+            }
+            let line = MemberLine { member_id: m.member_id, jurisdiction: m.jurisdiction, birth_date: m.birth_date };
+            let r = serde_json::to_writer(&mut *out, &line)
+                .map_err(AuditError::from)
+                .and_then(|()| out.write_all(b"\n").map_err(|e| AuditError::io(Path::new(MEMBERS_JSONL), e)));
+            match r {
+                Ok(()) => members += 1,
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
+    })?;
+
+    let entries = input.models.models()?;
+    let model_dirs: Vec<PathBuf> = entries.iter().map(|m| m.dir.clone()).collect();
+    let mut datasets = BTreeMap::new();
+    for (name, dir, manifest) in dataset_dirs(input.data_dir, &model_dirs)? {
+        w.put(&format!("datasets/{name}/{MANIFEST_FILE}"), &manifest)?;
+        w.copy_if_present(&dir.join(MEMBERS_FILE), &format!("datasets/{name}/{MEMBERS_FILE}"))?;
+        datasets.insert(name, dir);
+    }
+
+    let mut list = ModelList { deadline_seconds: input.models.deadline_seconds(), models: Vec::new() };
+    let mut models = BTreeMap::new();
+    for m in &entries {
+        if !safe_relative(&m.id) || m.id.contains('/') {
+            return Err(AuditError::Source {
+                path: m.dir.clone(),
+                message: format!("model id `{}` cannot name a directory", m.id),
+            });
+        }
+        let base = format!("models/{}", m.id);
+        let src = m.dir.join(MODEL_FILE);
+        let bytes = std::fs::read(&src).map_err(io_err(&src))?;
+        w.put(&format!("{base}/{MODEL_FILE}"), &bytes)?;
+        // The bitmaps model.json names; an unreadable model.json is exported as is and reported by the check.
+        if let Ok(meta) = serde_json::from_slice::<ModelMeta>(&bytes) {
+            let mut files: Vec<&str> = meta.shards.iter().map(|s| s.members_file.as_str()).collect();
+            if let Some(u) = &meta.unlearning {
+                files.push(u.file.as_str());
+            }
+            for f in files.into_iter().filter(|f| safe_relative(f)) {
+                w.copy_if_present(&m.dir.join(f), &format!("{base}/{f}"))?;
+            }
+        }
+        list.models.push(ModelListEntry { id: m.id.clone(), status: m.status });
+        models.insert(m.id.clone(), m.dir.clone());
+    }
+    w.put(MODELS_FILE, &serde_json::to_vec_pretty(&list)?)?;
+
+    w.entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let files = w.entries.len();
+    let index = Index {
+        format: FORMAT,
+        tool: concat!("consentry-audit ", env!("CARGO_PKG_VERSION")).into(),
+        created: input.now,
+        events,
+        files: std::mem::take(&mut w.entries),
+    };
+    w.put(INDEX_FILE, &serde_json::to_vec_pretty(&index)?)?;
+    Ok(ExportSummary {
+        dir: out.to_path_buf(),
+        events,
+        checkpoints: checkpoints.len(),
+        members,
+        datasets,
+        models,
+        files,
+    })
+}
+
+/// A dataset as found in the bundle.
+#[derive(Debug, Clone)]
+pub struct DatasetEvidence {
+    /// Its name (directory under `datasets/`).
+    pub name: String,
+    /// BLAKE3 of its `manifest.json` bytes (what `model.json` refers to).
+    pub manifest_blake3: String,
+    /// The parsed manifest, when readable.
+    pub manifest: Option<Manifest>,
+    /// Its member bitmap with the BLAKE3 of its bytes, when present and readable.
+    pub members: Option<(RoaringTreemap, String)>,
+}
+
+/// A model as found in the bundle.
+#[derive(Debug, Clone)]
+pub struct ModelEvidence {
+    /// Its id.
+    pub id: String,
+    /// Its status in `models.json`.
+    pub status: ModelStatus,
+    /// The parsed `model.json`, when readable.
+    pub meta: Option<ModelMeta>,
+    /// Bitmap file (relative to the model) → bitmap and the BLAKE3 of its bytes, for the files present and readable.
+    pub bitmaps: BTreeMap<String, (RoaringTreemap, String)>,
+}
+
+/// A loaded evidence bundle: everything the checks need, in memory, plus what loading already found.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Where it was read from.
+    pub dir: PathBuf,
+    /// The index as written by the exporter.
+    pub index: Index,
+    /// Problems found while loading (altered, missing, unlisted or unreadable files).
+    pub findings: Vec<Finding>,
+    /// The public key in the bundle.
+    pub public_key: Option<PublicKey>,
+    /// The policy text.
+    pub policy_text: Option<String>,
+    /// Events, checkpoints and member facts.
+    pub store: MemStore,
+    /// Datasets, by name.
+    pub datasets: Vec<DatasetEvidence>,
+    /// Models, by id.
+    pub models: Vec<ModelEvidence>,
+    /// The deadline in force at export.
+    pub deadline_seconds: i64,
+}
+
+fn unreadable(rel: &str, e: impl std::fmt::Display) -> Finding {
+    Finding::violation(ViolationKind::UnreadableFile, format!("{rel} cannot be read"), "a well-formed file", e)
+        .file(rel)
+}
+
+fn missing(rel: &str) -> Finding {
+    Finding::violation(
+        ViolationKind::BundleFileMissing,
+        format!("{rel} is missing from the bundle"),
+        "present",
+        "absent",
+    )
+    .file(rel)
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+fn read_bitmap(bytes: &[u8]) -> Result<RoaringTreemap, std::io::Error> {
+    RoaringTreemap::deserialize_from(bytes)
+}
+
+impl Bundle {
+    /// Reads a bundle directory: the index (an error if absent: not a bundle), then every file, noting
+    /// each difference from the index and each unreadable file as a finding.
+    pub fn open(dir: &Path) -> Result<Bundle, AuditError> {
+        let ipath = dir.join(INDEX_FILE);
+        let text = std::fs::read_to_string(&ipath).map_err(|e| AuditError::NotABundle {
+            path: dir.to_path_buf(),
+            message: format!("cannot read {INDEX_FILE}: {e}; export one with `consentry audit export --out DIR`"),
+        })?;
+        let index: Index = serde_json::from_str(&text)
+            .map_err(|e| AuditError::NotABundle { path: dir.to_path_buf(), message: format!("{INDEX_FILE}: {e}") })?;
+        if index.format != FORMAT {
+            return Err(AuditError::NotABundle {
+                path: dir.to_path_buf(),
+                message: format!("format {} is not supported (this build reads {FORMAT})", index.format),
+            });
+        }
+        let mut b = Bundle {
+            dir: dir.to_path_buf(),
+            index,
+            findings: Vec::new(),
+            public_key: None,
+            policy_text: None,
+            store: MemStore::default(),
+            datasets: Vec::new(),
+            models: Vec::new(),
+            deadline_seconds: crate::DEFAULT_DEADLINE_SECONDS,
+        };
+        b.check_index()?;
+        b.load();
+        Ok(b)
+    }
+
+    /// Every listed file present with its hash and size; nothing unlisted.
+    fn check_index(&mut self) -> Result<(), AuditError> {
+        let mut listed = BTreeSet::new();
+        for e in &self.index.files {
+            if !safe_relative(&e.path) {
+                self.findings.push(
+                    Finding::violation(
+                        ViolationKind::BundleFileAltered,
+                        "the index lists a path outside the bundle",
+                        "a relative path inside the bundle",
+                        &e.path,
+                    )
+                    .file(&e.path),
+                );
+                continue;
+            }
+            listed.insert(e.path.clone());
+            let p = self.dir.join(&e.path);
+            match std::fs::read(&p) {
+                Ok(bytes) => {
+                    let h = b3(&bytes);
+                    if h != e.blake3 || bytes.len() as u64 != e.bytes {
+                        self.findings.push(
+                            Finding::violation(
+                                ViolationKind::BundleFileAltered,
+                                format!("{} differs from the bundle index", e.path),
+                                format!("BLAKE3 {} ({} bytes)", e.blake3, e.bytes),
+                                format!("BLAKE3 {h} ({} bytes)", bytes.len()),
+                            )
+                            .file(&e.path),
+                        );
+                    }
+                }
+                Err(_) => self.findings.push(missing(&e.path)),
+            }
+        }
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(io_err(&d))? {
+                let p = e.map_err(io_err(&d))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&self.dir) {
+                    let rel = rel.to_string_lossy().replace('\\', "/");
+                    if rel != INDEX_FILE && !listed.contains(&rel) {
+                        self.findings.push(
+                            Finding::violation(
+                                ViolationKind::BundleFileMissing,
+                                format!("{rel} is in the bundle but not in its index"),
+                                "listed in INDEX.json",
+                                "unlisted",
+                            )
+                            .file(&rel),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a bundle file, noting a finding when it is absent.
+    fn read(&mut self, rel: &str) -> Option<Vec<u8>> {
+        match std::fs::read(self.dir.join(rel)) {
+            Ok(b) => Some(b),
+            Err(_) => {
+                if !self.findings.iter().any(|f| f.file.as_deref() == Some(rel)) {
+                    self.findings.push(missing(rel));
+                }
+                None
+            }
+        }
+    }
+
+    fn load(&mut self) {
+        if let Some(bytes) = self.read(PUBLIC_KEY_FILE) {
+            match std::str::from_utf8(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|t| PublicKey::from_hex(t).map_err(|e| e.to_string()))
+            {
+                Ok(k) => self.public_key = Some(k),
+                Err(e) => self.findings.push(unreadable(PUBLIC_KEY_FILE, e)),
+            }
+        }
+        if let Some(bytes) = self.read(POLICY_FILE) {
+            match String::from_utf8(bytes) {
+                Ok(t) => self.policy_text = Some(t),
+                Err(e) => self.findings.push(unreadable(POLICY_FILE, e)),
+            }
+        }
+        let checkpoints: Vec<SignedTreeHead> = match self.read(CHECKPOINTS_FILE) {
+            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                self.findings.push(unreadable(CHECKPOINTS_FILE, e));
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let events = self.load_events();
+        let members = self.load_members();
+        self.store = MemStore::new(events, checkpoints, members);
+        self.load_datasets();
+        self.load_models();
+    }
+
+    fn jsonl<T: serde::de::DeserializeOwned>(&mut self, rel: &str) -> Vec<(usize, T)> {
+        let Some(bytes) = self.read(rel) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (i, line) in bytes.lines().enumerate() {
+            let parsed =
+                line.map_err(|e| e.to_string()).and_then(|l| serde_json::from_str::<T>(&l).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(v) => out.push((i + 1, v)),
+                Err(e) => self.findings.push(unreadable(rel, format!("line {}: {e}", i + 1))),
+            }
+        }
+        out
+    }
+
+    fn load_events(&mut self) -> Vec<StoredEvent> {
+        let lines: Vec<(usize, EventLine)> = self.jsonl(EVENTS_FILE);
+        let mut out = Vec::with_capacity(lines.len());
+        for (n, l) in lines {
+            match (hex32(&l.leaf_hash), hex32(&l.chain_hash)) {
+                (Some(leaf_hash), Some(chain_hash)) => out.push(StoredEvent { event: l.event, leaf_hash, chain_hash }),
+                _ => self.findings.push(unreadable(EVENTS_FILE, format!("line {n}: a hash is not 32 bytes of hex"))),
+            }
+        }
+        out
+    }
+
+    fn load_members(&mut self) -> Vec<MemberRecord> {
+        let lines: Vec<(usize, MemberLine)> = self.jsonl(MEMBERS_JSONL);
+        lines
+            .into_iter()
+            .map(|(_, m)| MemberRecord {
+                member_id: m.member_id,
+                jurisdiction: m.jurisdiction,
+                birth_date: m.birth_date,
+            })
+            .collect()
+    }
+
+    fn bitmap(&mut self, rel: &str) -> Option<(RoaringTreemap, String)> {
+        let bytes = self.read(rel)?;
+        match read_bitmap(&bytes) {
+            Ok(b) => Some((b, b3(&bytes))),
+            Err(e) => {
+                self.findings.push(unreadable(rel, e));
+                None
+            }
+        }
+    }
+
+    fn load_datasets(&mut self) {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for e in &self.index.files {
+            if let Some(rest) = e.path.strip_prefix("datasets/")
+                && let Some((name, file)) = rest.split_once('/')
+                && file == MANIFEST_FILE
+            {
+                names.insert(name.to_string());
+            }
+        }
+        for name in names {
+            let mrel = format!("datasets/{name}/{MANIFEST_FILE}");
+            let Some(bytes) = self.read(&mrel) else { continue };
+            let manifest = match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.findings.push(unreadable(&mrel, e).dataset(&name));
+                    None
+                }
+            };
+            let members = self.bitmap(&format!("datasets/{name}/{MEMBERS_FILE}"));
+            self.datasets.push(DatasetEvidence { name, manifest_blake3: b3(&bytes), manifest, members });
+        }
+    }
+
+    fn load_models(&mut self) {
+        let list: ModelList = match self.read(MODELS_FILE) {
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.findings.push(unreadable(MODELS_FILE, e));
+                    return;
+                }
+            },
+            None => return,
+        };
+        self.deadline_seconds = list.deadline_seconds;
+        for entry in list.models {
+            if !safe_relative(&entry.id) || entry.id.contains('/') {
+                self.findings.push(unreadable(MODELS_FILE, format!("model id `{}` cannot name a directory", entry.id)));
+                continue;
+            }
+            let base = format!("models/{}", entry.id);
+            let mrel = format!("{base}/{MODEL_FILE}");
+            let meta = self.read(&mrel).and_then(|bytes| match serde_json::from_slice::<ModelMeta>(&bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.findings.push(unreadable(&mrel, e).model(&entry.id));
+                    None
+                }
+            });
+            let mut bitmaps = BTreeMap::new();
+            if let Some(meta) = &meta {
+                let mut files: Vec<String> = meta.shards.iter().map(|s| s.members_file.clone()).collect();
+                if let Some(u) = &meta.unlearning {
+                    files.push(u.file.clone());
+                }
+                for f in files {
+                    if !safe_relative(&f) {
+                        self.findings.push(
+                            unreadable(&mrel, format!("`{f}` is not a file inside the model directory"))
+                                .model(&entry.id),
+                        );
+                        continue;
+                    }
+                    if let Some(b) = self.bitmap(&format!("{base}/{f}")) {
+                        bitmaps.insert(f, b);
+                    }
+                }
+            }
+            self.models.push(ModelEvidence { id: entry.id, status: entry.status, meta, bitmaps });
+        }
+    }
+}

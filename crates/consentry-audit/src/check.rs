@@ -1,0 +1,818 @@
+//! The checks, run on a loaded [`Bundle`] — identically offline and online.
+//!
+//! Nothing derived is trusted: leaf hashes, roots and the chain are rebuilt from event fields
+//! ([`consentry_ledger::verify_store`]); every signature is checked with the public key; consent is
+//! re-evaluated from the events, the member facts and the policy text ([`Snapshot::build`], i.e.
+//! `Policy::evaluate`), never read from a manifest's snapshot; bitmaps are hashed and compared with
+//! their commitments; ε is recomputed with the accountant.
+
+use crate::bundle::{Bundle, DatasetEvidence, ExportInput, ModelEvidence, export};
+use crate::models::ModelStatus;
+use crate::report::{DatasetSummary, Finding, LedgerSummary, ModelSummary, Report, ViolationKind};
+use crate::{AuditError, safe_relative};
+use consentry_gate::Manifest;
+use consentry_ledger::merkle::{Tree, verify_consistency};
+use consentry_ledger::snapshot::Snapshot;
+use consentry_ledger::{PublicKey, SignedTreeHead, Store, StoredEvent, verify_store};
+use consentry_policy::{Action, ConsentEvent, Decision, DenyReason, MemberFacts, Policy, PurposeId};
+use roaring::RoaringTreemap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// At most this many findings of one kind per dataset or model are itemised; the rest are counted.
+const ITEMISED: usize = 20;
+/// Up to this many signed heads, every pair is proven consistent; beyond, each consecutive pair and
+/// each head with the newest (equivalent, since consistency is transitive).
+const ALL_PAIRS_UP_TO: usize = 64;
+
+/// How to audit.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The time to judge deadlines against (Unix seconds).
+    pub now: i64,
+    /// The withdrawal deadline; `None`: the one recorded in the bundle.
+    pub deadline_seconds: Option<i64>,
+    /// Audit only this model (and its dataset); `None`: every model.
+    pub model: Option<String>,
+    /// The public key the auditor obtained independently; `None`: trust the bundle's.
+    pub public_key: Option<PublicKey>,
+    /// Signed tree heads the auditor saw earlier (published, or from older bundles).
+    pub known_heads: Vec<SignedTreeHead>,
+}
+
+impl AuditOptions {
+    /// Every model, the bundle's deadline and key, judged at `now`.
+    pub fn at(now: i64) -> AuditOptions {
+        AuditOptions { now, deadline_seconds: None, model: None, public_key: None, known_heads: Vec::new() }
+    }
+}
+
+/// Opens the bundle at `dir` and checks it.
+pub fn audit_bundle(dir: &Path, opts: &AuditOptions) -> Result<Report, AuditError> {
+    check_bundle(&Bundle::open(dir)?, opts)
+}
+
+/// Exports the live state to a temporary bundle, checks it like an offline auditor would, then checks
+/// what only the live files show: dataset files against their manifests, shard files against `model.json`.
+pub fn audit_online(input: &ExportInput<'_>, opts: &AuditOptions) -> Result<Report, AuditError> {
+    let tmp = tempfile::tempdir().map_err(|e| AuditError::io(&std::env::temp_dir(), e))?;
+    let summary = export(input, &tmp.path().join("bundle"))?;
+    let bundle = Bundle::open(&summary.dir)?;
+    let mut report = check_bundle(&bundle, opts)?;
+    report.mode = "online".into();
+    let audited: Vec<String> = report.datasets.iter().map(|d| d.name.clone()).collect();
+    for name in &audited {
+        let Some(dir) = summary.datasets.get(name) else { continue };
+        match consentry_gate::verify_files(dir) {
+            Ok((_, diffs)) => {
+                let n = diffs.len();
+                for d in diffs.into_iter().take(ITEMISED) {
+                    report.findings.push(
+                        Finding::violation(
+                            ViolationKind::DatasetFiles,
+                            format!("{} differs from the manifest", d.what),
+                            d.expected,
+                            d.found,
+                        )
+                        .dataset(name),
+                    );
+                }
+                if n > ITEMISED {
+                    report.findings.push(more(ViolationKind::DatasetFiles, n - ITEMISED).dataset(name));
+                }
+            }
+            Err(e) => report.findings.push(
+                Finding::violation(ViolationKind::DatasetFiles, "the dataset cannot be read", "a readable dataset", e)
+                    .dataset(name),
+            ),
+        }
+    }
+    let ids: Vec<String> = report.models.iter().map(|m| m.id.clone()).collect();
+    for id in &ids {
+        let (Some(dir), Some(meta)) =
+            (summary.models.get(id), bundle.models.iter().find(|m| &m.id == id).and_then(|m| m.meta.as_ref()))
+        else {
+            continue;
+        };
+        for s in &meta.shards {
+            let f = |found: String| {
+                Finding::violation(
+                    ViolationKind::ShardFileAltered,
+                    format!("shard {} file {} differs from model.json", s.index, s.file),
+                    format!("BLAKE3 {} ({} bytes)", s.blake3, s.bytes),
+                    found,
+                )
+                .model(id)
+            };
+            if !safe_relative(&s.file) {
+                report.findings.push(f(format!("a path outside the model directory: {}", s.file)));
+                continue;
+            }
+            match consentry_gate::hash_file(&dir.join(&s.file)) {
+                Ok((h, bytes)) if h == s.blake3 && bytes == s.bytes => {}
+                Ok((h, bytes)) => report.findings.push(f(format!("BLAKE3 {h} ({bytes} bytes)"))),
+                Err(e) => report.findings.push(f(e.to_string())),
+            }
+        }
+    }
+    report.finish();
+    Ok(report)
+}
+
+fn more(kind: ViolationKind, n: usize) -> Finding {
+    Finding::violation(kind, format!("{n} more findings of this kind (not itemised)"), "none", format!("{n} more"))
+}
+
+/// The ledger, rebuilt once and shared by the checks.
+struct LedgerState {
+    /// Tree over leaves recomputed from the event fields, in bundle order.
+    tree: Tree,
+    /// Per purpose key: member → that member's events for the purpose, in log order.
+    by_purpose: HashMap<String, HashMap<u64, Vec<StoredEvent>>>,
+}
+
+/// Runs every check on a loaded bundle.
+pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, AuditError> {
+    let deadline = opts.deadline_seconds.unwrap_or(bundle.deadline_seconds);
+    let mut findings = bundle.findings.clone();
+    let selected: Vec<&ModelEvidence> = match &opts.model {
+        None => bundle.models.iter().collect(),
+        Some(id) => match bundle.models.iter().find(|m| &m.id == id) {
+            Some(m) => vec![m],
+            None => {
+                return Err(AuditError::UnknownModel {
+                    id: id.clone(),
+                    known: bundle.models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
+                });
+            }
+        },
+    };
+
+    let key = match (opts.public_key, bundle.public_key) {
+        (Some(pinned), Some(bundled)) if pinned != bundled => {
+            findings.push(Finding::violation(
+                ViolationKind::PublicKeyMismatch,
+                "the bundle's public key is not the one you pinned; checking with yours",
+                pinned.to_hex(),
+                bundled.to_hex(),
+            ));
+            Some(pinned)
+        }
+        (Some(k), _) | (None, Some(k)) => Some(k),
+        (None, None) => None,
+    };
+    let (ledger_summary, state) = check_ledger(bundle, key.as_ref(), &opts.known_heads, &mut findings)?;
+
+    let policy = match &bundle.policy_text {
+        Some(text) => match Policy::from_toml(crate::bundle::POLICY_FILE, text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                findings.push(
+                    Finding::violation(
+                        ViolationKind::UnreadableFile,
+                        "the policy does not compile, so consent cannot be recomputed",
+                        "a valid policy",
+                        e,
+                    )
+                    .file(crate::bundle::POLICY_FILE),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+
+    // Datasets: every one when auditing everything, else those the selected models use.
+    let wanted: Vec<&DatasetEvidence> = if opts.model.is_none() {
+        bundle.datasets.iter().collect()
+    } else {
+        bundle
+            .datasets
+            .iter()
+            .filter(|d| {
+                selected
+                    .iter()
+                    .any(|m| m.meta.as_ref().is_some_and(|meta| meta.dataset.manifest_blake3 == d.manifest_blake3))
+            })
+            .collect()
+    };
+    let mut datasets = Vec::new();
+    for d in wanted {
+        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), policy.as_ref(), &mut findings)? {
+            datasets.push(summary);
+        }
+    }
+
+    let mut models = Vec::new();
+    for m in selected {
+        if let Some(s) = check_model(bundle, m, &state, policy.as_ref(), opts.now, deadline, &mut findings) {
+            models.push(s);
+        }
+    }
+
+    let mut report = Report {
+        mode: "bundle".into(),
+        now: opts.now,
+        deadline_seconds: deadline,
+        ok: true,
+        violations: 0,
+        ledger: ledger_summary,
+        datasets,
+        models,
+        findings,
+    };
+    report.finish();
+    Ok(report)
+}
+
+/// (a) The log: chain, leaves, tree, every signature, consistency of every head with every earlier one,
+/// and with the heads the auditor holds.
+fn check_ledger(
+    bundle: &Bundle,
+    key: Option<&PublicKey>,
+    known: &[SignedTreeHead],
+    findings: &mut Vec<Finding>,
+) -> Result<(LedgerSummary, LedgerState), AuditError> {
+    let store = &bundle.store;
+    let checkpoints = store.checkpoints()?;
+    let mut summary = LedgerSummary {
+        checkpoints: checkpoints.len(),
+        members: store.members().len() as u64,
+        known_heads: known.len(),
+        ..LedgerSummary::default()
+    };
+    match key {
+        Some(k) => {
+            // A bundle can hold an event the encoding refuses (a field over 65535 bytes): a finding, not an error.
+            let v = verify_store(store, k).unwrap_or_else(|e| consentry_ledger::Verification {
+                events: 0,
+                checkpoints: checkpoints.len(),
+                first_bad_seq: None,
+                problems: vec![format!("the log cannot be rebuilt: {e}")],
+            });
+            summary.events = v.events;
+            for (i, p) in v.problems.iter().enumerate() {
+                let mut f = Finding::violation(
+                    ViolationKind::LedgerTampered,
+                    p.clone(),
+                    "stored fields that hash to the stored leaves, chain and signed tree heads",
+                    p,
+                );
+                if i == 0
+                    && let Some(s) = v.first_bad_seq
+                {
+                    f = f.seq(s);
+                }
+                findings.push(f);
+            }
+        }
+        None => findings.push(Finding::violation(
+            ViolationKind::UnreadableFile,
+            "no public key: no signature can be checked",
+            "the ledger's Ed25519 public key",
+            "none",
+        )),
+    }
+
+    let mut tree = Tree::new();
+    let mut by_purpose: HashMap<String, HashMap<u64, Vec<StoredEvent>>> = HashMap::new();
+    for e in store.events() {
+        match e.event.leaf_hash() {
+            Ok(h) => tree.push(h),
+            Err(err) => {
+                findings.push(
+                    Finding::violation(
+                        ViolationKind::LedgerTampered,
+                        "an event cannot be encoded",
+                        "an encodable event",
+                        err,
+                    )
+                    .seq(e.event.seq),
+                );
+                tree.push(e.leaf_hash);
+            }
+        }
+        by_purpose
+            .entry(e.event.body.purpose.clone())
+            .or_default()
+            .entry(e.event.body.member_id)
+            .or_default()
+            .push(e.clone());
+    }
+    summary.events = summary.events.max(tree.len());
+
+    // Consistency of the signed heads with each other, proven from the rebuilt tree.
+    let n = checkpoints.len();
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    if n <= ALL_PAIRS_UP_TO {
+        for j in 0..n {
+            for i in 0..j {
+                pairs.push((i, j));
+            }
+        }
+    } else {
+        for j in 1..n {
+            pairs.push((j - 1, j));
+            if j + 1 < n {
+                pairs.push((j - 1, n - 1));
+            }
+        }
+    }
+    for (i, j) in pairs {
+        let (a, b) = (&checkpoints[i].head, &checkpoints[j].head);
+        if a.tree_size == 0 {
+            continue;
+        }
+        summary.consistency_proofs += 1;
+        let ok = tree
+            .consistency_proof(a.tree_size, b.tree_size)
+            .is_some_and(|p| verify_consistency(a.tree_size, b.tree_size, &a.root_hash, &b.root_hash, &p));
+        if !ok {
+            findings.push(
+                Finding::violation(
+                    ViolationKind::InconsistentHeads,
+                    format!(
+                        "the signed head of {} events is not consistent with the signed head of {} events",
+                        a.tree_size, b.tree_size
+                    ),
+                    "a verifying RFC 9162 consistency proof from the log",
+                    "no proof verifies: the log was rewritten between them",
+                )
+                .seq(a.tree_size + 1),
+            );
+        }
+    }
+    for h in known {
+        let size = h.head.tree_size;
+        if let Some(k) = key
+            && !k.verify(h)
+        {
+            findings.push(Finding::violation(
+                ViolationKind::InconsistentHeads,
+                format!("a head you hold ({size} events) is not signed by this ledger's key"),
+                "a valid signature",
+                "a bad signature or another log",
+            ));
+            continue;
+        }
+        match tree.root(size) {
+            Some(r) if r == h.head.root_hash => {}
+            Some(r) => findings.push(
+                Finding::violation(
+                    ViolationKind::InconsistentHeads,
+                    format!("the log no longer has the history of the head you hold ({size} events)"),
+                    hex::encode(h.head.root_hash),
+                    hex::encode(r),
+                )
+                .seq(size),
+            ),
+            None => findings.push(Finding::violation(
+                ViolationKind::InconsistentHeads,
+                format!("you hold a head of {size} events but the log has only {}: events were removed", tree.len()),
+                format!("at least {size} events"),
+                tree.len(),
+            )),
+        }
+    }
+    let signed = checkpoints.last().map_or(0, |c| c.head.tree_size);
+    if signed < tree.len() {
+        findings.push(Finding::note(format!(
+            "events {}..={} are not covered by a signed tree head yet; only their stored hashes vouch for them",
+            signed + 1,
+            tree.len()
+        )));
+    }
+    Ok((summary, LedgerState { tree, by_purpose }))
+}
+
+/// The latest event of `member` for the purpose at or before `position`.
+fn last_event_at<'a>(state: &'a LedgerState, purpose: &str, member: u64, position: u64) -> Option<&'a StoredEvent> {
+    state.by_purpose.get(purpose)?.get(&member)?.iter().rev().find(|e| e.event.seq <= position)
+}
+
+/// (b, d) One dataset: its bitmap against its commitment, its ledger reference against the log, and
+/// every member's consent recomputed at its position.
+fn check_dataset(
+    bundle: &Bundle,
+    d: &DatasetEvidence,
+    state: &LedgerState,
+    key: Option<&PublicKey>,
+    policy: Option<&Policy>,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<DatasetSummary>, AuditError> {
+    let Some(m) = &d.manifest else { return Ok(None) };
+    let name = d.name.as_str();
+    let v = |kind, msg: String, e: String, f: String| Finding::violation(kind, msg, e, f).dataset(name);
+    let mut summary = DatasetSummary {
+        name: name.to_string(),
+        purpose: m.purpose.clone(),
+        position: m.ledger.position,
+        members: 0,
+        allowed_recomputed: 0,
+    };
+    let Some((members, hash)) = &d.members else { return Ok(Some(summary)) };
+    summary.members = members.len();
+    if *hash != m.members.commitment || members.len() != m.members.count {
+        findings.push(v(
+            ViolationKind::CommitmentMismatch,
+            "members.roaring does not match the manifest's member-set commitment".into(),
+            format!("BLAKE3 {} ({} members)", m.members.commitment, m.members.count),
+            format!("BLAKE3 {hash} ({} members)", members.len()),
+        ));
+    }
+    let position = m.ledger.position;
+    let Some(root) = state.tree.root(position) else {
+        findings.push(v(
+            ViolationKind::LedgerPositionMismatch,
+            format!("the manifest claims ledger position {position}, beyond the log"),
+            format!("at least {position} events"),
+            state.tree.len().to_string(),
+        ));
+        return Ok(Some(summary));
+    };
+    if hex::encode(root) != m.ledger.tree_root {
+        findings.push(
+            v(
+                ViolationKind::LedgerPositionMismatch,
+                format!("the manifest's Merkle root at position {position} is not the log's"),
+                m.ledger.tree_root.clone(),
+                hex::encode(root),
+            )
+            .seq(position),
+        );
+    }
+    if let Some(sth) = &m.ledger.checkpoint {
+        check_manifest_head(name, sth, position, state, key, findings);
+    }
+    let Some(policy) = policy else { return Ok(Some(summary)) };
+    if m.policy.hash != policy.hash {
+        findings.push(v(
+            ViolationKind::PolicyMismatch,
+            "the dataset was cut under another policy than the bundle's; its consent cannot be recomputed".into(),
+            format!("policy {} (BLAKE3 {})", m.policy.version, m.policy.hash),
+            format!("policy {} (BLAKE3 {})", policy.version, policy.hash),
+        ));
+        return Ok(Some(summary));
+    }
+    let Some(pid) = policy.purpose_id(&m.purpose) else {
+        findings.push(v(
+            ViolationKind::PolicyMismatch,
+            format!("the policy has no purpose `{}`", m.purpose),
+            "a declared purpose".into(),
+            m.purpose.clone(),
+        ));
+        return Ok(Some(summary));
+    };
+    let snap = Snapshot::build(&bundle.store, policy, pid, position, m.ledger.at, root)?;
+    let allowed = snap.allowed();
+    let refused = members - allowed;
+    summary.allowed_recomputed = members.len() - refused.len();
+    for member in refused.iter().take(ITEMISED) {
+        let reason = snap.reason(member).map_or("not in the member directory", DenyReason::as_str);
+        let last = last_event_at(state, &m.purpose, member, position);
+        let found = match last {
+            Some(e) => format!(
+                "denied ({reason}); latest event: seq {}, {:?} at {}",
+                e.event.seq, e.event.body.action, e.event.body.event_time
+            ),
+            None => format!("denied ({reason}); no event for this purpose"),
+        };
+        let mut f = v(
+            ViolationKind::MemberNotAllowed,
+            format!("member {member} is in the dataset but was not allowed for {} at its ledger position", m.purpose),
+            format!("allowed at position {position}, time {}", m.ledger.at),
+            found,
+        )
+        .member(member);
+        if let Some(e) = last {
+            f = f.seq(e.event.seq);
+        }
+        findings.push(f);
+    }
+    if refused.len() as usize > ITEMISED {
+        findings.push(more(ViolationKind::MemberNotAllowed, refused.len() as usize - ITEMISED).dataset(name));
+    }
+    if let Ok((_, h)) = snap.allowed_bytes()
+        && hex::encode(h) != m.snapshot.hash
+    {
+        findings.push(
+            Finding::note(format!(
+                "the recomputed snapshot ({} allowed) differs from the one the manifest records ({} allowed); \
+                 the member directory may have changed since",
+                allowed.len(),
+                m.snapshot.allowed
+            ))
+            .dataset(name),
+        );
+    }
+    Ok(Some(summary))
+}
+
+/// The signed head a manifest carries: signed by the key, covering the position, and the log's.
+fn check_manifest_head(
+    name: &str,
+    sth: &SignedTreeHead,
+    position: u64,
+    state: &LedgerState,
+    key: Option<&PublicKey>,
+    findings: &mut Vec<Finding>,
+) {
+    let size = sth.head.tree_size;
+    let problem = if key.is_some_and(|k| !k.verify(sth)) {
+        Some(("a valid signature by the ledger's key".to_string(), "a bad signature".to_string()))
+    } else if size < position {
+        Some((format!("a head covering position {position}"), format!("a head of {size} events")))
+    } else {
+        match state.tree.root(size) {
+            Some(r) if r == sth.head.root_hash => None,
+            Some(r) => Some((hex::encode(sth.head.root_hash), hex::encode(r))),
+            None => Some((format!("{size} events in the log"), state.tree.len().to_string())),
+        }
+    };
+    if let Some((expected, found)) = problem {
+        findings.push(
+            Finding::violation(
+                ViolationKind::InconsistentHeads,
+                format!("the signed head in the manifest ({size} events) does not vouch for this log"),
+                expected,
+                found,
+            )
+            .dataset(name),
+        );
+    }
+}
+
+/// The dataset a model names, by the BLAKE3 of its manifest.
+fn dataset_of<'a>(bundle: &'a Bundle, blake3: &str) -> Option<&'a DatasetEvidence> {
+    bundle.datasets.iter().find(|d| d.manifest_blake3 == blake3)
+}
+
+/// (b, c, d, e) One model: its dataset reference, shard bitmaps inside the dataset minus the excluded,
+/// the shard function, withdrawals past the deadline (live models) and its DP record.
+fn check_model(
+    bundle: &Bundle,
+    m: &ModelEvidence,
+    state: &LedgerState,
+    policy: Option<&Policy>,
+    now: i64,
+    deadline: i64,
+    findings: &mut Vec<Finding>,
+) -> Option<ModelSummary> {
+    let meta = m.meta.as_ref()?;
+    let id = m.id.as_str();
+    let v = |kind, msg: String, e: String, f: String| Finding::violation(kind, msg, e, f).model(id);
+    let mut summary = ModelSummary {
+        id: id.to_string(),
+        status: m.status.as_str().to_string(),
+        purpose: meta.purpose.clone(),
+        dataset: None,
+        members: 0,
+        excluded: 0,
+        pending_withdrawals: 0,
+    };
+    let dataset = dataset_of(bundle, &meta.dataset.manifest_blake3);
+    let manifest: Option<&Manifest> = dataset.and_then(|d| d.manifest.as_ref());
+    let dataset_members = dataset.and_then(|d| d.members.as_ref()).map(|(b, _)| b);
+    match (dataset, manifest) {
+        (None, _) => findings.push(v(
+            ViolationKind::DatasetMismatch,
+            "the model's dataset is not in the bundle: nothing shows its members consented".into(),
+            format!("a dataset whose manifest has BLAKE3 {}", meta.dataset.manifest_blake3),
+            "none".into(),
+        )),
+        (Some(d), Some(man)) => {
+            summary.dataset = Some(d.name.clone());
+            let checks = [
+                ("purpose", man.purpose.clone(), meta.purpose.clone()),
+                ("member-set commitment", man.members.commitment.clone(), meta.dataset.members_commitment.clone()),
+                ("ledger position", man.ledger.position.to_string(), meta.dataset.ledger_position.to_string()),
+                ("shard function", format!("{:?}", man.shard), format!("{:?}", meta.shard_function)),
+            ];
+            for (what, expected, found) in checks {
+                if expected != found {
+                    findings.push(
+                        v(
+                            ViolationKind::DatasetMismatch,
+                            format!("model.json's {what} differs from its dataset's manifest"),
+                            expected,
+                            found,
+                        )
+                        .dataset(&d.name),
+                    );
+                }
+            }
+        }
+        (Some(d), None) => summary.dataset = Some(d.name.clone()),
+    }
+
+    // Excluded members (unlearning), checked against their commitment.
+    let mut excluded = RoaringTreemap::new();
+    if let Some(u) = &meta.unlearning {
+        match m.bitmaps.get(&u.file) {
+            Some((b, h)) => {
+                if *h != u.commitment || b.len() != u.excluded {
+                    findings.push(v(
+                        ViolationKind::CommitmentMismatch,
+                        format!("{} does not match model.json's commitment", u.file),
+                        format!("BLAKE3 {} ({} members)", u.commitment, u.excluded),
+                        format!("BLAKE3 {h} ({} members)", b.len()),
+                    ));
+                }
+                excluded = b.clone();
+            }
+            None => findings.push(v(
+                ViolationKind::BundleFileMissing,
+                format!("the excluded-member bitmap {} is not in the bundle", u.file),
+                "present".into(),
+                "absent".into(),
+            )),
+        }
+    }
+    summary.excluded = excluded.len();
+
+    // Shards: bitmap commitments, inside dataset minus excluded, on the right shard.
+    let mut union = RoaringTreemap::new();
+    let mut in_shard: Vec<(u32, RoaringTreemap)> = Vec::new();
+    let mut membership = 0usize;
+    for s in &meta.shards {
+        let Some((b, h)) = m.bitmaps.get(&s.members_file) else {
+            findings.push(v(
+                ViolationKind::BundleFileMissing,
+                format!("shard {}'s member bitmap {} is not in the bundle", s.index, s.members_file),
+                "present".into(),
+                "absent".into(),
+            ));
+            continue;
+        };
+        if *h != s.members_commitment || b.len() != s.members {
+            findings.push(v(
+                ViolationKind::CommitmentMismatch,
+                format!("shard {}'s member bitmap does not match model.json", s.index),
+                format!("BLAKE3 {} ({} members)", s.members_commitment, s.members),
+                format!("BLAKE3 {h} ({} members)", b.len()),
+            ));
+        }
+        let mut push = |member: u64, msg: String, expected: String, found: String| {
+            membership += 1;
+            if membership <= ITEMISED {
+                findings.push(v(ViolationKind::ShardMembership, msg, expected, found).member(member));
+            }
+        };
+        if let Some(dm) = dataset_members {
+            for member in (b - dm).iter() {
+                push(
+                    member,
+                    format!("shard {} holds member {member}, who is not in the model's dataset", s.index),
+                    "a member of the dataset".into(),
+                    "absent from members.roaring".into(),
+                );
+            }
+        }
+        for member in (b & &excluded).iter() {
+            push(
+                member,
+                format!("shard {} holds member {member}, whom unlearning excluded", s.index),
+                "not in excluded.roaring".into(),
+                "in excluded.roaring".into(),
+            );
+        }
+        for member in b.iter() {
+            match meta.shard_function.shard_of(member) {
+                Some(i) if i == s.index => {}
+                other => push(
+                    member,
+                    format!("member {member} is in shard {} but the shard function puts them elsewhere", s.index),
+                    format!("shard {}", s.index),
+                    format!("{other:?}"),
+                ),
+            }
+        }
+        union |= b;
+        in_shard.push((s.index, b.clone()));
+    }
+    if membership > ITEMISED {
+        findings.push(more(ViolationKind::ShardMembership, membership - ITEMISED).model(id));
+    }
+    summary.members = union.len();
+
+    if m.status == ModelStatus::Live
+        && let (Some(policy), Some(man)) = (policy, manifest)
+        && let Some(pid) = policy.purpose_id(&meta.purpose)
+    {
+        let (missed, pending) =
+            check_withdrawals(bundle, state, policy, pid, man, &in_shard, now, deadline, id, findings);
+        summary.pending_withdrawals = pending;
+        if missed > ITEMISED {
+            findings.push(more(ViolationKind::WithdrawalDeadlineMissed, missed - ITEMISED).model(id));
+        }
+        if pending > 0 {
+            findings.push(
+                Finding::note(format!(
+                    "{pending} withdrawn member(s) still in the model within the {deadline} s deadline"
+                ))
+                .model(id),
+            );
+        }
+    }
+
+    if let Some(dp) = &meta.dp {
+        findings.extend(crate::dp::check(id, dp));
+    }
+    Some(summary)
+}
+
+/// The withdrawal that decides a denial at `at` among `events` (latest event time, later in the log on ties).
+fn deciding_withdrawal(events: &[&StoredEvent], at: i64, gpc_counts: bool) -> Option<StoredEvent> {
+    let mut best: Option<&StoredEvent> = None;
+    for e in events {
+        if (gpc_counts || e.event.body.source != consentry_policy::Source::Gpc)
+            && e.event.body.event_time <= at
+            && best.is_none_or(|b| e.event.body.event_time >= b.event.body.event_time)
+        {
+            best = Some(e);
+        }
+    }
+    best.filter(|e| e.event.body.action == Action::Withdraw).map(|e| (*e).clone())
+}
+
+/// (c) Members of a live model who are withdrawn now, by a withdrawal the dataset did not already
+/// account for, made more than `deadline` seconds before `now`. The deadline runs from the
+/// withdrawal's event time (when the member withdrew), as the lineage worker's requests do; a
+/// withdrawal superseded by a later grant no longer counts. Returns (missed, pending within the deadline).
+#[allow(clippy::too_many_arguments)]
+fn check_withdrawals(
+    bundle: &Bundle,
+    state: &LedgerState,
+    policy: &Policy,
+    pid: PurposeId,
+    man: &Manifest,
+    shards: &[(u32, RoaringTreemap)],
+    now: i64,
+    deadline: i64,
+    id: &str,
+    findings: &mut Vec<Finding>,
+) -> (usize, u64) {
+    let purpose = policy.purpose(pid).key.as_str();
+    let gpc = policy.purpose(pid).gpc_withdraws;
+    let Some(events_of) = state.by_purpose.get(purpose) else { return (0, 0) };
+    let facts: BTreeMap<u64, MemberFacts> = bundle
+        .store
+        .members()
+        .iter()
+        .map(|m| {
+            (
+                m.member_id,
+                MemberFacts { jurisdiction: policy.resolve_jurisdiction(&m.jurisdiction), birth_date: m.birth_date },
+            )
+        })
+        .collect();
+    // A withdrawal the dataset already saw (in its log prefix, not in its future) is not a new one.
+    let unseen_by_dataset =
+        |e: &StoredEvent| e.event.seq > man.ledger.position || e.event.body.event_time > man.ledger.at;
+    let (mut missed, mut pending) = (0usize, 0u64);
+    for (shard, members) in shards {
+        for member in members.iter() {
+            let (Some(evs), Some(f)) = (events_of.get(&member), facts.get(&member)) else { continue };
+            let all: Vec<&StoredEvent> = evs.iter().collect();
+            let consent: Vec<ConsentEvent> = all.iter().map(|e| consent_event(e)).collect();
+            let withdrawn_now = matches!(
+                policy.evaluate(pid, f, &consent, now),
+                Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)
+            );
+            let Some(w) = deciding_withdrawal(&all, now, gpc).filter(|w| withdrawn_now && unseen_by_dataset(w)) else {
+                continue;
+            };
+            let due = w.event.body.event_time.saturating_add(deadline);
+            if due > now {
+                pending += 1;
+                continue;
+            }
+            missed += 1;
+            if missed <= ITEMISED {
+                findings.push(
+                    Finding::violation(
+                        ViolationKind::WithdrawalDeadlineMissed,
+                        format!(
+                            "member {member} withdrew (seq {}, source {:?}) and is still in shard {shard} past the deadline",
+                            w.event.seq, w.event.body.source
+                        ),
+                        format!(
+                            "out of every live model by {due} (withdrew at {} + {deadline} s; recorded at {})",
+                            w.event.body.event_time, w.event.recorded_time
+                        ),
+                        format!("still in shard {shard} at {now}"),
+                    )
+                    .model(id)
+                    .member(member)
+                    .seq(w.event.seq),
+                );
+            }
+        }
+    }
+    (missed, pending)
+}
+
+fn consent_event(e: &StoredEvent) -> ConsentEvent {
+    let b = &e.event.body;
+    ConsentEvent { at: b.event_time, action: b.action, notice_version: b.notice_version, source: b.source }
+}

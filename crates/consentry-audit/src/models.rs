@@ -1,0 +1,144 @@
+//! Where the list of models (and which of them are live) comes from.
+//!
+//! Until the lineage registry is wired in, every directory under `DATA/models` with a `model.json` is a
+//! model ([`DirectoryModels`]): live, unless another one names its `model.json` BLAKE3 as the version it
+//! was unlearned from (`unlearning.previous`), which makes it superseded. The registry plugs in by
+//! implementing [`ModelSource`].
+
+use crate::AuditError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A model's lifecycle state, as the registry records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    /// Serving: must be free of withdrawn members within the deadline.
+    Live,
+    /// Replaced by a newer version (kept for lineage).
+    Superseded,
+    /// Taken out of service.
+    Retired,
+}
+
+impl ModelStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelStatus::Live => "live",
+            ModelStatus::Superseded => "superseded",
+            ModelStatus::Retired => "retired",
+        }
+    }
+}
+
+/// One model the audit must look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// Stable id (the directory name for [`DirectoryModels`]); also its directory name in the bundle.
+    pub id: String,
+    /// The model directory holding `model.json` and its shard files.
+    pub dir: PathBuf,
+    /// Lifecycle state.
+    pub status: ModelStatus,
+}
+
+/// The source of the model list and the withdrawal deadline in force.
+pub trait ModelSource {
+    /// Every model to export and audit, by id.
+    fn models(&self) -> Result<Vec<ModelEntry>, AuditError>;
+
+    /// Seconds from a withdrawal being recorded to "no live model contains the member".
+    fn deadline_seconds(&self) -> i64 {
+        crate::DEFAULT_DEADLINE_SECONDS
+    }
+}
+
+/// Every directory under a models directory that holds a `model.json`; live unless a later version names it.
+#[derive(Debug, Clone)]
+pub struct DirectoryModels {
+    /// The models directory (`DATA/models`).
+    pub root: PathBuf,
+    /// The deadline in force.
+    pub deadline_seconds: i64,
+}
+
+impl DirectoryModels {
+    /// The models under `root` with the default deadline.
+    pub fn new(root: &Path) -> DirectoryModels {
+        DirectoryModels { root: root.to_path_buf(), deadline_seconds: crate::DEFAULT_DEADLINE_SECONDS }
+    }
+}
+
+impl ModelSource for DirectoryModels {
+    fn models(&self) -> Result<Vec<ModelEntry>, AuditError> {
+        if !self.root.exists() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        let mut hashes = Vec::new();
+        let mut previous = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(&self.root).map_err(|e| AuditError::io(&self.root, e))? {
+            let dir = e.map_err(|e| AuditError::io(&self.root, e))?.path();
+            let meta = dir.join(consentry_learn::model::MODEL_FILE);
+            if !meta.is_file() {
+                continue;
+            }
+            let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            if !crate::safe_relative(&id) {
+                continue;
+            }
+            let bytes = std::fs::read(&meta).map_err(|e| AuditError::io(&meta, e))?;
+            // An unreadable model.json stays live: the audit reports it rather than skipping it.
+            if let Ok(m) = serde_json::from_slice::<consentry_learn::model::ModelMeta>(&bytes)
+                && let Some(u) = m.unlearning
+            {
+                previous.insert(u.previous);
+            }
+            hashes.push(crate::b3(&bytes));
+            out.push(ModelEntry { id, dir, status: ModelStatus::Live });
+        }
+        for (entry, hash) in out.iter_mut().zip(&hashes) {
+            if previous.contains(hash) {
+                entry.status = ModelStatus::Superseded;
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn deadline_seconds(&self) -> i64 {
+        self.deadline_seconds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_named_as_previous_is_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let v1 = serde_json::json!({
+            "format": 1, "kind": "job-recs", "purpose": "p", "seed": 1, "hyper": null, "metrics": null,
+            "dataset": {"path": "", "manifest_blake3": "", "members_commitment": "", "members": 0, "ledger_position": 0},
+            "shard_function": {"algorithm": "a", "key": "", "shards": 1},
+            "shards": [], "train_seconds": 0.0, "tool": "t", "created": 0
+        });
+        let v1_bytes = serde_json::to_vec(&v1).unwrap();
+        let mut v2 = v1.clone();
+        v2["unlearning"] = serde_json::json!({
+            "excluded": 0, "file": "excluded.roaring", "commitment": "", "retrained_shards": [],
+            "previous": crate::b3(&v1_bytes)
+        });
+        for (name, bytes) in [("job-recs", v1_bytes), ("job-recs.v2", serde_json::to_vec(&v2).unwrap())] {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+            std::fs::write(root.join(name).join("model.json"), bytes).unwrap();
+        }
+        std::fs::create_dir_all(root.join("not-a-model")).unwrap();
+        let list = DirectoryModels::new(root).models().unwrap();
+        let got: Vec<(&str, ModelStatus)> = list.iter().map(|m| (m.id.as_str(), m.status)).collect();
+        assert_eq!(got, vec![("job-recs", ModelStatus::Superseded), ("job-recs.v2", ModelStatus::Live)]);
+    }
+}

@@ -1,0 +1,335 @@
+//! The library on a small hand-built data directory: a real SQLite ledger with two signed heads, one
+//! dataset and one model written in the gate's and training's formats. Each test plants one violation.
+
+use chrono::NaiveDate;
+use consentry_audit::{
+    AuditOptions, DirectoryModels, ExportInput, Report, ViolationKind, audit_bundle, audit_online, export,
+};
+use consentry_gate::manifest::*;
+use consentry_learn::model::{DatasetRef, ModelMeta, ShardMeta, UnlearningRef};
+use consentry_ledger::sqlite::SqliteStore;
+use consentry_ledger::{Ledger, LedgerOptions, LogKey, MemberRecord, NewEvent, SignedTreeHead};
+use consentry_policy::{Action, DEFAULT_POLICY, Policy, Source};
+use roaring::RoaringTreemap;
+use std::path::Path;
+
+const JOBS: &str = "train_ai_system.job_recommendations";
+/// Grants happen at T0; the dataset is cut at T0 + 100; audits judge at T0 + 1000.
+const T0: i64 = 1_790_000_000;
+
+fn event(member: u64, action: Action, at: i64, key: &str) -> NewEvent {
+    NewEvent {
+        member_id: member,
+        purpose: JOBS.into(),
+        action,
+        notice_version: 1,
+        source: Source::Ui,
+        actor: format!("member:{member}"),
+        event_time: at,
+        idempotency_key: key.into(),
+    }
+}
+
+fn ledger(dir: &Path, seed: u8, withdraw_first: bool) -> Ledger {
+    std::fs::create_dir_all(dir).unwrap();
+    let store = SqliteStore::open(&dir.join("ledger.db")).unwrap();
+    let policy = Policy::from_toml("default", DEFAULT_POLICY).unwrap();
+    let l = Ledger::new(
+        Box::new(store),
+        policy,
+        LogKey::from_seed([seed; 32]),
+        LedgerOptions { checkpoint_every: 0, ..LedgerOptions::default() },
+    );
+    let birth = NaiveDate::from_ymd_opt(1980, 1, 1).unwrap();
+    let members: Vec<MemberRecord> =
+        (1..=20).map(|m| MemberRecord { member_id: m, jurisdiction: "DE".into(), birth_date: birth }).collect();
+    l.store().put_members(&members).unwrap();
+    let first: Vec<NewEvent> = (1..=10)
+        .map(|m| {
+            let a = if withdraw_first && m == 1 { Action::Withdraw } else { Action::Grant };
+            event(m, a, T0, &format!("g{m}"))
+        })
+        .collect();
+    l.append_at(first, T0 + 10).unwrap();
+    l.checkpoint().unwrap();
+    l.append_at((11..=12).map(|m| event(m, Action::Grant, T0, &format!("g{m}"))).collect(), T0 + 20).unwrap();
+    l.checkpoint().unwrap();
+    l
+}
+
+fn bitmap_bytes(b: &RoaringTreemap) -> (Vec<u8>, String) {
+    let mut v = Vec::new();
+    b.serialize_into(&mut v).unwrap();
+    let h = blake3::hash(&v).to_hex().to_string();
+    (v, h)
+}
+
+/// Writes a dataset of `members` cut at the whole log and a two-shard model of `in_model` (minus `excluded`).
+fn write_data(data: &Path, l: &Ledger, members: &[u64], in_model: &[u64], excluded: &[u64]) {
+    let position = l.store().len().unwrap();
+    let sth = l.latest_checkpoint().unwrap().unwrap();
+    let members: RoaringTreemap = members.iter().copied().collect();
+    let (mbytes, mhash) = bitmap_bytes(&members);
+    let ds = data.join("datasets/jobs");
+    std::fs::create_dir_all(&ds).unwrap();
+    std::fs::write(ds.join(MEMBERS_FILE), &mbytes).unwrap();
+    let shard = ShardFunction::for_purpose(JOBS, 2);
+    let manifest = Manifest {
+        format: FORMAT,
+        purpose: JOBS.into(),
+        policy: PolicyRef { version: l.policy().version.clone(), hash: l.policy().hash.clone() },
+        ledger: LedgerRef {
+            position,
+            at: T0 + 100,
+            tree_root: hex::encode(l.root(position).unwrap()),
+            checkpoint: Some(sth),
+        },
+        snapshot: SnapshotRef { hash: String::new(), allowed: 0, members: 20 },
+        sources: SourcesRef { declaration: "test".into(), declaration_hash: String::new(), files: vec![] },
+        partition: None,
+        tables: Default::default(),
+        rows_in: 0,
+        rows_out: 0,
+        excluded: Default::default(),
+        redactions: Default::default(),
+        redaction: RedactionRef { enabled: true, member_names: 0 },
+        members: MemberSet { count: members.len(), commitment: mhash.clone(), file: MEMBERS_FILE.into() },
+        shard: shard.clone(),
+        files: vec![],
+        tool: "test".into(),
+        created: T0,
+    };
+    let text = serde_json::to_vec_pretty(&manifest).unwrap();
+    std::fs::write(ds.join(MANIFEST_FILE), &text).unwrap();
+
+    let model = data.join("models/m1");
+    std::fs::create_dir_all(&model).unwrap();
+    let excluded: RoaringTreemap = excluded.iter().copied().collect();
+    let mut shards = Vec::new();
+    for i in 0..2u32 {
+        let b: RoaringTreemap = in_model.iter().copied().filter(|m| shard.shard_of(*m) == Some(i)).collect();
+        let (bytes, h) = bitmap_bytes(&b);
+        let members_file = format!("shard-{i:03}.members.roaring");
+        std::fs::write(model.join(&members_file), &bytes).unwrap();
+        let weights = format!("weights of shard {i}");
+        let file = format!("shard-{i:03}.safetensors");
+        std::fs::write(model.join(&file), &weights).unwrap();
+        shards.push(ShardMeta {
+            index: i,
+            file,
+            blake3: blake3::hash(weights.as_bytes()).to_hex().to_string(),
+            bytes: weights.len() as u64,
+            members: b.len(),
+            rows: 0,
+            members_file,
+            members_commitment: h,
+        });
+    }
+    let unlearning = (!excluded.is_empty()).then(|| {
+        let (bytes, h) = bitmap_bytes(&excluded);
+        std::fs::write(model.join("excluded.roaring"), &bytes).unwrap();
+        UnlearningRef {
+            excluded: excluded.len(),
+            file: "excluded.roaring".into(),
+            commitment: h,
+            previous: String::new(),
+            retrained_shards: vec![],
+        }
+    });
+    let meta = ModelMeta {
+        format: 1,
+        kind: "job-recs".into(),
+        purpose: JOBS.into(),
+        dataset: DatasetRef {
+            path: ds.display().to_string(),
+            manifest_blake3: blake3::hash(&text).to_hex().to_string(),
+            members_commitment: mhash,
+            members: members.len(),
+            ledger_position: position,
+        },
+        shard_function: shard,
+        seed: 1,
+        hyper: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+        dp: None,
+        shards,
+        unlearning,
+        train_seconds: 0.0,
+        tool: "test".into(),
+        created: T0,
+    };
+    std::fs::write(model.join("model.json"), serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+}
+
+/// Exports to a fresh bundle beside `data` and audits it offline.
+fn offline(data: &Path, l: &Ledger, opts: &AuditOptions) -> Report {
+    let out = data.with_file_name(format!("bundle-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    exported(data, l, &out);
+    audit_bundle(&out, opts).unwrap()
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn online(data: &Path, l: &Ledger, opts: &AuditOptions) -> Report {
+    let models = DirectoryModels::new(&data.join("models"));
+    let input = ExportInput {
+        data_dir: data,
+        store: l.store(),
+        public_key: l.public_key(),
+        policy_text: DEFAULT_POLICY,
+        models: &models,
+        now: T0 + 1000,
+    };
+    audit_online(&input, opts).unwrap()
+}
+
+fn exported(data: &Path, l: &Ledger, out: &Path) {
+    let models = DirectoryModels::new(&data.join("models"));
+    let input = ExportInput {
+        data_dir: data,
+        store: l.store(),
+        public_key: l.public_key(),
+        policy_text: DEFAULT_POLICY,
+        models: &models,
+        now: T0 + 1000,
+    };
+    export(&input, out).unwrap();
+}
+
+fn kinds(r: &Report) -> Vec<ViolationKind> {
+    r.violations().map(|f| f.kind).collect()
+}
+
+const ALL: [u64; 12] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+
+#[test]
+fn clean_directory_passes_with_every_pair_of_heads_proven() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    write_data(&data, &l, &ALL, &ALL, &[]);
+    let opts = AuditOptions::at(T0 + 1000);
+    let r = offline(&data, &l, &opts);
+    assert!(r.ok, "{}", r.render());
+    assert_eq!(r.ledger.checkpoints, 2);
+    assert_eq!(r.ledger.consistency_proofs, 1);
+    assert_eq!(r.datasets[0].allowed_recomputed, 12);
+    assert_eq!(r.models[0].members, 12);
+
+    assert_eq!(r.mode, "bundle");
+
+    // Online adds the files: this hand-made dataset has no Parquet files holding its members (the only
+    // complaint), and the shard weight files match model.json until one byte changes.
+    let r = online(&data, &l, &opts);
+    assert_eq!(r.mode, "online");
+    assert_eq!(kinds(&r), vec![ViolationKind::DatasetFiles], "{}", r.render());
+    std::fs::write(data.join("models/m1/shard-001.safetensors"), "weights of shard 9").unwrap();
+    let r = online(&data, &l, &opts);
+    assert_eq!(kinds(&r), vec![ViolationKind::DatasetFiles, ViolationKind::ShardFileAltered], "{}", r.render());
+
+    let bundle = dir.path().join("bundle");
+    exported(&data, &l, &bundle);
+    // Never overwrites a bundle.
+    let models = DirectoryModels::new(&data.join("models"));
+    let input = ExportInput {
+        data_dir: &data,
+        store: l.store(),
+        public_key: l.public_key(),
+        policy_text: DEFAULT_POLICY,
+        models: &models,
+        now: T0,
+    };
+    assert!(export(&input, &bundle).unwrap_err().is_bad_input());
+}
+
+#[test]
+fn member_without_consent_in_the_dataset_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    // Member 15 is in the directory but never granted.
+    let mut members = ALL.to_vec();
+    members.push(15);
+    write_data(&data, &l, &members, &members, &[]);
+    let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
+    let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::MemberNotAllowed).collect();
+    assert_eq!(f.len(), 1, "{}", r.render());
+    assert_eq!(f[0].member, Some(15));
+    assert!(f[0].found.contains("no_grant"), "{:?}", f[0]);
+}
+
+#[test]
+fn shard_members_outside_the_dataset_or_excluded_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    let mut in_model = ALL.to_vec();
+    in_model.push(15);
+    write_data(&data, &l, &ALL, &in_model, &[3]);
+    let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
+    let members: Vec<Option<u64>> =
+        r.violations().filter(|f| f.kind == ViolationKind::ShardMembership).map(|f| f.member).collect();
+    assert!(members.contains(&Some(15)) && members.contains(&Some(3)), "{}", r.render());
+    assert_eq!(members.len(), 2, "{}", r.render());
+}
+
+#[test]
+fn rewritten_and_resigned_history_is_caught_by_a_held_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let honest = ledger(&dir.path().join("honest"), 1, false);
+    let held: Vec<SignedTreeHead> = honest.store().checkpoints().unwrap();
+    // Same key, different history (member 1 withdrew instead of granting), every head re-signed:
+    // internally consistent, so only the heads the auditor held before can tell.
+    let data = dir.path().join("data");
+    let forged = ledger(&data, 1, true);
+    write_data(&data, &forged, &ALL[1..], &ALL[1..], &[]);
+    let bundle = dir.path().join("bundle");
+    exported(&data, &forged, &bundle);
+    let r = audit_bundle(&bundle, &AuditOptions::at(T0 + 1000)).unwrap();
+    assert!(r.ok, "{}", r.render());
+    let opts = AuditOptions { known_heads: held, ..AuditOptions::at(T0 + 1000) };
+    let r = audit_bundle(&bundle, &opts).unwrap();
+    assert_eq!(kinds(&r), vec![ViolationKind::InconsistentHeads; 2], "{}", r.render());
+
+    // A bundle signed by another key than the one the auditor pinned.
+    let other = LogKey::from_seed([9; 32]).public();
+    let opts = AuditOptions { public_key: Some(other), ..AuditOptions::at(T0 + 1000) };
+    let r = audit_bundle(&bundle, &opts).unwrap();
+    assert!(kinds(&r).contains(&ViolationKind::PublicKeyMismatch), "{}", r.render());
+    assert!(kinds(&r).contains(&ViolationKind::LedgerTampered), "bad signatures: {}", r.render());
+}
+
+#[test]
+fn withdrawal_deadline_runs_from_the_withdrawal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    write_data(&data, &l, &ALL, &ALL, &[]);
+    // Member 4 withdraws at T0 + 500, after the dataset was cut (seq 13).
+    l.append_at(vec![event(4, Action::Withdraw, T0 + 500, "w4")], T0 + 500).unwrap();
+    let at = |now: i64, deadline: i64| AuditOptions { deadline_seconds: Some(deadline), ..AuditOptions::at(now) };
+    let r = offline(&data, &l, &at(T0 + 1000, 3600));
+    assert!(r.ok, "{}", r.render());
+    assert_eq!(r.models[0].pending_withdrawals, 1);
+    let r = offline(&data, &l, &at(T0 + 500 + 3600, 3600));
+    let f: Vec<_> = r.violations().collect();
+    assert_eq!(f.len(), 1, "{}", r.render());
+    assert_eq!((f[0].kind, f[0].member, f[0].seq), (ViolationKind::WithdrawalDeadlineMissed, Some(4), Some(13)));
+
+    // Member 6 withdrew at T0 + 200 but the ledger only learned of it at T0 + 5000: the member's
+    // deadline has passed anyway. Member 5's withdrawal is dated before their grant, so the grant
+    // decides; member 7 granted again after withdrawing.
+    l.append_at(
+        vec![
+            event(6, Action::Withdraw, T0 + 200, "w6"),
+            event(5, Action::Withdraw, T0 - 50, "w5"),
+            event(7, Action::Withdraw, T0 + 200, "w7"),
+            event(7, Action::Grant, T0 + 300, "g7-again"),
+        ],
+        T0 + 5000,
+    )
+    .unwrap();
+    let r = offline(&data, &l, &at(T0 + 5000, 3600));
+    let members: Vec<Option<u64>> = r.violations().map(|f| f.member).collect();
+    assert_eq!(members, vec![Some(4), Some(6)], "{}", r.render());
+}

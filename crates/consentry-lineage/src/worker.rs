@@ -1,0 +1,714 @@
+//! The unlearning worker: follows the ledger from a durable cursor, turns withdrawals (any source: the
+//! privacy centre, the API, a GPC signal, an erasure) into unlearning requests against the live models that
+//! contain the member, and retrains each affected model once per batch with `consentry_learn::train::unlearn`,
+//! swapping the new version in with one registry transaction.
+//!
+//! Crash safety: requests and the cursor advance together in one transaction, so no withdrawal is skipped or
+//! lost. The retrain writes a new directory beside the old one; only the swap transaction (new version live,
+//! old superseded, requests completed) makes it count. A crash before the swap leaves the old version live and
+//! at most an unregistered directory, which the next run removes and rebuilds; after it, the new version.
+
+use crate::db::P;
+use crate::registry::{
+    COMPLETE_STATUS, CheckedModel, ModelRecord, ModelStatus, RequestStatus, RunRecord, UnlearningRequest, by_model,
+    check_model_dir, get_cursor, get_model, insert_events, insert_model, insert_request, insert_run, open_for, repoint,
+    shard_bitmaps, to_i64,
+};
+use crate::{LineageError, Registry};
+use consentry_learn::model::MODEL_FILE;
+use consentry_policy::Action;
+use roaring::RoaringTreemap;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The cursor the worker keeps in `registry_cursors` unless told otherwise.
+pub const DEFAULT_CURSOR: &str = "unlearning";
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Name of its cursor in `registry_cursors`.
+    pub cursor: String,
+    /// Seconds from withdrawal (event time) to "no live model contains the member".
+    pub deadline_secs: i64,
+    /// A model is retrained only once its oldest open request has waited this long (so later withdrawals join
+    /// the same retrain), unless a request is already past its deadline.
+    pub batch_window_secs: i64,
+    /// Training threads, 0 = all cores; never changes the result.
+    pub threads: usize,
+    /// The clock (Unix seconds); `None` reads the system clock.
+    pub now: Option<i64>,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> WorkerOptions {
+        WorkerOptions {
+            cursor: DEFAULT_CURSOR.into(),
+            deadline_secs: crate::registry::DEFAULT_DEADLINE_SECS,
+            batch_window_secs: 0,
+            threads: 0,
+            now: None,
+        }
+    }
+}
+
+impl WorkerOptions {
+    fn clock(&self) -> i64 {
+        self.now.unwrap_or_else(crate::now)
+    }
+}
+
+/// One retrain: a model version replaced by one trained without some members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrain {
+    /// The version that was live.
+    pub old_model: String,
+    /// The version now live.
+    pub new_model: String,
+    /// Its directory.
+    pub new_dir: String,
+    /// Its version number.
+    pub version: u64,
+    /// Model kind.
+    pub kind: String,
+    /// Purpose.
+    pub purpose: String,
+    /// Members removed.
+    pub members: Vec<u64>,
+    /// The withdrawal events that caused it.
+    pub events: Vec<u64>,
+    /// Shards retrained (the others were copied byte for byte).
+    pub shards: Vec<u32>,
+    /// Shards in the model.
+    pub shards_total: u32,
+    /// Seconds the retrain and swap took.
+    pub seconds: f64,
+    /// When the new version went live.
+    pub completed_at: i64,
+    /// Requests of this batch completed after their deadline.
+    pub missed: u64,
+}
+
+/// Deadline figures over every request the registry holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlineFigures {
+    /// The deadline this run applied to new requests (seconds).
+    pub deadline_secs: i64,
+    /// Requests completed, ever.
+    pub completed: u64,
+    /// Of those, completed by their deadline.
+    pub within_deadline: u64,
+    /// Requests that missed their deadline (completed late or still open past it).
+    pub missed: u64,
+    /// Longest withdrawal-to-removal time among completed requests (seconds).
+    pub max_latency_secs: Option<i64>,
+    /// Mean withdrawal-to-removal time among completed requests (seconds).
+    pub mean_latency_secs: Option<f64>,
+    /// Requests still open.
+    pub open: u64,
+    /// Open requests already past their deadline.
+    pub open_overdue: u64,
+    /// The earliest deadline among open requests.
+    pub next_deadline: Option<i64>,
+}
+
+/// What one worker run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// The cursor before the run.
+    pub cursor_from: u64,
+    /// The cursor after it (= the ledger's length then).
+    pub cursor_to: u64,
+    /// Withdrawal events read.
+    pub withdrawals: u64,
+    /// New unlearning requests (one per member per live model containing them).
+    pub requests_opened: u64,
+    /// Retrains done, one per affected model.
+    pub retrains: Vec<Retrain>,
+    /// Requests closed without a retrain (their model was retired, or a newer version no longer has them).
+    pub closed_without_retrain: u64,
+    /// Unregistered directories left by an interrupted earlier run, removed.
+    pub orphans_removed: Vec<String>,
+    /// Requests still open after the run (waiting for their batch window).
+    pub open: Vec<UnlearningRequest>,
+    /// Deadline figures.
+    pub figures: DeadlineFigures,
+}
+
+/// Live models of one purpose with their shard bitmaps, loaded once per run.
+struct LiveSet {
+    /// Per purpose: the model, its dataset's ledger position, its shard bitmaps.
+    models: HashMap<String, Vec<(ModelRecord, u64, Vec<RoaringTreemap>)>>,
+}
+
+impl LiveSet {
+    fn load(reg: &Registry) -> Result<LiveSet, LineageError> {
+        let mut models: HashMap<String, Vec<(ModelRecord, u64, Vec<RoaringTreemap>)>> = HashMap::new();
+        for m in reg.models(None, Some(ModelStatus::Live))? {
+            let bitmaps = reg.conn().transaction(false, |db| shard_bitmaps(db, &m.id))?;
+            let position = reg.dataset(&m.dataset)?.ledger_position;
+            models.entry(m.purpose.clone()).or_default().push((m, position, bitmaps));
+        }
+        Ok(LiveSet { models })
+    }
+
+    /// Live models of `purpose` whose shard bitmap holds `member` and whose dataset was gated before event
+    /// `seq` (an earlier withdrawal was already applied by the gate).
+    fn containing(&self, purpose: &str, member: u64, seq: u64) -> Vec<&ModelRecord> {
+        let Some(list) = self.models.get(purpose) else { return Vec::new() };
+        list.iter()
+            .filter(|(m, position, b)| {
+                seq > *position
+                    && m.shard_function
+                        .shard_of(member)
+                        .and_then(|s| b.get(s as usize))
+                        .is_some_and(|b| b.contains(member))
+            })
+            .map(|(m, _, _)| m)
+            .collect()
+    }
+}
+
+/// Reads the ledger past the cursor and records one request per (withdrawal, live model containing the
+/// member), advancing the cursor in the same transaction.
+fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Result<(), LineageError> {
+    let store = reg.store();
+    let len = store.len()?;
+    let cursor = reg.cursor(&opts.cursor)?;
+    report.cursor_from = cursor;
+    report.cursor_to = cursor;
+    if cursor > len {
+        return Err(LineageError::CursorAhead { name: opts.cursor.clone(), cursor, ledger: len });
+    }
+    if cursor == len {
+        return Ok(());
+    }
+    let live = LiveSet::load(reg)?;
+    let mut requests = Vec::new();
+    let mut withdrawals = 0u64;
+    let deadline = opts.deadline_secs.max(0);
+    store.scan(cursor + 1, len, &mut |s| {
+        let e = &s.event;
+        if e.body.action != Action::Withdraw {
+            return Ok(());
+        }
+        withdrawals += 1;
+        for m in live.containing(&e.body.purpose, e.body.member_id, e.seq) {
+            requests.push(UnlearningRequest {
+                member: e.body.member_id,
+                purpose: e.body.purpose.clone(),
+                event_seq: e.seq,
+                model: m.id.clone(),
+                requested_at: e.body.event_time,
+                deadline: e.body.event_time.saturating_add(deadline),
+                status: RequestStatus::Pending,
+                new_model: None,
+                completed_at: None,
+            });
+        }
+        Ok(())
+    })?;
+    let name = opts.cursor.clone();
+    let opened = reg.conn().transaction(true, |db| {
+        let now_at = get_cursor(db, &name)?;
+        if now_at != cursor {
+            return Err(LineageError::Conflict(format!(
+                "cursor `{name}` moved from {cursor} to {now_at} while this worker read the ledger (another worker \
+                 is running?)"
+            )));
+        }
+        let mut opened = 0u64;
+        for r in &requests {
+            if insert_request(db, r)? {
+                opened += 1;
+            }
+        }
+        db.exec(
+            "INSERT INTO registry_cursors (name, seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            &[P::T(&name), P::I(to_i64(len, "cursor")?)],
+        )?;
+        Ok(opened)
+    })?;
+    report.cursor_to = len;
+    report.withdrawals = withdrawals;
+    report.requests_opened = opened;
+    Ok(())
+}
+
+/// Settles requests whose model is no longer live: closed if no live version contains the member, moved to
+/// the live successor otherwise. Returns how many were closed.
+fn settle_stale(reg: &Registry, model: &ModelRecord, at: i64) -> Result<u64, LineageError> {
+    reg.conn().transaction(true, |db| {
+        let reqs = open_for(db, &model.id)?;
+        // Follow the version chain to the live successor, if any.
+        let mut next = model.id.clone();
+        let mut live: Option<ModelRecord> = None;
+        for _ in 0..10_000 {
+            let rows = db.query("SELECT id FROM registry_models WHERE supersedes = $1 ORDER BY created LIMIT 1", &[P::T(
+                &next,
+            )])?;
+            let Some(r) = rows.first() else { break };
+            next = r.text(0)?;
+            if let Some(m) = get_model(db, &next)?
+                && m.status == ModelStatus::Live
+            {
+                live = Some(m);
+                break;
+            }
+        }
+        let bitmaps = match &live {
+            Some(m) => shard_bitmaps(db, &m.id)?,
+            None => Vec::new(),
+        };
+        let mut closed = 0;
+        for r in &reqs {
+            let still_in = live.as_ref().is_some_and(|m| {
+                m.shard_function.shard_of(r.member).and_then(|s| bitmaps.get(s as usize)).is_some_and(|b| b.contains(r.member))
+            });
+            match (&live, still_in) {
+                (Some(m), true) => repoint(db, r, &m.id)?,
+                _ => {
+                    db.exec(
+                        &format!(
+                            "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, status = {COMPLETE_STATUS} \
+                             WHERE member = $1 AND event_seq = $3 AND old_model = $4"
+                        ),
+                        &[
+                            P::I(to_i64(r.member, "member")?),
+                            P::I(at),
+                            P::I(to_i64(r.event_seq, "event")?),
+                            P::T(&r.model),
+                            P::OptT(live.as_ref().map(|m| m.id.as_str())),
+                        ],
+                    )?;
+                    closed += 1;
+                }
+            }
+        }
+        Ok(closed)
+    })
+}
+
+/// `models/job-recs` → `models/job-recs.v2`; `models/job-recs.v2` → `models/job-recs.v3`.
+fn next_dir(old: &Path, version: u64) -> PathBuf {
+    let name = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let stem = match name.rsplit_once(".v") {
+        Some((s, v)) if !s.is_empty() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => s.to_string(),
+        _ => name,
+    };
+    old.with_file_name(format!("{stem}.v{version}"))
+}
+
+/// Removes what an interrupted run left at `target`: the unregistered directory itself, and temporary
+/// directories `write_model_dir` makes beside it for processes that no longer exist.
+fn clean_orphans(reg: &Registry, target: &Path, removed: &mut Vec<String>) -> Result<(), LineageError> {
+    let target_s = target.display().to_string();
+    if target.exists() {
+        let registered = reg.conn().transaction(false, |db| {
+            Ok(!db.query("SELECT id FROM registry_models WHERE dir = $1", &[P::T(&target_s)])?.is_empty())
+        })?;
+        if registered {
+            return Err(LineageError::Conflict(format!("{target_s} is already a registered model directory")));
+        }
+        std::fs::remove_dir_all(target).map_err(|e| LineageError::io(target, e))?;
+        removed.push(target_s);
+    }
+    let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else { return Ok(()) };
+    let prefix = format!(".{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix) else { continue };
+        let alive = pid != std::process::id().to_string() && Path::new("/proc").join(pid).exists();
+        if !alive {
+            let p = e.path();
+            std::fs::remove_dir_all(&p).map_err(|err| LineageError::io(&p, err))?;
+            removed.push(p.display().to_string());
+        }
+    }
+    Ok(())
+}
+
+/// A lock file beside the model directories (`.job-recs.v2.lock`, holding the owner's pid), so two workers never
+/// build the same next version; one left by a killed worker (its pid gone) is taken over.
+struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    fn acquire(target: &Path) -> Result<DirLock, LineageError> {
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        let path = target.with_file_name(format!(".{name}.lock"));
+        let me = std::process::id();
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(me.to_string().as_bytes()).map_err(|e| LineageError::io(&path, e))?;
+                    return Ok(DirLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                    if let Some(pid) = owner
+                        && pid != me
+                        && Path::new("/proc").join(pid.to_string()).exists()
+                    {
+                        return Err(LineageError::Conflict(format!(
+                            "another unlearning worker (pid {pid}) is building {}; {} is its lock",
+                            target.display(),
+                            path.display()
+                        )));
+                    }
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(LineageError::io(&path, e)),
+                    }
+                }
+                Err(e) => return Err(LineageError::io(&path, e)),
+            }
+        }
+        Err(LineageError::Conflict(format!("cannot take the lock {}", path.display())))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Checks the live model's directory is the one registered (present, `model.json` unchanged).
+fn check_registered_dir(model: &ModelRecord) -> Result<PathBuf, LineageError> {
+    let dir = PathBuf::from(&model.dir);
+    let bytes = std::fs::read(dir.join(MODEL_FILE)).map_err(|e| LineageError::ModelFiles {
+        dir: dir.clone(),
+        message: format!(
+            "{MODEL_FILE} of live model {} cannot be read ({e}): restore the directory, or retire the model",
+            crate::registry::short(&model.id)
+        ),
+    })?;
+    if blake3::hash(&bytes).to_hex().to_string() != model.id {
+        return Err(LineageError::ModelFiles {
+            dir,
+            message: format!(
+                "{MODEL_FILE} was altered since model {} was registered: restore it, or retire the model",
+                crate::registry::short(&model.id)
+            ),
+        });
+    }
+    Ok(dir)
+}
+
+/// Environment variable naming a crash point (`before-swap`, `after-swap`) at which the worker aborts the
+/// process as a SIGKILL would, so crash tests can stop it at an exact moment.
+pub const CRASH_POINT_ENV: &str = "CONSENTRY_LINEAGE_CRASH_AT";
+
+fn crash_point(name: &str) {
+    if std::env::var(CRASH_POINT_ENV).is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// Retrains one live model without the members of `batch` and swaps the new version in.
+fn retrain(
+    reg: &Registry,
+    model: &ModelRecord,
+    batch: &[UnlearningRequest],
+    opts: &WorkerOptions,
+    orphans: &mut Vec<String>,
+) -> Result<Retrain, LineageError> {
+    let started = Instant::now();
+    let old_dir = check_registered_dir(model)?;
+    let dataset = reg.dataset(&model.dataset)?;
+    let mut remove = RoaringTreemap::new();
+    for r in batch {
+        remove.insert(r.member);
+    }
+    let version = model.version + 1;
+    let new_dir = next_dir(&old_dir, version);
+    let _lock = DirLock::acquire(&new_dir)?;
+    if reg.model(&model.id)?.status != ModelStatus::Live {
+        return Err(LineageError::Conflict(format!(
+            "model {} was superseded by another worker meanwhile; run again",
+            crate::registry::short(&model.id)
+        )));
+    }
+    clean_orphans(reg, &new_dir, orphans)?;
+    let report =
+        consentry_learn::train::unlearn(&old_dir, Path::new(&dataset.dir), &remove, &new_dir, opts.threads, &|_| {})?;
+    crash_point("before-swap");
+    let swap = (|| {
+        let checked: CheckedModel = check_model_dir(&new_dir)?;
+        for (i, (_, b)) in checked.bitmaps.iter().enumerate() {
+            let left = b & &remove;
+            if let Some(m) = left.min() {
+                return Err(LineageError::Corrupt(format!(
+                    "unlearning left member {m} in shard {i} of {}; the new version was not registered",
+                    new_dir.display()
+                )));
+            }
+        }
+        let members: Vec<u64> = remove.iter().collect();
+        let mut events: Vec<u64> = batch.iter().map(|r| r.event_seq).collect();
+        events.sort_unstable();
+        events.dedup();
+        let cause = serde_json::json!({
+            "kind": "unlearning", "previous": model.id, "events": events, "members": members,
+            "retrained_shards": report.retrained,
+        });
+        let started_at = opts.clock() - started.elapsed().as_secs() as i64;
+        reg.conn().transaction(true, |db| {
+            let at = opts.clock();
+            match get_model(db, &model.id)? {
+                Some(m) if m.status == ModelStatus::Live => {}
+                _ => {
+                    return Err(LineageError::Conflict(format!(
+                        "model {} stopped being live during its retrain",
+                        crate::registry::short(&model.id)
+                    )));
+                }
+            }
+            db.exec(
+                "UPDATE registry_models SET status = 'superseded', status_changed = $2 WHERE id = $1",
+                &[P::T(&model.id), P::I(at)],
+            )?;
+            let rec = ModelRecord {
+                id: checked.id.clone(),
+                kind: checked.meta.kind.clone(),
+                purpose: checked.meta.purpose.clone(),
+                dataset: model.dataset.clone(),
+                version,
+                supersedes: Some(model.id.clone()),
+                status: ModelStatus::Live,
+                status_changed: None,
+                dir: checked.dir.display().to_string(),
+                shard_function: checked.meta.shard_function.clone(),
+                metrics: checked.meta.metrics.clone(),
+                dp: checked.meta.dp.clone(),
+                created: checked.meta.created,
+                cause: Some(cause.clone()),
+            };
+            insert_model(db, &rec, &checked)?;
+            // The new version rests on the same grants, minus those of the members taken out.
+            let kept: Vec<(u64, u64)> = db
+                .query("SELECT event_seq, member FROM registry_model_events WHERE model_id = $1", &[P::T(&model.id)])?
+                .iter()
+                .map(|r| Ok((r.u64(0)?, r.u64(1)?)))
+                .collect::<Result<Vec<_>, LineageError>>()?
+                .into_iter()
+                .filter(|(_, m)| !remove.contains(*m))
+                .collect();
+            insert_events(db, &rec.id, &kept)?;
+            insert_run(
+                db,
+                &RunRecord {
+                    model: rec.id.clone(),
+                    started: started_at,
+                    finished: at,
+                    shards_trained: report.retrained.clone(),
+                    seconds: report.seconds,
+                    cause: Some(cause.clone()),
+                },
+            )?;
+            let mut missed = 0u64;
+            for r in batch {
+                if r.status == RequestStatus::Missed || r.deadline < at {
+                    missed += 1;
+                }
+                db.exec(
+                    &format!(
+                        "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, status = {COMPLETE_STATUS} \
+                         WHERE member = $1 AND event_seq = $3 AND old_model = $4"
+                    ),
+                    &[
+                        P::I(to_i64(r.member, "member")?),
+                        P::I(at),
+                        P::I(to_i64(r.event_seq, "event")?),
+                        P::T(&model.id),
+                        P::T(&rec.id),
+                    ],
+                )?;
+            }
+            // Requests that arrived during the retrain: their members are still in the new version.
+            for r in open_for(db, &model.id)? {
+                repoint(db, &r, &rec.id)?;
+            }
+            Ok(Retrain {
+                old_model: model.id.clone(),
+                new_model: rec.id.clone(),
+                new_dir: rec.dir.clone(),
+                version,
+                kind: rec.kind.clone(),
+                purpose: rec.purpose.clone(),
+                members: members.clone(),
+                events: events.clone(),
+                shards: report.retrained.clone(),
+                shards_total: model.shard_function.shards,
+                seconds: started.elapsed().as_secs_f64(),
+                completed_at: at,
+                missed,
+            })
+        })
+    })();
+    crash_point("after-swap");
+    if swap.is_err() {
+        // Not registered: the old version stays live; the directory would only be an orphan.
+        let _ = std::fs::remove_dir_all(&new_dir);
+    }
+    swap
+}
+
+/// Computes the deadline figures over every request in the registry.
+fn figures(reg: &Registry, opts: &WorkerOptions, at: i64) -> Result<DeadlineFigures, LineageError> {
+    let all = reg.requests()?;
+    let mut f = DeadlineFigures {
+        deadline_secs: opts.deadline_secs,
+        completed: 0,
+        within_deadline: 0,
+        missed: 0,
+        max_latency_secs: None,
+        mean_latency_secs: None,
+        open: 0,
+        open_overdue: 0,
+        next_deadline: None,
+    };
+    let mut total = 0i64;
+    for r in &all {
+        if r.status == RequestStatus::Missed {
+            f.missed += 1;
+        }
+        match r.completed_at {
+            Some(c) => {
+                f.completed += 1;
+                if r.status == RequestStatus::Done {
+                    f.within_deadline += 1;
+                }
+                let lat = c - r.requested_at;
+                total += lat;
+                f.max_latency_secs = Some(f.max_latency_secs.map_or(lat, |m: i64| m.max(lat)));
+            }
+            None => {
+                f.open += 1;
+                if r.deadline < at {
+                    f.open_overdue += 1;
+                }
+                f.next_deadline = Some(f.next_deadline.map_or(r.deadline, |d: i64| d.min(r.deadline)));
+            }
+        }
+    }
+    if f.completed > 0 {
+        f.mean_latency_secs = Some(total as f64 / f.completed as f64);
+    }
+    Ok(f)
+}
+
+/// One pass: read new ledger events into requests, mark overdue requests `missed`, retrain every model whose
+/// batch is due (one retrain per model), and report the deadline figures.
+pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, LineageError> {
+    let mut report = WorkerReport {
+        cursor_from: 0,
+        cursor_to: 0,
+        withdrawals: 0,
+        requests_opened: 0,
+        retrains: Vec::new(),
+        closed_without_retrain: 0,
+        orphans_removed: Vec::new(),
+        open: Vec::new(),
+        figures: figures(reg, opts, opts.clock())?,
+    };
+    intake(reg, opts, &mut report)?;
+    let at = opts.clock();
+    reg.conn().transaction(true, |db| {
+        db.exec(
+            "UPDATE registry_unlearning SET status = 'missed' WHERE status = 'pending' AND completed_at IS NULL \
+             AND deadline < $1",
+            &[P::I(at)],
+        )
+    })?;
+    // A second round only when the first moved requests from a stale version to its live successor.
+    for _round in 0..2 {
+        let mut moved = false;
+        for (model_id, batch) in by_model(reg.open_requests()?) {
+            let model = reg.model(&model_id)?;
+            if model.status != ModelStatus::Live {
+                let before = batch.len() as u64;
+                let closed = settle_stale(reg, &model, opts.clock())?;
+                report.closed_without_retrain += closed;
+                moved |= closed < before;
+                continue;
+            }
+            let oldest = batch.iter().map(|r| r.requested_at).min().unwrap_or(at);
+            let overdue = batch.iter().any(|r| r.status == RequestStatus::Missed || r.deadline <= at);
+            if opts.batch_window_secs > 0 && !overdue && oldest > at - opts.batch_window_secs {
+                continue;
+            }
+            let r = retrain(reg, &model, &batch, opts, &mut report.orphans_removed)?;
+            report.retrains.push(r);
+        }
+        if !moved {
+            break;
+        }
+    }
+    report.open = reg.open_requests()?;
+    report.figures = figures(reg, opts, opts.clock())?;
+    Ok(report)
+}
+
+/// Runs [`run_once`] every `interval` until `stop` is set (checked at least every 100 ms) or `max_polls`
+/// passes were made; `on_report` hears each pass. Returns the number of passes.
+pub fn watch(
+    reg: &Registry,
+    opts: &WorkerOptions,
+    interval: Duration,
+    stop: &AtomicBool,
+    max_polls: Option<u64>,
+    on_report: &mut dyn FnMut(&WorkerReport),
+) -> Result<u64, LineageError> {
+    let mut polls = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let report = run_once(reg, opts)?;
+        polls += 1;
+        on_report(&report);
+        if max_polls.is_some_and(|m| polls >= m) {
+            break;
+        }
+        let until = Instant::now() + interval;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+        }
+    }
+    Ok(polls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_versions_sit_beside_the_first() {
+        assert_eq!(next_dir(Path::new("/m/job-recs"), 2), PathBuf::from("/m/job-recs.v2"));
+        assert_eq!(next_dir(Path::new("/m/job-recs.v2"), 3), PathBuf::from("/m/job-recs.v3"));
+        assert_eq!(next_dir(Path::new("/m/a.vx"), 2), PathBuf::from("/m/a.vx.v2"));
+        assert_eq!(next_dir(Path::new("/m/.v7"), 8), PathBuf::from("/m/.v7.v8"));
+    }
+
+    #[test]
+    fn a_live_owner_keeps_the_lock_and_a_dead_one_loses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("job-recs.v2");
+        let lock = dir.path().join(".job-recs.v2.lock");
+        // pid 1 always exists.
+        std::fs::write(&lock, "1").unwrap();
+        assert!(matches!(DirLock::acquire(&target), Err(LineageError::Conflict(_))));
+        // A pid that cannot exist (above the kernel's maximum) is a dead owner.
+        std::fs::write(&lock, "4294967295").unwrap();
+        let held = DirLock::acquire(&target).unwrap();
+        assert_eq!(std::fs::read_to_string(&lock).unwrap(), std::process::id().to_string());
+        drop(held);
+        assert!(!lock.exists());
+    }
+}

@@ -1,0 +1,410 @@
+//! One registry suite, run against both stores (a SQLite file and a throwaway PostgreSQL database): dataset
+//! and model registration with their checks and idempotency, the consent events a model rests on (read from a
+//! real ledger in the same store), lineage queries, status transitions, unlearning requests opened at
+//! registration and by the worker's intake, and the errors for unknown ids, members, altered or missing
+//! directories and a cursor ahead of the ledger.
+
+#[path = "../../consentry-ledger/tests/support/mod.rs"]
+mod support;
+
+use chrono::NaiveDate;
+use consentry_gate::manifest::{
+    LedgerRef, Manifest, MemberSet, PolicyRef, RedactionRef, ShardFunction, SnapshotRef, SourcesRef,
+};
+use consentry_learn::model::write_model_dir;
+use consentry_ledger::{Ledger, LedgerOptions, LogKey, MemberRecord, NewEvent, Store};
+use consentry_lineage::worker::{WorkerOptions, run_once};
+use consentry_lineage::{LineageError, ModelStatus, Registry, RequestStatus};
+use consentry_policy::{Action, Policy, Source};
+use roaring::RoaringTreemap;
+use std::path::{Path, PathBuf};
+
+const JOBS: &str = "train_ai_system.job_recommendations";
+/// After the default policy's notices took effect.
+const T0: i64 = 1_790_000_000;
+const SHARDS: u32 = 4;
+
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(support::PgDb),
+}
+
+impl Backend {
+    fn registry(&self) -> Registry {
+        match self {
+            Backend::Sqlite(d) => Registry::open_sqlite(&d.path().join("ledger.db")).unwrap(),
+            Backend::Postgres(db) => Registry::connect_postgres(&db.url).unwrap(),
+        }
+    }
+
+    fn ledger(&self) -> Ledger {
+        let store: Box<dyn Store> = match self {
+            Backend::Sqlite(d) => {
+                Box::new(consentry_ledger::sqlite::SqliteStore::open(&d.path().join("ledger.db")).unwrap())
+            }
+            Backend::Postgres(db) => Box::new(consentry_ledger::postgres::PgStore::connect(&db.url).unwrap()),
+        };
+        Ledger::new(store, Policy::default_policy(), LogKey::from_seed([7; 32]), LedgerOptions::default())
+    }
+
+    /// Moves the unlearning cursor behind the registry's back.
+    fn set_cursor(&self, seq: i64) {
+        match self {
+            Backend::Sqlite(d) => {
+                let c = rusqlite::Connection::open(d.path().join("ledger.db")).unwrap();
+                c.execute(
+                    "INSERT INTO registry_cursors (name, seq) VALUES ('unlearning', ?1) \
+                     ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+                    [seq],
+                )
+                .unwrap();
+            }
+            Backend::Postgres(db) => {
+                db.client()
+                    .execute(
+                        "INSERT INTO registry_cursors (name, seq) VALUES ('unlearning', $1) \
+                         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+                        &[&seq],
+                    )
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn event(member: u64, action: Action, source: Source, at: i64, key: &str) -> NewEvent {
+    NewEvent {
+        member_id: member,
+        purpose: JOBS.into(),
+        action,
+        notice_version: 1,
+        source,
+        actor: format!("member:{member}"),
+        event_time: at,
+        idempotency_key: key.into(),
+    }
+}
+
+fn bitmap_bytes(b: &RoaringTreemap) -> Vec<u8> {
+    let mut v = Vec::new();
+    b.serialize_into(&mut v).unwrap();
+    v
+}
+
+/// A dataset directory with a manifest and member bitmap (no tables: the registry reads only those two).
+fn dataset_dir(root: &Path, name: &str, members: &RoaringTreemap, position: u64) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = bitmap_bytes(members);
+    std::fs::write(dir.join("members.roaring"), &bytes).unwrap();
+    let m = Manifest {
+        format: 1,
+        purpose: JOBS.into(),
+        policy: PolicyRef { version: "test".into(), hash: "00".into() },
+        ledger: LedgerRef { position, at: T0, tree_root: "00".into(), checkpoint: None },
+        snapshot: SnapshotRef { hash: "00".into(), allowed: members.len(), members: members.len() },
+        sources: SourcesRef { declaration: "test".into(), declaration_hash: "00".into(), files: Vec::new() },
+        partition: None,
+        tables: Default::default(),
+        rows_in: 0,
+        rows_out: 0,
+        excluded: Default::default(),
+        redactions: Default::default(),
+        redaction: RedactionRef { enabled: false, member_names: 0 },
+        members: MemberSet {
+            count: members.len(),
+            commitment: blake3::hash(&bytes).to_hex().to_string(),
+            file: "members.roaring".into(),
+        },
+        shard: ShardFunction::for_purpose(JOBS, SHARDS),
+        files: Vec::new(),
+        tool: "test".into(),
+        created: T0 + 10,
+    };
+    m.write(&dir).unwrap();
+    dir
+}
+
+/// A model directory over `members`, split by the purpose's shard function; shard files are stand-ins.
+fn model_dir(root: &Path, name: &str, dataset: &Path, members: &RoaringTreemap, seed: u64) -> PathBuf {
+    model_dir_after(root, name, dataset, members, seed, None)
+}
+
+/// [`model_dir`] for a version made by unlearning `excluded` from model `previous`.
+fn model_dir_after(
+    root: &Path,
+    name: &str,
+    dataset: &Path,
+    members: &RoaringTreemap,
+    seed: u64,
+    unlearned: Option<(&str, &RoaringTreemap)>,
+) -> PathBuf {
+    let out = root.join(name);
+    let (manifest_blake3, _) = consentry_gate::hash_file(&dataset.join("manifest.json")).unwrap();
+    let manifest = Manifest::read(dataset).unwrap();
+    let sf = ShardFunction::for_purpose(JOBS, SHARDS);
+    let meta = serde_json::from_value(serde_json::json!({
+        "format": 1, "kind": "job-recs", "purpose": JOBS,
+        "dataset": { "path": dataset.display().to_string(), "manifest_blake3": manifest_blake3,
+                     "members_commitment": manifest.members.commitment, "members": manifest.members.count,
+                     "ledger_position": manifest.ledger.position },
+        "shard_function": sf, "seed": seed, "hyper": {}, "metrics": { "recall_at_20": 0.25 },
+        "shards": [], "train_seconds": 1.5, "tool": "test", "created": T0 + 20,
+    }))
+    .unwrap();
+    let mut meta: consentry_learn::model::ModelMeta = meta;
+    let mut extra = Vec::new();
+    if let Some((previous, excluded)) = unlearned {
+        let bytes = bitmap_bytes(excluded);
+        meta.unlearning = Some(consentry_learn::model::UnlearningRef {
+            excluded: excluded.len(),
+            file: consentry_learn::model::EXCLUDED_FILE.into(),
+            commitment: blake3::hash(&bytes).to_hex().to_string(),
+            previous: previous.into(),
+            retrained_shards: vec![0],
+        });
+        extra.push((consentry_learn::model::EXCLUDED_FILE, bytes));
+    }
+    let shards = (0..SHARDS)
+        .map(|i| {
+            let mut b = RoaringTreemap::new();
+            for m in members.iter().filter(|m| sf.shard_of(*m) == Some(i)) {
+                b.insert(m);
+            }
+            (format!("shard {i} seed {seed}").into_bytes(), b, 10 * u64::from(i + 1))
+        })
+        .collect();
+    write_model_dir(&out, meta, shards, &extra).unwrap();
+    out
+}
+
+fn range(lo: u64, hi: u64) -> RoaringTreemap {
+    (lo..=hi).collect()
+}
+
+fn suite(b: &Backend) {
+    let root = tempfile::tempdir().unwrap();
+    let ledger = ledger_setup(b);
+    let reg = b.registry();
+
+    // Datasets: checked, idempotent by manifest hash.
+    let ds_dir = dataset_dir(root.path(), "ds", &range(1, 30), 40);
+    let ds = reg.register_dataset_dir(&ds_dir).unwrap();
+    assert_eq!(reg.register_dataset_dir(&ds_dir).unwrap(), ds);
+    assert_eq!(reg.datasets().unwrap().len(), 1);
+    assert_eq!((ds.members, ds.ledger_position, ds.purpose.as_str()), (30, 40, JOBS));
+    assert_eq!(reg.dataset(&ds.id[..8]).unwrap(), ds);
+
+    // A dataset whose bitmap does not match its commitment is refused.
+    let bad_ds = dataset_dir(root.path(), "bad-ds", &range(1, 10), 40);
+    std::fs::write(bad_ds.join("members.roaring"), bitmap_bytes(&range(1, 11))).unwrap();
+    let e = reg.register_dataset_dir(&bad_ds).unwrap_err();
+    assert!(matches!(e, LineageError::Dataset { .. }), "{e}");
+    assert!(e.to_string().contains("altered"), "{e}");
+
+    // Models: live, idempotent, events read from the ledger.
+    let m_dir = model_dir(root.path(), "m1", &ds_dir, &range(1, 30), 1);
+    let m = reg.register_model_dir(&m_dir).unwrap();
+    assert_eq!((m.status, m.version, m.supersedes.as_deref()), (ModelStatus::Live, 1, None));
+    assert_eq!(m.dataset, ds.id);
+    assert_eq!(reg.register_model_dir(&m_dir).unwrap(), m);
+    assert_eq!(reg.models(Some(JOBS), Some(ModelStatus::Live)).unwrap().len(), 1);
+    assert!(reg.models(Some("train_ai_system.reply_suggestions"), None).unwrap().is_empty());
+
+    let ml = reg.model_lineage(&m.id[..10]).unwrap();
+    assert_eq!(ml.members, 30);
+    assert_eq!(ml.shards.len(), SHARDS as usize);
+    assert_eq!(ml.shards.iter().map(|s| s.members).sum::<u64>(), 30);
+    assert_eq!(ml.dataset, ds);
+    // Members 1..=30 granted at seqs 1..=30; member 7 withdrew (seq 35) and re-granted (seq 36) before the
+    // dataset's position 40, so their inclusion rests on seq 36. Members 31..=34 granted too but are not in
+    // the dataset.
+    let mut expect: Vec<u64> = (1..=30).filter(|&s| s != 7).collect();
+    expect.push(36);
+    expect.sort_unstable();
+    assert_eq!(ml.events, expect);
+    assert_eq!(ml.members_without_event, 0);
+    assert_eq!(ml.runs.len(), 1);
+    assert_eq!(ml.runs[0].shards_trained, vec![0, 1, 2, 3]);
+    assert_eq!(ml.superseded_by, None);
+
+    // Member 5 withdrew via GPC after the dataset's position (seq 41): registration opened a request.
+    let open = reg.open_requests().unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!((open[0].member, open[0].event_seq, open[0].model.as_str()), (5, 41, m.id.as_str()));
+    assert_eq!(open[0].status, RequestStatus::Pending);
+    assert_eq!(open[0].deadline, T0 + 500 + 86_400);
+
+    // Member lineage: dataset, model, shard, consent event with its time, status.
+    let l3 = reg.member(3).unwrap();
+    assert_eq!(l3.datasets.len(), 1);
+    assert_eq!(l3.models.len(), 1);
+    let mm = &l3.models[0];
+    assert_eq!(mm.consent_event, Some(3));
+    assert_eq!(mm.consent_time, Some(T0 + 3));
+    assert_eq!(Some(mm.shard), ShardFunction::for_purpose(JOBS, SHARDS).shard_of(3));
+    assert_eq!(mm.state, "live");
+    assert_eq!(reg.member(7).unwrap().models[0].consent_event, Some(36));
+    let l5 = reg.member(5).unwrap();
+    assert!(l5.models[0].state.contains("unlearning pending"), "{}", l5.models[0].state);
+    assert_eq!(l5.requests.len(), 1);
+    // Known to the ledger but in nothing: an empty answer. Unknown everywhere: an error.
+    let l44 = reg.member(44).unwrap();
+    assert!(l44.datasets.is_empty() && l44.models.is_empty());
+    assert!(matches!(reg.member(999).unwrap_err(), LineageError::UnknownMember(999)));
+
+    // Unknown and malformed ids.
+    assert!(matches!(reg.model("not-hex!").unwrap_err(), LineageError::Invalid(_)));
+    assert!(matches!(reg.model("abc").unwrap_err(), LineageError::Invalid(_)));
+    let e = reg.model("0123456789abcdef").unwrap_err();
+    assert!(matches!(e, LineageError::NotFound { what: "model", .. }), "{e}");
+    assert!(matches!(reg.dataset("fedcba987654").unwrap_err(), LineageError::NotFound { what: "dataset", .. }));
+    assert!(reg.model_lineage("0123456789abcdef").unwrap_err().is_bad_input());
+
+    // Altered and missing model directories.
+    let altered = model_dir(root.path(), "m-altered", &ds_dir, &range(1, 30), 2);
+    std::fs::write(altered.join("shard-001.safetensors"), b"tampered").unwrap();
+    let e = reg.register_model_dir(&altered).unwrap_err();
+    assert!(matches!(e, LineageError::ModelFiles { .. }) && e.to_string().contains("altered"), "{e}");
+    let e = reg.register_model_dir(&root.path().join("nope")).unwrap_err();
+    assert!(matches!(e, LineageError::ModelFiles { .. }), "{e}");
+    // A shard bitmap with a member outside the dataset.
+    let outside = model_dir(root.path(), "m-outside", &ds_dir, &range(1, 31), 3);
+    let e = reg.register_model_dir(&outside).unwrap_err();
+    assert!(e.to_string().contains("not in its dataset"), "{e}");
+    // A model whose dataset is neither registered nor on disk.
+    let ds2 = dataset_dir(root.path(), "ds2", &range(1, 20), 40);
+    let orphan = model_dir(root.path(), "m-orphan", &ds2, &range(1, 20), 4);
+    std::fs::remove_dir_all(&ds2).unwrap();
+    let e = reg.register_model_dir(&orphan).unwrap_err();
+    assert!(matches!(e, LineageError::NotFound { what: "dataset", .. }), "{e}");
+
+    // Status transitions.
+    let m2 = reg.register_model_dir(&model_dir(root.path(), "m2", &ds_dir, &range(1, 30), 5)).unwrap();
+    assert_ne!(m2.id, m.id);
+    let s = reg.set_status(&m2.id, ModelStatus::Superseded, T0 + 600).unwrap();
+    assert_eq!((s.status, s.status_changed), (ModelStatus::Superseded, Some(T0 + 600)));
+    assert_eq!(reg.set_status(&m2.id, ModelStatus::Superseded, T0 + 700).unwrap().status_changed, Some(T0 + 600));
+    assert_eq!(reg.set_status(&m2.id, ModelStatus::Retired, T0 + 800).unwrap().status, ModelStatus::Retired);
+    let e = reg.set_status(&m2.id, ModelStatus::Live, T0 + 900).unwrap_err();
+    assert!(matches!(e, LineageError::Transition { from: ModelStatus::Retired, to: ModelStatus::Live, .. }), "{e}");
+    // Retiring m2 closed its request for member 5 (opened at its registration).
+    assert!(reg.requests().unwrap().iter().any(|r| r.model == m2.id && r.completed_at == Some(T0 + 800)));
+    assert_eq!(reg.open_requests().unwrap().len(), 1);
+
+    // The worker's intake: a withdrawal by erasure of member 9 (in m1) opens a request; the cursor advances.
+    let batch_window = WorkerOptions { batch_window_secs: 1_000_000, now: Some(T0 + 1000), ..WorkerOptions::default() };
+    ledger.append_at(vec![event(9, Action::Withdraw, Source::Erasure, T0 + 900, "w9")], T0 + 901).unwrap();
+    let len = ledger.store().len().unwrap();
+    let r = run_once(&reg, &batch_window).unwrap();
+    assert_eq!((r.cursor_from, r.cursor_to), (0, len));
+    assert!(r.retrains.is_empty(), "the batch window holds the retrain back");
+    // Member 7's withdrawal (seq 35) predates the dataset: the gate applied it. Member 5's (seq 41) was opened
+    // at registration already. Only member 9's is new.
+    assert_eq!(r.requests_opened, 1, "{r:?}");
+    assert_eq!(r.withdrawals, 3);
+    assert_eq!(reg.cursor("unlearning").unwrap(), len);
+    let open: Vec<(u64, u64)> = reg.open_requests().unwrap().iter().map(|q| (q.member, q.event_seq)).collect();
+    assert_eq!(open, vec![(5, 41), (9, len)]);
+    assert_eq!(r.figures.open, 2);
+    // A second pass reads nothing new.
+    let again = run_once(&reg, &batch_window).unwrap();
+    assert_eq!((again.cursor_from, again.requests_opened), (len, 0));
+
+    // Past the deadline the requests are marked missed (still open, still to be processed) — and the retrain
+    // is due, but m1's directory is gone: a clear error, nothing changes.
+    let late = WorkerOptions { now: Some(T0 + 500 + 86_401), ..batch_window.clone() };
+    std::fs::remove_dir_all(&m_dir).unwrap();
+    let e = run_once(&reg, &late).unwrap_err();
+    assert!(matches!(e, LineageError::ModelFiles { .. }), "{e}");
+    assert!(e.to_string().contains("retire"), "{e}");
+    let missed = reg.missed_requests().unwrap();
+    assert_eq!(missed.iter().map(|q| q.member).collect::<Vec<_>>(), vec![5], "{missed:?}");
+    assert_eq!(reg.model(&m.id).unwrap().status, ModelStatus::Live);
+
+    // A successor registered by hand (made by unlearning member 5 from m1): it supersedes m1, completes the
+    // request for member 5 (late: missed) and inherits the one for member 9, who is still in it.
+    let mut without5 = range(1, 30);
+    without5.remove(5);
+    let v2_dir = model_dir_after(root.path(), "m1.v2", &ds_dir, &without5, 1, Some((&m.id, &range(5, 5))));
+    let v2 = reg.register_model_dir(&v2_dir).unwrap();
+    assert_eq!((v2.version, v2.supersedes.as_deref(), v2.status), (2, Some(m.id.as_str()), ModelStatus::Live));
+    assert_eq!(reg.model(&m.id).unwrap().status, ModelStatus::Superseded);
+    assert_eq!(reg.model_lineage(&m.id).unwrap().superseded_by.as_deref(), Some(v2.id.as_str()));
+    let v2l = reg.model_lineage(&v2.id).unwrap();
+    assert_eq!((v2l.members, v2l.events.len()), (29, 29));
+    assert!(!v2l.events.contains(&5));
+    let open = reg.open_requests().unwrap();
+    assert_eq!(open.iter().map(|q| (q.member, q.model.as_str())).collect::<Vec<_>>(), vec![(9, v2.id.as_str())]);
+    let l5 = reg.member(5).unwrap();
+    assert_eq!(l5.models.iter().filter(|x| x.model == m.id).count(), 1);
+    assert!(l5.models.iter().all(|x| x.model != v2.id), "v2 never held member 5");
+    let e5 = l5.models.iter().find(|x| x.model == m.id).unwrap();
+    assert!(e5.state.starts_with("removed by unlearning at") && e5.state.contains("deadline missed"), "{}", e5.state);
+    assert_eq!(e5.removed_by.as_deref(), Some(v2.id.as_str()));
+    // Member 9: in m1 (superseded, still in v2) and in v2 (live, unlearning pending/missed).
+    let l9 = reg.member(9).unwrap();
+    assert_eq!(l9.models.len(), 3, "m1, m2 (retired) and v2");
+    let state = |id: &str| l9.models.iter().find(|x| x.model == id).unwrap().state.clone();
+    assert!(state(&m.id).starts_with("superseded"), "{}", state(&m.id));
+    assert!(state(&v2.id).starts_with("live; unlearning"), "{}", state(&v2.id));
+    assert!(state(&m2.id).starts_with("retired at"), "{}", state(&m2.id));
+
+    // Retiring v2 settles the rest; lineage says so.
+    reg.set_status(&v2.id, ModelStatus::Retired, T0 + 90_000).unwrap();
+    assert!(reg.open_requests().unwrap().is_empty());
+    let l9 = reg.member(9).unwrap();
+    let entry = l9.models.iter().find(|x| x.model == v2.id).unwrap();
+    assert!(entry.state.contains("retired") && entry.state.contains("deadline missed"), "{}", entry.state);
+    let r = run_once(&reg, &late).unwrap();
+    assert!(r.retrains.is_empty());
+    assert_eq!(r.figures.open, 0);
+    assert_eq!(r.figures.completed, 3, "member 5 in m2 and m1, member 9 (moved from m1 to v2): {:?}", r.figures);
+    assert!(r.figures.missed >= 2, "{:?}", r.figures);
+
+    // A version superseded by hand with no successor: the worker closes its requests without a retrain (no
+    // live model holds the members any more).
+    let m3 = reg.register_model_dir(&model_dir(root.path(), "m3", &ds_dir, &range(1, 30), 6)).unwrap();
+    assert_eq!(reg.open_requests().unwrap().len(), 2, "members 5 and 9 withdrew after the dataset was gated");
+    reg.set_status(&m3.id, ModelStatus::Superseded, T0 + 95_000).unwrap();
+    let r = run_once(&reg, &late).unwrap();
+    assert_eq!((r.retrains.len(), r.closed_without_retrain), (0, 2), "{r:?}");
+    assert!(reg.open_requests().unwrap().is_empty());
+
+    // A cursor ahead of the ledger (the ledger was swapped or truncated).
+    b.set_cursor(len as i64 + 5);
+    let e = run_once(&reg, &late).unwrap_err();
+    assert!(matches!(e, LineageError::CursorAhead { cursor, ledger, .. } if cursor == len + 5 && ledger == len), "{e}");
+}
+
+/// Members 1..=45 in the directory; grants for 1..=34 at seqs 1..=34; member 7 withdraws (35) and re-grants
+/// (36); filler grants up to position 40; member 5 withdraws via GPC at seq 41.
+fn ledger_setup(b: &Backend) -> Ledger {
+    let ledger = b.ledger();
+    let birth = NaiveDate::from_ymd_opt(1980, 1, 1).unwrap();
+    let members: Vec<MemberRecord> =
+        (1..=45).map(|m| MemberRecord { member_id: m, jurisdiction: "DE".into(), birth_date: birth }).collect();
+    ledger.store().put_members(&members).unwrap();
+    let mut batch: Vec<NewEvent> =
+        (1..=34).map(|m| event(m, Action::Grant, Source::Ui, T0 + m as i64, &format!("g{m}"))).collect();
+    batch.push(event(7, Action::Withdraw, Source::Ui, T0 + 35, "w7"));
+    batch.push(event(7, Action::Grant, Source::Ui, T0 + 36, "g7b"));
+    for (i, m) in (40..=43).enumerate() {
+        batch.push(event(m, Action::Grant, Source::Api, T0 + 37 + i as i64, &format!("f{m}")));
+    }
+    ledger.append_at(batch, T0 + 100).unwrap();
+    assert_eq!(ledger.store().len().unwrap(), 40);
+    ledger.append_at(vec![event(5, Action::Withdraw, Source::Gpc, T0 + 500, "w5")], T0 + 501).unwrap();
+    ledger
+}
+
+#[test]
+fn registry_on_sqlite() {
+    suite(&Backend::Sqlite(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn registry_on_postgres() {
+    let Some(db) = support::pg() else { return };
+    suite(&Backend::Postgres(db));
+}

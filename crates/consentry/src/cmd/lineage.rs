@@ -1,0 +1,307 @@
+//! `consentry lineage …`: the registry of datasets and models, and where a member's data went.
+
+use super::ledger::DB_FILE;
+use crate::ui::{self, Ctx, OK, bad_input};
+use anyhow::Context;
+use clap::Subcommand;
+use consentry_lineage::registry::{format_time, short};
+use consentry_lineage::{LineageError, ModelRecord, ModelStatus, Registry, UnlearningRequest};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Where a member's data went: every dataset, model version and shard, under which consent event, and the
+    /// status now ("removed by unlearning at …").
+    Member {
+        /// Member id.
+        id: u64,
+    },
+    /// One model version: dataset, members per shard, the consent events it rests on, runs and unlearning.
+    Model {
+        /// Model id (BLAKE3 of its model.json), or its first 6+ hex digits.
+        id: String,
+    },
+    /// List registered model versions.
+    Models {
+        /// Only this purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Only this status.
+        #[arg(long, value_parser = ["live", "superseded", "retired"])]
+        status: Option<String>,
+    },
+    /// Register a gated dataset from its directory (idempotent: the id is its manifest's BLAKE3).
+    RegisterDataset {
+        /// The dataset directory (with manifest.json).
+        dir: PathBuf,
+    },
+    /// Register a trained model from its directory (checks every file; registers its dataset if needed).
+    RegisterModel {
+        /// The model directory (with model.json).
+        dir: PathBuf,
+        /// Deadline in seconds for unlearning members who withdrew after the dataset was gated.
+        #[arg(long, default_value_t = consentry_lineage::registry::DEFAULT_DEADLINE_SECS, value_name = "SECS")]
+        deadline: i64,
+    },
+    /// Take a model version out of service for good (closes its unlearning requests).
+    Retire {
+        /// Model id or prefix.
+        id: String,
+    },
+    /// Unlearning requests still open (pending, or past their deadline), or every one with --all.
+    Requests {
+        /// Every request, completed ones included.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Maps registry errors to exit codes: the caller's fault is bad input (2).
+pub fn lineage_err(e: LineageError) -> anyhow::Error {
+    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
+}
+
+/// Opens the registry in the ledger's store: `--database`, or the SQLite file in the data directory.
+pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
+    match &ctx.database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Registry::connect_postgres(url)
+                .map_err(lineage_err)
+                .context("connecting to PostgreSQL (check --database and that the server is up)")
+        }
+        Some(other) => Err(bad_input(format!("--database must be a postgres:// URL, got `{other}`"))),
+        None => {
+            let path = ctx.data_path(DB_FILE);
+            if !path.exists() {
+                return Err(bad_input(format!(
+                    "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
+                    ctx.data.display(),
+                    ctx.data.display()
+                )));
+            }
+            Registry::open_sqlite(&path).map_err(lineage_err).with_context(|| format!("opening {}", path.display()))
+        }
+    }
+}
+
+/// Registers a freshly trained model directory (and its dataset), for `train`, `gate` and `demo` to call.
+#[allow(dead_code)] // The lead wires it into `train` and `demo`.
+pub fn register_model(ctx: &Ctx, dir: &Path) -> anyhow::Result<ModelRecord> {
+    open_registry(ctx)?.register_model_dir(dir).map_err(lineage_err)
+}
+
+pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
+    let reg = open_registry(ctx)?;
+    match cmd {
+        Command::Member { id } => member(ctx, &reg, id),
+        Command::Model { id } => model(ctx, &reg, &id),
+        Command::Models { purpose, status } => {
+            let status = status.as_deref().and_then(ModelStatus::parse);
+            let models = reg.models(purpose.as_deref(), status).map_err(lineage_err)?;
+            if ctx.json {
+                ctx.print_json(&models)?;
+            } else {
+                print_models(ctx, &models);
+            }
+            Ok(OK)
+        }
+        Command::RegisterDataset { dir } => {
+            let d = reg.register_dataset_dir(&dir).map_err(lineage_err)?;
+            if ctx.json {
+                ctx.print_json(&d)?;
+            } else {
+                ctx.say(format!(
+                    "dataset {} registered: {}, {} members at ledger position {}",
+                    short(&d.id),
+                    d.purpose,
+                    ui::thousands(d.members),
+                    d.ledger_position
+                ));
+            }
+            Ok(OK)
+        }
+        Command::RegisterModel { dir, deadline } => {
+            let m = reg.register_model_dir_with_deadline(&dir, deadline).map_err(lineage_err)?;
+            let open = reg.open_requests().map_err(lineage_err)?;
+            let waiting = open.iter().filter(|r| r.model == m.id).count();
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({ "model": m, "unlearning_requests_opened": waiting }))?;
+            } else {
+                ctx.say(format!(
+                    "model {} registered: {} v{} for {}, {}, dataset {}",
+                    short(&m.id),
+                    m.kind,
+                    m.version,
+                    m.purpose,
+                    m.status,
+                    short(&m.dataset)
+                ));
+                if waiting > 0 {
+                    ctx.say(format!(
+                        "{waiting} member(s) withdrew after its dataset was gated: run `consentry unlearn` to remove them"
+                    ));
+                }
+            }
+            Ok(OK)
+        }
+        Command::Retire { id } => {
+            let m = reg.set_status(&id, ModelStatus::Retired, consentry_lineage::now()).map_err(lineage_err)?;
+            if ctx.json {
+                ctx.print_json(&m)?;
+            } else {
+                ctx.say(format!("model {} ({} v{}) is retired", short(&m.id), m.kind, m.version));
+            }
+            Ok(OK)
+        }
+        Command::Requests { all } => {
+            let reqs = if all { reg.requests() } else { reg.open_requests() }.map_err(lineage_err)?;
+            if ctx.json {
+                ctx.print_json(&reqs)?;
+            } else {
+                print_requests(ctx, &reqs, consentry_lineage::now());
+            }
+            Ok(OK)
+        }
+    }
+}
+
+fn member(ctx: &Ctx, reg: &Registry, id: u64) -> anyhow::Result<ExitCode> {
+    let l = reg.member(id).map_err(lineage_err)?;
+    if ctx.json {
+        ctx.print_json(&l)?;
+        return Ok(OK);
+    }
+    ctx.say(format!("member {id}: {} dataset(s), {} model version(s)", l.datasets.len(), l.models.len()));
+    if !l.datasets.is_empty() {
+        let mut t = ui::table(&["dataset", "purpose", "ledger position", "created"]);
+        for d in &l.datasets {
+            t.add_row(vec![
+                short(&d.dataset).to_string(),
+                d.purpose.clone(),
+                d.ledger_position.to_string(),
+                format_time(d.created),
+            ]);
+        }
+        ctx.say(t.to_string());
+    }
+    if !l.models.is_empty() {
+        let mut t = ui::table(&["model", "kind", "version", "shard", "consent event", "trained", "status"]);
+        for m in &l.models {
+            let consent = match (m.consent_event, m.consent_time) {
+                (Some(s), Some(at)) => format!("#{s} ({})", format_time(at)),
+                (Some(s), None) => format!("#{s}"),
+                _ => "jurisdiction default".into(),
+            };
+            t.add_row(vec![
+                short(&m.model).to_string(),
+                m.kind.clone(),
+                m.version.to_string(),
+                m.shard.to_string(),
+                consent,
+                format_time(m.trained),
+                m.state.clone(),
+            ]);
+        }
+        ctx.say(t.to_string());
+    }
+    Ok(OK)
+}
+
+fn model(ctx: &Ctx, reg: &Registry, id: &str) -> anyhow::Result<ExitCode> {
+    let l = reg.model_lineage(id).map_err(lineage_err)?;
+    if ctx.json {
+        ctx.print_json(&l)?;
+        return Ok(OK);
+    }
+    let m = &l.model;
+    ctx.say(format!("model {} — {} v{} for {}, {}", m.id, m.kind, m.version, m.purpose, m.status));
+    ctx.say(format!(
+        "dataset {} ({} members, ledger position {}), trained {}",
+        short(&l.dataset.id),
+        ui::thousands(l.dataset.members),
+        l.dataset.ledger_position,
+        format_time(m.created)
+    ));
+    if let Some(p) = &m.supersedes {
+        ctx.say(format!("supersedes {}", short(p)));
+    }
+    if let Some(n) = &l.superseded_by {
+        ctx.say(format!("superseded by {}", short(n)));
+    }
+    let range = match (l.events.first(), l.events.last()) {
+        (Some(a), Some(b)) => format!(" (#{a}..#{b})"),
+        _ => String::new(),
+    };
+    ctx.say(format!(
+        "rests on {} consent event(s){range}; {} member(s) by jurisdiction default",
+        ui::thousands(l.events.len() as u64),
+        ui::thousands(l.members_without_event)
+    ));
+    let mut t = ui::table(&["shard", "members", "rows", "file BLAKE3"]);
+    for s in &l.shards {
+        t.add_row(vec![
+            s.index.to_string(),
+            ui::thousands(s.members),
+            ui::thousands(s.rows),
+            short(&s.file_blake3).into(),
+        ]);
+    }
+    t.add_row(vec!["all".into(), ui::thousands(l.members), String::new(), String::new()]);
+    ui::align_numbers(&mut t);
+    ctx.say(t.to_string());
+    for r in &l.runs {
+        ctx.say(format!(
+            "run {}: {} shard(s) trained in {:.1} s{}",
+            format_time(r.finished),
+            r.shards_trained.len(),
+            r.seconds,
+            if r.cause.is_some() { " (unlearning)" } else { "" }
+        ));
+    }
+    if !l.requests.is_empty() {
+        print_requests(ctx, &l.requests, consentry_lineage::now());
+    }
+    Ok(OK)
+}
+
+fn print_models(ctx: &Ctx, models: &[ModelRecord]) {
+    let mut t = ui::table(&["model", "kind", "version", "status", "dataset", "created"]);
+    for m in models {
+        t.add_row(vec![
+            short(&m.id).to_string(),
+            m.kind.clone(),
+            m.version.to_string(),
+            m.status.to_string(),
+            short(&m.dataset).to_string(),
+            format_time(m.created),
+        ]);
+    }
+    ctx.say(t.to_string());
+}
+
+/// The unlearning request table, shared with `consentry unlearn`.
+pub fn print_requests(ctx: &Ctx, reqs: &[UnlearningRequest], now: i64) {
+    if reqs.is_empty() {
+        ctx.say("no unlearning requests");
+        return;
+    }
+    let mut t = ui::table(&["member", "event", "model", "withdrew", "deadline", "status", "completed"]);
+    for r in reqs {
+        let status = if r.completed_at.is_none() && r.deadline < now {
+            format!("{} (overdue)", r.status)
+        } else {
+            r.status.to_string()
+        };
+        t.add_row(vec![
+            r.member.to_string(),
+            format!("#{}", r.event_seq),
+            short(&r.model).to_string(),
+            format_time(r.requested_at),
+            format_time(r.deadline),
+            status,
+            r.completed_at.map_or_else(String::new, format_time),
+        ]);
+    }
+    ctx.say(t.to_string());
+}

@@ -1,0 +1,386 @@
+//! `consentry audit` end to end: a clean demo passes online and offline; each planted violation
+//! (a non-consented dataset member, a withdrawal left past the deadline, a rewritten ledger row, an
+//! altered bundle byte, an understated ε, an altered shard file) is reported with exit code 1.
+
+mod common;
+
+use common::{consentry, ok, text};
+use roaring::RoaringTreemap;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+const JOBS: &str = "train_ai_system.job_recommendations";
+
+/// One demo for the whole file (a few seconds); each test works on its own copy. It lives under
+/// Cargo's per-target temporary directory and is replaced by the next run.
+fn demo() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("audit_cli-demo");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let data = dir.join("data");
+        ok(&consentry(&data, &["--quiet", "demo", "--members", "4000", "--seed", "3"]));
+        data
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of the demo data directory (the temporary directory lives as long as the guard).
+fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(demo(), &data);
+    (dir, data)
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\nstdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr)))
+}
+
+/// Runs `audit ARGS --json`, asserts exit code `code`, returns the report.
+fn audit(data: &Path, args: &[&str], code: i32) -> Value {
+    let mut all = vec!["--json", "audit"];
+    all.extend_from_slice(args);
+    let o = consentry(data, &all);
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    json_of(&o)
+}
+
+fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).collect()
+}
+
+fn read_bitmap(p: &Path) -> RoaringTreemap {
+    RoaringTreemap::deserialize_from(&std::fs::read(p).unwrap()[..]).unwrap()
+}
+
+fn write_bitmap(p: &Path, b: &RoaringTreemap) -> String {
+    let mut bytes = Vec::new();
+    b.serialize_into(&mut bytes).unwrap();
+    std::fs::write(p, &bytes).unwrap();
+    blake3::hash(&bytes).to_hex().to_string()
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn write_json(p: &Path, v: &Value) -> String {
+    let bytes = serde_json::to_vec_pretty(v).unwrap();
+    std::fs::write(p, &bytes).unwrap();
+    blake3::hash(&bytes).to_hex().to_string()
+}
+
+fn export(data: &Path, out: &Path) {
+    ok(&consentry(data, &["--quiet", "audit", "export", "--out", out.to_str().unwrap()]));
+}
+
+#[test]
+fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
+    let (dir, data) = fresh();
+    let r = audit(&data, &[], 0);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["mode"], "online");
+    assert_eq!(r["models"].as_array().unwrap().len(), 3, "{r}");
+    for d in r["datasets"].as_array().unwrap() {
+        assert!(d["members"].as_u64().unwrap() > 0, "{d}");
+        assert_eq!(d["members"], d["allowed_recomputed"], "{d}");
+    }
+    assert!(r["ledger"]["events"].as_u64().unwrap() > 1000, "{r}");
+    assert!(r["ledger"]["checkpoints"].as_u64().unwrap() >= 1, "{r}");
+
+    let bundle = dir.path().join("bundle");
+    export(&data, &bundle);
+    assert!(bundle.join("INDEX.json").is_file() && bundle.join("ledger/events.jsonl").is_file());
+    let pubkey = data.join("ledger.pub");
+    let r = audit(&data, &["--offline", bundle.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()], 0);
+    assert_eq!(r["mode"], "bundle");
+    assert_eq!(r["models"].as_array().unwrap().len(), 3, "{r}");
+    let out = ok(&consentry(&data, &["audit", "--offline", bundle.to_str().unwrap()]));
+    assert!(out.contains("audit passed"), "{out}");
+
+    // The signed heads the auditor saw earlier must still be extended by the log.
+    let heads = bundle.join("ledger/checkpoints.json");
+    audit(&data, &["--offline", bundle.to_str().unwrap(), "--heads", heads.to_str().unwrap()], 0);
+
+    // One model only.
+    let r = audit(&data, &["--model", "job-recs"], 0);
+    assert_eq!(r["models"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["datasets"].as_array().unwrap().len(), 1, "{r}");
+
+    // Bad input: exit 2 with a message.
+    let o = consentry(&data, &["audit", "export", "--out", bundle.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("already exists"), "{}", text(&o.stderr));
+    let o = consentry(&data, &["audit", "--offline", dir.path().join("nowhere").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("not an evidence bundle"), "{}", text(&o.stderr));
+    let o = consentry(&data, &["audit", "--model", "no-such-model"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let o = consentry(&data, &["audit", "--deadline", "-5"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+}
+
+/// A member of the directory who never granted the purpose (opt-in everywhere: denied).
+fn never_granted(data: &Path, purpose: &str, not_in: &RoaringTreemap) -> u64 {
+    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT member_id FROM members WHERE member_id NOT IN \
+             (SELECT e.member_id FROM events e JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1) \
+             ORDER BY member_id",
+        )
+        .unwrap();
+    let ids: Vec<u64> = stmt
+        .query_map([purpose], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|r| r.unwrap() as u64)
+        .filter(|m| !not_in.contains(*m))
+        .collect();
+    *ids.first().expect("some member never granted")
+}
+
+#[test]
+fn dataset_member_not_allowed_at_its_position_is_reported() {
+    let (dir, data) = fresh();
+    // Plant a member who never consented, consistently: bitmap, manifest commitment, model reference,
+    // shard bitmap and its commitment all agree, so only recomputing consent from the ledger can tell.
+    let ds = data.join("datasets/job_recommendations");
+    let mut members = read_bitmap(&ds.join("members.roaring"));
+    let intruder = never_granted(&data, JOBS, &members);
+    members.insert(intruder);
+    let commitment = write_bitmap(&ds.join("members.roaring"), &members);
+    let mut manifest = read_json(&ds.join("manifest.json"));
+    manifest["members"]["commitment"] = commitment.clone().into();
+    manifest["members"]["count"] = members.len().into();
+    let manifest_hash = write_json(&ds.join("manifest.json"), &manifest);
+
+    let model = data.join("models/job-recs");
+    let mut meta = read_json(&model.join("model.json"));
+    meta["dataset"]["manifest_blake3"] = manifest_hash.into();
+    meta["dataset"]["members_commitment"] = commitment.into();
+    meta["dataset"]["members"] = members.len().into();
+    let key: [u8; 32] = hex_decode(meta["shard_function"]["key"].as_str().unwrap());
+    let shards = meta["shard_function"]["shards"].as_u64().unwrap() as u32;
+    let shard = consentry_gate::shard_of(&key, shards, intruder) as usize;
+    let s = &mut meta["shards"][shard];
+    let file = model.join(s["members_file"].as_str().unwrap());
+    let mut b = read_bitmap(&file);
+    b.insert(intruder);
+    s["members_commitment"] = write_bitmap(&file, &b).into();
+    s["members"] = b.len().into();
+    write_json(&model.join("model.json"), &meta);
+
+    let check = |r: &Value| {
+        let f = findings(r, "member_not_allowed");
+        assert_eq!(f.len(), 1, "{r}");
+        assert_eq!(f[0]["member"], intruder, "{r}");
+        assert_eq!(f[0]["dataset"], "job_recommendations", "{r}");
+        assert!(f[0]["found"].as_str().unwrap().contains("no_grant"), "{r}");
+        assert!(findings(r, "commitment_mismatch").is_empty(), "the planting is consistent: {r}");
+        assert!(findings(r, "shard_membership").is_empty(), "{r}");
+    };
+    let r = audit(&data, &["--model", "job-recs"], 1);
+    check(&r);
+    // Online also sees that the Parquet files do not hold the planted member.
+    assert!(!findings(&r, "dataset_files").is_empty(), "{r}");
+
+    let bundle = dir.path().join("bundle");
+    export(&data, &bundle);
+    let r = audit(&data, &["--offline", bundle.to_str().unwrap()], 1);
+    check(&r);
+
+    // The human rendering names the violation and its evidence.
+    let o = consentry(&data, &["audit", "--offline", bundle.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o.stdout);
+    assert!(out.contains("VIOLATION member_not_allowed") && out.contains(&format!("member {intruder}")), "{out}");
+    assert!(out.contains("expected: allowed at position"), "{out}");
+}
+
+fn hex_decode(s: &str) -> [u8; 32] {
+    let v: Vec<u8> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    v.try_into().unwrap()
+}
+
+#[test]
+fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
+    let (dir, data) = fresh();
+    let member = read_bitmap(&data.join("models/job-recs/shard-000.members.roaring")).min().unwrap();
+    let m = member.to_string();
+    let o = ok(&consentry(
+        &data,
+        &["--json", "ledger", "append", "--member", &m, "--purpose", JOBS, "--action", "withdraw", "--source", "ui"],
+    ));
+    let appended: Value = serde_json::from_str(&o).unwrap();
+    let seq = appended["seq"].as_u64().or_else(|| appended["event"]["seq"].as_u64()).expect("seq in append output");
+
+    // Within the default 24 h deadline: no violation, but the pending withdrawal is visible.
+    let r = audit(&data, &["--model", "job-recs"], 0);
+    assert_eq!(r["models"][0]["pending_withdrawals"], 1, "{r}");
+
+    // Past the deadline: a violation naming the member, the model and the withdrawal (online and offline).
+    let bundle = dir.path().join("bundle");
+    export(&data, &bundle);
+    let b = bundle.to_str().unwrap();
+    let in_two_hours = later(2 * 3600);
+    for args in [
+        vec!["--model", "job-recs", "--deadline", "0"],
+        vec!["--offline", b, "--deadline", "3600", "--now", &in_two_hours],
+        vec!["--offline", b, "--deadline", "0"],
+    ] {
+        let r = audit(&data, &args, 1);
+        let f = findings(&r, "withdrawal_deadline_missed");
+        assert_eq!(f.len(), 1, "{r}");
+        assert_eq!(f[0]["member"], member, "{r}");
+        assert_eq!(f[0]["model"], "job-recs", "{r}");
+        assert_eq!(f[0]["seq"], seq, "{r}");
+        assert_eq!(r["violations"], 1, "only the deadline is missed: {r}");
+    }
+    // Other purposes' models are not affected.
+    audit(&data, &["--offline", b, "--deadline", "0", "--model", "content"], 0);
+    // Within the deadline offline too.
+    audit(&data, &["--offline", b], 0);
+
+    // A withdrawal dated just after the dataset was cut (recorded only now): the member's deadline
+    // runs from when they withdrew, so a one-minute deadline has long passed.
+    let other = read_bitmap(&data.join("models/job-recs/shard-001.members.roaring")).min().unwrap();
+    let manifest = read_json(&data.join("datasets/job_recommendations/manifest.json"));
+    let withdrew = (manifest["ledger"]["at"].as_i64().unwrap() + 1).to_string();
+    let o = other.to_string();
+    ok(&consentry(
+        &data,
+        &[
+            "--quiet",
+            "ledger",
+            "append",
+            "--member",
+            &o,
+            "--purpose",
+            JOBS,
+            "--action",
+            "withdraw",
+            "--event-time",
+            &withdrew,
+        ],
+    ));
+    let r = audit(&data, &["--model", "job-recs", "--deadline", "60"], 1);
+    let f = findings(&r, "withdrawal_deadline_missed");
+    assert_eq!(f.len(), 1, "the first withdrawal is within a minute: {r}");
+    assert_eq!(f[0]["member"], other, "{r}");
+    assert_eq!(r["models"][0]["pending_withdrawals"], 1, "{r}");
+}
+
+fn later(secs: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    (now + secs).to_string()
+}
+
+#[test]
+fn rewritten_ledger_row_is_reported_online_and_offline() {
+    let (dir, data) = fresh();
+    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let n = conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = 17", []).unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    let check = |r: &Value| {
+        let f = findings(r, "ledger_tampered");
+        assert!(!f.is_empty(), "{r}");
+        assert!(f.iter().any(|f| f["seq"] == 17), "{r}");
+        assert!(f.iter().any(|f| f["message"].as_str().unwrap().contains("event 17")), "{r}");
+    };
+    check(&audit(&data, &["--model", "replies"], 1));
+    let bundle = dir.path().join("bundle");
+    export(&data, &bundle);
+    check(&audit(&data, &["--offline", bundle.to_str().unwrap()], 1));
+}
+
+#[test]
+fn altered_bundle_bytes_are_detected() {
+    let (dir, data) = fresh();
+    // One digit of one member id in the events.
+    let a = dir.path().join("a");
+    export(&data, &a);
+    let path = a.join("ledger/events.jsonl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let line_start = bytes.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(9).unwrap().0 + 1;
+    let key = b"\"member_id\":";
+    let at = line_start + bytes[line_start..].windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    bytes[at] = if bytes[at] == b'9' { b'8' } else { bytes[at] + 1 };
+    std::fs::write(&path, &bytes).unwrap();
+    let r = audit(&data, &["--offline", a.to_str().unwrap()], 1);
+    let altered = findings(&r, "bundle_file_altered");
+    assert_eq!(altered.len(), 1, "{r}");
+    assert_eq!(altered[0]["file"], "ledger/events.jsonl", "{r}");
+    let t = findings(&r, "ledger_tampered");
+    assert!(t.iter().any(|f| f["seq"] == 11), "the 11th event was changed: {r}");
+
+    // One byte of a dataset's member bitmap.
+    let b = dir.path().join("b");
+    export(&data, &b);
+    let path = b.join("datasets/content_suggestions/members.roaring");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let r = audit(&data, &["--offline", b.to_str().unwrap()], 1);
+    assert_eq!(findings(&r, "bundle_file_altered").len(), 1, "{r}");
+    let caught = findings(&r, "commitment_mismatch").len() + findings(&r, "unreadable_file").len();
+    assert!(caught >= 1, "{r}");
+
+    // A file added to the bundle after export.
+    let c = dir.path().join("c");
+    export(&data, &c);
+    std::fs::write(c.join("datasets/extra.txt"), "x").unwrap();
+    let r = audit(&data, &["--offline", c.to_str().unwrap()], 1);
+    assert_eq!(findings(&r, "bundle_file_missing").len(), 1, "{r}");
+}
+
+#[test]
+fn understated_epsilon_and_altered_shard_file_are_reported() {
+    let (_dir, data) = fresh();
+    let path = data.join("models/replies/model.json");
+    let mut meta = read_json(&path);
+    let (q, sigma, steps, delta) = (0.2, 1.0, 200u64, 1e-6);
+    let eps = consentry_dp::Accountant::sampled_gaussian(q, sigma, steps)
+        .unwrap()
+        .epsilon(delta, consentry_dp::Conversion::Improved)
+        .unwrap()
+        .epsilon;
+    meta["dp"] = serde_json::json!({"q": q, "sigma": sigma, "steps": steps, "delta": delta, "epsilon": eps});
+    write_json(&path, &meta);
+    audit(&data, &["--model", "replies"], 0);
+    meta["dp"]["epsilon"] = (eps / 3.0).into();
+    write_json(&path, &meta);
+    let r = audit(&data, &["--model", "replies"], 1);
+    let f = findings(&r, "dp_record");
+    assert_eq!(f.len(), 1, "{r}");
+    assert_eq!(f[0]["model"], "replies");
+
+    let shard = data.join("models/content/shard-001.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x80;
+    std::fs::write(&shard, &bytes).unwrap();
+    let r = audit(&data, &["--model", "content"], 1);
+    let f = findings(&r, "shard_file_altered");
+    assert_eq!(f.len(), 1, "{r}");
+    assert_eq!(f[0]["model"], "content");
+}

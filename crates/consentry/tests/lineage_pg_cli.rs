@@ -1,0 +1,83 @@
+//! `consentry --database postgres://… lineage …` / `unlearn` against a real, throwaway PostgreSQL server: the
+//! registry lives in the ledger's database, and a withdrawal is unlearned from the live model there too.
+
+mod common;
+#[path = "../../consentry-ledger/tests/support/mod.rs"]
+mod support;
+
+use common::{ok, text};
+use roaring::RoaringTreemap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const JOBS: &str = "train_ai_system.job_recommendations";
+
+fn consentry(data: &Path, url: &str, args: &[&str]) -> Output {
+    common::command(data).arg("--database").arg(url).args(args).output().expect("the consentry binary runs")
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn shard_members(dir: &Path, i: usize) -> RoaringTreemap {
+    let b = std::fs::read(dir.join(format!("shard-{i:03}.members.roaring"))).unwrap();
+    RoaringTreemap::deserialize_from(&b[..]).unwrap()
+}
+
+#[test]
+fn unlearning_on_postgres() {
+    let Some(db) = support::pg() else { return };
+    let url = db.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&common::consentry(&data, &["--quiet", "synth", "--members", "1500", "--seed", "6"]));
+    ok(&consentry(&data, url, &["--quiet", "ledger", "init"]));
+    let choices = data.join("network/consent_choices.parquet");
+    ok(&consentry(&data, url, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
+    let ds = data.join("datasets/jobs");
+    ok(&consentry(&data, url, &["--quiet", "gate", "--purpose", JOBS, "--out", ds.to_str().unwrap()]));
+    let model = data.join("models/job-recs");
+    let (ds_s, model_s) = (ds.to_str().unwrap(), model.to_str().unwrap());
+    ok(&consentry(&data, url, &["--quiet", "train", "--model", "job-recs", "--dataset", ds_s, "--out", model_s]));
+
+    // The registry is in PostgreSQL: nothing in a SQLite file.
+    let d = json(&ok(&consentry(&data, url, &["--json", "lineage", "register-dataset", ds_s])));
+    let m = json(&ok(&consentry(&data, url, &["--json", "lineage", "register-model", model_s])));
+    assert_eq!(m["model"]["dataset"], d["id"]);
+    assert!(!data.join("ledger.db").exists());
+    let without_pg = common::consentry(&data, &["lineage", "models"]);
+    assert_eq!(without_pg.status.code(), Some(2), "{}", text(&without_pg.stderr));
+
+    let member = shard_members(&model, 0).iter().next().unwrap();
+    ok(&consentry(
+        &data,
+        url,
+        &[
+            "--quiet",
+            "ledger",
+            "append",
+            "--member",
+            &member.to_string(),
+            "--purpose",
+            JOBS,
+            "--action",
+            "withdraw",
+            "--source",
+            "gpc",
+        ],
+    ));
+    let r = json(&ok(&consentry(&data, url, &["--json", "unlearn"])));
+    assert_eq!(r["retrains"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["figures"]["within_deadline"], 1);
+    let live = json(&ok(&consentry(&data, url, &["--json", "lineage", "models", "--status", "live"])));
+    assert_eq!(live.as_array().unwrap().len(), 1);
+    assert_eq!(live[0]["version"], 2);
+    let live_dir = PathBuf::from(live[0]["dir"].as_str().unwrap());
+    let n = json(&std::fs::read_to_string(live_dir.join("model.json")).unwrap())["shards"].as_array().unwrap().len();
+    assert!((0..n).all(|i| !shard_members(&live_dir, i).contains(member)));
+    let l = json(&ok(&consentry(&data, url, &["--json", "lineage", "member", &member.to_string()])));
+    assert!(l["models"][0]["state"].as_str().unwrap().starts_with("removed by unlearning at "), "{l}");
+    let o = consentry(&data, url, &["lineage", "member", "987654321"]);
+    assert_eq!(o.status.code(), Some(2));
+}
