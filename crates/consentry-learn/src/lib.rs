@@ -3,13 +3,17 @@
 //!
 //! - [`recs`]: job recommendations and content suggestions (implicit ALS with profile and item tokens);
 //! - replies (`consentry-replies`, glued in [`replies`]): a k-anonymous response inventory and an intent ranker;
+//! - [`dp`]: differentially private training (joint DP for job recommendations, DP-SGD for replies) and the
+//!   privacy claim a model records;
 //! - [`model`]: the model directory format; [`data`]: reading a dataset after checking it against its manifest.
 //!
 //! Members are split into shards by the keyed hash the gate records in the manifest; a row belongs to the shard of
-//! the member it is about, and a shard's file depends only on its rows, the hyper-parameters and the seed — byte for
-//! byte, whatever the thread count or file order — so forgetting a member retrains one shard, exactly.
+//! the member it is about, and a shard's file depends only on its rows, the hyper-parameters and the seed (and, for a
+//! DP model, the secret noise key) — byte for byte, whatever the thread count or file order — so forgetting a member
+//! retrains one shard, exactly.
 
 pub mod data;
+pub mod dp;
 pub mod ials;
 pub mod mia;
 pub mod model;

@@ -136,6 +136,37 @@ impl ModelMeta {
             .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{}: {e}", u.file) })
     }
 
+    /// The model's privacy claim: `PrivacyClaim::None` ("no formal bound") for models trained without DP,
+    /// including those written before DP existed (no `dp` key).
+    pub fn privacy_claim(&self) -> Result<crate::dp::PrivacyClaim, LearnError> {
+        match &self.dp {
+            None => Ok(crate::dp::PrivacyClaim::None),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| LearnError::Corrupt {
+                file: MODEL_FILE.into(),
+                message: format!("the `dp` record cannot be read: {e}"),
+            }),
+        }
+    }
+
+    /// What this model costs each member of its training set, for `consentry_dp::cumulative_loss`: a DP model's
+    /// (ε, δ) and RDP curve, re-derived from its recorded mechanism (a record claiming a smaller ε than its
+    /// mechanism gives is refused); a model without DP gives ε = +∞ at δ = 0 — no formal bound.
+    pub fn privacy_loss(&self, model: &str) -> Result<consentry_dp::ModelLoss, LearnError> {
+        match self.privacy_claim()? {
+            crate::dp::PrivacyClaim::None => Ok(consentry_dp::ModelLoss {
+                model: model.into(),
+                epsilon: f64::INFINITY,
+                delta: 0.0,
+                accountant: None,
+            }),
+            crate::dp::PrivacyClaim::Dp(c) => {
+                let mut loss = c.verify()?;
+                loss.model = model.into();
+                Ok(loss)
+            }
+        }
+    }
+
     /// Reads shard `i`'s bytes, checking them against the recorded BLAKE3.
     pub fn shard_bytes(&self, dir: &Path, i: usize) -> Result<Vec<u8>, LearnError> {
         let s = self.shards.get(i).ok_or_else(|| LearnError::Model {

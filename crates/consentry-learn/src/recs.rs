@@ -68,6 +68,14 @@ pub struct RecHyper {
     pub content_shrink: f32,
     /// Share of each member's latest interactions held out for evaluation (0 trains on everything).
     pub holdout: f64,
+    /// DP models: weight of the member's own token match in their scores (free under joint DP; see `dp`); 3 was
+    /// chosen on the synthetic network's held-out split (`bench/dp/utility.sh`).
+    #[serde(default = "default_dp_own_tokens")]
+    pub dp_own_tokens: f32,
+}
+
+fn default_dp_own_tokens() -> f32 {
+    3.0
 }
 
 impl Default for RecHyper {
@@ -84,6 +92,7 @@ impl Default for RecHyper {
             content_reg: 1.0,
             content_shrink: 1000.0,
             holdout: 0.2,
+            dp_own_tokens: default_dp_own_tokens(),
         }
     }
 }
@@ -100,6 +109,7 @@ impl RecHyper {
             self.token_weight,
             self.content_reg,
             self.content_shrink,
+            self.dp_own_tokens,
         ];
         if finite.iter().any(|v| !v.is_finite() || *v < 0.0) || !self.holdout.is_finite() {
             return bad("weights, alpha and regularisation must be finite and non-negative");
@@ -423,6 +433,10 @@ pub struct ShardModel {
     pub token_weight: f32,
     /// Content shrinkage.
     pub content_shrink: f32,
+    /// Weight of the member's own token match (their profile and seen jobs' tokens against a job's tokens, each
+    /// normalised) added to their score; 0 for the non-private models. Uses only the member's own rows and the
+    /// catalogue, so joint DP lets a DP model lean on it for free.
+    pub own_tokens: f32,
 }
 
 /// Trains one shard; the result depends only on `d`, `h` and `seed`.
@@ -474,6 +488,7 @@ pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Re
         reg: h.reg,
         token_weight: h.token_weight,
         content_shrink: h.content_shrink,
+        own_tokens: 0.0,
     };
     let all = [&model.user_factors, &model.item_factors, &model.token_factors, &model.content];
     if all.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
@@ -526,6 +541,13 @@ struct ShardHeader {
     reg: f32,
     token_weight: f32,
     content_shrink: f32,
+    // Absent (and so byte-identical to earlier files) when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    own_tokens: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn csr_tensors(name: &str, c: &Csr, out: &mut Vec<Tensor>) {
@@ -572,6 +594,7 @@ impl ShardModel {
             reg: self.reg,
             token_weight: self.token_weight,
             content_shrink: self.content_shrink,
+            own_tokens: self.own_tokens,
         };
         let json = serde_json::to_string(&header).map_err(|e| LearnError::Internal(e.to_string()))?;
         crate::model::to_safetensors(&t, &json)
@@ -627,6 +650,7 @@ impl ShardModel {
             reg: header.reg,
             token_weight: header.token_weight,
             content_shrink: header.content_shrink,
+            own_tokens: header.own_tokens,
         })
     }
 }
@@ -644,6 +668,8 @@ pub struct Recommender {
     /// Per shard, item factors followed by token factors (the columns a fold-in solves against).
     cols: Vec<Vec<f32>>,
     vocab_maps: Vec<HashMap<String, u32>>,
+    /// Per shard with `own_tokens > 0`: every global item's tokens in that shard's vocabulary, weight 1/|tokens|.
+    item_vocab: Vec<Vec<Vec<(u32, f32)>>>,
 }
 
 fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
@@ -680,6 +706,7 @@ impl Recommender {
         let mut vocab_maps = Vec::with_capacity(n_s);
         let mut grams = Vec::with_capacity(n_s);
         let mut all_cols = Vec::with_capacity(n_s);
+        let mut item_vocab = Vec::with_capacity(n_s);
         for (si, s) in shards.iter().enumerate() {
             let vm: HashMap<String, u32> = s.vocab.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
             for (g, id) in items.iter().enumerate() {
@@ -716,9 +743,23 @@ impl Recommender {
             cols.extend_from_slice(&s.token_factors);
             grams.push(ials::gram(&cols, k, s.reg, 1));
             all_cols.push(cols);
+            let iv = if s.own_tokens > 0.0 {
+                items
+                    .iter()
+                    .map(|id| {
+                        tokens.get(id).map_or_else(Vec::new, |ts| {
+                            let w = 1.0 / ts.len() as f32;
+                            ts.iter().filter_map(|t| vm.get(*t).map(|&v| (v, w))).collect()
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            item_vocab.push(iv);
             vocab_maps.push(vm);
         }
-        Ok(Recommender { shards, shard_of, items, k, matrix, grams, cols: all_cols, vocab_maps })
+        Ok(Recommender { shards, shard_of, items, k, matrix, grams, cols: all_cols, vocab_maps, item_vocab })
     }
 
     /// The shards.
@@ -763,6 +804,7 @@ impl Recommender {
         let s = &self.shards[own];
         let (seen, _) = s.seen.row(ui);
         let seen: BTreeSet<u64> = seen.iter().map(|&j| s.items[j as usize]).collect();
+        let own_match = self.own_profile(own, ui);
         let mut scored: Vec<(u64, f32)> = self
             .items
             .iter()
@@ -770,7 +812,11 @@ impl Recommender {
             .filter(|(_, id)| !seen.contains(id))
             .map(|(g, &id)| {
                 let row = &self.matrix[g * width..(g + 1) * width];
-                (id, ials::dot(row, &x) * scale)
+                let mut score = ials::dot(row, &x) * scale;
+                if let Some((gamma, p, iv)) = &own_match {
+                    score += gamma * iv[g].iter().map(|&(v, w)| p[v as usize] * w).sum::<f32>();
+                }
+                (id, score)
             })
             .collect();
         let n = n.min(scored.len());
@@ -782,6 +828,31 @@ impl Recommender {
         scored.truncate(n);
         scored.sort_by(cmp);
         Ok(scored)
+    }
+
+    /// The member's own token profile in their shard's vocabulary (profile tokens at the token weight, plus the
+    /// tokens of the jobs they touched), unit-normalised, when the shard weighs it.
+    #[allow(clippy::type_complexity)]
+    fn own_profile(&self, own: usize, ui: usize) -> Option<(f32, Vec<f32>, &Vec<Vec<(u32, f32)>>)> {
+        let s = &self.shards[own];
+        if s.own_tokens <= 0.0 {
+            return None;
+        }
+        let mut p = vec![0f32; s.vocab.len()];
+        for &j in s.seen.row(ui).0 {
+            let (ts, tw) = s.item_tokens.row(j as usize);
+            for (&t, &w) in ts.iter().zip(tw) {
+                p[t as usize] += w;
+            }
+        }
+        for &t in s.user_tokens.row(ui).0 {
+            p[t as usize] += s.token_weight;
+        }
+        let norm = p.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            p.iter_mut().for_each(|v| *v /= norm);
+        }
+        Some((s.own_tokens, p, &self.item_vocab[own]))
     }
 
     /// Whether the model knows `member`.

@@ -252,15 +252,27 @@ pub(crate) fn prepare(
 }
 
 /// Trains one shard's ranker; a shard without examples serves the inventory's prior.
+/// With `dp`, runs member-level DP-SGD whose sampling and noise streams are keyed by the shard's secret seed.
 pub(crate) fn train_shard(
     inv: &Inventory,
     rows: &[consentry_replies::Pair],
     seed: u64,
+    dp: Option<&(consentry_replies::DpSgd, [u8; 32])>,
 ) -> Result<ReplyModel, LearnError> {
     if rows.iter().all(|p| inv.lookup(&p.reply).is_none()) {
         return Ok(ReplyModel::frequency_baseline(inv.clone()));
     }
-    Ok(ReplyModel::train(rows, inv.clone(), &consentry_replies::Hyper::default(), seed, None)?)
+    let hyper = consentry_replies::Hyper::default();
+    Ok(match dp {
+        None => ReplyModel::train(rows, inv.clone(), &hyper, seed, None)?,
+        Some((d, key)) => ReplyModel::train_private(rows, inv.clone(), &hyper, seed, d, key)?,
+    })
+}
+
+/// The replies crate's DP-SGD settings from resolved DP options.
+pub(crate) fn dp_sgd(o: &crate::dp::DpOptions) -> Result<consentry_replies::DpSgd, LearnError> {
+    let sigma = o.sigma.ok_or_else(|| LearnError::Internal("σ was not calibrated".into()))?;
+    Ok(consentry_replies::DpSgd { sigma, clip: o.clip, sample_rate: o.sample_rate, steps: o.steps })
 }
 
 /// Held-out metrics of the sharded model against the most-frequent baseline.

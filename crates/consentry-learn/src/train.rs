@@ -10,6 +10,7 @@ use consentry_gate::manifest::ShardFunction;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
+use crate::dp::{self, DpOptions, NoiseKey, PrivacyClaim};
 use crate::model::{DatasetRef, EXCLUDED_FILE, FORMAT, ModelMeta, UnlearningRef, write_model_dir};
 use crate::recs::{self, RecHyper, RecKind, Recommender, ShardData, ShardModel};
 use crate::{LearnError, TOOL_VERSION, ials, replies};
@@ -76,6 +77,9 @@ pub struct TrainOptions {
     pub replies: replies::ReplyOptions,
     /// At most this many held-out members are evaluated.
     pub eval_limit: usize,
+    /// Differential privacy (job-recs and replies); `None` trains without a formal bound.
+    #[serde(default)]
+    pub dp: Option<DpOptions>,
 }
 
 impl TrainOptions {
@@ -89,6 +93,7 @@ impl TrainOptions {
             rec: RecHyper::default(),
             replies: replies::ReplyOptions::default(),
             eval_limit: 2_000,
+            dp: None,
         }
     }
 }
@@ -171,6 +176,8 @@ pub fn prepare(
 /// A trained shard: its file bytes, its members, its training rows.
 pub type ShardFile = (Vec<u8>, roaring::RoaringTreemap, u64);
 
+// One value per shard, moved once: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Trained {
     Rec(ShardModel),
     Reply(consentry_replies::ReplyModel),
@@ -180,12 +187,62 @@ fn train_some(
     p: &Prepared,
     which: &[usize],
     opts: &TrainOptions,
+    key: Option<&NoiseKey>,
     on_shard: &(dyn Fn(u32) + Sync),
 ) -> Result<(Vec<Trained>, Vec<f64>), LearnError> {
-    train_parallel(which, opts.threads, on_shard, |&i, threads| match p {
-        Prepared::Recs(d) => recs::train_shard(&d[i], &opts.rec, opts.seed, threads).map(Trained::Rec),
-        Prepared::Replies(r) => replies::train_shard(&r.inventory, &r.shards[i], opts.seed).map(Trained::Reply),
+    let dp = match (&opts.dp, key) {
+        (Some(d), Some(k)) => Some((d, k)),
+        (None, _) => None,
+        (Some(_), None) => return Err(LearnError::Internal("a DP run without its noise key".into())),
+    };
+    train_parallel(which, opts.threads, on_shard, |&i, threads| match (p, dp) {
+        (Prepared::Recs(d), None) => recs::train_shard(&d[i], &opts.rec, opts.seed, threads).map(Trained::Rec),
+        (Prepared::Recs(d), Some((o, k))) => {
+            let noise = dp::rec_shard_noise(k, o, opts.seed, i as u32)?;
+            dp::train_rec_shard(&d[i], &opts.rec, &noise, threads).map(Trained::Rec)
+        }
+        (Prepared::Replies(r), dp) => {
+            let dp = match dp {
+                Some((o, k)) => Some((replies::dp_sgd(o)?, dp::replies_shard_key(k, opts.seed, i as u32))),
+                None => None,
+            };
+            replies::train_shard(&r.inventory, &r.shards[i], opts.seed, dp.as_ref()).map(Trained::Reply)
+        }
     })
+}
+
+/// Resolves DP options for a fresh run (δ, σ, key commitment) and returns the key; `None` without DP.
+fn prepare_dp(opts: &mut TrainOptions, members: u64) -> Result<Option<NoiseKey>, LearnError> {
+    let Some(d) = opts.dp.as_mut() else { return Ok(None) };
+    let plan = dp_plan(opts.kind, d)?;
+    dp::resolve(d, plan, members)?;
+    let key = dp::key_for(d)?;
+    d.key_commitment = Some(key.commitment());
+    Ok(Some(key))
+}
+
+fn dp_plan(kind: ModelKind, d: &DpOptions) -> Result<dp::Plan, LearnError> {
+    match kind {
+        ModelKind::JobRecs => Ok(dp::RECS_PLAN),
+        ModelKind::Replies => Ok(dp::Plan { q: d.sample_rate, steps: u64::from(d.steps) }),
+        ModelKind::Content => Err(LearnError::Hyper(
+            "differential privacy is implemented for job-recs and replies; content suggestions index members' \
+             posts, which a DP model cannot release"
+                .into(),
+        )),
+    }
+}
+
+/// The `dp` record of `model.json` for a run with these options.
+fn privacy_record(opts: &TrainOptions) -> Result<serde_json::Value, LearnError> {
+    let claim = match &opts.dp {
+        None => PrivacyClaim::None,
+        Some(d) => {
+            let plan = dp_plan(opts.kind, d)?;
+            PrivacyClaim::Dp(Box::new(dp::claim(d, plan, opts.kind == ModelKind::Replies)?))
+        }
+    };
+    serde_json::to_value(&claim).map_err(|e| LearnError::Internal(e.to_string()))
 }
 
 fn shard_file(p: &Prepared, i: usize, t: &Trained) -> Result<ShardFile, LearnError> {
@@ -253,9 +310,11 @@ pub fn train(
     let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
     let mut opts = opts.clone();
     opts.shards = Some(shards);
+    let key = prepare_dp(&mut opts, ds.manifest.members.count)?;
+    let privacy = privacy_record(&opts)?;
     let p = prepare(&ds, &opts, &shard_of, shards, &roaring::RoaringTreemap::new())?;
     let all: Vec<usize> = (0..p.shards()).collect();
-    let (trained, shard_seconds) = train_some(&p, &all, &opts, on_shard)?;
+    let (trained, shard_seconds) = train_some(&p, &all, &opts, key.as_ref(), on_shard)?;
     let files = trained.iter().enumerate().map(|(i, t)| shard_file(&p, i, t)).collect::<Result<Vec<_>, _>>()?;
     let metrics = evaluate(&p, trained, &opts, shard_of)?;
     let meta = ModelMeta {
@@ -273,7 +332,7 @@ pub fn train(
         seed: opts.seed,
         hyper: serde_json::to_value(&opts).map_err(|e| LearnError::Internal(e.to_string()))?,
         metrics,
-        dp: None,
+        dp: Some(privacy),
         shards: Vec::new(),
         unlearning: None,
         train_seconds: started.elapsed().as_secs_f64(),
@@ -331,6 +390,10 @@ pub fn unlearn(
         message: format!("its training options cannot be read back ({e}); retrain it with this version"),
     })?;
     opts.threads = threads;
+    let key = match &opts.dp {
+        Some(d) => Some(dp::key_for(d)?),
+        None => None,
+    };
     let shards = meta.shard_function.shards;
     let (_, shard_of) = shard_function(&meta.purpose, shards)?;
     let before = meta.excluded(model_dir)?;
@@ -352,7 +415,7 @@ pub fn unlearn(
         })
         .collect();
     let which: Vec<usize> = (0..new.shards()).filter(|&i| !old.same_shard(&new, i)).collect();
-    let (trained, _) = train_some(&new, &which, &opts, on_shard)?;
+    let (trained, _) = train_some(&new, &which, &opts, key.as_ref(), on_shard)?;
     let mut files: Vec<ShardFile> = Vec::with_capacity(new.shards());
     let mut retrained = trained.into_iter().zip(which.iter().copied()).peekable();
     for i in 0..new.shards() {

@@ -160,6 +160,16 @@ fn stream(seed: u64, purpose: &str) -> ChaCha20Rng {
     ChaCha20Rng::from_seed(blake3::derive_key("consentry-replies 2025 training stream v1", &material))
 }
 
+/// An independent ChaCha20 stream per purpose, keyed by a secret (DP sampling and noise must not be recomputable).
+fn keyed_stream(key: &[u8; 32], seed: u64, purpose: &str) -> ChaCha20Rng {
+    let mut h = blake3::Hasher::new_keyed(key);
+    h.update(b"consentry-replies dp stream v1\0");
+    h.update(purpose.as_bytes());
+    h.update(&[0]);
+    h.update(&seed.to_le_bytes());
+    ChaCha20Rng::from_seed(*h.finalize().as_bytes())
+}
+
 /// Uniform in [0, 1) with 53 random bits.
 fn uniform(rng: &mut ChaCha20Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -222,6 +232,10 @@ impl ReplyModel {
     /// Pairs whose reply is not an inventory response are ignored. With `dp`, runs member-level
     /// DP-SGD instead of plain SGD: per step, Poisson-samples members, clips each sampled member's
     /// summed gradient to `clip`, adds N(0, σ²C²) per coordinate and divides by q·N.
+    ///
+    /// The DP-SGD streams (sampling, noise) derive from `seed` here, which is recorded in the model: anyone who
+    /// knows it can recompute the noise, so this form suits tests and reproducible experiments; a deployed private
+    /// model uses [`ReplyModel::train_private`], whose streams derive from a secret key.
     pub fn train(
         pairs: &[Pair],
         inv: Inventory,
@@ -229,6 +243,34 @@ impl ReplyModel {
         seed: u64,
         dp: Option<&DpSgd>,
     ) -> Result<ReplyModel, ReplyError> {
+        ReplyModel::train_inner(pairs, inv, hyper, seed, dp.map(|d| (d, None)))
+    }
+
+    /// Member-level DP-SGD whose Poisson sampling and noise come from ChaCha20 streams keyed by the secret
+    /// `stream_key` (and `seed`): the noise of a Gaussian mechanism protects only while it cannot be recomputed.
+    /// The same key, seed and rows give the same bytes.
+    pub fn train_private(
+        pairs: &[Pair],
+        inv: Inventory,
+        hyper: &Hyper,
+        seed: u64,
+        dp: &DpSgd,
+        stream_key: &[u8; 32],
+    ) -> Result<ReplyModel, ReplyError> {
+        ReplyModel::train_inner(pairs, inv, hyper, seed, Some((dp, Some(stream_key))))
+    }
+
+    fn train_inner(
+        pairs: &[Pair],
+        inv: Inventory,
+        hyper: &Hyper,
+        seed: u64,
+        dp: Option<(&DpSgd, Option<&[u8; 32]>)>,
+    ) -> Result<ReplyModel, ReplyError> {
+        let (dp, key) = match dp {
+            Some((d, k)) => (Some(d), k),
+            None => (None, None),
+        };
         if pairs.is_empty() {
             return Err(ReplyError::EmptyInput);
         }
@@ -250,7 +292,11 @@ impl ReplyModel {
         match dp {
             None => model.sgd(&members, hyper, seed),
             Some(d) => {
-                model.dp_sgd(&members, hyper, d, seed)?;
+                let (sample_rng, noise_rng) = match key {
+                    Some(k) => (keyed_stream(k, seed, "dp-sample"), keyed_stream(k, seed, "dp-noise")),
+                    None => (stream(seed, "dp-sample"), stream(seed, "dp-noise")),
+                };
+                model.dp_sgd(&members, hyper, d, sample_rng, noise_rng)?;
                 dp_info = Some(DpAccounting {
                     members: members.len() as u64,
                     sample_rate: d.sample_rate,
@@ -349,12 +395,17 @@ impl ReplyModel {
     }
 
     /// Member-level DP-SGD: Poisson sampling, per-member clipping, Gaussian noise, division by q·N.
-    fn dp_sgd(&mut self, members: &[Vec<Example>], hyper: &Hyper, dp: &DpSgd, seed: u64) -> Result<(), ReplyError> {
+    fn dp_sgd(
+        &mut self,
+        members: &[Vec<Example>],
+        hyper: &Hyper,
+        dp: &DpSgd,
+        mut sample_rng: ChaCha20Rng,
+        mut noise_rng: ChaCha20Rng,
+    ) -> Result<(), ReplyError> {
         let k = self.bias.len();
         let n_w = self.weights.len();
         let expected_batch = dp.sample_rate * members.len() as f64;
-        let mut sample_rng = stream(seed, "dp-sample");
-        let mut noise_rng = stream(seed, "dp-noise");
         let mut normal = Normal { spare: None };
         let noise_sd = dp.sigma * dp.clip;
         let lr = hyper.learning_rate;

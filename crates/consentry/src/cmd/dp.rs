@@ -16,6 +16,16 @@ pub enum DpCmd {
     Epsilon(EpsilonArgs),
     /// The smallest noise multiplier σ that keeps a planned DP-SGD run within a target ε.
     Sigma(SigmaArgs),
+    /// Re-derive a trained model's privacy claim from the mechanism its model.json records (exit 1 if the
+    /// recorded ε is smaller than what the mechanism gives, or the record is inconsistent).
+    Model(ModelArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// The model directory written by `consentry train`.
+    #[arg(long, value_name = "DIR")]
+    pub model: std::path::PathBuf,
 }
 
 /// The mechanism's parameters and δ, shared by both verbs.
@@ -91,7 +101,45 @@ pub fn run(ctx: &Ctx, cmd: DpCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         DpCmd::Epsilon(args) => epsilon(ctx, args),
         DpCmd::Sigma(args) => sigma(ctx, args),
+        DpCmd::Model(args) => model(ctx, args),
     }
+}
+
+fn model(ctx: &Ctx, args: ModelArgs) -> anyhow::Result<ExitCode> {
+    use consentry_learn::dp::PrivacyClaim;
+    let meta = consentry_learn::model::ModelMeta::read(&args.model).map_err(|e| bad_input(e.to_string()))?;
+    let claim = meta.privacy_claim().map_err(|e| bad_input(e.to_string()))?;
+    let PrivacyClaim::Dp(c) = claim else {
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({"model": args.model, "bound": "none"}))?;
+        } else {
+            ctx.say(format!("{}: no formal bound (trained without differential privacy)", args.model.display()));
+        }
+        return Ok(OK);
+    };
+    let checked = c.verify();
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({
+            "model": args.model, "bound": "dp", "claimed_epsilon": c.epsilon, "delta": c.delta,
+            "epsilon": checked.as_ref().ok().map(|l| num(l.epsilon)), "holds": checked.is_ok(),
+            "error": checked.as_ref().err().map(|e| e.to_string()),
+            "q": c.q, "sigma": c.sigma, "steps": c.steps, "clip": c.clip, "conversion": c.conversion.name(),
+            "unit": c.unit, "not_covered": c.not_covered,
+        }))?;
+    } else {
+        ctx.say(format!("{}: claims ({}, {:e})-DP — {}", args.model.display(), c.epsilon, c.delta, c.guarantee));
+        ctx.say(format!("  unit: {}", c.unit));
+        ctx.say(format!(
+            "  mechanism: q = {}, σ = {}, {} steps, C = {}, {} conversion",
+            c.q, c.sigma, c.steps, c.clip, c.conversion
+        ));
+        match &checked {
+            Ok(l) => ctx.say(format!("  re-derived: ε = {:.6} at δ = {:e} — the claim holds", l.epsilon, l.delta)),
+            Err(e) => ctx.say(format!("  FAILS: {e}")),
+        }
+        ctx.say(format!("  not covered: {}", c.not_covered.join("; ")));
+    }
+    Ok(if checked.is_ok() { OK } else { ExitCode::from(1) })
 }
 
 fn dp_input(e: DpError) -> anyhow::Error {

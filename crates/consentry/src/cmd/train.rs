@@ -1,6 +1,7 @@
 //! `consentry train`, `consentry recommend`, `consentry suggest-replies`: the three AI features on gated datasets.
 
 use crate::ui::{self, Ctx, bad_input};
+use anyhow::Context as _;
 use clap::{Args as ClapArgs, ValueEnum};
 use consentry_learn::LearnError;
 use consentry_learn::train::{ModelKind, TrainOptions, TrainReport, load_recommender};
@@ -36,6 +37,10 @@ pub struct TrainArgs {
     /// The dataset directory written by `consentry gate` [default: DATA/datasets/<purpose>].
     #[arg(long, value_name = "DIR")]
     dataset: Option<PathBuf>,
+    /// Do not record the model in the lineage registry (by default it is, when the data directory has a ledger),
+    /// so no withdrawal will ever unlearn it.
+    #[arg(long)]
+    no_register: bool,
     /// Which model.
     #[arg(long, value_enum)]
     model: Kind,
@@ -63,6 +68,27 @@ pub struct TrainArgs {
     /// Replies: a response needs at least this many distinct members.
     #[arg(long, default_value_t = 20)]
     k_anonymity: usize,
+    /// Train with differential privacy at this target ε (job-recs: joint DP; replies: DP-SGD); without it the
+    /// model records "no formal bound".
+    #[arg(long, value_name = "E")]
+    dp_epsilon: Option<f64>,
+    /// δ of the DP guarantee [default: min(1/N^1.1, 1e-6) for the dataset's N members].
+    #[arg(long, value_name = "D", requires = "dp_epsilon")]
+    dp_delta: Option<f64>,
+    /// Clipping bound C on each member's contribution (job-recs: on ‖s‖² of the token profile; replies: on the
+    /// summed gradient's L2 norm).
+    #[arg(long, value_name = "C", default_value_t = 1.0, requires = "dp_epsilon")]
+    clip: f64,
+    /// Replies: DP-SGD steps.
+    #[arg(long, value_name = "T", default_value_t = 50, requires = "dp_epsilon")]
+    dp_steps: u32,
+    /// Replies: Poisson sampling rate of members per DP-SGD step.
+    #[arg(long, value_name = "Q", default_value_t = 0.5, requires = "dp_epsilon")]
+    dp_sample_rate: f64,
+    /// The secret key every DP draw is keyed by (created when missing; never copied into a model)
+    /// [default: DATA/dp-noise.key].
+    #[arg(long, value_name = "FILE", requires = "dp_epsilon")]
+    dp_key: Option<PathBuf>,
 }
 
 fn learn_err(e: LearnError) -> anyhow::Error {
@@ -112,9 +138,21 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
         opts.replies.holdout = h;
     }
     opts.replies.k = a.k_anonymity;
+    if let Some(e) = a.dp_epsilon {
+        let key = a.dp_key.unwrap_or_else(|| ctx.data_path(consentry_learn::dp::NOISE_KEY_FILE));
+        let key = std::path::absolute(&key).unwrap_or(key);
+        let mut d = consentry_learn::dp::DpOptions::new(e, key);
+        d.delta = a.dp_delta;
+        d.clip = a.clip;
+        d.steps = a.dp_steps;
+        d.sample_rate = a.dp_sample_rate;
+        d.check().map_err(learn_err)?;
+        opts.dp = Some(d);
+    }
     let dataset = a.dataset.unwrap_or_else(|| default_dataset(ctx, kind));
     let out = a.out.unwrap_or_else(|| ctx.data_path("models").join(kind.name()));
     let r = train_model(ctx, &dataset, &out, &opts)?;
+    let registered = if a.no_register { None } else { register(ctx, &out)? };
     if ctx.json {
         ctx.print_json(&r.meta)?;
     } else {
@@ -128,8 +166,54 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
             out.display()
         ));
         print_metrics(ctx, &r.meta.kind, &r.meta.metrics);
+        print_privacy(ctx, &r.meta);
+        match registered {
+            Some(id) => ctx.say(format!(
+                "registered as model {}: withdrawals from {} now reach it (`consentry unlearn`)",
+                consentry_lineage::registry::short(&id),
+                r.meta.purpose
+            )),
+            None if a.no_register => ctx.say("not registered (--no-register): withdrawals will not reach this model"),
+            None => ctx.say(format!(
+                "not registered: {} has no ledger; run `consentry lineage register-model {}` where the ledger is",
+                ctx.data.display(),
+                out.display()
+            )),
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a trained model in the lineage registry when the data directory has a ledger; its id.
+fn register(ctx: &Ctx, out: &Path) -> anyhow::Result<Option<String>> {
+    if ctx.database.is_none() && !ctx.data_path(super::ledger::DB_FILE).exists() {
+        return Ok(None);
+    }
+    let rec = super::lineage::register_model(ctx, out).with_context(|| {
+        format!(
+            "the model was trained into {}, but registering it failed; fix the cause and run \
+             `consentry lineage register-model {}`",
+            out.display(),
+            out.display()
+        )
+    })?;
+    Ok(Some(rec.id))
+}
+
+/// Prints a model's privacy claim in one or two lines.
+pub fn print_privacy(ctx: &Ctx, meta: &consentry_learn::model::ModelMeta) {
+    use consentry_learn::dp::PrivacyClaim;
+    match meta.privacy_claim() {
+        Ok(PrivacyClaim::None) => ctx.say("privacy: no formal bound (trained without differential privacy)"),
+        Ok(PrivacyClaim::Dp(c)) => {
+            ctx.say(format!(
+                "privacy: ({:.4}, {:.1e})-DP per member ({}), σ = {:.4}, q = {}, steps = {}, C = {}, {} conversion",
+                c.epsilon, c.delta, c.unit, c.sigma, c.q, c.steps, c.clip, c.conversion
+            ));
+            ctx.say(format!("check: {}", c.check));
+        }
+        Err(e) => ctx.say(format!("privacy: unreadable record ({e})")),
+    }
 }
 
 /// Prints a model's evaluation as a table.
