@@ -6,31 +6,10 @@
 //! implementing [`ModelSource`].
 
 use crate::AuditError;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// A model's lifecycle state, as the registry records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelStatus {
-    /// Serving: must be free of withdrawn members within the deadline.
-    Live,
-    /// Replaced by a newer version (kept for lineage).
-    Superseded,
-    /// Taken out of service.
-    Retired,
-}
-
-impl ModelStatus {
-    /// The snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelStatus::Live => "live",
-            ModelStatus::Superseded => "superseded",
-            ModelStatus::Retired => "retired",
-        }
-    }
-}
+/// A model's lifecycle state: the registry's own type, so the two can never disagree.
+pub use consentry_lineage::ModelStatus;
 
 /// One model the audit must look at.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -258,7 +258,10 @@ impl Report {
         let _ = writeln!(
             s,
             "audit ({}) at {} with a withdrawal deadline of {} s",
-            self.mode, self.now, self.deadline_seconds
+            self.mode,
+            chrono::DateTime::from_timestamp(self.now, 0)
+                .map_or_else(|| self.now.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            self.deadline_seconds
         );
         let _ = writeln!(
             s,

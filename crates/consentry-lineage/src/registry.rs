@@ -300,6 +300,9 @@ pub(crate) struct CheckedModel {
 pub struct Registry {
     conn: Conn,
     store: Box<dyn Store>,
+    /// The data directory: directories inside it are recorded relative to it, so a data directory can be moved
+    /// (or copied, as tests do) and the registry still finds its datasets and models.
+    base: Option<PathBuf>,
 }
 
 pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, LineageError> {
@@ -546,14 +549,38 @@ impl Registry {
     pub fn open_sqlite(path: &Path) -> Result<Registry, LineageError> {
         let store = SqliteStore::open(path)?;
         let conn = Conn::open_sqlite(path)?;
-        Ok(Registry { conn, store: Box::new(store) })
+        Ok(Registry { conn, store: Box::new(store), base: None })
     }
 
     /// Opens the registry in the ledger's PostgreSQL database.
     pub fn connect_postgres(url: &str) -> Result<Registry, LineageError> {
         let store = PgStore::connect(url)?;
         let conn = Conn::connect_postgres(url)?;
-        Ok(Registry { conn, store: Box::new(store) })
+        Ok(Registry { conn, store: Box::new(store), base: None })
+    }
+
+    /// Records directories inside `data_dir` relative to it from now on, and resolves relative records against it.
+    pub fn with_base(mut self, data_dir: &Path) -> Registry {
+        self.base = Some(data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf()));
+        self
+    }
+
+    /// How a directory is recorded: relative to the data directory when inside it, else absolute.
+    pub fn stored_path(&self, dir: &Path) -> String {
+        let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        match self.base.as_deref().and_then(|b| abs.strip_prefix(b).ok()) {
+            Some(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+            _ => abs.display().to_string(),
+        }
+    }
+
+    /// Where a recorded directory is now: relative records resolve against the data directory.
+    pub fn resolve(&self, stored: &str) -> PathBuf {
+        let p = PathBuf::from(stored);
+        match &self.base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p,
+        }
     }
 
     /// `postgres://…` / `postgresql://…` connects to PostgreSQL; anything else is a SQLite file path.
@@ -607,7 +634,7 @@ impl Registry {
         let rec = DatasetRecord {
             id,
             purpose: manifest.purpose.clone(),
-            dir: dir.display().to_string(),
+            dir: self.stored_path(&dir),
             ledger_position: manifest.ledger.position,
             ledger_at: manifest.ledger.at,
             members: manifest.members.count,
@@ -741,7 +768,7 @@ impl Registry {
                 supersedes,
                 status: ModelStatus::Live,
                 status_changed: None,
-                dir: m.dir.display().to_string(),
+                dir: self.stored_path(&m.dir),
                 shard_function: m.meta.shard_function.clone(),
                 metrics: m.meta.metrics.clone(),
                 dp: m.meta.dp.clone(),

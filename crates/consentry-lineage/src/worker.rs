@@ -382,8 +382,8 @@ impl Drop for DirLock {
 }
 
 /// Checks the live model's directory is the one registered (present, `model.json` unchanged).
-fn check_registered_dir(model: &ModelRecord) -> Result<PathBuf, LineageError> {
-    let dir = PathBuf::from(&model.dir);
+fn check_registered_dir(reg: &Registry, model: &ModelRecord) -> Result<PathBuf, LineageError> {
+    let dir = reg.resolve(&model.dir);
     let bytes = std::fs::read(dir.join(MODEL_FILE)).map_err(|e| LineageError::ModelFiles {
         dir: dir.clone(),
         message: format!(
@@ -422,7 +422,7 @@ fn retrain(
     orphans: &mut Vec<String>,
 ) -> Result<Retrain, LineageError> {
     let started = Instant::now();
-    let old_dir = check_registered_dir(model)?;
+    let old_dir = check_registered_dir(reg, model)?;
     let dataset = reg.dataset(&model.dataset)?;
     let mut remove = RoaringTreemap::new();
     for r in batch {
@@ -438,8 +438,14 @@ fn retrain(
         )));
     }
     clean_orphans(reg, &new_dir, orphans)?;
-    let report =
-        consentry_learn::train::unlearn(&old_dir, Path::new(&dataset.dir), &remove, &new_dir, opts.threads, &|_| {})?;
+    let report = consentry_learn::train::unlearn(
+        &old_dir,
+        &reg.resolve(&dataset.dir),
+        &remove,
+        &new_dir,
+        opts.threads,
+        &|_| {},
+    )?;
     crash_point("before-swap");
     let swap = (|| {
         let checked: CheckedModel = check_model_dir(&new_dir)?;
@@ -485,7 +491,7 @@ fn retrain(
                 supersedes: Some(model.id.clone()),
                 status: ModelStatus::Live,
                 status_changed: None,
-                dir: checked.dir.display().to_string(),
+                dir: reg.stored_path(&checked.dir),
                 shard_function: checked.meta.shard_function.clone(),
                 metrics: checked.meta.metrics.clone(),
                 dp: checked.meta.dp.clone(),
@@ -555,11 +561,28 @@ fn retrain(
         })
     })();
     crash_point("after-swap");
-    if swap.is_err() {
+    match &swap {
         // Not registered: the old version stays live; the directory would only be an orphan.
-        let _ = std::fs::remove_dir_all(&new_dir);
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(&new_dir);
+        }
+        Ok(_) => discard_private_weights(&old_dir),
     }
     swap
+}
+
+/// Deletes the shard weights of a superseded differentially private version. Two versions of a DP shard share
+/// their noise (that is what keeps unlearning exact), so keeping both would reveal the removed members' clipped
+/// contribution; `model.json` and the member bitmaps stay for lineage and audit. A failure leaves the files (the
+/// audit still sees them) and is not fatal: the swap has happened.
+fn discard_private_weights(old_dir: &Path) {
+    let Ok(meta) = consentry_learn::model::ModelMeta::read(old_dir) else { return };
+    if matches!(meta.privacy_claim(), Ok(consentry_learn::dp::PrivacyClaim::None) | Err(_)) {
+        return;
+    }
+    for s in &meta.shards {
+        let _ = std::fs::remove_file(old_dir.join(&s.file));
+    }
 }
 
 /// Computes the deadline figures over every request in the registry.

@@ -98,7 +98,9 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
     let r = audit(&data, &[], 0);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["mode"], "online");
-    assert_eq!(r["models"].as_array().unwrap().len(), 3, "{r}");
+    // The demo's first versions, superseded by unlearning, and the three live versions.
+    let status = |s: &str| r["models"].as_array().unwrap().iter().filter(|m| m["status"] == s).count();
+    assert_eq!((status("live"), status("superseded")), (3, 3), "{r}");
     for d in r["datasets"].as_array().unwrap() {
         assert!(d["members"].as_u64().unwrap() > 0, "{d}");
         assert_eq!(d["members"], d["allowed_recomputed"], "{d}");
@@ -112,7 +114,9 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
     let pubkey = data.join("ledger.pub");
     let r = audit(&data, &["--offline", bundle.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()], 0);
     assert_eq!(r["mode"], "bundle");
-    assert_eq!(r["models"].as_array().unwrap().len(), 3, "{r}");
+    // The demo's first versions, superseded by unlearning, and the three live versions.
+    let status = |s: &str| r["models"].as_array().unwrap().iter().filter(|m| m["status"] == s).count();
+    assert_eq!((status("live"), status("superseded")), (3, 3), "{r}");
     let out = ok(&consentry(&data, &["audit", "--offline", bundle.to_str().unwrap()]));
     assert!(out.contains("audit passed"), "{out}");
 
@@ -121,7 +125,7 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
     audit(&data, &["--offline", bundle.to_str().unwrap(), "--heads", heads.to_str().unwrap()], 0);
 
     // One model only.
-    let r = audit(&data, &["--model", "job-recs"], 0);
+    let r = audit(&data, &["--model", "job-recs.v2"], 0);
     assert_eq!(r["models"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(r["datasets"].as_array().unwrap().len(), 1, "{r}");
 
@@ -172,7 +176,7 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
     manifest["members"]["count"] = members.len().into();
     let manifest_hash = write_json(&ds.join("manifest.json"), &manifest);
 
-    let model = data.join("models/job-recs");
+    let model = data.join("models/job-recs.v2");
     let mut meta = read_json(&model.join("model.json"));
     meta["dataset"]["manifest_blake3"] = manifest_hash.into();
     meta["dataset"]["members_commitment"] = commitment.into();
@@ -197,7 +201,7 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
         assert!(findings(r, "commitment_mismatch").is_empty(), "the planting is consistent: {r}");
         assert!(findings(r, "shard_membership").is_empty(), "{r}");
     };
-    let r = audit(&data, &["--model", "job-recs"], 1);
+    let r = audit(&data, &["--model", "job-recs.v2"], 1);
     check(&r);
     // Online also sees that the Parquet files do not hold the planted member.
     assert!(!findings(&r, "dataset_files").is_empty(), "{r}");
@@ -223,7 +227,7 @@ fn hex_decode(s: &str) -> [u8; 32] {
 #[test]
 fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
     let (dir, data) = fresh();
-    let member = read_bitmap(&data.join("models/job-recs/shard-000.members.roaring")).min().unwrap();
+    let member = read_bitmap(&data.join("models/job-recs.v2/shard-000.members.roaring")).min().unwrap();
     let m = member.to_string();
     let o = ok(&consentry(
         &data,
@@ -233,7 +237,7 @@ fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
     let seq = appended["seq"].as_u64().or_else(|| appended["event"]["seq"].as_u64()).expect("seq in append output");
 
     // Within the default 24 h deadline: no violation, but the pending withdrawal is visible.
-    let r = audit(&data, &["--model", "job-recs"], 0);
+    let r = audit(&data, &["--model", "job-recs.v2"], 0);
     assert_eq!(r["models"][0]["pending_withdrawals"], 1, "{r}");
 
     // Past the deadline: a violation naming the member, the model and the withdrawal (online and offline).
@@ -242,7 +246,7 @@ fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
     let b = bundle.to_str().unwrap();
     let in_two_hours = later(2 * 3600);
     for args in [
-        vec!["--model", "job-recs", "--deadline", "0"],
+        vec!["--model", "job-recs.v2", "--deadline", "0"],
         vec!["--offline", b, "--deadline", "3600", "--now", &in_two_hours],
         vec!["--offline", b, "--deadline", "0"],
     ] {
@@ -250,18 +254,18 @@ fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
         let f = findings(&r, "withdrawal_deadline_missed");
         assert_eq!(f.len(), 1, "{r}");
         assert_eq!(f[0]["member"], member, "{r}");
-        assert_eq!(f[0]["model"], "job-recs", "{r}");
+        assert_eq!(f[0]["model"], "job-recs.v2", "{r}");
         assert_eq!(f[0]["seq"], seq, "{r}");
         assert_eq!(r["violations"], 1, "only the deadline is missed: {r}");
     }
     // Other purposes' models are not affected.
-    audit(&data, &["--offline", b, "--deadline", "0", "--model", "content"], 0);
+    audit(&data, &["--offline", b, "--deadline", "0", "--model", "content.v2"], 0);
     // Within the deadline offline too.
     audit(&data, &["--offline", b], 0);
 
     // A withdrawal dated just after the dataset was cut (recorded only now): the member's deadline
     // runs from when they withdrew, so a one-minute deadline has long passed.
-    let other = read_bitmap(&data.join("models/job-recs/shard-001.members.roaring")).min().unwrap();
+    let other = read_bitmap(&data.join("models/job-recs.v2/shard-001.members.roaring")).min().unwrap();
     let manifest = read_json(&data.join("datasets/job_recommendations/manifest.json"));
     let withdrew = (manifest["ledger"]["at"].as_i64().unwrap() + 1).to_string();
     let o = other.to_string();
@@ -281,7 +285,7 @@ fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
             &withdrew,
         ],
     ));
-    let r = audit(&data, &["--model", "job-recs", "--deadline", "60"], 1);
+    let r = audit(&data, &["--model", "job-recs.v2", "--deadline", "60"], 1);
     let f = findings(&r, "withdrawal_deadline_missed");
     assert_eq!(f.len(), 1, "the first withdrawal is within a minute: {r}");
     assert_eq!(f[0]["member"], other, "{r}");
@@ -306,7 +310,7 @@ fn rewritten_ledger_row_is_reported_online_and_offline() {
         assert!(f.iter().any(|f| f["seq"] == 17), "{r}");
         assert!(f.iter().any(|f| f["message"].as_str().unwrap().contains("event 17")), "{r}");
     };
-    check(&audit(&data, &["--model", "replies"], 1));
+    check(&audit(&data, &["--model", "replies.v2"], 1));
     let bundle = dir.path().join("bundle");
     export(&data, &bundle);
     check(&audit(&data, &["--offline", bundle.to_str().unwrap()], 1));
@@ -356,7 +360,7 @@ fn altered_bundle_bytes_are_detected() {
 #[test]
 fn understated_epsilon_and_altered_shard_file_are_reported() {
     let (_dir, data) = fresh();
-    let path = data.join("models/replies/model.json");
+    let path = data.join("models/replies.v2/model.json");
     let mut meta = read_json(&path);
     let (q, sigma, steps, delta) = (0.2, 1.0, 200u64, 1e-6);
     let eps = consentry_dp::Accountant::sampled_gaussian(q, sigma, steps)
@@ -366,21 +370,21 @@ fn understated_epsilon_and_altered_shard_file_are_reported() {
         .epsilon;
     meta["dp"] = serde_json::json!({"q": q, "sigma": sigma, "steps": steps, "delta": delta, "epsilon": eps});
     write_json(&path, &meta);
-    audit(&data, &["--model", "replies"], 0);
+    audit(&data, &["--model", "replies.v2"], 0);
     meta["dp"]["epsilon"] = (eps / 3.0).into();
     write_json(&path, &meta);
-    let r = audit(&data, &["--model", "replies"], 1);
+    let r = audit(&data, &["--model", "replies.v2"], 1);
     let f = findings(&r, "dp_record");
     assert_eq!(f.len(), 1, "{r}");
-    assert_eq!(f[0]["model"], "replies");
+    assert_eq!(f[0]["model"], "replies.v2");
 
-    let shard = data.join("models/content/shard-001.safetensors");
+    let shard = data.join("models/content.v2/shard-001.safetensors");
     let mut bytes = std::fs::read(&shard).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x80;
     std::fs::write(&shard, &bytes).unwrap();
-    let r = audit(&data, &["--model", "content"], 1);
+    let r = audit(&data, &["--model", "content.v2"], 1);
     let f = findings(&r, "shard_file_altered");
     assert_eq!(f.len(), 1, "{r}");
-    assert_eq!(f[0]["model"], "content");
+    assert_eq!(f[0]["model"], "content.v2");
 }

@@ -138,7 +138,7 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     assert_eq!(v2, x["new_model"].as_str().unwrap());
     assert_eq!(live[0]["version"], 2);
     assert_eq!(live[0]["supersedes"], v1.as_str());
-    let v2_dir = PathBuf::from(live[0]["dir"].as_str().unwrap());
+    let v2_dir = data.join(live[0]["dir"].as_str().unwrap());
     for i in 0..shards(&v2_dir) {
         let m = shard_members(&v2_dir, i);
         assert!(!m.contains(a) && !m.contains(b), "shard {i} still holds a withdrawn member");
@@ -174,7 +174,7 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(800));
     let watched =
-        shard_members(&PathBuf::from(live_jobs_models(&data)[0]["dir"].as_str().unwrap()), sb).iter().next().unwrap();
+        shard_members(&data.join(live_jobs_models(&data)[0]["dir"].as_str().unwrap()), sb).iter().next().unwrap();
     withdraw(&data, watched, "api");
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     while live_jobs_models(&data)[0]["version"] != 3 && Instant::now() < deadline {
@@ -203,7 +203,7 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     // An altered live model: the worker refuses with a clear error and leaves the registry as it was.
     let live_now = live_jobs_models(&data)[0].clone();
     let v3 = live_now["id"].as_str().unwrap();
-    let v3_dir = PathBuf::from(live_now["dir"].as_str().unwrap());
+    let v3_dir = data.join(live_now["dir"].as_str().unwrap());
     let other = shard_members(&v3_dir, (sa + 1) % shards(&v3_dir)).iter().next().unwrap();
     withdraw(&data, other, "ui");
     let meta_path = v3_dir.join("model.json");
@@ -257,7 +257,7 @@ fn a_killed_worker_leaves_the_old_or_the_new_model() {
             assert_eq!(r["orphans_removed"].as_array().unwrap().len(), 1, "{r}");
         }
         let live = check_consistent(&data);
-        let live_dir = PathBuf::from(live["dir"].as_str().unwrap());
+        let live_dir = data.join(live["dir"].as_str().unwrap());
         assert!((0..shards(&live_dir)).all(|i| !shard_members(&live_dir, i).contains(m)));
     }
 
@@ -279,7 +279,7 @@ fn a_killed_worker_leaves_the_old_or_the_new_model() {
         // A rerun completes whatever was interrupted.
         ok(&consentry(&data, &["--quiet", "unlearn"]));
         let live = check_consistent(&data);
-        let live_dir = PathBuf::from(live["dir"].as_str().unwrap());
+        let live_dir = data.join(live["dir"].as_str().unwrap());
         for i in 0..shards(&live_dir) {
             assert!(!shard_members(&live_dir, i).contains(m), "member {m} survived in shard {i}");
         }
@@ -292,7 +292,7 @@ fn a_killed_worker_leaves_the_old_or_the_new_model() {
 fn check_consistent(data: &Path) -> serde_json::Value {
     let live = live_jobs_models(data);
     assert_eq!(live.len(), 1, "{live:?}");
-    let dir = PathBuf::from(live[0]["dir"].as_str().unwrap());
+    let dir = data.join(live[0]["dir"].as_str().unwrap());
     let bytes = std::fs::read(dir.join("model.json")).unwrap();
     assert_eq!(blake3::hash(&bytes).to_hex().to_string(), live[0]["id"].as_str().unwrap());
     live[0].clone()

@@ -7,7 +7,7 @@ mod support;
 
 use common::{ok, text};
 use roaring::RoaringTreemap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 const JOBS: &str = "train_ai_system.job_recommendations";
@@ -73,7 +73,7 @@ fn unlearning_on_postgres() {
     let live = json(&ok(&consentry(&data, url, &["--json", "lineage", "models", "--status", "live"])));
     assert_eq!(live.as_array().unwrap().len(), 1);
     assert_eq!(live[0]["version"], 2);
-    let live_dir = PathBuf::from(live[0]["dir"].as_str().unwrap());
+    let live_dir = data.join(live[0]["dir"].as_str().unwrap());
     let n = json(&std::fs::read_to_string(live_dir.join("model.json")).unwrap())["shards"].as_array().unwrap().len();
     assert!((0..n).all(|i| !shard_members(&live_dir, i).contains(member)));
     let l = json(&ok(&consentry(&data, url, &["--json", "lineage", "member", &member.to_string()])));

@@ -4,8 +4,9 @@
 use super::ledger::{self as ledger_cmd, ledger_err};
 use super::policy_text;
 use crate::ui::{Ctx, OK, bad_input};
-use consentry_audit::{AuditError, AuditOptions, DirectoryModels, ExportInput, Report};
-use consentry_ledger::{PublicKey, SignedTreeHead};
+use consentry_audit::{AuditError, AuditOptions, DirectoryModels, ExportInput, ModelEntry, ModelSource, Report};
+use consentry_ledger::{Ledger, PublicKey, SignedTreeHead};
+use consentry_lineage::registry::short;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -63,15 +64,55 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn models(ctx: &Ctx) -> DirectoryModels {
-    // The lineage registry replaces this directory scan once it records model status.
-    DirectoryModels::new(&ctx.data_path("models"))
+/// The models to audit: the lineage registry's (every version, with the status it records), or — for a data
+/// directory whose models were never registered — every model directory under DATA/models.
+enum Models {
+    Registry(Vec<ModelEntry>),
+    Directory(DirectoryModels),
+}
+
+impl ModelSource for Models {
+    fn models(&self) -> Result<Vec<ModelEntry>, AuditError> {
+        match self {
+            Models::Registry(m) => Ok(m.clone()),
+            Models::Directory(d) => d.models(),
+        }
+    }
+}
+
+fn models(ctx: &Ctx) -> anyhow::Result<Models> {
+    let reg = super::lineage::open_registry(ctx)?;
+    let records = reg.models(None, None).map_err(super::lineage::lineage_err)?;
+    if records.is_empty() {
+        return Ok(Models::Directory(DirectoryModels::new(&ctx.data_path("models"))));
+    }
+    // Ids are directory names where they are unique (what `--model` takes), else the registry id.
+    let name = |r: &consentry_lineage::ModelRecord| {
+        Path::new(&r.dir).file_name().map_or_else(|| r.id.clone(), |n| n.to_string_lossy().into_owned())
+    };
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for r in &records {
+        *seen.entry(name(r)).or_default() += 1;
+    }
+    Ok(Models::Registry(
+        records
+            .iter()
+            .map(|r| {
+                let n = name(r);
+                ModelEntry {
+                    id: if seen[&n] == 1 { n } else { format!("{n}-{}", short(&r.id)) },
+                    dir: reg.resolve(&r.dir),
+                    status: r.status,
+                }
+            })
+            .collect(),
+    ))
 }
 
 fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
     let ledger = ledger_cmd::open(ctx)?;
     let policy = policy_text(ctx, None)?;
-    let source = models(ctx);
+    let source = models(ctx)?;
     let input = ExportInput {
         data_dir: &ctx.data,
         store: ledger.store(),
@@ -133,26 +174,29 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         AuditOptions { now, deadline_seconds: args.deadline, model: args.model.clone(), public_key, known_heads };
     let report = match &args.offline {
         Some(dir) => consentry_audit::audit_bundle(dir, &opts).map_err(audit_err)?,
-        None => {
-            let ledger = ledger_cmd::open(ctx)?;
-            let policy = policy_text(ctx, None)?;
-            let source = models(ctx);
-            let input = ExportInput {
-                data_dir: &ctx.data,
-                store: ledger.store(),
-                public_key: ledger.public_key(),
-                policy_text: &policy.text,
-                models: &source,
-                now,
-            };
-            consentry_audit::audit_online(&input, &opts).map_err(audit_err)?
-        }
+        None => online(ctx, &ledger_cmd::open(ctx)?, &opts)?,
     };
     print(ctx, &report)?;
     Ok(if report.ok { OK } else { ExitCode::from(1) })
 }
 
-fn print(ctx: &Ctx, report: &Report) -> anyhow::Result<()> {
+/// Audits the data directory's ledger, datasets and models as they are now; shared with `demo`.
+pub fn online(ctx: &Ctx, ledger: &Ledger, opts: &AuditOptions) -> anyhow::Result<Report> {
+    let policy = policy_text(ctx, None)?;
+    let source = models(ctx)?;
+    let input = ExportInput {
+        data_dir: &ctx.data,
+        store: ledger.store(),
+        public_key: ledger.public_key(),
+        policy_text: &policy.text,
+        models: &source,
+        now: opts.now,
+    };
+    consentry_audit::audit_online(&input, opts).map_err(audit_err)
+}
+
+/// Prints a report: JSON, violations only when quiet, else the rendered text.
+pub fn print(ctx: &Ctx, report: &Report) -> anyhow::Result<()> {
     if ctx.json {
         ctx.print_json(report)?;
     } else if ctx.quiet {

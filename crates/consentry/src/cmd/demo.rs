@@ -8,9 +8,12 @@ use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
 use consentry_learn::train::{ModelKind, TrainOptions};
 use consentry_ledger::snapshot::{Snapshot, SnapshotCounts};
+use consentry_ledger::{Ledger, NewEvent};
 use consentry_policy::DenyReason;
+use consentry_policy::{Action, Source};
 use consentry_synth::SynthConfig;
 use serde::Serialize;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Marks a data directory as made by `demo`, so a rerun may replace its ledger.
@@ -24,6 +27,9 @@ pub struct Args {
     /// Seed of every random stream.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Seconds from a withdrawal to "no live model contains the member" (the product's default is 24 h).
+    #[arg(long, default_value_t = 60)]
+    pub deadline: i64,
 }
 
 #[derive(Serialize)]
@@ -35,6 +41,18 @@ struct DemoReport {
     consent: Vec<SnapshotCounts>,
     datasets: Vec<DatasetInfo>,
     models: Vec<consentry_learn::model::ModelMeta>,
+    withdrawals: Vec<Withdrawal>,
+    unlearning: consentry_lineage::WorkerReport,
+    audit: consentry_audit::Report,
+}
+
+/// A withdrawal the demo made.
+#[derive(Serialize)]
+struct Withdrawal {
+    member: u64,
+    purpose: String,
+    source: &'static str,
+    seq: u64,
 }
 
 #[derive(Serialize)]
@@ -89,7 +107,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     init_data_dir(ctx)?;
     ctx.say(format!("Consentry demo in {}\n", ctx.data.display()));
 
-    ctx.say(format!("[1/6] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
+    ctx.say(format!("[1/8] policy in force: {}", ctx.data_path(POLICY_FILE).display()));
     let policy = load_policy(ctx, None)?;
     ctx.say(format!(
         "      version {}, {} purposes, {} jurisdiction rules — valid\n",
@@ -98,7 +116,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         policy.jurisdictions.len()
     ));
 
-    ctx.say(format!("[2/6] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
+    ctx.say(format!("[2/8] synthetic network: {} members, seed {}", ui::thousands(args.members), args.seed));
     let out = ctx.data_path("network");
     let synth_args = synth::Args {
         members: args.members,
@@ -112,7 +130,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         print_jurisdictions(&network);
     }
 
-    ctx.say("[3/6] consent ledger: import, checkpoint, verify");
+    ctx.say("[3/8] consent ledger: import, checkpoint, verify");
     fresh_ledger(ctx)?;
     ledger_cmd::init_ledger(ctx)?;
     let ledger = ledger_cmd::open(ctx)?;
@@ -130,7 +148,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     ));
 
     let at = network.config.as_of_timestamp();
-    ctx.say(format!("[4/6] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
+    ctx.say(format!("[4/8] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
     let purposes: Vec<_> = policy.purpose_ids().collect();
     let snaps =
         Snapshot::build_many(ledger.store(), ledger.policy(), &purposes, sth.head.tree_size, at, sth.head.root_hash)
@@ -140,7 +158,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         print_consent(&consent);
     }
 
-    ctx.say("\n[5/6] gate: one training set per purpose — only allowed members, only declared columns, text redacted");
+    ctx.say("\n[5/8] gate: one training set per purpose — only allowed members, only declared columns, text redacted");
     let (sources, declaration_hash) = gate_cmd::load_sources(ctx, None, None)?;
     let datasets_dir = ctx.data_path("datasets");
     if datasets_dir.exists() {
@@ -159,6 +177,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             &out,
             consentry_gate::materialize::GateOptions::default(),
         )?;
+        gate_cmd::register_dataset(ctx, &manifest, &out)?;
         datasets.push(DatasetInfo {
             purpose: manifest.purpose.clone(),
             dir: out.display().to_string(),
@@ -170,7 +189,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         print_datasets(&datasets);
     }
 
-    ctx.say("\n[6/6] train: the three AI features, one model per shard, only on the gated datasets");
+    ctx.say("\n[6/8] train: the three AI features, one model per shard, only on the gated datasets");
     let models_dir = ctx.data_path("models");
     if models_dir.exists() {
         std::fs::remove_dir_all(&models_dir)
@@ -180,7 +199,18 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
         let out = models_dir.join(kind.name());
         let opts = TrainOptions::new(kind);
-        let r = train_cmd::train_model(ctx, &train_cmd::default_dataset(ctx, kind), &out, &opts)?;
+        let r = match train_cmd::train_model(ctx, &train_cmd::default_dataset(ctx, kind), &out, &opts) {
+            Ok(r) => r,
+            // A small network may have no reply that k members wrote: then there is nothing to suggest.
+            Err(e) if kind == ModelKind::Replies && format!("{e:#}").contains("empty inventory") => {
+                ctx.say(format!(
+                    "replies: not trained — {e:#}; a larger network (e.g. --members 20000) has enough common replies"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        super::lineage::register_model(ctx, &out)?;
         if ctx.human() {
             println!(
                 "{} ({} shards, {:.1} s) → {}",
@@ -193,18 +223,48 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         }
         models.push(r.meta);
     }
+    let withdrawals = withdraw_sample(ctx, &ledger, &models_dir)?;
+    ctx.say(format!("      unlearning: retrain the affected shards, deadline {} s", args.deadline));
+    let reg = super::lineage::open_registry(ctx)?;
+    let wopts = consentry_lineage::WorkerOptions { deadline_secs: args.deadline, ..Default::default() };
+    let unlearning = consentry_lineage::run_once(&reg, &wopts).map_err(super::lineage::lineage_err)?;
+    if ctx.human() {
+        super::unlearn::print_report(ctx, &unlearning)?;
+    }
+
+    ctx.say("\n[8/8] audit: ledger, consent of every live model's members (recomputed), deadlines, commitments, DP");
+    let aopts = consentry_audit::AuditOptions {
+        now: chrono::Utc::now().timestamp(),
+        deadline_seconds: Some(args.deadline),
+        model: None,
+        public_key: None,
+        known_heads: Vec::new(),
+    };
+    let audit = super::audit::online(ctx, &ledger, &aopts)?;
+    if ctx.human() {
+        super::audit::print(ctx, &audit)?;
+    }
+    if !audit.ok {
+        anyhow::bail!("the demo's own audit found {} violation(s); see above", audit.violations);
+    }
+
     if ctx.human() {
         let data = if ctx.data == std::path::Path::new("consentry-data") {
             String::new()
         } else {
             format!(" --data {}", ctx.data.display())
         };
+        let live = models_dir.join(unlearning.retrains.iter().find(|r| r.kind == "job-recs").map_or("job-recs", |r| {
+            std::path::Path::new(&r.new_dir).file_name().and_then(|n| n.to_str()).unwrap_or("job-recs")
+        }));
         println!(
-            "\nNext: `consentry{data} ledger receipt --event 1`, `consentry{data} ledger snapshot --purpose {}`, \
-             `consentry{data} ledger verify`, `consentry{data} gate verify DIR`, \
-             `consentry{data} recommend --model {} --member ID`.",
+            "\nNext: `consentry{data} lineage member {}` (where a member's data went), `consentry{data} audit export \
+             --out bundle` then `consentry audit --offline bundle` (the audit without the service), `consentry{data} \
+             ledger receipt --event 1`, `consentry{data} ledger snapshot --purpose {}`, `consentry{data} recommend \
+             --model {} --member ID`.",
+            withdrawals.get(1).map_or(0, |w| w.member),
             policy.purposes.first().map_or("…", |p| p.key.as_str()),
-            models_dir.join("job-recs").display()
+            live.display()
         );
     }
     if ctx.json {
@@ -226,9 +286,96 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             consent,
             datasets,
             models,
+            withdrawals,
+            unlearning,
+            audit,
         })?;
     }
     Ok(OK)
+}
+
+/// Stage 7: a sample of the job-recommendation model's members withdraw — one by Global Privacy Control, one by
+/// erasure (every purpose), the rest in the privacy centre — and one member of each other model withdraws too.
+fn withdraw_sample(ctx: &Ctx, ledger: &Ledger, models_dir: &Path) -> anyhow::Result<Vec<Withdrawal>> {
+    let members = |kind: ModelKind| -> anyhow::Result<Vec<u64>> {
+        let dir = models_dir.join(kind.name());
+        if !dir.exists() {
+            return Ok(Vec::new());
+        }
+        let meta = consentry_learn::model::ModelMeta::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut all = roaring::RoaringTreemap::new();
+        for i in 0..meta.shards.len() as u32 {
+            let f = dir.join(consentry_learn::model::shard_members_file(i));
+            let bytes = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+            all |= roaring::RoaringTreemap::deserialize_from(&bytes[..])
+                .with_context(|| format!("reading {}", f.display()))?;
+        }
+        Ok(all.iter().collect())
+    };
+    let jobs = members(ModelKind::JobRecs)?;
+    let content = members(ModelKind::Content)?;
+    let replies = members(ModelKind::Replies)?;
+    // About one in 200 job-recommendation members, at least three, spread over the id range.
+    let n = (jobs.len() / 200).max(3).min(jobs.len());
+    let step = (jobs.len() / n.max(1)).max(1);
+    let sample: Vec<u64> = jobs.iter().copied().step_by(step).take(n).collect();
+    let mut plan: Vec<(u64, ModelKind, &'static str)> = Vec::new();
+    for (i, &m) in sample.iter().enumerate() {
+        match i {
+            0 => plan.push((m, ModelKind::JobRecs, "gpc")),
+            1 => {
+                for k in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
+                    plan.push((m, k, "erasure"));
+                }
+            }
+            _ => plan.push((m, ModelKind::JobRecs, "ui")),
+        }
+    }
+    for (list, kind) in [(&content, ModelKind::Content), (&replies, ModelKind::Replies)] {
+        if let Some(&m) = list.iter().find(|m| !sample.contains(m)) {
+            plan.push((m, kind, "ui"));
+        }
+    }
+    let now = chrono::Utc::now().timestamp();
+    let events: Vec<NewEvent> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, &(m, kind, source))| {
+            let pid = ledger.policy().purpose_id(kind.purpose()).context("the policy lacks a demo purpose")?;
+            Ok(NewEvent {
+                member_id: m,
+                purpose: kind.purpose().to_string(),
+                action: Action::Withdraw,
+                notice_version: ledger.policy().purpose(pid).latest_notice().version,
+                source: Source::parse(source).context("unknown event source")?,
+                actor: if source == "gpc" { "browser:sec-gpc".into() } else { format!("member:{m}") },
+                event_time: now,
+                idempotency_key: format!("demo-withdrawal:{now}:{i}"),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let appended = ledger.append(events).map_err(ledger_err)?;
+    // A signed tree head over the withdrawals too, so the audit can vouch for every event.
+    ledger.checkpoint().map_err(ledger_err)?;
+    let out: Vec<Withdrawal> = plan
+        .iter()
+        .zip(&appended)
+        .map(|(&(member, kind, source), a)| Withdrawal {
+            member,
+            purpose: kind.purpose().to_string(),
+            source,
+            seq: a.event.seq,
+        })
+        .collect();
+    let by = |s: &str| out.iter().filter(|w| w.source == s).count();
+    ctx.say(format!(
+        "\n[7/8] withdrawals: {} events — {} in the privacy centre, {} by Global Privacy Control, {} by erasure",
+        out.len(),
+        by("ui"),
+        by("gpc"),
+        by("erasure")
+    ));
+    Ok(out)
 }
 
 fn hex(b: &[u8]) -> String {

@@ -8,6 +8,7 @@ use consentry_gate::materialize::{GateOptions, GateRequest, build_detector};
 use consentry_gate::{GateError, Manifest, Sources};
 use consentry_ledger::Ledger;
 use consentry_ledger::snapshot::Snapshot;
+use consentry_lineage::registry::short;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,7 +81,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         Some(Command::Verify { dir, sources, base }) => verify(ctx, &dir, sources.as_deref(), base.as_deref()),
         Some(Command::Merge { partials, out }) => {
             let m = consentry_gate::merge(&partials, &out, chrono::Utc::now().timestamp()).map_err(gate_err)?;
-            report(ctx, &m, &out, None)?;
+            let id = register_dataset(ctx, &m, &out)?;
+            report(ctx, &m, &out, None, id.as_deref())?;
             Ok(OK)
         }
         None => materialize(ctx, args.run),
@@ -152,7 +154,8 @@ fn materialize(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     let snap = ledger::snapshot(&ledger, &purpose, a.at.as_deref())?;
     let (manifest, seconds) =
         run_gate(ctx, &ledger, &sources, declaration_hash, &snap, &out, options(a.threads, a.shards, partition))?;
-    report(ctx, &manifest, &out, Some(seconds))?;
+    let id = register_dataset(ctx, &manifest, &out)?;
+    report(ctx, &manifest, &out, Some(seconds), id.as_deref())?;
     Ok(OK)
 }
 
@@ -187,10 +190,22 @@ pub fn run_gate(
     Ok((outcome.manifest, outcome.seconds))
 }
 
-fn report(ctx: &Ctx, m: &Manifest, out: &Path, seconds: Option<f64>) -> anyhow::Result<()> {
+/// Records a complete dataset in the lineage registry (a partial result is not a dataset until merged); its id.
+pub fn register_dataset(ctx: &Ctx, m: &Manifest, out: &Path) -> anyhow::Result<Option<String>> {
+    if m.partition.is_some() {
+        return Ok(None);
+    }
+    let rec = super::lineage::open_registry(ctx)?
+        .register_dataset_dir(out)
+        .map_err(super::lineage::lineage_err)
+        .with_context(|| format!("registering {} in the lineage registry", out.display()))?;
+    Ok(Some(rec.id))
+}
+
+fn report(ctx: &Ctx, m: &Manifest, out: &Path, seconds: Option<f64>, id: Option<&str>) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(&serde_json::json!({
-            "out": out, "purpose": m.purpose, "rows_in": m.rows_in, "rows_out": m.rows_out,
+            "out": out, "dataset_id": id, "purpose": m.purpose, "rows_in": m.rows_in, "rows_out": m.rows_out,
             "excluded": m.excluded, "redactions": m.redactions, "members": m.members.count,
             "partition": m.partition, "position": m.ledger.position, "seconds": seconds,
             "tables": m.tables.iter().map(|(k, t)| (k.clone(), serde_json::json!({
@@ -210,6 +225,9 @@ fn report(ctx: &Ctx, m: &Manifest, out: &Path, seconds: Option<f64>) -> anyhow::
         out.display(),
         seconds.map(|s| format!(" in {s:.1} s")).unwrap_or_default()
     ));
+    if let Some(id) = id {
+        ctx.say(format!("registered as dataset {} (`consentry lineage member ID` shows who is in it)", short(id)));
+    }
     let mut t = ui::table(&["table", "rows in", "rows out", "excluded", "parties dropped", "columns"]);
     for (name, s) in &m.tables {
         if !s.included {

@@ -64,7 +64,7 @@ pub fn lineage_err(e: LineageError) -> anyhow::Error {
 
 /// Opens the registry in the ledger's store: `--database`, or the SQLite file in the data directory.
 pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
-    match &ctx.database {
+    let reg = match &ctx.database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Registry::connect_postgres(url)
                 .map_err(lineage_err)
@@ -82,11 +82,12 @@ pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
             }
             Registry::open_sqlite(&path).map_err(lineage_err).with_context(|| format!("opening {}", path.display()))
         }
-    }
+    }?;
+    // Directories inside the data directory are recorded relative to it, so the directory can move.
+    Ok(reg.with_base(&ctx.data))
 }
 
 /// Registers a freshly trained model directory (and its dataset), for `train`, `gate` and `demo` to call.
-#[allow(dead_code)] // The lead wires it into `train` and `demo`.
 pub fn register_model(ctx: &Ctx, dir: &Path) -> anyhow::Result<ModelRecord> {
     open_registry(ctx)?.register_model_dir(dir).map_err(lineage_err)
 }

@@ -95,7 +95,8 @@ fn print_pass(ctx: &Ctx, r: &WorkerReport) -> anyhow::Result<()> {
     print_report(ctx, r)
 }
 
-fn print_report(ctx: &Ctx, r: &WorkerReport) -> anyhow::Result<()> {
+/// Prints what a worker pass did and the deadline figures; shared with `demo`.
+pub fn print_report(ctx: &Ctx, r: &WorkerReport) -> anyhow::Result<()> {
     if ctx.json {
         return ctx.print_json(r);
     }
