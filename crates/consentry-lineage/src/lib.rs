@@ -13,8 +13,8 @@ pub mod registry;
 pub mod worker;
 
 pub use registry::{
-    DatasetRecord, MemberDataset, MemberLineage, MemberModel, ModelLineage, ModelRecord, ModelStatus, Registry,
-    RequestStatus, RunRecord, ShardRecord, UnlearningRequest,
+    DatasetRecord, MemberDataset, MemberLineage, MemberModel, MemberPrivacy, ModelLineage, ModelRecord, ModelStatus,
+    Registry, RequestStatus, RunRecord, ShardRecord, UnlearningRequest,
 };
 pub use worker::{DeadlineFigures, Retrain, WorkerOptions, WorkerReport, run_once, watch};
 

@@ -262,6 +262,23 @@ pub struct MemberLineage {
     pub models: Vec<MemberModel>,
     /// Unlearning requests about them.
     pub requests: Vec<UnlearningRequest>,
+    /// Their privacy loss over every model line their data entered (promise 7).
+    pub privacy: MemberPrivacy,
+}
+
+/// A member's privacy loss: per model line, and composed.
+///
+/// The versions of one model line (a training and the versions unlearning made from it) count once: a retrained
+/// shard reuses its noise, so a later version reveals nothing more about a member who stayed in it. Independent
+/// trainings count separately, even of the same kind on the same dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberPrivacy {
+    /// Per model line (keyed by its first version's id): the (ε, δ) its training exposed the member to.
+    pub lines: Vec<consentry_dp::ModelLoss>,
+    /// Basic and RDP composition over the lines (ε = null, i.e. ∞, when any line has no formal bound).
+    pub cumulative: Option<consentry_dp::CumulativeLoss>,
+    /// Model lines trained without differential privacy: no formal bound on what they reveal.
+    pub without_bound: Vec<String>,
 }
 
 /// Everything the registry knows about one model version.
@@ -989,9 +1006,22 @@ impl Registry {
                 let removal = requests.iter().find(|q| q.model == model.id && q.completed_at.is_some());
                 found.push((model, shard, consent_event, removal.cloned()));
             }
-            Ok((datasets, found, requests))
+            // The first version of each found model's line, for counting privacy loss once per line.
+            let mut roots = Vec::with_capacity(found.len());
+            for (model, ..) in &found {
+                let mut root = model.clone();
+                while let Some(prev) = root.supersedes.clone() {
+                    match get_model(db, &prev)? {
+                        Some(p) => root = p,
+                        None => break,
+                    }
+                }
+                roots.push(root.id);
+            }
+            Ok((datasets, found, requests, roots))
         })?;
-        let (datasets, found, requests) = out;
+        let (datasets, found, requests, roots) = out;
+        let privacy = member_privacy(&found, &roots)?;
         if !known && datasets.is_empty() && found.is_empty() && requests.is_empty() {
             return Err(LineageError::UnknownMember(member));
         }
@@ -1054,7 +1084,7 @@ impl Registry {
                 state,
             });
         }
-        Ok(MemberLineage { member, datasets, models, requests })
+        Ok(MemberLineage { member, datasets, models, requests, privacy })
     }
 
     /// One model version's lineage: dataset, members per shard, the consent events it rests on, its runs,
@@ -1256,6 +1286,43 @@ pub(crate) fn by_model(reqs: Vec<UnlearningRequest>) -> BTreeMap<String, Vec<Unl
         out.entry(r.model.clone()).or_default().push(r);
     }
     out
+}
+
+/// The privacy loss of the model lines in `found` (one entry per line, from its newest version's DP record).
+fn member_privacy(
+    found: &[(ModelRecord, u32, Option<u64>, Option<UnlearningRequest>)],
+    roots: &[String],
+) -> Result<MemberPrivacy, LineageError> {
+    let mut lines: std::collections::BTreeMap<&str, &ModelRecord> = std::collections::BTreeMap::new();
+    for ((model, ..), root) in found.iter().zip(roots) {
+        lines.insert(root, model);
+    }
+    let (mut losses, mut without_bound) = (Vec::new(), Vec::new());
+    for (root, model) in lines {
+        let claim: consentry_learn::dp::PrivacyClaim = match &model.dp {
+            None => consentry_learn::dp::PrivacyClaim::None,
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                LineageError::Corrupt(format!("model {}: its dp record cannot be read: {e}", short(&model.id)))
+            })?,
+        };
+        match claim {
+            consentry_learn::dp::PrivacyClaim::None => without_bound.push(root.to_string()),
+            consentry_learn::dp::PrivacyClaim::Dp(c) => {
+                let mut loss = c.verify()?;
+                loss.model = root.to_string();
+                losses.push(loss);
+            }
+        }
+    }
+    let cumulative = if losses.is_empty() {
+        None
+    } else {
+        Some(
+            consentry_dp::cumulative_loss(&losses, consentry_dp::Conversion::Improved)
+                .map_err(|e| LineageError::Corrupt(format!("composing privacy loss: {e}")))?,
+        )
+    };
+    Ok(MemberPrivacy { lines: losses, cumulative, without_bound })
 }
 
 #[cfg(test)]

@@ -206,6 +206,29 @@ fn member(ctx: &Ctx, reg: &Registry, id: u64) -> anyhow::Result<ExitCode> {
         }
         ctx.say(t.to_string());
     }
+    let p = &l.privacy;
+    if !p.lines.is_empty() || !p.without_bound.is_empty() {
+        let mut t = ui::table(&["privacy loss", "ε", "δ"]);
+        for x in &p.lines {
+            t.add_row(vec![
+                format!("model line {}", short(&x.model)),
+                format!("{:.3}", x.epsilon),
+                format!("{:.1e}", x.delta),
+            ]);
+        }
+        for x in &p.without_bound {
+            t.add_row(vec![format!("model line {}", short(x)), "no formal bound (no DP)".into(), "–".into()]);
+        }
+        if let Some(c) = &p.cumulative {
+            let eps = |e: f64| if e.is_finite() { format!("{e:.3}") } else { "∞".into() };
+            t.add_row(vec![
+                format!("total over {} DP line(s): basic / RDP composition", c.models),
+                format!("{} / {}", eps(c.basic_epsilon), eps(c.rdp_epsilon)),
+                format!("{:.1e}", c.delta),
+            ]);
+        }
+        ctx.say(t.to_string());
+    }
     Ok(OK)
 }
 
