@@ -153,6 +153,7 @@ fn write_data(data: &Path, l: &Ledger, members: &[u64], in_model: &[u64], exclud
         metrics: serde_json::Value::Null,
         dp: None,
         shards,
+        shard_inputs: Vec::new(),
         unlearning,
         train_seconds: 0.0,
         tool: "test".into(),

@@ -94,6 +94,11 @@ pub struct ModelMeta {
     pub dp: Option<serde_json::Value>,
     /// The shards, by index.
     pub shards: Vec<ShardMeta>,
+    /// Per shard, the BLAKE3 of the inputs it was trained from (its rows; options and seed are the model's), so
+    /// unlearning sees which shards a removal changes without reading the old inputs again. Empty in models
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_inputs: Vec<String>,
     /// Set when this version was made by unlearning: who was taken out, and what was retrained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unlearning: Option<UnlearningRef>,

@@ -302,7 +302,7 @@ pub struct ShardData {
 }
 
 /// Splits `input` into shards by `shard_of`; every shard sees only rows about its members and the catalogue.
-pub fn split(input: &RecInput, shards: u32, shard_of: &dyn Fn(u64) -> u32, h: &RecHyper) -> Vec<ShardData> {
+pub fn split(input: &RecInput, shards: u32, shard_of: &(dyn Fn(u64) -> u32 + Sync), h: &RecHyper) -> Vec<ShardData> {
     let s_n = shards.max(1) as usize;
     let mut members: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); s_n];
     let mut by_member: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
@@ -313,9 +313,52 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &dyn Fn(u64) -> u32, h: &R
         members[shard_of(m) as usize].insert(m);
     }
     let catalogue: Vec<u64> = input.items.iter().filter(|(_, i)| i.owner.is_none()).map(|(&id, _)| id).collect();
-    let mut out = Vec::with_capacity(s_n);
-    for (s, mems) in members.into_iter().enumerate() {
-        let members: Vec<u64> = mems.into_iter().collect();
+    // Shards are independent: built on up to all cores, each from the same inputs, so the result is the same
+    // whatever the number of threads.
+    let members: Vec<Vec<u64>> = members.into_iter().map(|m| m.into_iter().collect()).collect();
+    let threads = ials::resolve_threads(0).min(s_n).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<ShardData>>> = (0..s_n).map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let s = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if s >= s_n {
+                        break;
+                    }
+                    let d = split_one(input, s, &members[s], &by_member, &catalogue, shard_of, h);
+                    if let Ok(mut slot) = slots[s].lock() {
+                        *slot = Some(d);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(s, slot)| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                // Only reachable if a worker panicked: build the shard here instead.
+                split_one(input, s, &members[s], &by_member, &catalogue, shard_of, h)
+            })
+        })
+        .collect()
+}
+
+/// Shard `s` of [`split`]: its members' rows, its items and its vocabulary.
+fn split_one(
+    input: &RecInput,
+    s: usize,
+    members: &[u64],
+    by_member: &BTreeMap<u64, Vec<&Event>>,
+    catalogue: &[u64],
+    shard_of: &(dyn Fn(u64) -> u32 + Sync),
+    h: &RecHyper,
+) -> ShardData {
+    {
+        let members: Vec<u64> = members.to_vec();
         let mut items: BTreeSet<u64> = catalogue.iter().copied().collect();
         let mut known: BTreeSet<u64> = catalogue.iter().copied().collect();
         for (&id, info) in &input.items {
@@ -384,7 +427,7 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &dyn Fn(u64) -> u32, h: &R
                 }
             }
         }
-        out.push(ShardData {
+        ShardData {
             user_tokens: Csr::from_triplets(members.len(), ut),
             item_tokens: Csr::from_triplets(items.len(), it),
             members,
@@ -393,9 +436,8 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &dyn Fn(u64) -> u32, h: &R
             train,
             heldout,
             rows,
-        });
+        }
     }
-    out
 }
 
 /// One trained shard.

@@ -126,6 +126,62 @@ impl Prepared {
         }
     }
 
+    /// BLAKE3 of shard `i`'s inputs in a length-prefixed encoding (so equal digests mean equal inputs): what
+    /// [`ModelMeta::shard_inputs`] records.
+    pub fn inputs_digest(&self, i: usize) -> String {
+        let mut h = blake3::Hasher::new_derive_key("consentry-learn shard inputs v1");
+        let u64s = |h: &mut blake3::Hasher, v: &[u64]| {
+            h.update(&(v.len() as u64).to_le_bytes());
+            for x in v {
+                h.update(&x.to_le_bytes());
+            }
+        };
+        let text = |h: &mut blake3::Hasher, t: &str| {
+            h.update(&(t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        };
+        let csr = |h: &mut blake3::Hasher, m: &ials::Csr| {
+            u64s(h, &m.ptr.iter().map(|&x| x as u64).collect::<Vec<_>>());
+            u64s(h, &m.idx.iter().map(|&x| u64::from(x)).collect::<Vec<_>>());
+            u64s(h, &m.val.iter().map(|&x| u64::from(x.to_bits())).collect::<Vec<_>>());
+        };
+        match self {
+            Prepared::Recs(d) => {
+                h.update(b"recs");
+                let Some(d) = d.get(i) else { return String::new() };
+                u64s(&mut h, &d.members);
+                u64s(&mut h, &d.items);
+                h.update(&(d.vocab.len() as u64).to_le_bytes());
+                for t in &d.vocab {
+                    text(&mut h, t);
+                }
+                csr(&mut h, &d.train);
+                csr(&mut h, &d.user_tokens);
+                csr(&mut h, &d.item_tokens);
+                h.update(&(d.heldout.len() as u64).to_le_bytes());
+                for (m, items) in &d.heldout {
+                    h.update(&m.to_le_bytes());
+                    u64s(&mut h, items);
+                }
+                h.update(&d.rows.to_le_bytes());
+            }
+            Prepared::Replies(r) => {
+                h.update(b"replies");
+                // The inventory is shared by every shard: a change to it changes every shard.
+                text(&mut h, &serde_json::to_string(&r.inventory).unwrap_or_default());
+                let Some(pairs) = r.shards.get(i) else { return String::new() };
+                h.update(&(pairs.len() as u64).to_le_bytes());
+                for p in pairs {
+                    h.update(&p.replier.to_le_bytes());
+                    h.update(&p.at_ms.to_le_bytes());
+                    text(&mut h, &p.incoming);
+                    text(&mut h, &p.reply);
+                }
+            }
+        }
+        h.finalize().to_hex().to_string()
+    }
+
     /// Whether shard `i` would be trained from the same inputs in both.
     pub fn same_shard(&self, other: &Prepared, i: usize) -> bool {
         match (self, other) {
@@ -334,6 +390,7 @@ pub fn train(
         metrics,
         dp: Some(privacy),
         shards: Vec::new(),
+        shard_inputs: (0..p.shards()).map(|i| p.inputs_digest(i)).collect(),
         unlearning: None,
         train_seconds: started.elapsed().as_secs_f64(),
         tool: TOOL_VERSION.into(),
@@ -399,45 +456,57 @@ pub fn unlearn(
     let before = meta.excluded(model_dir)?;
     let mut after = before.clone();
     after |= remove;
-    let old = prepare(&ds, &opts, &shard_of, shards, &before)?;
     let new = prepare(&ds, &opts, &shard_of, shards, &after)?;
+    let new_inputs: Vec<String> = (0..new.shards()).map(|i| new.inputs_digest(i)).collect();
+    let which: Vec<usize> = if meta.shard_inputs.len() == new.shards() {
+        (0..new.shards()).filter(|&i| meta.shard_inputs[i] != new_inputs[i]).collect()
+    } else {
+        // A model written before input digests were recorded: compare with its inputs themselves.
+        let old = prepare(&ds, &opts, &shard_of, shards, &before)?;
+        (0..new.shards()).filter(|&i| !old.same_shard(&new, i)).collect()
+    };
+    let mut bitmaps: Vec<roaring::RoaringTreemap> = Vec::with_capacity(meta.shards.len());
+    for i in 0..meta.shards.len() {
+        let path = model_dir.join(crate::model::shard_members_file(i as u32));
+        let bm = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
+        bitmaps.push(roaring::RoaringTreemap::deserialize_from(&bm[..]).map_err(|e| LearnError::Model {
+            dir: model_dir.to_path_buf(),
+            message: format!("shard {i} bitmap: {e}"),
+        })?);
+    }
+    // Of the members asked for, those whose data is in this version.
     let removed: Vec<u64> = remove
         .iter()
-        .filter(|m| {
-            meta.shards.get(shard_of(*m) as usize).is_some() && !before.contains(*m) && {
-                // In the model when any shard's member bitmap has them.
-                let f = model_dir.join(crate::model::shard_members_file(shard_of(*m)));
-                std::fs::read(&f)
-                    .ok()
-                    .and_then(|b| roaring::RoaringTreemap::deserialize_from(&b[..]).ok())
-                    .is_some_and(|bm| bm.contains(*m))
-            }
-        })
+        .filter(|m| !before.contains(*m) && bitmaps.get(shard_of(*m) as usize).is_some_and(|b| b.contains(*m)))
         .collect();
-    let which: Vec<usize> = (0..new.shards()).filter(|&i| !old.same_shard(&new, i)).collect();
     let (trained, _) = train_some(&new, &which, &opts, key.as_ref(), on_shard)?;
     let mut files: Vec<ShardFile> = Vec::with_capacity(new.shards());
     let mut retrained = trained.into_iter().zip(which.iter().copied()).peekable();
-    for i in 0..new.shards() {
+    for (i, bm) in bitmaps.into_iter().enumerate().take(new.shards()) {
         if retrained.peek().is_some_and(|(_, j)| *j == i) {
             if let Some((t, _)) = retrained.next() {
                 files.push(shard_file(&new, i, &t)?);
             }
             continue;
         }
-        let bytes = meta.shard_bytes(model_dir, i)?;
-        let path = model_dir.join(crate::model::shard_members_file(i as u32));
-        let bm = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
-        let bm = roaring::RoaringTreemap::deserialize_from(&bm[..]).map_err(|e| LearnError::Model {
+        files.push((meta.shard_bytes(model_dir, i)?, bm, meta.shards[i].rows));
+    }
+    if files.len() != new.shards() {
+        return Err(LearnError::Model {
             dir: model_dir.to_path_buf(),
-            message: format!("shard {i} bitmap: {e}"),
-        })?;
-        files.push((bytes, bm, meta.shards[i].rows));
+            message: format!(
+                "{} lists {} shards, the shard function {}",
+                crate::model::MODEL_FILE,
+                files.len(),
+                new.shards()
+            ),
+        });
     }
     let mut excluded_bytes = Vec::new();
     after.serialize_into(&mut excluded_bytes).map_err(|e| LearnError::io(out, e))?;
     let (previous, _) = consentry_gate::hash_file(&model_dir.join(crate::model::MODEL_FILE))?;
     let mut next = meta.clone();
+    next.shard_inputs = new_inputs;
     next.unlearning = Some(UnlearningRef {
         excluded: after.len(),
         file: EXCLUDED_FILE.into(),

@@ -221,6 +221,7 @@ fn meta_with(dp: Option<serde_json::Value>) -> ModelMeta {
         metrics: serde_json::Value::Null,
         dp,
         shards: Vec::new(),
+        shard_inputs: Vec::new(),
         unlearning: None,
         train_seconds: 0.0,
         tool: "test".into(),
