@@ -178,7 +178,7 @@ fn batch(rng: &mut Rng, n: usize, members: u64) -> RecordBatch {
             }
             t.push_str(WORDS[((s >> (k * 5)) % 12) as usize]);
         }
-        if s % 20 == 0 {
+        if s.is_multiple_of(20) {
             t.push_str(&format!(" mail me at user{}@example.com", s % 9973));
         }
         text.push(t);

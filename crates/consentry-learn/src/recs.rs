@@ -193,7 +193,20 @@ pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput,
             ),
         });
     }
-    let mut input = RecInput::default();
+    // The activity table and the profile/item tables are read at the same time.
+    let (events, side) = std::thread::scope(|scope| {
+        let events = scope.spawn(|| read_events(ds, kind, h));
+        let side = read_side(ds, kind);
+        (events.join(), side)
+    });
+    let events = events.map_err(|_| LearnError::Internal("the activity reader panicked".into()))??;
+    let (profiles, items) = side?;
+    Ok(RecInput { events, profiles, items })
+}
+
+/// The member × item activity of a recommender dataset, in file order.
+fn read_events(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<Vec<Event>, LearnError> {
+    let mut events = Vec::new();
     let (activity, item_col, strong) = match kind {
         RecKind::Jobs => ("job_activity", "job_id", "apply"),
         RecKind::Content => ("feed_activity", "post_id", "comment"),
@@ -207,7 +220,7 @@ pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput,
         );
         for i in 0..b.num_rows() {
             let s = act[i] == strong;
-            input.events.push(Event {
+            events.push(Event {
                 member: m[i],
                 item: it[i],
                 weight: if s { h.strong_weight } else { h.weak_weight },
@@ -216,6 +229,13 @@ pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput,
             });
         }
     }
+    Ok(events)
+}
+
+/// Member profile tokens and item features of a recommender dataset.
+#[allow(clippy::type_complexity)]
+fn read_side(ds: &Dataset, kind: RecKind) -> Result<(BTreeMap<u64, Vec<String>>, BTreeMap<u64, ItemInfo>), LearnError> {
+    let mut input = RecInput::default();
     match kind {
         RecKind::Jobs => {
             for b in ds.read("members", &["member_id", "country", "industry", "seniority", "skills"])? {
@@ -265,7 +285,7 @@ pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput,
             }
         }
     }
-    Ok(input)
+    Ok((input.profiles, input.items))
 }
 
 fn job_tokens(country: &str, industry: &str, seniority: u8, skills: &[String]) -> Vec<String> {

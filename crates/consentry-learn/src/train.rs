@@ -129,57 +129,59 @@ impl Prepared {
     /// BLAKE3 of shard `i`'s inputs in a length-prefixed encoding (so equal digests mean equal inputs): what
     /// [`ModelMeta::shard_inputs`] records.
     pub fn inputs_digest(&self, i: usize) -> String {
-        let mut h = blake3::Hasher::new_derive_key("consentry-learn shard inputs v1");
-        let u64s = |h: &mut blake3::Hasher, v: &[u64]| {
-            h.update(&(v.len() as u64).to_le_bytes());
+        // Encoded into one buffer, hashed once (per-value hasher calls cost more than the hashing).
+        let mut b: Vec<u8> = Vec::new();
+        fn u64s(b: &mut Vec<u8>, v: impl ExactSizeIterator<Item = u64>) {
+            b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            b.reserve(v.len() * 8);
             for x in v {
-                h.update(&x.to_le_bytes());
+                b.extend_from_slice(&x.to_le_bytes());
             }
-        };
-        let text = |h: &mut blake3::Hasher, t: &str| {
-            h.update(&(t.len() as u64).to_le_bytes());
-            h.update(t.as_bytes());
-        };
-        let csr = |h: &mut blake3::Hasher, m: &ials::Csr| {
-            u64s(h, &m.ptr.iter().map(|&x| x as u64).collect::<Vec<_>>());
-            u64s(h, &m.idx.iter().map(|&x| u64::from(x)).collect::<Vec<_>>());
-            u64s(h, &m.val.iter().map(|&x| u64::from(x.to_bits())).collect::<Vec<_>>());
-        };
+        }
+        fn text(b: &mut Vec<u8>, t: &str) {
+            b.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            b.extend_from_slice(t.as_bytes());
+        }
+        fn csr(b: &mut Vec<u8>, m: &ials::Csr) {
+            u64s(b, m.ptr.iter().map(|&x| x as u64));
+            u64s(b, m.idx.iter().map(|&x| u64::from(x)));
+            u64s(b, m.val.iter().map(|&x| u64::from(x.to_bits())));
+        }
         match self {
             Prepared::Recs(d) => {
-                h.update(b"recs");
+                b.extend_from_slice(b"recs");
                 let Some(d) = d.get(i) else { return String::new() };
-                u64s(&mut h, &d.members);
-                u64s(&mut h, &d.items);
-                h.update(&(d.vocab.len() as u64).to_le_bytes());
+                u64s(&mut b, d.members.iter().copied());
+                u64s(&mut b, d.items.iter().copied());
+                b.extend_from_slice(&(d.vocab.len() as u64).to_le_bytes());
                 for t in &d.vocab {
-                    text(&mut h, t);
+                    text(&mut b, t);
                 }
-                csr(&mut h, &d.train);
-                csr(&mut h, &d.user_tokens);
-                csr(&mut h, &d.item_tokens);
-                h.update(&(d.heldout.len() as u64).to_le_bytes());
+                csr(&mut b, &d.train);
+                csr(&mut b, &d.user_tokens);
+                csr(&mut b, &d.item_tokens);
+                b.extend_from_slice(&(d.heldout.len() as u64).to_le_bytes());
                 for (m, items) in &d.heldout {
-                    h.update(&m.to_le_bytes());
-                    u64s(&mut h, items);
+                    b.extend_from_slice(&m.to_le_bytes());
+                    u64s(&mut b, items.iter().copied());
                 }
-                h.update(&d.rows.to_le_bytes());
+                b.extend_from_slice(&d.rows.to_le_bytes());
             }
             Prepared::Replies(r) => {
-                h.update(b"replies");
+                b.extend_from_slice(b"replies");
                 // The inventory is shared by every shard: a change to it changes every shard.
-                text(&mut h, &serde_json::to_string(&r.inventory).unwrap_or_default());
+                text(&mut b, &serde_json::to_string(&r.inventory).unwrap_or_default());
                 let Some(pairs) = r.shards.get(i) else { return String::new() };
-                h.update(&(pairs.len() as u64).to_le_bytes());
+                b.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
                 for p in pairs {
-                    h.update(&p.replier.to_le_bytes());
-                    h.update(&p.at_ms.to_le_bytes());
-                    text(&mut h, &p.incoming);
-                    text(&mut h, &p.reply);
+                    b.extend_from_slice(&p.replier.to_le_bytes());
+                    b.extend_from_slice(&p.at_ms.to_le_bytes());
+                    text(&mut b, &p.incoming);
+                    text(&mut b, &p.reply);
                 }
             }
         }
-        h.finalize().to_hex().to_string()
+        hex::encode(blake3::derive_key("consentry-learn shard inputs v1", &b))
     }
 
     /// Whether shard `i` would be trained from the same inputs in both.

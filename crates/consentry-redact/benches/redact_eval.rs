@@ -174,7 +174,7 @@ fn message_text(bytes: usize, seed: u64) -> String {
             sender_industry: "Software",
             company: "Acme Corp",
         };
-        let t = if i % 3 == 0 { first_message(&mut rng, &ctx) } else { reply(&mut rng, &ctx).1 };
+        let t = if i.is_multiple_of(3) { first_message(&mut rng, &ctx) } else { reply(&mut rng, &ctx).1 };
         out.push_str(&t.text);
         out.push('\n');
         i += 1;

@@ -29,7 +29,7 @@ pub(crate) fn luhn_digits(d: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The card scheme whose issuer prefix and length fit, if any.

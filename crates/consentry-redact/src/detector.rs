@@ -127,10 +127,12 @@ impl Detector {
         while i < b.len() {
             let c = b[i];
             if c.is_ascii_digit() {
-                if i >= addr_next && boundary_before(text, i) && on(Kind::Address) {
-                    if let Some(e) = address::at_number(text, i, &mut out) {
-                        addr_next = e;
-                    }
+                if i >= addr_next
+                    && boundary_before(text, i)
+                    && on(Kind::Address)
+                    && let Some(e) = address::at_number(text, i, &mut out)
+                {
+                    addr_next = e;
                 }
                 if i >= num_next {
                     num_next = numbers::chunk_at(text, i, &mut out);
@@ -141,15 +143,17 @@ impl Detector {
                     if person {
                         caps.push(i);
                     }
-                    if i >= iban_next && on(Kind::Iban) {
-                        if let Some(e) = iban::at(text, i, &mut out) {
-                            iban_next = e;
-                        }
+                    if i >= iban_next
+                        && on(Kind::Iban)
+                        && let Some(e) = iban::at(text, i, &mut out)
+                    {
+                        iban_next = e;
                     }
-                    if i >= addr_next && on(Kind::Address) {
-                        if let Some(e) = address::at_word(text, i, &mut out) {
-                            addr_next = e;
-                        }
+                    if i >= addr_next
+                        && on(Kind::Address)
+                        && let Some(e) = address::at_word(text, i, &mut out)
+                    {
+                        addr_next = e;
                     }
                 }
                 i += 1;

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             at_ms: v["at_ms"].as_i64().ok_or("at_ms")?,
         });
     }
-    let held_out = |p: &Pair| blake3::hash(&p.replier.to_le_bytes()).as_bytes()[0] % 5 == 0;
+    let held_out = |p: &Pair| blake3::hash(&p.replier.to_le_bytes()).as_bytes()[0].is_multiple_of(5);
     let (test, train): (Vec<Pair>, Vec<Pair>) = pairs.into_iter().partition(held_out);
     let inv = Inventory::build(&train, k)?;
     println!(

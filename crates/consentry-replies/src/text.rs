@@ -102,10 +102,10 @@ fn strip_interjection(s: &str) -> &str {
         }
         let rest = &s[w.len()..];
         for sep in ["! ", ", ", ". ", " – ", " - "] {
-            if let Some(tail) = rest.strip_prefix(sep) {
-                if !tail.trim().is_empty() {
-                    return tail.trim_start();
-                }
+            if let Some(tail) = rest.strip_prefix(sep)
+                && !tail.trim().is_empty()
+            {
+                return tail.trim_start();
             }
         }
     }

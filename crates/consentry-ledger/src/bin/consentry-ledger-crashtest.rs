@@ -66,7 +66,7 @@ fn event(policy: &Policy, run_id: &str, n: u64, now: i64) -> NewEvent {
     NewEvent {
         member_id: n % 1000 + 1,
         purpose: purpose.key.clone(),
-        action: if n % 3 == 0 { Action::Withdraw } else { Action::Grant },
+        action: if n.is_multiple_of(3) { Action::Withdraw } else { Action::Grant },
         notice_version: purpose.latest_notice().version,
         source: Source::Api,
         actor: format!("crashtest:{run_id}"),
@@ -81,7 +81,7 @@ fn worker(ledger: &Ledger, a: &Args, next: &AtomicU64, thread: usize) -> Result<
     loop {
         round += 1;
         // Every third round a small batch (2..=5 events), otherwise one event.
-        let want = if (round + thread as u64) % 3 == 0 { 2 + (round % 4) } else { 1 };
+        let want = if (round + thread as u64).is_multiple_of(3) { 2 + (round % 4) } else { 1 };
         let start = next.fetch_add(want, Ordering::SeqCst);
         let end = match a.count {
             Some(limit) if start >= limit => return Ok(()),
