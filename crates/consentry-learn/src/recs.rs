@@ -336,6 +336,7 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &(dyn Fn(u64) -> u32 + Syn
     // Shards are independent: built on up to all cores, each from the same inputs, so the result is the same
     // whatever the number of threads.
     let members: Vec<Vec<u64>> = members.into_iter().map(|m| m.into_iter().collect()).collect();
+    let tokens = Tokens::new(input);
     let threads = ials::resolve_threads(0).min(s_n).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ShardData>>> = (0..s_n).map(|_| std::sync::Mutex::new(None)).collect();
@@ -347,7 +348,7 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &(dyn Fn(u64) -> u32 + Syn
                     if s >= s_n {
                         break;
                     }
-                    let d = split_one(input, s, &members[s], &by_member, &catalogue, shard_of, h);
+                    let d = split_one(input, &tokens, s, &members[s], &by_member, &catalogue, shard_of, h);
                     if let Ok(mut slot) = slots[s].lock() {
                         *slot = Some(d);
                     }
@@ -361,15 +362,45 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &(dyn Fn(u64) -> u32 + Syn
         .map(|(s, slot)| {
             slot.into_inner().ok().flatten().unwrap_or_else(|| {
                 // Only reachable if a worker panicked: build the shard here instead.
-                split_one(input, s, &members[s], &by_member, &catalogue, shard_of, h)
+                split_one(input, &tokens, s, &members[s], &by_member, &catalogue, shard_of, h)
             })
         })
         .collect()
 }
 
+/// Every token of a [`RecInput`] once, ascending, and each member's and item's tokens as indices into it: the
+/// shards' vocabularies are subsets of it, so [`split_one`] never compares or clones strings per row.
+struct Tokens<'a> {
+    names: Vec<&'a str>,
+    profiles: HashMap<u64, Vec<u32>>,
+    /// Per item: its tokens, and how many it has (the weight of each is one over that).
+    items: HashMap<u64, (Vec<u32>, usize)>,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(input: &'a RecInput) -> Tokens<'a> {
+        let mut set: BTreeSet<&str> = BTreeSet::new();
+        for t in input.profiles.values().flatten() {
+            set.insert(t);
+        }
+        for t in input.items.values().flat_map(|i| &i.tokens) {
+            set.insert(t);
+        }
+        let names: Vec<&str> = set.into_iter().collect();
+        let ids = |ts: &[String]| -> Vec<u32> {
+            ts.iter().filter_map(|t| names.binary_search(&t.as_str()).ok().map(|i| i as u32)).collect()
+        };
+        let profiles = input.profiles.iter().map(|(&m, ts)| (m, ids(ts))).collect();
+        let items = input.items.iter().map(|(&id, i)| (id, (ids(&i.tokens), i.tokens.len()))).collect();
+        Tokens { names, profiles, items }
+    }
+}
+
 /// Shard `s` of [`split`]: its members' rows, its items and its vocabulary.
+#[allow(clippy::too_many_arguments)]
 fn split_one(
     input: &RecInput,
+    tokens: &Tokens<'_>,
     s: usize,
     members: &[u64],
     by_member: &BTreeMap<u64, Vec<&Event>>,
@@ -377,86 +408,87 @@ fn split_one(
     shard_of: &(dyn Fn(u64) -> u32 + Sync),
     h: &RecHyper,
 ) -> ShardData {
-    {
-        let members: Vec<u64> = members.to_vec();
-        let mut items: BTreeSet<u64> = catalogue.iter().copied().collect();
-        let mut known: BTreeSet<u64> = catalogue.iter().copied().collect();
-        for (&id, info) in &input.items {
-            if info.owner.is_some_and(|o| shard_of(o) as usize == s) {
-                items.insert(id);
-                known.insert(id);
+    let members: Vec<u64> = members.to_vec();
+    // Items whose features the shard may know: the catalogue and what its members own (a post's topic).
+    let mut known: Vec<u64> = catalogue.to_vec();
+    for (&id, info) in &input.items {
+        if info.owner.is_some_and(|o| shard_of(o) as usize == s) {
+            known.push(id);
+        }
+    }
+    known.sort_unstable();
+    known.dedup();
+    let mut items = known.clone();
+    let mut train_ev: Vec<(u32, u64, f32)> = Vec::new();
+    let mut heldout = Vec::new();
+    for (ui, m) in members.iter().enumerate() {
+        let Some(evs) = by_member.get(m) else { continue };
+        let mut evs: Vec<&Event> = evs.clone();
+        evs.sort_by(|a, b| (a.at, a.item, a.target).cmp(&(b.at, b.item, b.target)).then(a.weight.total_cmp(&b.weight)));
+        let hold = if evs.len() >= 3 { ((evs.len() as f64) * h.holdout).ceil() as usize } else { 0 };
+        let hold = hold.min(evs.len().saturating_sub(2));
+        let (keep, test) = evs.split_at(evs.len() - hold);
+        let seen: BTreeSet<u64> = keep.iter().map(|e| e.item).collect();
+        for e in keep {
+            items.push(e.item);
+            train_ev.push((ui as u32, e.item, e.weight));
+        }
+        let targets: BTreeSet<u64> =
+            test.iter().filter(|e| e.target && !seen.contains(&e.item)).map(|e| e.item).collect();
+        if !targets.is_empty() {
+            heldout.push((ui as u32, targets.into_iter().collect()));
+        }
+    }
+    items.sort_unstable();
+    items.dedup();
+    // The vocabulary: every token of the shard's members' profiles and of the items it knows, ascending (token ids
+    // are ranks in the ascending list of all tokens, so their order is the strings' order).
+    let mut used = vec![false; tokens.names.len()];
+    for m in &members {
+        for &g in tokens.profiles.get(m).into_iter().flatten() {
+            used[g as usize] = true;
+        }
+    }
+    for id in &known {
+        for &g in tokens.items.get(id).into_iter().flat_map(|(ts, _)| ts) {
+            used[g as usize] = true;
+        }
+    }
+    let mut local = vec![u32::MAX; tokens.names.len()];
+    let mut vocab = Vec::new();
+    for (g, _) in used.iter().enumerate().filter(|(_, u)| **u) {
+        local[g] = vocab.len() as u32;
+        vocab.push(tokens.names[g].to_string());
+    }
+    let ii = |id: u64| items.binary_search(&id).map(|i| i as u32).unwrap_or(0);
+    let rows = train_ev.len() as u64;
+    let train = Csr::from_triplets(members.len(), train_ev.into_iter().map(|(u, it, w)| (u, ii(it), w)).collect());
+    let mut ut = Vec::new();
+    for (ui, m) in members.iter().enumerate() {
+        for &g in tokens.profiles.get(m).into_iter().flatten() {
+            ut.push((ui as u32, local[g as usize], 1.0));
+        }
+    }
+    let mut it = Vec::new();
+    for id in &known {
+        if let Some((ts, n)) = tokens.items.get(id)
+            && *n > 0
+        {
+            let w = 1.0 / *n as f32;
+            for &g in ts {
+                it.push((ii(*id), local[g as usize], w));
             }
         }
-        let mut train_ev: Vec<(u32, u64, f32)> = Vec::new();
-        let mut heldout = Vec::new();
-        for (ui, m) in members.iter().enumerate() {
-            let Some(evs) = by_member.get(m) else { continue };
-            let mut evs: Vec<&Event> = evs.clone();
-            evs.sort_by(|a, b| {
-                (a.at, a.item, a.target).cmp(&(b.at, b.item, b.target)).then(a.weight.total_cmp(&b.weight))
-            });
-            let hold = if evs.len() >= 3 { ((evs.len() as f64) * h.holdout).ceil() as usize } else { 0 };
-            let hold = hold.min(evs.len().saturating_sub(2));
-            let (keep, test) = evs.split_at(evs.len() - hold);
-            let seen: BTreeSet<u64> = keep.iter().map(|e| e.item).collect();
-            for e in keep {
-                items.insert(e.item);
-                train_ev.push((ui as u32, e.item, e.weight));
-            }
-            let targets: BTreeSet<u64> =
-                test.iter().filter(|e| e.target && !seen.contains(&e.item)).map(|e| e.item).collect();
-            if !targets.is_empty() {
-                heldout.push((ui as u32, targets.into_iter().collect()));
-            }
-        }
-        let items: Vec<u64> = items.into_iter().collect();
-        let mut vocab: BTreeSet<String> = BTreeSet::new();
-        for m in &members {
-            if let Some(t) = input.profiles.get(m) {
-                vocab.extend(t.iter().cloned());
-            }
-        }
-        for id in &known {
-            if let Some(info) = input.items.get(id) {
-                vocab.extend(info.tokens.iter().cloned());
-            }
-        }
-        let vocab: Vec<String> = vocab.into_iter().collect();
-        let vi = |t: &String| vocab.binary_search(t).ok().map(|i| i as u32);
-        let ii = |id: u64| items.binary_search(&id).map(|i| i as u32).unwrap_or(0);
-        let rows = train_ev.len() as u64;
-        let train = Csr::from_triplets(members.len(), train_ev.into_iter().map(|(u, it, w)| (u, ii(it), w)).collect());
-        let mut ut = Vec::new();
-        for (ui, m) in members.iter().enumerate() {
-            for t in input.profiles.get(m).into_iter().flatten() {
-                if let Some(v) = vi(t) {
-                    ut.push((ui as u32, v, 1.0));
-                }
-            }
-        }
-        let mut it = Vec::new();
-        for id in &known {
-            if let Some(info) = input.items.get(id)
-                && !info.tokens.is_empty()
-            {
-                let w = 1.0 / info.tokens.len() as f32;
-                for t in &info.tokens {
-                    if let Some(v) = vi(t) {
-                        it.push((ii(*id), v, w));
-                    }
-                }
-            }
-        }
-        ShardData {
-            user_tokens: Csr::from_triplets(members.len(), ut),
-            item_tokens: Csr::from_triplets(items.len(), it),
-            members,
-            items,
-            vocab,
-            train,
-            heldout,
-            rows,
-        }
+    }
+    ShardData {
+        user_tokens: Csr::from_triplets(members.len(), ut),
+        item_tokens: Csr::from_triplets(items.len(), it),
+        members,
+        items,
+        vocab,
+        train,
+        heldout,
+        rows,
     }
 }
 
