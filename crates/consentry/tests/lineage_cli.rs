@@ -45,22 +45,7 @@ fn two_members(dir: &Path) -> ((u64, u32), (u64, u32)) {
 }
 
 fn withdraw(data: &Path, member: u64, source: &str) {
-    ok(&consentry(
-        data,
-        &[
-            "--quiet",
-            "ledger",
-            "append",
-            "--member",
-            &member.to_string(),
-            "--purpose",
-            JOBS,
-            "--action",
-            "withdraw",
-            "--source",
-            source,
-        ],
-    ));
+    ok(&consentry(data, &common::withdrawal(&member.to_string(), JOBS, source)));
 }
 
 fn live_jobs_models(data: &Path) -> Vec<serde_json::Value> {

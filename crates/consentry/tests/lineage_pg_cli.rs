@@ -50,23 +50,7 @@ fn unlearning_on_postgres() {
     assert_eq!(without_pg.status.code(), Some(2), "{}", text(&without_pg.stderr));
 
     let member = shard_members(&model, 0).iter().next().unwrap();
-    ok(&consentry(
-        &data,
-        url,
-        &[
-            "--quiet",
-            "ledger",
-            "append",
-            "--member",
-            &member.to_string(),
-            "--purpose",
-            JOBS,
-            "--action",
-            "withdraw",
-            "--source",
-            "gpc",
-        ],
-    ));
+    ok(&consentry(&data, url, &common::withdrawal(&member.to_string(), JOBS, "gpc")));
     let r = json(&ok(&consentry(&data, url, &["--json", "unlearn"])));
     assert_eq!(r["retrains"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(r["figures"]["within_deadline"], 1);

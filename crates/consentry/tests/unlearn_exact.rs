@@ -59,20 +59,7 @@ fn unlearning_equals_retraining_without_the_member_for_all_three_models() {
             .find_map(|i| members_of(&model, i).min().map(|m| (i, m)))
             .unwrap_or_else(|| panic!("{}: no shard has members", kind.name()));
 
-        ok(&consentry(
-            data,
-            &[
-                "--quiet",
-                "ledger",
-                "append",
-                "--member",
-                &victim.to_string(),
-                "--purpose",
-                purpose,
-                "--action",
-                "withdraw",
-            ],
-        ));
+        ok(&consentry(data, &common::withdrawal(&victim.to_string(), purpose, "ui")));
         // From scratch: the gate at the new ledger position, then the same options and seed.
         let regated = dir.path().join(format!("regated-{}", kind.name()));
         ok(&consentry(data, &["--quiet", "gate", "--purpose", purpose, "--out", regated.to_str().unwrap()]));

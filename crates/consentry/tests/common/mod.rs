@@ -42,3 +42,20 @@ pub fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
     text(&o.stdout)
 }
+
+/// `--quiet ledger append …` arguments for a withdrawal of `member` from `purpose`, recorded from `source`.
+pub fn withdrawal<'a>(member: &'a str, purpose: &'a str, source: &'a str) -> [&'a str; 11] {
+    [
+        "--quiet",
+        "ledger",
+        "append",
+        "--member",
+        member,
+        "--purpose",
+        purpose,
+        "--action",
+        "withdraw",
+        "--source",
+        source,
+    ]
+}
