@@ -566,20 +566,17 @@ fn retrain(
         Err(_) => {
             let _ = std::fs::remove_dir_all(&new_dir);
         }
-        Ok(_) => discard_private_weights(&old_dir),
+        Ok(_) => discard_superseded_weights(&old_dir),
     }
     swap
 }
 
-/// Deletes the shard weights of a superseded differentially private version. Two versions of a DP shard share
-/// their noise (that is what keeps unlearning exact), so keeping both would reveal the removed members' clipped
-/// contribution; `model.json` and the member bitmaps stay for lineage and audit. A failure leaves the files (the
+/// Deletes the shard weights of the superseded version: they hold the removed members' data (and, for a DP
+/// model, share their noise with the new version, so both together would reveal the removed members' clipped
+/// contribution). `model.json` and the member bitmaps stay for lineage and audit. A failure leaves the files (the
 /// audit still sees them) and is not fatal: the swap has happened.
-fn discard_private_weights(old_dir: &Path) {
+fn discard_superseded_weights(old_dir: &Path) {
     let Ok(meta) = consentry_learn::model::ModelMeta::read(old_dir) else { return };
-    if matches!(meta.privacy_claim(), Ok(consentry_learn::dp::PrivacyClaim::None) | Err(_)) {
-        return;
-    }
     for s in &meta.shards {
         let _ = std::fs::remove_file(old_dir.join(&s.file));
     }

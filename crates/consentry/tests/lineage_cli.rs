@@ -98,6 +98,9 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     assert_eq!(before["datasets"].as_array().unwrap().len(), 1);
 
     // One erasure, one GPC signal; then the worker.
+    let v1_weights: Vec<Vec<u8>> = (0..shards(&v1_dir))
+        .map(|i| std::fs::read(v1_dir.join(format!("shard-{i:03}.safetensors"))).unwrap())
+        .collect();
     withdraw(&data, a, "erasure");
     withdraw(&data, b, "gpc");
     let r = json(&ok(&consentry(&data, &["--json", "unlearn", "--deadline", "3600"])));
@@ -128,9 +131,12 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
         let m = shard_members(&v2_dir, i);
         assert!(!m.contains(a) && !m.contains(b), "shard {i} still holds a withdrawn member");
         let f = format!("shard-{i:03}.safetensors");
-        let same = std::fs::read(v1_dir.join(&f)).unwrap() == std::fs::read(v2_dir.join(&f)).unwrap();
+        let same = v1_weights[i as usize] == std::fs::read(v2_dir.join(&f)).unwrap();
         assert_eq!(same, !retrained.contains(&i), "shard {i}: retrained {retrained:?}");
+        // The superseded version keeps its metadata and bitmaps for lineage, not the weights that hold the data.
+        assert!(!v1_dir.join(&f).exists(), "superseded weights {f} were kept");
     }
+    assert!(v1_dir.join("model.json").exists() && v1_dir.join("shard-000.members.roaring").exists());
 
     // Lineage says where the data went and that it was removed.
     let after = json(&ok(&consentry(&data, &["--json", "lineage", "member", &a.to_string()])));
