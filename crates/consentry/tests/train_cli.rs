@@ -76,8 +76,16 @@ fn train_recommend_suggest_and_refuse_bad_input() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("not in this model's training set"), "{}", text(&o.stderr));
 
+    // The demo's withdrawals superseded its first versions: they are not served, and the error names the live one.
+    let o = consentry(
+        &data,
+        &["suggest-replies", "--model", data.join("models/replies").to_str().unwrap(), "--text", "Hi"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("is superseded") && text(&o.stderr).contains("replies.v2"), "{}", text(&o.stderr));
+
     // Reply suggestions answer with at most three, one per intent.
-    let rm = data.join("models/replies");
+    let rm = data.join("models/replies.v2");
     let o = ok(&consentry(
         &data,
         &[

@@ -272,7 +272,7 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
     if a.k == 0 {
         return Err(bad_input("--k must be at least 1"));
     }
-    require_dir(&a.model)?;
+    require_served(ctx, &a.model)?;
     let (meta, rec) = load_recommender(&a.model).map_err(learn_err)?;
     let t = Instant::now();
     let items = rec.recommend(a.member, a.k).map_err(learn_err)?;
@@ -291,6 +291,46 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
     ctx.say(format!("top {} {what}s for member {} ({} shards, {micros} µs)", items.len(), a.member, meta.shards.len()));
     ctx.say(tab.to_string());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a model the lineage registry no longer has live: a superseded or retired version may hold the data of
+/// members who withdrew (and unlearning deletes its weights), so it is never served; the error names the version
+/// that replaced it.
+pub fn require_served(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
+    use consentry_lineage::{LineageError, ModelStatus};
+    require_dir(dir)?;
+    if ctx.database.is_none() && !ctx.data_path(super::ledger::DB_FILE).exists() {
+        return Ok(());
+    }
+    // Unreadable metadata is for the loader to report.
+    let Ok(bytes) = std::fs::read(dir.join(consentry_learn::model::MODEL_FILE)) else { return Ok(()) };
+    let id = blake3::hash(&bytes).to_hex().to_string();
+    let reg = super::lineage::open_registry(ctx)?;
+    let rec = match reg.model(&id) {
+        Ok(r) => r,
+        // Not registered here (trained elsewhere or with --no-register): nothing is known against it.
+        Err(LineageError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(super::lineage::lineage_err(e)),
+    };
+    if rec.status == ModelStatus::Live {
+        return Ok(());
+    }
+    let all = reg.models(None, None).map_err(super::lineage::lineage_err)?;
+    let mut next = &rec;
+    while let Some(n) = all.iter().find(|m| m.supersedes.as_deref() == Some(next.id.as_str())) {
+        next = n;
+    }
+    let instead = if next.id == rec.id || next.status != ModelStatus::Live {
+        String::new()
+    } else {
+        format!("; use version {} in {}", next.version, reg.resolve(&next.dir).display())
+    };
+    Err(bad_input(format!(
+        "model {} (version {}) is {}: it may hold data of members who withdrew, so it is not served{instead}",
+        dir.display(),
+        rec.version,
+        rec.status.as_str()
+    )))
 }
 
 /// Make sure a directory given as a model exists before loading.
@@ -319,7 +359,7 @@ pub struct SuggestArgs {
 
 /// `consentry suggest-replies`.
 pub fn run_suggest(ctx: &Ctx, a: SuggestArgs) -> anyhow::Result<ExitCode> {
-    require_dir(&a.model)?;
+    require_served(ctx, &a.model)?;
     let model = consentry_learn::replies::ShardedReplies::load(&a.model).map_err(learn_err)?;
     let s = model.suggest(&a.text, a.n);
     if ctx.json {
