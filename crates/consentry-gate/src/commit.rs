@@ -247,32 +247,52 @@ fn xof_add(acc: &mut [u16; LANES], m: &[u32; 16]) {
 /// message indices, so the state stays in registers (a function would be called, not inlined,
 /// across `target_feature` boundaries). Only for use inside AVX2 functions. With `first: columns
 /// 1 to 3 done`, the caller has already applied round 1's quarter-rounds on columns 1, 2 and 3.
+/// The `_mm256_shuffle_epi8` masks that rotate every 32-bit lane right by 16 and by 8 bits.
+#[cfg(target_arch = "x86_64")]
+macro_rules! rot_masks_avx2 {
+    () => {
+        (
+            _mm256_set_epi8(
+                13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0,
+                3, 2,
+            ),
+            _mm256_set_epi8(
+                12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1, 12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3,
+                2, 1,
+            ),
+        )
+    };
+}
+
+/// One BLAKE3 quarter-round (G) on words `$a $b $c $d` of eight states side by side (`$s: [__m256i; 16]`),
+/// with the masks of [`rot_masks_avx2`]. Only for use inside AVX2 functions.
+#[cfg(target_arch = "x86_64")]
+macro_rules! g_avx2 {
+    ($s:expr, $rot:expr, $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {{
+        let (rot16, rot8) = $rot;
+        $s[$a] = _mm256_add_epi32(_mm256_add_epi32($s[$a], $s[$b]), $mx);
+        $s[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($s[$d], $s[$a]), rot16);
+        $s[$c] = _mm256_add_epi32($s[$c], $s[$d]);
+        let t = _mm256_xor_si256($s[$b], $s[$c]);
+        $s[$b] = _mm256_or_si256(_mm256_srli_epi32(t, 12), _mm256_slli_epi32(t, 20));
+        $s[$a] = _mm256_add_epi32(_mm256_add_epi32($s[$a], $s[$b]), $my);
+        $s[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($s[$d], $s[$a]), rot8);
+        $s[$c] = _mm256_add_epi32($s[$c], $s[$d]);
+        let t = _mm256_xor_si256($s[$b], $s[$c]);
+        $s[$b] = _mm256_or_si256(_mm256_srli_epi32(t, 7), _mm256_slli_epi32(t, 25));
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 macro_rules! rounds_avx2 {
     ($s:ident, $mv:ident) => {
         rounds_avx2!($s, $mv, first: all)
     };
     ($s:ident, $mv:ident, first: $first:ident) => {{
-        let rot16 = _mm256_set_epi8(
-            13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3,
-            2,
-        );
-        let rot8 = _mm256_set_epi8(
-            12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1, 12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2,
-            1,
-        );
+        let rot = rot_masks_avx2!();
         macro_rules! g {
             ($a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {
-                $s[$a] = _mm256_add_epi32(_mm256_add_epi32($s[$a], $s[$b]), $mx);
-                $s[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($s[$d], $s[$a]), rot16);
-                $s[$c] = _mm256_add_epi32($s[$c], $s[$d]);
-                let t = _mm256_xor_si256($s[$b], $s[$c]);
-                $s[$b] = _mm256_or_si256(_mm256_srli_epi32(t, 12), _mm256_slli_epi32(t, 20));
-                $s[$a] = _mm256_add_epi32(_mm256_add_epi32($s[$a], $s[$b]), $my);
-                $s[$d] = _mm256_shuffle_epi8(_mm256_xor_si256($s[$d], $s[$a]), rot8);
-                $s[$c] = _mm256_add_epi32($s[$c], $s[$d]);
-                let t = _mm256_xor_si256($s[$b], $s[$c]);
-                $s[$b] = _mm256_or_si256(_mm256_srli_epi32(t, 7), _mm256_slli_epi32(t, 25));
+                g_avx2!($s, rot, $a, $b, $c, $d, $mx, $my)
             };
         }
         macro_rules! round {
@@ -472,27 +492,9 @@ unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
     }
     init[14] = _mm256_set1_epi32(32);
     init[15] = _mm256_set1_epi32(ROOT_FLAGS as i32);
-    {
-        let s = &mut init;
-        let rot16 = _mm256_set_epi8(
-            13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2,
-        );
-        let rot8 = _mm256_set_epi8(
-            12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1, 12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1,
-        );
-        for i in 1..4 {
-            let (a, b, c, d) = (i, 4 + i, 8 + i, 12 + i);
-            s[a] = _mm256_add_epi32(_mm256_add_epi32(s[a], s[b]), mv[2 * i]);
-            s[d] = _mm256_shuffle_epi8(_mm256_xor_si256(s[d], s[a]), rot16);
-            s[c] = _mm256_add_epi32(s[c], s[d]);
-            let t = _mm256_xor_si256(s[b], s[c]);
-            s[b] = _mm256_or_si256(_mm256_srli_epi32(t, 12), _mm256_slli_epi32(t, 20));
-            s[a] = _mm256_add_epi32(_mm256_add_epi32(s[a], s[b]), mv[2 * i + 1]);
-            s[d] = _mm256_shuffle_epi8(_mm256_xor_si256(s[d], s[a]), rot8);
-            s[c] = _mm256_add_epi32(s[c], s[d]);
-            let t = _mm256_xor_si256(s[b], s[c]);
-            s[b] = _mm256_or_si256(_mm256_srli_epi32(t, 7), _mm256_slli_epi32(t, 25));
-        }
+    let rot = rot_masks_avx2!();
+    for i in 1..4 {
+        g_avx2!(init, rot, i, 4 + i, 8 + i, 12 + i, mv[2 * i], mv[2 * i + 1]);
     }
     for group in 0..(BLOCKS / WAYS) {
         let c0 = (group * WAYS) as i32;

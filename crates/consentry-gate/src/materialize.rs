@@ -545,63 +545,14 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
             }
             _ => None,
         };
-        let ids: Vec<Vec<Option<u64>>> = if fast.is_some() {
-            Vec::new()
-        } else {
-            plan.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect()
-        };
-        let mut keep = vec![fast.is_none(); if fast.is_some() { 0 } else { n }];
         let mut nulls: Vec<Option<Vec<bool>>> = vec![None; nm];
-        let mut kept_rows = 0usize;
-        if let Some((_, k)) = &fast {
-            kept_rows = *k;
-        } else if nm > 0 {
-            for (row, keep_row) in keep.iter_mut().enumerate() {
-                let mut remaining = 0usize;
-                let mut blocked = false;
-                let mut first_refusal: Option<&'static str> = None;
-                let mut subject_allowed = false;
-                for k in 0..nm {
-                    let Some(id) = ids[k][row] else { continue };
-                    if let Some(reason) = ctx.answers.refusal(id) {
-                        if first_refusal.is_none() {
-                            first_refusal = Some(reason);
-                        }
-                        if plan.drop_pos[k].is_empty() {
-                            blocked = true;
-                        } else {
-                            nulls[k].get_or_insert_with(|| vec![false; n])[row] = true;
-                        }
-                    } else {
-                        remaining += 1;
-                        if k == 0 {
-                            subject_allowed = true;
-                        }
-                    }
-                }
-                if blocked || remaining == 0 {
-                    *keep_row = false;
-                    let reason = if subject_allowed { "other_party" } else { first_refusal.unwrap_or("no_party") };
-                    *r.excluded.entry(reason).or_default() += 1;
-                    continue;
-                }
-                kept_rows += 1;
-                if first_refusal.is_some() {
-                    r.parties_dropped += 1;
-                }
-                for (k, col) in ids.iter().enumerate() {
-                    let dropped = nulls[k].as_ref().is_some_and(|v| v[row]);
-                    if let (Some(id), false) = (col[row], dropped) {
-                        r.members.push(id);
-                    }
-                }
+        let (filter, kept_rows) = match fast {
+            Some((keep, kept)) => (BooleanArray::new(keep, None), kept),
+            None if nm == 0 => (BooleanArray::from(vec![true; n]), n),
+            None => {
+                let (keep, kept) = consent_rows(ctx, plan, &batch, &mut nulls, &mut r);
+                (BooleanArray::from(keep), kept)
             }
-        } else {
-            kept_rows = n;
-        }
-        let filter = match fast {
-            Some((keep, _)) => BooleanArray::new(keep, None),
-            None => BooleanArray::from(keep),
         };
         let mut cols: Vec<ArrayRef> = if kept_rows == n {
             batch.columns().to_vec()
@@ -687,6 +638,62 @@ fn redact_strings<O: OffsetSizeTrait>(det: &Detector, a: &GenericStringArray<O>,
         }
     }
     Arc::new(b.finish())
+}
+
+/// The general consent rule for one batch (several parties, droppable parties, sparse answers): which rows stay,
+/// and how many; fills `nulls` with the refusing droppable parties' rows and counts exclusions and members in `r`.
+fn consent_rows(
+    ctx: &Ctx<'_>,
+    plan: &TablePlan,
+    batch: &RecordBatch,
+    nulls: &mut [Option<Vec<bool>>],
+    r: &mut UnitResult,
+) -> (Vec<bool>, usize) {
+    let (n, nm) = (batch.num_rows(), plan.member_pos.len());
+    let ids: Vec<Vec<Option<u64>>> = plan.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect();
+    let mut keep = vec![true; n];
+    let mut kept_rows = 0usize;
+    for (row, keep_row) in keep.iter_mut().enumerate() {
+        let mut remaining = 0usize;
+        let mut blocked = false;
+        let mut first_refusal: Option<&'static str> = None;
+        let mut subject_allowed = false;
+        for k in 0..nm {
+            let Some(id) = ids[k][row] else { continue };
+            if let Some(reason) = ctx.answers.refusal(id) {
+                if first_refusal.is_none() {
+                    first_refusal = Some(reason);
+                }
+                if plan.drop_pos[k].is_empty() {
+                    blocked = true;
+                } else {
+                    nulls[k].get_or_insert_with(|| vec![false; n])[row] = true;
+                }
+            } else {
+                remaining += 1;
+                if k == 0 {
+                    subject_allowed = true;
+                }
+            }
+        }
+        if blocked || remaining == 0 {
+            *keep_row = false;
+            let reason = if subject_allowed { "other_party" } else { first_refusal.unwrap_or("no_party") };
+            *r.excluded.entry(reason).or_default() += 1;
+            continue;
+        }
+        kept_rows += 1;
+        if first_refusal.is_some() {
+            r.parties_dropped += 1;
+        }
+        for (k, col) in ids.iter().enumerate() {
+            let dropped = nulls[k].as_ref().is_some_and(|v| v[row]);
+            if let (Some(id), false) = (col[row], dropped) {
+                r.members.push(id);
+            }
+        }
+    }
+    (keep, kept_rows)
 }
 
 /// Appends encoded row groups to a file, in order.
