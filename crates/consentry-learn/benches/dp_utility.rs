@@ -21,6 +21,9 @@ use consentry_learn::recs::{self, RecHyper, RecKind, Recommender, ShardData, Sha
 use consentry_learn::train::train_parallel;
 use plotters::prelude::*;
 
+mod common;
+use common::{die, parse_flags};
+
 struct Opts {
     dataset: PathBuf,
     out: PathBuf,
@@ -45,12 +48,9 @@ fn opts() -> Opts {
         threads: 2,
         seed: 42,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
     let list = |v: &str| v.split(',').filter_map(|s| s.trim().parse().ok()).collect::<Vec<f64>>();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
+    parse_flags(|flag, v| {
+        match flag {
             "--dataset" => o.dataset = PathBuf::from(v),
             "--out" => o.out = PathBuf::from(v),
             "--shards" => o.shards = list(&v).into_iter().map(|x| x as u32).collect(),
@@ -60,19 +60,11 @@ fn opts() -> Opts {
             "--own-tokens" => o.own = v.parse().ok(),
             "--threads" => o.threads = v.parse().unwrap_or(o.threads),
             "--seed" => o.seed = v.parse().unwrap_or(o.seed),
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     o
-}
-
-fn die(what: &str, e: impl std::fmt::Display) -> ! {
-    eprintln!("error: {what}: {e}");
-    std::process::exit(1)
 }
 
 /// One shard count's curve: S, the non-private Recall@20, and (ε, Recall@20) points.
@@ -162,11 +154,7 @@ fn main() {
             let t = Instant::now();
             let idx: Vec<usize> = (0..data.len()).collect();
             let (models, _) = train_parallel(&idx, o.threads, &|_| {}, |&i, th| {
-                let noise = dp::ShardNoise {
-                    sigma,
-                    clip: o.clip,
-                    stream: noise_key.stream_seed("recs covariance noise", o.seed, i as u32),
-                };
+                let noise = dp::ShardNoise::new(&noise_key, sigma, o.clip, o.seed, i as u32);
                 dp::train_rec_shard(&data[i], &h, &noise, th)
             })
             .unwrap_or_else(|e| die("DP training", e));
@@ -290,7 +278,6 @@ fn plot(o: &Opts, series: &[Series]) {
 fn own_tokens_only(data: &[ShardData], h: &RecHyper) -> (f64, f64, f64, u64) {
     use std::collections::{BTreeMap, BTreeSet};
     let mut sum = recs::MetricSum::default();
-    let mut cases: Vec<(u64, Vec<u64>)> = Vec::new();
     for d in data {
         let catalogue: Vec<usize> = (0..d.items.len()).filter(|&j| !d.item_tokens.row(j).0.is_empty()).collect();
         for (ui, targets) in &d.heldout {
@@ -316,11 +303,8 @@ fn own_tokens_only(data: &[ShardData], h: &RecHyper) -> (f64, f64, f64, u64) {
                 })
                 .collect();
             scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            cases.push((d.members[u], scored.into_iter().take(20).map(|x| x.0).collect()));
-            let t: BTreeSet<u64> = targets.iter().copied().collect();
-            if let Some((_, ranked)) = cases.last() {
-                sum.add(ranked, &t);
-            }
+            let ranked: Vec<u64> = scored.into_iter().take(20).map(|x| x.0).collect();
+            sum.add(&ranked, &targets.iter().copied().collect());
         }
     }
     let m = sum.finish();

@@ -25,8 +25,11 @@ use std::time::Instant;
 use consentry_gate::manifest::{ShardFunction, shard_of};
 use consentry_learn::data::Dataset;
 use consentry_learn::ials::{self, AlsParams, Csr};
-use consentry_learn::recs::{self, MetricSum, RecEvaluation, RecHyper, RecKind, Recommender, ShardData};
+use consentry_learn::recs::{self, MetricSum, RankMetrics, RecEvaluation, RecHyper, RecKind, Recommender, ShardData};
 use consentry_learn::train::{ModelKind, TrainOptions, load_recommender, train_parallel};
+
+mod common;
+use common::{die, parse_flags};
 
 struct Opts {
     mode: String,
@@ -54,11 +57,8 @@ fn opts() -> Opts {
         n: 10_000,
         seed: 42,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
+    parse_flags(|flag, v| {
+        match flag {
             "--mode" => o.mode = v,
             "--dataset" => o.dataset = PathBuf::from(v),
             "--out" => o.out = PathBuf::from(v),
@@ -69,20 +69,11 @@ fn opts() -> Opts {
             "--threads" => o.threads = v.parse().unwrap_or(o.threads),
             "--n" => o.n = v.parse().unwrap_or(o.n),
             "--seed" => o.seed = v.parse().unwrap_or(o.seed),
-            // `cargo bench` passes `--bench`; ignore anything unknown.
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => return false,
         }
-        i += 2;
-    }
+        true
+    });
     o
-}
-
-fn die(what: &str, e: impl std::fmt::Display) -> ! {
-    eprintln!("error: {what}: {e}");
-    std::process::exit(1)
 }
 
 /// SplitMix64: a fixed, dependency-free generator.
@@ -225,28 +216,24 @@ fn ours(o: &Opts) {
         let ev: RecEvaluation = serde_json::from_value(r.meta.metrics.clone()).unwrap_or_else(|e| die("metrics", e));
         let sum: f64 = r.shard_seconds.iter().sum();
         let max = r.shard_seconds.iter().copied().fold(0.0, f64::max);
-        let m = ev.model;
-        println!(
-            "| consentry iALS + tokens | {s} | {:.4} | {:.4} | {:.4} | {} | {phase:.2} | {sum:.2} | {max:.2} | {secs:.2} |",
-            m.recall_at_10, m.recall_at_20, m.ndcg_at_10, m.members
-        );
-        // Machine-readable for run.sh: S, metrics, members, training phase, shards sum and max, whole train().
-        eprintln!(
-            "RESULT ours {s} {:.6} {:.6} {:.6} {} {phase:.3} {sum:.3} {max:.3} {secs:.3}",
-            m.recall_at_10, m.recall_at_20, m.ndcg_at_10, m.members
-        );
+        report("consentry iALS + tokens", "ours", Some((s, [phase, sum, max, secs])), &ev.model);
         pop = Some(ev.popularity);
     }
     if let Some(p) = pop {
-        println!(
-            "| popularity (unseen) | – | {:.4} | {:.4} | {:.4} | {} | – | – | – | – |",
-            p.recall_at_10, p.recall_at_20, p.ndcg_at_10, p.members
-        );
-        eprintln!(
-            "RESULT popularity 0 {:.6} {:.6} {:.6} {} 0 0 0 0",
-            p.recall_at_10, p.recall_at_20, p.ndcg_at_10, p.members
-        );
+        report("popularity (unseen)", "popularity", None, &p);
     }
+}
+
+/// One row of `ours`' table, and its machine-readable line for run.sh (`RESULT tag S metrics members` then the
+/// training phase, shards sum and max, whole train()); `timed` is S and those seconds, `None` for an untimed baseline.
+fn report(name: &str, tag: &str, timed: Option<(u32, [f64; 4])>, m: &RankMetrics) {
+    let (row_s, line_s, row, line) = match timed {
+        Some((s, t)) => (s.to_string(), s.to_string(), t.map(|x| format!("{x:.2}")), t.map(|x| format!("{x:.3}"))),
+        None => ("–".into(), "0".into(), ["–"; 4].map(String::from), ["0"; 4].map(String::from)),
+    };
+    let (r10, r20, ndcg, members) = (m.recall_at_10, m.recall_at_20, m.ndcg_at_10, m.members);
+    println!("| {name} | {row_s} | {r10:.4} | {r20:.4} | {ndcg:.4} | {members} | {} |", row.join(" | "));
+    eprintln!("RESULT {tag} {line_s} {r10:.6} {r20:.6} {ndcg:.6} {members} {}", line.join(" "));
 }
 
 fn secs_since(t: Instant) -> f64 {
@@ -417,19 +404,6 @@ fn latency(o: &Opts) {
     latency_parts(&rec, &pick, o);
 }
 
-/// Eight independent lanes, the way `ials` writes its dot product so that it vectorises.
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 /// Where one `recommend` call goes with S shards: the S − 1 fold-ins and the scoring pass, timed apart on the model's
 /// own factors (median of repeated runs, one thread).
 fn latency_parts(rec: &Recommender, members: &[u64], o: &Opts) {
@@ -472,7 +446,7 @@ fn latency_parts(rec: &Recommender, members: &[u64], o: &Opts) {
         iter_sum.push(t.elapsed().as_secs_f64() * 1e6);
         std::hint::black_box(v);
         let t = Instant::now();
-        let v: Vec<f32> = matrix.chunks(width).map(|r| dot8(r, &x)).collect();
+        let v: Vec<f32> = matrix.chunks(width).map(|r| ials::dot(r, &x)).collect();
         lanes.push(t.elapsed().as_secs_f64() * 1e6);
         std::hint::black_box(v);
     }
@@ -494,8 +468,8 @@ fn latency_parts(rec: &Recommender, members: &[u64], o: &Opts) {
     println!("|---|---:|");
     println!("| one fold-in (f64 Cholesky, k = {k}) | {f:.0} |");
     println!("| {} fold-ins (every other shard) | {:.0} |", n_s - 1, f * (n_s - 1) as f64);
-    println!("| scoring {n_items} items × {width} as written (iterator `sum`, not vectorised) | {a:.0} |");
-    println!("| scoring {n_items} items × {width} with an 8-lane dot (`ials::dot` style) | {b:.0} |");
+    println!("| scoring {n_items} items × {width} with a plain iterator `sum` (not vectorised) | {a:.0} |");
+    println!("| scoring {n_items} items × {width} with `ials::dot` | {b:.0} |");
     println!("| seen filter (BTreeSet<u64> probe per item) | {sf:.0} |");
     eprintln!("RESULT latency-parts {n_s} {f:.1} {a:.1} {b:.1} {sf:.1}");
 }

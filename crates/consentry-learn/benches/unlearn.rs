@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use consentry_learn::model::{ModelMeta, shard_members_file};
+use consentry_learn::model::ModelMeta;
 use consentry_learn::train::{self, ModelKind, TrainOptions};
 use rand::SeedableRng;
 use rand::seq::IndexedRandom;
@@ -62,15 +62,6 @@ fn opts() -> Result<Opts, String> {
     Ok(o)
 }
 
-fn members(dir: &std::path::Path, shards: u32) -> Result<Vec<u64>, Box<dyn std::error::Error>> {
-    let mut all = RoaringTreemap::new();
-    for i in 0..shards {
-        let b = std::fs::read(dir.join(shard_members_file(i)))?;
-        all |= RoaringTreemap::deserialize_from(&b[..])?;
-    }
-    Ok(all.iter().collect())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = opts()?;
     if !o.dataset.join("manifest.json").exists() {
@@ -90,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         train::train(&o.dataset, &model, &opts, &|_| {})?;
         full = full.min(t.elapsed().as_secs_f64());
         let meta = ModelMeta::read(&model)?;
-        let all = members(&model, meta.shard_function.shards)?;
+        let all: Vec<u64> = meta.members(&model)?.iter().collect();
         n_members = all.len();
         let victim: RoaringTreemap = all.choose(&mut rng).copied().into_iter().collect();
         let t = Instant::now();

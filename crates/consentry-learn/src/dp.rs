@@ -131,9 +131,7 @@ impl NoiseKey {
         }
         let mut b = [0u8; 32];
         // The operating system's randomness: a secret must not come from any seed the model records.
-        let random = Path::new("/dev/urandom");
-        std::io::Read::read_exact(&mut std::fs::File::open(random).map_err(|e| LearnError::io(random, e))?, &mut b)
-            .map_err(|e| LearnError::io(random, e))?;
+        getrandom::fill(&mut b).map_err(|e| LearnError::Internal(format!("no operating-system randomness: {e}")))?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| LearnError::io(parent, e))?;
         }
@@ -205,6 +203,16 @@ pub enum PrivacyClaim {
     None,
     /// Trained with differential privacy.
     Dp(Box<DpClaim>),
+}
+
+impl PrivacyClaim {
+    /// The claim a `model.json` `dp` record makes; no record (models from before records existed) is no bound.
+    pub fn of_record(dp: Option<&serde_json::Value>) -> Result<PrivacyClaim, serde_json::Error> {
+        match dp {
+            None => Ok(PrivacyClaim::None),
+            Some(v) => serde_json::from_value(v.clone()),
+        }
+    }
 }
 
 /// What a DP model proves, with everything needed to re-check it with `consentry dp epsilon`.
@@ -428,9 +436,8 @@ fn public_view(d: &ShardData) -> PublicView {
 }
 
 /// Member `u`'s token profile, sparse and sorted: their profile tokens at `token_weight` plus the tokens of every
-/// job they touched at the interaction's weight, clipped to `‖s‖² ≤ clip`. Returns the clipped vector and whether
-/// clipping scaled it.
-fn member_profile(v: &PublicView, u: usize, token_weight: f32, clip: f64) -> (Vec<(u32, f64)>, bool) {
+/// job they touched at the interaction's weight, clipped to `‖s‖² ≤ clip`.
+fn member_profile(v: &PublicView, u: usize, token_weight: f32, clip: f64) -> Vec<(u32, f64)> {
     let mut s: std::collections::BTreeMap<u32, f64> = std::collections::BTreeMap::new();
     let (cs, ws) = v.train.row(u);
     for (&j, &w) in cs.iter().zip(ws) {
@@ -443,16 +450,14 @@ fn member_profile(v: &PublicView, u: usize, token_weight: f32, clip: f64) -> (Ve
         *s.entry(t).or_default() += f64::from(token_weight);
     }
     let sq: f64 = s.values().map(|x| x * x).sum();
-    let scaled = sq > clip;
-    let scale = if scaled { (clip / sq).sqrt() } else { 1.0 };
-    (s.into_iter().map(|(t, x)| (t, x * scale)).collect(), scaled)
+    let scale = if sq > clip { (clip / sq).sqrt() } else { 1.0 };
+    s.into_iter().map(|(t, x)| (t, x * scale)).collect()
 }
 
 /// The released statistic of one shard before noise: the upper triangle (row-major, diagonal included) of
-/// `Σ_u s_u s_uᵀ` over the shard's members, each profile clipped to `‖s‖² ≤ clip`, and how many were clipped.
-pub fn covariance(d: &ShardData, h: &RecHyper, clip: f64) -> (Vec<f64>, usize, usize) {
-    let v = public_view(d);
-    covariance_of(&v, h, clip)
+/// `Σ_u s_u s_uᵀ` over the shard's members, each profile clipped to `‖s‖² ≤ clip`, and the matrix's size n.
+pub fn covariance(d: &ShardData, h: &RecHyper, clip: f64) -> (Vec<f64>, usize) {
+    covariance_of(&public_view(d), h, clip)
 }
 
 /// The released statistic of one shard: [`covariance`] plus N(0, (σC)²) on every upper-triangle entry, drawn in
@@ -462,26 +467,24 @@ pub fn noisy_covariance(d: &ShardData, h: &RecHyper, n: &ShardNoise) -> Vec<f64>
 }
 
 fn noisy_covariance_of(v: &PublicView, h: &RecHyper, n: &ShardNoise) -> Vec<f64> {
-    let (mut a, _, _) = covariance_of(v, h, n.clip);
+    let (mut a, _) = covariance_of(v, h, n.clip);
     let mut rng = ChaCha20Rng::from_seed(n.stream);
     consentry_dp::add_noise(&mut a, n.sigma * n.clip, &mut rng);
     a
 }
 
-fn covariance_of(v: &PublicView, h: &RecHyper, clip: f64) -> (Vec<f64>, usize, usize) {
+fn covariance_of(v: &PublicView, h: &RecHyper, clip: f64) -> (Vec<f64>, usize) {
     let n = v.vocab.len();
     let mut a = vec![0f64; n * (n + 1) / 2];
-    let mut clipped = 0;
     for u in 0..v.train.rows() {
-        let (s, c) = member_profile(v, u, h.token_weight, clip);
-        clipped += usize::from(c);
+        let s = member_profile(v, u, h.token_weight, clip);
         for (i, &(ti, xi)) in s.iter().enumerate() {
             for &(tj, xj) in &s[i..] {
                 a[tri(ti as usize, tj as usize, n)] += xi * xj;
             }
         }
     }
-    (a, n, clipped)
+    (a, n)
 }
 
 /// Index of (i, j), i ≤ j, in a row-major upper triangle of an n × n matrix.
@@ -558,6 +561,13 @@ pub struct ShardNoise {
     pub clip: f64,
     /// The shard's secret 32-byte stream seed ([`NoiseKey::stream_seed`]).
     pub stream: [u8; 32],
+}
+
+impl ShardNoise {
+    /// The noise of job-recommendation shard `shard` of a run with `seed`: σ, C and the shard's secret stream.
+    pub fn new(key: &NoiseKey, sigma: f64, clip: f64, seed: u64, shard: u32) -> ShardNoise {
+        ShardNoise { sigma, clip, stream: key.stream_seed("recs covariance noise", seed, shard) }
+    }
 }
 
 /// Trains one job-recommendation shard with joint DP (see the module docs); the file depends only on the shard's
@@ -658,7 +668,7 @@ pub fn train_rec_shard(d: &ShardData, h: &RecHyper, n: &ShardNoise, threads: usi
 /// The secret stream of a DP job-recommendation shard.
 pub fn rec_shard_noise(key: &NoiseKey, opts: &DpOptions, seed: u64, shard: u32) -> Result<ShardNoise, LearnError> {
     let sigma = opts.sigma.ok_or_else(|| LearnError::Internal("σ was not calibrated".into()))?;
-    Ok(ShardNoise { sigma, clip: opts.clip, stream: key.stream_seed("recs covariance noise", seed, shard) })
+    Ok(ShardNoise::new(key, sigma, opts.clip, seed, shard))
 }
 
 /// The secret seed of a DP replies shard's DP-SGD streams.

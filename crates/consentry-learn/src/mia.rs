@@ -21,16 +21,13 @@ use std::collections::BTreeMap;
 pub struct Attack<'a> {
     shards: &'a [ShardModel],
     grams: Vec<Vec<f32>>,
-    index: Vec<BTreeMap<u64, u32>>,
 }
 
 impl<'a> Attack<'a> {
-    /// Prepares the item-factor Gram matrix and item index of every shard.
+    /// Prepares the item-factor Gram matrix of every shard.
     pub fn new(shards: &'a [ShardModel]) -> Attack<'a> {
         let grams = shards.iter().map(|s| ials::gram(&s.item_factors, s.k, s.reg, 1)).collect();
-        let index =
-            shards.iter().map(|s| s.items.iter().enumerate().map(|(j, &id)| (id, j as u32)).collect()).collect();
-        Attack { shards, grams, index }
+        Attack { shards, grams }
     }
 
     /// The membership score of a member whose shard is `shard` and whose interactions are `items` (item id, weight):
@@ -39,11 +36,11 @@ impl<'a> Attack<'a> {
     pub fn score(&self, shard: u32, items: &[(u64, f32)]) -> Option<f64> {
         let si = shard as usize;
         let s = self.shards.get(si)?;
-        let idx = &self.index[si];
         let mut known: BTreeMap<u32, f32> = BTreeMap::new();
         for &(id, w) in items {
-            if let Some(&j) = idx.get(&id) {
-                *known.entry(j).or_default() += w;
+            // A shard's items are ascending.
+            if let Ok(j) = s.items.binary_search(&id) {
+                *known.entry(j as u32).or_default() += w;
             }
         }
         if known.is_empty() || s.items.len() < 2 {

@@ -113,6 +113,11 @@ pub struct ModelMeta {
 impl ModelMeta {
     /// Reads `DIR/model.json`.
     pub fn read(dir: &Path) -> Result<ModelMeta, LearnError> {
+        Self::read_hashed(dir).map(|(meta, _)| meta)
+    }
+
+    /// Reads `DIR/model.json` and returns it with the BLAKE3 (hex) of the bytes read.
+    pub fn read_hashed(dir: &Path) -> Result<(ModelMeta, String), LearnError> {
         let path = dir.join(MODEL_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| LearnError::Model {
             dir: dir.to_path_buf(),
@@ -126,7 +131,7 @@ impl ModelMeta {
                 message: format!("format {} is not supported (this build reads {FORMAT})", meta.format),
             });
         }
-        Ok(meta)
+        Ok((meta, blake3::hash(text.as_bytes()).to_hex().to_string()))
     }
 
     /// The excluded-member bitmap of an unlearned version (empty for a first version), checked against its commitment.
@@ -144,13 +149,10 @@ impl ModelMeta {
     /// The model's privacy claim: `PrivacyClaim::None` ("no formal bound") for models trained without DP,
     /// including those written before DP existed (no `dp` key).
     pub fn privacy_claim(&self) -> Result<crate::dp::PrivacyClaim, LearnError> {
-        match &self.dp {
-            None => Ok(crate::dp::PrivacyClaim::None),
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| LearnError::Corrupt {
-                file: MODEL_FILE.into(),
-                message: format!("the `dp` record cannot be read: {e}"),
-            }),
-        }
+        crate::dp::PrivacyClaim::of_record(self.dp.as_ref()).map_err(|e| LearnError::Corrupt {
+            file: MODEL_FILE.into(),
+            message: format!("the `dp` record cannot be read: {e}"),
+        })
     }
 
     /// What this model costs each member of its training set, for `consentry_dp::cumulative_loss`: a DP model's
@@ -174,24 +176,48 @@ impl ModelMeta {
 
     /// Reads shard `i`'s bytes, checking them against the recorded BLAKE3.
     pub fn shard_bytes(&self, dir: &Path, i: usize) -> Result<Vec<u8>, LearnError> {
-        let s = self.shards.get(i).ok_or_else(|| LearnError::Model {
+        let s = self.shard(dir, i)?;
+        read_checked(dir, "shard file", &s.file, &s.blake3)
+    }
+
+    /// The members whose rows trained shard `i`, checked against the recorded commitment.
+    pub fn shard_members(&self, dir: &Path, i: usize) -> Result<roaring::RoaringTreemap, LearnError> {
+        let s = self.shard(dir, i)?;
+        let bytes = read_checked(dir, "member bitmap", &s.members_file, &s.members_commitment)?;
+        roaring::RoaringTreemap::deserialize_from(&bytes[..])
+            .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{}: {e}", s.members_file) })
+    }
+
+    /// Every member of the model, over all shards.
+    pub fn members(&self, dir: &Path) -> Result<roaring::RoaringTreemap, LearnError> {
+        let mut all = roaring::RoaringTreemap::new();
+        for i in 0..self.shards.len() {
+            all |= self.shard_members(dir, i)?;
+        }
+        Ok(all)
+    }
+
+    fn shard(&self, dir: &Path, i: usize) -> Result<&ShardMeta, LearnError> {
+        self.shards.get(i).ok_or_else(|| LearnError::Model {
             dir: dir.to_path_buf(),
             message: format!("shard {i} is not listed in {MODEL_FILE}"),
-        })?;
-        let path = dir.join(&s.file);
-        let bytes = std::fs::read(&path).map_err(|e| LearnError::Model {
-            dir: dir.to_path_buf(),
-            message: format!("shard file {} cannot be read: {e}", s.file),
-        })?;
-        let hash = blake3::hash(&bytes).to_hex().to_string();
-        if hash != s.blake3 {
-            return Err(LearnError::Model {
-                dir: dir.to_path_buf(),
-                message: format!("shard file {} was altered (BLAKE3 differs from {MODEL_FILE}); retrain", s.file),
-            });
-        }
-        Ok(bytes)
+        })
     }
+}
+
+/// A file of a model directory, refused unless its BLAKE3 is the one `model.json` records.
+fn read_checked(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<Vec<u8>, LearnError> {
+    let bytes = std::fs::read(dir.join(file)).map_err(|e| LearnError::Model {
+        dir: dir.to_path_buf(),
+        message: format!("{what} {file} cannot be read: {e}"),
+    })?;
+    if blake3::hash(&bytes).to_hex().as_str() != blake3_hex {
+        return Err(LearnError::Model {
+            dir: dir.to_path_buf(),
+            message: format!("{what} {file} was altered (BLAKE3 differs from {MODEL_FILE}); retrain"),
+        });
+    }
+    Ok(bytes)
 }
 
 /// The file name of shard `i`.

@@ -564,7 +564,7 @@ pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Re
     for &c in &d.train.idx {
         counts[c as usize] += 1;
     }
-    let content = content_map(d, item_factors, k, h.content_reg, &|j| counts[j] > 0)?;
+    let content = content_map(d, item_factors, k, h.content_reg, &counts)?;
     let model = ShardModel {
         members: d.members.clone(),
         items: d.items.clone(),
@@ -591,20 +591,20 @@ pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Re
     Ok(model)
 }
 
-/// Ridge regression of item factors on item tokens, `(FᵀF + λI) E = FᵀY` over the items `fit` admits: the token →
-/// item-space map that lets unseen items (and DP models, which release no counts) be scored from their tokens.
-pub(crate) fn content_map(
+/// Ridge regression of item factors on item tokens, `(FᵀF + λI) E = FᵀY` over the items with interactions
+/// (`counts[j] > 0`): the token → item-space map that lets unseen items be scored from their tokens.
+fn content_map(
     d: &ShardData,
     item_factors: &[f32],
     k: usize,
     content_reg: f32,
-    fit: &dyn Fn(usize) -> bool,
+    counts: &[u32],
 ) -> Result<Vec<f32>, LearnError> {
     let (n_items, n_vocab) = (d.items.len(), d.vocab.len());
     let mut fff = vec![0f64; n_vocab * n_vocab];
     let mut fty = vec![0f64; n_vocab * k];
     for j in 0..n_items {
-        if !fit(j) {
+        if counts[j] == 0 {
             continue;
         }
         let (cs, ws) = d.item_tokens.row(j);
@@ -803,20 +803,20 @@ impl Recommender {
         let mut item_vocab = Vec::with_capacity(n_s);
         for (si, s) in shards.iter().enumerate() {
             let vm: HashMap<String, u32> = s.vocab.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+            let mut iv = Vec::with_capacity(if s.own_tokens > 0.0 { items.len() } else { 0 });
             for (g, id) in items.iter().enumerate() {
                 let out = &mut matrix[g * width + si * k..g * width + (si + 1) * k];
+                // The item's tokens in this shard's vocabulary, each weighted 1/|tokens|: for its content vector
+                // and, when the shard weighs it, the own-token match.
+                let known: Vec<(u32, f32)> = tokens.get(id).map_or_else(Vec::new, |ts| {
+                    let w = 1.0 / ts.len() as f32;
+                    ts.iter().filter_map(|t| vm.get(*t).map(|&v| (v, w))).collect()
+                });
                 let mut z = vec![0f32; k];
-                let mut has_z = false;
-                if let Some(ts) = tokens.get(id) {
-                    let known: Vec<u32> = ts.iter().filter_map(|t| vm.get(*t).copied()).collect();
-                    if !known.is_empty() {
-                        let w = 1.0 / ts.len() as f32;
-                        for v in known {
-                            add_scaled(&mut z, w, &s.content[v as usize * k..(v as usize + 1) * k]);
-                        }
-                        has_z = true;
-                    }
+                for &(v, w) in &known {
+                    add_scaled(&mut z, w, &s.content[v as usize * k..(v as usize + 1) * k]);
                 }
+                let has_z = !known.is_empty();
                 match s.items.binary_search(id) {
                     Ok(j) => {
                         let n = s.item_counts[j] as f32;
@@ -832,24 +832,14 @@ impl Recommender {
                     }
                     Err(_) => out.copy_from_slice(&z),
                 }
+                if s.own_tokens > 0.0 {
+                    iv.push(known);
+                }
             }
             let mut cols = s.item_factors.clone();
             cols.extend_from_slice(&s.token_factors);
             grams.push(ials::gram(&cols, k, s.reg, 1));
             all_cols.push(cols);
-            let iv = if s.own_tokens > 0.0 {
-                items
-                    .iter()
-                    .map(|id| {
-                        tokens.get(id).map_or_else(Vec::new, |ts| {
-                            let w = 1.0 / ts.len() as f32;
-                            ts.iter().filter_map(|t| vm.get(*t).map(|&v| (v, w))).collect()
-                        })
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
             item_vocab.push(iv);
             vocab_maps.push(vm);
         }

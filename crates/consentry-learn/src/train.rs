@@ -129,6 +129,24 @@ impl Prepared {
     /// BLAKE3 of shard `i`'s inputs in a length-prefixed encoding (so equal digests mean equal inputs): what
     /// [`ModelMeta::shard_inputs`] records.
     pub fn inputs_digest(&self, i: usize) -> String {
+        self.digest(i, &self.shared_inputs())
+    }
+
+    /// [`Prepared::inputs_digest`] of every shard, encoding what the shards share once.
+    pub fn inputs_digests(&self) -> Vec<String> {
+        let shared = self.shared_inputs();
+        (0..self.shards()).map(|i| self.digest(i, &shared)).collect()
+    }
+
+    /// What every shard's digest covers: the replies inventory (a change to it changes every shard).
+    fn shared_inputs(&self) -> String {
+        match self {
+            Prepared::Recs(_) => String::new(),
+            Prepared::Replies(r) => serde_json::to_string(&r.inventory).unwrap_or_default(),
+        }
+    }
+
+    fn digest(&self, i: usize, shared: &str) -> String {
         // Encoded into one buffer, hashed once (per-value hasher calls cost more than the hashing).
         let mut b: Vec<u8> = Vec::new();
         fn u64s(b: &mut Vec<u8>, v: impl ExactSizeIterator<Item = u64>) {
@@ -169,8 +187,7 @@ impl Prepared {
             }
             Prepared::Replies(r) => {
                 b.extend_from_slice(b"replies");
-                // The inventory is shared by every shard: a change to it changes every shard.
-                text(&mut b, &serde_json::to_string(&r.inventory).unwrap_or_default());
+                text(&mut b, shared);
                 let Some(pairs) = r.shards.get(i) else { return String::new() };
                 b.extend_from_slice(&(pairs.len() as u64).to_le_bytes());
                 for p in pairs {
@@ -392,7 +409,7 @@ pub fn train(
         metrics,
         dp: Some(privacy),
         shards: Vec::new(),
-        shard_inputs: (0..p.shards()).map(|i| p.inputs_digest(i)).collect(),
+        shard_inputs: p.inputs_digests(),
         unlearning: None,
         train_seconds: started.elapsed().as_secs_f64(),
         tool: TOOL_VERSION.into(),
@@ -431,7 +448,7 @@ pub fn unlearn(
         return Err(LearnError::Exists(out.to_path_buf()));
     }
     let started = Instant::now();
-    let meta = ModelMeta::read(model_dir)?;
+    let (meta, previous) = ModelMeta::read_hashed(model_dir)?;
     let ds = Dataset::open(dataset_dir)?;
     if ds.manifest_hash != meta.dataset.manifest_blake3 {
         return Err(LearnError::Dataset {
@@ -459,7 +476,7 @@ pub fn unlearn(
     let mut after = before.clone();
     after |= remove;
     let new = prepare(&ds, &opts, &shard_of, shards, &after)?;
-    let new_inputs: Vec<String> = (0..new.shards()).map(|i| new.inputs_digest(i)).collect();
+    let new_inputs = new.inputs_digests();
     let which: Vec<usize> = if meta.shard_inputs.len() == new.shards() {
         (0..new.shards()).filter(|&i| meta.shard_inputs[i] != new_inputs[i]).collect()
     } else {
@@ -467,46 +484,37 @@ pub fn unlearn(
         let old = prepare(&ds, &opts, &shard_of, shards, &before)?;
         (0..new.shards()).filter(|&i| !old.same_shard(&new, i)).collect()
     };
-    let mut bitmaps: Vec<roaring::RoaringTreemap> = Vec::with_capacity(meta.shards.len());
-    for i in 0..meta.shards.len() {
-        let path = model_dir.join(crate::model::shard_members_file(i as u32));
-        let bm = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
-        bitmaps.push(roaring::RoaringTreemap::deserialize_from(&bm[..]).map_err(|e| LearnError::Model {
+    if meta.shards.len() != new.shards() {
+        return Err(LearnError::Model {
             dir: model_dir.to_path_buf(),
-            message: format!("shard {i} bitmap: {e}"),
-        })?);
+            message: format!(
+                "{} lists {} shards, the shard function {}",
+                crate::model::MODEL_FILE,
+                meta.shards.len(),
+                new.shards()
+            ),
+        });
     }
+    let bitmaps = (0..meta.shards.len()).map(|i| meta.shard_members(model_dir, i)).collect::<Result<Vec<_>, _>>()?;
     // Of the members asked for, those whose data is in this version.
     let removed: Vec<u64> = remove
         .iter()
         .filter(|m| !before.contains(*m) && bitmaps.get(shard_of(*m) as usize).is_some_and(|b| b.contains(*m)))
         .collect();
     let (trained, _) = train_some(&new, &which, &opts, key.as_ref(), on_shard)?;
-    let mut files: Vec<ShardFile> = Vec::with_capacity(new.shards());
-    let mut retrained = trained.into_iter().zip(which.iter().copied()).peekable();
-    for (i, bm) in bitmaps.into_iter().enumerate().take(new.shards()) {
-        if retrained.peek().is_some_and(|(_, j)| *j == i) {
-            if let Some((t, _)) = retrained.next() {
-                files.push(shard_file(&new, i, &t)?);
-            }
-            continue;
-        }
-        files.push((meta.shard_bytes(model_dir, i)?, bm, meta.shards[i].rows));
+    let mut retrained: Vec<Option<Trained>> = (0..new.shards()).map(|_| None).collect();
+    for (t, &i) in trained.into_iter().zip(&which) {
+        retrained[i] = Some(t);
     }
-    if files.len() != new.shards() {
-        return Err(LearnError::Model {
-            dir: model_dir.to_path_buf(),
-            message: format!(
-                "{} lists {} shards, the shard function {}",
-                crate::model::MODEL_FILE,
-                files.len(),
-                new.shards()
-            ),
+    let mut files: Vec<ShardFile> = Vec::with_capacity(new.shards());
+    for (i, (bm, t)) in bitmaps.into_iter().zip(retrained).enumerate() {
+        files.push(match t {
+            Some(t) => shard_file(&new, i, &t)?,
+            None => (meta.shard_bytes(model_dir, i)?, bm, meta.shards[i].rows),
         });
     }
     let mut excluded_bytes = Vec::new();
     after.serialize_into(&mut excluded_bytes).map_err(|e| LearnError::io(out, e))?;
-    let (previous, _) = consentry_gate::hash_file(&model_dir.join(crate::model::MODEL_FILE))?;
     let mut next = meta.clone();
     next.shard_inputs = new_inputs;
     next.unlearning = Some(UnlearningRef {

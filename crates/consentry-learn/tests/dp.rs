@@ -5,46 +5,25 @@ use consentry_dp::{Conversion, cumulative_loss};
 use consentry_gate::manifest::ShardFunction;
 use consentry_learn::dp::{self, DpOptions, NoiseKey, PrivacyClaim, ShardNoise};
 use consentry_learn::model::{DatasetRef, FORMAT, ModelMeta};
-use consentry_learn::recs::{self, Event, ItemInfo, RecHyper, RecInput, Recommender, ShardModel};
+use consentry_learn::recs::{self, Event, RecHyper, RecInput, Recommender, ShardModel};
 use proptest::prelude::*;
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::shard_of;
 
 const SKILLS: usize = 40;
 
 /// Members with one of `SKILLS` skills apply to jobs needing it; every job also names a country.
 fn input(members: u64, seed: u64) -> RecInput {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    let mut inp = RecInput::default();
-    for j in 0..(4 * SKILLS as u64) {
-        let s = j as usize % SKILLS;
-        inp.items.insert(1000 + j, ItemInfo { owner: None, tokens: vec![format!("skill:{s}"), "country:de".into()] });
-    }
-    for m in 1..=members {
-        let s = (m as usize) % SKILLS;
-        inp.profiles.insert(m, vec![format!("skill:{s}"), "country:de".into()]);
-        for e in 0..r.random_range(0..10u32) {
-            let job = 1000 + (SKILLS as u64) * r.random_range(0..4u64) + s as u64;
-            let apply = r.random_bool(0.3);
-            inp.events.push(Event {
-                member: m,
-                item: job,
-                weight: if apply { 4.0 } else { 1.0 },
-                at: i64::from(e) * 1000 + r.random_range(0..999),
-                target: apply,
-            });
-        }
-    }
-    inp
+    let skills: Vec<String> = (0..SKILLS).map(|s| s.to_string()).collect();
+    common::skill_input(members, seed, &skills, 4, 10)
 }
 
 fn hyper() -> RecHyper {
     RecHyper { factors: 8, ..RecHyper::default() }
-}
-
-fn shard_of(shards: u32) -> impl Fn(u64) -> u32 + Send + Sync + Clone + 'static {
-    move |m| (m.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as u32 % shards
 }
 
 fn key() -> NoiseKey {
@@ -52,7 +31,7 @@ fn key() -> NoiseKey {
 }
 
 fn noise(key: &NoiseKey, sigma: f64, shard: u32) -> ShardNoise {
-    ShardNoise { sigma, clip: 1.0, stream: key.stream_seed("recs covariance noise", 9, shard) }
+    ShardNoise::new(key, sigma, 1.0, 9, shard)
 }
 
 fn dp_bytes(inp: &RecInput, shards: u32, threads: usize, key: &NoiseKey) -> Vec<Vec<u8>> {
@@ -95,8 +74,8 @@ fn contribution(base: &RecInput, member: u64, rows: usize, clip: f64) -> f64 {
     }
     let a = recs::split(base, 1, &|_| 0, &RecHyper { holdout: 0.0, ..h.clone() });
     let b = recs::split(&with, 1, &|_| 0, &RecHyper { holdout: 0.0, ..h.clone() });
-    let (ca, n, _) = dp::covariance(&a[0], &h, clip);
-    let (cb, nb, _) = dp::covariance(&b[0], &h, clip);
+    let (ca, n) = dp::covariance(&a[0], &h, clip);
+    let (cb, nb) = dp::covariance(&b[0], &h, clip);
     assert_eq!(n, nb, "the released vocabulary is the catalogue's, whoever joins");
     let diff: Vec<f64> = ca.iter().zip(&cb).map(|(x, y)| y - x).collect();
     frobenius(&diff, n)
@@ -123,7 +102,7 @@ fn noise_has_the_calibrated_scale_and_is_per_shard() {
     let inp = input(300, 2);
     let h = hyper();
     let d = &recs::split(&inp, 1, &|_| 0, &h)[0];
-    let (clean, n, _) = dp::covariance(d, &h, 1.0);
+    let (clean, n) = dp::covariance(d, &h, 1.0);
     let sigma = 3.0;
     let noisy = dp::noisy_covariance(d, &h, &noise(&key(), sigma, 0));
     let z: Vec<f64> = noisy.iter().zip(&clean).map(|(a, b)| a - b).collect();

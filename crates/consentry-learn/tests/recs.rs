@@ -1,45 +1,23 @@
 //! Determinism, sharding and bad-input behaviour of the recommenders, on generated inputs.
 
 use consentry_learn::LearnError;
-use consentry_learn::recs::{self, Event, ItemInfo, RecHyper, RecInput, Recommender, ShardModel};
+use consentry_learn::recs::{self, RecHyper, RecInput, Recommender, ShardModel};
 use proptest::prelude::*;
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Members with one of four skills apply to jobs needing it; posts carry a topic.
+mod common;
+use common::shard_of;
+
+/// Members with one of four skills apply to jobs needing it.
 fn input(members: u64, seed: u64) -> RecInput {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    let skills = ["rust", "sql", "excel", "nursing"];
-    let mut inp = RecInput::default();
-    for j in 0..60u64 {
-        let s = skills[(j % 4) as usize];
-        inp.items.insert(1000 + j, ItemInfo { owner: None, tokens: vec![format!("skill:{s}"), "country:de".into()] });
-    }
-    for m in 1..=members {
-        let s = (m % 4) as usize;
-        inp.profiles.insert(m, vec![format!("skill:{}", skills[s]), "country:de".into()]);
-        for e in 0..r.random_range(0..12u32) {
-            let job = 1000 + 4 * r.random_range(0..15u64) + s as u64;
-            let apply = r.random_bool(0.3);
-            inp.events.push(Event {
-                member: m,
-                item: job,
-                weight: if apply { 4.0 } else { 1.0 },
-                at: i64::from(e) * 1000 + r.random_range(0..999),
-                target: apply,
-            });
-        }
-    }
-    inp
+    let skills = ["rust", "sql", "excel", "nursing"].map(String::from);
+    common::skill_input(members, seed, &skills, 15, 12)
 }
 
 fn hyper() -> RecHyper {
     RecHyper { factors: 8, iterations: 4, ..RecHyper::default() }
-}
-
-fn shard_of(shards: u32) -> impl Fn(u64) -> u32 + Send + Sync + Clone + 'static {
-    move |m| (m.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as u32 % shards
 }
 
 fn train_bytes(inp: &RecInput, shards: u32, threads: usize) -> Vec<Vec<u8>> {

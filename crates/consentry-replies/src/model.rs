@@ -243,7 +243,7 @@ impl ReplyModel {
         seed: u64,
         dp: Option<&DpSgd>,
     ) -> Result<ReplyModel, ReplyError> {
-        ReplyModel::train_inner(pairs, inv, hyper, seed, dp.map(|d| (d, None)))
+        ReplyModel::train_inner(pairs, inv, hyper, seed, dp, None)
     }
 
     /// Member-level DP-SGD whose Poisson sampling and noise come from ChaCha20 streams keyed by the secret
@@ -257,7 +257,7 @@ impl ReplyModel {
         dp: &DpSgd,
         stream_key: &[u8; 32],
     ) -> Result<ReplyModel, ReplyError> {
-        ReplyModel::train_inner(pairs, inv, hyper, seed, Some((dp, Some(stream_key))))
+        ReplyModel::train_inner(pairs, inv, hyper, seed, Some(dp), Some(stream_key))
     }
 
     fn train_inner(
@@ -265,12 +265,9 @@ impl ReplyModel {
         inv: Inventory,
         hyper: &Hyper,
         seed: u64,
-        dp: Option<(&DpSgd, Option<&[u8; 32]>)>,
+        dp: Option<&DpSgd>,
+        key: Option<&[u8; 32]>,
     ) -> Result<ReplyModel, ReplyError> {
-        let (dp, key) = match dp {
-            Some((d, k)) => (Some(d), k),
-            None => (None, None),
-        };
         if pairs.is_empty() {
             return Err(ReplyError::EmptyInput);
         }
