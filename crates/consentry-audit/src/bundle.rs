@@ -16,7 +16,7 @@ use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::{Event, MemberRecord, PublicKey, SignedTreeHead, Store, StoredEvent};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -204,6 +204,12 @@ impl Writer {
     }
 }
 
+/// Writes `line` as one line of the JSON Lines file `rel`.
+fn json_line(out: &mut dyn Write, rel: &str, line: &impl Serialize) -> Result<(), AuditError> {
+    serde_json::to_writer(&mut *out, line)?;
+    out.write_all(b"\n").map_err(|e| AuditError::io(Path::new(rel), e))
+}
+
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
     move |e| AuditError::io(path, e)
 }
@@ -297,10 +303,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
                     leaf_hash: hex::encode(s.leaf_hash),
                     chain_hash: hex::encode(s.chain_hash),
                 };
-                let r = serde_json::to_writer(&mut *out, &line)
-                    .map_err(AuditError::from)
-                    .and_then(|()| out.write_all(b"\n").map_err(|e| AuditError::io(Path::new(EVENTS_FILE), e)));
-                if let Err(e) = r {
+                if let Err(e) = json_line(out, EVENTS_FILE, &line) {
                     failed = Some(e);
                     return Err(consentry_ledger::LedgerError::Invalid("export stopped".into()));
                 }
@@ -319,10 +322,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
                 return;
             }
             let line = MemberLine { member_id: m.member_id, jurisdiction: m.jurisdiction, birth_date: m.birth_date };
-            let r = serde_json::to_writer(&mut *out, &line)
-                .map_err(AuditError::from)
-                .and_then(|()| out.write_all(b"\n").map_err(|e| AuditError::io(Path::new(MEMBERS_JSONL), e)));
-            match r {
+            match json_line(out, MEMBERS_JSONL, &line) {
                 Ok(()) => members += 1,
                 Err(e) => failed = Some(e),
             }
@@ -435,6 +435,9 @@ pub struct Bundle {
     pub models: Vec<ModelEvidence>,
     /// The deadline in force at export.
     pub deadline_seconds: i64,
+    /// The listed files as the index check read them (bytes and BLAKE3), taken by loading so each file is
+    /// read and hashed once; empty once the bundle is open.
+    files: HashMap<String, (Vec<u8>, String)>,
 }
 
 fn unreadable(rel: &str, e: impl std::fmt::Display) -> Finding {
@@ -454,10 +457,6 @@ fn missing(rel: &str) -> Finding {
 
 fn hex32(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
-}
-
-fn read_bitmap(bytes: &[u8]) -> Result<RoaringTreemap, std::io::Error> {
-    RoaringTreemap::deserialize_from(bytes)
 }
 
 impl Bundle {
@@ -487,9 +486,11 @@ impl Bundle {
             datasets: Vec::new(),
             models: Vec::new(),
             deadline_seconds: crate::DEFAULT_DEADLINE_SECONDS,
+            files: HashMap::new(),
         };
         b.check_index()?;
         b.load();
+        b.files.clear();
         Ok(b)
     }
 
@@ -525,6 +526,7 @@ impl Bundle {
                             .file(&e.path),
                         );
                     }
+                    self.files.insert(e.path.clone(), (bytes, h));
                 }
                 Err(_) => self.findings.push(missing(&e.path)),
             }
@@ -554,10 +556,17 @@ impl Bundle {
         Ok(())
     }
 
-    /// Reads a bundle file, noting a finding when it is absent.
-    fn read(&mut self, rel: &str) -> Option<Vec<u8>> {
+    /// A bundle file's bytes and BLAKE3 (as the index check read them, if it did), noting a finding when it
+    /// is absent.
+    fn read(&mut self, rel: &str) -> Option<(Vec<u8>, String)> {
+        if let Some(file) = self.files.remove(rel) {
+            return Some(file);
+        }
         match std::fs::read(self.dir.join(rel)) {
-            Ok(b) => Some(b),
+            Ok(b) => {
+                let h = b3(&b);
+                Some((b, h))
+            }
             Err(_) => {
                 if !self.findings.iter().any(|f| f.file.as_deref() == Some(rel)) {
                     self.findings.push(missing(rel));
@@ -568,7 +577,7 @@ impl Bundle {
     }
 
     fn load(&mut self) {
-        if let Some(bytes) = self.read(PUBLIC_KEY_FILE) {
+        if let Some((bytes, _)) = self.read(PUBLIC_KEY_FILE) {
             match std::str::from_utf8(&bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|t| PublicKey::from_hex(t).map_err(|e| e.to_string()))
@@ -577,14 +586,14 @@ impl Bundle {
                 Err(e) => self.findings.push(unreadable(PUBLIC_KEY_FILE, e)),
             }
         }
-        if let Some(bytes) = self.read(POLICY_FILE) {
+        if let Some((bytes, _)) = self.read(POLICY_FILE) {
             match String::from_utf8(bytes) {
                 Ok(t) => self.policy_text = Some(t),
                 Err(e) => self.findings.push(unreadable(POLICY_FILE, e)),
             }
         }
         let checkpoints: Vec<SignedTreeHead> = match self.read(CHECKPOINTS_FILE) {
-            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            Some((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 self.findings.push(unreadable(CHECKPOINTS_FILE, e));
                 Vec::new()
             }),
@@ -598,7 +607,7 @@ impl Bundle {
     }
 
     fn jsonl<T: serde::de::DeserializeOwned>(&mut self, rel: &str) -> Vec<(usize, T)> {
-        let Some(bytes) = self.read(rel) else { return Vec::new() };
+        let Some((bytes, _)) = self.read(rel) else { return Vec::new() };
         let mut out = Vec::new();
         for (i, line) in bytes.lines().enumerate() {
             let parsed =
@@ -636,9 +645,9 @@ impl Bundle {
     }
 
     fn bitmap(&mut self, rel: &str) -> Option<(RoaringTreemap, String)> {
-        let bytes = self.read(rel)?;
-        match read_bitmap(&bytes) {
-            Ok(b) => Some((b, b3(&bytes))),
+        let (bytes, hash) = self.read(rel)?;
+        match RoaringTreemap::deserialize_from(&bytes[..]) {
+            Ok(b) => Some((b, hash)),
             Err(e) => {
                 self.findings.push(unreadable(rel, e));
                 None
@@ -658,7 +667,7 @@ impl Bundle {
         }
         for name in names {
             let mrel = format!("datasets/{name}/{MANIFEST_FILE}");
-            let Some(bytes) = self.read(&mrel) else { continue };
+            let Some((bytes, manifest_blake3)) = self.read(&mrel) else { continue };
             let manifest = match serde_json::from_slice::<Manifest>(&bytes) {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -667,13 +676,13 @@ impl Bundle {
                 }
             };
             let members = self.bitmap(&format!("datasets/{name}/{MEMBERS_FILE}"));
-            self.datasets.push(DatasetEvidence { name, manifest_blake3: b3(&bytes), manifest, members });
+            self.datasets.push(DatasetEvidence { name, manifest_blake3, manifest, members });
         }
     }
 
     fn load_models(&mut self) {
         let list: ModelList = match self.read(MODELS_FILE) {
-            Some(bytes) => match serde_json::from_slice(&bytes) {
+            Some((bytes, _)) => match serde_json::from_slice(&bytes) {
                 Ok(l) => l,
                 Err(e) => {
                     self.findings.push(unreadable(MODELS_FILE, e));
@@ -690,7 +699,7 @@ impl Bundle {
             }
             let base = format!("models/{}", entry.id);
             let mrel = format!("{base}/{MODEL_FILE}");
-            let meta = self.read(&mrel).and_then(|bytes| match serde_json::from_slice::<ModelMeta>(&bytes) {
+            let meta = self.read(&mrel).and_then(|(bytes, _)| match serde_json::from_slice::<ModelMeta>(&bytes) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     self.findings.push(unreadable(&mrel, e).model(&entry.id));

@@ -130,11 +130,13 @@ fn more(kind: ViolationKind, n: usize) -> Finding {
 }
 
 /// The ledger, rebuilt once and shared by the checks.
-struct LedgerState {
+struct LedgerState<'a> {
     /// Tree over leaves recomputed from the event fields, in bundle order.
     tree: Tree,
     /// Per purpose key: member → that member's events for the purpose, in log order.
-    by_purpose: HashMap<String, HashMap<u64, Vec<StoredEvent>>>,
+    by_purpose: HashMap<&'a str, HashMap<u64, Vec<&'a StoredEvent>>>,
+    /// The member directory's facts resolved under the bundle's policy (empty without a policy).
+    facts: BTreeMap<u64, MemberFacts>,
 }
 
 /// Runs every check on a loaded bundle.
@@ -167,7 +169,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         (Some(k), _) | (None, Some(k)) => Some(k),
         (None, None) => None,
     };
-    let (ledger_summary, state) = check_ledger(bundle, key.as_ref(), &opts.known_heads, &mut findings)?;
+    let (ledger_summary, mut state) = check_ledger(bundle, key.as_ref(), &opts.known_heads, &mut findings)?;
 
     let policy = match &bundle.policy_text {
         Some(text) => match Policy::from_toml(crate::bundle::POLICY_FILE, text) {
@@ -187,6 +189,17 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         },
         None => None,
     };
+    if let Some(policy) = &policy {
+        state.facts = bundle
+            .store
+            .members()
+            .iter()
+            .map(|m| {
+                let jurisdiction = policy.resolve_jurisdiction(&m.jurisdiction);
+                (m.member_id, MemberFacts { jurisdiction, birth_date: m.birth_date })
+            })
+            .collect();
+    }
 
     // Datasets: every one when auditing everything, else those the selected models use.
     let wanted: Vec<&DatasetEvidence> = if opts.model.is_none() {
@@ -233,12 +246,12 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
 
 /// (a) The log: chain, leaves, tree, every signature, consistency of every head with every earlier one,
 /// and with the heads the auditor holds.
-fn check_ledger(
-    bundle: &Bundle,
+fn check_ledger<'a>(
+    bundle: &'a Bundle,
     key: Option<&PublicKey>,
     known: &[SignedTreeHead],
     findings: &mut Vec<Finding>,
-) -> Result<(LedgerSummary, LedgerState), AuditError> {
+) -> Result<(LedgerSummary, LedgerState<'a>), AuditError> {
     let store = &bundle.store;
     let checkpoints = store.checkpoints()?;
     let mut summary = LedgerSummary {
@@ -281,7 +294,7 @@ fn check_ledger(
     }
 
     let mut tree = Tree::new();
-    let mut by_purpose: HashMap<String, HashMap<u64, Vec<StoredEvent>>> = HashMap::new();
+    let mut by_purpose: HashMap<&str, HashMap<u64, Vec<&StoredEvent>>> = HashMap::new();
     for e in store.events() {
         match e.event.leaf_hash() {
             Ok(h) => tree.push(h),
@@ -298,12 +311,7 @@ fn check_ledger(
                 tree.push(e.leaf_hash);
             }
         }
-        by_purpose
-            .entry(e.event.body.purpose.clone())
-            .or_default()
-            .entry(e.event.body.member_id)
-            .or_default()
-            .push(e.clone());
+        by_purpose.entry(&e.event.body.purpose).or_default().entry(e.event.body.member_id).or_default().push(e);
     }
     summary.events = summary.events.max(tree.len());
 
@@ -388,12 +396,12 @@ fn check_ledger(
             tree.len()
         )));
     }
-    Ok((summary, LedgerState { tree, by_purpose }))
+    Ok((summary, LedgerState { tree, by_purpose, facts: BTreeMap::new() }))
 }
 
 /// The latest event of `member` for the purpose at or before `position`.
-fn last_event_at<'a>(state: &'a LedgerState, purpose: &str, member: u64, position: u64) -> Option<&'a StoredEvent> {
-    state.by_purpose.get(purpose)?.get(&member)?.iter().rev().find(|e| e.event.seq <= position)
+fn last_event_at<'a>(state: &LedgerState<'a>, purpose: &str, member: u64, position: u64) -> Option<&'a StoredEvent> {
+    state.by_purpose.get(purpose)?.get(&member)?.iter().rev().find(|e| e.event.seq <= position).copied()
 }
 
 /// (b, d) One dataset: its bitmap against its commitment, its ledger reference against the log, and
@@ -638,7 +646,7 @@ fn check_model(
 
     // Shards: bitmap commitments, inside dataset minus excluded, on the right shard.
     let mut union = RoaringTreemap::new();
-    let mut in_shard: Vec<(u32, RoaringTreemap)> = Vec::new();
+    let mut in_shard: Vec<(u32, &RoaringTreemap)> = Vec::new();
     let mut membership = 0usize;
     for s in &meta.shards {
         let Some((b, h)) = m.bitmaps.get(&s.members_file) else {
@@ -694,7 +702,7 @@ fn check_model(
             }
         }
         union |= b;
-        in_shard.push((s.index, b.clone()));
+        in_shard.push((s.index, b));
     }
     if membership > ITEMISED {
         findings.push(more(ViolationKind::ShardMembership, membership - ITEMISED).model(id));
@@ -705,8 +713,7 @@ fn check_model(
         && let (Some(policy), Some(man)) = (policy, manifest)
         && let Some(pid) = policy.purpose_id(&meta.purpose)
     {
-        let (missed, pending) =
-            check_withdrawals(bundle, state, policy, pid, man, &in_shard, now, deadline, id, findings);
+        let (missed, pending) = check_withdrawals(state, policy, pid, man, &in_shard, now, deadline, id, findings);
         summary.pending_withdrawals = pending;
         if missed > ITEMISED {
             findings.push(more(ViolationKind::WithdrawalDeadlineMissed, missed - ITEMISED).model(id));
@@ -728,9 +735,9 @@ fn check_model(
 }
 
 /// The withdrawal that decides a denial at `at` among `events` (latest event time, later in the log on ties).
-fn deciding_withdrawal(events: &[&StoredEvent], at: i64, gpc_counts: bool) -> Option<StoredEvent> {
+fn deciding_withdrawal<'a>(events: &[&'a StoredEvent], at: i64, gpc_counts: bool) -> Option<&'a StoredEvent> {
     let mut best: Option<&StoredEvent> = None;
-    for e in events {
+    for &e in events {
         if (gpc_counts || e.event.body.source != consentry_policy::Source::Gpc)
             && e.event.body.event_time <= at
             && best.is_none_or(|b| e.event.body.event_time >= b.event.body.event_time)
@@ -738,7 +745,7 @@ fn deciding_withdrawal(events: &[&StoredEvent], at: i64, gpc_counts: bool) -> Op
             best = Some(e);
         }
     }
-    best.filter(|e| e.event.body.action == Action::Withdraw).map(|e| (*e).clone())
+    best.filter(|e| e.event.body.action == Action::Withdraw)
 }
 
 /// (c) Members of a live model who are withdrawn now, by a withdrawal the dataset did not already
@@ -747,12 +754,11 @@ fn deciding_withdrawal(events: &[&StoredEvent], at: i64, gpc_counts: bool) -> Op
 /// withdrawal superseded by a later grant no longer counts. Returns (missed, pending within the deadline).
 #[allow(clippy::too_many_arguments)]
 fn check_withdrawals(
-    bundle: &Bundle,
     state: &LedgerState,
     policy: &Policy,
     pid: PurposeId,
     man: &Manifest,
-    shards: &[(u32, RoaringTreemap)],
+    shards: &[(u32, &RoaringTreemap)],
     now: i64,
     deadline: i64,
     id: &str,
@@ -761,31 +767,19 @@ fn check_withdrawals(
     let purpose = policy.purpose(pid).key.as_str();
     let gpc = policy.purpose(pid).gpc_withdraws;
     let Some(events_of) = state.by_purpose.get(purpose) else { return (0, 0) };
-    let facts: BTreeMap<u64, MemberFacts> = bundle
-        .store
-        .members()
-        .iter()
-        .map(|m| {
-            (
-                m.member_id,
-                MemberFacts { jurisdiction: policy.resolve_jurisdiction(&m.jurisdiction), birth_date: m.birth_date },
-            )
-        })
-        .collect();
     // A withdrawal the dataset already saw (in its log prefix, not in its future) is not a new one.
     let unseen_by_dataset =
         |e: &StoredEvent| e.event.seq > man.ledger.position || e.event.body.event_time > man.ledger.at;
     let (mut missed, mut pending) = (0usize, 0u64);
     for (shard, members) in shards {
         for member in members.iter() {
-            let (Some(evs), Some(f)) = (events_of.get(&member), facts.get(&member)) else { continue };
-            let all: Vec<&StoredEvent> = evs.iter().collect();
-            let consent: Vec<ConsentEvent> = all.iter().map(|e| consent_event(e)).collect();
+            let (Some(evs), Some(f)) = (events_of.get(&member), state.facts.get(&member)) else { continue };
+            let consent: Vec<ConsentEvent> = evs.iter().map(|e| e.event.body.consent()).collect();
             let withdrawn_now = matches!(
                 policy.evaluate(pid, f, &consent, now),
                 Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)
             );
-            let Some(w) = deciding_withdrawal(&all, now, gpc).filter(|w| withdrawn_now && unseen_by_dataset(w)) else {
+            let Some(w) = deciding_withdrawal(evs, now, gpc).filter(|w| withdrawn_now && unseen_by_dataset(w)) else {
                 continue;
             };
             let due = w.event.body.event_time.saturating_add(deadline);
@@ -816,9 +810,4 @@ fn check_withdrawals(
         }
     }
     (missed, pending)
-}
-
-fn consent_event(e: &StoredEvent) -> ConsentEvent {
-    let b = &e.event.body;
-    ConsentEvent { at: b.event_time, action: b.action, notice_version: b.notice_version, source: b.source }
 }

@@ -77,11 +77,7 @@ impl Store for MemStore {
     fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError> {
         for e in self.in_range(from, to) {
             let b = &e.event.body;
-            f(
-                b.member_id,
-                &b.purpose,
-                ConsentEvent { at: b.event_time, action: b.action, notice_version: b.notice_version, source: b.source },
-            );
+            f(b.member_id, &b.purpose, b.consent());
         }
         Ok(())
     }

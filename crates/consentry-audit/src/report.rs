@@ -260,7 +260,7 @@ impl Report {
             "audit ({}) at {} with a withdrawal deadline of {} s",
             self.mode,
             chrono::DateTime::from_timestamp(self.now, 0)
-                .map_or_else(|| self.now.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                .map_or_else(|| self.now.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             self.deadline_seconds
         );
         let _ = writeln!(

@@ -171,30 +171,25 @@ fn offline(data: &Path, l: &Ledger, opts: &AuditOptions) -> Report {
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn online(data: &Path, l: &Ledger, opts: &AuditOptions) -> Report {
+/// Runs `f` on the export input of `data` (its models directory, the default policy) at `now`.
+fn with_input<T>(data: &Path, l: &Ledger, now: i64, f: impl FnOnce(&ExportInput<'_>) -> T) -> T {
     let models = DirectoryModels::new(&data.join("models"));
-    let input = ExportInput {
+    f(&ExportInput {
         data_dir: data,
         store: l.store(),
         public_key: l.public_key(),
         policy_text: DEFAULT_POLICY,
         models: &models,
-        now: T0 + 1000,
-    };
-    audit_online(&input, opts).unwrap()
+        now,
+    })
+}
+
+fn online(data: &Path, l: &Ledger, opts: &AuditOptions) -> Report {
+    with_input(data, l, T0 + 1000, |input| audit_online(input, opts).unwrap())
 }
 
 fn exported(data: &Path, l: &Ledger, out: &Path) {
-    let models = DirectoryModels::new(&data.join("models"));
-    let input = ExportInput {
-        data_dir: data,
-        store: l.store(),
-        public_key: l.public_key(),
-        policy_text: DEFAULT_POLICY,
-        models: &models,
-        now: T0 + 1000,
-    };
-    export(&input, out).unwrap();
+    with_input(data, l, T0 + 1000, |input| export(input, out).unwrap());
 }
 
 fn kinds(r: &Report) -> Vec<ViolationKind> {
@@ -231,16 +226,8 @@ fn clean_directory_passes_with_every_pair_of_heads_proven() {
     let bundle = dir.path().join("bundle");
     exported(&data, &l, &bundle);
     // Never overwrites a bundle.
-    let models = DirectoryModels::new(&data.join("models"));
-    let input = ExportInput {
-        data_dir: &data,
-        store: l.store(),
-        public_key: l.public_key(),
-        policy_text: DEFAULT_POLICY,
-        models: &models,
-        now: T0,
-    };
-    assert!(export(&input, &bundle).unwrap_err().is_bad_input());
+    let err = with_input(&data, &l, T0, |input| export(input, &bundle).unwrap_err());
+    assert!(err.is_bad_input());
 }
 
 #[test]

@@ -24,7 +24,7 @@
 //! chain links `chain[n] = H(0x02 ‖ chain[n-1] ‖ leaf[n])` from `chain[0] = 0³²`.
 
 use crate::{Hash, LedgerError};
-use consentry_policy::{Action, Source};
+use consentry_policy::{Action, ConsentEvent, Source};
 use serde::{Deserialize, Serialize};
 
 /// An event as a client submits it; the ledger adds `seq` and `recorded_time`.
@@ -133,6 +133,16 @@ impl NewEvent {
             }
         }
         Ok(())
+    }
+
+    /// What `Policy::evaluate` needs of this event (what `Store::scan_consent` yields for it).
+    pub fn consent(&self) -> ConsentEvent {
+        ConsentEvent {
+            at: self.event_time,
+            action: self.action,
+            notice_version: self.notice_version,
+            source: self.source,
+        }
     }
 }
 
