@@ -16,7 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let data = PathBuf::from(args.next().ok_or("usage: withdrawal_batch DATA_DIR [N]")?);
     let n: usize = args.next().map_or(Ok(1000), |s| s.parse())?;
-    let reg = Registry::open_sqlite(&data.join("ledger.db"))?;
+    // The CLI records directories relative to the data directory.
+    let reg = Registry::open_sqlite(&data.join("ledger.db"))?.with_base(&data);
     let model = reg
         .models(Some(JOBS), Some(ModelStatus::Live))?
         .into_iter()

@@ -136,5 +136,5 @@ impl LineageError {
 
 /// Unix seconds now (the registry's clock; tests pass explicit times where it matters).
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    chrono::Utc::now().timestamp()
 }

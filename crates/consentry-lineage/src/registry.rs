@@ -203,6 +203,31 @@ pub struct UnlearningRequest {
     pub completed_at: Option<i64>,
 }
 
+impl UnlearningRequest {
+    /// A new pending request: `member`, in `model`, withdrew from `purpose` by event `event_seq` at `at`; it is
+    /// due `deadline_secs` (0 or more) later.
+    pub(crate) fn pending(
+        member: u64,
+        purpose: &str,
+        event_seq: u64,
+        model: &str,
+        at: i64,
+        deadline_secs: i64,
+    ) -> UnlearningRequest {
+        UnlearningRequest {
+            member,
+            purpose: purpose.to_string(),
+            event_seq,
+            model: model.to_string(),
+            requested_at: at,
+            deadline: at.saturating_add(deadline_secs.max(0)),
+            status: RequestStatus::Pending,
+            new_model: None,
+            completed_at: None,
+        }
+    }
+}
+
 /// A dataset a member's data entered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberDataset {
@@ -338,8 +363,7 @@ pub(crate) fn bitmap(bytes: &[u8], what: &str) -> Result<RoaringTreemap, Lineage
     RoaringTreemap::deserialize_from(bytes).map_err(|e| LineageError::Corrupt(format!("{what}: {e}")))
 }
 
-const DATASET_COLS: &str =
-    "id, purpose, dir, ledger_position, ledger_at, members, members_commitment, created FROM registry_datasets";
+const DATASET_COLS: &str = "id, purpose, dir, ledger_position, ledger_at, members, members_commitment, created";
 const MODEL_COLS: &str = "id, kind, purpose, dataset_id, version, supersedes, status, status_changed, dir, \
                           shard_function_json, metrics_json, dp_json, created, cause_json FROM registry_models";
 const REQUEST_COLS: &str = "member, purpose, event_seq, old_model, requested_at, deadline, status, new_model, \
@@ -416,12 +440,23 @@ fn resolve(db: &mut dyn Db, table: &str, what: &'static str, id: &str) -> Result
     }
 }
 
-fn get_dataset(db: &mut dyn Db, id: &str) -> Result<Option<DatasetRecord>, LineageError> {
-    db.query(&format!("SELECT {DATASET_COLS} WHERE id = $1"), &[P::T(id)])?.first().map(dataset_row).transpose()
+pub(crate) fn get_dataset(db: &mut dyn Db, id: &str) -> Result<Option<DatasetRecord>, LineageError> {
+    db.query(&format!("SELECT {DATASET_COLS} FROM registry_datasets WHERE id = $1"), &[P::T(id)])?
+        .first()
+        .map(dataset_row)
+        .transpose()
 }
 
 pub(crate) fn get_model(db: &mut dyn Db, id: &str) -> Result<Option<ModelRecord>, LineageError> {
     db.query(&format!("SELECT {MODEL_COLS} WHERE id = $1"), &[P::T(id)])?.first().map(model_row).transpose()
+}
+
+/// The version that replaced `id`, if any.
+pub(crate) fn successor(db: &mut dyn Db, id: &str) -> Result<Option<String>, LineageError> {
+    db.query("SELECT id FROM registry_models WHERE supersedes = $1 ORDER BY created LIMIT 1", &[P::T(id)])?
+        .first()
+        .map(|r| r.text(0))
+        .transpose()
 }
 
 pub(crate) fn shard_bitmaps(db: &mut dyn Db, model: &str) -> Result<Vec<RoaringTreemap>, LineageError> {
@@ -600,15 +635,6 @@ impl Registry {
         }
     }
 
-    /// `postgres://…` / `postgresql://…` connects to PostgreSQL; anything else is a SQLite file path.
-    pub fn open(location: &str) -> Result<Registry, LineageError> {
-        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-            Registry::connect_postgres(location)
-        } else {
-            Registry::open_sqlite(Path::new(location))
-        }
-    }
-
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.conn.backend()
@@ -754,7 +780,6 @@ impl Registry {
                                 "retrained_shards": u.retrained_shards })
         });
         let registered = now();
-        let deadline = deadline_secs.max(0);
         self.conn.transaction(true, |db| {
             if let Some(existing) = get_model(db, &m.id)? {
                 return Ok(existing);
@@ -776,22 +801,7 @@ impl Registry {
                 },
                 None => (1, None),
             };
-            let rec = ModelRecord {
-                id: m.id.clone(),
-                kind: m.meta.kind.clone(),
-                purpose: m.meta.purpose.clone(),
-                dataset: dataset.id.clone(),
-                version,
-                supersedes,
-                status: ModelStatus::Live,
-                status_changed: None,
-                dir: self.stored_path(&m.dir),
-                shard_function: m.meta.shard_function.clone(),
-                metrics: m.meta.metrics.clone(),
-                dp: m.meta.dp.clone(),
-                created: m.meta.created,
-                cause: cause.clone(),
-            };
+            let rec = self.live_record(&m, &dataset.id, version, supersedes, cause.clone());
             insert_model(db, &rec, &m)?;
             insert_events(db, &rec.id, &facts.grants)?;
             insert_run(
@@ -810,19 +820,7 @@ impl Registry {
             for prev in &settle {
                 for q in open_for(db, prev)? {
                     if m.excluded.contains(q.member) {
-                        db.exec(
-                            &format!(
-                                "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, status = \
-                                 {COMPLETE_STATUS} WHERE member = $1 AND event_seq = $3 AND old_model = $4"
-                            ),
-                            &[
-                                P::I(to_i64(q.member, "member")?),
-                                P::I(registered),
-                                P::I(to_i64(q.event_seq, "event")?),
-                                P::T(prev),
-                                P::T(&rec.id),
-                            ],
-                        )?;
+                        complete_request(db, &q, registered, Some(&rec.id))?;
                     } else {
                         repoint(db, &q, &rec.id)?;
                     }
@@ -833,23 +831,37 @@ impl Registry {
                 if m.excluded.contains(member) {
                     continue;
                 }
-                insert_request(
-                    db,
-                    &UnlearningRequest {
-                        member,
-                        purpose: rec.purpose.clone(),
-                        event_seq: seq,
-                        model: rec.id.clone(),
-                        requested_at: at,
-                        deadline: at.saturating_add(deadline),
-                        status: RequestStatus::Pending,
-                        new_model: None,
-                        completed_at: None,
-                    },
-                )?;
+                insert_request(db, &UnlearningRequest::pending(member, &rec.purpose, seq, &rec.id, at, deadline_secs))?;
             }
             Ok(rec)
         })
+    }
+
+    /// The record of a checked model directory registered live as `version` of `dataset`.
+    pub(crate) fn live_record(
+        &self,
+        m: &CheckedModel,
+        dataset: &str,
+        version: u64,
+        supersedes: Option<String>,
+        cause: Option<serde_json::Value>,
+    ) -> ModelRecord {
+        ModelRecord {
+            id: m.id.clone(),
+            kind: m.meta.kind.clone(),
+            purpose: m.meta.purpose.clone(),
+            dataset: dataset.to_string(),
+            version,
+            supersedes,
+            status: ModelStatus::Live,
+            status_changed: None,
+            dir: self.stored_path(&m.dir),
+            shard_function: m.meta.shard_function.clone(),
+            metrics: m.meta.metrics.clone(),
+            dp: m.meta.dp.clone(),
+            created: m.meta.created,
+            cause,
+        }
     }
 
     /// One dataset by id (or unique prefix).
@@ -863,7 +875,10 @@ impl Registry {
     /// Every registered dataset, oldest first.
     pub fn datasets(&self) -> Result<Vec<DatasetRecord>, LineageError> {
         self.conn.transaction(false, |db| {
-            db.query(&format!("SELECT {DATASET_COLS} ORDER BY created, id"), &[])?.iter().map(dataset_row).collect()
+            db.query(&format!("SELECT {DATASET_COLS} FROM registry_datasets ORDER BY created, id"), &[])?
+                .iter()
+                .map(dataset_row)
+                .collect()
         })
     }
 
@@ -959,10 +974,13 @@ impl Registry {
         let known = self.store.member(member)?.is_some();
         let out = self.conn.transaction(false, |db| {
             let mut datasets = Vec::new();
-            let rows = db.query(&format!("SELECT {DATASET_COLS} ORDER BY created, id"), &[])?;
+            let rows = db.query(
+                &format!("SELECT {DATASET_COLS}, members_bitmap FROM registry_datasets ORDER BY created, id"),
+                &[],
+            )?;
             for r in &rows {
                 let d = dataset_row(r)?;
-                if dataset_bitmap(db, &d.id)?.contains(member) {
+                if bitmap(&r.blob(8)?, "dataset bitmap")?.contains(member) {
                     datasets.push(MemberDataset {
                         dataset: d.id,
                         purpose: d.purpose,
@@ -985,8 +1003,16 @@ impl Registry {
                 .iter()
                 .map(model_row)
                 .collect::<Result<_, _>>()?;
+            // The grant each model's inclusion of the member rests on, by model.
+            let mut events: HashMap<String, u64> = HashMap::new();
+            for r in db.query(
+                "SELECT model_id, event_seq FROM registry_model_events WHERE member = $1 ORDER BY model_id, event_seq",
+                &[P::I(m)],
+            )? {
+                events.entry(r.text(0)?).or_insert(r.u64(1)?);
+            }
             let mut found = Vec::new();
-            for model in models {
+            for model in &models {
                 let Some(shard) = model.shard_function.shard_of(member) else {
                     return Err(LineageError::Corrupt(format!("model {} has a malformed shard key", model.id)));
                 };
@@ -998,25 +1024,19 @@ impl Registry {
                 if !bitmap(&r.blob(0)?, "shard bitmap")?.contains(member) {
                     continue;
                 }
-                let ev = db.query(
-                    "SELECT event_seq FROM registry_model_events WHERE model_id = $1 AND member = $2",
-                    &[P::T(&model.id), P::I(m)],
-                )?;
-                let consent_event = ev.first().map(|r| r.u64(0)).transpose()?;
+                let consent_event = events.get(&model.id).copied();
                 let removal = requests.iter().find(|q| q.model == model.id && q.completed_at.is_some());
-                found.push((model, shard, consent_event, removal.cloned()));
+                found.push((model.clone(), shard, consent_event, removal.cloned()));
             }
             // The first version of each found model's line, for counting privacy loss once per line.
+            let by_id: HashMap<&str, &ModelRecord> = models.iter().map(|m| (m.id.as_str(), m)).collect();
             let mut roots = Vec::with_capacity(found.len());
             for (model, ..) in &found {
-                let mut root = model.clone();
-                while let Some(prev) = root.supersedes.clone() {
-                    match get_model(db, &prev)? {
-                        Some(p) => root = p,
-                        None => break,
-                    }
+                let mut root = model;
+                while let Some(prev) = root.supersedes.as_deref().and_then(|p| by_id.get(p).copied()) {
+                    root = prev;
                 }
-                roots.push(root.id);
+                roots.push(root.id.clone());
             }
             Ok((datasets, found, requests, roots))
         })?;
@@ -1114,11 +1134,7 @@ impl Registry {
                 .iter()
                 .map(|r| r.u64(0))
                 .collect::<Result<_, _>>()?;
-            let superseded_by = db
-                .query("SELECT id FROM registry_models WHERE supersedes = $1 ORDER BY created LIMIT 1", &[P::T(&id)])?
-                .first()
-                .map(|r| r.text(0))
-                .transpose()?;
+            let superseded_by = successor(db, &id)?;
             let runs = db
                 .query(
                     "SELECT model_id, started, finished, shards_trained, seconds, cause_json FROM registry_runs \
@@ -1166,22 +1182,10 @@ pub fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-/// Unix seconds as RFC 3339 UTC (`2026-12-01T07:30:00Z`), computed without a time crate.
+/// Unix seconds as RFC 3339 UTC (`2026-12-01T07:30:00Z`); the number itself outside chrono's range.
 pub fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    chrono::DateTime::from_timestamp(t, 0)
+        .map_or_else(|| t.to_string(), |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
 pub(crate) fn get_cursor(db: &mut dyn Db, name: &str) -> Result<u64, LineageError> {
@@ -1276,8 +1280,28 @@ pub(crate) fn repoint(db: &mut dyn Db, r: &UnlearningRequest, to: &str) -> Resul
     Ok(())
 }
 
-/// The status a request gets when it completes at `at`.
-pub(crate) const COMPLETE_STATUS: &str = "CASE WHEN status = 'missed' OR deadline < $2 THEN 'missed' ELSE 'done' END";
+/// Completes an open request at `at`, replaced by `new_model` (`None`: no live version holds the member): `done`,
+/// or `missed` when it already was or its deadline has passed.
+pub(crate) fn complete_request(
+    db: &mut dyn Db,
+    r: &UnlearningRequest,
+    at: i64,
+    new_model: Option<&str>,
+) -> Result<(), LineageError> {
+    db.exec(
+        "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, \
+         status = CASE WHEN status = 'missed' OR deadline < $2 THEN 'missed' ELSE 'done' END \
+         WHERE member = $1 AND event_seq = $3 AND old_model = $4",
+        &[
+            P::I(to_i64(r.member, "member")?),
+            P::I(at),
+            P::I(to_i64(r.event_seq, "event")?),
+            P::T(&r.model),
+            P::OptT(new_model),
+        ],
+    )?;
+    Ok(())
+}
 
 /// Groups requests by model id (deterministic order).
 pub(crate) fn by_model(reqs: Vec<UnlearningRequest>) -> BTreeMap<String, Vec<UnlearningRequest>> {
@@ -1293,18 +1317,15 @@ fn member_privacy(
     found: &[(ModelRecord, u32, Option<u64>, Option<UnlearningRequest>)],
     roots: &[String],
 ) -> Result<MemberPrivacy, LineageError> {
-    let mut lines: std::collections::BTreeMap<&str, &ModelRecord> = std::collections::BTreeMap::new();
+    let mut lines: BTreeMap<&str, &ModelRecord> = BTreeMap::new();
     for ((model, ..), root) in found.iter().zip(roots) {
         lines.insert(root, model);
     }
     let (mut losses, mut without_bound) = (Vec::new(), Vec::new());
     for (root, model) in lines {
-        let claim: consentry_learn::dp::PrivacyClaim = match &model.dp {
-            None => consentry_learn::dp::PrivacyClaim::None,
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-                LineageError::Corrupt(format!("model {}: its dp record cannot be read: {e}", short(&model.id)))
-            })?,
-        };
+        let claim = consentry_learn::dp::PrivacyClaim::of_record(model.dp.as_ref()).map_err(|e| {
+            LineageError::Corrupt(format!("model {}: its dp record cannot be read: {e}", short(&model.id)))
+        })?;
         match claim {
             consentry_learn::dp::PrivacyClaim::None => without_bound.push(root.to_string()),
             consentry_learn::dp::PrivacyClaim::Dp(c) => {

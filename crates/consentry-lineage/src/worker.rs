@@ -10,9 +10,9 @@
 
 use crate::db::P;
 use crate::registry::{
-    COMPLETE_STATUS, CheckedModel, ModelRecord, ModelStatus, RequestStatus, RunRecord, UnlearningRequest, by_model,
-    check_model_dir, get_cursor, get_model, insert_events, insert_model, insert_request, insert_run, open_for, repoint,
-    shard_bitmaps, to_i64,
+    CheckedModel, ModelRecord, ModelStatus, RequestStatus, RunRecord, UnlearningRequest, by_model, check_model_dir,
+    complete_request, get_cursor, get_dataset, get_model, insert_events, insert_model, insert_request, insert_run,
+    open_for, repoint, shard_bitmaps, successor, to_i64,
 };
 use crate::{LineageError, Registry};
 use consentry_learn::model::MODEL_FILE;
@@ -93,7 +93,7 @@ pub struct Retrain {
 }
 
 /// Deadline figures over every request the registry holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeadlineFigures {
     /// The deadline this run applied to new requests (seconds).
     pub deadline_secs: i64,
@@ -116,7 +116,7 @@ pub struct DeadlineFigures {
 }
 
 /// What one worker run did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerReport {
     /// The cursor before the run.
     pub cursor_from: u64,
@@ -146,30 +146,31 @@ struct LiveSet {
 
 impl LiveSet {
     fn load(reg: &Registry) -> Result<LiveSet, LineageError> {
-        let mut models: HashMap<String, Vec<(ModelRecord, u64, Vec<RoaringTreemap>)>> = HashMap::new();
-        for m in reg.models(None, Some(ModelStatus::Live))? {
-            let bitmaps = reg.conn().transaction(false, |db| shard_bitmaps(db, &m.id))?;
-            let position = reg.dataset(&m.dataset)?.ledger_position;
-            models.entry(m.purpose.clone()).or_default().push((m, position, bitmaps));
-        }
-        Ok(LiveSet { models })
+        let live = reg.models(None, Some(ModelStatus::Live))?;
+        reg.conn().transaction(false, |db| {
+            let mut models: HashMap<String, Vec<(ModelRecord, u64, Vec<RoaringTreemap>)>> = HashMap::new();
+            for m in &live {
+                let bitmaps = shard_bitmaps(db, &m.id)?;
+                let position = get_dataset(db, &m.dataset)?
+                    .ok_or_else(|| LineageError::Corrupt(format!("dataset {} of model {} vanished", m.dataset, m.id)))?
+                    .ledger_position;
+                models.entry(m.purpose.clone()).or_default().push((m.clone(), position, bitmaps));
+            }
+            Ok(LiveSet { models })
+        })
     }
 
     /// Live models of `purpose` whose shard bitmap holds `member` and whose dataset was gated before event
     /// `seq` (an earlier withdrawal was already applied by the gate).
     fn containing(&self, purpose: &str, member: u64, seq: u64) -> Vec<&ModelRecord> {
         let Some(list) = self.models.get(purpose) else { return Vec::new() };
-        list.iter()
-            .filter(|(m, position, b)| {
-                seq > *position
-                    && m.shard_function
-                        .shard_of(member)
-                        .and_then(|s| b.get(s as usize))
-                        .is_some_and(|b| b.contains(member))
-            })
-            .map(|(m, _, _)| m)
-            .collect()
+        list.iter().filter(|(m, position, b)| seq > *position && holds(m, b, member)).map(|(m, _, _)| m).collect()
     }
+}
+
+/// True when `member` is in its shard of `model`, whose shard bitmaps are `bitmaps`.
+fn holds(model: &ModelRecord, bitmaps: &[RoaringTreemap], member: u64) -> bool {
+    model.shard_function.shard_of(member).and_then(|s| bitmaps.get(s as usize)).is_some_and(|b| b.contains(member))
 }
 
 /// Reads the ledger past the cursor and records one request per (withdrawal, live model containing the
@@ -189,7 +190,6 @@ fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Re
     let live = LiveSet::load(reg)?;
     let mut requests = Vec::new();
     let mut withdrawals = 0u64;
-    let deadline = opts.deadline_secs.max(0);
     store.scan(cursor + 1, len, &mut |s| {
         let e = &s.event;
         if e.body.action != Action::Withdraw {
@@ -197,17 +197,14 @@ fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Re
         }
         withdrawals += 1;
         for m in live.containing(&e.body.purpose, e.body.member_id, e.seq) {
-            requests.push(UnlearningRequest {
-                member: e.body.member_id,
-                purpose: e.body.purpose.clone(),
-                event_seq: e.seq,
-                model: m.id.clone(),
-                requested_at: e.body.event_time,
-                deadline: e.body.event_time.saturating_add(deadline),
-                status: RequestStatus::Pending,
-                new_model: None,
-                completed_at: None,
-            });
+            requests.push(UnlearningRequest::pending(
+                e.body.member_id,
+                &e.body.purpose,
+                e.seq,
+                &m.id,
+                e.body.event_time,
+                opts.deadline_secs,
+            ));
         }
         Ok(())
     })?;
@@ -247,11 +244,8 @@ fn settle_stale(reg: &Registry, model: &ModelRecord, at: i64) -> Result<u64, Lin
         let mut next = model.id.clone();
         let mut live: Option<ModelRecord> = None;
         for _ in 0..10_000 {
-            let rows = db.query("SELECT id FROM registry_models WHERE supersedes = $1 ORDER BY created LIMIT 1", &[P::T(
-                &next,
-            )])?;
-            let Some(r) = rows.first() else { break };
-            next = r.text(0)?;
+            let Some(n) = successor(db, &next)? else { break };
+            next = n;
             if let Some(m) = get_model(db, &next)?
                 && m.status == ModelStatus::Live
             {
@@ -265,25 +259,10 @@ fn settle_stale(reg: &Registry, model: &ModelRecord, at: i64) -> Result<u64, Lin
         };
         let mut closed = 0;
         for r in &reqs {
-            let still_in = live.as_ref().is_some_and(|m| {
-                m.shard_function.shard_of(r.member).and_then(|s| bitmaps.get(s as usize)).is_some_and(|b| b.contains(r.member))
-            });
-            match (&live, still_in) {
-                (Some(m), true) => repoint(db, r, &m.id)?,
+            match &live {
+                Some(m) if holds(m, &bitmaps, r.member) => repoint(db, r, &m.id)?,
                 _ => {
-                    db.exec(
-                        &format!(
-                            "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, status = {COMPLETE_STATUS} \
-                             WHERE member = $1 AND event_seq = $3 AND old_model = $4"
-                        ),
-                        &[
-                            P::I(to_i64(r.member, "member")?),
-                            P::I(at),
-                            P::I(to_i64(r.event_seq, "event")?),
-                            P::T(&r.model),
-                            P::OptT(live.as_ref().map(|m| m.id.as_str())),
-                        ],
-                    )?;
+                    complete_request(db, r, at, live.as_ref().map(|m| m.id.as_str()))?;
                     closed += 1;
                 }
             }
@@ -482,22 +461,7 @@ fn retrain(
                 "UPDATE registry_models SET status = 'superseded', status_changed = $2 WHERE id = $1",
                 &[P::T(&model.id), P::I(at)],
             )?;
-            let rec = ModelRecord {
-                id: checked.id.clone(),
-                kind: checked.meta.kind.clone(),
-                purpose: checked.meta.purpose.clone(),
-                dataset: model.dataset.clone(),
-                version,
-                supersedes: Some(model.id.clone()),
-                status: ModelStatus::Live,
-                status_changed: None,
-                dir: reg.stored_path(&checked.dir),
-                shard_function: checked.meta.shard_function.clone(),
-                metrics: checked.meta.metrics.clone(),
-                dp: checked.meta.dp.clone(),
-                created: checked.meta.created,
-                cause: Some(cause.clone()),
-            };
+            let rec = reg.live_record(&checked, &model.dataset, version, Some(model.id.clone()), Some(cause.clone()));
             insert_model(db, &rec, &checked)?;
             // The new version rests on the same grants, minus those of the members taken out.
             let kept: Vec<(u64, u64)> = db
@@ -525,19 +489,7 @@ fn retrain(
                 if r.status == RequestStatus::Missed || r.deadline < at {
                     missed += 1;
                 }
-                db.exec(
-                    &format!(
-                        "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, status = {COMPLETE_STATUS} \
-                         WHERE member = $1 AND event_seq = $3 AND old_model = $4"
-                    ),
-                    &[
-                        P::I(to_i64(r.member, "member")?),
-                        P::I(at),
-                        P::I(to_i64(r.event_seq, "event")?),
-                        P::T(&model.id),
-                        P::T(&rec.id),
-                    ],
-                )?;
+                complete_request(db, r, at, Some(&rec.id))?;
             }
             // Requests that arrived during the retrain: their members are still in the new version.
             for r in open_for(db, &model.id)? {
@@ -585,17 +537,7 @@ fn discard_superseded_weights(old_dir: &Path) {
 /// Computes the deadline figures over every request in the registry.
 fn figures(reg: &Registry, opts: &WorkerOptions, at: i64) -> Result<DeadlineFigures, LineageError> {
     let all = reg.requests()?;
-    let mut f = DeadlineFigures {
-        deadline_secs: opts.deadline_secs,
-        completed: 0,
-        within_deadline: 0,
-        missed: 0,
-        max_latency_secs: None,
-        mean_latency_secs: None,
-        open: 0,
-        open_overdue: 0,
-        next_deadline: None,
-    };
+    let mut f = DeadlineFigures { deadline_secs: opts.deadline_secs, ..DeadlineFigures::default() };
     let mut total = 0i64;
     for r in &all {
         if r.status == RequestStatus::Missed {
@@ -629,17 +571,8 @@ fn figures(reg: &Registry, opts: &WorkerOptions, at: i64) -> Result<DeadlineFigu
 /// One pass: read new ledger events into requests, mark overdue requests `missed`, retrain every model whose
 /// batch is due (one retrain per model), and report the deadline figures.
 pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, LineageError> {
-    let mut report = WorkerReport {
-        cursor_from: 0,
-        cursor_to: 0,
-        withdrawals: 0,
-        requests_opened: 0,
-        retrains: Vec::new(),
-        closed_without_retrain: 0,
-        orphans_removed: Vec::new(),
-        open: Vec::new(),
-        figures: figures(reg, opts, opts.clock())?,
-    };
+    // The figures are computed once the pass is done.
+    let mut report = WorkerReport::default();
     intake(reg, opts, &mut report)?;
     let at = opts.clock();
     reg.conn().transaction(true, |db| {
