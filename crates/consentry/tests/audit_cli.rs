@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{consentry, ok, text};
+use common::{consentry, ok, read_bitmap, text};
 use roaring::RoaringTreemap;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -63,12 +63,14 @@ fn audit(data: &Path, args: &[&str], code: i32) -> Value {
     json_of(&o)
 }
 
-fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).collect()
+/// How many models the report lists as live, and as superseded.
+fn live_and_superseded(report: &Value) -> (usize, usize) {
+    let status = |s: &str| report["models"].as_array().unwrap().iter().filter(|m| m["status"] == s).count();
+    (status("live"), status("superseded"))
 }
 
-fn read_bitmap(p: &Path) -> RoaringTreemap {
-    RoaringTreemap::deserialize_from(&std::fs::read(p).unwrap()[..]).unwrap()
+fn findings<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == kind).collect()
 }
 
 fn write_bitmap(p: &Path, b: &RoaringTreemap) -> String {
@@ -99,8 +101,7 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["mode"], "online");
     // The demo's first versions, superseded by unlearning, and the three live versions.
-    let status = |s: &str| r["models"].as_array().unwrap().iter().filter(|m| m["status"] == s).count();
-    assert_eq!((status("live"), status("superseded")), (3, 3), "{r}");
+    assert_eq!(live_and_superseded(&r), (3, 3), "{r}");
     for d in r["datasets"].as_array().unwrap() {
         assert!(d["members"].as_u64().unwrap() > 0, "{d}");
         assert_eq!(d["members"], d["allowed_recomputed"], "{d}");
@@ -115,8 +116,7 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
     let r = audit(&data, &["--offline", bundle.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()], 0);
     assert_eq!(r["mode"], "bundle");
     // The demo's first versions, superseded by unlearning, and the three live versions.
-    let status = |s: &str| r["models"].as_array().unwrap().iter().filter(|m| m["status"] == s).count();
-    assert_eq!((status("live"), status("superseded")), (3, 3), "{r}");
+    assert_eq!(live_and_superseded(&r), (3, 3), "{r}");
     let out = ok(&consentry(&data, &["audit", "--offline", bundle.to_str().unwrap()]));
     assert!(out.contains("audit passed"), "{out}");
 
@@ -181,9 +181,8 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
     meta["dataset"]["manifest_blake3"] = manifest_hash.into();
     meta["dataset"]["members_commitment"] = commitment.into();
     meta["dataset"]["members"] = members.len().into();
-    let key: [u8; 32] = hex_decode(meta["shard_function"]["key"].as_str().unwrap());
-    let shards = meta["shard_function"]["shards"].as_u64().unwrap() as u32;
-    let shard = consentry_gate::shard_of(&key, shards, intruder) as usize;
+    let shard_function: consentry_gate::ShardFunction = serde_json::from_value(meta["shard_function"].clone()).unwrap();
+    let shard = shard_function.shard_of(intruder).unwrap() as usize;
     let s = &mut meta["shards"][shard];
     let file = model.join(s["members_file"].as_str().unwrap());
     let mut b = read_bitmap(&file);
@@ -217,11 +216,6 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
     let out = text(&o.stdout);
     assert!(out.contains("VIOLATION member_not_allowed") && out.contains(&format!("member {intruder}")), "{out}");
     assert!(out.contains("expected: allowed at position"), "{out}");
-}
-
-fn hex_decode(s: &str) -> [u8; 32] {
-    let v: Vec<u8> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
-    v.try_into().unwrap()
 }
 
 #[test]

@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{consentry, ok, text};
-use roaring::RoaringTreemap;
+use common::{consentry, ok, shard_count as shards, shard_members, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -16,16 +15,6 @@ const JOBS: &str = "train_ai_system.job_recommendations";
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn shard_members(dir: &Path, i: u32) -> RoaringTreemap {
-    let b = std::fs::read(dir.join(format!("shard-{i:03}.members.roaring"))).unwrap();
-    RoaringTreemap::deserialize_from(&b[..]).unwrap()
-}
-
-fn shards(dir: &Path) -> u32 {
-    let meta = json(&std::fs::read_to_string(dir.join("model.json")).unwrap());
-    meta["shards"].as_array().unwrap().len() as u32
 }
 
 /// Two members of the model in different shards.

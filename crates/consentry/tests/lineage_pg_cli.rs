@@ -5,8 +5,7 @@ mod common;
 #[path = "../../consentry-ledger/tests/support/mod.rs"]
 mod support;
 
-use common::{ok, text};
-use roaring::RoaringTreemap;
+use common::{ok, shard_count, shard_members, text};
 use std::path::Path;
 use std::process::Output;
 
@@ -18,11 +17,6 @@ fn consentry(data: &Path, url: &str, args: &[&str]) -> Output {
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn shard_members(dir: &Path, i: usize) -> RoaringTreemap {
-    let b = std::fs::read(dir.join(format!("shard-{i:03}.members.roaring"))).unwrap();
-    RoaringTreemap::deserialize_from(&b[..]).unwrap()
 }
 
 #[test]
@@ -58,8 +52,7 @@ fn unlearning_on_postgres() {
     assert_eq!(live.as_array().unwrap().len(), 1);
     assert_eq!(live[0]["version"], 2);
     let live_dir = data.join(live[0]["dir"].as_str().unwrap());
-    let n = json(&std::fs::read_to_string(live_dir.join("model.json")).unwrap())["shards"].as_array().unwrap().len();
-    assert!((0..n).all(|i| !shard_members(&live_dir, i).contains(member)));
+    assert!((0..shard_count(&live_dir)).all(|i| !shard_members(&live_dir, i).contains(member)));
     let l = json(&ok(&consentry(&data, url, &["--json", "lineage", "member", &member.to_string()])));
     assert!(l["models"][0]["state"].as_str().unwrap().starts_with("removed by unlearning at "), "{l}");
     let o = consentry(&data, url, &["lineage", "member", "987654321"]);

@@ -4,20 +4,8 @@
 
 mod common;
 
-use common::{consentry, ok};
-use roaring::RoaringTreemap;
+use common::{consentry, model_members as members, ok};
 use serde_json::Value;
-use std::path::Path;
-
-fn members(dir: &Path) -> RoaringTreemap {
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
-    let mut all = RoaringTreemap::new();
-    for i in 0..meta["shards"].as_array().unwrap().len() {
-        let b = std::fs::read(dir.join(format!("shard-{i:03}.members.roaring"))).unwrap();
-        all |= RoaringTreemap::deserialize_from(&b[..]).unwrap();
-    }
-    all
-}
 
 #[test]
 fn dp_claims_are_rederived_and_compose_per_member() {

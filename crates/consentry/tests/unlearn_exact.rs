@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{consentry, ok};
-use consentry_learn::model::{ModelMeta, shard_file, shard_members_file};
+use common::{consentry, model_members, ok, read_bitmap, shard_members as members_of};
+use consentry_learn::model::{ModelMeta, shard_file};
 use consentry_learn::train::{self, ModelKind, TrainOptions};
 use roaring::RoaringTreemap;
 use std::collections::BTreeMap;
@@ -28,15 +28,6 @@ fn demo() -> &'static Path {
 
 fn shard_bytes(dir: &Path, shards: u32) -> Vec<Vec<u8>> {
     (0..shards).map(|i| std::fs::read(dir.join(shard_file(i))).unwrap()).collect()
-}
-
-fn read_bitmap(path: &Path) -> RoaringTreemap {
-    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    RoaringTreemap::deserialize_from(&b[..]).unwrap()
-}
-
-fn members_of(dir: &Path, i: u32) -> RoaringTreemap {
-    read_bitmap(&dir.join(shard_members_file(i)))
 }
 
 #[test]
@@ -147,7 +138,7 @@ fn unlearned_members_look_like_never_seen_ones_to_membership_inference() {
     let shard_of = |m: u64| consentry_gate::manifest::shard_of(&key, shards, m);
     let opts: TrainOptions = serde_json::from_value(meta.hyper.clone()).unwrap();
     let activity = raw_job_activity(data, opts.rec.weak_weight, opts.rec.strong_weight);
-    let training: RoaringTreemap = (0..shards).map(|i| members_of(&model, i)).fold(RoaringTreemap::new(), |a, b| a | b);
+    let training = model_members(&model);
     // Three exchangeable groups of consented members, drawn at random: `never` are taken out of the model first
     // (so it is exactly a model that never saw them), `removed` are unlearned afterwards, `kept` stay throughout.
     let mut members: Vec<u64> = activity.keys().copied().filter(|m| training.contains(*m)).collect();

@@ -109,8 +109,13 @@ fn models(ctx: &Ctx) -> anyhow::Result<Models> {
     ))
 }
 
-fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
-    let ledger = ledger_cmd::open(ctx)?;
+/// Runs `f` on what the audit reads of the data directory: its ledger, the policy in force and the models.
+fn with_input<T>(
+    ctx: &Ctx,
+    ledger: &Ledger,
+    now: i64,
+    f: impl FnOnce(&ExportInput<'_>) -> Result<T, AuditError>,
+) -> anyhow::Result<T> {
     let policy = policy_text(ctx, None)?;
     let source = models(ctx)?;
     let input = ExportInput {
@@ -119,9 +124,15 @@ fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
         public_key: ledger.public_key(),
         policy_text: &policy.text,
         models: &source,
-        now: chrono::Utc::now().timestamp(),
+        now,
     };
-    let summary = consentry_audit::export(&input, out).map_err(audit_err)?;
+    f(&input).map_err(audit_err)
+}
+
+fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
+    let ledger = ledger_cmd::open(ctx)?;
+    let summary =
+        with_input(ctx, &ledger, chrono::Utc::now().timestamp(), |input| consentry_audit::export(input, out))?;
     if ctx.json {
         ctx.print_json(&summary)?;
     } else {
@@ -182,17 +193,7 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// Audits the data directory's ledger, datasets and models as they are now; shared with `demo`.
 pub fn online(ctx: &Ctx, ledger: &Ledger, opts: &AuditOptions) -> anyhow::Result<Report> {
-    let policy = policy_text(ctx, None)?;
-    let source = models(ctx)?;
-    let input = ExportInput {
-        data_dir: &ctx.data,
-        store: ledger.store(),
-        public_key: ledger.public_key(),
-        policy_text: &policy.text,
-        models: &source,
-        now: opts.now,
-    };
-    consentry_audit::audit_online(&input, opts).map_err(audit_err)
+    with_input(ctx, ledger, opts.now, |input| consentry_audit::audit_online(input, opts))
 }
 
 /// Prints a report: JSON, violations only when quiet, else the rendered text.

@@ -6,11 +6,14 @@ use super::train as train_cmd;
 use super::{POLICY_FILE, init_data_dir, load_policy, synth};
 use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
+use consentry_learn::LearnError;
+use consentry_learn::model::ModelMeta;
 use consentry_learn::train::{ModelKind, TrainOptions};
 use consentry_ledger::snapshot::{Snapshot, SnapshotCounts};
 use consentry_ledger::{Ledger, NewEvent};
 use consentry_policy::DenyReason;
 use consentry_policy::{Action, Source};
+use consentry_replies::ReplyError;
 use consentry_synth::SynthConfig;
 use serde::Serialize;
 use std::path::Path;
@@ -202,13 +205,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         let r = match train_cmd::train_model(ctx, &train_cmd::default_dataset(ctx, kind), &out, &opts) {
             Ok(r) => r,
             // A small network may have no reply that k members wrote: then there is nothing to suggest.
-            Err(e) if kind == ModelKind::Replies && format!("{e:#}").contains("empty inventory") => {
+            Err(e @ LearnError::Replies(ReplyError::EmptyInventory { .. })) => {
                 ctx.say(format!(
-                    "replies: not trained — {e:#}; a larger network (e.g. --members 20000) has enough common replies"
+                    "replies: not trained — {e}; a larger network (e.g. --members 20000) has enough common replies"
                 ));
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(train_cmd::learn_err(e)),
         };
         super::lineage::register_model(ctx, &out)?;
         if ctx.human() {
@@ -302,14 +305,7 @@ fn withdraw_sample(ctx: &Ctx, ledger: &Ledger, models_dir: &Path) -> anyhow::Res
         if !dir.exists() {
             return Ok(Vec::new());
         }
-        let meta = consentry_learn::model::ModelMeta::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut all = roaring::RoaringTreemap::new();
-        for i in 0..meta.shards.len() as u32 {
-            let f = dir.join(consentry_learn::model::shard_members_file(i));
-            let bytes = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-            all |= roaring::RoaringTreemap::deserialize_from(&bytes[..])
-                .with_context(|| format!("reading {}", f.display()))?;
-        }
+        let all = ModelMeta::read(&dir).and_then(|m| m.members(&dir)).map_err(train_cmd::learn_err)?;
         Ok(all.iter().collect())
     };
     let jobs = members(ModelKind::JobRecs)?;

@@ -91,7 +91,7 @@ pub struct TrainArgs {
     dp_key: Option<PathBuf>,
 }
 
-fn learn_err(e: LearnError) -> anyhow::Error {
+pub fn learn_err(e: LearnError) -> anyhow::Error {
     if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
 }
 
@@ -101,8 +101,8 @@ pub fn default_dataset(ctx: &Ctx, kind: ModelKind) -> PathBuf {
     ctx.data_path("datasets").join(purpose.rsplit('.').next().unwrap_or(purpose))
 }
 
-/// Trains with a progress bar over shards.
-pub fn train_model(ctx: &Ctx, dataset: &Path, out: &Path, opts: &TrainOptions) -> anyhow::Result<TrainReport> {
+/// Trains with a progress bar over shards; the error stays typed so callers can tell why (see `demo`).
+pub fn train_model(ctx: &Ctx, dataset: &Path, out: &Path, opts: &TrainOptions) -> Result<TrainReport, LearnError> {
     let shards = u64::from(opts.shards.unwrap_or(8));
     let bar = if ctx.human() && !ctx.quiet {
         let b = ProgressBar::new(shards).with_prefix(format!("train {}", opts.kind.name()));
@@ -115,7 +115,7 @@ pub fn train_model(ctx: &Ctx, dataset: &Path, out: &Path, opts: &TrainOptions) -
     } else {
         ProgressBar::hidden()
     };
-    let r = consentry_learn::train(dataset, out, opts, &|_| bar.inc(1)).map_err(learn_err);
+    let r = consentry_learn::train(dataset, out, opts, &|_| bar.inc(1));
     bar.finish_and_clear();
     r
 }
@@ -151,7 +151,7 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let dataset = a.dataset.unwrap_or_else(|| default_dataset(ctx, kind));
     let out = a.out.unwrap_or_else(|| ctx.data_path("models").join(kind.name()));
-    let r = train_model(ctx, &dataset, &out, &opts)?;
+    let r = train_model(ctx, &dataset, &out, &opts).map_err(learn_err)?;
     let registered = if a.no_register { None } else { register(ctx, &out)? };
     if ctx.json {
         ctx.print_json(&r.meta)?;
@@ -184,9 +184,14 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether there is a ledger (and so a lineage registry): `--database`, or the SQLite file in the data directory.
+fn has_ledger(ctx: &Ctx) -> bool {
+    ctx.database.is_some() || ctx.data_path(super::ledger::DB_FILE).exists()
+}
+
 /// Records a trained model in the lineage registry when the data directory has a ledger; its id.
 fn register(ctx: &Ctx, out: &Path) -> anyhow::Result<Option<String>> {
-    if ctx.database.is_none() && !ctx.data_path(super::ledger::DB_FILE).exists() {
+    if !has_ledger(ctx) {
         return Ok(None);
     }
     let rec = super::lineage::register_model(ctx, out).with_context(|| {
@@ -299,7 +304,7 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
 pub fn require_served(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     use consentry_lineage::{LineageError, ModelStatus};
     require_dir(dir)?;
-    if ctx.database.is_none() && !ctx.data_path(super::ledger::DB_FILE).exists() {
+    if !has_ledger(ctx) {
         return Ok(());
     }
     // Unreadable metadata is for the loader to report.

@@ -59,3 +59,26 @@ pub fn withdrawal<'a>(member: &'a str, purpose: &'a str, source: &'a str) -> [&'
         source,
     ]
 }
+
+/// A roaring bitmap file (a dataset's `members.roaring`, a shard's member bitmap).
+pub fn read_bitmap(path: &Path) -> roaring::RoaringTreemap {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    roaring::RoaringTreemap::deserialize_from(&b[..]).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The members whose rows trained shard `i` of the model in `dir`.
+pub fn shard_members(dir: &Path, i: u32) -> roaring::RoaringTreemap {
+    read_bitmap(&dir.join(format!("shard-{i:03}.members.roaring")))
+}
+
+/// The number of shards the model in `dir` lists.
+pub fn shard_count(dir: &Path) -> u32 {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    meta["shards"].as_array().unwrap().len() as u32
+}
+
+/// Every member of the model in `dir`, over all its shards.
+pub fn model_members(dir: &Path) -> roaring::RoaringTreemap {
+    (0..shard_count(dir)).map(|i| shard_members(dir, i)).fold(roaring::RoaringTreemap::new(), |a, b| a | b)
+}
