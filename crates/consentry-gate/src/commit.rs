@@ -16,11 +16,12 @@
 //! row add nothing (the manifest's row counts still change).
 //!
 //! **Speed.** This is the gate's hottest code, so it is written out with AVX2
-//! (tested equal to the `blake3` crate, with a portable fallback): eight rows'
+//! and AVX-512 (each tested equal to the `blake3` crate and to a portable
+//! fallback; the widest the CPU runs is picked at run time): eight rows'
 //! digests are computed side by side (one 32-bit lane each, rows up to one
-//! 1024-byte chunk), and each row's 32 XOF blocks eight at a time, with round
-//! 1's quarter-rounds on columns 1–3 (identical for every block) done once per
-//! row. Lanes are stored in the order the SIMD expansion produces them, so a
+//! 1024-byte chunk), and each row's 32 XOF blocks sixteen at a time with
+//! AVX-512 (eight with AVX2), with round 1's quarter-rounds on columns 1–3
+//! (identical for every block) done once per row. Lanes are stored in the order the SIMD expansion produces them, so a
 //! row is added with plain vector adds; serialisation converts to canonical
 //! order. None of this changes a single output bit.
 //!
@@ -101,15 +102,7 @@ impl LtHash {
         for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
             *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { xof_add_avx2(&mut self.0, &m) };
-                return;
-            }
-        }
-        xof_add(&mut self.0, &m);
+        xof_add_fastest(&mut self.0, &m);
     }
 
     /// Adds another multiset (merging partitions).
@@ -242,11 +235,6 @@ fn xof_add(acc: &mut [u16; LANES], m: &[u32; 16]) {
     }
 }
 
-/// The seven BLAKE3 rounds on eight states side by side (one per 32-bit lane): `$s` is a local
-/// `[__m256i; 16]`, `$mv` the sixteen message word vectors. A macro, fully unrolled with constant
-/// message indices, so the state stays in registers (a function would be called, not inlined,
-/// across `target_feature` boundaries). Only for use inside AVX2 functions. With `first: columns
-/// 1 to 3 done`, the caller has already applied round 1's quarter-rounds on columns 1, 2 and 3.
 /// The `_mm256_shuffle_epi8` masks that rotate every 32-bit lane right by 16 and by 8 bits.
 #[cfg(target_arch = "x86_64")]
 macro_rules! rot_masks_avx2 {
@@ -283,16 +271,34 @@ macro_rules! g_avx2 {
     }};
 }
 
+/// One BLAKE3 quarter-round (G) on words `$a $b $c $d` of sixteen states side by side
+/// (`$s: [__m512i; 16]`); AVX-512 rotates natively. Only for use inside AVX-512F functions.
 #[cfg(target_arch = "x86_64")]
-macro_rules! rounds_avx2 {
-    ($s:ident, $mv:ident) => {
-        rounds_avx2!($s, $mv, first: all)
-    };
-    ($s:ident, $mv:ident, first: $first:ident) => {{
-        let rot = rot_masks_avx2!();
+macro_rules! g_avx512 {
+    ($s:expr, $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {{
+        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $mx);
+        $s[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($s[$d], $s[$a]));
+        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
+        $s[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($s[$b], $s[$c]));
+        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $my);
+        $s[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($s[$d], $s[$a]));
+        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
+        $s[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($s[$b], $s[$c]));
+    }};
+}
+
+/// The seven BLAKE3 rounds on states side by side (one per 32-bit lane): `$s` is a local array of
+/// sixteen vectors, `$mv` the sixteen message word vectors, `$g[..]` the quarter-round macro of
+/// the instruction set with its leading arguments. A macro, fully unrolled with constant message
+/// indices, so the state stays in registers (a function would be called, not inlined, across
+/// `target_feature` boundaries). With `first: columns_1_to_3_done`, the caller has already
+/// applied round 1's quarter-rounds on columns 1, 2 and 3.
+#[cfg(target_arch = "x86_64")]
+macro_rules! rounds_simd {
+    ($g:ident[$($x:expr),*], $s:ident, $mv:ident, first: $first:ident) => {{
         macro_rules! g {
             ($a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {
-                g_avx2!($s, rot, $a, $b, $c, $d, $mx, $my)
+                $g!($s, $($x,)* $a, $b, $c, $d, $mx, $my)
             };
         }
         macro_rules! round {
@@ -351,6 +357,7 @@ fn keyed_hash8_avx2(key: &[u32; 8], rows: &[&[u8]; ROWS]) -> [[u32; 16]; ROWS] {
     use std::arch::x86_64::*;
     let blocks: [usize; ROWS] = std::array::from_fn(|l| rows[l].len().div_ceil(64).max(1));
     let most = blocks.iter().copied().max().unwrap_or(1);
+    let rot = rot_masks_avx2!();
     let mut cv: [__m256i; 8] = std::array::from_fn(|i| _mm256_set1_epi32(key[i] as i32));
     for j in 0..most {
         // Block j of each row as two vectors (words 0-7, 8-15): straight from the row when whole,
@@ -399,7 +406,7 @@ fn keyed_hash8_avx2(key: &[u32; 8], rows: &[&[u8]; ROWS]) -> [[u32; 16]; ROWS] {
         }
         s[14] = load(&len);
         s[15] = load(&flags);
-        rounds_avx2!(s, mv);
+        rounds_simd!(g_avx2[rot], s, mv, first: all);
         for i in 0..8 {
             cv[i] = _mm256_blendv_epi8(cv[i], _mm256_xor_si256(s[i], s[i + 8]), live);
         }
@@ -460,8 +467,7 @@ fn add_rows(acc: &mut LtHash, key: &[u8; 32], buf: &[u8], ends: &[usize]) {
             // SAFETY: the CPU supports AVX2, checked just above.
             let digests = unsafe { keyed_hash8_avx2(&kw, &rows) };
             for m in &digests {
-                // SAFETY: as above.
-                unsafe { xof_add_avx2(&mut acc.0, m) };
+                xof_add_fastest(&mut acc.0, m);
             }
             return;
         }
@@ -500,7 +506,7 @@ unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
         let c0 = (group * WAYS) as i32;
         let mut s = init;
         s[12] = _mm256_setr_epi32(c0, c0 + 1, c0 + 2, c0 + 3, c0 + 4, c0 + 5, c0 + 6, c0 + 7);
-        rounds_avx2!(s, mv, first: columns_1_to_3_done);
+        rounds_simd!(g_avx2[rot], s, mv, first: columns_1_to_3_done);
         for i in 0..8 {
             let lo = _mm256_xor_si256(s[i], s[i + 8]);
             let hi = _mm256_xor_si256(s[i + 8], _mm256_set1_epi32(IV[i] as i32));
@@ -514,6 +520,75 @@ unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
             }
         }
     }
+}
+
+/// [`xof_add`] with AVX-512F: sixteen output blocks per pass (two passes per row), with native
+/// rotates. Lanes 0–7 of a pass are one [`WAYS`]-group of the stored order and lanes 8–15 the next,
+/// so each half is added where [`xof_add_avx2`] would add it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+#[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
+unsafe fn xof_add_avx512(acc: &mut [u16; LANES], m: &[u32; 16]) {
+    use std::arch::x86_64::*;
+    const PASS: usize = 2 * WAYS;
+    let mut mv = [_mm512_setzero_si512(); 16];
+    for k in 0..16 {
+        mv[k] = _mm512_set1_epi32(m[k] as i32);
+    }
+    let dst = acc.as_mut_ptr().cast::<__m256i>();
+    // As in the AVX2 kernel: round 1's columns 1 to 3 are the same for every output block.
+    let mut init = [_mm512_setzero_si512(); 16];
+    for i in 0..8 {
+        init[i] = _mm512_set1_epi32(IV[i] as i32);
+    }
+    for i in 0..4 {
+        init[8 + i] = _mm512_set1_epi32(IV[i] as i32);
+    }
+    init[14] = _mm512_set1_epi32(32);
+    init[15] = _mm512_set1_epi32(ROOT_FLAGS as i32);
+    for i in 1..4 {
+        g_avx512!(init, i, 4 + i, 8 + i, 12 + i, mv[2 * i], mv[2 * i + 1]);
+    }
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for pass in 0..(BLOCKS / PASS) {
+        let mut s = init;
+        s[12] = _mm512_add_epi32(_mm512_set1_epi32((pass * PASS) as i32), lanes);
+        rounds_simd!(g_avx512[], s, mv, first: columns_1_to_3_done);
+        for i in 0..8 {
+            let lo = _mm512_xor_si512(s[i], s[i + 8]);
+            let hi = _mm512_xor_si512(s[i + 8], _mm512_set1_epi32(IV[i] as i32));
+            for (word, v) in [(i, lo), (8 + i, hi)] {
+                let halves = [_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)];
+                for (h, half) in halves.into_iter().enumerate() {
+                    // SAFETY: `acc` holds 64 vectors of 32 bytes; the index is below
+                    // (BLOCKS / WAYS) * 16 = 64. Unaligned loads and stores.
+                    unsafe {
+                        let p = dst.add((2 * pass + h) * 16 + word);
+                        _mm256_storeu_si256(p, _mm256_add_epi16(_mm256_loadu_si256(p), half));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds a digest's expansion with the widest kernel this CPU runs (all give the same lanes).
+#[inline]
+fn xof_add_fastest(acc: &mut [u16; LANES], m: &[u32; 16]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (and so AVX2), checked just above.
+            unsafe { xof_add_avx512(acc, m) };
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            unsafe { xof_add_avx2(acc, m) };
+            return;
+        }
+    }
+    xof_add(acc, m);
 }
 
 /// The logical type name used in the schema key; `None` for unsupported types.
@@ -806,6 +881,35 @@ mod tests {
             }
             xof_add(&mut portable, &m);
             assert_eq!(&portable, got.0.as_ref());
+        }
+    }
+
+    /// Every SIMD kernel this CPU runs adds exactly the portable lanes (the dispatcher picks only one).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn every_kernel_adds_the_same_lanes() {
+        type Kernel = unsafe fn(&mut [u16; LANES], &[u32; 16]);
+        let mut kernels: Vec<(&str, Kernel)> = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx2") {
+            kernels.push(("avx2", xof_add_avx2));
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            kernels.push(("avx512", xof_add_avx512));
+        }
+        if kernels.is_empty() {
+            eprintln!("no SIMD kernel runs on this CPU; only the portable one is tested");
+        }
+        let mut want = [0u16; LANES];
+        let mut got = vec![[0u16; LANES]; kernels.len()];
+        for seed in 0..50u32 {
+            let m: [u32; 16] =
+                std::array::from_fn(|k| if k < 8 { seed.wrapping_mul(0x9E37_79B9) ^ (k as u32 * 7919) } else { 0 });
+            xof_add(&mut want, &m);
+            for ((name, f), acc) in kernels.iter().zip(got.iter_mut()) {
+                // SAFETY: each kernel was pushed only if the CPU supports its features.
+                unsafe { f(acc, &m) };
+                assert_eq!(acc, &want, "{name}, after {} digests", seed + 1);
+            }
         }
     }
 

@@ -402,7 +402,12 @@ fn consent_single(
         codes: &mut [u64; NO_PARTY + 1],
         members: &mut Vec<u64>,
     ) -> (BooleanBuffer, usize) {
-        let mut kept = 0usize;
+        // Branch-free (whether a member allowed is a coin toss to the branch predictor): every
+        // row's id is written at the end of `members`, which only advances past allowed ones.
+        let start = members.len();
+        members.resize(start + values.len(), 0);
+        let mut len = start;
+        let mut counts = [0u64; 256];
         let keep = BooleanBuffer::collect_bool(values.len(), |i| {
             if nulls.is_some_and(|n| n.is_null(i)) {
                 codes[NO_PARTY] += 1;
@@ -410,16 +415,16 @@ fn consent_single(
             }
             let id = to_id(values[i]);
             let code = usize::try_from(id).ok().and_then(|i| dense.get(i)).copied().unwrap_or(UNKNOWN);
-            if code == 0 {
-                members.push(id);
-                kept += 1;
-                true
-            } else {
-                codes[code as usize] += 1;
-                false
-            }
+            counts[code as usize] += 1;
+            members[len] = id;
+            len += usize::from(code == 0);
+            code == 0
         });
-        (keep, kept)
+        members.truncate(len);
+        for (c, n) in codes.iter_mut().zip(counts).skip(1) {
+            *c += n;
+        }
+        (keep, counts[0] as usize)
     }
     let neg = |x: i64| u64::try_from(x).unwrap_or(u64::MAX);
     Some(match col.data_type() {
