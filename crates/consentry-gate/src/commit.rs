@@ -337,6 +337,8 @@ macro_rules! rounds_simd {
 
 /// Rows whose digests the AVX2 path computes side by side.
 const ROWS: usize = 8;
+/// Rows gathered before digesting: one AVX-512 pass, or two AVX2 ones.
+const BATCH: usize = 2 * ROWS;
 /// The longest row encoding digested side by side: one BLAKE3 chunk. Longer rows go one by one.
 const CHUNK_LEN: usize = 1024;
 /// BLAKE3 flags: CHUNK_START, CHUNK_END, ROOT, KEYED_HASH.
@@ -450,30 +452,136 @@ fn transpose8(v: &mut [std::arch::x86_64::__m256i; 8]) {
     v[7] = _mm256_permute2x128_si256(abcd_37, efgh_37, 0x31);
 }
 
-/// Adds rows `buf[ends[k - 1]..ends[k]]` (at most [`ROWS`] of them) under `key`.
+/// Adds rows `buf[ends[k - 1]..ends[k]]` (at most [`BATCH`] of them) under `key`.
 fn add_rows(acc: &mut LtHash, key: &[u8; 32], buf: &[u8], ends: &[usize]) {
     let row = |k: usize| &buf[if k == 0 { 0 } else { ends[k - 1] }..ends[k]];
     #[cfg(target_arch = "x86_64")]
     {
-        if ends.len() == ROWS
-            && (0..ROWS).all(|k| row(k).len() <= CHUNK_LEN)
-            && std::arch::is_x86_feature_detected!("avx2")
-        {
+        if ends.len() == BATCH && (0..BATCH).all(|k| row(k).len() <= CHUNK_LEN) {
             let mut kw = [0u32; 8];
             for (w, c) in kw.iter_mut().zip(key.chunks_exact(4)) {
                 *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
-            let rows: [&[u8]; ROWS] = std::array::from_fn(row);
-            // SAFETY: the CPU supports AVX2, checked just above.
-            let digests = unsafe { keyed_hash8_avx2(&kw, &rows) };
-            for m in &digests {
-                xof_add_fastest(&mut acc.0, m);
+            let rows: [&[u8]; BATCH] = std::array::from_fn(row);
+            let digests: Option<[[u32; 16]; BATCH]> = if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                Some(unsafe { keyed_hash16_avx512(&kw, &rows) })
+            } else if std::arch::is_x86_feature_detected!("avx2") {
+                let halves: [[&[u8]; ROWS]; 2] = std::array::from_fn(|h| std::array::from_fn(|l| rows[h * ROWS + l]));
+                // SAFETY: the CPU supports AVX2, checked just above.
+                let [a, b] = halves.map(|h| unsafe { keyed_hash8_avx2(&kw, &h) });
+                Some(std::array::from_fn(|k| if k < ROWS { a[k] } else { b[k - ROWS] }))
+            } else {
+                None
+            };
+            if let Some(digests) = digests {
+                for m in &digests {
+                    xof_add_fastest(&mut acc.0, m);
+                }
+                return;
             }
-            return;
         }
     }
     for k in 0..ends.len() {
         acc.add_row(key, row(k));
+    }
+}
+
+/// [`keyed_hash8_avx2`] for sixteen rows with AVX-512F: each row's block is one vector, the
+/// sixteen are transposed to one vector per message word, and finished rows are masked out.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
+fn keyed_hash16_avx512(key: &[u32; 8], rows: &[&[u8]; BATCH]) -> [[u32; 16]; BATCH] {
+    use std::arch::x86_64::*;
+    let blocks: [usize; BATCH] = std::array::from_fn(|l| rows[l].len().div_ceil(64).max(1));
+    let most = blocks.iter().copied().max().unwrap_or(1);
+    let mut cv = [_mm512_setzero_si512(); 8];
+    for i in 0..8 {
+        cv[i] = _mm512_set1_epi32(key[i] as i32);
+    }
+    for j in 0..most {
+        let mut mv = [_mm512_setzero_si512(); 16];
+        let mut len = [0u32; BATCH];
+        let mut flags = [0u32; BATCH];
+        let mut live: __mmask16 = 0;
+        for l in 0..BATCH {
+            if j >= blocks[l] {
+                continue;
+            }
+            let row = rows[l];
+            let start = j * 64;
+            let end = row.len().min(start + 64);
+            let mut block = [0u8; 64];
+            let src: &[u8] = if end - start == 64 {
+                &row[start..end]
+            } else {
+                block[..end - start].copy_from_slice(&row[start..end]);
+                &block
+            };
+            // SAFETY: `src` holds exactly 64 bytes; unaligned load.
+            mv[l] = unsafe { _mm512_loadu_si512(src.as_ptr().cast()) };
+            len[l] = (end - start) as u32;
+            flags[l] = KEYED_HASH
+                | if j == 0 { CHUNK_START } else { 0 }
+                | if j + 1 == blocks[l] { CHUNK_END | ROOT } else { 0 };
+            live |= 1 << l;
+        }
+        transpose16(&mut mv);
+        let mut s = [_mm512_setzero_si512(); 16];
+        s[..8].copy_from_slice(&cv);
+        for i in 0..4 {
+            s[8 + i] = _mm512_set1_epi32(IV[i] as i32);
+        }
+        // SAFETY: both arrays hold exactly 16 u32 (64 bytes); unaligned loads.
+        unsafe {
+            s[14] = _mm512_loadu_si512(len.as_ptr().cast());
+            s[15] = _mm512_loadu_si512(flags.as_ptr().cast());
+        }
+        rounds_simd!(g_avx512[], s, mv, first: all);
+        for i in 0..8 {
+            cv[i] = _mm512_mask_blend_epi32(live, cv[i], _mm512_xor_si512(s[i], s[i + 8]));
+        }
+    }
+    let mut words = [[0u32; BATCH]; 8];
+    for i in 0..8 {
+        // SAFETY: each `words` row holds 16 u32 (64 bytes); unaligned store.
+        unsafe { _mm512_storeu_si512(words[i].as_mut_ptr().cast(), cv[i]) };
+    }
+    std::array::from_fn(|l| std::array::from_fn(|i| if i < 8 { words[i][l] } else { 0 }))
+}
+
+/// Transposes a 16×16 matrix of `u32`, one row per vector (as in the BLAKE3 reference AVX-512 code).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transpose16(v: &mut [std::arch::x86_64::__m512i; 16]) {
+    use std::arch::x86_64::*;
+    // 32-bit interleave of row pairs, then 64-bit interleave of pair pairs: lane groups of four.
+    let mut p = [_mm512_setzero_si512(); 16];
+    for k in 0..8 {
+        p[2 * k] = _mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]);
+        p[2 * k + 1] = _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]);
+    }
+    let mut q = [_mm512_setzero_si512(); 16];
+    for k in 0..4 {
+        let (a0, a2, b0, b2) = (p[4 * k], p[4 * k + 1], p[4 * k + 2], p[4 * k + 3]);
+        q[4 * k] = _mm512_unpacklo_epi64(a0, b0);
+        q[4 * k + 1] = _mm512_unpackhi_epi64(a0, b0);
+        q[4 * k + 2] = _mm512_unpacklo_epi64(a2, b2);
+        q[4 * k + 3] = _mm512_unpackhi_epi64(a2, b2);
+    }
+    // 128-bit interleaves: rows 0-3 with 4-7 and 8-11 with 12-15, then the two halves.
+    let mut r = [_mm512_setzero_si512(); 16];
+    for h in 0..2 {
+        for k in 0..4 {
+            let (a, b) = (q[8 * h + k], q[8 * h + 4 + k]);
+            r[8 * h + k] = _mm512_shuffle_i32x4::<0x88>(a, b);
+            r[8 * h + 4 + k] = _mm512_shuffle_i32x4::<0xdd>(a, b);
+        }
+    }
+    for k in 0..8 {
+        v[k] = _mm512_shuffle_i32x4::<0x88>(r[k], r[8 + k]);
+        v[8 + k] = _mm512_shuffle_i32x4::<0xdd>(r[k], r[8 + k]);
     }
 }
 
@@ -778,14 +886,14 @@ pub fn add_batch(acc: &mut LtHash, key: &[u8; 32], batch: &RecordBatch) -> Resul
                 .ok_or_else(|| GateError::Invalid(format!("column `{}`: unsupported type {}", f.name(), f.data_type())))
         })
         .collect::<Result<_, _>>()?;
-    let mut buf = Vec::with_capacity(ROWS * 256);
-    let mut ends = Vec::with_capacity(ROWS);
+    let mut buf = Vec::with_capacity(BATCH * 256);
+    let mut ends = Vec::with_capacity(BATCH);
     for i in 0..batch.num_rows() {
         for c in &cells {
             c.encode(i, &mut buf);
         }
         ends.push(buf.len());
-        if ends.len() == ROWS {
+        if ends.len() == BATCH {
             add_rows(acc, key, &buf, &ends);
             buf.clear();
             ends.clear();
@@ -956,15 +1064,16 @@ mod tests {
     #[test]
     fn rows_side_by_side_equal_rows_one_by_one() {
         let key = [3u8; 32];
-        // Lengths around block and chunk edges, including empty and over-long rows.
-        let lens = [0usize, 1, 63, 64, 65, 127, 128, 500, 1023, 1024, 1025, 3000, 7, 200, 64, 9];
+        // Lengths around block and chunk edges, including empty rows; the over-long ones last, so
+        // the first windows take the side-by-side path and the last ones the row-by-row one.
+        let lens = [0usize, 1, 63, 64, 65, 127, 128, 500, 1023, 1024, 7, 200, 64, 9, 33, 191, 192, 2, 640, 1025, 3000];
         let rows: Vec<Vec<u8>> =
             lens.iter().enumerate().map(|(i, &n)| (0..n).map(|j| (i * 31 + j * 7) as u8).collect()).collect();
-        for start in 0..rows.len() - ROWS {
+        for start in 0..rows.len() - BATCH {
             let mut buf = Vec::new();
             let mut ends = Vec::new();
             let mut want = LtHash::new();
-            for r in &rows[start..start + ROWS] {
+            for r in &rows[start..start + BATCH] {
                 buf.extend_from_slice(r);
                 ends.push(buf.len());
                 want.add_row(&key, r);
@@ -973,19 +1082,32 @@ mod tests {
             add_rows(&mut got, &key, &buf, &ends);
             assert_eq!(got, want, "rows {start}..");
         }
+        // Each digest kernel this CPU runs, on rows no longer than a chunk (the dispatcher picks one).
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        {
             let mut kw = [0u32; 8];
             for (w, c) in kw.iter_mut().zip(key.chunks_exact(4)) {
                 *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
-            let eight: [&[u8]; ROWS] = std::array::from_fn(|k| rows[k].as_slice());
-            // SAFETY: AVX2 checked above.
-            let got = unsafe { keyed_hash8_avx2(&kw, &eight) };
-            for (k, words) in got.iter().enumerate() {
-                let want = blake3::keyed_hash(&key, eight[k]);
-                let bytes: Vec<u8> = words[..8].iter().flat_map(|w| w.to_le_bytes()).collect();
-                assert_eq!(bytes, want.as_bytes().to_vec(), "row {k}");
+            let short: Vec<&[u8]> = rows.iter().map(Vec::as_slice).filter(|r| r.len() <= CHUNK_LEN).collect();
+            let sixteen: [&[u8]; BATCH] = std::array::from_fn(|k| short[k]);
+            let mut got: Vec<(&str, Vec<[u32; 16]>)> = Vec::new();
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let eight: [&[u8]; ROWS] = std::array::from_fn(|k| sixteen[k]);
+                // SAFETY: AVX2 checked above.
+                got.push(("avx2", unsafe { keyed_hash8_avx2(&kw, &eight) }.to_vec()));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F checked above.
+                got.push(("avx512", unsafe { keyed_hash16_avx512(&kw, &sixteen) }.to_vec()));
+            }
+            for (name, digests) in &got {
+                for (k, words) in digests.iter().enumerate() {
+                    let want = blake3::keyed_hash(&key, sixteen[k]);
+                    let bytes: Vec<u8> = words[..8].iter().flat_map(|w| w.to_le_bytes()).collect();
+                    assert_eq!(bytes, want.as_bytes().to_vec(), "{name}, row {k}");
+                    assert!(words[8..].iter().all(|w| *w == 0));
+                }
             }
         }
     }
