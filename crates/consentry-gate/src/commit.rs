@@ -17,11 +17,13 @@
 //!
 //! **Speed.** This is the gate's hottest code, so it is written out with AVX2
 //! and AVX-512 (each tested equal to the `blake3` crate and to a portable
-//! fallback; the widest the CPU runs is picked at run time): eight rows'
-//! digests are computed side by side (one 32-bit lane each, rows up to one
-//! 1024-byte chunk), and each row's 32 XOF blocks sixteen at a time with
-//! AVX-512 (eight with AVX2), with round 1's quarter-rounds on columns 1–3
-//! (identical for every block) done once per row. Lanes are stored in the order the SIMD expansion produces them, so a
+//! fallback; the widest the CPU runs is picked at run time): rows' digests
+//! are computed side by side, one 32-bit lane each (sixteen rows with
+//! AVX-512, eight with AVX2; rows up to one 1024-byte chunk), and each row's
+//! 32 XOF blocks the same way (with AVX-512 as two interleaved vectors of
+//! sixteen, which keeps more of the core busy than one), with round 1's
+//! quarter-rounds on columns 1–3 (identical for every block) done once per
+//! row. Lanes are stored in the order the SIMD expansion produces them, so a
 //! row is added with plain vector adds; serialisation converts to canonical
 //! order. None of this changes a single output bit.
 //!
@@ -284,6 +286,29 @@ macro_rules! g_avx512 {
         $s[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($s[$d], $s[$a]));
         $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
         $s[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($s[$b], $s[$c]));
+    }};
+}
+
+/// [`g_avx512`] on two independent state arrays, step by step, so their dependency chains overlap.
+#[cfg(target_arch = "x86_64")]
+macro_rules! g2_avx512 {
+    ($s:expr, $t:expr, $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {{
+        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $mx);
+        $t[$a] = _mm512_add_epi32(_mm512_add_epi32($t[$a], $t[$b]), $mx);
+        $s[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($s[$d], $s[$a]));
+        $t[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($t[$d], $t[$a]));
+        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
+        $t[$c] = _mm512_add_epi32($t[$c], $t[$d]);
+        $s[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($s[$b], $s[$c]));
+        $t[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($t[$b], $t[$c]));
+        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $my);
+        $t[$a] = _mm512_add_epi32(_mm512_add_epi32($t[$a], $t[$b]), $my);
+        $s[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($s[$d], $s[$a]));
+        $t[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($t[$d], $t[$a]));
+        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
+        $t[$c] = _mm512_add_epi32($t[$c], $t[$d]);
+        $s[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($s[$b], $s[$c]));
+        $t[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($t[$b], $t[$c]));
     }};
 }
 
@@ -630,15 +655,17 @@ unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
     }
 }
 
-/// [`xof_add`] with AVX-512F: sixteen output blocks per pass (two passes per row), with native
-/// rotates. Lanes 0–7 of a pass are one [`WAYS`]-group of the stored order and lanes 8–15 the next,
-/// so each half is added where [`xof_add_avx2`] would add it.
+/// [`xof_add`] with AVX-512F: sixteen output blocks per vector and native rotates; the row's two
+/// sets of sixteen are computed interleaved, since one alone is bound by its dependency chains.
+/// Lanes 0–7 of a set are one [`WAYS`]-group of the stored order and lanes 8–15 the next, so each
+/// half is added where [`xof_add_avx2`] would add it.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f")]
 #[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
 unsafe fn xof_add_avx512(acc: &mut [u16; LANES], m: &[u32; 16]) {
     use std::arch::x86_64::*;
     const PASS: usize = 2 * WAYS;
+    const { assert!(BLOCKS == 2 * PASS) };
     let mut mv = [_mm512_setzero_si512(); 16];
     for k in 0..16 {
         mv[k] = _mm512_set1_epi32(m[k] as i32);
@@ -658,13 +685,15 @@ unsafe fn xof_add_avx512(acc: &mut [u16; LANES], m: &[u32; 16]) {
         g_avx512!(init, i, 4 + i, 8 + i, 12 + i, mv[2 * i], mv[2 * i + 1]);
     }
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for pass in 0..(BLOCKS / PASS) {
-        let mut s = init;
-        s[12] = _mm512_add_epi32(_mm512_set1_epi32((pass * PASS) as i32), lanes);
-        rounds_simd!(g_avx512[], s, mv, first: columns_1_to_3_done);
+    let mut s = init;
+    let mut t = init;
+    s[12] = lanes;
+    t[12] = _mm512_add_epi32(_mm512_set1_epi32(PASS as i32), lanes);
+    rounds_simd!(g2_avx512[t], s, mv, first: columns_1_to_3_done);
+    for (pass, st) in [s, t].iter().enumerate() {
         for i in 0..8 {
-            let lo = _mm512_xor_si512(s[i], s[i + 8]);
-            let hi = _mm512_xor_si512(s[i + 8], _mm512_set1_epi32(IV[i] as i32));
+            let lo = _mm512_xor_si512(st[i], st[i + 8]);
+            let hi = _mm512_xor_si512(st[i + 8], _mm512_set1_epi32(IV[i] as i32));
             for (word, v) in [(i, lo), (8 + i, hi)] {
                 let halves = [_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)];
                 for (h, half) in halves.into_iter().enumerate() {
