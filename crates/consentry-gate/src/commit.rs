@@ -273,54 +273,33 @@ macro_rules! g_avx2 {
     }};
 }
 
-/// One BLAKE3 quarter-round (G) on words `$a $b $c $d` of sixteen states side by side
-/// (`$s: [__m512i; 16]`); AVX-512 rotates natively. Only for use inside AVX-512F functions.
+/// One BLAKE3 quarter-round (G) on words `$a $b $c $d` of sixteen states side by side, for each
+/// of the state arrays listed (`[s]` or `[s, t]`, each a `[__m512i; 16]`), step by step, so that
+/// several arrays' dependency chains overlap. AVX-512 rotates natively. Only for use inside
+/// AVX-512F functions.
 #[cfg(target_arch = "x86_64")]
 macro_rules! g_avx512 {
-    ($s:expr, $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {{
-        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $mx);
-        $s[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($s[$d], $s[$a]));
-        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
-        $s[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($s[$b], $s[$c]));
-        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $my);
-        $s[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($s[$d], $s[$a]));
-        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
-        $s[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($s[$b], $s[$c]));
-    }};
-}
-
-/// [`g_avx512`] on two independent state arrays, step by step, so their dependency chains overlap.
-#[cfg(target_arch = "x86_64")]
-macro_rules! g2_avx512 {
-    ($s:expr, $t:expr, $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {{
-        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $mx);
-        $t[$a] = _mm512_add_epi32(_mm512_add_epi32($t[$a], $t[$b]), $mx);
-        $s[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($s[$d], $s[$a]));
-        $t[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($t[$d], $t[$a]));
-        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
-        $t[$c] = _mm512_add_epi32($t[$c], $t[$d]);
-        $s[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($s[$b], $s[$c]));
-        $t[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($t[$b], $t[$c]));
-        $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $my);
-        $t[$a] = _mm512_add_epi32(_mm512_add_epi32($t[$a], $t[$b]), $my);
-        $s[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($s[$d], $s[$a]));
-        $t[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($t[$d], $t[$a]));
-        $s[$c] = _mm512_add_epi32($s[$c], $s[$d]);
-        $t[$c] = _mm512_add_epi32($t[$c], $t[$d]);
-        $s[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($s[$b], $s[$c]));
-        $t[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($t[$b], $t[$c]));
+    ([$($s:ident),+], $a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {{
+        $( $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $mx); )+
+        $( $s[$d] = _mm512_ror_epi32::<16>(_mm512_xor_si512($s[$d], $s[$a])); )+
+        $( $s[$c] = _mm512_add_epi32($s[$c], $s[$d]); )+
+        $( $s[$b] = _mm512_ror_epi32::<12>(_mm512_xor_si512($s[$b], $s[$c])); )+
+        $( $s[$a] = _mm512_add_epi32(_mm512_add_epi32($s[$a], $s[$b]), $my); )+
+        $( $s[$d] = _mm512_ror_epi32::<8>(_mm512_xor_si512($s[$d], $s[$a])); )+
+        $( $s[$c] = _mm512_add_epi32($s[$c], $s[$d]); )+
+        $( $s[$b] = _mm512_ror_epi32::<7>(_mm512_xor_si512($s[$b], $s[$c])); )+
     }};
 }
 
 /// The seven BLAKE3 rounds on states side by side (one per 32-bit lane): `$s` is a local array of
-/// sixteen vectors, `$mv` the sixteen message word vectors, `$g[..]` the quarter-round macro of
+/// sixteen vectors (or, for [`g_avx512`], a bracketed list of them), `$mv` the sixteen message word vectors, `$g[..]` the quarter-round macro of
 /// the instruction set with its leading arguments. A macro, fully unrolled with constant message
 /// indices, so the state stays in registers (a function would be called, not inlined, across
 /// `target_feature` boundaries). With `first: columns_1_to_3_done`, the caller has already
 /// applied round 1's quarter-rounds on columns 1, 2 and 3.
 #[cfg(target_arch = "x86_64")]
 macro_rules! rounds_simd {
-    ($g:ident[$($x:expr),*], $s:ident, $mv:ident, first: $first:ident) => {{
+    ($g:ident[$($x:expr),*], $s:tt, $mv:ident, first: $first:ident) => {{
         macro_rules! g {
             ($a:expr, $b:expr, $c:expr, $d:expr, $mx:expr, $my:expr) => {
                 $g!($s, $($x,)* $a, $b, $c, $d, $mx, $my)
@@ -372,6 +351,21 @@ const CHUNK_END: u32 = 2;
 const ROOT: u32 = 8;
 const KEYED_HASH: u32 = 16;
 
+/// Block `j` of a one-chunk row of `blocks` blocks, as a keyed hash compresses it: its 64 bytes
+/// (zero-padded through `pad` when short), its length and its flags.
+fn chunk_block<'a>(row: &'a [u8], j: usize, blocks: usize, pad: &'a mut [u8; 64]) -> (&'a [u8], u32, u32) {
+    let start = j * 64;
+    let end = row.len().min(start + 64);
+    let flags = KEYED_HASH | if j == 0 { CHUNK_START } else { 0 } | if j + 1 == blocks { CHUNK_END | ROOT } else { 0 };
+    let src: &'a [u8] = if end - start == 64 {
+        &row[start..end]
+    } else {
+        pad[..end - start].copy_from_slice(&row[start..end]);
+        pad
+    };
+    (src, (end - start) as u32, flags)
+}
+
 /// `blake3::keyed_hash(key, row)` of eight rows of at most [`CHUNK_LEN`] bytes, as digest words.
 ///
 /// Each row is one chunk: blocks compressed in turn from the key, the first flagged
@@ -398,25 +392,14 @@ fn keyed_hash8_avx2(key: &[u32; 8], rows: &[&[u8]; ROWS]) -> [[u32; 16]; ROWS] {
             if j >= blocks[l] {
                 continue;
             }
-            let row = rows[l];
-            let start = j * 64;
-            let end = row.len().min(start + 64);
-            let mut block = [0u8; 64];
-            let src: &[u8] = if end - start == 64 {
-                &row[start..end]
-            } else {
-                block[..end - start].copy_from_slice(&row[start..end]);
-                &block
-            };
+            let mut pad = [0u8; 64];
+            let src;
+            (src, len[l], flags[l]) = chunk_block(rows[l], j, blocks[l], &mut pad);
             // SAFETY: `src` holds exactly 64 bytes; unaligned loads.
             unsafe {
                 lo[l] = _mm256_loadu_si256(src.as_ptr().cast());
                 hi[l] = _mm256_loadu_si256(src.as_ptr().add(32).cast());
             }
-            len[l] = (end - start) as u32;
-            flags[l] = KEYED_HASH
-                | if j == 0 { CHUNK_START } else { 0 }
-                | if j + 1 == blocks[l] { CHUNK_END | ROOT } else { 0 };
             live[l] = -1;
         }
         transpose8(&mut lo);
@@ -541,22 +524,11 @@ fn keyed_hash16_avx512(key: &[u32; 8], rows: &[&[u8]; BATCH]) -> [[u32; 16]; BAT
             if j >= blocks[l] {
                 continue;
             }
-            let row = rows[l];
-            let start = j * 64;
-            let end = row.len().min(start + 64);
-            let mut block = [0u8; 64];
-            let src: &[u8] = if end - start == 64 {
-                &row[start..end]
-            } else {
-                block[..end - start].copy_from_slice(&row[start..end]);
-                &block
-            };
+            let mut pad = [0u8; 64];
+            let src;
+            (src, len[l], flags[l]) = chunk_block(rows[l], j, blocks[l], &mut pad);
             // SAFETY: `src` holds exactly 64 bytes; unaligned load.
             mv[l] = unsafe { _mm512_loadu_si512(src.as_ptr().cast()) };
-            len[l] = (end - start) as u32;
-            flags[l] = KEYED_HASH
-                | if j == 0 { CHUNK_START } else { 0 }
-                | if j + 1 == blocks[l] { CHUNK_END | ROOT } else { 0 };
             live |= 1 << l;
         }
         transpose16(&mut mv);
@@ -570,7 +542,7 @@ fn keyed_hash16_avx512(key: &[u32; 8], rows: &[&[u8]; BATCH]) -> [[u32; 16]; BAT
             s[14] = _mm512_loadu_si512(len.as_ptr().cast());
             s[15] = _mm512_loadu_si512(flags.as_ptr().cast());
         }
-        rounds_simd!(g_avx512[], s, mv, first: all);
+        rounds_simd!(g_avx512[], [s], mv, first: all);
         for i in 0..8 {
             cv[i] = _mm512_mask_blend_epi32(live, cv[i], _mm512_xor_si512(s[i], s[i + 8]));
         }
@@ -689,14 +661,14 @@ unsafe fn xof_add_avx512(acc: &mut [u16; LANES], m: &[u32; 16]) {
     init[14] = _mm512_set1_epi32(32);
     init[15] = _mm512_set1_epi32(ROOT_FLAGS as i32);
     for i in 1..4 {
-        g_avx512!(init, i, 4 + i, 8 + i, 12 + i, mv[2 * i], mv[2 * i + 1]);
+        g_avx512!([init], i, 4 + i, 8 + i, 12 + i, mv[2 * i], mv[2 * i + 1]);
     }
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let mut s = init;
     let mut t = init;
     s[12] = lanes;
     t[12] = _mm512_add_epi32(_mm512_set1_epi32(PASS as i32), lanes);
-    rounds_simd!(g2_avx512[t], s, mv, first: columns_1_to_3_done);
+    rounds_simd!(g_avx512[], [s, t], mv, first: columns_1_to_3_done);
     for (pass, st) in [s, t].iter().enumerate() {
         for i in 0..8 {
             let lo = _mm512_xor_si512(st[i], st[i + 8]);

@@ -58,7 +58,7 @@ impl Progress for NoProgress {
     fn advance(&self, _: &'static str, _: u64) {}
 }
 
-/// Bytes of dictionary a column chunk may build before the writer falls back to plain encoding.
+/// Bytes of dictionary a column chunk may build before the writer falls back to plain (or, for integers, delta) encoding.
 const DICTIONARY_LIMIT: usize = 64 * 1024;
 
 /// Arrow types stored as Parquet INT32/INT64, which delta encoding applies to.
@@ -856,7 +856,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 .set_compression(Compression::ZSTD(zstd))
                 .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
                 .set_statistics_enabled(EnabledStatistics::Chunk)
-                // A column whose distinct values outgrow this falls back to plain encoding early
+                // A column whose distinct values outgrow this falls back to its other encoding early
                 // instead of interning every value (high-cardinality ids and times gain nothing from it).
                 .set_dictionary_page_size_limit(DICTIONARY_LIMIT)
                 .set_created_by(crate::TOOL_VERSION.into());
