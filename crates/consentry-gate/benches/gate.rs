@@ -18,6 +18,8 @@ use consentry_policy::{Action, Policy, Source};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,23 +66,9 @@ fn opts() -> Opts {
     o
 }
 
-/// SplitMix64: a fixed, dependency-free generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// Member m is allowed when this says so (40 %).
 fn allowed(m: u64) -> bool {
-    let mut r = Rng(m.wrapping_mul(0x2545_F491_4F6C_DD1D));
-    r.next() % 100 < 40
+    ChaCha8Rng::seed_from_u64(m).next_u64() % 100 < 40
 }
 
 const WORDS: [&str; 12] =
@@ -91,7 +79,7 @@ fn generate(o: &Opts) {
     std::fs::create_dir_all(&events).unwrap_or_else(|e| panic!("{}: {e}", events.display()));
     let t0 = Instant::now();
     let per_file = o.rows.div_ceil(o.files);
-    let mut rng = Rng(42);
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_max_row_group_row_count(Some(256 * 1024))
@@ -156,7 +144,7 @@ fn chrono_date() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap_or_default()
 }
 
-fn batch(rng: &mut Rng, n: usize, members: u64) -> RecordBatch {
+fn batch(rng: &mut ChaCha8Rng, n: usize, members: u64) -> RecordBatch {
     let mut m = Vec::with_capacity(n);
     let mut item = Vec::with_capacity(n);
     let mut action = Vec::with_capacity(n);
@@ -164,13 +152,13 @@ fn batch(rng: &mut Rng, n: usize, members: u64) -> RecordBatch {
     let mut at = Vec::with_capacity(n);
     let mut text = Vec::with_capacity(n);
     for _ in 0..n {
-        let r = rng.next();
+        let r = rng.next_u64();
         m.push(r % members + 1);
         item.push((r >> 20) % 100_000);
         action.push(["view", "apply", "save"][(r >> 40) as usize % 3]);
         score.push(((r >> 8) % 1000) as f64 / 1000.0);
         at.push(1_760_000_000_000 + ((r >> 16) % 31_536_000_000) as i64);
-        let s = rng.next();
+        let s = rng.next_u64();
         let mut t = String::with_capacity(64);
         for k in 0..6 {
             if k > 0 {
@@ -243,7 +231,7 @@ fn run_gate(o: &Opts, snap: &Snapshot, ledger: &Ledger, redact: bool) -> (u64, u
 /// digest, 2048-byte expansion), through the batch path the gate uses.
 fn commit_cost() -> f64 {
     let n = 200_000;
-    let b = batch(&mut Rng(7), n, 1_000_000);
+    let b = batch(&mut ChaCha8Rng::seed_from_u64(7), n, 1_000_000);
     let key = [7u8; 32];
     // The machine may be shared: the best of five.
     let mut best = f64::INFINITY;

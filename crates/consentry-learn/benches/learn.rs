@@ -22,6 +22,9 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use consentry_gate::manifest::{ShardFunction, shard_of};
 use consentry_learn::data::Dataset;
 use consentry_learn::ials::{self, AlsParams, Csr};
@@ -74,19 +77,6 @@ fn opts() -> Opts {
         true
     });
     o
-}
-
-/// SplitMix64: a fixed, dependency-free generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 /// The S = 1 split exactly as `train` makes it (default hyper-parameters, so the default hold-out).
@@ -366,8 +356,8 @@ fn latency(o: &Opts) {
     if members.is_empty() {
         die("latency", "the model knows no member");
     }
-    let mut rng = Rng(o.seed);
-    let pick: Vec<u64> = (0..o.n).map(|_| members[(rng.next() % members.len() as u64) as usize]).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
+    let pick: Vec<u64> = (0..o.n).map(|_| members[(rng.next_u64() % members.len() as u64) as usize]).collect();
     for &m in pick.iter().take(500) {
         std::hint::black_box(rec.recommend(m, 10).unwrap_or_else(|e| die("recommend", e)));
     }
@@ -418,10 +408,10 @@ fn latency_parts(rec: &Recommender, members: &[u64], o: &Opts) {
         v[v.len() / 2]
     };
     // Fold-ins: a shard-0 member's own profile tokens against shard 0's columns.
-    let mut rng = Rng(o.seed ^ 0x5EED);
+    let mut rng = ChaCha8Rng::seed_from_u64(o.seed ^ 0x5EED);
     let mut fold = Vec::new();
     for _ in 0..2000 {
-        let ui = (rng.next() % s0.members.len() as u64) as usize;
+        let ui = (rng.next_u64() % s0.members.len() as u64) as usize;
         let (tc, _) = s0.user_tokens.row(ui);
         let cs: Vec<u32> = tc.iter().map(|&c| s0.items.len() as u32 + c).collect();
         let ws = vec![s0.token_weight; cs.len()];
