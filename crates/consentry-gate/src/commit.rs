@@ -426,6 +426,13 @@ fn keyed_hash8_avx2(key: &[u32; 8], rows: &[&[u8]; ROWS]) -> [[u32; 16]; ROWS] {
         // SAFETY: each `words` row holds 8 u32 (32 bytes); unaligned store.
         unsafe { _mm256_storeu_si256(words[i].as_mut_ptr().cast(), cv[i]) };
     }
+    row_digests(words)
+}
+
+/// Per row, its digest words (then zeros, as message words of the XOF's one block) from the
+/// chaining-value words of `N` rows side by side.
+#[cfg(target_arch = "x86_64")]
+fn row_digests<const N: usize>(words: [[u32; N]; 8]) -> [[u32; 16]; N] {
     std::array::from_fn(|l| std::array::from_fn(|i| if i < 8 { words[i][l] } else { 0 }))
 }
 
@@ -552,7 +559,7 @@ fn keyed_hash16_avx512(key: &[u32; 8], rows: &[&[u8]; BATCH]) -> [[u32; 16]; BAT
         // SAFETY: each `words` row holds 16 u32 (64 bytes); unaligned store.
         unsafe { _mm512_storeu_si512(words[i].as_mut_ptr().cast(), cv[i]) };
     }
-    std::array::from_fn(|l| std::array::from_fn(|i| if i < 8 { words[i][l] } else { 0 }))
+    row_digests(words)
 }
 
 /// Transposes a 16×16 matrix of `u32`, one row per vector (as in the BLAKE3 reference AVX-512 code).
