@@ -9,9 +9,9 @@ use crate::memstore::MemStore;
 use crate::models::{ModelSource, ModelStatus};
 use crate::report::{Finding, ViolationKind};
 use crate::{AuditError, b3, safe_relative};
-use chrono::NaiveDate;
 use consentry_gate::Manifest;
 use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
+use consentry_gate::materialize::{HashingWriter, partial_dir};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::{Event, MemberRecord, PublicKey, SignedTreeHead, Store, StoredEvent};
 use roaring::RoaringTreemap;
@@ -72,14 +72,6 @@ struct EventLine {
     leaf_hash: String,
     /// Chain hash as stored, hex.
     chain_hash: String,
-}
-
-/// One line of `ledger/members.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MemberLine {
-    member_id: u64,
-    jurisdiction: String,
-    birth_date: NaiveDate,
 }
 
 /// One entry of `models.json`.
@@ -163,32 +155,13 @@ impl Writer {
         rel: &str,
         fill: impl FnOnce(&mut dyn Write) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
-        struct Hashing<W: Write> {
-            inner: W,
-            hasher: blake3::Hasher,
-            bytes: u64,
-        }
-        impl<W: Write> Write for Hashing<W> {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                let n = self.inner.write(buf)?;
-                self.hasher.update(&buf[..n]);
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                self.inner.flush()
-            }
-        }
         let p = self.path(rel)?;
         let f = std::fs::File::create(&p).map_err(|e| AuditError::io(&p, e))?;
-        let mut w = Hashing { inner: BufWriter::new(f), hasher: blake3::Hasher::new(), bytes: 0 };
+        let mut w = HashingWriter::new(BufWriter::new(f));
         fill(&mut w)?;
         w.flush().map_err(|e| AuditError::io(&p, e))?;
-        self.entries.push(IndexEntry {
-            path: rel.to_string(),
-            blake3: w.hasher.finalize().to_hex().to_string(),
-            bytes: w.bytes,
-        });
+        let (blake3, bytes) = w.digest();
+        self.entries.push(IndexEntry { path: rel.to_string(), blake3, bytes });
         Ok(())
     }
 
@@ -214,9 +187,28 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
     move |e| AuditError::io(path, e)
 }
 
+/// Why a model id from the model list cannot be a directory name under `models/` (`None`: it can).
+fn bad_model_id(id: &str) -> Option<String> {
+    (!safe_relative(id) || id.contains('/')).then(|| format!("model id `{id}` cannot name a directory"))
+}
+
+/// The bitmap files a `model.json` names, relative to its model directory: each shard's members, and
+/// the excluded members of an unlearned version.
+fn bitmap_files(meta: &ModelMeta) -> impl Iterator<Item = &str> {
+    let shards = meta.shards.iter().map(|s| s.members_file.as_str());
+    shards.chain(meta.unlearning.as_ref().map(|u| u.file.as_str()))
+}
+
+/// A model to export: its entry, its `model.json` bytes (read once, exported as is) and their parse.
+struct ExportedModel<'a> {
+    entry: &'a crate::models::ModelEntry,
+    bytes: Vec<u8>,
+    meta: Option<ModelMeta>,
+}
+
 /// Dataset directories to export: every `DATA/datasets/*` with a manifest, plus the dataset each model
 /// names if it lives elsewhere; deduplicated by manifest BLAKE3, named by directory.
-fn dataset_dirs(data_dir: &Path, model_dirs: &[PathBuf]) -> Result<Vec<(String, PathBuf, Vec<u8>)>, AuditError> {
+fn dataset_dirs(data_dir: &Path, models: &[ExportedModel<'_>]) -> Result<Vec<(String, PathBuf, Vec<u8>)>, AuditError> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     let root = data_dir.join("datasets");
     if root.is_dir() {
@@ -230,8 +222,9 @@ fn dataset_dirs(data_dir: &Path, model_dirs: &[PathBuf]) -> Result<Vec<(String, 
         found.sort();
         candidates.extend(found);
     }
-    for dir in model_dirs {
-        if let Ok(meta) = ModelMeta::read(dir) {
+    for meta in models.iter().filter_map(|m| m.meta.as_ref()) {
+        // Only a format this build reads, as `ModelMeta::read` would insist.
+        if meta.format == consentry_learn::model::FORMAT {
             let p = PathBuf::from(&meta.dataset.path);
             if p.join(MANIFEST_FILE).is_file() {
                 candidates.push(p);
@@ -266,8 +259,7 @@ pub fn export(input: &ExportInput<'_>, out: &Path) -> Result<ExportSummary, Audi
     if out.exists() {
         return Err(AuditError::OutputExists(out.to_path_buf()));
     }
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("bundle");
-    let tmp = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let tmp = partial_dir(out);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
@@ -321,8 +313,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
             if failed.is_some() {
                 return;
             }
-            let line = MemberLine { member_id: m.member_id, jurisdiction: m.jurisdiction, birth_date: m.birth_date };
-            match json_line(out, MEMBERS_JSONL, &line) {
+            match json_line(out, MEMBERS_JSONL, &m) {
                 Ok(()) => members += 1,
                 Err(e) => failed = Some(e),
             }
@@ -331,9 +322,19 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     })?;
 
     let entries = input.models.models()?;
-    let model_dirs: Vec<PathBuf> = entries.iter().map(|m| m.dir.clone()).collect();
+    let mut sources = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        if let Some(message) = bad_model_id(&entry.id) {
+            return Err(AuditError::Source { path: entry.dir.clone(), message });
+        }
+        let src = entry.dir.join(MODEL_FILE);
+        let bytes = std::fs::read(&src).map_err(io_err(&src))?;
+        // An unreadable model.json is exported as is and reported by the check.
+        let meta = serde_json::from_slice::<ModelMeta>(&bytes).ok();
+        sources.push(ExportedModel { entry, bytes, meta });
+    }
     let mut datasets = BTreeMap::new();
-    for (name, dir, manifest) in dataset_dirs(input.data_dir, &model_dirs)? {
+    for (name, dir, manifest) in dataset_dirs(input.data_dir, &sources)? {
         w.put(&format!("datasets/{name}/{MANIFEST_FILE}"), &manifest)?;
         w.copy_if_present(&dir.join(MEMBERS_FILE), &format!("datasets/{name}/{MEMBERS_FILE}"))?;
         datasets.insert(name, dir);
@@ -341,26 +342,12 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
 
     let mut list = ModelList { deadline_seconds: input.models.deadline_seconds(), models: Vec::new() };
     let mut models = BTreeMap::new();
-    for m in &entries {
-        if !safe_relative(&m.id) || m.id.contains('/') {
-            return Err(AuditError::Source {
-                path: m.dir.clone(),
-                message: format!("model id `{}` cannot name a directory", m.id),
-            });
-        }
+    for ExportedModel { entry: m, bytes, meta } in &sources {
         let base = format!("models/{}", m.id);
-        let src = m.dir.join(MODEL_FILE);
-        let bytes = std::fs::read(&src).map_err(io_err(&src))?;
-        w.put(&format!("{base}/{MODEL_FILE}"), &bytes)?;
-        // The bitmaps model.json names; an unreadable model.json is exported as is and reported by the check.
-        if let Ok(meta) = serde_json::from_slice::<ModelMeta>(&bytes) {
-            let mut files: Vec<&str> = meta.shards.iter().map(|s| s.members_file.as_str()).collect();
-            if let Some(u) = &meta.unlearning {
-                files.push(u.file.as_str());
-            }
-            for f in files.into_iter().filter(|f| safe_relative(f)) {
-                w.copy_if_present(&m.dir.join(f), &format!("{base}/{f}"))?;
-            }
+        w.put(&format!("{base}/{MODEL_FILE}"), bytes)?;
+        // The bitmaps model.json names (none when it cannot be parsed).
+        for f in meta.iter().flat_map(bitmap_files).filter(|f| safe_relative(f)) {
+            w.copy_if_present(&m.dir.join(f), &format!("{base}/{f}"))?;
         }
         list.models.push(ModelListEntry { id: m.id.clone(), status: m.status });
         models.insert(m.id.clone(), m.dir.clone());
@@ -485,7 +472,7 @@ impl Bundle {
             store: MemStore::default(),
             datasets: Vec::new(),
             models: Vec::new(),
-            deadline_seconds: crate::DEFAULT_DEADLINE_SECONDS,
+            deadline_seconds: consentry_lineage::registry::DEFAULT_DEADLINE_SECS,
             files: HashMap::new(),
         };
         b.check_index()?;
@@ -633,15 +620,8 @@ impl Bundle {
     }
 
     fn load_members(&mut self) -> Vec<MemberRecord> {
-        let lines: Vec<(usize, MemberLine)> = self.jsonl(MEMBERS_JSONL);
-        lines
-            .into_iter()
-            .map(|(_, m)| MemberRecord {
-                member_id: m.member_id,
-                jurisdiction: m.jurisdiction,
-                birth_date: m.birth_date,
-            })
-            .collect()
+        let lines: Vec<(usize, MemberRecord)> = self.jsonl(MEMBERS_JSONL);
+        lines.into_iter().map(|(_, m)| m).collect()
     }
 
     fn bitmap(&mut self, rel: &str) -> Option<(RoaringTreemap, String)> {
@@ -693,8 +673,8 @@ impl Bundle {
         };
         self.deadline_seconds = list.deadline_seconds;
         for entry in list.models {
-            if !safe_relative(&entry.id) || entry.id.contains('/') {
-                self.findings.push(unreadable(MODELS_FILE, format!("model id `{}` cannot name a directory", entry.id)));
+            if let Some(message) = bad_model_id(&entry.id) {
+                self.findings.push(unreadable(MODELS_FILE, message));
                 continue;
             }
             let base = format!("models/{}", entry.id);
@@ -707,22 +687,15 @@ impl Bundle {
                 }
             });
             let mut bitmaps = BTreeMap::new();
-            if let Some(meta) = &meta {
-                let mut files: Vec<String> = meta.shards.iter().map(|s| s.members_file.clone()).collect();
-                if let Some(u) = &meta.unlearning {
-                    files.push(u.file.clone());
+            for f in meta.iter().flat_map(bitmap_files) {
+                if !safe_relative(f) {
+                    self.findings.push(
+                        unreadable(&mrel, format!("`{f}` is not a file inside the model directory")).model(&entry.id),
+                    );
+                    continue;
                 }
-                for f in files {
-                    if !safe_relative(&f) {
-                        self.findings.push(
-                            unreadable(&mrel, format!("`{f}` is not a file inside the model directory"))
-                                .model(&entry.id),
-                        );
-                        continue;
-                    }
-                    if let Some(b) = self.bitmap(&format!("{base}/{f}")) {
-                        bitmaps.insert(f, b);
-                    }
+                if let Some(b) = self.bitmap(&format!("{base}/{f}")) {
+                    bitmaps.insert(f.to_string(), b);
                 }
             }
             self.models.push(ModelEvidence { id: entry.id, status: entry.status, meta, bitmaps });

@@ -4,13 +4,14 @@
 //! ([`consentry_ledger::verify_store`]); every signature is checked with the public key; consent is
 //! re-evaluated from the events, the member facts and the policy text ([`Snapshot::build`], i.e.
 //! `Policy::evaluate`), never read from a manifest's snapshot; bitmaps are hashed and compared with
-//! their commitments; ε is recomputed with the accountant.
+//! their commitments; ε is recomputed from each DP record's mechanism (`DpClaim::verify`).
 
 use crate::bundle::{Bundle, DatasetEvidence, ExportInput, ModelEvidence, export};
 use crate::models::ModelStatus;
 use crate::report::{DatasetSummary, Finding, LedgerSummary, ModelSummary, Report, ViolationKind};
 use crate::{AuditError, safe_relative};
 use consentry_gate::Manifest;
+use consentry_learn::dp::PrivacyClaim;
 use consentry_ledger::merkle::{Tree, verify_consistency};
 use consentry_ledger::snapshot::Snapshot;
 use consentry_ledger::{PublicKey, SignedTreeHead, Store, StoredEvent, verify_store};
@@ -358,35 +359,28 @@ fn check_ledger<'a>(
     }
     for h in known {
         let size = h.head.tree_size;
-        if let Some(k) = key
-            && !k.verify(h)
-        {
-            findings.push(Finding::violation(
+        let Some(problem) = head_problem(h, &tree, key) else { continue };
+        findings.push(match problem {
+            HeadProblem::BadSignature => Finding::violation(
                 ViolationKind::InconsistentHeads,
                 format!("a head you hold ({size} events) is not signed by this ledger's key"),
                 "a valid signature",
                 "a bad signature or another log",
-            ));
-            continue;
-        }
-        match tree.root(size) {
-            Some(r) if r == h.head.root_hash => {}
-            Some(r) => findings.push(
-                Finding::violation(
-                    ViolationKind::InconsistentHeads,
-                    format!("the log no longer has the history of the head you hold ({size} events)"),
-                    hex::encode(h.head.root_hash),
-                    hex::encode(r),
-                )
-                .seq(size),
             ),
-            None => findings.push(Finding::violation(
+            HeadProblem::RootDiffers(r) => Finding::violation(
+                ViolationKind::InconsistentHeads,
+                format!("the log no longer has the history of the head you hold ({size} events)"),
+                hex::encode(h.head.root_hash),
+                hex::encode(r),
+            )
+            .seq(size),
+            HeadProblem::BeyondLog => Finding::violation(
                 ViolationKind::InconsistentHeads,
                 format!("you hold a head of {size} events but the log has only {}: events were removed", tree.len()),
                 format!("at least {size} events"),
                 tree.len(),
-            )),
-        }
+            ),
+        });
     }
     let signed = checkpoints.last().map_or(0, |c| c.head.tree_size);
     if signed < tree.len() {
@@ -397,6 +391,46 @@ fn check_ledger<'a>(
         )));
     }
     Ok((summary, LedgerState { tree, by_purpose, facts: BTreeMap::new() }))
+}
+
+/// Why a signed tree head does not vouch for the rebuilt log.
+enum HeadProblem {
+    /// Not signed by the ledger's key.
+    BadSignature,
+    /// The log's root at the head's size is this one, not the head's.
+    RootDiffers(consentry_ledger::Hash),
+    /// The log is shorter than the head.
+    BeyondLog,
+}
+
+/// A signed head against the rebuilt log: its signature (when there is a key), then the log's root at its size.
+fn head_problem(sth: &SignedTreeHead, tree: &Tree, key: Option<&PublicKey>) -> Option<HeadProblem> {
+    if key.is_some_and(|k| !k.verify(sth)) {
+        return Some(HeadProblem::BadSignature);
+    }
+    match tree.root(sth.head.tree_size) {
+        Some(r) if r == sth.head.root_hash => None,
+        Some(r) => Some(HeadProblem::RootDiffers(r)),
+        None => Some(HeadProblem::BeyondLog),
+    }
+}
+
+/// A bitmap against the commitment that names it (BLAKE3 of its bytes and member count); `message` says which.
+fn commitment_mismatch(
+    message: String,
+    commitment: &str,
+    count: u64,
+    bitmap: &RoaringTreemap,
+    hash: &str,
+) -> Option<Finding> {
+    (hash != commitment || bitmap.len() != count).then(|| {
+        Finding::violation(
+            ViolationKind::CommitmentMismatch,
+            message,
+            format!("BLAKE3 {commitment} ({count} members)"),
+            format!("BLAKE3 {hash} ({} members)", bitmap.len()),
+        )
+    })
 }
 
 /// The latest event of `member` for the purpose at or before `position`.
@@ -426,14 +460,16 @@ fn check_dataset(
     };
     let Some((members, hash)) = &d.members else { return Ok(Some(summary)) };
     summary.members = members.len();
-    if *hash != m.members.commitment || members.len() != m.members.count {
-        findings.push(v(
-            ViolationKind::CommitmentMismatch,
+    findings.extend(
+        commitment_mismatch(
             "members.roaring does not match the manifest's member-set commitment".into(),
-            format!("BLAKE3 {} ({} members)", m.members.commitment, m.members.count),
-            format!("BLAKE3 {hash} ({} members)", members.len()),
-        ));
-    }
+            &m.members.commitment,
+            m.members.count,
+            members,
+            hash,
+        )
+        .map(|f| f.dataset(name)),
+    );
     let position = m.ledger.position;
     let Some(root) = state.tree.root(position) else {
         findings.push(v(
@@ -532,16 +568,16 @@ fn check_manifest_head(
     findings: &mut Vec<Finding>,
 ) {
     let size = sth.head.tree_size;
-    let problem = if key.is_some_and(|k| !k.verify(sth)) {
-        Some(("a valid signature by the ledger's key".to_string(), "a bad signature".to_string()))
-    } else if size < position {
-        Some((format!("a head covering position {position}"), format!("a head of {size} events")))
-    } else {
-        match state.tree.root(size) {
-            Some(r) if r == sth.head.root_hash => None,
-            Some(r) => Some((hex::encode(sth.head.root_hash), hex::encode(r))),
-            None => Some((format!("{size} events in the log"), state.tree.len().to_string())),
+    let problem = match head_problem(sth, &state.tree, key) {
+        Some(HeadProblem::BadSignature) => {
+            Some(("a valid signature by the ledger's key".to_string(), "a bad signature".to_string()))
         }
+        _ if size < position => {
+            Some((format!("a head covering position {position}"), format!("a head of {size} events")))
+        }
+        Some(HeadProblem::RootDiffers(r)) => Some((hex::encode(sth.head.root_hash), hex::encode(r))),
+        Some(HeadProblem::BeyondLog) => Some((format!("{size} events in the log"), state.tree.len().to_string())),
+        None => None,
     };
     if let Some((expected, found)) = problem {
         findings.push(
@@ -624,14 +660,16 @@ fn check_model(
     if let Some(u) = &meta.unlearning {
         match m.bitmaps.get(&u.file) {
             Some((b, h)) => {
-                if *h != u.commitment || b.len() != u.excluded {
-                    findings.push(v(
-                        ViolationKind::CommitmentMismatch,
+                findings.extend(
+                    commitment_mismatch(
                         format!("{} does not match model.json's commitment", u.file),
-                        format!("BLAKE3 {} ({} members)", u.commitment, u.excluded),
-                        format!("BLAKE3 {h} ({} members)", b.len()),
-                    ));
-                }
+                        &u.commitment,
+                        u.excluded,
+                        b,
+                        h,
+                    )
+                    .map(|f| f.model(id)),
+                );
                 excluded = b.clone();
             }
             None => findings.push(v(
@@ -658,14 +696,16 @@ fn check_model(
             ));
             continue;
         };
-        if *h != s.members_commitment || b.len() != s.members {
-            findings.push(v(
-                ViolationKind::CommitmentMismatch,
+        findings.extend(
+            commitment_mismatch(
                 format!("shard {}'s member bitmap does not match model.json", s.index),
-                format!("BLAKE3 {} ({} members)", s.members_commitment, s.members),
-                format!("BLAKE3 {h} ({} members)", b.len()),
-            ));
-        }
+                &s.members_commitment,
+                s.members,
+                b,
+                h,
+            )
+            .map(|f| f.model(id)),
+        );
         let mut push = |member: u64, msg: String, expected: String, found: String| {
             membership += 1;
             if membership <= ITEMISED {
@@ -728,24 +768,18 @@ fn check_model(
         }
     }
 
-    if let Some(dp) = &meta.dp {
-        findings.extend(crate::dp::check(id, dp));
+    // The DP record, checked by the code that wrote it (`DpClaim::verify`, as `consentry dp model` does).
+    let dp_problem = match meta.privacy_claim() {
+        Err(e) => Some(("the DP record cannot be read", "a DP record as `consentry train` writes it", e)),
+        Ok(PrivacyClaim::None) => None,
+        Ok(PrivacyClaim::Dp(c)) => c.verify().err().map(|e| {
+            ("the model claims more privacy than its DP record proves", "an ε its recorded mechanism gives", e)
+        }),
+    };
+    if let Some((message, expected, found)) = dp_problem {
+        findings.push(Finding::violation(ViolationKind::DpRecord, message, expected, found).model(id));
     }
     Some(summary)
-}
-
-/// The withdrawal that decides a denial at `at` among `events` (latest event time, later in the log on ties).
-fn deciding_withdrawal<'a>(events: &[&'a StoredEvent], at: i64, gpc_counts: bool) -> Option<&'a StoredEvent> {
-    let mut best: Option<&StoredEvent> = None;
-    for &e in events {
-        if (gpc_counts || e.event.body.source != consentry_policy::Source::Gpc)
-            && e.event.body.event_time <= at
-            && best.is_none_or(|b| e.event.body.event_time >= b.event.body.event_time)
-        {
-            best = Some(e);
-        }
-    }
-    best.filter(|e| e.event.body.action == Action::Withdraw)
 }
 
 /// (c) Members of a live model who are withdrawn now, by a withdrawal the dataset did not already
@@ -765,7 +799,6 @@ fn check_withdrawals(
     findings: &mut Vec<Finding>,
 ) -> (usize, u64) {
     let purpose = policy.purpose(pid).key.as_str();
-    let gpc = policy.purpose(pid).gpc_withdraws;
     let Some(events_of) = state.by_purpose.get(purpose) else { return (0, 0) };
     // A withdrawal the dataset already saw (in its log prefix, not in its future) is not a new one.
     let unseen_by_dataset =
@@ -779,7 +812,11 @@ fn check_withdrawals(
                 policy.evaluate(pid, f, &consent, now),
                 Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)
             );
-            let Some(w) = deciding_withdrawal(evs, now, gpc).filter(|w| withdrawn_now && unseen_by_dataset(w)) else {
+            // The withdrawal that decides the denial, by the policy's own rule.
+            let deciding = policy.deciding_event(pid, &consent, now).map(|i| evs[i]);
+            let Some(w) =
+                deciding.filter(|w| withdrawn_now && w.event.body.action == Action::Withdraw && unseen_by_dataset(w))
+            else {
                 continue;
             };
             let due = w.event.body.event_time.saturating_add(deadline);

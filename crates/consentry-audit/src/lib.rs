@@ -15,8 +15,9 @@
 //!   DP records. [`audit_online`] exports to a temporary directory, checks
 //!   the bundle, then adds what only the live files can show (dataset files
 //!   against their manifests, shard weight files against `model.json`).
-//! - [`models`] is the source of the model list ([`ModelSource`]): a model
-//!   directory scan today, the lineage registry later.
+//! - [`models`] is the source of the model list ([`ModelSource`]): the CLI
+//!   passes the lineage registry's models, or a model directory scan
+//!   ([`DirectoryModels`]) for models that were never registered.
 //! - [`report`] is the result: findings with a kind, the model, dataset,
 //!   member and sequence number involved, and expected-versus-found evidence.
 
@@ -24,7 +25,6 @@
 
 pub mod bundle;
 pub mod check;
-mod dp;
 mod memstore;
 pub mod models;
 pub mod report;
@@ -36,9 +36,6 @@ pub use models::{DirectoryModels, ModelEntry, ModelSource, ModelStatus};
 pub use report::{Finding, Report, Severity, ViolationKind};
 
 use std::path::{Path, PathBuf};
-
-/// Default withdrawal deadline (24 h): how long a withdrawn member may remain in a live model.
-pub const DEFAULT_DEADLINE_SECONDS: i64 = 24 * 3600;
 
 /// What can stop an audit from running at all (a violation is a [`Finding`], not an error).
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,9 @@
 //! Where the list of models (and which of them are live) comes from.
 //!
-//! Until the lineage registry is wired in, every directory under `DATA/models` with a `model.json` is a
-//! model ([`DirectoryModels`]): live, unless another one names its `model.json` BLAKE3 as the version it
-//! was unlearned from (`unlearning.previous`), which makes it superseded. The registry plugs in by
-//! implementing [`ModelSource`].
+//! The CLI audits the lineage registry's models, passed as a `Vec<ModelEntry>` (which implements
+//! [`ModelSource`]). For a data directory whose models were never registered, every directory under
+//! `DATA/models` with a `model.json` is a model ([`DirectoryModels`]): live, unless another one names its
+//! `model.json` BLAKE3 as the version it was unlearned from (`unlearning.previous`), which makes it superseded.
 
 use crate::AuditError;
 use std::path::{Path, PathBuf};
@@ -29,7 +29,14 @@ pub trait ModelSource {
 
     /// Seconds from a withdrawal being recorded to "no live model contains the member".
     fn deadline_seconds(&self) -> i64 {
-        crate::DEFAULT_DEADLINE_SECONDS
+        consentry_lineage::registry::DEFAULT_DEADLINE_SECS
+    }
+}
+
+/// A list already built (the lineage registry's models, as the CLI reads them).
+impl ModelSource for Vec<ModelEntry> {
+    fn models(&self) -> Result<Vec<ModelEntry>, AuditError> {
+        Ok(self.clone())
     }
 }
 
@@ -38,14 +45,12 @@ pub trait ModelSource {
 pub struct DirectoryModels {
     /// The models directory (`DATA/models`).
     pub root: PathBuf,
-    /// The deadline in force.
-    pub deadline_seconds: i64,
 }
 
 impl DirectoryModels {
-    /// The models under `root` with the default deadline.
+    /// The models under `root`.
     pub fn new(root: &Path) -> DirectoryModels {
-        DirectoryModels { root: root.to_path_buf(), deadline_seconds: crate::DEFAULT_DEADLINE_SECONDS }
+        DirectoryModels { root: root.to_path_buf() }
     }
 }
 
@@ -84,10 +89,6 @@ impl ModelSource for DirectoryModels {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
-    }
-
-    fn deadline_seconds(&self) -> i64 {
-        self.deadline_seconds
     }
 }
 

@@ -721,7 +721,7 @@ fn consent_rows(
 
 /// Appends encoded row groups to a file, in order.
 fn append_groups(
-    w: &mut SerializedFileWriter<HashingWriter>,
+    w: &mut SerializedFileWriter<HashingWriter<std::fs::File>>,
     groups: Vec<Vec<ArrowColumnChunk>>,
 ) -> Result<(), parquet::errors::ParquetError> {
     for chunks in groups {
@@ -734,22 +734,39 @@ fn append_groups(
     Ok(())
 }
 
-/// Writes into a file while hashing what is written.
-struct HashingWriter {
-    file: std::fs::File,
+/// Writes into `W` while hashing what is written, so a file's BLAKE3 and size come without reading it back.
+pub struct HashingWriter<W: std::io::Write> {
+    inner: W,
     hasher: blake3::Hasher,
     bytes: u64,
 }
 
-impl std::io::Write for HashingWriter {
+impl<W: std::io::Write> HashingWriter<W> {
+    /// Starts hashing everything written to `inner`.
+    pub fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter { inner, hasher: blake3::Hasher::new(), bytes: 0 }
+    }
+
+    /// The writer underneath (e.g. to sync the file once done).
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// BLAKE3 (lowercase hex) and size in bytes of everything written so far.
+    pub fn digest(&self) -> (String, u64) {
+        (self.hasher.finalize().to_hex().to_string(), self.bytes)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.inner.flush()
     }
 }
 
@@ -980,7 +997,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 Some(tmp) => {
                     let path = tmp.join(&rel);
                     let file = std::fs::File::create(&path).map_err(|e| stop(GateError::io(&path, e)))?;
-                    let hw = HashingWriter { file, hasher: blake3::Hasher::new(), bytes: 0 };
+                    let hw = HashingWriter::new(file);
                     let w = ArrowWriter::try_new(hw, plan.out_schema.clone(), Some(props[t].clone()))
                         .and_then(|w| w.into_serialized_writer())
                         .map_err(|e| stop(GateError::parquet(&path, e)))?;
@@ -1020,13 +1037,9 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
             if let (Some(w), Some(tmp)) = (writer, tmp) {
                 let path = tmp.join(&rel);
                 let hw = w.into_inner().map_err(|e| stop(GateError::parquet(&path, e)))?;
-                hw.file.sync_all().map_err(|e| stop(GateError::io(&path, e)))?;
-                files.push(OutputFile {
-                    path: rel,
-                    blake3: hw.hasher.finalize().to_hex().to_string(),
-                    bytes: hw.bytes,
-                    rows: file_rows,
-                });
+                hw.get_ref().sync_all().map_err(|e| stop(GateError::io(&path, e)))?;
+                let (blake3, bytes) = hw.digest();
+                files.push(OutputFile { path: rel, blake3, bytes, rows: file_rows });
             }
         }
         match hashing.join() {

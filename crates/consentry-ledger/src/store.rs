@@ -17,8 +17,9 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// What the ledger knows about a member: enough to evaluate consent and fill receipts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the ledger knows about a member: enough to evaluate consent and fill receipts. Serialisable so an
+/// evidence bundle can carry the member directory as is (one JSON object per member).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberRecord {
     /// Member id.
     pub member_id: u64,

@@ -235,15 +235,7 @@ impl Policy {
         if default == DefaultRule::Prohibited {
             return Decision::Denied(DenyReason::JurisdictionDefault);
         }
-        let mut deciding: Option<&ConsentEvent> = None;
-        for e in events {
-            if e.at > at || (e.source == Source::Gpc && !p.gpc_withdraws) {
-                continue;
-            }
-            if deciding.is_none_or(|d| e.at >= d.at) {
-                deciding = Some(e);
-            }
-        }
+        let deciding = self.deciding_event(purpose, events, at).map(|i| &events[i]);
         let fallback = match default {
             DefaultRule::OptOut => Decision::Allowed(AllowBasis::OptOutDefault),
             _ => Decision::Denied(DenyReason::NoGrant),
@@ -266,6 +258,22 @@ impl Policy {
 }
 
 impl Policy {
+    /// The index in `events` of the event that decides consent at `at` (rule 3 of [`Policy::evaluate`]), so
+    /// an auditor can name the event behind a decision without restating the rule.
+    pub fn deciding_event(&self, purpose: PurposeId, events: &[ConsentEvent], at: Timestamp) -> Option<usize> {
+        let p = &self.purposes[purpose.index()];
+        let mut deciding: Option<usize> = None;
+        for (i, e) in events.iter().enumerate() {
+            if e.at > at || (e.source == Source::Gpc && !p.gpc_withdraws) {
+                continue;
+            }
+            if deciding.is_none_or(|d| e.at >= events[d].at) {
+                deciding = Some(i);
+            }
+        }
+        deciding
+    }
+
     /// The earliest time after `at` at which [`Policy::evaluate`] could answer
     /// differently with no new events: the member reaching the minimum age, a
     /// granted notice lapsing, or an event whose time is still ahead. `None`

@@ -138,6 +138,16 @@ proptest! {
         prop_assert!(matches!(d, Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc | DenyReason::Minor)), "{d:?}");
     }
 
+    /// `deciding_event` names the event `evaluate` decides by: a withdrawal exactly when consent is withdrawn.
+    #[test]
+    fn the_deciding_event_is_the_one_evaluate_uses(p in purpose(), code in jurisdiction(), events in prop::collection::vec(event(), 0..12), at in T1..T2 + 40_000_000) {
+        let pol = policy();
+        let d = pol.evaluate(p, &adult(&pol, code), &events, at);
+        prop_assume!(d != Decision::Denied(DenyReason::JurisdictionDefault));
+        let withdrawn = pol.deciding_event(p, &events, at).is_some_and(|i| events[i].action == Action::Withdraw);
+        prop_assert_eq!(withdrawn, matches!(d, Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)), "{:?}", d);
+    }
+
     /// A grant under a notice that a later material notice superseded lapses when that notice takes effect.
     #[test]
     fn material_notice_lapses_older_grants(granted in T1..T2, after in 0i64..100_000_000, before in 0i64..1_000_000, code in prop_oneof![Just("DE"), Just("JP"), Just("US")]) {

@@ -356,13 +356,12 @@ fn understated_epsilon_and_altered_shard_file_are_reported() {
     let (_dir, data) = fresh();
     let path = data.join("models/replies.v2/model.json");
     let mut meta = read_json(&path);
-    let (q, sigma, steps, delta) = (0.2, 1.0, 200u64, 1e-6);
-    let eps = consentry_dp::Accountant::sampled_gaussian(q, sigma, steps)
-        .unwrap()
-        .epsilon(delta, consentry_dp::Conversion::Improved)
-        .unwrap()
-        .epsilon;
-    meta["dp"] = serde_json::json!({"q": q, "sigma": sigma, "steps": steps, "delta": delta, "epsilon": eps});
+    // A genuine DP record, as training writes it (σ and δ resolved, the accountant run).
+    let mut opts = consentry_learn::dp::DpOptions::new(2.0, PathBuf::from("unused.key"));
+    (opts.sigma, opts.delta) = (Some(1.0), Some(1e-6));
+    let claim = consentry_learn::dp::claim(&opts, consentry_learn::dp::Plan { q: 0.2, steps: 200 }, true).unwrap();
+    let eps = claim.epsilon;
+    meta["dp"] = serde_json::to_value(consentry_learn::dp::PrivacyClaim::Dp(Box::new(claim))).unwrap();
     write_json(&path, &meta);
     audit(&data, &["--model", "replies.v2"], 0);
     meta["dp"]["epsilon"] = (eps / 3.0).into();

@@ -66,25 +66,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
 
 /// The models to audit: the lineage registry's (every version, with the status it records), or — for a data
 /// directory whose models were never registered — every model directory under DATA/models.
-enum Models {
-    Registry(Vec<ModelEntry>),
-    Directory(DirectoryModels),
-}
-
-impl ModelSource for Models {
-    fn models(&self) -> Result<Vec<ModelEntry>, AuditError> {
-        match self {
-            Models::Registry(m) => Ok(m.clone()),
-            Models::Directory(d) => d.models(),
-        }
-    }
-}
-
-fn models(ctx: &Ctx) -> anyhow::Result<Models> {
+fn models(ctx: &Ctx) -> anyhow::Result<Vec<ModelEntry>> {
     let reg = super::lineage::open_registry(ctx)?;
     let records = reg.models(None, None).map_err(super::lineage::lineage_err)?;
     if records.is_empty() {
-        return Ok(Models::Directory(DirectoryModels::new(&ctx.data_path("models"))));
+        return DirectoryModels::new(&ctx.data_path("models")).models().map_err(audit_err);
     }
     // Ids are directory names where they are unique (what `--model` takes), else the registry id.
     let name = |r: &consentry_lineage::ModelRecord| {
@@ -94,19 +80,17 @@ fn models(ctx: &Ctx) -> anyhow::Result<Models> {
     for r in &records {
         *seen.entry(name(r)).or_default() += 1;
     }
-    Ok(Models::Registry(
-        records
-            .iter()
-            .map(|r| {
-                let n = name(r);
-                ModelEntry {
-                    id: if seen[&n] == 1 { n } else { format!("{n}-{}", short(&r.id)) },
-                    dir: reg.resolve(&r.dir),
-                    status: r.status,
-                }
-            })
-            .collect(),
-    ))
+    Ok(records
+        .iter()
+        .map(|r| {
+            let n = name(r);
+            ModelEntry {
+                id: if seen[&n] == 1 { n } else { format!("{n}-{}", short(&r.id)) },
+                dir: reg.resolve(&r.dir),
+                status: r.status,
+            }
+        })
+        .collect())
 }
 
 /// Runs `f` on what the audit reads of the data directory: its ledger, the policy in force and the models.

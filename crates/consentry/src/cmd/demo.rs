@@ -237,11 +237,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
 
     ctx.say("\n[8/8] audit: ledger, consent of every live model's members (recomputed), deadlines, commitments, DP");
     let aopts = consentry_audit::AuditOptions {
-        now: chrono::Utc::now().timestamp(),
         deadline_seconds: Some(args.deadline),
-        model: None,
-        public_key: None,
-        known_heads: Vec::new(),
+        ..consentry_audit::AuditOptions::at(chrono::Utc::now().timestamp())
     };
     let audit = super::audit::online(ctx, &ledger, &aopts)?;
     if ctx.human() {
