@@ -57,7 +57,7 @@ pub struct Ledger {
     tree: Mutex<Tree>,
 }
 
-/// Current Unix time in seconds.
+/// Current Unix time in seconds: the one clock the ledger and the lineage registry read.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }

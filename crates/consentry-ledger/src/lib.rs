@@ -21,7 +21,7 @@ pub mod store;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 pub use event::{Event, NewEvent, StoredEvent};
-pub use ledger::{Ledger, LedgerOptions, Verification, verify_store};
+pub use ledger::{Ledger, LedgerOptions, Verification, now, verify_store};
 pub use store::{Appended, MemberRecord, Store};
 
 use std::path::{Path, PathBuf};

@@ -249,7 +249,9 @@ pub struct PgStore {
     reader: Mutex<Option<Client>>,
 }
 
-fn connect(url: &str, application: &str) -> Result<Client, LedgerError> {
+/// Connects to `url` as `application` with the settings every consentry session needs (a 30 s connect timeout
+/// unless the URL sets one, durable commits); public so the lineage registry's sessions are set up the same way.
+pub fn connect(url: &str, application: &str) -> Result<Client, LedgerError> {
     let mut config: ::postgres::Config =
         url.parse().map_err(|e| LedgerError::Invalid(format!("bad PostgreSQL connection string: {e}")))?;
     if config.get_application_name().is_none() {
@@ -333,7 +335,13 @@ fn member_from_row(r: &Row) -> Result<MemberRecord, LedgerError> {
 
 /// True for errors after which re-running the whole append transaction can succeed.
 fn retryable(e: &LedgerError) -> bool {
-    let LedgerError::Postgres(e) = e else { return false };
+    matches!(e, LedgerError::Postgres(e) if retryable_error(e))
+}
+
+/// True for PostgreSQL errors after which re-running the whole transaction can succeed (a serialisation failure,
+/// a deadlock, a lost insert race, a lock wait cut off by `lock_timeout`); public so the lineage registry retries
+/// exactly what the ledger retries.
+pub fn retryable_error(e: &::postgres::Error) -> bool {
     matches!(
         e.code(),
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE

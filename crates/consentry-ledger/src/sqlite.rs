@@ -65,7 +65,9 @@ pub struct SqliteStore {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
+/// Opens a connection to the ledger's SQLite file with the settings every connection to it uses (a 30 s busy
+/// timeout, WAL, full sync); public so the lineage registry's connection to the same file behaves the same.
+pub fn open_conn(path: &Path) -> Result<Connection, LedgerError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -2,9 +2,8 @@
 //! placeholders (rewritten to `?1` for SQLite), parameters are [`P`] values, and rows come back as [`Val`]s.
 
 use crate::LineageError;
-use ::postgres::error::SqlState;
+use ::postgres::Client;
 use ::postgres::types::{ToSql as PgToSql, Type};
-use ::postgres::{Client, NoTls};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use std::path::Path;
 use std::sync::Mutex;
@@ -20,9 +19,6 @@ const WRITE_LOCK: i64 = 0x434f_4e53_4c52_4547;
 
 /// How often a PostgreSQL transaction that hit a serialisation failure, deadlock or race is re-run.
 const MAX_ATTEMPTS: u32 = 6;
-
-/// How long SQLite waits for another writer (the ledger's group commits share the file).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The registry tables; `{BLOB}`, `{REAL}` and `{SERIAL}` are filled in per backend.
 const SCHEMA: &str = "
@@ -296,42 +292,25 @@ pub(crate) enum Conn {
 }
 
 fn pg_connect(url: &str) -> Result<Client, LineageError> {
-    let mut config: ::postgres::Config = url.parse().map_err(|e| {
-        LineageError::Invalid(format!("bad PostgreSQL connection string: {e}; write postgres://user@host/db"))
-    })?;
-    if config.get_application_name().is_none() {
-        config.application_name("consentry-lineage");
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(30));
-    }
-    let mut client = config.connect(NoTls)?;
-    // Durable commits whatever the server's default: a recorded swap must survive a crash.
-    client.batch_execute("SET synchronous_commit TO on")?;
-    Ok(client)
+    Ok(consentry_ledger::postgres::connect(url, "consentry-lineage")?)
 }
 
-/// True for PostgreSQL errors after which re-running the whole transaction can succeed.
+/// True for PostgreSQL errors after which re-running the whole transaction can succeed (the ledger's rule).
 fn retryable(e: &LineageError) -> bool {
-    let LineageError::Postgres(e) = e else { return false };
-    matches!(
-        e.code(),
-        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
-            || *c == SqlState::T_R_DEADLOCK_DETECTED
-            || *c == SqlState::UNIQUE_VIOLATION
-    )
+    matches!(e, LineageError::Postgres(e) if consentry_ledger::postgres::retryable_error(e))
 }
 
 impl Conn {
-    /// Opens (and creates the registry tables in) the SQLite file the ledger uses.
+    /// Opens (and creates the registry tables in) the SQLite file the ledger uses, with the ledger's connection
+    /// settings.
     pub fn open_sqlite(path: &Path) -> Result<Conn, LineageError> {
-        let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let conn = consentry_ledger::sqlite::open_conn(path)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every statement is `IF NOT EXISTS`, as in the ledger's own schema: once the tables exist nothing here
+        // writes, so read-only commands never wait for (or block) a writer; concurrent first opens are safe because
+        // each statement is atomic and a lost race is a no-op.
         let schema = SCHEMA.replace("{BLOB}", "BLOB").replace("{REAL}", "REAL").replace("{SERIAL}", "INTEGER");
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {schema} COMMIT;"))?;
+        conn.execute_batch(&schema)?;
         Ok(Conn::Sqlite(Mutex::new(conn)))
     }
 
@@ -346,14 +325,6 @@ impl Conn {
         tx.batch_execute(&schema)?;
         tx.commit()?;
         Ok(Conn::Postgres { url: url.to_string(), client: Mutex::new(Some(client)) })
-    }
-
-    /// `sqlite` or `postgres`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Conn::Sqlite(_) => "sqlite",
-            Conn::Postgres { .. } => "postgres",
-        }
     }
 
     /// Runs `f` in one transaction and commits it; any error rolls everything back. `write` takes SQLite's write

@@ -18,6 +18,9 @@ pub use registry::{
 };
 pub use worker::{DeadlineFigures, Retrain, WorkerOptions, WorkerReport, run_once, watch};
 
+/// The registry's clock is the ledger's (Unix seconds; tests pass explicit times where it matters).
+pub use consentry_ledger::now;
+
 use std::path::{Path, PathBuf};
 
 /// What went wrong in the registry or the unlearning worker.
@@ -132,9 +135,4 @@ impl LineageError {
             _ => false,
         }
     }
-}
-
-/// Unix seconds now (the registry's clock; tests pass explicit times where it matters).
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }

@@ -5,6 +5,7 @@
 use crate::db::{Conn, Db, P, Row};
 use crate::{LineageError, now};
 use consentry_gate::manifest::{MANIFEST_FILE, Manifest, ShardFunction};
+use consentry_learn::LearnError;
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;
@@ -418,19 +419,31 @@ pub(crate) fn request_row(r: &Row) -> Result<UnlearningRequest, LineageError> {
     })
 }
 
+/// What `resolve` looks ids up in: the table, the word for people, and what to do when an id is not there.
+struct Lookup {
+    table: &'static str,
+    what: &'static str,
+    hint: &'static str,
+}
+
+const DATASETS: Lookup = Lookup {
+    table: "registry_datasets",
+    what: "dataset",
+    hint: "register it with `consentry lineage register-dataset DIR`",
+};
+
+const MODELS: Lookup =
+    Lookup { table: "registry_models", what: "model", hint: "register it with `consentry lineage register-model DIR`" };
+
 /// Looks an id up by full value or unique prefix (at least 6 hex digits).
-fn resolve(db: &mut dyn Db, table: &str, what: &'static str, id: &str) -> Result<String, LineageError> {
+fn resolve(db: &mut dyn Db, ids: &Lookup, id: &str) -> Result<String, LineageError> {
+    let Lookup { table, what, hint } = *ids;
     let id = id.trim().to_ascii_lowercase();
     if id.len() < 6 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(LineageError::Invalid(format!(
             "`{id}` is not a {what} id: give its BLAKE3 (hex), or at least its first 6 hex digits"
         )));
     }
-    let hint = if what == "dataset" {
-        "register it with `consentry lineage register-dataset DIR`"
-    } else {
-        "register it with `consentry lineage register-model DIR`"
-    };
     let rows =
         db.query(&format!("SELECT id FROM {table} WHERE id LIKE $1 ORDER BY id LIMIT 2"), &[P::T(&format!("{id}%"))])?;
     match rows.len() {
@@ -451,12 +464,67 @@ pub(crate) fn get_model(db: &mut dyn Db, id: &str) -> Result<Option<ModelRecord>
     db.query(&format!("SELECT {MODEL_COLS} WHERE id = $1"), &[P::T(id)])?.first().map(model_row).transpose()
 }
 
+/// The dataset an id (or unique prefix) names.
+fn find_dataset(db: &mut dyn Db, id: &str) -> Result<DatasetRecord, LineageError> {
+    let id = resolve(db, &DATASETS, id)?;
+    get_dataset(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("dataset {id} vanished")))
+}
+
+/// The model version an id (or unique prefix) names.
+fn find_model(db: &mut dyn Db, id: &str) -> Result<ModelRecord, LineageError> {
+    let id = resolve(db, &MODELS, id)?;
+    get_model(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("model {id} vanished")))
+}
+
+/// Model versions, optionally of one purpose and/or status, oldest first.
+pub(crate) fn list_models(
+    db: &mut dyn Db,
+    purpose: Option<&str>,
+    status: Option<ModelStatus>,
+) -> Result<Vec<ModelRecord>, LineageError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {MODEL_COLS} WHERE ($1 = '' OR purpose = $1) AND ($2 = '' OR status = $2) \
+             ORDER BY created, version, id"
+        ),
+        &[P::T(purpose.unwrap_or("")), P::T(status.map_or("", ModelStatus::as_str))],
+    )?;
+    rows.iter().map(model_row).collect()
+}
+
 /// The version that replaced `id`, if any.
-pub(crate) fn successor(db: &mut dyn Db, id: &str) -> Result<Option<String>, LineageError> {
+fn successor(db: &mut dyn Db, id: &str) -> Result<Option<String>, LineageError> {
     db.query("SELECT id FROM registry_models WHERE supersedes = $1 ORDER BY created LIMIT 1", &[P::T(id)])?
         .first()
         .map(|r| r.text(0))
         .transpose()
+}
+
+/// Longest version chain followed: ids are content hashes, so a chain cannot loop, but a corrupt store could.
+const MAX_CHAIN: usize = 10_000;
+
+/// The first live version among the versions that replaced `id` (following the chain of successors), if any.
+pub(crate) fn live_successor(db: &mut dyn Db, id: &str) -> Result<Option<ModelRecord>, LineageError> {
+    let mut next = id.to_string();
+    for _ in 0..MAX_CHAIN {
+        let Some(n) = successor(db, &next)? else { break };
+        next = n;
+        if let Some(m) = get_model(db, &next)?
+            && m.status == ModelStatus::Live
+        {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// Sets a model's status and when it changed (the caller has checked the lifecycle allows it).
+pub(crate) fn mark_status(db: &mut dyn Db, id: &str, to: ModelStatus, at: i64) -> Result<(), LineageError> {
+    db.exec(
+        "UPDATE registry_models SET status = $2, status_changed = $3 WHERE id = $1",
+        &[P::T(id), P::T(to.as_str()), P::I(at)],
+    )?;
+    Ok(())
 }
 
 pub(crate) fn shard_bitmaps(db: &mut dyn Db, model: &str) -> Result<Vec<RoaringTreemap>, LineageError> {
@@ -510,15 +578,19 @@ pub(crate) fn insert_request(db: &mut dyn Db, r: &UnlearningRequest) -> Result<b
     Ok(n > 0)
 }
 
+/// What is wrong with a model directory, without repeating the directory the error is reported against.
+pub(crate) fn model_problem(e: LearnError) -> String {
+    match e {
+        LearnError::Model { message, .. } => message,
+        e => e.to_string(),
+    }
+}
+
 /// Reads a model directory and checks every shard file and member bitmap against `model.json`.
 pub(crate) fn check_model_dir(dir: &Path) -> Result<CheckedModel, LineageError> {
     let bad = |dir: &Path, message: String| LineageError::ModelFiles { dir: dir.to_path_buf(), message };
     let dir = std::fs::canonicalize(dir).map_err(|e| bad(dir, format!("cannot open the directory: {e}")))?;
-    let json = std::fs::read(dir.join(MODEL_FILE)).map_err(|e| {
-        bad(&dir, format!("cannot read {MODEL_FILE}: {e}; is this a directory written by `consentry train`?"))
-    })?;
-    let id = blake3::hash(&json).to_hex().to_string();
-    let meta = ModelMeta::read(&dir).map_err(|e| bad(&dir, e.to_string()))?;
+    let (meta, id) = ModelMeta::read_hashed(&dir).map_err(|e| bad(&dir, model_problem(e)))?;
     if meta.shards.len() != meta.shard_function.shards as usize {
         return Err(bad(
             &dir,
@@ -534,7 +606,7 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<CheckedModel, LineageError> 
         if s.index as usize != i {
             return Err(bad(&dir, format!("shard {i} is listed with index {}", s.index)));
         }
-        meta.shard_bytes(&dir, i).map_err(|e| bad(&dir, e.to_string()))?;
+        meta.shard_bytes(&dir, i).map_err(|e| bad(&dir, model_problem(e)))?;
         let path = dir.join(&s.members_file);
         let bytes = std::fs::read(&path)
             .map_err(|e| bad(&dir, format!("shard {i} member bitmap {} cannot be read: {e}", s.members_file)))?;
@@ -551,7 +623,7 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<CheckedModel, LineageError> 
         }
         bitmaps.push((bytes, b));
     }
-    let excluded = meta.excluded(&dir).map_err(|e| bad(&dir, e.to_string()))?;
+    let excluded = meta.excluded(&dir).map_err(|e| bad(&dir, model_problem(e)))?;
     Ok(CheckedModel { id, dir, meta, bitmaps, excluded })
 }
 
@@ -635,11 +707,6 @@ impl Registry {
         }
     }
 
-    /// `sqlite` or `postgres`.
-    pub fn backend(&self) -> &'static str {
-        self.conn.backend()
-    }
-
     /// The ledger store the registry reads consent events from.
     pub fn store(&self) -> &dyn Store {
         &*self.store
@@ -658,7 +725,9 @@ impl Registry {
             bad(&dir, format!("cannot read {MANIFEST_FILE}: {e}; is this a dataset written by `consentry gate`?"))
         })?;
         let id = blake3::hash(&manifest_bytes).to_hex().to_string();
-        let manifest = Manifest::read(&dir).map_err(|e| bad(&dir, e.to_string()))?;
+        // The bytes just hashed, so the id and the record describe the same manifest.
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| bad(&dir, format!("manifest {}: {e}", dir.join(MANIFEST_FILE).display())))?;
         let file = &manifest.members.file;
         if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." {
             return Err(bad(&dir, format!("the manifest names member bitmap `{file}`, not a file in the directory")));
@@ -784,24 +853,18 @@ impl Registry {
             if let Some(existing) = get_model(db, &m.id)? {
                 return Ok(existing);
             }
-            let mut settle: Vec<String> = Vec::new();
-            let (version, supersedes) = match &previous {
-                Some(p) => match get_model(db, p)? {
-                    Some(prev) => {
-                        if prev.status == ModelStatus::Live {
-                            db.exec(
-                                "UPDATE registry_models SET status = 'superseded', status_changed = $2 WHERE id = $1",
-                                &[P::T(&prev.id), P::I(registered)],
-                            )?;
-                        }
-                        settle.push(prev.id.clone());
-                        (prev.version + 1, Some(prev.id))
-                    }
-                    None => (1, None),
-                },
-                None => (1, None),
+            // The version this one replaces, when it is registered.
+            let prev = match &previous {
+                Some(p) => get_model(db, p)?,
+                None => None,
             };
-            let rec = self.live_record(&m, &dataset.id, version, supersedes, cause.clone());
+            if let Some(prev) = &prev
+                && prev.status == ModelStatus::Live
+            {
+                mark_status(db, &prev.id, ModelStatus::Superseded, registered)?;
+            }
+            let version = prev.as_ref().map_or(1, |p| p.version + 1);
+            let rec = self.live_record(&m, &dataset.id, version, prev.map(|p| p.id), cause.clone());
             insert_model(db, &rec, &m)?;
             insert_events(db, &rec.id, &facts.grants)?;
             insert_run(
@@ -817,14 +880,8 @@ impl Registry {
             )?;
             // The version this one replaces: its open requests are done if this version excludes the member,
             // and carry over to this version otherwise.
-            for prev in &settle {
-                for q in open_for(db, prev)? {
-                    if m.excluded.contains(q.member) {
-                        complete_request(db, &q, registered, Some(&rec.id))?;
-                    } else {
-                        repoint(db, &q, &rec.id)?;
-                    }
-                }
+            if let Some(prev) = &rec.supersedes {
+                hand_over(db, prev, Some(&rec.id), registered, |member| !m.excluded.contains(member))?;
             }
             // Members who withdrew after the dataset was gated must be unlearned from this model too.
             for &(seq, member, at) in &facts.withdrawals {
@@ -866,10 +923,7 @@ impl Registry {
 
     /// One dataset by id (or unique prefix).
     pub fn dataset(&self, id: &str) -> Result<DatasetRecord, LineageError> {
-        self.conn.transaction(false, |db| {
-            let id = resolve(db, "registry_datasets", "dataset", id)?;
-            get_dataset(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("dataset {id} vanished")))
-        })
+        self.conn.transaction(false, |db| find_dataset(db, id))
     }
 
     /// Every registered dataset, oldest first.
@@ -884,30 +938,24 @@ impl Registry {
 
     /// One model version by id (or unique prefix).
     pub fn model(&self, id: &str) -> Result<ModelRecord, LineageError> {
-        self.conn.transaction(false, |db| {
-            let id = resolve(db, "registry_models", "model", id)?;
-            get_model(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("model {id} vanished")))
-        })
+        self.conn.transaction(false, |db| find_model(db, id))
+    }
+
+    /// The live version that replaced model `id` (following the chain of versions), if any: what to use instead
+    /// of a version that is no longer served.
+    pub fn live_successor(&self, id: &str) -> Result<Option<ModelRecord>, LineageError> {
+        self.conn.transaction(false, |db| live_successor(db, id))
     }
 
     /// Model versions, optionally of one purpose and/or status, oldest first.
     pub fn models(&self, purpose: Option<&str>, status: Option<ModelStatus>) -> Result<Vec<ModelRecord>, LineageError> {
-        self.conn.transaction(false, |db| {
-            let rows = db.query(
-                &format!(
-                    "SELECT {MODEL_COLS} WHERE ($1 = '' OR purpose = $1) AND ($2 = '' OR status = $2) \
-                     ORDER BY created, version, id"
-                ),
-                &[P::T(purpose.unwrap_or("")), P::T(status.map_or("", ModelStatus::as_str))],
-            )?;
-            rows.iter().map(model_row).collect()
-        })
+        self.conn.transaction(false, |db| list_models(db, purpose, status))
     }
 
     /// The member bitmaps of a model's shards, by index.
     pub fn shard_members(&self, model: &str) -> Result<Vec<RoaringTreemap>, LineageError> {
         self.conn.transaction(false, |db| {
-            let id = resolve(db, "registry_models", "model", model)?;
+            let id = resolve(db, &MODELS, model)?;
             shard_bitmaps(db, &id)
         })
     }
@@ -917,27 +965,18 @@ impl Registry {
     /// model contains those members any more.
     pub fn set_status(&self, model: &str, to: ModelStatus, at: i64) -> Result<ModelRecord, LineageError> {
         self.conn.transaction(true, |db| {
-            let id = resolve(db, "registry_models", "model", model)?;
-            let rec = get_model(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("model {id} vanished")))?;
+            let rec = find_model(db, model)?;
             if rec.status == to {
                 return Ok(rec);
             }
             if !rec.status.may_become(to) {
-                return Err(LineageError::Transition { id: id.clone(), from: rec.status, to });
+                return Err(LineageError::Transition { id: rec.id, from: rec.status, to });
             }
-            db.exec(
-                "UPDATE registry_models SET status = $2, status_changed = $3 WHERE id = $1",
-                &[P::T(&id), P::T(to.as_str()), P::I(at)],
-            )?;
+            mark_status(db, &rec.id, to, at)?;
             if to == ModelStatus::Retired {
-                db.exec(
-                    "UPDATE registry_unlearning SET completed_at = $2, \
-                     status = CASE WHEN deadline < $2 THEN 'missed' ELSE 'done' END \
-                     WHERE old_model = $1 AND completed_at IS NULL",
-                    &[P::T(&id), P::I(at)],
-                )?;
+                hand_over(db, &rec.id, None, at, |_| false)?;
             }
-            get_model(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("model {id} vanished")))
+            Ok(ModelRecord { status: to, status_changed: Some(at), ..rec })
         })
     }
 
@@ -1111,8 +1150,8 @@ impl Registry {
     /// successor and unlearning requests.
     pub fn model_lineage(&self, id: &str) -> Result<ModelLineage, LineageError> {
         self.conn.transaction(false, |db| {
-            let id = resolve(db, "registry_models", "model", id)?;
-            let model = get_model(db, &id)?.ok_or_else(|| LineageError::Corrupt(format!("model {id} vanished")))?;
+            let model = find_model(db, id)?;
+            let id = model.id.clone();
             let dataset = get_dataset(db, &model.dataset)?
                 .ok_or_else(|| LineageError::Corrupt(format!("dataset {} of model {id} vanished", model.dataset)))?;
             let shards: Vec<ShardRecord> = db
@@ -1259,10 +1298,9 @@ pub(crate) fn insert_run(db: &mut dyn Db, run: &RunRecord) -> Result<(), Lineage
 }
 
 /// Open requests against one model version.
-pub(crate) fn open_for(db: &mut dyn Db, model: &str) -> Result<Vec<UnlearningRequest>, LineageError> {
+fn open_for(db: &mut dyn Db, model: &str) -> Result<Vec<UnlearningRequest>, LineageError> {
     db.query(
-        "SELECT member, purpose, event_seq, old_model, requested_at, deadline, status, new_model, completed_at \
-         FROM registry_unlearning WHERE old_model = $1 AND completed_at IS NULL ORDER BY member, event_seq",
+        &format!("SELECT {REQUEST_COLS} WHERE old_model = $1 AND completed_at IS NULL ORDER BY member, event_seq"),
         &[P::T(model)],
     )?
     .iter()
@@ -1270,8 +1308,28 @@ pub(crate) fn open_for(db: &mut dyn Db, model: &str) -> Result<Vec<UnlearningReq
     .collect()
 }
 
+/// Hands the open requests against `from` (a version leaving service) to `to`, its live replacement if any: a
+/// request moves to `to` when `to` still holds its member (`holds`), and is completed at `at` otherwise. Returns
+/// the status each completed request ended with.
+pub(crate) fn hand_over(
+    db: &mut dyn Db,
+    from: &str,
+    to: Option<&str>,
+    at: i64,
+    holds: impl Fn(u64) -> bool,
+) -> Result<Vec<RequestStatus>, LineageError> {
+    let mut completed = Vec::new();
+    for r in open_for(db, from)? {
+        match to {
+            Some(to) if holds(r.member) => repoint(db, &r, to)?,
+            _ => completed.push(complete_request(db, &r, at, to)?),
+        }
+    }
+    Ok(completed)
+}
+
 /// Moves an open request from one model version to another (the member is still in the newer one).
-pub(crate) fn repoint(db: &mut dyn Db, r: &UnlearningRequest, to: &str) -> Result<(), LineageError> {
+fn repoint(db: &mut dyn Db, r: &UnlearningRequest, to: &str) -> Result<(), LineageError> {
     insert_request(db, &UnlearningRequest { model: to.to_string(), ..r.clone() })?;
     db.exec(
         "DELETE FROM registry_unlearning WHERE member = $1 AND event_seq = $2 AND old_model = $3",
@@ -1281,17 +1339,17 @@ pub(crate) fn repoint(db: &mut dyn Db, r: &UnlearningRequest, to: &str) -> Resul
 }
 
 /// Completes an open request at `at`, replaced by `new_model` (`None`: no live version holds the member): `done`,
-/// or `missed` when it already was or its deadline has passed.
-pub(crate) fn complete_request(
+/// or `missed` when it already was or its deadline has passed. Returns the status it ended with.
+fn complete_request(
     db: &mut dyn Db,
     r: &UnlearningRequest,
     at: i64,
     new_model: Option<&str>,
-) -> Result<(), LineageError> {
-    db.exec(
+) -> Result<RequestStatus, LineageError> {
+    let rows = db.query(
         "UPDATE registry_unlearning SET completed_at = $2, new_model = $5, \
          status = CASE WHEN status = 'missed' OR deadline < $2 THEN 'missed' ELSE 'done' END \
-         WHERE member = $1 AND event_seq = $3 AND old_model = $4",
+         WHERE member = $1 AND event_seq = $3 AND old_model = $4 RETURNING status",
         &[
             P::I(to_i64(r.member, "member")?),
             P::I(at),
@@ -1300,7 +1358,16 @@ pub(crate) fn complete_request(
             P::OptT(new_model),
         ],
     )?;
-    Ok(())
+    // Callers complete requests they have just read in the same transaction.
+    let status = rows.first().map(|row| row.text(0)).transpose()?.ok_or_else(|| {
+        LineageError::Corrupt(format!(
+            "the unlearning request of member {} (withdrawal #{}) against model {} vanished",
+            r.member,
+            r.event_seq,
+            short(&r.model)
+        ))
+    })?;
+    RequestStatus::parse(&status).ok_or_else(|| LineageError::Corrupt(format!("request status {status}")))
 }
 
 /// Groups requests by model id (deterministic order).

@@ -11,11 +11,11 @@
 use crate::db::P;
 use crate::registry::{
     CheckedModel, ModelRecord, ModelStatus, RequestStatus, RunRecord, UnlearningRequest, by_model, check_model_dir,
-    complete_request, get_cursor, get_dataset, get_model, insert_events, insert_model, insert_request, insert_run,
-    open_for, repoint, shard_bitmaps, successor, to_i64,
+    get_cursor, get_dataset, get_model, hand_over, insert_events, insert_model, insert_request, insert_run,
+    list_models, live_successor, mark_status, model_problem, shard_bitmaps, short, to_i64,
 };
 use crate::{LineageError, Registry};
-use consentry_learn::model::MODEL_FILE;
+use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_policy::Action;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -146,15 +146,14 @@ struct LiveSet {
 
 impl LiveSet {
     fn load(reg: &Registry) -> Result<LiveSet, LineageError> {
-        let live = reg.models(None, Some(ModelStatus::Live))?;
         reg.conn().transaction(false, |db| {
             let mut models: HashMap<String, Vec<(ModelRecord, u64, Vec<RoaringTreemap>)>> = HashMap::new();
-            for m in &live {
+            for m in list_models(db, None, Some(ModelStatus::Live))? {
                 let bitmaps = shard_bitmaps(db, &m.id)?;
                 let position = get_dataset(db, &m.dataset)?
                     .ok_or_else(|| LineageError::Corrupt(format!("dataset {} of model {} vanished", m.dataset, m.id)))?
                     .ledger_position;
-                models.entry(m.purpose.clone()).or_default().push((m.clone(), position, bitmaps));
+                models.entry(m.purpose.clone()).or_default().push((m, position, bitmaps));
             }
             Ok(LiveSet { models })
         })
@@ -187,27 +186,30 @@ fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Re
     if cursor == len {
         return Ok(());
     }
-    let live = LiveSet::load(reg)?;
-    let mut requests = Vec::new();
-    let mut withdrawals = 0u64;
+    let mut withdrawals = Vec::new();
     store.scan(cursor + 1, len, &mut |s| {
-        let e = &s.event;
-        if e.body.action != Action::Withdraw {
-            return Ok(());
-        }
-        withdrawals += 1;
-        for m in live.containing(&e.body.purpose, e.body.member_id, e.seq) {
-            requests.push(UnlearningRequest::pending(
-                e.body.member_id,
-                &e.body.purpose,
-                e.seq,
-                &m.id,
-                e.body.event_time,
-                opts.deadline_secs,
-            ));
+        if s.event.body.action == Action::Withdraw {
+            withdrawals.push(s.event);
         }
         Ok(())
     })?;
+    // The live models and their bitmaps are loaded only when there is a withdrawal to match against them.
+    let mut requests = Vec::new();
+    if !withdrawals.is_empty() {
+        let live = LiveSet::load(reg)?;
+        for e in &withdrawals {
+            for m in live.containing(&e.body.purpose, e.body.member_id, e.seq) {
+                requests.push(UnlearningRequest::pending(
+                    e.body.member_id,
+                    &e.body.purpose,
+                    e.seq,
+                    &m.id,
+                    e.body.event_time,
+                    opts.deadline_secs,
+                ));
+            }
+        }
+    }
     let name = opts.cursor.clone();
     let opened = reg.conn().transaction(true, |db| {
         let now_at = get_cursor(db, &name)?;
@@ -230,7 +232,7 @@ fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Re
         Ok(opened)
     })?;
     report.cursor_to = len;
-    report.withdrawals = withdrawals;
+    report.withdrawals = withdrawals.len() as u64;
     report.requests_opened = opened;
     Ok(())
 }
@@ -239,41 +241,31 @@ fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Re
 /// the live successor otherwise. Returns how many were closed.
 fn settle_stale(reg: &Registry, model: &ModelRecord, at: i64) -> Result<u64, LineageError> {
     reg.conn().transaction(true, |db| {
-        let reqs = open_for(db, &model.id)?;
-        // Follow the version chain to the live successor, if any.
-        let mut next = model.id.clone();
-        let mut live: Option<ModelRecord> = None;
-        for _ in 0..10_000 {
-            let Some(n) = successor(db, &next)? else { break };
-            next = n;
-            if let Some(m) = get_model(db, &next)?
-                && m.status == ModelStatus::Live
-            {
-                live = Some(m);
-                break;
-            }
-        }
+        let live = live_successor(db, &model.id)?;
         let bitmaps = match &live {
             Some(m) => shard_bitmaps(db, &m.id)?,
             None => Vec::new(),
         };
-        let mut closed = 0;
-        for r in &reqs {
-            match &live {
-                Some(m) if holds(m, &bitmaps, r.member) => repoint(db, r, &m.id)?,
-                _ => {
-                    complete_request(db, r, at, live.as_ref().map(|m| m.id.as_str()))?;
-                    closed += 1;
-                }
-            }
-        }
-        Ok(closed)
+        let to = live.as_ref().map(|m| m.id.as_str());
+        let closed =
+            hand_over(db, &model.id, to, at, |member| live.as_ref().is_some_and(|m| holds(m, &bitmaps, member)))?;
+        Ok(closed.len() as u64)
     })
+}
+
+/// The last component of a model directory (`model` when it has none, as `write_model_dir` names it).
+fn dir_name(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+}
+
+/// True when process `pid` exists and is not this one (whose leftovers are its own to replace).
+fn other_process_alive(pid: u32) -> bool {
+    pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// `models/job-recs` → `models/job-recs.v2`; `models/job-recs.v2` → `models/job-recs.v3`.
 fn next_dir(old: &Path, version: u64) -> PathBuf {
-    let name = old.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    let name = dir_name(old);
     let stem = match name.rsplit_once(".v") {
         Some((s, v)) if !s.is_empty() && !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => s.to_string(),
         _ => name,
@@ -296,13 +288,13 @@ fn clean_orphans(reg: &Registry, target: &Path, removed: &mut Vec<String>) -> Re
         removed.push(target_s);
     }
     let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else { return Ok(()) };
+    // The temporary directory `consentry_learn::model::write_model_dir` writes a model into: `.{name}.tmp-{pid}`.
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
     let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = n.strip_prefix(&prefix) else { continue };
-        let alive = pid != std::process::id().to_string() && Path::new("/proc").join(pid).exists();
-        if !alive {
+        if !pid.parse().is_ok_and(other_process_alive) {
             let p = e.path();
             std::fs::remove_dir_all(&p).map_err(|err| LineageError::io(&p, err))?;
             removed.push(p.display().to_string());
@@ -319,8 +311,7 @@ struct DirLock {
 
 impl DirLock {
     fn acquire(target: &Path) -> Result<DirLock, LineageError> {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-        let path = target.with_file_name(format!(".{name}.lock"));
+        let path = target.with_file_name(format!(".{}.lock", dir_name(target)));
         let me = std::process::id();
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -332,8 +323,7 @@ impl DirLock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
                     if let Some(pid) = owner
-                        && pid != me
-                        && Path::new("/proc").join(pid.to_string()).exists()
+                        && other_process_alive(pid)
                     {
                         return Err(LineageError::Conflict(format!(
                             "another unlearning worker (pid {pid}) is building {}; {} is its lock",
@@ -360,26 +350,33 @@ impl Drop for DirLock {
     }
 }
 
-/// Checks the live model's directory is the one registered (present, `model.json` unchanged).
-fn check_registered_dir(reg: &Registry, model: &ModelRecord) -> Result<PathBuf, LineageError> {
+/// Checks the live model's directory is the one registered (present, `model.json` unchanged); its directory and
+/// metadata.
+fn check_registered_dir(reg: &Registry, model: &ModelRecord) -> Result<(PathBuf, ModelMeta), LineageError> {
     let dir = reg.resolve(&model.dir);
-    let bytes = std::fs::read(dir.join(MODEL_FILE)).map_err(|e| LineageError::ModelFiles {
-        dir: dir.clone(),
-        message: format!(
-            "{MODEL_FILE} of live model {} cannot be read ({e}): restore the directory, or retire the model",
-            crate::registry::short(&model.id)
-        ),
-    })?;
-    if blake3::hash(&bytes).to_hex().to_string() != model.id {
+    let (meta, id) = match ModelMeta::read_hashed(&dir) {
+        Ok(read) => read,
+        Err(e) => {
+            return Err(LineageError::ModelFiles {
+                message: format!(
+                    "live model {} cannot be read ({}): restore the directory, or retire the model",
+                    short(&model.id),
+                    model_problem(e)
+                ),
+                dir,
+            });
+        }
+    };
+    if id != model.id {
         return Err(LineageError::ModelFiles {
             dir,
             message: format!(
                 "{MODEL_FILE} was altered since model {} was registered: restore it, or retire the model",
-                crate::registry::short(&model.id)
+                short(&model.id)
             ),
         });
     }
-    Ok(dir)
+    Ok((dir, meta))
 }
 
 /// Environment variable naming a crash point (`before-swap`, `after-swap`) at which the worker aborts the
@@ -401,7 +398,7 @@ fn retrain(
     orphans: &mut Vec<String>,
 ) -> Result<Retrain, LineageError> {
     let started = Instant::now();
-    let old_dir = check_registered_dir(reg, model)?;
+    let (old_dir, old_meta) = check_registered_dir(reg, model)?;
     let dataset = reg.dataset(&model.dataset)?;
     let mut remove = RoaringTreemap::new();
     for r in batch {
@@ -413,7 +410,7 @@ fn retrain(
     if reg.model(&model.id)?.status != ModelStatus::Live {
         return Err(LineageError::Conflict(format!(
             "model {} was superseded by another worker meanwhile; run again",
-            crate::registry::short(&model.id)
+            short(&model.id)
         )));
     }
     clean_orphans(reg, &new_dir, orphans)?;
@@ -453,14 +450,11 @@ fn retrain(
                 _ => {
                     return Err(LineageError::Conflict(format!(
                         "model {} stopped being live during its retrain",
-                        crate::registry::short(&model.id)
+                        short(&model.id)
                     )));
                 }
             }
-            db.exec(
-                "UPDATE registry_models SET status = 'superseded', status_changed = $2 WHERE id = $1",
-                &[P::T(&model.id), P::I(at)],
-            )?;
+            mark_status(db, &model.id, ModelStatus::Superseded, at)?;
             let rec = reg.live_record(&checked, &model.dataset, version, Some(model.id.clone()), Some(cause.clone()));
             insert_model(db, &rec, &checked)?;
             // The new version rests on the same grants, minus those of the members taken out.
@@ -484,17 +478,10 @@ fn retrain(
                     cause: Some(cause.clone()),
                 },
             )?;
-            let mut missed = 0u64;
-            for r in batch {
-                if r.status == RequestStatus::Missed || r.deadline < at {
-                    missed += 1;
-                }
-                complete_request(db, r, at, Some(&rec.id))?;
-            }
-            // Requests that arrived during the retrain: their members are still in the new version.
-            for r in open_for(db, &model.id)? {
-                repoint(db, &r, &rec.id)?;
-            }
+            // The batch's requests are done (the new version excludes their members); requests that arrived
+            // during the retrain move to the new version, which still holds their members.
+            let completed = hand_over(db, &model.id, Some(&rec.id), at, |member| !checked.excluded.contains(member))?;
+            let missed = completed.iter().filter(|s| **s == RequestStatus::Missed).count() as u64;
             Ok(Retrain {
                 old_model: model.id.clone(),
                 new_model: rec.id.clone(),
@@ -518,7 +505,7 @@ fn retrain(
         Err(_) => {
             let _ = std::fs::remove_dir_all(&new_dir);
         }
-        Ok(_) => discard_superseded_weights(&old_dir),
+        Ok(_) => discard_superseded_weights(&old_dir, &old_meta),
     }
     swap
 }
@@ -527,45 +514,44 @@ fn retrain(
 /// model, share their noise with the new version, so both together would reveal the removed members' clipped
 /// contribution). `model.json` and the member bitmaps stay for lineage and audit. A failure leaves the files (the
 /// audit still sees them) and is not fatal: the swap has happened.
-fn discard_superseded_weights(old_dir: &Path) {
-    let Ok(meta) = consentry_learn::model::ModelMeta::read(old_dir) else { return };
+fn discard_superseded_weights(old_dir: &Path, meta: &ModelMeta) {
     for s in &meta.shards {
         let _ = std::fs::remove_file(old_dir.join(&s.file));
     }
 }
 
-/// Computes the deadline figures over every request in the registry.
-fn figures(reg: &Registry, opts: &WorkerOptions, at: i64) -> Result<DeadlineFigures, LineageError> {
-    let all = reg.requests()?;
-    let mut f = DeadlineFigures { deadline_secs: opts.deadline_secs, ..DeadlineFigures::default() };
-    let mut total = 0i64;
-    for r in &all {
-        if r.status == RequestStatus::Missed {
-            f.missed += 1;
-        }
-        match r.completed_at {
-            Some(c) => {
-                f.completed += 1;
-                if r.status == RequestStatus::Done {
-                    f.within_deadline += 1;
-                }
-                let lat = c - r.requested_at;
-                total += lat;
-                f.max_latency_secs = Some(f.max_latency_secs.map_or(lat, |m: i64| m.max(lat)));
-            }
-            None => {
-                f.open += 1;
-                if r.deadline < at {
-                    f.open_overdue += 1;
-                }
-                f.next_deadline = Some(f.next_deadline.map_or(r.deadline, |d: i64| d.min(r.deadline)));
-            }
-        }
-    }
-    if f.completed > 0 {
-        f.mean_latency_secs = Some(total as f64 / f.completed as f64);
-    }
-    Ok(f)
+/// Computes the deadline figures over every request in the registry: the completed side in one aggregate query,
+/// the open side from `open` (the open requests, as reported), so the two parts of the report agree.
+fn figures(
+    reg: &Registry,
+    deadline_secs: i64,
+    open: &[UnlearningRequest],
+    at: i64,
+) -> Result<DeadlineFigures, LineageError> {
+    let (completed, within_deadline, missed, max_latency, total_latency) = reg.conn().transaction(false, |db| {
+        let rows = db.query(
+            "SELECT COUNT(completed_at), \
+             COALESCE(SUM(CASE WHEN completed_at IS NOT NULL AND status = 'done' THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN status = 'missed' THEN 1 ELSE 0 END), 0), \
+             MAX(completed_at - requested_at), \
+             CAST(COALESCE(SUM(completed_at - requested_at), 0) AS BIGINT) \
+             FROM registry_unlearning",
+            &[],
+        )?;
+        let r = rows.first().ok_or_else(|| LineageError::Corrupt("an aggregate query returned no row".into()))?;
+        Ok((r.u64(0)?, r.u64(1)?, r.u64(2)?, r.opt_i64(3)?, r.i64(4)?))
+    })?;
+    Ok(DeadlineFigures {
+        deadline_secs,
+        completed,
+        within_deadline,
+        missed,
+        max_latency_secs: max_latency,
+        mean_latency_secs: (completed > 0).then(|| total_latency as f64 / completed as f64),
+        open: open.len() as u64,
+        open_overdue: open.iter().filter(|r| r.deadline < at).count() as u64,
+        next_deadline: open.iter().map(|r| r.deadline).min(),
+    })
 }
 
 /// One pass: read new ledger events into requests, mark overdue requests `missed`, retrain every model whose
@@ -595,6 +581,7 @@ pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, Li
                 continue;
             }
             let oldest = batch.iter().map(|r| r.requested_at).min().unwrap_or(at);
+            // `<=`: a request at its deadline cannot wait for the window without missing it.
             let overdue = batch.iter().any(|r| r.status == RequestStatus::Missed || r.deadline <= at);
             if opts.batch_window_secs > 0 && !overdue && oldest > at - opts.batch_window_secs {
                 continue;
@@ -607,7 +594,7 @@ pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, Li
         }
     }
     report.open = reg.open_requests()?;
-    report.figures = figures(reg, opts, opts.clock())?;
+    report.figures = figures(reg, opts.deadline_secs, &report.open, opts.clock())?;
     Ok(report)
 }
 

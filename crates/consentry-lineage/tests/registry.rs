@@ -371,6 +371,20 @@ fn suite(b: &Backend) {
     assert_eq!((r.retrains.len(), r.closed_without_retrain), (0, 2), "{r:?}");
     assert!(reg.open_requests().unwrap().is_empty());
 
+    // A request marked missed stays missed when its model is retired, even at a time before its deadline.
+    let m4_dir = model_dir(root.path(), "m4", &ds_dir, &range(1, 30), 7);
+    let m4 = reg.register_model_dir(&m4_dir).unwrap();
+    std::fs::remove_dir_all(&m4_dir).unwrap();
+    assert!(matches!(run_once(&reg, &late).unwrap_err(), LineageError::ModelFiles { .. }));
+    let status = |member: u64| {
+        let all = reg.requests().unwrap();
+        all.iter().find(|q| q.model == m4.id && q.member == member).map(|q| (q.status, q.completed_at)).unwrap()
+    };
+    assert_eq!(status(5), (RequestStatus::Missed, None));
+    reg.set_status(&m4.id, ModelStatus::Retired, T0 + 1000).unwrap();
+    assert_eq!(status(5), (RequestStatus::Missed, Some(T0 + 1000)));
+    assert_eq!(status(9), (RequestStatus::Done, Some(T0 + 1000)));
+
     // A cursor ahead of the ledger (the ledger was swapped or truncated).
     b.set_cursor(len as i64 + 5);
     let e = run_once(&reg, &late).unwrap_err();

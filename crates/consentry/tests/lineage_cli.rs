@@ -6,16 +6,13 @@
 
 mod common;
 
-use common::{consentry, ok, shard_count as shards, shard_members, text};
+use common::{consentry, json, ok, shard_count as shards, shard_members, text};
+use consentry_learn::model::shard_file;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 const JOBS: &str = "train_ai_system.job_recommendations";
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
 
 /// Two members of the model in different shards.
 fn two_members(dir: &Path) -> ((u64, u32), (u64, u32)) {
@@ -87,9 +84,8 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     assert_eq!(before["datasets"].as_array().unwrap().len(), 1);
 
     // One erasure, one GPC signal; then the worker.
-    let v1_weights: Vec<Vec<u8>> = (0..shards(&v1_dir))
-        .map(|i| std::fs::read(v1_dir.join(format!("shard-{i:03}.safetensors"))).unwrap())
-        .collect();
+    let v1_weights: Vec<Vec<u8>> =
+        (0..shards(&v1_dir)).map(|i| std::fs::read(v1_dir.join(shard_file(i))).unwrap()).collect();
     withdraw(&data, a, "erasure");
     withdraw(&data, b, "gpc");
     let r = json(&ok(&consentry(&data, &["--json", "unlearn", "--deadline", "3600"])));
@@ -119,7 +115,7 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     for i in 0..shards(&v2_dir) {
         let m = shard_members(&v2_dir, i);
         assert!(!m.contains(a) && !m.contains(b), "shard {i} still holds a withdrawn member");
-        let f = format!("shard-{i:03}.safetensors");
+        let f = shard_file(i);
         let same = v1_weights[i as usize] == std::fs::read(v2_dir.join(&f)).unwrap();
         assert_eq!(same, !retrained.contains(&i), "shard {i}: retrained {retrained:?}");
         // The superseded version keeps its metadata and bitmaps for lineage, not the weights that hold the data.

@@ -5,7 +5,7 @@ mod common;
 #[path = "../../consentry-ledger/tests/support/mod.rs"]
 mod support;
 
-use common::{ok, shard_count, shard_members, text};
+use common::{json, ok, shard_count, shard_members, text};
 use std::path::Path;
 use std::process::Output;
 
@@ -13,10 +13,6 @@ const JOBS: &str = "train_ai_system.job_recommendations";
 
 fn consentry(data: &Path, url: &str, args: &[&str]) -> Output {
     common::command(data).arg("--database").arg(url).args(args).output().expect("the consentry binary runs")
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
 #[test]

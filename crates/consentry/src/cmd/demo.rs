@@ -198,6 +198,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir_all(&models_dir)
             .with_context(|| format!("removing the previous demo's {}", models_dir.display()))?;
     }
+    let reg = super::lineage::open_registry(ctx)?;
     let mut models = Vec::new();
     for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
         let out = models_dir.join(kind.name());
@@ -213,7 +214,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(e) => return Err(train_cmd::learn_err(e)),
         };
-        super::lineage::register_model(ctx, &out)?;
+        reg.register_model_dir(&out).map_err(super::lineage::lineage_err)?;
         if ctx.human() {
             println!(
                 "{} ({} shards, {:.1} s) → {}",
@@ -228,7 +229,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     let withdrawals = withdraw_sample(ctx, &ledger, &models_dir)?;
     ctx.say(format!("      unlearning: retrain the affected shards, deadline {} s", args.deadline));
-    let reg = super::lineage::open_registry(ctx)?;
     let wopts = consentry_lineage::WorkerOptions { deadline_secs: args.deadline, ..Default::default() };
     let unlearning = consentry_lineage::run_once(&reg, &wopts).map_err(super::lineage::lineage_err)?;
     if ctx.human() {

@@ -262,17 +262,42 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the store named by `--database`, or the SQLite file in the data directory.
-pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
+/// Where the ledger's store is: the one reading of `--database` that the ledger and the lineage registry share.
+pub enum StoreAt {
+    /// A PostgreSQL database (`--database postgres://…`).
+    Postgres(String),
+    /// The SQLite file in the data directory (no `--database`).
+    Sqlite(PathBuf),
+}
+
+/// What to say when a connection to PostgreSQL fails.
+pub const PG_CONTEXT: &str = "connecting to PostgreSQL (check --database and that the server is up)";
+
+/// Reads `--database`: a PostgreSQL URL, or (without it) the SQLite file in the data directory.
+pub fn store_at(ctx: &Ctx) -> anyhow::Result<StoreAt> {
     match &ctx.database {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let store = consentry_ledger::postgres::PgStore::connect(url)
-                .with_context(|| "connecting to PostgreSQL (check --database and that the server is up)")?;
-            Ok(Box::new(store))
+            Ok(StoreAt::Postgres(url.clone()))
         }
         Some(other) => Err(bad_input(format!("--database must be a postgres:// URL, got `{other}`"))),
-        None => {
-            let path = ctx.data_path(DB_FILE);
+        None => Ok(StoreAt::Sqlite(ctx.data_path(DB_FILE))),
+    }
+}
+
+/// The error for a command that needs a ledger the data directory does not have yet.
+pub fn no_ledger(ctx: &Ctx) -> anyhow::Error {
+    bad_input(format!(
+        "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
+        ctx.data.display(),
+        ctx.data.display()
+    ))
+}
+
+/// Opens the store named by `--database`, or the SQLite file in the data directory.
+pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
+    match store_at(ctx)? {
+        StoreAt::Postgres(url) => Ok(Box::new(consentry_ledger::postgres::PgStore::connect(&url).context(PG_CONTEXT)?)),
+        StoreAt::Sqlite(path) => {
             Ok(Box::new(SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?))
         }
     }
@@ -282,11 +307,7 @@ pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
 pub fn open(ctx: &Ctx) -> anyhow::Result<Ledger> {
     let key_path = ctx.data_path(KEY_FILE);
     if !key_path.exists() {
-        return Err(bad_input(format!(
-            "no ledger in {}: run `consentry --data {} ledger init` first",
-            ctx.data.display(),
-            ctx.data.display()
-        )));
+        return Err(no_ledger(ctx));
     }
     let key = LogKey::load(&key_path).map_err(ledger_err)?;
     let policy = load_policy(ctx, None)?;

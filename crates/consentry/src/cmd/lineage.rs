@@ -1,12 +1,12 @@
 //! `consentry lineage …`: the registry of datasets and models, and where a member's data went.
 
-use super::ledger::DB_FILE;
+use super::ledger::{PG_CONTEXT, StoreAt, no_ledger, store_at};
 use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
 use clap::Subcommand;
 use consentry_lineage::registry::{format_time, short};
 use consentry_lineage::{LineageError, ModelRecord, ModelStatus, Registry, UnlearningRequest};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -64,32 +64,15 @@ pub fn lineage_err(e: LineageError) -> anyhow::Error {
 
 /// Opens the registry in the ledger's store: `--database`, or the SQLite file in the data directory.
 pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
-    let reg = match &ctx.database {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Registry::connect_postgres(url)
-                .map_err(lineage_err)
-                .context("connecting to PostgreSQL (check --database and that the server is up)")
+    let reg = match store_at(ctx)? {
+        StoreAt::Postgres(url) => Registry::connect_postgres(&url).map_err(lineage_err).context(PG_CONTEXT)?,
+        StoreAt::Sqlite(path) if !path.exists() => return Err(no_ledger(ctx)),
+        StoreAt::Sqlite(path) => {
+            Registry::open_sqlite(&path).map_err(lineage_err).with_context(|| format!("opening {}", path.display()))?
         }
-        Some(other) => Err(bad_input(format!("--database must be a postgres:// URL, got `{other}`"))),
-        None => {
-            let path = ctx.data_path(DB_FILE);
-            if !path.exists() {
-                return Err(bad_input(format!(
-                    "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
-                    ctx.data.display(),
-                    ctx.data.display()
-                )));
-            }
-            Registry::open_sqlite(&path).map_err(lineage_err).with_context(|| format!("opening {}", path.display()))
-        }
-    }?;
+    };
     // Directories inside the data directory are recorded relative to it, so the directory can move.
     Ok(reg.with_base(&ctx.data))
-}
-
-/// Registers a freshly trained model directory (and its dataset), for `train`, `gate` and `demo` to call.
-pub fn register_model(ctx: &Ctx, dir: &Path) -> anyhow::Result<ModelRecord> {
-    open_registry(ctx)?.register_model_dir(dir).map_err(lineage_err)
 }
 
 pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
@@ -160,7 +143,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             if ctx.json {
                 ctx.print_json(&reqs)?;
             } else {
-                print_requests(ctx, &reqs, consentry_lineage::now());
+                print_requests(ctx, &reqs);
             }
             Ok(OK)
         }
@@ -284,7 +267,7 @@ fn model(ctx: &Ctx, reg: &Registry, id: &str) -> anyhow::Result<ExitCode> {
         ));
     }
     if !l.requests.is_empty() {
-        print_requests(ctx, &l.requests, consentry_lineage::now());
+        print_requests(ctx, &l.requests);
     }
     Ok(OK)
 }
@@ -305,11 +288,12 @@ fn print_models(ctx: &Ctx, models: &[ModelRecord]) {
 }
 
 /// The unlearning request table, shared with `consentry unlearn`.
-pub fn print_requests(ctx: &Ctx, reqs: &[UnlearningRequest], now: i64) {
+pub fn print_requests(ctx: &Ctx, reqs: &[UnlearningRequest]) {
     if reqs.is_empty() {
         ctx.say("no unlearning requests");
         return;
     }
+    let now = consentry_lineage::now();
     let mut t = ui::table(&["member", "event", "model", "withdrew", "deadline", "status", "completed"]);
     for r in reqs {
         let status = if r.completed_at.is_none() && r.deadline < now {

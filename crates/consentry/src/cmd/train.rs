@@ -185,8 +185,12 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Whether there is a ledger (and so a lineage registry): `--database`, or the SQLite file in the data directory.
+/// A malformed `--database` counts as one, so opening the registry reports it.
 fn has_ledger(ctx: &Ctx) -> bool {
-    ctx.database.is_some() || ctx.data_path(super::ledger::DB_FILE).exists()
+    match super::ledger::store_at(ctx) {
+        Ok(super::ledger::StoreAt::Sqlite(path)) => path.exists(),
+        Ok(super::ledger::StoreAt::Postgres(_)) | Err(_) => true,
+    }
 }
 
 /// Records a trained model in the lineage registry when the data directory has a ledger; its id.
@@ -194,7 +198,9 @@ fn register(ctx: &Ctx, out: &Path) -> anyhow::Result<Option<String>> {
     if !has_ledger(ctx) {
         return Ok(None);
     }
-    let rec = super::lineage::register_model(ctx, out).with_context(|| {
+    let registered = super::lineage::open_registry(ctx)
+        .and_then(|reg| reg.register_model_dir(out).map_err(super::lineage::lineage_err));
+    let rec = registered.with_context(|| {
         format!(
             "the model was trained into {}, but registering it failed; fix the cause and run \
              `consentry lineage register-model {}`",
@@ -320,15 +326,9 @@ pub fn require_served(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     if rec.status == ModelStatus::Live {
         return Ok(());
     }
-    let all = reg.models(None, None).map_err(super::lineage::lineage_err)?;
-    let mut next = &rec;
-    while let Some(n) = all.iter().find(|m| m.supersedes.as_deref() == Some(next.id.as_str())) {
-        next = n;
-    }
-    let instead = if next.id == rec.id || next.status != ModelStatus::Live {
-        String::new()
-    } else {
-        format!("; use version {} in {}", next.version, reg.resolve(&next.dir).display())
+    let instead = match reg.live_successor(&rec.id).map_err(super::lineage::lineage_err)? {
+        Some(next) => format!("; use version {} in {}", next.version, reg.resolve(&next.dir).display()),
+        None => String::new(),
     };
     Err(bad_input(format!(
         "model {} (version {}) is {}: it may hold data of members who withdrew, so it is not served{instead}",

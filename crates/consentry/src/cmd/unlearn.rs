@@ -4,7 +4,7 @@ use super::lineage::{lineage_err, open_registry, print_requests};
 use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context as _;
 use consentry_lineage::registry::{format_time, short};
-use consentry_lineage::worker::{DEFAULT_CURSOR, WorkerOptions, WorkerReport, run_once, watch};
+use consentry_lineage::worker::{WorkerOptions, WorkerReport, run_once, watch};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -43,11 +43,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     let reg = open_registry(ctx)?;
     let opts = WorkerOptions {
-        cursor: DEFAULT_CURSOR.into(),
         deadline_secs: args.deadline,
         batch_window_secs: args.batch_window,
         threads: args.threads,
-        now: None,
+        ..WorkerOptions::default()
     };
     if !args.watch {
         let report = run_once(&reg, &opts).map_err(lineage_err)?;
@@ -153,7 +152,7 @@ pub fn print_report(ctx: &Ctx, r: &WorkerReport) -> anyhow::Result<()> {
     ui::align_numbers(&mut t);
     ctx.say(t.to_string());
     if !r.open.is_empty() {
-        print_requests(ctx, &r.open, consentry_lineage::now());
+        print_requests(ctx, &r.open);
     }
     Ok(())
 }

@@ -37,6 +37,11 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Parses a command's JSON output (panicking with the text when it is not JSON).
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
 /// Asserts exit code 0 (showing both streams otherwise) and returns stdout.
 pub fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
