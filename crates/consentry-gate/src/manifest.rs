@@ -147,10 +147,15 @@ impl ShardFunction {
         ShardFunction { algorithm: "blake3-keyed-u64le-mod".into(), key: hex::encode(key), shards: shards.max(1) }
     }
 
-    /// The shard of `member_id`; `None` when the key in the manifest is malformed.
+    /// The key as 32 bytes, decoded once by callers that map many members; `None` when it is not 64 hex digits.
+    pub fn key_bytes(&self) -> Option<[u8; 32]> {
+        hex::decode(&self.key).ok()?.try_into().ok()
+    }
+
+    /// The shard of `member_id`; `None` when the key in the manifest is malformed. Decodes the key on each call: a
+    /// loop over many members decodes it once with [`ShardFunction::key_bytes`] and calls [`shard_of`].
     pub fn shard_of(&self, member_id: u64) -> Option<u32> {
-        let key: [u8; 32] = hex::decode(&self.key).ok()?.try_into().ok()?;
-        Some(shard_of(&key, self.shards, member_id))
+        Some(shard_of(&self.key_bytes()?, self.shards, member_id))
     }
 }
 
@@ -268,5 +273,15 @@ mod tests {
         assert!(counts.iter().all(|&c| c > 800 && c < 1200), "{counts:?}");
         let g = ShardFunction::for_purpose("train_ai_system.content_suggestions", 8);
         assert_ne!(f.key, g.key);
+    }
+
+    #[test]
+    fn a_malformed_key_has_no_bytes() {
+        let f = ShardFunction::for_purpose("train_ai_system.job_recommendations", 8);
+        assert_eq!(f.key_bytes().map(hex::encode), Some(f.key.clone()));
+        for key in ["", "zz", &f.key[..62]] {
+            let bad = ShardFunction { key: key.into(), ..f.clone() };
+            assert_eq!((bad.key_bytes(), bad.shard_of(1)), (None, None), "{key:?}");
+        }
     }
 }

@@ -117,11 +117,8 @@ fn main() {
     let mut series: Vec<Series> = Vec::new();
     for &shards in &o.shards {
         let sf = ShardFunction::for_purpose(&ds.manifest.purpose, shards);
-        let key: [u8; 32] = hex::decode(&sf.key)
-            .ok()
-            .and_then(|k| k.try_into().ok())
-            .unwrap_or_else(|| die("shard key", "not 32 bytes"));
-        let data = recs::split(&input, shards, &|m| shard_of(&key, shards, m), &h);
+        let key = sf.key_bytes().unwrap_or_else(|| die("shard key", "not 32 bytes"));
+        let data = recs::split(&input, shards, &|m| shard_of(&key, shards, m), &h, o.threads);
         let mut rows: Vec<Row> = Vec::new();
         let t = Instant::now();
         let (models, _) =

@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use consentry_gate::manifest::{ShardFunction, shard_of};
 use consentry_learn::data::Dataset;
-use consentry_learn::ials::{self, AlsParams, Csr};
+use consentry_learn::ials::{self, AlsParams};
 use consentry_learn::recs::{self, MetricSum, RankMetrics, RecEvaluation, RecHyper, RecKind, Recommender, ShardData};
 use consentry_learn::train::{ModelKind, TrainOptions, load_recommender, train_parallel};
 
@@ -84,7 +84,7 @@ fn split_one(dataset: &Path) -> (recs::RecInput, ShardData) {
     let ds = Dataset::open(dataset).unwrap_or_else(|e| die("opening the dataset", e));
     let h = RecHyper::default();
     let input = recs::load_input(&ds, RecKind::Jobs, &h).unwrap_or_else(|e| die("reading the dataset", e));
-    let d = recs::split(&input, 1, &|_| 0, &h).pop().unwrap_or_else(|| die("split", "no shard"));
+    let d = recs::split(&input, 1, &|_| 0, &h, 0).pop().unwrap_or_else(|| die("split", "no shard"));
     (input, d)
 }
 
@@ -176,9 +176,8 @@ fn training_phase(o: &Opts, shards: u32) -> f64 {
     let ds = Dataset::open(&o.dataset).unwrap_or_else(|e| die("opening the dataset", e));
     let input = recs::load_input(&ds, RecKind::Jobs, &h).unwrap_or_else(|e| die("reading the dataset", e));
     let sf = ShardFunction::for_purpose(&ds.manifest.purpose, shards);
-    let key: [u8; 32] =
-        hex::decode(&sf.key).ok().and_then(|k| k.try_into().ok()).unwrap_or_else(|| die("shard key", "not 32 bytes"));
-    let data = recs::split(&input, shards, &|m| shard_of(&key, shards, m), &h);
+    let key = sf.key_bytes().unwrap_or_else(|| die("shard key", "not 32 bytes"));
+    let data = recs::split(&input, shards, &|m| shard_of(&key, shards, m), &h, o.threads);
     let t = Instant::now();
     let (models, _) = train_parallel(&data, o.threads, &|_| {}, |d, threads| recs::train_shard(d, &h, o.seed, threads))
         .unwrap_or_else(|e| die("training", e));
@@ -239,7 +238,7 @@ fn breakdown(o: &Opts) {
     let input = recs::load_input(&ds, RecKind::Jobs, &h).unwrap_or_else(|e| die("reading the dataset", e));
     let read_s = secs_since(t);
     let t = Instant::now();
-    let data = recs::split(&input, 1, &|_| 0, &h);
+    let data = recs::split(&input, 1, &|_| 0, &h, o.threads);
     let split_s = secs_since(t);
     let d = &data[0];
     let params = AlsParams {
@@ -256,16 +255,9 @@ fn breakdown(o: &Opts) {
     let f = ials::train(&d.train, d.items.len(), &params);
     let als_plain_s = secs_since(t);
     let plain = score_factors(d, &f.rows, &f.cols, h.factors);
-    // Ours: interactions plus profile tokens as pseudo-items (as `train_shard` builds it).
+    // Ours: interactions plus profile tokens as pseudo-items (what `train_shard` factorises).
     let n_items = d.items.len();
-    let mut trip: Vec<(u32, u32, f32)> = Vec::new();
-    for u in 0..d.members.len() {
-        let (c, w) = d.train.row(u);
-        trip.extend(c.iter().zip(w).map(|(&c, &w)| (u as u32, c, w)));
-        let (c, _) = d.user_tokens.row(u);
-        trip.extend(c.iter().map(|&c| (u as u32, n_items as u32 + c, h.token_weight)));
-    }
-    let m = Csr::from_triplets(d.members.len(), trip);
+    let m = recs::token_matrix(d, h.token_weight);
     let t = Instant::now();
     let f = ials::train(&m, n_items + d.vocab.len(), &params);
     let als_tok_s = secs_since(t);

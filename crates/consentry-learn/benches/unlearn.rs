@@ -18,6 +18,9 @@ use rand::SeedableRng;
 use rand::seq::IndexedRandom;
 use roaring::RoaringTreemap;
 
+mod common;
+use common::{die, parse_flags};
+
 struct Opts {
     dataset: PathBuf,
     kind: ModelKind,
@@ -28,7 +31,7 @@ struct Opts {
     work: PathBuf,
 }
 
-fn opts() -> Result<Opts, String> {
+fn opts() -> Opts {
     let mut o = Opts {
         dataset: PathBuf::from("target/bench-learn/datasets/job_recommendations"),
         kind: ModelKind::JobRecs,
@@ -38,32 +41,31 @@ fn opts() -> Result<Opts, String> {
         reps: 3,
         work: PathBuf::from("target/bench-learn/unlearn"),
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        let bad = |what: &str| format!("{} {v:?}: expected {what}", args[i]);
-        match args[i].as_str() {
-            "--dataset" => o.dataset = PathBuf::from(&v),
-            "--model" => o.kind = ModelKind::from_name(&v).ok_or_else(|| bad("job-recs, content or replies"))?,
-            "--shards" => o.shards = v.parse().map_err(|_| bad("a number"))?,
-            "--threads" => o.threads = v.parse().map_err(|_| bad("a number"))?,
-            "--batch" => o.batch = v.parse().map_err(|_| bad("a number"))?,
-            "--reps" => o.reps = v.parse().map_err(|_| bad("a number"))?,
-            "--work" => o.work = PathBuf::from(&v),
-            // `cargo bench` passes `--bench`; ignore anything unknown.
-            _ => {
-                i += 1;
-                continue;
+    parse_flags(|flag, v| {
+        match flag {
+            "--dataset" => o.dataset = PathBuf::from(v),
+            "--model" => {
+                o.kind = ModelKind::from_name(&v)
+                    .unwrap_or_else(|| die(flag, format!("{v:?}: expected job-recs, content or replies")))
             }
+            "--shards" => o.shards = number(flag, &v),
+            "--threads" => o.threads = number(flag, &v),
+            "--batch" => o.batch = number(flag, &v),
+            "--reps" => o.reps = number(flag, &v),
+            "--work" => o.work = PathBuf::from(v),
+            _ => return false,
         }
-        i += 2;
-    }
-    Ok(o)
+        true
+    });
+    o
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> T {
+    v.parse().unwrap_or_else(|_| die(flag, format!("{v:?}: expected a number")))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let o = opts()?;
+    let o = opts();
     if !o.dataset.join("manifest.json").exists() {
         return Err(format!("no dataset at {} (bench/learn/unlearn.sh makes one)", o.dataset.display()).into());
     }

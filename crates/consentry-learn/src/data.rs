@@ -66,6 +66,18 @@ impl Dataset {
         Ok(Dataset { dir: dir.to_path_buf(), manifest, manifest_hash })
     }
 
+    /// Refuses a dataset gated for another purpose than `purpose`, which the `model` model trains on: consent is per
+    /// purpose, so data gated for one must never train a model for another.
+    pub fn require_purpose(&self, model: &str, purpose: &str) -> Result<(), LearnError> {
+        if self.manifest.purpose == purpose {
+            return Ok(());
+        }
+        Err(LearnError::Dataset {
+            dir: self.dir.clone(),
+            message: format!("it was gated for {}, but the {model} model needs {purpose}", self.manifest.purpose),
+        })
+    }
+
     /// The member bitmap of the dataset.
     pub fn members(&self) -> Result<roaring::RoaringTreemap, LearnError> {
         let path = self.dir.join(MEMBERS_FILE);

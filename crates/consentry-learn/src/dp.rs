@@ -213,6 +213,15 @@ impl PrivacyClaim {
             Some(v) => serde_json::from_value(v.clone()),
         }
     }
+
+    /// What the claim costs each member of the training set, as model `model` of a composition: the re-derived
+    /// (ε, δ) and RDP curve of a DP claim ([`DpClaim::verify`]); `None` for a model without a formal bound.
+    pub fn loss(&self, model: &str) -> Result<Option<ModelLoss>, LearnError> {
+        let PrivacyClaim::Dp(c) = self else { return Ok(None) };
+        let mut loss = c.verify()?;
+        loss.model = model.into();
+        Ok(Some(loss))
+    }
 }
 
 /// What a DP model proves, with everything needed to re-check it with `consentry dp epsilon`.
@@ -343,11 +352,12 @@ impl DpClaim {
         if self.accountant.mechanisms() != fresh.mechanisms() {
             return Err(bad("the stored accountant ran a different mechanism than the record states".into()));
         }
-        let g = fresh.epsilon(self.delta, self.conversion).map_err(|e| bad(e.to_string()))?;
-        if self.epsilon < g.epsilon * (1.0 - 1e-9) {
-            return Err(bad(format!("it claims ε = {} but its mechanism gives ε = {}", self.epsilon, g.epsilon)));
+        let loss = ModelLoss::from_accountant(String::new(), fresh, self.delta, self.conversion)
+            .map_err(|e| bad(e.to_string()))?;
+        if self.epsilon < loss.epsilon * (1.0 - 1e-9) {
+            return Err(bad(format!("it claims ε = {} but its mechanism gives ε = {}", self.epsilon, loss.epsilon)));
         }
-        Ok(ModelLoss { model: String::new(), epsilon: g.epsilon, delta: self.delta, accountant: Some(fresh) })
+        Ok(loss)
     }
 }
 

@@ -6,6 +6,8 @@
 //! deterministic by construction: every row's solve reads only the other side's factors and its own row, and the
 //! Gram matrix is summed over fixed-size chunks in chunk order, so the thread count never changes a bit.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -129,6 +131,33 @@ pub fn train(m: &Csr, n_cols: usize, p: &AlsParams) -> Factors {
 /// The worker count: `0` means every core the OS grants.
 pub fn resolve_threads(threads: usize) -> usize {
     if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads }
+}
+
+/// `[f(0), …, f(n - 1)]` computed by up to `threads` workers (0 = all cores) taking the next index as they free
+/// up, so uneven tasks (shards of different sizes) balance; the result is in index order whatever the thread count.
+pub fn par_map<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = resolve_threads(threads).min(n).max(1);
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            return mine;
+                        }
+                        mine.push((i, f(i)));
+                    }
+                })
+            })
+            .collect();
+        // A worker's panic is passed on, as the scope would.
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// `Σ y yᵀ` over the rows of `y` (row-major `n × k`) plus `reg · I`, summed in fixed chunks so it never depends on
@@ -350,6 +379,15 @@ pub fn fold_in(cols: &[u32], ws: &[f32], y: &[f32], yty: &[f32], k: usize, alpha
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn par_map_is_in_index_order_for_any_thread_count() {
+        let want: Vec<usize> = (0..37).map(|i| i * i).collect();
+        for threads in [1, 2, 5, 64] {
+            assert_eq!(par_map(37, threads, |i| i * i), want, "{threads} threads");
+        }
+        assert!(par_map(0, 4, |i| i).is_empty());
+    }
 
     fn toy() -> Csr {
         // Two blocks of users who like two blocks of items.

@@ -96,7 +96,7 @@ pub struct ModelMeta {
     pub shards: Vec<ShardMeta>,
     /// Per shard, the BLAKE3 of the inputs it was trained from (its rows; options and seed are the model's), so
     /// unlearning sees which shards a removal changes without reading the old inputs again. Empty in models
-    /// written before it existed.
+    /// written before it existed, which unlearning refuses (they must be retrained).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shard_inputs: Vec<String>,
     /// Set when this version was made by unlearning: who was taken out, and what was retrained.
@@ -137,13 +137,7 @@ impl ModelMeta {
     /// The excluded-member bitmap of an unlearned version (empty for a first version), checked against its commitment.
     pub fn excluded(&self, dir: &Path) -> Result<roaring::RoaringTreemap, LearnError> {
         let Some(u) = &self.unlearning else { return Ok(roaring::RoaringTreemap::new()) };
-        let path = dir.join(&u.file);
-        let bytes = std::fs::read(&path).map_err(|e| LearnError::io(&path, e))?;
-        if blake3::hash(&bytes).to_hex().to_string() != u.commitment {
-            return Err(LearnError::Model { dir: dir.to_path_buf(), message: format!("{} was altered", u.file) });
-        }
-        roaring::RoaringTreemap::deserialize_from(&bytes[..])
-            .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{}: {e}", u.file) })
+        read_bitmap(dir, "excluded-member bitmap", &u.file, &u.commitment)
     }
 
     /// The model's privacy claim: `PrivacyClaim::None` ("no formal bound") for models trained without DP,
@@ -159,19 +153,13 @@ impl ModelMeta {
     /// (ε, δ) and RDP curve, re-derived from its recorded mechanism (a record claiming a smaller ε than its
     /// mechanism gives is refused); a model without DP gives ε = +∞ at δ = 0 — no formal bound.
     pub fn privacy_loss(&self, model: &str) -> Result<consentry_dp::ModelLoss, LearnError> {
-        match self.privacy_claim()? {
-            crate::dp::PrivacyClaim::None => Ok(consentry_dp::ModelLoss {
-                model: model.into(),
-                epsilon: f64::INFINITY,
-                delta: 0.0,
-                accountant: None,
-            }),
-            crate::dp::PrivacyClaim::Dp(c) => {
-                let mut loss = c.verify()?;
-                loss.model = model.into();
-                Ok(loss)
-            }
-        }
+        let loss = self.privacy_claim()?.loss(model)?;
+        Ok(loss.unwrap_or_else(|| consentry_dp::ModelLoss {
+            model: model.into(),
+            epsilon: f64::INFINITY,
+            delta: 0.0,
+            accountant: None,
+        }))
     }
 
     /// Reads shard `i`'s bytes, checking them against the recorded BLAKE3.
@@ -183,9 +171,7 @@ impl ModelMeta {
     /// The members whose rows trained shard `i`, checked against the recorded commitment.
     pub fn shard_members(&self, dir: &Path, i: usize) -> Result<roaring::RoaringTreemap, LearnError> {
         let s = self.shard(dir, i)?;
-        let bytes = read_checked(dir, "member bitmap", &s.members_file, &s.members_commitment)?;
-        roaring::RoaringTreemap::deserialize_from(&bytes[..])
-            .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{}: {e}", s.members_file) })
+        read_bitmap(dir, "member bitmap", &s.members_file, &s.members_commitment)
     }
 
     /// Every member of the model, over all shards.
@@ -218,6 +204,13 @@ fn read_checked(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<
         });
     }
     Ok(bytes)
+}
+
+/// A member bitmap of a model directory, refused unless its BLAKE3 is the one `model.json` records.
+fn read_bitmap(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<roaring::RoaringTreemap, LearnError> {
+    let bytes = read_checked(dir, what, file, blake3_hex)?;
+    roaring::RoaringTreemap::deserialize_from(&bytes[..])
+        .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{what} {file}: {e}") })
 }
 
 /// The file name of shard `i`.

@@ -182,17 +182,7 @@ fn norm(s: &str) -> String {
 
 /// Reads a dataset for `kind`.
 pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput, LearnError> {
-    if ds.manifest.purpose != kind.purpose() {
-        return Err(LearnError::Dataset {
-            dir: ds.dir.clone(),
-            message: format!(
-                "it was gated for {}, but the {} model needs {}",
-                ds.manifest.purpose,
-                kind.name(),
-                kind.purpose()
-            ),
-        });
-    }
+    ds.require_purpose(kind.name(), kind.purpose())?;
     // The activity table and the profile/item tables are read at the same time.
     let (events, side) = std::thread::scope(|scope| {
         let events = scope.spawn(|| read_events(ds, kind, h));
@@ -321,8 +311,15 @@ pub struct ShardData {
     pub rows: u64,
 }
 
-/// Splits `input` into shards by `shard_of`; every shard sees only rows about its members and the catalogue.
-pub fn split(input: &RecInput, shards: u32, shard_of: &(dyn Fn(u64) -> u32 + Sync), h: &RecHyper) -> Vec<ShardData> {
+/// Splits `input` into shards by `shard_of` on up to `threads` workers (0 = all cores); every shard sees only rows
+/// about its members and the catalogue. The shards never depend on the thread count.
+pub fn split(
+    input: &RecInput,
+    shards: u32,
+    shard_of: &(dyn Fn(u64) -> u32 + Sync),
+    h: &RecHyper,
+    threads: usize,
+) -> Vec<ShardData> {
     let s_n = shards.max(1) as usize;
     let mut members: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); s_n];
     let mut by_member: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
@@ -332,40 +329,17 @@ pub fn split(input: &RecInput, shards: u32, shard_of: &(dyn Fn(u64) -> u32 + Syn
     for &m in input.profiles.keys().chain(by_member.keys()) {
         members[shard_of(m) as usize].insert(m);
     }
-    let catalogue: Vec<u64> = input.items.iter().filter(|(_, i)| i.owner.is_none()).map(|(&id, _)| id).collect();
-    // Shards are independent: built on up to all cores, each from the same inputs, so the result is the same
-    // whatever the number of threads.
     let members: Vec<Vec<u64>> = members.into_iter().map(|m| m.into_iter().collect()).collect();
-    let tokens = Tokens::new(input);
-    let threads = ials::resolve_threads(0).min(s_n).max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<ShardData>>> = (0..s_n).map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let s = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if s >= s_n {
-                        break;
-                    }
-                    let d = split_one(input, &tokens, s, &members[s], &by_member, &catalogue, shard_of, h);
-                    if let Ok(mut slot) = slots[s].lock() {
-                        *slot = Some(d);
-                    }
-                }
-            });
+    let catalogue: Vec<u64> = input.items.iter().filter(|(_, i)| i.owner.is_none()).map(|(&id, _)| id).collect();
+    // Items by their owner's shard (a post by its author's), ascending.
+    let mut owned: Vec<Vec<u64>> = vec![Vec::new(); s_n];
+    for (&id, info) in &input.items {
+        if let Some(o) = info.owner {
+            owned[shard_of(o) as usize].push(id);
         }
-    });
-    slots
-        .into_iter()
-        .enumerate()
-        .map(|(s, slot)| {
-            slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                // Only reachable if a worker panicked: build the shard here instead.
-                split_one(input, &tokens, s, &members[s], &by_member, &catalogue, shard_of, h)
-            })
-        })
-        .collect()
+    }
+    let tokens = Tokens::new(input);
+    ials::par_map(s_n, threads, |s| split_one(&tokens, &members[s], &by_member, &catalogue, &owned[s], h))
 }
 
 /// Every token of a [`RecInput`] once, ascending, and each member's and item's tokens as indices into it: the
@@ -396,26 +370,19 @@ impl<'a> Tokens<'a> {
     }
 }
 
-/// Shard `s` of [`split`]: its members' rows, its items and its vocabulary.
-#[allow(clippy::too_many_arguments)]
+/// One shard of [`split`] from its members and the items they own: its members' rows, its items and its vocabulary.
 fn split_one(
-    input: &RecInput,
     tokens: &Tokens<'_>,
-    s: usize,
     members: &[u64],
     by_member: &BTreeMap<u64, Vec<&Event>>,
     catalogue: &[u64],
-    shard_of: &(dyn Fn(u64) -> u32 + Sync),
+    owned: &[u64],
     h: &RecHyper,
 ) -> ShardData {
     let members: Vec<u64> = members.to_vec();
     // Items whose features the shard may know: the catalogue and what its members own (a post's topic).
     let mut known: Vec<u64> = catalogue.to_vec();
-    for (&id, info) in &input.items {
-        if info.owner.is_some_and(|o| shard_of(o) as usize == s) {
-            known.push(id);
-        }
-    }
+    known.extend_from_slice(owned);
     known.sort_unstable();
     known.dedup();
     let mut items = known.clone();
@@ -533,19 +500,26 @@ pub struct ShardModel {
     pub own_tokens: f32,
 }
 
-/// Trains one shard; the result depends only on `d`, `h` and `seed`.
-pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Result<ShardModel, LearnError> {
-    let k = h.factors;
-    let (n_items, n_vocab) = (d.items.len(), d.vocab.len());
-    // Interactions plus profile tokens as pseudo-items [items .. items + vocab).
+/// What a shard's ALS factorises, so benchmarks time the same problem: members × (items, then the vocabulary as
+/// pseudo-items `[items .. items + vocab)`), the interactions at their weights and each profile token at
+/// `token_weight`.
+pub fn token_matrix(d: &ShardData, token_weight: f32) -> Csr {
+    let n_items = d.items.len() as u32;
     let mut t: Vec<(u32, u32, f32)> = Vec::with_capacity(d.train.idx.len() + d.user_tokens.idx.len());
     for u in 0..d.members.len() {
         let (c, w) = d.train.row(u);
         t.extend(c.iter().zip(w).map(|(&c, &w)| (u as u32, c, w)));
         let (c, _) = d.user_tokens.row(u);
-        t.extend(c.iter().map(|&c| (u as u32, n_items as u32 + c, h.token_weight)));
+        t.extend(c.iter().map(|&c| (u as u32, n_items + c, token_weight)));
     }
-    let m = Csr::from_triplets(d.members.len(), t);
+    Csr::from_triplets(d.members.len(), t)
+}
+
+/// Trains one shard; the result depends only on `d`, `h` and `seed`.
+pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Result<ShardModel, LearnError> {
+    let k = h.factors;
+    let (n_items, n_vocab) = (d.items.len(), d.vocab.len());
+    let m = token_matrix(d, h.token_weight);
     let f = ials::train(
         &m,
         n_items + n_vocab,

@@ -41,12 +41,7 @@ pub struct LoadedPair {
 
 /// Reads the message–reply pairs of a reply-suggestions dataset, sorted canonically.
 pub fn load_pairs(ds: &Dataset) -> Result<Vec<LoadedPair>, LearnError> {
-    if ds.manifest.purpose != PURPOSE {
-        return Err(LearnError::Dataset {
-            dir: ds.dir.clone(),
-            message: format!("it was gated for {}, but the replies model needs {PURPOSE}", ds.manifest.purpose),
-        });
-    }
+    ds.require_purpose("replies", PURPOSE)?;
     struct Msg {
         sender: u64,
         reply_to: Option<u64>,

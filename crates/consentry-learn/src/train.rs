@@ -2,8 +2,6 @@
 //! aggregate, write the directory atomically.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use consentry_gate::manifest::ShardFunction;
@@ -126,13 +124,8 @@ impl Prepared {
         }
     }
 
-    /// BLAKE3 of shard `i`'s inputs in a length-prefixed encoding (so equal digests mean equal inputs): what
-    /// [`ModelMeta::shard_inputs`] records.
-    pub fn inputs_digest(&self, i: usize) -> String {
-        self.digest(i, &self.shared_inputs())
-    }
-
-    /// [`Prepared::inputs_digest`] of every shard, encoding what the shards share once.
+    /// Per shard, the BLAKE3 of its inputs in a length-prefixed encoding (so equal digests mean equal inputs): what
+    /// [`ModelMeta::shard_inputs`] records, so unlearning can tell which shards a removal changes.
     pub fn inputs_digests(&self) -> Vec<String> {
         let shared = self.shared_inputs();
         (0..self.shards()).map(|i| self.digest(i, &shared)).collect()
@@ -200,17 +193,6 @@ impl Prepared {
         }
         hex::encode(blake3::derive_key("consentry-learn shard inputs v1", &b))
     }
-
-    /// Whether shard `i` would be trained from the same inputs in both.
-    pub fn same_shard(&self, other: &Prepared, i: usize) -> bool {
-        match (self, other) {
-            (Prepared::Recs(a), Prepared::Recs(b)) => a.get(i) == b.get(i),
-            (Prepared::Replies(a), Prepared::Replies(b)) => {
-                a.inventory == b.inventory && a.shards.get(i) == b.shards.get(i)
-            }
-            _ => false,
-        }
-    }
 }
 
 type ShardOf = Box<dyn Fn(u64) -> u32 + Send + Sync>;
@@ -220,10 +202,7 @@ fn shard_function(purpose: &str, shards: u32) -> Result<(ShardFunction, ShardOf)
         return Err(LearnError::Hyper(format!("{shards} shards: choose between 1 and 4096")));
     }
     let sf = ShardFunction::for_purpose(purpose, shards);
-    let key: [u8; 32] = hex::decode(&sf.key)
-        .ok()
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| LearnError::Internal("shard key is not 32 bytes".into()))?;
+    let key = sf.key_bytes().ok_or_else(|| LearnError::Internal("shard key is not 32 bytes".into()))?;
     Ok((sf, Box::new(move |m: u64| consentry_gate::manifest::shard_of(&key, shards, m))))
 }
 
@@ -242,7 +221,7 @@ pub fn prepare(
             if input.events.is_empty() {
                 return Err(LearnError::Empty(format!("the {} dataset holds no activity", kind.name())));
             }
-            Ok(Prepared::Recs(recs::split(&input, shards, shard_of, &opts.rec)))
+            Ok(Prepared::Recs(recs::split(&input, shards, shard_of, &opts.rec, opts.threads)))
         }
         None => Ok(Prepared::Replies(replies::prepare(ds, shards, shard_of, &opts.replies, excluded)?)),
     }
@@ -370,17 +349,7 @@ pub fn train(
     }
     let started = Instant::now();
     let ds = Dataset::open(dataset_dir)?;
-    if ds.manifest.purpose != opts.kind.purpose() {
-        return Err(LearnError::Dataset {
-            dir: ds.dir.clone(),
-            message: format!(
-                "it was gated for {}, but the {} model needs {}",
-                ds.manifest.purpose,
-                opts.kind.name(),
-                opts.kind.purpose()
-            ),
-        });
-    }
+    ds.require_purpose(opts.kind.name(), opts.kind.purpose())?;
     let shards = opts.shards.unwrap_or(ds.manifest.shard.shards).max(1);
     let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
     let mut opts = opts.clone();
@@ -472,29 +441,32 @@ pub fn unlearn(
     };
     let shards = meta.shard_function.shards;
     let (_, shard_of) = shard_function(&meta.purpose, shards)?;
+    // `prepare` splits into exactly `shards` shards (at least one: `shard_function` refuses 0).
+    let n = shards as usize;
+    if meta.shards.len() != n {
+        return Err(LearnError::Model {
+            dir: model_dir.to_path_buf(),
+            message: format!("{} lists {} shards, the shard function {n}", crate::model::MODEL_FILE, meta.shards.len()),
+        });
+    }
+    if meta.shard_inputs.len() != n {
+        return Err(LearnError::Model {
+            dir: model_dir.to_path_buf(),
+            message: format!(
+                "{} records input digests for {} of its {n} shards (it predates them, or was edited), so the shards \
+                 a removal changes cannot be told; retrain the model with `consentry train`",
+                crate::model::MODEL_FILE,
+                meta.shard_inputs.len()
+            ),
+        });
+    }
     let before = meta.excluded(model_dir)?;
     let mut after = before.clone();
     after |= remove;
     let new = prepare(&ds, &opts, &shard_of, shards, &after)?;
     let new_inputs = new.inputs_digests();
-    let which: Vec<usize> = if meta.shard_inputs.len() == new.shards() {
-        (0..new.shards()).filter(|&i| meta.shard_inputs[i] != new_inputs[i]).collect()
-    } else {
-        // A model written before input digests were recorded: compare with its inputs themselves.
-        let old = prepare(&ds, &opts, &shard_of, shards, &before)?;
-        (0..new.shards()).filter(|&i| !old.same_shard(&new, i)).collect()
-    };
-    if meta.shards.len() != new.shards() {
-        return Err(LearnError::Model {
-            dir: model_dir.to_path_buf(),
-            message: format!(
-                "{} lists {} shards, the shard function {}",
-                crate::model::MODEL_FILE,
-                meta.shards.len(),
-                new.shards()
-            ),
-        });
-    }
+    let which: Vec<usize> =
+        meta.shard_inputs.iter().zip(&new_inputs).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
     let bitmaps = (0..meta.shards.len()).map(|i| meta.shard_members(model_dir, i)).collect::<Result<Vec<_>, _>>()?;
     // Of the members asked for, those whose data is in this version.
     let removed: Vec<u64> = remove
@@ -502,11 +474,11 @@ pub fn unlearn(
         .filter(|m| !before.contains(*m) && bitmaps.get(shard_of(*m) as usize).is_some_and(|b| b.contains(*m)))
         .collect();
     let (trained, _) = train_some(&new, &which, &opts, key.as_ref(), on_shard)?;
-    let mut retrained: Vec<Option<Trained>> = (0..new.shards()).map(|_| None).collect();
+    let mut retrained: Vec<Option<Trained>> = (0..n).map(|_| None).collect();
     for (t, &i) in trained.into_iter().zip(&which) {
         retrained[i] = Some(t);
     }
-    let mut files: Vec<ShardFile> = Vec::with_capacity(new.shards());
+    let mut files: Vec<ShardFile> = Vec::with_capacity(n);
     for (i, (bm, t)) in bitmaps.into_iter().zip(retrained).enumerate() {
         files.push(match t {
             Some(t) => shard_file(&new, i, &t)?,
@@ -546,30 +518,16 @@ pub fn train_parallel<D: Sync, M: Send>(
     let threads = ials::resolve_threads(threads);
     let workers = threads.min(data.len()).max(1);
     let inner = (threads / workers).max(1);
-    let next = AtomicUsize::new(0);
-    type Slot<M> = Mutex<Option<(Result<M, LearnError>, f64)>>;
-    let slots: Vec<Slot<M>> = data.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(d) = data.get(i) else { break };
-                    let t = Instant::now();
-                    let r = f(d, inner);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some((r, t.elapsed().as_secs_f64()));
-                    }
-                    on_shard(i as u32);
-                }
-            });
-        }
+    let done = ials::par_map(data.len(), threads, |i| {
+        let t = Instant::now();
+        let r = f(&data[i], inner);
+        let secs = t.elapsed().as_secs_f64();
+        on_shard(i as u32);
+        (r, secs)
     });
     let mut models = Vec::with_capacity(data.len());
     let mut secs = Vec::with_capacity(data.len());
-    for (i, slot) in slots.into_iter().enumerate() {
-        let taken = slot.into_inner().ok().flatten();
-        let (r, t) = taken.ok_or_else(|| LearnError::Internal(format!("shard {i} was not trained")))?;
+    for (r, t) in done {
         models.push(r?);
         secs.push(t);
     }
@@ -597,8 +555,7 @@ pub fn load_recommender(dir: &Path) -> Result<(ModelMeta, Recommender), LearnErr
             message: format!("{n} shard files for a {}-shard function", meta.shard_function.shards),
         });
     }
-    let sf = meta.shard_function.clone();
-    let key: [u8; 32] = hex::decode(&sf.key).ok().and_then(|k| k.try_into().ok()).ok_or_else(|| LearnError::Model {
+    let key = meta.shard_function.key_bytes().ok_or_else(|| LearnError::Model {
         dir: dir.to_path_buf(),
         message: "the shard key in model.json is not 32 hex bytes".into(),
     })?;

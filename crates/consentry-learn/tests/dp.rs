@@ -36,7 +36,7 @@ fn noise(key: &NoiseKey, sigma: f64, shard: u32) -> ShardNoise {
 
 fn dp_bytes(inp: &RecInput, shards: u32, threads: usize, key: &NoiseKey) -> Vec<Vec<u8>> {
     let h = hyper();
-    let data = recs::split(inp, shards, &shard_of(shards), &h);
+    let data = recs::split(inp, shards, &shard_of(shards), &h, 0);
     data.iter()
         .enumerate()
         .map(|(i, d)| {
@@ -72,8 +72,8 @@ fn contribution(base: &RecInput, member: u64, rows: usize, clip: f64) -> f64 {
             target: true,
         });
     }
-    let a = recs::split(base, 1, &|_| 0, &RecHyper { holdout: 0.0, ..h.clone() });
-    let b = recs::split(&with, 1, &|_| 0, &RecHyper { holdout: 0.0, ..h.clone() });
+    let a = recs::split(base, 1, &|_| 0, &RecHyper { holdout: 0.0, ..h.clone() }, 0);
+    let b = recs::split(&with, 1, &|_| 0, &RecHyper { holdout: 0.0, ..h.clone() }, 0);
     let (ca, n) = dp::covariance(&a[0], &h, clip);
     let (cb, nb) = dp::covariance(&b[0], &h, clip);
     assert_eq!(n, nb, "the released vocabulary is the catalogue's, whoever joins");
@@ -101,7 +101,7 @@ fn a_member_with_1000_rows_contributes_no_more_than_one_with_1() {
 fn noise_has_the_calibrated_scale_and_is_per_shard() {
     let inp = input(300, 2);
     let h = hyper();
-    let d = &recs::split(&inp, 1, &|_| 0, &h)[0];
+    let d = &recs::split(&inp, 1, &|_| 0, &h, 0)[0];
     let (clean, n) = dp::covariance(d, &h, 1.0);
     let sigma = 3.0;
     let noisy = dp::noisy_covariance(d, &h, &noise(&key(), sigma, 0));
@@ -157,7 +157,7 @@ fn dp_shards_release_only_the_catalogue_and_recommend() {
     inp.events.push(Event { member: 5_000, item: 77, weight: 1.0, at: 1, target: false });
     // Enough factors for the 41 catalogue tokens.
     let h = RecHyper { factors: 48, ..RecHyper::default() };
-    let data = recs::split(&inp, 2, &shard_of(2), &h);
+    let data = recs::split(&inp, 2, &shard_of(2), &h, 0);
     let models: Vec<ShardModel> = data
         .iter()
         .enumerate()

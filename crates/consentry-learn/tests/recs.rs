@@ -22,7 +22,7 @@ fn hyper() -> RecHyper {
 
 fn train_bytes(inp: &RecInput, shards: u32, threads: usize) -> Vec<Vec<u8>> {
     let h = hyper();
-    let data = recs::split(inp, shards, &shard_of(shards), &h);
+    let data = recs::split(inp, shards, &shard_of(shards), &h, threads);
     data.iter().map(|d| recs::train_shard(d, &h, 9, threads).and_then(|m| m.to_bytes()).expect("trains")).collect()
 }
 
@@ -62,7 +62,7 @@ proptest! {
 fn shard_files_round_trip_and_recommend() {
     let inp = input(400, 3);
     let h = hyper();
-    let data = recs::split(&inp, 4, &shard_of(4), &h);
+    let data = recs::split(&inp, 4, &shard_of(4), &h, 0);
     let models: Vec<ShardModel> = data.iter().map(|d| recs::train_shard(d, &h, 1, 0).expect("trains")).collect();
     let reread: Vec<ShardModel> = models
         .iter()
@@ -90,7 +90,7 @@ fn members_without_activity_are_served_from_their_profile() {
     let mut inp = input(200, 4);
     inp.profiles.insert(9_999, vec!["skill:nursing".into(), "country:de".into()]);
     let h = hyper();
-    let data = recs::split(&inp, 2, &shard_of(2), &h);
+    let data = recs::split(&inp, 2, &shard_of(2), &h, 0);
     let models = data.iter().map(|d| recs::train_shard(d, &h, 1, 0).expect("trains")).collect();
     let rec = Recommender::new(models, Box::new(shard_of(2))).expect("builds");
     let top = rec.recommend(9_999, 5).expect("profile-only member is known");
@@ -103,7 +103,7 @@ fn empty_shards_train_and_serve() {
     // 64 shards for 20 members: most shards are empty.
     let inp = input(20, 5);
     let h = hyper();
-    let data = recs::split(&inp, 64, &shard_of(64), &h);
+    let data = recs::split(&inp, 64, &shard_of(64), &h, 0);
     assert!(data.iter().any(|d| d.members.is_empty()));
     let models: Vec<ShardModel> = data.iter().map(|d| recs::train_shard(d, &h, 1, 0).expect("trains")).collect();
     for m in &models {
@@ -132,7 +132,7 @@ fn bad_hyper_parameters_are_refused() {
 fn corrupt_shard_files_are_refused() {
     let inp = input(50, 6);
     let h = hyper();
-    let d = &recs::split(&inp, 1, &|_| 0, &h)[0];
+    let d = &recs::split(&inp, 1, &|_| 0, &h, 0)[0];
     let m = recs::train_shard(d, &h, 1, 0).expect("trains");
     let bytes = m.to_bytes().expect("bytes");
     // A NaN planted in the first factor of `user_factors`.

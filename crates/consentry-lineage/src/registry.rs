@@ -301,7 +301,8 @@ pub struct MemberLineage {
 pub struct MemberPrivacy {
     /// Per model line (keyed by its first version's id): the (ε, δ) its training exposed the member to.
     pub lines: Vec<consentry_dp::ModelLoss>,
-    /// Basic and RDP composition over the lines (ε = null, i.e. ∞, when any line has no formal bound).
+    /// Basic and RDP composition over the DP lines; `None` when there are none. Lines without a formal bound are
+    /// not composed (they are listed in `without_bound`).
     pub cumulative: Option<consentry_dp::CumulativeLoss>,
     /// Model lines trained without differential privacy: no formal bound on what they reveal.
     pub without_bound: Vec<String>,
@@ -1393,13 +1394,9 @@ fn member_privacy(
         let claim = consentry_learn::dp::PrivacyClaim::of_record(model.dp.as_ref()).map_err(|e| {
             LineageError::Corrupt(format!("model {}: its dp record cannot be read: {e}", short(&model.id)))
         })?;
-        match claim {
-            consentry_learn::dp::PrivacyClaim::None => without_bound.push(root.to_string()),
-            consentry_learn::dp::PrivacyClaim::Dp(c) => {
-                let mut loss = c.verify()?;
-                loss.model = root.to_string();
-                losses.push(loss);
-            }
+        match claim.loss(root)? {
+            Some(loss) => losses.push(loss),
+            None => without_bound.push(root.to_string()),
         }
     }
     let cumulative = if losses.is_empty() {

@@ -133,7 +133,7 @@ fn unlearned_members_look_like_never_seen_ones_to_membership_inference() {
     let model = data.join("models/job-recs");
     let dataset = data.join("datasets/job_recommendations");
     let meta = ModelMeta::read(&model).unwrap();
-    let key: [u8; 32] = hex_key(&meta.shard_function.key);
+    let key = meta.shard_function.key_bytes().expect("a 32-byte shard key");
     let shards = meta.shard_function.shards;
     let shard_of = |m: u64| consentry_gate::manifest::shard_of(&key, shards, m);
     let opts: TrainOptions = serde_json::from_value(meta.hyper.clone()).unwrap();
@@ -183,7 +183,26 @@ fn unlearned_members_look_like_never_seen_ones_to_membership_inference() {
     assert!(removed_after.indistinguishable(), "{removed_after:?}");
 }
 
-fn hex_key(h: &str) -> [u8; 32] {
-    let bytes: Vec<u8> = (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect();
-    bytes.try_into().unwrap()
+/// A model that does not record its shards' input digests cannot tell which shards a removal changes: unlearning
+/// refuses it, saying to retrain, before reading the dataset's rows.
+#[test]
+fn unlearning_a_model_without_shard_input_digests_asks_for_a_retrain() {
+    let data = demo();
+    let dir = tempfile::tempdir().unwrap();
+    let (model, dataset) = (data.join("models/job-recs"), data.join("datasets/job_recommendations"));
+    let trained: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    let all = trained["shards"].as_array().unwrap().len();
+    for keep in [0, all - 1] {
+        let mut meta = trained.clone();
+        meta["shard_inputs"].as_array_mut().unwrap().truncate(keep);
+        let old = dir.path().join(format!("old-{keep}"));
+        std::fs::create_dir(&old).unwrap();
+        std::fs::write(old.join("model.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+        let remove: RoaringTreemap = [1].into_iter().collect();
+        let err = train::unlearn(&old, &dataset, &remove, &dir.path().join(format!("out-{keep}")), 0, &|_| {})
+            .expect_err("no digests to compare with");
+        let text = err.to_string();
+        assert!(matches!(err, consentry_learn::LearnError::Model { .. }), "{text}");
+        assert!(text.contains(&format!("for {keep} of its {all} shards")) && text.contains("retrain"), "{text}");
+    }
 }
