@@ -1,0 +1,86 @@
+#![allow(dead_code)] // each module uses the part of the toolkit its attacks need
+//! The red-team suite: each module attacks Consentry as a hostile insider (write access to the data
+//! directory or the database, no signing key) or a careless operator would, one tampering class per
+//! module. Every attack must end in one of two ways: the command refuses (exit code 1 or 2 with a
+//! message that names the evidence), or `audit` exits 1 naming it. No sequence may end with a
+//! non-consented member in a servable model while the audit passes.
+//!
+//! All attacks start from private copies of one small demo data directory, built once per run.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{consentry, text};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+
+/// The purpose every attack aims at unless it says otherwise.
+pub const JOBS: &str = "train_ai_system.job_recommendations";
+
+/// One demo for the whole suite; each test works on its own copy under a temporary directory.
+pub fn demo() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("red_team-demo");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).expect("the previous run's demo can be removed");
+        }
+        let data = dir.join("data");
+        common::ok(&consentry(&data, &["--quiet", "demo", "--members", "2000", "--seed", "11"]));
+        data
+    })
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's directory can be created");
+    for e in std::fs::read_dir(from).expect("the demo directory is readable") {
+        let p = e.expect("a directory entry").path();
+        let target = to.join(p.file_name().expect("an entry has a name"));
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).expect("a demo file can be copied");
+        }
+    }
+}
+
+/// A private copy of the demo data directory (the temporary directory lives as long as the guard).
+pub fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("data");
+    copy_dir(demo(), &data);
+    (dir, data)
+}
+
+/// Runs `consentry --json audit ARGS` and returns its exit code and report.
+pub fn audit(data: &Path, args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["--json", "audit"];
+    all.extend_from_slice(args);
+    let o = consentry(data, &all);
+    let report = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (o.status.code(), report)
+}
+
+/// Asserts that the online audit fails (exit 1) with a finding of `kind` whose text mentions `needle`.
+pub fn audit_finds(data: &Path, kind: &str, needle: &str) -> Value {
+    let (code, report) = audit(data, &[]);
+    assert_eq!(code, Some(1), "the audit must fail: {report}");
+    let found = report["findings"]
+        .as_array()
+        .map(|fs| fs.iter().any(|f| f["kind"] == kind && f.to_string().contains(needle)))
+        .unwrap_or(false);
+    assert!(found, "no `{kind}` finding mentioning `{needle}`: {report}");
+    report
+}
+
+/// Asserts that a command was refused: exit code 1 or 2 and a message on stderr containing `needle`.
+pub fn refused(o: &Output, needle: &str) {
+    let code = o.status.code();
+    assert!(matches!(code, Some(1) | Some(2)), "expected a refusal, got {code:?}:\nstdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stderr).contains(needle), "the refusal does not mention `{needle}`:\n{}", text(&o.stderr));
+}
+
+// One module per tampering class; each adds itself here.
