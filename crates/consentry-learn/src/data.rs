@@ -38,10 +38,10 @@ impl Dataset {
         }
         let (manifest_hash, _) = consentry_gate::hash_file(&dir.join(MANIFEST_FILE))?;
         for f in &manifest.files {
-            let path = dir.join(&f.path);
-            let (hash, bytes) = consentry_gate::hash_file(&path).map_err(|_| LearnError::Dataset {
+            // Never through a link: a dataset is read only from inside its directory.
+            let (hash, bytes) = consentry_gate::fsguard::hash_inside(dir, &f.path).map_err(|e| LearnError::Dataset {
                 dir: dir.to_path_buf(),
-                message: format!("{} is listed in the manifest but cannot be read", f.path),
+                message: format!("{} is listed in the manifest but cannot be read: {e}", f.path),
             })?;
             if hash != f.blake3 || bytes != f.bytes {
                 return Err(LearnError::Dataset {

@@ -193,7 +193,8 @@ impl ModelMeta {
 
 /// A file of a model directory, refused unless its BLAKE3 is the one `model.json` records.
 fn read_checked(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<Vec<u8>, LearnError> {
-    let bytes = std::fs::read(dir.join(file)).map_err(|e| LearnError::Model {
+    // Never through a link: a model directory is read only from inside itself.
+    let bytes = consentry_gate::fsguard::read_inside(dir, file).map_err(|e| LearnError::Model {
         dir: dir.to_path_buf(),
         message: format!("{what} {file} cannot be read: {e}"),
     })?;

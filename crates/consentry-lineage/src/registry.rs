@@ -690,6 +690,11 @@ impl Registry {
         self
     }
 
+    /// The data directory (canonical), when the registry was opened for one.
+    pub(crate) fn base(&self) -> Option<&Path> {
+        self.base.as_deref()
+    }
+
     /// How a directory is recorded: relative to the data directory when inside it, else absolute.
     pub fn stored_path(&self, dir: &Path) -> String {
         let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
