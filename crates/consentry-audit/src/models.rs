@@ -69,8 +69,7 @@ impl RegistryModels {
         let cited = reg.cited_positions()?;
         let root = data_dir.join("models");
         let unregistered = reg
-            .unregistered_model_dirs(&root)
-            ?
+            .unregistered_model_dirs(&root)?
             .iter()
             .map(|p| p.strip_prefix(data_dir).unwrap_or(p).display().to_string())
             .collect();
@@ -143,7 +142,12 @@ impl ModelSource for DirectoryModels {
         let mut hashes = Vec::new();
         let mut previous = std::collections::BTreeSet::new();
         for e in std::fs::read_dir(&self.root).map_err(|e| AuditError::io(&self.root, e))? {
-            let dir = e.map_err(|e| AuditError::io(&self.root, e))?.path();
+            let e = e.map_err(|e| AuditError::io(&self.root, e))?;
+            let dir = e.path();
+            // Never through a link: a model directory is read only from inside the models directory.
+            if e.file_type().map_err(|err| AuditError::io(&dir, err))?.is_symlink() {
+                return Err(AuditError::Link(consentry_gate::GateError::Link { path: dir }));
+            }
             let meta = dir.join(consentry_learn::model::MODEL_FILE);
             if !meta.is_file() {
                 continue;

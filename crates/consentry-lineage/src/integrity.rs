@@ -178,7 +178,8 @@ impl Registry {
             if !bad.is_empty() {
                 let list: Vec<String> = bad.iter().map(|m| m.to_string()).collect();
                 return Err(refuse(format!(
-                    "its files differ from registered model {}: {}; restore the registered files or retrain",
+                    "its files were altered since it was registered as model {}: {}; restore the registered files \
+                     or retrain",
                     short(&rec.id),
                     list.join("; ")
                 )));
@@ -216,7 +217,7 @@ impl Registry {
         let canonical = dir.canonicalize().map_err(|e| refuse(format!("cannot open the directory: {e}")))?;
         if let Some(rec) = self.registered_at(&canonical)? {
             return Err(refuse(format!(
-                "already holds registered model version {} ({}, {}); choose another --out",
+                "already exists and holds registered model version {} ({}, {}); choose another --out",
                 rec.version,
                 short(&rec.id),
                 rec.status
@@ -225,12 +226,12 @@ impl Registry {
         let d = dir.display();
         Err(refuse(if model_json(&canonical).is_ok() {
             format!(
-                "already holds a model the lineage registry does not know (left by an interrupted `consentry train`, \
-                 or trained with --no-register); register it with `consentry lineage register-model {d}` if you want \
+                "already exists and holds a model the lineage registry does not know (left by an interrupted \
+                 `consentry train`, or trained with --no-register); register it with `consentry lineage register-model {d}` if you want \
                  it, or remove {d} and train again"
             )
         } else {
-            format!("already exists and is not a model; remove it or choose another --out")
+            "already exists and is not a model; remove it or choose another --out".to_string()
         }))
     }
 
@@ -238,11 +239,8 @@ impl Registry {
     /// know, by path; hidden entries (temporary directories, locks) are not models.
     pub fn unregistered_model_dirs(&self, models_root: &Path) -> Result<Vec<PathBuf>, LineageError> {
         let Ok(entries) = std::fs::read_dir(models_root) else { return Ok(Vec::new()) };
-        let registered: BTreeSet<PathBuf> = self
-            .models(None, None)?
-            .iter()
-            .filter_map(|m| self.resolve(&m.dir).canonicalize().ok())
-            .collect();
+        let registered: BTreeSet<PathBuf> =
+            self.models(None, None)?.iter().filter_map(|m| self.resolve(&m.dir).canonicalize().ok()).collect();
         let mut out = Vec::new();
         for e in entries {
             let e = e.map_err(|err| LineageError::io(models_root, err))?;
@@ -288,8 +286,8 @@ impl Registry {
                     position: r.u64(1)?,
                 });
             }
-            let top = db
-                .query("SELECT model_id, event_seq FROM registry_model_events ORDER BY event_seq DESC LIMIT 1", &[])?;
+            let top =
+                db.query("SELECT model_id, event_seq FROM registry_model_events ORDER BY event_seq DESC LIMIT 1", &[])?;
             if let Some(r) = top.first() {
                 out.push(CitedPosition {
                     what: format!("a consent event model {} rests on", short(&r.text(0)?)),
@@ -373,7 +371,11 @@ fn compare_files(dir: &Path, status: ModelStatus, files: &RegisteredFiles) -> Ve
             match serde_json::from_slice::<ModelMeta>(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
-                    out.push(FileMismatch { file: MODEL_FILE.into(), expected: files.id.clone(), found: e.to_string() });
+                    out.push(FileMismatch {
+                        file: MODEL_FILE.into(),
+                        expected: files.id.clone(),
+                        found: e.to_string(),
+                    });
                     return out;
                 }
             }

@@ -13,11 +13,11 @@ pub mod integrity;
 pub mod registry;
 pub mod worker;
 
+pub use integrity::{CitedPosition, FileMismatch, RegisteredFiles, RegisteredShard, Servable};
 pub use registry::{
     DatasetRecord, MemberDataset, MemberLineage, MemberModel, MemberPrivacy, ModelLineage, ModelRecord, ModelStatus,
     Registry, RequestStatus, RunRecord, ShardRecord, UnlearningRequest,
 };
-pub use integrity::{CitedPosition, FileMismatch, RegisteredFiles, RegisteredShard, Servable};
 pub use worker::{DeadlineFigures, Retrain, WorkerOptions, WorkerReport, run_once, watch};
 
 /// The registry's clock is the ledger's (Unix seconds; tests pass explicit times where it matters).

@@ -608,8 +608,7 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<CheckedModel, LineageError> 
             return Err(bad(&dir, format!("shard {i} is listed with index {}", s.index)));
         }
         meta.shard_bytes(&dir, i).map_err(|e| bad(&dir, model_problem(e)))?;
-        let path = dir.join(&s.members_file);
-        let bytes = std::fs::read(&path)
+        let bytes = consentry_gate::fsguard::read_inside(&dir, &s.members_file)
             .map_err(|e| bad(&dir, format!("shard {i} member bitmap {} cannot be read: {e}", s.members_file)))?;
         if blake3::hash(&bytes).to_hex().to_string() != s.members_commitment {
             return Err(bad(

@@ -458,8 +458,18 @@ pub fn import(
 fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let ledger = open(ctx)?;
     let v = ledger.verify().map_err(ledger_err)?;
+    // A rolled-back log is a consistent prefix, invisible to its own checks; the registry beside it is a witness.
+    let beyond = super::lineage::positions_beyond_log(ctx)?;
+    let ok = v.ok() && beyond.is_empty();
     if ctx.json {
-        ctx.print_json(&v)?;
+        let mut j = serde_json::to_value(&v)?;
+        j["registry_beyond_log"] = serde_json::json!(beyond);
+        ctx.print_json(&j)?;
+    } else if !beyond.is_empty() {
+        eprintln!("FAILED: the store cites positions beyond the log's end (the log was rolled back or replaced):");
+        for b in &beyond {
+            eprintln!("  - {b}");
+        }
     } else if v.ok() {
         ctx.say(format!(
             "ok: {} events, {} checkpoints; hash chain, Merkle tree and signatures all check out",
@@ -472,7 +482,7 @@ fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             eprintln!("  - {p}");
         }
     }
-    Ok(if v.ok() { OK } else { ExitCode::from(1) })
+    Ok(if ok { OK } else { ExitCode::from(1) })
 }
 
 fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<ExitCode> {

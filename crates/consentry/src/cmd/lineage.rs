@@ -75,6 +75,19 @@ pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
     Ok(reg.with_base(&ctx.data))
 }
 
+/// What the lineage registry beside the ledger cites beyond the log's end (`Registry::positions_beyond`), one line
+/// each; empty without a ledger. `ledger verify` reports these: the ledger crate knows nothing of the registry.
+pub fn positions_beyond_log(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    if !super::train::has_ledger(ctx) {
+        return Ok(Vec::new());
+    }
+    let (len, beyond) = open_registry(ctx)?.positions_beyond().map_err(lineage_err)?;
+    Ok(beyond
+        .iter()
+        .map(|c| format!("{} cites position {}, but the log has {len} events", c.what, c.position))
+        .collect())
+}
+
 pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     let reg = open_registry(ctx)?;
     match cmd {
