@@ -38,12 +38,11 @@ impl Dataset {
         }
         let (manifest_hash, _) = consentry_gate::hash_file(&dir.join(MANIFEST_FILE))?;
         for f in &manifest.files {
-            // Never through a link: a dataset is read only from inside its directory.
-            let (hash, bytes) =
-                consentry_gate::fsguard::hash_inside(dir, &f.path).map_err(|e| LearnError::Dataset {
-                    dir: dir.to_path_buf(),
-                    message: format!("{} is listed in the manifest but cannot be read: {e}", f.path),
-                })?;
+            let path = dir.join(&f.path);
+            let (hash, bytes) = consentry_gate::hash_file(&path).map_err(|_| LearnError::Dataset {
+                dir: dir.to_path_buf(),
+                message: format!("{} is listed in the manifest but cannot be read", f.path),
+            })?;
             if hash != f.blake3 || bytes != f.bytes {
                 return Err(LearnError::Dataset {
                     dir: dir.to_path_buf(),
@@ -57,7 +56,7 @@ impl Dataset {
                 });
             }
         }
-        let (members_hash, _) = consentry_gate::fsguard::hash_inside(dir, MEMBERS_FILE)?;
+        let (members_hash, _) = consentry_gate::hash_file(&dir.join(MEMBERS_FILE))?;
         if members_hash != manifest.members.commitment {
             return Err(LearnError::Dataset {
                 dir: dir.to_path_buf(),

@@ -676,6 +676,14 @@ impl Registry {
         Ok(Registry { conn, store: Box::new(store), base: None })
     }
 
+    /// Opens the registry in the ledger's SQLite file for reading only: for queries, verification and the audit,
+    /// which then work on a read-only copy of a data directory; anything that writes fails.
+    pub fn open_sqlite_read_only(path: &Path) -> Result<Registry, LineageError> {
+        let store = SqliteStore::open_read_only(path)?;
+        let conn = Conn::open_sqlite_read_only(path)?;
+        Ok(Registry { conn, store: Box::new(store), base: None })
+    }
+
     /// Opens the registry in the ledger's PostgreSQL database.
     pub fn connect_postgres(url: &str) -> Result<Registry, LineageError> {
         let store = PgStore::connect(url)?;

@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
 /// The models to audit, what the registry cites and the model directories it does not know
 /// (`RegistryModels::load`).
 fn models(ctx: &Ctx) -> anyhow::Result<RegistryModels> {
-    let reg = super::lineage::open_registry(ctx)?;
+    let reg = super::lineage::open_registry_read_only(ctx)?;
     RegistryModels::load(&reg, &ctx.data).map_err(audit_err)
 }
 
@@ -92,7 +92,7 @@ fn with_input<T>(
 
 fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
     consentry_audit::check_export_target(out).map_err(audit_err)?;
-    let ledger = ledger_cmd::open(ctx)?;
+    let ledger = ledger_cmd::open_read_only(ctx)?;
     let summary =
         with_input(ctx, &ledger, chrono::Utc::now().timestamp(), |input| consentry_audit::export(input, out))?;
     if ctx.json {
@@ -147,7 +147,7 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         AuditOptions { now, deadline_seconds: args.deadline, model: args.model.clone(), public_key, known_heads };
     let report = match &args.offline {
         Some(dir) => consentry_audit::audit_bundle(dir, &opts).map_err(audit_err)?,
-        None => online(ctx, &ledger_cmd::open(ctx)?, &opts)?,
+        None => online(ctx, &ledger_cmd::open_read_only(ctx)?, &opts)?,
     };
     print(ctx, &report)?;
     Ok(if report.ok { OK } else { ExitCode::from(1) })

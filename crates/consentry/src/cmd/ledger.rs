@@ -302,6 +302,24 @@ pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
     }
 }
 
+/// Opens the ledger of the data directory for reading only (SQLite: `SqliteStore::open_read_only`), for commands
+/// that never append: they then work on a read-only copy of a data directory.
+pub fn open_read_only(ctx: &Ctx) -> anyhow::Result<Ledger> {
+    let key_path = ctx.data_path(KEY_FILE);
+    if !key_path.exists() {
+        return Err(no_ledger(ctx));
+    }
+    let key = LogKey::load(&key_path).map_err(ledger_err)?;
+    let policy = load_policy(ctx, None)?;
+    let store: Box<dyn Store> = match store_at(ctx)? {
+        StoreAt::Sqlite(path) => Box::new(
+            SqliteStore::open_read_only(&path).with_context(|| format!("opening {} read-only", path.display()))?,
+        ),
+        StoreAt::Postgres(_) => open_store(ctx)?,
+    };
+    Ok(Ledger::new(store, policy, key, LedgerOptions::default()))
+}
+
 /// Opens the ledger of the data directory (after `ledger init`).
 pub fn open(ctx: &Ctx) -> anyhow::Result<Ledger> {
     let key_path = ctx.data_path(KEY_FILE);
@@ -455,7 +473,7 @@ pub fn import(
 }
 
 fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let ledger = open(ctx)?;
+    let ledger = open_read_only(ctx)?;
     let v = ledger.verify().map_err(ledger_err)?;
     // A rolled-back log is a consistent prefix, invisible to its own checks; the registry beside it is a witness.
     let beyond = super::lineage::positions_beyond_log(ctx)?;

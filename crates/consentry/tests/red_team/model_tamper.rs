@@ -249,3 +249,58 @@ fn a_rolled_back_log_is_reported_and_stops_unlearning() {
     refused(&o, "cursor");
     assert!(text(&o.stderr).contains(&format!("only {cut} events")), "{}", text(&o.stderr));
 }
+
+/// Sets every directory under `root` to `dir_mode` and every file to `file_mode`.
+fn chmod_tree(root: &Path, dir_mode: u32, file_mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        let t = std::fs::symlink_metadata(&p).unwrap().file_type();
+        if t.is_dir() {
+            chmod_tree(&p, dir_mode, file_mode);
+        } else if t.is_file() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(file_mode)).unwrap();
+        }
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+}
+
+#[test]
+fn a_read_only_copy_is_verified_and_audited_and_a_write_says_it_needs_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, data) = fresh();
+    chmod_tree(&data, 0o555, 0o444);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Permissions bind only users without CAP_DAC_OVERRIDE: as root, the binary runs as `nobody`.
+    let enforced = std::fs::write(data.join("probe"), b"").is_err();
+    let _ = std::fs::remove_file(data.join("probe"));
+    let run = |args: &[&str]| -> std::process::Output {
+        if enforced {
+            return consentry(&data, args);
+        }
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", env!("CARGO_BIN_EXE_consentry"), "--data"])
+            .arg(&data)
+            .args(args)
+            .env_remove("CONSENTRY_DATA")
+            .env_remove("CONSENTRY_DATABASE")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--version"]);
+    if !o.status.success() {
+        eprintln!("skipped: permissions are not enforced and `runuser -u nobody` cannot run the binary");
+        chmod_tree(&data, 0o755, 0o644);
+        return;
+    }
+    ok(&run(&["--quiet", "ledger", "verify"]));
+    ok(&run(&["--quiet", "audit"]));
+    ok(&run(&["lineage", "models"]));
+    let member = bitmap(&data.join("models/job-recs.v2/shard-000.members.roaring")).min().unwrap().to_string();
+    ok(&run(&["lineage", "member", &member]));
+    assert!(!data.join("ledger.db-wal").exists(), "a read-only command wrote beside the database");
+    // A command that writes says so.
+    let o = run(&crate::common::withdrawal(&member, JOBS, "ui"));
+    refused(&o, "writable data directory");
+    chmod_tree(&data, 0o755, 0o644);
+}
