@@ -77,7 +77,7 @@ pub enum AuditError {
     },
     /// The lineage registry could not be read.
     #[error("lineage registry: {0}")]
-    Lineage(#[from] consentry_lineage::LineageError),
+    Lineage(Box<consentry_lineage::LineageError>),
     /// A symbolic link, or a path leaving its directory, inside a bundle or a data directory.
     #[error(transparent)]
     Link(consentry_gate::GateError),
@@ -87,6 +87,12 @@ pub enum AuditError {
     /// A JSON document could not be written.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<consentry_lineage::LineageError> for AuditError {
+    fn from(e: consentry_lineage::LineageError) -> AuditError {
+        AuditError::Lineage(Box::new(e))
+    }
 }
 
 impl AuditError {

@@ -67,7 +67,7 @@ pub struct CitedPosition {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Servable {
     /// A live registered version whose files match the registry.
-    Registered(ModelRecord),
+    Registered(Box<ModelRecord>),
     /// A model the registry does not know, outside the data directory, served because the caller opted in.
     Unregistered,
 }
@@ -141,7 +141,7 @@ impl Registry {
                     rec.status
                 )));
             }
-            return Ok(Servable::Registered(rec));
+            return Ok(Servable::Registered(Box::new(rec)));
         }
         let canonical = dir.canonicalize().map_err(|e| refuse(format!("the directory cannot be opened: {e}")))?;
         let (_, id) = model_json(&canonical).map_err(|e| refuse(format!("{MODEL_FILE} cannot be read: {e}")))?;
