@@ -208,7 +208,7 @@ mod tests {
         // A key file that is not there is the caller's typo: bad input naming the path.
         let e = PublicKey::load(&dir.path().join("typo.pub")).unwrap_err();
         assert!(e.is_bad_input() && e.to_string().contains("typo.pub"), "{e}");
-        let e = LogKey::load(&dir.path().join("typo.key")).unwrap_err();
+        let Err(e) = LogKey::load(&dir.path().join("typo.key")) else { panic!("a missing key file must not load") };
         assert!(e.is_bad_input() && e.to_string().contains("no such key file"), "{e}");
         // Written with mode 0600 whatever the umask.
         use std::os::unix::fs::PermissionsExt;
