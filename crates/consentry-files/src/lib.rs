@@ -298,6 +298,14 @@ pub fn write(path: &Path, bytes: &[u8], opts: OutputOptions) -> Result<PathBuf, 
     Ok(target)
 }
 
+/// Creates a new secret file (a signing or noise key) with mode 0600 exactly, whatever the umask;
+/// an existing file is never overwritten (a key is made once).
+pub fn create_secret(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new().write(true).create_new(true).mode(MODE_SECRET).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(MODE_SECRET))?;
+    Ok(file)
+}
+
 /// Sets the modes of a directory a command produced (a dataset, a model, an evidence bundle)
 /// before it is renamed into place: files [`MODE_MEMBER_DATA`], directories 0750, whatever the
 /// umask. Links inside are left as they are and never followed.
@@ -444,6 +452,15 @@ mod tests {
         seal_dir(&d).unwrap();
         assert_eq!((mode(&d), mode(&d.join("sub"))), (0o750, 0o750));
         assert_eq!((mode(&d.join("a")), mode(&d.join("sub/b"))), (0o640, 0o640));
+    }
+
+    #[test]
+    fn secrets_are_0600_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        create_secret(&p).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(create_secret(&p).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]

@@ -285,9 +285,10 @@ pub fn store_at(ctx: &Ctx) -> anyhow::Result<StoreAt> {
 
 /// The error for a command that needs a ledger the data directory does not have yet.
 pub fn no_ledger(ctx: &Ctx) -> anyhow::Error {
+    let shown = std::path::absolute(&ctx.data).unwrap_or_else(|_| ctx.data.clone());
     bad_input(format!(
         "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
-        ctx.data.display(),
+        shown.display(),
         ctx.data.display()
     ))
 }

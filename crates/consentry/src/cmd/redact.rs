@@ -4,10 +4,10 @@
 use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
 use consentry_files::OutputOptions;
-use consentry_redact::{Detector, Kind, Numbering, RedactError, StreamRedactor};
+use consentry_redact::{Detector, Kind, Numbering, RedactError, StreamRedactor, ThreadNumberings};
 use consentry_synth::Progress;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +25,8 @@ pub struct Args {
     #[arg(long, requires = "jsonl")]
     pub with_text: bool,
     /// Number placeholders consistently per file (or per JSONL "thread"): <PERSON_1>, <PERSON_2>, …
+    /// The 4,096 most recently seen threads keep their numbering (memory stays bounded); input grouped
+    /// by thread is numbered consistently whatever its length.
     #[arg(long)]
     pub number: bool,
     /// Write to FILE instead of standard output: a regular file atomically (a temporary file renamed when
@@ -320,7 +322,8 @@ fn jsonl(
 ) -> anyhow::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 16, open(input)?);
     let mut line = Vec::new();
-    let mut threads: HashMap<String, Numbering> = HashMap::new();
+    // Lines without a thread number on their own; threads keep their numbering in bounded memory.
+    let mut threads = ThreadNumberings::new(ThreadNumberings::DEFAULT_CAPACITY);
     let mut lineno = 0u64;
     loop {
         line.clear();
@@ -350,8 +353,12 @@ fn jsonl(
         }
         let redacted = args.with_text.then(|| {
             if args.number {
-                let key = row.thread.as_ref().map_or_else(|| format!("line:{lineno}"), |t| t.to_string());
-                consentry_redact::redact_with(&row.text, &spans, threads.entry(key).or_default())
+                let mut own = Numbering::new();
+                let numbering = match &row.thread {
+                    Some(t) => threads.get(&t.to_string()),
+                    None => &mut own,
+                };
+                consentry_redact::redact_with(&row.text, &spans, numbering)
             } else {
                 consentry_redact::redact(&row.text, &spans)
             }

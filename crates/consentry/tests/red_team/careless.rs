@@ -49,3 +49,25 @@ fn a_network_larger_than_the_machine_is_refused_up_front() {
     assert!(err.contains("at most") && err.contains("GiB"), "{err}");
     assert!(!out.exists(), "nothing is written for a refused size");
 }
+
+#[test]
+fn a_typo_in_a_key_or_receipt_path_is_bad_input_not_a_bad_receipt() {
+    let (dir, data) = fresh();
+    let receipt = dir.path().join("r.json");
+    crate::common::ok(&consentry(
+        &data,
+        &["ledger", "receipt", "--event", "2", "--out", receipt.to_str().expect("utf-8")],
+    ));
+    let typo = data.join("ledger.pbu");
+    let o = consentry(
+        &data,
+        &["ledger", "verify-receipt", receipt.to_str().expect("utf-8"), "--public-key", typo.to_str().expect("utf-8")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(!err.contains("INVALID") && err.contains("ledger.pbu") && err.contains("no such key file"), "{err}");
+    let pubkey = data.join("ledger.pub");
+    let o = consentry(&data, &["ledger", "verify-receipt", "r.jsno", "--public-key", pubkey.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("INVALID"), "{}", text(&o.stderr));
+}
