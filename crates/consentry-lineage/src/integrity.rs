@@ -9,7 +9,7 @@
 //!   rolled-back log would otherwise let the unlearning cursor skip the withdrawals that refill it.
 
 use crate::db::P;
-use crate::registry::{ModelRecord, ModelStatus, get_model, live_successor, short};
+use crate::registry::{ModelRecord, ModelStatus, get_model, short};
 use crate::{LineageError, Registry};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use serde::{Deserialize, Serialize};
@@ -348,9 +348,8 @@ impl Registry {
         let mut removed = Vec::new();
         for m in self.models(None, None)? {
             let dir = self.resolve(&m.dir);
-            if m.status == ModelStatus::Superseded
-                && self.conn().transaction(false, |db| live_successor(db, &m.id))?.is_some()
-            {
+            // Superseded means a newer version replaced it (whatever became of that one since).
+            if m.status == ModelStatus::Superseded {
                 // Only files model.json names, only if model.json is still the registered one.
                 if let Ok((bytes, id)) = model_json(&dir)
                     && id == m.id
