@@ -39,6 +39,9 @@ pub enum ViolationKind {
     ShardFileAltered,
     /// A DP record is incomplete or claims a smaller ε than its own parameters give.
     DpRecord,
+    /// A dataset's consent was evaluated after its creation, after the present or after the log had moved on past
+    /// its position (a future time counts today's minors as adults); flagged on the dataset and every model on it.
+    EvaluationTime,
     /// Informational: something the audit could not vouch for (no violation).
     Note,
 }
@@ -63,6 +66,7 @@ impl ViolationKind {
             ViolationKind::DatasetFiles => "dataset_files",
             ViolationKind::ShardFileAltered => "shard_file_altered",
             ViolationKind::DpRecord => "dp_record",
+            ViolationKind::EvaluationTime => "evaluation_time",
             ViolationKind::Note => "note",
         }
     }

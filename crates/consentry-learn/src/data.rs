@@ -26,42 +26,41 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Opens `dir` and checks every data file's size and BLAKE3 against the manifest and the member bitmap against its
-    /// commitment.
+    /// Opens `dir` after checking it is exactly what the gate wrote: every data file's size and BLAKE3, its rows
+    /// and the table's row commitment (the gate's LtHash, [`consentry_gate::verify_files`]) against the manifest,
+    /// no file the manifest does not list, the member bitmap against its commitment and the data files; a shard
+    /// count of at least one; and consent evaluated no later than the dataset's creation and the present.
     pub fn open(dir: &Path) -> Result<Dataset, LearnError> {
+        let bad = |message: String| LearnError::Dataset { dir: dir.to_path_buf(), message };
         let manifest = Manifest::read(dir)?;
         if manifest.partition.is_some() {
-            return Err(LearnError::Dataset {
-                dir: dir.to_path_buf(),
-                message: "this is a partial result of `gate --partition`; run `consentry gate merge` first".into(),
-            });
+            return Err(bad("this is a partial result of `gate --partition`; run `consentry gate merge` first".into()));
+        }
+        if manifest.shard.shards == 0 {
+            return Err(bad(
+                "its manifest's shard function has 0 shards; the gate never writes that — materialise it again with \
+                 `consentry gate`"
+                    .into(),
+            ));
+        }
+        if let Some(d) = manifest.time_differences(crate::train::now(), None).first() {
+            return Err(bad(format!(
+                "{d}; consent judged in the future does not hold today — materialise it again with `consentry gate`"
+            )));
         }
         let (manifest_hash, _) = consentry_gate::hash_file(&dir.join(MANIFEST_FILE))?;
-        for f in &manifest.files {
-            let path = dir.join(&f.path);
-            let (hash, bytes) = consentry_gate::hash_file(&path).map_err(|_| LearnError::Dataset {
-                dir: dir.to_path_buf(),
-                message: format!("{} is listed in the manifest but cannot be read", f.path),
-            })?;
-            if hash != f.blake3 || bytes != f.bytes {
-                return Err(LearnError::Dataset {
-                    dir: dir.to_path_buf(),
-                    message: format!(
-                        "{} does not match the manifest (BLAKE3 {}…, manifest says {}…); the dataset was altered — \
-                         materialise it again with `consentry gate`",
-                        f.path,
-                        &hash[..12],
-                        f.blake3.get(..12).unwrap_or(&f.blake3)
-                    ),
-                });
-            }
+        let (checked, diffs) = consentry_gate::verify_files(dir)?;
+        if checked != manifest {
+            return Err(bad(format!("{MANIFEST_FILE} changed while it was being read; try again")));
         }
-        let (members_hash, _) = consentry_gate::hash_file(&dir.join(MEMBERS_FILE))?;
-        if members_hash != manifest.members.commitment {
-            return Err(LearnError::Dataset {
-                dir: dir.to_path_buf(),
-                message: format!("{MEMBERS_FILE} does not match the member-set commitment in the manifest"),
-            });
+        if !diffs.is_empty() {
+            let shown: Vec<String> = diffs.iter().take(3).map(ToString::to_string).collect();
+            let more = if diffs.len() > 3 { format!(" (and {} more)", diffs.len() - 3) } else { String::new() };
+            return Err(bad(format!(
+                "it does not match its manifest: {}{more}; the dataset was altered — materialise it again with \
+                 `consentry gate`",
+                shown.join("; ")
+            )));
         }
         Ok(Dataset { dir: dir.to_path_buf(), manifest, manifest_hash })
     }
