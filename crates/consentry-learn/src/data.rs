@@ -57,7 +57,7 @@ impl Dataset {
             let shown: Vec<String> = diffs.iter().take(3).map(ToString::to_string).collect();
             let more = if diffs.len() > 3 { format!(" (and {} more)", diffs.len() - 3) } else { String::new() };
             return Err(bad(format!(
-                "it does not match its manifest: {}{more}; the dataset was altered — materialise it again with \
+                "it does not match the manifest: {}{more}; the dataset was altered — materialise it again with \
                  `consentry gate`",
                 shown.join("; ")
             )));

@@ -89,3 +89,4 @@ pub fn refused(o: &Output, needle: &str) {
 }
 
 // One module per tampering class; each adds itself here.
+mod gate_tamper;
