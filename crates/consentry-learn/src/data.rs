@@ -205,3 +205,109 @@ pub fn str_lists(b: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, LearnE
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::UInt64Array;
+    use consentry_gate::manifest::*;
+    use parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    const PURPOSE: &str = "train_ai_system.job_recommendations";
+
+    fn write_rows(path: &Path, ids: &[u64]) -> RecordBatch {
+        let b =
+            RecordBatch::try_from_iter([("member_id", Arc::new(UInt64Array::from(ids.to_vec())) as ArrayRef)]).unwrap();
+        let mut w = ArrowWriter::try_new(File::create(path).unwrap(), b.schema(), None).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        b
+    }
+
+    /// A dataset of one table `t` holding rows for members 1 and 2, exactly as the gate would describe it.
+    fn dataset(dir: &Path) -> Manifest {
+        std::fs::create_dir_all(dir.join("t")).unwrap();
+        let b = write_rows(&dir.join("t/part-00000.parquet"), &[1, 2]);
+        let (blake3, bytes) = consentry_gate::hash_file(&dir.join("t/part-00000.parquet")).unwrap();
+        let members: roaring::RoaringTreemap = [1u64, 2].into_iter().collect();
+        let mut mb = Vec::new();
+        members.serialize_into(&mut mb).unwrap();
+        std::fs::write(dir.join(MEMBERS_FILE), &mb).unwrap();
+        let now = crate::train::now();
+        let table = TableStats {
+            included: true,
+            member_columns: vec!["member_id".into()],
+            columns: vec!["member_id".into()],
+            rows_out: 2,
+            row_commitment: consentry_gate::commit::commit_batch("t", &b).unwrap().to_hex(),
+            ..TableStats::default()
+        };
+        let m = Manifest {
+            format: FORMAT,
+            purpose: PURPOSE.into(),
+            policy: PolicyRef { version: "1".into(), hash: "00".into() },
+            ledger: LedgerRef { position: 1, at: now - 60, tree_root: "00".into(), checkpoint: None },
+            snapshot: SnapshotRef { hash: "00".into(), allowed: 2, members: 2 },
+            sources: SourcesRef { declaration: "test".into(), declaration_hash: "00".into(), files: Vec::new() },
+            partition: None,
+            tables: [("t".to_string(), table)].into_iter().collect(),
+            rows_in: 2,
+            rows_out: 2,
+            excluded: Default::default(),
+            redactions: Default::default(),
+            redaction: RedactionRef { enabled: true, member_names: 0 },
+            members: MemberSet {
+                count: 2,
+                commitment: blake3::hash(&mb).to_hex().to_string(),
+                file: MEMBERS_FILE.into(),
+            },
+            shard: ShardFunction::for_purpose(PURPOSE, 2),
+            files: vec![OutputFile { path: "t/part-00000.parquet".into(), blake3, bytes, rows: 2 }],
+            tool: "test".into(),
+            created: now - 30,
+        };
+        m.write(dir).unwrap();
+        m
+    }
+
+    fn refusal(dir: &Path) -> String {
+        Dataset::open(dir).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rows_that_do_not_match_the_manifest_are_refused_even_with_the_file_hash_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut m = dataset(d);
+        Dataset::open(d).unwrap();
+        // A row for member 3 added, the file's hash and size patched into the manifest.
+        write_rows(&d.join("t/part-00000.parquet"), &[1, 2, 3]);
+        let (blake3, bytes) = consentry_gate::hash_file(&d.join("t/part-00000.parquet")).unwrap();
+        m.files[0].blake3 = blake3;
+        m.files[0].bytes = bytes;
+        m.write(d).unwrap();
+        let e = refusal(d);
+        assert!(e.contains("does not match the manifest") && e.contains("rows"), "{e}");
+    }
+
+    #[test]
+    fn zero_shards_and_future_evaluation_times_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = dataset(d);
+        let mut zero = m.clone();
+        zero.shard.shards = 0;
+        zero.write(d).unwrap();
+        assert!(refusal(d).contains("0 shards"));
+        let mut future = m.clone();
+        future.ledger.at = 4_102_444_800;
+        future.write(d).unwrap();
+        let e = refusal(d);
+        assert!(e.contains("evaluation time") && e.contains("2100-01-01"), "{e}");
+        let mut later = m;
+        later.ledger.at = later.created + 3600;
+        later.write(d).unwrap();
+        assert!(refusal(d).contains("dataset's creation"));
+    }
+}
