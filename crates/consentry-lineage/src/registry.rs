@@ -729,6 +729,9 @@ impl Registry {
         // The bytes just hashed, so the id and the record describe the same manifest.
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| bad(&dir, format!("manifest {}: {e}", dir.join(MANIFEST_FILE).display())))?;
+        if let Some(d) = manifest.time_differences(now(), None).first() {
+            return Err(bad(&dir, format!("{d}: consent judged in the future does not hold today")));
+        }
         let file = &manifest.members.file;
         if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." {
             return Err(bad(&dir, format!("the manifest names member bitmap `{file}`, not a file in the directory")));
