@@ -516,3 +516,38 @@ fn consent_is_never_evaluated_after_the_dataset_is_made() {
     assert!(d.iter().any(|d| d.what == "evaluation time" && d.expected.contains("before event")), "{d:?}");
     assert!(consentry_gate::verify_times(&m, w.ledger.store(), NOW).unwrap().is_empty());
 }
+
+#[test]
+fn partial_outputs_of_killed_runs_are_removed_but_never_a_live_runs() {
+    use consentry_gate::materialize::remove_stale_partials;
+    let w = fixed_world();
+    let snap = snapshot(&w);
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_table(tmp.path(), &fixed_rows(), true, false, &[], 50);
+    let out = tmp.path().join("out");
+    let partial = |pid: u32| tmp.path().join(format!(".out.partial-{pid}"));
+    // A killed run of an old version (no lock file, its process gone), a killed run that held its lock, a live
+    // run holding its lock, a live process without a lock file (init), and someone else's output.
+    let (gone, dead_lock, live_lock, init) = (4_000_000_001, 4_000_000_002, 4_000_000_003, 1);
+    for pid in [gone, dead_lock, live_lock, init] {
+        std::fs::create_dir_all(partial(pid).join("t")).unwrap();
+        std::fs::write(partial(pid).join("t/part-00000.parquet"), "half written").unwrap();
+    }
+    std::fs::write(tmp.path().join(format!(".out.partial-{dead_lock}.lock")), "").unwrap();
+    let held = std::fs::File::create(tmp.path().join(format!(".out.partial-{live_lock}.lock"))).unwrap();
+    held.lock().unwrap();
+    std::fs::create_dir_all(tmp.path().join(".other.partial-4000000001")).unwrap();
+
+    materialize(&request(&w, &snap, &sources, None), Some(&out), &NoProgress).unwrap();
+    assert!(!partial(gone).exists() && !partial(dead_lock).exists(), "stale partials stay");
+    assert!(!tmp.path().join(format!(".out.partial-{dead_lock}.lock")).exists());
+    assert!(partial(live_lock).exists(), "a live run's partial was removed");
+    assert!(partial(init).exists() || !cfg!(target_os = "linux"), "a running process's partial was removed");
+    assert!(tmp.path().join(".other.partial-4000000001").exists(), "another output's partial was touched");
+    // The run left no lock or partial of its own.
+    let own = format!(".out.partial-{}", std::process::id());
+    assert!(!tmp.path().join(&own).exists() && !tmp.path().join(format!("{own}.lock")).exists());
+    // Once the live run ends (its lock released), its leftovers are stale too.
+    drop(held);
+    assert_eq!(remove_stale_partials(&out), vec![partial(live_lock)]);
+}

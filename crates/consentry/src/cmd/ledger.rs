@@ -29,10 +29,10 @@ pub enum Command {
     /// Every event is validated first; if any is refused nothing is written.
     /// Re-running the same import appends nothing (idempotency keys derive from the file's hash).
     Import {
-        /// consent_choices.parquet from `consentry synth`.
+        /// The consent choices (the schema of `consent_choices.parquet` from `consentry synth`; any file name).
         #[arg(long, value_name = "FILE")]
         choices: PathBuf,
-        /// members.parquet [default: beside the choices file].
+        /// The members table (the schema of `members.parquet`) [default: members.parquet beside the choices file].
         #[arg(long, value_name = "FILE")]
         members: Option<PathBuf>,
         /// Events per transaction.
@@ -287,6 +287,9 @@ pub fn store_at(ctx: &Ctx) -> anyhow::Result<StoreAt> {
 
 /// The error for a command that needs a ledger the data directory does not have yet.
 pub fn no_ledger(ctx: &Ctx) -> anyhow::Error {
+    if let Some(e) = super::data_not_a_directory(ctx) {
+        return e;
+    }
     bad_input(format!(
         "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
         ctx.data.display(),
@@ -373,23 +376,15 @@ pub fn import(
     batch: usize,
 ) -> anyhow::Result<ImportReport> {
     let start = std::time::Instant::now();
-    let dir_of = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
     for (p, what) in [(members, "members"), (choices, "consent choices")] {
         if !p.exists() {
             return Err(bad_input(format!("{what} file {} does not exist", p.display())));
         }
     }
     let read_err = |e: consentry_synth::SynthError| bad_input(e.to_string());
-    let member_rows = if members.file_name().is_some_and(|n| n == "members.parquet") {
-        consentry_synth::read_members(&dir_of(members)).map_err(read_err)?
-    } else {
-        return Err(bad_input("--members must name a members.parquet file written by `consentry synth`"));
-    };
-    let choice_rows = if choices.file_name().is_some_and(|n| n == "consent_choices.parquet") {
-        consentry_synth::read_consent_choices(&dir_of(choices)).map_err(read_err)?
-    } else {
-        return Err(bad_input("--choices must name a consent_choices.parquet file written by `consentry synth`"));
-    };
+    // Any file name: the columns say what a table is (errors name the file and the column).
+    let member_rows = consentry_synth::read_members_file(members).map_err(read_err)?;
+    let choice_rows = consentry_synth::read_consent_choices_file(choices).map_err(read_err)?;
     let (_, file_hash) = consentry_synth::hash_file(choices).map_err(read_err)?;
     let records: Vec<MemberRecord> = member_rows
         .iter()
