@@ -63,7 +63,7 @@ pub struct SnapshotRef {
 pub struct SourceFile {
     /// The table it belongs to.
     pub table: String,
-    /// Its path as resolved from the declaration.
+    /// Its path relative to the declaration's base directory (absolute when outside it).
     pub path: String,
     /// BLAKE3 of its bytes, hex.
     pub blake3: String,
@@ -76,7 +76,8 @@ pub struct SourceFile {
 /// The source declaration and the files read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcesRef {
-    /// Where the declaration came from.
+    /// Where the declaration came from: the built-in one's name, or its file (relative to the data directory
+    /// when inside it, else absolute).
     pub declaration: String,
     /// BLAKE3 of the declaration text, hex.
     pub declaration_hash: String,

@@ -1041,7 +1041,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 let (h, bytes) = crate::hash_file(path)?;
                 out.push(SourceFile {
                     table: plans_ref[t].decl.name.clone(),
-                    path: path.display().to_string(),
+                    path: req.sources.recorded_path(path),
                     blake3: h,
                     bytes,
                     rows: file_rows(t, f),

@@ -102,6 +102,8 @@ pub struct NameSource {
 pub struct Sources {
     /// Where the declaration came from, for messages.
     pub file: String,
+    /// The directory relative paths resolve against; manifests record source files relative to it.
+    pub base: PathBuf,
     /// Tables by name.
     pub tables: Vec<TableDecl>,
     /// Member names for redaction, if declared.
@@ -212,7 +214,7 @@ impl Sources {
                 Some(NameSource { table: r.names_table, columns: r.name_columns })
             }
         };
-        Ok(Sources { file: file.to_string(), tables, names })
+        Ok(Sources { file: file.to_string(), base: base.to_path_buf(), tables, names })
     }
 
     /// Reads a declaration file; relative paths resolve against `base`, or the file's directory.
@@ -247,6 +249,15 @@ impl Sources {
             }
         }
         Ok(())
+    }
+
+    /// How a manifest records a source file: relative to the base when inside it (so a moved data directory, or
+    /// a verification from another working directory, finds the same names), else as resolved.
+    pub fn recorded_path(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.base) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel.to_string_lossy().replace('\\', "/"),
+            _ => path.display().to_string(),
+        }
     }
 
     /// A table by name.
@@ -335,6 +346,17 @@ mod tests {
         s.check_policy(&Policy::default_policy()).unwrap();
         assert!(s.table("messages").unwrap().members.len() == 2);
         assert!(s.table("connections").unwrap().members.iter().all(|m| m.droppable));
+    }
+
+    #[test]
+    fn source_files_are_recorded_relative_to_the_base() {
+        let text =
+            "[tables.t]\npath='sub/t.parquet'\nmembers=['m']\n[tables.u]\npath='/elsewhere/u.parquet'\nmembers=['m']\n";
+        for base in ["data/network", "/srv/data/network"] {
+            let s = Sources::parse("x", text, Path::new(base)).unwrap();
+            assert_eq!(s.recorded_path(&s.table("t").unwrap().path), "sub/t.parquet");
+            assert_eq!(s.recorded_path(&s.table("u").unwrap().path), "/elsewhere/u.parquet");
+        }
     }
 
     #[test]
