@@ -218,8 +218,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     };
     let mut datasets = Vec::new();
     for d in wanted {
-        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), policy.as_ref(), opts.now, &mut findings)?
-        {
+        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), policy.as_ref(), &mut findings)? {
             datasets.push(summary);
         }
     }
@@ -447,13 +446,12 @@ fn check_dataset(
     state: &LedgerState,
     key: Option<&PublicKey>,
     policy: Option<&Policy>,
-    now: i64,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<DatasetSummary>, AuditError> {
     let Some(m) = &d.manifest else { return Ok(None) };
     let name = d.name.as_str();
     let v = |kind, msg: String, e: String, f: String| Finding::violation(kind, msg, e, f).dataset(name);
-    for t in time_findings(bundle, m, now) {
+    for t in time_findings(bundle, m) {
         findings.push(t.dataset(name));
     }
     let mut summary = DatasetSummary {
@@ -563,10 +561,11 @@ fn check_dataset(
     Ok(Some(summary))
 }
 
-/// A dataset's evaluation time against its creation, the audit's present and the log
-/// ([`consentry_gate::verify_times`]): consent evaluated in the future counts today's minors as adults.
-fn time_findings(bundle: &Bundle, m: &Manifest, now: i64) -> Vec<Finding> {
-    let diffs = match consentry_gate::verify_times(m, &bundle.store, now) {
+/// A dataset's evaluation time against its creation, the present and the log ([`consentry_gate::verify_times`]):
+/// consent evaluated in the future counts today's minors as adults. The present is this machine's clock, not
+/// `--now` (which judges deadlines): a time in the future is one whatever moment the auditor judges.
+fn time_findings(bundle: &Bundle, m: &Manifest) -> Vec<Finding> {
+    let diffs = match consentry_gate::verify_times(m, &bundle.store, consentry_ledger::now()) {
         Ok(d) => d,
         Err(e) => {
             return vec![Finding::violation(
@@ -665,7 +664,7 @@ fn check_model(
         )),
         (Some(d), Some(man)) => {
             summary.dataset = Some(d.name.clone());
-            for t in time_findings(bundle, man, now) {
+            for t in time_findings(bundle, man) {
                 findings.push(t.model(id).dataset(&d.name));
             }
             let checks = [
