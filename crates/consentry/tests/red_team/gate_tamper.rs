@@ -252,8 +252,36 @@ fn a_declaration_without_member_column_is_refused() {
         assert_eq!(o.status.code(), Some(2), "{name}");
         assert!(!out.exists(), "{name}");
     }
+    // A dataset claiming to come from such a declaration does not verify either.
+    let claimed = data.join("datasets/claimed");
+    super::copy_dir(&jobs_dataset(&data), &claimed);
+    let mut m = read_json(&claimed.join("manifest.json"));
+    m["sources"]["declaration"] = t.path().join("no-member.toml").to_str().unwrap().into();
+    write_json(&claimed.join("manifest.json"), &m);
+    let o = consentry(&data, &["gate", "verify", claimed.to_str().unwrap(), "--base", base.to_str().unwrap()]);
+    refused(&o, "names no member-id column");
     // The shipped declaration (a job catalogue without members, of a non-personal category) still passes.
     let decl = t.path().join("shipped.toml");
     std::fs::write(&decl, shipped).unwrap();
     ok(&gate(&decl, &data.join("datasets/shipped")));
+}
+
+#[test]
+fn a_manifest_with_zero_shards_is_refused() {
+    let (_t, data) = fresh();
+    let ds = jobs_dataset(&data);
+    let mpath = ds.join("manifest.json");
+    let mut m = read_json(&mpath);
+    m["shard"]["shards"] = 0.into();
+    write_json(&mpath, &m);
+    let out = data.join("models/one-shard");
+    let o = consentry(&data, &["train", "--model", "job-recs", "--no-register", "--out", out.to_str().unwrap()]);
+    refused(&o, "0 shards");
+    assert!(!out.exists());
+    let o = consentry(
+        &data,
+        &["gate", "--purpose", JOBS, "--shards", "0", "--out", data.join("datasets/zero").to_str().unwrap()],
+    );
+    refused(&o, "0 shards");
+    assert_eq!(o.status.code(), Some(2));
 }
