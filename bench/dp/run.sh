@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # consentry-dp's accountant vs Google's dp_accounting (PyPI), same grid, both conversions (issue: DP accountant).
 #
-#   bench/dp/run.sh [DIR]        (default DIR: target/bench-dp)
+#   bench/dp/run.sh [DIR]        (default DIR: target/tmp/bench-dp)
 #   RANDOM_POINTS=400 bench/dp/run.sh
 #
 # Grid: q in {1e-4 .. 1}, sigma in {0.5 .. 20}, steps in {1 .. 1e5}, delta in {1e-5, 1e-8}, plus random points
@@ -23,7 +23,7 @@ if [ "${1:-}" = "--fixture" ]; then
     exit 0
 fi
 
-DIR=${1:-target/bench-dp}
+DIR=${1:-target/tmp/bench-dp}
 mkdir -p "$DIR"
 REF="$DIR/reference.json"
 if [ ! -f "$REF" ] || [ bench/dp/compare.py -nt "$REF" ]; then

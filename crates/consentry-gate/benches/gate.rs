@@ -5,7 +5,7 @@
 //! [--files N] [--mode all|generate|gate|gate-redact]`. The input (Parquet event
 //! files, `consent.parquet` with the allowed member ids for other engines, and a
 //! ledger granting exactly those members) is generated once into DIR
-//! (default `target/bench-gate`) and reused. `bench/gate/run.sh` runs this
+//! (default `target/tmp/bench-gate`, Cargo's temporary directory) and reused. `bench/gate/run.sh` runs this
 //! side by side with DuckDB and measures peak memory.
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array};
@@ -38,7 +38,7 @@ struct Opts {
 
 fn opts() -> Opts {
     let mut o = Opts {
-        dir: PathBuf::from("target/bench-gate"),
+        dir: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-gate")),
         rows: 10_000_000,
         members: 1_000_000,
         files: 8,

@@ -22,7 +22,7 @@ pub mod verify;
 
 pub use commit::LtHash;
 pub use manifest::{Manifest, ShardFunction, shard_of};
-pub use materialize::{GateOptions, GateRequest, Outcome, Progress, materialize, merge};
+pub use materialize::{GateOptions, GateRequest, Outcome, Progress, check_output, materialize, merge};
 pub use sources::{Sources, TableDecl};
 pub use verify::{Difference, verify_files, verify_recompute, verify_times};
 

@@ -774,14 +774,18 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
+/// Refuses an output path where anything already stands (a dataset, a file, a device, even a
+/// dangling link): the gate never replaces what it does not own. Callers ask before any work starts.
+pub fn check_output(out: &Path) -> Result<(), GateError> {
+    if consentry_files::taken(out) { Err(GateError::OutputExists(out.to_path_buf())) } else { Ok(()) }
+}
+
 /// Runs the gate. With `out`, writes the dataset there (atomically); without, computes the manifest only (a dry run, used by verification).
 pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Progress) -> Result<Outcome, GateError> {
     let start = std::time::Instant::now();
     let tmp = match out {
         Some(out) => {
-            if out.exists() {
-                return Err(GateError::OutputExists(out.to_path_buf()));
-            }
+            check_output(out)?;
             let tmp = partial_dir(out);
             if let Some(parent) = tmp.parent()
                 && !parent.as_os_str().is_empty()
@@ -803,7 +807,7 @@ pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Pro
     let result = run(req, tmp.as_deref(), progress);
     match (result, out, tmp) {
         (Ok(mut outcome), Some(out), Some(tmp)) => {
-            std::fs::rename(&tmp, out).map_err(|e| {
+            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| {
                 let _ = std::fs::remove_dir_all(&tmp);
                 GateError::io(out, e)
             })?;
@@ -1351,9 +1355,7 @@ pub(crate) fn assemble(p: ManifestParts) -> Manifest {
 
 /// Combines partial results (`gate --partition I/N`, all N of them) into one dataset at `out`.
 pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest, GateError> {
-    if out.exists() {
-        return Err(GateError::OutputExists(out.to_path_buf()));
-    }
+    check_output(out)?;
     let mut ms = Vec::new();
     for p in partials {
         ms.push((p.clone(), Manifest::read(p)?));
@@ -1497,7 +1499,7 @@ pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest,
     })();
     match result {
         Ok(m) => {
-            std::fs::rename(&tmp, out).map_err(|e| {
+            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| {
                 let _ = std::fs::remove_dir_all(&tmp);
                 GateError::io(out, e)
             })?;

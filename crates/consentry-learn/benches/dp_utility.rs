@@ -38,8 +38,8 @@ struct Opts {
 
 fn opts() -> Opts {
     let mut o = Opts {
-        dataset: PathBuf::from("target/dp-util/data/datasets/job_recommendations"),
-        out: PathBuf::from("target/dp-util/results"),
+        dataset: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/dp-util/data/datasets/job_recommendations")),
+        out: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/dp-util/results")),
         shards: vec![1, 8],
         epsilons: vec![0.5, 1.0, 2.0, 4.0, 8.0],
         clip: 1.0,

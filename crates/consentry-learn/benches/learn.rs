@@ -13,7 +13,7 @@
 //! - `score --dataset DIR --recs FILE [--recs FILE …]`: scores top-20 lists written by the peer (one line per
 //!   member: `member_id item_id item_id …`) against the same held-out targets with the same code as ours.
 //!
-//! Common options: `--threads N` (default 2), `--work DIR` (models, default `target/bench-learn/bench-models`).
+//! Common options: `--threads N` (default 2), `--work DIR` (models, default `target/tmp/bench-learn/bench-models`).
 //! `bench/learn/run.sh` drives all of it side by side with `implicit`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,9 +50,9 @@ struct Opts {
 fn opts() -> Opts {
     let mut o = Opts {
         mode: "ours".into(),
-        dataset: PathBuf::from("target/bench-learn/datasets/job_recommendations"),
-        out: PathBuf::from("target/bench-learn/export"),
-        work: PathBuf::from("target/bench-learn/bench-models"),
+        dataset: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-learn/datasets/job_recommendations")),
+        out: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-learn/export")),
+        work: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-learn/bench-models")),
         model: None,
         recs: Vec::new(),
         shards: vec![1, 8],

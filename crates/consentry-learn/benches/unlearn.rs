@@ -33,13 +33,13 @@ struct Opts {
 
 fn opts() -> Opts {
     let mut o = Opts {
-        dataset: PathBuf::from("target/bench-learn/datasets/job_recommendations"),
+        dataset: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-learn/datasets/job_recommendations")),
         kind: ModelKind::JobRecs,
         shards: 8,
         threads: 2,
         batch: 1000,
         reps: 3,
-        work: PathBuf::from("target/bench-learn/unlearn"),
+        work: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-learn/unlearn")),
     };
     parse_flags(|flag, v| {
         match flag {

@@ -135,11 +135,7 @@ impl NoiseKey {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| LearnError::io(parent, e))?;
         }
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        let mut f = o.open(path).map_err(|e| LearnError::io(path, e))?;
+        let mut f = consentry_files::create_secret(path).map_err(|e| LearnError::io(path, e))?;
         std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(b)).as_bytes())
             .map_err(|e| LearnError::io(path, e))?;
         f.sync_all().map_err(|e| LearnError::io(path, e))?;

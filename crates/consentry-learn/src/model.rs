@@ -346,7 +346,7 @@ pub fn write_model_dir(
     shards: Vec<(Vec<u8>, roaring::RoaringTreemap, u64)>,
     extra: &[(&str, Vec<u8>)],
 ) -> Result<ModelMeta, LearnError> {
-    if out.exists() {
+    if consentry_files::taken(out) {
         return Err(LearnError::Exists(out.to_path_buf()));
     }
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -384,7 +384,7 @@ pub fn write_model_dir(
         }
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
         std::fs::write(tmp.join(MODEL_FILE), text).map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
-        std::fs::rename(&tmp, out).map_err(|e| LearnError::io(out, e))
+        consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| LearnError::io(out, e))
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);

@@ -345,7 +345,7 @@ pub fn train(
     opts: &TrainOptions,
     on_shard: &(dyn Fn(u32) + Sync),
 ) -> Result<TrainReport, LearnError> {
-    if out.exists() {
+    if consentry_files::taken(out) {
         return Err(LearnError::Exists(out.to_path_buf()));
     }
     let started = Instant::now();
@@ -414,7 +414,7 @@ pub fn unlearn(
     threads: usize,
     on_shard: &(dyn Fn(u32) + Sync),
 ) -> Result<UnlearnReport, LearnError> {
-    if out.exists() {
+    if consentry_files::taken(out) {
         return Err(LearnError::Exists(out.to_path_buf()));
     }
     let started = Instant::now();

@@ -90,7 +90,7 @@ fn raw_insert(path: &std::path::Path, rows: &[NewEvent], batch: usize) -> f64 {
 fn main() {
     let dir = match std::env::var("LEDGER_BENCH_DIR") {
         Ok(d) => std::path::PathBuf::from(d),
-        Err(_) => std::env::current_dir().expect("cwd").join("target/ledger-bench"),
+        Err(_) => std::path::PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/ledger-bench")),
     };
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");

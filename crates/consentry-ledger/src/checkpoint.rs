@@ -72,7 +72,7 @@ impl LogKey {
 
     /// Reads a key file written by [`LogKey::save`] (hex seed).
     pub fn load(path: &Path) -> Result<LogKey, LedgerError> {
-        let text = std::fs::read_to_string(path).map_err(|e| LedgerError::io(path, e))?;
+        let text = read_key_file(path)?;
         let bytes = hex::decode(text.trim())
             .map_err(|_| LedgerError::Key(format!("{} is not a hex-encoded Ed25519 seed", path.display())))?;
         let seed: [u8; 32] = bytes
@@ -84,11 +84,7 @@ impl LogKey {
     /// Writes the secret seed (mode 0600 on Unix); refuses to overwrite.
     pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
         use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(path).map_err(|e| LedgerError::io(path, e))?;
+        let mut f = consentry_files::create_secret(path).map_err(|e| LedgerError::io(path, e))?;
         writeln!(f, "{}", hex::encode(self.key.to_bytes())).map_err(|e| LedgerError::io(path, e))?;
         f.sync_all().map_err(|e| LedgerError::io(path, e))
     }
@@ -108,6 +104,18 @@ impl LogKey {
     pub fn sign_labelled(&self, label: &str, bytes: &[u8]) -> [u8; 64] {
         self.key.sign(&labelled(label, bytes)).to_bytes()
     }
+}
+
+/// Reads a key file; a missing or unreadable one is the caller's mistake (a typo in a path), so it is
+/// a key error that names the resolved path, not an I/O failure of the ledger.
+fn read_key_file(path: &Path) -> Result<String, LedgerError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        match e.kind() {
+            std::io::ErrorKind::NotFound => LedgerError::Key(format!("{}: no such key file", shown.display())),
+            _ => LedgerError::Key(format!("cannot read key file {}: {e}", shown.display())),
+        }
+    })
 }
 
 fn labelled(label: &str, bytes: &[u8]) -> Vec<u8> {
@@ -137,7 +145,7 @@ impl PublicKey {
 
     /// Reads a public key file.
     pub fn load(path: &Path) -> Result<PublicKey, LedgerError> {
-        let text = std::fs::read_to_string(path).map_err(|e| LedgerError::io(path, e))?;
+        let text = read_key_file(path)?;
         PublicKey::from_hex(&text).map_err(|e| LedgerError::Key(format!("{}: {e}", path.display())))
     }
 
@@ -197,6 +205,14 @@ mod tests {
         assert_eq!(back.public(), k.public());
         assert_eq!(PublicKey::from_hex(&k.public().to_hex()).unwrap(), k.public());
         assert!(PublicKey::from_hex("zz").is_err());
+        // A key file that is not there is the caller's typo: bad input naming the path.
+        let e = PublicKey::load(&dir.path().join("typo.pub")).unwrap_err();
+        assert!(e.is_bad_input() && e.to_string().contains("typo.pub"), "{e}");
+        let Err(e) = LogKey::load(&dir.path().join("typo.key")) else { panic!("a missing key file must not load") };
+        assert!(e.is_bad_input() && e.to_string().contains("no such key file"), "{e}");
+        // Written with mode 0600 whatever the umask.
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

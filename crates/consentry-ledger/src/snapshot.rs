@@ -336,8 +336,9 @@ impl Snapshot {
 }
 
 /// Writes `(member_id, allowed, reason)` for every member as Parquet, so any
-/// engine (Spark, DataFusion, DuckDB) can join against the snapshot.
-pub fn export_parquet(snapshot: &Snapshot, path: &std::path::Path) -> Result<u64, LedgerError> {
+/// engine (Spark, DataFusion, DuckDB) can join against the snapshot. The caller owns the
+/// destination (a file written atomically, a pipe, a device), so this only writes bytes.
+pub fn export_parquet<W: std::io::Write + Send>(snapshot: &Snapshot, out: W) -> Result<u64, LedgerError> {
     use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
     use arrow_schema::{DataType, Field, Schema};
     use parquet::arrow::ArrowWriter;
@@ -351,8 +352,6 @@ pub fn export_parquet(snapshot: &Snapshot, path: &std::path::Path) -> Result<u64
         Field::new("allowed", DataType::Boolean, false),
         Field::new("reason", DataType::Utf8, true),
     ]));
-    let tmp = path.with_extension("parquet.partial");
-    let file = std::fs::File::create(&tmp).map_err(|e| LedgerError::io(&tmp, e))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(pq)?))
         .set_key_value_metadata(Some(vec![
@@ -362,7 +361,7 @@ pub fn export_parquet(snapshot: &Snapshot, path: &std::path::Path) -> Result<u64
             parquet::file::metadata::KeyValue::new("consentry.tree_root".into(), hex::encode(snapshot.tree_root)),
         ]))
         .build();
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq)?;
+    let mut w = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(pq)?;
     let rows = snapshot.rows();
     for chunk in rows.chunks(256 * 1024) {
         let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(chunk.iter().map(|r| r.0)));
@@ -372,8 +371,6 @@ pub fn export_parquet(snapshot: &Snapshot, path: &std::path::Path) -> Result<u64
             .map_err(|e| LedgerError::Parquet(e.to_string()))?;
         w.write(&batch).map_err(pq)?;
     }
-    let file = w.into_inner().map_err(pq)?;
-    file.sync_all().map_err(|e| LedgerError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| LedgerError::io(path, e))?;
+    w.close().map_err(pq)?;
     Ok(rows.len() as u64)
 }

@@ -143,6 +143,10 @@ fn export_writes_every_member() {
     let s = Snapshot::build(l.store(), &policy, pid, 1, JAN + 5 * DAY, l.root(1).unwrap()).unwrap();
     assert_eq!(s.allowed().len(), 1);
     let out = dir.path().join("snap.parquet");
-    assert_eq!(consentry_ledger::snapshot::export_parquet(&s, &out).unwrap(), 10);
-    assert!(out.exists());
+    let file = std::fs::File::create(&out).unwrap();
+    assert_eq!(consentry_ledger::snapshot::export_parquet(&s, file).unwrap(), 10);
+    // The footer reached the file: a reader sees every row.
+    use parquet::file::reader::FileReader;
+    let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 10);
 }

@@ -51,8 +51,8 @@ struct Prediction {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("report");
-    // cargo runs benches in the package directory: default to the workspace's target/.
-    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/redact-eval");
+    // Cargo's per-target temporary directory: a bench writes nowhere else by default.
+    let default = concat!(env!("CARGO_TARGET_TMPDIR"), "/redact-eval");
     let dir = PathBuf::from(args.get(1).map(String::as_str).unwrap_or(default));
     std::fs::create_dir_all(&dir)?;
     match cmd {

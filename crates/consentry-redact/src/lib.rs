@@ -45,7 +45,7 @@ mod url;
 
 pub use checks::{iban_valid, luhn_valid, ssn_valid};
 pub use detector::{Detector, DetectorBuilder};
-pub use redact::{Numbering, redact, redact_with};
+pub use redact::{Numbering, ThreadNumberings, redact, redact_with};
 pub use resolve::resolve;
 pub use stream::StreamRedactor;
 

@@ -102,6 +102,61 @@ pub fn redact_with(text: &str, spans: &[Span], numbering: &mut Numbering) -> Str
     write(text, spans, Some(numbering))
 }
 
+/// Numberings of many threads in bounded memory: the `capacity` most recently used threads keep
+/// theirs; a thread unused for longer starts afresh. Input grouped by thread (the usual export
+/// order) therefore numbers every thread consistently, whatever the input's length.
+#[derive(Debug)]
+pub struct ThreadNumberings {
+    capacity: usize,
+    clock: u64,
+    /// Thread → (its numbering, when it was last used).
+    threads: HashMap<String, (Numbering, u64)>,
+    /// Last use → thread, oldest first, to find whom to evict.
+    by_use: std::collections::BTreeMap<u64, String>,
+}
+
+impl ThreadNumberings {
+    /// How many threads keep their numbering by default.
+    pub const DEFAULT_CAPACITY: usize = 4096;
+
+    /// Keeps at most `capacity` (at least one) threads' numberings.
+    pub fn new(capacity: usize) -> ThreadNumberings {
+        ThreadNumberings {
+            capacity: capacity.max(1),
+            clock: 0,
+            threads: HashMap::new(),
+            by_use: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// The numbering of `thread`, evicting the least recently used thread when full.
+    pub fn get(&mut self, thread: &str) -> &mut Numbering {
+        self.clock += 1;
+        let now = self.clock;
+        if !self.threads.contains_key(thread)
+            && self.threads.len() >= self.capacity
+            && let Some((_, oldest)) = self.by_use.pop_first()
+        {
+            self.threads.remove(&oldest);
+        }
+        let entry = self.threads.entry(thread.to_string()).or_insert_with(|| (Numbering::new(), now));
+        self.by_use.remove(&entry.1);
+        entry.1 = now;
+        self.by_use.insert(now, thread.to_string());
+        &mut entry.0
+    }
+
+    /// How many threads currently keep a numbering.
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// True when no thread keeps a numbering.
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +177,23 @@ mod tests {
             "<PERSON_1> met <PERSON_2>. <PERSON_1> called <PHONE_1>, then <PHONE_1>."
         );
         assert_eq!(redact(t, &spans[..1]), "<PERSON> met Bob. Anna called +1 415 555 0100, then 14155550100.");
+    }
+
+    #[test]
+    fn thread_numberings_stay_bounded_and_consistent_within_the_window() {
+        let mut t = ThreadNumberings::new(2);
+        assert_eq!(t.get("a").id(Kind::Email, "x@example.com"), 1);
+        assert_eq!(t.get("a").id(Kind::Email, "y@example.com"), 2);
+        assert_eq!(t.get("b").id(Kind::Email, "z@example.com"), 1);
+        // "a" was used before "b": touching it keeps it; "c" then evicts "b".
+        assert_eq!(t.get("a").id(Kind::Email, "x@example.com"), 1);
+        t.get("c");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get("a").id(Kind::Email, "y@example.com"), 2);
+        assert_eq!(t.get("b").id(Kind::Email, "y@example.com"), 1, "an evicted thread starts afresh");
+        for i in 0..10_000 {
+            t.get(&i.to_string());
+        }
+        assert!(t.len() <= 2 && t.by_use.len() == t.len());
     }
 }

@@ -119,6 +119,11 @@ pub enum SynthError {
 }
 
 impl SynthError {
+    /// True when the request itself cannot be met (exit code 2), not when generating failed.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, SynthError::Config(_))
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> SynthError {
         SynthError::Io { path: path.to_path_buf(), source }
     }
@@ -168,6 +173,7 @@ pub fn generate(
     if cfg.members == 0 || cfg.members > u64::from(u32::MAX) {
         return Err(SynthError::Config(format!("members must be between 1 and {}, got {}", u32::MAX, cfg.members)));
     }
+    check_memory(cfg.members, available_memory())?;
     std::fs::create_dir_all(out).map_err(|e| SynthError::io(out, e))?;
     let tables = generate::run(cfg, policy, out, progress)?;
     let members = read::read_members(out)?;
@@ -191,9 +197,64 @@ pub fn generate(
     Ok(summary)
 }
 
+/// Memory the generator holds per member at its peak, rounded up from a measurement (about 390
+/// bytes per member between 100,000 and 400,000 members: the world, its members and the writers).
+pub const PEAK_BYTES_PER_MEMBER: u64 = 512;
+
+/// Memory the generator holds whatever the size (catalogues, buffers, the runtime).
+const PEAK_BASE_BYTES: u64 = 256 << 20;
+
+/// About how much memory generating `members` members needs at its peak.
+pub fn peak_memory(members: u64) -> u64 {
+    PEAK_BASE_BYTES.saturating_add(members.saturating_mul(PEAK_BYTES_PER_MEMBER))
+}
+
+/// The memory this machine has available now (Linux's `MemAvailable`), when it can be read.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Refuses up front a network larger than the memory available could hold, naming the limit,
+/// instead of aborting halfway on a failed allocation.
+pub fn check_memory(members: u64, available: Option<u64>) -> Result<(), SynthError> {
+    let Some(available) = available else { return Ok(()) };
+    let needed = peak_memory(members);
+    if needed <= available {
+        return Ok(());
+    }
+    let most = available.saturating_sub(PEAK_BASE_BYTES) / PEAK_BYTES_PER_MEMBER;
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    Err(SynthError::Config(format!(
+        "{members} members need about {:.1} GiB of memory and this machine has {:.1} GiB available; \
+         generate at most {most} members here, or run on a larger machine",
+        gib(needed),
+        gib(available)
+    )))
+}
+
 /// Reads `synth.json` from a generated directory.
 pub fn read_summary(dir: &Path) -> Result<SynthSummary, SynthError> {
     let path = dir.join(SUMMARY_FILE);
     let bytes = std::fs::read(&path).map_err(|e| SynthError::io(&path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| SynthError::Value { path, row: 0, message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_larger_than_memory_is_refused_with_the_limit() {
+        let e = check_memory(u64::from(u32::MAX), Some(24 << 30)).unwrap_err();
+        assert!(e.is_bad_input());
+        let msg = e.to_string();
+        assert!(msg.contains("at most") && msg.contains("GiB available"), "{msg}");
+        check_memory(1_000_000, Some(24 << 30)).unwrap();
+        // Without a figure to compare with, nothing is refused.
+        check_memory(u64::from(u32::MAX), None).unwrap();
+        assert!(peak_memory(u64::MAX) == u64::MAX, "saturates instead of overflowing");
+    }
 }

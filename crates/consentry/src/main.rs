@@ -30,6 +30,9 @@ struct Cli {
     /// Machine-readable JSON on standard output instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Refuse an output file given as a symbolic link (by default the link is followed and stays a link).
+    #[arg(long, global = true)]
+    no_follow: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,9 +72,22 @@ enum Command {
     Audit(cmd::audit::Args),
 }
 
+/// A closed pipe (`consentry lineage models | head -1`) ends the program quietly, as it does other
+/// Unix tools: Rust ignores SIGPIPE by default, which turns every later write to standard output
+/// into an error and `println!` into a panic.
+fn default_sigpipe() {
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE and no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
-    let ctx = ui::Ctx::new(cli.data, cli.database, cli.quiet, cli.json);
+    let mut ctx = ui::Ctx::new(cli.data, cli.database, cli.quiet, cli.json);
+    ctx.follow_links = !cli.no_follow;
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(&ctx, args),
         Command::Synth(args) => cmd::synth::run(&ctx, args),

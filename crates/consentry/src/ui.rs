@@ -22,6 +22,11 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     BadInput(msg.into()).into()
 }
 
+/// Maps an output error to an exit code: naming a wrong output is bad input (2).
+pub fn output_err(e: consentry_files::OutputError) -> anyhow::Error {
+    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
+}
+
 /// Prints an error with its causes and picks the exit code.
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
     let code = if e.downcast_ref::<BadInput>().is_some() { 2 } else { 1 };
@@ -39,12 +44,14 @@ pub struct Ctx {
     pub quiet: bool,
     pub json: bool,
     pub color: bool,
+    /// Write through a symbolic link named as an output (`--no-follow` refuses it instead).
+    pub follow_links: bool,
 }
 
 impl Ctx {
     pub fn new(data: PathBuf, database: Option<String>, quiet: bool, json: bool) -> Ctx {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Ctx { data, database, quiet, json, color }
+        Ctx { data, database, quiet, json, color, follow_links: true }
     }
 
     /// Human output goes to stdout unless --quiet or --json.
@@ -73,6 +80,17 @@ impl Ctx {
             ProgressDrawTarget::stderr()
         };
         Bars { multi: MultiProgress::with_draw_target(target), bars: Mutex::new(HashMap::new()) }
+    }
+
+    /// Opens an output file the user named (see `consentry_files`): atomic for a regular file,
+    /// straight through for a device or a pipe, a link followed unless `--no-follow`.
+    pub fn create_output(
+        &self,
+        path: &Path,
+        mode: consentry_files::OutputOptions,
+    ) -> anyhow::Result<consentry_files::Output> {
+        let opts = if self.follow_links { mode } else { mode.no_follow() };
+        consentry_files::Output::create(path, opts).map_err(output_err)
     }
 
     /// `path` relative to the data directory.

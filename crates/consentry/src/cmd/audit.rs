@@ -114,6 +114,7 @@ fn with_input<T>(
 }
 
 fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
+    consentry_audit::check_export_target(out).map_err(audit_err)?;
     let ledger = ledger_cmd::open(ctx)?;
     let summary =
         with_input(ctx, &ledger, chrono::Utc::now().timestamp(), |input| consentry_audit::export(input, out))?;

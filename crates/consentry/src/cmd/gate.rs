@@ -160,6 +160,7 @@ fn options(threads: Option<usize>, shards: u32, partition: Option<(u32, u32)>) -
 fn materialize(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     let purpose = a.purpose.ok_or_else(|| bad_input("--purpose is required (or use `gate verify` / `gate merge`)"))?;
     let out = a.out.ok_or_else(|| bad_input("--out DIR is required: where to write the dataset"))?;
+    consentry_gate::check_output(&out).map_err(gate_err)?;
     let partition = a.partition.as_deref().map(parse_partition).transpose()?;
     if partition.is_some() && a.at.is_none() {
         return Err(bad_input(

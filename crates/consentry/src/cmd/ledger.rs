@@ -4,12 +4,14 @@ use super::{init_data_dir, load_policy};
 use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
 use clap::Subcommand;
+use consentry_files::OutputOptions;
 use consentry_ledger::position::{At, Resolved};
 use consentry_ledger::receipt::Receipt;
 use consentry_ledger::snapshot::{Snapshot, export_parquet};
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{Ledger, LedgerError, LedgerOptions, LogKey, MemberRecord, NewEvent, PublicKey, Store};
 use consentry_policy::{Action, Source};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -186,7 +188,9 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             let json = serde_json::to_string_pretty(&receipt)?;
             match out {
                 Some(path) => {
-                    write_atomic(&path, json.as_bytes())?;
+                    let mut file = ctx.create_output(&path, OutputOptions::MEMBER_DATA)?;
+                    file.write_all(json.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+                    file.commit().map_err(ui::output_err)?;
                     ctx.say(format!("receipt for event {seq} written to {}", path.display()));
                 }
                 None => println!("{json}"),
@@ -208,7 +212,9 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::ExportSnapshot { purpose, at, out } => {
             let ledger = open(ctx)?;
             let snap = snapshot(&ledger, &purpose, at.as_deref())?;
-            let rows = export_parquet(&snap, &out).with_context(|| format!("writing {}", out.display()))?;
+            let mut file = ctx.create_output(&out, OutputOptions::MEMBER_DATA)?;
+            let rows = export_parquet(&snap, &mut file).with_context(|| format!("writing {}", out.display()))?;
+            file.commit().map_err(ui::output_err)?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"out": out, "rows": rows, "counts": snap.counts()}))?;
             } else {
@@ -256,13 +262,6 @@ pub fn parse_time(s: &str) -> anyhow::Result<i64> {
     Err(bad_input(format!("`{s}` is not a time: use RFC 3339 (2026-11-01T12:00:00Z), YYYY-MM-DD or Unix seconds")))
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
-}
-
 /// Where the ledger's store is: the one reading of `--database` that the ledger and the lineage registry share.
 pub enum StoreAt {
     /// A PostgreSQL database (`--database postgres://…`).
@@ -290,9 +289,10 @@ pub fn no_ledger(ctx: &Ctx) -> anyhow::Error {
     if let Some(e) = super::data_not_a_directory(ctx) {
         return e;
     }
+    let shown = std::path::absolute(&ctx.data).unwrap_or_else(|_| ctx.data.clone());
     bad_input(format!(
         "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
-        ctx.data.display(),
+        shown.display(),
         ctx.data.display()
     ))
 }

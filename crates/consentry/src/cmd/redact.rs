@@ -1,12 +1,13 @@
 //! `consentry redact`: replace PII in free text by typed placeholders, or list
 //! the spans as JSONL for tooling.
 
-use crate::ui::{Ctx, OK, bad_input};
+use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
-use consentry_redact::{Detector, Kind, Numbering, RedactError, StreamRedactor};
+use consentry_files::OutputOptions;
+use consentry_redact::{Detector, Kind, Numbering, RedactError, StreamRedactor, ThreadNumberings};
 use consentry_synth::Progress;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,9 +25,12 @@ pub struct Args {
     #[arg(long, requires = "jsonl")]
     pub with_text: bool,
     /// Number placeholders consistently per file (or per JSONL "thread"): <PERSON_1>, <PERSON_2>, …
+    /// The 4,096 most recently seen threads keep their numbering (memory stays bounded); input grouped
+    /// by thread is numbered consistently whatever its length.
     #[arg(long)]
     pub number: bool,
-    /// Write to FILE (atomically: a temporary file renamed when complete) instead of standard output.
+    /// Write to FILE instead of standard output: a regular file atomically (a temporary file renamed when
+    /// complete, mode 0640), a device or a named pipe directly; a symbolic link is followed.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Member directory: a text file with one full name ("Given Surname") per line.
@@ -94,26 +98,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let mut summary = Summary { inputs: inputs.len(), ..Summary::default() };
     match &args.output {
         Some(out) => {
-            // Written under a temporary name beside the target and renamed when complete: no partial output.
-            let file_name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = out.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-            let result = (|| -> anyhow::Result<()> {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
-                let mut w = BufWriter::new(file);
-                process(ctx, &args, &detector, &inputs, &mut w, &mut summary)?;
-                let file =
-                    w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", out.display()))?;
-                file.sync_all().with_context(|| format!("writing {}", out.display()))?;
-                std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result?;
+            // A regular file is written under a temporary name and renamed when complete (no partial
+            // output); a device or a pipe is written straight through; a link is followed.
+            let file = ctx.create_output(out, OutputOptions::MEMBER_DATA)?;
+            let mut w = BufWriter::new(file);
+            process(ctx, &args, &detector, &inputs, &mut w, &mut summary)?;
+            let file =
+                w.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", out.display()))?;
+            file.commit().map_err(ui::output_err)?;
         }
         None => {
             let stdout = std::io::stdout();
@@ -330,7 +322,8 @@ fn jsonl(
 ) -> anyhow::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 16, open(input)?);
     let mut line = Vec::new();
-    let mut threads: HashMap<String, Numbering> = HashMap::new();
+    // Lines without a thread number on their own; threads keep their numbering in bounded memory.
+    let mut threads = ThreadNumberings::new(ThreadNumberings::DEFAULT_CAPACITY);
     let mut lineno = 0u64;
     loop {
         line.clear();
@@ -360,8 +353,12 @@ fn jsonl(
         }
         let redacted = args.with_text.then(|| {
             if args.number {
-                let key = row.thread.as_ref().map_or_else(|| format!("line:{lineno}"), |t| t.to_string());
-                consentry_redact::redact_with(&row.text, &spans, threads.entry(key).or_default())
+                let mut own = Numbering::new();
+                let numbering = match &row.thread {
+                    Some(t) => threads.get(&t.to_string()),
+                    None => &mut own,
+                };
+                consentry_redact::redact_with(&row.text, &spans, numbering)
             } else {
                 consentry_redact::redact(&row.text, &spans)
             }

@@ -2,7 +2,6 @@
 
 use super::load_policy;
 use crate::ui::{self, Ctx, OK, bad_input};
-use anyhow::Context;
 use chrono::NaiveDate;
 use consentry_synth::{SynthConfig, SynthSummary};
 use std::path::{Path, PathBuf};
@@ -46,8 +45,13 @@ pub fn generate(ctx: &Ctx, args: &Args, out: &Path) -> anyhow::Result<SynthSumma
     let cfg = SynthConfig { members: args.members, seed: args.seed, as_of: args.as_of };
     let bars = ctx.progress();
     let start = Instant::now();
-    let summary = consentry_synth::generate(&cfg, &policy, out, &bars)
-        .with_context(|| format!("generating the network into {}", out.display()))?;
+    let summary = consentry_synth::generate(&cfg, &policy, out, &bars).map_err(|e| {
+        if e.is_bad_input() {
+            bad_input(e.to_string())
+        } else {
+            anyhow::Error::new(e).context(format!("generating the network into {}", out.display()))
+        }
+    })?;
     bars.finish();
     let secs = start.elapsed().as_secs_f64();
     let rows: u64 = summary.tables.iter().map(|t| t.rows).sum();
