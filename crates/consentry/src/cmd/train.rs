@@ -151,6 +151,10 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let dataset = a.dataset.unwrap_or_else(|| default_dataset(ctx, kind));
     let out = a.out.unwrap_or_else(|| ctx.data_path("models").join(kind.name()));
+    // An output already there is refused before any other work (training checks it again).
+    if consentry_files::taken(&out) {
+        return Err(learn_err(LearnError::Exists(out)));
+    }
     // A model that will be registered trains only on a dataset the gate registered (its manifest unaltered).
     let checked = if a.no_register || !has_ledger(ctx) { None } else { Some(registered_dataset(ctx, &dataset)?) };
     let r = train_model(ctx, &dataset, &out, &opts).map_err(learn_err)?;
