@@ -10,7 +10,10 @@
 //! output file per source file (`TABLE/part-NNNNN.parquet`). At most
 //! `window` units are in flight, which bounds memory. Everything goes into
 //! `OUT.partial-PID` first and is renamed to `OUT` when complete; on error
-//! the temporary directory is removed.
+//! the temporary directory is removed. A run holds a lock on
+//! `.OUT.partial-PID.lock` while it writes, so the next run into `OUT` can
+//! remove what killed runs left behind without touching a live one's
+//! ([`remove_stale_partials`]).
 
 use crate::GateError;
 use crate::commit::{self, LtHash};
@@ -24,6 +27,7 @@ use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrow_select::filter::FilterBuilder;
 use consentry_ledger::SignedTreeHead;
+use consentry_ledger::position::MAX_CLOCK_SKEW;
 use consentry_ledger::snapshot::Snapshot;
 use consentry_policy::{DenyReason, Policy, Purpose};
 use consentry_redact::{Detector, Kind};
@@ -788,14 +792,18 @@ pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Pro
             {
                 std::fs::create_dir_all(parent).map_err(|e| GateError::io(parent, e))?;
             }
+            let claim = Claim::take(&tmp)?;
+            remove_stale_partials(out);
             if tmp.exists() {
                 std::fs::remove_dir_all(&tmp).map_err(|e| GateError::io(&tmp, e))?;
             }
             std::fs::create_dir(&tmp).map_err(|e| GateError::io(&tmp, e))?;
-            Some(tmp)
+            Some((tmp, claim))
         }
         None => None,
     };
+    // The claim is released (its lock file removed) when this function returns, after the rename.
+    let (tmp, _claim) = tmp.unzip();
     let result = run(req, tmp.as_deref(), progress);
     match (result, out, tmp) {
         (Ok(mut outcome), Some(out), Some(tmp)) => {
@@ -825,12 +833,102 @@ pub fn partial_dir(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
+/// The lock file beside a temporary directory (`.OUT.partial-PID.lock`), held locked by the run writing it.
+fn lock_file(tmp: &Path) -> PathBuf {
+    let mut name = tmp.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    tmp.with_file_name(name)
+}
+
+/// A run's claim on its temporary directory: an exclusive lock on the lock file beside it, held (and the file
+/// removed) until the run ends, so a later run can tell a live run's directory from a killed one's.
+struct Claim {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Claim {
+    fn take(tmp: &Path) -> Result<Claim, GateError> {
+        let path = lock_file(tmp);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| GateError::io(&path, e))?;
+        file.lock().map_err(|e| GateError::io(&path, e))?;
+        Ok(Claim { path, _file: file })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` runs on this machine: `Some` only where it can be told (Linux's `/proc`).
+fn process_alive(pid: u32) -> Option<bool> {
+    cfg!(target_os = "linux").then(|| Path::new("/proc").join(pid.to_string()).exists())
+}
+
+/// Removes the temporary directories (`.OUT.partial-PID`) that killed runs into `out` left behind; returns them.
+/// A directory is stale only when its lock file can be locked (its run ended without cleaning up), or — without a
+/// lock file — when process PID no longer runs here. A live run's directory is never touched; where neither can
+/// be told, the directory stays. Best effort: what cannot be removed stays.
+pub fn remove_stale_partials(out: &Path) -> Vec<PathBuf> {
+    let Some(name) = out.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Vec::new() };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&parent) else { return Vec::new() };
+    let prefix = format!(".{name}.partial-");
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = e.path();
+        let lock = lock_file(&dir);
+        let stale = match std::fs::OpenOptions::new().write(true).open(&lock) {
+            // Held by a live run: not ours to touch.
+            Ok(f) => match f.try_lock() {
+                Ok(()) => Some(f),
+                Err(_) => continue,
+            },
+            Err(_) if process_alive(pid) == Some(false) => None,
+            Err(_) => continue,
+        };
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            removed.push(dir);
+        }
+        if stale.is_some() {
+            let _ = std::fs::remove_file(&lock);
+        }
+    }
+    removed
+}
+
 fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Result<Outcome, GateError> {
     let opts = &req.options;
     if let Some((i, n)) = opts.partition
         && (n == 0 || i >= n)
     {
         return Err(GateError::Invalid(format!("partition {i}/{n}: the index must be below the count")));
+    }
+    if opts.shards == 0 {
+        return Err(GateError::Invalid("0 shards: the shard function needs at least one shard".into()));
+    }
+    // Consent evaluated after the dataset exists would judge members by a future (today's minors as adults).
+    let (at, created) = (req.snapshot.at(), req.created);
+    if at > created.saturating_add(MAX_CLOCK_SKEW) {
+        return Err(GateError::Invalid(format!(
+            "consent would be evaluated at {at}, after the dataset's creation time {created}: a dataset is never \
+             evaluated in the future; cut the snapshot at a position or time up to now"
+        )));
     }
     let purpose = req.policy.purpose(req.snapshot.purpose());
     req.sources.check_policy(req.policy)?;
@@ -947,7 +1045,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 let (h, bytes) = crate::hash_file(path)?;
                 out.push(SourceFile {
                     table: plans_ref[t].decl.name.clone(),
-                    path: path.display().to_string(),
+                    path: req.sources.recorded_path(path),
                     blake3: h,
                     bytes,
                     rows: file_rows(t, f),
@@ -1299,12 +1397,22 @@ pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest,
             _ => return Err(GateError::Invalid(format!("partition {}/{count} is given twice", p.index))),
         }
     }
+    if let Some(d) = first.time_differences(created, None).first() {
+        return Err(GateError::Invalid(format!("{}: {d}", partials[0].display())));
+    }
     if let Some(missing) = seen.iter().position(|s| !s) {
         return Err(GateError::Invalid(format!(
             "partition {missing}/{count} is missing; pass all {count} partial results"
         )));
     }
     let tmp = partial_dir(out);
+    if let Some(parent) = tmp.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|e| GateError::io(parent, e))?;
+    }
+    let _claim = Claim::take(&tmp)?;
+    remove_stale_partials(out);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| GateError::io(&tmp, e))?;
     }

@@ -127,7 +127,7 @@ fn request<'a>(
         detector: None,
         member_names: 0,
         options: GateOptions { threads: 2, partition, window: 2, batch_rows: 7, ..GateOptions::default() },
-        created: 1,
+        created: NOW,
     }
 }
 
@@ -357,14 +357,14 @@ fn merged_partitions_equal_a_single_run() {
         assert_eq!(m.partition.map(|p| p.index), Some(i));
         parts.push(p);
     }
-    let merged = merge(&parts, &tmp.path().join("merged"), 1).unwrap();
+    let merged = merge(&parts, &tmp.path().join("merged"), NOW).unwrap();
     assert_eq!(merged.normalized(), single.normalized());
     assert_eq!(Manifest::read(&tmp.path().join("merged")).unwrap(), merged);
     let (_, diffs) = verify_files(&tmp.path().join("merged")).unwrap();
     assert!(diffs.is_empty(), "{diffs:?}");
     // Missing or repeated partials are refused.
-    assert!(merge(&parts[..2], &tmp.path().join("m2"), 1).is_err());
-    assert!(merge(&[parts[0].clone(), parts[0].clone(), parts[1].clone()], &tmp.path().join("m3"), 1).is_err());
+    assert!(merge(&parts[..2], &tmp.path().join("m2"), NOW).is_err());
+    assert!(merge(&[parts[0].clone(), parts[0].clone(), parts[1].clone()], &tmp.path().join("m3"), NOW).is_err());
     assert!(!tmp.path().join("m2").exists() && !tmp.path().join("m3").exists());
 }
 
@@ -471,4 +471,83 @@ fn redaction_is_applied_and_counted() {
         }
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+#[test]
+fn consent_is_never_evaluated_after_the_dataset_is_made() {
+    let w = fixed_world();
+    let snap = snapshot(&w);
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_table(tmp.path(), &fixed_rows(), true, false, &[], 50);
+    // A snapshot evaluated an hour after the dataset's creation: refused, nothing written.
+    let mut req = request(&w, &snap, &sources, None);
+    req.created = NOW - 3600;
+    let e = materialize(&req, Some(&tmp.path().join("future")), &NoProgress).unwrap_err();
+    assert!(e.is_bad_input() && e.to_string().contains("after the dataset's creation"), "{e}");
+    assert!(!tmp.path().join("future").exists());
+    // Within the clock-skew tolerance it is accepted.
+    req.created = NOW - 60;
+    materialize(&req, None, &NoProgress).unwrap();
+    // Zero shards are refused, not silently made one.
+    let mut req = request(&w, &snap, &sources, None);
+    req.options.shards = 0;
+    let e = materialize(&req, None, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("0 shards"), "{e}");
+
+    // A manifest edited to evaluate consent in 2100 fails verification, whatever its creation time says.
+    let out = tmp.path().join("out");
+    let m = materialize(&request(&w, &snap, &sources, None), Some(&out), &NoProgress).unwrap().manifest;
+    let year_2100 = 4_102_444_800;
+    let mut forged = m.clone();
+    forged.ledger.at = year_2100;
+    let d = verify_recompute(&forged, request(&w, &snap, &sources, None)).unwrap();
+    assert!(d.iter().any(|d| d.what == "evaluation time" && d.found.contains("2100-01-01")), "{d:?}");
+    forged.created = year_2100;
+    let d = verify_recompute(&forged, request(&w, &snap, &sources, None)).unwrap();
+    assert!(d.iter().any(|d| d.what == "creation time"), "{d:?}");
+    assert!(d.iter().any(|d| d.what == "evaluation time" && d.expected.contains("the present")), "{d:?}");
+    // Evaluated after the log moved on past the dataset's position.
+    let mut early = m.clone();
+    early.ledger.position -= 1;
+    let next = w.ledger.store().event(m.ledger.position).unwrap().unwrap().event.recorded_time;
+    early.ledger.at = next + 3600;
+    early.created = next + 3600;
+    let d = consentry_gate::verify_times(&early, w.ledger.store(), next + 7200).unwrap();
+    assert!(d.iter().any(|d| d.what == "evaluation time" && d.expected.contains("before event")), "{d:?}");
+    assert!(consentry_gate::verify_times(&m, w.ledger.store(), NOW).unwrap().is_empty());
+}
+
+#[test]
+fn partial_outputs_of_killed_runs_are_removed_but_never_a_live_runs() {
+    use consentry_gate::materialize::remove_stale_partials;
+    let w = fixed_world();
+    let snap = snapshot(&w);
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_table(tmp.path(), &fixed_rows(), true, false, &[], 50);
+    let out = tmp.path().join("out");
+    let partial = |pid: u32| tmp.path().join(format!(".out.partial-{pid}"));
+    // A killed run of an old version (no lock file, its process gone), a killed run that held its lock, a live
+    // run holding its lock, a live process without a lock file (init), and someone else's output.
+    let (gone, dead_lock, live_lock, init) = (4_000_000_001, 4_000_000_002, 4_000_000_003, 1);
+    for pid in [gone, dead_lock, live_lock, init] {
+        std::fs::create_dir_all(partial(pid).join("t")).unwrap();
+        std::fs::write(partial(pid).join("t/part-00000.parquet"), "half written").unwrap();
+    }
+    std::fs::write(tmp.path().join(format!(".out.partial-{dead_lock}.lock")), "").unwrap();
+    let held = std::fs::File::create(tmp.path().join(format!(".out.partial-{live_lock}.lock"))).unwrap();
+    held.lock().unwrap();
+    std::fs::create_dir_all(tmp.path().join(".other.partial-4000000001")).unwrap();
+
+    materialize(&request(&w, &snap, &sources, None), Some(&out), &NoProgress).unwrap();
+    assert!(!partial(gone).exists() && !partial(dead_lock).exists(), "stale partials stay");
+    assert!(!tmp.path().join(format!(".out.partial-{dead_lock}.lock")).exists());
+    assert!(partial(live_lock).exists(), "a live run's partial was removed");
+    assert!(partial(init).exists() || !cfg!(target_os = "linux"), "a running process's partial was removed");
+    assert!(tmp.path().join(".other.partial-4000000001").exists(), "another output's partial was touched");
+    // The run left no lock or partial of its own.
+    let own = format!(".out.partial-{}", std::process::id());
+    assert!(!tmp.path().join(&own).exists() && !tmp.path().join(format!("{own}.lock")).exists());
+    // Once the live run ends (its lock released), its leftovers are stale too.
+    drop(held);
+    assert_eq!(remove_stale_partials(&out), vec![partial(live_lock)]);
 }

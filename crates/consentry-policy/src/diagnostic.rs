@@ -106,13 +106,67 @@ pub fn render(file: &str, text: &str, diagnostics: &[Diagnostic], color: bool) -
     let source = NamedSource::new(file, text.to_string());
     let mut out = String::new();
     for d in diagnostics {
-        let report = Report { d, source: &source, file };
+        // A huge line is not echoed whole: the report names the place, an excerpt shows the text around it.
+        let excerpt = d.span.as_ref().filter(|s| long_line_near(text, s.start)).map(|s| excerpt(text, s));
+        let report = Report { d, source: &source, file, with_source: excerpt.is_none() };
         if handler.render_report(&mut out, &report).is_err() {
             out.push_str(&report.to_string());
             out.push('\n');
         }
+        if let Some(e) = excerpt {
+            out.push_str(&e);
+        }
     }
     out
+}
+
+/// Lines longer than this many characters are shown as an excerpt around the problem, never whole.
+pub const MAX_ECHOED_LINE: usize = 200;
+/// Characters shown on each side of the problem in an excerpt.
+const EXCERPT_SIDE: usize = 60;
+
+/// The byte range of the line holding byte `offset` (without its newline).
+fn line_at(text: &str, offset: usize) -> Range<usize> {
+    let offset = offset.min(text.len());
+    let start = text.as_bytes()[..offset].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let end = text.as_bytes()[offset..].iter().position(|b| *b == b'\n').map_or(text.len(), |i| offset + i);
+    start..end
+}
+
+/// True when the line at `offset`, or one next to it (shown as context), is longer than [`MAX_ECHOED_LINE`].
+fn long_line_near(text: &str, offset: usize) -> bool {
+    let line = line_at(text, offset);
+    let mut near = vec![line.clone()];
+    if line.start > 0 {
+        near.push(line_at(text, line.start - 1));
+    }
+    if line.end < text.len() {
+        near.push(line_at(text, line.end + 1));
+    }
+    near.into_iter()
+        .any(|r| text.get(r).is_some_and(|l| l.len() > MAX_ECHOED_LINE && l.chars().nth(MAX_ECHOED_LINE).is_some()))
+}
+
+/// At most [`EXCERPT_SIDE`] characters on each side of the span's start, with a caret under it.
+fn excerpt(text: &str, span: &Range<usize>) -> String {
+    let line = line_at(text, span.start);
+    let Some(l) = text.get(line.clone()) else { return String::new() };
+    let mut at = span.start.clamp(line.start, line.end) - line.start;
+    while !l.is_char_boundary(at) {
+        at -= 1;
+    }
+    let (before, after) = l.split_at(at);
+    let skipped = before.chars().count().saturating_sub(EXCERPT_SIDE);
+    let head: String = before.chars().skip(skipped).collect();
+    let tail: String = after.chars().take(EXCERPT_SIDE).collect();
+    let (lead, trail) =
+        (if skipped > 0 { "…" } else { "" }, if after.chars().nth(EXCERPT_SIDE).is_some() { "…" } else { "" });
+    let pad = lead.chars().count() + head.chars().count();
+    format!(
+        "    │ {lead}{head}{tail}{trail}\n    │ {}^ here (the line is {} characters long; shown in part)\n",
+        " ".repeat(pad),
+        l.chars().count()
+    )
 }
 
 /// Adapter that lets `miette` draw one of our diagnostics.
@@ -120,6 +174,8 @@ struct Report<'a> {
     d: &'a Diagnostic,
     source: &'a NamedSource<String>,
     file: &'a str,
+    /// False when the source line is too long to echo (an excerpt follows instead).
+    with_source: bool,
 }
 
 impl fmt::Debug for Report<'_> {
@@ -157,11 +213,11 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.d.span.as_ref().map(|_| self.source as &dyn SourceCode)
+        self.d.span.as_ref().filter(|_| self.with_source).map(|_| self.source as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.d.span.clone()?;
+        let span = self.d.span.clone().filter(|_| self.with_source)?;
         let len = span.end.saturating_sub(span.start).max(1);
         Some(Box::new(std::iter::once(LabeledSpan::new(Some("here".into()), span.start, len))))
     }
@@ -179,5 +235,23 @@ mod tests {
         // 'é' is two bytes; the '=' after it is the 4th character.
         assert_eq!(line_col(text, 10), (2, 4));
         assert_eq!(line_col(text, 999), (3, 1));
+    }
+
+    #[test]
+    fn a_huge_line_is_shown_in_part_around_the_problem() {
+        // A 200 KB line with the problem in its middle.
+        let text = format!("[policy]\nversion = \"{}X{}\"\n", "a".repeat(100_000), "b".repeat(100_000));
+        let at = text.find('X').unwrap();
+        let d = Diagnostic::new(Severity::Error, "policy::test", &text, Some(at..at + 1), "bad".into(), None);
+        let out = render("p.toml", &text, std::slice::from_ref(&d), false);
+        assert!(out.len() < 2_000, "{} bytes echoed", out.len());
+        assert!(
+            out.contains("p.toml:2:") && out.contains("bad") && out.contains("aX") && out.contains("^ here"),
+            "{out}"
+        );
+        // Short lines render as before, with the source.
+        let d = Diagnostic::new(Severity::Error, "policy::test", "a = 1\n", Some(0..1), "bad".into(), None);
+        let out = render("p.toml", "a = 1\n", &[d], false);
+        assert!(out.contains("a = 1") && !out.contains("shown in part"), "{out}");
     }
 }

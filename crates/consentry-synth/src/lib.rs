@@ -32,7 +32,9 @@ pub mod text;
 mod world;
 
 pub use out::{Col, TableInfo, hash_file};
-pub use read::{ChoiceRow, MemberRow, read_consent_choices, read_members};
+pub use read::{
+    ChoiceRow, MemberRow, read_consent_choices, read_consent_choices_file, read_members, read_members_file,
+};
 
 use chrono::NaiveDate;
 use consentry_policy::Policy;
@@ -98,6 +100,14 @@ pub enum SynthError {
         /// 0-based row number.
         row: usize,
         /// What is wrong with it.
+        message: String,
+    },
+    /// A Parquet file could not be read (not Parquet, truncated, or corrupt).
+    #[error("{path}: cannot be read as Parquet: {message}")]
+    ParquetFile {
+        /// The file at fault.
+        path: PathBuf,
+        /// The reader's explanation.
         message: String,
     },
     /// The configuration cannot produce a network.

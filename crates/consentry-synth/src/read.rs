@@ -46,10 +46,13 @@ fn for_each_batch(
     mut f: impl FnMut(&RecordBatch, usize) -> Result<(), SynthError>,
 ) -> Result<(), SynthError> {
     let file = File::open(path).map_err(|e| SynthError::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(64 * 1024).build()?;
+    let bad = |e: &dyn std::fmt::Display| SynthError::ParquetFile { path: path.to_path_buf(), message: e.to_string() };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(64 * 1024).build())
+        .map_err(|e| bad(&e))?;
     let mut offset = 0;
     for batch in reader {
-        let batch = batch?;
+        let batch = batch.map_err(|e| bad(&e))?;
         f(&batch, offset)?;
         offset += batch.num_rows();
     }
@@ -90,7 +93,12 @@ fn strings<'a>(path: &Path, batch: &'a RecordBatch, name: &str) -> Result<&'a ar
 
 /// Reads the member facts of `members.parquet` in `dir`.
 pub fn read_members(dir: &Path) -> Result<Vec<MemberRow>, SynthError> {
-    let path = dir.join("members.parquet");
+    read_members_file(&dir.join("members.parquet"))
+}
+
+/// Reads the member facts of a members table (the schema of `members.parquet`) at any path.
+pub fn read_members_file(path: &Path) -> Result<Vec<MemberRow>, SynthError> {
+    let path = path.to_path_buf();
     let mut out = Vec::new();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     for_each_batch(&path, |b, _| {
@@ -111,7 +119,12 @@ pub fn read_members(dir: &Path) -> Result<Vec<MemberRow>, SynthError> {
 
 /// Reads every event of `consent_choices.parquet` in `dir`.
 pub fn read_consent_choices(dir: &Path) -> Result<Vec<ChoiceRow>, SynthError> {
-    let path = dir.join("consent_choices.parquet");
+    read_consent_choices_file(&dir.join("consent_choices.parquet"))
+}
+
+/// Reads every event of a consent-choices table (the schema of `consent_choices.parquet`) at any path.
+pub fn read_consent_choices_file(path: &Path) -> Result<Vec<ChoiceRow>, SynthError> {
+    let path = path.to_path_buf();
     let mut out = Vec::new();
     for_each_batch(&path, |b, offset| {
         let ids = typed!(&path, b, "member_id", as_primitive_opt, UInt64Type, "UInt64");

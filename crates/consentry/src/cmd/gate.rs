@@ -113,13 +113,30 @@ pub fn load_sources(ctx: &Ctx, file: Option<&Path>, base: Option<&Path>) -> anyh
             let text = std::fs::read_to_string(f)
                 .map_err(|e| bad_input(format!("cannot read source declaration {}: {e}", f.display())))?;
             let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            (f.display().to_string(), text, dir)
+            (declaration_name(ctx, f), text, dir)
         }
         None => (BUILTIN_SOURCES.to_string(), consentry_gate::sources::SYNTHETIC.to_string(), ctx.data_path("network")),
     };
     let base = base.map(Path::to_path_buf).unwrap_or(dir);
     let sources = Sources::parse(&name, &text, &base).map_err(gate_err)?;
     Ok((sources, blake3::hash(text.as_bytes()).to_hex().to_string()))
+}
+
+/// How a manifest names a declaration file: relative to the data directory when inside it (the data directory
+/// can move), else absolute (verification can run from any working directory). [`declaration_path`] reverses it.
+fn declaration_name(ctx: &Ctx, file: &Path) -> String {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (file, data) = (abs(file), abs(&ctx.data));
+    match file.strip_prefix(&data) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => file.display().to_string(),
+    }
+}
+
+/// The declaration file a manifest names: a relative name is inside the data directory.
+fn declaration_path(ctx: &Ctx, name: &str) -> PathBuf {
+    let p = PathBuf::from(name);
+    if p.is_relative() { ctx.data.join(p) } else { p }
 }
 
 fn parse_partition(s: &str) -> anyhow::Result<(u32, u32)> {
@@ -270,24 +287,29 @@ fn verify(ctx: &Ctx, dir: &Path, sources: Option<&Path>, base: Option<&Path>) ->
     let file = match sources {
         Some(f) => Some(f.to_path_buf()),
         None if m.sources.declaration == BUILTIN_SOURCES => None,
-        None => Some(PathBuf::from(&m.sources.declaration)),
+        None => Some(declaration_path(ctx, &m.sources.declaration)),
     };
     let (sources, declaration_hash) = load_sources(ctx, file.as_deref(), base)?;
     let ledger = ledger::open_read_only(ctx)?;
-    let snap = snapshot_at(&ledger, &m)?;
-    let (detector, names) = build_detector(&sources).map_err(gate_err)?;
-    let req = GateRequest {
-        policy: ledger.policy(),
-        snapshot: &snap,
-        checkpoint: m.ledger.checkpoint.clone(),
-        sources: &sources,
-        declaration_hash,
-        detector: m.redaction.enabled.then_some(&detector),
-        member_names: names,
-        options: GateOptions::default(),
-        created: m.created,
-    };
-    diffs.extend(consentry_gate::verify_recompute(&m, req).map_err(gate_err)?);
+    // A dataset evaluated in the future (or after the log moved on) is not recomputed: that would only repeat it.
+    let times = consentry_gate::verify_times(&m, ledger.store(), consentry_ledger::now()).map_err(gate_err)?;
+    if times.is_empty() {
+        let snap = snapshot_at(&ledger, &m)?;
+        let (detector, names) = build_detector(&sources).map_err(gate_err)?;
+        let req = GateRequest {
+            policy: ledger.policy(),
+            snapshot: &snap,
+            checkpoint: m.ledger.checkpoint.clone(),
+            sources: &sources,
+            declaration_hash,
+            detector: m.redaction.enabled.then_some(&detector),
+            member_names: names,
+            options: GateOptions::default(),
+            created: m.created,
+        };
+        diffs.extend(consentry_gate::verify_recompute(&m, req).map_err(gate_err)?);
+    }
+    diffs.extend(times);
     if let Some(c) = &m.ledger.checkpoint
         && !ledger.public_key().verify(c)
     {

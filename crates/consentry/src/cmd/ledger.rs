@@ -5,6 +5,7 @@ use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
 use clap::Subcommand;
 use consentry_files::OutputOptions;
+use consentry_ledger::position::{At, Resolved};
 use consentry_ledger::receipt::Receipt;
 use consentry_ledger::snapshot::{Snapshot, export_parquet};
 use consentry_ledger::sqlite::SqliteStore;
@@ -30,10 +31,10 @@ pub enum Command {
     /// Every event is validated first; if any is refused nothing is written.
     /// Re-running the same import appends nothing (idempotency keys derive from the file's hash).
     Import {
-        /// consent_choices.parquet from `consentry synth`.
+        /// The consent choices (the schema of `consent_choices.parquet` from `consentry synth`; any file name).
         #[arg(long, value_name = "FILE")]
         choices: PathBuf,
-        /// members.parquet [default: beside the choices file].
+        /// The members table (the schema of `members.parquet`) [default: members.parquet beside the choices file].
         #[arg(long, value_name = "FILE")]
         members: Option<PathBuf>,
         /// Events per transaction.
@@ -285,6 +286,9 @@ pub fn store_at(ctx: &Ctx) -> anyhow::Result<StoreAt> {
 
 /// The error for a command that needs a ledger the data directory does not have yet.
 pub fn no_ledger(ctx: &Ctx) -> anyhow::Error {
+    if let Some(e) = super::data_not_a_directory(ctx) {
+        return e;
+    }
     let shown = std::path::absolute(&ctx.data).unwrap_or_else(|_| ctx.data.clone());
     bad_input(format!(
         "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
@@ -390,23 +394,15 @@ pub fn import(
     batch: usize,
 ) -> anyhow::Result<ImportReport> {
     let start = std::time::Instant::now();
-    let dir_of = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
     for (p, what) in [(members, "members"), (choices, "consent choices")] {
         if !p.exists() {
             return Err(bad_input(format!("{what} file {} does not exist", p.display())));
         }
     }
     let read_err = |e: consentry_synth::SynthError| bad_input(e.to_string());
-    let member_rows = if members.file_name().is_some_and(|n| n == "members.parquet") {
-        consentry_synth::read_members(&dir_of(members)).map_err(read_err)?
-    } else {
-        return Err(bad_input("--members must name a members.parquet file written by `consentry synth`"));
-    };
-    let choice_rows = if choices.file_name().is_some_and(|n| n == "consent_choices.parquet") {
-        consentry_synth::read_consent_choices(&dir_of(choices)).map_err(read_err)?
-    } else {
-        return Err(bad_input("--choices must name a consent_choices.parquet file written by `consentry synth`"));
-    };
+    // Any file name: the columns say what a table is (errors name the file and the column).
+    let member_rows = consentry_synth::read_members_file(members).map_err(read_err)?;
+    let choice_rows = consentry_synth::read_consent_choices_file(choices).map_err(read_err)?;
     let (_, file_hash) = consentry_synth::hash_file(choices).map_err(read_err)?;
     let records: Vec<MemberRecord> = member_rows
         .iter()
@@ -540,37 +536,17 @@ pub fn snapshot(ledger: &Ledger, purpose: &str, at: Option<&str>) -> anyhow::Res
     let pid = ledger.policy().purpose_id(purpose).ok_or_else(|| {
         bad_input(format!("unknown purpose `{purpose}`; see `consentry policy show` for the declared ones"))
     })?;
-    let len = ledger.store().len().map_err(ledger_err)?;
-    let (position, time) = match at {
-        None => (len, chrono::Utc::now().timestamp()),
+    let at = match at {
+        None => At::Now,
         Some(s) => match s.parse::<u64>() {
-            Ok(seq) if seq <= len => {
-                let t = match seq {
-                    0 => 0,
-                    s => ledger.store().event(s).map_err(ledger_err)?.map_or(0, |e| e.event.recorded_time),
-                };
-                (seq, t)
-            }
-            Ok(seq) => return Err(bad_input(format!("--at {seq} is past the end of the log ({len} events)"))),
-            Err(_) => {
-                let t = parse_time(s)?;
-                (last_recorded_by(ledger, t, len)?, t)
-            }
+            Ok(seq) => At::Seq(seq),
+            Err(_) => At::Time(parse_time(s)?),
         },
     };
+    let Resolved { position, time } =
+        consentry_ledger::position::resolve(ledger.store(), at, consentry_ledger::now()).map_err(ledger_err)?;
     let root = ledger.root(position).map_err(ledger_err)?;
     Snapshot::build(ledger.store(), ledger.policy(), pid, position, time, root).map_err(ledger_err)
-}
-
-/// The last sequence number recorded at or before `t` (binary search; recorded times never decrease).
-fn last_recorded_by(ledger: &Ledger, t: i64, len: u64) -> anyhow::Result<u64> {
-    let (mut lo, mut hi) = (0u64, len);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        let rec = ledger.store().event(mid).map_err(ledger_err)?.map_or(i64::MAX, |e| e.event.recorded_time);
-        if rec <= t { lo = mid } else { hi = mid - 1 }
-    }
-    Ok(lo)
 }
 
 /// Prints a snapshot's counts as a table (or JSON).

@@ -61,6 +61,9 @@ pub fn load_policy(ctx: &Ctx, file: Option<&Path>) -> anyhow::Result<Policy> {
 
 /// Makes the data directory and puts the default policy in force if none is.
 pub fn init_data_dir(ctx: &Ctx) -> anyhow::Result<()> {
+    if let Some(e) = data_not_a_directory(ctx) {
+        return Err(e);
+    }
     std::fs::create_dir_all(&ctx.data)
         .with_context(|| format!("cannot create data directory {}", ctx.data.display()))?;
     let path = ctx.data_path(POLICY_FILE);
@@ -68,4 +71,16 @@ pub fn init_data_dir(ctx: &Ctx) -> anyhow::Result<()> {
         std::fs::write(&path, DEFAULT_POLICY).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The error when `--data` names something other than a directory (a regular file, say): no ledger can live there,
+/// and `ledger init` could not create one.
+pub fn data_not_a_directory(ctx: &Ctx) -> Option<anyhow::Error> {
+    let meta = std::fs::metadata(&ctx.data).ok()?;
+    (!meta.is_dir()).then(|| {
+        crate::ui::bad_input(format!(
+            "--data {} is a file, not a data directory: pass a directory (it is created when missing)",
+            ctx.data.display()
+        ))
+    })
 }
