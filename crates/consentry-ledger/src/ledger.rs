@@ -128,6 +128,14 @@ impl Ledger {
     /// beyond `i64::MAX` or not in the member directory, has an event time in the
     /// future, control characters in a free-text field, or fields too long to encode.
     pub fn validate(&self, batch: &[NewEvent], now: i64) -> Result<(), LedgerError> {
+        self.validate_with(batch, now, &[])
+    }
+
+    /// [`Ledger::validate`] for an import that also records `members` (validated by
+    /// [`Ledger::validate_members`]): their ids count as known, so the whole import is checked before
+    /// anything is written.
+    pub fn validate_with(&self, batch: &[NewEvent], now: i64, members: &[MemberRecord]) -> Result<(), LedgerError> {
+        let pending: RoaringTreemap = members.iter().map(|m| m.member_id).collect();
         let mut known = self.known_members.lock().map_err(|_| LedgerError::WriterGone("member cache poisoned".into()))?;
         for (index, e) in batch.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
@@ -138,7 +146,7 @@ impl Ledger {
                     i64::MAX
                 )));
             }
-            if !known.contains(e.member_id) {
+            if !known.contains(e.member_id) && !pending.contains(e.member_id) {
                 if self.store.member(e.member_id)?.is_none() {
                     return Err(reject(format!(
                         "member {} is not in the member directory; import the member's facts first",
@@ -229,6 +237,15 @@ impl Ledger {
     /// empty or control-character jurisdictions and actors, and fields too long to encode; nothing is
     /// written then. Returns the number of entries appended.
     pub fn record_members(&self, members: &[MemberRecord], actor: &str, now: i64) -> Result<u64, LedgerError> {
+        self.validate_members(members, actor)?;
+        self.verify_through()?;
+        let out = self.store.append_facts(members.to_vec(), actor, now)?;
+        self.checkpoint_if_crossed(out.iter().map(|s| s.facts.seq), now);
+        Ok(out.len() as u64)
+    }
+
+    /// Refuses member facts [`Ledger::record_members`] would not record, writing nothing.
+    pub fn validate_members(&self, members: &[MemberRecord], actor: &str) -> Result<(), LedgerError> {
         for (index, m) in members.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
             if i64::try_from(m.member_id).is_err() {
@@ -253,10 +270,7 @@ impl Ledger {
         if u16::try_from(actor.len()).is_err() || actor.is_empty() {
             return Err(LedgerError::Invalid(format!("the actor must be 1 to 65535 bytes, not {}", actor.len())));
         }
-        self.verify_through()?;
-        let out = self.store.append_facts(members.to_vec(), actor, now)?;
-        self.checkpoint_if_crossed(out.iter().map(|s| s.facts.seq), now);
-        Ok(out.len() as u64)
+        Ok(())
     }
 
     /// Checks the stored entries this process has not checked yet against their hashes, the chain and every
