@@ -84,3 +84,4 @@ pub fn refused(o: &Output, needle: &str) {
 }
 
 // One module per tampering class; each adds itself here.
+mod ledger_tamper;

@@ -1,0 +1,140 @@
+//! Tampering with the ledger's stored rows and requests (issue 13, items 2, 6, 9 and the ledger's medium
+//! items): a birth date edited in `ledger.db`, a withdrawal turned into a grant, an idempotency key reused
+//! for another request, member ids that do not exist, control characters in free text, an import re-run.
+//! Every edit of a stored row must make the ledger refuse to read, sign over or extend it, and the audit
+//! fail naming it.
+
+use crate::common::{consentry, json, ok, text};
+use crate::{JOBS, audit_finds, fresh, refused};
+use std::path::Path;
+
+fn db(data: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(data.join("ledger.db")).expect("the demo's ledger.db opens")
+}
+
+/// The dataset output directory of an attack (inside the private copy).
+fn out(data: &Path, name: &str) -> String {
+    data.join("datasets").join(name).to_string_lossy().into_owned()
+}
+
+/// Item 2: a member's birth date edited in the database (a minor made an adult, or the other way round) is
+/// tampering, caught by `ledger verify`, the gate (which refuses to cut a dataset from the altered log),
+/// `gate verify`, checkpoints and the audit.
+#[test]
+fn birth_date_edited_in_the_database() {
+    let (_guard, data) = fresh();
+    let conn = db(&data);
+    // The youngest member who granted the jobs purpose: the one an attacker would want in (or out).
+    let (seq, member): (i64, i64) = conn
+        .query_row(
+            "SELECT f.seq, f.member_id FROM facts f JOIN events e ON e.member_id = f.member_id
+             JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1 AND e.action = 1
+             ORDER BY f.birth_date DESC LIMIT 1",
+            [JOBS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a member with a grant");
+    // Forty years older: an adult whatever they were.
+    let n = conn
+        .execute("UPDATE facts SET birth_date = birth_date - 14610 WHERE seq = ?1", [seq])
+        .expect("the row can be edited");
+    assert_eq!(n, 1);
+    drop(conn);
+
+    let o = consentry(&data, &["ledger", "verify"]);
+    refused(&o, &format!("member-facts entry {seq} was changed"));
+    let o = consentry(&data, &["gate", "--purpose", JOBS, "--out", &out(&data, "attack")]);
+    refused(&o, &format!("tampered with at entry {seq}"));
+    assert!(!Path::new(&out(&data, "attack")).exists(), "no dataset was cut from the altered log");
+    refused(&consentry(&data, &["ledger", "checkpoint"]), &format!("entry {seq}"));
+    let report = audit_finds(&data, "ledger_tampered", &format!("member-facts entry {seq}"));
+    assert!(!report.to_string().is_empty(), "member {member}");
+}
+
+/// Item 2: re-importing the same directory records nothing; the facts are entries of the log, so a
+/// changed birth date could only arrive as a new, signed, visible entry (the library tests cover that).
+#[test]
+fn reimport_records_no_new_facts_and_no_events() {
+    let (_guard, data) = fresh();
+    let before: i64 = db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
+    assert!(before >= 2000, "the demo's members are fact entries of the log ({before})");
+    let choices = data.join("network").join("consent_choices.parquet");
+    let o = ok(&consentry(&data, &["--json", "ledger", "import", "--choices", &choices.to_string_lossy()]));
+    let r = json(&o);
+    assert_eq!(r["member_facts_recorded"], 0, "{r}");
+    assert_eq!(r["appended"], 0, "{r}");
+    let after: i64 = db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
+    assert_eq!(before, after);
+    ok(&consentry(&data, &["ledger", "verify"]));
+}
+
+/// Item 6: a withdrawal turned into a grant in the database flows nowhere: the gate, `gate verify`,
+/// checkpoints, appends and receipts refuse, naming the first bad entry; the audit fails.
+#[test]
+fn withdrawal_turned_into_a_grant() {
+    let (_guard, data) = fresh();
+    let conn = db(&data);
+    let seq: i64 = conn
+        .query_row(
+            "SELECT e.seq FROM events e JOIN purposes p ON p.id = e.purpose_id
+             WHERE p.key = ?1 AND e.action = 2 ORDER BY e.seq LIMIT 1",
+            [JOBS],
+            |r| r.get(0),
+        )
+        .expect("a withdrawal from the jobs purpose");
+    assert_eq!(conn.execute("UPDATE events SET action = 1 WHERE seq = ?1", [seq]).expect("edit"), 1);
+    drop(conn);
+    let needle = format!("entry {seq}");
+    refused(&consentry(&data, &["gate", "--purpose", JOBS, "--out", &out(&data, "attack")]), &needle);
+    let existing = std::fs::read_dir(data.join("datasets")).expect("the demo's datasets").next();
+    if let Some(Ok(ds)) = existing {
+        refused(&consentry(&data, &["gate", "verify", &ds.path().to_string_lossy()]), &needle);
+    }
+    refused(&consentry(&data, &["ledger", "checkpoint"]), &needle);
+    let append = consentry(&data, &["ledger", "append", "--member", "1", "--purpose", JOBS, "--action", "grant"]);
+    refused(&append, &needle);
+    refused(&consentry(&data, &["ledger", "receipt", "--event", &seq.to_string()]), &needle);
+    audit_finds(&data, "ledger_tampered", &format!("event {seq} was changed"));
+}
+
+/// Item 9: an idempotency key reused for another request is a conflict naming the key; an identical retry
+/// returns the original event.
+#[test]
+fn idempotency_key_reused_for_another_member() {
+    let (_guard, data) = fresh();
+    let append = |member: &str, action: &str| {
+        consentry(
+            &data,
+            &[
+                "--json", "ledger", "append", "--member", member, "--purpose", JOBS, "--action", action, "--event-time",
+                "2026-11-01", "--idempotency-key", "pay-42",
+            ],
+        )
+    };
+    let first = json(&ok(&append("5", "grant")));
+    assert_eq!(first["duplicate"], false);
+    let retry = json(&ok(&append("5", "grant")));
+    assert_eq!(retry["duplicate"], true);
+    assert_eq!(retry["event"]["seq"], first["event"]["seq"]);
+    let o = append("6", "grant");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    refused(&o, "idempotency key `pay-42` was already used");
+    refused(&append("5", "withdraw"), "`pay-42`");
+    ok(&consentry(&data, &["ledger", "verify"]));
+}
+
+/// Medium: ids that are not members (including 2^64-1, which SQLite would store as -1) and control
+/// characters in free text are refused before anything is written.
+#[test]
+fn unknown_members_and_control_characters_are_refused() {
+    let (_guard, data) = fresh();
+    let len = || -> i64 { db(&data).query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0)).expect("len") };
+    let before = len();
+    let append = |member: &str, actor: &str| {
+        consentry(&data, &["ledger", "append", "--member", member, "--purpose", JOBS, "--action", "grant", "--actor", actor])
+    };
+    refused(&append("18446744073709551615", "ops"), "beyond the largest id");
+    refused(&append("99999999", "ops"), "not in the member directory");
+    refused(&append("5", "ops\u{1b}[2J\u{7}"), "control character");
+    assert_eq!(len(), before);
+}
