@@ -507,7 +507,10 @@ mod tests {
         for v in variants {
             assert_ne!(v.leaf_hash().unwrap(), base, "{v:?}");
         }
-        assert_eq!(date_from_days(i64::from(days_from_date(sample_facts().birth_date))), Some(sample_facts().birth_date));
+        assert_eq!(
+            date_from_days(i64::from(days_from_date(sample_facts().birth_date))),
+            Some(sample_facts().birth_date)
+        );
         assert_eq!(date_from_days(i64::MAX), None);
     }
 

@@ -144,7 +144,8 @@ impl Ledger {
     /// anything is written.
     pub fn validate_with(&self, batch: &[NewEvent], now: i64, members: &[MemberRecord]) -> Result<(), LedgerError> {
         let pending: RoaringTreemap = members.iter().map(|m| m.member_id).collect();
-        let mut known = self.known_members.lock().map_err(|_| LedgerError::WriterGone("member cache poisoned".into()))?;
+        let mut known =
+            self.known_members.lock().map_err(|_| LedgerError::WriterGone("member cache poisoned".into()))?;
         for (index, e) in batch.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
             if i64::try_from(e.member_id).is_err() {
@@ -315,7 +316,9 @@ impl Ledger {
     ) -> Result<Vec<Snapshot>, LedgerError> {
         let len = self.verify_through()?;
         if position > len {
-            return Err(LedgerError::NotFound(format!("position {position} is past the end of the log ({len} entries)")));
+            return Err(LedgerError::NotFound(format!(
+                "position {position} is past the end of the log ({len} entries)"
+            )));
         }
         let root = self.root(position)?;
         Snapshot::build_many(self.store.as_ref(), &self.policy, purposes, position, at, root)

@@ -253,7 +253,8 @@ impl Snapshot {
         let mut changed: Vec<(u64, MemberFacts)> = Vec::new();
         store.scan_facts(self.position + 1, position, &mut |s| {
             let f = &s.facts;
-            let facts = MemberFacts { jurisdiction: policy.resolve_jurisdiction(&f.jurisdiction), birth_date: f.birth_date };
+            let facts =
+                MemberFacts { jurisdiction: policy.resolve_jurisdiction(&f.jurisdiction), birth_date: f.birth_date };
             changed.push((f.member_id, facts));
             Ok(())
         })?;

@@ -215,11 +215,7 @@ fn chain_head(tx: &Transaction<'_>) -> Result<(u64, Hash), LedgerError> {
 }
 
 /// Every member's latest facts at or before `upto`, calling `f` in member-id order.
-fn latest_facts(
-    conn: &Connection,
-    upto: u64,
-    f: &mut dyn FnMut(u64, &str, NaiveDate),
-) -> Result<(), LedgerError> {
+fn latest_facts(conn: &Connection, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
     let mut stmt = conn.prepare_cached(
         "SELECT member_id, jurisdiction, birth_date FROM facts WHERE seq <= ?1 ORDER BY member_id, seq",
     )?;

@@ -258,10 +258,7 @@ fn idempotent_retry_returns_original(b: &Backend) {
     changed.action = Action::Withdraw;
     for other in [changed, ev(7, FEED, "k1"), ev(8, JOBS, "k1")] {
         let err = ledger.append_at(vec![ev(5, JOBS, "fresh"), other], NOW + 50).unwrap_err();
-        assert!(
-            matches!(&err, LedgerError::IdempotencyConflict { key, seq: 1, .. } if key == "k1"),
-            "{err:?}"
-        );
+        assert!(matches!(&err, LedgerError::IdempotencyConflict { key, seq: 1, .. } if key == "k1"), "{err:?}");
         assert!(err.to_string().contains("`k1`"), "{err}");
         assert!(err.is_bad_input());
         assert_eq!(ledger.store().len().unwrap(), 1);

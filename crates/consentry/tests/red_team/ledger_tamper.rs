@@ -106,8 +106,19 @@ fn idempotency_key_reused_for_another_member() {
         consentry(
             &data,
             &[
-                "--json", "ledger", "append", "--member", member, "--purpose", JOBS, "--action", action, "--event-time",
-                "2026-11-01", "--idempotency-key", "pay-42",
+                "--json",
+                "ledger",
+                "append",
+                "--member",
+                member,
+                "--purpose",
+                JOBS,
+                "--action",
+                action,
+                "--event-time",
+                "2026-11-01",
+                "--idempotency-key",
+                "pay-42",
             ],
         )
     };
@@ -131,7 +142,10 @@ fn unknown_members_and_control_characters_are_refused() {
     let len = || -> i64 { db(&data).query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0)).expect("len") };
     let before = len();
     let append = |member: &str, actor: &str| {
-        consentry(&data, &["ledger", "append", "--member", member, "--purpose", JOBS, "--action", "grant", "--actor", actor])
+        consentry(
+            &data,
+            &["ledger", "append", "--member", member, "--purpose", JOBS, "--action", "grant", "--actor", actor],
+        )
     };
     refused(&append("18446744073709551615", "ops"), "beyond the largest id");
     refused(&append("99999999", "ops"), "not in the member directory");

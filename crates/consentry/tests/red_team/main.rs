@@ -79,7 +79,12 @@ pub fn audit_finds(data: &Path, kind: &str, needle: &str) -> Value {
 /// Asserts that a command was refused: exit code 1 or 2 and a message on stderr containing `needle`.
 pub fn refused(o: &Output, needle: &str) {
     let code = o.status.code();
-    assert!(matches!(code, Some(1) | Some(2)), "expected a refusal, got {code:?}:\nstdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(
+        matches!(code, Some(1) | Some(2)),
+        "expected a refusal, got {code:?}:\nstdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
     assert!(text(&o.stderr).contains(needle), "the refusal does not mention `{needle}`:\n{}", text(&o.stderr));
 }
 
