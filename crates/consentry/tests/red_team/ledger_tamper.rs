@@ -152,3 +152,51 @@ fn unknown_members_and_control_characters_are_refused() {
     refused(&append("5", "ops\u{1b}[2J\u{7}"), "control character");
     assert_eq!(len(), before);
 }
+
+/// Medium (import idempotency): the same rows re-encoded (snappy instead of zstd) and with one row repeated
+/// import as nothing new: idempotency keys come from each row's content, not from the file's bytes.
+#[test]
+fn reencoded_choices_import_nothing_new() {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::Compression;
+    use parquet::file::properties::WriterProperties;
+
+    let (guard, data) = fresh();
+    let net = data.join("network");
+    let src = std::fs::File::open(net.join("consent_choices.parquet")).expect("the demo's choices");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(src).expect("parquet").build().expect("reader");
+    let batches: Vec<_> = reader.map(|b| b.expect("a batch")).collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let other = guard.path().join("reencoded");
+    std::fs::create_dir_all(&other).expect("a directory");
+    let file = std::fs::File::create(other.join("consent_choices.parquet")).expect("a file");
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut w = ArrowWriter::try_new(file, batches[0].schema(), Some(props)).expect("a writer");
+    for b in &batches {
+        w.write(b).expect("write");
+    }
+    // One row twice.
+    w.write(&batches[0].slice(0, 1)).expect("write");
+    w.close().expect("close");
+
+    let members = net.join("members.parquet");
+    let choices = other.join("consent_choices.parquet");
+    let o = ok(&consentry(
+        &data,
+        &[
+            "--json",
+            "ledger",
+            "import",
+            "--choices",
+            &choices.to_string_lossy(),
+            "--members",
+            &members.to_string_lossy(),
+        ],
+    ));
+    let r = json(&o);
+    assert_eq!(r["events"], rows as u64 + 1, "{r}");
+    assert_eq!(r["appended"], 0, "the same rows, re-encoded, imported again: {r}");
+    assert_eq!(r["member_facts_recorded"], 0, "{r}");
+    ok(&consentry(&data, &["ledger", "verify"]));
+}
