@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS facts (
     leaf_hash BLOB NOT NULL,
     chain_hash BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq);
+-- Covering: the member directory as of a position is read from the index alone.
+CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, birth_date);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 

@@ -200,3 +200,92 @@ fn reencoded_choices_import_nothing_new() {
     assert_eq!(r["member_facts_recorded"], 0, "{r}");
     ok(&consentry(&data, &["ledger", "verify"]));
 }
+
+/// Item 2: re-importing a members.parquet with one changed birth date is no silent overwrite: the change is
+/// a new fact entry in the signed log (the old one stays), `ledger verify` accepts it, and the member's facts
+/// as of earlier positions are unchanged.
+#[test]
+fn reimported_birth_date_is_a_new_signed_entry() {
+    use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, UInt64Array};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let (guard, data) = fresh();
+    let conn = db(&data);
+    let (old_seq, member): (i64, i64) = conn
+        .query_row(
+            "SELECT f.seq, f.member_id FROM facts f JOIN events e ON e.member_id = f.member_id
+             JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1 AND e.action = 1
+             ORDER BY f.birth_date DESC LIMIT 1",
+            [JOBS],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("a member with a grant");
+    drop(conn);
+    let net = data.join("network");
+    let src = std::fs::File::open(net.join("members.parquet")).expect("the demo's members");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(src).expect("parquet").build().expect("reader");
+    let mut batches: Vec<RecordBatch> = reader.map(|b| b.expect("a batch")).collect();
+    let mut changed = 0;
+    for b in &mut batches {
+        let schema = b.schema();
+        let ids = b.column(schema.index_of("member_id").expect("member_id")).clone();
+        let ids = ids.as_any().downcast_ref::<UInt64Array>().expect("u64 ids");
+        let bi = schema.index_of("birth_date").expect("birth_date");
+        let births = b.column(bi).as_any().downcast_ref::<Date32Array>().expect("dates").clone();
+        // 1980-01-01 is day 3652.
+        let new: Date32Array = (0..births.len())
+            .map(|i| Some(if ids.value(i) == member as u64 { 3652 } else { births.value(i) }))
+            .collect();
+        changed += (0..ids.len()).filter(|&i| ids.value(i) == member as u64).count();
+        let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+        cols[bi] = std::sync::Arc::new(new);
+        *b = RecordBatch::try_new(schema, cols).expect("a batch");
+    }
+    assert_eq!(changed, 1);
+    let other = guard.path().join("changed");
+    std::fs::create_dir_all(&other).expect("a directory");
+    let file = std::fs::File::create(other.join("members.parquet")).expect("a file");
+    let mut w = ArrowWriter::try_new(file, batches[0].schema(), None).expect("a writer");
+    for b in &batches {
+        w.write(b).expect("write");
+    }
+    w.close().expect("close");
+
+    let choices = net.join("consent_choices.parquet");
+    let members = other.join("members.parquet");
+    let o = ok(&consentry(
+        &data,
+        &[
+            "--json",
+            "ledger",
+            "import",
+            "--choices",
+            &choices.to_string_lossy(),
+            "--members",
+            &members.to_string_lossy(),
+        ],
+    ));
+    let r = json(&o);
+    assert_eq!(r["member_facts_recorded"], 1, "exactly the changed member: {r}");
+    assert_eq!(r["appended"], 0, "{r}");
+    let conn = db(&data);
+    let entries: Vec<(i64, i64)> = conn
+        .prepare("SELECT seq, birth_date FROM facts WHERE member_id = ?1 ORDER BY seq")
+        .expect("query")
+        .query_map([member], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("a row"))
+        .collect();
+    assert_eq!(entries.len(), 2, "the old facts stay, the change is a new entry: {entries:?}");
+    assert_eq!(entries[0].0, old_seq);
+    assert_eq!(entries[1].1, 3652);
+    let len: i64 = conn
+        .query_row("SELECT MAX(s) FROM (SELECT MAX(seq) s FROM events UNION ALL SELECT MAX(seq) FROM facts)", [], |r| {
+            r.get(0)
+        })
+        .expect("len");
+    assert_eq!(entries[1].0, len, "the newest entry of the log");
+    drop(conn);
+    assert!(ok(&consentry(&data, &["ledger", "verify"])).starts_with("ok:"));
+}
