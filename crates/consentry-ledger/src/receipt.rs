@@ -21,6 +21,7 @@ const RECORD_LABEL: &str = "consentry-receipt-record-v1";
 
 /// The notice the member saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NoticeRef {
     /// Notice version.
     pub version: u32,
@@ -30,6 +31,7 @@ pub struct NoticeRef {
 
 /// The consent event as ISO/IEC TS 27560 describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventRecord {
     /// `consent_given` or `consent_withdrawn`.
     pub event_type: String,
@@ -43,6 +45,7 @@ pub struct EventRecord {
 
 /// An ISO/IEC TS 27560 consent record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConsentRecord {
     /// Unique id of this record: `<log id>:<seq>`.
     pub record_id: String,
@@ -68,6 +71,7 @@ pub struct ConsentRecord {
 
 /// A receipt: record, event, proof, signed head and the record's signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// [`RECEIPT_VERSION`].
     pub version: String,

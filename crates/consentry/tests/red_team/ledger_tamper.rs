@@ -289,3 +289,33 @@ fn reimported_birth_date_is_a_new_signed_entry() {
     drop(conn);
     assert!(ok(&consentry(&data, &["ledger", "verify"])).starts_with("ok:"));
 }
+
+/// Medium (receipts): only the canonical bytes verify: an extra field inside the signed record or the event,
+/// or the signature in upper-case hex, is refused by `verify-receipt`.
+#[test]
+fn receipts_accept_only_their_canonical_text() {
+    let (guard, data) = fresh();
+    let seq: i64 = db(&data).query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0)).expect("an event");
+    let receipt = guard.path().join("r.json");
+    ok(&consentry(&data, &["ledger", "receipt", "--event", &seq.to_string(), "--out", &receipt.to_string_lossy()]));
+    let public = data.join("ledger.pub");
+    let check = |text: &str| {
+        let f = guard.path().join("x.json");
+        std::fs::write(&f, text).expect("write");
+        consentry(&data, &["ledger", "verify-receipt", &f.to_string_lossy(), "--public-key", &public.to_string_lossy()])
+    };
+    let original = std::fs::read_to_string(&receipt).expect("the receipt");
+    ok(&check(&original));
+    let v = json(&original);
+    let sig = v["record_signature"].as_str().expect("a signature").to_string();
+    for altered in [
+        original.replacen("\"pii_controller\":", "\"granted_by_admin\": true, \"pii_controller\":", 1),
+        original.replacen("\"idempotency_key\":", "\"action_override\": \"grant\", \"idempotency_key\":", 1),
+        original.replace(&sig, &sig.to_uppercase()),
+    ] {
+        assert_ne!(altered, original);
+        let o = check(&altered);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+        refused(&o, "INVALID");
+    }
+}
