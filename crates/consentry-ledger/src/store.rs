@@ -382,3 +382,59 @@ fn leaf_hashes(events: &[Event]) -> Result<Vec<Hash>, LedgerError> {
     out.extend(right.map_err(|_| LedgerError::Corrupt("a hashing thread panicked".into()))??);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consentry_policy::{Action, Source};
+
+    fn ev(member: u64, key: &str) -> NewEvent {
+        NewEvent {
+            member_id: member,
+            purpose: "p".into(),
+            action: Action::Grant,
+            notice_version: 1,
+            source: Source::Ui,
+            actor: "a".into(),
+            event_time: 10,
+            idempotency_key: key.into(),
+        }
+    }
+
+    #[test]
+    fn a_key_reused_for_another_request_is_a_conflict() {
+        let first = prepare_rows(&[ev(1, "k")], 5, 0, [0; 32], &HashMap::new()).unwrap().finish().remove(0);
+        let existing = HashMap::from([("k".to_string(), first.clone())]);
+        // The same request again: a duplicate returning the original.
+        let again = prepare_rows(&[ev(1, "k")], 9, 1, first.chain_hash, &existing).unwrap();
+        assert!(again.rows.is_empty());
+        assert_eq!(again.finish()[0].event, first.event);
+        // Another member, action or time under the same key: refused, naming key and event.
+        let mut withdraw = ev(1, "k");
+        withdraw.action = Action::Withdraw;
+        for other in [ev(2, "k"), withdraw] {
+            let err = prepare_rows(&[other], 9, 1, first.chain_hash, &existing).err().unwrap();
+            assert!(matches!(&err, LedgerError::IdempotencyConflict { key, seq: 1, .. } if key == "k"), "{err:?}");
+        }
+        // Within one batch.
+        let err = prepare_rows(&[ev(1, "j"), ev(2, "j")], 9, 1, first.chain_hash, &existing).err().unwrap();
+        assert!(
+            matches!(&err, LedgerError::IdempotencyConflict { key, fields, .. } if key == "j" && fields == "member")
+        );
+    }
+
+    #[test]
+    fn facts_are_appended_only_when_they_change() {
+        let d = |y| NaiveDate::from_ymd_opt(y, 1, 1).unwrap();
+        let m = |id, y| MemberRecord { member_id: id, jurisdiction: "DE".into(), birth_date: d(y) };
+        let latest = HashMap::from([(1, m(1, 1980)), (2, m(2, 2010))]);
+        // Member 1 unchanged, member 2 changed, member 3 new and repeated (the last record wins).
+        let out = prepare_facts(vec![m(3, 1990), m(2, 1980), m(1, 1980), m(3, 1991)], &latest, "import", 7, 4, [0; 32])
+            .unwrap();
+        let got: Vec<(u64, u64, NaiveDate)> =
+            out.iter().map(|s| (s.facts.seq, s.facts.member_id, s.facts.birth_date)).collect();
+        assert_eq!(got, vec![(5, 2, d(1980)), (6, 3, d(1991))]);
+        assert_eq!(out[1].chain_hash, chain_hash(&out[0].chain_hash, &out[1].leaf_hash));
+        assert_eq!(out[0].leaf_hash, out[0].facts.leaf_hash().unwrap());
+    }
+}
