@@ -49,6 +49,12 @@ fn birth_date_edited_in_the_database() {
     refused(&consentry(&data, &["ledger", "checkpoint"]), &format!("entry {seq}"));
     let report = audit_finds(&data, "ledger_tampered", &format!("member-facts entry {seq}"));
     assert!(!report.to_string().is_empty(), "member {member}");
+    // Offline too: the bundle carries the fact entries with their stored hashes.
+    let bundle = data.join("..").join("bundle");
+    ok(&consentry(&data, &["audit", "export", "--out", &bundle.to_string_lossy()]));
+    let (code, report) = crate::audit(&data, &["--offline", &bundle.to_string_lossy()]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.to_string().contains(&format!("member-facts entry {seq} was changed")), "{report}");
 }
 
 /// Item 2: re-importing the same directory records nothing; the facts are entries of the log, so a
