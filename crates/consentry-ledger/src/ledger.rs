@@ -71,12 +71,14 @@ pub struct Ledger {
     known_members: Mutex<RoaringTreemap>,
 }
 
-/// The prefix of the log this process has verified: entries `1..=tree.len()` were re-encoded and hashed,
-/// the chain recomputed, and every checkpoint up to there checked against the recomputed tree and the key.
+/// The prefix of the log this process has verified: entries `1..=tree.len()` were re-encoded and hashed
+/// (or written by this process, from events it encoded itself) and the chain recomputed; every checkpoint
+/// of at most `checkpoints_upto` entries was checked against the recomputed tree and the key.
 #[derive(Default)]
 struct Verified {
     tree: Tree,
     chain: Hash,
+    checkpoints_upto: u64,
 }
 
 /// Characters refused in free-text fields (actor, idempotency key, jurisdiction): control characters would
@@ -225,9 +227,32 @@ impl Ledger {
         // Never extend a log that no longer matches its hashes and signatures.
         self.verify_through()?;
         let out = self.store.append(batch, now)?;
+        self.note_appended(&out);
         let fresh = out.iter().filter(|a| !a.duplicate).map(|a| a.event.seq);
         self.checkpoint_if_crossed(fresh, now);
         Ok(out)
+    }
+
+    /// Extends the verified prefix over events this process just wrote, when they follow it directly, so the
+    /// next [`Ledger::verify_through`] need not read them back. Checkpoints past the old prefix are still
+    /// checked then (`checkpoints_upto` does not move).
+    fn note_appended(&self, out: &[Appended]) {
+        let Ok(mut v) = self.verified.lock() else { return };
+        let mut fresh: Vec<&Appended> = out.iter().filter(|a| !a.duplicate).collect();
+        fresh.sort_by_key(|a| a.event.seq);
+        fresh.dedup_by_key(|a| a.event.seq);
+        for a in fresh {
+            if a.event.seq != v.tree.len() + 1 {
+                return;
+            }
+            let Ok(leaf) = a.event.leaf_hash() else { return };
+            let chain = chain_hash(&v.chain, &leaf);
+            if chain != a.chain_hash {
+                return;
+            }
+            v.chain = chain;
+            v.tree.push(leaf);
+        }
     }
 
     /// Signs a checkpoint when the fresh sequence numbers cross a multiple of `checkpoint_every`.
@@ -448,7 +473,7 @@ fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u
     let mut previous = 0;
     for c in store.checkpoints()? {
         let size = c.head.tree_size;
-        if size > from {
+        if size > v.checkpoints_upto {
             if size > len {
                 // Another writer may have appended and signed since `len` was read: checked next time.
                 if store.len()? >= size {
@@ -477,6 +502,7 @@ fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u
         }
         previous = size;
     }
+    v.checkpoints_upto = len;
     Ok(())
 }
 
