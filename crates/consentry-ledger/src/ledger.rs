@@ -148,6 +148,25 @@ impl Ledger {
         let pending: RoaringTreemap = members.iter().map(|m| m.member_id).collect();
         let mut known =
             self.known_members.lock().map_err(|_| LedgerError::WriterGone("member cache poisoned".into()))?;
+        if self.opts.require_known_members {
+            // Members not seen yet: a few are looked up, many load the whole directory's ids once.
+            let unseen: RoaringTreemap = batch
+                .iter()
+                .map(|e| e.member_id)
+                .filter(|&id| i64::try_from(id).is_ok() && !known.contains(id) && !pending.contains(id))
+                .collect();
+            if unseen.len() > 64 {
+                self.store.scan_member_facts(u64::MAX, &mut |id, _, _| {
+                    known.insert(id);
+                })?;
+            } else {
+                for id in &unseen {
+                    if self.store.member(id)?.is_some() {
+                        known.insert(id);
+                    }
+                }
+            }
+        }
         for (index, e) in batch.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
             if i64::try_from(e.member_id).is_err() {
@@ -158,13 +177,10 @@ impl Ledger {
                 )));
             }
             if self.opts.require_known_members && !known.contains(e.member_id) && !pending.contains(e.member_id) {
-                if self.store.member(e.member_id)?.is_none() {
-                    return Err(reject(format!(
-                        "member {} is not in the member directory; import the member's facts first",
-                        e.member_id
-                    )));
-                }
-                known.insert(e.member_id);
+                return Err(reject(format!(
+                    "member {} is not in the member directory; import the member's facts first",
+                    e.member_id
+                )));
             }
             for (field, s) in [("actor", &e.actor), ("idempotency key", &e.idempotency_key)] {
                 if let Some(c) = control_char(s) {

@@ -540,6 +540,14 @@ fn members_are_required(b: &Backend) {
     bad.jurisdiction = "D\tE".into();
     assert!(ledger.record_members(&[bad], "import", NOW).is_err());
     assert_eq!(ledger.store().len().unwrap(), 3);
+    // Large batches load the directory's ids at once; the rule is the same.
+    let many: Vec<MemberRecord> = (10..110).map(m).collect();
+    assert_eq!(ledger.record_members(&many, "import", NOW).unwrap(), 100);
+    let mut batch: Vec<NewEvent> = (10..90).map(|i| ev(i, JOBS, &format!("many-{i}"))).collect();
+    batch.push(ev(500, JOBS, "stranger"));
+    refused(batch.clone(), "member 500 is not in the member directory");
+    batch.pop();
+    assert_eq!(ledger.append_at(batch, NOW).unwrap().len(), 80);
 }
 
 fn member_facts_are_log_entries(b: &Backend) {
