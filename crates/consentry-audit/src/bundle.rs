@@ -129,8 +129,10 @@ pub struct ExportSummary {
     pub events: u64,
     /// Signed tree heads exported.
     pub checkpoints: usize,
-    /// Member-facts entries exported.
+    /// Members in the exported directory (distinct ids of the fact entries).
     pub members: u64,
+    /// Member-facts entries exported (a member whose facts changed has several).
+    pub fact_entries: u64,
     /// Dataset name → source directory.
     pub datasets: BTreeMap<String, PathBuf>,
     /// Model id → source directory.
@@ -318,11 +320,13 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
         failed.map_or(Ok(()), Err)
     })?;
 
-    let mut members = 0u64;
+    let mut fact_entries = 0u64;
+    let mut member_ids = RoaringTreemap::new();
     w.lines(FACTS_FILE, |out| {
         let mut failed: Option<AuditError> = None;
         store
             .scan_facts(1, u64::MAX, &mut |s| {
+                member_ids.insert(s.facts.member_id);
                 let line = FactsLine {
                     facts: s.facts,
                     leaf_hash: hex::encode(s.leaf_hash),
@@ -332,7 +336,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
                     failed = Some(e);
                     return Err(consentry_ledger::LedgerError::Invalid("export stopped".into()));
                 }
-                members += 1;
+                fact_entries += 1;
                 Ok(())
             })
             .map_err(|e| failed.take().unwrap_or(AuditError::Ledger(e)))?;
@@ -386,7 +390,8 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
         dir: out.to_path_buf(),
         events,
         checkpoints: checkpoints.len(),
-        members,
+        members: member_ids.len(),
+        fact_entries,
         datasets,
         models,
         files,
