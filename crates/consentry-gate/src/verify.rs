@@ -166,9 +166,9 @@ pub fn verify_files(dir: &Path) -> Result<(Manifest, Vec<Difference>), GateError
 pub fn verify_times(m: &Manifest, store: &dyn Store, now: i64) -> Result<Vec<Difference>, GateError> {
     let next = match m.ledger.position.checked_add(1) {
         Some(seq) => store
-            .event(seq)
-            .map_err(|e| GateError::Invalid(format!("reading event {seq} of the ledger: {e}")))?
-            .map(|e| e.event.recorded_time),
+            .entry(seq)
+            .map_err(|e| GateError::Invalid(format!("reading entry {seq} of the ledger: {e}")))?
+            .map(|e| e.entry.recorded_time()),
         None => None,
     };
     Ok(m.time_differences(now, next))

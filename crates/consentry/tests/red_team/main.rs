@@ -91,4 +91,5 @@ pub fn refused(o: &Output, needle: &str) {
 // One module per tampering class; each adds itself here.
 mod careless;
 mod gate_tamper;
+mod ledger_tamper;
 mod model_tamper;
