@@ -299,15 +299,16 @@ fn check_registry_records(bundle: &Bundle, findings: &mut Vec<Finding>) {
             format!("{dir} unregistered"),
         ));
     }
-    let len = bundle.store.events().len() as u64;
+    // Positions count entries of both kinds (consent events and member facts).
+    let len = (bundle.store.events().len() + bundle.store.facts().len()) as u64;
     for c in &bundle.cited_positions {
         if c.position > len {
             findings.push(
                 Finding::violation(
                     ViolationKind::PositionBeyondLog,
                     format!(
-                        "{} cites ledger position {}, but the log has only {len} events: the log was rolled back or \
-                     replaced",
+                        "{} cites ledger position {}, but the log has only {len} entries: the log was rolled back \
+                     or replaced",
                         c.what, c.position
                     ),
                     format!("a position ≤ {len}"),

@@ -491,17 +491,17 @@ fn consent_evaluated_in_the_future_is_reported_on_the_dataset_and_its_models() {
     let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
     assert!(r.violations().any(|f| f.kind == ViolationKind::EvaluationTime && f.message.contains("creation time")));
 
-    // Evaluated well after the log moved on past the dataset's position (events 11 and 12 came at T0 + 20).
+    // Evaluated well after the log moved on past the dataset's position (entries 1–20 are the members' facts; events 31 and 32 came at T0 + 20).
     write_data(&data, &l, &ALL[..10], &ALL[..10], &[]);
     edit_manifest(&data, |m| {
-        m.ledger.position = 10;
-        m.ledger.tree_root = hex::encode(l.root(10).unwrap());
+        m.ledger.position = 30;
+        m.ledger.tree_root = hex::encode(l.root(30).unwrap());
         m.ledger.at = T0 + 900;
         m.created = T0 + 900;
     });
     let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
     let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::EvaluationTime).collect();
-    assert!(f.iter().any(|f| f.expected.contains("before event 11")), "{}", r.render());
+    assert!(f.iter().any(|f| f.expected.contains("before event 31")), "{}", r.render());
     // Within the clock-skew tolerance nothing is reported.
     edit_manifest(&data, |m| {
         m.ledger.at = T0 + 20 + 60;

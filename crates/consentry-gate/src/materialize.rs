@@ -1370,7 +1370,16 @@ pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest,
             )));
         }
     };
-    let mut seen = vec![false; count as usize];
+    // The count comes from a file: compare it with what was given before sizing anything by it.
+    if u64::from(count) != ms.len() as u64 {
+        return Err(GateError::Invalid(format!(
+            "{} is partition {} of {count}, but {} partial results were given; pass all {count} of them",
+            partials[0].display(),
+            first.partition.map_or(0, |p| p.index),
+            ms.len()
+        )));
+    }
+    let mut seen = vec![false; ms.len()];
     for (path, m) in &ms {
         let Some(p) = m.partition else {
             return Err(GateError::Invalid(format!("{} is a complete dataset, not a partial result", path.display())));

@@ -4,6 +4,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
+use consentry_gate::manifest::MANIFEST_FILE;
 use consentry_gate::materialize::{GateOptions, GateRequest, NoProgress};
 use consentry_gate::{GateError, Manifest, Sources, materialize, merge, verify_files, verify_recompute};
 use consentry_ledger::snapshot::Snapshot;
@@ -366,6 +367,15 @@ fn merged_partitions_equal_a_single_run() {
     assert!(merge(&parts[..2], &tmp.path().join("m2"), NOW).is_err());
     assert!(merge(&[parts[0].clone(), parts[0].clone(), parts[1].clone()], &tmp.path().join("m3"), NOW).is_err());
     assert!(!tmp.path().join("m2").exists() && !tmp.path().join("m3").exists());
+    // A partition count edited into a manifest is compared with the partials given before anything is sized by
+    // it (it used to allocate a flag per claimed partition: 4 GiB of them here).
+    let mpath = parts[0].join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&mpath).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["partition"]["count"] = serde_json::json!(u32::MAX);
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let e = merge(&parts, &tmp.path().join("m4"), NOW).unwrap_err();
+    assert!(e.to_string().contains("3 partial results were given"), "{e}");
 }
 
 #[test]

@@ -102,7 +102,8 @@ mod tests {
             Box::new(store),
             Policy::default_policy(),
             LogKey::from_seed([3; 32]),
-            LedgerOptions::default(),
+            // Positions 1..=3 are the three events: no member facts first.
+            LedgerOptions { require_known_members: false, ..LedgerOptions::default() },
         );
         for (i, rec) in [NOW - 200, NOW - 100, NOW].into_iter().enumerate() {
             let e = NewEvent {

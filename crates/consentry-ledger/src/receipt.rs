@@ -6,9 +6,13 @@
 //! must lead through the proof to the signed root, and the record (fields the
 //! log does not hash, such as the controller and the data categories) carries
 //! its own signature, so no byte can change unnoticed.
+//!
+//! A member-facts entry (jurisdiction and birth date, which decide consent as
+//! much as events do) gets a [`FactsReceipt`]: the entry, its inclusion proof
+//! and a signed tree head; the entry is itself the signed content.
 
 use crate::checkpoint::{PublicKey, SignedTreeHead};
-use crate::event::Event;
+use crate::event::{Entry, Event, FactsEntry};
 use crate::merkle::verify_inclusion;
 use crate::{Hash, Ledger, LedgerError};
 use consentry_policy::Action;
@@ -18,6 +22,9 @@ use serde::{Deserialize, Serialize};
 pub const RECEIPT_VERSION: &str = "consentry-receipt-v1";
 
 const RECORD_LABEL: &str = "consentry-receipt-record-v1";
+
+/// Version tag of the member-facts receipt format.
+pub const FACTS_RECEIPT_VERSION: &str = "consentry-facts-receipt-v1";
 
 /// The notice the member saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +161,121 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Issues a receipt for the member-facts entry `seq` (see [`Ledger::receipt`] for consent events).
+    pub fn facts_receipt(&self, seq: u64) -> Result<FactsReceipt, LedgerError> {
+        self.verify_through()?;
+        let stored =
+            self.store().entry(seq)?.ok_or_else(|| LedgerError::NotFound(format!("no entry {seq} in the log")))?;
+        let Entry::Facts(facts) = stored.entry else {
+            return Err(LedgerError::NotFound(format!("entry {seq} is a consent event, not a member's facts")));
+        };
+        let sth = self.checkpoint_covering(seq)?;
+        let inclusion_proof = self.inclusion_proof(seq, sth.head.tree_size)?;
+        Ok(FactsReceipt { version: FACTS_RECEIPT_VERSION.into(), facts, inclusion_proof, tree_head: sth })
+    }
+
+    /// The receipt of entry `seq`, whichever kind it is: what `ledger receipt --event SEQ` hands a member.
+    pub fn any_receipt(&self, seq: u64) -> Result<AnyReceipt, LedgerError> {
+        match self.store().entry(seq)? {
+            Some(StoredEntryKind { entry: Entry::Facts(_), .. }) => self.facts_receipt(seq).map(AnyReceipt::Facts),
+            _ => self.receipt(seq).map(AnyReceipt::Consent),
+        }
+    }
+}
+
+use crate::event::StoredEntry as StoredEntryKind;
+
+/// A receipt for a member-facts entry: the jurisdiction and birth date the log recorded for a member at a position,
+/// with the proof that the entry is in the signed tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactsReceipt {
+    /// [`FACTS_RECEIPT_VERSION`].
+    pub version: String,
+    /// The entry as the log hashes it.
+    pub facts: FactsEntry,
+    /// Inclusion proof of the entry (leaf index `seq - 1`) in the signed tree.
+    #[serde(with = "crate::hexbytes::list")]
+    pub inclusion_proof: Vec<Hash>,
+    /// The signed tree head the proof leads to.
+    pub tree_head: SignedTreeHead,
+}
+
+impl FactsReceipt {
+    /// Parses and verifies a facts receipt, refusing any text that is not its canonical form.
+    pub fn verify_json(text: &str, key: &PublicKey) -> Result<FactsReceipt, ReceiptError> {
+        let receipt: FactsReceipt = canonical(text)?;
+        receipt.verify(key)?;
+        Ok(receipt)
+    }
+
+    /// Verifies offline: the tree head's signature and the entry's inclusion in it.
+    pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
+        if self.version != FACTS_RECEIPT_VERSION {
+            return Err(ReceiptError(format!("unknown facts receipt version {:?}", self.version)));
+        }
+        verify_included(key, &self.tree_head, self.facts.seq, self.facts.leaf_hash(), &self.inclusion_proof)
+    }
+}
+
+/// A receipt of either kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum AnyReceipt {
+    /// A consent event's.
+    Consent(Receipt),
+    /// A member-facts entry's.
+    Facts(FactsReceipt),
+}
+
+impl AnyReceipt {
+    /// Parses and verifies either kind (a facts receipt is told by its `facts` field).
+    pub fn verify_json(text: &str, key: &PublicKey) -> Result<AnyReceipt, ReceiptError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
+        if value.get("facts").is_some() {
+            FactsReceipt::verify_json(text, key).map(AnyReceipt::Facts)
+        } else {
+            Receipt::verify_json(text, key).map(AnyReceipt::Consent)
+        }
+    }
+}
+
+/// Parses `text` as `T` and refuses it unless it is the canonical form of what it parses to: an extra field
+/// anywhere, upper-case hex or a number written another way would let two different texts carry one signature.
+fn canonical<T: Serialize + serde::de::DeserializeOwned>(text: &str) -> Result<T, ReceiptError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
+    let parsed: T = serde_json::from_value(value.clone()).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
+    let canonical = serde_json::to_value(&parsed).map_err(|e| ReceiptError(e.to_string()))?;
+    if let Some(path) = first_difference(&value, &canonical, "") {
+        return Err(ReceiptError(format!(
+            "the receipt is not in canonical form at `{path}` (an extra field, upper-case hex or a re-encoded \
+             value): only the bytes the ledger signed are accepted"
+        )));
+    }
+    Ok(parsed)
+}
+
+/// Checks a tree head's signature and that the leaf of entry `seq` is in it.
+fn verify_included(
+    key: &PublicKey,
+    sth: &SignedTreeHead,
+    seq: u64,
+    leaf: Result<Hash, LedgerError>,
+    proof: &[Hash],
+) -> Result<(), ReceiptError> {
+    if !key.verify(sth) {
+        return Err(ReceiptError("the tree head is not signed by this ledger's key".into()));
+    }
+    let leaf = leaf.map_err(|e| ReceiptError(e.to_string()))?;
+    if seq == 0 || !verify_inclusion(seq - 1, sth.head.tree_size, &leaf, proof, &sth.head.root_hash) {
+        return Err(ReceiptError("the entry is not in the signed tree (inclusion proof fails)".into()));
+    }
+    Ok(())
+}
+
 /// Why a receipt did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("receipt does not verify: {0}")]
@@ -164,17 +286,7 @@ impl Receipt {
     /// canonical form of the receipt it parses to: an extra field anywhere, upper-case hex or a number written
     /// another way would let two different texts carry one signature.
     pub fn verify_json(text: &str, key: &PublicKey) -> Result<Receipt, ReceiptError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
-        let receipt: Receipt =
-            serde_json::from_value(value.clone()).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
-        let canonical = serde_json::to_value(&receipt).map_err(|e| ReceiptError(e.to_string()))?;
-        if let Some(path) = first_difference(&value, &canonical, "") {
-            return Err(ReceiptError(format!(
-                "the receipt is not in canonical form at `{path}` (an extra field, upper-case hex or a re-encoded \
-                 value): only the bytes the ledger signed are accepted"
-            )));
-        }
+        let receipt: Receipt = canonical(text)?;
         receipt.verify(key)?;
         Ok(receipt)
     }
@@ -186,16 +298,7 @@ impl Receipt {
         if self.version != RECEIPT_VERSION {
             return fail(&format!("unknown receipt version {:?}", self.version));
         }
-        if !key.verify(&self.tree_head) {
-            return fail("the tree head is not signed by this ledger's key");
-        }
-        let leaf = self.event.leaf_hash().map_err(|e| ReceiptError(e.to_string()))?;
-        let size = self.tree_head.head.tree_size;
-        if self.event.seq == 0
-            || !verify_inclusion(self.event.seq - 1, size, &leaf, &self.inclusion_proof, &self.tree_head.head.root_hash)
-        {
-            return fail("the event is not in the signed tree (inclusion proof fails)");
-        }
+        verify_included(key, &self.tree_head, self.event.seq, self.event.leaf_hash(), &self.inclusion_proof)?;
         let payload = signed_payload(&self.record, &self.event).map_err(|e| ReceiptError(e.to_string()))?;
         if !key.verify_labelled(RECORD_LABEL, &payload, &self.record_signature) {
             return fail("the consent record was altered (its signature fails)");

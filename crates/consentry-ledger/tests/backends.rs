@@ -442,6 +442,20 @@ fn receipts_verify_and_detect_one_byte(b: &Backend) {
     ledger.append_at(events("r", 12), NOW).unwrap();
     let public = ledger.public_key();
     assert!(matches!(ledger.receipt(1), Err(LedgerError::NotFound(_))));
+    // Seq 1 gets a facts receipt instead: the member's jurisdiction and birth date, proven in the signed tree.
+    let facts = ledger.facts_receipt(1).unwrap();
+    facts.verify(&public).unwrap();
+    assert_eq!((facts.facts.member_id, facts.facts.jurisdiction.as_str()), (3, "DE"));
+    assert!(matches!(ledger.any_receipt(1), Ok(consentry_ledger::receipt::AnyReceipt::Facts(_))));
+    assert!(matches!(ledger.facts_receipt(4), Err(LedgerError::NotFound(_))));
+    let text = serde_json::to_string_pretty(&facts).unwrap();
+    consentry_ledger::receipt::AnyReceipt::verify_json(&text, &public).unwrap();
+    // An altered birth date no longer leads to the signed root; an extra field is not the canonical text.
+    let older = text.replace("1990-04-01", "1960-04-01");
+    assert_ne!(older, text);
+    assert!(consentry_ledger::receipt::AnyReceipt::verify_json(&older, &public).is_err());
+    let extra = text.replacen("\"facts\": {", "\"facts\": {\"note\": 1, ", 1);
+    assert!(consentry_ledger::receipt::AnyReceipt::verify_json(&extra, &public).is_err());
     let receipt = ledger.receipt(4).unwrap();
     receipt.verify(&public).unwrap();
     assert_eq!(receipt.event.seq, 4);

@@ -258,9 +258,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         println!(
             "\nNext: `consentry{data} lineage member {}` (where a member's data went), `consentry{data} audit export \
              --out bundle` then `consentry audit --offline bundle` (the audit without the service), `consentry{data} \
-             ledger receipt --event 1`, `consentry{data} ledger snapshot --purpose {}`, `consentry{data} recommend \
+             ledger receipt --event {}` (that member's withdrawal), `consentry{data} ledger snapshot --purpose {}`, `consentry{data} recommend \
              --model {} --member ID`.",
             withdrawals.get(1).map_or(0, |w| w.member),
+            withdrawals.get(1).map_or(1, |w| w.seq),
             policy.purposes.first().map_or("…", |p| p.key.as_str()),
             live.display()
         );

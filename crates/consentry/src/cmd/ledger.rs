@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use consentry_files::OutputOptions;
 use consentry_ledger::position::{At, Resolved};
-use consentry_ledger::receipt::Receipt;
+use consentry_ledger::receipt::AnyReceipt;
 use consentry_ledger::snapshot::{Snapshot, export_parquet};
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{Ledger, LedgerError, LedgerOptions, LogKey, MemberRecord, NewEvent, PublicKey, Store};
@@ -185,7 +185,8 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Verify => verify(ctx),
         Command::Receipt { seq, out } => {
             let ledger = open(ctx)?;
-            let receipt = ledger.receipt(seq).map_err(ledger_err)?;
+            // A consent event's receipt, or a member-facts entry's (the facts decide consent too).
+            let receipt = ledger.any_receipt(seq).map_err(ledger_err)?;
             let json = serde_json::to_string_pretty(&receipt)?;
             match out {
                 Some(path) => {
@@ -515,17 +516,36 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
     let _: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| bad_input(format!("{} is not a Consentry receipt: {e}", file.display())))?;
     let key = PublicKey::load(public_key).map_err(ledger_err)?;
-    match Receipt::verify_json(&text, &key) {
-        Ok(receipt) => {
+    match AnyReceipt::verify_json(&text, &key) {
+        Ok(AnyReceipt::Consent(receipt)) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"valid": true, "record": receipt.record}))?;
             } else {
                 ctx.say(format!(
-                    "valid: event {} ({} {} for member {}) is in the ledger signed by {}, checkpoint of {} events",
+                    "valid: event {} ({} {} for member {}) is in the ledger signed by {}, checkpoint of {} entries",
                     receipt.event.seq,
                     receipt.record.event.event_type,
                     receipt.record.purpose,
                     receipt.record.pii_principal_id,
+                    &key.to_hex()[..16],
+                    ui::thousands(receipt.tree_head.head.tree_size)
+                ));
+            }
+            Ok(OK)
+        }
+        Ok(AnyReceipt::Facts(receipt)) => {
+            let f = &receipt.facts;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"valid": true, "facts": f}))?;
+            } else {
+                ctx.say(format!(
+                    "valid: entry {} (member {}: jurisdiction {}, born {}, recorded by {}) is in the ledger signed by \
+                     {}, checkpoint of {} entries",
+                    f.seq,
+                    f.member_id,
+                    f.jurisdiction,
+                    f.birth_date,
+                    f.actor,
                     &key.to_hex()[..16],
                     ui::thousands(receipt.tree_head.head.tree_size)
                 ));
