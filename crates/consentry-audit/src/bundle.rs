@@ -10,10 +10,12 @@ use crate::models::{ModelSource, ModelStatus};
 use crate::report::{Finding, ViolationKind};
 use crate::{AuditError, b3, safe_relative};
 use consentry_gate::Manifest;
+use consentry_gate::fsguard;
 use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
 use consentry_gate::materialize::{HashingWriter, partial_dir};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::{Event, MemberRecord, PublicKey, SignedTreeHead, Store, StoredEvent};
+use consentry_lineage::{CitedPosition, RegisteredFiles};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -81,6 +83,10 @@ pub struct ModelListEntry {
     pub id: String,
     /// Lifecycle state.
     pub status: ModelStatus,
+    /// What the lineage registry recorded: the model id (BLAKE3 of `model.json`) and each shard's file and
+    /// member-bitmap BLAKE3; absent for a model found by a directory scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<RegisteredFiles>,
 }
 
 /// `models.json`.
@@ -90,6 +96,12 @@ pub struct ModelList {
     pub deadline_seconds: i64,
     /// Every exported model.
     pub models: Vec<ModelListEntry>,
+    /// Model directories in the data directory that the registry does not know (relative to the data directory).
+    #[serde(default)]
+    pub unregistered: Vec<String>,
+    /// Every ledger position the registry cites (cursors, datasets, requests, consent events of models).
+    #[serde(default)]
+    pub cited_positions: Vec<CitedPosition>,
 }
 
 /// What [`export`] needs: the data directory, its ledger store and key, the policy text, the models.
@@ -165,16 +177,28 @@ impl Writer {
         Ok(())
     }
 
-    fn copy_if_present(&mut self, src: &Path, rel: &str) -> Result<bool, AuditError> {
-        match std::fs::read(src) {
+    /// Copies `dir/file` (never through a link) to `rel` when it exists.
+    fn copy_if_present(&mut self, dir: &Path, file: &str, rel: &str) -> Result<bool, AuditError> {
+        match fsguard::read_inside(dir, file) {
             Ok(bytes) => {
                 self.put(rel, &bytes)?;
                 Ok(true)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(AuditError::io(src, e)),
+            Err(consentry_gate::GateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(false)
+            }
+            Err(consentry_gate::GateError::Io { path, source }) => Err(AuditError::io(&path, source)),
+            Err(e) => Err(AuditError::Link(e)),
         }
     }
+}
+
+/// Reads `dir/file` of the data directory, never through a link.
+fn read_source(dir: &Path, file: &str) -> Result<Vec<u8>, AuditError> {
+    fsguard::read_inside(dir, file).map_err(|e| match e {
+        consentry_gate::GateError::Io { path, source } => AuditError::io(&path, source),
+        e => AuditError::Link(e),
+    })
 }
 
 /// Writes `line` as one line of the JSON Lines file `rel`.
@@ -214,7 +238,11 @@ fn dataset_dirs(data_dir: &Path, models: &[ExportedModel<'_>]) -> Result<Vec<(St
     if root.is_dir() {
         let mut found: Vec<PathBuf> = Vec::new();
         for e in std::fs::read_dir(&root).map_err(io_err(&root))? {
-            let p = e.map_err(io_err(&root))?.path();
+            let e = e.map_err(io_err(&root))?;
+            let p = e.path();
+            if e.file_type().map_err(io_err(&p))?.is_symlink() {
+                return Err(AuditError::Link(consentry_gate::GateError::Link { path: p }));
+            }
             if p.join(MANIFEST_FILE).is_file() {
                 found.push(p);
             }
@@ -235,8 +263,7 @@ fn dataset_dirs(data_dir: &Path, models: &[ExportedModel<'_>]) -> Result<Vec<(St
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     for dir in candidates {
-        let mpath = dir.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&mpath).map_err(io_err(&mpath))?;
+        let bytes = read_source(&dir, MANIFEST_FILE)?;
         if !seen.insert(b3(&bytes)) {
             continue;
         }
@@ -285,6 +312,8 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     let mut w = Writer { root: tmp.to_path_buf(), entries: Vec::new() };
     w.put(PUBLIC_KEY_FILE, format!("{}\n", input.public_key.to_hex()).as_bytes())?;
     w.put(POLICY_FILE, input.policy_text.as_bytes())?;
+    // What the registry cites is read before the log, which can then only be longer than it was.
+    let cited_positions = input.models.cited_positions()?;
     let checkpoints = input.store.checkpoints()?;
     w.put(CHECKPOINTS_FILE, &serde_json::to_vec_pretty(&checkpoints)?)?;
 
@@ -331,8 +360,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
         if let Some(message) = bad_model_id(&entry.id) {
             return Err(AuditError::Source { path: entry.dir.clone(), message });
         }
-        let src = entry.dir.join(MODEL_FILE);
-        let bytes = std::fs::read(&src).map_err(io_err(&src))?;
+        let bytes = read_source(&entry.dir, MODEL_FILE)?;
         // An unreadable model.json is exported as is and reported by the check.
         let meta = serde_json::from_slice::<ModelMeta>(&bytes).ok();
         sources.push(ExportedModel { entry, bytes, meta });
@@ -340,20 +368,25 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     let mut datasets = BTreeMap::new();
     for (name, dir, manifest) in dataset_dirs(input.data_dir, &sources)? {
         w.put(&format!("datasets/{name}/{MANIFEST_FILE}"), &manifest)?;
-        w.copy_if_present(&dir.join(MEMBERS_FILE), &format!("datasets/{name}/{MEMBERS_FILE}"))?;
+        w.copy_if_present(&dir, MEMBERS_FILE, &format!("datasets/{name}/{MEMBERS_FILE}"))?;
         datasets.insert(name, dir);
     }
 
-    let mut list = ModelList { deadline_seconds: input.models.deadline_seconds(), models: Vec::new() };
+    let mut list = ModelList {
+        deadline_seconds: input.models.deadline_seconds(),
+        models: Vec::new(),
+        unregistered: input.models.unregistered()?,
+        cited_positions,
+    };
     let mut models = BTreeMap::new();
     for ExportedModel { entry: m, bytes, meta } in &sources {
         let base = format!("models/{}", m.id);
         w.put(&format!("{base}/{MODEL_FILE}"), bytes)?;
         // The bitmaps model.json names (none when it cannot be parsed).
         for f in meta.iter().flat_map(bitmap_files).filter(|f| safe_relative(f)) {
-            w.copy_if_present(&m.dir.join(f), &format!("{base}/{f}"))?;
+            w.copy_if_present(&m.dir, f, &format!("{base}/{f}"))?;
         }
-        list.models.push(ModelListEntry { id: m.id.clone(), status: m.status });
+        list.models.push(ModelListEntry { id: m.id.clone(), status: m.status, registered: m.registered.clone() });
         models.insert(m.id.clone(), m.dir.clone());
     }
     w.put(MODELS_FILE, &serde_json::to_vec_pretty(&list)?)?;
@@ -403,6 +436,10 @@ pub struct ModelEvidence {
     pub meta: Option<ModelMeta>,
     /// Bitmap file (relative to the model) → bitmap and the BLAKE3 of its bytes, for the files present and readable.
     pub bitmaps: BTreeMap<String, (RoaringTreemap, String)>,
+    /// BLAKE3 of its `model.json` bytes, when present.
+    pub model_json_blake3: Option<String>,
+    /// What the lineage registry recorded for it, per `models.json`.
+    pub registered: Option<RegisteredFiles>,
 }
 
 /// A loaded evidence bundle: everything the checks need, in memory, plus what loading already found.
@@ -426,6 +463,10 @@ pub struct Bundle {
     pub models: Vec<ModelEvidence>,
     /// The deadline in force at export.
     pub deadline_seconds: i64,
+    /// Model directories the registry did not know at export.
+    pub unregistered: Vec<String>,
+    /// The ledger positions the registry cited at export.
+    pub cited_positions: Vec<CitedPosition>,
     /// The listed files as the index check read them (bytes and BLAKE3), taken by loading so each file is
     /// read and hashed once; empty once the bundle is open.
     files: HashMap<String, (Vec<u8>, String)>,
@@ -477,6 +518,8 @@ impl Bundle {
             datasets: Vec::new(),
             models: Vec::new(),
             deadline_seconds: consentry_lineage::registry::DEFAULT_DEADLINE_SECS,
+            unregistered: Vec::new(),
+            cited_positions: Vec::new(),
             files: HashMap::new(),
         };
         b.check_index()?;
@@ -487,6 +530,11 @@ impl Bundle {
 
     /// Every listed file present with its hash and size; nothing unlisted.
     fn check_index(&mut self) -> Result<(), AuditError> {
+        // Walked first and never through a link: a link could loop, or lead the audit out of the bundle.
+        let present = fsguard::walk_files(&self.dir).map_err(|e| match e {
+            consentry_gate::GateError::Io { path, source } => AuditError::io(&path, source),
+            e => AuditError::Link(e),
+        })?;
         let mut listed = BTreeSet::new();
         for e in &self.index.files {
             if !safe_relative(&e.path) {
@@ -502,8 +550,7 @@ impl Bundle {
                 continue;
             }
             listed.insert(e.path.clone());
-            let p = self.dir.join(&e.path);
-            match std::fs::read(&p) {
+            match fsguard::read_inside(&self.dir, &e.path) {
                 Ok(bytes) => {
                     let h = b3(&bytes);
                     if h != e.blake3 || bytes.len() as u64 != e.bytes {
@@ -522,26 +569,17 @@ impl Bundle {
                 Err(_) => self.findings.push(missing(&e.path)),
             }
         }
-        let mut stack = vec![self.dir.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).map_err(io_err(&d))? {
-                let p = e.map_err(io_err(&d))?.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if let Ok(rel) = p.strip_prefix(&self.dir) {
-                    let rel = rel.to_string_lossy().replace('\\', "/");
-                    if rel != INDEX_FILE && !listed.contains(&rel) {
-                        self.findings.push(
-                            Finding::violation(
-                                ViolationKind::BundleFileMissing,
-                                format!("{rel} is in the bundle but not in its index"),
-                                "listed in INDEX.json",
-                                "unlisted",
-                            )
-                            .file(&rel),
-                        );
-                    }
-                }
+        for rel in present {
+            if rel != INDEX_FILE && !listed.contains(&rel) {
+                self.findings.push(
+                    Finding::violation(
+                        ViolationKind::BundleFileMissing,
+                        format!("{rel} is in the bundle but not in its index"),
+                        "listed in INDEX.json",
+                        "unlisted",
+                    )
+                    .file(&rel),
+                );
             }
         }
         Ok(())
@@ -553,7 +591,7 @@ impl Bundle {
         if let Some(file) = self.files.remove(rel) {
             return Some(file);
         }
-        match std::fs::read(self.dir.join(rel)) {
+        match fsguard::read_inside(&self.dir, rel) {
             Ok(b) => {
                 let h = b3(&b);
                 Some((b, h))
@@ -676,6 +714,8 @@ impl Bundle {
             None => return,
         };
         self.deadline_seconds = list.deadline_seconds;
+        self.unregistered = list.unregistered;
+        self.cited_positions = list.cited_positions;
         for entry in list.models {
             if let Some(message) = bad_model_id(&entry.id) {
                 self.findings.push(unreadable(MODELS_FILE, message));
@@ -683,7 +723,9 @@ impl Bundle {
             }
             let base = format!("models/{}", entry.id);
             let mrel = format!("{base}/{MODEL_FILE}");
-            let meta = self.read(&mrel).and_then(|(bytes, _)| match serde_json::from_slice::<ModelMeta>(&bytes) {
+            let read = self.read(&mrel);
+            let model_json_blake3 = read.as_ref().map(|(_, h)| h.clone());
+            let meta = read.and_then(|(bytes, _)| match serde_json::from_slice::<ModelMeta>(&bytes) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     self.findings.push(unreadable(&mrel, e).model(&entry.id));
@@ -702,7 +744,14 @@ impl Bundle {
                     bitmaps.insert(f.to_string(), b);
                 }
             }
-            self.models.push(ModelEvidence { id: entry.id, status: entry.status, meta, bitmaps });
+            self.models.push(ModelEvidence {
+                id: entry.id,
+                status: entry.status,
+                meta,
+                bitmaps,
+                model_json_blake3,
+                registered: entry.registered,
+            });
         }
     }
 }

@@ -94,10 +94,17 @@ pub fn audit_online(input: &ExportInput<'_>, opts: &AuditOptions) -> Result<Repo
             continue;
         };
         let Some(meta) = entry.meta.as_ref() else { continue };
-        // A superseded differentially private version has its weights deleted on purpose (see the worker); an
-        // absent file is fine there, an altered one never.
+        // A superseded version has its weights deleted on purpose (see the worker); an absent file is fine there,
+        // an altered one never, and a present one is reported (it still holds the removed members' data).
         let may_be_deleted = entry.status != ModelStatus::Live;
+        let mut weights_left = Vec::new();
         for s in &meta.shards {
+            // The registered hash when there is one (the bundle check already compared model.json with the registry).
+            let registered = entry
+                .registered
+                .as_ref()
+                .and_then(|r| r.shards.iter().find(|r| r.index == s.index))
+                .map(|r| r.file_blake3.as_str());
             let f = |found: String| {
                 Finding::violation(
                     ViolationKind::ShardFileAltered,
@@ -112,14 +119,43 @@ pub fn audit_online(input: &ExportInput<'_>, opts: &AuditOptions) -> Result<Repo
                 continue;
             }
             let path = dir.join(&s.file);
-            if may_be_deleted && !path.exists() {
+            if may_be_deleted && std::fs::symlink_metadata(&path).is_err() {
                 continue;
             }
-            match consentry_gate::hash_file(&path) {
-                Ok((h, bytes)) if h == s.blake3 && bytes == s.bytes => {}
+            if entry.status == ModelStatus::Superseded {
+                weights_left.push(s.file.clone());
+            }
+            match consentry_gate::fsguard::hash_inside(dir, &s.file) {
+                Ok((h, bytes)) if h == s.blake3 && bytes == s.bytes && registered.is_none_or(|r| r == h) => {}
+                Ok((h, bytes)) if h == s.blake3 && bytes == s.bytes => report.findings.push(
+                    Finding::violation(
+                        ViolationKind::RegistryMismatch,
+                        format!("shard {} file {} is not the file registered for model {id}", s.index, s.file),
+                        format!("BLAKE3 {} (registry)", registered.unwrap_or_default()),
+                        format!("BLAKE3 {h}"),
+                    )
+                    .model(id)
+                    .file(&s.file),
+                ),
                 Ok((h, bytes)) => report.findings.push(f(format!("BLAKE3 {h} ({bytes} bytes)"))),
                 Err(e) => report.findings.push(f(e.to_string())),
             }
+        }
+        if !weights_left.is_empty() {
+            report.findings.push(
+                Finding::violation(
+                    ViolationKind::SupersededWeights,
+                    format!(
+                        "superseded version {id} still holds {} shard weight file(s) ({}): they carry the data of \
+                         the members unlearning removed; run `consentry unlearn` to finish the deletion",
+                        weights_left.len(),
+                        weights_left.join(", ")
+                    ),
+                    "no shard weights (deleted after the swap)",
+                    format!("{} file(s) present", weights_left.len()),
+                )
+                .model(id),
+            );
         }
     }
     report.finish();
@@ -230,6 +266,10 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         }
     }
 
+    if opts.model.is_none() {
+        check_registry_records(bundle, &mut findings);
+    }
+
     let mut report = Report {
         mode: "bundle".into(),
         now: opts.now,
@@ -243,6 +283,40 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     };
     report.finish();
     Ok(report)
+}
+
+/// (f) What the registry records beside the models: model directories it does not know, and ledger positions it
+/// cites beyond the end of the log (a rolled-back log would let the unlearning cursor skip withdrawals).
+fn check_registry_records(bundle: &Bundle, findings: &mut Vec<Finding>) {
+    for dir in &bundle.unregistered {
+        findings.push(
+            Finding::violation(
+                ViolationKind::UnregisteredModel,
+                format!(
+                    "model directory {dir} is not in the lineage registry: no withdrawal reaches it; register it \
+                     (`consentry lineage register-model`) or remove it"
+                ),
+                "every model directory registered",
+                format!("{dir} unregistered"),
+            )
+            .file(dir),
+        );
+    }
+    let len = bundle.store.events().len() as u64;
+    for c in &bundle.cited_positions {
+        if c.position > len {
+            findings.push(Finding::violation(
+                ViolationKind::PositionBeyondLog,
+                format!(
+                    "{} cites ledger position {}, but the log has only {len} events: the log was rolled back or \
+                     replaced",
+                    c.what, c.position
+                ),
+                format!("a position ≤ {len}"),
+                c.position,
+            ));
+        }
+    }
 }
 
 /// (a) The log: chain, leaves, tree, every signature, consistency of every head with every earlier one,
@@ -768,6 +842,8 @@ fn check_model(
         }
     }
 
+    findings.extend(registry_binding(m).into_iter().map(|f| f.model(id)));
+
     // The DP record, checked by the code that wrote it (`DpClaim::verify`, as `consentry dp model` does).
     let dp_problem = match meta.privacy_claim() {
         Err(e) => Some(("the DP record cannot be read", "a DP record as `consentry train` writes it", e)),
@@ -780,6 +856,47 @@ fn check_model(
         findings.push(Finding::violation(ViolationKind::DpRecord, message, expected, found).model(id));
     }
     Some(summary)
+}
+
+/// (b') A registered model's evidence against what the registry recorded: `model.json`'s BLAKE3 against the id
+/// (so an edited `dp` record, metrics or shard hash is caught), each shard's file hash in `model.json` and each
+/// member bitmap's BLAKE3 against the registered hashes. The shard files themselves are checked online.
+fn registry_binding(m: &ModelEvidence) -> Vec<Finding> {
+    let Some(reg) = &m.registered else { return Vec::new() };
+    let mismatch = |file: &str, expected: &str, found: &str| {
+        Finding::violation(
+            ViolationKind::RegistryMismatch,
+            format!("{file} is not the file registered for model {}", reg.id),
+            format!("BLAKE3 {expected} (registry)"),
+            format!("BLAKE3 {found}"),
+        )
+        .file(file)
+    };
+    let mut out = Vec::new();
+    match &m.model_json_blake3 {
+        Some(h) if h == &reg.id => {}
+        Some(h) => {
+            out.push(mismatch(consentry_learn::model::MODEL_FILE, &reg.id, h));
+            return out;
+        }
+        None => return out, // reported as missing by loading
+    }
+    let Some(meta) = &m.meta else { return out };
+    for r in &reg.shards {
+        let Some(s) = meta.shards.iter().find(|s| s.index == r.index) else {
+            out.push(mismatch(&format!("shard {}", r.index), &r.file_blake3, "absent from model.json"));
+            continue;
+        };
+        if s.blake3 != r.file_blake3 {
+            out.push(mismatch(&s.file, &r.file_blake3, &s.blake3));
+        }
+        if let Some((_, h)) = m.bitmaps.get(&s.members_file)
+            && h != &r.members_blake3
+        {
+            out.push(mismatch(&s.members_file, &r.members_blake3, h));
+        }
+    }
+    out
 }
 
 /// (c) Members of a live model who are withdrawn now, by a withdrawal the dataset did not already

@@ -32,7 +32,7 @@ pub mod report;
 pub use bundle::{Bundle, ExportInput, ExportSummary, check_export_target, export};
 pub use check::{AuditOptions, audit_bundle, audit_online, check_bundle};
 pub use memstore::MemStore;
-pub use models::{DirectoryModels, ModelEntry, ModelSource, ModelStatus};
+pub use models::{DirectoryModels, ModelEntry, ModelSource, ModelStatus, RegistryModels};
 pub use report::{Finding, Report, Severity, ViolationKind};
 
 use std::path::{Path, PathBuf};
@@ -75,12 +75,24 @@ pub enum AuditError {
         /// What is wrong.
         message: String,
     },
+    /// The lineage registry could not be read.
+    #[error("lineage registry: {0}")]
+    Lineage(Box<consentry_lineage::LineageError>),
+    /// A symbolic link, or a path leaving its directory, inside a bundle or a data directory.
+    #[error(transparent)]
+    Link(consentry_gate::GateError),
     /// The ledger store failed while exporting.
     #[error("ledger: {0}")]
     Ledger(#[from] consentry_ledger::LedgerError),
     /// A JSON document could not be written.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<consentry_lineage::LineageError> for AuditError {
+    fn from(e: consentry_lineage::LineageError) -> AuditError {
+        AuditError::Lineage(Box::new(e))
+    }
 }
 
 impl AuditError {
@@ -94,8 +106,10 @@ impl AuditError {
             AuditError::NotABundle { .. }
             | AuditError::OutputExists(_)
             | AuditError::UnknownModel { .. }
-            | AuditError::Source { .. } => true,
+            | AuditError::Source { .. }
+            | AuditError::Link(_) => true,
             AuditError::Ledger(e) => e.is_bad_input(),
+            AuditError::Lineage(e) => e.is_bad_input(),
             AuditError::Io { .. } | AuditError::Json(_) => false,
         }
     }

@@ -6,6 +6,7 @@
 //! `model.json` BLAKE3 as the version it was unlearned from (`unlearning.previous`), which makes it superseded.
 
 use crate::AuditError;
+use consentry_lineage::{CitedPosition, RegisteredFiles, Registry};
 use std::path::{Path, PathBuf};
 
 /// A model's lifecycle state: the registry's own type, so the two can never disagree.
@@ -20,6 +21,9 @@ pub struct ModelEntry {
     pub dir: PathBuf,
     /// Lifecycle state.
     pub status: ModelStatus,
+    /// What the lineage registry recorded for it (its id and shard hashes); `None` for a model read from a
+    /// directory scan.
+    pub registered: Option<RegisteredFiles>,
 }
 
 /// The source of the model list and the withdrawal deadline in force.
@@ -30,6 +34,81 @@ pub trait ModelSource {
     /// Seconds from a withdrawal being recorded to "no live model contains the member".
     fn deadline_seconds(&self) -> i64 {
         consentry_lineage::registry::DEFAULT_DEADLINE_SECS
+    }
+
+    /// Model directories in the data directory that the registry does not know (each a violation), relative to
+    /// the data directory where possible.
+    fn unregistered(&self) -> Result<Vec<String>, AuditError> {
+        Ok(Vec::new())
+    }
+
+    /// The ledger positions the registry cites (cursors, datasets, requests, model events); the audit checks
+    /// that none lies beyond the log's end. Read before the log is exported, so the log can only be longer.
+    fn cited_positions(&self) -> Result<Vec<CitedPosition>, AuditError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The lineage registry's models, what it cites and the model directories it does not know, as read once.
+#[derive(Debug, Clone)]
+pub struct RegistryModels {
+    /// Every registered version (or, for a registry without models, every directory under `DATA/models`).
+    pub entries: Vec<ModelEntry>,
+    /// Model directories under `DATA/models` the registry does not know.
+    pub unregistered: Vec<String>,
+    /// The positions the registry cites.
+    pub cited: Vec<CitedPosition>,
+}
+
+impl RegistryModels {
+    /// Reads the registry beside a data directory: every registered version with its id and shard hashes (named by
+    /// directory where that is unique, else directory and short id), the positions it cites, and the model
+    /// directories under `DATA/models` it does not know. A registry without models falls back to a directory scan
+    /// ([`DirectoryModels`]) so those models are still checked — each one reported as unregistered.
+    pub fn load(reg: &Registry, data_dir: &Path) -> Result<RegistryModels, AuditError> {
+        let cited = reg.cited_positions()?;
+        let root = data_dir.join("models");
+        let unregistered = reg
+            .unregistered_model_dirs(&root)?
+            .iter()
+            .map(|p| p.strip_prefix(data_dir).unwrap_or(p).display().to_string())
+            .collect();
+        let records = reg.models(None, None)?;
+        if records.is_empty() {
+            return Ok(RegistryModels { entries: DirectoryModels::new(&root).models()?, unregistered, cited });
+        }
+        let name = |r: &consentry_lineage::ModelRecord| {
+            Path::new(&r.dir).file_name().map_or_else(|| r.id.clone(), |n| n.to_string_lossy().into_owned())
+        };
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for r in &records {
+            *seen.entry(name(r)).or_default() += 1;
+        }
+        let mut entries = Vec::with_capacity(records.len());
+        for r in &records {
+            let n = name(r);
+            entries.push(ModelEntry {
+                id: if seen[&n] == 1 { n } else { format!("{n}-{}", consentry_lineage::registry::short(&r.id)) },
+                dir: reg.resolve(&r.dir),
+                status: r.status,
+                registered: Some(reg.registered_files(&r.id)?),
+            });
+        }
+        Ok(RegistryModels { entries, unregistered, cited })
+    }
+}
+
+impl ModelSource for RegistryModels {
+    fn models(&self) -> Result<Vec<ModelEntry>, AuditError> {
+        Ok(self.entries.clone())
+    }
+
+    fn unregistered(&self) -> Result<Vec<String>, AuditError> {
+        Ok(self.unregistered.clone())
+    }
+
+    fn cited_positions(&self) -> Result<Vec<CitedPosition>, AuditError> {
+        Ok(self.cited.clone())
     }
 }
 
@@ -63,7 +142,12 @@ impl ModelSource for DirectoryModels {
         let mut hashes = Vec::new();
         let mut previous = std::collections::BTreeSet::new();
         for e in std::fs::read_dir(&self.root).map_err(|e| AuditError::io(&self.root, e))? {
-            let dir = e.map_err(|e| AuditError::io(&self.root, e))?.path();
+            let e = e.map_err(|e| AuditError::io(&self.root, e))?;
+            let dir = e.path();
+            // Never through a link: a model directory is read only from inside the models directory.
+            if e.file_type().map_err(|err| AuditError::io(&dir, err))?.is_symlink() {
+                return Err(AuditError::Link(consentry_gate::GateError::Link { path: dir }));
+            }
             let meta = dir.join(consentry_learn::model::MODEL_FILE);
             if !meta.is_file() {
                 continue;
@@ -80,7 +164,7 @@ impl ModelSource for DirectoryModels {
                 previous.insert(u.previous);
             }
             hashes.push(crate::b3(&bytes));
-            out.push(ModelEntry { id, dir, status: ModelStatus::Live });
+            out.push(ModelEntry { id, dir, status: ModelStatus::Live, registered: None });
         }
         for (entry, hash) in out.iter_mut().zip(&hashes) {
             if previous.contains(hash) {

@@ -39,6 +39,15 @@ pub enum ViolationKind {
     ShardFileAltered,
     /// A DP record is incomplete or claims a smaller ε than its own parameters give.
     DpRecord,
+    /// A registered model's files are not the ones the lineage registry recorded: `model.json`'s BLAKE3 differs
+    /// from the model's id, or a shard file or member bitmap from the registered hash.
+    RegistryMismatch,
+    /// A model directory in the data directory that the lineage registry does not know: no withdrawal reaches it.
+    UnregisteredModel,
+    /// The registry cites a ledger position beyond the log's end: the log was rolled back or replaced.
+    PositionBeyondLog,
+    /// A superseded version still holds shard weights, which carry the data of the members unlearning removed.
+    SupersededWeights,
     /// Informational: something the audit could not vouch for (no violation).
     Note,
 }
@@ -63,6 +72,10 @@ impl ViolationKind {
             ViolationKind::DatasetFiles => "dataset_files",
             ViolationKind::ShardFileAltered => "shard_file_altered",
             ViolationKind::DpRecord => "dp_record",
+            ViolationKind::RegistryMismatch => "registry_mismatch",
+            ViolationKind::UnregisteredModel => "unregistered_model",
+            ViolationKind::PositionBeyondLog => "position_beyond_log",
+            ViolationKind::SupersededWeights => "superseded_weights",
             ViolationKind::Note => "note",
         }
     }

@@ -321,3 +321,141 @@ fn withdrawal_deadline_runs_from_the_withdrawal() {
     let members: Vec<Option<u64>> = r.violations().map(|f| f.member).collect();
     assert_eq!(members, vec![Some(4), Some(6)], "{}", r.render());
 }
+
+/// A model source as the registry would give it: the entries with what the registry recorded, the model
+/// directories it does not know and the positions it cites.
+struct RegistrySource {
+    entries: Vec<consentry_audit::ModelEntry>,
+    unregistered: Vec<String>,
+    cited: Vec<consentry_lineage::CitedPosition>,
+}
+
+impl consentry_audit::ModelSource for RegistrySource {
+    fn models(&self) -> Result<Vec<consentry_audit::ModelEntry>, consentry_audit::AuditError> {
+        Ok(self.entries.clone())
+    }
+    fn unregistered(&self) -> Result<Vec<String>, consentry_audit::AuditError> {
+        Ok(self.unregistered.clone())
+    }
+    fn cited_positions(&self) -> Result<Vec<consentry_lineage::CitedPosition>, consentry_audit::AuditError> {
+        Ok(self.cited.clone())
+    }
+}
+
+/// What the registry records for the model in `dir` as it is now.
+fn registered(dir: &Path) -> consentry_lineage::RegisteredFiles {
+    let bytes = std::fs::read(dir.join("model.json")).unwrap();
+    let meta: ModelMeta = serde_json::from_slice(&bytes).unwrap();
+    consentry_lineage::RegisteredFiles {
+        id: blake3::hash(&bytes).to_hex().to_string(),
+        shards: meta
+            .shards
+            .iter()
+            .map(|s| consentry_lineage::RegisteredShard {
+                index: s.index,
+                file_blake3: s.blake3.clone(),
+                members_blake3: s.members_commitment.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn audit_with(data: &Path, l: &Ledger, source: &RegistrySource, online_too: bool) -> Vec<Report> {
+    let input = ExportInput {
+        data_dir: data,
+        store: l.store(),
+        public_key: l.public_key(),
+        policy_text: DEFAULT_POLICY,
+        models: source,
+        now: T0 + 1000,
+    };
+    let opts = AuditOptions::at(T0 + 1000);
+    let out = data.with_file_name(format!("bundle-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    export(&input, &out).unwrap();
+    let mut reports = vec![audit_bundle(&out, &opts).unwrap()];
+    if online_too {
+        reports.push(audit_online(&input, &opts).unwrap());
+    }
+    reports
+}
+
+#[test]
+fn model_files_unregistered_models_and_positions_are_checked_against_the_registry() {
+    use consentry_audit::{ModelEntry, ModelStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    write_data(&data, &l, &ALL, &ALL, &[]);
+    let m1 = data.join("models/m1");
+    let entry = |status| ModelEntry { id: "m1".into(), dir: m1.clone(), status, registered: Some(registered(&m1)) };
+    let mut source = RegistrySource { entries: vec![entry(ModelStatus::Live)], unregistered: vec![], cited: vec![] };
+    let r = &audit_with(&data, &l, &source, false)[0];
+    assert!(r.ok, "{}", r.render());
+
+    // model.json rewritten with "fixed" shard hashes (a shard file swapped in): not the registered file.
+    let meta_path = m1.join("model.json");
+    let original = std::fs::read(&meta_path).unwrap();
+    let mut meta: ModelMeta = serde_json::from_slice(&original).unwrap();
+    std::fs::write(m1.join("shard-001.safetensors"), "older weights").unwrap();
+    meta.shards[1].blake3 = blake3::hash(b"older weights").to_hex().to_string();
+    meta.shards[1].bytes = 13;
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+    for r in audit_with(&data, &l, &source, true) {
+        let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::RegistryMismatch).collect();
+        assert!(!f.is_empty(), "{}", r.render());
+        assert_eq!(f[0].file.as_deref(), Some("model.json"), "{}", r.render());
+        assert!(f[0].expected.contains(&source.entries[0].registered.as_ref().unwrap().id), "{:?}", f[0]);
+    }
+
+    // model.json as registered, the shard file still swapped: online names the file and both hashes.
+    std::fs::write(&meta_path, &original).unwrap();
+    let r = &audit_with(&data, &l, &source, true)[1];
+    let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::ShardFileAltered).collect();
+    assert_eq!(f.len(), 1, "{}", r.render());
+    std::fs::write(m1.join("shard-001.safetensors"), "weights of shard 1").unwrap();
+
+    // A superseded version still holding its weights; a model directory the registry does not know; a cursor
+    // beyond the log's end.
+    source.entries = vec![entry(ModelStatus::Superseded)];
+    source.unregistered = vec!["models/stray".into()];
+    let len = l.store().len().unwrap();
+    source.cited = vec![
+        consentry_lineage::CitedPosition { what: "unlearning cursor `unlearning`".into(), position: len + 5 },
+        consentry_lineage::CitedPosition { what: "registered dataset abc".into(), position: len },
+    ];
+    let reports = audit_with(&data, &l, &source, true);
+    for r in &reports {
+        let k = kinds(r);
+        assert!(
+            k.contains(&ViolationKind::UnregisteredModel) && k.contains(&ViolationKind::PositionBeyondLog),
+            "{k:?}"
+        );
+        let beyond: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::PositionBeyondLog).collect();
+        assert_eq!(beyond.len(), 1);
+        assert!(beyond[0].message.contains("unlearning cursor"), "{:?}", beyond[0]);
+    }
+    assert!(kinds(&reports[1]).contains(&ViolationKind::SupersededWeights), "{}", reports[1].render());
+    std::fs::remove_file(m1.join("shard-000.safetensors")).unwrap();
+    std::fs::remove_file(m1.join("shard-001.safetensors")).unwrap();
+    source.unregistered.clear();
+    source.cited.clear();
+    // Deleted weights of a superseded version are what unlearning leaves (the hand-made dataset's missing Parquet
+    // files are the only complaint left).
+    let reports = audit_with(&data, &l, &source, true);
+    assert!(reports[0].ok, "{}", reports[0].render());
+    assert_eq!(kinds(&reports[1]), vec![ViolationKind::DatasetFiles], "{}", reports[1].render());
+}
+
+#[test]
+fn a_link_inside_a_bundle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    write_data(&data, &l, &ALL, &ALL, &[]);
+    let bundle = dir.path().join("bundle");
+    exported(&data, &l, &bundle);
+    std::os::unix::fs::symlink(bundle.join("b"), bundle.join("models/a")).unwrap();
+    std::os::unix::fs::symlink(bundle.join("models/a"), bundle.join("b")).unwrap();
+    let e = audit_bundle(&bundle, &AuditOptions::at(T0 + 1000)).unwrap_err();
+    assert!(e.is_bad_input() && e.to_string().contains("symbolic link"), "{e}");
+}

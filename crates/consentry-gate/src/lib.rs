@@ -15,6 +15,7 @@
 //!   and reports every difference.
 
 pub mod commit;
+pub mod fsguard;
 pub mod manifest;
 pub mod materialize;
 pub mod sources;
@@ -84,6 +85,15 @@ pub enum GateError {
     /// The output directory already exists; the gate never overwrites a dataset.
     #[error("{0} already exists; remove it or choose another --out")]
     OutputExists(PathBuf),
+    /// A symbolic link inside a dataset, bundle or model directory ([`fsguard`] never follows one).
+    #[error(
+        "{path} is a symbolic link; datasets, evidence bundles and model directories are read without following \
+         links: replace it with the file or directory it points to"
+    )]
+    Link {
+        /// The link.
+        path: PathBuf,
+    },
     /// The request does not fit the policy, snapshot or partials (unknown purpose, mismatched partials).
     #[error("{0}")]
     Invalid(String),
@@ -121,6 +131,7 @@ impl GateError {
                 | GateError::ColumnType { .. }
                 | GateError::Parquet { .. }
                 | GateError::OutputExists(_)
+                | GateError::Link { .. }
                 | GateError::Invalid(_)
                 | GateError::Manifest { .. }
         )

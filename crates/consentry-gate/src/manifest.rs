@@ -233,7 +233,8 @@ pub struct Manifest {
 impl Manifest {
     /// Reads `DIR/manifest.json`.
     pub fn read(dir: &Path) -> Result<Manifest, GateError> {
-        let path = dir.join(MANIFEST_FILE);
+        // Never through a link (see `fsguard`).
+        let path = crate::fsguard::inside(dir, MANIFEST_FILE)?;
         let text = std::fs::read_to_string(&path).map_err(|e| GateError::Manifest {
             path: path.clone(),
             message: format!("cannot read: {e}; is {} a dataset written by `consentry gate`?", dir.display()),

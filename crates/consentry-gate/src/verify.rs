@@ -74,25 +74,15 @@ pub fn verify_files(dir: &Path) -> Result<(Manifest, Vec<Difference>), GateError
     let mut expected: BTreeSet<String> = m.files.iter().map(|f| f.path.clone()).collect();
     expected.insert(MANIFEST_FILE.into());
     expected.insert(MEMBERS_FILE.into());
-    let mut found = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| GateError::io(&d, e))? {
-            let p = e.map_err(|e| GateError::io(&d, e))?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(rel) = p.strip_prefix(dir) {
-                found.insert(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
+    // Never follows a link: one would let the check leave the dataset or loop.
+    let found: BTreeSet<String> = crate::fsguard::walk_files(dir)?.into_iter().collect();
     for extra in found.difference(&expected) {
         diff(&mut out, format!("file {extra}"), "absent", "present");
     }
     let mut tables: BTreeMap<String, (u64, LtHash)> = BTreeMap::new();
     let mut members = RoaringTreemap::new();
     for f in &m.files {
-        let path = dir.join(&f.path);
+        let path = crate::fsguard::inside(dir, &f.path)?;
         if !path.exists() {
             diff(&mut out, format!("file {}", f.path), "present", "absent");
             continue;

@@ -118,12 +118,11 @@ impl ModelMeta {
 
     /// Reads `DIR/model.json` and returns it with the BLAKE3 (hex) of the bytes read.
     pub fn read_hashed(dir: &Path) -> Result<(ModelMeta, String), LearnError> {
-        let path = dir.join(MODEL_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| LearnError::Model {
+        let text = consentry_gate::fsguard::read_inside(dir, MODEL_FILE).map_err(|e| LearnError::Model {
             dir: dir.to_path_buf(),
             message: format!("cannot read {MODEL_FILE}: {e}; is this a directory written by `consentry train`?"),
         })?;
-        let meta: ModelMeta = serde_json::from_str(&text)
+        let meta: ModelMeta = serde_json::from_slice(&text)
             .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{MODEL_FILE}: {e}") })?;
         if meta.format != FORMAT {
             return Err(LearnError::Model {
@@ -131,7 +130,7 @@ impl ModelMeta {
                 message: format!("format {} is not supported (this build reads {FORMAT})", meta.format),
             });
         }
-        Ok((meta, blake3::hash(text.as_bytes()).to_hex().to_string()))
+        Ok((meta, blake3::hash(&text).to_hex().to_string()))
     }
 
     /// The excluded-member bitmap of an unlearned version (empty for a first version), checked against its commitment.
@@ -193,7 +192,8 @@ impl ModelMeta {
 
 /// A file of a model directory, refused unless its BLAKE3 is the one `model.json` records.
 fn read_checked(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<Vec<u8>, LearnError> {
-    let bytes = std::fs::read(dir.join(file)).map_err(|e| LearnError::Model {
+    // Never through a link: a model directory is read only from inside itself.
+    let bytes = consentry_gate::fsguard::read_inside(dir, file).map_err(|e| LearnError::Model {
         dir: dir.to_path_buf(),
         message: format!("{what} {file} cannot be read: {e}"),
     })?;

@@ -82,6 +82,60 @@ fn open_reader(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
+/// `path` as an SQLite URI path: the characters a URI gives meaning to are percent-encoded.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Opens a connection that never writes, for commands that only read (verification, audit, lineage queries), so
+/// they work on a read-only copy of a data directory. A WAL database needs its `-shm` file; where it cannot be
+/// created (a directory this process may not write, where nobody else may either), the file is read as immutable.
+pub fn open_conn_read_only(path: &Path) -> Result<Connection, LedgerError> {
+    use rusqlite::OpenFlags;
+    if !path.is_file() {
+        return Err(LedgerError::NotFound(format!("{} does not exist or is not a file", path.display())));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let probe = |conn: &Connection| conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0));
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    match probe(&conn) {
+        Ok(_) => Ok(conn),
+        // "unable to open database file" or "attempt to write a readonly database" (SQLITE_READONLY_DIRECTORY):
+        // the -shm file cannot be made.
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly) =>
+        {
+            drop(conn);
+            let conn = Connection::open_with_flags(format!("file:{}?immutable=1", uri_path(path)), flags)?;
+            probe(&conn)?;
+            Ok(conn)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The error for a ledger that cannot be opened for writing: names the file and says which commands only read.
+fn not_writable(path: &Path, e: LedgerError) -> LedgerError {
+    if path.is_file() {
+        LedgerError::Invalid(format!(
+            "{} cannot be opened for writing ({e}): this command writes to the ledger or the registry, so it needs a \
+             writable data directory; on a read-only copy, `ledger verify`, `audit`, `lineage member|model|models` and \
+             `gate verify` work",
+            path.display()
+        ))
+    } else {
+        e
+    }
+}
+
 fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
     v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
 }
@@ -89,8 +143,8 @@ fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
 impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
-        let conn = open_reader(path)?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = open_reader(path).map_err(|e| not_writable(path, e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| not_writable(path, e.into()))?;
         let writer_conn = open_conn(path)?;
         let (tx, rx) = channel::<Request>();
         let thread = std::thread::Builder::new()
@@ -102,6 +156,19 @@ impl SqliteStore {
             reader: Mutex::new(conn),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Opens the existing ledger database at `path` for reading only (see [`open_conn_read_only`]): nothing is
+    /// created or written, and an append is refused.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, LedgerError> {
+        let conn = open_conn_read_only(path)?;
+        conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            reader: Mutex::new(conn),
+            writer: Mutex::new(None),
+            thread: Mutex::new(None),
         })
     }
 
@@ -438,7 +505,11 @@ impl Store for SqliteStore {
         let (reply, rx) = sync_channel(1);
         {
             let w = self.writer.lock().map_err(|_| LedgerError::WriterGone("lock poisoned".into()))?;
-            let tx = w.as_ref().ok_or_else(|| LedgerError::WriterGone("store is closing".into()))?;
+            let tx = w.as_ref().ok_or_else(|| {
+                LedgerError::WriterGone(
+                    "the store is closing, or was opened read-only (appending needs write access)".into(),
+                )
+            })?;
             tx.send(Request { batch, recorded_time, reply })
                 .map_err(|_| LedgerError::WriterGone("the writer thread exited".into()))?;
         }

@@ -314,6 +314,25 @@ impl Conn {
         Ok(Conn::Sqlite(Mutex::new(conn)))
     }
 
+    /// Opens the registry in the ledger's SQLite file for reading only (`open_conn_read_only`): nothing in the
+    /// file is created or written. A ledger without registry tables reads as an empty registry (the tables are
+    /// made in the connection's temporary schema, which lives in memory).
+    pub fn open_sqlite_read_only(path: &Path) -> Result<Conn, LineageError> {
+        let conn = consentry_ledger::sqlite::open_conn_read_only(path)?;
+        let present: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'registry_models'",
+            [],
+            |r| r.get(0),
+        )?;
+        if present == 0 {
+            let schema = SCHEMA.replace("{BLOB}", "BLOB").replace("{REAL}", "REAL").replace("{SERIAL}", "INTEGER");
+            for stmt in schema.split(';').map(str::trim).filter(|s| s.starts_with("CREATE TABLE")) {
+                conn.execute_batch(&stmt.replacen("CREATE TABLE", "CREATE TEMP TABLE", 1))?;
+            }
+        }
+        Ok(Conn::Sqlite(Mutex::new(conn)))
+    }
+
     /// Connects to the ledger's PostgreSQL database and creates the registry tables.
     pub fn connect_postgres(url: &str) -> Result<Conn, LineageError> {
         let mut client = pg_connect(url)?;

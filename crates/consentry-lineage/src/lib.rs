@@ -9,9 +9,11 @@
 //! model's the BLAKE3 of its `model.json`, so an altered directory no longer matches its id.
 
 mod db;
+pub mod integrity;
 pub mod registry;
 pub mod worker;
 
+pub use integrity::{CitedPosition, FileMismatch, RegisteredFiles, RegisteredShard, Servable};
 pub use registry::{
     DatasetRecord, MemberDataset, MemberLineage, MemberModel, MemberPrivacy, ModelLineage, ModelRecord, ModelStatus,
     Registry, RequestStatus, RunRecord, ShardRecord, UnlearningRequest,
@@ -71,6 +73,27 @@ pub enum LineageError {
         /// Events in the ledger.
         ledger: u64,
     },
+    /// Something in the store cites a ledger position beyond the log's end: the log was rolled back or replaced.
+    #[error(
+        "{what} cites ledger position {position}, but the ledger has only {ledger} events: the log was rolled back \
+         or replaced under the registry (an integrity violation); restore the ledger before unlearning"
+    )]
+    BeyondLog {
+        /// What cites it.
+        what: String,
+        /// The position it cites.
+        position: u64,
+        /// Events in the ledger.
+        ledger: u64,
+    },
+    /// A model that must not be served: not live, altered since registration, or unknown to the registry.
+    #[error("model {dir} is not served: {message}")]
+    NotServed {
+        /// The model directory.
+        dir: PathBuf,
+        /// Why, and what to do.
+        message: String,
+    },
     /// A status change that the lifecycle does not allow (e.g. reviving a retired model).
     #[error("model {id} is {from}; it cannot become {to}")]
     Transition {
@@ -129,6 +152,7 @@ impl LineageError {
             | LineageError::Dataset { .. }
             | LineageError::ModelFiles { .. }
             | LineageError::CursorAhead { .. }
+            | LineageError::NotServed { .. }
             | LineageError::Transition { .. } => true,
             LineageError::Ledger(e) => e.is_bad_input(),
             LineageError::Learn(e) => e.is_bad_input(),

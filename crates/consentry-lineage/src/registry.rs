@@ -608,8 +608,7 @@ pub(crate) fn check_model_dir(dir: &Path) -> Result<CheckedModel, LineageError> 
             return Err(bad(&dir, format!("shard {i} is listed with index {}", s.index)));
         }
         meta.shard_bytes(&dir, i).map_err(|e| bad(&dir, model_problem(e)))?;
-        let path = dir.join(&s.members_file);
-        let bytes = std::fs::read(&path)
+        let bytes = consentry_gate::fsguard::read_inside(&dir, &s.members_file)
             .map_err(|e| bad(&dir, format!("shard {i} member bitmap {} cannot be read: {e}", s.members_file)))?;
         if blake3::hash(&bytes).to_hex().to_string() != s.members_commitment {
             return Err(bad(
@@ -677,6 +676,14 @@ impl Registry {
         Ok(Registry { conn, store: Box::new(store), base: None })
     }
 
+    /// Opens the registry in the ledger's SQLite file for reading only: for queries, verification and the audit,
+    /// which then work on a read-only copy of a data directory; anything that writes fails.
+    pub fn open_sqlite_read_only(path: &Path) -> Result<Registry, LineageError> {
+        let store = SqliteStore::open_read_only(path)?;
+        let conn = Conn::open_sqlite_read_only(path)?;
+        Ok(Registry { conn, store: Box::new(store), base: None })
+    }
+
     /// Opens the registry in the ledger's PostgreSQL database.
     pub fn connect_postgres(url: &str) -> Result<Registry, LineageError> {
         let store = PgStore::connect(url)?;
@@ -688,6 +695,11 @@ impl Registry {
     pub fn with_base(mut self, data_dir: &Path) -> Registry {
         self.base = Some(data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf()));
         self
+    }
+
+    /// The data directory (canonical), when the registry was opened for one.
+    pub(crate) fn base(&self) -> Option<&Path> {
+        self.base.as_deref()
     }
 
     /// How a directory is recorded: relative to the data directory when inside it, else absolute.

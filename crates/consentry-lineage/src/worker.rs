@@ -130,7 +130,8 @@ pub struct WorkerReport {
     pub retrains: Vec<Retrain>,
     /// Requests closed without a retrain (their model was retired, or a newer version no longer has them).
     pub closed_without_retrain: u64,
-    /// Unregistered directories left by an interrupted earlier run, removed.
+    /// What an interrupted earlier run left and this one removed: unregistered directories, superseded versions'
+    /// shard weights, stale locks.
     pub orphans_removed: Vec<String>,
     /// Requests still open after the run (waiting for their batch window).
     pub open: Vec<UnlearningRequest>,
@@ -309,9 +310,29 @@ struct DirLock {
     path: PathBuf,
 }
 
+/// The lock file that guards building `target`: `.NAME.lock` beside it.
+pub(crate) fn lock_path(target: &Path) -> PathBuf {
+    target.with_file_name(format!(".{}.lock", dir_name(target)))
+}
+
+/// Removes the lock file guarding `target` when its holder is gone (a worker killed after its swap leaves one
+/// beside the version it built); a lock held by a live process stays. True when one was removed.
+pub(crate) fn remove_stale_lock(target: &Path) -> Result<bool, LineageError> {
+    let path = lock_path(target);
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(false) };
+    if text.trim().parse::<u32>().is_ok_and(other_process_alive) {
+        return Ok(false);
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(LineageError::io(&path, e)),
+    }
+}
+
 impl DirLock {
     fn acquire(target: &Path) -> Result<DirLock, LineageError> {
-        let path = target.with_file_name(format!(".{}.lock", dir_name(target)));
+        let path = lock_path(target);
         let me = std::process::id();
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -559,6 +580,11 @@ fn figures(
 pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, LineageError> {
     // The figures are computed once the pass is done.
     let mut report = WorkerReport::default();
+    // A registry citing positions the log no longer has means the log was rolled back: following it would skip
+    // the withdrawals that refill those positions.
+    reg.require_positions_within_log()?;
+    // What a worker killed after its swap left: superseded weights and its lock.
+    report.orphans_removed.extend(reg.finish_interrupted()?);
     intake(reg, opts, &mut report)?;
     let at = opts.clock();
     reg.conn().transaction(true, |db| {

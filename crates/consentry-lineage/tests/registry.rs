@@ -422,3 +422,100 @@ fn registry_on_postgres() {
     let Some(db) = support::pg() else { return };
     suite(&Backend::Postgres(db));
 }
+
+/// Model files are bound to the registry (serving checks `model.json` against the id and every shard file and
+/// bitmap against the registered hashes), unregistered model directories are found, positions beyond the log's
+/// end are reported, and what a worker killed after its swap left is finished.
+#[test]
+fn files_unregistered_models_and_positions_are_checked_against_the_registry() {
+    use consentry_lineage::Servable;
+    let b = Backend::Sqlite(tempfile::tempdir().unwrap());
+    let ledger = ledger_setup(&b);
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().canonicalize().unwrap().join("data");
+    let models = data.join("models");
+    let reg = b.registry().with_base(&data);
+    let ds_dir = dataset_dir(&data, "ds", &range(1, 30), 40);
+    let m_dir = model_dir(&models, "m1", &ds_dir, &range(1, 30), 1);
+    let m = reg.register_model_dir(&m_dir).unwrap();
+    assert!(matches!(reg.servable(&m_dir, false).unwrap(), Servable::Registered(r) if r.id == m.id));
+    assert!(reg.check_model_files(&m).unwrap().is_empty());
+
+    // A shard file replaced and model.json left alone: the file, the registered and the found hash are named.
+    let shard = m_dir.join("shard-001.safetensors");
+    let original = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, b"older weights").unwrap();
+    let found = blake3::hash(b"older weights").to_hex().to_string();
+    let bad = reg.check_model_files(&m).unwrap();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!((bad[0].file.as_str(), bad[0].found.as_str()), ("shard-001.safetensors", found.as_str()));
+    let e = reg.servable(&m_dir, false).unwrap_err();
+    assert!(matches!(e, LineageError::NotServed { .. }) && e.to_string().contains(&found), "{e}");
+    std::fs::write(&shard, &original).unwrap();
+
+    // model.json rewritten (its hashes "fixed", or its metrics edited): no longer the registered id.
+    let meta_path = m_dir.join("model.json");
+    let meta_bytes = std::fs::read(&meta_path).unwrap();
+    let mut meta: serde_json::Value = serde_json::from_slice(&meta_bytes).unwrap();
+    meta["metrics"]["recall_at_20"] = 0.99.into();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let e = reg.servable(&m_dir, true).unwrap_err();
+    assert!(e.to_string().contains("model.json") && e.to_string().contains(&m.id), "{e}");
+    assert_eq!(reg.check_model_files(&m).unwrap()[0].file, "model.json");
+    assert!(reg.verify_registered_dir(&m_dir).is_err());
+    std::fs::write(&meta_path, &meta_bytes).unwrap();
+
+    // An unregistered model in the data directory: listed, never served; outside it, only on request.
+    let stray = model_dir(&models, "stray", &ds_dir, &range(1, 30), 2);
+    assert_eq!(reg.unregistered_model_dirs(&models).unwrap(), vec![stray.clone()]);
+    assert!(matches!(reg.servable(&stray, true), Err(LineageError::NotServed { .. })));
+    let e = reg.check_train_target(&stray).unwrap_err();
+    assert!(e.to_string().contains("interrupted") && e.to_string().contains("register-model"), "{e}");
+    assert!(reg.check_train_target(&m_dir).unwrap_err().to_string().contains("holds registered model version 1"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let exp = model_dir(elsewhere.path(), "exp", &ds_dir, &range(1, 30), 3);
+    assert!(matches!(reg.servable(&exp, false), Err(LineageError::NotServed { .. })));
+    assert_eq!(reg.servable(&exp, true).unwrap(), Servable::Unregistered);
+    std::fs::remove_dir_all(&stray).unwrap();
+
+    // A superseded version left with its weights and a dead worker's lock (a crash after the swap): finished.
+    let v2 = model_dir_after(&models, "m1.v2", &ds_dir, &range(6, 30), 1, Some((&m.id, &range(5, 5))));
+    reg.register_model_dir(&v2).unwrap();
+    assert!(m_dir.join("shard-000.safetensors").exists());
+    std::fs::write(models.join(".m1.v2.lock"), "4294967295").unwrap();
+    let e = reg.servable(&m_dir, false).unwrap_err();
+    assert!(e.to_string().contains("superseded") && e.to_string().contains("m1.v2"), "{e}");
+    let removed = reg.finish_interrupted().unwrap();
+    assert_eq!(removed.len(), SHARDS as usize + 1, "{removed:?}");
+    assert!(!m_dir.join("shard-000.safetensors").exists() && !models.join(".m1.v2.lock").exists());
+    let superseded = reg.model(&m.id).unwrap();
+    assert!(
+        reg.check_model_files(&superseded).unwrap().is_empty(),
+        "deleted weights of a superseded version are expected"
+    );
+    // A lock whose holder lives stays.
+    std::fs::write(models.join(".m1.v2.lock"), "1").unwrap();
+    assert!(reg.finish_interrupted().unwrap().is_empty());
+    std::fs::remove_file(models.join(".m1.v2.lock")).unwrap();
+
+    // Positions: nothing beyond the log; then a cursor and a request beyond it (a rolled-back log).
+    let len = ledger.store().len().unwrap();
+    assert!(reg.positions_beyond().unwrap().1.is_empty());
+    reg.require_positions_within_log().unwrap();
+    b.set_cursor(len as i64 + 2);
+    let (l, beyond) = reg.positions_beyond().unwrap();
+    assert_eq!(l, len);
+    assert_eq!(beyond.len(), 1, "{beyond:?}");
+    assert!(beyond[0].what.contains("unlearning cursor") && beyond[0].position == len + 2);
+    let e = reg.require_positions_within_log().unwrap_err();
+    assert!(matches!(e, LineageError::CursorAhead { ledger, .. } if ledger == len), "{e}");
+    b.set_cursor(len as i64);
+    let Backend::Sqlite(d) = &b else { unreachable!() };
+    let c = rusqlite::Connection::open(d.path().join("ledger.db")).unwrap();
+    c.execute("UPDATE registry_unlearning SET event_seq = ?1", [len as i64 + 9]).unwrap();
+    let e = reg.require_positions_within_log().unwrap_err();
+    assert!(matches!(&e, LineageError::BeyondLog { position, ledger, .. } if *position == len + 9 && *ledger == len));
+    assert!(e.to_string().contains("unlearning request"), "{e}");
+    let e = run_once(&reg, &WorkerOptions { now: Some(T0 + 600), ..WorkerOptions::default() }).unwrap_err();
+    assert!(matches!(e, LineageError::BeyondLog { .. }), "{e}");
+}

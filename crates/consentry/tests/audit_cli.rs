@@ -363,7 +363,11 @@ fn understated_epsilon_and_altered_shard_file_are_reported() {
     let eps = claim.epsilon;
     meta["dp"] = serde_json::to_value(consentry_learn::dp::PrivacyClaim::Dp(Box::new(claim))).unwrap();
     write_json(&path, &meta);
-    audit(&data, &["--model", "replies.v2"], 0);
+    // Any edit makes model.json differ from the registered version (its id), whatever the record says; a genuine
+    // record passes the DP check itself.
+    let r = audit(&data, &["--model", "replies.v2"], 1);
+    assert_eq!(findings(&r, "registry_mismatch").len(), 1, "{r}");
+    assert!(findings(&r, "dp_record").is_empty(), "{r}");
     meta["dp"]["epsilon"] = (eps / 3.0).into();
     write_json(&path, &meta);
     let r = audit(&data, &["--model", "replies.v2"], 1);

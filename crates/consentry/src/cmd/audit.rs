@@ -4,9 +4,8 @@
 use super::ledger::{self as ledger_cmd, ledger_err};
 use super::policy_text;
 use crate::ui::{Ctx, OK, bad_input};
-use consentry_audit::{AuditError, AuditOptions, DirectoryModels, ExportInput, ModelEntry, ModelSource, Report};
+use consentry_audit::{AuditError, AuditOptions, ExportInput, RegistryModels, Report};
 use consentry_ledger::{Ledger, PublicKey, SignedTreeHead};
-use consentry_lineage::registry::short;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -64,33 +63,11 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The models to audit: the lineage registry's (every version, with the status it records), or — for a data
-/// directory whose models were never registered — every model directory under DATA/models.
-fn models(ctx: &Ctx) -> anyhow::Result<Vec<ModelEntry>> {
-    let reg = super::lineage::open_registry(ctx)?;
-    let records = reg.models(None, None).map_err(super::lineage::lineage_err)?;
-    if records.is_empty() {
-        return DirectoryModels::new(&ctx.data_path("models")).models().map_err(audit_err);
-    }
-    // Ids are directory names where they are unique (what `--model` takes), else the registry id.
-    let name = |r: &consentry_lineage::ModelRecord| {
-        Path::new(&r.dir).file_name().map_or_else(|| r.id.clone(), |n| n.to_string_lossy().into_owned())
-    };
-    let mut seen = std::collections::BTreeMap::<String, usize>::new();
-    for r in &records {
-        *seen.entry(name(r)).or_default() += 1;
-    }
-    Ok(records
-        .iter()
-        .map(|r| {
-            let n = name(r);
-            ModelEntry {
-                id: if seen[&n] == 1 { n } else { format!("{n}-{}", short(&r.id)) },
-                dir: reg.resolve(&r.dir),
-                status: r.status,
-            }
-        })
-        .collect())
+/// The models to audit, what the registry cites and the model directories it does not know
+/// (`RegistryModels::load`).
+fn models(ctx: &Ctx) -> anyhow::Result<RegistryModels> {
+    let reg = super::lineage::open_registry_read_only(ctx)?;
+    RegistryModels::load(&reg, &ctx.data).map_err(audit_err)
 }
 
 /// Runs `f` on what the audit reads of the data directory: its ledger, the policy in force and the models.
@@ -115,7 +92,7 @@ fn with_input<T>(
 
 fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
     consentry_audit::check_export_target(out).map_err(audit_err)?;
-    let ledger = ledger_cmd::open(ctx)?;
+    let ledger = ledger_cmd::open_read_only(ctx)?;
     let summary =
         with_input(ctx, &ledger, chrono::Utc::now().timestamp(), |input| consentry_audit::export(input, out))?;
     if ctx.json {
@@ -170,7 +147,7 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         AuditOptions { now, deadline_seconds: args.deadline, model: args.model.clone(), public_key, known_heads };
     let report = match &args.offline {
         Some(dir) => consentry_audit::audit_bundle(dir, &opts).map_err(audit_err)?,
-        None => online(ctx, &ledger_cmd::open(ctx)?, &opts)?,
+        None => online(ctx, &ledger_cmd::open_read_only(ctx)?, &opts)?,
     };
     print(ctx, &report)?;
     Ok(if report.ok { OK } else { ExitCode::from(1) })

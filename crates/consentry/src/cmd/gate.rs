@@ -273,7 +273,7 @@ fn verify(ctx: &Ctx, dir: &Path, sources: Option<&Path>, base: Option<&Path>) ->
         None => Some(PathBuf::from(&m.sources.declaration)),
     };
     let (sources, declaration_hash) = load_sources(ctx, file.as_deref(), base)?;
-    let ledger = ledger::open(ctx)?;
+    let ledger = ledger::open_read_only(ctx)?;
     let snap = snapshot_at(&ledger, &m)?;
     let (detector, names) = build_detector(&sources).map_err(gate_err)?;
     let req = GateRequest {

@@ -303,6 +303,24 @@ pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
     }
 }
 
+/// Opens the ledger of the data directory for reading only (SQLite: `SqliteStore::open_read_only`), for commands
+/// that never append: they then work on a read-only copy of a data directory.
+pub fn open_read_only(ctx: &Ctx) -> anyhow::Result<Ledger> {
+    let key_path = ctx.data_path(KEY_FILE);
+    if !key_path.exists() {
+        return Err(no_ledger(ctx));
+    }
+    let key = LogKey::load(&key_path).map_err(ledger_err)?;
+    let policy = load_policy(ctx, None)?;
+    let store: Box<dyn Store> = match store_at(ctx)? {
+        StoreAt::Sqlite(path) => Box::new(
+            SqliteStore::open_read_only(&path).with_context(|| format!("opening {} read-only", path.display()))?,
+        ),
+        StoreAt::Postgres(_) => open_store(ctx)?,
+    };
+    Ok(Ledger::new(store, policy, key, LedgerOptions::default()))
+}
+
 /// Opens the ledger of the data directory (after `ledger init`).
 pub fn open(ctx: &Ctx) -> anyhow::Result<Ledger> {
     let key_path = ctx.data_path(KEY_FILE);
@@ -456,10 +474,20 @@ pub fn import(
 }
 
 fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let ledger = open(ctx)?;
+    let ledger = open_read_only(ctx)?;
     let v = ledger.verify().map_err(ledger_err)?;
+    // A rolled-back log is a consistent prefix, invisible to its own checks; the registry beside it is a witness.
+    let beyond = super::lineage::positions_beyond_log(ctx)?;
+    let ok = v.ok() && beyond.is_empty();
     if ctx.json {
-        ctx.print_json(&v)?;
+        let mut j = serde_json::to_value(&v)?;
+        j["registry_beyond_log"] = serde_json::json!(beyond);
+        ctx.print_json(&j)?;
+    } else if !beyond.is_empty() {
+        eprintln!("FAILED: the store cites positions beyond the log's end (the log was rolled back or replaced):");
+        for b in &beyond {
+            eprintln!("  - {b}");
+        }
     } else if v.ok() {
         ctx.say(format!(
             "ok: {} events, {} checkpoints; hash chain, Merkle tree and signatures all check out",
@@ -472,7 +500,7 @@ fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             eprintln!("  - {p}");
         }
     }
-    Ok(if v.ok() { OK } else { ExitCode::from(1) })
+    Ok(if ok { OK } else { ExitCode::from(1) })
 }
 
 fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<ExitCode> {

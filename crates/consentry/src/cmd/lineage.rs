@@ -75,8 +75,35 @@ pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
     Ok(reg.with_base(&ctx.data))
 }
 
+/// Opens the registry for reading only (`Registry::open_sqlite_read_only` for SQLite), for commands that never
+/// write: they then work on a read-only copy of a data directory.
+pub fn open_registry_read_only(ctx: &Ctx) -> anyhow::Result<Registry> {
+    let reg = match store_at(ctx)? {
+        StoreAt::Postgres(url) => Registry::connect_postgres(&url).map_err(lineage_err).context(PG_CONTEXT)?,
+        StoreAt::Sqlite(path) if !path.exists() => return Err(no_ledger(ctx)),
+        StoreAt::Sqlite(path) => Registry::open_sqlite_read_only(&path)
+            .map_err(lineage_err)
+            .with_context(|| format!("opening {} read-only", path.display()))?,
+    };
+    Ok(reg.with_base(&ctx.data))
+}
+
+/// What the lineage registry beside the ledger cites beyond the log's end (`Registry::positions_beyond`), one line
+/// each; empty without a ledger. `ledger verify` reports these: the ledger crate knows nothing of the registry.
+pub fn positions_beyond_log(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    if !super::train::has_ledger(ctx) {
+        return Ok(Vec::new());
+    }
+    let (len, beyond) = open_registry_read_only(ctx)?.positions_beyond().map_err(lineage_err)?;
+    Ok(beyond
+        .iter()
+        .map(|c| format!("{} cites position {}, but the log has {len} events", c.what, c.position))
+        .collect())
+}
+
 pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
-    let reg = open_registry(ctx)?;
+    let read_only = matches!(cmd, Command::Member { .. } | Command::Model { .. } | Command::Models { .. });
+    let reg = if read_only { open_registry_read_only(ctx)? } else { open_registry(ctx)? };
     match cmd {
         Command::Member { id } => member(ctx, &reg, id),
         Command::Model { id } => model(ctx, &reg, &id),

@@ -151,6 +151,11 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     let dataset = a.dataset.unwrap_or_else(|| default_dataset(ctx, kind));
     let out = a.out.unwrap_or_else(|| ctx.data_path("models").join(kind.name()));
+    // An existing output (e.g. left by an interrupted run between rename and registration) gets a message saying
+    // what it is and what to do, rather than only "already exists".
+    if !a.no_register && out.exists() && has_ledger(ctx) {
+        super::lineage::open_registry(ctx)?.check_train_target(&out).map_err(super::lineage::lineage_err)?;
+    }
     let r = train_model(ctx, &dataset, &out, &opts).map_err(learn_err)?;
     let registered = if a.no_register { None } else { register(ctx, &out)? };
     if ctx.json {
@@ -186,7 +191,7 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
 
 /// Whether there is a ledger (and so a lineage registry): `--database`, or the SQLite file in the data directory.
 /// A malformed `--database` counts as one, so opening the registry reports it.
-fn has_ledger(ctx: &Ctx) -> bool {
+pub fn has_ledger(ctx: &Ctx) -> bool {
     match super::ledger::store_at(ctx) {
         Ok(super::ledger::StoreAt::Sqlite(path)) => path.exists(),
         Ok(super::ledger::StoreAt::Postgres(_)) | Err(_) => true,
@@ -276,6 +281,10 @@ pub struct RecommendArgs {
     /// How many items.
     #[arg(long, default_value_t = 10)]
     k: usize,
+    /// Serve a model the lineage registry does not know (an experiment outside the data directory): no
+    /// withdrawal will ever reach it. Models inside the data directory are served only when registered and live.
+    #[arg(long)]
+    unregistered: bool,
 }
 
 /// `consentry recommend`.
@@ -283,7 +292,7 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
     if a.k == 0 {
         return Err(bad_input("--k must be at least 1"));
     }
-    require_served(ctx, &a.model)?;
+    require_served(ctx, &a.model, a.unregistered)?;
     let (meta, rec) = load_recommender(&a.model).map_err(learn_err)?;
     let t = Instant::now();
     let items = rec.recommend(a.member, a.k).map_err(learn_err)?;
@@ -304,38 +313,25 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses a model the lineage registry no longer has live: a superseded or retired version may hold the data of
-/// members who withdrew (and unlearning deletes its weights), so it is never served; the error names the version
-/// that replaced it.
-pub fn require_served(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
-    use consentry_lineage::{LineageError, ModelStatus};
+/// Refuses to serve a model the lineage registry does not vouch for (`Registry::servable`: live, and `model.json`
+/// and every shard file and member bitmap as registered); a model unknown to the registry only with
+/// `--unregistered`, and never one inside the data directory.
+pub fn require_served(ctx: &Ctx, dir: &Path, allow_unregistered: bool) -> anyhow::Result<()> {
     require_dir(dir)?;
     if !has_ledger(ctx) {
-        return Ok(());
+        if allow_unregistered {
+            return Ok(());
+        }
+        return Err(bad_input(format!(
+            "{} has no ledger, so no lineage registry vouches for {}; pass --unregistered to serve it as an \
+             experiment no withdrawal will reach",
+            ctx.data.display(),
+            dir.display()
+        )));
     }
-    // Unreadable metadata is for the loader to report.
-    let Ok(bytes) = std::fs::read(dir.join(consentry_learn::model::MODEL_FILE)) else { return Ok(()) };
-    let id = blake3::hash(&bytes).to_hex().to_string();
     let reg = super::lineage::open_registry(ctx)?;
-    let rec = match reg.model(&id) {
-        Ok(r) => r,
-        // Not registered here (trained elsewhere or with --no-register): nothing is known against it.
-        Err(LineageError::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(super::lineage::lineage_err(e)),
-    };
-    if rec.status == ModelStatus::Live {
-        return Ok(());
-    }
-    let instead = match reg.live_successor(&rec.id).map_err(super::lineage::lineage_err)? {
-        Some(next) => format!("; use version {} in {}", next.version, reg.resolve(&next.dir).display()),
-        None => String::new(),
-    };
-    Err(bad_input(format!(
-        "model {} (version {}) is {}: it may hold data of members who withdrew, so it is not served{instead}",
-        dir.display(),
-        rec.version,
-        rec.status.as_str()
-    )))
+    reg.servable(dir, allow_unregistered).map_err(super::lineage::lineage_err)?;
+    Ok(())
 }
 
 /// Make sure a directory given as a model exists before loading.
@@ -360,11 +356,15 @@ pub struct SuggestArgs {
     /// How many suggestions (one per intent).
     #[arg(long, default_value_t = 3)]
     n: usize,
+    /// Serve a model the lineage registry does not know (an experiment outside the data directory): no
+    /// withdrawal will ever reach it. Models inside the data directory are served only when registered and live.
+    #[arg(long)]
+    unregistered: bool,
 }
 
 /// `consentry suggest-replies`.
 pub fn run_suggest(ctx: &Ctx, a: SuggestArgs) -> anyhow::Result<ExitCode> {
-    require_served(ctx, &a.model)?;
+    require_served(ctx, &a.model, a.unregistered)?;
     let model = consentry_learn::replies::ShardedReplies::load(&a.model).map_err(learn_err)?;
     let s = model.suggest(&a.text, a.n);
     if ctx.json {

@@ -1,0 +1,426 @@
+//! What binds the files on disk and the registry's own records to what was registered and to the log:
+//!
+//! - a registered model's directory must still hold the `model.json` whose BLAKE3 is its id, and every shard file
+//!   and member bitmap the registry recorded ([`Registry::check_model_files`]); serving checks this before loading
+//!   ([`Registry::servable`]), and refuses a model the registry does not know unless the caller opts in for an
+//!   experiment outside the data directory;
+//! - every model directory in the data directory is registered ([`Registry::unregistered_model_dirs`]);
+//! - nothing in the store cites a ledger position beyond the log's end ([`Registry::positions_beyond`]): a
+//!   rolled-back log would otherwise let the unlearning cursor skip the withdrawals that refill it.
+
+use crate::db::P;
+use crate::registry::{ModelRecord, ModelStatus, get_model, live_successor, short};
+use crate::{LineageError, Registry};
+use consentry_learn::model::{MODEL_FILE, ModelMeta};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The hashes the registry recorded for one shard when its model was registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredShard {
+    /// Shard index.
+    pub index: u32,
+    /// BLAKE3 of the shard's safetensors file.
+    pub file_blake3: String,
+    /// BLAKE3 of the shard's member bitmap.
+    pub members_blake3: String,
+}
+
+/// What a registered model version's directory must still hold: `model.json` with BLAKE3 `id`, and these shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredFiles {
+    /// The model id: BLAKE3 of its `model.json`.
+    pub id: String,
+    /// The shards, by index.
+    pub shards: Vec<RegisteredShard>,
+}
+
+/// A file of a model directory that does not hold what the registry recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileMismatch {
+    /// The file, relative to the model directory.
+    pub file: String,
+    /// The BLAKE3 the registry recorded.
+    pub expected: String,
+    /// What the directory holds (a BLAKE3, `absent`, or why it cannot be read).
+    pub found: String,
+}
+
+impl fmt::Display for FileMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: registered BLAKE3 {}, found {}", self.file, self.expected, self.found)
+    }
+}
+
+/// A position in the log that something in the store cites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CitedPosition {
+    /// What cites it, for people (`unlearning cursor \`unlearning\``, `dataset 1a2b3c4d5e6f`, …).
+    pub what: String,
+    /// The position (a sequence number; events are numbered from 1, so a log of N events ends at N).
+    pub position: u64,
+}
+
+/// What serving may load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Servable {
+    /// A live registered version whose files match the registry.
+    Registered(Box<ModelRecord>),
+    /// A model the registry does not know, outside the data directory, served because the caller opted in.
+    Unregistered,
+}
+
+/// `model.json`'s bytes in `dir` and their BLAKE3.
+fn model_json(dir: &Path) -> Result<(Vec<u8>, String), std::io::Error> {
+    let bytes = std::fs::read(consentry_gate::fsguard::inside(dir, MODEL_FILE).map_err(std::io::Error::other)?)?;
+    let h = blake3::hash(&bytes).to_hex().to_string();
+    Ok((bytes, h))
+}
+
+/// BLAKE3 of `dir/rel` without following links, or why it cannot be read.
+fn hash_or_problem(dir: &Path, rel: &str) -> Result<String, String> {
+    match consentry_gate::fsguard::hash_inside(dir, rel) {
+        Ok((h, _)) => Ok(h),
+        Err(consentry_gate::GateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err("absent".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Registry {
+    /// The hashes the registry recorded for model `id` (full id).
+    pub fn registered_files(&self, id: &str) -> Result<RegisteredFiles, LineageError> {
+        self.conn().transaction(false, |db| {
+            let rows = db.query(
+                "SELECT idx, file_blake3, members_bitmap FROM registry_shards WHERE model_id = $1 ORDER BY idx",
+                &[P::T(id)],
+            )?;
+            let shards = rows
+                .iter()
+                .map(|r| {
+                    Ok(RegisteredShard {
+                        index: r.u32(0)?,
+                        file_blake3: r.text(1)?,
+                        members_blake3: blake3::hash(&r.blob(2)?).to_hex().to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, LineageError>>()?;
+            Ok(RegisteredFiles { id: id.to_string(), shards })
+        })
+    }
+
+    /// Checks a registered model's directory against the registry: `model.json`'s BLAKE3 against the model's id,
+    /// every shard file and member bitmap against the hashes recorded at registration. A version that is no longer
+    /// live may lack its shard weights (unlearning deletes them); an altered file is a mismatch all the same.
+    /// Returns every mismatch (none: the directory is the registered version).
+    pub fn check_model_files(&self, rec: &ModelRecord) -> Result<Vec<FileMismatch>, LineageError> {
+        let files = self.registered_files(&rec.id)?;
+        Ok(compare_files(&self.resolve(&rec.dir), rec.status, &files))
+    }
+
+    /// Decides whether the model in `dir` may be served, before anything is loaded from it: a live registered
+    /// version whose `model.json` and every shard file and member bitmap match the registry. A version no longer
+    /// live is refused, naming its live successor; a directory whose `model.json` changed since registration is
+    /// refused with both hashes; a model the registry does not know is refused unless `allow_unregistered` is set
+    /// and it lies outside the data directory (an experiment no withdrawal will ever reach).
+    pub fn servable(&self, dir: &Path, allow_unregistered: bool) -> Result<Servable, LineageError> {
+        let refuse = |message: String| LineageError::NotServed { dir: dir.to_path_buf(), message };
+        if let Some(rec) = self.verify_registered_dir(dir)? {
+            if rec.status != ModelStatus::Live {
+                let instead = match self.live_successor(&rec.id)? {
+                    Some(next) => format!("; use version {} in {}", next.version, self.resolve(&next.dir).display()),
+                    None => String::new(),
+                };
+                return Err(refuse(format!(
+                    "version {} ({}) is {}: it may hold data of members who withdrew{instead}",
+                    rec.version,
+                    short(&rec.id),
+                    rec.status
+                )));
+            }
+            return Ok(Servable::Registered(Box::new(rec)));
+        }
+        let canonical = dir.canonicalize().map_err(|e| refuse(format!("the directory cannot be opened: {e}")))?;
+        let (_, id) = model_json(&canonical).map_err(|e| refuse(format!("{MODEL_FILE} cannot be read: {e}")))?;
+        if self.inside_base(&canonical) {
+            return Err(refuse(format!(
+                "the lineage registry does not know this model (BLAKE3 of {MODEL_FILE} {id}), so no withdrawal would \
+                 ever reach it; a model in the data directory is served only once registered: `consentry lineage \
+                 register-model {}`",
+                dir.display()
+            )));
+        }
+        if !allow_unregistered {
+            return Err(refuse(format!(
+                "the lineage registry does not know this model (BLAKE3 of {MODEL_FILE} {id}), so no withdrawal would \
+                 ever reach it; register it with `consentry lineage register-model {}`, or pass --unregistered to \
+                 serve an experiment outside the data directory",
+                dir.display()
+            )));
+        }
+        Ok(Servable::Unregistered)
+    }
+
+    /// The registered version the model in `dir` is, after checking its files against the registry (its
+    /// `model.json` BLAKE3 is a registered id, and every shard file and member bitmap is as registered; a version no
+    /// longer live may lack its weights). `None` when the registry knows neither its `model.json` nor its
+    /// directory; a directory registered with another `model.json` is an error naming both hashes.
+    pub fn verify_registered_dir(&self, dir: &Path) -> Result<Option<ModelRecord>, LineageError> {
+        let refuse = |message: String| LineageError::NotServed { dir: dir.to_path_buf(), message };
+        let canonical = dir.canonicalize().map_err(|e| refuse(format!("the directory cannot be opened: {e}")))?;
+        let (_, id) = model_json(&canonical).map_err(|e| refuse(format!("{MODEL_FILE} cannot be read: {e}")))?;
+        if let Some(rec) = self.conn().transaction(false, |db| get_model(db, &id))? {
+            let files = self.registered_files(&rec.id)?;
+            let bad = compare_files(&canonical, rec.status, &files);
+            if !bad.is_empty() {
+                let list: Vec<String> = bad.iter().map(|m| m.to_string()).collect();
+                return Err(refuse(format!(
+                    "its files were altered since it was registered as model {}: {}; restore the registered files \
+                     or retrain",
+                    short(&rec.id),
+                    list.join("; ")
+                )));
+            }
+            return Ok(Some(rec));
+        }
+        if let Some(rec) = self.registered_at(&canonical)? {
+            return Err(refuse(format!(
+                "{MODEL_FILE} differs from registered model version {} ({MODEL_FILE}: registered BLAKE3 {}, found \
+                 {id}): the directory was altered since it was registered; restore it or retrain",
+                rec.version, rec.id
+            )));
+        }
+        Ok(None)
+    }
+
+    /// The registered version recorded at directory `canonical`, if any (the newest).
+    fn registered_at(&self, canonical: &Path) -> Result<Option<ModelRecord>, LineageError> {
+        let models = self.models(None, None)?;
+        Ok(models.into_iter().rev().find(|m| self.resolve(&m.dir).canonicalize().is_ok_and(|p| p == canonical)))
+    }
+
+    /// True when `canonical` lies inside the data directory the registry was opened for.
+    fn inside_base(&self, canonical: &Path) -> bool {
+        self.base().is_some_and(|b| canonical.starts_with(b))
+    }
+
+    /// Refuses `dir` as the output of a new training when it already holds a model, with what to do: a directory
+    /// left by an interrupted `consentry train` (renamed into place, never registered) is named as such.
+    pub fn check_train_target(&self, dir: &Path) -> Result<(), LineageError> {
+        if std::fs::symlink_metadata(dir).is_err() {
+            return Ok(());
+        }
+        let refuse = |message: String| LineageError::ModelFiles { dir: dir.to_path_buf(), message };
+        let canonical = dir.canonicalize().map_err(|e| refuse(format!("cannot open the directory: {e}")))?;
+        if let Some(rec) = self.registered_at(&canonical)? {
+            return Err(refuse(format!(
+                "already exists and holds registered model version {} ({}, {}); choose another --out",
+                rec.version,
+                short(&rec.id),
+                rec.status
+            )));
+        }
+        let d = dir.display();
+        Err(refuse(if model_json(&canonical).is_ok() {
+            format!(
+                "already exists and holds a model the lineage registry does not know (left by an interrupted \
+                 `consentry train`, or trained with --no-register); register it with `consentry lineage register-model {d}` if you want \
+                 it, or remove {d} and train again"
+            )
+        } else {
+            "already exists and is not a model; remove it or choose another --out".to_string()
+        }))
+    }
+
+    /// Every model directory (holding a `model.json`) directly under `models_root` that the registry does not
+    /// know, by path; hidden entries (temporary directories, locks) are not models.
+    pub fn unregistered_model_dirs(&self, models_root: &Path) -> Result<Vec<PathBuf>, LineageError> {
+        let Ok(entries) = std::fs::read_dir(models_root) else { return Ok(Vec::new()) };
+        let registered: BTreeSet<PathBuf> =
+            self.models(None, None)?.iter().filter_map(|m| self.resolve(&m.dir).canonicalize().ok()).collect();
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|err| LineageError::io(models_root, err))?;
+            let p = e.path();
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if hidden || !is_dir || !p.join(MODEL_FILE).exists() {
+                continue;
+            }
+            if !p.canonicalize().is_ok_and(|c| registered.contains(&c)) {
+                out.push(p);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every ledger position the registry cites: each cursor, each dataset's position, and the highest event
+    /// sequence number among the unlearning requests and among the consent events models rest on.
+    pub fn cited_positions(&self) -> Result<Vec<CitedPosition>, LineageError> {
+        self.conn().transaction(false, |db| {
+            let mut out = Vec::new();
+            for r in db.query("SELECT name, seq FROM registry_cursors ORDER BY name", &[])? {
+                out.push(CitedPosition { what: format!("unlearning cursor `{}`", r.text(0)?), position: r.u64(1)? });
+            }
+            for r in db.query("SELECT id, ledger_position FROM registry_datasets ORDER BY id", &[])? {
+                out.push(CitedPosition {
+                    what: format!("registered dataset {}", short(&r.text(0)?)),
+                    position: r.u64(1)?,
+                });
+            }
+            let top = db.query(
+                "SELECT member, event_seq, old_model FROM registry_unlearning ORDER BY event_seq DESC LIMIT 1",
+                &[],
+            )?;
+            if let Some(r) = top.first() {
+                out.push(CitedPosition {
+                    what: format!(
+                        "the unlearning request of member {} against model {}",
+                        r.u64(0)?,
+                        short(&r.text(2)?)
+                    ),
+                    position: r.u64(1)?,
+                });
+            }
+            let top =
+                db.query("SELECT model_id, event_seq FROM registry_model_events ORDER BY event_seq DESC LIMIT 1", &[])?;
+            if let Some(r) = top.first() {
+                out.push(CitedPosition {
+                    what: format!("a consent event model {} rests on", short(&r.text(0)?)),
+                    position: r.u64(1)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// What the registry cites beyond the end of the ledger it sits beside, with the ledger's length: anything
+    /// there means the log was rolled back (or replaced) under the registry, an integrity violation.
+    pub fn positions_beyond(&self) -> Result<(u64, Vec<CitedPosition>), LineageError> {
+        let cited = self.cited_positions()?;
+        let len = self.store().len()?;
+        Ok((len, cited.into_iter().filter(|c| c.position > len).collect()))
+    }
+
+    /// Refuses to go on when the registry cites a position beyond the ledger's end ([`Registry::positions_beyond`]),
+    /// naming the first such record and the ledger's length.
+    pub fn require_positions_within_log(&self) -> Result<(), LineageError> {
+        let len = self.store().len()?;
+        let cursors = self.conn().transaction(false, |db| {
+            db.query("SELECT name, seq FROM registry_cursors ORDER BY name", &[])?
+                .iter()
+                .map(|r| Ok((r.text(0)?, r.u64(1)?)))
+                .collect::<Result<Vec<_>, LineageError>>()
+        })?;
+        if let Some((name, cursor)) = cursors.into_iter().find(|(_, seq)| *seq > len) {
+            return Err(LineageError::CursorAhead { name, cursor, ledger: len });
+        }
+        let beyond: Vec<CitedPosition> = self.cited_positions()?.into_iter().filter(|c| c.position > len).collect();
+        match beyond.first() {
+            None => Ok(()),
+            Some(c) => Err(LineageError::BeyondLog { what: c.what.clone(), position: c.position, ledger: len }),
+        }
+    }
+
+    /// Finishes what a worker killed after its swap left undone: deletes the shard weights of every superseded
+    /// version still holding them (they hold the removed members' data), and removes the lock file beside every
+    /// registered model directory whose holder is gone. Returns what it removed.
+    pub fn finish_interrupted(&self) -> Result<Vec<String>, LineageError> {
+        let mut removed = Vec::new();
+        for m in self.models(None, None)? {
+            let dir = self.resolve(&m.dir);
+            if m.status == ModelStatus::Superseded
+                && self.conn().transaction(false, |db| live_successor(db, &m.id))?.is_some()
+            {
+                // Only files model.json names, only if model.json is still the registered one.
+                if let Ok((bytes, id)) = model_json(&dir)
+                    && id == m.id
+                    && let Ok(meta) = serde_json::from_slice::<ModelMeta>(&bytes)
+                {
+                    for s in &meta.shards {
+                        if let Ok(p) = consentry_gate::fsguard::inside(&dir, &s.file)
+                            && std::fs::symlink_metadata(&p).is_ok()
+                        {
+                            std::fs::remove_file(&p).map_err(|e| LineageError::io(&p, e))?;
+                            removed.push(p.display().to_string());
+                        }
+                    }
+                }
+            }
+            if crate::worker::remove_stale_lock(&dir)? {
+                removed.push(crate::worker::lock_path(&dir).display().to_string());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Compares a model directory with the registered hashes (see [`Registry::check_model_files`]).
+fn compare_files(dir: &Path, status: ModelStatus, files: &RegisteredFiles) -> Vec<FileMismatch> {
+    let mut out = Vec::new();
+    let meta = match model_json(dir) {
+        Ok((bytes, id)) => {
+            if id != files.id {
+                out.push(FileMismatch { file: MODEL_FILE.into(), expected: files.id.clone(), found: id });
+                return out;
+            }
+            match serde_json::from_slice::<ModelMeta>(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.push(FileMismatch {
+                        file: MODEL_FILE.into(),
+                        expected: files.id.clone(),
+                        found: e.to_string(),
+                    });
+                    return out;
+                }
+            }
+        }
+        Err(e) => {
+            let found = if e.kind() == std::io::ErrorKind::NotFound { "absent".into() } else { e.to_string() };
+            out.push(FileMismatch { file: MODEL_FILE.into(), expected: files.id.clone(), found });
+            return out;
+        }
+    };
+    if meta.shards.len() != files.shards.len() {
+        out.push(FileMismatch {
+            file: MODEL_FILE.into(),
+            expected: format!("{} shards", files.shards.len()),
+            found: format!("{} shards", meta.shards.len()),
+        });
+    }
+    for r in &files.shards {
+        let Some(s) = meta.shards.iter().find(|s| s.index == r.index) else { continue };
+        match hash_or_problem(dir, &s.file) {
+            Ok(h) if h == r.file_blake3 => {}
+            Err(a) if a == "absent" && status != ModelStatus::Live => {}
+            Ok(h) => out.push(FileMismatch { file: s.file.clone(), expected: r.file_blake3.clone(), found: h }),
+            Err(p) => out.push(FileMismatch { file: s.file.clone(), expected: r.file_blake3.clone(), found: p }),
+        }
+        match hash_or_problem(dir, &s.members_file) {
+            Ok(h) if h == r.members_blake3 => {}
+            Ok(h) => {
+                out.push(FileMismatch { file: s.members_file.clone(), expected: r.members_blake3.clone(), found: h })
+            }
+            Err(p) => {
+                out.push(FileMismatch { file: s.members_file.clone(), expected: r.members_blake3.clone(), found: p })
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatches_name_file_and_both_hashes() {
+        let m = FileMismatch { file: "shard-000.safetensors".into(), expected: "aa".into(), found: "bb".into() };
+        assert_eq!(m.to_string(), "shard-000.safetensors: registered BLAKE3 aa, found bb");
+    }
+}
