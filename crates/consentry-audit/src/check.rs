@@ -254,7 +254,8 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     };
     let mut datasets = Vec::new();
     for d in wanted {
-        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), policy.as_ref(), &mut findings)? {
+        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), policy.as_ref(), opts.now, &mut findings)?
+        {
             datasets.push(summary);
         }
     }
@@ -520,11 +521,15 @@ fn check_dataset(
     state: &LedgerState,
     key: Option<&PublicKey>,
     policy: Option<&Policy>,
+    now: i64,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<DatasetSummary>, AuditError> {
     let Some(m) = &d.manifest else { return Ok(None) };
     let name = d.name.as_str();
     let v = |kind, msg: String, e: String, f: String| Finding::violation(kind, msg, e, f).dataset(name);
+    for t in time_findings(bundle, m, now) {
+        findings.push(t.dataset(name));
+    }
     let mut summary = DatasetSummary {
         name: name.to_string(),
         purpose: m.purpose.clone(),
@@ -632,6 +637,34 @@ fn check_dataset(
     Ok(Some(summary))
 }
 
+/// A dataset's evaluation time against its creation, the audit's present and the log
+/// ([`consentry_gate::verify_times`]): consent evaluated in the future counts today's minors as adults.
+fn time_findings(bundle: &Bundle, m: &Manifest, now: i64) -> Vec<Finding> {
+    let diffs = match consentry_gate::verify_times(m, &bundle.store, now) {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![Finding::violation(
+                ViolationKind::EvaluationTime,
+                "the log cannot be read",
+                "a readable log",
+                e,
+            )];
+        }
+    };
+    diffs
+        .into_iter()
+        .map(|d| {
+            Finding::violation(
+                ViolationKind::EvaluationTime,
+                format!("the dataset's {} is not trustworthy: consent may have been judged in the future", d.what),
+                d.expected,
+                d.found,
+            )
+            .seq(m.ledger.position)
+        })
+        .collect()
+}
+
 /// The signed head a manifest carries: signed by the key, covering the position, and the log's.
 fn check_manifest_head(
     name: &str,
@@ -706,6 +739,9 @@ fn check_model(
         )),
         (Some(d), Some(man)) => {
             summary.dataset = Some(d.name.clone());
+            for t in time_findings(bundle, man, now) {
+                findings.push(t.model(id).dataset(&d.name));
+            }
             let checks = [
                 ("purpose", man.purpose.clone(), meta.purpose.clone()),
                 ("member-set commitment", man.members.commitment.clone(), meta.dataset.members_commitment.clone()),

@@ -48,6 +48,9 @@ pub enum ViolationKind {
     PositionBeyondLog,
     /// A superseded version still holds shard weights, which carry the data of the members unlearning removed.
     SupersededWeights,
+    /// A dataset's consent was evaluated after its creation, after the present or after the log had moved on past
+    /// its position (a future time counts today's minors as adults); flagged on the dataset and every model on it.
+    EvaluationTime,
     /// Informational: something the audit could not vouch for (no violation).
     Note,
 }
@@ -76,6 +79,7 @@ impl ViolationKind {
             ViolationKind::UnregisteredModel => "unregistered_model",
             ViolationKind::PositionBeyondLog => "position_beyond_log",
             ViolationKind::SupersededWeights => "superseded_weights",
+            ViolationKind::EvaluationTime => "evaluation_time",
             ViolationKind::Note => "note",
         }
     }

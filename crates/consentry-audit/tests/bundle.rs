@@ -459,3 +459,54 @@ fn a_link_inside_a_bundle_is_refused() {
     let e = audit_bundle(&bundle, &AuditOptions::at(T0 + 1000)).unwrap_err();
     assert!(e.is_bad_input() && e.to_string().contains("symbolic link"), "{e}");
 }
+
+/// Rewrites the dataset's manifest with `edit` and points the model at the new manifest.
+fn edit_manifest(data: &Path, edit: impl FnOnce(&mut Manifest)) {
+    let ds = data.join("datasets/jobs");
+    let mut m = Manifest::read(&ds).unwrap();
+    edit(&mut m);
+    let text = serde_json::to_vec_pretty(&m).unwrap();
+    std::fs::write(ds.join(MANIFEST_FILE), &text).unwrap();
+    let mpath = data.join("models/m1/model.json");
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    meta["dataset"]["manifest_blake3"] = blake3::hash(&text).to_hex().to_string().into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
+}
+
+#[test]
+fn consent_evaluated_in_the_future_is_reported_on_the_dataset_and_its_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let l = ledger(&data, 1, false);
+    write_data(&data, &l, &ALL, &ALL, &[]);
+    // 2100-01-01: everyone alive today is an adult by then.
+    edit_manifest(&data, |m| m.ledger.at = 4_102_444_800);
+    let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
+    assert!(!r.ok);
+    let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::EvaluationTime).collect();
+    assert!(f.iter().any(|f| f.dataset.as_deref() == Some("jobs") && f.model.is_none()), "{}", r.render());
+    assert!(f.iter().any(|f| f.model.is_some() && f.found.contains("2100-01-01")), "{}", r.render());
+    // A creation time moved along is after the audit's present.
+    edit_manifest(&data, |m| m.created = 4_102_444_800);
+    let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
+    assert!(r.violations().any(|f| f.kind == ViolationKind::EvaluationTime && f.message.contains("creation time")));
+
+    // Evaluated well after the log moved on past the dataset's position (events 11 and 12 came at T0 + 20).
+    write_data(&data, &l, &ALL[..10], &ALL[..10], &[]);
+    edit_manifest(&data, |m| {
+        m.ledger.position = 10;
+        m.ledger.tree_root = hex::encode(l.root(10).unwrap());
+        m.ledger.at = T0 + 900;
+        m.created = T0 + 900;
+    });
+    let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
+    let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::EvaluationTime).collect();
+    assert!(f.iter().any(|f| f.expected.contains("before event 11")), "{}", r.render());
+    // Within the clock-skew tolerance nothing is reported.
+    edit_manifest(&data, |m| {
+        m.ledger.at = T0 + 20 + 60;
+        m.created = T0 + 20 + 60;
+    });
+    let r = offline(&data, &l, &AuditOptions::at(T0 + 1000));
+    assert!(r.violations().all(|f| f.kind != ViolationKind::EvaluationTime), "{}", r.render());
+}

@@ -218,7 +218,7 @@ fn run_gate(o: &Opts, snap: &Snapshot, ledger: &Ledger, redact: bool) -> (u64, u
             Some(t) => GateOptions { threads: t, ..GateOptions::default() },
             None => GateOptions::default(),
         },
-        created: 0,
+        created: snap.at(),
     };
     let t0 = Instant::now();
     let r = materialize(&req, Some(&out), &NoProgress).unwrap_or_else(|e| panic!("{e}"));

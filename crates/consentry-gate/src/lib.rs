@@ -25,7 +25,7 @@ pub use commit::LtHash;
 pub use manifest::{Manifest, ShardFunction, shard_of};
 pub use materialize::{GateOptions, GateRequest, Outcome, Progress, check_output, materialize, merge};
 pub use sources::{Sources, TableDecl};
-pub use verify::{Difference, verify_files, verify_recompute};
+pub use verify::{Difference, verify_files, verify_recompute, verify_times};
 
 use std::path::{Path, PathBuf};
 

@@ -9,7 +9,9 @@
 //! function later training uses.
 
 use crate::GateError;
+use crate::verify::Difference;
 use consentry_ledger::SignedTreeHead;
+use consentry_ledger::position::MAX_CLOCK_SKEW;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -250,12 +252,54 @@ impl Manifest {
         std::fs::write(&path, text).map_err(|e| GateError::io(&path, e))
     }
 
+    /// Why the dataset's evaluation time cannot stand: consent evaluated after the dataset was created or after
+    /// `now` (a time in the future counts today's minors as adults), a creation time after `now`, or — given the
+    /// recorded time of the event after the dataset's position — an evaluation time after the log had moved on
+    /// past that position. Times may run ahead by [`MAX_CLOCK_SKEW`] (clock skew between machines); empty when
+    /// all is well.
+    pub fn time_differences(&self, now: i64, next_recorded: Option<i64>) -> Vec<Difference> {
+        let (at, created) = (self.ledger.at, self.created);
+        let mut out = Vec::new();
+        let mut push = |what: &str, expected: String, found: i64| {
+            out.push(Difference { what: what.into(), expected, found: time(found) });
+        };
+        if at > created.saturating_add(MAX_CLOCK_SKEW) {
+            push("evaluation time", format!("at or before the dataset's creation, {}", time(created)), at);
+        }
+        if at > now.saturating_add(MAX_CLOCK_SKEW) {
+            push("evaluation time", format!("at or before the present, {}", time(now)), at);
+        }
+        if created > now.saturating_add(MAX_CLOCK_SKEW) {
+            push("creation time", format!("at or before the present, {}", time(now)), created);
+        }
+        if let Some(next) = next_recorded
+            && at > next.saturating_add(MAX_CLOCK_SKEW)
+        {
+            push(
+                "evaluation time",
+                format!(
+                    "before event {} was recorded, {} (the log at position {} ended there)",
+                    self.ledger.position + 1,
+                    time(next),
+                    self.ledger.position
+                ),
+                at,
+            );
+        }
+        out
+    }
+
     /// The manifest with the fields that legitimately differ between equal runs (creation time) cleared.
     pub fn normalized(&self) -> Manifest {
         let mut m = self.clone();
         m.created = 0;
         m
     }
+}
+
+/// A time for messages: RFC 3339 with the Unix seconds, or the raw number when out of range.
+fn time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| format!("{} ({t})", d.to_rfc3339()))
 }
 
 #[cfg(test)]

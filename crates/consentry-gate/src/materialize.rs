@@ -24,6 +24,7 @@ use arrow_buffer::{BooleanBuffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrow_select::filter::FilterBuilder;
 use consentry_ledger::SignedTreeHead;
+use consentry_ledger::position::MAX_CLOCK_SKEW;
 use consentry_ledger::snapshot::Snapshot;
 use consentry_policy::{DenyReason, Policy, Purpose};
 use consentry_redact::{Detector, Kind};
@@ -832,6 +833,17 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
     {
         return Err(GateError::Invalid(format!("partition {i}/{n}: the index must be below the count")));
     }
+    if opts.shards == 0 {
+        return Err(GateError::Invalid("0 shards: the shard function needs at least one shard".into()));
+    }
+    // Consent evaluated after the dataset exists would judge members by a future (today's minors as adults).
+    let (at, created) = (req.snapshot.at(), req.created);
+    if at > created.saturating_add(MAX_CLOCK_SKEW) {
+        return Err(GateError::Invalid(format!(
+            "consent would be evaluated at {at}, after the dataset's creation time {created}: a dataset is never \
+             evaluated in the future; cut the snapshot at a position or time up to now"
+        )));
+    }
     let purpose = req.policy.purpose(req.snapshot.purpose());
     req.sources.check_policy(req.policy)?;
     let mut plans = Vec::new();
@@ -1298,6 +1310,9 @@ pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest,
             Some(s) if !*s => *s = true,
             _ => return Err(GateError::Invalid(format!("partition {}/{count} is given twice", p.index))),
         }
+    }
+    if let Some(d) = first.time_differences(created, None).first() {
+        return Err(GateError::Invalid(format!("{}: {d}", partials[0].display())));
     }
     if let Some(missing) = seen.iter().position(|s| !s) {
         return Err(GateError::Invalid(format!(

@@ -22,7 +22,7 @@
 
 use crate::GateError;
 use arrow_schema::{DataType, Schema};
-use consentry_policy::Policy;
+use consentry_policy::{MEMBER_ID, Policy};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -141,6 +141,12 @@ impl Sources {
                 if !valid_category(cat) {
                     return Err(err(format!("table `{name}`: column `{c}` has category `{cat}`, not a dotted key")));
                 }
+                if cat == MEMBER_ID || cat.starts_with(&format!("{MEMBER_ID}.")) {
+                    return Err(err(format!(
+                        "table `{name}`: column `{c}` is declared as data of category `{cat}`, but a member id is \
+                         not data: declare it in `members = [\"{c}\"]` so the gate checks that member's consent"
+                    )));
+                }
             }
             for d in &t.droppable {
                 if !t.members.contains(d) {
@@ -176,6 +182,19 @@ impl Sources {
                 .collect();
             tables.push(TableDecl { name, path, members, columns: t.columns, redact: t.redact.into_iter().collect() });
         }
+        // A column that identifies members in one table is a member id wherever it appears.
+        let member_columns: BTreeSet<&str> =
+            tables.iter().flat_map(|t: &TableDecl| t.members.iter().map(|m| m.column.as_str())).collect();
+        for t in &tables {
+            if let Some(c) = t.columns.keys().find(|c| member_columns.contains(c.as_str())) {
+                return Err(err(format!(
+                    "table `{}`: column `{c}` is a member-id column elsewhere in the declaration, but here it is \
+                     declared as data of category `{}`: declare it in `members = [\"{c}\"]` so the gate checks \
+                     that member's consent",
+                    t.name, t.columns[c]
+                )));
+            }
+        }
         let names = match raw.redaction {
             None => None,
             Some(r) => {
@@ -203,18 +222,27 @@ impl Sources {
         Sources::parse(&path.display().to_string(), &text, base.unwrap_or(&dir))
     }
 
-    /// Every category must be declared by the policy, so a typo cannot silently exclude (or pass) a column.
+    /// Every category must be declared by the policy, so a typo cannot silently exclude (or pass) a column; and a
+    /// table holding a personal category (every category unless the policy says `personal = false`) must name a
+    /// member-id column, or its rows would pass without anyone's consent being checked.
     pub fn check_policy(&self, policy: &Policy) -> Result<(), GateError> {
+        let err = |message: String| GateError::Declaration { file: self.file.clone(), message };
         for t in &self.tables {
             for (c, cat) in &t.columns {
-                if policy.category(cat).is_none() {
-                    return Err(GateError::Declaration {
-                        file: self.file.clone(),
-                        message: format!(
-                            "table `{}`: column `{c}` has category `{cat}`, which the policy does not declare",
-                            t.name
-                        ),
-                    });
+                let Some(category) = policy.category(cat) else {
+                    return Err(err(format!(
+                        "table `{}`: column `{c}` has category `{cat}`, which the policy does not declare",
+                        t.name
+                    )));
+                };
+                if t.members.is_empty() && category.personal {
+                    return Err(err(format!(
+                        "table `{}` names no member-id column, but its column `{c}` holds personal data (category \
+                         `{cat}`): without the column that says whose rows they are, no one's consent would be \
+                         checked; declare it with `members = [\"…\"]`, or mark the category `personal = false` in \
+                         the policy if it is not about members",
+                        t.name
+                    )));
                 }
             }
         }
@@ -307,6 +335,34 @@ mod tests {
         s.check_policy(&Policy::default_policy()).unwrap();
         assert!(s.table("messages").unwrap().members.len() == 2);
         assert!(s.table("connections").unwrap().members.iter().all(|m| m.droppable));
+    }
+
+    #[test]
+    fn a_personal_table_needs_a_member_column() {
+        let policy = Policy::default_policy();
+        // Job activity without the column saying whose it is: every row would pass.
+        let text =
+            "[tables.t]\npath='a'\n[tables.t.columns]\njob_id='system.catalog'\naction='user.behavior.job_activity'\n";
+        let e = Sources::parse("x", text, Path::new(".")).unwrap().check_policy(&policy).unwrap_err();
+        assert!(e.is_bad_input(), "{e}");
+        assert!(e.to_string().contains("`t` names no member-id column") && e.to_string().contains("`action`"), "{e}");
+        // With one it is fine, and a catalogue of non-personal columns needs none.
+        let text = "[tables.t]\npath='a'\nmembers=['m']\n[tables.t.columns]\naction='user.behavior.job_activity'\n";
+        Sources::parse("x", text, Path::new(".")).unwrap().check_policy(&policy).unwrap();
+        let text = "[tables.jobs]\npath='a'\n[tables.jobs.columns]\njob_id='system.catalog'\n";
+        Sources::parse("x", text, Path::new(".")).unwrap().check_policy(&policy).unwrap();
+    }
+
+    #[test]
+    fn a_member_id_is_never_a_data_column() {
+        let text = "[tables.t]\npath='a'\n[tables.t.columns]\nmember_id='user.unique_id'\n";
+        let e = Sources::parse("x", text, Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("`member_id`") && e.to_string().contains("members = "), "{e}");
+        // Laundered through a non-personal category: the name is a member id in another table.
+        let text = "[tables.a]\npath='a'\nmembers=['member_id']\n[tables.a.columns]\nx='user.name'\n\
+                    [tables.b]\npath='b'\n[tables.b.columns]\nmember_id='system.catalog'\n";
+        let e = Sources::parse("x", text, Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("table `b`: column `member_id` is a member-id column elsewhere"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, RecordBatchReader};
 use arrow_schema::DataType;
+use consentry_ledger::Store;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use roaring::RoaringTreemap;
 use serde::Serialize;
@@ -159,9 +160,32 @@ pub fn verify_files(dir: &Path) -> Result<(Manifest, Vec<Difference>), GateError
     Ok((m, out))
 }
 
+/// The manifest's evaluation and creation times against `now` and the log in `store` (see
+/// [`Manifest::time_differences`]): a dataset evaluated in the future, or after the log had moved on past its
+/// position, fails verification.
+pub fn verify_times(m: &Manifest, store: &dyn Store, now: i64) -> Result<Vec<Difference>, GateError> {
+    let next = match m.ledger.position.checked_add(1) {
+        Some(seq) => store
+            .event(seq)
+            .map_err(|e| GateError::Invalid(format!("reading event {seq} of the ledger: {e}")))?
+            .map(|e| e.event.recorded_time),
+        None => None,
+    };
+    Ok(m.time_differences(now, next))
+}
+
 /// Re-runs the rules (no writing) and compares with the manifest. `req` must hold the snapshot at the manifest's position and time.
+///
+/// A manifest evaluated after its creation is reported as such and not recomputed (the gate refuses to build one).
 pub fn verify_recompute(m: &Manifest, mut req: GateRequest<'_>) -> Result<Vec<Difference>, GateError> {
-    let mut out = Vec::new();
+    let mut out = m.time_differences(consentry_ledger::now(), None);
+    if !out.is_empty() {
+        return Ok(out);
+    }
+    if m.shard.shards == 0 {
+        diff(&mut out, "shard count", "at least 1", 0);
+        return Ok(out);
+    }
     req.options.partition = m.partition.map(|p| (p.index, p.count));
     req.options.shards = m.shard.shards;
     let r = materialize(&req, None, &NoProgress)?.manifest;

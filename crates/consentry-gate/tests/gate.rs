@@ -127,7 +127,7 @@ fn request<'a>(
         detector: None,
         member_names: 0,
         options: GateOptions { threads: 2, partition, window: 2, batch_rows: 7, ..GateOptions::default() },
-        created: 1,
+        created: NOW,
     }
 }
 
@@ -357,14 +357,14 @@ fn merged_partitions_equal_a_single_run() {
         assert_eq!(m.partition.map(|p| p.index), Some(i));
         parts.push(p);
     }
-    let merged = merge(&parts, &tmp.path().join("merged"), 1).unwrap();
+    let merged = merge(&parts, &tmp.path().join("merged"), NOW).unwrap();
     assert_eq!(merged.normalized(), single.normalized());
     assert_eq!(Manifest::read(&tmp.path().join("merged")).unwrap(), merged);
     let (_, diffs) = verify_files(&tmp.path().join("merged")).unwrap();
     assert!(diffs.is_empty(), "{diffs:?}");
     // Missing or repeated partials are refused.
-    assert!(merge(&parts[..2], &tmp.path().join("m2"), 1).is_err());
-    assert!(merge(&[parts[0].clone(), parts[0].clone(), parts[1].clone()], &tmp.path().join("m3"), 1).is_err());
+    assert!(merge(&parts[..2], &tmp.path().join("m2"), NOW).is_err());
+    assert!(merge(&[parts[0].clone(), parts[0].clone(), parts[1].clone()], &tmp.path().join("m3"), NOW).is_err());
     assert!(!tmp.path().join("m2").exists() && !tmp.path().join("m3").exists());
 }
 
@@ -471,4 +471,48 @@ fn redaction_is_applied_and_counted() {
         }
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+#[test]
+fn consent_is_never_evaluated_after_the_dataset_is_made() {
+    let w = fixed_world();
+    let snap = snapshot(&w);
+    let tmp = tempfile::tempdir().unwrap();
+    let sources = write_table(tmp.path(), &fixed_rows(), true, false, &[], 50);
+    // A snapshot evaluated an hour after the dataset's creation: refused, nothing written.
+    let mut req = request(&w, &snap, &sources, None);
+    req.created = NOW - 3600;
+    let e = materialize(&req, Some(&tmp.path().join("future")), &NoProgress).unwrap_err();
+    assert!(e.is_bad_input() && e.to_string().contains("after the dataset's creation"), "{e}");
+    assert!(!tmp.path().join("future").exists());
+    // Within the clock-skew tolerance it is accepted.
+    req.created = NOW - 60;
+    materialize(&req, None, &NoProgress).unwrap();
+    // Zero shards are refused, not silently made one.
+    let mut req = request(&w, &snap, &sources, None);
+    req.options.shards = 0;
+    let e = materialize(&req, None, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("0 shards"), "{e}");
+
+    // A manifest edited to evaluate consent in 2100 fails verification, whatever its creation time says.
+    let out = tmp.path().join("out");
+    let m = materialize(&request(&w, &snap, &sources, None), Some(&out), &NoProgress).unwrap().manifest;
+    let year_2100 = 4_102_444_800;
+    let mut forged = m.clone();
+    forged.ledger.at = year_2100;
+    let d = verify_recompute(&forged, request(&w, &snap, &sources, None)).unwrap();
+    assert!(d.iter().any(|d| d.what == "evaluation time" && d.found.contains("2100-01-01")), "{d:?}");
+    forged.created = year_2100;
+    let d = verify_recompute(&forged, request(&w, &snap, &sources, None)).unwrap();
+    assert!(d.iter().any(|d| d.what == "creation time"), "{d:?}");
+    assert!(d.iter().any(|d| d.what == "evaluation time" && d.expected.contains("the present")), "{d:?}");
+    // Evaluated after the log moved on past the dataset's position.
+    let mut early = m.clone();
+    early.ledger.position -= 1;
+    let next = w.ledger.store().event(m.ledger.position).unwrap().unwrap().event.recorded_time;
+    early.ledger.at = next + 3600;
+    early.created = next + 3600;
+    let d = consentry_gate::verify_times(&early, w.ledger.store(), next + 7200).unwrap();
+    assert!(d.iter().any(|d| d.what == "evaluation time" && d.expected.contains("before event")), "{d:?}");
+    assert!(consentry_gate::verify_times(&m, w.ledger.store(), NOW).unwrap().is_empty());
 }

@@ -26,42 +26,41 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Opens `dir` and checks every data file's size and BLAKE3 against the manifest and the member bitmap against its
-    /// commitment.
+    /// Opens `dir` after checking it is exactly what the gate wrote: every data file's size and BLAKE3, its rows
+    /// and the table's row commitment (the gate's LtHash, [`consentry_gate::verify_files`]) against the manifest,
+    /// no file the manifest does not list, the member bitmap against its commitment and the data files; a shard
+    /// count of at least one; and consent evaluated no later than the dataset's creation and the present.
     pub fn open(dir: &Path) -> Result<Dataset, LearnError> {
+        let bad = |message: String| LearnError::Dataset { dir: dir.to_path_buf(), message };
         let manifest = Manifest::read(dir)?;
         if manifest.partition.is_some() {
-            return Err(LearnError::Dataset {
-                dir: dir.to_path_buf(),
-                message: "this is a partial result of `gate --partition`; run `consentry gate merge` first".into(),
-            });
+            return Err(bad("this is a partial result of `gate --partition`; run `consentry gate merge` first".into()));
+        }
+        if manifest.shard.shards == 0 {
+            return Err(bad(
+                "its manifest's shard function has 0 shards; the gate never writes that — materialise it again with \
+                 `consentry gate`"
+                    .into(),
+            ));
+        }
+        if let Some(d) = manifest.time_differences(crate::train::now(), None).first() {
+            return Err(bad(format!(
+                "{d}; consent judged in the future does not hold today — materialise it again with `consentry gate`"
+            )));
         }
         let (manifest_hash, _) = consentry_gate::hash_file(&dir.join(MANIFEST_FILE))?;
-        for f in &manifest.files {
-            let path = dir.join(&f.path);
-            let (hash, bytes) = consentry_gate::hash_file(&path).map_err(|_| LearnError::Dataset {
-                dir: dir.to_path_buf(),
-                message: format!("{} is listed in the manifest but cannot be read", f.path),
-            })?;
-            if hash != f.blake3 || bytes != f.bytes {
-                return Err(LearnError::Dataset {
-                    dir: dir.to_path_buf(),
-                    message: format!(
-                        "{} does not match the manifest (BLAKE3 {}…, manifest says {}…); the dataset was altered — \
-                         materialise it again with `consentry gate`",
-                        f.path,
-                        &hash[..12],
-                        f.blake3.get(..12).unwrap_or(&f.blake3)
-                    ),
-                });
-            }
+        let (checked, diffs) = consentry_gate::verify_files(dir)?;
+        if checked != manifest {
+            return Err(bad(format!("{MANIFEST_FILE} changed while it was being read; try again")));
         }
-        let (members_hash, _) = consentry_gate::hash_file(&dir.join(MEMBERS_FILE))?;
-        if members_hash != manifest.members.commitment {
-            return Err(LearnError::Dataset {
-                dir: dir.to_path_buf(),
-                message: format!("{MEMBERS_FILE} does not match the member-set commitment in the manifest"),
-            });
+        if !diffs.is_empty() {
+            let shown: Vec<String> = diffs.iter().take(3).map(ToString::to_string).collect();
+            let more = if diffs.len() > 3 { format!(" (and {} more)", diffs.len() - 3) } else { String::new() };
+            return Err(bad(format!(
+                "it does not match the manifest: {}{more}; the dataset was altered — materialise it again with \
+                 `consentry gate`",
+                shown.join("; ")
+            )));
         }
         Ok(Dataset { dir: dir.to_path_buf(), manifest, manifest_hash })
     }
@@ -205,4 +204,110 @@ pub fn str_lists(b: &RecordBatch, name: &str) -> Result<Vec<Vec<String>>, LearnE
         out.push(s.iter().flatten().map(str::to_string).collect());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::UInt64Array;
+    use consentry_gate::manifest::*;
+    use parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    const PURPOSE: &str = "train_ai_system.job_recommendations";
+
+    fn write_rows(path: &Path, ids: &[u64]) -> RecordBatch {
+        let b =
+            RecordBatch::try_from_iter([("member_id", Arc::new(UInt64Array::from(ids.to_vec())) as ArrayRef)]).unwrap();
+        let mut w = ArrowWriter::try_new(File::create(path).unwrap(), b.schema(), None).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        b
+    }
+
+    /// A dataset of one table `t` holding rows for members 1 and 2, exactly as the gate would describe it.
+    fn dataset(dir: &Path) -> Manifest {
+        std::fs::create_dir_all(dir.join("t")).unwrap();
+        let b = write_rows(&dir.join("t/part-00000.parquet"), &[1, 2]);
+        let (blake3, bytes) = consentry_gate::hash_file(&dir.join("t/part-00000.parquet")).unwrap();
+        let members: roaring::RoaringTreemap = [1u64, 2].into_iter().collect();
+        let mut mb = Vec::new();
+        members.serialize_into(&mut mb).unwrap();
+        std::fs::write(dir.join(MEMBERS_FILE), &mb).unwrap();
+        let now = crate::train::now();
+        let table = TableStats {
+            included: true,
+            member_columns: vec!["member_id".into()],
+            columns: vec!["member_id".into()],
+            rows_out: 2,
+            row_commitment: consentry_gate::commit::commit_batch("t", &b).unwrap().to_hex(),
+            ..TableStats::default()
+        };
+        let m = Manifest {
+            format: FORMAT,
+            purpose: PURPOSE.into(),
+            policy: PolicyRef { version: "1".into(), hash: "00".into() },
+            ledger: LedgerRef { position: 1, at: now - 60, tree_root: "00".into(), checkpoint: None },
+            snapshot: SnapshotRef { hash: "00".into(), allowed: 2, members: 2 },
+            sources: SourcesRef { declaration: "test".into(), declaration_hash: "00".into(), files: Vec::new() },
+            partition: None,
+            tables: [("t".to_string(), table)].into_iter().collect(),
+            rows_in: 2,
+            rows_out: 2,
+            excluded: Default::default(),
+            redactions: Default::default(),
+            redaction: RedactionRef { enabled: true, member_names: 0 },
+            members: MemberSet {
+                count: 2,
+                commitment: blake3::hash(&mb).to_hex().to_string(),
+                file: MEMBERS_FILE.into(),
+            },
+            shard: ShardFunction::for_purpose(PURPOSE, 2),
+            files: vec![OutputFile { path: "t/part-00000.parquet".into(), blake3, bytes, rows: 2 }],
+            tool: "test".into(),
+            created: now - 30,
+        };
+        m.write(dir).unwrap();
+        m
+    }
+
+    fn refusal(dir: &Path) -> String {
+        Dataset::open(dir).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rows_that_do_not_match_the_manifest_are_refused_even_with_the_file_hash_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut m = dataset(d);
+        Dataset::open(d).unwrap();
+        // A row for member 3 added, the file's hash and size patched into the manifest.
+        write_rows(&d.join("t/part-00000.parquet"), &[1, 2, 3]);
+        let (blake3, bytes) = consentry_gate::hash_file(&d.join("t/part-00000.parquet")).unwrap();
+        m.files[0].blake3 = blake3;
+        m.files[0].bytes = bytes;
+        m.write(d).unwrap();
+        let e = refusal(d);
+        assert!(e.contains("does not match the manifest") && e.contains("rows"), "{e}");
+    }
+
+    #[test]
+    fn zero_shards_and_future_evaluation_times_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let m = dataset(d);
+        let mut zero = m.clone();
+        zero.shard.shards = 0;
+        zero.write(d).unwrap();
+        assert!(refusal(d).contains("0 shards"));
+        let mut future = m.clone();
+        future.ledger.at = 4_102_444_800;
+        future.write(d).unwrap();
+        let e = refusal(d);
+        assert!(e.contains("evaluation time") && e.contains("2100-01-01"), "{e}");
+        let mut later = m;
+        later.ledger.at = later.created + 3600;
+        later.write(d).unwrap();
+        assert!(refusal(d).contains("dataset's creation"));
+    }
 }

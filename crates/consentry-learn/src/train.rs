@@ -332,7 +332,8 @@ fn evaluate(
     }
 }
 
-fn now() -> i64 {
+/// Current Unix time in seconds (model creation times, dataset time checks).
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
@@ -350,7 +351,7 @@ pub fn train(
     let started = Instant::now();
     let ds = Dataset::open(dataset_dir)?;
     ds.require_purpose(opts.kind.name(), opts.kind.purpose())?;
-    let shards = opts.shards.unwrap_or(ds.manifest.shard.shards).max(1);
+    let shards = opts.shards.unwrap_or(ds.manifest.shard.shards);
     let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
     let mut opts = opts.clone();
     opts.shards = Some(shards);

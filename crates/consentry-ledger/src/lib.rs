@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod event;
 mod ledger;
 pub mod merkle;
+pub mod position;
 pub mod postgres;
 pub mod receipt;
 pub mod snapshot;

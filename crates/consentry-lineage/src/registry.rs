@@ -741,6 +741,9 @@ impl Registry {
         // The bytes just hashed, so the id and the record describe the same manifest.
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| bad(&dir, format!("manifest {}: {e}", dir.join(MANIFEST_FILE).display())))?;
+        if let Some(d) = manifest.time_differences(now(), None).first() {
+            return Err(bad(&dir, format!("{d}: consent judged in the future does not hold today")));
+        }
         let file = &manifest.members.file;
         if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." {
             return Err(bad(&dir, format!("the manifest names member bitmap `{file}`, not a file in the directory")));
@@ -790,6 +793,30 @@ impl Registry {
             )?;
             Ok(rec.clone())
         })
+    }
+
+    /// The record of the dataset in `dir` when its `manifest.json` is byte for byte one the registry holds (its
+    /// id is the BLAKE3 of those bytes); an error otherwise. Training that registers its model checks this first:
+    /// a manifest edited after the gate registered it (files, counts, commitments) is not the gate's.
+    pub fn registered_dataset(&self, dir: &Path) -> Result<DatasetRecord, LineageError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| LineageError::Dataset {
+            dir: dir.to_path_buf(),
+            message: format!("cannot read {}: {e}; is this a dataset written by `consentry gate`?", path.display()),
+        })?;
+        let id = blake3::hash(&bytes).to_hex().to_string();
+        match self.conn.transaction(false, |db| get_dataset(db, &id))? {
+            Some(rec) => Ok(rec),
+            None => Err(LineageError::Dataset {
+                dir: dir.to_path_buf(),
+                message: format!(
+                    "its manifest (BLAKE3 {}) is not one the registry holds: the gate registers every dataset it \
+                     writes, so this one was altered after the gate wrote it, or written elsewhere; materialise it \
+                     again with `consentry gate`",
+                    short(&id)
+                ),
+            }),
+        }
     }
 
     /// Registers a model version from its directory (status `live`) with the consent events it depends on and

@@ -195,6 +195,23 @@ fn suite(b: &Backend) {
     assert_eq!((ds.members, ds.ledger_position, ds.purpose.as_str()), (30, 40, JOBS));
     assert_eq!(reg.dataset(&ds.id[..8]).unwrap(), ds);
 
+    // Training looks a dataset up by its manifest's bytes: an edited manifest is not the registered one.
+    assert_eq!(reg.registered_dataset(&ds_dir).unwrap(), ds);
+    let edited = dataset_dir(root.path(), "edited", &range(1, 30), 40);
+    let text =
+        std::fs::read_to_string(edited.join("manifest.json")).unwrap().replace("\"rows_out\": 0", "\"rows_out\": 1");
+    std::fs::write(edited.join("manifest.json"), text).unwrap();
+    let e = reg.registered_dataset(&edited).unwrap_err();
+    assert!(matches!(e, LineageError::Dataset { .. }) && e.to_string().contains("not one the registry holds"), "{e}");
+
+    // So is one whose consent was evaluated in the future (2100-01-01).
+    let future = dataset_dir(root.path(), "future", &range(1, 30), 40);
+    let text = std::fs::read_to_string(future.join("manifest.json")).unwrap();
+    let text = text.replace(&format!("\"at\": {T0}"), "\"at\": 4102444800");
+    std::fs::write(future.join("manifest.json"), text).unwrap();
+    let e = reg.register_dataset_dir(&future).unwrap_err();
+    assert!(e.to_string().contains("2100-01-01"), "{e}");
+
     // A dataset whose bitmap does not match its commitment is refused.
     let bad_ds = dataset_dir(root.path(), "bad-ds", &range(1, 10), 40);
     std::fs::write(bad_ds.join("members.roaring"), bitmap_bytes(&range(1, 11))).unwrap();

@@ -28,6 +28,10 @@ pub const TRAIN_AI_SYSTEM: &str = "train_ai_system";
 /// Private messages: opt-in in every jurisdiction, so always sensitive.
 pub const PRIVATE_CONTENT: &str = "user.content.private";
 
+/// A member's id on the platform (fideslang `user.unique_id`): it identifies whose data a row is, so a source
+/// declares it as a member-id column (whose consent the gate checks), never as a data column.
+pub const MEMBER_ID: &str = "user.unique_id";
+
 /// Index of a purpose in [`Policy::purposes`]; cheap to copy into batch tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PurposeId(pub u16);
@@ -59,6 +63,9 @@ pub struct Category {
     pub description: String,
     /// Sensitive categories may never default to opt-out.
     pub sensitive: bool,
+    /// Data about members (the default). Only platform data, such as the job catalogue, says `personal = false`:
+    /// a source table holding a personal category must name the member-id column whose consent decides its rows.
+    pub personal: bool,
 }
 
 /// One version of the plain-language text a member agrees to.

@@ -3,7 +3,8 @@
 use crate::diagnostic::{Diagnostic, PolicyError, Severity};
 use crate::evaluate::{DefaultRule, MIN_AGE_FLOOR, Timestamp};
 use crate::{
-    Category, Jurisdiction, JurisdictionId, Notice, PRIVATE_CONTENT, Policy, Purpose, TRAIN_AI_SYSTEM, iso3166,
+    Category, Jurisdiction, JurisdictionId, MEMBER_ID, Notice, PRIVATE_CONTENT, Policy, Purpose, TRAIN_AI_SYSTEM,
+    iso3166,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,13 @@ struct RawCategory {
     description: String,
     #[serde(default)]
     sensitive: bool,
+    #[serde(default = "personal_by_default")]
+    personal: bool,
+}
+
+/// Every category is about members unless the policy says otherwise.
+fn personal_by_default() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -206,7 +214,28 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
                 ),
             );
         }
-        categories.push(Category { key: k.clone(), description: c.description.clone(), sensitive: c.sensitive });
+        if c.sensitive && !c.personal {
+            sink.error(
+                "policy::sensitive-not-personal",
+                key.span(),
+                format!("`{k}` is marked sensitive but not personal"),
+                Some("sensitive data is always about members: remove `personal = false`".into()),
+            );
+        }
+        if !c.personal && (k == MEMBER_ID || k.starts_with(&format!("{MEMBER_ID}."))) {
+            sink.error(
+                "policy::member-id-not-personal",
+                key.span(),
+                format!("`{k}` identifies members and cannot be `personal = false`"),
+                Some("remove `personal = false`".into()),
+            );
+        }
+        categories.push(Category {
+            key: k.clone(),
+            description: c.description.clone(),
+            sensitive: c.sensitive,
+            personal: c.personal,
+        });
     }
     let category_keys: Vec<&str> = categories.iter().map(|c| c.key.as_str()).collect();
     let sensitive: HashMap<&str, bool> = categories.iter().map(|c| (c.key.as_str(), c.sensitive)).collect();

@@ -159,3 +159,17 @@ fn the_hash_changes_with_any_byte() {
     let b = Policy::from_toml("b", &format!("{DEFAULT_POLICY}\n# a comment\n")).unwrap();
     assert_ne!(a.hash, b.hash);
 }
+
+#[test]
+fn categories_are_personal_unless_the_policy_says_otherwise() {
+    let p = Policy::from_toml("p.toml", DEFAULT_POLICY).unwrap();
+    assert!(p.category("user.professional.skills").unwrap().personal);
+    assert!(!p.category("system.catalog").unwrap().personal);
+    let text = format!(
+        "{HEAD}[categories.\"user.content.private\"]\nsensitive = true\npersonal = false\n{}",
+        purpose("\"user.content.private\"")
+    );
+    assert_eq!(errors(&text), vec![("policy::sensitive-not-personal", 4)]);
+    let text = format!("{HEAD}[categories.\"user.unique_id\"]\npersonal = false\n{}", purpose("\"user.unique_id\""));
+    assert_eq!(errors(&text), vec![("policy::member-id-not-personal", 4)]);
+}

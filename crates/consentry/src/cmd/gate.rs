@@ -274,20 +274,25 @@ fn verify(ctx: &Ctx, dir: &Path, sources: Option<&Path>, base: Option<&Path>) ->
     };
     let (sources, declaration_hash) = load_sources(ctx, file.as_deref(), base)?;
     let ledger = ledger::open_read_only(ctx)?;
-    let snap = snapshot_at(&ledger, &m)?;
-    let (detector, names) = build_detector(&sources).map_err(gate_err)?;
-    let req = GateRequest {
-        policy: ledger.policy(),
-        snapshot: &snap,
-        checkpoint: m.ledger.checkpoint.clone(),
-        sources: &sources,
-        declaration_hash,
-        detector: m.redaction.enabled.then_some(&detector),
-        member_names: names,
-        options: GateOptions::default(),
-        created: m.created,
-    };
-    diffs.extend(consentry_gate::verify_recompute(&m, req).map_err(gate_err)?);
+    // A dataset evaluated in the future (or after the log moved on) is not recomputed: that would only repeat it.
+    let times = consentry_gate::verify_times(&m, ledger.store(), consentry_ledger::now()).map_err(gate_err)?;
+    if times.is_empty() {
+        let snap = snapshot_at(&ledger, &m)?;
+        let (detector, names) = build_detector(&sources).map_err(gate_err)?;
+        let req = GateRequest {
+            policy: ledger.policy(),
+            snapshot: &snap,
+            checkpoint: m.ledger.checkpoint.clone(),
+            sources: &sources,
+            declaration_hash,
+            detector: m.redaction.enabled.then_some(&detector),
+            member_names: names,
+            options: GateOptions::default(),
+            created: m.created,
+        };
+        diffs.extend(consentry_gate::verify_recompute(&m, req).map_err(gate_err)?);
+    }
+    diffs.extend(times);
     if let Some(c) = &m.ledger.checkpoint
         && !ledger.public_key().verify(c)
     {

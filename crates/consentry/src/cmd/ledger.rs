@@ -5,6 +5,7 @@ use crate::ui::{self, Ctx, OK, bad_input};
 use anyhow::Context;
 use clap::Subcommand;
 use consentry_files::OutputOptions;
+use consentry_ledger::position::{At, Resolved};
 use consentry_ledger::receipt::Receipt;
 use consentry_ledger::snapshot::{Snapshot, export_parquet};
 use consentry_ledger::sqlite::SqliteStore;
@@ -540,37 +541,17 @@ pub fn snapshot(ledger: &Ledger, purpose: &str, at: Option<&str>) -> anyhow::Res
     let pid = ledger.policy().purpose_id(purpose).ok_or_else(|| {
         bad_input(format!("unknown purpose `{purpose}`; see `consentry policy show` for the declared ones"))
     })?;
-    let len = ledger.store().len().map_err(ledger_err)?;
-    let (position, time) = match at {
-        None => (len, chrono::Utc::now().timestamp()),
+    let at = match at {
+        None => At::Now,
         Some(s) => match s.parse::<u64>() {
-            Ok(seq) if seq <= len => {
-                let t = match seq {
-                    0 => 0,
-                    s => ledger.store().event(s).map_err(ledger_err)?.map_or(0, |e| e.event.recorded_time),
-                };
-                (seq, t)
-            }
-            Ok(seq) => return Err(bad_input(format!("--at {seq} is past the end of the log ({len} events)"))),
-            Err(_) => {
-                let t = parse_time(s)?;
-                (last_recorded_by(ledger, t, len)?, t)
-            }
+            Ok(seq) => At::Seq(seq),
+            Err(_) => At::Time(parse_time(s)?),
         },
     };
+    let Resolved { position, time } =
+        consentry_ledger::position::resolve(ledger.store(), at, consentry_ledger::now()).map_err(ledger_err)?;
     let root = ledger.root(position).map_err(ledger_err)?;
     Snapshot::build(ledger.store(), ledger.policy(), pid, position, time, root).map_err(ledger_err)
-}
-
-/// The last sequence number recorded at or before `t` (binary search; recorded times never decrease).
-fn last_recorded_by(ledger: &Ledger, t: i64, len: u64) -> anyhow::Result<u64> {
-    let (mut lo, mut hi) = (0u64, len);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        let rec = ledger.store().event(mid).map_err(ledger_err)?.map_or(i64::MAX, |e| e.event.recorded_time);
-        if rec <= t { lo = mid } else { hi = mid - 1 }
-    }
-    Ok(lo)
 }
 
 /// Prints a snapshot's counts as a table (or JSON).

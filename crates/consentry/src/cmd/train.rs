@@ -153,11 +153,16 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     let out = a.out.unwrap_or_else(|| ctx.data_path("models").join(kind.name()));
     // An existing output (e.g. left by an interrupted run between rename and registration) gets a message saying
     // what it is and what to do, rather than only "already exists".
-    if !a.no_register && out.exists() && has_ledger(ctx) {
+    if !a.no_register && consentry_files::taken(&out) && has_ledger(ctx) {
         super::lineage::open_registry(ctx)?.check_train_target(&out).map_err(super::lineage::lineage_err)?;
     }
+    // A model that will be registered trains only on a dataset the gate registered (its manifest unaltered).
+    let checked = if a.no_register || !has_ledger(ctx) { None } else { Some(registered_dataset(ctx, &dataset)?) };
     let r = train_model(ctx, &dataset, &out, &opts).map_err(learn_err)?;
-    let registered = if a.no_register { None } else { register(ctx, &out)? };
+    let registered = match checked {
+        None => None,
+        Some(ds) => register(ctx, &out, &ds, &r.meta.dataset.manifest_blake3)?,
+    };
     if ctx.json {
         ctx.print_json(&r.meta)?;
     } else {
@@ -198,22 +203,43 @@ pub fn has_ledger(ctx: &Ctx) -> bool {
     }
 }
 
-/// Records a trained model in the lineage registry when the data directory has a ledger; its id.
-fn register(ctx: &Ctx, out: &Path) -> anyhow::Result<Option<String>> {
-    if !has_ledger(ctx) {
-        return Ok(None);
+/// The registry's record of the dataset in `dir`: refuses a dataset whose manifest the gate did not register.
+fn registered_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<String> {
+    let reg = super::lineage::open_registry(ctx)?;
+    let rec = reg
+        .registered_dataset(dir)
+        .map_err(super::lineage::lineage_err)
+        .with_context(|| format!("refusing to train on {}", dir.display()))?;
+    Ok(rec.id)
+}
+
+/// Records a model trained on the registered dataset `dataset` in the lineage registry; its id. When that fails
+/// (or the model names another dataset: the manifest changed during training), the model directory is removed:
+/// a model nobody registered is never left where it could be served.
+fn register(ctx: &Ctx, out: &Path, dataset: &str, trained_on: &str) -> anyhow::Result<Option<String>> {
+    let registered = if trained_on == dataset {
+        super::lineage::open_registry(ctx)
+            .and_then(|reg| reg.register_model_dir(out).map_err(super::lineage::lineage_err))
+    } else {
+        Err(anyhow::anyhow!(
+            "the dataset's manifest changed during training (BLAKE3 {} before, {} after)",
+            consentry_lineage::registry::short(dataset),
+            consentry_lineage::registry::short(trained_on)
+        ))
+    };
+    match registered {
+        Ok(rec) => Ok(Some(rec.id)),
+        Err(e) => {
+            let removed = match std::fs::remove_dir_all(out) {
+                Ok(()) => "the model directory was removed".to_string(),
+                Err(r) => format!("removing the model directory {} failed too ({r}): remove it by hand", out.display()),
+            };
+            Err(e.context(format!(
+                "the model was trained into {}, but registering it failed, so {removed}; fix the cause and train again",
+                out.display()
+            )))
+        }
     }
-    let registered = super::lineage::open_registry(ctx)
-        .and_then(|reg| reg.register_model_dir(out).map_err(super::lineage::lineage_err));
-    let rec = registered.with_context(|| {
-        format!(
-            "the model was trained into {}, but registering it failed; fix the cause and run \
-             `consentry lineage register-model {}`",
-            out.display(),
-            out.display()
-        )
-    })?;
-    Ok(Some(rec.id))
 }
 
 /// Prints a model's privacy claim in one or two lines.

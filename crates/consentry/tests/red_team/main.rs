@@ -91,3 +91,4 @@ pub fn refused(o: &Output, needle: &str) {
 // One module per tampering class; each adds itself here.
 mod careless;
 mod model_tamper;
+mod gate_tamper;
