@@ -14,7 +14,7 @@ use consentry_gate::fsguard;
 use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
 use consentry_gate::materialize::{HashingWriter, partial_dir};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
-use consentry_ledger::{Event, MemberRecord, PublicKey, SignedTreeHead, Store, StoredEvent};
+use consentry_ledger::{Event, FactsEntry, PublicKey, SignedTreeHead, Store, StoredEvent, StoredFacts};
 use consentry_lineage::{CitedPosition, RegisteredFiles};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Bundle format version (in `INDEX.json`).
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// The index: every other file with its BLAKE3 and size.
 pub const INDEX_FILE: &str = "INDEX.json";
 /// The ledger's Ed25519 public key, hex (as `ledger.pub`).
@@ -34,8 +34,9 @@ pub const POLICY_FILE: &str = "policy.toml";
 pub const CHECKPOINTS_FILE: &str = "ledger/checkpoints.json";
 /// Every event, one JSON object per line, in sequence order.
 pub const EVENTS_FILE: &str = "ledger/events.jsonl";
-/// The member directory (jurisdiction and birth date), one JSON object per line, by id.
-pub const MEMBERS_JSONL: &str = "ledger/members.jsonl";
+/// Every member-facts entry of the log (jurisdiction and birth date), one JSON object per line, in
+/// sequence order: the member directory is derived from them.
+pub const FACTS_FILE: &str = "ledger/facts.jsonl";
 /// The model list with statuses and the withdrawal deadline in force.
 pub const MODELS_FILE: &str = "models.json";
 
@@ -71,6 +72,17 @@ struct EventLine {
     #[serde(flatten)]
     event: Event,
     /// Leaf hash as stored, hex (the audit recomputes it from the fields).
+    leaf_hash: String,
+    /// Chain hash as stored, hex.
+    chain_hash: String,
+}
+
+/// One line of `ledger/facts.jsonl`: every field of the fact encoding plus the hashes the store kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FactsLine {
+    #[serde(flatten)]
+    facts: FactsEntry,
+    /// Leaf hash as stored, hex.
     leaf_hash: String,
     /// Chain hash as stored, hex.
     chain_hash: String,
@@ -129,7 +141,7 @@ pub struct ExportSummary {
     pub events: u64,
     /// Signed tree heads exported.
     pub checkpoints: usize,
-    /// Members exported.
+    /// Member-facts entries exported.
     pub members: u64,
     /// Dataset name → source directory.
     pub datasets: BTreeMap<String, PathBuf>,
@@ -340,17 +352,23 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     })?;
 
     let mut members = 0u64;
-    w.lines(MEMBERS_JSONL, |out| {
+    w.lines(FACTS_FILE, |out| {
         let mut failed: Option<AuditError> = None;
-        store.scan_members(&mut |m| {
-            if failed.is_some() {
-                return;
-            }
-            match json_line(out, MEMBERS_JSONL, &m) {
-                Ok(()) => members += 1,
-                Err(e) => failed = Some(e),
-            }
-        })?;
+        store
+            .scan_facts(1, u64::MAX, &mut |s| {
+                let line = FactsLine {
+                    facts: s.facts,
+                    leaf_hash: hex::encode(s.leaf_hash),
+                    chain_hash: hex::encode(s.chain_hash),
+                };
+                if let Err(e) = json_line(out, FACTS_FILE, &line) {
+                    failed = Some(e);
+                    return Err(consentry_ledger::LedgerError::Invalid("export stopped".into()));
+                }
+                members += 1;
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or(AuditError::Ledger(e)))?;
         failed.map_or(Ok(()), Err)
     })?;
 
@@ -455,7 +473,7 @@ pub struct Bundle {
     pub public_key: Option<PublicKey>,
     /// The policy text.
     pub policy_text: Option<String>,
-    /// Events, checkpoints and member facts.
+    /// Events, member-facts entries and checkpoints.
     pub store: MemStore,
     /// Datasets, by name.
     pub datasets: Vec<DatasetEvidence>,
@@ -629,8 +647,8 @@ impl Bundle {
             None => Vec::new(),
         };
         let events = self.load_events();
-        let members = self.load_members();
-        self.store = MemStore::new(events, checkpoints, members);
+        let facts = self.load_facts();
+        self.store = MemStore::new(events, facts, checkpoints);
         self.load_datasets();
         self.load_models();
     }
@@ -661,9 +679,16 @@ impl Bundle {
         out
     }
 
-    fn load_members(&mut self) -> Vec<MemberRecord> {
-        let lines: Vec<(usize, MemberRecord)> = self.jsonl(MEMBERS_JSONL);
-        lines.into_iter().map(|(_, m)| m).collect()
+    fn load_facts(&mut self) -> Vec<StoredFacts> {
+        let lines: Vec<(usize, FactsLine)> = self.jsonl(FACTS_FILE);
+        let mut out = Vec::with_capacity(lines.len());
+        for (n, l) in lines {
+            match (hex32(&l.leaf_hash), hex32(&l.chain_hash)) {
+                (Some(leaf_hash), Some(chain_hash)) => out.push(StoredFacts { facts: l.facts, leaf_hash, chain_hash }),
+                _ => self.findings.push(unreadable(FACTS_FILE, format!("line {n}: a hash is not 32 bytes of hex"))),
+            }
+        }
+        out
     }
 
     fn bitmap(&mut self, rel: &str) -> Option<(RoaringTreemap, String)> {

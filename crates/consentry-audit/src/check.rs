@@ -230,7 +230,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         state.facts = bundle
             .store
             .members()
-            .iter()
+            .into_iter()
             .map(|m| {
                 let jurisdiction = policy.resolve_jurisdiction(&m.jurisdiction);
                 (m.member_id, MemberFacts { jurisdiction, birth_date: m.birth_date })
@@ -369,24 +369,28 @@ fn check_ledger<'a>(
         )),
     }
 
+    // The tree over every entry (consent events and member facts), from the re-encoded fields.
     let mut tree = Tree::new();
-    let mut by_purpose: HashMap<&str, HashMap<u64, Vec<&StoredEvent>>> = HashMap::new();
-    for e in store.events() {
-        match e.event.leaf_hash() {
+    store.scan_entries(1, u64::MAX, &mut |s| {
+        match s.entry.leaf_hash() {
             Ok(h) => tree.push(h),
             Err(err) => {
                 findings.push(
                     Finding::violation(
                         ViolationKind::LedgerTampered,
-                        "an event cannot be encoded",
-                        "an encodable event",
+                        "an entry cannot be encoded",
+                        "an encodable entry",
                         err,
                     )
-                    .seq(e.event.seq),
+                    .seq(s.entry.seq()),
                 );
-                tree.push(e.leaf_hash);
+                tree.push(s.leaf_hash);
             }
         }
+        Ok(())
+    })?;
+    let mut by_purpose: HashMap<&str, HashMap<u64, Vec<&StoredEvent>>> = HashMap::new();
+    for e in store.events() {
         by_purpose.entry(&e.event.body.purpose).or_default().entry(e.event.body.member_id).or_default().push(e);
     }
     summary.events = summary.events.max(tree.len());

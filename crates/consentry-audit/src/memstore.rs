@@ -1,16 +1,16 @@
-//! A read-only, in-memory [`Store`] over a bundle's events, checkpoints and member facts, so the
-//! ledger's own verification and snapshot code runs offline unchanged.
+//! A read-only, in-memory [`Store`] over a bundle's events, fact entries and checkpoints, so the
+//! ledger's own verification and snapshot code runs offline unchanged. The member directory is derived
+//! from the fact entries (the latest per member), never taken from a separate list.
 
-use chrono::NaiveDate;
-use consentry_ledger::{Hash, LedgerError, MemberRecord, NewEvent, SignedTreeHead, Store, StoredEvent};
+use consentry_ledger::{Hash, LedgerError, MemberRecord, NewEvent, SignedTreeHead, Store, StoredEvent, StoredFacts};
 use consentry_policy::ConsentEvent;
 
 /// The evidence of a ledger, held in memory; every write is refused.
 #[derive(Debug, Clone, Default)]
 pub struct MemStore {
     events: Vec<StoredEvent>,
+    facts: Vec<StoredFacts>,
     checkpoints: Vec<SignedTreeHead>,
-    members: Vec<MemberRecord>,
 }
 
 fn read_only() -> LedgerError {
@@ -18,16 +18,11 @@ fn read_only() -> LedgerError {
 }
 
 impl MemStore {
-    /// A store holding `events` in the order given (verification reports gaps and reordering),
-    /// `checkpoints` (sorted by tree size, as stores return them) and `members` (sorted by id).
-    pub fn new(
-        events: Vec<StoredEvent>,
-        mut checkpoints: Vec<SignedTreeHead>,
-        mut members: Vec<MemberRecord>,
-    ) -> MemStore {
+    /// A store holding `events` and `facts` in the order given (verification reports gaps and
+    /// reordering) and `checkpoints` (sorted by tree size, as stores return them).
+    pub fn new(events: Vec<StoredEvent>, facts: Vec<StoredFacts>, mut checkpoints: Vec<SignedTreeHead>) -> MemStore {
         checkpoints.sort_by_key(|c| c.head.tree_size);
-        members.sort_by_key(|m| m.member_id);
-        MemStore { events, checkpoints, members }
+        MemStore { events, facts, checkpoints }
     }
 
     /// The events, in bundle order.
@@ -35,9 +30,16 @@ impl MemStore {
         &self.events
     }
 
-    /// The member records, by id.
-    pub fn members(&self) -> &[MemberRecord] {
-        &self.members
+    /// The fact entries, in bundle order.
+    pub fn facts(&self) -> &[StoredFacts] {
+        &self.facts
+    }
+
+    /// Every member's latest facts, by id (the member directory the log records).
+    pub fn members(&self) -> Vec<MemberRecord> {
+        let mut out = Vec::new();
+        let _ = self.scan_members(&mut |m| out.push(m));
+        out
     }
 
     fn in_range(&self, from: u64, to: u64) -> impl Iterator<Item = &StoredEvent> {
@@ -59,7 +61,8 @@ impl Store for MemStore {
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
-        Ok(self.events.iter().map(|e| e.event.seq).max().unwrap_or(0))
+        let events = self.events.iter().map(|e| e.event.seq);
+        Ok(events.chain(self.facts.iter().map(|f| f.facts.seq)).max().unwrap_or(0))
     }
 
     fn scan(
@@ -83,7 +86,33 @@ impl Store for MemStore {
     }
 
     fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
-        Ok(self.in_range(from, to).map(|e| e.leaf_hash).collect())
+        let mut out = Vec::new();
+        self.scan_entries(from, to, &mut |s| {
+            out.push(s.leaf_hash);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn append_facts(
+        &self,
+        _members: Vec<MemberRecord>,
+        _actor: &str,
+        _recorded_time: i64,
+    ) -> Result<Vec<StoredFacts>, LedgerError> {
+        Err(read_only())
+    }
+
+    fn scan_facts(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        for s in self.facts.iter().filter(|s| s.facts.seq >= from && s.facts.seq <= to) {
+            f(s.clone())?;
+        }
+        Ok(())
     }
 
     fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {
@@ -98,26 +127,9 @@ impl Store for MemStore {
         Ok(self.checkpoints.clone())
     }
 
-    fn put_members(&self, _members: &[MemberRecord]) -> Result<(), LedgerError> {
-        Err(read_only())
-    }
-
-    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
-        for m in &self.members {
-            f(m.clone());
-        }
-        Ok(())
-    }
-
-    fn scan_member_facts(&self, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
-        for m in &self.members {
-            f(m.member_id, &m.jurisdiction, m.birth_date);
-        }
-        Ok(())
-    }
-
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
-        Ok(self.members.binary_search_by_key(&member_id, |m| m.member_id).ok().map(|i| self.members[i].clone()))
+        let latest = self.facts.iter().filter(|s| s.facts.member_id == member_id).max_by_key(|s| s.facts.seq);
+        Ok(latest.map(|s| MemberRecord::from(&s.facts)))
     }
 
     fn get_meta(&self, _key: &str) -> Result<Option<String>, LedgerError> {

@@ -293,7 +293,7 @@ fn withdrawal_deadline_runs_from_the_withdrawal() {
     let data = dir.path().join("data");
     let l = ledger(&data, 1, false);
     write_data(&data, &l, &ALL, &ALL, &[]);
-    // Member 4 withdraws at T0 + 500, after the dataset was cut (seq 13).
+    // Member 4 withdraws at T0 + 500, after the dataset was cut (seq 33: the 20 members' fact entries come first).
     l.append_at(vec![event(4, Action::Withdraw, T0 + 500, "w4")], T0 + 500).unwrap();
     let at = |now: i64, deadline: i64| AuditOptions { deadline_seconds: Some(deadline), ..AuditOptions::at(now) };
     let r = offline(&data, &l, &at(T0 + 1000, 3600));
@@ -302,7 +302,7 @@ fn withdrawal_deadline_runs_from_the_withdrawal() {
     let r = offline(&data, &l, &at(T0 + 500 + 3600, 3600));
     let f: Vec<_> = r.violations().collect();
     assert_eq!(f.len(), 1, "{}", r.render());
-    assert_eq!((f[0].kind, f[0].member, f[0].seq), (ViolationKind::WithdrawalDeadlineMissed, Some(4), Some(13)));
+    assert_eq!((f[0].kind, f[0].member, f[0].seq), (ViolationKind::WithdrawalDeadlineMissed, Some(4), Some(33)));
 
     // Member 6 withdrew at T0 + 200 but the ledger only learned of it at T0 + 5000: the member's
     // deadline has passed anyway. Member 5's withdrawal is dated before their grant, so the grant

@@ -45,6 +45,13 @@ fn open(dir: &std::path::Path, name: &str) -> Ledger {
     Ledger::new(Box::new(store), Policy::default_policy(), LogKey::from_seed([9; 32]), opts)
 }
 
+/// A ledger without a member directory, for the append-latency measurements of the log alone.
+fn open_bare(dir: &std::path::Path, name: &str) -> Ledger {
+    let store = SqliteStore::open(&dir.join(name)).expect("open sqlite");
+    let opts = LedgerOptions { checkpoint_every: 0, require_known_members: false, ..LedgerOptions::default() };
+    Ledger::new(Box::new(store), Policy::default_policy(), LogKey::from_seed([9; 32]), opts)
+}
+
 fn raw_insert(path: &std::path::Path, rows: &[NewEvent], batch: usize) -> f64 {
     let conn = rusqlite::Connection::open(path).expect("raw db");
     conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
@@ -102,7 +109,7 @@ fn main() {
     println!("{:<58} {:>12} {:>14}", "measurement", "events", "result");
 
     // Durable single appends, one caller: one fsync each.
-    let l = open(&dir, "single.db");
+    let l = open_bare(&dir, "single.db");
     let evs = events(&mut rng, &policy, 300, n_members, "s");
     let t = Instant::now();
     for e in evs {
@@ -112,7 +119,7 @@ fn main() {
     println!("{:<58} {:>12} {:>11.0}/s", "single appends, 1 caller (1 fsync each)", 300, 300.0 / s);
 
     // Durable single appends, 16 concurrent callers: group commit.
-    let l = open(&dir, "group.db");
+    let l = open_bare(&dir, "group.db");
     let per = 400;
     let all: Vec<Vec<NewEvent>> =
         (0..16).map(|t| events(&mut rng, &policy, per, n_members, &format!("g{t}-"))).collect();

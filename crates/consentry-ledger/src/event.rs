@@ -19,11 +19,31 @@
 //! idempotency_key  u16 length + UTF-8 bytes
 //! ```
 //!
+//! The log holds a second kind of entry, a member's **facts** (what the
+//! policy reads about a member besides their consent events: that they are a
+//! member, their jurisdiction and date of birth). Fact entries share the
+//! sequence numbers, leaves and hash chain with consent events, so a changed
+//! birth date is a new signed entry and an edited one breaks the chain:
+//!
+//! ```text
+//! magic            4 bytes  "CSF1"
+//! seq              u64, big-endian (1-based position in the log)
+//! member_id        u64, big-endian
+//! jurisdiction     u16 length (big-endian) + UTF-8 bytes (ISO 3166 code)
+//! birth_date       i32, big-endian (days since 1970-01-01, proleptic Gregorian)
+//! actor            u16 length + UTF-8 bytes (who recorded the facts: `import`, `operator:alice`, …)
+//! recorded_time    i64, big-endian (Unix seconds, UTC)
+//! ```
+//!
+//! The two magics keep the kinds apart: no consent event encodes to the
+//! bytes of a fact entry or the other way round.
+//!
 //! Hashes are BLAKE3 with RFC 9162 domain separation: a leaf is
 //! `H(0x00 ‖ encoding)`, an inner node `H(0x01 ‖ left ‖ right)`, and the hash
 //! chain links `chain[n] = H(0x02 ‖ chain[n-1] ‖ leaf[n])` from `chain[0] = 0³²`.
 
 use crate::{Hash, LedgerError};
+use chrono::NaiveDate;
 use consentry_policy::{Action, ConsentEvent, Source};
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +92,150 @@ pub struct StoredEvent {
 }
 
 const MAGIC: &[u8; 4] = b"CSE1";
+const FACTS_MAGIC: &[u8; 4] = b"CSF1";
+
+/// A member's facts as recorded in the log: the policy's inputs about a member other than consent events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactsEntry {
+    /// 1-based position in the log (shared with consent events).
+    pub seq: u64,
+    /// When the ledger accepted it (Unix seconds, UTC).
+    pub recorded_time: i64,
+    /// The member.
+    pub member_id: u64,
+    /// ISO 3166 code of the jurisdiction (`US-CA`, `DE`).
+    pub jurisdiction: String,
+    /// Date of birth.
+    pub birth_date: NaiveDate,
+    /// Who recorded the facts (`import`, `operator:alice`).
+    pub actor: String,
+}
+
+/// A fact entry with the hashes the store keeps beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFacts {
+    /// The entry.
+    pub facts: FactsEntry,
+    /// Leaf hash as stored (verification recomputes and compares).
+    pub leaf_hash: Hash,
+    /// Chain hash as stored.
+    pub chain_hash: Hash,
+}
+
+/// One entry of the log: a consent event or a member's facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A grant or withdrawal.
+    Consent(Event),
+    /// A member's facts.
+    Facts(FactsEntry),
+}
+
+/// An entry of either kind with its stored hashes, as verification reads the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The entry.
+    pub entry: Entry,
+    /// Leaf hash as stored.
+    pub leaf_hash: Hash,
+    /// Chain hash as stored.
+    pub chain_hash: Hash,
+}
+
+impl From<StoredEvent> for StoredEntry {
+    fn from(s: StoredEvent) -> StoredEntry {
+        StoredEntry { entry: Entry::Consent(s.event), leaf_hash: s.leaf_hash, chain_hash: s.chain_hash }
+    }
+}
+
+impl From<StoredFacts> for StoredEntry {
+    fn from(s: StoredFacts) -> StoredEntry {
+        StoredEntry { entry: Entry::Facts(s.facts), leaf_hash: s.leaf_hash, chain_hash: s.chain_hash }
+    }
+}
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => panic!("1970-01-01 is a date"),
+};
+
+/// Days from 1970-01-01 to `d` (negative before), as the fact encoding stores a birth date.
+pub fn days_from_date(d: NaiveDate) -> i32 {
+    // NaiveDate spans about ±262 000 years: always within i32 days.
+    d.signed_duration_since(EPOCH).num_days() as i32
+}
+
+/// Inverse of [`days_from_date`]; `None` outside the dates chrono represents.
+pub fn date_from_days(days: i64) -> Option<NaiveDate> {
+    EPOCH.checked_add_signed(chrono::Duration::try_days(days)?)
+}
+
+impl FactsEntry {
+    /// The canonical encoding (see the module documentation).
+    pub fn encode(&self) -> Result<Vec<u8>, LedgerError> {
+        let mut out = Vec::with_capacity(40 + self.jurisdiction.len() + self.actor.len());
+        out.extend_from_slice(FACTS_MAGIC);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.member_id.to_be_bytes());
+        put_str(&mut out, "jurisdiction", &self.jurisdiction)?;
+        out.extend_from_slice(&days_from_date(self.birth_date).to_be_bytes());
+        put_str(&mut out, "actor", &self.actor)?;
+        out.extend_from_slice(&self.recorded_time.to_be_bytes());
+        Ok(out)
+    }
+
+    /// The Merkle leaf hash of this entry.
+    pub fn leaf_hash(&self) -> Result<Hash, LedgerError> {
+        Ok(leaf_hash(&self.encode()?))
+    }
+}
+
+impl Entry {
+    /// Position in the log.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Consent(e) => e.seq,
+            Entry::Facts(f) => f.seq,
+        }
+    }
+
+    /// When the ledger accepted it.
+    pub fn recorded_time(&self) -> i64 {
+        match self {
+            Entry::Consent(e) => e.recorded_time,
+            Entry::Facts(f) => f.recorded_time,
+        }
+    }
+
+    /// The member it is about.
+    pub fn member_id(&self) -> u64 {
+        match self {
+            Entry::Consent(e) => e.body.member_id,
+            Entry::Facts(f) => f.member_id,
+        }
+    }
+
+    /// The same entry at another position (to recognise a row pushed down by an insertion).
+    pub fn with_seq(&self, seq: u64) -> Entry {
+        match self {
+            Entry::Consent(e) => Entry::Consent(Event { seq, ..e.clone() }),
+            Entry::Facts(f) => Entry::Facts(FactsEntry { seq, ..f.clone() }),
+        }
+    }
+
+    /// The canonical encoding of either kind.
+    pub fn encode(&self) -> Result<Vec<u8>, LedgerError> {
+        match self {
+            Entry::Consent(e) => e.encode(),
+            Entry::Facts(f) => f.encode(),
+        }
+    }
+
+    /// The Merkle leaf hash.
+    pub fn leaf_hash(&self) -> Result<Hash, LedgerError> {
+        Ok(leaf_hash(&self.encode()?))
+    }
+}
 
 fn action_code(a: Action) -> u8 {
     match a {
@@ -133,6 +297,16 @@ impl NewEvent {
             }
         }
         Ok(())
+    }
+
+    /// An idempotency key derived from the event's content (every field but the key): the same request
+    /// gets the same key wherever it comes from, so an import of the same rows, however the file is
+    /// encoded, appends nothing, and a row repeated within one file counts once.
+    pub fn content_key(&self, prefix: &str) -> Result<String, LedgerError> {
+        let body = NewEvent { idempotency_key: String::new(), ..self.clone() };
+        let bytes = Event { seq: 0, recorded_time: 0, body }.encode()?;
+        let digest = blake3::hash(&bytes);
+        Ok(format!("{prefix}:{}", hex::encode(&digest.as_bytes()[..16])))
     }
 
     /// What `Policy::evaluate` needs of this event (what `Store::scan_consent` yields for it).
@@ -271,6 +445,85 @@ mod tests {
         for v in variants {
             assert_ne!(v.leaf_hash().unwrap(), base, "{v:?}");
         }
+    }
+
+    fn sample_facts() -> FactsEntry {
+        FactsEntry {
+            seq: 2,
+            recorded_time: 1_700_000_100,
+            member_id: 42,
+            jurisdiction: "US-CA".into(),
+            birth_date: NaiveDate::from_ymd_opt(2009, 6, 30).unwrap(),
+            actor: "import".into(),
+        }
+    }
+
+    /// A fixed vector for fact entries, byte by byte.
+    #[test]
+    fn facts_encoding_is_stable() {
+        let f = sample_facts();
+        let bytes = f.encode().unwrap();
+        let mut expect = b"CSF1".to_vec();
+        expect.extend_from_slice(&2u64.to_be_bytes());
+        expect.extend_from_slice(&42u64.to_be_bytes());
+        expect.extend_from_slice(&[0, 5]);
+        expect.extend_from_slice(b"US-CA");
+        // 2009-06-30 is day 14425 after 1970-01-01.
+        expect.extend_from_slice(&14_425i32.to_be_bytes());
+        expect.extend_from_slice(&[0, 6]);
+        expect.extend_from_slice(b"import");
+        expect.extend_from_slice(&1_700_000_100i64.to_be_bytes());
+        assert_eq!(bytes, expect);
+        assert_eq!(
+            hex::encode(f.leaf_hash().unwrap()),
+            "04de4d637577f8d9b46ef7d2726122d82c95993558458a381ee33c10ea7ac0ae",
+            "the canonical fact encoding changed"
+        );
+        assert_eq!(Entry::Facts(f.clone()).leaf_hash().unwrap(), f.leaf_hash().unwrap());
+    }
+
+    #[test]
+    fn every_fact_changes_the_hash() {
+        let base = sample_facts().leaf_hash().unwrap();
+        let mut variants = Vec::new();
+        let mut f = sample_facts();
+        f.seq = 3;
+        variants.push(f);
+        let mut f = sample_facts();
+        f.recorded_time += 1;
+        variants.push(f);
+        let mut f = sample_facts();
+        f.member_id = 43;
+        variants.push(f);
+        let mut f = sample_facts();
+        f.jurisdiction = "US".into();
+        variants.push(f);
+        let mut f = sample_facts();
+        f.birth_date = NaiveDate::from_ymd_opt(2000, 6, 30).unwrap();
+        variants.push(f);
+        let mut f = sample_facts();
+        f.actor = "operator:eve".into();
+        variants.push(f);
+        for v in variants {
+            assert_ne!(v.leaf_hash().unwrap(), base, "{v:?}");
+        }
+        assert_eq!(
+            date_from_days(i64::from(days_from_date(sample_facts().birth_date))),
+            Some(sample_facts().birth_date)
+        );
+        assert_eq!(date_from_days(i64::MAX), None);
+    }
+
+    #[test]
+    fn content_keys_follow_the_content_only() {
+        let a = sample().body;
+        let mut b = a.clone();
+        b.idempotency_key = "other".into();
+        assert_eq!(a.content_key("import").unwrap(), b.content_key("import").unwrap());
+        let mut c = a.clone();
+        c.action = Action::Withdraw;
+        assert_ne!(a.content_key("import").unwrap(), c.content_key("import").unwrap());
+        assert!(a.content_key("import").unwrap().starts_with("import:"));
     }
 
     #[test]

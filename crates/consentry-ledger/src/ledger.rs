@@ -2,11 +2,13 @@
 //! tree kept in step with the store, checkpoints, proofs and verification.
 
 use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
-use crate::event::{Event, NewEvent, chain_hash};
+use crate::event::{NewEvent, StoredEntry, chain_hash};
 use crate::merkle::Tree;
-use crate::store::{Appended, Store};
+use crate::snapshot::Snapshot;
+use crate::store::{Appended, MemberRecord, Store};
 use crate::{Hash, LedgerError};
-use consentry_policy::Policy;
+use consentry_policy::{Policy, PurposeId, Timestamp};
+use roaring::RoaringTreemap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -20,11 +22,19 @@ pub struct LedgerOptions {
     pub max_clock_skew: i64,
     /// The organisation named as controller in receipts.
     pub controller: String,
+    /// Refuse events about members not in the member directory (on by default; only test suites that
+    /// exercise the log alone turn it off).
+    pub require_known_members: bool,
 }
 
 impl Default for LedgerOptions {
     fn default() -> LedgerOptions {
-        LedgerOptions { checkpoint_every: 10_000, max_clock_skew: 300, controller: String::new() }
+        LedgerOptions {
+            checkpoint_every: 10_000,
+            max_clock_skew: 300,
+            controller: String::new(),
+            require_known_members: true,
+        }
     }
 }
 
@@ -55,6 +65,26 @@ pub struct Ledger {
     key: LogKey,
     opts: LedgerOptions,
     tree: Mutex<Tree>,
+    /// How far this process has checked the stored entries against their hashes and the signed heads.
+    verified: Mutex<Verified>,
+    /// Member ids seen in the directory (members are never removed, so this only grows).
+    known_members: Mutex<RoaringTreemap>,
+}
+
+/// The prefix of the log this process has verified: entries `1..=tree.len()` were re-encoded and hashed
+/// (or written by this process, from events it encoded itself) and the chain recomputed; every checkpoint
+/// of at most `checkpoints_upto` entries was checked against the recomputed tree and the key.
+#[derive(Default)]
+struct Verified {
+    tree: Tree,
+    chain: Hash,
+    checkpoints_upto: u64,
+}
+
+/// Characters refused in free-text fields (actor, idempotency key, jurisdiction): control characters would
+/// be stored and later printed raw.
+fn control_char(s: &str) -> Option<char> {
+    s.chars().find(|c| c.is_control())
 }
 
 /// Current Unix time in seconds: the one clock the ledger and the lineage registry read.
@@ -69,7 +99,15 @@ impl Ledger {
         if opts.controller.is_empty() {
             opts.controller = policy.controller.clone();
         }
-        Ledger { store, policy, key, opts, tree: Mutex::new(Tree::new()) }
+        Ledger {
+            store,
+            policy,
+            key,
+            opts,
+            tree: Mutex::new(Tree::new()),
+            verified: Mutex::new(Verified::default()),
+            known_members: Mutex::new(RoaringTreemap::new()),
+        }
     }
 
     /// The storage backend.
@@ -96,11 +134,43 @@ impl Ledger {
         &self.key
     }
 
-    /// Refuses a batch that names an unknown purpose or notice version, has an
-    /// event time in the future, or fields too long to encode.
+    /// Refuses a batch that names an unknown purpose or notice version, a member id
+    /// beyond `i64::MAX` or not in the member directory, has an event time in the
+    /// future, control characters in a free-text field, or fields too long to encode.
     pub fn validate(&self, batch: &[NewEvent], now: i64) -> Result<(), LedgerError> {
+        self.validate_with(batch, now, &[])
+    }
+
+    /// [`Ledger::validate`] for an import that also records `members` (validated by
+    /// [`Ledger::validate_members`]): their ids count as known, so the whole import is checked before
+    /// anything is written.
+    pub fn validate_with(&self, batch: &[NewEvent], now: i64, members: &[MemberRecord]) -> Result<(), LedgerError> {
+        let pending: RoaringTreemap = members.iter().map(|m| m.member_id).collect();
+        let mut known =
+            self.known_members.lock().map_err(|_| LedgerError::WriterGone("member cache poisoned".into()))?;
         for (index, e) in batch.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
+            if i64::try_from(e.member_id).is_err() {
+                return Err(reject(format!(
+                    "member id {} is beyond the largest id the ledger stores ({})",
+                    e.member_id,
+                    i64::MAX
+                )));
+            }
+            if self.opts.require_known_members && !known.contains(e.member_id) && !pending.contains(e.member_id) {
+                if self.store.member(e.member_id)?.is_none() {
+                    return Err(reject(format!(
+                        "member {} is not in the member directory; import the member's facts first",
+                        e.member_id
+                    )));
+                }
+                known.insert(e.member_id);
+            }
+            for (field, s) in [("actor", &e.actor), ("idempotency key", &e.idempotency_key)] {
+                if let Some(c) = control_char(s) {
+                    return Err(reject(format!("the {field} contains the control character {c:?}; use plain text")));
+                }
+            }
             let Some(pid) = self.policy.purpose_id(&e.purpose) else {
                 let known: Vec<&str> = self.policy.purposes.iter().map(|p| p.key.as_str()).collect();
                 return Err(reject(format!(
@@ -154,15 +224,135 @@ impl Ledger {
     /// does not fail the append (the next crossing, or `checkpoint`, makes it).
     pub fn append_at(&self, batch: Vec<NewEvent>, now: i64) -> Result<Vec<Appended>, LedgerError> {
         self.validate(&batch, now)?;
+        // Never extend a log that no longer matches its hashes and signatures.
+        self.verify_through()?;
         let out = self.store.append(batch, now)?;
+        self.note_appended(&out);
         let fresh = out.iter().filter(|a| !a.duplicate).map(|a| a.event.seq);
+        self.checkpoint_if_crossed(fresh, now);
+        Ok(out)
+    }
+
+    /// Extends the verified prefix over events this process just wrote, when they follow it directly, so the
+    /// next [`Ledger::verify_through`] need not read them back. Checkpoints past the old prefix are still
+    /// checked then (`checkpoints_upto` does not move).
+    fn note_appended(&self, out: &[Appended]) {
+        let Ok(mut v) = self.verified.lock() else { return };
+        let mut fresh: Vec<&Appended> = out.iter().filter(|a| !a.duplicate).collect();
+        fresh.sort_by_key(|a| a.event.seq);
+        fresh.dedup_by_key(|a| a.event.seq);
+        for a in fresh {
+            if a.event.seq != v.tree.len() + 1 {
+                return;
+            }
+            let Ok(leaf) = a.event.leaf_hash() else { return };
+            let chain = chain_hash(&v.chain, &leaf);
+            if chain != a.chain_hash {
+                return;
+            }
+            v.chain = chain;
+            v.tree.push(leaf);
+        }
+    }
+
+    /// Signs a checkpoint when the fresh sequence numbers cross a multiple of `checkpoint_every`.
+    fn checkpoint_if_crossed(&self, fresh: impl Iterator<Item = u64> + Clone, now: i64) {
         if let (Some(first), Some(last)) = (fresh.clone().min(), fresh.max()) {
             let every = self.opts.checkpoint_every;
             if every > 0 && last / every > (first - 1) / every {
                 let _ = self.checkpoint_at(now);
             }
         }
-        Ok(out)
+    }
+
+    /// Records member facts (membership, jurisdiction, birth date) as entries of the log, at `now`: one entry
+    /// per member whose facts differ from the latest recorded ones, so re-importing the same directory adds
+    /// nothing and a changed birth date is a new, signed, visible entry. Refuses ids beyond `i64::MAX`,
+    /// empty or control-character jurisdictions and actors, and fields too long to encode; nothing is
+    /// written then. Returns the number of entries appended.
+    pub fn record_members(&self, members: &[MemberRecord], actor: &str, now: i64) -> Result<u64, LedgerError> {
+        self.validate_members(members, actor)?;
+        self.verify_through()?;
+        let out = self.store.append_facts(members.to_vec(), actor, now)?;
+        self.checkpoint_if_crossed(out.iter().map(|s| s.facts.seq), now);
+        Ok(out.len() as u64)
+    }
+
+    /// Refuses member facts [`Ledger::record_members`] would not record, writing nothing.
+    pub fn validate_members(&self, members: &[MemberRecord], actor: &str) -> Result<(), LedgerError> {
+        for (index, m) in members.iter().enumerate() {
+            let reject = |reason: String| LedgerError::Rejected { index, reason };
+            if i64::try_from(m.member_id).is_err() {
+                return Err(reject(format!(
+                    "member id {} is beyond the largest id the ledger stores ({})",
+                    m.member_id,
+                    i64::MAX
+                )));
+            }
+            if m.jurisdiction.is_empty() || m.jurisdiction.len() > 64 {
+                return Err(reject(format!(
+                    "member {}: the jurisdiction must be an ISO 3166 code, not {:?}",
+                    m.member_id, m.jurisdiction
+                )));
+            }
+            for (field, s) in [("jurisdiction", m.jurisdiction.as_str()), ("actor", actor)] {
+                if let Some(c) = control_char(s) {
+                    return Err(reject(format!("the {field} contains the control character {c:?}; use plain text")));
+                }
+            }
+        }
+        if u16::try_from(actor.len()).is_err() || actor.is_empty() {
+            return Err(LedgerError::Invalid(format!("the actor must be 1 to 65535 bytes, not {}", actor.len())));
+        }
+        Ok(())
+    }
+
+    /// Checks the stored entries this process has not checked yet against their hashes, the chain and every
+    /// signed checkpoint, and returns the log length verified. Cheap in the common path: only entries added
+    /// since the last call are read and hashed (the first call in a process reads the whole log). Fails with
+    /// [`LedgerError::BadEntry`] naming the first entry that does not verify; snapshots, receipts,
+    /// checkpoints and appends go through here, so nothing is read from, signed over or appended to a log
+    /// that fails verification.
+    pub fn verify_through(&self) -> Result<u64, LedgerError> {
+        let mut v = self.verified.lock().map_err(|_| LedgerError::WriterGone("verification lock poisoned".into()))?;
+        let from = v.tree.len();
+        let len = self.store.len()?;
+        if len < from {
+            return Err(LedgerError::BadEntry {
+                seq: len + 1,
+                reason: format!("the log shrank from {from} to {len} entries: entries were removed"),
+            });
+        }
+        let checked = check_entries(self.store.as_ref(), &self.key.public(), &mut v, len);
+        if checked.is_err() {
+            // Start over next time: nothing past a failure counts as verified.
+            *v = Verified::default();
+        }
+        checked.map(|()| len)
+    }
+
+    /// Snapshots of several purposes at `position` and time `at`, built only from entries verified against
+    /// the signed log ([`Ledger::verify_through`]); the member directory is the facts as of `position`.
+    pub fn snapshots(
+        &self,
+        purposes: &[PurposeId],
+        position: u64,
+        at: Timestamp,
+    ) -> Result<Vec<Snapshot>, LedgerError> {
+        let len = self.verify_through()?;
+        if position > len {
+            return Err(LedgerError::NotFound(format!(
+                "position {position} is past the end of the log ({len} entries)"
+            )));
+        }
+        let root = self.root(position)?;
+        Snapshot::build_many(self.store.as_ref(), &self.policy, purposes, position, at, root)
+    }
+
+    /// [`Ledger::snapshots`] for one purpose.
+    pub fn snapshot(&self, purpose: PurposeId, position: u64, at: Timestamp) -> Result<Snapshot, LedgerError> {
+        let mut v = self.snapshots(&[purpose], position, at)?;
+        v.pop().ok_or_else(|| LedgerError::Corrupt("no snapshot built".into()))
     }
 
     /// The tree brought up to date with the store (other processes may have appended).
@@ -183,6 +373,8 @@ impl Ledger {
     }
 
     fn checkpoint_at(&self, timestamp: i64) -> Result<SignedTreeHead, LedgerError> {
+        // Never sign over entries that do not match their hashes.
+        self.verify_through()?;
         let tree = self.tree()?;
         let size = tree.len();
         let root = tree.root(size).ok_or_else(|| LedgerError::Corrupt("tree shorter than log".into()))?;
@@ -198,7 +390,7 @@ impl Ledger {
         drop(tree);
         let chain = match size {
             0 => [0; 32],
-            s => self.store.event(s)?.ok_or_else(|| LedgerError::Corrupt(format!("event {s} vanished")))?.chain_hash,
+            s => self.store.entry(s)?.ok_or_else(|| LedgerError::Corrupt(format!("entry {s} vanished")))?.chain_hash,
         };
         let sth = self.key.sign(TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
         self.store.put_checkpoint(&sth)?;
@@ -247,6 +439,73 @@ impl Ledger {
     }
 }
 
+/// Extends `v` over entries `v.tree.len() + 1..=len`, checking each against its stored leaf and chain hash,
+/// then every checkpoint past the old verified length against the recomputed tree, chain and the key.
+fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u64) -> Result<(), LedgerError> {
+    let from = v.tree.len();
+    let mut expected = from + 1;
+    store.scan_entries(from + 1, len, &mut |s: StoredEntry| {
+        let seq = s.entry.seq();
+        let bad = |reason: String| Err(LedgerError::BadEntry { seq, reason });
+        if seq != expected {
+            return Err(LedgerError::BadEntry {
+                seq: expected,
+                reason: format!("entry {expected} is missing or out of place (found {seq} there)"),
+            });
+        }
+        let leaf = s.entry.leaf_hash()?;
+        if leaf != s.leaf_hash {
+            return bad(format!("entry {seq} was changed after it was written (its leaf hash does not match)"));
+        }
+        let chain = chain_hash(&v.chain, &leaf);
+        if chain != s.chain_hash {
+            return bad(format!("the hash chain breaks at entry {seq}"));
+        }
+        v.chain = chain;
+        v.tree.push(leaf);
+        expected += 1;
+        Ok(())
+    })?;
+    if v.tree.len() != len {
+        let seq = v.tree.len() + 1;
+        return Err(LedgerError::BadEntry { seq, reason: format!("entry {seq} is missing") });
+    }
+    let mut previous = 0;
+    for c in store.checkpoints()? {
+        let size = c.head.tree_size;
+        if size > v.checkpoints_upto {
+            if size > len {
+                // Another writer may have appended and signed since `len` was read: checked next time.
+                if store.len()? >= size {
+                    continue;
+                }
+                return Err(LedgerError::BadEntry {
+                    seq: len + 1,
+                    reason: format!("a checkpoint covers {size} entries but only {len} remain: entries were removed"),
+                });
+            }
+            let chain_ok = match size {
+                0 => c.head.chain_hash == [0; 32],
+                s if s == len => c.head.chain_hash == v.chain,
+                s => store.entry(s)?.is_some_and(|e| e.chain_hash == c.head.chain_hash),
+            };
+            if !public.verify(&c) || v.tree.root(size) != Some(c.head.root_hash) || !chain_ok {
+                return Err(LedgerError::BadEntry {
+                    seq: previous + 1,
+                    reason: format!(
+                        "the checkpoint of {size} entries does not match the log or its signature fails: \
+                         entries {}..={size} were rewritten",
+                        previous + 1
+                    ),
+                });
+            }
+        }
+        previous = size;
+    }
+    v.checkpoints_upto = len;
+    Ok(())
+}
+
 /// [`Ledger::verify`] with only the public key, so an auditor can check any store (an exported bundle
 /// loaded into memory, a copy of the database) without the signing key.
 pub fn verify_store(store: &dyn Store, public: &PublicKey) -> Result<Verification, LedgerError> {
@@ -257,25 +516,29 @@ pub fn verify_store(store: &dyn Store, public: &PublicKey) -> Result<Verificatio
     let mut tree = Tree::new();
     let mut expected = 1u64;
     let mut chain = [0u8; 32];
-    store.scan(1, u64::MAX, &mut |s| {
-        let seq = s.event.seq;
+    store.scan_entries(1, u64::MAX, &mut |s| {
+        let seq = s.entry.seq();
         if seq != expected {
             problems.push((expected, format!("event {expected} is missing or out of place (found {seq} there)")));
             expected = seq;
         }
-        let leaf = s.event.leaf_hash()?;
+        let leaf = s.entry.leaf_hash()?;
         if leaf != s.leaf_hash {
             // A row whose fields hash as they did one position earlier was pushed
             // down by an event inserted before it.
-            let shifted = Event { seq: seq.wrapping_sub(1), ..s.event.clone() };
+            let shifted = s.entry.with_seq(seq.wrapping_sub(1));
+            let what = match s.entry {
+                crate::event::Entry::Consent(_) => "event",
+                crate::event::Entry::Facts(_) => "member-facts entry",
+            };
             if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
                 let at = seq - 1;
                 problems
-                    .push((at, format!("an event was inserted at or before {at}: event {seq} was written as {at}")));
+                    .push((at, format!("an event was inserted at or before {at}: {what} {seq} was written as {at}")));
             } else {
                 problems.push((
                     seq,
-                    format!("event {seq} was changed after it was written (its leaf hash does not match)"),
+                    format!("{what} {seq} was changed after it was written (its leaf hash does not match)"),
                 ));
             }
         }

@@ -21,7 +21,7 @@ pub mod sqlite;
 pub mod store;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
-pub use event::{Event, NewEvent, StoredEvent};
+pub use event::{Entry, Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts};
 pub use ledger::{Ledger, LedgerOptions, Verification, now, verify_store};
 pub use store::{Appended, MemberRecord, Store};
 
@@ -44,12 +44,36 @@ pub enum LedgerError {
         /// Why, and what to do.
         reason: String,
     },
+    /// An idempotency key already names a different request; nothing of the batch was written.
+    #[error(
+        "idempotency key `{key}` was already used for event {seq}, a different request ({fields} differ); \
+         use a new key for a new request"
+    )]
+    IdempotencyConflict {
+        /// The reused key.
+        key: String,
+        /// The event the key names.
+        seq: u64,
+        /// The fields that differ.
+        fields: String,
+    },
     /// Something asked for does not exist.
     #[error("{0}")]
     NotFound(String),
     /// The stored log does not match its hashes or signatures.
     #[error("the ledger was tampered with: {0}")]
     Tampered(String),
+    /// A stored entry does not match its hashes, the chain or a signed checkpoint: the log was altered.
+    #[error(
+        "the ledger was tampered with at entry {seq}: {reason}; nothing was read from or written to it \
+         (run `consentry ledger verify` for every problem)"
+    )]
+    BadEntry {
+        /// The first entry that does not verify.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// A key file is missing or malformed.
     #[error("signing key: {0}")]
     Key(String),
@@ -87,7 +111,11 @@ impl LedgerError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            LedgerError::Invalid(_) | LedgerError::Rejected { .. } | LedgerError::NotFound(_) | LedgerError::Key(_)
+            LedgerError::Invalid(_)
+                | LedgerError::Rejected { .. }
+                | LedgerError::IdempotencyConflict { .. }
+                | LedgerError::NotFound(_)
+                | LedgerError::Key(_)
         )
     }
 }
@@ -100,8 +128,17 @@ pub(crate) mod hexbytes {
         s.serialize_str(&hex::encode(bytes))
     }
 
+    /// Only lowercase hex is accepted: one value, one spelling (signed records stay canonical).
+    pub(crate) fn lower(s: &str) -> Result<(), String> {
+        match s.bytes().find(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Some(b) => Err(format!("expected lowercase hex, found {:?}", b as char)),
+            None => Ok(()),
+        }
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
         let s = String::deserialize(d)?;
+        lower(&s).map_err(serde::de::Error::custom)?;
         let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
         v.try_into().map_err(|_| serde::de::Error::custom(format!("expected {N} bytes of hex")))
     }
@@ -122,6 +159,7 @@ pub(crate) mod hexbytes {
             let v: Vec<String> = Vec::deserialize(d)?;
             v.iter()
                 .map(|s| {
+                    super::lower(s).map_err(serde::de::Error::custom)?;
                     let b = hex::decode(s).map_err(serde::de::Error::custom)?;
                     b.try_into().map_err(|_| serde::de::Error::custom("expected 32 bytes of hex"))
                 })

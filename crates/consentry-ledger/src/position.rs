@@ -47,8 +47,8 @@ pub fn resolve(store: &dyn Store, at: At, now: Timestamp) -> Result<Resolved, Le
         ))),
         At::Seq(0) => Ok(Resolved { position: 0, time: 0 }),
         At::Seq(seq) => {
-            let time = store.event(seq)?.map(|e| e.event.recorded_time).ok_or_else(|| {
-                LedgerError::Corrupt(format!("event {seq} is missing although the log holds {len} events"))
+            let time = store.entry(seq)?.map(|e| e.entry.recorded_time()).ok_or_else(|| {
+                LedgerError::Corrupt(format!("entry {seq} is missing although the log holds {len} entries"))
             })?;
             if time > now + MAX_CLOCK_SKEW {
                 return Err(LedgerError::Invalid(format!(
@@ -75,7 +75,7 @@ fn last_recorded_by(store: &dyn Store, t: Timestamp, len: u64) -> Result<u64, Le
     let (mut lo, mut hi) = (0u64, len);
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        let rec = store.event(mid)?.map_or(i64::MAX, |e| e.event.recorded_time);
+        let rec = store.entry(mid)?.map_or(i64::MAX, |e| e.entry.recorded_time());
         if rec <= t { lo = mid } else { hi = mid - 1 }
     }
     Ok(lo)

@@ -12,8 +12,11 @@
 //! The tables mirror the SQLite backend's. Only plain (non-TLS) connections
 //! are supported.
 
-use crate::event::{Event, NewEvent, StoredEvent, action_from_code, action_to_code, source_from_code, source_to_code};
-use crate::store::{Appended, MemberRecord, Store, prepare_rows};
+use crate::event::{
+    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, date_from_days,
+    days_from_date, source_from_code, source_to_code,
+};
+use crate::store::{Appended, MemberRecord, Store, prepare_facts, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
@@ -22,7 +25,7 @@ use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, IsolationLevel, NoTls, Row, Statement};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -85,11 +88,18 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     log_id BYTEA NOT NULL,
     signature BYTEA NOT NULL
 );
-CREATE TABLE IF NOT EXISTS members (
-    member_id BIGINT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS facts (
+    seq BIGINT PRIMARY KEY,
+    member_id BIGINT NOT NULL,
     jurisdiction TEXT NOT NULL,
-    birth_date DATE NOT NULL
+    birth_date BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    recorded_time BIGINT NOT NULL,
+    leaf_hash BYTEA NOT NULL,
+    chain_hash BYTEA NOT NULL
 );
+-- Covering: the member directory as of a position is read from the index alone.
+CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, birth_date);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
@@ -114,7 +124,10 @@ impl Writer {
     fn connect(url: &str) -> Result<Writer, LedgerError> {
         let mut client = connect(url, "consentry-ledger-writer")?;
         let lock = client.prepare("SELECT pg_advisory_xact_lock($1)")?;
-        let last = client.prepare("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1")?;
+        let last = client.prepare(
+            "(SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1)
+             UNION ALL (SELECT seq, chain_hash FROM facts ORDER BY seq DESC LIMIT 1) ORDER BY 1 DESC LIMIT 1",
+        )?;
         let find = client.prepare(&format!("{SELECT_EVENTS} WHERE e.idem_key = ANY($1::text[])"))?;
         let ensure_purposes =
             client.prepare("INSERT INTO purposes (key) SELECT unnest($1::text[]) ON CONFLICT (key) DO NOTHING")?;
@@ -126,6 +139,46 @@ impl Writer {
                                   $8::int8[], $9::int8[], $10::text[], $11::bytea[], $12::bytea[])",
         )?;
         Ok(Writer { client, lock, last, find, ensure_purposes, purpose_ids, insert, purposes: HashMap::new() })
+    }
+
+    /// One attempt at appending fact entries: a single transaction under the advisory lock, like events.
+    fn try_append_facts(
+        &mut self,
+        members: &[MemberRecord],
+        actor: &str,
+        recorded_time: i64,
+    ) -> Result<Vec<StoredFacts>, LedgerError> {
+        let mut tx = self.client.transaction()?;
+        tx.execute(&self.lock, &[&APPEND_LOCK])?;
+        let (last_seq, last_chain): (u64, Hash) = match tx.query_opt(&self.last, &[])? {
+            Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
+            None => (0, [0; 32]),
+        };
+        let mut latest: HashMap<u64, MemberRecord> = HashMap::new();
+        for r in tx.query(LATEST_FACTS, &[&i64::MAX])? {
+            let m = member_from_row(&r)?;
+            latest.insert(m.member_id, m);
+        }
+        let rows = prepare_facts(members.to_vec(), &latest, actor, recorded_time, last_seq, last_chain)?;
+        let stmt = tx.prepare(
+            "INSERT INTO facts (seq, member_id, jurisdiction, birth_date, actor, recorded_time, leaf_hash, chain_hash)
+             SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                                  $7::bytea[], $8::bytea[])",
+        )?;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let seq: Vec<i64> = chunk.iter().map(|s| s.facts.seq as i64).collect();
+            let ids: Vec<i64> = chunk.iter().map(|s| s.facts.member_id as i64).collect();
+            let js: Vec<&str> = chunk.iter().map(|s| s.facts.jurisdiction.as_str()).collect();
+            let ds: Vec<i64> = chunk.iter().map(|s| i64::from(days_from_date(s.facts.birth_date))).collect();
+            let actors: Vec<&str> = chunk.iter().map(|s| s.facts.actor.as_str()).collect();
+            let rec: Vec<i64> = chunk.iter().map(|s| s.facts.recorded_time).collect();
+            let leaf: Vec<&[u8]> = chunk.iter().map(|s| &s.leaf_hash[..]).collect();
+            let chain: Vec<&[u8]> = chunk.iter().map(|s| &s.chain_hash[..]).collect();
+            let params: [&(dyn ToSql + Sync); 8] = [&seq, &ids, &js, &ds, &actors, &rec, &leaf, &chain];
+            tx.execute(&stmt, &params)?;
+        }
+        tx.commit()?;
+        Ok(rows)
     }
 
     /// One attempt at appending `batch`: a single transaction under the advisory lock.
@@ -322,15 +375,37 @@ fn row_to_sth(r: &Row) -> Result<SignedTreeHead, LedgerError> {
     })
 }
 
-fn parse_date(s: &str, id: i64) -> Result<NaiveDate, LedgerError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| LedgerError::Corrupt(format!("member {id}: bad birth date {s:?}")))
+/// Each member's latest facts at or before a position (`$1`), by id.
+const LATEST_FACTS: &str = "SELECT DISTINCT ON (member_id) member_id, jurisdiction, birth_date FROM facts
+     WHERE seq <= $1 ORDER BY member_id, seq DESC";
+
+const SELECT_FACTS: &str =
+    "SELECT seq, member_id, jurisdiction, birth_date, actor, recorded_time, leaf_hash, chain_hash FROM facts";
+
+fn date_col(days: i64, id: i64) -> Result<NaiveDate, LedgerError> {
+    date_from_days(days)
+        .ok_or_else(|| LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range")))
 }
 
 fn member_from_row(r: &Row) -> Result<MemberRecord, LedgerError> {
     let id: i64 = r.try_get(0)?;
-    let d: String = r.try_get(2)?;
-    Ok(MemberRecord { member_id: id as u64, jurisdiction: r.try_get(1)?, birth_date: parse_date(&d, id)? })
+    Ok(MemberRecord { member_id: id as u64, jurisdiction: r.try_get(1)?, birth_date: date_col(r.try_get(2)?, id)? })
+}
+
+fn facts_from_row(r: &Row) -> Result<StoredFacts, LedgerError> {
+    let id: i64 = r.try_get(1)?;
+    Ok(StoredFacts {
+        facts: FactsEntry {
+            seq: seq_col(r.try_get(0)?)?,
+            recorded_time: r.try_get(5)?,
+            member_id: id as u64,
+            jurisdiction: r.try_get(2)?,
+            birth_date: date_col(r.try_get(3)?, id)?,
+            actor: r.try_get(4)?,
+        },
+        leaf_hash: hash_col(r.try_get(6)?, "leaf_hash")?,
+        chain_hash: hash_col(r.try_get(7)?, "chain_hash")?,
+    })
 }
 
 /// True for errors after which re-running the whole append transaction can succeed.
@@ -510,7 +585,13 @@ impl Store for PgStore {
 
     fn len(&self) -> Result<u64, LedgerError> {
         self.with_reader(|c| {
-            let n: i64 = c.query_one("SELECT COALESCE(MAX(seq), 0)::int8 FROM events", &[])?.try_get(0)?;
+            let n: i64 = c
+                .query_one(
+                    "SELECT GREATEST((SELECT COALESCE(MAX(seq), 0) FROM events),
+                                     (SELECT COALESCE(MAX(seq), 0) FROM facts))::int8",
+                    &[],
+                )?
+                .try_get(0)?;
             seq_col(n)
         })
     }
@@ -584,11 +665,14 @@ impl Store for PgStore {
     fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
         self.with_reader(|c| {
             let params: [&(dyn ToSql + Sync); 2] = [&bound(from), &bound(to)];
-            let mut rows =
-                c.query_raw("SELECT leaf_hash FROM events WHERE seq BETWEEN $1 AND $2 ORDER BY seq", params)?;
+            let mut rows = c.query_raw(
+                "SELECT seq, leaf_hash FROM events WHERE seq BETWEEN $1 AND $2
+                 UNION ALL SELECT seq, leaf_hash FROM facts WHERE seq BETWEEN $1 AND $2 ORDER BY 1",
+                params,
+            )?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                out.push(hash_col(r.try_get(0)?, "leaf_hash")?);
+                out.push(hash_col(r.try_get(1)?, "leaf_hash")?);
             }
             Ok(out)
         })
@@ -634,45 +718,71 @@ impl Store for PgStore {
         })
     }
 
-    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError> {
-        // Like SQLite's INSERT OR REPLACE, the last record for an id wins; one
-        // upsert statement must not touch a row twice, so keep only the last.
-        let mut seen: HashSet<u64> = HashSet::with_capacity(members.len());
-        let mut last: Vec<&MemberRecord> = members.iter().rev().filter(|m| seen.insert(m.member_id)).collect();
-        last.reverse();
+    fn append_facts(
+        &self,
+        members: Vec<MemberRecord>,
+        actor: &str,
+        recorded_time: i64,
+    ) -> Result<Vec<StoredFacts>, LedgerError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
+        let mut attempt = 0u32;
+        loop {
+            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
+                *g = None;
+                *g = Some(Writer::connect(&self.url)?);
+            }
+            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
+            match w.try_append_facts(&members, actor, recorded_time) {
+                Ok(out) => return Ok(out),
+                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn scan_facts(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         self.with_reader(|c| {
-            let mut tx = c.transaction()?;
-            let stmt = tx.prepare(
-                "INSERT INTO members (member_id, jurisdiction, birth_date)
-                 SELECT id, j, d::date FROM unnest($1::int8[], $2::text[], $3::text[]) AS t(id, j, d)
-                 ON CONFLICT (member_id) DO UPDATE SET jurisdiction = EXCLUDED.jurisdiction,
-                                                       birth_date = EXCLUDED.birth_date",
-            )?;
-            for chunk in last.chunks(INSERT_CHUNK) {
-                let ids: Vec<i64> = chunk.iter().map(|m| m.member_id as i64).collect();
-                let js: Vec<&str> = chunk.iter().map(|m| m.jurisdiction.as_str()).collect();
-                let ds: Vec<String> = chunk.iter().map(|m| m.birth_date.format("%Y-%m-%d").to_string()).collect();
-                tx.execute(&stmt, &[&ids, &js, &ds])?;
+            let mut tx =
+                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
+            let query = format!("{SELECT_FACTS} WHERE seq BETWEEN $1 AND $2 ORDER BY seq");
+            let portal = tx.bind(query.as_str(), &[&bound(from), &bound(to)])?;
+            loop {
+                let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    f(facts_from_row(r)?)?;
+                }
             }
             tx.commit()?;
             Ok(())
         })
     }
 
-    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
+    fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
         self.with_reader(|c| {
             let mut tx = c.build_transaction().read_only(true).start()?;
-            let portal = tx.bind(
-                "SELECT member_id, jurisdiction, to_char(birth_date, 'YYYY-MM-DD') FROM members ORDER BY member_id",
-                &[],
-            )?;
+            let portal = tx.bind(LATEST_FACTS, &[&bound(upto)])?;
             loop {
                 let rows = tx.query_portal(&portal, FETCH_ROWS * 5)?;
                 if rows.is_empty() {
                     break;
                 }
                 for r in &rows {
-                    f(member_from_row(r)?);
+                    let m = member_from_row(r)?;
+                    f(m.member_id, &m.jurisdiction, m.birth_date);
                 }
             }
             tx.commit()?;
@@ -683,7 +793,7 @@ impl Store for PgStore {
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
         self.with_reader(|c| {
             c.query_opt(
-                "SELECT member_id, jurisdiction, to_char(birth_date, 'YYYY-MM-DD') FROM members WHERE member_id = $1",
+                "SELECT member_id, jurisdiction, birth_date FROM facts WHERE member_id = $1 ORDER BY seq DESC LIMIT 1",
                 &[&(member_id as i64)],
             )?
             .map(|r| member_from_row(&r))

@@ -21,6 +21,7 @@ const RECORD_LABEL: &str = "consentry-receipt-record-v1";
 
 /// The notice the member saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NoticeRef {
     /// Notice version.
     pub version: u32,
@@ -30,6 +31,7 @@ pub struct NoticeRef {
 
 /// The consent event as ISO/IEC TS 27560 describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventRecord {
     /// `consent_given` or `consent_withdrawn`.
     pub event_type: String,
@@ -43,6 +45,7 @@ pub struct EventRecord {
 
 /// An ISO/IEC TS 27560 consent record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConsentRecord {
     /// Unique id of this record: `<log id>:<seq>`.
     pub record_id: String,
@@ -68,6 +71,7 @@ pub struct ConsentRecord {
 
 /// A receipt: record, event, proof, signed head and the record's signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// [`RECEIPT_VERSION`].
     pub version: String,
@@ -96,7 +100,11 @@ fn rfc3339(t: i64) -> String {
 impl Ledger {
     /// Issues a receipt for event `seq`, against the oldest checkpoint covering it
     /// (signing a new checkpoint if none does yet).
+    ///
+    /// Refuses when the stored log does not verify ([`Ledger::verify_through`]): a receipt never vouches for
+    /// an altered event.
     pub fn receipt(&self, seq: u64) -> Result<Receipt, LedgerError> {
+        self.verify_through()?;
         let stored =
             self.store().event(seq)?.ok_or_else(|| LedgerError::NotFound(format!("no event {seq} in the log")))?;
         let event = stored.event;
@@ -152,6 +160,25 @@ impl Ledger {
 pub struct ReceiptError(pub String);
 
 impl Receipt {
+    /// Parses a receipt's JSON text and verifies it ([`Receipt::verify`]), refusing any text that is not the
+    /// canonical form of the receipt it parses to: an extra field anywhere, upper-case hex or a number written
+    /// another way would let two different texts carry one signature.
+    pub fn verify_json(text: &str, key: &PublicKey) -> Result<Receipt, ReceiptError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
+        let receipt: Receipt =
+            serde_json::from_value(value.clone()).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
+        let canonical = serde_json::to_value(&receipt).map_err(|e| ReceiptError(e.to_string()))?;
+        if let Some(path) = first_difference(&value, &canonical, "") {
+            return Err(ReceiptError(format!(
+                "the receipt is not in canonical form at `{path}` (an extra field, upper-case hex or a re-encoded \
+                 value): only the bytes the ledger signed are accepted"
+            )));
+        }
+        receipt.verify(key)?;
+        Ok(receipt)
+    }
+
     /// Verifies offline: signature of the tree head, inclusion of the event,
     /// the record's signature, and that record and event agree.
     pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
@@ -187,5 +214,33 @@ impl Receipt {
             return fail("the consent record does not describe the logged event");
         }
         Ok(())
+    }
+}
+
+/// The first JSON path at which `a` and `b` differ, if any.
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, v) in x {
+                let p = format!("{path}/{k}");
+                match y.get(k) {
+                    Some(w) => {
+                        if let Some(d) = first_difference(v, w, &p) {
+                            return Some(d);
+                        }
+                    }
+                    None => return Some(p),
+                }
+            }
+            y.keys().find(|k| !x.contains_key(*k)).map(|k| format!("{path}/{k}"))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return Some(path.to_string());
+            }
+            x.iter().zip(y).enumerate().find_map(|(i, (v, w))| first_difference(v, w, &format!("{path}/{i}")))
+        }
+        _ => (a != b).then(|| path.to_string()),
     }
 }

@@ -1,12 +1,18 @@
 //! Snapshots: effective consent for every member for one purpose at one
 //! ledger position, as roaring bitmaps, with incremental refresh.
 //!
-//! A snapshot covers the members in the ledger's member directory. It records
+//! A snapshot covers the members in the ledger's member directory as of its
+//! position (the latest fact entry of each member at or before it). It records
 //! the position (last sequence number replayed), the evaluation time, and the
 //! Merkle root at that position, so a manifest can say exactly which log state
 //! a dataset was cut from. Refreshing replays only newer events, plus the
 //! members whose answer can change with the passage of time alone (coming of
-//! age, a notice lapsing), found through [`Policy::next_change`].
+//! age, a notice lapsing), found through [`Policy::next_change`], and the
+//! members whose facts were recorded anew.
+//!
+//! These functions read the store as it is; [`crate::Ledger::snapshots`]
+//! verifies the entries against the signed log first, and is what callers
+//! holding a ledger use.
 
 use crate::{Hash, LedgerError, Store};
 use consentry_policy::{ConsentEvent, Decision, DenyReason, MemberFacts, Policy, PurposeId, Timestamp};
@@ -78,7 +84,7 @@ impl Snapshot {
         let (facts, per) = std::thread::scope(|scope| {
             let members = scope.spawn(|| -> Result<Vec<(u64, MemberFacts)>, LedgerError> {
                 let mut facts: Vec<(u64, MemberFacts)> = Vec::new();
-                store.scan_member_facts(&mut |id, code, birth_date| {
+                store.scan_member_facts(position, &mut |id, code, birth_date| {
                     facts.push((id, MemberFacts { jurisdiction: policy.resolve_jurisdiction(code), birth_date }));
                 })?;
                 if !facts.is_sorted_by_key(|(id, _)| *id) {
@@ -243,6 +249,25 @@ impl Snapshot {
             )));
         }
         let mut touched: BTreeSet<u64> = BTreeSet::new();
+        // Facts recorded since: the member's new jurisdiction or birth date (or a new member).
+        let mut changed: Vec<(u64, MemberFacts)> = Vec::new();
+        store.scan_facts(self.position + 1, position, &mut |s| {
+            let f = &s.facts;
+            let facts =
+                MemberFacts { jurisdiction: policy.resolve_jurisdiction(&f.jurisdiction), birth_date: f.birth_date };
+            changed.push((f.member_id, facts));
+            Ok(())
+        })?;
+        if !changed.is_empty() {
+            let dir = Arc::make_mut(&mut self.facts);
+            for (id, facts) in changed {
+                match dir.binary_search_by_key(&id, |(m, _)| *m) {
+                    Ok(i) => dir[i].1 = facts,
+                    Err(i) => dir.insert(i, (id, facts)),
+                }
+                touched.insert(id);
+            }
+        }
         let key = self.purpose_key.clone();
         let extra = &mut self.extra;
         store.scan_consent(self.position + 1, position, &mut |member, purpose, ev| {

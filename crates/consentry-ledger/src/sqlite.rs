@@ -2,8 +2,11 @@
 //! commit survives a crash; one writer thread batches concurrent appends into
 //! group commits (one fsync for many callers).
 
-use crate::event::{Event, NewEvent, StoredEvent, action_from_code, action_to_code, source_from_code, source_to_code};
-use crate::store::{Appended, MemberRecord, Prepared, Store, prepare_fresh, prepare_rows};
+use crate::event::{
+    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, date_from_days,
+    days_from_date, source_from_code, source_to_code,
+};
+use crate::store::{Appended, MemberRecord, Prepared, Store, prepare_facts, prepare_fresh, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -38,11 +41,19 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     log_id BLOB NOT NULL,
     signature BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS members (
-    member_id INTEGER PRIMARY KEY,
+-- Member facts: log entries sharing the sequence space and the chain with `events`.
+CREATE TABLE IF NOT EXISTS facts (
+    seq INTEGER PRIMARY KEY,
+    member_id INTEGER NOT NULL,
     jurisdiction TEXT NOT NULL,
-    birth_date INTEGER NOT NULL -- days since 1970-01-01
+    birth_date INTEGER NOT NULL, -- days since 1970-01-01
+    actor TEXT NOT NULL,
+    recorded_time INTEGER NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    chain_hash BLOB NOT NULL
 );
+-- Covering: the member directory as of a position is read from the index alone.
+CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, birth_date);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
@@ -250,17 +261,78 @@ fn purpose_id(tx: &Transaction<'_>, cache: &mut HashMap<String, i64>, key: &str)
     Ok(id)
 }
 
-/// Reads the last sequence number and chain head inside a transaction.
+/// Reads the last sequence number and chain head (over both kinds of entries) inside a transaction.
 fn chain_head(tx: &Transaction<'_>) -> Result<(u64, Hash), LedgerError> {
-    match tx
-        .query_row("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-        })
-        .optional()?
-    {
+    let mut head: Option<(i64, Vec<u8>)> = None;
+    for table in ["events", "facts"] {
+        let last = tx
+            .query_row(&format!("SELECT seq, chain_hash FROM {table} ORDER BY seq DESC LIMIT 1"), [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()?;
+        if let Some(l) = last
+            && head.as_ref().is_none_or(|h| l.0 > h.0)
+        {
+            head = Some(l);
+        }
+    }
+    match head {
         Some((s, c)) => Ok((s as u64, hash_col(c, "chain_hash")?)),
         None => Ok((0, [0; 32])),
     }
+}
+
+/// Every member's latest facts at or before `upto`, calling `f` in member-id order.
+fn latest_facts(conn: &Connection, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_id, jurisdiction, birth_date FROM facts WHERE seq <= ?1 ORDER BY member_id, seq",
+    )?;
+    let mut rows = stmt.query([upto.min(i64::MAX as u64) as i64])?;
+    let mut held: Option<(i64, String, i64)> = None;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        if let Some((hid, j, d)) = held.take_if(|h| h.0 != id) {
+            f(hid as u64, &j, date_from_days(d).ok_or_else(|| bad_date(hid, d))?);
+        }
+        let jurisdiction = r.get_ref(1)?.as_str().map_err(|e| LedgerError::Corrupt(format!("member {id}: {e}")))?;
+        match &mut held {
+            Some(h) => {
+                h.1.clear();
+                h.1.push_str(jurisdiction);
+                h.2 = r.get(2)?;
+            }
+            None => held = Some((id, jurisdiction.to_string(), r.get(2)?)),
+        }
+    }
+    if let Some((hid, j, d)) = held {
+        f(hid as u64, &j, date_from_days(d).ok_or_else(|| bad_date(hid, d))?);
+    }
+    Ok(())
+}
+
+fn bad_date(id: i64, days: i64) -> LedgerError {
+    LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range"))
+}
+
+const SELECT_FACTS: &str =
+    "SELECT seq, member_id, jurisdiction, birth_date, actor, recorded_time, leaf_hash, chain_hash FROM facts";
+
+fn row_to_facts(r: &rusqlite::Row<'_>) -> Result<StoredFacts, LedgerError> {
+    let seq: i64 = r.get(0)?;
+    let id: i64 = r.get(1)?;
+    let days: i64 = r.get(3)?;
+    Ok(StoredFacts {
+        facts: FactsEntry {
+            seq: seq as u64,
+            recorded_time: r.get(5)?,
+            member_id: id as u64,
+            jurisdiction: r.get(2)?,
+            birth_date: date_from_days(days).ok_or_else(|| bad_date(id, days))?,
+            actor: r.get(4)?,
+        },
+        leaf_hash: hash_col(r.get(6)?, "leaf_hash")?,
+        chain_hash: hash_col(r.get(7)?, "chain_hash")?,
+    })
 }
 
 /// Inserts prepared rows; a repeated idempotency key is reported as [`Conflict`].
@@ -481,18 +553,6 @@ fn row_to_sth(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SignedTreeHead, 
     })())
 }
 
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
-
-fn date_from_days(days: i64, id: i64) -> Result<NaiveDate, LedgerError> {
-    EPOCH
-        .checked_add_signed(chrono::Duration::days(days))
-        .ok_or_else(|| LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range")))
-}
-
-fn days_from_date(d: NaiveDate) -> i64 {
-    d.signed_duration_since(EPOCH).num_days()
-}
-
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
@@ -517,7 +577,11 @@ impl Store for SqliteStore {
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
-        let n: Option<i64> = self.read()?.query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0))?;
+        let n: Option<i64> = self.read()?.query_row(
+            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM events UNION ALL SELECT MAX(seq) FROM facts)",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -585,11 +649,14 @@ impl Store for SqliteStore {
 
     fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
         let conn = self.read()?;
-        let mut stmt = conn.prepare_cached("SELECT leaf_hash FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ?1 AND ?2
+             UNION ALL SELECT seq, leaf_hash FROM facts WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+        )?;
         let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(hash_col(r.get(0)?, "leaf_hash")?);
+            out.push(hash_col(r.get(1)?, "leaf_hash")?);
         }
         Ok(out)
     }
@@ -632,49 +699,81 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError> {
+    fn append_facts(
+        &self,
+        members: Vec<MemberRecord>,
+        actor: &str,
+        recorded_time: i64,
+    ) -> Result<Vec<StoredFacts>, LedgerError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.read()?;
-        let tx = conn.transaction()?;
+        // Immediate: the write lock is held from the chain head read to the commit, as in the event writer.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (last_seq, last_chain) = chain_head(&tx)?;
+        let mut latest: HashMap<u64, MemberRecord> = HashMap::new();
+        latest_facts(&tx, u64::MAX, &mut |member_id, j, birth_date| {
+            latest.insert(member_id, MemberRecord { member_id, jurisdiction: j.to_string(), birth_date });
+        })?;
+        let rows = prepare_facts(members, &latest, actor, recorded_time, last_seq, last_chain)?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO members (member_id, jurisdiction, birth_date) VALUES (?1, ?2, ?3)",
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO facts (seq, member_id, jurisdiction, birth_date, actor, recorded_time, leaf_hash,
+                                    chain_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            for m in members {
-                stmt.execute(params![m.member_id as i64, m.jurisdiction, days_from_date(m.birth_date)])?;
+            for s in &rows {
+                let f = &s.facts;
+                insert.execute(params![
+                    f.seq as i64,
+                    f.member_id as i64,
+                    f.jurisdiction,
+                    i64::from(days_from_date(f.birth_date)),
+                    f.actor,
+                    f.recorded_time,
+                    &s.leaf_hash[..],
+                    &s.chain_hash[..],
+                ])?;
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(rows)
     }
 
-    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
-        self.scan_member_facts(&mut |member_id, jurisdiction, birth_date| {
-            f(MemberRecord { member_id, jurisdiction: jurisdiction.to_string(), birth_date })
-        })
-    }
-
-    fn scan_member_facts(&self, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
+    fn scan_facts(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let conn = self.read()?;
-        let mut stmt =
-            conn.prepare_cached("SELECT member_id, jurisdiction, birth_date FROM members ORDER BY member_id")?;
-        let mut rows = stmt.query([])?;
+        let mut stmt = conn.prepare_cached(&format!("{SELECT_FACTS} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"))?;
+        let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
         while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let jurisdiction = r.get_ref(1)?.as_str().map_err(|e| LedgerError::Corrupt(format!("member {id}: {e}")))?;
-            f(id as u64, jurisdiction, date_from_days(r.get(2)?, id)?);
+            f(row_to_facts(r)?)?;
         }
         Ok(())
+    }
+
+    fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
+        latest_facts(&*self.read()?, upto, f)
     }
 
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
         let conn = self.read()?;
         let row: Option<(String, i64)> = conn
-            .query_row("SELECT jurisdiction, birth_date FROM members WHERE member_id = ?1", [member_id as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT jurisdiction, birth_date FROM facts WHERE member_id = ?1 ORDER BY seq DESC LIMIT 1",
+                [member_id as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         row.map(|(j, d)| {
-            Ok(MemberRecord { member_id, jurisdiction: j, birth_date: date_from_days(d, member_id as i64)? })
+            Ok(MemberRecord {
+                member_id,
+                jurisdiction: j,
+                birth_date: date_from_days(d).ok_or_else(|| bad_date(member_id as i64, d))?,
+            })
         })
         .transpose()
     }

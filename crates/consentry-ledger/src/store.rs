@@ -1,10 +1,10 @@
 //! The storage trait both backends implement, and the append algorithm they share.
 
-use crate::event::{Event, NewEvent, StoredEvent, chain_hash};
+use crate::event::{Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts, chain_hash};
 use crate::{Hash, LedgerError, SignedTreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The result of appending one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,32 @@ pub struct MemberRecord {
     pub birth_date: NaiveDate,
 }
 
+impl MemberRecord {
+    /// The facts as a log entry at `seq`.
+    pub fn entry(&self, seq: u64, actor: &str, recorded_time: i64) -> FactsEntry {
+        FactsEntry {
+            seq,
+            recorded_time,
+            member_id: self.member_id,
+            jurisdiction: self.jurisdiction.clone(),
+            birth_date: self.birth_date,
+            actor: actor.to_string(),
+        }
+    }
+}
+
+impl From<&FactsEntry> for MemberRecord {
+    fn from(f: &FactsEntry) -> MemberRecord {
+        MemberRecord { member_id: f.member_id, jurisdiction: f.jurisdiction.clone(), birth_date: f.birth_date }
+    }
+}
+
 /// Storage for the log, its checkpoints, the member directory and small settings.
+///
+/// The log holds two kinds of entries sharing one sequence space, one Merkle
+/// tree and one hash chain: consent events and member facts. The member
+/// directory is not a table of its own but the latest fact entry per member,
+/// so it is exactly as tamper-evident as the consent events.
 ///
 /// Implementations must make `append` atomic and durable before returning, assign
 /// gap-free sequence numbers even with several writers, and compute leaf and
@@ -42,7 +67,7 @@ pub trait Store: Send + Sync {
     /// Appends a batch atomically at `recorded_time`; duplicates by idempotency key return the stored event.
     fn append(&self, batch: Vec<NewEvent>, recorded_time: i64) -> Result<Vec<Appended>, LedgerError>;
 
-    /// Number of events in the log (= the highest sequence number).
+    /// Number of entries (consent events and fact entries) in the log (= the highest sequence number).
     fn len(&self) -> Result<u64, LedgerError>;
 
     /// True when the log is empty.
@@ -50,7 +75,8 @@ pub trait Store: Send + Sync {
         Ok(self.len()? == 0)
     }
 
-    /// Calls `f` with every stored event with `from <= seq <= to`, in sequence order.
+    /// Calls `f` with every stored consent event with `from <= seq <= to`, in sequence order (fact entries
+    /// are skipped: see [`Store::scan_entries`]).
     fn scan(
         &self,
         from: u64,
@@ -61,7 +87,64 @@ pub trait Store: Send + Sync {
     /// Like [`Store::scan`] but only what effective consent needs, as fast as the backend allows.
     fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError>;
 
-    /// Leaf hashes of events `from..=to`, in order.
+    /// Appends a fact entry for every member whose facts differ from the latest recorded ones (a member
+    /// repeated in `members` counts once, the last record winning), atomically, in member-id order, at
+    /// `recorded_time`. Returns the new entries; unchanged members add nothing.
+    fn append_facts(
+        &self,
+        members: Vec<MemberRecord>,
+        actor: &str,
+        recorded_time: i64,
+    ) -> Result<Vec<StoredFacts>, LedgerError>;
+
+    /// Calls `f` with every stored fact entry with `from <= seq <= to`, in sequence order.
+    fn scan_facts(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError>;
+
+    /// Calls `f` with every entry of either kind with `from <= seq <= to`, in sequence order.
+    fn scan_entries(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(StoredEntry) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        // Fact entries are few (one per member and change): held in memory and merged into the event stream.
+        let mut facts: Vec<StoredFacts> = Vec::new();
+        self.scan_facts(from, to, &mut |s| {
+            facts.push(s);
+            Ok(())
+        })?;
+        let mut pending = facts.into_iter().peekable();
+        self.scan(from, to, &mut |s| {
+            while let Some(next) = pending.next_if(|p| p.facts.seq <= s.event.seq) {
+                f(next.into())?;
+            }
+            f(s.into())
+        })?;
+        for rest in pending {
+            f(rest.into())?;
+        }
+        Ok(())
+    }
+
+    /// One entry of either kind by sequence number.
+    fn entry(&self, seq: u64) -> Result<Option<StoredEntry>, LedgerError> {
+        if let Some(e) = self.event(seq)? {
+            return Ok(Some(e.into()));
+        }
+        let mut found = None;
+        self.scan_facts(seq, seq, &mut |s| {
+            found = Some(s.into());
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Leaf hashes of entries `from..=to`, in order.
     fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError>;
 
     /// One event by sequence number.
@@ -73,18 +156,34 @@ pub trait Store: Send + Sync {
     /// All checkpoints, by tree size.
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError>;
 
-    /// Inserts or replaces member records.
-    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError>;
-
-    /// Calls `f` with every member record, by id.
-    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError>;
-
-    /// Like [`Store::scan_members`] without building records, for bulk readers such as snapshots.
-    fn scan_member_facts(&self, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
-        self.scan_members(&mut |m| f(m.member_id, &m.jurisdiction, m.birth_date))
+    /// Records member facts now as `import` (see [`Store::append_facts`]); kept for callers that only load a
+    /// directory. Validation lives in [`crate::Ledger::record_members`].
+    fn put_members(&self, members: &[MemberRecord]) -> Result<(), LedgerError> {
+        self.append_facts(members.to_vec(), "import", crate::now()).map(|_| ())
     }
 
-    /// One member record.
+    /// Calls `f` with every member's latest facts, by id.
+    fn scan_members(&self, f: &mut dyn FnMut(MemberRecord)) -> Result<(), LedgerError> {
+        self.scan_member_facts(u64::MAX, &mut |member_id, jurisdiction, birth_date| {
+            f(MemberRecord { member_id, jurisdiction: jurisdiction.to_string(), birth_date })
+        })
+    }
+
+    /// The member directory as of log position `upto`: each member's latest facts recorded at or before it,
+    /// by id, without building records (for bulk readers such as snapshots).
+    fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
+        let mut latest: BTreeMap<u64, FactsEntry> = BTreeMap::new();
+        self.scan_facts(1, upto, &mut |s| {
+            latest.insert(s.facts.member_id, s.facts);
+            Ok(())
+        })?;
+        for (id, m) in &latest {
+            f(*id, &m.jurisdiction, m.birth_date);
+        }
+        Ok(())
+    }
+
+    /// One member's latest facts.
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError>;
 
     /// A small named setting (unlearning cursor, controller name, …).
@@ -136,7 +235,8 @@ impl Prepared {
 const PARALLEL_LEAVES: usize = 4096;
 
 /// The append algorithm shared by every backend: dedupe by idempotency key
-/// (against the log via `existing` and within the batch), assign sequence
+/// (against the log via `existing` and within the batch; a key reused for a
+/// different request is [`LedgerError::IdempotencyConflict`]), assign sequence
 /// numbers after `last_seq`, and extend the hash chain from `last_chain`.
 ///
 /// Leaf hashes of a large batch are computed on two threads (they depend only
@@ -155,10 +255,12 @@ pub fn prepare_rows(
     let mut seq = last_seq;
     for body in batch {
         if let Some(prev) = existing.get(&body.idempotency_key) {
+            same_request(body, &prev.event)?;
             slots.push(Slot::Duplicate(Appended { duplicate: true, ..prev.clone() }));
             continue;
         }
         if let Some(&i) = in_batch.get(body.idempotency_key.as_str()) {
+            same_request(body, &fresh[i])?;
             // Filled in once the chain is known.
             dup_of.push((slots.len(), i));
             slots.push(Slot::Fresh(usize::MAX));
@@ -175,6 +277,65 @@ pub fn prepare_rows(
         slots[slot] = Slot::Duplicate(Appended { event: e.clone(), chain_hash: *c, duplicate: true });
     }
     Ok(Prepared { rows, slots })
+}
+
+/// A retry must be the same request: a key reused for another one is a conflict, never a silent duplicate.
+fn same_request(body: &NewEvent, original: &Event) -> Result<(), LedgerError> {
+    if *body == original.body {
+        return Ok(());
+    }
+    let o = &original.body;
+    let mut differs: Vec<&str> = Vec::new();
+    for (field, same) in [
+        ("member", body.member_id == o.member_id),
+        ("purpose", body.purpose == o.purpose),
+        ("action", body.action == o.action),
+        ("notice version", body.notice_version == o.notice_version),
+        ("source", body.source == o.source),
+        ("actor", body.actor == o.actor),
+        ("event time", body.event_time == o.event_time),
+    ] {
+        if !same {
+            differs.push(field);
+        }
+    }
+    Err(LedgerError::IdempotencyConflict {
+        key: body.idempotency_key.clone(),
+        seq: original.seq,
+        fields: differs.join(", "),
+    })
+}
+
+/// The fact entries to append for `members` after `last_seq`/`last_chain`: the last record per member wins
+/// within the call, members whose facts equal `latest` (their newest recorded facts) are skipped, and the
+/// rest get sequence numbers in member-id order, leaf hashes and the chain extended. Shared by every
+/// backend, like [`prepare_rows`].
+pub fn prepare_facts(
+    members: Vec<MemberRecord>,
+    latest: &HashMap<u64, MemberRecord>,
+    actor: &str,
+    recorded_time: i64,
+    last_seq: u64,
+    last_chain: Hash,
+) -> Result<Vec<StoredFacts>, LedgerError> {
+    let mut last: BTreeMap<u64, MemberRecord> = BTreeMap::new();
+    for m in members {
+        last.insert(m.member_id, m);
+    }
+    let mut chain = last_chain;
+    let mut seq = last_seq;
+    let mut out = Vec::new();
+    for (id, m) in last {
+        if latest.get(&id) == Some(&m) {
+            continue;
+        }
+        seq += 1;
+        let facts = m.entry(seq, actor, recorded_time);
+        let leaf = facts.leaf_hash()?;
+        chain = chain_hash(&chain, &leaf);
+        out.push(StoredFacts { facts, leaf_hash: leaf, chain_hash: chain });
+    }
+    Ok(out)
 }
 
 /// [`prepare_rows`] for a batch believed free of repeated keys, taking the
@@ -220,4 +381,60 @@ fn leaf_hashes(events: &[Event]) -> Result<Vec<Hash>, LedgerError> {
     let mut out = left?;
     out.extend(right.map_err(|_| LedgerError::Corrupt("a hashing thread panicked".into()))??);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consentry_policy::{Action, Source};
+
+    fn ev(member: u64, key: &str) -> NewEvent {
+        NewEvent {
+            member_id: member,
+            purpose: "p".into(),
+            action: Action::Grant,
+            notice_version: 1,
+            source: Source::Ui,
+            actor: "a".into(),
+            event_time: 10,
+            idempotency_key: key.into(),
+        }
+    }
+
+    #[test]
+    fn a_key_reused_for_another_request_is_a_conflict() {
+        let first = prepare_rows(&[ev(1, "k")], 5, 0, [0; 32], &HashMap::new()).unwrap().finish().remove(0);
+        let existing = HashMap::from([("k".to_string(), first.clone())]);
+        // The same request again: a duplicate returning the original.
+        let again = prepare_rows(&[ev(1, "k")], 9, 1, first.chain_hash, &existing).unwrap();
+        assert!(again.rows.is_empty());
+        assert_eq!(again.finish()[0].event, first.event);
+        // Another member, action or time under the same key: refused, naming key and event.
+        let mut withdraw = ev(1, "k");
+        withdraw.action = Action::Withdraw;
+        for other in [ev(2, "k"), withdraw] {
+            let err = prepare_rows(&[other], 9, 1, first.chain_hash, &existing).err().unwrap();
+            assert!(matches!(&err, LedgerError::IdempotencyConflict { key, seq: 1, .. } if key == "k"), "{err:?}");
+        }
+        // Within one batch.
+        let err = prepare_rows(&[ev(1, "j"), ev(2, "j")], 9, 1, first.chain_hash, &existing).err().unwrap();
+        assert!(
+            matches!(&err, LedgerError::IdempotencyConflict { key, fields, .. } if key == "j" && fields == "member")
+        );
+    }
+
+    #[test]
+    fn facts_are_appended_only_when_they_change() {
+        let d = |y| NaiveDate::from_ymd_opt(y, 1, 1).unwrap();
+        let m = |id, y| MemberRecord { member_id: id, jurisdiction: "DE".into(), birth_date: d(y) };
+        let latest = HashMap::from([(1, m(1, 1980)), (2, m(2, 2010))]);
+        // Member 1 unchanged, member 2 changed, member 3 new and repeated (the last record wins).
+        let out = prepare_facts(vec![m(3, 1990), m(2, 1980), m(1, 1980), m(3, 1991)], &latest, "import", 7, 4, [0; 32])
+            .unwrap();
+        let got: Vec<(u64, u64, NaiveDate)> =
+            out.iter().map(|s| (s.facts.seq, s.facts.member_id, s.facts.birth_date)).collect();
+        assert_eq!(got, vec![(5, 2, d(1980)), (6, 3, d(1991))]);
+        assert_eq!(out[1].chain_hash, chain_hash(&out[0].chain_hash, &out[1].leaf_hash));
+        assert_eq!(out[0].leaf_hash, out[0].facts.leaf_hash().unwrap());
+    }
 }

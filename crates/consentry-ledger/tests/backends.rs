@@ -46,7 +46,8 @@ impl Backend {
     }
 
     fn ledger_with(&self, checkpoint_every: u64) -> Ledger {
-        let opts = LedgerOptions { checkpoint_every, ..LedgerOptions::default() };
+        // The suite exercises the log alone; `members_are_required` covers the directory check.
+        let opts = LedgerOptions { checkpoint_every, require_known_members: false, ..LedgerOptions::default() };
         Ledger::new(self.store(), Policy::default_policy(), LogKey::from_seed([1; 32]), opts)
     }
 
@@ -245,18 +246,27 @@ fn idempotent_retry_returns_original(b: &Backend) {
     let ledger = b.ledger();
     let first = ledger.append_at(vec![ev(7, JOBS, "k1")], NOW).unwrap().remove(0);
     assert!(!first.duplicate);
-    // A retry, even with different fields and later, returns the original.
-    let mut changed = ev(8, FEED, "k1");
-    changed.action = Action::Withdraw;
-    let again = ledger.append_at(vec![changed], NOW + 50).unwrap().remove(0);
+    // A retry of the same request, later, returns the original.
+    let again = ledger.append_at(vec![ev(7, JOBS, "k1")], NOW + 50).unwrap().remove(0);
     assert!(again.duplicate);
     assert_eq!(again.event, first.event);
     assert_eq!(again.chain_hash, first.chain_hash);
     assert_eq!(ledger.store().len().unwrap(), 1);
+    // The key reused for another request (another member, purpose, action) is a conflict naming the key,
+    // never a silent duplicate; nothing of the batch is written.
+    let mut changed = ev(8, FEED, "k1");
+    changed.action = Action::Withdraw;
+    for other in [changed, ev(7, FEED, "k1"), ev(8, JOBS, "k1")] {
+        let err = ledger.append_at(vec![ev(5, JOBS, "fresh"), other], NOW + 50).unwrap_err();
+        assert!(matches!(&err, LedgerError::IdempotencyConflict { key, seq: 1, .. } if key == "k1"), "{err:?}");
+        assert!(err.to_string().contains("`k1`"), "{err}");
+        assert!(err.is_bad_input());
+        assert_eq!(ledger.store().len().unwrap(), 1);
+    }
 
     // Within one batch, and mixed with a key already in the log.
     let out = ledger
-        .append_at(vec![ev(1, JOBS, "k2"), ev(2, JOBS, "k1"), ev(3, FEED, "k3"), ev(4, REPLY, "k2")], NOW + 60)
+        .append_at(vec![ev(1, JOBS, "k2"), ev(7, JOBS, "k1"), ev(3, FEED, "k3"), ev(1, JOBS, "k2")], NOW + 60)
         .unwrap();
     assert_eq!(out.len(), 4);
     assert!(!out[0].duplicate && out[1].duplicate && !out[2].duplicate && out[3].duplicate);
@@ -267,9 +277,13 @@ fn idempotent_retry_returns_original(b: &Backend) {
     assert_eq!(out[3].chain_hash, out[0].chain_hash);
     assert_eq!(out[3].event.body.member_id, 1);
     assert_eq!(ledger.store().len().unwrap(), 3);
+    // A conflict within one batch, too.
+    let err = ledger.append_at(vec![ev(1, JOBS, "k9"), ev(2, JOBS, "k9")], NOW + 65).unwrap_err();
+    assert!(matches!(&err, LedgerError::IdempotencyConflict { key, .. } if key == "k9"), "{err:?}");
+    assert_eq!(ledger.store().len().unwrap(), 3);
 
     // A batch made only of duplicates writes nothing.
-    let out = ledger.append_at(vec![ev(9, JOBS, "k3"), ev(9, JOBS, "k1")], NOW + 70).unwrap();
+    let out = ledger.append_at(vec![ev(3, FEED, "k3"), ev(7, JOBS, "k1")], NOW + 70).unwrap();
     assert!(out.iter().all(|a| a.duplicate));
     assert_eq!(out[0].event.seq, 3);
     assert_eq!(ledger.store().len().unwrap(), 3);
@@ -424,11 +438,14 @@ fn receipts_verify_and_detect_one_byte(b: &Backend) {
             birth_date: chrono::NaiveDate::from_ymd_opt(1990, 4, 1).unwrap(),
         }])
         .unwrap();
+    // Seq 1 is member 3's facts entry; member 3's first event is the third of the batch.
     ledger.append_at(events("r", 12), NOW).unwrap();
     let public = ledger.public_key();
-    let receipt = ledger.receipt(3).unwrap();
+    assert!(matches!(ledger.receipt(1), Err(LedgerError::NotFound(_))));
+    let receipt = ledger.receipt(4).unwrap();
     receipt.verify(&public).unwrap();
-    assert_eq!(receipt.event.seq, 3);
+    assert_eq!(receipt.event.seq, 4);
+    assert_eq!(receipt.event.body.member_id, 3);
     assert_eq!(receipt.record.jurisdiction, "DE");
     // A receipt for a later event after more appends, against a newer head.
     ledger.append_at(events("r2", 5), NOW).unwrap();
@@ -468,6 +485,155 @@ fn receipts_verify_and_detect_one_byte(b: &Backend) {
         let r: Receipt = serde_json::from_str(&altered).unwrap_or_else(|e| panic!("{field}: {e}"));
         assert!(r.verify(&public).is_err(), "altering {field} went unnoticed");
     }
+
+    // Only the canonical text verifies: an extra field inside the signed record, or upper-case hex, is refused.
+    let pretty = serde_json::to_string_pretty(&receipt).unwrap();
+    Receipt::verify_json(&pretty, &public).unwrap();
+    let extra = json.replacen("\"pii_controller\":", "\"note\":\"x\",\"pii_controller\":", 1);
+    assert!(serde_json::from_str::<Receipt>(&extra).is_err(), "an unknown field in the record");
+    let e = Receipt::verify_json(&extra, &public).unwrap_err();
+    assert!(e.0.contains("note"), "{e}");
+    // Inside the event (flattened fields cannot deny unknown ones): the canonical-form check refuses it.
+    let in_event = json.replacen("\"idempotency_key\":", "\"note\":1,\"idempotency_key\":", 1);
+    assert!(serde_json::from_str::<Receipt>(&in_event).unwrap().verify(&public).is_ok(), "serde ignores it");
+    let e = Receipt::verify_json(&in_event, &public).unwrap_err();
+    assert!(e.0.contains("canonical") && e.0.contains("/event/note"), "{e}");
+    let sig = hex::encode(receipt.record_signature);
+    let upper = json.replace(&sig, &sig.to_uppercase());
+    assert_ne!(upper, json);
+    assert!(Receipt::verify_json(&upper, &public).is_err());
+    assert!(serde_json::from_str::<Receipt>(&upper).is_err(), "upper-case hex is not a receipt field");
+
+    // No receipt for an event that fails verification (a withdrawal turned into a grant in the database).
+    let mut raw = b.raw();
+    raw.exec("UPDATE events SET action = 3 - action WHERE seq = 5");
+    let fresh = b.ledger_with(0);
+    let err = fresh.receipt(5).unwrap_err();
+    assert!(matches!(err, LedgerError::BadEntry { seq: 5, .. }), "{err:?}");
+}
+
+fn members_are_required(b: &Backend) {
+    let opts = LedgerOptions { checkpoint_every: 0, ..LedgerOptions::default() };
+    let ledger = Ledger::new(b.store(), Policy::default_policy(), LogKey::from_seed([1; 32]), opts);
+    let refused = |batch: Vec<NewEvent>, needle: &str| {
+        let err = ledger.append_at(batch, NOW).unwrap_err();
+        assert!(matches!(err, LedgerError::Rejected { .. }), "{err:?}");
+        assert!(err.to_string().contains(needle), "{err}");
+    };
+    refused(vec![ev(1, JOBS, "a")], "not in the member directory");
+    let birth = chrono::NaiveDate::from_ymd_opt(1990, 4, 1).unwrap();
+    let m = |id| MemberRecord { member_id: id, jurisdiction: "DE".into(), birth_date: birth };
+    assert_eq!(ledger.record_members(&[m(1), m(2)], "import", NOW).unwrap(), 2);
+    ledger.append_at(vec![ev(1, JOBS, "a")], NOW).unwrap();
+    refused(vec![ev(2, JOBS, "b"), ev(3, JOBS, "c")], "member 3 is not in the member directory");
+    refused(vec![ev(u64::MAX, JOBS, "d")], "beyond the largest id");
+    let mut bell = ev(2, JOBS, "e");
+    bell.actor = "operator:\u{7}eve\n".into();
+    refused(vec![bell], "control character");
+    let mut key = ev(2, JOBS, "f\u{1b}[2J");
+    key.actor = "ok".into();
+    refused(vec![key], "control character");
+    // Facts are refused the same way, and nothing is written.
+    assert!(ledger.record_members(&[m(u64::MAX)], "import", NOW).is_err());
+    assert!(ledger.record_members(&[m(4)], "op\u{0}", NOW).is_err());
+    let mut bad = m(5);
+    bad.jurisdiction = "D\tE".into();
+    assert!(ledger.record_members(&[bad], "import", NOW).is_err());
+    assert_eq!(ledger.store().len().unwrap(), 3);
+}
+
+fn member_facts_are_log_entries(b: &Backend) {
+    let ledger = b.ledger_with(0);
+    let adult = chrono::NaiveDate::from_ymd_opt(1990, 4, 1).unwrap();
+    let minor = chrono::NaiveDate::from_ymd_opt(2015, 4, 1).unwrap();
+    let m = |id, birth_date| MemberRecord { member_id: id, jurisdiction: "DE".into(), birth_date };
+    assert_eq!(ledger.record_members(&[m(1, adult), m(2, minor)], "import", NOW).unwrap(), 2);
+    // Re-recording the same facts adds nothing; a changed birth date is a new entry.
+    assert_eq!(ledger.record_members(&[m(2, minor), m(1, adult)], "import", NOW).unwrap(), 0);
+    ledger.append_at(vec![ev(1, JOBS, "g1"), ev(2, JOBS, "g2")], NOW).unwrap();
+    let pid = ledger.policy().purpose_id(JOBS).unwrap();
+    let before = ledger.snapshot(pid, 4, NOW).unwrap();
+    assert!(before.is_allowed(1) && !before.is_allowed(2));
+    assert_eq!(ledger.record_members(&[m(2, adult)], "operator:alice", NOW + 1).unwrap(), 1);
+    assert_eq!(ledger.store().len().unwrap(), 5);
+    let e = ledger.store().entry(5).unwrap().unwrap();
+    assert!(matches!(&e.entry, consentry_ledger::Entry::Facts(f) if f.member_id == 2 && f.actor == "operator:alice"));
+    assert_eq!(ledger.store().member(2).unwrap(), Some(m(2, adult)));
+    // The directory as of a position: the old facts before the change, the new ones after.
+    assert!(!ledger.snapshot(pid, 4, NOW).unwrap().is_allowed(2));
+    let after = ledger.snapshot(pid, 5, NOW).unwrap();
+    assert!(after.is_allowed(2));
+    let mut refreshed = before.clone();
+    refreshed.refresh(ledger.store(), ledger.policy(), 5, NOW, ledger.root(5).unwrap()).unwrap();
+    assert_eq!(refreshed.allowed(), after.allowed());
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.events, 5);
+    ledger.checkpoint().unwrap();
+
+    // Editing a birth date behind the ledger's back is tampering: verify names the entry, and nothing
+    // reads, signs over or appends to the altered log.
+    b.raw().exec("UPDATE facts SET birth_date = birth_date - 3650 WHERE seq = 1");
+    let fresh = b.ledger_with(0);
+    let v = fresh.verify().unwrap();
+    assert_eq!(v.first_bad_seq, Some(1), "{v:?}");
+    assert!(v.problems[0].contains("member-facts entry 1"), "{v:?}");
+    for err in [
+        fresh.snapshot(pid, 5, NOW).map(|_| ()).unwrap_err(),
+        fresh.checkpoint().map(|_| ()).unwrap_err(),
+        fresh.append_at(vec![ev(1, FEED, "g3")], NOW).map(|_| ()).unwrap_err(),
+        fresh.record_members(&[m(3, adult)], "import", NOW).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(matches!(err, LedgerError::BadEntry { seq: 1, .. }), "{err:?}");
+    }
+    assert_eq!(fresh.store().len().unwrap(), 5);
+}
+
+fn tampered_events_are_not_used(b: &Backend) {
+    let ledger = b.ledger_with(0);
+    let mut batch = events("t", 12);
+    batch[6].action = Action::Withdraw;
+    ledger.append_at(batch, NOW).unwrap();
+    ledger.checkpoint().unwrap();
+    ledger.append_at(events("u", 3), NOW).unwrap();
+    // The withdrawal at seq 7 turned into a grant; the stored hashes are left alone.
+    b.raw().exec("UPDATE events SET action = 1 WHERE seq = 7");
+    let fresh = b.ledger_with(0);
+    let pid = fresh.policy().purpose_id(JOBS).unwrap();
+    for err in [
+        fresh.snapshot(pid, 15, NOW).map(|_| ()).unwrap_err(),
+        fresh.checkpoint().map(|_| ()).unwrap_err(),
+        fresh.append_at(events("v", 1), NOW).map(|_| ()).unwrap_err(),
+        fresh.receipt(2).map(|_| ()).unwrap_err(),
+    ] {
+        assert!(matches!(err, LedgerError::BadEntry { seq: 7, .. }), "{err:?}");
+        assert!(err.to_string().contains("entry 7"), "{err}");
+    }
+    assert_eq!(fresh.store().len().unwrap(), 15);
+    assert_eq!(fresh.store().checkpoints().unwrap().len(), 1);
+    // Hashes recomputed too (no key needed for them): the signed checkpoint still catches it.
+    let e = fresh.store().event(7).unwrap().unwrap();
+    let leaf = e.event.leaf_hash().unwrap();
+    let prev = fresh.store().event(6).unwrap().unwrap().chain_hash;
+    let mut raw = b.raw();
+    let mut chain = chain_hash(&prev, &leaf);
+    raw.set_hashes(7, &leaf, &chain);
+    for seq in 8..=15 {
+        let s = fresh.store().event(seq).unwrap().unwrap();
+        chain = chain_hash(&chain, &s.leaf_hash);
+        raw.set_hashes(seq, &s.leaf_hash, &chain);
+    }
+    let again = b.ledger_with(0);
+    let err = again.snapshot(pid, 15, NOW).map(|_| ()).unwrap_err();
+    assert!(matches!(err, LedgerError::BadEntry { seq: 1, .. }), "{err:?}");
+    assert!(again.checkpoint().is_err());
+    // The common path is incremental: a verified ledger checks only what is new.
+    let clean = Backend::sqlite();
+    let l = clean.ledger_with(0);
+    l.append_at(events("w", 20), NOW).unwrap();
+    assert_eq!(l.verify_through().unwrap(), 20);
+    l.append_at(events("x", 5), NOW).unwrap();
+    assert_eq!(l.verify_through().unwrap(), 25);
 }
 
 fn member_directory_round_trips(b: &Backend) {
@@ -720,6 +886,9 @@ suite!(
     concurrent_appends_form_one_chain,
     checkpoints_and_proofs_verify,
     receipts_verify_and_detect_one_byte,
+    members_are_required,
+    member_facts_are_log_entries,
+    tampered_events_are_not_used,
     member_directory_round_trips,
     scan_consent_returns_what_was_appended,
     tamper_change_field,

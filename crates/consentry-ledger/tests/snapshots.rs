@@ -107,8 +107,10 @@ proptest! {
         l.append_at(news[cut..].to_vec(), now).unwrap();
         let (t1, t2) = (JAN + t1_day * DAY, JAN + (t1_day + dt_days) * DAY);
         let ids: Vec<_> = policy.purpose_ids().collect();
-        let mut early = Snapshot::build_many(l.store(), &policy, &ids, cut as u64, t1, l.root(cut as u64).unwrap()).unwrap();
-        let len = news.len() as u64;
+        // The 40 members' fact entries come first in the log.
+        let cut = cut as u64 + 40;
+        let mut early = Snapshot::build_many(l.store(), &policy, &ids, cut, t1, l.root(cut).unwrap()).unwrap();
+        let len = news.len() as u64 + 40;
         for s in &mut early {
             s.refresh(l.store(), &policy, len, t2, l.root(len).unwrap()).unwrap();
         }
@@ -140,7 +142,8 @@ fn export_writes_every_member() {
     let e = to_new(&policy, 0, &Ev { member: 3, purpose: 0, grant: true, version: 1, gpc: false, day: 1 });
     l.append_at(vec![e], JAN + 10 * DAY).unwrap();
     let pid = policy.purpose_ids().next().unwrap();
-    let s = Snapshot::build(l.store(), &policy, pid, 1, JAN + 5 * DAY, l.root(1).unwrap()).unwrap();
+    // Ten fact entries, then the event.
+    let s = Snapshot::build(l.store(), &policy, pid, 11, JAN + 5 * DAY, l.root(11).unwrap()).unwrap();
     assert_eq!(s.allowed().len(), 1);
     let out = dir.path().join("snap.parquet");
     let file = std::fs::File::create(&out).unwrap();

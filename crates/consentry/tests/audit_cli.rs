@@ -147,7 +147,7 @@ fn never_granted(data: &Path, purpose: &str, not_in: &RoaringTreemap) -> u64 {
     let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
     let mut stmt = conn
         .prepare(
-            "SELECT member_id FROM members WHERE member_id NOT IN \
+            "SELECT DISTINCT member_id FROM facts WHERE member_id NOT IN \
              (SELECT e.member_id FROM events e JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1) \
              ORDER BY member_id",
         )
@@ -295,14 +295,16 @@ fn later(secs: i64) -> String {
 fn rewritten_ledger_row_is_reported_online_and_offline() {
     let (dir, data) = fresh();
     let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
-    let n = conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = 17", []).unwrap();
+    // The 17th consent event (the members' fact entries come first in the log).
+    let seq: i64 = conn.query_row("SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET 16", [], |r| r.get(0)).unwrap();
+    let n = conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = ?1", [seq]).unwrap();
     assert_eq!(n, 1);
     drop(conn);
     let check = |r: &Value| {
         let f = findings(r, "ledger_tampered");
         assert!(!f.is_empty(), "{r}");
-        assert!(f.iter().any(|f| f["seq"] == 17), "{r}");
-        assert!(f.iter().any(|f| f["message"].as_str().unwrap().contains("event 17")), "{r}");
+        assert!(f.iter().any(|f| f["seq"] == seq), "{r}");
+        assert!(f.iter().any(|f| f["message"].as_str().unwrap().contains(&format!("event {seq}"))), "{r}");
     };
     check(&audit(&data, &["--model", "replies.v2"], 1));
     let bundle = dir.path().join("bundle");
@@ -322,13 +324,16 @@ fn altered_bundle_bytes_are_detected() {
     let key = b"\"member_id\":";
     let at = line_start + bytes[line_start..].windows(key.len()).position(|w| w == key).unwrap() + key.len();
     bytes[at] = if bytes[at] == b'9' { b'8' } else { bytes[at] + 1 };
+    // The 11th event's seq (the members' fact entries come first in the log).
+    let line_end = line_start + bytes[line_start..].iter().position(|b| *b == b'\n').unwrap();
+    let seq = serde_json::from_slice::<Value>(&bytes[line_start..line_end]).unwrap()["seq"].clone();
     std::fs::write(&path, &bytes).unwrap();
     let r = audit(&data, &["--offline", a.to_str().unwrap()], 1);
     let altered = findings(&r, "bundle_file_altered");
     assert_eq!(altered.len(), 1, "{r}");
     assert_eq!(altered[0]["file"], "ledger/events.jsonl", "{r}");
     let t = findings(&r, "ledger_tampered");
-    assert!(t.iter().any(|f| f["seq"] == 11), "the 11th event was changed: {r}");
+    assert!(t.iter().any(|f| f["seq"] == seq), "the 11th event ({seq}) was changed: {r}");
 
     // One byte of a dataset's member bitmap.
     let b = dir.path().join("b");

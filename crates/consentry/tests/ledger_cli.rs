@@ -36,7 +36,8 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
 
     // Receipts verify offline and fail when altered.
     let receipt = dir.path().join("r.json");
-    ok(&consentry(&data, &["ledger", "receipt", "--event", "7", "--out", receipt.to_str().unwrap()]));
+    // The 1 500 members' fact entries come first in the log: 1 507 is the seventh consent event.
+    ok(&consentry(&data, &["ledger", "receipt", "--event", "1507", "--out", receipt.to_str().unwrap()]));
     let pubfile = data.join("ledger.pub");
     let nodata = dir.path().join("nothing-here");
     let v = ok(&consentry(
@@ -99,12 +100,12 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
     assert!(second.starts_with("already recorded as event"), "{second}");
 
     // Snapshots and their export.
-    let at = events.to_string();
+    let at = (1500 + events).to_string();
     let jobs = "train_ai_system.job_recommendations";
     let s = ok(&consentry(&data, &["--json", "ledger", "snapshot", "--purpose", jobs, "--at", &at]));
     let v: serde_json::Value = serde_json::from_str(&s).unwrap();
     assert_eq!(v["members"], 1500);
-    assert_eq!(v["position"].as_u64().unwrap(), events);
+    assert_eq!(v["position"].as_u64().unwrap(), 1500 + events);
     assert!(v["allowed"].as_u64().unwrap() > 0);
     // The ledger as it stood before the import knew of no grant.
     let s = ok(&consentry(&data, &["--json", "ledger", "snapshot", "--purpose", jobs, "--at", "2026-01-01"]));
@@ -126,9 +127,9 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
 
     // Rewriting a stored event is caught by verify (exit 1), naming the event.
     let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
-    conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = 42", []).unwrap();
+    conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = 1542", []).unwrap();
     drop(conn);
     let o = consentry(&data, &["ledger", "verify"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("first bad event: 42"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("first bad event: 1542"), "{}", text(&o.stderr));
 }

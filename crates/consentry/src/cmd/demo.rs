@@ -153,9 +153,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let at = network.config.as_of_timestamp();
     ctx.say(format!("[4/8] snapshots: effective consent on {} (opt-in by default)", network.config.as_of));
     let purposes: Vec<_> = policy.purpose_ids().collect();
-    let snaps =
-        Snapshot::build_many(ledger.store(), ledger.policy(), &purposes, sth.head.tree_size, at, sth.head.root_hash)
-            .map_err(ledger_err)?;
+    let snaps = ledger.snapshots(&purposes, sth.head.tree_size, at).map_err(ledger_err)?;
     let consent: Vec<SnapshotCounts> = snaps.iter().map(Snapshot::counts).collect();
     if ctx.human() {
         print_consent(&consent);

@@ -335,6 +335,5 @@ fn snapshot_at(ledger: &Ledger, m: &Manifest) -> anyhow::Result<Snapshot> {
             m.ledger.position
         )));
     }
-    let root = ledger.root(m.ledger.position).map_err(ledger_err)?;
-    Snapshot::build(ledger.store(), ledger.policy(), pid, m.ledger.position, m.ledger.at, root).map_err(ledger_err)
+    ledger.snapshot(pid, m.ledger.position, m.ledger.at).map_err(ledger_err)
 }

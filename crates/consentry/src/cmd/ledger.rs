@@ -29,7 +29,8 @@ pub enum Command {
     /// Bulk-load members and their consent choices from the synthetic network's Parquet files.
     ///
     /// Every event is validated first; if any is refused nothing is written.
-    /// Re-running the same import appends nothing (idempotency keys derive from the file's hash).
+    /// Member facts are recorded as signed log entries, one per member whose facts changed.
+    /// Re-running the same import appends nothing (idempotency keys derive from each row's content).
     Import {
         /// consent_choices.parquet from `consentry synth`.
         #[arg(long, value_name = "FILE")]
@@ -376,6 +377,8 @@ pub fn init_ledger(ctx: &Ctx) -> anyhow::Result<()> {
 #[derive(serde::Serialize)]
 pub struct ImportReport {
     pub members: u64,
+    /// Member-facts entries appended (members new to the ledger or whose facts changed).
+    pub member_facts_recorded: u64,
     pub events: u64,
     pub appended: u64,
     pub duplicates: u64,
@@ -408,7 +411,6 @@ pub fn import(
     } else {
         return Err(bad_input("--choices must name a consent_choices.parquet file written by `consentry synth`"));
     };
-    let (_, file_hash) = consentry_synth::hash_file(choices).map_err(read_err)?;
     let records: Vec<MemberRecord> = member_rows
         .iter()
         .map(|m| MemberRecord {
@@ -417,10 +419,9 @@ pub fn import(
             birth_date: m.birth_date,
         })
         .collect();
-    let events: Vec<NewEvent> = choice_rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| NewEvent {
+    let mut events: Vec<NewEvent> = Vec::with_capacity(choice_rows.len());
+    for c in choice_rows {
+        let mut e = NewEvent {
             member_id: c.member_id,
             purpose: c.purpose,
             action: c.action,
@@ -428,17 +429,25 @@ pub fn import(
             source: c.source,
             actor: c.actor,
             event_time: c.event_time,
-            idempotency_key: format!("import:{}:{i}", &file_hash[..16]),
-        })
-        .collect();
+            idempotency_key: String::new(),
+        };
+        // From the row's content, not its place in a file: re-encoded files and repeated rows add nothing.
+        e.idempotency_key = e.content_key("import").map_err(|e| bad_input(format!("{}: {e}", choices.display())))?;
+        events.push(e);
+    }
     let now = chrono::Utc::now().timestamp();
-    ledger.validate(&events, now).map_err(|e| match e {
-        LedgerError::Rejected { index, reason } => {
-            bad_input(format!("{}: row {index} refused, nothing imported: {reason}", choices.display()))
+    let refused = |file: &Path| {
+        let file = file.display().to_string();
+        move |e: LedgerError| match e {
+            LedgerError::Rejected { index, reason } => {
+                bad_input(format!("{file}: row {index} refused, nothing imported: {reason}"))
+            }
+            other => ledger_err(other),
         }
-        other => ledger_err(other),
-    })?;
-    ledger.store().put_members(&records).map_err(ledger_err)?;
+    };
+    ledger.validate_members(&records, "import").map_err(refused(members))?;
+    ledger.validate_with(&events, now, &records).map_err(refused(choices))?;
+    let recorded = ledger.record_members(&records, "import", now).map_err(refused(members))?;
     let bars = ctx.progress();
     consentry_synth::Progress::stage(&bars, "ledger import", events.len() as u64);
     let total = events.len() as u64;
@@ -458,14 +467,16 @@ pub fn import(
     bars.finish();
     let report = ImportReport {
         members: records.len() as u64,
+        member_facts_recorded: recorded,
         events: total,
         appended,
         duplicates,
         seconds: start.elapsed().as_secs_f64(),
     };
     ctx.say(format!(
-        "imported {} members and {} events ({} new, {} already present) in {:.1} s",
+        "imported {} members ({} with new or changed facts) and {} events ({} new, {} already present) in {:.1} s",
         ui::thousands(report.members),
+        ui::thousands(report.member_facts_recorded),
         ui::thousands(report.events),
         ui::thousands(report.appended),
         ui::thousands(report.duplicates),
@@ -506,11 +517,11 @@ fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 
 fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file).map_err(|e| bad_input(format!("cannot read {}: {e}", file.display())))?;
-    let receipt: Receipt = serde_json::from_str(&text)
+    let _: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| bad_input(format!("{} is not a Consentry receipt: {e}", file.display())))?;
     let key = PublicKey::load(public_key).map_err(ledger_err)?;
-    match receipt.verify(&key) {
-        Ok(()) => {
+    match Receipt::verify_json(&text, &key) {
+        Ok(receipt) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"valid": true, "record": receipt.record}))?;
             } else {
@@ -550,8 +561,7 @@ pub fn snapshot(ledger: &Ledger, purpose: &str, at: Option<&str>) -> anyhow::Res
     };
     let Resolved { position, time } =
         consentry_ledger::position::resolve(ledger.store(), at, consentry_ledger::now()).map_err(ledger_err)?;
-    let root = ledger.root(position).map_err(ledger_err)?;
-    Snapshot::build(ledger.store(), ledger.policy(), pid, position, time, root).map_err(ledger_err)
+    ledger.snapshot(pid, position, time).map_err(ledger_err)
 }
 
 /// Prints a snapshot's counts as a table (or JSON).

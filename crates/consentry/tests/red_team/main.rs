@@ -90,5 +90,6 @@ pub fn refused(o: &Output, needle: &str) {
 
 // One module per tampering class; each adds itself here.
 mod careless;
-mod model_tamper;
 mod gate_tamper;
+mod ledger_tamper;
+mod model_tamper;
