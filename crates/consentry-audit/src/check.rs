@@ -290,32 +290,32 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
 /// cites beyond the end of the log (a rolled-back log would let the unlearning cursor skip withdrawals).
 fn check_registry_records(bundle: &Bundle, findings: &mut Vec<Finding>) {
     for dir in &bundle.unregistered {
-        findings.push(
-            Finding::violation(
-                ViolationKind::UnregisteredModel,
-                format!(
-                    "model directory {dir} is not in the lineage registry: no withdrawal reaches it; register it \
+        findings.push(Finding::violation(
+            ViolationKind::UnregisteredModel,
+            format!(
+                "model directory {dir} is not in the lineage registry: no withdrawal reaches it; register it \
                      (`consentry lineage register-model`) or remove it"
-                ),
-                "every model directory registered",
-                format!("{dir} unregistered"),
-            )
-            .file(dir),
-        );
+            ),
+            "every model directory registered",
+            format!("{dir} unregistered"),
+        ));
     }
     let len = bundle.store.events().len() as u64;
     for c in &bundle.cited_positions {
         if c.position > len {
-            findings.push(Finding::violation(
-                ViolationKind::PositionBeyondLog,
-                format!(
-                    "{} cites ledger position {}, but the log has only {len} events: the log was rolled back or \
+            findings.push(
+                Finding::violation(
+                    ViolationKind::PositionBeyondLog,
+                    format!(
+                        "{} cites ledger position {}, but the log has only {len} events: the log was rolled back or \
                      replaced",
-                    c.what, c.position
-                ),
-                format!("a position ≤ {len}"),
-                c.position,
-            ));
+                        c.what, c.position
+                    ),
+                    format!("a position ≤ {len}"),
+                    c.position,
+                )
+                .seq(c.position),
+            );
         }
     }
 }

@@ -54,7 +54,7 @@ pub trait ModelSource {
 pub struct RegistryModels {
     /// Every registered version (or, for a registry without models, every directory under `DATA/models`).
     pub entries: Vec<ModelEntry>,
-    /// Model directories under `DATA/models` the registry does not know.
+    /// Model directories anywhere in the data directory the registry does not know.
     pub unregistered: Vec<String>,
     /// The positions the registry cites.
     pub cited: Vec<CitedPosition>,
@@ -63,13 +63,13 @@ pub struct RegistryModels {
 impl RegistryModels {
     /// Reads the registry beside a data directory: every registered version with its id and shard hashes (named by
     /// directory where that is unique, else directory and short id), the positions it cites, and the model
-    /// directories under `DATA/models` it does not know. A registry without models falls back to a directory scan
+    /// directories in the data directory it does not know. A registry without models falls back to a directory scan
     /// ([`DirectoryModels`]) so those models are still checked — each one reported as unregistered.
     pub fn load(reg: &Registry, data_dir: &Path) -> Result<RegistryModels, AuditError> {
         let cited = reg.cited_positions()?;
         let root = data_dir.join("models");
         let unregistered = reg
-            .unregistered_model_dirs(&root)?
+            .unregistered_model_dirs(data_dir)?
             .iter()
             .map(|p| p.strip_prefix(data_dir).unwrap_or(p).display().to_string())
             .collect();

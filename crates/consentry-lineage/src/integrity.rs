@@ -9,7 +9,7 @@
 //!   rolled-back log would otherwise let the unlearning cursor skip the withdrawals that refill it.
 
 use crate::db::P;
-use crate::registry::{ModelRecord, ModelStatus, get_model, live_successor, short};
+use crate::registry::{ModelRecord, ModelStatus, get_model, short};
 use crate::{LineageError, Registry};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,13 @@ pub enum Servable {
     /// A model the registry does not know, outside the data directory, served because the caller opted in.
     Unregistered,
 }
+
+/// How deep [`Registry::unregistered_model_dirs`] looks below the data directory (`models/NAME` is depth 2).
+pub const MAX_SCAN_DEPTH: usize = 6;
+
+/// The index file of an evidence bundle (`consentry-audit`'s `INDEX.json`): a bundle exported into the data
+/// directory holds copies of `model.json` without weights, which are evidence, not models.
+const BUNDLE_INDEX: &str = "INDEX.json";
 
 /// `model.json`'s bytes in `dir` and their BLAKE3.
 fn model_json(dir: &Path) -> Result<(Vec<u8>, String), std::io::Error> {
@@ -235,23 +242,31 @@ impl Registry {
         }))
     }
 
-    /// Every model directory (holding a `model.json`) directly under `models_root` that the registry does not
-    /// know, by path; hidden entries (temporary directories, locks) are not models.
-    pub fn unregistered_model_dirs(&self, models_root: &Path) -> Result<Vec<PathBuf>, LineageError> {
-        let Ok(entries) = std::fs::read_dir(models_root) else { return Ok(Vec::new()) };
+    /// Every model directory (holding a `model.json`) under `root` — the data directory — that the registry does
+    /// not know, sorted. The walk never follows a link and skips hidden entries (temporary directories, locks); it
+    /// does not descend into a model directory, an evidence bundle, or below [`MAX_SCAN_DEPTH`] levels.
+    pub fn unregistered_model_dirs(&self, root: &Path) -> Result<Vec<PathBuf>, LineageError> {
         let registered: BTreeSet<PathBuf> =
             self.models(None, None)?.iter().filter_map(|m| self.resolve(&m.dir).canonicalize().ok()).collect();
         let mut out = Vec::new();
-        for e in entries {
-            let e = e.map_err(|err| LineageError::io(models_root, err))?;
-            let p = e.path();
-            let hidden = e.file_name().to_string_lossy().starts_with('.');
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            if hidden || !is_dir || !p.join(MODEL_FILE).exists() {
-                continue;
-            }
-            if !p.canonicalize().is_ok_and(|c| registered.contains(&c)) {
-                out.push(p);
+        let mut stack = vec![(root.to_path_buf(), 0usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries {
+                let e = e.map_err(|err| LineageError::io(&dir, err))?;
+                let hidden = e.file_name().to_string_lossy().starts_with('.');
+                // `file_type` describes the entry itself: a link is never followed.
+                if hidden || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let p = e.path();
+                if std::fs::symlink_metadata(p.join(MODEL_FILE)).is_ok() {
+                    if !p.canonicalize().is_ok_and(|c| registered.contains(&c)) {
+                        out.push(p);
+                    }
+                } else if depth + 1 < MAX_SCAN_DEPTH && std::fs::symlink_metadata(p.join(BUNDLE_INDEX)).is_err() {
+                    stack.push((p, depth + 1));
+                }
             }
         }
         out.sort();
@@ -333,9 +348,8 @@ impl Registry {
         let mut removed = Vec::new();
         for m in self.models(None, None)? {
             let dir = self.resolve(&m.dir);
-            if m.status == ModelStatus::Superseded
-                && self.conn().transaction(false, |db| live_successor(db, &m.id))?.is_some()
-            {
+            // Superseded means a newer version replaced it (whatever became of that one since).
+            if m.status == ModelStatus::Superseded {
                 // Only files model.json names, only if model.json is still the registered one.
                 if let Ok((bytes, id)) = model_json(&dir)
                     && id == m.id

@@ -734,7 +734,7 @@ impl Registry {
     pub fn register_dataset_dir(&self, dir: &Path) -> Result<DatasetRecord, LineageError> {
         let bad = |dir: &Path, message: String| LineageError::Dataset { dir: dir.to_path_buf(), message };
         let dir = std::fs::canonicalize(dir).map_err(|e| bad(dir, format!("cannot open the directory: {e}")))?;
-        let manifest_bytes = std::fs::read(dir.join(MANIFEST_FILE)).map_err(|e| {
+        let manifest_bytes = consentry_gate::fsguard::read_inside(&dir, MANIFEST_FILE).map_err(|e| {
             bad(&dir, format!("cannot read {MANIFEST_FILE}: {e}; is this a dataset written by `consentry gate`?"))
         })?;
         let id = blake3::hash(&manifest_bytes).to_hex().to_string();
@@ -748,7 +748,8 @@ impl Registry {
         if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." {
             return Err(bad(&dir, format!("the manifest names member bitmap `{file}`, not a file in the directory")));
         }
-        let bytes = std::fs::read(dir.join(file)).map_err(|e| bad(&dir, format!("cannot read {file}: {e}")))?;
+        let bytes = consentry_gate::fsguard::read_inside(&dir, file)
+            .map_err(|e| bad(&dir, format!("cannot read {file}: {e}")))?;
         if blake3::hash(&bytes).to_hex().to_string() != manifest.members.commitment {
             return Err(bad(&dir, format!("{file} was altered (BLAKE3 differs from the manifest's commitment)")));
         }

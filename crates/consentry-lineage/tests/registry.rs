@@ -487,7 +487,11 @@ fn files_unregistered_models_and_positions_are_checked_against_the_registry() {
 
     // An unregistered model in the data directory: listed, never served; outside it, only on request.
     let stray = model_dir(&models, "stray", &ds_dir, &range(1, 30), 2);
-    assert_eq!(reg.unregistered_model_dirs(&models).unwrap(), vec![stray.clone()]);
+    assert_eq!(reg.unregistered_model_dirs(&data).unwrap(), vec![stray.clone()]);
+    // Anywhere in the data directory, not only under models/.
+    let deeper = model_dir(&data.join("experiments/a"), "deep", &ds_dir, &range(1, 30), 4);
+    assert_eq!(reg.unregistered_model_dirs(&data).unwrap(), vec![deeper.clone(), stray.clone()]);
+    std::fs::remove_dir_all(data.join("experiments")).unwrap();
     assert!(matches!(reg.servable(&stray, true), Err(LineageError::NotServed { .. })));
     let e = reg.check_train_target(&stray).unwrap_err();
     assert!(e.to_string().contains("interrupted") && e.to_string().contains("register-model"), "{e}");
