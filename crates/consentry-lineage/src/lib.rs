@@ -11,6 +11,7 @@
 mod db;
 pub mod integrity;
 pub mod registry;
+pub mod signing;
 pub mod worker;
 
 pub use integrity::{CitedPosition, FileMismatch, RegisteredFiles, RegisteredShard, Servable};
@@ -59,6 +60,35 @@ pub enum LineageError {
         dir: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A registry record's signature by the ledger's key is missing or does not verify: the row was altered, or
+    /// made without the signing key.
+    #[error(
+        "{what} {id}: {message}; the registry row was altered or made without the ledger's signing key \
+         (DATA/ledger.key), so the registry does not vouch for it; restore the registry or gate/train again"
+    )]
+    Signature {
+        /// `dataset` or `model`.
+        what: &'static str,
+        /// The record's id (or its directory when no record could be read).
+        id: String,
+        /// What is wrong with the signature.
+        message: String,
+    },
+    /// Registering needs the ledger's signing key and the registry was opened without it.
+    #[error(
+        "registering {what} needs the ledger's signing key (DATA/ledger.key): every registry record is signed; \
+         run this where the ledger's key is"
+    )]
+    NoSigningKey {
+        /// What was being registered.
+        what: String,
+    },
+    /// Verifying a registry record needs the ledger's public key and the registry was opened without it.
+    #[error("checking {what} needs the ledger's public key (DATA/ledger.pub or DATA/ledger.key)")]
+    NoPublicKey {
+        /// What was being checked.
+        what: String,
     },
     /// The unlearning cursor points past the end of the ledger (the ledger was replaced or truncated).
     #[error(
@@ -153,7 +183,9 @@ impl LineageError {
             | LineageError::ModelFiles { .. }
             | LineageError::CursorAhead { .. }
             | LineageError::NotServed { .. }
-            | LineageError::Transition { .. } => true,
+            | LineageError::Transition { .. }
+            | LineageError::NoSigningKey { .. }
+            | LineageError::NoPublicKey { .. } => true,
             LineageError::Ledger(e) => e.is_bad_input(),
             LineageError::Learn(e) => e.is_bad_input(),
             _ => false,

@@ -11,8 +11,8 @@
 use crate::db::P;
 use crate::registry::{
     CheckedModel, ModelRecord, ModelStatus, RequestStatus, RunRecord, UnlearningRequest, by_model, check_model_dir,
-    get_cursor, get_dataset, get_model, hand_over, insert_events, insert_model, insert_request, insert_run,
-    list_models, live_successor, mark_status, model_problem, shard_bitmaps, short, to_i64,
+    get_cursor, get_dataset, get_model, hand_over, insert_events, insert_request, insert_run, list_models,
+    live_successor, mark_status, model_problem, shard_bitmaps, short, to_i64,
 };
 use crate::{LineageError, Registry};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
@@ -477,7 +477,7 @@ fn retrain(
             }
             mark_status(db, &model.id, ModelStatus::Superseded, at)?;
             let rec = reg.live_record(&checked, &model.dataset, version, Some(model.id.clone()), Some(cause.clone()));
-            insert_model(db, &rec, &checked)?;
+            reg.insert_model(db, &rec, &checked)?;
             // The new version rests on the same grants, minus those of the members taken out.
             let kept: Vec<(u64, u64)> = db
                 .query("SELECT event_seq, member FROM registry_model_events WHERE model_id = $1", &[P::T(&model.id)])?
