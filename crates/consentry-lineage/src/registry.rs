@@ -98,7 +98,7 @@ impl fmt::Display for RequestStatus {
 }
 
 /// A registered dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRecord {
     /// BLAKE3 of its `manifest.json` (hex).
     pub id: String,
