@@ -143,6 +143,9 @@ mod tests {
         }
     }
 
+    /// One alteration of a record.
+    type Edit<T> = Box<dyn Fn(&mut T)>;
+
     fn key() -> LogKey {
         LogKey::from_seed([7; 32])
     }
@@ -174,7 +177,7 @@ mod tests {
         let k = key();
         let mut d = dataset();
         d.signature = Some(sign_dataset(&k, &d));
-        let altered: Vec<Box<dyn Fn(&mut DatasetRecord)>> = vec![
+        let altered: Vec<Edit<DatasetRecord>> = vec![
             Box::new(|d| d.id = "ab".repeat(32)),
             Box::new(|d| d.purpose.push('x')),
             Box::new(|d| d.ledger_position += 1),
@@ -190,7 +193,7 @@ mod tests {
         }
         let mut m = model();
         m.signature = Some(sign_model(&k, &m));
-        let altered: Vec<Box<dyn Fn(&mut RegisteredFiles)>> = vec![
+        let altered: Vec<Edit<RegisteredFiles>> = vec![
             Box::new(|m| m.id = "ce".repeat(32)),
             Box::new(|m| m.kind = "content".into()),
             Box::new(|m| m.purpose.push('x')),
