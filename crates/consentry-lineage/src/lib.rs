@@ -6,7 +6,9 @@
 //! member bitmap it commits to), a model from its directory (every shard file and member bitmap against the
 //! hashes in `model.json`), and each model's dependence on consent events is read from the ledger, never
 //! trusted from the files. Ids are content hashes: a dataset's id is the BLAKE3 of its `manifest.json`, a
-//! model's the BLAKE3 of its `model.json`, so an altered directory no longer matches its id.
+//! model's the BLAKE3 of its `model.json`, so an altered directory no longer matches its id. Every registration
+//! is signed by the ledger's key ([`signing`]), so a registry row rewritten to match other files, without the
+//! key, is refused by serving, training and the audit.
 
 mod db;
 pub mod integrity;
