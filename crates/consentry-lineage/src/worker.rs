@@ -397,6 +397,21 @@ fn check_registered_dir(reg: &Registry, model: &ModelRecord) -> Result<(PathBuf,
             ),
         });
     }
+    // Nothing is built on (and signed over) a version the ledger's key did not register, or whose files are not
+    // the registered ones: a successor would launder planted shards into a signed record.
+    let bad = reg.check_model_files(model)?;
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().map(|m| m.to_string()).collect();
+        return Err(LineageError::ModelFiles {
+            dir,
+            message: format!(
+                "live model {} differs from what was registered ({}): restore the registered files, or retire the \
+                 model",
+                short(&model.id),
+                list.join("; ")
+            ),
+        });
+    }
     Ok((dir, meta))
 }
 
@@ -421,6 +436,7 @@ fn retrain(
     let started = Instant::now();
     let (old_dir, old_meta) = check_registered_dir(reg, model)?;
     let dataset = reg.dataset(&model.dataset)?;
+    reg.verify_dataset(&dataset)?;
     let mut remove = RoaringTreemap::new();
     for r in batch {
         remove.insert(r.member);

@@ -113,6 +113,14 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
         audit(&data, &["--offline", bundle.to_str().unwrap(), "--public-key", public.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{report}");
     assert!(report.to_string().contains("registry_signature"), "{report}");
+
+    // Nor does the unlearning worker launder the forged version into a signed successor on the next withdrawal.
+    let other = bitmap(&v2.join(&members)).iter().find(|m| *m != victim).unwrap();
+    ok(&consentry(&data, &crate::common::withdrawal(&other.to_string(), crate::JOBS, "ui")));
+    let o = consentry(&data, &["unlearn"]);
+    refused(&o, "signing key");
+    let listed = ok(&consentry(&data, &["--json", "lineage", "models"]));
+    assert!(!listed.contains("job-recs.v3"), "no successor was registered: {listed}");
 }
 
 #[test]
