@@ -15,7 +15,7 @@ use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
 use consentry_gate::materialize::{HashingWriter, partial_dir};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::{Event, FactsEntry, PublicKey, SignedTreeHead, Store, StoredEvent, StoredFacts};
-use consentry_lineage::{CitedPosition, RegisteredFiles};
+use consentry_lineage::{CitedPosition, DatasetRecord, RegisteredFiles};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -114,6 +114,9 @@ pub struct ModelList {
     /// Every ledger position the registry cites (cursors, datasets, requests, consent events of models).
     #[serde(default)]
     pub cited_positions: Vec<CitedPosition>,
+    /// Every registered dataset with the fields its registration signed and the signature.
+    #[serde(default)]
+    pub registered_datasets: Vec<DatasetRecord>,
 }
 
 /// What [`export`] needs: the data directory, its ledger store and key, the policy text, the models.
@@ -399,6 +402,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
         models: Vec::new(),
         unregistered: input.models.unregistered()?,
         cited_positions,
+        registered_datasets: input.models.registered_datasets()?,
     };
     let mut models = BTreeMap::new();
     for ExportedModel { entry: m, bytes, meta } in &sources {
@@ -490,6 +494,8 @@ pub struct Bundle {
     pub unregistered: Vec<String>,
     /// The ledger positions the registry cited at export.
     pub cited_positions: Vec<CitedPosition>,
+    /// The registered datasets (signed fields and signatures) at export.
+    pub registered_datasets: Vec<DatasetRecord>,
     /// The listed files as the index check read them (bytes and BLAKE3), taken by loading so each file is
     /// read and hashed once; empty once the bundle is open.
     files: HashMap<String, (Vec<u8>, String)>,
@@ -543,6 +549,7 @@ impl Bundle {
             deadline_seconds: consentry_lineage::registry::DEFAULT_DEADLINE_SECS,
             unregistered: Vec::new(),
             cited_positions: Vec::new(),
+            registered_datasets: Vec::new(),
             files: HashMap::new(),
         };
         b.check_index()?;
@@ -746,6 +753,7 @@ impl Bundle {
         self.deadline_seconds = list.deadline_seconds;
         self.unregistered = list.unregistered;
         self.cited_positions = list.cited_positions;
+        self.registered_datasets = list.registered_datasets;
         for entry in list.models {
             if let Some(message) = bad_model_id(&entry.id) {
                 self.findings.push(unreadable(MODELS_FILE, message));

@@ -259,6 +259,9 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         }
     }
 
+    for m in &selected {
+        findings.extend(registry_signature(bundle, m, key.as_ref()).into_iter().map(|f| f.model(&m.id)));
+    }
     let mut models = Vec::new();
     for m in selected {
         if let Some(s) = check_model(bundle, m, &state, policy.as_ref(), opts.now, deadline, &mut findings) {
@@ -267,7 +270,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     }
 
     if opts.model.is_none() {
-        check_registry_records(bundle, &mut findings);
+        check_registry_records(bundle, key.as_ref(), &mut findings);
     }
 
     let mut report = Report {
@@ -287,7 +290,33 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
 
 /// (f) What the registry records beside the models: model directories it does not know, and ledger positions it
 /// cites beyond the end of the log (a rolled-back log would let the unlearning cursor skip withdrawals).
-fn check_registry_records(bundle: &Bundle, findings: &mut Vec<Finding>) {
+fn check_registry_records(bundle: &Bundle, key: Option<&PublicKey>, findings: &mut Vec<Finding>) {
+    for d in &bundle.registered_datasets {
+        let problem = match key {
+            None => Some("no public key to check it with".to_string()),
+            Some(k) => consentry_lineage::signing::dataset_problem(k, d),
+        };
+        if let Some(problem) = problem {
+            let name = bundle
+                .datasets
+                .iter()
+                .find(|e| e.manifest_blake3 == d.id)
+                .map_or_else(|| d.dir.clone(), |e| e.name.clone());
+            findings.push(
+                Finding::violation(
+                    ViolationKind::RegistrySignature,
+                    format!(
+                        "the registry's record of dataset {} is not signed by the ledger's key: the registry row was \
+                         altered or made without the signing key",
+                        d.id
+                    ),
+                    "a registration signed by the ledger's key",
+                    problem,
+                )
+                .dataset(&name),
+            );
+        }
+    }
     for dir in &bundle.unregistered {
         findings.push(Finding::violation(
             ViolationKind::UnregisteredModel,
@@ -896,6 +925,59 @@ fn check_model(
         findings.push(Finding::violation(ViolationKind::DpRecord, message, expected, found).model(id));
     }
     Some(summary)
+}
+
+/// (b'') A registered model's record against its signature by the ledger's key ([`consentry_lineage::signing`],
+/// checked with the public key only): the id and shard hashes that (b') compares the files with are the ones the
+/// key signed; the dataset the signed record names is the one `model.json` names; and a live version is not one
+/// that another signed record names as the version it replaced (a superseded version revived in the registry).
+fn registry_signature(bundle: &Bundle, m: &ModelEvidence, key: Option<&PublicKey>) -> Vec<Finding> {
+    let Some(reg) = &m.registered else { return Vec::new() };
+    let mut out = Vec::new();
+    let problem = match key {
+        None => Some("no public key to check it with".to_string()),
+        Some(k) => consentry_lineage::signing::model_problem(k, reg),
+    };
+    if let Some(problem) = problem {
+        out.push(Finding::violation(
+            ViolationKind::RegistrySignature,
+            format!(
+                "the registry's record of model {} (its id and shard hashes) is not signed by the ledger's key: the \
+                 registry row was altered or made without the signing key",
+                reg.id
+            ),
+            "a registration signed by the ledger's key",
+            problem,
+        ));
+    }
+    if let Some(meta) = &m.meta
+        && meta.dataset.manifest_blake3 != reg.dataset
+    {
+        out.push(Finding::violation(
+            ViolationKind::RegistryMismatch,
+            format!("model.json names another dataset than the registered record of model {}", reg.id),
+            format!("dataset {} (registry)", reg.dataset),
+            format!("dataset {}", meta.dataset.manifest_blake3),
+        ));
+    }
+    if m.status == ModelStatus::Live
+        && let Some(next) = bundle.models.iter().filter_map(|o| o.registered.as_ref()).find(|o| {
+            o.supersedes.as_deref() == Some(reg.id.as_str())
+                && key.is_some_and(|k| consentry_lineage::signing::model_problem(k, o).is_none())
+        })
+    {
+        out.push(Finding::violation(
+            ViolationKind::RegistrySignature,
+            format!(
+                "model {} is live in the registry, but the signed record of version {} ({}) says it replaced it: its \
+                 status was altered",
+                reg.id, next.version, next.id
+            ),
+            "superseded",
+            "live",
+        ));
+    }
+    out
 }
 
 /// (b') A registered model's evidence against what the registry recorded: `model.json`'s BLAKE3 against the id

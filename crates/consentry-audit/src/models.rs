@@ -6,7 +6,7 @@
 //! `model.json` BLAKE3 as the version it was unlearned from (`unlearning.previous`), which makes it superseded.
 
 use crate::AuditError;
-use consentry_lineage::{CitedPosition, RegisteredFiles, Registry};
+use consentry_lineage::{CitedPosition, DatasetRecord, RegisteredFiles, Registry};
 use std::path::{Path, PathBuf};
 
 /// A model's lifecycle state: the registry's own type, so the two can never disagree.
@@ -47,6 +47,11 @@ pub trait ModelSource {
     fn cited_positions(&self) -> Result<Vec<CitedPosition>, AuditError> {
         Ok(Vec::new())
     }
+
+    /// The registered datasets with their signed fields and signatures; the audit checks each signature.
+    fn registered_datasets(&self) -> Result<Vec<DatasetRecord>, AuditError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The lineage registry's models, what it cites and the model directories it does not know, as read once.
@@ -58,6 +63,8 @@ pub struct RegistryModels {
     pub unregistered: Vec<String>,
     /// The positions the registry cites.
     pub cited: Vec<CitedPosition>,
+    /// Every registered dataset, with its signature.
+    pub datasets: Vec<DatasetRecord>,
 }
 
 impl RegistryModels {
@@ -67,6 +74,7 @@ impl RegistryModels {
     /// ([`DirectoryModels`]) so those models are still checked — each one reported as unregistered.
     pub fn load(reg: &Registry, data_dir: &Path) -> Result<RegistryModels, AuditError> {
         let cited = reg.cited_positions()?;
+        let datasets = reg.datasets()?;
         let root = data_dir.join("models");
         let unregistered = reg
             .unregistered_model_dirs(data_dir)?
@@ -75,7 +83,12 @@ impl RegistryModels {
             .collect();
         let records = reg.models(None, None)?;
         if records.is_empty() {
-            return Ok(RegistryModels { entries: DirectoryModels::new(&root).models()?, unregistered, cited });
+            return Ok(RegistryModels {
+                entries: DirectoryModels::new(&root).models()?,
+                unregistered,
+                cited,
+                datasets,
+            });
         }
         let name = |r: &consentry_lineage::ModelRecord| {
             Path::new(&r.dir).file_name().map_or_else(|| r.id.clone(), |n| n.to_string_lossy().into_owned())
@@ -94,7 +107,7 @@ impl RegistryModels {
                 registered: Some(reg.registered_files(&r.id)?),
             });
         }
-        Ok(RegistryModels { entries, unregistered, cited })
+        Ok(RegistryModels { entries, unregistered, cited, datasets })
     }
 }
 
@@ -109,6 +122,10 @@ impl ModelSource for RegistryModels {
 
     fn cited_positions(&self) -> Result<Vec<CitedPosition>, AuditError> {
         Ok(self.cited.clone())
+    }
+
+    fn registered_datasets(&self) -> Result<Vec<DatasetRecord>, AuditError> {
+        Ok(self.datasets.clone())
     }
 }
 

@@ -42,6 +42,10 @@ pub enum ViolationKind {
     /// A registered model's files are not the ones the lineage registry recorded: `model.json`'s BLAKE3 differs
     /// from the model's id, or a shard file or member bitmap from the registered hash.
     RegistryMismatch,
+    /// A registered dataset's or model's record is not signed by the ledger's key over the fields it holds (the
+    /// registry row was altered, or made without the signing key), or a live version is one a signed record says
+    /// was replaced: the registry's hashes vouch for nothing.
+    RegistrySignature,
     /// A model directory in the data directory that the lineage registry does not know: no withdrawal reaches it.
     UnregisteredModel,
     /// The registry cites a ledger position beyond the log's end: the log was rolled back or replaced.
@@ -76,6 +80,7 @@ impl ViolationKind {
             ViolationKind::ShardFileAltered => "shard_file_altered",
             ViolationKind::DpRecord => "dp_record",
             ViolationKind::RegistryMismatch => "registry_mismatch",
+            ViolationKind::RegistrySignature => "registry_signature",
             ViolationKind::UnregisteredModel => "unregistered_model",
             ViolationKind::PositionBeyondLog => "position_beyond_log",
             ViolationKind::SupersededWeights => "superseded_weights",

@@ -342,12 +342,19 @@ impl consentry_audit::ModelSource for RegistrySource {
     }
 }
 
-/// What the registry records for the model in `dir` as it is now.
+/// What the registry records for the model in `dir` as it is now, signed by the ledger's key (seed 1, as `ledger`
+/// makes it).
 fn registered(dir: &Path) -> consentry_lineage::RegisteredFiles {
     let bytes = std::fs::read(dir.join("model.json")).unwrap();
     let meta: ModelMeta = serde_json::from_slice(&bytes).unwrap();
-    consentry_lineage::RegisteredFiles {
+    let mut files = consentry_lineage::RegisteredFiles {
         id: blake3::hash(&bytes).to_hex().to_string(),
+        kind: meta.kind.clone(),
+        purpose: meta.purpose.clone(),
+        dataset: meta.dataset.manifest_blake3.clone(),
+        version: 1,
+        supersedes: None,
+        signature: None,
         shards: meta
             .shards
             .iter()
@@ -357,7 +364,9 @@ fn registered(dir: &Path) -> consentry_lineage::RegisteredFiles {
                 members_blake3: s.members_commitment.clone(),
             })
             .collect(),
-    }
+    };
+    files.signature = Some(consentry_lineage::signing::sign_model(&LogKey::from_seed([1; 32]), &files));
+    files
 }
 
 fn audit_with(data: &Path, l: &Ledger, source: &RegistrySource, online_too: bool) -> Vec<Report> {
@@ -389,6 +398,30 @@ fn model_files_unregistered_models_and_positions_are_checked_against_the_registr
     let m1 = data.join("models/m1");
     let entry = |status| ModelEntry { id: "m1".into(), dir: m1.clone(), status, registered: Some(registered(&m1)) };
     let mut source = RegistrySource { entries: vec![entry(ModelStatus::Live)], unregistered: vec![], cited: vec![] };
+    let r = &audit_with(&data, &l, &source, false)[0];
+    assert!(r.ok, "{}", r.render());
+
+    // The registry's record rewritten to match other files (a shard hash changed) without the signing key: the
+    // signature no longer covers it, online and offline.
+    let honest = source.entries[0].registered.clone();
+    if let Some(r) = source.entries[0].registered.as_mut() {
+        r.shards[1].file_blake3 = "ab".repeat(32);
+    }
+    for r in audit_with(&data, &l, &source, true) {
+        let f: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::RegistrySignature).collect();
+        assert_eq!(f.len(), 1, "{}", r.render());
+        assert!(f[0].message.contains("signing key") && f[0].found.contains("does not verify"), "{:?}", f[0]);
+    }
+    // Unsigned, or signed by another key: the same.
+    for sig in
+        [None, Some(consentry_lineage::signing::sign_model(&LogKey::from_seed([9; 32]), honest.as_ref().unwrap()))]
+    {
+        source.entries[0].registered =
+            honest.clone().map(|r| consentry_lineage::RegisteredFiles { signature: sig.clone(), ..r });
+        let r = &audit_with(&data, &l, &source, false)[0];
+        assert!(kinds(r).contains(&ViolationKind::RegistrySignature), "{}", r.render());
+    }
+    source.entries[0].registered = honest;
     let r = &audit_with(&data, &l, &source, false)[0];
     assert!(r.ok, "{}", r.render());
 
@@ -431,7 +464,7 @@ fn model_files_unregistered_models_and_positions_are_checked_against_the_registr
             "{k:?}"
         );
         let beyond: Vec<_> = r.violations().filter(|f| f.kind == ViolationKind::PositionBeyondLog).collect();
-        assert_eq!(beyond.len(), 1);
+        assert_eq!(beyond.len(), 1, "{}", r.render());
         assert!(beyond[0].message.contains("unlearning cursor"), "{:?}", beyond[0]);
     }
     assert!(kinds(&reports[1]).contains(&ViolationKind::SupersededWeights), "{}", reports[1].render());

@@ -17,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = PathBuf::from(args.next().ok_or("usage: withdrawal_batch DATA_DIR [N]")?);
     let n: usize = args.next().map_or(Ok(1000), |s| s.parse())?;
     // The CLI records directories relative to the data directory.
-    let reg = Registry::open_sqlite(&data.join("ledger.db"))?.with_base(&data);
+    // The worker registers (and so signs) new versions with the ledger's key.
+    let reg = Registry::open_sqlite(&data.join("ledger.db"))?
+        .with_base(&data)
+        .with_key(LogKey::load(&data.join("ledger.key"))?);
     let model = reg
         .models(Some(JOBS), Some(ModelStatus::Live))?
         .into_iter()

@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS registry_datasets (
     members_commitment TEXT NOT NULL,
     members_bitmap {BLOB} NOT NULL,
     manifest_json TEXT NOT NULL,
-    created BIGINT NOT NULL
+    created BIGINT NOT NULL,
+    signature TEXT
 );
 CREATE TABLE IF NOT EXISTS registry_models (
     id TEXT PRIMARY KEY,
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS registry_models (
     metrics_json TEXT NOT NULL,
     dp_json TEXT,
     created BIGINT NOT NULL,
-    cause_json TEXT
+    cause_json TEXT,
+    signature TEXT
 );
 CREATE INDEX IF NOT EXISTS registry_models_purpose ON registry_models (purpose, status);
 CREATE INDEX IF NOT EXISTS registry_models_supersedes ON registry_models (supersedes);

@@ -28,13 +28,28 @@ pub struct RegisteredShard {
     pub members_blake3: String,
 }
 
-/// What a registered model version's directory must still hold: `model.json` with BLAKE3 `id`, and these shards.
+/// What a registered model version's directory must still hold (`model.json` with BLAKE3 `id`, and these shards),
+/// with the other fields its registration signed and the signature ([`crate::signing`]): everything an auditor
+/// needs to check, with the ledger's public key only, that the registry's hashes are the ones registered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisteredFiles {
     /// The model id: BLAKE3 of its `model.json`.
     pub id: String,
+    /// Its kind (the model line's name: `job-recs`, `content`, `replies`).
+    pub kind: String,
+    /// The purpose of its dataset.
+    pub purpose: String,
+    /// The id of the dataset it was trained on (BLAKE3 of that dataset's `manifest.json`).
+    pub dataset: String,
+    /// Its version in its model line.
+    pub version: u64,
+    /// The version it replaced.
+    pub supersedes: Option<String>,
     /// The shards, by index.
     pub shards: Vec<RegisteredShard>,
+    /// The registration's signature by the ledger's key (hex), over [`crate::signing::model_bytes`].
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 /// A file of a model directory that does not hold what the registry recorded.
@@ -98,9 +113,21 @@ fn hash_or_problem(dir: &Path, rel: &str) -> Result<String, String> {
 }
 
 impl Registry {
-    /// The hashes the registry recorded for model `id` (full id).
+    /// The hashes the registry recorded for model `id` (full id), with the fields its registration signed and the
+    /// signature (not checked here: see [`Registry::verify_model_signature`]).
     pub fn registered_files(&self, id: &str) -> Result<RegisteredFiles, LineageError> {
         self.conn().transaction(false, |db| {
+            let rows = db.query(
+                "SELECT kind, purpose, dataset_id, version, supersedes, signature FROM registry_models WHERE id = $1",
+                &[P::T(id)],
+            )?;
+            let m = rows.first().ok_or_else(|| LineageError::NotFound {
+                what: "model",
+                id: id.to_string(),
+                hint: "register it with `consentry lineage register-model DIR`",
+            })?;
+            let (kind, purpose, dataset, version, supersedes, signature) =
+                (m.text(0)?, m.text(1)?, m.text(2)?, m.u64(3)?, m.opt_text(4)?, m.opt_text(5)?);
             let rows = db.query(
                 "SELECT idx, file_blake3, members_bitmap FROM registry_shards WHERE model_id = $1 ORDER BY idx",
                 &[P::T(id)],
@@ -115,16 +142,31 @@ impl Registry {
                     })
                 })
                 .collect::<Result<Vec<_>, LineageError>>()?;
-            Ok(RegisteredFiles { id: id.to_string(), shards })
+            Ok(RegisteredFiles { id: id.to_string(), kind, purpose, dataset, version, supersedes, shards, signature })
         })
+    }
+
+    /// Checks that model `id`'s registration is signed by the ledger's key over the fields and hashes the registry
+    /// now holds ([`crate::signing`]), and returns them: an error naming the model when the row was altered or
+    /// made without the key.
+    pub fn verify_model_signature(&self, id: &str) -> Result<RegisteredFiles, LineageError> {
+        let files = self.registered_files(id)?;
+        let key =
+            self.public_key().ok_or_else(|| LineageError::NoPublicKey { what: format!("model {}", short(id)) })?;
+        match crate::signing::model_problem(key, &files) {
+            None => Ok(files),
+            Some(message) => Err(LineageError::Signature { what: "model", id: id.to_string(), message }),
+        }
     }
 
     /// Checks a registered model's directory against the registry: `model.json`'s BLAKE3 against the model's id,
     /// every shard file and member bitmap against the hashes recorded at registration. A version that is no longer
     /// live may lack its shard weights (unlearning deletes them); an altered file is a mismatch all the same.
     /// Returns every mismatch (none: the directory is the registered version).
+    /// The registration's signature is checked first: a row that was altered or made without the signing key is an
+    /// error ([`LineageError::Signature`]), not a list of mismatches against hashes nobody vouches for.
     pub fn check_model_files(&self, rec: &ModelRecord) -> Result<Vec<FileMismatch>, LineageError> {
-        let files = self.registered_files(&rec.id)?;
+        let files = self.verify_model_signature(&rec.id)?;
         Ok(compare_files(&self.resolve(&rec.dir), rec.status, &files))
     }
 
@@ -136,6 +178,18 @@ impl Registry {
     pub fn servable(&self, dir: &Path, allow_unregistered: bool) -> Result<Servable, LineageError> {
         let refuse = |message: String| LineageError::NotServed { dir: dir.to_path_buf(), message };
         if let Some(rec) = self.verify_registered_dir(dir)? {
+            // A live version that a registered version names as the one it replaced was revived behind the
+            // registry's back (status is not signed; the successor's `supersedes` is).
+            let replaced_by = self.conn().transaction(false, |db| crate::registry::successor(db, &rec.id))?;
+            if let (ModelStatus::Live, Some(next)) = (rec.status, replaced_by) {
+                return Err(refuse(format!(
+                    "version {} ({}) is marked live, but the registered version {} names it as the version it \
+                     replaced: its status was altered in the registry; it may hold data of members who withdrew",
+                    rec.version,
+                    short(&rec.id),
+                    short(&next)
+                )));
+            }
             if rec.status != ModelStatus::Live {
                 let instead = match self.live_successor(&rec.id)? {
                     Some(next) => format!("; use version {} in {}", next.version, self.resolve(&next.dir).display()),
@@ -180,7 +234,7 @@ impl Registry {
         let canonical = dir.canonicalize().map_err(|e| refuse(format!("the directory cannot be opened: {e}")))?;
         let (_, id) = model_json(&canonical).map_err(|e| refuse(format!("{MODEL_FILE} cannot be read: {e}")))?;
         if let Some(rec) = self.conn().transaction(false, |db| get_model(db, &id))? {
-            let files = self.registered_files(&rec.id)?;
+            let files = self.verify_model_signature(&rec.id).map_err(|e| refuse(e.to_string()))?;
             let bad = compare_files(&canonical, rec.status, &files);
             if !bad.is_empty() {
                 let list: Vec<String> = bad.iter().map(|m| m.to_string()).collect();

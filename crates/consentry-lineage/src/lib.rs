@@ -6,11 +6,14 @@
 //! member bitmap it commits to), a model from its directory (every shard file and member bitmap against the
 //! hashes in `model.json`), and each model's dependence on consent events is read from the ledger, never
 //! trusted from the files. Ids are content hashes: a dataset's id is the BLAKE3 of its `manifest.json`, a
-//! model's the BLAKE3 of its `model.json`, so an altered directory no longer matches its id.
+//! model's the BLAKE3 of its `model.json`, so an altered directory no longer matches its id. Every registration
+//! is signed by the ledger's key ([`signing`]), so a registry row rewritten to match other files, without the
+//! key, is refused by serving, training and the audit.
 
 mod db;
 pub mod integrity;
 pub mod registry;
+pub mod signing;
 pub mod worker;
 
 pub use integrity::{CitedPosition, FileMismatch, RegisteredFiles, RegisteredShard, Servable};
@@ -59,6 +62,35 @@ pub enum LineageError {
         dir: PathBuf,
         /// What is wrong.
         message: String,
+    },
+    /// A registry record's signature by the ledger's key is missing or does not verify: the row was altered, or
+    /// made without the signing key.
+    #[error(
+        "{what} {id}: {message}; the registry row was altered or made without the ledger's signing key \
+         (DATA/ledger.key), so the registry does not vouch for it; restore the registry or gate/train again"
+    )]
+    Signature {
+        /// `dataset` or `model`.
+        what: &'static str,
+        /// The record's id (or its directory when no record could be read).
+        id: String,
+        /// What is wrong with the signature.
+        message: String,
+    },
+    /// Registering needs the ledger's signing key and the registry was opened without it.
+    #[error(
+        "registering {what} needs the ledger's signing key (DATA/ledger.key): every registry record is signed; \
+         run this where the ledger's key is"
+    )]
+    NoSigningKey {
+        /// What was being registered.
+        what: String,
+    },
+    /// Verifying a registry record needs the ledger's public key and the registry was opened without it.
+    #[error("checking {what} needs the ledger's public key (DATA/ledger.pub or DATA/ledger.key)")]
+    NoPublicKey {
+        /// What was being checked.
+        what: String,
     },
     /// The unlearning cursor points past the end of the ledger (the ledger was replaced or truncated).
     #[error(
@@ -153,7 +185,9 @@ impl LineageError {
             | LineageError::ModelFiles { .. }
             | LineageError::CursorAhead { .. }
             | LineageError::NotServed { .. }
-            | LineageError::Transition { .. } => true,
+            | LineageError::Transition { .. }
+            | LineageError::NoSigningKey { .. }
+            | LineageError::NoPublicKey { .. } => true,
             LineageError::Ledger(e) => e.is_bad_input(),
             LineageError::Learn(e) => e.is_bad_input(),
             _ => false,

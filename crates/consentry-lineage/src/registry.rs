@@ -9,7 +9,7 @@ use consentry_learn::LearnError;
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;
-use consentry_ledger::{Store, StoredEvent};
+use consentry_ledger::{LogKey, PublicKey, Store, StoredEvent};
 use consentry_policy::Action;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -98,7 +98,7 @@ impl fmt::Display for RequestStatus {
 }
 
 /// A registered dataset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetRecord {
     /// BLAKE3 of its `manifest.json` (hex).
     pub id: String,
@@ -116,6 +116,9 @@ pub struct DatasetRecord {
     pub members_commitment: String,
     /// When the gate wrote it (Unix seconds).
     pub created: i64,
+    /// The registration's signature by the ledger's key (hex), over [`crate::signing::dataset_bytes`].
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 /// A registered model version.
@@ -344,6 +347,10 @@ pub(crate) struct CheckedModel {
 pub struct Registry {
     conn: Conn,
     store: Box<dyn Store>,
+    /// The ledger's signing key: every registration is signed with it ([`crate::signing`]).
+    signer: Option<LogKey>,
+    /// The ledger's public key: every registration is checked with it before the registry vouches for it.
+    public: Option<PublicKey>,
     /// The data directory: directories inside it are recorded relative to it, so a data directory can be moved
     /// (or copied, as tests do) and the registry still finds its datasets and models.
     base: Option<PathBuf>,
@@ -365,7 +372,8 @@ pub(crate) fn bitmap(bytes: &[u8], what: &str) -> Result<RoaringTreemap, Lineage
     RoaringTreemap::deserialize_from(bytes).map_err(|e| LineageError::Corrupt(format!("{what}: {e}")))
 }
 
-const DATASET_COLS: &str = "id, purpose, dir, ledger_position, ledger_at, members, members_commitment, created";
+const DATASET_COLS: &str =
+    "id, purpose, dir, ledger_position, ledger_at, members, members_commitment, created, signature";
 const MODEL_COLS: &str = "id, kind, purpose, dataset_id, version, supersedes, status, status_changed, dir, \
                           shard_function_json, metrics_json, dp_json, created, cause_json FROM registry_models";
 const REQUEST_COLS: &str = "member, purpose, event_seq, old_model, requested_at, deadline, status, new_model, \
@@ -381,6 +389,7 @@ fn dataset_row(r: &Row) -> Result<DatasetRecord, LineageError> {
         members: r.u64(5)?,
         members_commitment: r.text(6)?,
         created: r.i64(7)?,
+        signature: r.opt_text(8)?,
     })
 }
 
@@ -494,7 +503,7 @@ pub(crate) fn list_models(
 }
 
 /// The version that replaced `id`, if any.
-fn successor(db: &mut dyn Db, id: &str) -> Result<Option<String>, LineageError> {
+pub(crate) fn successor(db: &mut dyn Db, id: &str) -> Result<Option<String>, LineageError> {
     db.query("SELECT id FROM registry_models WHERE supersedes = $1 ORDER BY created LIMIT 1", &[P::T(id)])?
         .first()
         .map(|r| r.text(0))
@@ -673,7 +682,7 @@ impl Registry {
     pub fn open_sqlite(path: &Path) -> Result<Registry, LineageError> {
         let store = SqliteStore::open(path)?;
         let conn = Conn::open_sqlite(path)?;
-        Ok(Registry { conn, store: Box::new(store), base: None })
+        Ok(Registry { conn, store: Box::new(store), signer: None, public: None, base: None })
     }
 
     /// Opens the registry in the ledger's SQLite file for reading only: for queries, verification and the audit,
@@ -681,20 +690,66 @@ impl Registry {
     pub fn open_sqlite_read_only(path: &Path) -> Result<Registry, LineageError> {
         let store = SqliteStore::open_read_only(path)?;
         let conn = Conn::open_sqlite_read_only(path)?;
-        Ok(Registry { conn, store: Box::new(store), base: None })
+        Ok(Registry { conn, store: Box::new(store), signer: None, public: None, base: None })
     }
 
     /// Opens the registry in the ledger's PostgreSQL database.
     pub fn connect_postgres(url: &str) -> Result<Registry, LineageError> {
         let store = PgStore::connect(url)?;
         let conn = Conn::connect_postgres(url)?;
-        Ok(Registry { conn, store: Box::new(store), base: None })
+        Ok(Registry { conn, store: Box::new(store), signer: None, public: None, base: None })
     }
 
     /// Records directories inside `data_dir` relative to it from now on, and resolves relative records against it.
     pub fn with_base(mut self, data_dir: &Path) -> Registry {
         self.base = Some(data_dir.canonicalize().unwrap_or_else(|_| data_dir.to_path_buf()));
         self
+    }
+
+    /// Signs every registration from now on with the ledger's key (and checks records with its public half).
+    pub fn with_key(mut self, key: LogKey) -> Registry {
+        self.public = Some(key.public());
+        self.signer = Some(key);
+        self
+    }
+
+    /// Checks records with the ledger's public key (for readers: queries, serving, the audit); registering still
+    /// needs [`Registry::with_key`].
+    pub fn with_public_key(mut self, key: PublicKey) -> Registry {
+        self.public = Some(key);
+        self
+    }
+
+    /// The public key records are checked with, when the registry was given one.
+    pub fn public_key(&self) -> Option<&PublicKey> {
+        self.public.as_ref()
+    }
+
+    /// The signing key, or why registering `what` cannot go on.
+    pub(crate) fn signer(&self, what: impl FnOnce() -> String) -> Result<&LogKey, LineageError> {
+        self.signer.as_ref().ok_or_else(|| LineageError::NoSigningKey { what: what() })
+    }
+
+    /// Checks a dataset record: its registration's signature by the ledger's key over the fields the registry now
+    /// holds, and the stored member bitmap against the signed commitment. An error naming the dataset otherwise.
+    pub fn verify_dataset(&self, rec: &DatasetRecord) -> Result<(), LineageError> {
+        let key = self
+            .public
+            .as_ref()
+            .ok_or_else(|| LineageError::NoPublicKey { what: format!("dataset {}", short(&rec.id)) })?;
+        let fail = |message: String| LineageError::Signature { what: "dataset", id: rec.id.clone(), message };
+        if let Some(message) = crate::signing::dataset_problem(key, rec) {
+            return Err(fail(message));
+        }
+        let bytes = self.conn.transaction(false, |db| {
+            let rows = db.query("SELECT members_bitmap FROM registry_datasets WHERE id = $1", &[P::T(&rec.id)])?;
+            rows.first().map(|r| r.blob(0)).transpose()
+        })?;
+        match bytes {
+            Some(b) if blake3::hash(&b).to_hex().to_string() == rec.members_commitment => Ok(()),
+            Some(_) => Err(fail("the stored member bitmap does not match the signed commitment".into())),
+            None => Err(fail("the registry holds no member bitmap for it".into())),
+        }
     }
 
     /// The data directory (canonical), when the registry was opened for one.
@@ -769,7 +824,10 @@ impl Registry {
             members: manifest.members.count,
             members_commitment: manifest.members.commitment.clone(),
             created: manifest.created,
+            signature: None,
         };
+        let signature = crate::signing::sign_dataset(self.signer(|| format!("dataset {}", dir.display()))?, &rec);
+        let rec = DatasetRecord { signature: Some(signature), ..rec };
         let manifest_json = String::from_utf8_lossy(&manifest_bytes).into_owned();
         self.conn.transaction(true, |db| {
             if let Some(existing) = get_dataset(db, &rec.id)? {
@@ -777,8 +835,8 @@ impl Registry {
             }
             db.exec(
                 "INSERT INTO registry_datasets (id, purpose, dir, ledger_position, ledger_at, members, \
-                 members_commitment, members_bitmap, manifest_json, created) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 members_commitment, members_bitmap, manifest_json, created, signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 &[
                     P::T(&rec.id),
                     P::T(&rec.purpose),
@@ -790,6 +848,7 @@ impl Registry {
                     P::B(&bytes),
                     P::T(&manifest_json),
                     P::I(rec.created),
+                    P::OptT(rec.signature.as_deref()),
                 ],
             )?;
             Ok(rec.clone())
@@ -807,7 +866,10 @@ impl Registry {
         })?;
         let id = blake3::hash(&bytes).to_hex().to_string();
         match self.conn.transaction(false, |db| get_dataset(db, &id))? {
-            Some(rec) => Ok(rec),
+            Some(rec) => {
+                self.verify_dataset(&rec)?;
+                Ok(rec)
+            }
             None => Err(LineageError::Dataset {
                 dir: dir.to_path_buf(),
                 message: format!(
@@ -843,7 +905,10 @@ impl Registry {
         }
         let ds_id = m.meta.dataset.manifest_blake3.clone();
         let dataset = match self.conn.transaction(false, |db| get_dataset(db, &ds_id))? {
-            Some(d) => d,
+            Some(d) => {
+                self.verify_dataset(&d)?;
+                d
+            }
             None => {
                 let p = PathBuf::from(&m.meta.dataset.path);
                 if !p.join(MANIFEST_FILE).is_file() {
@@ -906,7 +971,7 @@ impl Registry {
             }
             let version = prev.as_ref().map_or(1, |p| p.version + 1);
             let rec = self.live_record(&m, &dataset.id, version, prev.map(|p| p.id), cause.clone());
-            insert_model(db, &rec, &m)?;
+            self.insert_model(db, &rec, &m)?;
             insert_events(db, &rec.id, &facts.grants)?;
             insert_run(
                 db,
@@ -1060,7 +1125,7 @@ impl Registry {
             )?;
             for r in &rows {
                 let d = dataset_row(r)?;
-                if bitmap(&r.blob(8)?, "dataset bitmap")?.contains(member) {
+                if bitmap(&r.blob(9)?, "dataset bitmap")?.contains(member) {
                     datasets.push(MemberDataset {
                         dataset: d.id,
                         purpose: d.purpose,
@@ -1277,15 +1342,50 @@ pub(crate) fn get_cursor(db: &mut dyn Db, name: &str) -> Result<u64, LineageErro
         .unwrap_or(0))
 }
 
-pub(crate) fn insert_model(db: &mut dyn Db, rec: &ModelRecord, m: &CheckedModel) -> Result<(), LineageError> {
+impl Registry {
+    /// Inserts a model version's record and shards, signed with the ledger's key over the fields and hashes
+    /// [`crate::signing`] names.
+    pub(crate) fn insert_model(
+        &self,
+        db: &mut dyn Db,
+        rec: &ModelRecord,
+        m: &CheckedModel,
+    ) -> Result<(), LineageError> {
+        let key = self.signer(|| format!("model {}", m.dir.display()))?;
+        let files = crate::integrity::RegisteredFiles {
+            id: rec.id.clone(),
+            kind: rec.kind.clone(),
+            purpose: rec.purpose.clone(),
+            dataset: rec.dataset.clone(),
+            version: rec.version,
+            supersedes: rec.supersedes.clone(),
+            shards: m
+                .meta
+                .shards
+                .iter()
+                .zip(&m.bitmaps)
+                .map(|(s, (bytes, _))| crate::integrity::RegisteredShard {
+                    index: s.index,
+                    file_blake3: s.blake3.clone(),
+                    members_blake3: blake3::hash(bytes).to_hex().to_string(),
+                })
+                .collect(),
+            signature: None,
+        };
+        let signature = crate::signing::sign_model(key, &files);
+        insert_model_row(db, rec, m, &signature)
+    }
+}
+
+fn insert_model_row(db: &mut dyn Db, rec: &ModelRecord, m: &CheckedModel, signature: &str) -> Result<(), LineageError> {
     let shard_fn = json_text(&rec.shard_function)?;
     let metrics = json_text(&rec.metrics)?;
     let dp = rec.dp.as_ref().map(json_text).transpose()?;
     let cause = rec.cause.as_ref().map(json_text).transpose()?;
     db.exec(
         "INSERT INTO registry_models (id, kind, purpose, dataset_id, version, supersedes, status, status_changed, dir, \
-         shard_function_json, metrics_json, dp_json, created, cause_json) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         shard_function_json, metrics_json, dp_json, created, cause_json, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         &[
             P::T(&rec.id),
             P::T(&rec.kind),
@@ -1301,6 +1401,7 @@ pub(crate) fn insert_model(db: &mut dyn Db, rec: &ModelRecord, m: &CheckedModel)
             P::OptT(dp.as_deref()),
             P::I(rec.created),
             P::OptT(cause.as_deref()),
+            P::T(signature),
         ],
     )?;
     for (s, (bytes, b)) in m.meta.shards.iter().zip(&m.bitmaps) {

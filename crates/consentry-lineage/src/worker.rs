@@ -11,8 +11,8 @@
 use crate::db::P;
 use crate::registry::{
     CheckedModel, ModelRecord, ModelStatus, RequestStatus, RunRecord, UnlearningRequest, by_model, check_model_dir,
-    get_cursor, get_dataset, get_model, hand_over, insert_events, insert_model, insert_request, insert_run,
-    list_models, live_successor, mark_status, model_problem, shard_bitmaps, short, to_i64,
+    get_cursor, get_dataset, get_model, hand_over, insert_events, insert_request, insert_run, list_models,
+    live_successor, mark_status, model_problem, shard_bitmaps, short, to_i64,
 };
 use crate::{LineageError, Registry};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
@@ -397,6 +397,21 @@ fn check_registered_dir(reg: &Registry, model: &ModelRecord) -> Result<(PathBuf,
             ),
         });
     }
+    // Nothing is built on (and signed over) a version the ledger's key did not register, or whose files are not
+    // the registered ones: a successor would launder planted shards into a signed record.
+    let bad = reg.check_model_files(model)?;
+    if !bad.is_empty() {
+        let list: Vec<String> = bad.iter().map(|m| m.to_string()).collect();
+        return Err(LineageError::ModelFiles {
+            dir,
+            message: format!(
+                "live model {} differs from what was registered ({}): restore the registered files, or retire the \
+                 model",
+                short(&model.id),
+                list.join("; ")
+            ),
+        });
+    }
     Ok((dir, meta))
 }
 
@@ -421,6 +436,7 @@ fn retrain(
     let started = Instant::now();
     let (old_dir, old_meta) = check_registered_dir(reg, model)?;
     let dataset = reg.dataset(&model.dataset)?;
+    reg.verify_dataset(&dataset)?;
     let mut remove = RoaringTreemap::new();
     for r in batch {
         remove.insert(r.member);
@@ -477,7 +493,7 @@ fn retrain(
             }
             mark_status(db, &model.id, ModelStatus::Superseded, at)?;
             let rec = reg.live_record(&checked, &model.dataset, version, Some(model.id.clone()), Some(cause.clone()));
-            insert_model(db, &rec, &checked)?;
+            reg.insert_model(db, &rec, &checked)?;
             // The new version rests on the same grants, minus those of the members taken out.
             let kept: Vec<(u64, u64)> = db
                 .query("SELECT event_seq, member FROM registry_model_events WHERE model_id = $1", &[P::T(&model.id)])?

@@ -31,10 +31,12 @@ enum Backend {
 
 impl Backend {
     fn registry(&self) -> Registry {
-        match self {
+        let reg = match self {
             Backend::Sqlite(d) => Registry::open_sqlite(&d.path().join("ledger.db")).unwrap(),
             Backend::Postgres(db) => Registry::connect_postgres(&db.url).unwrap(),
-        }
+        };
+        // The ledger's key signs every registration.
+        reg.with_key(LogKey::from_seed([7; 32]))
     }
 
     fn ledger(&self) -> Ledger {
@@ -542,4 +544,81 @@ fn files_unregistered_models_and_positions_are_checked_against_the_registry() {
     assert!(e.to_string().contains("unlearning request"), "{e}");
     let e = run_once(&reg, &WorkerOptions { now: Some(T0 + 600), ..WorkerOptions::default() }).unwrap_err();
     assert!(matches!(e, LineageError::BeyondLog { .. }), "{e}");
+}
+
+/// Every registration is signed with the ledger's key: a registry row altered behind the registry's back (hashes,
+/// ids, counts, the signature itself) or made without the key is refused by serving, the file check and training's
+/// dataset check; and registering without the key is refused.
+#[test]
+fn registry_rows_are_signed_and_altered_rows_are_refused() {
+    use consentry_lineage::Servable;
+    let b = Backend::Sqlite(tempfile::tempdir().unwrap());
+    let _ledger = ledger_setup(&b);
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().canonicalize().unwrap().join("data");
+    let models = data.join("models");
+    let reg = b.registry().with_base(&data);
+    let ds_dir = dataset_dir(&data, "ds", &range(1, 30), 40);
+    let m_dir = model_dir(&models, "m1", &ds_dir, &range(1, 30), 1);
+    let m = reg.register_model_dir(&m_dir).unwrap();
+    let v2_dir = model_dir_after(&models, "m1.v2", &ds_dir, &range(6, 30), 1, Some((&m.id, &range(5, 5))));
+    let v2 = reg.register_model_dir(&v2_dir).unwrap();
+    assert!(matches!(reg.servable(&v2_dir, false).unwrap(), Servable::Registered(r) if r.id == v2.id));
+    let ds = reg.registered_dataset(&ds_dir).unwrap();
+    assert!(ds.signature.as_ref().is_some_and(|s| s.len() == 128));
+    reg.verify_model_signature(&v2.id).unwrap();
+
+    // Without the key nothing is registered; with only another key's public half nothing is vouched for.
+    let Backend::Sqlite(d) = &b else { unreachable!() };
+    let db = d.path().join("ledger.db");
+    let keyless = Registry::open_sqlite(&db).unwrap().with_base(&data);
+    let other_ds = dataset_dir(&data, "other", &range(1, 10), 40);
+    let e = keyless.register_dataset_dir(&other_ds).unwrap_err();
+    assert!(matches!(e, LineageError::NoSigningKey { .. }) && e.to_string().contains("ledger.key"), "{e}");
+    let stranger =
+        Registry::open_sqlite(&db).unwrap().with_base(&data).with_public_key(LogKey::from_seed([9; 32]).public());
+    let e = stranger.servable(&v2_dir, false).unwrap_err();
+    assert!(e.to_string().contains("does not verify") && e.to_string().contains("signing key"), "{e}");
+    assert!(matches!(stranger.registered_dataset(&ds_dir), Err(LineageError::Signature { what: "dataset", .. })));
+
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let sql = |q: &str| {
+        c.execute(q, []).unwrap();
+    };
+    // A shard hash changed to match planted files.
+    let shard0: String = c
+        .query_row("SELECT file_blake3 FROM registry_shards WHERE model_id = ?1 AND idx = 0", [&v2.id], |r| r.get(0))
+        .unwrap();
+    sql(&format!(
+        "UPDATE registry_shards SET file_blake3 = '{}' WHERE model_id = '{}' AND idx = 0",
+        "ab".repeat(32),
+        v2.id
+    ));
+    let e = reg.servable(&v2_dir, false).unwrap_err();
+    assert!(matches!(e, LineageError::NotServed { .. }) && e.to_string().contains("signing key"), "{e}");
+    assert!(e.to_string().contains(&v2.id), "{e}");
+    assert!(matches!(reg.check_model_files(&v2), Err(LineageError::Signature { what: "model", .. })));
+    sql(&format!("UPDATE registry_shards SET file_blake3 = '{shard0}' WHERE model_id = '{}' AND idx = 0", v2.id));
+    reg.servable(&v2_dir, false).unwrap();
+    // A stored member bitmap swapped (its hash is what the signature covers).
+    sql(&format!("UPDATE registry_shards SET members_bitmap = X'00' WHERE model_id = '{}' AND idx = 1", v2.id));
+    assert!(reg.servable(&v2_dir, false).is_err());
+    assert!(reg.check_model_files(&v2).is_err());
+    // The signature removed.
+    sql(&format!("UPDATE registry_models SET signature = NULL WHERE id = '{}'", v2.id));
+    let e = reg.verify_model_signature(&v2.id).unwrap_err();
+    assert!(e.to_string().contains("no signature"), "{e}");
+
+    // The superseded version revived (status is not signed, but its successor's `supersedes` is).
+    sql(&format!("UPDATE registry_models SET status = 'live', status_changed = NULL WHERE id = '{}'", m.id));
+    let e = reg.servable(&m_dir, false).unwrap_err();
+    assert!(e.to_string().contains("status was altered"), "{e}");
+
+    // A dataset row altered (a count, or its commitment and bitmap): training's dataset check refuses it.
+    sql(&format!("UPDATE registry_datasets SET members = members + 1 WHERE id = '{}'", ds.id));
+    let e = reg.registered_dataset(&ds_dir).unwrap_err();
+    assert!(matches!(e, LineageError::Signature { what: "dataset", .. }) && e.to_string().contains(&ds.id), "{e}");
+    sql(&format!("UPDATE registry_datasets SET members = members - 1, members_bitmap = X'00' WHERE id = '{}'", ds.id));
+    let e = reg.registered_dataset(&ds_dir).unwrap_err();
+    assert!(e.to_string().contains("member bitmap"), "{e}");
 }

@@ -72,7 +72,24 @@ pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
         }
     };
     // Directories inside the data directory are recorded relative to it, so the directory can move.
-    Ok(reg.with_base(&ctx.data))
+    with_keys(ctx, reg.with_base(&ctx.data))
+}
+
+/// Hands the registry the ledger's key (`DATA/ledger.key`: it signs every registration and checks records with its
+/// public half), or, where only the public key is present (`DATA/ledger.pub`), that for checking; registering
+/// then fails, naming the missing key.
+fn with_keys(ctx: &Ctx, reg: Registry) -> anyhow::Result<Registry> {
+    let key_path = ctx.data_path(super::ledger::KEY_FILE);
+    if key_path.exists() {
+        return Ok(reg.with_key(consentry_ledger::LogKey::load(&key_path).map_err(super::ledger::ledger_err)?));
+    }
+    let pub_path = ctx.data_path(super::ledger::PUBLIC_KEY_FILE);
+    if pub_path.exists() {
+        return Ok(
+            reg.with_public_key(consentry_ledger::PublicKey::load(&pub_path).map_err(super::ledger::ledger_err)?)
+        );
+    }
+    Ok(reg)
 }
 
 /// Opens the registry for reading only (`Registry::open_sqlite_read_only` for SQLite), for commands that never
@@ -85,7 +102,7 @@ pub fn open_registry_read_only(ctx: &Ctx) -> anyhow::Result<Registry> {
             .map_err(lineage_err)
             .with_context(|| format!("opening {} read-only", path.display()))?,
     };
-    Ok(reg.with_base(&ctx.data))
+    with_keys(ctx, reg.with_base(&ctx.data))
 }
 
 /// What the lineage registry beside the ledger cites beyond the log's end (`Registry::positions_beyond`), one line

@@ -218,6 +218,14 @@ fn a_failed_registration_leaves_no_model_directory() {
     assert!(n >= 1);
     drop(db);
     let out = data.join("models/orphan");
+    // The dataset's registration is signed, so the altered row is refused before anything is trained.
+    let o = consentry(&data, &["train", "--model", "job-recs", "--out", out.to_str().unwrap()]);
+    refused(&o, "signing key");
+    assert!(!out.exists(), "nothing is trained on a dataset the registry does not vouch for");
+    // A registration that fails after training (here: the signing key is not where training runs) removes the model.
+    let (_t, data) = fresh();
+    std::fs::remove_file(data.join("ledger.key")).unwrap();
+    let out = data.join("models/orphan");
     let o = consentry(&data, &["train", "--model", "job-recs", "--out", out.to_str().unwrap()]);
     refused(&o, "registering it failed");
     assert!(text(&o.stderr).contains("removed"), "{}", text(&o.stderr));

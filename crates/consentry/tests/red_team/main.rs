@@ -93,3 +93,4 @@ mod careless;
 mod gate_tamper;
 mod ledger_tamper;
 mod model_tamper;
+mod registry_tamper;
