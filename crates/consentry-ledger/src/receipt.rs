@@ -222,6 +222,7 @@ impl FactsReceipt {
 /// A receipt of either kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // one receipt at a time: its size never matters, boxing would only add noise
 pub enum AnyReceipt {
     /// A consent event's.
     Consent(Receipt),
