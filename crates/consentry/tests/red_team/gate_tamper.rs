@@ -3,7 +3,7 @@
 //! (a personal table without a member-id column).
 
 use super::common::{consentry, ok, read_bitmap, text};
-use super::{JOBS, audit, audit_finds, fresh, refused};
+use super::{JOBS, audit, audit_finds, fresh, read_json, refused};
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
@@ -18,10 +18,6 @@ const YEAR_2100: i64 = 4_102_444_800;
 
 fn jobs_dataset(data: &Path) -> PathBuf {
     data.join("datasets/job_recommendations")
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("a JSON file")).expect("valid JSON")
 }
 
 fn write_json(path: &Path, v: &Value) {

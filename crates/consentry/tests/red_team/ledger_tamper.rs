@@ -5,12 +5,8 @@
 //! fail naming it.
 
 use crate::common::{consentry, json, ok, text};
-use crate::{JOBS, audit_finds, fresh, refused};
+use crate::{JOBS, audit_finds, fresh, ledger_db, refused};
 use std::path::Path;
-
-fn db(data: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(data.join("ledger.db")).expect("the demo's ledger.db opens")
-}
 
 /// The dataset output directory of an attack (inside the private copy).
 fn out(data: &Path, name: &str) -> String {
@@ -23,7 +19,7 @@ fn out(data: &Path, name: &str) -> String {
 #[test]
 fn birth_date_edited_in_the_database() {
     let (_guard, data) = fresh();
-    let conn = db(&data);
+    let conn = ledger_db(&data);
     // The youngest member who granted the jobs purpose: the one an attacker would want in (or out).
     let (seq, member): (i64, i64) = conn
         .query_row(
@@ -62,14 +58,14 @@ fn birth_date_edited_in_the_database() {
 #[test]
 fn reimport_records_no_new_facts_and_no_events() {
     let (_guard, data) = fresh();
-    let before: i64 = db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
+    let before: i64 = ledger_db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
     assert!(before >= 2000, "the demo's members are fact entries of the log ({before})");
     let choices = data.join("network").join("consent_choices.parquet");
     let o = ok(&consentry(&data, &["--json", "ledger", "import", "--choices", &choices.to_string_lossy()]));
     let r = json(&o);
     assert_eq!(r["member_facts_recorded"], 0, "{r}");
     assert_eq!(r["appended"], 0, "{r}");
-    let after: i64 = db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
+    let after: i64 = ledger_db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
     assert_eq!(before, after);
     ok(&consentry(&data, &["ledger", "verify"]));
 }
@@ -79,7 +75,7 @@ fn reimport_records_no_new_facts_and_no_events() {
 #[test]
 fn withdrawal_turned_into_a_grant() {
     let (_guard, data) = fresh();
-    let conn = db(&data);
+    let conn = ledger_db(&data);
     let seq: i64 = conn
         .query_row(
             "SELECT e.seq FROM events e JOIN purposes p ON p.id = e.purpose_id
@@ -145,7 +141,7 @@ fn idempotency_key_reused_for_another_member() {
 #[test]
 fn unknown_members_and_control_characters_are_refused() {
     let (_guard, data) = fresh();
-    let len = || -> i64 { db(&data).query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0)).expect("len") };
+    let len = || -> i64 { ledger_db(&data).query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0)).expect("len") };
     let before = len();
     let append = |member: &str, actor: &str| {
         consentry(
@@ -217,7 +213,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let (guard, data) = fresh();
-    let conn = db(&data);
+    let conn = ledger_db(&data);
     let (old_seq, member): (i64, i64) = conn
         .query_row(
             "SELECT f.seq, f.member_id FROM facts f JOIN events e ON e.member_id = f.member_id
@@ -275,7 +271,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
     let r = json(&o);
     assert_eq!(r["member_facts_recorded"], 1, "exactly the changed member: {r}");
     assert_eq!(r["appended"], 0, "{r}");
-    let conn = db(&data);
+    let conn = ledger_db(&data);
     let entries: Vec<(i64, i64)> = conn
         .prepare("SELECT seq, birth_date FROM facts WHERE member_id = ?1 ORDER BY seq")
         .expect("query")
@@ -301,7 +297,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
 #[test]
 fn receipts_accept_only_their_canonical_text() {
     let (guard, data) = fresh();
-    let seq: i64 = db(&data).query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0)).expect("an event");
+    let seq: i64 = ledger_db(&data).query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0)).expect("an event");
     let receipt = guard.path().join("r.json");
     ok(&consentry(&data, &["ledger", "receipt", "--event", &seq.to_string(), "--out", &receipt.to_string_lossy()]));
     let public = data.join("ledger.pub");

@@ -76,6 +76,24 @@ pub fn audit_finds(data: &Path, kind: &str, needle: &str) -> Value {
     report
 }
 
+/// Parses a JSON file an attack reads or edits.
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("a JSON file")).expect("valid JSON")
+}
+
+/// BLAKE3 in hex, as manifests, model files and the registry record it.
+pub fn b3(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The attacker's own connection to the data directory's ledger.db, with foreign-key checks off (any SQLite
+/// client can turn them off).
+pub fn ledger_db(data: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(data.join("ledger.db")).expect("the demo's ledger.db opens");
+    c.pragma_update(None, "foreign_keys", "OFF").expect("pragmas can be set");
+    c
+}
+
 /// Asserts that a command was refused: exit code 1 or 2 and a message on stderr containing `needle`.
 pub fn refused(o: &Output, needle: &str) {
     let code = o.status.code();

@@ -2,28 +2,14 @@
 //! with write access to the data directory (no signing key) tries to get a withdrawn member's data served while
 //! the audit passes.
 
-use crate::common::{consentry, ok, text};
-use crate::{JOBS, audit, audit_finds, fresh, refused};
-use roaring::RoaringTreemap;
-use serde_json::Value;
+use crate::common::{consentry, ok, read_bitmap, text};
+use crate::{JOBS, audit, audit_finds, b3, fresh, read_json, refused};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn bitmap(p: &Path) -> RoaringTreemap {
-    RoaringTreemap::deserialize_from(&std::fs::read(p).unwrap()[..]).unwrap()
-}
-
-fn b3(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
 /// A member unlearning removed from the live job-recommendation model (`job-recs.v2`).
 fn withdrawn_member(data: &Path) -> u64 {
-    bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
+    read_bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
 }
 
 /// Trains job-recs on the demo's (pre-withdrawal) dataset without registering it, into `out`.
@@ -49,7 +35,7 @@ fn train_unregistered(data: &Path, out: &Path) {
 fn shard_holding(dir: &Path, member: u64) -> usize {
     let meta = read_json(&dir.join("model.json"));
     (0..meta["shards"].as_array().unwrap().len())
-        .find(|&i| bitmap(&dir.join(format!("shard-{i:03}.members.roaring"))).contains(member))
+        .find(|&i| read_bitmap(&dir.join(format!("shard-{i:03}.members.roaring"))).contains(member))
         .expect("the member is in one shard")
 }
 
@@ -80,7 +66,7 @@ fn pre_unlearning_shard_copied_into_the_live_version_is_refused_and_audited() {
     s["blake3"] = b3(&weights).into();
     s["bytes"] = (weights.len() as u64).into();
     s["members_commitment"] = b3(&bits).into();
-    s["members"] = bitmap(&old.join(&members)).len().into();
+    s["members"] = read_bitmap(&old.join(&members)).len().into();
     std::fs::write(v2.join("model.json"), serde_json::to_string_pretty(&meta).unwrap()).unwrap();
 
     refused(&recommend(&data, &v2, victim, &[]), "model.json");
@@ -116,7 +102,7 @@ fn edited_metrics_or_dp_record_no_longer_match_the_registered_id() {
         let mut meta = read_json(&v2.join("model.json"));
         meta[field] = serde_json::json!({"bound": "none", "edited": true});
         std::fs::write(v2.join("model.json"), serde_json::to_string_pretty(&meta).unwrap()).unwrap();
-        let member = bitmap(&v2.join("shard-000.members.roaring")).min().unwrap();
+        let member = read_bitmap(&v2.join("shard-000.members.roaring")).min().unwrap();
         refused(&recommend(&data, &v2, member, &[]), "model.json");
         refused(&consentry(&data, &["dp", "model", "--model", v2.to_str().unwrap()]), "model.json");
         audit_finds(&data, "registry_mismatch", "model.json");
@@ -154,7 +140,7 @@ fn unregistered_model_in_the_data_directory_is_refused_and_audited() {
 fn crash_after_the_swap_is_finished_by_the_next_run_and_audited_meanwhile() {
     let (_dir, data) = fresh();
     let v2 = data.join("models/job-recs.v2");
-    let member = bitmap(&v2.join("shard-000.members.roaring")).min().unwrap();
+    let member = read_bitmap(&v2.join("shard-000.members.roaring")).min().unwrap();
     ok(&consentry(&data, &crate::common::withdrawal(&member.to_string(), JOBS, "ui")));
     let o = crate::common::command(&data)
         .args(["--quiet", "unlearn"])
@@ -296,7 +282,7 @@ fn a_read_only_copy_is_verified_and_audited_and_a_write_says_it_needs_one() {
     ok(&run(&["--quiet", "ledger", "verify"]));
     ok(&run(&["--quiet", "audit"]));
     ok(&run(&["lineage", "models"]));
-    let member = bitmap(&data.join("models/job-recs.v2/shard-000.members.roaring")).min().unwrap().to_string();
+    let member = read_bitmap(&data.join("models/job-recs.v2/shard-000.members.roaring")).min().unwrap().to_string();
     ok(&run(&["lineage", "member", &member]));
     assert!(!data.join("ledger.db-wal").exists(), "a read-only command wrote beside the database");
     // A command that writes says so.

@@ -3,30 +3,8 @@
 //! hashes, member bitmaps) to match, or forges a dataset registration; every registration is signed with the
 //! ledger's key, so serving, training and the audit (online and offline) refuse what the key did not sign.
 
-use crate::common::{consentry, ok};
-use crate::{audit, audit_finds, fresh, refused};
-use roaring::RoaringTreemap;
-use serde_json::Value;
-use std::path::Path;
-
-fn bitmap(p: &Path) -> RoaringTreemap {
-    RoaringTreemap::deserialize_from(&std::fs::read(p).unwrap()[..]).unwrap()
-}
-
-fn b3(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-/// The attacker's own connection, with foreign-key checks turned off (any SQLite client can).
-fn db(data: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
-    c.pragma_update(None, "foreign_keys", "OFF").unwrap();
-    c
-}
+use crate::common::{consentry, ok, read_bitmap};
+use crate::{audit, audit_finds, b3, fresh, ledger_db, read_json, refused};
 
 /// Renames model `old` to `new` everywhere the registry mentions it.
 fn rename_model(c: &rusqlite::Connection, old: &str, new: &str) {
@@ -47,7 +25,7 @@ fn rename_model(c: &rusqlite::Connection, old: &str, new: &str) {
 fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refused_and_audited() {
     let (dir, data) = fresh();
     let v2 = data.join("models/job-recs.v2");
-    let victim = bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
+    let victim = read_bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
     // The model as it was before unlearning: same dataset, options and seed as the demo's first version.
     let old = dir.path().join("old");
     let ds = data.join("datasets/job_recommendations");
@@ -67,7 +45,7 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
     ));
     let meta_old = read_json(&old.join("model.json"));
     let i = (0..meta_old["shards"].as_array().unwrap().len())
-        .find(|&i| bitmap(&old.join(format!("shard-{i:03}.members.roaring"))).contains(victim))
+        .find(|&i| read_bitmap(&old.join(format!("shard-{i:03}.members.roaring"))).contains(victim))
         .expect("the victim is in one shard");
 
     // Plant the old shard in the live version and fix model.json's hashes.
@@ -82,17 +60,17 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
     s["blake3"] = b3(&weights).into();
     s["bytes"] = (weights.len() as u64).into();
     s["members_commitment"] = b3(&bits).into();
-    s["members"] = bitmap(&old.join(&members)).len().into();
+    s["members"] = read_bitmap(&old.join(&members)).len().into();
     let meta_bytes = serde_json::to_vec_pretty(&meta).unwrap();
     std::fs::write(v2.join("model.json"), &meta_bytes).unwrap();
 
     // Then make the registry agree with the files: the model's id, the shard's hash and member bitmap.
     let forged_id = b3(&meta_bytes);
-    let c = db(&data);
+    let c = ledger_db(&data);
     rename_model(&c, &registered_id, &forged_id);
     c.execute(
         "UPDATE registry_shards SET file_blake3 = ?1, members_bitmap = ?2, members = ?3 WHERE model_id = ?4 AND idx = ?5",
-        rusqlite::params![b3(&weights), bits, bitmap(&old.join(&members)).len() as i64, forged_id, i as i64],
+        rusqlite::params![b3(&weights), bits, read_bitmap(&old.join(&members)).len() as i64, forged_id, i as i64],
     )
     .unwrap();
     drop(c);
@@ -115,7 +93,7 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
     assert!(report.to_string().contains("registry_signature"), "{report}");
 
     // Nor does the unlearning worker launder the forged version into a signed successor on the next withdrawal.
-    let other = bitmap(&v2.join(&members)).iter().find(|m| *m != victim).unwrap();
+    let other = read_bitmap(&v2.join(&members)).iter().find(|m| *m != victim).unwrap();
     ok(&consentry(&data, &crate::common::withdrawal(&other.to_string(), crate::JOBS, "ui")));
     let o = consentry(&data, &["unlearn"]);
     refused(&o, "signing key");
@@ -128,7 +106,7 @@ fn superseded_version_revived_in_the_registry_is_refused_and_audited() {
     let (dir, data) = fresh();
     let v1 = data.join("models/job-recs");
     let v2 = data.join("models/job-recs.v2");
-    let victim = bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
+    let victim = read_bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
     let v1_id = b3(&std::fs::read(v1.join("model.json")).unwrap());
     let v2_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
     // The attacker kept v1's weights (the same training again reproduces them) and restores them.
@@ -156,7 +134,7 @@ fn superseded_version_revived_in_the_registry_is_refused_and_audited() {
         }
     }
     // Status is mutable state: the attacker flips v1 back to live and v2 to retired.
-    let c = db(&data);
+    let c = ledger_db(&data);
     c.execute("UPDATE registry_models SET status = 'live', status_changed = NULL WHERE id = ?1", [&v1_id]).unwrap();
     c.execute("UPDATE registry_models SET status = 'retired' WHERE id = ?1", [&v2_id]).unwrap();
     drop(c);
@@ -175,7 +153,7 @@ fn forged_dataset_registration_is_refused_by_training_and_audited() {
     // A member the gate left out added to the dataset's member bitmap, the manifest's commitment and count "fixed".
     let mut manifest = read_json(&manifest_path);
     let file = manifest["members"]["file"].as_str().unwrap().to_string();
-    let mut members = bitmap(&ds.join(&file));
+    let mut members = read_bitmap(&ds.join(&file));
     let outsider = (1..).find(|m| !members.contains(*m)).unwrap();
     members.insert(outsider);
     let mut bits = Vec::new();
@@ -187,7 +165,7 @@ fn forged_dataset_registration_is_refused_by_training_and_audited() {
     std::fs::write(&manifest_path, &manifest_bytes).unwrap();
     // And the registry rewritten to hold the new manifest as the registered one.
     let new_id = b3(&manifest_bytes);
-    let c = db(&data);
+    let c = ledger_db(&data);
     c.execute(
         "UPDATE registry_datasets SET id = ?1, members = ?2, members_commitment = ?3, members_bitmap = ?4, \
          manifest_json = ?5 WHERE id = ?6",
