@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     ledger.append(batch)?;
     let started = Instant::now();
-    let report = run_once(&reg, &WorkerOptions::default())?;
+    let report = run_once(&reg, &ledger, &WorkerOptions::default())?;
     let secs = started.elapsed().as_secs_f64();
     for r in &report.retrains {
         println!(

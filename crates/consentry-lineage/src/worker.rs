@@ -16,6 +16,7 @@ use crate::registry::{
 };
 use crate::{LineageError, Registry};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
+use consentry_ledger::Ledger;
 use consentry_policy::Action;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -591,9 +592,13 @@ fn figures(
     })
 }
 
-/// One pass: read new ledger events into requests, mark overdue requests `missed`, retrain every model whose
+/// One pass: verify the log it follows (`log`, the ledger over the registry's store), read new ledger events into
+/// requests, mark overdue requests `missed`, retrain every model whose
 /// batch is due (one retrain per model), and report the deadline figures.
-pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, LineageError> {
+pub fn run_once(reg: &Registry, log: &Ledger, opts: &WorkerOptions) -> Result<WorkerReport, LineageError> {
+    // The events the pass follows must be the ones the signed chain vouches for: a withdrawal turned into a grant
+    // in the database would otherwise never be unlearned. Incremental: a process checks each entry once.
+    log.verify_through()?;
     // The figures are computed once the pass is done.
     let mut report = WorkerReport::default();
     // A registry citing positions the log no longer has means the log was rolled back: following it would skip
@@ -644,6 +649,7 @@ pub fn run_once(reg: &Registry, opts: &WorkerOptions) -> Result<WorkerReport, Li
 /// passes were made; `on_report` hears each pass. Returns the number of passes.
 pub fn watch(
     reg: &Registry,
+    log: &Ledger,
     opts: &WorkerOptions,
     interval: Duration,
     stop: &AtomicBool,
@@ -652,7 +658,7 @@ pub fn watch(
 ) -> Result<u64, LineageError> {
     let mut polls = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let report = run_once(reg, opts)?;
+        let report = run_once(reg, log, opts)?;
         polls += 1;
         on_report(&report);
         if max_polls.is_some_and(|m| polls >= m) {

@@ -317,7 +317,7 @@ fn suite(b: &Backend) {
     let batch_window = WorkerOptions { batch_window_secs: 1_000_000, now: Some(T0 + 1000), ..WorkerOptions::default() };
     ledger.append_at(vec![event(9, Action::Withdraw, Source::Erasure, T0 + 900, "w9")], T0 + 901).unwrap();
     let len = ledger.store().len().unwrap();
-    let r = run_once(&reg, &batch_window).unwrap();
+    let r = run_once(&reg, &ledger, &batch_window).unwrap();
     assert_eq!((r.cursor_from, r.cursor_to), (0, len));
     assert!(r.retrains.is_empty(), "the batch window holds the retrain back");
     // Member 7's withdrawal (seq 35) predates the dataset: the gate applied it. Member 5's (seq 41) was opened
@@ -329,14 +329,14 @@ fn suite(b: &Backend) {
     assert_eq!(open, vec![(5, 41), (9, len)]);
     assert_eq!(r.figures.open, 2);
     // A second pass reads nothing new.
-    let again = run_once(&reg, &batch_window).unwrap();
+    let again = run_once(&reg, &ledger, &batch_window).unwrap();
     assert_eq!((again.cursor_from, again.requests_opened), (len, 0));
 
     // Past the deadline the requests are marked missed (still open, still to be processed) — and the retrain
     // is due, but m1's directory is gone: a clear error, nothing changes.
     let late = WorkerOptions { now: Some(T0 + 500 + 86_401), ..batch_window.clone() };
     std::fs::remove_dir_all(&m_dir).unwrap();
-    let e = run_once(&reg, &late).unwrap_err();
+    let e = run_once(&reg, &ledger, &late).unwrap_err();
     assert!(matches!(e, LineageError::ModelFiles { .. }), "{e}");
     assert!(e.to_string().contains("retire"), "{e}");
     let missed = reg.missed_requests().unwrap();
@@ -377,7 +377,7 @@ fn suite(b: &Backend) {
     let l9 = reg.member(9).unwrap();
     let entry = l9.models.iter().find(|x| x.model == v2.id).unwrap();
     assert!(entry.state.contains("retired") && entry.state.contains("deadline missed"), "{}", entry.state);
-    let r = run_once(&reg, &late).unwrap();
+    let r = run_once(&reg, &ledger, &late).unwrap();
     assert!(r.retrains.is_empty());
     assert_eq!(r.figures.open, 0);
     assert_eq!(r.figures.completed, 3, "member 5 in m2 and m1, member 9 (moved from m1 to v2): {:?}", r.figures);
@@ -388,7 +388,7 @@ fn suite(b: &Backend) {
     let m3 = reg.register_model_dir(&model_dir(root.path(), "m3", &ds_dir, &range(1, 30), 6)).unwrap();
     assert_eq!(reg.open_requests().unwrap().len(), 2, "members 5 and 9 withdrew after the dataset was gated");
     reg.set_status(&m3.id, ModelStatus::Superseded, T0 + 95_000).unwrap();
-    let r = run_once(&reg, &late).unwrap();
+    let r = run_once(&reg, &ledger, &late).unwrap();
     assert_eq!((r.retrains.len(), r.closed_without_retrain), (0, 2), "{r:?}");
     assert!(reg.open_requests().unwrap().is_empty());
 
@@ -396,7 +396,7 @@ fn suite(b: &Backend) {
     let m4_dir = model_dir(root.path(), "m4", &ds_dir, &range(1, 30), 7);
     let m4 = reg.register_model_dir(&m4_dir).unwrap();
     std::fs::remove_dir_all(&m4_dir).unwrap();
-    assert!(matches!(run_once(&reg, &late).unwrap_err(), LineageError::ModelFiles { .. }));
+    assert!(matches!(run_once(&reg, &ledger, &late).unwrap_err(), LineageError::ModelFiles { .. }));
     let status = |member: u64| {
         let all = reg.requests().unwrap();
         all.iter().find(|q| q.model == m4.id && q.member == member).map(|q| (q.status, q.completed_at)).unwrap()
@@ -408,7 +408,7 @@ fn suite(b: &Backend) {
 
     // A cursor ahead of the ledger (the ledger was swapped or truncated).
     b.set_cursor(len as i64 + 5);
-    let e = run_once(&reg, &late).unwrap_err();
+    let e = run_once(&reg, &ledger, &late).unwrap_err();
     assert!(matches!(e, LineageError::CursorAhead { cursor, ledger, .. } if cursor == len + 5 && ledger == len), "{e}");
 }
 
@@ -542,7 +542,7 @@ fn files_unregistered_models_and_positions_are_checked_against_the_registry() {
     let e = reg.require_positions_within_log().unwrap_err();
     assert!(matches!(&e, LineageError::BeyondLog { position, ledger, .. } if *position == len + 9 && *ledger == len));
     assert!(e.to_string().contains("unlearning request"), "{e}");
-    let e = run_once(&reg, &WorkerOptions { now: Some(T0 + 600), ..WorkerOptions::default() }).unwrap_err();
+    let e = run_once(&reg, &ledger, &WorkerOptions { now: Some(T0 + 600), ..WorkerOptions::default() }).unwrap_err();
     assert!(matches!(e, LineageError::BeyondLog { .. }), "{e}");
 }
 

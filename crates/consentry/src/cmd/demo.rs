@@ -228,7 +228,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let withdrawals = withdraw_sample(ctx, &ledger, &models_dir)?;
     ctx.say(format!("      unlearning: retrain the affected shards, deadline {} s", args.deadline));
     let wopts = consentry_lineage::WorkerOptions { deadline_secs: args.deadline, ..Default::default() };
-    let unlearning = consentry_lineage::run_once(&reg, &wopts).map_err(super::lineage::lineage_err)?;
+    let unlearning = consentry_lineage::run_once(&reg, &ledger, &wopts).map_err(super::lineage::lineage_err)?;
     if ctx.human() {
         super::unlearn::print_report(ctx, &unlearning)?;
     }

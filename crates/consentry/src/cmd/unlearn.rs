@@ -42,6 +42,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         return Err(bad_input("--interval must be a positive number of seconds"));
     }
     let reg = open_registry(ctx)?;
+    let ledger = super::ledger::open(ctx)?;
     let opts = WorkerOptions {
         deadline_secs: args.deadline,
         batch_window_secs: args.batch_window,
@@ -49,7 +50,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         ..WorkerOptions::default()
     };
     if !args.watch {
-        let report = run_once(&reg, &opts).map_err(lineage_err)?;
+        let report = run_once(&reg, &ledger, &opts).map_err(lineage_err)?;
         print_report(ctx, &report)?;
         return Ok(OK);
     }
@@ -60,8 +61,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             failed.get_or_insert(e);
         }
     };
-    let passes = watch(&reg, &opts, Duration::from_secs_f64(args.interval), &stop, args.max_polls, &mut on_report)
-        .map_err(lineage_err)?;
+    let passes =
+        watch(&reg, &ledger, &opts, Duration::from_secs_f64(args.interval), &stop, args.max_polls, &mut on_report)
+            .map_err(lineage_err)?;
     if !ctx.json {
         ctx.say(format!("stopped after {passes} pass(es)"));
     }

@@ -96,6 +96,8 @@ fn withdrawal_turned_into_a_grant() {
     let append = consentry(&data, &["ledger", "append", "--member", "1", "--purpose", JOBS, "--action", "grant"]);
     refused(&append, &needle);
     refused(&consentry(&data, &["ledger", "receipt", "--event", &seq.to_string()]), &needle);
+    // The unlearning worker follows only events the chain vouches for: it refuses instead of reading a grant.
+    refused(&consentry(&data, &["unlearn"]), &needle);
     audit_finds(&data, "ledger_tampered", &format!("event {seq} was changed"));
 }
 
