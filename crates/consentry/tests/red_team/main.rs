@@ -94,6 +94,25 @@ pub fn ledger_db(data: &Path) -> rusqlite::Connection {
     c
 }
 
+/// The attack on model files: copies shard `i` (weights and member bitmap) of model directory `from` into `into`
+/// and rewrites `into/model.json` so its hashes match the planted files. Returns the new `model.json` bytes.
+pub fn plant_shard(from: &Path, into: &Path, i: usize) -> Vec<u8> {
+    let (file, members) = (format!("shard-{i:03}.safetensors"), format!("shard-{i:03}.members.roaring"));
+    let weights = std::fs::read(from.join(&file)).expect("the source shard");
+    let bits = std::fs::read(from.join(&members)).expect("the source bitmap");
+    std::fs::write(into.join(&file), &weights).expect("the shard can be planted");
+    std::fs::write(into.join(&members), &bits).expect("the bitmap can be planted");
+    let mut meta = read_json(&into.join("model.json"));
+    let s = &mut meta["shards"][i];
+    s["blake3"] = b3(&weights).into();
+    s["bytes"] = (weights.len() as u64).into();
+    s["members_commitment"] = b3(&bits).into();
+    s["members"] = common::read_bitmap(&from.join(&members)).len().into();
+    let meta_bytes = serde_json::to_vec_pretty(&meta).expect("model.json serialises");
+    std::fs::write(into.join("model.json"), &meta_bytes).expect("model.json can be rewritten");
+    meta_bytes
+}
+
 /// Asserts that a command was refused: exit code 1 or 2 and a message on stderr containing `needle`.
 pub fn refused(o: &Output, needle: &str) {
     let code = o.status.code();

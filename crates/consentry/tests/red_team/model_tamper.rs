@@ -3,7 +3,7 @@
 //! the audit passes.
 
 use crate::common::{consentry, ok, read_bitmap, text};
-use crate::{JOBS, audit, audit_finds, b3, fresh, read_json, refused};
+use crate::{JOBS, audit, audit_finds, fresh, plant_shard, read_json, refused};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,18 +56,7 @@ fn pre_unlearning_shard_copied_into_the_live_version_is_refused_and_audited() {
     train_unregistered(&data, &old);
     let i = shard_holding(&old, victim);
     // Plant the old shard and its bitmap in the live version and "fix" model.json's hashes.
-    let (file, members) = (format!("shard-{i:03}.safetensors"), format!("shard-{i:03}.members.roaring"));
-    let weights = std::fs::read(old.join(&file)).unwrap();
-    let bits = std::fs::read(old.join(&members)).unwrap();
-    std::fs::write(v2.join(&file), &weights).unwrap();
-    std::fs::write(v2.join(&members), &bits).unwrap();
-    let mut meta = read_json(&v2.join("model.json"));
-    let s = &mut meta["shards"][i];
-    s["blake3"] = b3(&weights).into();
-    s["bytes"] = (weights.len() as u64).into();
-    s["members_commitment"] = b3(&bits).into();
-    s["members"] = read_bitmap(&old.join(&members)).len().into();
-    std::fs::write(v2.join("model.json"), serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    plant_shard(&old, &v2, i);
 
     refused(&recommend(&data, &v2, victim, &[]), "model.json");
     let report = audit_finds(&data, "registry_mismatch", "model.json");

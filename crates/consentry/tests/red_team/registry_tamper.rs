@@ -4,7 +4,7 @@
 //! ledger's key, so serving, training and the audit (online and offline) refuse what the key did not sign.
 
 use crate::common::{consentry, ok, read_bitmap};
-use crate::{audit, audit_finds, b3, fresh, ledger_db, read_json, refused};
+use crate::{audit, audit_finds, b3, fresh, ledger_db, plant_shard, read_json, refused};
 
 /// Renames model `old` to `new` everywhere the registry mentions it.
 fn rename_model(c: &rusqlite::Connection, old: &str, new: &str) {
@@ -50,19 +50,10 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
 
     // Plant the old shard in the live version and fix model.json's hashes.
     let registered_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
-    let (file, members) = (format!("shard-{i:03}.safetensors"), format!("shard-{i:03}.members.roaring"));
-    let weights = std::fs::read(old.join(&file)).unwrap();
-    let bits = std::fs::read(old.join(&members)).unwrap();
-    std::fs::write(v2.join(&file), &weights).unwrap();
-    std::fs::write(v2.join(&members), &bits).unwrap();
-    let mut meta = read_json(&v2.join("model.json"));
-    let s = &mut meta["shards"][i];
-    s["blake3"] = b3(&weights).into();
-    s["bytes"] = (weights.len() as u64).into();
-    s["members_commitment"] = b3(&bits).into();
-    s["members"] = read_bitmap(&old.join(&members)).len().into();
-    let meta_bytes = serde_json::to_vec_pretty(&meta).unwrap();
-    std::fs::write(v2.join("model.json"), &meta_bytes).unwrap();
+    let meta_bytes = plant_shard(&old, &v2, i);
+    let members = format!("shard-{i:03}.members.roaring");
+    let weights = std::fs::read(v2.join(format!("shard-{i:03}.safetensors"))).unwrap();
+    let bits = std::fs::read(v2.join(&members)).unwrap();
 
     // Then make the registry agree with the files: the model's id, the shard's hash and member bitmap.
     let forged_id = b3(&meta_bytes);
