@@ -2,7 +2,9 @@
 //! ledger's own verification and snapshot code runs offline unchanged. The member directory is derived
 //! from the fact entries (the latest per member), never taken from a separate list.
 
-use consentry_ledger::{Hash, LedgerError, MemberRecord, NewEvent, SignedTreeHead, Store, StoredEvent, StoredFacts};
+use consentry_ledger::{
+    FactsEntry, Hash, LedgerError, MemberRecord, NewEvent, SignedTreeHead, Store, StoredEvent, StoredFacts,
+};
 use consentry_policy::ConsentEvent;
 
 /// The evidence of a ledger, held in memory; every write is refused.
@@ -101,6 +103,10 @@ impl Store for MemStore {
         _recorded_time: i64,
     ) -> Result<Vec<StoredFacts>, LedgerError> {
         Err(read_only())
+    }
+
+    fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {
+        Ok(self.facts.iter().filter(|s| s.facts.member_id == member_id).map(|s| s.facts.clone()).collect())
     }
 
     fn scan_facts(

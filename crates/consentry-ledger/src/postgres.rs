@@ -746,6 +746,13 @@ impl Store for PgStore {
         }
     }
 
+    fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {
+        self.with_reader(|c| {
+            let rows = c.query(&format!("{SELECT_FACTS} WHERE member_id = $1 ORDER BY seq"), &[&bound(member_id)])?;
+            rows.iter().map(|r| facts_from_row(r).map(|s| s.facts)).collect()
+        })
+    }
+
     fn scan_facts(
         &self,
         from: u64,

@@ -755,6 +755,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {
+        let conn = self.read()?;
+        let mut stmt = conn.prepare_cached(&format!("{SELECT_FACTS} WHERE member_id = ?1 ORDER BY seq"))?;
+        let mut rows = stmt.query([member_id.min(i64::MAX as u64) as i64])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(row_to_facts(r)?.facts);
+        }
+        Ok(out)
+    }
+
     fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
         latest_facts(&*self.read()?, upto, f)
     }

@@ -105,6 +105,10 @@ pub trait Store: Send + Sync {
         f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError>;
 
+    /// Every fact entry recorded about `member_id`, oldest first: the member's own history of the facts that
+    /// decide their consent (what `lineage member` and a privacy centre show).
+    fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError>;
+
     /// Calls `f` with every entry of either kind with `from <= seq <= to`, in sequence order.
     fn scan_entries(
         &self,

@@ -9,7 +9,7 @@ use consentry_learn::LearnError;
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;
-use consentry_ledger::{LogKey, PublicKey, Store, StoredEvent};
+use consentry_ledger::{FactsEntry, LogKey, PublicKey, Store, StoredEvent};
 use consentry_policy::Action;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -285,6 +285,9 @@ pub struct MemberModel {
 pub struct MemberLineage {
     /// The member.
     pub member: u64,
+    /// Every record of the member's facts (jurisdiction, birth date) in the log, oldest first: each is a signed
+    /// entry, so a change is visible here and has a receipt (`ledger receipt --event SEQ`).
+    pub facts: Vec<FactsEntry>,
     /// Datasets their data entered.
     pub datasets: Vec<MemberDataset>,
     /// Model versions (and shards) their data entered, oldest first.
@@ -1116,7 +1119,9 @@ impl Registry {
     /// rests on, and whether unlearning has removed them.
     pub fn member(&self, member: u64) -> Result<MemberLineage, LineageError> {
         let m = to_i64(member, "member")?;
-        let known = self.store.member(member)?.is_some();
+        // The member's facts as the log recorded them, oldest first; a member with none is unknown to the log.
+        let facts = self.store.member_history(member)?;
+        let known = !facts.is_empty();
         let out = self.conn.transaction(false, |db| {
             let mut datasets = Vec::new();
             let rows = db.query(
@@ -1249,7 +1254,7 @@ impl Registry {
                 state,
             });
         }
-        Ok(MemberLineage { member, datasets, models, requests, privacy })
+        Ok(MemberLineage { member, facts, datasets, models, requests, privacy })
     }
 
     /// One model version's lineage: dataset, members per shard, the consent events it rests on, its runs,

@@ -201,6 +201,19 @@ fn member(ctx: &Ctx, reg: &Registry, id: u64) -> anyhow::Result<ExitCode> {
         return Ok(OK);
     }
     ctx.say(format!("member {id}: {} dataset(s), {} model version(s)", l.datasets.len(), l.models.len()));
+    if !l.facts.is_empty() {
+        let mut t = ui::table(&["facts entry", "jurisdiction", "birth date", "recorded", "by"]);
+        for f in &l.facts {
+            t.add_row(vec![
+                format!("#{}", f.seq),
+                f.jurisdiction.clone(),
+                f.birth_date.to_string(),
+                format_time(f.recorded_time),
+                f.actor.clone(),
+            ]);
+        }
+        ctx.say(t.to_string());
+    }
     if !l.datasets.is_empty() {
         let mut t = ui::table(&["dataset", "purpose", "ledger position", "created"]);
         for d in &l.datasets {

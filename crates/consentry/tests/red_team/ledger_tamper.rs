@@ -292,6 +292,21 @@ fn reimported_birth_date_is_a_new_signed_entry() {
     assert_eq!(entries[1].0, len, "the newest entry of the log");
     drop(conn);
     assert!(ok(&consentry(&data, &["ledger", "verify"])).starts_with("ok:"));
+
+    // The member sees both records in their history, and the change has a receipt that verifies offline.
+    let l = json(&ok(&consentry(&data, &["--json", "lineage", "member", &member.to_string()])));
+    let seqs: Vec<i64> =
+        l["facts"].as_array().expect("a facts list").iter().map(|f| f["seq"].as_i64().unwrap_or(0)).collect();
+    assert_eq!(seqs, vec![old_seq, len], "{l}");
+    assert_eq!(l["facts"][1]["birth_date"], "1980-01-01", "{l}");
+    let receipt = guard.path().join("facts-receipt.json");
+    ok(&consentry(&data, &["ledger", "receipt", "--event", &len.to_string(), "--out", &receipt.to_string_lossy()]));
+    let public = data.join("ledger.pub");
+    let v = ok(&consentry(
+        &data,
+        &["ledger", "verify-receipt", &receipt.to_string_lossy(), "--public-key", &public.to_string_lossy()],
+    ));
+    assert!(v.starts_with("valid:") && v.contains("born 1980-01-01"), "{v}");
 }
 
 /// Medium (receipts): only the canonical bytes verify: an extra field inside the signed record or the event,
