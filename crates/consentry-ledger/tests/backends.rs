@@ -581,6 +581,11 @@ fn member_facts_are_log_entries(b: &Backend) {
     let e = ledger.store().entry(5).unwrap().unwrap();
     assert!(matches!(&e.entry, consentry_ledger::Entry::Facts(f) if f.member_id == 2 && f.actor == "operator:alice"));
     assert_eq!(ledger.store().member(2).unwrap(), Some(m(2, adult)));
+    // The member's history holds both records, oldest first; another member's holds only theirs.
+    let history = ledger.store().member_history(2).unwrap();
+    assert_eq!(history.iter().map(|f| (f.seq, f.birth_date)).collect::<Vec<_>>(), vec![(2, minor), (5, adult)]);
+    assert_eq!(ledger.store().member_history(1).unwrap().len(), 1);
+    assert!(ledger.store().member_history(99).unwrap().is_empty());
     // The directory as of a position: the old facts before the change, the new ones after.
     assert!(!ledger.snapshot(pid, 4, NOW).unwrap().is_allowed(2));
     let after = ledger.snapshot(pid, 5, NOW).unwrap();
