@@ -191,7 +191,7 @@ impl Finding {
 /// What the ledger check covered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LedgerSummary {
-    /// Events rebuilt.
+    /// Log entries rebuilt (consent events and member-facts entries).
     pub events: u64,
     /// Signed tree heads checked.
     pub checkpoints: usize,
@@ -287,7 +287,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "ledger: {} events, {} signed tree heads, {} consistency proofs, {} heads held by the auditor, {} members",
+            "ledger: {} entries (consent events and member facts), {} signed tree heads, {} consistency proofs, {} heads held by the auditor, {} members",
             l.events, l.checkpoints, l.consistency_proofs, l.known_heads, l.members
         );
         for d in &self.datasets {
