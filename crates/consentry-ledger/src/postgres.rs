@@ -22,7 +22,7 @@ use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::{ToSql, Type};
-use ::postgres::{Client, IsolationLevel, NoTls, Row, Statement};
+use ::postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
 use std::collections::HashMap;
@@ -149,11 +149,7 @@ impl Writer {
         recorded_time: i64,
     ) -> Result<Vec<StoredFacts>, LedgerError> {
         let mut tx = self.client.transaction()?;
-        tx.execute(&self.lock, &[&APPEND_LOCK])?;
-        let (last_seq, last_chain): (u64, Hash) = match tx.query_opt(&self.last, &[])? {
-            Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
-            None => (0, [0; 32]),
-        };
+        let (last_seq, last_chain) = lock_head(&mut tx, &self.lock, &self.last)?;
         let mut latest: HashMap<u64, MemberRecord> = HashMap::new();
         for r in tx.query(LATEST_FACTS, &[&i64::MAX])? {
             let m = member_from_row(&r)?;
@@ -184,11 +180,7 @@ impl Writer {
     /// One attempt at appending `batch`: a single transaction under the advisory lock.
     fn try_append(&mut self, batch: &[NewEvent], recorded_time: i64) -> Result<Vec<Appended>, LedgerError> {
         let mut tx = self.client.transaction()?;
-        tx.execute(&self.lock, &[&APPEND_LOCK])?;
-        let (last_seq, last_chain): (u64, Hash) = match tx.query_opt(&self.last, &[])? {
-            Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
-            None => (0, [0; 32]),
-        };
+        let (last_seq, last_chain) = lock_head(&mut tx, &self.lock, &self.last)?;
         let keys: Vec<&str> = batch.iter().map(|e| e.idempotency_key.as_str()).collect();
         let mut existing = HashMap::new();
         for row in tx.query(&self.find, &[&keys])? {
@@ -293,6 +285,15 @@ impl Writer {
         self.purposes.extend(fresh);
         Ok(prepared.finish())
     }
+}
+
+/// Takes the append lock in `tx` and reads the chain head (last sequence number and chain hash of either entry kind).
+fn lock_head(tx: &mut Transaction<'_>, lock: &Statement, last: &Statement) -> Result<(u64, Hash), LedgerError> {
+    tx.execute(lock, &[&APPEND_LOCK])?;
+    Ok(match tx.query_opt(last, &[])? {
+        Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
+        None => (0, [0; 32]),
+    })
 }
 
 /// The PostgreSQL store.
@@ -460,6 +461,29 @@ impl PgStore {
         let client = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no reader connection".into()))?;
         f(client)
     }
+
+    /// Runs `f` on the writer session, reconnecting if the server closed it, and re-runs it after a conflict
+    /// that a fresh transaction can get past, backing off a little more each time, up to [`MAX_ATTEMPTS`] runs.
+    fn with_writer<T>(&self, mut f: impl FnMut(&mut Writer) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
+        let mut attempt = 0u32;
+        loop {
+            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
+                *g = None;
+                *g = Some(Writer::connect(&self.url)?);
+            }
+            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
+            match f(w) {
+                Ok(out) => return Ok(out),
+                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    // Back off a little, more each time, so racing writers spread out.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Reads the binary COPY stream of six integer columns, calling `f` per row.
@@ -563,24 +587,7 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
-        let mut attempt = 0u32;
-        loop {
-            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
-                *g = None;
-                *g = Some(Writer::connect(&self.url)?);
-            }
-            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
-            match w.try_append(&batch, recorded_time) {
-                Ok(out) => return Ok(out),
-                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    // Back off a little, more each time, so racing writers spread out.
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.with_writer(|w| w.try_append(&batch, recorded_time))
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
@@ -727,23 +734,7 @@ impl Store for PgStore {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
-        let mut attempt = 0u32;
-        loop {
-            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
-                *g = None;
-                *g = Some(Writer::connect(&self.url)?);
-            }
-            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
-            match w.try_append_facts(&members, actor, recorded_time) {
-                Ok(out) => return Ok(out),
-                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.with_writer(|w| w.try_append_facts(&members, actor, recorded_time))
     }
 
     fn scan_facts(
