@@ -13,10 +13,10 @@
 //! are supported.
 
 use crate::event::{
-    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, date_from_days,
-    days_from_date, source_from_code, source_to_code,
+    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
+    source_from_code, source_to_code,
 };
-use crate::store::{Appended, MemberRecord, Store, prepare_facts, prepare_rows};
+use crate::store::{Appended, MemberRecord, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
@@ -320,17 +320,8 @@ pub fn connect(url: &str, application: &str) -> Result<Client, LedgerError> {
     Ok(client)
 }
 
-fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
-    v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
 fn seq_col(v: i64) -> Result<u64, LedgerError> {
     u64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("negative sequence number {v}")))
-}
-
-/// Clamps a sequence bound to what a BIGINT holds.
-fn bound(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn row_to_stored(r: &Row) -> Result<StoredEvent, LedgerError> {
@@ -382,11 +373,6 @@ const LATEST_FACTS: &str = "SELECT DISTINCT ON (member_id) member_id, jurisdicti
 
 const SELECT_FACTS: &str =
     "SELECT seq, member_id, jurisdiction, birth_date, actor, recorded_time, leaf_hash, chain_hash FROM facts";
-
-fn date_col(days: i64, id: i64) -> Result<NaiveDate, LedgerError> {
-    date_from_days(days)
-        .ok_or_else(|| LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range")))
-}
 
 fn member_from_row(r: &Row) -> Result<MemberRecord, LedgerError> {
     let id: i64 = r.try_get(0)?;
