@@ -296,6 +296,30 @@ fn lock_head(tx: &mut Transaction<'_>, lock: &Statement, last: &Statement) -> Re
     })
 }
 
+/// Runs `query` (sequence bounds `$1` and `$2`) in one read-only repeatable-read transaction, so the rows are one
+/// consistent state of the log, and hands them to `f` in order, fetching [`FETCH_ROWS`] per round trip.
+fn scan_range(
+    c: &mut Client,
+    query: &str,
+    from: u64,
+    to: u64,
+    f: &mut dyn FnMut(&Row) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut tx = c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
+    let portal = tx.bind(query, &[&bound(from), &bound(to)])?;
+    loop {
+        let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            f(r)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
@@ -595,23 +619,8 @@ impl Store for PgStore {
         to: u64,
         f: &mut dyn FnMut(StoredEvent) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        self.with_reader(|c| {
-            let mut tx =
-                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
-            let query = format!("{SELECT_EVENTS} WHERE e.seq BETWEEN $1 AND $2 ORDER BY e.seq");
-            let portal = tx.bind(query.as_str(), &[&bound(from), &bound(to)])?;
-            loop {
-                let rows = tx.query_portal(&portal, FETCH_ROWS)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    f(row_to_stored(r)?)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        let query = format!("{SELECT_EVENTS} WHERE e.seq BETWEEN $1 AND $2 ORDER BY e.seq");
+        self.with_reader(|c| scan_range(c, &query, from, to, &mut |r| f(row_to_stored(r)?)))
     }
 
     fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError> {
@@ -729,23 +738,8 @@ impl Store for PgStore {
         to: u64,
         f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        self.with_reader(|c| {
-            let mut tx =
-                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
-            let query = format!("{SELECT_FACTS} WHERE seq BETWEEN $1 AND $2 ORDER BY seq");
-            let portal = tx.bind(query.as_str(), &[&bound(from), &bound(to)])?;
-            loop {
-                let rows = tx.query_portal(&portal, FETCH_ROWS)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    f(facts_from_row(r)?)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        let query = format!("{SELECT_FACTS} WHERE seq BETWEEN $1 AND $2 ORDER BY seq");
+        self.with_reader(|c| scan_range(c, &query, from, to, &mut |r| f(facts_from_row(r)?)))
     }
 
     fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
