@@ -14,7 +14,7 @@ use consentry_gate::fsguard;
 use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
 use consentry_gate::materialize::{HashingWriter, partial_dir};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
-use consentry_ledger::{Event, FactsEntry, PublicKey, SignedTreeHead, Store, StoredEvent, StoredFacts};
+use consentry_ledger::{Event, FactsEntry, LedgerError, PublicKey, SignedTreeHead, Store, StoredEvent, StoredFacts};
 use consentry_lineage::{CitedPosition, DatasetRecord, RegisteredFiles};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -194,6 +194,30 @@ impl Writer {
         Ok(())
     }
 
+    /// Streams one JSON line per item `scan` hands to its callback into `rel` and counts them; a failed write stops
+    /// the scan and is reported as itself, not as the ledger error the scan passes back.
+    fn scan_lines<T: Serialize>(
+        &mut self,
+        rel: &str,
+        scan: impl FnOnce(&mut dyn FnMut(T) -> Result<(), LedgerError>) -> Result<(), LedgerError>,
+    ) -> Result<u64, AuditError> {
+        let mut count = 0u64;
+        self.lines(rel, |out| {
+            let mut failed: Option<AuditError> = None;
+            scan(&mut |line| {
+                if let Err(e) = json_line(out, rel, &line) {
+                    failed = Some(e);
+                    return Err(LedgerError::Invalid("export stopped".into()));
+                }
+                count += 1;
+                Ok(())
+            })
+            .map_err(|e| failed.take().unwrap_or(AuditError::Ledger(e)))?;
+            failed.map_or(Ok(()), Err)
+        })?;
+        Ok(count)
+    }
+
     /// Copies `dir/file` (never through a link) to `rel` when it exists.
     fn copy_if_present(&mut self, dir: &Path, file: &str, rel: &str) -> Result<bool, AuditError> {
         match fsguard::read_inside(dir, file) {
@@ -335,48 +359,26 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     w.put(CHECKPOINTS_FILE, &serde_json::to_vec_pretty(&checkpoints)?)?;
 
     let store = input.store;
-    let mut events = 0u64;
-    w.lines(EVENTS_FILE, |out| {
-        let mut failed: Option<AuditError> = None;
-        store
-            .scan(1, u64::MAX, &mut |s| {
-                let line = EventLine {
-                    event: s.event,
-                    leaf_hash: hex::encode(s.leaf_hash),
-                    chain_hash: hex::encode(s.chain_hash),
-                };
-                if let Err(e) = json_line(out, EVENTS_FILE, &line) {
-                    failed = Some(e);
-                    return Err(consentry_ledger::LedgerError::Invalid("export stopped".into()));
-                }
-                events += 1;
-                Ok(())
+    let events = w.scan_lines(EVENTS_FILE, |line| {
+        store.scan(1, u64::MAX, &mut |s| {
+            line(EventLine {
+                event: s.event,
+                leaf_hash: hex::encode(s.leaf_hash),
+                chain_hash: hex::encode(s.chain_hash),
             })
-            .map_err(|e| failed.take().unwrap_or(AuditError::Ledger(e)))?;
-        failed.map_or(Ok(()), Err)
+        })
     })?;
 
-    let mut fact_entries = 0u64;
     let mut member_ids = RoaringTreemap::new();
-    w.lines(FACTS_FILE, |out| {
-        let mut failed: Option<AuditError> = None;
-        store
-            .scan_facts(1, u64::MAX, &mut |s| {
-                member_ids.insert(s.facts.member_id);
-                let line = FactsLine {
-                    facts: s.facts,
-                    leaf_hash: hex::encode(s.leaf_hash),
-                    chain_hash: hex::encode(s.chain_hash),
-                };
-                if let Err(e) = json_line(out, FACTS_FILE, &line) {
-                    failed = Some(e);
-                    return Err(consentry_ledger::LedgerError::Invalid("export stopped".into()));
-                }
-                fact_entries += 1;
-                Ok(())
+    let fact_entries = w.scan_lines(FACTS_FILE, |line| {
+        store.scan_facts(1, u64::MAX, &mut |s| {
+            member_ids.insert(s.facts.member_id);
+            line(FactsLine {
+                facts: s.facts,
+                leaf_hash: hex::encode(s.leaf_hash),
+                chain_hash: hex::encode(s.chain_hash),
             })
-            .map_err(|e| failed.take().unwrap_or(AuditError::Ledger(e)))?;
-        failed.map_or(Ok(()), Err)
+        })
     })?;
 
     let entries = input.models.models()?;

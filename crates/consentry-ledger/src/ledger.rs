@@ -169,12 +169,8 @@ impl Ledger {
         }
         for (index, e) in batch.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
-            if i64::try_from(e.member_id).is_err() {
-                return Err(reject(format!(
-                    "member id {} is beyond the largest id the ledger stores ({})",
-                    e.member_id,
-                    i64::MAX
-                )));
+            if let Some(why) = id_beyond_storage(e.member_id) {
+                return Err(reject(why));
             }
             if self.opts.require_known_members && !known.contains(e.member_id) && !pending.contains(e.member_id) {
                 return Err(reject(format!(
@@ -298,12 +294,8 @@ impl Ledger {
     pub fn validate_members(&self, members: &[MemberRecord], actor: &str) -> Result<(), LedgerError> {
         for (index, m) in members.iter().enumerate() {
             let reject = |reason: String| LedgerError::Rejected { index, reason };
-            if i64::try_from(m.member_id).is_err() {
-                return Err(reject(format!(
-                    "member id {} is beyond the largest id the ledger stores ({})",
-                    m.member_id,
-                    i64::MAX
-                )));
+            if let Some(why) = id_beyond_storage(m.member_id) {
+                return Err(reject(why));
             }
             if m.jurisdiction.is_empty() || m.jurisdiction.len() > 64 {
                 return Err(reject(format!(
@@ -609,4 +601,12 @@ pub fn verify_store(store: &dyn Store, public: &PublicKey) -> Result<Verificatio
         first_bad_seq: problems.first().map(|(s, _)| *s),
         problems: problems.into_iter().map(|(_, p)| p).collect(),
     })
+}
+
+/// Why `member_id` cannot be recorded, if it cannot: the stores keep ids as signed 64-bit integers, so events and
+/// member facts refuse the same ids with the same words.
+fn id_beyond_storage(member_id: u64) -> Option<String> {
+    i64::try_from(member_id)
+        .is_err()
+        .then(|| format!("member id {member_id} is beyond the largest id the ledger stores ({})", i64::MAX))
 }

@@ -13,16 +13,16 @@
 //! are supported.
 
 use crate::event::{
-    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, date_from_days,
-    days_from_date, source_from_code, source_to_code,
+    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
+    source_from_code, source_to_code,
 };
-use crate::store::{Appended, MemberRecord, Store, prepare_facts, prepare_rows};
+use crate::store::{Appended, MemberRecord, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
 use ::postgres::fallible_iterator::FallibleIterator;
 use ::postgres::types::{ToSql, Type};
-use ::postgres::{Client, IsolationLevel, NoTls, Row, Statement};
+use ::postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
 use std::collections::HashMap;
@@ -149,11 +149,7 @@ impl Writer {
         recorded_time: i64,
     ) -> Result<Vec<StoredFacts>, LedgerError> {
         let mut tx = self.client.transaction()?;
-        tx.execute(&self.lock, &[&APPEND_LOCK])?;
-        let (last_seq, last_chain): (u64, Hash) = match tx.query_opt(&self.last, &[])? {
-            Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
-            None => (0, [0; 32]),
-        };
+        let (last_seq, last_chain) = lock_head(&mut tx, &self.lock, &self.last)?;
         let mut latest: HashMap<u64, MemberRecord> = HashMap::new();
         for r in tx.query(LATEST_FACTS, &[&i64::MAX])? {
             let m = member_from_row(&r)?;
@@ -184,11 +180,7 @@ impl Writer {
     /// One attempt at appending `batch`: a single transaction under the advisory lock.
     fn try_append(&mut self, batch: &[NewEvent], recorded_time: i64) -> Result<Vec<Appended>, LedgerError> {
         let mut tx = self.client.transaction()?;
-        tx.execute(&self.lock, &[&APPEND_LOCK])?;
-        let (last_seq, last_chain): (u64, Hash) = match tx.query_opt(&self.last, &[])? {
-            Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
-            None => (0, [0; 32]),
-        };
+        let (last_seq, last_chain) = lock_head(&mut tx, &self.lock, &self.last)?;
         let keys: Vec<&str> = batch.iter().map(|e| e.idempotency_key.as_str()).collect();
         let mut existing = HashMap::new();
         for row in tx.query(&self.find, &[&keys])? {
@@ -295,6 +287,39 @@ impl Writer {
     }
 }
 
+/// Takes the append lock in `tx` and reads the chain head (last sequence number and chain hash of either entry kind).
+fn lock_head(tx: &mut Transaction<'_>, lock: &Statement, last: &Statement) -> Result<(u64, Hash), LedgerError> {
+    tx.execute(lock, &[&APPEND_LOCK])?;
+    Ok(match tx.query_opt(last, &[])? {
+        Some(r) => (seq_col(r.try_get(0)?)?, hash_col(r.try_get(1)?, "chain_hash")?),
+        None => (0, [0; 32]),
+    })
+}
+
+/// Runs `query` (sequence bounds `$1` and `$2`) in one read-only repeatable-read transaction, so the rows are one
+/// consistent state of the log, and hands them to `f` in order, fetching [`FETCH_ROWS`] per round trip.
+fn scan_range(
+    c: &mut Client,
+    query: &str,
+    from: u64,
+    to: u64,
+    f: &mut dyn FnMut(&Row) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut tx = c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
+    let portal = tx.bind(query, &[&bound(from), &bound(to)])?;
+    loop {
+        let rows = tx.query_portal(&portal, FETCH_ROWS)?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            f(r)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
@@ -319,17 +344,8 @@ pub fn connect(url: &str, application: &str) -> Result<Client, LedgerError> {
     Ok(client)
 }
 
-fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
-    v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
 fn seq_col(v: i64) -> Result<u64, LedgerError> {
     u64::try_from(v).map_err(|_| LedgerError::Corrupt(format!("negative sequence number {v}")))
-}
-
-/// Clamps a sequence bound to what a BIGINT holds.
-fn bound(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn row_to_stored(r: &Row) -> Result<StoredEvent, LedgerError> {
@@ -381,11 +397,6 @@ const LATEST_FACTS: &str = "SELECT DISTINCT ON (member_id) member_id, jurisdicti
 
 const SELECT_FACTS: &str =
     "SELECT seq, member_id, jurisdiction, birth_date, actor, recorded_time, leaf_hash, chain_hash FROM facts";
-
-fn date_col(days: i64, id: i64) -> Result<NaiveDate, LedgerError> {
-    date_from_days(days)
-        .ok_or_else(|| LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range")))
-}
 
 fn member_from_row(r: &Row) -> Result<MemberRecord, LedgerError> {
     let id: i64 = r.try_get(0)?;
@@ -459,6 +470,29 @@ impl PgStore {
         let mut g = self.read()?;
         let client = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no reader connection".into()))?;
         f(client)
+    }
+
+    /// Runs `f` on the writer session, reconnecting if the server closed it, and re-runs it after a conflict
+    /// that a fresh transaction can get past, backing off a little more each time, up to [`MAX_ATTEMPTS`] runs.
+    fn with_writer<T>(&self, mut f: impl FnMut(&mut Writer) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
+        let mut attempt = 0u32;
+        loop {
+            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
+                *g = None;
+                *g = Some(Writer::connect(&self.url)?);
+            }
+            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
+            match f(w) {
+                Ok(out) => return Ok(out),
+                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    // Back off a little, more each time, so racing writers spread out.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -563,24 +597,7 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
-        let mut attempt = 0u32;
-        loop {
-            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
-                *g = None;
-                *g = Some(Writer::connect(&self.url)?);
-            }
-            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
-            match w.try_append(&batch, recorded_time) {
-                Ok(out) => return Ok(out),
-                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    // Back off a little, more each time, so racing writers spread out.
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.with_writer(|w| w.try_append(&batch, recorded_time))
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
@@ -602,23 +619,8 @@ impl Store for PgStore {
         to: u64,
         f: &mut dyn FnMut(StoredEvent) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        self.with_reader(|c| {
-            let mut tx =
-                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
-            let query = format!("{SELECT_EVENTS} WHERE e.seq BETWEEN $1 AND $2 ORDER BY e.seq");
-            let portal = tx.bind(query.as_str(), &[&bound(from), &bound(to)])?;
-            loop {
-                let rows = tx.query_portal(&portal, FETCH_ROWS)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    f(row_to_stored(r)?)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        let query = format!("{SELECT_EVENTS} WHERE e.seq BETWEEN $1 AND $2 ORDER BY e.seq");
+        self.with_reader(|c| scan_range(c, &query, from, to, &mut |r| f(row_to_stored(r)?)))
     }
 
     fn scan_consent(&self, from: u64, to: u64, f: &mut dyn FnMut(u64, &str, ConsentEvent)) -> Result<(), LedgerError> {
@@ -727,23 +729,7 @@ impl Store for PgStore {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
-        let mut attempt = 0u32;
-        loop {
-            if g.as_ref().is_none_or(|w| w.client.is_closed()) {
-                *g = None;
-                *g = Some(Writer::connect(&self.url)?);
-            }
-            let w = g.as_mut().ok_or_else(|| LedgerError::WriterGone("no writer connection".into()))?;
-            match w.try_append_facts(&members, actor, recorded_time) {
-                Ok(out) => return Ok(out),
-                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.with_writer(|w| w.try_append_facts(&members, actor, recorded_time))
     }
 
     fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {
@@ -759,23 +745,8 @@ impl Store for PgStore {
         to: u64,
         f: &mut dyn FnMut(StoredFacts) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        self.with_reader(|c| {
-            let mut tx =
-                c.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start()?;
-            let query = format!("{SELECT_FACTS} WHERE seq BETWEEN $1 AND $2 ORDER BY seq");
-            let portal = tx.bind(query.as_str(), &[&bound(from), &bound(to)])?;
-            loop {
-                let rows = tx.query_portal(&portal, FETCH_ROWS)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for r in &rows {
-                    f(facts_from_row(r)?)?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        let query = format!("{SELECT_FACTS} WHERE seq BETWEEN $1 AND $2 ORDER BY seq");
+        self.with_reader(|c| scan_range(c, &query, from, to, &mut |r| f(facts_from_row(r)?)))
     }
 
     fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {

@@ -3,10 +3,12 @@
 //! group commits (one fsync for many callers).
 
 use crate::event::{
-    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, date_from_days,
-    days_from_date, source_from_code, source_to_code,
+    Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
+    source_from_code, source_to_code,
 };
-use crate::store::{Appended, MemberRecord, Prepared, Store, prepare_facts, prepare_fresh, prepare_rows};
+use crate::store::{
+    Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_fresh, prepare_rows,
+};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -147,10 +149,6 @@ fn not_writable(path: &Path, e: LedgerError) -> LedgerError {
     }
 }
 
-fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
-    v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
-}
-
 impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
@@ -287,12 +285,12 @@ fn latest_facts(conn: &Connection, upto: u64, f: &mut dyn FnMut(u64, &str, Naive
     let mut stmt = conn.prepare_cached(
         "SELECT member_id, jurisdiction, birth_date FROM facts WHERE seq <= ?1 ORDER BY member_id, seq",
     )?;
-    let mut rows = stmt.query([upto.min(i64::MAX as u64) as i64])?;
+    let mut rows = stmt.query([bound(upto)])?;
     let mut held: Option<(i64, String, i64)> = None;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         if let Some((hid, j, d)) = held.take_if(|h| h.0 != id) {
-            f(hid as u64, &j, date_from_days(d).ok_or_else(|| bad_date(hid, d))?);
+            f(hid as u64, &j, date_col(d, hid)?);
         }
         let jurisdiction = r.get_ref(1)?.as_str().map_err(|e| LedgerError::Corrupt(format!("member {id}: {e}")))?;
         match &mut held {
@@ -305,13 +303,9 @@ fn latest_facts(conn: &Connection, upto: u64, f: &mut dyn FnMut(u64, &str, Naive
         }
     }
     if let Some((hid, j, d)) = held {
-        f(hid as u64, &j, date_from_days(d).ok_or_else(|| bad_date(hid, d))?);
+        f(hid as u64, &j, date_col(d, hid)?);
     }
     Ok(())
-}
-
-fn bad_date(id: i64, days: i64) -> LedgerError {
-    LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range"))
 }
 
 const SELECT_FACTS: &str =
@@ -327,7 +321,7 @@ fn row_to_facts(r: &rusqlite::Row<'_>) -> Result<StoredFacts, LedgerError> {
             recorded_time: r.get(5)?,
             member_id: id as u64,
             jurisdiction: r.get(2)?,
-            birth_date: date_from_days(days).ok_or_else(|| bad_date(id, days))?,
+            birth_date: date_col(days, id)?,
             actor: r.get(4)?,
         },
         leaf_hash: hash_col(r.get(6)?, "leaf_hash")?,
@@ -511,7 +505,7 @@ fn read_consent_range(conn: &Connection, lo: u64, hi: u64) -> Result<Vec<Consent
         "SELECT member_id, purpose_id, action, notice_version, source, event_time FROM events
          WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
     )?;
-    let mut rows = stmt.query(params![lo as i64, hi.min(i64::MAX as u64) as i64])?;
+    let mut rows = stmt.query(params![lo as i64, bound(hi)])?;
     let mut out = Vec::with_capacity((hi - lo + 1).min(1 << 24) as usize);
     let corrupt = |what: &str| LedgerError::Corrupt(format!("event row: {what}"));
     while let Some(r) = rows.next()? {
@@ -593,7 +587,7 @@ impl Store for SqliteStore {
     ) -> Result<(), LedgerError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.seq BETWEEN ?1 AND ?2 ORDER BY e.seq"))?;
-        let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
+        let mut rows = stmt.query(params![bound(from), bound(to)])?;
         while let Some(r) = rows.next()? {
             f(row_to_stored(r)??)?;
         }
@@ -653,7 +647,7 @@ impl Store for SqliteStore {
             "SELECT seq, leaf_hash FROM events WHERE seq BETWEEN ?1 AND ?2
              UNION ALL SELECT seq, leaf_hash FROM facts WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
         )?;
-        let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
+        let mut rows = stmt.query(params![bound(from), bound(to)])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(hash_col(r.get(1)?, "leaf_hash")?);
@@ -748,7 +742,7 @@ impl Store for SqliteStore {
     ) -> Result<(), LedgerError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare_cached(&format!("{SELECT_FACTS} WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq"))?;
-        let mut rows = stmt.query(params![from.min(i64::MAX as u64) as i64, to.min(i64::MAX as u64) as i64])?;
+        let mut rows = stmt.query(params![bound(from), bound(to)])?;
         while let Some(r) = rows.next()? {
             f(row_to_facts(r)?)?;
         }
@@ -779,14 +773,8 @@ impl Store for SqliteStore {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        row.map(|(j, d)| {
-            Ok(MemberRecord {
-                member_id,
-                jurisdiction: j,
-                birth_date: date_from_days(d).ok_or_else(|| bad_date(member_id as i64, d))?,
-            })
-        })
-        .transpose()
+        row.map(|(j, d)| Ok(MemberRecord { member_id, jurisdiction: j, birth_date: date_col(d, member_id as i64)? }))
+            .transpose()
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<String>, LedgerError> {

@@ -312,30 +312,31 @@ pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
 /// Opens the ledger of the data directory for reading only (SQLite: `SqliteStore::open_read_only`), for commands
 /// that never append: they then work on a read-only copy of a data directory.
 pub fn open_read_only(ctx: &Ctx) -> anyhow::Result<Ledger> {
-    let key_path = ctx.data_path(KEY_FILE);
-    if !key_path.exists() {
-        return Err(no_ledger(ctx));
-    }
-    let key = LogKey::load(&key_path).map_err(ledger_err)?;
-    let policy = load_policy(ctx, None)?;
-    let store: Box<dyn Store> = match store_at(ctx)? {
-        StoreAt::Sqlite(path) => Box::new(
-            SqliteStore::open_read_only(&path).with_context(|| format!("opening {} read-only", path.display()))?,
-        ),
-        StoreAt::Postgres(_) => open_store(ctx)?,
-    };
-    Ok(Ledger::new(store, policy, key, LedgerOptions::default()))
+    open_with(ctx, |ctx| {
+        Ok(match store_at(ctx)? {
+            StoreAt::Sqlite(path) => Box::new(
+                SqliteStore::open_read_only(&path).with_context(|| format!("opening {} read-only", path.display()))?,
+            ),
+            StoreAt::Postgres(_) => open_store(ctx)?,
+        })
+    })
 }
 
 /// Opens the ledger of the data directory (after `ledger init`).
 pub fn open(ctx: &Ctx) -> anyhow::Result<Ledger> {
+    open_with(ctx, open_store)
+}
+
+/// The ledger of the data directory over the store `store` opens, once its key and the policy have loaded (the
+/// writable and the read-only opener differ only in the store).
+fn open_with(ctx: &Ctx, store: impl FnOnce(&Ctx) -> anyhow::Result<Box<dyn Store>>) -> anyhow::Result<Ledger> {
     let key_path = ctx.data_path(KEY_FILE);
     if !key_path.exists() {
         return Err(no_ledger(ctx));
     }
     let key = LogKey::load(&key_path).map_err(ledger_err)?;
     let policy = load_policy(ctx, None)?;
-    let store = open_store(ctx)?;
+    let store = store(ctx)?;
     Ok(Ledger::new(store, policy, key, LedgerOptions::default()))
 }
 
