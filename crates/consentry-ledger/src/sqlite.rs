@@ -752,7 +752,7 @@ impl Store for SqliteStore {
     fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {
         let conn = self.read()?;
         let mut stmt = conn.prepare_cached(&format!("{SELECT_FACTS} WHERE member_id = ?1 ORDER BY seq"))?;
-        let mut rows = stmt.query([member_id.min(i64::MAX as u64) as i64])?;
+        let mut rows = stmt.query([bound(member_id)])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(row_to_facts(r)?.facts);
