@@ -13,6 +13,22 @@ fn out(data: &Path, name: &str) -> String {
     data.join("datasets").join(name).to_string_lossy().into_owned()
 }
 
+/// Runs `ledger import` with these choices and members files and returns its JSON report.
+fn import(data: &Path, choices: &Path, members: &Path) -> serde_json::Value {
+    json(&ok(&consentry(
+        data,
+        &[
+            "--json",
+            "ledger",
+            "import",
+            "--choices",
+            &choices.to_string_lossy(),
+            "--members",
+            &members.to_string_lossy(),
+        ],
+    )))
+}
+
 /// Item 2: a member's birth date edited in the database (a minor made an adult, or the other way round) is
 /// tampering, caught by `ledger verify`, the gate (which refuses to cut a dataset from the altered log),
 /// `gate verify`, checkpoints and the audit.
@@ -186,19 +202,7 @@ fn reencoded_choices_import_nothing_new() {
 
     let members = net.join("members.parquet");
     let choices = other.join("consent_choices.parquet");
-    let o = ok(&consentry(
-        &data,
-        &[
-            "--json",
-            "ledger",
-            "import",
-            "--choices",
-            &choices.to_string_lossy(),
-            "--members",
-            &members.to_string_lossy(),
-        ],
-    ));
-    let r = json(&o);
+    let r = import(&data, &choices, &members);
     assert_eq!(r["events"], rows as u64 + 1, "{r}");
     assert_eq!(r["appended"], 0, "the same rows, re-encoded, imported again: {r}");
     assert_eq!(r["member_facts_recorded"], 0, "{r}");
@@ -258,19 +262,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
 
     let choices = net.join("consent_choices.parquet");
     let members = other.join("members.parquet");
-    let o = ok(&consentry(
-        &data,
-        &[
-            "--json",
-            "ledger",
-            "import",
-            "--choices",
-            &choices.to_string_lossy(),
-            "--members",
-            &members.to_string_lossy(),
-        ],
-    ));
-    let r = json(&o);
+    let r = import(&data, &choices, &members);
     assert_eq!(r["member_facts_recorded"], 1, "exactly the changed member: {r}");
     assert_eq!(r["appended"], 0, "{r}");
     let conn = ledger_db(&data);

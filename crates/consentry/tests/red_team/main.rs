@@ -113,6 +113,33 @@ pub fn plant_shard(from: &Path, into: &Path, i: usize) -> Vec<u8> {
     meta_bytes
 }
 
+/// Trains job-recs on the demo's (pre-withdrawal) dataset without registering it, into `out`.
+pub fn train_unregistered(data: &Path, out: &Path) {
+    let ds = data.join("datasets/job_recommendations");
+    common::ok(&consentry(
+        data,
+        &[
+            "--quiet",
+            "train",
+            "--model",
+            "job-recs",
+            "--no-register",
+            "--dataset",
+            ds.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    ));
+}
+
+/// The shard of the model in `dir` whose member bitmap holds `member`.
+pub fn shard_holding(dir: &Path, member: u64) -> usize {
+    let meta = read_json(&dir.join("model.json"));
+    (0..meta["shards"].as_array().expect("utf-8").len())
+        .find(|&i| common::read_bitmap(&dir.join(format!("shard-{i:03}.members.roaring"))).contains(member))
+        .expect("the member is in one shard")
+}
+
 /// Asserts that a command was refused: exit code 1 or 2 and a message on stderr containing `needle`.
 pub fn refused(o: &Output, needle: &str) {
     let code = o.status.code();

@@ -3,40 +3,13 @@
 //! the audit passes.
 
 use crate::common::{consentry, ok, read_bitmap, text};
-use crate::{JOBS, audit, audit_finds, fresh, plant_shard, read_json, refused};
+use crate::{JOBS, audit, audit_finds, fresh, plant_shard, read_json, refused, shard_holding, train_unregistered};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A member unlearning removed from the live job-recommendation model (`job-recs.v2`).
 fn withdrawn_member(data: &Path) -> u64 {
     read_bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
-}
-
-/// Trains job-recs on the demo's (pre-withdrawal) dataset without registering it, into `out`.
-fn train_unregistered(data: &Path, out: &Path) {
-    let ds = data.join("datasets/job_recommendations");
-    ok(&consentry(
-        data,
-        &[
-            "--quiet",
-            "train",
-            "--model",
-            "job-recs",
-            "--no-register",
-            "--dataset",
-            ds.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
-}
-
-/// The shard of the model in `dir` whose member bitmap holds `member`.
-fn shard_holding(dir: &Path, member: u64) -> usize {
-    let meta = read_json(&dir.join("model.json"));
-    (0..meta["shards"].as_array().unwrap().len())
-        .find(|&i| read_bitmap(&dir.join(format!("shard-{i:03}.members.roaring"))).contains(member))
-        .expect("the member is in one shard")
 }
 
 fn recommend(data: &Path, model: &Path, member: u64, extra: &[&str]) -> std::process::Output {

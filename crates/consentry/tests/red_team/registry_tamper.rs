@@ -4,7 +4,9 @@
 //! ledger's key, so serving, training and the audit (online and offline) refuse what the key did not sign.
 
 use crate::common::{consentry, ok, read_bitmap};
-use crate::{audit, audit_finds, b3, fresh, ledger_db, plant_shard, read_json, refused};
+use crate::{
+    audit, audit_finds, b3, fresh, ledger_db, plant_shard, read_json, refused, shard_holding, train_unregistered,
+};
 
 /// Renames model `old` to `new` everywhere the registry mentions it.
 fn rename_model(c: &rusqlite::Connection, old: &str, new: &str) {
@@ -28,25 +30,8 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
     let victim = read_bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
     // The model as it was before unlearning: same dataset, options and seed as the demo's first version.
     let old = dir.path().join("old");
-    let ds = data.join("datasets/job_recommendations");
-    ok(&consentry(
-        &data,
-        &[
-            "--quiet",
-            "train",
-            "--model",
-            "job-recs",
-            "--no-register",
-            "--dataset",
-            ds.to_str().unwrap(),
-            "--out",
-            old.to_str().unwrap(),
-        ],
-    ));
-    let meta_old = read_json(&old.join("model.json"));
-    let i = (0..meta_old["shards"].as_array().unwrap().len())
-        .find(|&i| read_bitmap(&old.join(format!("shard-{i:03}.members.roaring"))).contains(victim))
-        .expect("the victim is in one shard");
+    train_unregistered(&data, &old);
+    let i = shard_holding(&old, victim);
 
     // Plant the old shard in the live version and fix model.json's hashes.
     let registered_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
@@ -101,22 +86,8 @@ fn superseded_version_revived_in_the_registry_is_refused_and_audited() {
     let v1_id = b3(&std::fs::read(v1.join("model.json")).unwrap());
     let v2_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
     // The attacker kept v1's weights (the same training again reproduces them) and restores them.
-    let ds = data.join("datasets/job_recommendations");
     let old = dir.path().join("old");
-    ok(&consentry(
-        &data,
-        &[
-            "--quiet",
-            "train",
-            "--model",
-            "job-recs",
-            "--no-register",
-            "--dataset",
-            ds.to_str().unwrap(),
-            "--out",
-            old.to_str().unwrap(),
-        ],
-    ));
+    train_unregistered(&data, &old);
     let meta = read_json(&v1.join("model.json"));
     for s in meta["shards"].as_array().unwrap() {
         let f = s["file"].as_str().unwrap();
