@@ -121,19 +121,6 @@ impl Kind {
             Kind::Regular
         })
     }
-
-    /// The kind in words, for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::Missing => "nothing",
-            Kind::Regular => "a file",
-            Kind::Directory => "a directory",
-            Kind::Link => "a symbolic link",
-            Kind::Device => "a device",
-            Kind::Fifo => "a named pipe",
-            Kind::Socket => "a socket",
-        }
-    }
 }
 
 /// True when anything stands at `path` (a file, a directory, a device, even a dangling link):

@@ -89,8 +89,17 @@ impl Ctx {
         path: &Path,
         mode: consentry_files::OutputOptions,
     ) -> anyhow::Result<consentry_files::Output> {
-        let opts = if self.follow_links { mode } else { mode.no_follow() };
-        consentry_files::Output::create(path, opts).map_err(output_err)
+        consentry_files::Output::create(path, self.output_options(mode)).map_err(output_err)
+    }
+
+    /// Writes `bytes` to an output file the user named, as [`Ctx::create_output`] opens it.
+    pub fn write_output(&self, path: &Path, bytes: &[u8], mode: consentry_files::OutputOptions) -> anyhow::Result<()> {
+        consentry_files::write(path, bytes, self.output_options(mode)).map(|_| ()).map_err(output_err)
+    }
+
+    /// `mode` with `--no-follow` applied.
+    fn output_options(&self, mode: consentry_files::OutputOptions) -> consentry_files::OutputOptions {
+        if self.follow_links { mode } else { mode.no_follow() }
     }
 
     /// `path` relative to the data directory.

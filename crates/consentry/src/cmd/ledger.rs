@@ -11,7 +11,6 @@ use consentry_ledger::snapshot::{Snapshot, export_parquet};
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{Ledger, LedgerError, LedgerOptions, LogKey, MemberRecord, NewEvent, PublicKey, Store};
 use consentry_policy::{Action, Source};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -190,9 +189,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             let json = serde_json::to_string_pretty(&receipt)?;
             match out {
                 Some(path) => {
-                    let mut file = ctx.create_output(&path, OutputOptions::MEMBER_DATA)?;
-                    file.write_all(json.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-                    file.commit().map_err(ui::output_err)?;
+                    ctx.write_output(&path, json.as_bytes(), OutputOptions::MEMBER_DATA)?;
                     ctx.say(format!("receipt for event {seq} written to {}", path.display()));
                 }
                 None => println!("{json}"),
