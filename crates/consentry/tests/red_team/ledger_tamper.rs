@@ -29,6 +29,19 @@ fn import(data: &Path, choices: &Path, members: &Path) -> serde_json::Value {
     )))
 }
 
+/// The facts entry and id of the youngest member who granted the jobs purpose: the one an attacker would want
+/// in (or out).
+fn youngest_granting(conn: &rusqlite::Connection) -> (i64, i64) {
+    conn.query_row(
+        "SELECT f.seq, f.member_id FROM facts f JOIN events e ON e.member_id = f.member_id
+         JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1 AND e.action = 1
+         ORDER BY f.birth_date DESC LIMIT 1",
+        [JOBS],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("a member with a grant")
+}
+
 /// Item 2: a member's birth date edited in the database (a minor made an adult, or the other way round) is
 /// tampering, caught by `ledger verify`, the gate (which refuses to cut a dataset from the altered log),
 /// `gate verify`, checkpoints and the audit.
@@ -36,16 +49,7 @@ fn import(data: &Path, choices: &Path, members: &Path) -> serde_json::Value {
 fn birth_date_edited_in_the_database() {
     let (_guard, data) = fresh();
     let conn = ledger_db(&data);
-    // The youngest member who granted the jobs purpose: the one an attacker would want in (or out).
-    let (seq, member): (i64, i64) = conn
-        .query_row(
-            "SELECT f.seq, f.member_id FROM facts f JOIN events e ON e.member_id = f.member_id
-             JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1 AND e.action = 1
-             ORDER BY f.birth_date DESC LIMIT 1",
-            [JOBS],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("a member with a grant");
+    let (seq, member) = youngest_granting(&conn);
     // Forty years older: an adult whatever they were.
     let n = conn
         .execute("UPDATE facts SET birth_date = birth_date - 14610 WHERE seq = ?1", [seq])
@@ -219,17 +223,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     let (guard, data) = fresh();
-    let conn = ledger_db(&data);
-    let (old_seq, member): (i64, i64) = conn
-        .query_row(
-            "SELECT f.seq, f.member_id FROM facts f JOIN events e ON e.member_id = f.member_id
-             JOIN purposes p ON p.id = e.purpose_id WHERE p.key = ?1 AND e.action = 1
-             ORDER BY f.birth_date DESC LIMIT 1",
-            [JOBS],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("a member with a grant");
-    drop(conn);
+    let (old_seq, member) = youngest_granting(&ledger_db(&data));
     let net = data.join("network");
     let src = std::fs::File::open(net.join("members.parquet")).expect("the demo's members");
     let reader = ParquetRecordBatchReaderBuilder::try_new(src).expect("parquet").build().expect("reader");

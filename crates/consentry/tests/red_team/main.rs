@@ -140,6 +140,36 @@ pub fn shard_holding(dir: &Path, member: u64) -> usize {
         .expect("the member is in one shard")
 }
 
+/// A member unlearning removed from the live job-recommendation model (`job-recs.v2`).
+pub fn withdrawn_member(data: &Path) -> u64 {
+    common::read_bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
+}
+
+/// What the model-file attacks start from: a member unlearning removed from the live job-recommendation
+/// model, that model's directory (`job-recs.v2`), a copy of the model as it was before unlearning (same data,
+/// options and seed as the demo's first version) trained into `dir/old`, and the shard of that copy holding the
+/// member.
+pub struct PreUnlearning {
+    /// The member unlearning removed.
+    pub victim: u64,
+    /// The live version.
+    pub v2: PathBuf,
+    /// The copy trained with the member.
+    pub old: PathBuf,
+    /// The shard of `old` holding the member.
+    pub shard: usize,
+}
+
+/// Builds a [`PreUnlearning`] in `dir` from the demo copy `data`.
+pub fn pre_unlearning(dir: &Path, data: &Path) -> PreUnlearning {
+    let v2 = data.join("models/job-recs.v2");
+    let victim = withdrawn_member(data);
+    let old = dir.join("old");
+    train_unregistered(data, &old);
+    let shard = shard_holding(&old, victim);
+    PreUnlearning { victim, v2, old, shard }
+}
+
 /// Asserts that a command was refused: exit code 1 or 2 and a message on stderr containing `needle`.
 pub fn refused(o: &Output, needle: &str) {
     let code = o.status.code();

@@ -3,14 +3,12 @@
 //! the audit passes.
 
 use crate::common::{consentry, ok, read_bitmap, text};
-use crate::{JOBS, audit, audit_finds, fresh, plant_shard, read_json, refused, shard_holding, train_unregistered};
+use crate::{
+    JOBS, PreUnlearning, audit, audit_finds, fresh, plant_shard, pre_unlearning, read_json, refused,
+    train_unregistered, withdrawn_member,
+};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// A member unlearning removed from the live job-recommendation model (`job-recs.v2`).
-fn withdrawn_member(data: &Path) -> u64 {
-    read_bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
-}
 
 fn recommend(data: &Path, model: &Path, member: u64, extra: &[&str]) -> std::process::Output {
     let m = member.to_string();
@@ -22,12 +20,7 @@ fn recommend(data: &Path, model: &Path, member: u64, extra: &[&str]) -> std::pro
 #[test]
 fn pre_unlearning_shard_copied_into_the_live_version_is_refused_and_audited() {
     let (dir, data) = fresh();
-    let victim = withdrawn_member(&data);
-    let v2 = data.join("models/job-recs.v2");
-    // A copy of the model as it was before unlearning (same data, options and seed as the demo's first version).
-    let old = dir.path().join("old");
-    train_unregistered(&data, &old);
-    let i = shard_holding(&old, victim);
+    let PreUnlearning { victim, v2, old, shard: i } = pre_unlearning(dir.path(), &data);
     // Plant the old shard and its bitmap in the live version and "fix" model.json's hashes.
     plant_shard(&old, &v2, i);
 
@@ -45,11 +38,7 @@ fn pre_unlearning_shard_copied_into_the_live_version_is_refused_and_audited() {
 #[test]
 fn shard_file_swapped_without_touching_model_json_is_refused_and_audited() {
     let (dir, data) = fresh();
-    let victim = withdrawn_member(&data);
-    let v2 = data.join("models/job-recs.v2");
-    let old = dir.path().join("old");
-    train_unregistered(&data, &old);
-    let i = shard_holding(&old, victim);
+    let PreUnlearning { victim, v2, old, shard: i } = pre_unlearning(dir.path(), &data);
     let file = format!("shard-{i:03}.safetensors");
     std::fs::copy(old.join(&file), v2.join(&file)).unwrap();
     refused(&recommend(&data, &v2, victim, &[]), &file);

@@ -5,7 +5,8 @@
 
 use crate::common::{consentry, ok, read_bitmap};
 use crate::{
-    audit, audit_finds, b3, fresh, ledger_db, plant_shard, read_json, refused, shard_holding, train_unregistered,
+    PreUnlearning, audit, audit_finds, b3, fresh, ledger_db, plant_shard, pre_unlearning, read_json, refused,
+    train_unregistered, withdrawn_member,
 };
 
 /// Renames model `old` to `new` everywhere the registry mentions it.
@@ -26,12 +27,7 @@ fn rename_model(c: &rusqlite::Connection, old: &str, new: &str) {
 #[test]
 fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refused_and_audited() {
     let (dir, data) = fresh();
-    let v2 = data.join("models/job-recs.v2");
-    let victim = read_bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
-    // The model as it was before unlearning: same dataset, options and seed as the demo's first version.
-    let old = dir.path().join("old");
-    train_unregistered(&data, &old);
-    let i = shard_holding(&old, victim);
+    let PreUnlearning { victim, v2, old, shard: i } = pre_unlearning(dir.path(), &data);
 
     // Plant the old shard in the live version and fix model.json's hashes.
     let registered_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
@@ -82,7 +78,7 @@ fn superseded_version_revived_in_the_registry_is_refused_and_audited() {
     let (dir, data) = fresh();
     let v1 = data.join("models/job-recs");
     let v2 = data.join("models/job-recs.v2");
-    let victim = read_bitmap(&v2.join("excluded.roaring")).min().expect("the demo unlearned someone");
+    let victim = withdrawn_member(&data);
     let v1_id = b3(&std::fs::read(v1.join("model.json")).unwrap());
     let v2_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
     // The attacker kept v1's weights (the same training again reproduces them) and restores them.
