@@ -14,7 +14,7 @@ use consentry_gate::manifest::{
 use consentry_learn::model::write_model_dir;
 use consentry_ledger::{Ledger, LedgerOptions, LogKey, MemberRecord, NewEvent, Store};
 use consentry_lineage::worker::{WorkerOptions, run_once};
-use consentry_lineage::{LineageError, ModelStatus, Registry, RequestStatus};
+use consentry_lineage::{LineageError, ModelRecord, ModelStatus, Registry, RequestStatus};
 use consentry_policy::{Action, Policy, Source};
 use roaring::RoaringTreemap;
 use std::path::{Path, PathBuf};
@@ -445,21 +445,40 @@ fn registry_on_postgres() {
     suite(&Backend::Postgres(db));
 }
 
+/// A SQLite ledger with members and events, a data directory holding dataset `ds` (members 1–30) and model `m1`
+/// trained on it, registered: where the file and signature tests start.
+struct Registered {
+    b: Backend,
+    ledger: Ledger,
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    models: PathBuf,
+    reg: Registry,
+    ds_dir: PathBuf,
+    m_dir: PathBuf,
+    m: ModelRecord,
+}
+
+fn registered_m1() -> Registered {
+    let b = Backend::Sqlite(tempfile::tempdir().unwrap());
+    let ledger = ledger_setup(&b);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().canonicalize().unwrap().join("data");
+    let models = data.join("models");
+    let reg = b.registry().with_base(&data);
+    let ds_dir = dataset_dir(&data, "ds", &range(1, 30), 40);
+    let m_dir = model_dir(&models, "m1", &ds_dir, &range(1, 30), 1);
+    let m = reg.register_model_dir(&m_dir).unwrap();
+    Registered { b, ledger, _tmp: tmp, data, models, reg, ds_dir, m_dir, m }
+}
+
 /// Model files are bound to the registry (serving checks `model.json` against the id and every shard file and
 /// bitmap against the registered hashes), unregistered model directories are found, positions beyond the log's
 /// end are reported, and what a worker killed after its swap left is finished.
 #[test]
 fn files_unregistered_models_and_positions_are_checked_against_the_registry() {
     use consentry_lineage::Servable;
-    let b = Backend::Sqlite(tempfile::tempdir().unwrap());
-    let ledger = ledger_setup(&b);
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap().join("data");
-    let models = data.join("models");
-    let reg = b.registry().with_base(&data);
-    let ds_dir = dataset_dir(&data, "ds", &range(1, 30), 40);
-    let m_dir = model_dir(&models, "m1", &ds_dir, &range(1, 30), 1);
-    let m = reg.register_model_dir(&m_dir).unwrap();
+    let Registered { b, ledger, _tmp, data, models, reg, ds_dir, m_dir, m } = registered_m1();
     assert!(matches!(reg.servable(&m_dir, false).unwrap(), Servable::Registered(r) if r.id == m.id));
     assert!(reg.check_model_files(&m).unwrap().is_empty());
 
@@ -552,15 +571,7 @@ fn files_unregistered_models_and_positions_are_checked_against_the_registry() {
 #[test]
 fn registry_rows_are_signed_and_altered_rows_are_refused() {
     use consentry_lineage::Servable;
-    let b = Backend::Sqlite(tempfile::tempdir().unwrap());
-    let _ledger = ledger_setup(&b);
-    let data = tempfile::tempdir().unwrap();
-    let data = data.path().canonicalize().unwrap().join("data");
-    let models = data.join("models");
-    let reg = b.registry().with_base(&data);
-    let ds_dir = dataset_dir(&data, "ds", &range(1, 30), 40);
-    let m_dir = model_dir(&models, "m1", &ds_dir, &range(1, 30), 1);
-    let m = reg.register_model_dir(&m_dir).unwrap();
+    let Registered { b, ledger: _ledger, _tmp, data, models, reg, ds_dir, m_dir, m } = registered_m1();
     let v2_dir = model_dir_after(&models, "m1.v2", &ds_dir, &range(6, 30), 1, Some((&m.id, &range(5, 5))));
     let v2 = reg.register_model_dir(&v2_dir).unwrap();
     assert!(matches!(reg.servable(&v2_dir, false).unwrap(), Servable::Registered(r) if r.id == v2.id));
