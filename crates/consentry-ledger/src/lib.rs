@@ -6,7 +6,8 @@
 //! that verify offline; anyone holding a checkpoint detects a rewrite through
 //! a consistency proof. Storage is a trait with two backends run by one test
 //! suite: SQLite (embedded default, group commit) and PostgreSQL (several
-//! processes, one gap-free chain). Snapshots turn the log into roaring
+//! processes, one gap-free chain), each behind its cargo feature (`sqlite`, `postgres`): everything else
+//! (events, proofs, checkpoints, receipts, snapshots, the `Store` trait) compiles without either. Snapshots turn the log into roaring
 //! bitmaps of members allowed per purpose.
 
 pub mod checkpoint;
@@ -14,9 +15,11 @@ pub mod event;
 mod ledger;
 pub mod merkle;
 pub mod position;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod receipt;
 pub mod snapshot;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
 
@@ -78,9 +81,11 @@ pub enum LedgerError {
     #[error("signing key: {0}")]
     Key(String),
     /// SQLite failed.
+    #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
+    #[cfg(feature = "postgres")]
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
     /// A file could not be read or written.

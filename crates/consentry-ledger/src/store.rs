@@ -198,17 +198,20 @@ pub trait Store: Send + Sync {
 }
 
 /// A 32-byte hash column, or `Corrupt` naming the column; shared so both SQL backends decode stored rows alike.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn hash_col(v: Vec<u8>, what: &str) -> Result<Hash, LedgerError> {
     v.try_into().map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
 /// Member `id`'s birth-date column (days from 1970), or `Corrupt`; shared so both SQL backends report it alike.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn date_col(days: i64, id: i64) -> Result<NaiveDate, LedgerError> {
     crate::event::date_from_days(days)
         .ok_or_else(|| LedgerError::Corrupt(format!("member {id}: birth date {days} days from 1970 is out of range")))
 }
 
 /// Clamps a sequence bound to what a 64-bit SQL integer holds (both backends store `seq` as one).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn bound(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -2,25 +2,35 @@
 //! placeholders (rewritten to `?1` for SQLite), parameters are [`P`] values, and rows come back as [`Val`]s.
 
 use crate::LineageError;
+#[cfg(feature = "postgres")]
 use ::postgres::Client;
+#[cfg(feature = "postgres")]
 use ::postgres::types::{ToSql as PgToSql, Type};
+#[cfg(feature = "sqlite")]
 use rusqlite::types::{ToSqlOutput, ValueRef};
+#[cfg(feature = "sqlite")]
 use std::path::Path;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::sync::Mutex;
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
 /// Key of the advisory lock that serialises schema creation on PostgreSQL ("CONSLINE" in ASCII).
+#[cfg(feature = "postgres")]
 const SCHEMA_LOCK: i64 = 0x434f_4e53_4c49_4e45;
 
 /// Key of the advisory lock every registry write transaction takes on PostgreSQL ("CONSLREG"), so a
 /// read-check-write sequence (is the old model still live? is the cursor where we left it?) cannot interleave
 /// with another writer under READ COMMITTED — the same guarantee SQLite's `BEGIN IMMEDIATE` gives.
+#[cfg(feature = "postgres")]
 const WRITE_LOCK: i64 = 0x434f_4e53_4c52_4547;
 
 /// How often a PostgreSQL transaction that hit a serialisation failure, deadlock or race is re-run.
+#[cfg(feature = "postgres")]
 const MAX_ATTEMPTS: u32 = 6;
 
 /// The registry tables; `{BLOB}`, `{REAL}` and `{SERIAL}` are filled in per backend.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS registry_datasets (
     id TEXT PRIMARY KEY,
@@ -99,6 +109,7 @@ CREATE TABLE IF NOT EXISTS registry_cursors (name TEXT PRIMARY KEY, seq BIGINT N
 ";
 
 /// A statement parameter (typed, so PostgreSQL NULLs carry a type).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) enum P<'a> {
     I(i64),
     OptI(Option<i64>),
@@ -110,6 +121,7 @@ pub(crate) enum P<'a> {
 
 /// A value read back.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) enum Val {
     Null,
     Int(i64),
@@ -188,6 +200,7 @@ pub(crate) trait Db {
     fn query(&mut self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, LineageError>;
 }
 
+#[cfg(feature = "sqlite")]
 impl rusqlite::ToSql for P<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
@@ -201,10 +214,12 @@ impl rusqlite::ToSql for P<'_> {
 }
 
 /// `$1` → `?1`: SQLite's numbered placeholders (no statement here contains a literal `$`).
+#[cfg(feature = "sqlite")]
 fn sqlite_sql(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
+#[cfg(feature = "sqlite")]
 impl Db for rusqlite::Transaction<'_> {
     fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError> {
         let mut stmt = self.prepare_cached(&sqlite_sql(sql))?;
@@ -236,6 +251,7 @@ impl Db for rusqlite::Transaction<'_> {
     }
 }
 
+#[cfg(feature = "postgres")]
 fn pg_params<'a>(params: &'a [P<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
     params
         .iter()
@@ -252,6 +268,7 @@ fn pg_params<'a>(params: &'a [P<'a>]) -> Vec<&'a (dyn PgToSql + Sync)> {
         .collect()
 }
 
+#[cfg(feature = "postgres")]
 fn pg_row(r: &::postgres::Row) -> Result<Row, LineageError> {
     let mut vals = Vec::with_capacity(r.len());
     for (i, c) in r.columns().iter().enumerate() {
@@ -276,6 +293,7 @@ fn pg_row(r: &::postgres::Row) -> Result<Row, LineageError> {
     Ok(Row(vals))
 }
 
+#[cfg(feature = "postgres")]
 impl Db for ::postgres::Transaction<'_> {
     fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError> {
         Ok(self.execute(sql, &pg_params(params))?)
@@ -289,20 +307,29 @@ impl Db for ::postgres::Transaction<'_> {
 
 /// The open store: SQLite (the ledger's `ledger.db`) or PostgreSQL (the ledger's database).
 pub(crate) enum Conn {
+    #[cfg(feature = "sqlite")]
     Sqlite(Mutex<rusqlite::Connection>),
+    #[cfg(feature = "postgres")]
     Postgres { url: String, client: Mutex<Option<Client>> },
+    /// Built without a backend: no registry can be opened, so none exists.
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[allow(dead_code)]
+    NoBackend(std::convert::Infallible),
 }
 
+#[cfg(feature = "postgres")]
 fn pg_connect(url: &str) -> Result<Client, LineageError> {
     Ok(consentry_ledger::postgres::connect(url, "consentry-lineage")?)
 }
 
+#[cfg(feature = "postgres")]
 /// True for PostgreSQL errors after which re-running the whole transaction can succeed (the ledger's rule).
 fn retryable(e: &LineageError) -> bool {
     matches!(e, LineageError::Postgres(e) if consentry_ledger::postgres::retryable_error(e))
 }
 
 impl Conn {
+    #[cfg(feature = "sqlite")]
     /// Opens (and creates the registry tables in) the SQLite file the ledger uses, with the ledger's connection
     /// settings.
     pub fn open_sqlite(path: &Path) -> Result<Conn, LineageError> {
@@ -316,6 +343,7 @@ impl Conn {
         Ok(Conn::Sqlite(Mutex::new(conn)))
     }
 
+    #[cfg(feature = "sqlite")]
     /// Opens the registry in the ledger's SQLite file for reading only (`open_conn_read_only`): nothing in the
     /// file is created or written. A ledger without registry tables reads as an empty registry (the tables are
     /// made in the connection's temporary schema, which lives in memory).
@@ -335,6 +363,7 @@ impl Conn {
         Ok(Conn::Sqlite(Mutex::new(conn)))
     }
 
+    #[cfg(feature = "postgres")]
     /// Connects to the ledger's PostgreSQL database and creates the registry tables.
     pub fn connect_postgres(url: &str) -> Result<Conn, LineageError> {
         let mut client = pg_connect(url)?;
@@ -357,6 +386,7 @@ impl Conn {
         mut f: impl FnMut(&mut dyn Db) -> Result<R, LineageError>,
     ) -> Result<R, LineageError> {
         match self {
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(m) => {
                 let mut conn = m.lock().map_err(|_| LineageError::Poisoned)?;
                 let behavior = if write {
@@ -369,6 +399,7 @@ impl Conn {
                 tx.commit()?;
                 Ok(out)
             }
+            #[cfg(feature = "postgres")]
             Conn::Postgres { url, client } => {
                 let mut g = client.lock().map_err(|_| LineageError::Poisoned)?;
                 let mut attempt = 0u32;
@@ -398,6 +429,11 @@ impl Conn {
                         other => return other,
                     }
                 }
+            }
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Conn::NoBackend(never) => {
+                let _ = (write, &mut f);
+                match *never {}
             }
         }
     }

@@ -146,9 +146,11 @@ pub enum LineageError {
     #[error("the registry connection lock was poisoned")]
     Poisoned,
     /// SQLite failed.
+    #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
+    #[cfg(feature = "postgres")]
     #[error("postgres: {0}")]
     Postgres(#[from] ::postgres::Error),
     /// The ledger failed.

@@ -7,7 +7,9 @@ use crate::{LineageError, now};
 use consentry_gate::manifest::{MANIFEST_FILE, Manifest, ShardFunction};
 use consentry_learn::LearnError;
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
+#[cfg(feature = "postgres")]
 use consentry_ledger::postgres::PgStore;
+#[cfg(feature = "sqlite")]
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{FactsEntry, LogKey, PublicKey, Store, StoredEvent};
 use consentry_policy::Action;
@@ -681,6 +683,7 @@ fn consent_facts(
 }
 
 impl Registry {
+    #[cfg(feature = "sqlite")]
     /// Opens the registry in the ledger's SQLite file (creating the ledger and registry tables if missing).
     pub fn open_sqlite(path: &Path) -> Result<Registry, LineageError> {
         let store = SqliteStore::open(path)?;
@@ -688,6 +691,7 @@ impl Registry {
         Ok(Registry { conn, store: Box::new(store), signer: None, public: None, base: None })
     }
 
+    #[cfg(feature = "sqlite")]
     /// Opens the registry in the ledger's SQLite file for reading only: for queries, verification and the audit,
     /// which then work on a read-only copy of a data directory; anything that writes fails.
     pub fn open_sqlite_read_only(path: &Path) -> Result<Registry, LineageError> {
@@ -696,6 +700,7 @@ impl Registry {
         Ok(Registry { conn, store: Box::new(store), signer: None, public: None, base: None })
     }
 
+    #[cfg(feature = "postgres")]
     /// Opens the registry in the ledger's PostgreSQL database.
     pub fn connect_postgres(url: &str) -> Result<Registry, LineageError> {
         let store = PgStore::connect(url)?;
