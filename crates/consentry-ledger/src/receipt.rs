@@ -213,7 +213,7 @@ impl FactsReceipt {
     /// Verifies offline: the tree head's signature and the entry's inclusion in it.
     pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
         if self.version != FACTS_RECEIPT_VERSION {
-            return Err(ReceiptError(format!("unknown facts receipt version {:?}", self.version)));
+            return Err(ReceiptError::Malformed(format!("unknown facts receipt version {:?}", self.version)));
         }
         verify_included(key, &self.tree_head, self.facts.seq, self.facts.leaf_hash(), &self.inclusion_proof)
     }
@@ -234,7 +234,7 @@ impl AnyReceipt {
     /// Parses and verifies either kind (a facts receipt is told by its `facts` field).
     pub fn verify_json(text: &str, key: &PublicKey) -> Result<AnyReceipt, ReceiptError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
+            serde_json::from_str(text).map_err(|e| ReceiptError::Malformed(format!("not a receipt: {e}")))?;
         if value.get("facts").is_some() {
             FactsReceipt::verify_json(text, key).map(AnyReceipt::Facts)
         } else {
@@ -246,12 +246,12 @@ impl AnyReceipt {
 /// Parses `text` as `T` and refuses it unless it is the canonical form of what it parses to: an extra field
 /// anywhere, upper-case hex or a number written another way would let two different texts carry one signature.
 fn canonical<T: Serialize + serde::de::DeserializeOwned>(text: &str) -> Result<T, ReceiptError> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
-    let parsed: T = serde_json::from_value(value.clone()).map_err(|e| ReceiptError(format!("not a receipt: {e}")))?;
-    let canonical = serde_json::to_value(&parsed).map_err(|e| ReceiptError(e.to_string()))?;
+    let malformed = |e: serde_json::Error| ReceiptError::Malformed(format!("not a receipt: {e}"));
+    let value: serde_json::Value = serde_json::from_str(text).map_err(malformed)?;
+    let parsed: T = serde_json::from_value(value.clone()).map_err(malformed)?;
+    let canonical = serde_json::to_value(&parsed).map_err(malformed)?;
     if let Some(path) = first_difference(&value, &canonical, "") {
-        return Err(ReceiptError(format!(
+        return Err(ReceiptError::Malformed(format!(
             "the receipt is not in canonical form at `{path}` (an extra field, upper-case hex or a re-encoded \
              value): only the bytes the ledger signed are accepted"
         )));
@@ -267,20 +267,77 @@ fn verify_included(
     leaf: Result<Hash, LedgerError>,
     proof: &[Hash],
 ) -> Result<(), ReceiptError> {
-    if !key.verify(sth) {
-        return Err(ReceiptError("the tree head is not signed by this ledger's key".into()));
+    if sth.log_id != key.log_id() {
+        return Err(ReceiptError::WrongKey { log_id: sth.log_id, key_log_id: key.log_id() });
     }
-    let leaf = leaf.map_err(|e| ReceiptError(e.to_string()))?;
+    if !key.verify(sth) {
+        return Err(ReceiptError::TreeHeadSignature);
+    }
+    let leaf = leaf.map_err(|e| ReceiptError::Malformed(e.to_string()))?;
     if seq == 0 || !verify_inclusion(seq - 1, sth.head.tree_size, &leaf, proof, &sth.head.root_hash) {
-        return Err(ReceiptError("the entry is not in the signed tree (inclusion proof fails)".into()));
+        return Err(ReceiptError::InclusionProof);
     }
     Ok(())
 }
 
-/// Why a receipt did not verify.
+/// Why a receipt did not verify: which check failed, so a caller can branch on it (a member's app telling
+/// "wrong ledger key" from "altered record").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("receipt does not verify: {0}")]
-pub struct ReceiptError(pub String);
+#[error("receipt does not verify: {}", self.reason())]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The text is not a receipt of a known version in its canonical form (unparsable, an extra field, upper-case
+    /// hex, a re-encoded value, an unencodable entry).
+    Malformed(String),
+    /// The tree head names another log: the public key given is not this ledger's.
+    WrongKey {
+        /// The log id the tree head names.
+        log_id: Hash,
+        /// The log id of the key given (BLAKE3 of its bytes).
+        key_log_id: Hash,
+    },
+    /// The tree head names this key's log but its signature fails: the head was altered.
+    TreeHeadSignature,
+    /// The entry's inclusion proof does not lead to the signed root: the entry or the proof was altered.
+    InclusionProof,
+    /// The consent record's own signature fails: a field the log does not hash was altered.
+    RecordSignature,
+    /// The consent record is signed but does not describe the logged event.
+    RecordMismatch,
+}
+
+impl ReceiptError {
+    /// The failed check's name in snake_case (`malformed`, `wrong_key`, `tree_head_signature`,
+    /// `inclusion_proof`, `record_signature`, `record_mismatch`), stable for JSON output.
+    pub fn check(&self) -> &'static str {
+        match self {
+            ReceiptError::Malformed(_) => "malformed",
+            ReceiptError::WrongKey { .. } => "wrong_key",
+            ReceiptError::TreeHeadSignature => "tree_head_signature",
+            ReceiptError::InclusionProof => "inclusion_proof",
+            ReceiptError::RecordSignature => "record_signature",
+            ReceiptError::RecordMismatch => "record_mismatch",
+        }
+    }
+
+    /// What failed, in words, without the "receipt does not verify" prefix.
+    pub fn reason(&self) -> String {
+        match self {
+            ReceiptError::Malformed(m) => m.clone(),
+            ReceiptError::WrongKey { log_id, key_log_id } => format!(
+                "the tree head is not signed by this ledger's key (it names log {}…, the key is log {}…): check                  the --public-key file",
+                hex::encode(&log_id[..8]),
+                hex::encode(&key_log_id[..8])
+            ),
+            ReceiptError::TreeHeadSignature => {
+                "the tree head is not signed by this ledger's key (its signature fails)".into()
+            }
+            ReceiptError::InclusionProof => "the entry is not in the signed tree (inclusion proof fails)".into(),
+            ReceiptError::RecordSignature => "the consent record was altered (its signature fails)".into(),
+            ReceiptError::RecordMismatch => "the consent record does not describe the logged event".into(),
+        }
+    }
+}
 
 impl Receipt {
     /// Parses a receipt's JSON text and verifies it ([`Receipt::verify`]), refusing any text that is not the
@@ -295,14 +352,13 @@ impl Receipt {
     /// Verifies offline: signature of the tree head, inclusion of the event,
     /// the record's signature, and that record and event agree.
     pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
-        let fail = |m: &str| Err(ReceiptError(m.to_string()));
         if self.version != RECEIPT_VERSION {
-            return fail(&format!("unknown receipt version {:?}", self.version));
+            return Err(ReceiptError::Malformed(format!("unknown receipt version {:?}", self.version)));
         }
         verify_included(key, &self.tree_head, self.event.seq, self.event.leaf_hash(), &self.inclusion_proof)?;
-        let payload = signed_payload(&self.record, &self.event).map_err(|e| ReceiptError(e.to_string()))?;
+        let payload = signed_payload(&self.record, &self.event).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
         if !key.verify_labelled(RECORD_LABEL, &payload, &self.record_signature) {
-            return fail("the consent record was altered (its signature fails)");
+            return Err(ReceiptError::RecordSignature);
         }
         let b = &self.event.body;
         let expected_type = match b.action {
@@ -315,7 +371,7 @@ impl Receipt {
             || self.record.event.event_type != expected_type
             || self.record.event.event_time != rfc3339(b.event_time)
         {
-            return fail("the consent record does not describe the logged event");
+            return Err(ReceiptError::RecordMismatch);
         }
         Ok(())
     }
@@ -346,5 +402,160 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, path: &str) ->
             x.iter().zip(y).enumerate().find_map(|(i, (v, w))| first_difference(v, w, &format!("{path}/{i}")))
         }
         _ => (a != b).then(|| path.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{LogKey, TreeHead};
+    use crate::event::NewEvent;
+    use crate::merkle::Tree;
+    use consentry_policy::Source;
+
+    fn event(seq: u64, member_id: u64) -> Event {
+        Event {
+            seq,
+            recorded_time: 1_700_000_100,
+            body: NewEvent {
+                member_id,
+                purpose: "train_ai_system.job_recommendations".into(),
+                action: Action::Grant,
+                notice_version: 1,
+                source: Source::Ui,
+                actor: "member".into(),
+                event_time: 1_700_000_000,
+                idempotency_key: format!("k{seq}"),
+            },
+        }
+    }
+
+    /// A receipt for event 1 of a two-event log signed by `key`, built without a store.
+    fn issue(key: &LogKey) -> Receipt {
+        let (first, second) = (event(1, 42), event(2, 43));
+        let mut tree = Tree::new();
+        tree.push(first.leaf_hash().unwrap());
+        tree.push(second.leaf_hash().unwrap());
+        let head = TreeHead { tree_size: 2, root_hash: tree.root(2).unwrap(), chain_hash: [7; 32], timestamp: 1 };
+        let record = ConsentRecord {
+            record_id: "log:1".into(),
+            pii_principal_id: "42".into(),
+            pii_controller: "Example".into(),
+            purpose: first.body.purpose.clone(),
+            purpose_name: "Job recommendations".into(),
+            pii_categories: vec!["profile.skills".into()],
+            notice: NoticeRef { version: 1, language: "en".into() },
+            jurisdiction: "DE".into(),
+            event: EventRecord {
+                event_type: "consent_given".into(),
+                state: "active".into(),
+                event_time: rfc3339(first.body.event_time),
+                source: "ui".into(),
+            },
+            withdrawal_method: "privacy centre".into(),
+        };
+        let record_signature = key.sign_labelled(RECORD_LABEL, &signed_payload(&record, &first).unwrap());
+        Receipt {
+            version: RECEIPT_VERSION.into(),
+            record,
+            event: first,
+            inclusion_proof: tree.inclusion_proof(0, 2).unwrap(),
+            tree_head: key.sign(head),
+            record_signature,
+        }
+    }
+
+    fn verify(r: &Receipt, key: &LogKey) -> Result<Receipt, ReceiptError> {
+        Receipt::verify_json(&serde_json::to_string(r).unwrap(), &key.public())
+    }
+
+    #[test]
+    fn an_honest_receipt_verifies() {
+        let key = LogKey::from_seed([1; 32]);
+        assert_eq!(verify(&issue(&key), &key).unwrap(), issue(&key));
+    }
+
+    #[test]
+    fn another_ledgers_key_is_wrong_key() {
+        let key = LogKey::from_seed([1; 32]);
+        let e = verify(&issue(&key), &LogKey::from_seed([2; 32])).unwrap_err();
+        assert!(matches!(e, ReceiptError::WrongKey { .. }), "{e}");
+        assert_eq!(e.check(), "wrong_key");
+        assert!(e.to_string().contains("not signed by this ledger's key"), "{e}");
+    }
+
+    #[test]
+    fn an_altered_tree_head_fails_its_signature() {
+        let key = LogKey::from_seed([1; 32]);
+        let mut r = issue(&key);
+        r.tree_head.head.timestamp += 1;
+        let e = verify(&r, &key).unwrap_err();
+        assert_eq!((e.clone(), e.check()), (ReceiptError::TreeHeadSignature, "tree_head_signature"));
+    }
+
+    #[test]
+    fn an_altered_event_fails_the_inclusion_proof() {
+        let key = LogKey::from_seed([1; 32]);
+        let mut r = issue(&key);
+        r.event.recorded_time += 1;
+        let e = verify(&r, &key).unwrap_err();
+        assert_eq!((e.clone(), e.check()), (ReceiptError::InclusionProof, "inclusion_proof"));
+        let mut r = issue(&key);
+        r.inclusion_proof.clear();
+        assert_eq!(verify(&r, &key).unwrap_err(), ReceiptError::InclusionProof);
+    }
+
+    #[test]
+    fn an_altered_record_fails_its_signature() {
+        let key = LogKey::from_seed([1; 32]);
+        let mut r = issue(&key);
+        r.record.pii_controller = "Someone else".into();
+        let e = verify(&r, &key).unwrap_err();
+        assert_eq!((e.clone(), e.check()), (ReceiptError::RecordSignature, "record_signature"));
+    }
+
+    #[test]
+    fn a_signed_record_of_another_event_is_a_mismatch() {
+        let key = LogKey::from_seed([1; 32]);
+        let mut r = issue(&key);
+        r.record.pii_principal_id = "43".into();
+        r.record_signature = key.sign_labelled(RECORD_LABEL, &signed_payload(&r.record, &r.event).unwrap());
+        let e = verify(&r, &key).unwrap_err();
+        assert_eq!((e.clone(), e.check()), (ReceiptError::RecordMismatch, "record_mismatch"));
+    }
+
+    #[test]
+    fn non_canonical_or_unknown_text_is_malformed() {
+        let key = LogKey::from_seed([1; 32]);
+        let text = serde_json::to_string(&issue(&key)).unwrap();
+        let extra = text.replacen("\"idempotency_key\":", "\"note\":1,\"idempotency_key\":", 1);
+        let mut older = issue(&key);
+        older.version = "consentry-receipt-v0".into();
+        for bad in [extra, "{".to_string(), serde_json::to_string(&older).unwrap()] {
+            let e = AnyReceipt::verify_json(&bad, &key.public()).unwrap_err();
+            assert!(matches!(e, ReceiptError::Malformed(_)), "{e}");
+            assert_eq!(e.check(), "malformed");
+        }
+    }
+
+    #[test]
+    fn a_facts_receipt_names_its_check_too() {
+        let key = LogKey::from_seed([1; 32]);
+        let r = issue(&key);
+        let facts = FactsReceipt {
+            version: FACTS_RECEIPT_VERSION.into(),
+            facts: FactsEntry {
+                seq: 1,
+                recorded_time: 1,
+                member_id: 42,
+                jurisdiction: "DE".into(),
+                birth_date: chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+                actor: "import".into(),
+            },
+            inclusion_proof: r.inclusion_proof.clone(),
+            tree_head: r.tree_head.clone(),
+        };
+        assert_eq!(facts.verify(&key.public()).unwrap_err(), ReceiptError::InclusionProof);
+        assert!(matches!(facts.verify(&LogKey::from_seed([3; 32]).public()), Err(ReceiptError::WrongKey { .. })));
     }
 }

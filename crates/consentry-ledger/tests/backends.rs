@@ -506,12 +506,12 @@ fn receipts_verify_and_detect_one_byte(b: &Backend) {
     let extra = json.replacen("\"pii_controller\":", "\"note\":\"x\",\"pii_controller\":", 1);
     assert!(serde_json::from_str::<Receipt>(&extra).is_err(), "an unknown field in the record");
     let e = Receipt::verify_json(&extra, &public).unwrap_err();
-    assert!(e.0.contains("note"), "{e}");
+    assert!(e.reason().contains("note"), "{e}");
     // Inside the event (flattened fields cannot deny unknown ones): the canonical-form check refuses it.
     let in_event = json.replacen("\"idempotency_key\":", "\"note\":1,\"idempotency_key\":", 1);
     assert!(serde_json::from_str::<Receipt>(&in_event).unwrap().verify(&public).is_ok(), "serde ignores it");
     let e = Receipt::verify_json(&in_event, &public).unwrap_err();
-    assert!(e.0.contains("canonical") && e.0.contains("/event/note"), "{e}");
+    assert!(e.reason().contains("canonical") && e.reason().contains("/event/note"), "{e}");
     let sig = hex::encode(receipt.record_signature);
     let upper = json.replace(&sig, &sig.to_uppercase());
     assert_ne!(upper, json);

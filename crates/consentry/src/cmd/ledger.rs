@@ -552,7 +552,7 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
         }
         Err(e) => {
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"valid": false, "error": e.0}))?;
+                ctx.print_json(&serde_json::json!({"valid": false, "error": e.reason(), "check": e.check()}))?;
             }
             eprintln!("INVALID: {e}");
             Ok(ExitCode::from(1))
