@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 /// What can stop an audit from running at all (a violation is a [`Finding`], not an error).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     /// A file could not be read or written.
     #[error("{path}: {source}")]

@@ -27,6 +27,7 @@ pub use sgd::{NoisySum, add_noise, clip_and_noise, poisson_sample, seeded_rng};
 
 /// Everything that can go wrong, each naming the bad value so the caller can fix its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DpError {
     /// The sampling rate is outside [0, 1].
     #[error("sampling rate q = {0} is not in [0, 1]")]

@@ -32,6 +32,7 @@ pub const MODE_SECRET: u32 = 0o600;
 
 /// What went wrong writing an output; [`OutputError::is_bad_input`] tells the user's mistakes apart.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OutputError {
     /// A directory stands where a file is to be written.
     #[error("{0} is a directory; name a file to write (for example {0}/out.txt)")]

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 /// What can go wrong in the gate; every variant names the file, table or column at fault.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GateError {
     /// The source declaration is malformed or inconsistent.
     #[error("source declaration {file}: {message}")]
@@ -67,12 +68,12 @@ pub enum GateError {
         expected: String,
     },
     /// A Parquet file could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Parquet {
         /// The file at fault.
         path: PathBuf,
-        /// The reader's or writer's explanation.
-        message: String,
+        /// The Parquet or Arrow error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -118,8 +119,8 @@ impl GateError {
         GateError::Io { path: path.to_path_buf(), source }
     }
 
-    pub(crate) fn parquet(path: &Path, e: impl std::fmt::Display) -> GateError {
-        GateError::Parquet { path: path.to_path_buf(), message: e.to_string() }
+    pub(crate) fn parquet(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> GateError {
+        GateError::Parquet { path: path.to_path_buf(), source: e.into() }
     }
 
     /// True when the caller's input is at fault (exit code 2 in the CLI).

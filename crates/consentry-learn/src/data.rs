@@ -107,7 +107,12 @@ impl Dataset {
             let bad =
                 |message: String| LearnError::Dataset { dir: self.dir.clone(), message: format!("{rel}: {message}") };
             let file = File::open(&path).map_err(|e| LearnError::io(&path, e))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
+            let unreadable = |e: Box<dyn std::error::Error + Send + Sync>| LearnError::DatasetFile {
+                dir: self.dir.clone(),
+                file: rel.to_string(),
+                source: e,
+            };
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| unreadable(e.into()))?;
             let schema = builder.parquet_schema();
             let mut leaves = Vec::new();
             for c in columns {
@@ -121,9 +126,9 @@ impl Dataset {
             }
             let mask = ProjectionMask::leaves(schema, leaves);
             let reader =
-                builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| bad(e.to_string()))?;
+                builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| unreadable(e.into()))?;
             for batch in reader {
-                out.push(batch.map_err(|e| bad(e.to_string()))?);
+                out.push(batch.map_err(|e| unreadable(e.into()))?);
             }
         }
         Ok(out)

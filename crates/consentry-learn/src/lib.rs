@@ -27,6 +27,7 @@ pub use train::{TrainOptions, TrainReport, train};
 
 /// What can go wrong while training or serving.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LearnError {
     /// The dataset is not usable as given.
     #[error("dataset {dir}: {message}")]
@@ -35,6 +36,16 @@ pub enum LearnError {
         dir: PathBuf,
         /// What is wrong and what to do.
         message: String,
+    },
+    /// A dataset file could not be read as Parquet.
+    #[error("dataset {dir}: {file}: {source}")]
+    DatasetFile {
+        /// The dataset's directory.
+        dir: PathBuf,
+        /// The file, relative to it.
+        file: String,
+        /// The Parquet or Arrow error.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A column has the wrong type or nulls.
     #[error("column `{column}` {message}")]

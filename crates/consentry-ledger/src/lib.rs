@@ -35,6 +35,7 @@ pub type Hash = [u8; 32];
 
 /// What went wrong in the ledger.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LedgerError {
     /// The input is malformed (a field too long, a bad flag value).
     #[error("{0}")]
@@ -96,9 +97,12 @@ pub enum LedgerError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// Parquet or Arrow failed while exporting.
+    /// Parquet failed while exporting.
     #[error("parquet: {0}")]
-    Parquet(String),
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Arrow failed while building what is exported.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
     /// The store holds a value this version cannot read (a newer schema, or corruption).
     #[error("corrupt store: {0}")]
     Corrupt(String),

@@ -371,14 +371,13 @@ pub fn export_parquet<W: std::io::Write + Send>(snapshot: &Snapshot, out: W) -> 
     use parquet::file::properties::WriterProperties;
     use std::sync::Arc;
 
-    let pq = |e: parquet::errors::ParquetError| LedgerError::Parquet(e.to_string());
     let schema = Arc::new(Schema::new(vec![
         Field::new("member_id", DataType::UInt64, false),
         Field::new("allowed", DataType::Boolean, false),
         Field::new("reason", DataType::Utf8, true),
     ]));
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(pq)?))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_key_value_metadata(Some(vec![
             parquet::file::metadata::KeyValue::new("consentry.purpose".into(), snapshot.purpose_key().to_string()),
             parquet::file::metadata::KeyValue::new("consentry.position".into(), snapshot.position().to_string()),
@@ -386,16 +385,15 @@ pub fn export_parquet<W: std::io::Write + Send>(snapshot: &Snapshot, out: W) -> 
             parquet::file::metadata::KeyValue::new("consentry.tree_root".into(), hex::encode(snapshot.tree_root)),
         ]))
         .build();
-    let mut w = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(pq)?;
+    let mut w = ArrowWriter::try_new(out, schema.clone(), Some(props))?;
     let rows = snapshot.rows();
     for chunk in rows.chunks(256 * 1024) {
         let ids: ArrayRef = Arc::new(UInt64Array::from_iter_values(chunk.iter().map(|r| r.0)));
         let allowed: ArrayRef = Arc::new(BooleanArray::from(chunk.iter().map(|r| r.1).collect::<Vec<_>>()));
         let reasons: ArrayRef = Arc::new(StringArray::from_iter(chunk.iter().map(|r| r.2.map(|x| x.as_str()))));
-        let batch = RecordBatch::try_new(schema.clone(), vec![ids, allowed, reasons])
-            .map_err(|e| LedgerError::Parquet(e.to_string()))?;
-        w.write(&batch).map_err(pq)?;
+        let batch = RecordBatch::try_new(schema.clone(), vec![ids, allowed, reasons])?;
+        w.write(&batch)?;
     }
-    w.close().map_err(pq)?;
+    w.close()?;
     Ok(rows.len() as u64)
 }

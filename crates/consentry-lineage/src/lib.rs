@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 /// What went wrong in the registry or the unlearning worker.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LineageError {
     /// The input is malformed (an id that is not hex, an ambiguous prefix, a bad connection string).
     #[error("{0}")]

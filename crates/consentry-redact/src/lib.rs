@@ -165,6 +165,7 @@ impl Span {
 
 /// What can go wrong while building a detector or redacting a stream.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedactError {
     /// The name automaton could not be built (too many or too long names).
     #[error("cannot build the name automaton over {names} names: {message}")]

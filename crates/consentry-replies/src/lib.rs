@@ -46,6 +46,7 @@ pub struct Pair {
 
 /// Everything that can go wrong, each with a message that says what to fix.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum ReplyError {
     /// No pairs were given.
     #[error("no message–reply pairs given")]

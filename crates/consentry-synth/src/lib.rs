@@ -67,6 +67,7 @@ impl SynthConfig {
 
 /// What went wrong while generating or reading a network.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SynthError {
     /// A file could not be created, written, renamed or read.
     #[error("{path}: {source}")]
@@ -103,12 +104,12 @@ pub enum SynthError {
         message: String,
     },
     /// A Parquet file could not be read (not Parquet, truncated, or corrupt).
-    #[error("{path}: cannot be read as Parquet: {message}")]
+    #[error("{path}: cannot be read as Parquet: {source}")]
     ParquetFile {
         /// The file at fault.
         path: PathBuf,
-        /// The reader's explanation.
-        message: String,
+        /// The reader's error (Parquet or Arrow).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The configuration cannot produce a network.
     #[error("invalid configuration: {0}")]

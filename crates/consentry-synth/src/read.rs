@@ -46,13 +46,14 @@ fn for_each_batch(
     mut f: impl FnMut(&RecordBatch, usize) -> Result<(), SynthError>,
 ) -> Result<(), SynthError> {
     let file = File::open(path).map_err(|e| SynthError::io(path, e))?;
-    let bad = |e: &dyn std::fmt::Display| SynthError::ParquetFile { path: path.to_path_buf(), message: e.to_string() };
+    let bad =
+        |e: Box<dyn std::error::Error + Send + Sync>| SynthError::ParquetFile { path: path.to_path_buf(), source: e };
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.with_batch_size(64 * 1024).build())
-        .map_err(|e| bad(&e))?;
+        .map_err(|e| bad(e.into()))?;
     let mut offset = 0;
     for batch in reader {
-        let batch = batch.map_err(|e| bad(&e))?;
+        let batch = batch.map_err(|e| bad(e.into()))?;
         f(&batch, offset)?;
         offset += batch.num_rows();
     }
@@ -152,4 +153,22 @@ pub fn read_consent_choices_file(path: &Path) -> Result<Vec<ChoiceRow>, SynthErr
         Ok(())
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that is not Parquet is named, and the reader's error stays reachable as the source.
+    #[test]
+    fn an_unreadable_file_keeps_the_parquet_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("members.parquet");
+        std::fs::write(&path, b"not parquet at all").unwrap();
+        let e = read_members_file(&path).unwrap_err();
+        assert!(matches!(e, SynthError::ParquetFile { .. }), "{e}");
+        let source = std::error::Error::source(&e).expect("the reader's error as source");
+        assert!(source.downcast_ref::<parquet::errors::ParquetError>().is_some(), "{source:?}");
+        assert!(e.to_string().contains("members.parquet"), "{e}");
+    }
 }
