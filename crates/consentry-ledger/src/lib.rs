@@ -18,6 +18,7 @@ pub mod position;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod receipt;
+pub mod schema;
 pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -29,6 +30,10 @@ pub use ledger::{Ledger, LedgerOptions, Verification, now, verify_store};
 pub use store::{Appended, MemberRecord, Store};
 
 use std::path::{Path, PathBuf};
+
+/// The schema version of the ledger's tables this code reads and writes (recorded in the store's
+/// `consentry_schema` table; see [`schema`]).
+pub const SCHEMA_VERSION: u32 = schema::LEDGER.version();
 
 /// A 32-byte BLAKE3 digest.
 pub type Hash = [u8; 32];
@@ -106,6 +111,36 @@ pub enum LedgerError {
     /// The store holds a value this version cannot read (a newer schema, or corruption).
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The store's tables are of a newer schema than this code understands: never read, never migrated back.
+    #[error(
+        "the {component} in {place} has schema version {found} but this consentry understands up to {supported}: \
+         upgrade consentry"
+    )]
+    SchemaTooNew {
+        /// `ledger` or `registry`.
+        component: &'static str,
+        /// The store (a file, or a PostgreSQL database).
+        place: String,
+        /// The version the store records.
+        found: u32,
+        /// The newest version this code knows.
+        supported: u32,
+    },
+    /// A read-only open found tables of an older schema, which only a writing open migrates.
+    #[error(
+        "the {component} in {place} has schema version {found} and this consentry reads version {supported}: open \
+         it once with a command that writes (on a writable copy) to migrate it"
+    )]
+    SchemaTooOld {
+        /// `ledger` or `registry`.
+        component: &'static str,
+        /// The store (a file, or a PostgreSQL database).
+        place: String,
+        /// The version the store records.
+        found: u32,
+        /// The version this code reads.
+        supported: u32,
+    },
     /// The background writer stopped (the process is shutting down or it hit an I/O error).
     #[error("the ledger writer stopped: {0}")]
     WriterGone(String),

@@ -17,6 +17,7 @@ use crate::event::{
     source_from_code, source_to_code,
 };
 use crate::store::{Appended, MemberRecord, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
+use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
@@ -437,6 +438,38 @@ pub fn retryable_error(e: &::postgres::Error) -> bool {
     )
 }
 
+impl crate::schema::SchemaTx for Transaction<'_> {
+    fn backend(&self) -> crate::schema::Backend {
+        crate::schema::Backend::Postgres
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<(), LedgerError> {
+        Ok(self.batch_execute(sql)?)
+    }
+}
+
+/// How messages name the PostgreSQL database at `url` (never its password).
+pub fn describe(url: &str) -> String {
+    let config: Option<::postgres::Config> = url.parse().ok();
+    match config.as_ref().and_then(|c| c.get_dbname()) {
+        Some(db) => format!("PostgreSQL database `{db}`"),
+        None => "the PostgreSQL database".to_string(),
+    }
+}
+
+/// Makes `component`'s tables current in the PostgreSQL database (see [`crate::schema`]), inside the caller's
+/// transaction, which holds the component's schema lock: creates them in a fresh database, stamps an unstamped
+/// version-1 store, migrates an older one and refuses a newer one. `tables` is the component's version-1 schema;
+/// `url` only names the database in messages. Public for the lineage registry.
+pub fn ensure_schema(tx: &mut Transaction<'_>, component: &Component, tables: &str, url: &str) -> Result<(), LedgerError> {
+    tx.batch_execute(VERSION_TABLE)?;
+    let row: Option<i64> = tx.query_opt(SELECT_VERSION, &[&component.name])?.map(|r| r.try_get(0)).transpose()?;
+    if let Some(version) = component.migrate(tx, row, tables, &describe(url))? {
+        tx.execute(UPSERT_VERSION, &[&component.name, &i64::from(version)])?;
+    }
+    Ok(())
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and creates the tables if missing.
     pub fn connect(url: &str) -> Result<PgStore, LedgerError> {
@@ -444,7 +477,7 @@ impl PgStore {
         // Several processes may start at once: create the schema under a lock.
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-        tx.batch_execute(SCHEMA)?;
+        ensure_schema(&mut tx, &LEDGER, SCHEMA, url)?;
         tx.commit()?;
         let writer = Writer::connect(url)?;
         Ok(PgStore { url: url.to_string(), writer: Mutex::new(Some(writer)), reader: Mutex::new(Some(client)) })

@@ -9,6 +9,7 @@ use crate::event::{
 use crate::store::{
     Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_fresh, prepare_rows,
 };
+use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -135,6 +136,55 @@ pub fn open_conn_read_only(path: &Path) -> Result<Connection, LedgerError> {
     }
 }
 
+impl crate::schema::SchemaTx for Transaction<'_> {
+    fn backend(&self) -> crate::schema::Backend {
+        crate::schema::Backend::Sqlite
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<(), LedgerError> {
+        Ok(Connection::execute_batch(self, sql)?)
+    }
+}
+
+/// `component`'s version row in an SQLite store, `None` when the store has no row (or no version table).
+fn schema_row(conn: &Connection, component: &Component) -> Result<Option<i64>, LedgerError> {
+    let table: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'consentry_schema'",
+        [],
+        |r| r.get(0),
+    )?;
+    if table == 0 {
+        return Ok(None);
+    }
+    Ok(conn.query_row(&SELECT_VERSION.replace('$', "?"), [component.name], |r| r.get(0)).optional()?)
+}
+
+/// Makes `component`'s tables current in the SQLite file at `path` (see [`crate::schema`]): creates them in a
+/// fresh file, stamps an unstamped version-1 store, migrates an older one — in one `BEGIN IMMEDIATE` transaction —
+/// and refuses a newer one. A store already at the current version is only read, so opening never waits for a
+/// writer. `tables` is the component's version-1 schema; public for the lineage registry.
+pub fn ensure_schema(conn: &mut Connection, component: &Component, tables: &str, path: &Path) -> Result<(), LedgerError> {
+    let place = path.display().to_string();
+    let row = schema_row(conn, component)?;
+    if component.found(row, &place)? == component.version() && row.is_some() {
+        return Ok(());
+    }
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(VERSION_TABLE)?;
+    let row = schema_row(&tx, component)?;
+    if let Some(version) = component.migrate(&mut tx, row, tables, &place)? {
+        tx.execute(&UPSERT_VERSION.replace('$', "?"), params![component.name, i64::from(version)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Checks, writing nothing, that `component`'s tables in a read-only SQLite connection are ones this code reads:
+/// the current version, or an unstamped version 1 while that is current; public for the lineage registry.
+pub fn check_schema_read_only(conn: &Connection, component: &Component, path: &Path) -> Result<(), LedgerError> {
+    component.readable(schema_row(conn, component)?, &path.display().to_string())
+}
+
 /// The error for a ledger that cannot be opened for writing: names the file and says which commands only read.
 fn not_writable(path: &Path, e: LedgerError) -> LedgerError {
     if path.is_file() {
@@ -152,8 +202,11 @@ fn not_writable(path: &Path, e: LedgerError) -> LedgerError {
 impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
-        let conn = open_reader(path).map_err(|e| not_writable(path, e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| not_writable(path, e.into()))?;
+        let mut conn = open_reader(path).map_err(|e| not_writable(path, e))?;
+        ensure_schema(&mut conn, &LEDGER, SCHEMA, path).map_err(|e| match e {
+            e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
+            e => not_writable(path, e),
+        })?;
         let writer_conn = open_conn(path)?;
         let (tx, rx) = channel::<Request>();
         let thread = std::thread::Builder::new()
@@ -172,6 +225,7 @@ impl SqliteStore {
     /// created or written, and an append is refused.
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, LedgerError> {
         let conn = open_conn_read_only(path)?;
+        check_schema_read_only(&conn, &LEDGER, path)?;
         conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),

@@ -29,7 +29,12 @@ const WRITE_LOCK: i64 = 0x434f_4e53_4c52_4547;
 #[cfg(feature = "postgres")]
 const MAX_ATTEMPTS: u32 = 6;
 
-/// The registry tables; `{BLOB}`, `{REAL}` and `{SERIAL}` are filled in per backend.
+/// The registry's schema version and its migration steps (see `consentry_ledger::schema`): a version-2 change is
+/// a function appended here.
+pub(crate) static REGISTRY: consentry_ledger::schema::Component =
+    consentry_ledger::schema::Component { name: "registry", migrations: &[] };
+
+/// The registry tables as of schema version 1; `{BLOB}`, `{REAL}` and `{SERIAL}` are filled in per backend.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS registry_datasets (
@@ -333,13 +338,12 @@ impl Conn {
     /// Opens (and creates the registry tables in) the SQLite file the ledger uses, with the ledger's connection
     /// settings.
     pub fn open_sqlite(path: &Path) -> Result<Conn, LineageError> {
-        let conn = consentry_ledger::sqlite::open_conn(path)?;
+        let mut conn = consentry_ledger::sqlite::open_conn(path)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Every statement is `IF NOT EXISTS`, as in the ledger's own schema: once the tables exist nothing here
-        // writes, so read-only commands never wait for (or block) a writer; concurrent first opens are safe because
-        // each statement is atomic and a lost race is a no-op.
+        // As the ledger's own schema: once the tables are current and stamped nothing here writes, so read-only
+        // commands never wait for (or block) a writer; a first open creates and stamps them in one transaction.
         let schema = SCHEMA.replace("{BLOB}", "BLOB").replace("{REAL}", "REAL").replace("{SERIAL}", "INTEGER");
-        conn.execute_batch(&schema)?;
+        consentry_ledger::sqlite::ensure_schema(&mut conn, &REGISTRY, &schema, path)?;
         Ok(Conn::Sqlite(Mutex::new(conn)))
     }
 
@@ -349,6 +353,7 @@ impl Conn {
     /// made in the connection's temporary schema, which lives in memory).
     pub fn open_sqlite_read_only(path: &Path) -> Result<Conn, LineageError> {
         let conn = consentry_ledger::sqlite::open_conn_read_only(path)?;
+        consentry_ledger::sqlite::check_schema_read_only(&conn, &REGISTRY, path)?;
         let present: i64 = conn.query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'registry_models'",
             [],
@@ -372,7 +377,7 @@ impl Conn {
         // Several processes may start at once: create the tables under a lock.
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-        tx.batch_execute(&schema)?;
+        consentry_ledger::postgres::ensure_schema(&mut tx, &REGISTRY, &schema, url)?;
         tx.commit()?;
         Ok(Conn::Postgres { url: url.to_string(), client: Mutex::new(Some(client)) })
     }

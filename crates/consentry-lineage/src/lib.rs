@@ -23,6 +23,10 @@ pub use registry::{
 };
 pub use worker::{DeadlineFigures, Retrain, WorkerOptions, WorkerReport, run_once, watch};
 
+/// The schema version of the registry tables this code reads and writes (recorded in the store's
+/// `consentry_schema` table beside the ledger's, see `consentry_ledger::schema`).
+pub const SCHEMA_VERSION: u32 = db::REGISTRY.version();
+
 /// The registry's clock is the ledger's (Unix seconds; tests pass explicit times where it matters).
 pub use consentry_ledger::now;
 
