@@ -16,8 +16,8 @@ use crate::event::{
     Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
     source_from_code, source_to_code,
 };
-use crate::store::{Appended, MemberRecord, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
 use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
+use crate::store::{Appended, MemberRecord, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
@@ -461,7 +461,12 @@ pub fn describe(url: &str) -> String {
 /// transaction, which holds the component's schema lock: creates them in a fresh database, stamps an unstamped
 /// version-1 store, migrates an older one and refuses a newer one. `tables` is the component's version-1 schema;
 /// `url` only names the database in messages. Public for the lineage registry.
-pub fn ensure_schema(tx: &mut Transaction<'_>, component: &Component, tables: &str, url: &str) -> Result<(), LedgerError> {
+pub fn ensure_schema(
+    tx: &mut Transaction<'_>,
+    component: &Component,
+    tables: &str,
+    url: &str,
+) -> Result<(), LedgerError> {
     tx.batch_execute(VERSION_TABLE)?;
     let row: Option<i64> = tx.query_opt(SELECT_VERSION, &[&component.name])?.map(|r| r.try_get(0)).transpose()?;
     if let Some(version) = component.migrate(tx, row, tables, &describe(url))? {

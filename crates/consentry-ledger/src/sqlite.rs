@@ -6,10 +6,10 @@ use crate::event::{
     Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
     source_from_code, source_to_code,
 };
+use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::store::{
     Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_fresh, prepare_rows,
 };
-use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -163,7 +163,12 @@ fn schema_row(conn: &Connection, component: &Component) -> Result<Option<i64>, L
 /// fresh file, stamps an unstamped version-1 store, migrates an older one — in one `BEGIN IMMEDIATE` transaction —
 /// and refuses a newer one. A store already at the current version is only read, so opening never waits for a
 /// writer. `tables` is the component's version-1 schema; public for the lineage registry.
-pub fn ensure_schema(conn: &mut Connection, component: &Component, tables: &str, path: &Path) -> Result<(), LedgerError> {
+pub fn ensure_schema(
+    conn: &mut Connection,
+    component: &Component,
+    tables: &str,
+    path: &Path,
+) -> Result<(), LedgerError> {
     let place = path.display().to_string();
     let row = schema_row(conn, component)?;
     if component.found(row, &place)? == component.version() && row.is_some() {
