@@ -58,6 +58,16 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
         &["ledger", "verify-receipt", bad.to_str().unwrap(), "--public-key", pubfile.to_str().unwrap()],
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    // With --json the failed check is named, beside the message.
+    let o = consentry(
+        &nodata,
+        &["--json", "ledger", "verify-receipt", bad.to_str().unwrap(), "--public-key", pubfile.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["check"], "record_signature", "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("consent record was altered")), "{v}");
 
     // Appends: refused input is exit 2; retries with the same key are not duplicated.
     let o = consentry(
