@@ -106,6 +106,16 @@ pub enum GateError {
         /// What is wrong.
         message: String,
     },
+    /// A dataset's manifest could not be read (missing, unreadable): probably not a dataset directory.
+    #[error("manifest {path}: cannot read: {source}; is {dir} a dataset written by `consentry gate`?")]
+    ManifestRead {
+        /// The manifest file.
+        path: PathBuf,
+        /// The directory given as a dataset.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The redaction detector could not be built.
     #[error("redaction: {0}")]
     Redact(#[from] consentry_redact::RedactError),
@@ -135,6 +145,7 @@ impl GateError {
                 | GateError::Link { .. }
                 | GateError::Invalid(_)
                 | GateError::Manifest { .. }
+                | GateError::ManifestRead { .. }
         )
     }
 }

@@ -238,9 +238,10 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest, GateError> {
         // Never through a link (see `fsguard`).
         let path = crate::fsguard::inside(dir, MANIFEST_FILE)?;
-        let text = std::fs::read_to_string(&path).map_err(|e| GateError::Manifest {
+        let text = std::fs::read_to_string(&path).map_err(|source| GateError::ManifestRead {
             path: path.clone(),
-            message: format!("cannot read: {e}; is {} a dataset written by `consentry gate`?", dir.display()),
+            dir: dir.to_path_buf(),
+            source,
         })?;
         serde_json::from_str(&text).map_err(|e| GateError::Manifest { path, message: e.to_string() })
     }
@@ -306,6 +307,17 @@ fn time(t: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory without a manifest is bad input naming it, with the operating system's error kept as the source.
+    #[test]
+    fn a_missing_manifest_keeps_its_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Manifest::read(dir.path()).unwrap_err();
+        assert!(matches!(e, GateError::ManifestRead { .. }) && e.is_bad_input(), "{e}");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.downcast_ref::<std::io::Error>().map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        assert!(e.to_string().contains("is") && e.to_string().contains("a dataset written by `consentry gate`"), "{e}");
+    }
 
     #[test]
     fn shards_are_stable_and_spread() {

@@ -66,6 +66,16 @@ pub enum LearnError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// A file of a model directory could not be read (missing, a link, an I/O error).
+    #[error("model {dir}: {message}")]
+    ModelFile {
+        /// Its directory.
+        dir: PathBuf,
+        /// What could not be read, and what to do.
+        message: String,
+        /// The reader's error.
+        source: consentry_gate::GateError,
+    },
     /// A model file is damaged.
     #[error("{file}: {message}")]
     Corrupt {

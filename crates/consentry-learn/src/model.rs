@@ -118,9 +118,10 @@ impl ModelMeta {
 
     /// Reads `DIR/model.json` and returns it with the BLAKE3 (hex) of the bytes read.
     pub fn read_hashed(dir: &Path) -> Result<(ModelMeta, String), LearnError> {
-        let text = consentry_gate::fsguard::read_inside(dir, MODEL_FILE).map_err(|e| LearnError::Model {
+        let text = consentry_gate::fsguard::read_inside(dir, MODEL_FILE).map_err(|e| LearnError::ModelFile {
             dir: dir.to_path_buf(),
             message: format!("cannot read {MODEL_FILE}: {e}; is this a directory written by `consentry train`?"),
+            source: e,
         })?;
         let meta: ModelMeta = serde_json::from_slice(&text)
             .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{MODEL_FILE}: {e}") })?;
@@ -193,9 +194,10 @@ impl ModelMeta {
 /// A file of a model directory, refused unless its BLAKE3 is the one `model.json` records.
 fn read_checked(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<Vec<u8>, LearnError> {
     // Never through a link: a model directory is read only from inside itself.
-    let bytes = consentry_gate::fsguard::read_inside(dir, file).map_err(|e| LearnError::Model {
+    let bytes = consentry_gate::fsguard::read_inside(dir, file).map_err(|e| LearnError::ModelFile {
         dir: dir.to_path_buf(),
         message: format!("{what} {file} cannot be read: {e}"),
+        source: e,
     })?;
     if blake3::hash(&bytes).to_hex().as_str() != blake3_hex {
         return Err(LearnError::Model {
@@ -390,4 +392,20 @@ pub fn write_model_dir(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     result.map(|()| meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory without `model.json` is bad input naming it, with the reader's error kept as the source.
+    #[test]
+    fn a_missing_model_json_keeps_its_reader_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = ModelMeta::read_hashed(dir.path()).unwrap_err();
+        assert!(matches!(e, LearnError::ModelFile { .. }) && e.is_bad_input(), "{e}");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.downcast_ref::<consentry_gate::GateError>().is_some(), "{source:?}");
+        assert!(e.to_string().contains("cannot read model.json"), "{e}");
+    }
 }
