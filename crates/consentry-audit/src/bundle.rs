@@ -339,7 +339,7 @@ pub fn export(input: &ExportInput<'_>, out: &Path) -> Result<ExportSummary, Audi
     let result = write_bundle(input, &tmp, out);
     match result {
         Ok(summary) => {
-            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(io_err(out))?;
+            consentry_files::commit_dir(&tmp, out).map_err(io_err(out))?;
             Ok(summary)
         }
         Err(e) => {

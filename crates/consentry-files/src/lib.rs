@@ -13,7 +13,8 @@
 //!
 //! Commands that write a directory they own (a dataset, a model, an evidence bundle) ask
 //! [`taken`] first: anything already at the path, even a dangling link, is refused before any
-//! work starts; [`seal_dir`] sets the modes of what they wrote before it is renamed into place.
+//! work starts; [`commit_dir`] sets the modes of what they wrote ([`seal_dir`]) and renames it
+//! into place.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -312,6 +313,17 @@ pub fn seal_dir(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Puts a directory a command produced under a temporary name (beside `out`) into place: seals its
+/// modes ([`seal_dir`]) and renames it to `out`, so a dataset, model or bundle is never seen partial.
+/// On failure the temporary directory is removed and `out` is left as it was.
+pub fn commit_dir(tmp: &Path, out: &Path) -> io::Result<()> {
+    let done = seal_dir(tmp).and_then(|()| std::fs::rename(tmp, out));
+    if done.is_err() {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    done
 }
 
 #[cfg(test)]

@@ -384,7 +384,7 @@ pub fn write_model_dir(
         }
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
         std::fs::write(tmp.join(MODEL_FILE), text).map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
-        consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| LearnError::io(out, e))
+        consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);

@@ -1,8 +1,7 @@
 //! `consentry --database postgres://… ledger …` against a real, throwaway PostgreSQL server.
 
 mod common;
-#[path = "../../consentry-ledger/tests/support/mod.rs"]
-mod support;
+use consentry_test_support::pg as support;
 
 use common::ok;
 

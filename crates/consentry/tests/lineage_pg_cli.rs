@@ -2,8 +2,7 @@
 //! registry lives in the ledger's database, and a withdrawal is unlearned from the live model there too.
 
 mod common;
-#[path = "../../consentry-ledger/tests/support/mod.rs"]
-mod support;
+use consentry_test_support::pg as support;
 
 use common::{json, ok, shard_count, shard_members, text};
 use std::path::Path;

@@ -94,18 +94,6 @@ fn gate_err(e: GateError) -> anyhow::Error {
     if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
 }
 
-/// Adapts the CLI's bars to the gate's progress trait.
-struct Bars<'a>(&'a ui::Bars);
-
-impl consentry_gate::Progress for Bars<'_> {
-    fn stage(&self, name: &'static str, total: u64) {
-        consentry_synth::Progress::stage(self.0, name, total);
-    }
-    fn advance(&self, name: &'static str, n: u64) {
-        consentry_synth::Progress::advance(self.0, name, n);
-    }
-}
-
 /// Loads a declaration: a file, or the built-in one over DATA/network; returns it with the BLAKE3 of its text.
 pub fn load_sources(ctx: &Ctx, file: Option<&Path>, base: Option<&Path>) -> anyhow::Result<(Sources, String)> {
     let (name, text, dir) = match file {
@@ -201,7 +189,7 @@ pub fn run_gate(
         created: chrono::Utc::now().timestamp(),
     };
     let bars = ctx.progress();
-    let outcome = consentry_gate::materialize(&req, Some(out), &Bars(&bars))
+    let outcome = consentry_gate::materialize(&req, Some(out), &bars)
         .map_err(gate_err)
         .with_context(|| format!("materialising {} into {}", snap.purpose_key(), out.display()))?;
     bars.finish();

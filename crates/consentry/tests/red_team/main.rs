@@ -7,8 +7,9 @@
 //!
 //! All attacks start from private copies of one small demo data directory, built once per run.
 
-#[path = "../common/mod.rs"]
-mod common;
+mod common {
+    consentry_test_support::consentry_cli!();
+}
 
 use common::{consentry, text};
 use serde_json::Value;
