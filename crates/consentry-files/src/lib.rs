@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn commit_dir_seals_and_renames_and_leaves_nothing_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, out) = (dir.path().join(".ds.partial"), dir.path().join("ds"));
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::write(tmp.join("a"), b"1").unwrap();
+        commit_dir(&tmp, &out).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!((mode(&out), mode(&out.join("a"))), (0o750, 0o640));
+        // A non-empty directory already at `out` cannot be renamed over: it stays, the temporary goes.
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::write(tmp.join("b"), b"2").unwrap();
+        assert!(commit_dir(&tmp, &out).is_err());
+        assert!(!tmp.exists());
+        assert_eq!(std::fs::read(out.join("a")).unwrap(), b"1");
+    }
+
+    #[test]
     fn secrets_are_0600_and_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key");
