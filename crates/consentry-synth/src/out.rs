@@ -9,11 +9,11 @@ use arrow_array::builder::{
     UInt64Builder,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use consentry_files::{Output, OutputOptions};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
-use consentry_files::{Output, OutputOptions};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Test code more than one test target needs, in one place instead of `#[path = "../.."]` includes.
+//! Test code more than one test target needs, in one place instead of files included by path from another crate.
 //!
 //! Used only as a dev-dependency (`publish = false`); each module is behind the feature of its name
 //! so a crate's tests compile only what they use. Helpers panic with a message on failure: they run
