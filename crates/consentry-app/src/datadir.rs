@@ -23,6 +23,8 @@ const MODELS_DIR: &str = "models";
 const BUNDLES_DIR: &str = "bundles";
 /// Marks a data directory made by `demo`, so a rerun may replace its ledger.
 const DEMO_MARKER: &str = ".consentry-demo";
+/// The secret key every differential-privacy noise draw is keyed by.
+const DP_KEY_FILE: &str = "dp-noise.key";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
 
@@ -61,8 +63,8 @@ pub struct FormatStamp {
 
 impl DataDir {
     /// The data directory at `root` (nothing is read or created yet).
-    pub fn new(root: impl Into<PathBuf>) -> DataDir {
-        DataDir { root: root.into() }
+    pub fn new(root: impl AsRef<Path>) -> DataDir {
+        DataDir { root: root.as_ref().to_path_buf() }
     }
 
     /// The directory itself.
@@ -127,7 +129,7 @@ impl DataDir {
 
     /// The secret key every differential-privacy noise draw is keyed by.
     pub fn dp_key_file(&self) -> PathBuf {
-        self.root.join(consentry_learn::dp::NOISE_KEY_FILE)
+        self.root.join(DP_KEY_FILE)
     }
 
     /// The marker of a data directory the demo made.
@@ -203,6 +205,10 @@ impl DataDir {
 
     /// Reads the format stamp: `None` for a directory made before stamps existed (format 1).
     pub fn format(&self) -> Result<Option<FormatStamp>> {
+        // No directory yet (or a file in its place, which the use case will name): nothing to stamp or refuse.
+        if !self.root.is_dir() {
+            return Ok(None);
+        }
         let path = self.format_file();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

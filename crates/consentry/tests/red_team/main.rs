@@ -11,6 +11,7 @@
 mod common;
 
 use common::{consentry, text};
+use consentry_app::DataDir;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -89,7 +90,7 @@ pub fn b3(bytes: &[u8]) -> String {
 /// The attacker's own connection to the data directory's ledger.db, with foreign-key checks off (any SQLite
 /// client can turn them off).
 pub fn ledger_db(data: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(data.join("ledger.db")).expect("the demo's ledger.db opens");
+    let c = rusqlite::Connection::open(DataDir::new(data).ledger_db()).expect("the demo's ledger.db opens");
     c.pragma_update(None, "foreign_keys", "OFF").expect("pragmas can be set");
     c
 }
@@ -115,7 +116,7 @@ pub fn plant_shard(from: &Path, into: &Path, i: usize) -> Vec<u8> {
 
 /// Trains job-recs on the demo's (pre-withdrawal) dataset without registering it, into `out`.
 pub fn train_unregistered(data: &Path, out: &Path) {
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(data).datasets_dir().join("job_recommendations");
     common::ok(&consentry(
         data,
         &[
@@ -142,7 +143,9 @@ pub fn shard_holding(dir: &Path, member: u64) -> usize {
 
 /// A member unlearning removed from the live job-recommendation model (`job-recs.v2`).
 pub fn withdrawn_member(data: &Path) -> u64 {
-    common::read_bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
+    common::read_bitmap(&DataDir::new(data).models_dir().join("job-recs.v2/excluded.roaring"))
+        .min()
+        .expect("the demo unlearned someone")
 }
 
 /// What the model-file attacks start from: a member unlearning removed from the live job-recommendation
@@ -162,7 +165,7 @@ pub struct PreUnlearning {
 
 /// Builds a [`PreUnlearning`] in `dir` from the demo copy `data`.
 pub fn pre_unlearning(dir: &Path, data: &Path) -> PreUnlearning {
-    let v2 = data.join("models/job-recs.v2");
+    let v2 = DataDir::new(data).models_dir().join("job-recs.v2");
     let victim = withdrawn_member(data);
     let old = dir.join("old");
     train_unregistered(data, &old);
