@@ -52,8 +52,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session that may write (append events, register, train). The data directory's format is checked (and an
-    /// older one stamped forward); the ledger and the registry open on first use.
+    /// A session that may write (append events, register, train). The data directory's format is checked (a newer
+    /// one refused); the ledger and the registry open on first use, and opening them for writing stamps an older
+    /// directory forward.
     pub fn open(dir: DataDir, database: Option<&str>) -> Result<Session> {
         Session::new(dir, database, false)
     }
@@ -114,7 +115,9 @@ impl Session {
                 SqliteStore::open_read_only(path).with_context(|| format!("opening {} read-only", path.display()))?,
             )),
             Database::Sqlite(path) => {
-                Ok(Box::new(SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?))
+                let store = SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+                self.dir.check_format(true)?;
+                Ok(Box::new(store))
             }
         }
     }
@@ -148,7 +151,10 @@ impl Session {
             Database::Sqlite(path) if self.read_only => Registry::open_sqlite_read_only(path)
                 .with_context(|| format!("opening {} read-only", path.display()))?,
             Database::Sqlite(path) => {
-                Registry::open_sqlite(path).with_context(|| format!("opening {}", path.display()))?
+                let reg = Registry::open_sqlite(path).with_context(|| format!("opening {}", path.display()))?;
+                // Opening for writing migrates the tables forward; the directory's stamp follows.
+                self.dir.check_format(true)?;
+                reg
             }
         };
         // Directories inside the data directory are recorded relative to it, so the directory can move.

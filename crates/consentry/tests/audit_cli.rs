@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{consentry, ok, read_bitmap, text};
+use common::{consentry, copy_dir, ok, read_bitmap, text};
 use consentry_app::DataDir;
 use roaring::RoaringTreemap;
 use serde_json::Value;
@@ -27,19 +27,6 @@ fn demo() -> &'static Path {
         ok(&consentry(&data, &["--quiet", "demo", "--members", "4000", "--seed", "3"]));
         data
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 /// A private copy of the demo data directory (the temporary directory lives as long as the guard).

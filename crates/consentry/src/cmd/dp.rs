@@ -107,7 +107,7 @@ pub fn run(ctx: &Ctx, cmd: DpCmd) -> anyhow::Result<ExitCode> {
 
 fn model(ctx: &Ctx, args: ModelArgs) -> anyhow::Result<ExitCode> {
     use consentry_learn::dp::PrivacyClaim;
-    let (_, claim) = ctx.session()?.privacy_claim(&args.model)?;
+    let (_, claim) = ctx.read_only_session()?.privacy_claim(&args.model)?;
     let PrivacyClaim::Dp(c) = claim else {
         if ctx.json {
             ctx.print_json(&serde_json::json!({"model": args.model, "bound": "none"}))?;

@@ -228,7 +228,7 @@ pub struct RecommendArgs {
 
 /// `consentry recommend`.
 pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
-    let r = ctx.session()?.recommend(&a.model, a.member, a.k, a.unregistered)?;
+    let r = ctx.read_only_session()?.recommend(&a.model, a.member, a.k, a.unregistered)?;
     let (meta, items, micros) = (&r.meta, &r.items, r.micros);
     if ctx.json {
         let v: Vec<_> = items.iter().map(|(i, s)| serde_json::json!({"item": i, "score": s})).collect();
@@ -266,7 +266,7 @@ pub struct SuggestArgs {
 
 /// `consentry suggest-replies`.
 pub fn run_suggest(ctx: &Ctx, a: SuggestArgs) -> anyhow::Result<ExitCode> {
-    let s = ctx.session()?.suggest_replies(&a.model, &a.text, a.n, a.unregistered)?;
+    let s = ctx.read_only_session()?.suggest_replies(&a.model, &a.text, a.n, a.unregistered)?;
     if ctx.json {
         ctx.print_json(&s)?;
         return Ok(ExitCode::SUCCESS);

@@ -10,7 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{consentry, text};
+use common::{consentry, copy_dir, text};
 use consentry_app::DataDir;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -32,20 +32,6 @@ pub fn demo() -> &'static Path {
         common::ok(&consentry(&data, &["--quiet", "demo", "--members", "2000", "--seed", "11"]));
         data
     })
-}
-
-/// Copies a directory tree (regular files and directories only).
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("the copy's directory can be created");
-    for e in std::fs::read_dir(from).expect("the demo directory is readable") {
-        let p = e.expect("a directory entry").path();
-        let target = to.join(p.file_name().expect("an entry has a name"));
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).expect("a demo file can be copied");
-        }
-    }
 }
 
 /// A private copy of the demo data directory (the temporary directory lives as long as the guard).
