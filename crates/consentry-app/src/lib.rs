@@ -14,6 +14,7 @@ pub mod gate;
 pub mod ledger;
 pub mod lineage;
 pub mod progress;
+pub mod redact;
 pub mod session;
 pub mod synth;
 pub mod train;
