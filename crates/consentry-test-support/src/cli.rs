@@ -109,3 +109,17 @@ pub fn shard_count(dir: &Path) -> u32 {
 pub fn model_members(dir: &Path) -> roaring::RoaringTreemap {
     (0..shard_count(dir)).map(|i| shard_members(dir, i)).fold(roaring::RoaringTreemap::new(), |a, b| a | b)
 }
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's directory can be created");
+    for e in std::fs::read_dir(from).expect("the directory to copy is readable") {
+        let p = e.expect("a directory entry").path();
+        let target = to.join(p.file_name().expect("an entry has a name"));
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).expect("a file can be copied");
+        }
+    }
+}

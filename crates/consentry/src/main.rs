@@ -106,6 +106,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => ui::report_error(&e),
+        Err(e) => ui::report_error(&e, ctx.color, ctx.json),
     }
 }
