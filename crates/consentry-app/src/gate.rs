@@ -3,7 +3,7 @@
 
 use crate::datadir::DataDir;
 use crate::error::{AppError, Context as _, Result};
-use crate::progress::{GateProgress, Progress};
+use crate::progress::Progress;
 use crate::session::Session;
 use consentry_gate::materialize::{GateOptions, GateRequest, build_detector};
 use consentry_gate::{Difference, Manifest, Sources};
@@ -136,7 +136,7 @@ impl Session {
             options,
             created: consentry_ledger::now(),
         };
-        let outcome = consentry_gate::materialize(&req, Some(out), &GateProgress(progress))
+        let outcome = consentry_gate::materialize(&req, Some(out), progress)
             .map_err(AppError::from)
             .with_context(|| format!("materialising {} into {}", snap.purpose_key(), out.display()))?;
         Ok((outcome.manifest, outcome.seconds))
