@@ -15,6 +15,7 @@
 mod common;
 
 use common::text;
+use consentry_app::DataDir;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use std::collections::BTreeSet;
@@ -415,7 +416,7 @@ fn demo_json_and_error_paths() {
     let controller = "\"pii_controller\": \"Example";
     assert!(json.contains(controller), "{json}");
     std::fs::write(&altered, json.replacen(controller, "\"pii_controller\": \"Xxample", 1)).unwrap();
-    let public_key = demo.join("ledger.pub");
+    let public_key = DataDir::new(&demo).public_key_file();
     let (garbage, altered, public_key) =
         (garbage.to_str().unwrap(), altered.to_str().unwrap(), public_key.to_str().unwrap());
     let jobs = "train_ai_system.job_recommendations";
@@ -464,7 +465,7 @@ fn demo_json_and_error_paths() {
     assert!(!empty.exists(), "no error path creates the data directory");
 
     // Last, as it spoils the demo's ledger: a rewritten event fails verification (exit 1).
-    let conn = rusqlite::Connection::open(demo.join("ledger.db")).unwrap();
+    let conn = rusqlite::Connection::open(DataDir::new(&demo).ledger_db()).unwrap();
     conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = 150", []).unwrap();
     drop(conn);
     check(&mut golden, &Case { name: "ledger-verify-tampered", data: &demo, args: &["ledger", "verify"] });
