@@ -121,8 +121,8 @@ pub struct ModelList {
 
 /// What [`export`] needs: the data directory, its ledger store and key, the policy text, the models.
 pub struct ExportInput<'a> {
-    /// The data directory (`datasets/` under it is exported).
-    pub data_dir: &'a Path,
+    /// Where the data directory keeps its datasets (every one with a manifest is exported).
+    pub datasets_dir: &'a Path,
     /// The ledger store.
     pub store: &'a dyn Store,
     /// The ledger's public key.
@@ -271,15 +271,14 @@ struct ExportedModel<'a> {
     meta: Option<ModelMeta>,
 }
 
-/// Dataset directories to export: every `DATA/datasets/*` with a manifest, plus the dataset each model
-/// names if it lives elsewhere; deduplicated by manifest BLAKE3, named by directory.
-fn dataset_dirs(data_dir: &Path, models: &[ExportedModel<'_>]) -> Result<Vec<(String, PathBuf, Vec<u8>)>, AuditError> {
+/// Dataset directories to export: every directory under `root` (the data directory's datasets) with a manifest,
+/// plus the dataset each model names if it lives elsewhere; deduplicated by manifest BLAKE3, named by directory.
+fn dataset_dirs(root: &Path, models: &[ExportedModel<'_>]) -> Result<Vec<(String, PathBuf, Vec<u8>)>, AuditError> {
     let mut candidates: Vec<PathBuf> = Vec::new();
-    let root = data_dir.join("datasets");
     if root.is_dir() {
         let mut found: Vec<PathBuf> = Vec::new();
-        for e in std::fs::read_dir(&root).map_err(io_err(&root))? {
-            let e = e.map_err(io_err(&root))?;
+        for e in std::fs::read_dir(root).map_err(io_err(root))? {
+            let e = e.map_err(io_err(root))?;
             let p = e.path();
             if e.file_type().map_err(io_err(&p))?.is_symlink() {
                 return Err(AuditError::Link(consentry_gate::GateError::Link { path: p }));
@@ -339,7 +338,7 @@ pub fn export(input: &ExportInput<'_>, out: &Path) -> Result<ExportSummary, Audi
     let result = write_bundle(input, &tmp, out);
     match result {
         Ok(summary) => {
-            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(io_err(out))?;
+            consentry_files::commit_dir(&tmp, out).map_err(io_err(out))?;
             Ok(summary)
         }
         Err(e) => {
@@ -393,7 +392,7 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
         sources.push(ExportedModel { entry, bytes, meta });
     }
     let mut datasets = BTreeMap::new();
-    for (name, dir, manifest) in dataset_dirs(input.data_dir, &sources)? {
+    for (name, dir, manifest) in dataset_dirs(input.datasets_dir, &sources)? {
         w.put(&format!("datasets/{name}/{MANIFEST_FILE}"), &manifest)?;
         w.copy_if_present(&dir, MEMBERS_FILE, &format!("datasets/{name}/{MEMBERS_FILE}"))?;
         datasets.insert(name, dir);

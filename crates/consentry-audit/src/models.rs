@@ -72,10 +72,10 @@ impl RegistryModels {
     /// directory where that is unique, else directory and short id), the positions it cites, and the model
     /// directories in the data directory it does not know. A registry without models falls back to a directory scan
     /// ([`DirectoryModels`]) so those models are still checked — each one reported as unregistered.
-    pub fn load(reg: &Registry, data_dir: &Path) -> Result<RegistryModels, AuditError> {
+    pub fn load(reg: &Registry, data_dir: &Path, models_dir: &Path) -> Result<RegistryModels, AuditError> {
         let cited = reg.cited_positions()?;
         let datasets = reg.datasets()?;
-        let root = data_dir.join("models");
+        let root = models_dir;
         let unregistered = reg
             .unregistered_model_dirs(data_dir)?
             .iter()
@@ -83,12 +83,7 @@ impl RegistryModels {
             .collect();
         let records = reg.models(None, None)?;
         if records.is_empty() {
-            return Ok(RegistryModels {
-                entries: DirectoryModels::new(&root).models()?,
-                unregistered,
-                cited,
-                datasets,
-            });
+            return Ok(RegistryModels { entries: DirectoryModels::new(root).models()?, unregistered, cited, datasets });
         }
         let name = |r: &consentry_lineage::ModelRecord| {
             Path::new(&r.dir).file_name().map_or_else(|| r.id.clone(), |n| n.to_string_lossy().into_owned())

@@ -175,7 +175,7 @@ static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 fn with_input<T>(data: &Path, l: &Ledger, now: i64, f: impl FnOnce(&ExportInput<'_>) -> T) -> T {
     let models = DirectoryModels::new(&data.join("models"));
     f(&ExportInput {
-        data_dir: data,
+        datasets_dir: &data.join("datasets"),
         store: l.store(),
         public_key: l.public_key(),
         policy_text: DEFAULT_POLICY,
@@ -371,7 +371,7 @@ fn registered(dir: &Path) -> consentry_lineage::RegisteredFiles {
 
 fn audit_with(data: &Path, l: &Ledger, source: &RegistrySource, online_too: bool) -> Vec<Report> {
     let input = ExportInput {
-        data_dir: data,
+        datasets_dir: &data.join("datasets"),
         store: l.store(),
         public_key: l.public_key(),
         policy_text: DEFAULT_POLICY,

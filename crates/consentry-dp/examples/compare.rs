@@ -3,8 +3,7 @@
 //!
 //!     cargo run --release -p consentry-dp --example compare -- target/bench-dp/reference.json
 
-#[path = "../tests/support/grid.rs"]
-mod grid;
+use consentry_test_support::dp_grid as grid;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! Published values the accountant must reproduce, and the committed dp_accounting snapshot.
 
 mod support {
-    pub mod grid;
+    pub use consentry_test_support::dp_grid as grid;
 }
 
 use consentry_dp::{Accountant, Conversion, DpError, calibrate_sigma, rdp};

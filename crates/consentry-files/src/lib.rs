@@ -13,7 +13,8 @@
 //!
 //! Commands that write a directory they own (a dataset, a model, an evidence bundle) ask
 //! [`taken`] first: anything already at the path, even a dangling link, is refused before any
-//! work starts; [`seal_dir`] sets the modes of what they wrote before it is renamed into place.
+//! work starts; [`commit_dir`] sets the modes of what they wrote ([`seal_dir`]) and renames it
+//! into place.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -315,6 +316,17 @@ pub fn seal_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts a directory a command produced under a temporary name (beside `out`) into place: seals its
+/// modes ([`seal_dir`]) and renames it to `out`, so a dataset, model or bundle is never seen partial.
+/// On failure the temporary directory is removed and `out` is left as it was.
+pub fn commit_dir(tmp: &Path, out: &Path) -> io::Result<()> {
+    let done = seal_dir(tmp).and_then(|()| std::fs::rename(tmp, out));
+    if done.is_err() {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +452,23 @@ mod tests {
         seal_dir(&d).unwrap();
         assert_eq!((mode(&d), mode(&d.join("sub"))), (0o750, 0o750));
         assert_eq!((mode(&d.join("a")), mode(&d.join("sub/b"))), (0o640, 0o640));
+    }
+
+    #[test]
+    fn commit_dir_seals_and_renames_and_leaves_nothing_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, out) = (dir.path().join(".ds.partial"), dir.path().join("ds"));
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::write(tmp.join("a"), b"1").unwrap();
+        commit_dir(&tmp, &out).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!((mode(&out), mode(&out.join("a"))), (0o750, 0o640));
+        // A non-empty directory already at `out` cannot be renamed over: it stays, the temporary goes.
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::write(tmp.join("b"), b"2").unwrap();
+        assert!(commit_dir(&tmp, &out).is_err());
+        assert!(!tmp.exists());
+        assert_eq!(std::fs::read(out.join("a")).unwrap(), b"1");
     }
 
     #[test]

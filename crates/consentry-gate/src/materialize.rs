@@ -46,21 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Reports progress of long work (the CLI draws bars).
-pub trait Progress: Sync {
-    /// A stage with `total` units of work begins.
-    fn stage(&self, name: &'static str, total: u64);
-    /// `n` more units of `name` are done.
-    fn advance(&self, name: &'static str, n: u64);
-}
-
-/// Progress that goes nowhere.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn stage(&self, _: &'static str, _: u64) {}
-    fn advance(&self, _: &'static str, _: u64) {}
-}
+pub use consentry_progress::{NoProgress, Progress};
 
 /// Bytes of dictionary a column chunk may build before the writer falls back to plain (or, for integers, delta) encoding.
 const DICTIONARY_LIMIT: usize = 64 * 1024;
@@ -807,10 +793,7 @@ pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Pro
     let result = run(req, tmp.as_deref(), progress);
     match (result, out, tmp) {
         (Ok(mut outcome), Some(out), Some(tmp)) => {
-            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| {
-                let _ = std::fs::remove_dir_all(&tmp);
-                GateError::io(out, e)
-            })?;
+            consentry_files::commit_dir(&tmp, out).map_err(|e| GateError::io(out, e))?;
             outcome.seconds = start.elapsed().as_secs_f64();
             Ok(outcome)
         }
@@ -1508,10 +1491,7 @@ pub fn merge(partials: &[PathBuf], out: &Path, created: i64) -> Result<Manifest,
     })();
     match result {
         Ok(m) => {
-            consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| {
-                let _ = std::fs::remove_dir_all(&tmp);
-                GateError::io(out, e)
-            })?;
+            consentry_files::commit_dir(&tmp, out).map_err(|e| GateError::io(out, e))?;
             Ok(m)
         }
         Err(e) => {

@@ -37,9 +37,6 @@ use crate::LearnError;
 use crate::ials::{self, Csr};
 use crate::recs::{RecHyper, ShardData, ShardModel};
 
-/// The default noise-key file name inside a data directory.
-pub const NOISE_KEY_FILE: &str = "dp-noise.key";
-
 /// Differential-privacy settings of a training run; σ and δ are resolved at training and stored, so unlearning
 /// retrains with the very same noise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -73,8 +73,8 @@ pub enum LearnError {
         dir: PathBuf,
         /// What could not be read, and what to do.
         message: String,
-        /// The reader's error.
-        source: consentry_gate::GateError,
+        /// The reader's error (boxed: it is large, and rare).
+        source: Box<consentry_gate::GateError>,
     },
     /// A model file is damaged.
     #[error("{file}: {message}")]

@@ -121,7 +121,7 @@ impl ModelMeta {
         let text = consentry_gate::fsguard::read_inside(dir, MODEL_FILE).map_err(|e| LearnError::ModelFile {
             dir: dir.to_path_buf(),
             message: format!("cannot read {MODEL_FILE}: {e}; is this a directory written by `consentry train`?"),
-            source: e,
+            source: Box::new(e),
         })?;
         let meta: ModelMeta = serde_json::from_slice(&text)
             .map_err(|e| LearnError::Model { dir: dir.to_path_buf(), message: format!("{MODEL_FILE}: {e}") })?;
@@ -197,7 +197,7 @@ fn read_checked(dir: &Path, what: &str, file: &str, blake3_hex: &str) -> Result<
     let bytes = consentry_gate::fsguard::read_inside(dir, file).map_err(|e| LearnError::ModelFile {
         dir: dir.to_path_buf(),
         message: format!("{what} {file} cannot be read: {e}"),
-        source: e,
+        source: Box::new(e),
     })?;
     if blake3::hash(&bytes).to_hex().as_str() != blake3_hex {
         return Err(LearnError::Model {
@@ -386,7 +386,7 @@ pub fn write_model_dir(
         }
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
         std::fs::write(tmp.join(MODEL_FILE), text).map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
-        consentry_files::seal_dir(&tmp).and_then(|()| std::fs::rename(&tmp, out)).map_err(|e| LearnError::io(out, e))
+        consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -405,7 +405,7 @@ mod tests {
         let e = ModelMeta::read_hashed(dir.path()).unwrap_err();
         assert!(matches!(e, LearnError::ModelFile { .. }) && e.is_bad_input(), "{e}");
         let source = std::error::Error::source(&e).expect("a source");
-        assert!(source.downcast_ref::<consentry_gate::GateError>().is_some(), "{source:?}");
+        assert!(source.downcast_ref::<Box<consentry_gate::GateError>>().is_some(), "{source:?}");
         assert!(e.to_string().contains("cannot read model.json"), "{e}");
     }
 }

@@ -97,7 +97,7 @@ mod tests {
 
     /// A ledger of three events recorded at NOW-200, NOW-100 and NOW.
     fn ledger(dir: &std::path::Path) -> Ledger {
-        let store = SqliteStore::open(&dir.join("ledger.db")).unwrap();
+        let store = SqliteStore::open(&dir.join("log.db")).unwrap();
         let l = Ledger::new(
             Box::new(store),
             Policy::default_policy(),

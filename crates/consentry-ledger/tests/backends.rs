@@ -3,7 +3,7 @@
 //! directory, consent scans, and tamper evidence (rows changed directly in
 //! the database behind the ledger's back).
 
-mod support;
+use consentry_test_support::pg as support;
 
 use consentry_ledger::event::{Event, chain_hash, leaf_hash};
 use consentry_ledger::merkle::{Tree, verify_consistency, verify_inclusion};

@@ -6,7 +6,7 @@
 //! `CONSENTRY_CRASH_KILLS=N` sets the number of kills per backend (default 60);
 //! `CONSENTRY_CRASH_SEED=S` replays a particular schedule.
 
-mod support;
+use consentry_test_support::pg as support;
 
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;

@@ -2,7 +2,7 @@
 //! is stamped when opened for writing and read as it is when opened read-only, and a store whose version is newer
 //! than this code is refused with `SchemaTooNew`, never read.
 
-mod support;
+use consentry_test_support::pg as support;
 
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;

@@ -117,7 +117,7 @@ mod tests {
         DatasetRecord {
             id: "aa".repeat(32),
             purpose: "train_ai_system.job_recommendations".into(),
-            dir: "datasets/jobs".into(),
+            dir: "sets/jobs".into(),
             ledger_position: 42,
             ledger_at: 1_790_000_000,
             members: 3,

@@ -4,8 +4,7 @@
 //! registration and by the worker's intake, and the errors for unknown ids, members, altered or missing
 //! directories and a cursor ahead of the ledger.
 
-#[path = "../../consentry-ledger/tests/support/mod.rs"]
-mod support;
+use consentry_test_support::pg as support;
 
 use chrono::NaiveDate;
 use consentry_gate::manifest::{

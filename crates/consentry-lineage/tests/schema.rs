@@ -2,8 +2,7 @@
 //! unstamped one of today's tables (version 1) is stamped when opened for writing and read as it is when opened
 //! read-only, and one whose version is newer than this code is refused with `SchemaTooNew`.
 
-#[path = "../../consentry-ledger/tests/support/mod.rs"]
-mod support;
+use consentry_test_support::pg as support;
 
 use consentry_ledger::LedgerError;
 use consentry_lineage::{LineageError, Registry, SCHEMA_VERSION};

@@ -16,12 +16,98 @@ pub enum Severity {
     Warning,
 }
 
+/// Declares [`Code`] from one list, so [`Code::ALL`] cannot miss a code the parser can emit.
+macro_rules! codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $code:literal,)*) => {
+        /// Every diagnostic code the policy parser emits: the one list tests and tools enumerate (each has
+        /// a case in `tests/invalid/`), so a new code cannot go untested.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Code {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Code {
+            /// All codes, in declaration order.
+            pub const ALL: &[Code] = &[$(Code::$variant,)*];
+
+            /// The stable string in [`Diagnostic::code`], e.g. `policy::unknown-category`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The text is not TOML, or a key is unknown, repeated or of the wrong type.
+    Syntax = "policy::syntax",
+    /// The policy version is empty.
+    Version = "policy::version",
+    /// A category key is not a lowercase dotted key under `user.`, `account.` or `system.`.
+    CategoryKey = "policy::category-key",
+    /// Private messages are not marked sensitive.
+    PrivateNotSensitive = "policy::private-not-sensitive",
+    /// A sensitive category says `personal = false`.
+    SensitiveNotPersonal = "policy::sensitive-not-personal",
+    /// The member-id category says `personal = false`.
+    MemberIdNotPersonal = "policy::member-id-not-personal",
+    /// A purpose is not under `train_ai_system`.
+    PurposeKey = "policy::purpose-key",
+    /// A purpose lists no categories.
+    NoCategories = "policy::no-categories",
+    /// A purpose uses a category the policy does not declare.
+    UnknownCategory = "policy::unknown-category",
+    /// A purpose lists a category twice (a warning).
+    DuplicateCategory = "policy::duplicate-category",
+    /// The policy declares no purpose.
+    NoPurposes = "policy::no-purposes",
+    /// More purposes than a `PurposeId` can number.
+    TooManyPurposes = "policy::too-many-purposes",
+    /// A group name is not three or more capital letters.
+    GroupKey = "policy::group-key",
+    /// A group member is not an ISO 3166-1 alpha-2 country.
+    GroupMember = "policy::group-member",
+    /// Jurisdictions are given but no `default` rule (a warning).
+    NoDefaultJurisdiction = "policy::no-default-jurisdiction",
+    /// A jurisdiction is not a country, subdivision, group or `default`.
+    JurisdictionKey = "policy::jurisdiction-key",
+    /// A country is in two groups that both have rules.
+    GroupOverlap = "policy::group-overlap",
+    /// More jurisdiction rules than a `JurisdictionId` can number.
+    TooManyJurisdictions = "policy::too-many-jurisdictions",
+    /// A purpose has no notice.
+    NoNotices = "policy::no-notices",
+    /// A notice version is not a positive whole number.
+    NoticeVersion = "policy::notice-version",
+    /// A notice's `effective` is not a date or an offset date-time.
+    NoticeEffective = "policy::notice-effective",
+    /// Notice versions or effective times of a purpose go backwards.
+    NoticeOrder = "policy::notice-order",
+    /// A notice has no text.
+    NoticeText = "policy::notice-text",
+    /// A jurisdiction's minimum age is outside 18..=120.
+    MinAge = "policy::min-age",
+    /// A jurisdiction sets a default for an undeclared purpose.
+    UnknownPurpose = "policy::unknown-purpose",
+    /// A purpose using a sensitive category defaults to opt-out somewhere.
+    SensitiveOptOut = "policy::sensitive-opt-out",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One problem found in a policy file, located precisely enough to jump to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// Stable machine-readable code, e.g. `policy::unknown-category`.
+    /// Stable machine-readable code, e.g. `policy::unknown-category` (one of [`Code::ALL`]).
     pub code: &'static str,
     /// What is wrong, in one sentence.
     pub message: String,

@@ -11,7 +11,7 @@ mod evaluate;
 pub mod iso3166;
 mod parse;
 
-pub use diagnostic::{Diagnostic, PolicyError, Severity, render as render_diagnostics};
+pub use diagnostic::{Code, Diagnostic, PolicyError, Severity, render as render_diagnostics};
 pub use evaluate::{
     Action, AllowBasis, ConsentEvent, Decision, DefaultRule, DenyReason, MIN_AGE_FLOOR, MemberFacts, Source, Timestamp,
     age_at,

@@ -1,6 +1,6 @@
 //! TOML policy text → validated [`Policy`], collecting every problem at once.
 
-use crate::diagnostic::{Diagnostic, PolicyError, Severity};
+use crate::diagnostic::{Code, Diagnostic, PolicyError, Severity};
 use crate::evaluate::{DefaultRule, MIN_AGE_FLOOR, Timestamp};
 use crate::{
     Category, Jurisdiction, JurisdictionId, MEMBER_ID, Notice, PRIVATE_CONTENT, Policy, Purpose, TRAIN_AI_SYSTEM,
@@ -91,15 +91,15 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn push(&mut self, sev: Severity, code: &'static str, span: Range<usize>, msg: String, hint: Option<String>) {
-        self.out.push(Diagnostic::new(sev, code, self.text, Some(span), msg, hint));
+    fn push(&mut self, sev: Severity, code: Code, span: Range<usize>, msg: String, hint: Option<String>) {
+        self.out.push(Diagnostic::new(sev, code.as_str(), self.text, Some(span), msg, hint));
     }
 
-    fn error(&mut self, code: &'static str, span: Range<usize>, msg: String, hint: impl Into<Option<String>>) {
+    fn error(&mut self, code: Code, span: Range<usize>, msg: String, hint: impl Into<Option<String>>) {
         self.push(Severity::Error, code, span, msg, hint.into());
     }
 
-    fn warning(&mut self, code: &'static str, span: Range<usize>, msg: String, hint: impl Into<Option<String>>) {
+    fn warning(&mut self, code: Code, span: Range<usize>, msg: String, hint: impl Into<Option<String>>) {
         self.push(Severity::Warning, code, span, msg, hint.into());
     }
 
@@ -163,7 +163,7 @@ pub(crate) fn compile(name: &str, text: &str) -> Result<(Policy, Vec<Diagnostic>
             text,
             vec![Diagnostic::new(
                 Severity::Error,
-                "policy::syntax",
+                Code::Syntax.as_str(),
                 text,
                 Some(span),
                 e.message().trim().to_string(),
@@ -183,7 +183,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
     let meta = raw.policy.get_ref();
     if meta.version.get_ref().trim().is_empty() {
         sink.error(
-            "policy::version",
+            Code::Version,
             meta.version.span(),
             "the policy version is empty".into(),
             Some("give it a version such as \"2026.11.1\"; it is recorded in every manifest".into()),
@@ -197,7 +197,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         let top_ok = ["user", "account", "system"].iter().any(|t| k == t || k.starts_with(&format!("{t}.")));
         if !is_dotted_key(k) || !top_ok {
             sink.error(
-                "policy::category-key",
+                Code::CategoryKey,
                 key.span(),
                 format!("`{k}` is not a fideslang data-category key"),
                 Some("use a lowercase dotted key under `user.`, `account.` or `system.`, e.g. `user.professional.skills`".into()),
@@ -205,7 +205,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         }
         if (k == PRIVATE_CONTENT || k.starts_with(&format!("{PRIVATE_CONTENT}."))) && !c.sensitive {
             sink.error(
-                "policy::private-not-sensitive",
+                Code::PrivateNotSensitive,
                 key.span(),
                 format!("`{k}` holds private messages and must be marked `sensitive = true`"),
                 Some(
@@ -216,7 +216,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         }
         if c.sensitive && !c.personal {
             sink.error(
-                "policy::sensitive-not-personal",
+                Code::SensitiveNotPersonal,
                 key.span(),
                 format!("`{k}` is marked sensitive but not personal"),
                 Some("sensitive data is always about members: remove `personal = false`".into()),
@@ -224,7 +224,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         }
         if !c.personal && (k == MEMBER_ID || k.starts_with(&format!("{MEMBER_ID}."))) {
             sink.error(
-                "policy::member-id-not-personal",
+                Code::MemberIdNotPersonal,
                 key.span(),
                 format!("`{k}` identifies members and cannot be `personal = false`"),
                 Some("remove `personal = false`".into()),
@@ -249,7 +249,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         let p = p.get_ref();
         if !is_dotted_key(k) || !k.starts_with(&format!("{TRAIN_AI_SYSTEM}.")) {
             sink.error(
-                "policy::purpose-key",
+                Code::PurposeKey,
                 key.span(),
                 format!("purpose `{k}` is not under `{TRAIN_AI_SYSTEM}`"),
                 Some(format!(
@@ -259,7 +259,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         }
         if p.categories.get_ref().is_empty() {
             sink.error(
-                "policy::no-categories",
+                Code::NoCategories,
                 p.categories.span(),
                 format!("purpose `{k}` declares no categories"),
                 Some("list the data categories its datasets may carry".into()),
@@ -272,7 +272,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
             match sensitive.get(ck.as_str()) {
                 Some(s) => uses_sensitive |= *s,
                 None => sink.error(
-                    "policy::unknown-category",
+                    Code::UnknownCategory,
                     c.span(),
                     format!("purpose `{k}` uses category `{ck}`, which is not declared"),
                     Some(
@@ -282,7 +282,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
                 ),
             }
             if cats.contains(ck) {
-                sink.warning("policy::duplicate-category", c.span(), format!("category `{ck}` is listed twice"), None);
+                sink.warning(Code::DuplicateCategory, c.span(), format!("category `{ck}` is listed twice"), None);
             } else {
                 cats.push(ck.clone());
             }
@@ -301,14 +301,14 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
     }
     if purposes.is_empty() {
         sink.error(
-            "policy::no-purposes",
+            Code::NoPurposes,
             raw.policy.span(),
             "the policy declares no purposes".into(),
             Some(format!("add at least one [purposes.\"{TRAIN_AI_SYSTEM}.<feature>\"] table")),
         );
     }
     if purposes.len() > usize::from(u16::MAX) {
-        sink.error("policy::too-many-purposes", raw.policy.span(), "more than 65535 purposes".into(), None);
+        sink.error(Code::TooManyPurposes, raw.policy.span(), "more than 65535 purposes".into(), None);
     }
 
     // Groups.
@@ -317,7 +317,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         let g = gname.get_ref();
         if !(g.len() > 2 && g.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')) {
             sink.error(
-                "policy::group-key",
+                Code::GroupKey,
                 gname.span(),
                 format!("group name `{g}` must be three or more capital letters"),
                 Some("two-letter names are country codes; pick a name such as `EEA`".into()),
@@ -327,7 +327,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         for m in members {
             if !iso3166::is_country(m.get_ref()) {
                 sink.error(
-                    "policy::group-member",
+                    Code::GroupMember,
                     m.span(),
                     format!("`{}` in group `{g}` is not an ISO 3166-1 alpha-2 country code", m.get_ref()),
                     did_you_mean(m.get_ref(), iso3166::COUNTRIES.iter().copied())
@@ -350,7 +350,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
     let mut group_rules = Vec::new();
     if !raw.jurisdictions.keys().any(|k| k.get_ref() == "default") && !raw.jurisdictions.is_empty() {
         sink.warning(
-            "policy::no-default-jurisdiction",
+            Code::NoDefaultJurisdiction,
             raw.policy.span(),
             "no [jurisdictions.default] rule: members elsewhere fall back to opt-in with a minimum age of 18".into(),
             Some("add [jurisdictions.default] to state the fallback explicitly".into()),
@@ -364,7 +364,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
             let hint = did_you_mean(code, iso3166::COUNTRIES.iter().copied().chain(groups.iter().map(|(g, _)| g.as_str())))
                 .unwrap_or_else(|| "use an ISO 3166-1 country (`GB`), an ISO 3166-2 subdivision (`US-CA`), a group declared under [groups], or `default`".into());
             sink.error(
-                "policy::jurisdiction-key",
+                Code::JurisdictionKey,
                 jkey.span(),
                 format!("`{code}` is not a country, subdivision, group or `default`"),
                 Some(hint),
@@ -392,7 +392,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
             }
             if let Some(other) = claimed_by.get(m.as_str()) {
                 sink.error(
-                    "policy::group-overlap",
+                    Code::GroupOverlap,
                     gkey.span(),
                     format!("`{m}` is in both `{other}` and `{}`, and both have rules", gkey.get_ref()),
                     Some(format!("give `{m}` a rule of its own, or remove it from one of the groups")),
@@ -404,12 +404,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         }
     }
     if jurisdictions.len() > usize::from(u16::MAX) {
-        sink.error(
-            "policy::too-many-jurisdictions",
-            raw.policy.span(),
-            "more than 65535 jurisdiction rules".into(),
-            None,
-        );
+        sink.error(Code::TooManyJurisdictions, raw.policy.span(), "more than 65535 jurisdiction rules".into(), None);
     }
 
     Policy {
@@ -427,7 +422,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
 fn compile_notices(purpose: &str, purpose_span: Range<usize>, raw: &[RawNotice], sink: &mut Sink<'_>) -> Vec<Notice> {
     if raw.is_empty() {
         sink.error(
-            "policy::no-notices",
+            Code::NoNotices,
             purpose_span,
             format!("purpose `{purpose}` has no notice"),
             Some(format!("add [[purposes.\"{purpose}\".notices]] with version, effective, material and text: a member can only grant under a notice")),
@@ -439,7 +434,7 @@ fn compile_notices(purpose: &str, purpose_span: Range<usize>, raw: &[RawNotice],
         let Ok(version) = u32::try_from(version).map_err(|_| ()).and_then(|v| if v == 0 { Err(()) } else { Ok(v) })
         else {
             sink.error(
-                "policy::notice-version",
+                Code::NoticeVersion,
                 n.version.span(),
                 format!("notice version {version} is not a positive whole number"),
                 Some("number notices 1, 2, 3, … in the order they were published".into()),
@@ -450,7 +445,7 @@ fn compile_notices(purpose: &str, purpose_span: Range<usize>, raw: &[RawNotice],
             Ok(t) => t,
             Err(why) => {
                 sink.error(
-                    "policy::notice-effective",
+                    Code::NoticeEffective,
                     n.effective.span(),
                     format!("notice {version} of `{purpose}`: {why}"),
                     Some("write e.g. `effective = 2026-01-15T00:00:00Z`".into()),
@@ -461,14 +456,14 @@ fn compile_notices(purpose: &str, purpose_span: Range<usize>, raw: &[RawNotice],
         if let Some(prev) = notices.last() {
             if version <= prev.version {
                 sink.error(
-                    "policy::notice-order",
+                    Code::NoticeOrder,
                     n.version.span(),
                     format!("notice versions of `{purpose}` are out of order: {version} comes after {}", prev.version),
                     Some("list notices oldest first with strictly increasing versions".into()),
                 );
             } else if effective < prev.effective {
                 sink.error(
-                    "policy::notice-order",
+                    Code::NoticeOrder,
                     n.effective.span(),
                     format!("notice {version} of `{purpose}` takes effect before notice {}", prev.version),
                     Some("a later version cannot take effect earlier than the one it replaces".into()),
@@ -477,7 +472,7 @@ fn compile_notices(purpose: &str, purpose_span: Range<usize>, raw: &[RawNotice],
         }
         if n.text.get_ref().trim().is_empty() {
             sink.error(
-                "policy::notice-text",
+                Code::NoticeText,
                 n.text.span(),
                 format!("notice {version} of `{purpose}` has no text"),
                 Some("members must see plain-language text to give valid consent".into()),
@@ -521,7 +516,7 @@ fn compile_jurisdiction(
         let a = *age.get_ref();
         if a < i64::from(MIN_AGE_FLOOR) || a > 120 {
             sink.error(
-                "policy::min-age",
+                Code::MinAge,
                 age.span(),
                 format!("minimum age {a} for `{code}` is outside 18..=120"),
                 Some("members under 18 are never included in training; a jurisdiction may only raise the floor".into()),
@@ -539,7 +534,7 @@ fn compile_jurisdiction(
                 spans[i] = Some(rule.span());
             }
             None => sink.error(
-                "policy::unknown-purpose",
+                Code::UnknownPurpose,
                 pkey.span(),
                 format!(
                     "jurisdiction `{code}` sets a default for `{}`, which is not a declared purpose",
@@ -553,7 +548,7 @@ fn compile_jurisdiction(
         if purpose_defaults[i] == DefaultRule::OptOut && purpose_sensitive[i] {
             let span = spans[i].clone().unwrap_or(0..0);
             sink.error(
-                "policy::sensitive-opt-out",
+                Code::SensitiveOptOut,
                 span,
                 format!("`{code}` defaults `{}` to opt-out, but that purpose uses a sensitive category", p.key),
                 Some(format!("sensitive data (e.g. {PRIVATE_CONTENT}) is opt-in everywhere: set `purposes.\"{}\" = \"opt_in\"` for `{code}`", p.key)),
@@ -561,4 +556,16 @@ fn compile_jurisdiction(
         }
     }
     Jurisdiction { key: code.to_string(), min_age, default, purpose_defaults }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every code the parser emits goes through [`crate::Code`], so `Code::ALL` (and the corpus test
+    /// that asserts a case for each) cannot miss one spelled as a bare string here.
+    #[test]
+    fn codes_are_never_spelled_as_strings() {
+        let source = include_str!("parse.rs");
+        let needle = concat!("\"pol", "icy::");
+        assert!(!source.contains(needle), "parse.rs spells a diagnostic code as a string: use `Code`");
+    }
 }

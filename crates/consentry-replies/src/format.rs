@@ -50,10 +50,6 @@ struct Metadata {
     training: TrainingInfo,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn invalid(m: impl Into<String>) -> ReplyError {
     ReplyError::InvalidModel(m.into())
 }
@@ -68,7 +64,7 @@ impl ReplyModel {
         }
         let meta = Metadata {
             format: FORMAT.to_owned(),
-            data_blake3: hex(blake3::hash(&data).as_bytes()),
+            data_blake3: hex::encode(blake3::hash(&data).as_bytes()),
             inventory: InventoryRepr {
                 k: self.inventory.k(),
                 responses: self.inventory.responses().to_vec(),
@@ -124,7 +120,7 @@ impl ReplyModel {
         if meta.format != FORMAT {
             return Err(invalid(format!("format {:?}, expected {FORMAT:?}", meta.format)));
         }
-        if hex(blake3::hash(data).as_bytes()) != meta.data_blake3 {
+        if hex::encode(blake3::hash(data).as_bytes()) != meta.data_blake3 {
             return Err(invalid("tensor data does not match its checksum"));
         }
         let inventory = Inventory::assemble(meta.inventory.k, meta.inventory.responses, meta.inventory.intents)?;

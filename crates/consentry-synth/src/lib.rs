@@ -77,6 +77,9 @@ pub enum SynthError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A table file could not be opened or put in place where it was asked for.
+    #[error(transparent)]
+    Output(#[from] consentry_files::OutputError),
     /// Parquet encoding or decoding failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
@@ -130,21 +133,7 @@ impl SynthError {
     }
 }
 
-/// Receives progress from generator threads; the CLI draws bars from it.
-pub trait Progress: Sync {
-    /// A stage starts with about `total` units of work.
-    fn stage(&self, name: &'static str, total: u64);
-    /// `n` more units of a stage are done.
-    fn advance(&self, name: &'static str, n: u64);
-}
-
-/// Progress that goes nowhere, for tests and quiet runs.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn stage(&self, _: &'static str, _: u64) {}
-    fn advance(&self, _: &'static str, _: u64) {}
-}
+pub use consentry_progress::{NoProgress, Progress};
 
 /// The result of a run, also written as `synth.json` beside the tables.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

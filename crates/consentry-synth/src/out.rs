@@ -9,6 +9,7 @@ use arrow_array::builder::{
     UInt64Builder,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use consentry_files::{Output, OutputOptions};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -167,9 +168,9 @@ impl Rows {
 /// A table being written: rows buffer into batches, batches into row groups.
 pub(crate) struct TableFile {
     name: &'static str,
-    tmp: PathBuf,
     path: PathBuf,
-    writer: ArrowWriter<BufWriter<File>>,
+    /// Writes a temporary file beside `path`, renamed over it by `finish` (removed if dropped first).
+    writer: ArrowWriter<BufWriter<Output>>,
     pub(crate) rows: Rows,
     written: u64,
 }
@@ -178,15 +179,15 @@ impl TableFile {
     pub(crate) fn create(dir: &Path, name: &'static str, cols: &[(&str, Col)]) -> Result<TableFile, SynthError> {
         let schema = schema(cols);
         let path = dir.join(format!("{name}.parquet"));
-        let tmp = dir.join(format!(".{name}.parquet.partial"));
-        let file = File::create(&tmp).map_err(|e| SynthError::io(&tmp, e))?;
+        // 0644, what the files were created with under the usual umask before they went through `Output`.
+        let file = Output::create(&path, OutputOptions::PUBLIC)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_max_row_group_row_count(Some(256 * 1024))
             .set_created_by(format!("consentry-synth {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(props))?;
-        Ok(TableFile { name, tmp, path, writer, rows: Rows::new(schema), written: 0 })
+        Ok(TableFile { name, path, writer, rows: Rows::new(schema), written: 0 })
     }
 
     /// Ends the current row and flushes a batch when enough rows are buffered.
@@ -211,10 +212,8 @@ impl TableFile {
     pub(crate) fn finish(mut self) -> Result<TableInfo, SynthError> {
         self.flush()?;
         let inner = self.writer.into_inner()?;
-        let file = inner.into_inner().map_err(|e| SynthError::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| SynthError::io(&self.tmp, e))?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| SynthError::io(&self.path, e))?;
+        let file = inner.into_inner().map_err(|e| SynthError::io(&self.path, e.into_error()))?;
+        file.commit()?;
         let (bytes, blake3) = hash_file(&self.path)?;
         Ok(TableInfo { name: self.name.to_string(), rows: self.written, bytes, blake3 })
     }

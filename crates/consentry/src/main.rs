@@ -75,6 +75,7 @@ enum Command {
 /// A closed pipe (`consentry lineage models | head -1`) ends the program quietly, as it does other
 /// Unix tools: Rust ignores SIGPIPE by default, which turns every later write to standard output
 /// into an error and `println!` into a panic.
+#[allow(unsafe_code)] // one libc call; the workspace denies unsafe code everywhere else but the gate's SIMD kernels
 fn default_sigpipe() {
     // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
     // disposition for SIGPIPE and no handler of ours is replaced.
@@ -105,6 +106,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => ui::report_error(&e),
+        Err(e) => ui::report_error(&e, ctx.color, ctx.json),
     }
 }

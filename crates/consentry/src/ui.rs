@@ -2,6 +2,7 @@
 //! bars, tables, and the mapping from errors to exit codes.
 
 use comfy_table::{CellAlignment, Table, presets};
+use consentry_app::{AppError, DataDir, Session};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -27,9 +28,18 @@ pub fn output_err(e: consentry_files::OutputError) -> anyhow::Error {
     if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
 }
 
-/// Prints an error with its causes and picks the exit code.
-pub fn report_error(e: &anyhow::Error) -> ExitCode {
-    let code = if e.downcast_ref::<BadInput>().is_some() { 2 } else { 1 };
+/// Prints an error with its causes (a policy's diagnostics first, rendered) and picks the exit code: the
+/// application layer's error kind decides it.
+pub fn report_error(e: &anyhow::Error, color: bool, json: bool) -> ExitCode {
+    let app = e.downcast_ref::<AppError>();
+    if !json && let Some(p) = app.and_then(|a| a.downcast_ref::<consentry_policy::PolicyError>()) {
+        eprint!("{}", p.render(color));
+    }
+    let code = match app {
+        Some(a) => a.kind().exit_code(),
+        None if e.downcast_ref::<BadInput>().is_some() => 2,
+        None => 1,
+    };
     eprintln!("error: {e}");
     for cause in e.chain().skip(1) {
         eprintln!("  caused by: {cause}");
@@ -39,7 +49,8 @@ pub fn report_error(e: &anyhow::Error) -> ExitCode {
 
 /// Options every command sees.
 pub struct Ctx {
-    pub data: PathBuf,
+    /// The data directory (`--data`).
+    pub dir: DataDir,
     pub database: Option<String>,
     pub quiet: bool,
     pub json: bool,
@@ -51,7 +62,17 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(data: PathBuf, database: Option<String>, quiet: bool, json: bool) -> Ctx {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Ctx { data, database, quiet, json, color, follow_links: true }
+        Ctx { dir: DataDir::new(data), database, quiet, json, color, follow_links: true }
+    }
+
+    /// A session on the data directory and `--database` that may write.
+    pub fn session(&self) -> Result<Session, AppError> {
+        Session::open(self.dir.clone(), self.database.as_deref())
+    }
+
+    /// A session that never writes (works on a read-only copy of a data directory).
+    pub fn read_only_session(&self) -> Result<Session, AppError> {
+        Session::open_read_only(self.dir.clone(), self.database.as_deref())
     }
 
     /// Human output goes to stdout unless --quiet or --json.
@@ -98,13 +119,8 @@ impl Ctx {
     }
 
     /// `mode` with `--no-follow` applied.
-    fn output_options(&self, mode: consentry_files::OutputOptions) -> consentry_files::OutputOptions {
+    pub fn output_options(&self, mode: consentry_files::OutputOptions) -> consentry_files::OutputOptions {
         if self.follow_links { mode } else { mode.no_follow() }
-    }
-
-    /// `path` relative to the data directory.
-    pub fn data_path(&self, rel: impl AsRef<Path>) -> PathBuf {
-        self.data.join(rel)
     }
 }
 

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{consentry, ok, read_bitmap, text};
+use common::{consentry, copy_dir, ok, read_bitmap, text};
+use consentry_app::DataDir;
 use roaring::RoaringTreemap;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -26,19 +27,6 @@ fn demo() -> &'static Path {
         ok(&consentry(&data, &["--quiet", "demo", "--members", "4000", "--seed", "3"]));
         data
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 /// A private copy of the demo data directory (the temporary directory lives as long as the guard).
@@ -112,7 +100,7 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
     let bundle = dir.path().join("bundle");
     export(&data, &bundle);
     assert!(bundle.join("INDEX.json").is_file() && bundle.join("ledger/events.jsonl").is_file());
-    let pubkey = data.join("ledger.pub");
+    let pubkey = DataDir::new(&data).public_key_file();
     let r = audit(&data, &["--offline", bundle.to_str().unwrap(), "--public-key", pubkey.to_str().unwrap()], 0);
     assert_eq!(r["mode"], "bundle");
     // The demo's first versions, superseded by unlearning, and the three live versions.
@@ -144,7 +132,7 @@ fn clean_demo_passes_online_and_offline_and_bad_input_exits_2() {
 
 /// A member of the directory who never granted the purpose (opt-in everywhere: denied).
 fn never_granted(data: &Path, purpose: &str, not_in: &RoaringTreemap) -> u64 {
-    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let conn = rusqlite::Connection::open(DataDir::new(data).ledger_db()).unwrap();
     let mut stmt = conn
         .prepare(
             "SELECT DISTINCT member_id FROM facts WHERE member_id NOT IN \
@@ -166,7 +154,7 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
     let (dir, data) = fresh();
     // Plant a member who never consented, consistently: bitmap, manifest commitment, model reference,
     // shard bitmap and its commitment all agree, so only recomputing consent from the ledger can tell.
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     let mut members = read_bitmap(&ds.join("members.roaring"));
     let intruder = never_granted(&data, JOBS, &members);
     members.insert(intruder);
@@ -176,7 +164,7 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
     manifest["members"]["count"] = members.len().into();
     let manifest_hash = write_json(&ds.join("manifest.json"), &manifest);
 
-    let model = data.join("models/job-recs.v2");
+    let model = DataDir::new(&data).models_dir().join("job-recs.v2");
     let mut meta = read_json(&model.join("model.json"));
     meta["dataset"]["manifest_blake3"] = manifest_hash.into();
     meta["dataset"]["members_commitment"] = commitment.into();
@@ -221,7 +209,8 @@ fn dataset_member_not_allowed_at_its_position_is_reported() {
 #[test]
 fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
     let (dir, data) = fresh();
-    let member = read_bitmap(&data.join("models/job-recs.v2/shard-000.members.roaring")).min().unwrap();
+    let member =
+        read_bitmap(&DataDir::new(&data).models_dir().join("job-recs.v2/shard-000.members.roaring")).min().unwrap();
     let m = member.to_string();
     let o = ok(&consentry(
         &data,
@@ -259,8 +248,9 @@ fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
 
     // A withdrawal dated just after the dataset was cut (recorded only now): the member's deadline
     // runs from when they withdrew, so a one-minute deadline has long passed.
-    let other = read_bitmap(&data.join("models/job-recs.v2/shard-001.members.roaring")).min().unwrap();
-    let manifest = read_json(&data.join("datasets/job_recommendations/manifest.json"));
+    let other =
+        read_bitmap(&DataDir::new(&data).models_dir().join("job-recs.v2/shard-001.members.roaring")).min().unwrap();
+    let manifest = read_json(&DataDir::new(&data).datasets_dir().join("job_recommendations/manifest.json"));
     let withdrew = (manifest["ledger"]["at"].as_i64().unwrap() + 1).to_string();
     let o = other.to_string();
     ok(&consentry(
@@ -294,7 +284,7 @@ fn later(secs: i64) -> String {
 #[test]
 fn rewritten_ledger_row_is_reported_online_and_offline() {
     let (dir, data) = fresh();
-    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let conn = rusqlite::Connection::open(DataDir::new(&data).ledger_db()).unwrap();
     // The 17th consent event (the members' fact entries come first in the log).
     let seq: i64 = conn.query_row("SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET 16", [], |r| r.get(0)).unwrap();
     let n = conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = ?1", [seq]).unwrap();
@@ -351,7 +341,7 @@ fn altered_bundle_bytes_are_detected() {
     // A file added to the bundle after export.
     let c = dir.path().join("c");
     export(&data, &c);
-    std::fs::write(c.join("datasets/extra.txt"), "x").unwrap();
+    std::fs::write(DataDir::new(&c).datasets_dir().join("extra.txt"), "x").unwrap();
     let r = audit(&data, &["--offline", c.to_str().unwrap()], 1);
     assert_eq!(findings(&r, "bundle_file_missing").len(), 1, "{r}");
 }
@@ -359,7 +349,7 @@ fn altered_bundle_bytes_are_detected() {
 #[test]
 fn understated_epsilon_and_altered_shard_file_are_reported() {
     let (_dir, data) = fresh();
-    let path = data.join("models/replies.v2/model.json");
+    let path = DataDir::new(&data).models_dir().join("replies.v2/model.json");
     let mut meta = read_json(&path);
     // A genuine DP record, as training writes it (σ and δ resolved, the accountant run).
     let mut opts = consentry_learn::dp::DpOptions::new(2.0, PathBuf::from("unused.key"));
@@ -380,7 +370,7 @@ fn understated_epsilon_and_altered_shard_file_are_reported() {
     assert_eq!(f.len(), 1, "{r}");
     assert_eq!(f[0]["model"], "replies.v2");
 
-    let shard = data.join("models/content.v2/shard-001.safetensors");
+    let shard = DataDir::new(&data).models_dir().join("content.v2/shard-001.safetensors");
     let mut bytes = std::fs::read(&shard).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x80;

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{consentry, text};
+use consentry_app::DataDir;
 use std::path::Path;
 
 #[test]
@@ -118,7 +119,7 @@ fn demo_prints_the_summary() {
     ] {
         assert!(s.contains(needle), "missing {needle:?} in:\n{s}");
     }
-    assert!(data.join("policy.toml").exists());
+    assert!(DataDir::new(&data).policy_file().exists());
 
     let out = consentry(&data, &["--json", "demo", "--members", "3000"]);
     assert_eq!(out.status.code(), Some(0));

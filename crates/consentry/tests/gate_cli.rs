@@ -3,6 +3,7 @@
 mod common;
 
 use common::{consentry, ok, text};
+use consentry_app::DataDir;
 use std::path::Path;
 
 const PURPOSES: [&str; 3] =
@@ -14,7 +15,7 @@ fn gate_each_purpose_verify_tamper_and_merge() {
     let data = dir.path().join("data");
     ok(&consentry(&data, &["--quiet", "synth", "--members", "1500", "--seed", "5"]));
     ok(&consentry(&data, &["--quiet", "ledger", "init"]));
-    let choices = data.join("network/consent_choices.parquet");
+    let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
     ok(&consentry(&data, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
 
     for p in PURPOSES {

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{consentry, ok, text};
+use consentry_app::DataDir;
 
 #[test]
 fn import_checkpoint_receipt_snapshot_and_tamper() {
@@ -17,7 +18,7 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
     assert!(text(&o.stderr).contains("ledger init"), "{}", text(&o.stderr));
 
     ok(&consentry(&data, &["ledger", "init"]));
-    let pubkey = std::fs::read_to_string(data.join("ledger.pub")).unwrap();
+    let pubkey = std::fs::read_to_string(DataDir::new(&data).public_key_file()).unwrap();
     assert_eq!(pubkey.trim().len(), 64);
     let choices = net.join("consent_choices.parquet");
     let imported = ok(&consentry(&data, &["--json", "ledger", "import", "--choices", choices.to_str().unwrap()]));
@@ -38,7 +39,7 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
     let receipt = dir.path().join("r.json");
     // The 1 500 members' fact entries come first in the log: 1 507 is the seventh consent event.
     ok(&consentry(&data, &["ledger", "receipt", "--event", "1507", "--out", receipt.to_str().unwrap()]));
-    let pubfile = data.join("ledger.pub");
+    let pubfile = DataDir::new(&data).public_key_file();
     let nodata = dir.path().join("nothing-here");
     let v = ok(&consentry(
         &nodata,
@@ -136,7 +137,7 @@ fn import_checkpoint_receipt_snapshot_and_tamper() {
     assert!(out.exists());
 
     // Rewriting a stored event is caught by verify (exit 1), naming the event.
-    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let conn = rusqlite::Connection::open(DataDir::new(&data).ledger_db()).unwrap();
     conn.execute("UPDATE events SET member_id = member_id + 1 WHERE seq = 1542", []).unwrap();
     drop(conn);
     let o = consentry(&data, &["ledger", "verify"]);

@@ -1,11 +1,11 @@
 //! `consentry --database postgres://… ledger …` against a real, throwaway PostgreSQL server.
 
 mod common;
-#[path = "../../consentry-ledger/tests/support/mod.rs"]
-mod support;
+use consentry_test_support::pg as support;
 
 use common::ok;
 
+use consentry_app::DataDir;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -45,7 +45,7 @@ fn the_ledger_verbs_work_on_postgres() {
     assert_eq!(s["members"], 800);
 
     // The SQLite file is never created when the ledger lives on PostgreSQL.
-    assert!(!data.join("ledger.db").exists());
+    assert!(!DataDir::new(&data).ledger_db().exists());
 
     // A rewritten row on the server is caught.
     // (the 800 members' fact entries come first in the log: 809 is the ninth event)

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{consentry, json, ok, shard_count as shards, shard_members, text};
+use consentry_app::DataDir;
 use consentry_learn::model::shard_file;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,11 +45,11 @@ fn setup(root: &Path, members: &str) -> PathBuf {
     let data = root.join("data");
     ok(&consentry(&data, &["--quiet", "synth", "--members", members, "--seed", "5"]));
     ok(&consentry(&data, &["--quiet", "ledger", "init"]));
-    let choices = data.join("network/consent_choices.parquet");
+    let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
     ok(&consentry(&data, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     ok(&consentry(&data, &["--quiet", "gate", "--purpose", JOBS, "--out", ds.to_str().unwrap()]));
-    let out = data.join("models/job-recs");
+    let out = DataDir::new(&data).models_dir().join("job-recs");
     ok(&consentry(
         &data,
         &["--quiet", "train", "--model", "job-recs", "--dataset", ds.to_str().unwrap(), "--out", out.to_str().unwrap()],
@@ -60,7 +61,7 @@ fn setup(root: &Path, members: &str) -> PathBuf {
 fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let data = setup(dir.path(), "2000");
-    let v1_dir = data.join("models/job-recs");
+    let v1_dir = DataDir::new(&data).models_dir().join("job-recs");
 
     // Register (the dataset comes along from model.json); again is a no-op.
     let reg = json(&ok(&consentry(&data, &["--json", "lineage", "register-model", v1_dir.to_str().unwrap()])));
@@ -200,7 +201,7 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
 fn a_killed_worker_leaves_the_old_or_the_new_model() {
     let dir = tempfile::tempdir().unwrap();
     let data = setup(dir.path(), "2000");
-    let v1_dir = data.join("models/job-recs");
+    let v1_dir = DataDir::new(&data).models_dir().join("job-recs");
     ok(&consentry(&data, &["--quiet", "lineage", "register-model", v1_dir.to_str().unwrap()]));
     // How long one uninterrupted retrain takes.
     let ((m0, _), _) = two_members(&v1_dir);

@@ -2,10 +2,10 @@
 //! registry lives in the ledger's database, and a withdrawal is unlearned from the live model there too.
 
 mod common;
-#[path = "../../consentry-ledger/tests/support/mod.rs"]
-mod support;
+use consentry_test_support::pg as support;
 
 use common::{json, ok, shard_count, shard_members, text};
+use consentry_app::DataDir;
 use std::path::Path;
 use std::process::Output;
 
@@ -23,11 +23,11 @@ fn unlearning_on_postgres() {
     let data = dir.path().join("data");
     ok(&common::consentry(&data, &["--quiet", "synth", "--members", "1500", "--seed", "6"]));
     ok(&consentry(&data, url, &["--quiet", "ledger", "init"]));
-    let choices = data.join("network/consent_choices.parquet");
+    let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
     ok(&consentry(&data, url, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
-    let ds = data.join("datasets/jobs");
+    let ds = DataDir::new(&data).datasets_dir().join("jobs");
     ok(&consentry(&data, url, &["--quiet", "gate", "--purpose", JOBS, "--out", ds.to_str().unwrap()]));
-    let model = data.join("models/job-recs");
+    let model = DataDir::new(&data).models_dir().join("job-recs");
     let (ds_s, model_s) = (ds.to_str().unwrap(), model.to_str().unwrap());
     ok(&consentry(&data, url, &["--quiet", "train", "--model", "job-recs", "--dataset", ds_s, "--out", model_s]));
 
@@ -35,7 +35,7 @@ fn unlearning_on_postgres() {
     let d = json(&ok(&consentry(&data, url, &["--json", "lineage", "register-dataset", ds_s])));
     let m = json(&ok(&consentry(&data, url, &["--json", "lineage", "register-model", model_s])));
     assert_eq!(m["model"]["dataset"], d["id"]);
-    assert!(!data.join("ledger.db").exists());
+    assert!(!DataDir::new(&data).ledger_db().exists());
     let without_pg = common::consentry(&data, &["lineage", "models"]);
     assert_eq!(without_pg.status.code(), Some(2), "{}", text(&without_pg.stderr));
 

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{command, consentry, ok, text};
+use consentry_app::DataDir;
 use std::path::Path;
 
 const JOBS: &str = "train_ai_system.job_recommendations";
@@ -16,13 +17,13 @@ fn manifests_verify_from_anywhere_and_after_the_data_directory_moves() {
     ok(&consentry(&data, &["--quiet", "ledger", "init"]));
     // Inputs under any name: the columns say what a table is.
     let (choices, members) = (dir.path().join("choices-2026-11.parquet"), dir.path().join("people.parquet"));
-    std::fs::copy(data.join("network/consent_choices.parquet"), &choices).unwrap();
-    std::fs::copy(data.join("network/members.parquet"), &members).unwrap();
+    std::fs::copy(DataDir::new(&data).network_dir().join("consent_choices.parquet"), &choices).unwrap();
+    std::fs::copy(DataDir::new(&data).network_dir().join("members.parquet"), &members).unwrap();
     let (c, m) = (choices.to_str().unwrap(), members.to_str().unwrap());
     ok(&consentry(&data, &["--quiet", "ledger", "import", "--choices", c, "--members", m]));
 
     // Gate with a relative data directory, once with the built-in declaration, once with a file inside DATA.
-    std::fs::write(data.join("network/sources.toml"), consentry_gate::sources::SYNTHETIC).unwrap();
+    std::fs::write(DataDir::new(&data).network_dir().join("sources.toml"), consentry_gate::sources::SYNTHETIC).unwrap();
     let rel = |args: &[&str]| command(Path::new("data")).current_dir(dir.path()).args(args).output().unwrap();
     ok(&rel(&["--quiet", "gate", "--purpose", JOBS, "--out", "data/datasets/builtin"]));
     ok(&rel(&[
@@ -35,8 +36,10 @@ fn manifests_verify_from_anywhere_and_after_the_data_directory_moves() {
         "--out",
         "data/datasets/file",
     ]));
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("datasets/file/manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(DataDir::new(&data).datasets_dir().join("file/manifest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(manifest["sources"]["declaration"], "network/sources.toml");
     let paths: Vec<&str> =
         manifest["sources"]["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
@@ -49,7 +52,7 @@ fn manifests_verify_from_anywhere_and_after_the_data_directory_moves() {
     for ds in ["builtin", "file"] {
         let o = command(&moved)
             .current_dir("/")
-            .args(["gate", "verify", moved.join("datasets").join(ds).to_str().unwrap()])
+            .args(["gate", "verify", DataDir::new(&moved).datasets_dir().join(ds).to_str().unwrap()])
             .output()
             .unwrap();
         assert!(ok(&o).starts_with("ok:"), "{ds}: {}", text(&o.stderr));
@@ -74,7 +77,7 @@ fn operator_mistakes_get_errors_that_name_the_file() {
     ok(&consentry(&data, &["--quiet", "ledger", "init"]));
     let bad = dir.path().join("broken.parquet");
     std::fs::write(&bad, b"PAR1 this is not parquet").unwrap();
-    let members = data.join("network/members.parquet");
+    let members = DataDir::new(&data).network_dir().join("members.parquet");
     let o = consentry(
         &data,
         &["ledger", "import", "--choices", bad.to_str().unwrap(), "--members", members.to_str().unwrap()],

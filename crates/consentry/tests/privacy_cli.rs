@@ -5,6 +5,7 @@
 mod common;
 
 use common::{consentry, model_members as members, ok};
+use consentry_app::DataDir;
 use serde_json::Value;
 
 #[test]
@@ -12,8 +13,8 @@ fn dp_claims_are_rederived_and_compose_per_member() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     ok(&consentry(&data, &["--quiet", "demo", "--members", "4000", "--seed", "3"]));
-    let jobs = data.join("models/jobs-dp");
-    let replies = data.join("models/replies-dp");
+    let jobs = DataDir::new(&data).models_dir().join("jobs-dp");
+    let replies = DataDir::new(&data).models_dir().join("replies-dp");
     for (model, out, eps) in [("job-recs", &jobs, "1"), ("replies", &replies, "2")] {
         ok(&consentry(
             &data,

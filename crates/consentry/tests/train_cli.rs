@@ -3,6 +3,7 @@
 mod common;
 
 use common::{consentry, ok, text};
+use consentry_app::DataDir;
 use std::path::Path;
 
 fn shard_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -36,7 +37,7 @@ fn train_recommend_suggest_and_refuse_bad_input() {
     // Same data, seed and hyper-parameters: byte-identical shards whatever the thread count.
     let a = dir.path().join("a");
     let b = dir.path().join("b");
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     for (out, threads) in [(&a, "1"), (&b, "2")] {
         ok(&consentry(
             &data,
@@ -79,13 +80,19 @@ fn train_recommend_suggest_and_refuse_bad_input() {
     // The demo's withdrawals superseded its first versions: they are not served, and the error names the live one.
     let o = consentry(
         &data,
-        &["suggest-replies", "--model", data.join("models/replies").to_str().unwrap(), "--text", "Hi"],
+        &[
+            "suggest-replies",
+            "--model",
+            DataDir::new(&data).models_dir().join("replies").to_str().unwrap(),
+            "--text",
+            "Hi",
+        ],
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("is superseded") && text(&o.stderr).contains("replies.v2"), "{}", text(&o.stderr));
 
     // Reply suggestions answer with at most three, one per intent.
-    let rm = data.join("models/replies.v2");
+    let rm = DataDir::new(&data).models_dir().join("replies.v2");
     let o = ok(&consentry(
         &data,
         &[
@@ -126,7 +133,7 @@ fn train_recommend_suggest_and_refuse_bad_input() {
     assert!(!c.exists());
 
     // The wrong dataset for the model, and an existing output.
-    let cs = data.join("datasets/content_suggestions");
+    let cs = DataDir::new(&data).datasets_dir().join("content_suggestions");
     let o = consentry(
         &data,
         &["train", "--model", "job-recs", "--dataset", cs.to_str().unwrap(), "--out", c.to_str().unwrap()],

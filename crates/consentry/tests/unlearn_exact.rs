@@ -6,6 +6,7 @@
 mod common;
 
 use common::{consentry, model_members, ok, read_bitmap, shard_members as members_of};
+use consentry_app::DataDir;
 use consentry_learn::model::{ModelMeta, shard_file};
 use consentry_learn::train::{self, ModelKind, TrainOptions};
 use roaring::RoaringTreemap;
@@ -108,7 +109,7 @@ fn raw_job_activity(data: &Path, weak: f32, strong: f32) -> BTreeMap<u64, Vec<(u
     use arrow_array::cast::AsArray;
     use arrow_array::types::UInt64Type;
     let mut out: BTreeMap<u64, Vec<(u64, f32)>> = BTreeMap::new();
-    let path = data.join("network/job_activity.parquet");
+    let path = DataDir::new(data).network_dir().join("job_activity.parquet");
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     for b in reader {
@@ -130,8 +131,8 @@ fn unlearned_members_look_like_never_seen_ones_to_membership_inference() {
     use consentry_learn::mia::{Attack, Separation, separation};
     let data = demo();
     let dir = tempfile::tempdir().unwrap();
-    let model = data.join("models/job-recs");
-    let dataset = data.join("datasets/job_recommendations");
+    let model = DataDir::new(data).models_dir().join("job-recs");
+    let dataset = DataDir::new(data).datasets_dir().join("job_recommendations");
     let meta = ModelMeta::read(&model).unwrap();
     let key = meta.shard_function.key_bytes().expect("a 32-byte shard key");
     let shards = meta.shard_function.shards;
@@ -189,7 +190,10 @@ fn unlearned_members_look_like_never_seen_ones_to_membership_inference() {
 fn unlearning_a_model_without_shard_input_digests_asks_for_a_retrain() {
     let data = demo();
     let dir = tempfile::tempdir().unwrap();
-    let (model, dataset) = (data.join("models/job-recs"), data.join("datasets/job_recommendations"));
+    let (model, dataset) = (
+        DataDir::new(data).models_dir().join("job-recs"),
+        DataDir::new(data).datasets_dir().join("job_recommendations"),
+    );
     let trained: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
     let all = trained["shards"].as_array().unwrap().len();
     for keep in [0, all - 1] {

@@ -1,11 +1,11 @@
 //! `consentry audit`: check the ledger, every live model's consent and withdrawals, commitments and DP
 //! records — online from the data directory, or offline from an exported evidence bundle.
 
-use super::ledger::{self as ledger_cmd, ledger_err};
-use super::policy_text;
-use crate::ui::{Ctx, OK, bad_input};
-use consentry_audit::{AuditError, AuditOptions, ExportInput, RegistryModels, Report};
-use consentry_ledger::{Ledger, PublicKey, SignedTreeHead};
+use crate::ui::{Ctx, OK};
+use consentry_app::AppError;
+use consentry_app::ledger::parse_time;
+use consentry_audit::{AuditOptions, Report};
+use consentry_ledger::PublicKey;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,10 +52,6 @@ pub struct CheckArgs {
     pub heads: Option<PathBuf>,
 }
 
-fn audit_err(e: AuditError) -> anyhow::Error {
-    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
-}
-
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(Command::Export { out }) => export(ctx, &out),
@@ -63,38 +59,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The models to audit, what the registry cites and the model directories it does not know
-/// (`RegistryModels::load`).
-fn models(ctx: &Ctx) -> anyhow::Result<RegistryModels> {
-    let reg = super::lineage::open_registry_read_only(ctx)?;
-    RegistryModels::load(&reg, &ctx.data).map_err(audit_err)
-}
-
-/// Runs `f` on what the audit reads of the data directory: its ledger, the policy in force and the models.
-fn with_input<T>(
-    ctx: &Ctx,
-    ledger: &Ledger,
-    now: i64,
-    f: impl FnOnce(&ExportInput<'_>) -> Result<T, AuditError>,
-) -> anyhow::Result<T> {
-    let policy = policy_text(ctx, None)?;
-    let source = models(ctx)?;
-    let input = ExportInput {
-        data_dir: &ctx.data,
-        store: ledger.store(),
-        public_key: ledger.public_key(),
-        policy_text: &policy.text,
-        models: &source,
-        now,
-    };
-    f(&input).map_err(audit_err)
-}
-
 fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
-    consentry_audit::check_export_target(out).map_err(audit_err)?;
-    let ledger = ledger_cmd::open_read_only(ctx)?;
-    let summary =
-        with_input(ctx, &ledger, chrono::Utc::now().timestamp(), |input| consentry_audit::export(input, out))?;
+    let summary = ctx.read_only_session()?.export_bundle(out)?;
     if ctx.json {
         ctx.print_json(&summary)?;
     } else {
@@ -114,48 +80,27 @@ fn export(ctx: &Ctx, out: &Path) -> anyhow::Result<ExitCode> {
     Ok(OK)
 }
 
-fn read_heads(path: &Path) -> anyhow::Result<Vec<SignedTreeHead>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| bad_input(format!("cannot read --heads {}: {e}", path.display())))?;
-    if let Ok(v) = serde_json::from_str::<Vec<SignedTreeHead>>(&text) {
-        return Ok(v);
-    }
-    serde_json::from_str::<SignedTreeHead>(&text)
-        .map(|h| vec![h])
-        .map_err(|e| bad_input(format!("--heads {}: not a signed tree head or an array of them: {e}", path.display())))
-}
-
 fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    if let Some(d) = args.deadline
-        && d < 0
-    {
-        return Err(bad_input("--deadline is a number of seconds ≥ 0"));
-    }
     let now = match &args.now {
-        Some(t) => ledger_cmd::parse_time(t)?,
+        Some(t) => parse_time(t)?,
         None => chrono::Utc::now().timestamp(),
     };
     let public_key = match &args.public_key {
-        Some(p) => Some(PublicKey::load(p).map_err(ledger_err)?),
+        Some(p) => Some(PublicKey::load(p).map_err(AppError::from)?),
         None => None,
     };
     let known_heads = match &args.heads {
-        Some(p) => read_heads(p)?,
+        Some(p) => consentry_app::audit::read_heads(p)?,
         None => Vec::new(),
     };
     let opts =
         AuditOptions { now, deadline_seconds: args.deadline, model: args.model.clone(), public_key, known_heads };
     let report = match &args.offline {
-        Some(dir) => consentry_audit::audit_bundle(dir, &opts).map_err(audit_err)?,
-        None => online(ctx, &ledger_cmd::open_read_only(ctx)?, &opts)?,
+        Some(dir) => consentry_app::audit::audit_bundle(dir, &opts)?,
+        None => ctx.read_only_session()?.audit(&opts)?,
     };
     print(ctx, &report)?;
     Ok(if report.ok { OK } else { ExitCode::from(1) })
-}
-
-/// Audits the data directory's ledger, datasets and models as they are now; shared with `demo`.
-pub fn online(ctx: &Ctx, ledger: &Ledger, opts: &AuditOptions) -> anyhow::Result<Report> {
-    with_input(ctx, ledger, opts.now, |input| consentry_audit::audit_online(input, opts))
 }
 
 /// Prints a report: JSON, violations only when quiet, else the rendered text.

@@ -107,14 +107,7 @@ pub fn run(ctx: &Ctx, cmd: DpCmd) -> anyhow::Result<ExitCode> {
 
 fn model(ctx: &Ctx, args: ModelArgs) -> anyhow::Result<ExitCode> {
     use consentry_learn::dp::PrivacyClaim;
-    // A registered model's record must be the registered one (its BLAKE3 is the model's id): an edited `dp`
-    // record would otherwise be checked as if it were the model's.
-    if super::train::has_ledger(ctx) {
-        let reg = super::lineage::open_registry(ctx)?;
-        reg.verify_registered_dir(&args.model).map_err(super::lineage::lineage_err)?;
-    }
-    let meta = consentry_learn::model::ModelMeta::read(&args.model).map_err(|e| bad_input(e.to_string()))?;
-    let claim = meta.privacy_claim().map_err(|e| bad_input(e.to_string()))?;
+    let (_, claim) = ctx.read_only_session()?.privacy_claim(&args.model)?;
     let PrivacyClaim::Dp(c) = claim else {
         if ctx.json {
             ctx.print_json(&serde_json::json!({"model": args.model, "bound": "none"}))?;

@@ -1,19 +1,13 @@
 //! `consentry gate …`: materialise a purpose's training set, verify one, merge partials.
 
-use super::ledger::{self, ledger_err};
 use crate::ui::{self, Ctx, OK, bad_input};
-use anyhow::Context;
 use clap::{Args as ClapArgs, Subcommand};
-use consentry_gate::materialize::{GateOptions, GateRequest, build_detector};
-use consentry_gate::{GateError, Manifest, Sources};
-use consentry_ledger::Ledger;
-use consentry_ledger::snapshot::Snapshot;
+use consentry_app::gate::{GateRun, options, parse_partition};
+use consentry_app::ledger::parse_at;
+use consentry_gate::Manifest;
 use consentry_lineage::registry::short;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The name manifests record for the built-in declaration of the synthetic network.
-pub const BUILTIN_SOURCES: &str = "synthetic network (built in)";
 
 #[derive(ClapArgs)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -80,144 +74,33 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(Command::Verify { dir, sources, base }) => verify(ctx, &dir, sources.as_deref(), base.as_deref()),
         Some(Command::Merge { partials, out }) => {
-            let m = consentry_gate::merge(&partials, &out, chrono::Utc::now().timestamp()).map_err(gate_err)?;
-            let id = register_dataset(ctx, &m, &out)?;
-            report(ctx, &m, &out, None, id.as_deref())?;
+            let g = ctx.session()?.gate_merge(&partials, &out)?;
+            report(ctx, &g.manifest, &out, None, g.dataset_id.as_deref())?;
             Ok(OK)
         }
         None => materialize(ctx, args.run),
     }
 }
 
-/// Maps gate errors to exit codes: the caller's fault is bad input (2).
-fn gate_err(e: GateError) -> anyhow::Error {
-    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
-}
-
-/// Adapts the CLI's bars to the gate's progress trait.
-struct Bars<'a>(&'a ui::Bars);
-
-impl consentry_gate::Progress for Bars<'_> {
-    fn stage(&self, name: &'static str, total: u64) {
-        consentry_synth::Progress::stage(self.0, name, total);
-    }
-    fn advance(&self, name: &'static str, n: u64) {
-        consentry_synth::Progress::advance(self.0, name, n);
-    }
-}
-
-/// Loads a declaration: a file, or the built-in one over DATA/network; returns it with the BLAKE3 of its text.
-pub fn load_sources(ctx: &Ctx, file: Option<&Path>, base: Option<&Path>) -> anyhow::Result<(Sources, String)> {
-    let (name, text, dir) = match file {
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| bad_input(format!("cannot read source declaration {}: {e}", f.display())))?;
-            let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            (declaration_name(ctx, f), text, dir)
-        }
-        None => (BUILTIN_SOURCES.to_string(), consentry_gate::sources::SYNTHETIC.to_string(), ctx.data_path("network")),
-    };
-    let base = base.map(Path::to_path_buf).unwrap_or(dir);
-    let sources = Sources::parse(&name, &text, &base).map_err(gate_err)?;
-    Ok((sources, blake3::hash(text.as_bytes()).to_hex().to_string()))
-}
-
-/// How a manifest names a declaration file: relative to the data directory when inside it (the data directory
-/// can move), else absolute (verification can run from any working directory). [`declaration_path`] reverses it.
-fn declaration_name(ctx: &Ctx, file: &Path) -> String {
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let (file, data) = (abs(file), abs(&ctx.data));
-    match file.strip_prefix(&data) {
-        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
-        _ => file.display().to_string(),
-    }
-}
-
-/// The declaration file a manifest names: a relative name is inside the data directory.
-fn declaration_path(ctx: &Ctx, name: &str) -> PathBuf {
-    let p = PathBuf::from(name);
-    if p.is_relative() { ctx.data.join(p) } else { p }
-}
-
-fn parse_partition(s: &str) -> anyhow::Result<(u32, u32)> {
-    let bad = || bad_input(format!("--partition `{s}`: write I/N with 0 ≤ I < N, e.g. 0/4"));
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-    if n == 0 || i >= n {
-        return Err(bad());
-    }
-    Ok((i, n))
-}
-
-fn options(threads: Option<usize>, shards: u32, partition: Option<(u32, u32)>) -> GateOptions {
-    let mut o = GateOptions { shards, partition, ..GateOptions::default() };
-    if let Some(t) = threads {
-        o.threads = t.max(1);
-    }
-    o
-}
-
 fn materialize(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     let purpose = a.purpose.ok_or_else(|| bad_input("--purpose is required (or use `gate verify` / `gate merge`)"))?;
     let out = a.out.ok_or_else(|| bad_input("--out DIR is required: where to write the dataset"))?;
-    consentry_gate::check_output(&out).map_err(gate_err)?;
     let partition = a.partition.as_deref().map(parse_partition).transpose()?;
-    if partition.is_some() && a.at.is_none() {
-        return Err(bad_input(
-            "--partition needs --at SEQ|TIME so that every partition is cut from the same ledger state",
-        ));
-    }
-    let (sources, declaration_hash) = load_sources(ctx, a.sources.as_deref(), a.base.as_deref())?;
-    let ledger = ledger::open(ctx)?;
-    let snap = ledger::snapshot(&ledger, &purpose, a.at.as_deref())?;
-    let (manifest, seconds) =
-        run_gate(ctx, &ledger, &sources, declaration_hash, &snap, &out, options(a.threads, a.shards, partition))?;
-    let id = register_dataset(ctx, &manifest, &out)?;
-    report(ctx, &manifest, &out, Some(seconds), id.as_deref())?;
-    Ok(OK)
-}
-
-/// Materialises one purpose's dataset from a snapshot into `out`; shared with `demo`.
-pub fn run_gate(
-    ctx: &Ctx,
-    ledger: &Ledger,
-    sources: &Sources,
-    declaration_hash: String,
-    snap: &Snapshot,
-    out: &Path,
-    options: GateOptions,
-) -> anyhow::Result<(Manifest, f64)> {
-    let checkpoint = ledger.checkpoint_covering(snap.position()).map_err(ledger_err)?;
-    let (detector, names) = build_detector(sources).map_err(gate_err)?;
-    let req = GateRequest {
-        policy: ledger.policy(),
-        snapshot: snap,
-        checkpoint: Some(checkpoint),
-        sources,
-        declaration_hash,
-        detector: Some(&detector),
-        member_names: names,
-        options,
-        created: chrono::Utc::now().timestamp(),
+    let at = parse_at(a.at.as_deref())?;
+    let run = GateRun {
+        purpose,
+        at,
+        sources: a.sources,
+        base: a.base,
+        out: out.clone(),
+        options: options(a.threads, a.shards, partition),
     };
+    let session = ctx.session()?;
     let bars = ctx.progress();
-    let outcome = consentry_gate::materialize(&req, Some(out), &Bars(&bars))
-        .map_err(gate_err)
-        .with_context(|| format!("materialising {} into {}", snap.purpose_key(), out.display()))?;
+    let g = session.gate(run, &bars)?;
     bars.finish();
-    Ok((outcome.manifest, outcome.seconds))
-}
-
-/// Records a complete dataset in the lineage registry (a partial result is not a dataset until merged); its id.
-pub fn register_dataset(ctx: &Ctx, m: &Manifest, out: &Path) -> anyhow::Result<Option<String>> {
-    if m.partition.is_some() {
-        return Ok(None);
-    }
-    let rec = super::lineage::open_registry(ctx)?
-        .register_dataset_dir(out)
-        .map_err(super::lineage::lineage_err)
-        .with_context(|| format!("registering {} in the lineage registry", out.display()))?;
-    Ok(Some(rec.id))
+    report(ctx, &g.manifest, &out, g.seconds, g.dataset_id.as_deref())?;
+    Ok(OK)
 }
 
 fn report(ctx: &Ctx, m: &Manifest, out: &Path, seconds: Option<f64>, id: Option<&str>) -> anyhow::Result<()> {
@@ -283,42 +166,8 @@ fn report(ctx: &Ctx, m: &Manifest, out: &Path, seconds: Option<f64>, id: Option<
 }
 
 fn verify(ctx: &Ctx, dir: &Path, sources: Option<&Path>, base: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (m, mut diffs) = consentry_gate::verify_files(dir).map_err(gate_err)?;
-    let file = match sources {
-        Some(f) => Some(f.to_path_buf()),
-        None if m.sources.declaration == BUILTIN_SOURCES => None,
-        None => Some(declaration_path(ctx, &m.sources.declaration)),
-    };
-    let (sources, declaration_hash) = load_sources(ctx, file.as_deref(), base)?;
-    let ledger = ledger::open_read_only(ctx)?;
-    // A dataset evaluated in the future (or after the log moved on) is not recomputed: that would only repeat it.
-    let times = consentry_gate::verify_times(&m, ledger.store(), consentry_ledger::now()).map_err(gate_err)?;
-    if times.is_empty() {
-        let snap = snapshot_at(&ledger, &m)?;
-        let (detector, names) = build_detector(&sources).map_err(gate_err)?;
-        let req = GateRequest {
-            policy: ledger.policy(),
-            snapshot: &snap,
-            checkpoint: m.ledger.checkpoint.clone(),
-            sources: &sources,
-            declaration_hash,
-            detector: m.redaction.enabled.then_some(&detector),
-            member_names: names,
-            options: GateOptions::default(),
-            created: m.created,
-        };
-        diffs.extend(consentry_gate::verify_recompute(&m, req).map_err(gate_err)?);
-    }
-    diffs.extend(times);
-    if let Some(c) = &m.ledger.checkpoint
-        && !ledger.public_key().verify(c)
-    {
-        diffs.push(consentry_gate::Difference {
-            what: "checkpoint signature".into(),
-            expected: "signed by this ledger's key".into(),
-            found: "invalid".into(),
-        });
-    }
+    let v = ctx.read_only_session()?.gate_verify(dir, sources, base)?;
+    let (m, diffs) = (&v.manifest, &v.differences);
     let ok = diffs.is_empty();
     if ctx.json {
         ctx.print_json(&serde_json::json!({"ok": ok, "purpose": m.purpose, "differences": diffs}))?;
@@ -332,25 +181,9 @@ fn verify(ctx: &Ctx, dir: &Path, sources: Option<&Path>, base: Option<&Path>) ->
         ));
     } else {
         eprintln!("FAILED: {} differs from what the rules produce ({} differences):", dir.display(), diffs.len());
-        for d in &diffs {
+        for d in diffs {
             eprintln!("  - {d}");
         }
     }
     Ok(if ok { OK } else { ExitCode::from(1) })
-}
-
-/// The snapshot at the manifest's ledger position and time.
-fn snapshot_at(ledger: &Ledger, m: &Manifest) -> anyhow::Result<Snapshot> {
-    let pid = ledger
-        .policy()
-        .purpose_id(&m.purpose)
-        .ok_or_else(|| bad_input(format!("the policy in force has no purpose `{}`", m.purpose)))?;
-    let len = ledger.store().len().map_err(ledger_err)?;
-    if m.ledger.position > len {
-        return Err(bad_input(format!(
-            "the manifest names ledger position {}, but this ledger holds {len} events: wrong --data?",
-            m.ledger.position
-        )));
-    }
-    ledger.snapshot(pid, m.ledger.position, m.ledger.at).map_err(ledger_err)
 }

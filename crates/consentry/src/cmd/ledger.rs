@@ -1,25 +1,14 @@
 //! `consentry ledger …`: the consent ledger from the command line.
 
-use super::{init_data_dir, load_policy};
 use crate::ui::{self, Ctx, OK, bad_input};
-use anyhow::Context;
 use clap::Subcommand;
+use consentry_app::ledger::{AppendRequest, ImportReport, parse_at, parse_time};
 use consentry_files::OutputOptions;
-use consentry_ledger::position::{At, Resolved};
 use consentry_ledger::receipt::AnyReceipt;
-use consentry_ledger::snapshot::{Snapshot, export_parquet};
-use consentry_ledger::sqlite::SqliteStore;
-use consentry_ledger::{Ledger, LedgerError, LedgerOptions, LogKey, MemberRecord, NewEvent, PublicKey, Store};
+use consentry_ledger::snapshot::Snapshot;
 use consentry_policy::{Action, Source};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The secret signing key inside the data directory.
-pub const KEY_FILE: &str = "ledger.key";
-/// The public key inside the data directory, for verifiers.
-pub const PUBLIC_KEY_FILE: &str = "ledger.pub";
-/// The SQLite ledger inside the data directory.
-pub const DB_FILE: &str = "ledger.db";
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -118,40 +107,32 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Init => init(ctx),
         Command::Import { choices, members, batch } => {
-            let ledger = open(ctx)?;
+            let session = ctx.session()?;
             let members = members.unwrap_or_else(|| choices.with_file_name("members.parquet"));
-            let report = import(ctx, &ledger, &members, &choices, batch)?;
+            let report = import(ctx, &session, &members, &choices, batch)?;
             if ctx.json {
                 ctx.print_json(&report)?;
             }
             Ok(OK)
         }
         Command::Append { member, purpose, action, notice_version, source, actor, event_time, idempotency_key } => {
-            let ledger = open(ctx)?;
-            let pid = ledger.policy().purpose_id(&purpose).ok_or_else(|| {
-                bad_input(format!("unknown purpose `{purpose}`; see `consentry policy show` for the declared ones"))
-            })?;
-            let event = NewEvent {
-                member_id: member,
+            let session = ctx.session()?;
+            // The purpose is checked before the flags that depend on it, as the ledger would.
+            session.purpose_id(&purpose)?;
+            let a = session.append(AppendRequest {
+                member,
                 purpose,
                 action: Action::parse(&action).ok_or_else(|| bad_input("--action is grant or withdraw"))?,
-                notice_version: notice_version.unwrap_or_else(|| ledger.policy().purpose(pid).latest_notice().version),
+                notice_version,
                 source: Source::parse(&source).ok_or_else(|| bad_input("unknown --source"))?,
-                actor: actor.unwrap_or_else(|| format!("member:{member}")),
-                event_time: match event_time {
-                    Some(t) => parse_time(&t)?,
-                    None => chrono::Utc::now().timestamp(),
-                },
-                idempotency_key: match idempotency_key {
-                    Some(k) => k,
-                    None => random_key()?,
-                },
-            };
-            let out = ledger.append(vec![event]).map_err(ledger_err)?;
-            let a = out.into_iter().next().context("the ledger returned no result")?;
+                actor,
+                event_time: event_time.as_deref().map(parse_time).transpose()?,
+                idempotency_key,
+                key_prefix: "cli",
+            })?;
             if ctx.json {
                 ctx.print_json(
-                    &serde_json::json!({"event": a.event, "duplicate": a.duplicate, "chain_hash": hex(&a.chain_hash)}),
+                    &serde_json::json!({"event": a.event, "duplicate": a.duplicate, "chain_hash": hex::encode(a.chain_hash)}),
                 )?;
             } else {
                 ctx.say(format!(
@@ -167,25 +148,22 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(OK)
         }
         Command::Checkpoint => {
-            let ledger = open(ctx)?;
-            let sth = ledger.checkpoint().map_err(ledger_err)?;
+            let sth = ctx.session()?.checkpoint()?;
             if ctx.json {
                 ctx.print_json(&sth)?;
             } else {
                 ctx.say(format!(
                     "checkpoint: {} events, root {}, signed by {}",
                     ui::thousands(sth.head.tree_size),
-                    hex(&sth.head.root_hash),
-                    hex(&sth.log_id[..8])
+                    hex::encode(sth.head.root_hash),
+                    hex::encode(&sth.log_id[..8])
                 ));
             }
             Ok(OK)
         }
         Command::Verify => verify(ctx),
         Command::Receipt { seq, out } => {
-            let ledger = open(ctx)?;
-            // A consent event's receipt, or a member-facts entry's (the facts decide consent too).
-            let receipt = ledger.any_receipt(seq).map_err(ledger_err)?;
+            let receipt = ctx.session()?.receipt(seq)?;
             let json = serde_json::to_string_pretty(&receipt)?;
             match out {
                 Some(path) => {
@@ -198,30 +176,30 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::VerifyReceipt { file, public_key } => verify_receipt(ctx, &file, &public_key),
         Command::PublicKey => {
-            let ledger = open(ctx)?;
-            println!("{}", ledger.public_key().to_hex());
+            println!("{}", ctx.session()?.public_key()?.to_hex());
             Ok(OK)
         }
         Command::Snapshot { purpose, at } => {
-            let ledger = open(ctx)?;
-            let snap = snapshot(&ledger, &purpose, at.as_deref())?;
+            let snap = ctx.session()?.snapshot(&purpose, parse_at(at.as_deref())?)?;
             print_snapshot(ctx, &snap)?;
             Ok(OK)
         }
         Command::ExportSnapshot { purpose, at, out } => {
-            let ledger = open(ctx)?;
-            let snap = snapshot(&ledger, &purpose, at.as_deref())?;
-            let mut file = ctx.create_output(&out, OutputOptions::MEMBER_DATA)?;
-            let rows = export_parquet(&snap, &mut file).with_context(|| format!("writing {}", out.display()))?;
-            file.commit().map_err(ui::output_err)?;
+            let session = ctx.session()?;
+            let x = session.export_snapshot(
+                &purpose,
+                parse_at(at.as_deref())?,
+                &out,
+                ctx.output_options(OutputOptions::MEMBER_DATA),
+            )?;
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"out": out, "rows": rows, "counts": snap.counts()}))?;
+                ctx.print_json(&serde_json::json!({"out": out, "rows": x.rows, "counts": x.snapshot.counts()}))?;
             } else {
                 ctx.say(format!(
                     "{} members ({} allowed) at position {} → {}",
-                    ui::thousands(rows),
-                    ui::thousands(snap.allowed().len()),
-                    snap.position(),
+                    ui::thousands(x.rows),
+                    ui::thousands(x.snapshot.allowed().len()),
+                    x.snapshot.position(),
                     out.display()
                 ));
             }
@@ -230,243 +208,46 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Maps ledger errors to exit codes: the caller's fault is bad input (2).
-pub fn ledger_err(e: LedgerError) -> anyhow::Error {
-    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
-}
-
-fn random_key() -> anyhow::Result<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
-    Ok(format!("cli:{}", hex(&b)))
-}
-
-/// RFC 3339, a bare date (midnight UTC) or Unix seconds.
-pub fn parse_time(s: &str) -> anyhow::Result<i64> {
-    if let Ok(n) = s.parse::<i64>() {
-        return Ok(n);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp());
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        && let Some(t) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(t.and_utc().timestamp());
-    }
-    Err(bad_input(format!("`{s}` is not a time: use RFC 3339 (2026-11-01T12:00:00Z), YYYY-MM-DD or Unix seconds")))
-}
-
-/// Where the ledger's store is: the one reading of `--database` that the ledger and the lineage registry share.
-pub enum StoreAt {
-    /// A PostgreSQL database (`--database postgres://…`).
-    Postgres(String),
-    /// The SQLite file in the data directory (no `--database`).
-    Sqlite(PathBuf),
-}
-
-/// What to say when a connection to PostgreSQL fails.
-pub const PG_CONTEXT: &str = "connecting to PostgreSQL (check --database and that the server is up)";
-
-/// Reads `--database`: a PostgreSQL URL, or (without it) the SQLite file in the data directory.
-pub fn store_at(ctx: &Ctx) -> anyhow::Result<StoreAt> {
-    match &ctx.database {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(StoreAt::Postgres(url.clone()))
-        }
-        Some(other) => Err(bad_input(format!("--database must be a postgres:// URL, got `{other}`"))),
-        None => Ok(StoreAt::Sqlite(ctx.data_path(DB_FILE))),
-    }
-}
-
-/// The error for a command that needs a ledger the data directory does not have yet.
-pub fn no_ledger(ctx: &Ctx) -> anyhow::Error {
-    if let Some(e) = super::data_not_a_directory(ctx) {
-        return e;
-    }
-    let shown = std::path::absolute(&ctx.data).unwrap_or_else(|_| ctx.data.clone());
-    bad_input(format!(
-        "no ledger in {}: run `consentry --data {} ledger init` (or `demo`) first",
-        shown.display(),
-        ctx.data.display()
-    ))
-}
-
-/// Opens the store named by `--database`, or the SQLite file in the data directory.
-pub fn open_store(ctx: &Ctx) -> anyhow::Result<Box<dyn Store>> {
-    match store_at(ctx)? {
-        StoreAt::Postgres(url) => Ok(Box::new(consentry_ledger::postgres::PgStore::connect(&url).context(PG_CONTEXT)?)),
-        StoreAt::Sqlite(path) => {
-            Ok(Box::new(SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?))
-        }
-    }
-}
-
-/// Opens the ledger of the data directory for reading only (SQLite: `SqliteStore::open_read_only`), for commands
-/// that never append: they then work on a read-only copy of a data directory.
-pub fn open_read_only(ctx: &Ctx) -> anyhow::Result<Ledger> {
-    open_with(ctx, |ctx| {
-        Ok(match store_at(ctx)? {
-            StoreAt::Sqlite(path) => Box::new(
-                SqliteStore::open_read_only(&path).with_context(|| format!("opening {} read-only", path.display()))?,
-            ),
-            StoreAt::Postgres(_) => open_store(ctx)?,
-        })
-    })
-}
-
-/// Opens the ledger of the data directory (after `ledger init`).
-pub fn open(ctx: &Ctx) -> anyhow::Result<Ledger> {
-    open_with(ctx, open_store)
-}
-
-/// The ledger of the data directory over the store `store` opens, once its key and the policy have loaded (the
-/// writable and the read-only opener differ only in the store).
-fn open_with(ctx: &Ctx, store: impl FnOnce(&Ctx) -> anyhow::Result<Box<dyn Store>>) -> anyhow::Result<Ledger> {
-    let key_path = ctx.data_path(KEY_FILE);
-    if !key_path.exists() {
-        return Err(no_ledger(ctx));
-    }
-    let key = LogKey::load(&key_path).map_err(ledger_err)?;
-    let policy = load_policy(ctx, None)?;
-    let store = store(ctx)?;
-    Ok(Ledger::new(store, policy, key, LedgerOptions::default()))
-}
-
 fn init(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    init_ledger(ctx)?;
-    let ledger = open(ctx)?;
-    let len = ledger.store().len().map_err(ledger_err)?;
+    let session = ctx.session()?;
+    session.init_ledger()?;
+    let ledger = session.ledger()?;
+    let len = ledger.store().len().map_err(consentry_app::AppError::from)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
-            "data": ctx.data, "backend": ledger.store().backend(), "events": len,
+            "data": ctx.dir.root(), "backend": ledger.store().backend(), "events": len,
             "public_key": ledger.public_key().to_hex(),
         }))?;
     } else {
         ctx.say(format!(
             "ledger ready in {} ({}, {} events)\npublic key {} ({})",
-            ctx.data.display(),
+            ctx.dir.root().display(),
             ledger.store().backend(),
             ui::thousands(len),
             ledger.public_key().to_hex(),
-            ctx.data_path(PUBLIC_KEY_FILE).display()
+            ctx.dir.public_key_file().display()
         ));
     }
     Ok(OK)
 }
 
-/// Creates the data directory, policy, key pair and store if missing.
-pub fn init_ledger(ctx: &Ctx) -> anyhow::Result<()> {
-    init_data_dir(ctx)?;
-    let key_path = ctx.data_path(KEY_FILE);
-    if !key_path.exists() {
-        let key = LogKey::generate().map_err(ledger_err)?;
-        key.save(&key_path).with_context(|| format!("writing {}", key_path.display()))?;
-    }
-    let key = LogKey::load(&key_path).map_err(ledger_err)?;
-    let pub_path = ctx.data_path(PUBLIC_KEY_FILE);
-    std::fs::write(&pub_path, format!("{}\n", key.public().to_hex()))
-        .with_context(|| format!("writing {}", pub_path.display()))?;
-    open_store(ctx)?;
-    Ok(())
-}
-
-/// What an import did.
-#[derive(serde::Serialize)]
-pub struct ImportReport {
-    pub members: u64,
-    /// Member-facts entries appended (members new to the ledger or whose facts changed).
-    pub member_facts_recorded: u64,
-    pub events: u64,
-    pub appended: u64,
-    pub duplicates: u64,
-    pub seconds: f64,
-}
-
-/// Loads members and consent choices; validates every event before writing any.
-pub fn import(
+/// Imports with a progress bar and says what it did; shared with `demo`'s rendering.
+fn import(
     ctx: &Ctx,
-    ledger: &Ledger,
+    session: &consentry_app::Session,
     members: &Path,
     choices: &Path,
     batch: usize,
 ) -> anyhow::Result<ImportReport> {
-    let start = std::time::Instant::now();
-    for (p, what) in [(members, "members"), (choices, "consent choices")] {
-        if !p.exists() {
-            return Err(bad_input(format!("{what} file {} does not exist", p.display())));
-        }
-    }
-    let read_err = |e: consentry_synth::SynthError| bad_input(e.to_string());
-    // Any file name: the columns say what a table is (errors name the file and the column).
-    let member_rows = consentry_synth::read_members_file(members).map_err(read_err)?;
-    let choice_rows = consentry_synth::read_consent_choices_file(choices).map_err(read_err)?;
-    let records: Vec<MemberRecord> = member_rows
-        .iter()
-        .map(|m| MemberRecord {
-            member_id: m.member_id,
-            jurisdiction: m.jurisdiction.clone(),
-            birth_date: m.birth_date,
-        })
-        .collect();
-    let mut events: Vec<NewEvent> = Vec::with_capacity(choice_rows.len());
-    for c in choice_rows {
-        let mut e = NewEvent {
-            member_id: c.member_id,
-            purpose: c.purpose,
-            action: c.action,
-            notice_version: c.notice_version,
-            source: c.source,
-            actor: c.actor,
-            event_time: c.event_time,
-            idempotency_key: String::new(),
-        };
-        // From the row's content, not its place in a file: re-encoded files and repeated rows add nothing.
-        e.idempotency_key = e.content_key("import").map_err(|e| bad_input(format!("{}: {e}", choices.display())))?;
-        events.push(e);
-    }
-    let now = chrono::Utc::now().timestamp();
-    let refused = |file: &Path| {
-        let file = file.display().to_string();
-        move |e: LedgerError| match e {
-            LedgerError::Rejected { index, reason } => {
-                bad_input(format!("{file}: row {index} refused, nothing imported: {reason}"))
-            }
-            other => ledger_err(other),
-        }
-    };
-    ledger.validate_members(&records, "import").map_err(refused(members))?;
-    ledger.validate_with(&events, now, &records).map_err(refused(choices))?;
-    let recorded = ledger.record_members(&records, "import", now).map_err(refused(members))?;
     let bars = ctx.progress();
-    consentry_synth::Progress::stage(&bars, "ledger import", events.len() as u64);
-    let total = events.len() as u64;
-    let (mut appended, mut duplicates) = (0u64, 0u64);
-    let mut rest = events.into_iter();
-    loop {
-        let chunk: Vec<NewEvent> = rest.by_ref().take(batch.max(1)).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let n = chunk.len() as u64;
-        for a in ledger.append_at(chunk, now).map_err(ledger_err)? {
-            if a.duplicate { duplicates += 1 } else { appended += 1 }
-        }
-        consentry_synth::Progress::advance(&bars, "ledger import", n);
-    }
+    let report = session.import(members, choices, batch, &bars)?;
     bars.finish();
-    let report = ImportReport {
-        members: records.len() as u64,
-        member_facts_recorded: recorded,
-        events: total,
-        appended,
-        duplicates,
-        seconds: start.elapsed().as_secs_f64(),
-    };
+    say_imported(ctx, &report);
+    Ok(report)
+}
+
+/// The line that sums up an import.
+pub fn say_imported(ctx: &Ctx, report: &ImportReport) {
     ctx.say(format!(
         "imported {} members ({} with new or changed facts) and {} events ({} new, {} already present) in {:.1} s",
         ui::thousands(report.members),
@@ -476,22 +257,18 @@ pub fn import(
         ui::thousands(report.duplicates),
         report.seconds
     ));
-    Ok(report)
 }
 
 fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let ledger = open_read_only(ctx)?;
-    let v = ledger.verify().map_err(ledger_err)?;
-    // A rolled-back log is a consistent prefix, invisible to its own checks; the registry beside it is a witness.
-    let beyond = super::lineage::positions_beyond_log(ctx)?;
-    let ok = v.ok() && beyond.is_empty();
+    let r = ctx.read_only_session()?.verify_ledger()?;
+    let (v, beyond) = (&r.ledger, &r.registry_beyond_log);
     if ctx.json {
-        let mut j = serde_json::to_value(&v)?;
+        let mut j = serde_json::to_value(v)?;
         j["registry_beyond_log"] = serde_json::json!(beyond);
         ctx.print_json(&j)?;
     } else if !beyond.is_empty() {
         eprintln!("FAILED: the store cites positions beyond the log's end (the log was rolled back or replaced):");
-        for b in &beyond {
+        for b in beyond {
             eprintln!("  - {b}");
         }
     } else if v.ok() {
@@ -506,15 +283,12 @@ fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             eprintln!("  - {p}");
         }
     }
-    Ok(if ok { OK } else { ExitCode::from(1) })
+    Ok(if r.ok() { OK } else { ExitCode::from(1) })
 }
 
 fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).map_err(|e| bad_input(format!("cannot read {}: {e}", file.display())))?;
-    let _: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| bad_input(format!("{} is not a Consentry receipt: {e}", file.display())))?;
-    let key = PublicKey::load(public_key).map_err(ledger_err)?;
-    match AnyReceipt::verify_json(&text, &key) {
+    let key = consentry_ledger::PublicKey::load(public_key).map_err(consentry_app::AppError::from);
+    match consentry_app::ledger::verify_receipt(file, public_key)? {
         Ok(AnyReceipt::Consent(receipt)) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"valid": true, "record": receipt.record}))?;
@@ -525,7 +299,7 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
                     receipt.record.event.event_type,
                     receipt.record.purpose,
                     receipt.record.pii_principal_id,
-                    &key.to_hex()[..16],
+                    &key?.to_hex()[..16],
                     ui::thousands(receipt.tree_head.head.tree_size)
                 ));
             }
@@ -544,7 +318,7 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
                     f.jurisdiction,
                     f.birth_date,
                     f.actor,
-                    &key.to_hex()[..16],
+                    &key?.to_hex()[..16],
                     ui::thousands(receipt.tree_head.head.tree_size)
                 ));
             }
@@ -552,29 +326,14 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
         }
         Err(e) => {
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"valid": false, "error": e.reason(), "check": e.check()}))?;
+                // Which check failed, in snake_case (`consentry_ledger::receipt::ReceiptError::check`).
+                let check = e.downcast_ref::<consentry_ledger::receipt::ReceiptError>().map(|r| r.check());
+                ctx.print_json(&serde_json::json!({"valid": false, "error": e.to_string(), "check": check}))?;
             }
             eprintln!("INVALID: {e}");
             Ok(ExitCode::from(1))
         }
     }
-}
-
-/// Builds the snapshot asked for: `at` is a sequence number or a time.
-pub fn snapshot(ledger: &Ledger, purpose: &str, at: Option<&str>) -> anyhow::Result<Snapshot> {
-    let pid = ledger.policy().purpose_id(purpose).ok_or_else(|| {
-        bad_input(format!("unknown purpose `{purpose}`; see `consentry policy show` for the declared ones"))
-    })?;
-    let at = match at {
-        None => At::Now,
-        Some(s) => match s.parse::<u64>() {
-            Ok(seq) => At::Seq(seq),
-            Err(_) => At::Time(parse_time(s)?),
-        },
-    };
-    let Resolved { position, time } =
-        consentry_ledger::position::resolve(ledger.store(), at, consentry_ledger::now()).map_err(ledger_err)?;
-    ledger.snapshot(pid, position, time).map_err(ledger_err)
 }
 
 /// Prints a snapshot's counts as a table (or JSON).
@@ -584,7 +343,7 @@ pub fn print_snapshot(ctx: &Ctx, snap: &Snapshot) -> anyhow::Result<()> {
         return ctx.print_json(&c);
     }
     let when = chrono::DateTime::from_timestamp(c.at, 0).map_or_else(|| c.at.to_string(), |d| d.to_rfc3339());
-    ctx.say(format!("{} at position {} ({when}), root {}", c.purpose, c.position, &hex(&snap.tree_root)[..16]));
+    ctx.say(format!("{} at position {} ({when}), root {}", c.purpose, c.position, &hex::encode(snap.tree_root)[..16]));
     let mut t = ui::table(&["", "members", "share"]);
     t.add_row(vec!["allowed".to_string(), ui::thousands(c.allowed), ui::percent(c.allowed, c.members)]);
     for (r, n) in &c.denied {

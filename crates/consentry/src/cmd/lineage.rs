@@ -1,11 +1,10 @@
 //! `consentry lineage …`: the registry of datasets and models, and where a member's data went.
 
-use super::ledger::{PG_CONTEXT, StoreAt, no_ledger, store_at};
-use crate::ui::{self, Ctx, OK, bad_input};
-use anyhow::Context;
+use crate::ui::{self, Ctx, OK};
 use clap::Subcommand;
+use consentry_app::Session;
 use consentry_lineage::registry::{format_time, short};
-use consentry_lineage::{LineageError, ModelRecord, ModelStatus, Registry, UnlearningRequest};
+use consentry_lineage::{ModelRecord, ModelStatus, UnlearningRequest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,76 +56,17 @@ pub enum Command {
     },
 }
 
-/// Maps registry errors to exit codes: the caller's fault is bad input (2).
-pub fn lineage_err(e: LineageError) -> anyhow::Error {
-    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
-}
-
-/// Opens the registry in the ledger's store: `--database`, or the SQLite file in the data directory.
-pub fn open_registry(ctx: &Ctx) -> anyhow::Result<Registry> {
-    let reg = match store_at(ctx)? {
-        StoreAt::Postgres(url) => Registry::connect_postgres(&url).map_err(lineage_err).context(PG_CONTEXT)?,
-        StoreAt::Sqlite(path) if !path.exists() => return Err(no_ledger(ctx)),
-        StoreAt::Sqlite(path) => {
-            Registry::open_sqlite(&path).map_err(lineage_err).with_context(|| format!("opening {}", path.display()))?
-        }
-    };
-    // Directories inside the data directory are recorded relative to it, so the directory can move.
-    with_keys(ctx, reg.with_base(&ctx.data))
-}
-
-/// Hands the registry the ledger's key (`DATA/ledger.key`: it signs every registration and checks records with its
-/// public half), or, where only the public key is present (`DATA/ledger.pub`), that for checking; registering
-/// then fails, naming the missing key.
-fn with_keys(ctx: &Ctx, reg: Registry) -> anyhow::Result<Registry> {
-    let key_path = ctx.data_path(super::ledger::KEY_FILE);
-    if key_path.exists() {
-        return Ok(reg.with_key(consentry_ledger::LogKey::load(&key_path).map_err(super::ledger::ledger_err)?));
-    }
-    let pub_path = ctx.data_path(super::ledger::PUBLIC_KEY_FILE);
-    if pub_path.exists() {
-        return Ok(
-            reg.with_public_key(consentry_ledger::PublicKey::load(&pub_path).map_err(super::ledger::ledger_err)?)
-        );
-    }
-    Ok(reg)
-}
-
-/// Opens the registry for reading only (`Registry::open_sqlite_read_only` for SQLite), for commands that never
-/// write: they then work on a read-only copy of a data directory.
-pub fn open_registry_read_only(ctx: &Ctx) -> anyhow::Result<Registry> {
-    let reg = match store_at(ctx)? {
-        StoreAt::Postgres(url) => Registry::connect_postgres(&url).map_err(lineage_err).context(PG_CONTEXT)?,
-        StoreAt::Sqlite(path) if !path.exists() => return Err(no_ledger(ctx)),
-        StoreAt::Sqlite(path) => Registry::open_sqlite_read_only(&path)
-            .map_err(lineage_err)
-            .with_context(|| format!("opening {} read-only", path.display()))?,
-    };
-    with_keys(ctx, reg.with_base(&ctx.data))
-}
-
-/// What the lineage registry beside the ledger cites beyond the log's end (`Registry::positions_beyond`), one line
-/// each; empty without a ledger. `ledger verify` reports these: the ledger crate knows nothing of the registry.
-pub fn positions_beyond_log(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
-    if !super::train::has_ledger(ctx) {
-        return Ok(Vec::new());
-    }
-    let (len, beyond) = open_registry_read_only(ctx)?.positions_beyond().map_err(lineage_err)?;
-    Ok(beyond
-        .iter()
-        .map(|c| format!("{} cites position {}, but the log has {len} events", c.what, c.position))
-        .collect())
-}
-
 pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     let read_only = matches!(cmd, Command::Member { .. } | Command::Model { .. } | Command::Models { .. });
-    let reg = if read_only { open_registry_read_only(ctx)? } else { open_registry(ctx)? };
+    let session = if read_only { ctx.read_only_session()? } else { ctx.session()? };
+    // Opened before anything else, so a data directory without a ledger says so first.
+    session.registry()?;
     match cmd {
-        Command::Member { id } => member(ctx, &reg, id),
-        Command::Model { id } => model(ctx, &reg, &id),
+        Command::Member { id } => member(ctx, &session, id),
+        Command::Model { id } => model(ctx, &session, &id),
         Command::Models { purpose, status } => {
             let status = status.as_deref().and_then(ModelStatus::parse);
-            let models = reg.models(purpose.as_deref(), status).map_err(lineage_err)?;
+            let models = session.models(purpose.as_deref(), status)?;
             if ctx.json {
                 ctx.print_json(&models)?;
             } else {
@@ -135,7 +75,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(OK)
         }
         Command::RegisterDataset { dir } => {
-            let d = reg.register_dataset_dir(&dir).map_err(lineage_err)?;
+            let d = session.register_dataset(&dir)?;
             if ctx.json {
                 ctx.print_json(&d)?;
             } else {
@@ -150,11 +90,10 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(OK)
         }
         Command::RegisterModel { dir, deadline } => {
-            let m = reg.register_model_dir_with_deadline(&dir, deadline).map_err(lineage_err)?;
-            let open = reg.open_requests().map_err(lineage_err)?;
-            let waiting = open.iter().filter(|r| r.model == m.id).count();
+            let r = session.register_model(&dir, deadline)?;
+            let (m, waiting) = (&r.model, r.unlearning_requests_opened);
             if ctx.json {
-                ctx.print_json(&serde_json::json!({ "model": m, "unlearning_requests_opened": waiting }))?;
+                ctx.print_json(&r)?;
             } else {
                 ctx.say(format!(
                     "model {} registered: {} v{} for {}, {}, dataset {}",
@@ -174,7 +113,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(OK)
         }
         Command::Retire { id } => {
-            let m = reg.set_status(&id, ModelStatus::Retired, consentry_lineage::now()).map_err(lineage_err)?;
+            let m = session.retire(&id)?;
             if ctx.json {
                 ctx.print_json(&m)?;
             } else {
@@ -183,7 +122,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(OK)
         }
         Command::Requests { all } => {
-            let reqs = if all { reg.requests() } else { reg.open_requests() }.map_err(lineage_err)?;
+            let reqs = session.unlearning_requests(all)?;
             if ctx.json {
                 ctx.print_json(&reqs)?;
             } else {
@@ -194,8 +133,8 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn member(ctx: &Ctx, reg: &Registry, id: u64) -> anyhow::Result<ExitCode> {
-    let l = reg.member(id).map_err(lineage_err)?;
+fn member(ctx: &Ctx, session: &Session, id: u64) -> anyhow::Result<ExitCode> {
+    let l = session.member_lineage(id)?;
     if ctx.json {
         ctx.print_json(&l)?;
         return Ok(OK);
@@ -272,8 +211,8 @@ fn member(ctx: &Ctx, reg: &Registry, id: u64) -> anyhow::Result<ExitCode> {
     Ok(OK)
 }
 
-fn model(ctx: &Ctx, reg: &Registry, id: &str) -> anyhow::Result<ExitCode> {
-    let l = reg.model_lineage(id).map_err(lineage_err)?;
+fn model(ctx: &Ctx, session: &Session, id: &str) -> anyhow::Result<ExitCode> {
+    let l = session.model_lineage(id)?;
     if ctx.json {
         ctx.print_json(&l)?;
         return Ok(OK);

@@ -1,9 +1,9 @@
 //! `consentry policy check|show`.
 
-use super::{policy_failed, policy_text};
 use crate::ui::{self, Ctx, OK};
 use chrono::DateTime;
 use clap::Subcommand;
+use consentry_app::AppError;
 use consentry_policy::{DefaultRule, Policy, Severity};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn check(ctx: &Ctx, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let src = policy_text(ctx, file.as_deref())?;
+    let src = ctx.dir.policy_text(file.as_deref())?;
     match Policy::check(&src.name, &src.text) {
         Ok((p, warnings)) => {
             if ctx.json {
@@ -65,8 +65,9 @@ fn check(ctx: &Ctx, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 ctx.print_json(&serde_json::json!({"ok": false, "file": src.name, "diagnostics": e.diagnostics}))?;
             }
             let errors = e.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-            Err(policy_failed(ctx, &e)
-                .context(format!("{errors} error(s); fix them and run `consentry policy check` again")))
+            Err(AppError::from(e)
+                .context(format!("{errors} error(s); fix them and run `consentry policy check` again"))
+                .into())
         }
     }
 }
@@ -84,8 +85,8 @@ fn rule(r: DefaultRule) -> &'static str {
 }
 
 fn show(ctx: &Ctx, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let src = policy_text(ctx, file.as_deref())?;
-    let p = Policy::from_toml(&src.name, &src.text).map_err(|e| policy_failed(ctx, &e))?;
+    let src = ctx.dir.policy_text(file.as_deref())?;
+    let p = Policy::from_toml(&src.name, &src.text).map_err(AppError::from)?;
     if ctx.json {
         ctx.print_json(&p)?;
         return Ok(OK);

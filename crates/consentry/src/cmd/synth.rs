@@ -1,12 +1,11 @@
 //! `consentry synth`: generate a synthetic professional network.
 
-use super::load_policy;
-use crate::ui::{self, Ctx, OK, bad_input};
+use crate::ui::{self, Ctx, OK};
 use chrono::NaiveDate;
-use consentry_synth::{SynthConfig, SynthSummary};
+use consentry_app::synth::Generated;
+use consentry_synth::SynthConfig;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,54 +27,40 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let out = args.out.clone().unwrap_or_else(|| ctx.data_path("network"));
-    let summary = generate(ctx, &args, &out)?;
+    let out = args.out.clone().unwrap_or_else(|| ctx.dir.network_dir());
+    let cfg = SynthConfig { members: args.members, seed: args.seed, as_of: args.as_of };
+    let bars = ctx.progress();
+    let generated = ctx.dir.generate_network(&cfg, args.policy.as_deref(), &out, &bars)?;
+    bars.finish();
+    print_generated(ctx, &generated, &out);
     if ctx.json {
-        ctx.print_json(&summary)?;
+        ctx.print_json(&generated.summary)?;
     }
     Ok(OK)
 }
 
-/// Generates with progress bars and prints the table of files; shared with `demo`.
-pub fn generate(ctx: &Ctx, args: &Args, out: &Path) -> anyhow::Result<SynthSummary> {
-    if args.members == 0 {
-        return Err(bad_input("--members must be at least 1"));
+/// Prints the table of files and the throughput; shared with `demo`.
+pub fn print_generated(ctx: &Ctx, generated: &Generated, out: &Path) {
+    if !ctx.human() {
+        return;
     }
-    let policy = load_policy(ctx, args.policy.as_deref())?;
-    let cfg = SynthConfig { members: args.members, seed: args.seed, as_of: args.as_of };
-    let bars = ctx.progress();
-    let start = Instant::now();
-    let summary = consentry_synth::generate(&cfg, &policy, out, &bars).map_err(|e| {
-        if e.is_bad_input() {
-            bad_input(e.to_string())
-        } else {
-            anyhow::Error::new(e).context(format!("generating the network into {}", out.display()))
-        }
-    })?;
-    bars.finish();
-    let secs = start.elapsed().as_secs_f64();
+    let (summary, secs) = (&generated.summary, generated.seconds);
+    let cfg = &summary.config;
     let rows: u64 = summary.tables.iter().map(|t| t.rows).sum();
-    if ctx.human() {
-        let mut t = ui::table(&["table", "rows", "MiB"]);
-        for info in &summary.tables {
-            t.add_row(vec![
-                info.name.clone(),
-                ui::thousands(info.rows),
-                format!("{:.1}", info.bytes as f64 / 1048576.0),
-            ]);
-        }
-        ui::align_numbers(&mut t);
-        println!("{t}");
-        println!(
-            "{} members, seed {}, as of {}: {} rows in {:.1} s ({} rows/s) → {}",
-            ui::thousands(cfg.members),
-            cfg.seed,
-            cfg.as_of,
-            ui::thousands(rows),
-            secs,
-            ui::thousands((rows as f64 / secs.max(1e-9)) as u64),
-            out.display()
-        );
+    let mut t = ui::table(&["table", "rows", "MiB"]);
+    for info in &summary.tables {
+        t.add_row(vec![info.name.clone(), ui::thousands(info.rows), format!("{:.1}", info.bytes as f64 / 1048576.0)]);
     }
-    Ok(summary)
+    ui::align_numbers(&mut t);
+    println!("{t}");
+    println!(
+        "{} members, seed {}, as of {}: {} rows in {:.1} s ({} rows/s) → {}",
+        ui::thousands(cfg.members),
+        cfg.seed,
+        cfg.as_of,
+        ui::thousands(rows),
+        secs,
+        ui::thousands((rows as f64 / secs.max(1e-9)) as u64),
+        out.display()
+    );
 }

@@ -1,14 +1,11 @@
 //! `consentry train`, `consentry recommend`, `consentry suggest-replies`: the three AI features on gated datasets.
 
-use crate::ui::{self, Ctx, bad_input};
-use anyhow::Context as _;
+use crate::ui::{self, Ctx};
 use clap::{Args as ClapArgs, ValueEnum};
-use consentry_learn::LearnError;
-use consentry_learn::train::{ModelKind, TrainOptions, TrainReport, load_recommender};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::{Path, PathBuf};
+use consentry_app::train::{Registration, TrainRequest};
+use consentry_learn::train::{ModelKind, TrainOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// The model families, by command-line name.
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,35 +88,6 @@ pub struct TrainArgs {
     dp_key: Option<PathBuf>,
 }
 
-pub fn learn_err(e: LearnError) -> anyhow::Error {
-    if e.is_bad_input() { bad_input(e.to_string()) } else { anyhow::Error::new(e) }
-}
-
-/// The default dataset directory of a model kind.
-pub fn default_dataset(ctx: &Ctx, kind: ModelKind) -> PathBuf {
-    let purpose = kind.purpose();
-    ctx.data_path("datasets").join(purpose.rsplit('.').next().unwrap_or(purpose))
-}
-
-/// Trains with a progress bar over shards; the error stays typed so callers can tell why (see `demo`).
-pub fn train_model(ctx: &Ctx, dataset: &Path, out: &Path, opts: &TrainOptions) -> Result<TrainReport, LearnError> {
-    let shards = u64::from(opts.shards.unwrap_or(8));
-    let bar = if ctx.human() && !ctx.quiet {
-        let b = ProgressBar::new(shards).with_prefix(format!("train {}", opts.kind.name()));
-        b.set_style(
-            ProgressStyle::with_template("{prefix:>16} [{bar:30.cyan/blue}] {pos}/{len} shards ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-    let r = consentry_learn::train(dataset, out, opts, &|_| bar.inc(1));
-    bar.finish_and_clear();
-    r
-}
-
 /// `consentry train`.
 pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     let kind = a.model.model();
@@ -139,110 +107,52 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     }
     opts.replies.k = a.k_anonymity;
     if let Some(e) = a.dp_epsilon {
-        let key = a.dp_key.unwrap_or_else(|| ctx.data_path(consentry_learn::dp::NOISE_KEY_FILE));
+        let key = a.dp_key.unwrap_or_else(|| ctx.dir.dp_key_file());
         let key = std::path::absolute(&key).unwrap_or(key);
         let mut d = consentry_learn::dp::DpOptions::new(e, key);
         d.delta = a.dp_delta;
         d.clip = a.clip;
         d.steps = a.dp_steps;
         d.sample_rate = a.dp_sample_rate;
-        d.check().map_err(learn_err)?;
         opts.dp = Some(d);
     }
-    let dataset = a.dataset.unwrap_or_else(|| default_dataset(ctx, kind));
-    let out = a.out.unwrap_or_else(|| ctx.data_path("models").join(kind.name()));
-    // An output already there is refused before any other work (training checks it again); a directory left by an
-    // interrupted run between rename and registration gets a message saying what it is and what to do.
-    if consentry_files::taken(&out) {
-        if !a.no_register && out.is_dir() && has_ledger(ctx) {
-            super::lineage::open_registry(ctx)?.check_train_target(&out).map_err(super::lineage::lineage_err)?;
-        }
-        return Err(learn_err(LearnError::Exists(out)));
-    }
-    // A model that will be registered trains only on a dataset the gate registered (its manifest unaltered).
-    let checked = if a.no_register || !has_ledger(ctx) { None } else { Some(registered_dataset(ctx, &dataset)?) };
-    let r = train_model(ctx, &dataset, &out, &opts).map_err(learn_err)?;
-    let registered = match checked {
-        None => None,
-        Some(ds) => register(ctx, &out, &ds, &r.meta.dataset.manifest_blake3)?,
-    };
+    let session = ctx.session()?;
+    let bars = ctx.progress();
+    let t = session
+        .train(TrainRequest { dataset: a.dataset, out: a.out, register: !a.no_register, options: opts }, &bars)?;
+    bars.finish();
+    let meta = &t.report.meta;
     if ctx.json {
-        ctx.print_json(&r.meta)?;
+        ctx.print_json(meta)?;
     } else {
         ctx.say(format!(
             "trained {} on {} ({} members, {} shards) in {:.1} s → {}",
             kind.name(),
-            dataset.display(),
-            ui::thousands(r.meta.dataset.members),
-            r.meta.shards.len(),
-            r.meta.train_seconds,
-            out.display()
+            t.dataset.display(),
+            ui::thousands(meta.dataset.members),
+            meta.shards.len(),
+            meta.train_seconds,
+            t.out.display()
         ));
-        print_metrics(ctx, &r.meta.kind, &r.meta.metrics);
-        print_privacy(ctx, &r.meta);
-        match registered {
-            Some(id) => ctx.say(format!(
+        print_metrics(ctx, &meta.kind, &meta.metrics);
+        print_privacy(ctx, meta);
+        match &t.registration {
+            Registration::Registered(id) => ctx.say(format!(
                 "registered as model {}: withdrawals from {} now reach it (`consentry unlearn`)",
-                consentry_lineage::registry::short(&id),
-                r.meta.purpose
+                consentry_lineage::registry::short(id),
+                meta.purpose
             )),
-            None if a.no_register => ctx.say("not registered (--no-register): withdrawals will not reach this model"),
-            None => ctx.say(format!(
+            Registration::NotRequested => {
+                ctx.say("not registered (--no-register): withdrawals will not reach this model")
+            }
+            Registration::NoLedger => ctx.say(format!(
                 "not registered: {} has no ledger; run `consentry lineage register-model {}` where the ledger is",
-                ctx.data.display(),
-                out.display()
+                ctx.dir.root().display(),
+                t.out.display()
             )),
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether there is a ledger (and so a lineage registry): `--database`, or the SQLite file in the data directory.
-/// A malformed `--database` counts as one, so opening the registry reports it.
-pub fn has_ledger(ctx: &Ctx) -> bool {
-    match super::ledger::store_at(ctx) {
-        Ok(super::ledger::StoreAt::Sqlite(path)) => path.exists(),
-        Ok(super::ledger::StoreAt::Postgres(_)) | Err(_) => true,
-    }
-}
-
-/// The registry's record of the dataset in `dir`: refuses a dataset whose manifest the gate did not register.
-fn registered_dataset(ctx: &Ctx, dir: &Path) -> anyhow::Result<String> {
-    let reg = super::lineage::open_registry(ctx)?;
-    let rec = reg
-        .registered_dataset(dir)
-        .map_err(super::lineage::lineage_err)
-        .with_context(|| format!("refusing to train on {}", dir.display()))?;
-    Ok(rec.id)
-}
-
-/// Records a model trained on the registered dataset `dataset` in the lineage registry; its id. When that fails
-/// (or the model names another dataset: the manifest changed during training), the model directory is removed:
-/// a model nobody registered is never left where it could be served.
-fn register(ctx: &Ctx, out: &Path, dataset: &str, trained_on: &str) -> anyhow::Result<Option<String>> {
-    let registered = if trained_on == dataset {
-        super::lineage::open_registry(ctx)
-            .and_then(|reg| reg.register_model_dir(out).map_err(super::lineage::lineage_err))
-    } else {
-        Err(anyhow::anyhow!(
-            "the dataset's manifest changed during training (BLAKE3 {} before, {} after)",
-            consentry_lineage::registry::short(dataset),
-            consentry_lineage::registry::short(trained_on)
-        ))
-    };
-    match registered {
-        Ok(rec) => Ok(Some(rec.id)),
-        Err(e) => {
-            let removed = match std::fs::remove_dir_all(out) {
-                Ok(()) => "the model directory was removed".to_string(),
-                Err(r) => format!("removing the model directory {} failed too ({r}): remove it by hand", out.display()),
-            };
-            Err(e.context(format!(
-                "the model was trained into {}, but registering it failed, so {removed}; fix the cause and train again",
-                out.display()
-            )))
-        }
-    }
 }
 
 /// Prints a model's privacy claim in one or two lines.
@@ -318,14 +228,8 @@ pub struct RecommendArgs {
 
 /// `consentry recommend`.
 pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
-    if a.k == 0 {
-        return Err(bad_input("--k must be at least 1"));
-    }
-    require_served(ctx, &a.model, a.unregistered)?;
-    let (meta, rec) = load_recommender(&a.model).map_err(learn_err)?;
-    let t = Instant::now();
-    let items = rec.recommend(a.member, a.k).map_err(learn_err)?;
-    let micros = t.elapsed().as_micros();
+    let r = ctx.read_only_session()?.recommend(&a.model, a.member, a.k, a.unregistered)?;
+    let (meta, items, micros) = (&r.meta, &r.items, r.micros);
     if ctx.json {
         let v: Vec<_> = items.iter().map(|(i, s)| serde_json::json!({"item": i, "score": s})).collect();
         ctx.print_json(&serde_json::json!({"model": meta.kind, "member": a.member, "items": v, "micros": micros}))?;
@@ -342,37 +246,6 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses to serve a model the lineage registry does not vouch for (`Registry::servable`: live, and `model.json`
-/// and every shard file and member bitmap as registered); a model unknown to the registry only with
-/// `--unregistered`, and never one inside the data directory.
-pub fn require_served(ctx: &Ctx, dir: &Path, allow_unregistered: bool) -> anyhow::Result<()> {
-    require_dir(dir)?;
-    if !has_ledger(ctx) {
-        if allow_unregistered {
-            return Ok(());
-        }
-        return Err(bad_input(format!(
-            "{} has no ledger, so no lineage registry vouches for {}; pass --unregistered to serve it as an \
-             experiment no withdrawal will reach",
-            ctx.data.display(),
-            dir.display()
-        )));
-    }
-    let reg = super::lineage::open_registry(ctx)?;
-    reg.servable(dir, allow_unregistered).map_err(super::lineage::lineage_err)?;
-    Ok(())
-}
-
-/// Make sure a directory given as a model exists before loading.
-pub fn require_dir(p: &Path) -> anyhow::Result<()> {
-    if !p.is_dir() {
-        return Err(bad_input(format!(
-            "{} is not a directory; pass a model written by `consentry train`",
-            p.display()
-        )));
-    }
-    Ok(())
-}
 /// Suggest up to three short replies to a message.
 #[derive(ClapArgs)]
 pub struct SuggestArgs {
@@ -393,9 +266,7 @@ pub struct SuggestArgs {
 
 /// `consentry suggest-replies`.
 pub fn run_suggest(ctx: &Ctx, a: SuggestArgs) -> anyhow::Result<ExitCode> {
-    require_served(ctx, &a.model, a.unregistered)?;
-    let model = consentry_learn::replies::ShardedReplies::load(&a.model).map_err(learn_err)?;
-    let s = model.suggest(&a.text, a.n);
+    let s = ctx.read_only_session()?.suggest_replies(&a.model, &a.text, a.n, a.unregistered)?;
     if ctx.json {
         ctx.print_json(&s)?;
         return Ok(ExitCode::SUCCESS);

@@ -1,14 +1,14 @@
 //! `consentry unlearn`: turn withdrawals in the ledger into exact shard retrains of the live models.
 
-use super::lineage::{lineage_err, open_registry, print_requests};
-use crate::ui::{self, Ctx, OK, bad_input};
+use super::lineage::print_requests;
+use crate::ui::{self, Ctx, OK};
 use anyhow::Context as _;
+use consentry_app::unlearn::UnlearnOptions;
 use consentry_lineage::registry::{format_time, short};
-use consentry_lineage::worker::{WorkerOptions, WorkerReport, run_once, watch};
+use consentry_lineage::worker::WorkerReport;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -35,22 +35,15 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    if args.deadline < 0 || args.batch_window < 0 {
-        return Err(bad_input("--deadline and --batch-window are seconds, 0 or more"));
-    }
-    if !(args.interval.is_finite() && args.interval > 0.0) {
-        return Err(bad_input("--interval must be a positive number of seconds"));
-    }
-    let reg = open_registry(ctx)?;
-    let ledger = super::ledger::open(ctx)?;
-    let opts = WorkerOptions {
+    let opts = UnlearnOptions {
         deadline_secs: args.deadline,
         batch_window_secs: args.batch_window,
         threads: args.threads,
-        ..WorkerOptions::default()
+        interval_secs: args.interval,
     };
+    let session = ctx.session()?;
     if !args.watch {
-        let report = run_once(&reg, &ledger, &opts).map_err(lineage_err)?;
+        let report = session.unlearn_once(&opts)?;
         print_report(ctx, &report)?;
         return Ok(OK);
     }
@@ -61,9 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             failed.get_or_insert(e);
         }
     };
-    let passes =
-        watch(&reg, &ledger, &opts, Duration::from_secs_f64(args.interval), &stop, args.max_polls, &mut on_report)
-            .map_err(lineage_err)?;
+    let passes = session.unlearn_watch(&opts, &stop, args.max_polls, &mut on_report)?;
     if !ctx.json {
         ctx.say(format!("stopped after {passes} pass(es)"));
     }

@@ -2,6 +2,7 @@
 
 use crate::common::{command, consentry, text};
 use crate::fresh;
+use consentry_app::DataDir;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 
@@ -66,7 +67,7 @@ fn a_typo_in_a_key_or_receipt_path_is_bad_input_not_a_bad_receipt() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(!err.contains("INVALID") && err.contains("ledger.pbu") && err.contains("no such key file"), "{err}");
-    let pubkey = data.join("ledger.pub");
+    let pubkey = DataDir::new(&data).public_key_file();
     let o = consentry(&data, &["ledger", "verify-receipt", "r.jsno", "--public-key", pubkey.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(!text(&o.stderr).contains("INVALID"), "{}", text(&o.stderr));

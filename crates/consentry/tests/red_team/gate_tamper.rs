@@ -7,6 +7,7 @@ use super::{JOBS, audit, audit_finds, fresh, read_json, refused};
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{ArrayRef, RecordBatch, UInt64Array};
+use consentry_app::DataDir;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 const YEAR_2100: i64 = 4_102_444_800;
 
 fn jobs_dataset(data: &Path) -> PathBuf {
-    data.join("datasets/job_recommendations")
+    DataDir::new(data).datasets_dir().join("job_recommendations")
 }
 
 fn write_json(path: &Path, v: &Value) {
@@ -26,7 +27,8 @@ fn write_json(path: &Path, v: &Value) {
 
 /// Every member of the synthetic network.
 fn network_members(data: &Path) -> Vec<u64> {
-    let f = std::fs::File::open(data.join("network/members.parquet")).expect("the network's members");
+    let f =
+        std::fs::File::open(DataDir::new(data).network_dir().join("members.parquet")).expect("the network's members");
     let mut out = Vec::new();
     for b in ParquetRecordBatchReaderBuilder::try_new(f).expect("parquet").build().expect("reader") {
         let b = b.expect("a batch");
@@ -86,7 +88,7 @@ fn patch_file_entry(m: &mut Value, dir: &Path, rel: &str, rows: Option<u64>) {
 #[test]
 fn time_after_the_present_is_refused_wherever_at_is_resolved() {
     let (_t, data) = fresh();
-    let out = data.join("datasets/future");
+    let out = DataDir::new(&data).datasets_dir().join("future");
     let out_s = out.to_str().unwrap();
     // The attack of the issue: consent judged in 2100 counts today's minors as adults.
     let o = consentry(&data, &["gate", "--purpose", JOBS, "--at", "2100-01-01", "--out", out_s]);
@@ -112,7 +114,7 @@ fn time_after_the_present_is_refused_wherever_at_is_resolved() {
 fn a_dataset_evaluated_in_the_future_is_caught() {
     let (t, data) = fresh();
     // A hand-made dataset: the gate's output with its evaluation (and creation) time moved to 2100.
-    let forged = data.join("datasets/future");
+    let forged = DataDir::new(&data).datasets_dir().join("future");
     super::copy_dir(&jobs_dataset(&data), &forged);
     let mpath = forged.join("manifest.json");
     let mut m = read_json(&mpath);
@@ -138,7 +140,7 @@ fn a_dataset_evaluated_in_the_future_is_caught() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("evaluation time"), "{}", text(&o.stderr));
     for extra in [&[][..], &["--no-register"][..]] {
-        let out = data.join("models/future");
+        let out = DataDir::new(&data).models_dir().join("future");
         let mut args = vec!["train", "--model", "job-recs", "--dataset", forged.to_str().unwrap()];
         args.extend(["--out", out.to_str().unwrap()]);
         args.extend_from_slice(extra);
@@ -159,7 +161,7 @@ fn rows_added_to_a_dataset_are_never_trained_on() {
     let mut m = read_json(&mpath);
     patch_file_entry(&mut m, &ds, rel, None);
     write_json(&mpath, &m);
-    let out = data.join("models/evil");
+    let out = DataDir::new(&data).models_dir().join("evil");
     // Registering: the manifest is not the registered one; not registering: the rows do not match it.
     for (extra, needle) in
         [(&[][..], "not one the registry holds"), (&["--no-register"][..], "does not match the manifest")]
@@ -205,7 +207,7 @@ fn rows_added_to_a_dataset_are_never_trained_on() {
 fn a_failed_registration_leaves_no_model_directory() {
     let (_t, data) = fresh();
     // The registry's copy of the dataset's members no longer holds the model's members: registration must fail.
-    let db = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let db = rusqlite::Connection::open(DataDir::new(&data).ledger_db()).unwrap();
     let mut empty = Vec::new();
     roaring::RoaringTreemap::new().serialize_into(&mut empty).unwrap();
     let n = db
@@ -213,15 +215,15 @@ fn a_failed_registration_leaves_no_model_directory() {
         .unwrap();
     assert!(n >= 1);
     drop(db);
-    let out = data.join("models/orphan");
+    let out = DataDir::new(&data).models_dir().join("orphan");
     // The dataset's registration is signed, so the altered row is refused before anything is trained.
     let o = consentry(&data, &["train", "--model", "job-recs", "--out", out.to_str().unwrap()]);
     refused(&o, "signing key");
     assert!(!out.exists(), "nothing is trained on a dataset the registry does not vouch for");
     // A registration that fails after training (here: the signing key is not where training runs) removes the model.
     let (_t, data) = fresh();
-    std::fs::remove_file(data.join("ledger.key")).unwrap();
-    let out = data.join("models/orphan");
+    std::fs::remove_file(DataDir::new(&data).key_file()).unwrap();
+    let out = DataDir::new(&data).models_dir().join("orphan");
     let o = consentry(&data, &["train", "--model", "job-recs", "--out", out.to_str().unwrap()]);
     refused(&o, "registering it failed");
     assert!(text(&o.stderr).contains("removed"), "{}", text(&o.stderr));
@@ -231,7 +233,7 @@ fn a_failed_registration_leaves_no_model_directory() {
 #[test]
 fn a_declaration_without_member_column_is_refused() {
     let (t, data) = fresh();
-    let base = data.join("network");
+    let base = DataDir::new(&data).network_dir();
     let shipped = consentry_gate::sources::SYNTHETIC;
     let table = "[tables.job_activity]\npath = \"job_activity.parquet\"\n";
     let columns = "[tables.job_activity.columns]\njob_id = \"user.behavior.job_activity\"\n\
@@ -253,14 +255,14 @@ fn a_declaration_without_member_column_is_refused() {
     for (name, attack, needle) in attacks {
         let decl = t.path().join(format!("{name}.toml"));
         std::fs::write(&decl, shipped.replace(&original, &attack)).unwrap();
-        let out = data.join("datasets").join(name);
+        let out = DataDir::new(&data).datasets_dir().join(name);
         let o = gate(&decl, &out);
         refused(&o, needle);
         assert_eq!(o.status.code(), Some(2), "{name}");
         assert!(!out.exists(), "{name}");
     }
     // A dataset claiming to come from such a declaration does not verify either.
-    let claimed = data.join("datasets/claimed");
+    let claimed = DataDir::new(&data).datasets_dir().join("claimed");
     super::copy_dir(&jobs_dataset(&data), &claimed);
     let mut m = read_json(&claimed.join("manifest.json"));
     m["sources"]["declaration"] = t.path().join("no-member.toml").to_str().unwrap().into();
@@ -270,7 +272,7 @@ fn a_declaration_without_member_column_is_refused() {
     // The shipped declaration (a job catalogue without members, of a non-personal category) still passes.
     let decl = t.path().join("shipped.toml");
     std::fs::write(&decl, shipped).unwrap();
-    ok(&gate(&decl, &data.join("datasets/shipped")));
+    ok(&gate(&decl, &DataDir::new(&data).datasets_dir().join("shipped")));
 }
 
 #[test]
@@ -281,13 +283,21 @@ fn a_manifest_with_zero_shards_is_refused() {
     let mut m = read_json(&mpath);
     m["shard"]["shards"] = 0.into();
     write_json(&mpath, &m);
-    let out = data.join("models/one-shard");
+    let out = DataDir::new(&data).models_dir().join("one-shard");
     let o = consentry(&data, &["train", "--model", "job-recs", "--no-register", "--out", out.to_str().unwrap()]);
     refused(&o, "0 shards");
     assert!(!out.exists());
     let o = consentry(
         &data,
-        &["gate", "--purpose", JOBS, "--shards", "0", "--out", data.join("datasets/zero").to_str().unwrap()],
+        &[
+            "gate",
+            "--purpose",
+            JOBS,
+            "--shards",
+            "0",
+            "--out",
+            DataDir::new(&data).datasets_dir().join("zero").to_str().unwrap(),
+        ],
     );
     refused(&o, "0 shards");
     assert_eq!(o.status.code(), Some(2));

@@ -6,11 +6,12 @@
 
 use crate::common::{consentry, json, ok, text};
 use crate::{JOBS, audit_finds, fresh, ledger_db, refused};
+use consentry_app::DataDir;
 use std::path::Path;
 
 /// The dataset output directory of an attack (inside the private copy).
 fn out(data: &Path, name: &str) -> String {
-    data.join("datasets").join(name).to_string_lossy().into_owned()
+    DataDir::new(data).datasets_dir().join(name).to_string_lossy().into_owned()
 }
 
 /// Runs `ledger import` with these choices and members files and returns its JSON report.
@@ -80,7 +81,7 @@ fn reimport_records_no_new_facts_and_no_events() {
     let (_guard, data) = fresh();
     let before: i64 = ledger_db(&data).query_row("SELECT COUNT(*) FROM facts", [], |r| r.get(0)).expect("count");
     assert!(before >= 2000, "the demo's members are fact entries of the log ({before})");
-    let choices = data.join("network").join("consent_choices.parquet");
+    let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
     let o = ok(&consentry(&data, &["--json", "ledger", "import", "--choices", &choices.to_string_lossy()]));
     let r = json(&o);
     assert_eq!(r["member_facts_recorded"], 0, "{r}");
@@ -108,7 +109,7 @@ fn withdrawal_turned_into_a_grant() {
     drop(conn);
     let needle = format!("entry {seq}");
     refused(&consentry(&data, &["gate", "--purpose", JOBS, "--out", &out(&data, "attack")]), &needle);
-    let existing = std::fs::read_dir(data.join("datasets")).expect("the demo's datasets").next();
+    let existing = std::fs::read_dir(DataDir::new(&data).datasets_dir()).expect("the demo's datasets").next();
     if let Some(Ok(ds)) = existing {
         refused(&consentry(&data, &["gate", "verify", &ds.path().to_string_lossy()]), &needle);
     }
@@ -187,7 +188,7 @@ fn reencoded_choices_import_nothing_new() {
     use parquet::file::properties::WriterProperties;
 
     let (guard, data) = fresh();
-    let net = data.join("network");
+    let net = DataDir::new(&data).network_dir();
     let src = std::fs::File::open(net.join("consent_choices.parquet")).expect("the demo's choices");
     let reader = ParquetRecordBatchReaderBuilder::try_new(src).expect("parquet").build().expect("reader");
     let batches: Vec<_> = reader.map(|b| b.expect("a batch")).collect();
@@ -224,7 +225,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
 
     let (guard, data) = fresh();
     let (old_seq, member) = youngest_granting(&ledger_db(&data));
-    let net = data.join("network");
+    let net = DataDir::new(&data).network_dir();
     let src = std::fs::File::open(net.join("members.parquet")).expect("the demo's members");
     let reader = ParquetRecordBatchReaderBuilder::try_new(src).expect("parquet").build().expect("reader");
     let mut batches: Vec<RecordBatch> = reader.map(|b| b.expect("a batch")).collect();
@@ -287,7 +288,7 @@ fn reimported_birth_date_is_a_new_signed_entry() {
     assert_eq!(l["facts"][1]["birth_date"], "1980-01-01", "{l}");
     let receipt = guard.path().join("facts-receipt.json");
     ok(&consentry(&data, &["ledger", "receipt", "--event", &len.to_string(), "--out", &receipt.to_string_lossy()]));
-    let public = data.join("ledger.pub");
+    let public = DataDir::new(&data).public_key_file();
     let v = ok(&consentry(
         &data,
         &["ledger", "verify-receipt", &receipt.to_string_lossy(), "--public-key", &public.to_string_lossy()],
@@ -303,7 +304,7 @@ fn receipts_accept_only_their_canonical_text() {
     let seq: i64 = ledger_db(&data).query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0)).expect("an event");
     let receipt = guard.path().join("r.json");
     ok(&consentry(&data, &["ledger", "receipt", "--event", &seq.to_string(), "--out", &receipt.to_string_lossy()]));
-    let public = data.join("ledger.pub");
+    let public = DataDir::new(&data).public_key_file();
     let check = |text: &str| {
         let f = guard.path().join("x.json");
         std::fs::write(&f, text).expect("write");

@@ -7,10 +7,12 @@
 //!
 //! All attacks start from private copies of one small demo data directory, built once per run.
 
-#[path = "../common/mod.rs"]
-mod common;
+mod common {
+    consentry_test_support::consentry_cli!();
+}
 
-use common::{consentry, text};
+use common::{consentry, copy_dir, text};
+use consentry_app::DataDir;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -31,20 +33,6 @@ pub fn demo() -> &'static Path {
         common::ok(&consentry(&data, &["--quiet", "demo", "--members", "2000", "--seed", "11"]));
         data
     })
-}
-
-/// Copies a directory tree (regular files and directories only).
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("the copy's directory can be created");
-    for e in std::fs::read_dir(from).expect("the demo directory is readable") {
-        let p = e.expect("a directory entry").path();
-        let target = to.join(p.file_name().expect("an entry has a name"));
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).expect("a demo file can be copied");
-        }
-    }
 }
 
 /// A private copy of the demo data directory (the temporary directory lives as long as the guard).
@@ -89,7 +77,7 @@ pub fn b3(bytes: &[u8]) -> String {
 /// The attacker's own connection to the data directory's ledger.db, with foreign-key checks off (any SQLite
 /// client can turn them off).
 pub fn ledger_db(data: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(data.join("ledger.db")).expect("the demo's ledger.db opens");
+    let c = rusqlite::Connection::open(DataDir::new(data).ledger_db()).expect("the demo's ledger.db opens");
     c.pragma_update(None, "foreign_keys", "OFF").expect("pragmas can be set");
     c
 }
@@ -115,7 +103,7 @@ pub fn plant_shard(from: &Path, into: &Path, i: usize) -> Vec<u8> {
 
 /// Trains job-recs on the demo's (pre-withdrawal) dataset without registering it, into `out`.
 pub fn train_unregistered(data: &Path, out: &Path) {
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(data).datasets_dir().join("job_recommendations");
     common::ok(&consentry(
         data,
         &[
@@ -142,7 +130,9 @@ pub fn shard_holding(dir: &Path, member: u64) -> usize {
 
 /// A member unlearning removed from the live job-recommendation model (`job-recs.v2`).
 pub fn withdrawn_member(data: &Path) -> u64 {
-    common::read_bitmap(&data.join("models/job-recs.v2/excluded.roaring")).min().expect("the demo unlearned someone")
+    common::read_bitmap(&DataDir::new(data).models_dir().join("job-recs.v2/excluded.roaring"))
+        .min()
+        .expect("the demo unlearned someone")
 }
 
 /// What the model-file attacks start from: a member unlearning removed from the live job-recommendation
@@ -162,7 +152,7 @@ pub struct PreUnlearning {
 
 /// Builds a [`PreUnlearning`] in `dir` from the demo copy `data`.
 pub fn pre_unlearning(dir: &Path, data: &Path) -> PreUnlearning {
-    let v2 = data.join("models/job-recs.v2");
+    let v2 = DataDir::new(data).models_dir().join("job-recs.v2");
     let victim = withdrawn_member(data);
     let old = dir.join("old");
     train_unregistered(data, &old);

@@ -7,6 +7,7 @@ use crate::{
     JOBS, PreUnlearning, audit, audit_finds, fresh, plant_shard, pre_unlearning, read_json, refused,
     train_unregistered, withdrawn_member,
 };
+use consentry_app::DataDir;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,7 @@ fn shard_file_swapped_without_touching_model_json_is_refused_and_audited() {
 fn edited_metrics_or_dp_record_no_longer_match_the_registered_id() {
     for field in ["metrics", "dp"] {
         let (_dir, data) = fresh();
-        let v2 = data.join("models/job-recs.v2");
+        let v2 = DataDir::new(&data).models_dir().join("job-recs.v2");
         let mut meta = read_json(&v2.join("model.json"));
         meta[field] = serde_json::json!({"bound": "none", "edited": true});
         std::fs::write(v2.join("model.json"), serde_json::to_string_pretty(&meta).unwrap()).unwrap();
@@ -64,7 +65,7 @@ fn edited_metrics_or_dp_record_no_longer_match_the_registered_id() {
 fn unregistered_model_in_the_data_directory_is_refused_and_audited() {
     let (dir, data) = fresh();
     let victim = withdrawn_member(&data);
-    let exp = data.join("models/job-recs-exp");
+    let exp = DataDir::new(&data).models_dir().join("job-recs-exp");
     train_unregistered(&data, &exp);
     // Not served, not even when asked to: it is inside the data directory.
     refused(&recommend(&data, &exp, victim, &[]), "does not know");
@@ -72,7 +73,7 @@ fn unregistered_model_in_the_data_directory_is_refused_and_audited() {
     audit_finds(&data, "unregistered_model", "job-recs-exp");
 
     // A retry into the directory an interrupted run left (renamed, never registered) says what to do.
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     let o = consentry(
         &data,
         &["train", "--model", "job-recs", "--dataset", ds.to_str().unwrap(), "--out", exp.to_str().unwrap()],
@@ -90,7 +91,7 @@ fn unregistered_model_in_the_data_directory_is_refused_and_audited() {
 #[test]
 fn crash_after_the_swap_is_finished_by_the_next_run_and_audited_meanwhile() {
     let (_dir, data) = fresh();
-    let v2 = data.join("models/job-recs.v2");
+    let v2 = DataDir::new(&data).models_dir().join("job-recs.v2");
     let member = read_bitmap(&v2.join("shard-000.members.roaring")).min().unwrap();
     ok(&consentry(&data, &crate::common::withdrawal(&member.to_string(), JOBS, "ui")));
     let o = crate::common::command(&data)
@@ -99,9 +100,9 @@ fn crash_after_the_swap_is_finished_by_the_next_run_and_audited_meanwhile() {
         .output()
         .unwrap();
     assert!(!o.status.success(), "the worker was to abort after the swap");
-    assert!(data.join("models/job-recs.v3/model.json").exists());
+    assert!(DataDir::new(&data).models_dir().join("job-recs.v3/model.json").exists());
     assert!(v2.join("shard-000.safetensors").exists(), "the crash left the superseded weights");
-    let lock = data.join("models/.job-recs.v3.lock");
+    let lock = DataDir::new(&data).models_dir().join(".job-recs.v3.lock");
     assert!(lock.exists(), "the crash left its lock");
 
     audit_finds(&data, "superseded_weights", "job-recs.v2");
@@ -158,7 +159,7 @@ fn links_in_bundles_and_datasets_are_refused_promptly() {
     refused(&o, "share");
 
     // A loop inside a dataset: `gate verify` refuses, the audit fails naming it.
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     link_loop(&ds.join("job_activity"));
     let o = finishes(&data, &["gate", "verify", ds.to_str().unwrap()]);
     refused(&o, "symbolic link");
@@ -170,7 +171,7 @@ fn links_in_bundles_and_datasets_are_refused_promptly() {
 #[test]
 fn a_rolled_back_log_is_reported_and_stops_unlearning() {
     let (_dir, data) = fresh();
-    let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+    let conn = rusqlite::Connection::open(DataDir::new(&data).ledger_db()).unwrap();
     let len: i64 = conn.query_row("SELECT MAX(seq) FROM events", [], |r| r.get(0)).unwrap();
     let cut = len - 3;
     conn.execute("DELETE FROM events WHERE seq > ?1", [cut]).unwrap();
@@ -233,9 +234,12 @@ fn a_read_only_copy_is_verified_and_audited_and_a_write_says_it_needs_one() {
     ok(&run(&["--quiet", "ledger", "verify"]));
     ok(&run(&["--quiet", "audit"]));
     ok(&run(&["lineage", "models"]));
-    let member = read_bitmap(&data.join("models/job-recs.v2/shard-000.members.roaring")).min().unwrap().to_string();
+    let member = read_bitmap(&DataDir::new(&data).models_dir().join("job-recs.v2/shard-000.members.roaring"))
+        .min()
+        .unwrap()
+        .to_string();
     ok(&run(&["lineage", "member", &member]));
-    assert!(!data.join("ledger.db-wal").exists(), "a read-only command wrote beside the database");
+    assert!(!DataDir::new(&data).ledger_db_files()[1].exists(), "a read-only command wrote beside the database");
     // A command that writes says so.
     let o = run(&crate::common::withdrawal(&member, JOBS, "ui"));
     refused(&o, "writable data directory");

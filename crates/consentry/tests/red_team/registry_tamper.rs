@@ -8,6 +8,7 @@ use crate::{
     PreUnlearning, audit, audit_finds, b3, fresh, ledger_db, plant_shard, pre_unlearning, read_json, refused,
     train_unregistered, withdrawn_member,
 };
+use consentry_app::DataDir;
 
 /// Renames model `old` to `new` everywhere the registry mentions it.
 fn rename_model(c: &rusqlite::Connection, old: &str, new: &str) {
@@ -58,7 +59,7 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
     // The offline audit of an exported bundle too, with only the public key.
     let bundle = dir.path().join("bundle");
     ok(&consentry(&data, &["--quiet", "audit", "export", "--out", bundle.to_str().unwrap()]));
-    let public = data.join("ledger.pub");
+    let public = DataDir::new(&data).public_key_file();
     let (code, report) =
         audit(&data, &["--offline", bundle.to_str().unwrap(), "--public-key", public.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{report}");
@@ -76,8 +77,8 @@ fn pre_unlearning_shards_planted_and_registry_rows_rewritten_to_match_are_refuse
 #[test]
 fn superseded_version_revived_in_the_registry_is_refused_and_audited() {
     let (dir, data) = fresh();
-    let v1 = data.join("models/job-recs");
-    let v2 = data.join("models/job-recs.v2");
+    let v1 = DataDir::new(&data).models_dir().join("job-recs");
+    let v2 = DataDir::new(&data).models_dir().join("job-recs.v2");
     let victim = withdrawn_member(&data);
     let v1_id = b3(&std::fs::read(v1.join("model.json")).unwrap());
     let v2_id = b3(&std::fs::read(v2.join("model.json")).unwrap());
@@ -105,7 +106,7 @@ fn superseded_version_revived_in_the_registry_is_refused_and_audited() {
 #[test]
 fn forged_dataset_registration_is_refused_by_training_and_audited() {
     let (dir, data) = fresh();
-    let ds = data.join("datasets/job_recommendations");
+    let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     let manifest_path = ds.join("manifest.json");
     let old_id = b3(&std::fs::read(&manifest_path).unwrap());
     // A member the gate left out added to the dataset's member bitmap, the manifest's commitment and count "fixed".

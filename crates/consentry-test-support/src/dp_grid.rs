@@ -1,5 +1,6 @@
 //! Compares consentry-dp with reference values written by `bench/dp/compare.py` (dp_accounting).
-//! Shared by `tests/reference.rs` (the committed fixture) and `examples/compare.rs` (the full bench grid).
+//! Shared by consentry-dp's `tests/reference.rs` (the committed fixture) and `examples/compare.rs`
+//! (the full bench grid).
 
 use consentry_dp::{Accountant, Conversion, rdp};
 use serde_json::Value;
@@ -10,12 +11,19 @@ pub const BELOW_TOLERANCE: f64 = 1e-6;
 /// The outcome of one comparison run.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// (q, σ, steps, δ) points whose ε was compared, to show the grid was covered.
     pub points: usize,
+    /// RDP curves compared order by order.
     pub curves: usize,
+    /// Single RDP values compared over all curves.
     pub rdp_values: usize,
+    /// Largest relative ε difference with the improved conversion: the headline agreement figure.
     pub max_rel_eps_improved: f64,
+    /// Largest relative ε difference with the classic conversion.
     pub max_rel_eps_classic: f64,
+    /// Largest relative difference of one RDP value.
     pub max_rel_rdp: f64,
+    /// The point behind the largest ε difference, so a regression can be replayed.
     pub worst: String,
     /// Points where our ε is below the reference by more than [`BELOW_TOLERANCE`].
     pub below: Vec<String>,
@@ -25,6 +33,7 @@ pub struct Report {
     pub points_with_dropped_orders: usize,
     /// Of those, points whose optimal order is the first order above a dropped one (the drop may cost tightness).
     pub optimum_next_to_dropped: usize,
+    /// Orders the reference drops across all curves (counted, not compared).
     pub dropped_orders_in_curves: usize,
 }
 

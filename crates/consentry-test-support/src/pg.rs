@@ -16,8 +16,6 @@
 //! tests are skipped with a message — unless `CI=true`, where that is a
 //! failure.
 
-#![allow(dead_code)]
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,223 @@
+//! Gate use cases: materialise a purpose's training set from a snapshot and register it, verify one by
+//! recomputing it, merge partitions.
+
+use crate::datadir::DataDir;
+use crate::error::{AppError, Context as _, Result};
+use crate::progress::Progress;
+use crate::session::Session;
+use consentry_gate::materialize::{GateOptions, GateRequest, build_detector};
+use consentry_gate::{Difference, Manifest, Sources};
+use consentry_ledger::position::At;
+use consentry_ledger::snapshot::Snapshot;
+use std::path::{Path, PathBuf};
+
+/// The name manifests record for the built-in declaration of the synthetic network.
+pub const BUILTIN_SOURCES: &str = "synthetic network (built in)";
+
+/// A source declaration loaded, with the BLAKE3 of its text (recorded in manifests).
+pub struct LoadedSources {
+    /// The parsed declaration.
+    pub sources: Sources,
+    /// BLAKE3 of the declaration's text.
+    pub declaration_hash: String,
+}
+
+/// What `gate` is asked to do.
+#[derive(Debug, Clone)]
+pub struct GateRun {
+    /// Purpose key.
+    pub purpose: String,
+    /// The ledger state to cut from.
+    pub at: At,
+    /// A source declaration file [default: the synthetic network's, over the data directory's network].
+    pub sources: Option<PathBuf>,
+    /// Directory relative source paths resolve against.
+    pub base: Option<PathBuf>,
+    /// The dataset directory to create.
+    pub out: PathBuf,
+    /// Shard function, partition and threads.
+    pub options: GateOptions,
+}
+
+/// A dataset the gate wrote.
+#[derive(Debug)]
+pub struct GateOutcome {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Wall-clock seconds of the materialisation (none for a merge).
+    pub seconds: Option<f64>,
+    /// Its registry id (none for a partial result, which is not a dataset until merged).
+    pub dataset_id: Option<String>,
+}
+
+/// What `gate verify` found.
+#[derive(Debug)]
+pub struct GateVerification {
+    /// The manifest checked.
+    pub manifest: Manifest,
+    /// Every difference between the files, the manifest and a recomputation (empty: identical).
+    pub differences: Vec<Difference>,
+}
+
+/// `I/N` of `--partition`.
+pub fn parse_partition(s: &str) -> Result<(u32, u32)> {
+    let bad = || AppError::bad_input(format!("--partition `{s}`: write I/N with 0 ≤ I < N, e.g. 0/4"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// Gate options from front-end values.
+pub fn options(threads: Option<usize>, shards: u32, partition: Option<(u32, u32)>) -> GateOptions {
+    let mut o = GateOptions { shards, partition, ..GateOptions::default() };
+    if let Some(t) = threads {
+        o.threads = t.max(1);
+    }
+    o
+}
+
+impl DataDir {
+    /// Loads a declaration: a file, or the built-in one over the network directory.
+    pub fn load_sources(&self, file: Option<&Path>, base: Option<&Path>) -> Result<LoadedSources> {
+        let (name, text, dir) = match file {
+            Some(f) => {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| AppError::bad_input(format!("cannot read source declaration {}: {e}", f.display())))?;
+                let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+                (self.relative_name(f), text, dir)
+            }
+            None => (BUILTIN_SOURCES.to_string(), consentry_gate::sources::SYNTHETIC.to_string(), self.network_dir()),
+        };
+        let base = base.map(Path::to_path_buf).unwrap_or(dir);
+        let sources = Sources::parse(&name, &text, &base)?;
+        Ok(LoadedSources { sources, declaration_hash: blake3::hash(text.as_bytes()).to_hex().to_string() })
+    }
+}
+
+impl Session {
+    /// `gate`: materialises a purpose's dataset and registers it (a partial result is registered after merging).
+    pub fn gate(&self, run: GateRun, progress: &dyn Progress) -> Result<GateOutcome> {
+        consentry_gate::check_output(&run.out)?;
+        if run.options.partition.is_some() && run.at == At::Now {
+            return Err(AppError::bad_input(
+                "--partition needs --at SEQ|TIME so that every partition is cut from the same ledger state",
+            ));
+        }
+        let loaded = self.dir().load_sources(run.sources.as_deref(), run.base.as_deref())?;
+        let snap = self.snapshot(&run.purpose, run.at)?;
+        let (manifest, seconds) = self.materialize(&loaded, &snap, &run.out, run.options, progress)?;
+        let dataset_id = self.register_gated(&manifest, &run.out)?;
+        Ok(GateOutcome { manifest, seconds: Some(seconds), dataset_id })
+    }
+
+    /// Materialises one purpose's dataset from a snapshot into `out` (not registered).
+    pub fn materialize(
+        &self,
+        loaded: &LoadedSources,
+        snap: &Snapshot,
+        out: &Path,
+        options: GateOptions,
+        progress: &dyn Progress,
+    ) -> Result<(Manifest, f64)> {
+        let ledger = self.ledger()?;
+        let checkpoint = ledger.checkpoint_covering(snap.position())?;
+        let (detector, names) = build_detector(&loaded.sources)?;
+        let req = GateRequest {
+            policy: ledger.policy(),
+            snapshot: snap,
+            checkpoint: Some(checkpoint),
+            sources: &loaded.sources,
+            declaration_hash: loaded.declaration_hash.clone(),
+            detector: Some(&detector),
+            member_names: names,
+            options,
+            created: consentry_ledger::now(),
+        };
+        let outcome = consentry_gate::materialize(&req, Some(out), progress)
+            .map_err(AppError::from)
+            .with_context(|| format!("materialising {} into {}", snap.purpose_key(), out.display()))?;
+        Ok((outcome.manifest, outcome.seconds))
+    }
+
+    /// Records a complete dataset in the lineage registry; its id (none for a partial result).
+    pub fn register_gated(&self, m: &Manifest, out: &Path) -> Result<Option<String>> {
+        if m.partition.is_some() {
+            return Ok(None);
+        }
+        let rec = self
+            .registry()?
+            .register_dataset_dir(out)
+            .map_err(AppError::from)
+            .with_context(|| format!("registering {} in the lineage registry", out.display()))?;
+        Ok(Some(rec.id))
+    }
+
+    /// `gate merge`: combines the partial results of `gate --partition I/N` into one registered dataset.
+    pub fn gate_merge(&self, partials: &[PathBuf], out: &Path) -> Result<GateOutcome> {
+        let manifest = consentry_gate::merge(partials, out, consentry_ledger::now())?;
+        let dataset_id = self.register_gated(&manifest, out)?;
+        Ok(GateOutcome { manifest, seconds: None, dataset_id })
+    }
+
+    /// `gate verify`: the files against the manifest, the evaluation time against the log, and a recomputation
+    /// from the ledger and the sources against the files.
+    pub fn gate_verify(&self, dir: &Path, sources: Option<&Path>, base: Option<&Path>) -> Result<GateVerification> {
+        let (m, mut diffs) = consentry_gate::verify_files(dir)?;
+        let file = match sources {
+            Some(f) => Some(f.to_path_buf()),
+            None if m.sources.declaration == BUILTIN_SOURCES => None,
+            None => Some(self.dir().resolve_name(&m.sources.declaration)),
+        };
+        let loaded = self.dir().load_sources(file.as_deref(), base)?;
+        let ledger = self.ledger()?;
+        // A dataset evaluated in the future (or after the log moved on) is not recomputed: that would only repeat it.
+        let times = consentry_gate::verify_times(&m, ledger.store(), consentry_ledger::now())?;
+        if times.is_empty() {
+            let snap = self.snapshot_of(&m)?;
+            let (detector, names) = build_detector(&loaded.sources)?;
+            let req = GateRequest {
+                policy: ledger.policy(),
+                snapshot: &snap,
+                checkpoint: m.ledger.checkpoint.clone(),
+                sources: &loaded.sources,
+                declaration_hash: loaded.declaration_hash,
+                detector: m.redaction.enabled.then_some(&detector),
+                member_names: names,
+                options: GateOptions::default(),
+                created: m.created,
+            };
+            diffs.extend(consentry_gate::verify_recompute(&m, req)?);
+        }
+        diffs.extend(times);
+        if let Some(c) = &m.ledger.checkpoint
+            && !ledger.public_key().verify(c)
+        {
+            diffs.push(Difference {
+                what: "checkpoint signature".into(),
+                expected: "signed by this ledger's key".into(),
+                found: "invalid".into(),
+            });
+        }
+        Ok(GateVerification { manifest: m, differences: diffs })
+    }
+
+    /// The snapshot at a manifest's ledger position and time.
+    fn snapshot_of(&self, m: &Manifest) -> Result<Snapshot> {
+        let ledger = self.ledger()?;
+        let pid = ledger
+            .policy()
+            .purpose_id(&m.purpose)
+            .ok_or_else(|| AppError::bad_input(format!("the policy in force has no purpose `{}`", m.purpose)))?;
+        let len = ledger.store().len()?;
+        if m.ledger.position > len {
+            return Err(AppError::bad_input(format!(
+                "the manifest names ledger position {}, but this ledger holds {len} events: wrong --data?",
+                m.ledger.position
+            )));
+        }
+        Ok(ledger.snapshot(pid, m.ledger.position, m.ledger.at)?)
+    }
+}

@@ -1,0 +1,323 @@
+//! Ledger use cases: import, append (with the Global Privacy Control rule), checkpoints, verification, receipts,
+//! snapshots at a position or a time.
+
+use crate::error::{AppError, Context as _, ErrorKind, Result};
+use crate::progress::Progress;
+use crate::session::Session;
+use consentry_files::OutputOptions;
+use consentry_ledger::position::{At, Resolved};
+use consentry_ledger::receipt::AnyReceipt;
+use consentry_ledger::snapshot::Snapshot;
+use consentry_ledger::{Appended, LedgerError, MemberRecord, NewEvent, PublicKey, SignedTreeHead, Verification};
+use consentry_policy::{Action, PurposeId, Source};
+use std::path::Path;
+
+/// One consent event as a front end received it; what is left out gets the ledger's defaults.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The member.
+    pub member: u64,
+    /// Purpose key, e.g. `train_ai_system.job_recommendations`.
+    pub purpose: String,
+    /// Grant or withdraw.
+    pub action: Action,
+    /// The notice version shown [default: the newest].
+    pub notice_version: Option<u32>,
+    /// Where the event came from.
+    pub source: Source,
+    /// Who records it [default: `member:<id>`].
+    pub actor: Option<String>,
+    /// When the member acted, Unix seconds [default: now].
+    pub event_time: Option<i64>,
+    /// A retry with the same key returns the original event [default: a random key with `key_prefix`].
+    pub idempotency_key: Option<String>,
+    /// The prefix of a generated idempotency key, naming the front end (`cli`, `api`).
+    pub key_prefix: &'static str,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// Members read.
+    pub members: u64,
+    /// Member-facts entries appended (members new to the ledger or whose facts changed).
+    pub member_facts_recorded: u64,
+    /// Events read.
+    pub events: u64,
+    /// Events appended.
+    pub appended: u64,
+    /// Events already in the ledger (same content key).
+    pub duplicates: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// What `ledger verify` found: the ledger's own checks, and positions the registry beside it cites beyond the log.
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    /// Chain, Merkle tree and signatures.
+    pub ledger: Verification,
+    /// One line per registry citation beyond the log's end (a rolled-back or replaced log).
+    pub registry_beyond_log: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.ledger.ok() && self.registry_beyond_log.is_empty()
+    }
+}
+
+/// A receipt that verified, and what it is about.
+pub type VerifiedReceipt = AnyReceipt;
+
+/// A written Parquet snapshot.
+#[derive(Debug)]
+pub struct ExportedSnapshot {
+    /// The snapshot written.
+    pub snapshot: Snapshot,
+    /// Rows written (one per member).
+    pub rows: u64,
+}
+
+/// RFC 3339, a bare date (midnight UTC) or Unix seconds.
+pub fn parse_time(s: &str) -> Result<i64> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp());
+    }
+    Err(AppError::bad_input(format!(
+        "`{s}` is not a time: use RFC 3339 (2026-11-01T12:00:00Z), YYYY-MM-DD or Unix seconds"
+    )))
+}
+
+/// `--at SEQ|TIME`: a sequence number, or a time; none is now, the whole log.
+pub fn parse_at(at: Option<&str>) -> Result<At> {
+    Ok(match at {
+        None => At::Now,
+        Some(s) => match s.parse::<u64>() {
+            Ok(seq) => At::Seq(seq),
+            Err(_) => At::Time(parse_time(s)?),
+        },
+    })
+}
+
+/// A fresh random idempotency key, so a retried request without one of its own is still one event.
+fn random_key(prefix: &str) -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| AppError::internal(format!("no randomness available: {e}")))?;
+    Ok(format!("{prefix}:{}", hex::encode(b)))
+}
+
+/// Verifies a receipt offline against the ledger's public key file; the error says which check failed.
+pub fn verify_receipt(file: &Path, public_key: &Path) -> Result<std::result::Result<VerifiedReceipt, AppError>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| AppError::bad_input(format!("cannot read {}: {e}", file.display())))?;
+    let _: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| AppError::bad_input(format!("{} is not a Consentry receipt: {e}", file.display())))?;
+    let key = PublicKey::load(public_key)?;
+    Ok(AnyReceipt::verify_json(&text, &key).map_err(|e| AppError::wrap(ErrorKind::Integrity, e)))
+}
+
+impl Session {
+    /// The purpose id of a key, or an error naming where the declared ones are.
+    pub fn purpose_id(&self, purpose: &str) -> Result<PurposeId> {
+        self.ledger()?.policy().purpose_id(purpose).ok_or_else(|| {
+            AppError::bad_input(format!(
+                "unknown purpose `{purpose}`; see `consentry policy show` for the declared ones"
+            ))
+        })
+    }
+
+    /// Appends one consent event; a retry with the same idempotency key returns the original.
+    pub fn append(&self, req: AppendRequest) -> Result<Appended> {
+        let ledger = self.ledger()?;
+        let pid = self.purpose_id(&req.purpose)?;
+        let event = NewEvent {
+            member_id: req.member,
+            notice_version: req.notice_version.unwrap_or_else(|| ledger.policy().purpose(pid).latest_notice().version),
+            purpose: req.purpose,
+            action: req.action,
+            source: req.source,
+            actor: req.actor.unwrap_or_else(|| format!("member:{}", req.member)),
+            event_time: req.event_time.unwrap_or_else(consentry_ledger::now),
+            idempotency_key: match req.idempotency_key {
+                Some(k) => k,
+                None => random_key(req.key_prefix)?,
+            },
+        };
+        let out = ledger.append(vec![event])?;
+        out.into_iter().next().ok_or_else(|| AppError::internal("the ledger returned no result"))
+    }
+
+    /// A Global Privacy Control signal (`Sec-GPC: 1`) from a member: a withdrawal, with source `gpc`, of every
+    /// purpose whose policy says GPC withdraws it (and of no other); retries with the same key add nothing.
+    pub fn gpc_signal(&self, member: u64, event_time: i64, idempotency_key: &str) -> Result<Vec<Appended>> {
+        let ledger = self.ledger()?;
+        let policy = ledger.policy();
+        let events: Vec<NewEvent> = policy
+            .purposes
+            .iter()
+            .filter(|p| p.gpc_withdraws)
+            .map(|p| NewEvent {
+                member_id: member,
+                purpose: p.key.clone(),
+                action: Action::Withdraw,
+                notice_version: p.latest_notice().version,
+                source: Source::Gpc,
+                actor: "gpc-signal".to_string(),
+                event_time,
+                idempotency_key: format!("{idempotency_key}/{}", p.key),
+            })
+            .collect();
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(ledger.append(events)?)
+    }
+
+    /// Loads members and consent choices from Parquet; validates every row before writing any.
+    pub fn import(
+        &self,
+        members: &Path,
+        choices: &Path,
+        batch: usize,
+        progress: &dyn Progress,
+    ) -> Result<ImportReport> {
+        let ledger = self.ledger()?;
+        let start = std::time::Instant::now();
+        for (p, what) in [(members, "members"), (choices, "consent choices")] {
+            if !p.exists() {
+                return Err(AppError::bad_input(format!("{what} file {} does not exist", p.display())));
+            }
+        }
+        // Any file name: the columns say what a table is (errors name the file and the column).
+        let member_rows =
+            consentry_synth::read_members_file(members).map_err(|e| AppError::bad_input(e.to_string()))?;
+        let choice_rows =
+            consentry_synth::read_consent_choices_file(choices).map_err(|e| AppError::bad_input(e.to_string()))?;
+        let records: Vec<MemberRecord> = member_rows
+            .iter()
+            .map(|m| MemberRecord {
+                member_id: m.member_id,
+                jurisdiction: m.jurisdiction.clone(),
+                birth_date: m.birth_date,
+            })
+            .collect();
+        let mut events: Vec<NewEvent> = Vec::with_capacity(choice_rows.len());
+        for c in choice_rows {
+            let mut e = NewEvent {
+                member_id: c.member_id,
+                purpose: c.purpose,
+                action: c.action,
+                notice_version: c.notice_version,
+                source: c.source,
+                actor: c.actor,
+                event_time: c.event_time,
+                idempotency_key: String::new(),
+            };
+            // From the row's content, not its place in a file: re-encoded files and repeated rows add nothing.
+            e.idempotency_key =
+                e.content_key("import").map_err(|e| AppError::bad_input(format!("{}: {e}", choices.display())))?;
+            events.push(e);
+        }
+        let now = consentry_ledger::now();
+        let refused = |file: &Path| {
+            let file = file.display().to_string();
+            move |e: LedgerError| match e {
+                LedgerError::Rejected { index, reason } => {
+                    AppError::bad_input(format!("{file}: row {index} refused, nothing imported: {reason}"))
+                }
+                other => AppError::from(other),
+            }
+        };
+        ledger.validate_members(&records, "import").map_err(refused(members))?;
+        ledger.validate_with(&events, now, &records).map_err(refused(choices))?;
+        let recorded = ledger.record_members(&records, "import", now).map_err(refused(members))?;
+        progress.stage("ledger import", events.len() as u64);
+        let total = events.len() as u64;
+        let (mut appended, mut duplicates) = (0u64, 0u64);
+        let mut rest = events.into_iter();
+        loop {
+            let chunk: Vec<NewEvent> = rest.by_ref().take(batch.max(1)).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len() as u64;
+            for a in ledger.append_at(chunk, now)? {
+                if a.duplicate { duplicates += 1 } else { appended += 1 }
+            }
+            progress.advance("ledger import", n);
+        }
+        Ok(ImportReport {
+            members: records.len() as u64,
+            member_facts_recorded: recorded,
+            events: total,
+            appended,
+            duplicates,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Signs a checkpoint (tree head) of the whole log now.
+    pub fn checkpoint(&self) -> Result<SignedTreeHead> {
+        Ok(self.ledger()?.checkpoint()?)
+    }
+
+    /// Rebuilds chain, Merkle tree and checkpoints from the stored entries, and asks the registry beside the log
+    /// whether it cites positions beyond the log's end (a rolled-back log is a consistent prefix, invisible to its
+    /// own checks).
+    pub fn verify_ledger(&self) -> Result<VerifyReport> {
+        let ledger = self.ledger()?.verify()?;
+        Ok(VerifyReport { ledger, registry_beyond_log: self.positions_beyond_log()? })
+    }
+
+    /// What the registry cites beyond the log's end, one line each; empty without a ledger.
+    pub fn positions_beyond_log(&self) -> Result<Vec<String>> {
+        if !self.has_ledger() {
+            return Ok(Vec::new());
+        }
+        let (len, beyond) = self.registry()?.positions_beyond()?;
+        Ok(beyond
+            .iter()
+            .map(|c| format!("{} cites position {}, but the log has {len} events", c.what, c.position))
+            .collect())
+    }
+
+    /// A member's receipt for one entry: a consent event's, or a member-facts entry's (the facts decide consent too).
+    pub fn receipt(&self, seq: u64) -> Result<AnyReceipt> {
+        Ok(self.ledger()?.any_receipt(seq)?)
+    }
+
+    /// The ledger's public key, for auditors and receipt holders.
+    pub fn public_key(&self) -> Result<PublicKey> {
+        Ok(self.ledger()?.public_key())
+    }
+
+    /// Effective consent of every member for a purpose at a position or time (`At::Now`: the whole log).
+    pub fn snapshot(&self, purpose: &str, at: At) -> Result<Snapshot> {
+        let ledger = self.ledger()?;
+        let pid = self.purpose_id(purpose)?;
+        let Resolved { position, time } =
+            consentry_ledger::position::resolve(ledger.store(), at, consentry_ledger::now())?;
+        Ok(ledger.snapshot(pid, position, time)?)
+    }
+
+    /// Writes a snapshot as Parquet (member_id, allowed, reason) for other engines to join against.
+    pub fn export_snapshot(&self, purpose: &str, at: At, out: &Path, mode: OutputOptions) -> Result<ExportedSnapshot> {
+        let snapshot = self.snapshot(purpose, at)?;
+        let mut file = consentry_files::Output::create(out, mode)?;
+        let rows = consentry_ledger::snapshot::export_parquet(&snapshot, &mut file)
+            .map_err(|e| AppError::wrap(ErrorKind::Internal, e))
+            .with_context(|| format!("writing {}", out.display()))?;
+        file.commit()?;
+        Ok(ExportedSnapshot { snapshot, rows })
+    }
+}

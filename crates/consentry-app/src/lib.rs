@@ -1,0 +1,26 @@
+//! The application layer: the one door every Consentry front end goes through. The CLI, the HTTP service and the
+//! Python package translate arguments, requests and objects into calls on a [`Session`] (or a [`DataDir`]) and
+//! render what comes back; every rule lives here or in the libraries below, none in a front end.
+//!
+//! Public API: [`DataDir`] (the data directory's layout, the only place that spells it), [`Session`] (a data
+//! directory and its store, shareable across threads) with one method per use case, the request/outcome types of
+//! each module, [`AppError`] with its [`ErrorKind`], and [`Progress`] for long work.
+
+pub mod audit;
+pub mod datadir;
+pub mod demo;
+pub mod error;
+pub mod gate;
+pub mod ledger;
+pub mod lineage;
+pub mod progress;
+pub mod redact;
+pub mod session;
+pub mod synth;
+pub mod train;
+pub mod unlearn;
+
+pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};
+pub use error::{AppError, Context, ErrorKind, Result};
+pub use progress::{NoProgress, Progress};
+pub use session::{Database, Session};

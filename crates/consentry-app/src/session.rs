@@ -1,0 +1,217 @@
+//! A session: one data directory and its store, with the ledger and the lineage registry opened once (on first
+//! use) and shared by every use case and every thread.
+
+use crate::datadir::DataDir;
+use crate::error::{AppError, Context as _, ErrorKind, Result};
+use consentry_ledger::sqlite::SqliteStore;
+use consentry_ledger::{Ledger, LedgerOptions, LogKey, PublicKey, Store};
+use consentry_lineage::Registry;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// What to say when a connection to PostgreSQL fails.
+const PG_CONTEXT: &str = "connecting to PostgreSQL (check --database and that the server is up)";
+
+/// Where the ledger's store is: the one reading of `--database` the ledger and the registry share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A PostgreSQL database (`postgres://…`).
+    Postgres(String),
+    /// The SQLite file in the data directory.
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    /// Reads a `--database` value: a PostgreSQL URL, or (without one) the SQLite file in the data directory.
+    pub fn parse(dir: &DataDir, url: Option<&str>) -> Result<Database> {
+        match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Database::Postgres(u.to_string()))
+            }
+            Some(other) => Err(AppError::bad_input(format!("--database must be a postgres:// URL, got `{other}`"))),
+            None => Ok(Database::Sqlite(dir.ledger_db())),
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// A data directory and its store, opened for one front end; `Sync`, so a service shares one across requests.
+pub struct Session {
+    dir: DataDir,
+    database: Database,
+    read_only: bool,
+    ledger: OnceLock<Ledger>,
+    registry: OnceLock<Registry>,
+}
+
+impl Session {
+    /// A session that may write (append events, register, train). The data directory's format is checked (a newer
+    /// one refused); the ledger and the registry open on first use, and opening them for writing stamps an older
+    /// directory forward.
+    pub fn open(dir: DataDir, database: Option<&str>) -> Result<Session> {
+        Session::new(dir, database, false)
+    }
+
+    /// A session that never writes, so it works on a read-only copy of a data directory (SQLite opened read-only).
+    pub fn open_read_only(dir: DataDir, database: Option<&str>) -> Result<Session> {
+        Session::new(dir, database, true)
+    }
+
+    fn new(dir: DataDir, database: Option<&str>, read_only: bool) -> Result<Session> {
+        let database = Database::parse(&dir, database)?;
+        dir.check_format(false)?;
+        Ok(Session { dir, database, read_only, ledger: OnceLock::new(), registry: OnceLock::new() })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// Where the store is.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Whether there is a ledger (and so a lineage registry): PostgreSQL, or the SQLite file exists.
+    pub fn has_ledger(&self) -> bool {
+        match &self.database {
+            Database::Sqlite(path) => path.exists(),
+            Database::Postgres(_) => true,
+        }
+    }
+
+    /// Creates the data directory, policy, key pair and store where missing (never replaces a key).
+    pub fn init_ledger(&self) -> Result<()> {
+        self.dir.init()?;
+        let key_path = self.dir.key_file();
+        if !key_path.exists() {
+            let key = LogKey::generate()?;
+            key.save(&key_path).with_context(|| format!("writing {}", key_path.display()))?;
+        }
+        let key = LogKey::load(&key_path)?;
+        let pub_path = self.dir.public_key_file();
+        std::fs::write(&pub_path, format!("{}\n", key.public().to_hex()))
+            .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e))
+            .with_context(|| format!("writing {}", pub_path.display()))?;
+        self.open_store()?;
+        Ok(())
+    }
+
+    /// Opens the store as the session allows (read-only SQLite for a read-only session).
+    fn open_store(&self) -> Result<Box<dyn Store>> {
+        match &self.database {
+            Database::Postgres(url) => Ok(Box::new(
+                consentry_ledger::postgres::PgStore::connect(url).map_err(unavailable).context(PG_CONTEXT)?,
+            )),
+            Database::Sqlite(path) if self.read_only => Ok(Box::new(
+                SqliteStore::open_read_only(path).with_context(|| format!("opening {} read-only", path.display()))?,
+            )),
+            Database::Sqlite(path) => {
+                let store = SqliteStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+                self.dir.check_format(true)?;
+                Ok(Box::new(store))
+            }
+        }
+    }
+
+    /// The ledger, opened on first use (needs `ledger init`: the signing key and the policy in force).
+    pub fn ledger(&self) -> Result<&Ledger> {
+        if let Some(l) = self.ledger.get() {
+            return Ok(l);
+        }
+        let key_path = self.dir.key_file();
+        if !key_path.exists() {
+            return Err(self.dir.no_ledger());
+        }
+        let key = LogKey::load(&key_path)?;
+        let policy = self.dir.load_policy(None)?;
+        let ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
+        Ok(self.ledger.get_or_init(|| ledger))
+    }
+
+    /// The lineage registry in the ledger's store, opened on first use, with the ledger's key to sign records (or
+    /// only its public key, to check them, where the data directory holds no secret key).
+    pub fn registry(&self) -> Result<&Registry> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
+        }
+        let reg = match &self.database {
+            Database::Postgres(url) => {
+                Registry::connect_postgres(url).map_err(unavailable_lineage).context(PG_CONTEXT)?
+            }
+            Database::Sqlite(path) if !path.exists() => return Err(self.dir.no_ledger()),
+            Database::Sqlite(path) if self.read_only => Registry::open_sqlite_read_only(path)
+                .with_context(|| format!("opening {} read-only", path.display()))?,
+            Database::Sqlite(path) => {
+                let reg = Registry::open_sqlite(path).with_context(|| format!("opening {}", path.display()))?;
+                // Opening for writing migrates the tables forward; the directory's stamp follows.
+                self.dir.check_format(true)?;
+                reg
+            }
+        };
+        // Directories inside the data directory are recorded relative to it, so the directory can move.
+        let reg = reg.with_base(self.dir.root());
+        let key_path = self.dir.key_file();
+        let pub_path = self.dir.public_key_file();
+        let reg = if key_path.exists() {
+            reg.with_key(LogKey::load(&key_path)?)
+        } else if pub_path.exists() {
+            reg.with_public_key(PublicKey::load(&pub_path)?)
+        } else {
+            reg
+        };
+        Ok(self.registry.get_or_init(|| reg))
+    }
+}
+
+/// A failed connection is the database's unavailability, not the caller's mistake (unless the URL is malformed).
+fn unavailable(e: consentry_ledger::LedgerError) -> AppError {
+    let bad = e.is_bad_input();
+    let e = AppError::from(e);
+    if bad { e } else { e.with_kind(ErrorKind::Unavailable) }
+}
+
+/// As [`unavailable`], for the registry's connection.
+fn unavailable_lineage(e: consentry_lineage::LineageError) -> AppError {
+    let bad = e.is_bad_input();
+    let e = AppError::from(e);
+    if bad { e } else { e.with_kind(ErrorKind::Unavailable) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn a_session_is_shareable_across_threads() {
+        assert_sync::<Session>();
+    }
+
+    #[test]
+    fn database_urls_are_checked() {
+        let dir = DataDir::new("/nonexistent");
+        assert_eq!(Database::parse(&dir, None).unwrap(), Database::Sqlite(dir.ledger_db()));
+        assert_eq!(Database::parse(&dir, Some("postgresql://x/y")).unwrap().backend(), "postgres");
+        assert_eq!(Database::parse(&dir, Some("mysql://x")).unwrap_err().kind(), ErrorKind::BadInput);
+    }
+
+    #[test]
+    fn without_a_ledger_the_session_says_how_to_make_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Session::open(DataDir::new(tmp.path()), None).unwrap();
+        let e = s.ledger().map(|_| ()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("ledger init"), "{e}");
+        assert!(s.registry().is_err());
+    }
+}

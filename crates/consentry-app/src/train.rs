@@ -1,0 +1,220 @@
+//! Model use cases: train and register, the serving guard (a superseded, altered or unregistered model is not
+//! served), recommendations, reply suggestions, a model's DP claim.
+
+use crate::error::{AppError, Context as _, ErrorKind, Result};
+use crate::progress::Progress;
+use crate::session::Session;
+use consentry_learn::LearnError;
+use consentry_learn::dp::PrivacyClaim;
+use consentry_learn::model::ModelMeta;
+use consentry_learn::replies::Suggested;
+use consentry_learn::train::{ModelKind, TrainOptions, TrainReport, load_recommender};
+use std::path::{Path, PathBuf};
+
+/// What `train` is asked to do.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// The gated dataset [default: the data directory's dataset of the model's purpose].
+    pub dataset: Option<PathBuf>,
+    /// The model directory to create [default: the data directory's models/<kind>].
+    pub out: Option<PathBuf>,
+    /// Record the model in the lineage registry (when the data directory has a ledger), so withdrawals reach it.
+    pub register: bool,
+    /// Model kind, shards, seed, hyper-parameters and DP.
+    pub options: TrainOptions,
+}
+
+/// Whether a trained model was registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// Registered under this id: withdrawals now reach it.
+    Registered(String),
+    /// The caller asked not to register it.
+    NotRequested,
+    /// The data directory has no ledger, so no registry.
+    NoLedger,
+}
+
+/// A trained model.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The dataset it was trained on.
+    pub dataset: PathBuf,
+    /// Where it was written.
+    pub out: PathBuf,
+    /// Its metadata, metrics and timings.
+    pub report: TrainReport,
+    /// Whether withdrawals reach it.
+    pub registration: Registration,
+}
+
+/// Ranked items for a member.
+#[derive(Debug, Clone)]
+pub struct Recommendations {
+    /// The model's metadata.
+    pub meta: ModelMeta,
+    /// (item, score), best first.
+    pub items: Vec<(u64, f32)>,
+    /// Microseconds the ranking took.
+    pub micros: u128,
+}
+
+/// The progress stage name of training a kind (a static name, as progress stages are).
+fn stage_name(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::JobRecs => "train job-recs",
+        ModelKind::Content => "train content",
+        ModelKind::Replies => "train replies",
+    }
+}
+
+/// Trains with progress over shards, unregistered; the error stays typed so callers can tell why (see the demo).
+pub fn train_model(
+    dataset: &Path,
+    out: &Path,
+    opts: &TrainOptions,
+    progress: &dyn Progress,
+) -> std::result::Result<TrainReport, LearnError> {
+    let stage = stage_name(opts.kind);
+    progress.stage(stage, u64::from(opts.shards.unwrap_or(8)));
+    consentry_learn::train(dataset, out, opts, &|_| progress.advance(stage, 1))
+}
+
+/// Makes sure a directory given as a model exists before loading.
+fn require_dir(p: &Path) -> Result<()> {
+    if !p.is_dir() {
+        return Err(AppError::bad_input(format!(
+            "{} is not a directory; pass a model written by `consentry train`",
+            p.display()
+        )));
+    }
+    Ok(())
+}
+
+impl Session {
+    /// `train`: trains a model on a registered dataset and registers it; a model that fails to register is removed,
+    /// so an unregistered model is never left where it could be served.
+    pub fn train(&self, req: TrainRequest, progress: &dyn Progress) -> Result<TrainOutcome> {
+        let kind = req.options.kind;
+        let dataset = req.dataset.unwrap_or_else(|| self.dir().dataset_dir(kind.purpose()));
+        let out = req.out.unwrap_or_else(|| self.dir().model_dir(kind.name()));
+        if let Some(d) = &req.options.dp {
+            d.check()?;
+        }
+        // An output already there is refused before any other work (training checks it again); a directory left by
+        // an interrupted run between rename and registration gets a message saying what it is and what to do.
+        if consentry_files::taken(&out) {
+            if req.register && out.is_dir() && self.has_ledger() {
+                self.registry()?.check_train_target(&out)?;
+            }
+            return Err(LearnError::Exists(out).into());
+        }
+        let register = req.register && self.has_ledger();
+        // A model that will be registered trains only on a dataset the gate registered (its manifest unaltered).
+        let checked = if register {
+            let rec = self
+                .registry()?
+                .registered_dataset(&dataset)
+                .map_err(AppError::from)
+                .with_context(|| format!("refusing to train on {}", dataset.display()))?;
+            Some(rec.id)
+        } else {
+            None
+        };
+        let report = train_model(&dataset, &out, &req.options, progress)?;
+        let registration = match checked {
+            Some(ds) => {
+                Registration::Registered(self.register_trained(&out, &ds, &report.meta.dataset.manifest_blake3)?)
+            }
+            None if !req.register => Registration::NotRequested,
+            None => Registration::NoLedger,
+        };
+        Ok(TrainOutcome { dataset, out, report, registration })
+    }
+
+    /// Records a model trained on the registered dataset `dataset` in the lineage registry; its id. When that fails
+    /// (or the model names another dataset: the manifest changed during training), the model directory is removed.
+    fn register_trained(&self, out: &Path, dataset: &str, trained_on: &str) -> Result<String> {
+        let registered = if trained_on == dataset {
+            self.registry().and_then(|reg| Ok(reg.register_model_dir(out)?))
+        } else {
+            Err(AppError::internal(format!(
+                "the dataset's manifest changed during training (BLAKE3 {} before, {} after)",
+                consentry_lineage::registry::short(dataset),
+                consentry_lineage::registry::short(trained_on)
+            )))
+        };
+        match registered {
+            Ok(rec) => Ok(rec.id),
+            Err(e) => {
+                let removed = match std::fs::remove_dir_all(out) {
+                    Ok(()) => "the model directory was removed".to_string(),
+                    Err(r) => {
+                        format!("removing the model directory {} failed too ({r}): remove it by hand", out.display())
+                    }
+                };
+                Err(e.context(format!(
+                    "the model was trained into {}, but registering it failed, so {removed}; fix the cause and train \
+                     again",
+                    out.display()
+                )))
+            }
+        }
+    }
+
+    /// The serving guard: refuses a model the lineage registry does not vouch for (live, and `model.json`, every
+    /// shard file and member bitmap as registered; a superseded one is refused naming its live successor); a model
+    /// unknown to the registry only with `allow_unregistered`, and never one inside the data directory.
+    pub fn require_servable(&self, dir: &Path, allow_unregistered: bool) -> Result<()> {
+        require_dir(dir)?;
+        if !self.has_ledger() {
+            if allow_unregistered {
+                return Ok(());
+            }
+            return Err(AppError::bad_input(format!(
+                "{} has no ledger, so no lineage registry vouches for {}; pass --unregistered to serve it as an \
+                 experiment no withdrawal will reach",
+                self.dir().root().display(),
+                dir.display()
+            )));
+        }
+        self.registry()?.servable(dir, allow_unregistered)?;
+        Ok(())
+    }
+
+    /// Ranks `k` jobs or posts for a member with a model the serving guard lets through.
+    pub fn recommend(&self, model: &Path, member: u64, k: usize, allow_unregistered: bool) -> Result<Recommendations> {
+        if k == 0 {
+            return Err(AppError::bad_input("--k must be at least 1"));
+        }
+        self.require_servable(model, allow_unregistered)?;
+        let (meta, rec) = load_recommender(model)?;
+        let t = std::time::Instant::now();
+        let items = rec.recommend(member, k)?;
+        Ok(Recommendations { meta, items, micros: t.elapsed().as_micros() })
+    }
+
+    /// Up to `n` reply suggestions for a message, with a replies model the serving guard lets through.
+    pub fn suggest_replies(
+        &self,
+        model: &Path,
+        text: &str,
+        n: usize,
+        allow_unregistered: bool,
+    ) -> Result<Vec<Suggested>> {
+        self.require_servable(model, allow_unregistered)?;
+        let m = consentry_learn::replies::ShardedReplies::load(model)?;
+        Ok(m.suggest(text, n))
+    }
+
+    /// A model's privacy claim, read only after checking that a registered model's record is the registered one
+    /// (its BLAKE3 is the model's id): an edited DP record would otherwise be checked as if it were the model's.
+    pub fn privacy_claim(&self, model: &Path) -> Result<(ModelMeta, PrivacyClaim)> {
+        if self.has_ledger() {
+            self.registry()?.verify_registered_dir(model)?;
+        }
+        let meta = ModelMeta::read(model).map_err(|e| AppError::new(ErrorKind::BadInput, e.to_string()))?;
+        let claim = meta.privacy_claim().map_err(|e| AppError::new(ErrorKind::BadInput, e.to_string()))?;
+        Ok((meta, claim))
+    }
+}
