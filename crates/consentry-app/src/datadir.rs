@@ -53,12 +53,6 @@ pub struct FormatStamp {
     pub format: u32,
     /// The release that last wrote the stamp.
     pub written_by: String,
-    /// The ledger tables' schema version at the time of stamping.
-    #[serde(default)]
-    pub ledger_schema: Option<u32>,
-    /// The lineage registry tables' schema version at the time of stamping.
-    #[serde(default)]
-    pub registry_schema: Option<u32>,
 }
 
 impl DataDir {
@@ -241,20 +235,19 @@ impl DataDir {
             )),
             Some(s) => Ok(s.format),
             None if write && self.root.is_dir() => {
-                self.stamp(None, None)?;
+                self.stamp()?;
                 Ok(FORMAT_VERSION)
             }
             None => Ok(FORMAT_VERSION),
         }
     }
 
-    /// Writes the format stamp (atomically), recording the table schema versions when known.
-    pub fn stamp(&self, ledger_schema: Option<u32>, registry_schema: Option<u32>) -> Result<()> {
+    /// Writes the format stamp (atomically). The ledger and registry tables record their own schema versions in
+    /// the store (`consentry_schema`), migrated when a writable session opens them.
+    pub fn stamp(&self) -> Result<()> {
         let stamp = FormatStamp {
             format: FORMAT_VERSION,
             written_by: concat!("consentry ", env!("CARGO_PKG_VERSION")).to_string(),
-            ledger_schema,
-            registry_schema,
         };
         let text =
             toml::to_string(&stamp).map_err(|e| AppError::internal(format!("encoding the format stamp: {e}")))?;

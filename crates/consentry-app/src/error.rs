@@ -205,17 +205,23 @@ fn classify(kind: ErrorKind, e: impl StdError + Send + Sync + 'static) -> AppErr
     if kind.exit_code() == 2 { AppError::flat(kind, e) } else { AppError::wrap(kind, e) }
 }
 
+/// The kind of a ledger error (also when the registry reports one).
+fn ledger_kind(e: &consentry_ledger::LedgerError) -> ErrorKind {
+    use consentry_ledger::LedgerError as E;
+    match e {
+        // Pointing consentry at a store a newer (or older) release wrote: upgrade, or pass the right store.
+        E::SchemaTooNew { .. } | E::SchemaTooOld { .. } => ErrorKind::BadInput,
+        E::NotFound(_) => ErrorKind::NotFound,
+        E::IdempotencyConflict { .. } => ErrorKind::Conflict,
+        other if other.is_bad_input() => ErrorKind::BadInput,
+        E::Sqlite(_) | E::Postgres(_) => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    }
+}
+
 impl From<consentry_ledger::LedgerError> for AppError {
     fn from(e: consentry_ledger::LedgerError) -> AppError {
-        use consentry_ledger::LedgerError as E;
-        let kind = match &e {
-            E::NotFound(_) => ErrorKind::NotFound,
-            E::IdempotencyConflict { .. } => ErrorKind::Conflict,
-            other if other.is_bad_input() => ErrorKind::BadInput,
-            E::Sqlite(_) | E::Postgres(_) => ErrorKind::Unavailable,
-            _ => ErrorKind::Internal,
-        };
-        classify(kind, e)
+        classify(ledger_kind(&e), e)
     }
 }
 
@@ -223,6 +229,7 @@ impl From<consentry_lineage::LineageError> for AppError {
     fn from(e: consentry_lineage::LineageError) -> AppError {
         use consentry_lineage::LineageError as E;
         let kind = match &e {
+            E::Ledger(inner) => ledger_kind(inner),
             E::NotFound { .. } | E::UnknownMember(_) if e.is_bad_input() => ErrorKind::NotFound,
             other if other.is_bad_input() => ErrorKind::BadInput,
             E::Signature { .. } | E::ModelFiles { .. } | E::Dataset { .. } => ErrorKind::Integrity,

@@ -140,6 +140,7 @@ impl Session {
     pub fn append(&self, req: AppendRequest) -> Result<Appended> {
         let ledger = self.ledger()?;
         let pid = self.purpose_id(&req.purpose)?;
+        let defaulted_time = req.event_time.is_none();
         let event = NewEvent {
             member_id: req.member,
             notice_version: req.notice_version.unwrap_or_else(|| ledger.policy().purpose(pid).latest_notice().version),
@@ -153,8 +154,19 @@ impl Session {
                 None => random_key(req.key_prefix)?,
             },
         };
-        let out = ledger.append(vec![event])?;
-        out.into_iter().next().ok_or_else(|| AppError::internal("the ledger returned no result"))
+        match ledger.append(vec![event]) {
+            Ok(out) => out.into_iter().next().ok_or_else(|| AppError::internal("the ledger returned no result")),
+            // A retry of a request that named no event time gets "now" again, a second later perhaps: the first
+            // attempt's time stands, and the retry is the duplicate it is.
+            Err(LedgerError::IdempotencyConflict { seq, fields, .. }) if defaulted_time && fields == "event time" => {
+                let stored = ledger
+                    .store()
+                    .event(seq)?
+                    .ok_or_else(|| AppError::internal(format!("event {seq} named by an idempotency key is missing")))?;
+                Ok(Appended { event: stored.event, chain_hash: stored.chain_hash, duplicate: true })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A Global Privacy Control signal (`Sec-GPC: 1`) from a member: a withdrawal, with source `gpc`, of every

@@ -118,3 +118,28 @@ fn use_case_errors_carry_a_kind_a_front_end_can_branch_on() {
     let none = Session::open(DataDir::new(empty.path()), None).unwrap();
     assert_eq!(none.ledger().map(|_| ()).unwrap_err().kind(), ErrorKind::NotFound);
 }
+
+#[test]
+fn a_retry_that_names_no_event_time_is_the_duplicate_it_is() {
+    let (_guard, data) = fixture();
+    let s = Session::open(DataDir::new(&data), None).unwrap();
+    let req = |event_time| AppendRequest {
+        member: MEMBER,
+        purpose: JOBS.to_string(),
+        action: Action::Grant,
+        notice_version: None,
+        source: Source::Ui,
+        actor: None,
+        event_time,
+        idempotency_key: Some("retry-1".into()),
+        key_prefix: "test",
+    };
+    // The first attempt was stamped a while ago; the retry, with no time of its own, gets "now" again.
+    let first = s.append(req(Some(consentry_ledger::now() - 30))).unwrap();
+    let retry = s.append(req(None)).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.event.seq, first.event.seq);
+    assert_eq!(retry.event.body.event_time, first.event.body.event_time);
+    // A retry that names another time is another request: a conflict.
+    assert_eq!(s.append(req(Some(consentry_ledger::now() - 5))).unwrap_err().kind(), ErrorKind::Conflict);
+}

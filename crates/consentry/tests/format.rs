@@ -58,3 +58,32 @@ fn a_data_directory_from_a_newer_release_is_refused_by_every_command() {
     }
     assert_eq!(std::fs::read(dd.ledger_db()).unwrap(), before, "a refused command touched the ledger");
 }
+
+#[test]
+fn tables_from_a_newer_release_are_refused_and_an_older_store_is_migrated() {
+    let (_guard, data) = fixture();
+    let db = DataDir::new(&data).ledger_db();
+    let versions = || -> Vec<(String, i64)> {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut st = c.prepare("SELECT component, version FROM consentry_schema ORDER BY component").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    };
+    // The release before versions wrote no version rows: reading leaves it so, the first write stamps both.
+    assert!(ok(&consentry(&data, &["ledger", "verify"])).starts_with("ok:"));
+    ok(&consentry(&data, &["--quiet", "ledger", "checkpoint"]));
+    let jobs = DataDir::new(&data).dataset_dir("train_ai_system.job_recommendations");
+    ok(&consentry(&data, &["--quiet", "lineage", "register-dataset", jobs.to_str().unwrap()]));
+    let v = versions();
+    assert!(v.contains(&("ledger".into(), 1)) && v.contains(&("registry".into(), 1)), "{v:?}");
+    for (component, args) in [("ledger", &["ledger", "verify"][..]), ("registry", &["lineage", "models"][..])] {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute("UPDATE consentry_schema SET version = 99 WHERE component = ?1", [component]).unwrap();
+        drop(c);
+        let o = consentry(&data, args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{component}: {err}");
+        assert!(err.contains("schema version 99") && err.contains("upgrade consentry"), "{component}: {err}");
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute("UPDATE consentry_schema SET version = 1 WHERE component = ?1", [component]).unwrap();
+    }
+}
