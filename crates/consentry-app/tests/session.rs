@@ -5,16 +5,8 @@ use consentry_app::ledger::AppendRequest;
 use consentry_app::{DataDir, ErrorKind, Session};
 use consentry_ledger::position::At;
 use consentry_policy::{Action, DenyReason, Source};
+use consentry_test_support::cli::copy_dir;
 use std::path::{Path, PathBuf};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() { copy_dir(&p, &target) } else { std::fs::copy(&p, &target).map(|_| ()).unwrap() }
-    }
-}
 
 /// A private copy of the fixture data directory.
 fn fixture() -> (tempfile::TempDir, PathBuf) {
