@@ -116,10 +116,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(OK)
         }
         Command::Append { member, purpose, action, notice_version, source, actor, event_time, idempotency_key } => {
-            let session = ctx.session()?;
-            // The purpose is checked before the flags that depend on it, as the ledger would.
-            session.purpose_id(&purpose)?;
-            let a = session.append(AppendRequest {
+            let a = ctx.session()?.append(AppendRequest {
                 member,
                 purpose,
                 action: Action::parse(&action).ok_or_else(|| bad_input("--action is grant or withdraw"))?,
