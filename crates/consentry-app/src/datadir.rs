@@ -233,6 +233,16 @@ impl DataDir {
                     s.written_by
                 ),
             )),
+            // No release wrote a format below 1: an edited stamp, not an old directory.
+            Some(s) if s.format < 1 => Err(AppError::new(
+                ErrorKind::Integrity,
+                format!(
+                    "{} says format {}, which no consentry release wrote: the stamp was edited; restore it (format = \
+                     {FORMAT_VERSION}) or remove it to have it written again",
+                    self.format_file().display(),
+                    s.format
+                ),
+            )),
             Some(s) => Ok(s.format),
             None if write && self.root.is_dir() => {
                 self.stamp()?;
@@ -252,9 +262,14 @@ impl DataDir {
         let text =
             toml::to_string(&stamp).map_err(|e| AppError::internal(format!("encoding the format stamp: {e}")))?;
         let text = format!("# The format of this Consentry data directory; do not edit.\n{text}");
-        consentry_files::write(&self.format_file(), text.as_bytes(), consentry_files::OutputOptions::PUBLIC)
-            .map_err(AppError::from)
-            .with_context(|| format!("writing {}", self.format_file().display()))?;
+        // Never through a link: a link planted in the data directory must not make consentry write elsewhere.
+        consentry_files::write(
+            &self.format_file(),
+            text.as_bytes(),
+            consentry_files::OutputOptions::PUBLIC.no_follow(),
+        )
+        .map_err(AppError::from)
+        .with_context(|| format!("writing {}", self.format_file().display()))?;
         Ok(())
     }
 

@@ -174,6 +174,7 @@ pub fn refused(o: &Output, needle: &str) {
 
 // One module per tampering class; each adds itself here.
 mod careless;
+mod datadir_tamper;
 mod gate_tamper;
 mod ledger_tamper;
 mod model_tamper;
