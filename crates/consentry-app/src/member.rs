@@ -6,7 +6,7 @@ use crate::error::{AppError, ErrorKind, Result};
 use crate::ledger::AppendRequest;
 use crate::session::Session;
 use consentry_ledger::receipt::AnyReceipt;
-use consentry_ledger::{Appended, Entry, Event};
+use consentry_ledger::{Appended, Entry, Event, LedgerError};
 use consentry_policy::{Action, ConsentEvent, Decision, MemberFacts, Notice, Source};
 
 /// The most events one history page holds.
@@ -172,7 +172,7 @@ impl Session {
                 Some(k) => format!("{k}/gpc"),
                 None => format!("member:{}/gpc/{}", choice.member, consentry_ledger::now()),
             };
-            self.gpc_signal(choice.member, consentry_ledger::now(), &gpc_key)?
+            self.gpc_retry(choice.member, &gpc_key)?
         } else {
             Vec::new()
         };
@@ -188,6 +188,24 @@ impl Session {
             key_prefix: "api",
         })?;
         Ok(ChoiceOutcome { appended, gpc })
+    }
+
+    /// A GPC signal stamped now; a retry (same key) after the clock moved on is the duplicate of its first
+    /// attempt, whose time stands (as [`Session::append`] treats a retry that named no event time).
+    fn gpc_retry(&self, member: u64, key: &str) -> Result<Vec<Appended>> {
+        match self.gpc_signal(member, consentry_ledger::now(), key) {
+            Err(e) => {
+                let first = match e.downcast_ref::<LedgerError>() {
+                    Some(LedgerError::IdempotencyConflict { seq, fields, .. }) if fields == "event time" => *seq,
+                    _ => return Err(e),
+                };
+                let stored = self.ledger()?.store().event(first)?.ok_or_else(|| {
+                    AppError::internal(format!("event {first} named by an idempotency key is missing"))
+                })?;
+                self.gpc_signal(member, stored.event.body.event_time, key)
+            }
+            ok => ok,
+        }
     }
 
     /// A page of `member`'s consent events, newest first: at most `limit` (1..=[`MAX_HISTORY_PAGE`]) events with a

@@ -357,9 +357,13 @@ fn a_gpc_signal_records_gpc_withdrawals_before_the_choice() {
     let consents = s.get("/v1/me/consents", &token).json();
     assert_eq!(purpose(&consents, JOBS)["allowed"], true);
     assert_eq!(purpose(&consents, REPLIES)["decision"]["reason"], "gpc");
-    // Retried with the same key: nothing new, GPC events included.
+    // Retried with the same key, after the clock moved on: nothing new, GPC events included.
     let len = s.ledger_len();
-    let again = s.choose(&token, JOBS, "granted", 1, &[("Sec-GPC", "1"), ("Idempotency-Key", "gpc-1")]).json();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = s.choose(&token, JOBS, "granted", 1, &[("Sec-GPC", "1"), ("Idempotency-Key", "gpc-1")]);
+    assert_eq!(again.status, 200, "{}", String::from_utf8_lossy(&again.body));
+    let again = again.json();
+    assert_eq!(again["seq"], seq);
     assert!(again["gpc"].as_array().unwrap().iter().all(|g| g["duplicate"] == true), "{again}");
     assert_eq!(s.ledger_len(), len);
 }
