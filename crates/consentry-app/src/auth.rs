@@ -171,12 +171,12 @@ impl Session {
         verify(token, &key.public(), &self.token_issuer()?, now)?.member()
     }
 
-    /// Refuses a member the ledger has no facts for.
-    pub fn known_member(&self, member: u64) -> Result<()> {
-        match self.ledger()?.store().member(member)? {
-            Some(_) => Ok(()),
-            None => Err(AppError::new(ErrorKind::NotFound, format!("member {member} is not in the ledger"))),
-        }
+    /// A member's latest facts; a member the ledger has none for is [`ErrorKind::NotFound`].
+    pub fn known_member(&self, member: u64) -> Result<consentry_ledger::MemberRecord> {
+        self.ledger()?
+            .store()
+            .member(member)?
+            .ok_or_else(|| AppError::new(ErrorKind::NotFound, format!("member {member} is not in the ledger")))
     }
 }
 

@@ -114,10 +114,7 @@ impl Session {
     pub fn member_consents(&self, member: u64, now: i64) -> Result<Vec<MemberConsent>> {
         let ledger = self.ledger()?;
         let policy = ledger.policy();
-        let record = ledger
-            .store()
-            .member(member)?
-            .ok_or_else(|| AppError::new(ErrorKind::NotFound, format!("member {member} is not in the ledger")))?;
+        let record = self.known_member(member)?;
         let facts = MemberFacts {
             jurisdiction: policy.resolve_jurisdiction(&record.jurisdiction),
             birth_date: record.birth_date,
@@ -199,10 +196,7 @@ impl Session {
                     Some(LedgerError::IdempotencyConflict { seq, fields, .. }) if fields == "event time" => *seq,
                     _ => return Err(e),
                 };
-                let stored = self.ledger()?.store().event(first)?.ok_or_else(|| {
-                    AppError::internal(format!("event {first} named by an idempotency key is missing"))
-                })?;
-                self.gpc_signal(member, stored.event.body.event_time, key)
+                self.gpc_signal(member, self.keyed_event(first)?.event.body.event_time, key)
             }
             ok => ok,
         }
