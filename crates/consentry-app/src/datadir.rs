@@ -25,6 +25,8 @@ const BUNDLES_DIR: &str = "bundles";
 const DEMO_MARKER: &str = ".consentry-demo";
 /// The secret key every differential-privacy noise draw is keyed by.
 const DP_KEY_FILE: &str = "dp-noise.key";
+/// The secret Ed25519 key member bearer tokens are signed with (not the ledger's key: rotating one leaves the other).
+const TOKEN_KEY_FILE: &str = "token.key";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
 
@@ -124,6 +126,11 @@ impl DataDir {
     /// The secret key every differential-privacy noise draw is keyed by.
     pub fn dp_key_file(&self) -> PathBuf {
         self.root.join(DP_KEY_FILE)
+    }
+
+    /// The secret key member bearer tokens are signed with (made on first `consentry token`).
+    pub fn token_key_file(&self) -> PathBuf {
+        self.root.join(TOKEN_KEY_FILE)
     }
 
     /// The marker of a data directory the demo made.

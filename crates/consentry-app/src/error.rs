@@ -11,6 +11,8 @@ use std::fmt;
 pub enum ErrorKind {
     /// The caller's input is wrong (a flag, a file, a request body): fix it and retry.
     BadInput,
+    /// The caller did not prove who they are (no bearer token, or an expired, forged or foreign one).
+    Unauthenticated,
     /// What was asked for does not exist (a member, a model id, a ledger not yet created).
     NotFound,
     /// The request contradicts what is recorded (an idempotency key reused for another event, an occupied output).
@@ -27,7 +29,7 @@ impl ErrorKind {
     /// The CLI's exit code for this kind: 2 when the caller can fix the input, 1 otherwise.
     pub fn exit_code(self) -> u8 {
         match self {
-            ErrorKind::BadInput | ErrorKind::NotFound | ErrorKind::Conflict => 2,
+            ErrorKind::BadInput | ErrorKind::Unauthenticated | ErrorKind::NotFound | ErrorKind::Conflict => 2,
             ErrorKind::Integrity | ErrorKind::Unavailable | ErrorKind::Internal => 1,
         }
     }
@@ -36,6 +38,7 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::BadInput => 400,
+            ErrorKind::Unauthenticated => 401,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
             ErrorKind::Integrity => 422,
@@ -48,6 +51,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::BadInput => "bad_input",
+            ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Integrity => "integrity",

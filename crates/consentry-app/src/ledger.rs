@@ -159,14 +159,19 @@ impl Session {
             // A retry of a request that named no event time gets "now" again, a second later perhaps: the first
             // attempt's time stands, and the retry is the duplicate it is.
             Err(LedgerError::IdempotencyConflict { seq, fields, .. }) if defaulted_time && fields == "event time" => {
-                let stored = ledger
-                    .store()
-                    .event(seq)?
-                    .ok_or_else(|| AppError::internal(format!("event {seq} named by an idempotency key is missing")))?;
+                let stored = self.keyed_event(seq)?;
                 Ok(Appended { event: stored.event, chain_hash: stored.chain_hash, duplicate: true })
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The stored event an idempotency conflict names (the first attempt of a retried request).
+    pub(crate) fn keyed_event(&self, seq: u64) -> Result<consentry_ledger::StoredEvent> {
+        self.ledger()?
+            .store()
+            .event(seq)?
+            .ok_or_else(|| AppError::internal(format!("event {seq} named by an idempotency key is missing")))
     }
 
     /// A Global Privacy Control signal (`Sec-GPC: 1`) from a member: a withdrawal, with source `gpc`, of every

@@ -7,12 +7,14 @@
 //! each module, [`AppError`] with its [`ErrorKind`], and [`Progress`] for long work.
 
 pub mod audit;
+pub mod auth;
 pub mod datadir;
 pub mod demo;
 pub mod error;
 pub mod gate;
 pub mod ledger;
 pub mod lineage;
+pub mod member;
 pub mod progress;
 pub mod redact;
 pub mod session;

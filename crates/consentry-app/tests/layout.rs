@@ -5,8 +5,16 @@ use std::path::{Path, PathBuf};
 
 /// The file names of the layout (the constants of `crates/consentry-app/src/datadir.rs`): flagged wherever they
 /// appear as a string literal.
-const FILES: &[&str] =
-    &["policy.toml", "ledger.db", "ledger.key", "ledger.pub", ".consentry-demo", "consentry-data.toml", "dp-noise.key"];
+const FILES: &[&str] = &[
+    "policy.toml",
+    "ledger.db",
+    "ledger.key",
+    "ledger.pub",
+    ".consentry-demo",
+    "consentry-data.toml",
+    "dp-noise.key",
+    "token.key",
+];
 
 /// The directory names of the layout: flagged where a path is built from them (`join("models")`, `"models/…"`),
 /// since the same words are also JSON keys.

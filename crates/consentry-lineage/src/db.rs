@@ -315,7 +315,8 @@ pub(crate) enum Conn {
     #[cfg(feature = "sqlite")]
     Sqlite(Mutex<rusqlite::Connection>),
     #[cfg(feature = "postgres")]
-    Postgres { url: String, client: Mutex<Option<Client>> },
+    // Boxed: a client is large (and larger with more of tokio compiled in), a SQLite connection small.
+    Postgres { url: String, client: Mutex<Option<Box<Client>>> },
     /// Built without a backend: no registry can be opened, so none exists.
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     #[allow(dead_code)]
@@ -379,7 +380,7 @@ impl Conn {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
         consentry_ledger::postgres::ensure_schema(&mut tx, &REGISTRY, &schema, url)?;
         tx.commit()?;
-        Ok(Conn::Postgres { url: url.to_string(), client: Mutex::new(Some(client)) })
+        Ok(Conn::Postgres { url: url.to_string(), client: Mutex::new(Some(Box::new(client))) })
     }
 
     /// Runs `f` in one transaction and commits it; any error rolls everything back. `write` takes SQLite's write
@@ -411,7 +412,7 @@ impl Conn {
                 loop {
                     if g.as_ref().is_none_or(|c| c.is_closed()) {
                         *g = None;
-                        *g = Some(pg_connect(url)?);
+                        *g = Some(Box::new(pg_connect(url)?));
                     }
                     let c = g.as_mut().ok_or(LineageError::Poisoned)?;
                     let result = (|| {

@@ -8,5 +8,7 @@
 pub mod cli;
 #[cfg(feature = "dp")]
 pub mod dp_grid;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "pg")]
 pub mod pg;

@@ -70,6 +70,10 @@ enum Command {
     /// Audit ledger, consent of every live model's members, withdrawal deadlines, commitments and DP
     /// records (online, or `--offline DIR` from an evidence bundle; `audit export --out DIR` writes one).
     Audit(cmd::audit::Args),
+    /// Run the HTTP service on the data directory: members read and change their own consent under /v1/me/.
+    Serve(cmd::serve::Args),
+    /// Mint a member bearer token for the service (`Authorization: Bearer …`).
+    Token(cmd::token::Args),
 }
 
 /// A closed pipe (`consentry lineage models | head -1`) ends the program quietly, as it does other
@@ -103,6 +107,8 @@ fn main() -> ExitCode {
         Command::Lineage(c) => cmd::lineage::run(&ctx, c),
         Command::Unlearn(args) => cmd::unlearn::run(&ctx, args),
         Command::Audit(args) => cmd::audit::run(&ctx, args),
+        Command::Serve(args) => cmd::serve::run(&ctx, args),
+        Command::Token(args) => cmd::token::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,8 @@ pub mod ledger;
 pub mod lineage;
 pub mod policy;
 pub mod redact;
+pub mod serve;
 pub mod synth;
+pub mod token;
 pub mod train;
 pub mod unlearn;

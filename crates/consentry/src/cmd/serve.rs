@@ -1,0 +1,44 @@
+//! `consentry serve`: the HTTP service on the data directory (member endpoints under `/v1/me/`).
+
+use crate::ui::{Ctx, OK};
+use anyhow::Context as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port. The bound address is the first line on standard output.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    addr: String,
+    /// Worker threads of the asynchronous runtime (use cases run on a separate blocking pool).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    workers: usize,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let session = Arc::new(ctx.session()?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.workers.max(1))
+        .enable_all()
+        .build()
+        .context("starting the asynchronous runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (is the port in use?)", args.addr))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        // The first line is the address alone, so a script (or a test) can read the port chosen for port 0.
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "http://{addr}").and_then(|()| out.flush()).context("writing to standard output")?;
+        drop(out);
+        if !ctx.quiet {
+            eprintln!("consentry serving {} on http://{addr} (Ctrl-C or SIGTERM stops it)", ctx.dir.root().display());
+        }
+        consentry_server::serve(listener, session, consentry_server::shutdown_signal()).await.context("serving HTTP")
+    })?;
+    if !ctx.quiet {
+        eprintln!("consentry serve stopped");
+    }
+    Ok(OK)
+}
