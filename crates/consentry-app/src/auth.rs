@@ -126,8 +126,12 @@ impl Session {
         Ok(format!("consentry:{}", &hex[..ISSUER_KEY_HEX.min(hex.len())]))
     }
 
-    /// The token-signing key, made (mode 0600) on first use.
-    fn token_key(&self, create: bool) -> Result<LogKey> {
+    /// The token-signing key, made (mode 0600) on first use, read from its file once per session (a key replaced on
+    /// disk takes effect when the service restarts).
+    fn token_key(&self, create: bool) -> Result<&LogKey> {
+        if let Some(k) = self.token_key.get() {
+            return Ok(k);
+        }
         let path = self.dir().token_key_file();
         if !path.exists() {
             if !create {
@@ -142,7 +146,8 @@ impl Session {
                 Err(e) => return Err(AppError::from(e).context(format!("writing {}", path.display()))),
             }
         }
-        LogKey::load(&path).map_err(AppError::from).with_context(|| format!("reading {}", path.display()))
+        let key = LogKey::load(&path).map_err(AppError::from).with_context(|| format!("reading {}", path.display()))?;
+        Ok(self.token_key.get_or_init(|| key))
     }
 
     /// Mints a bearer token for a member the ledger knows, valid for `ttl_secs` (at most [`MAX_TTL_SECS`]).
@@ -161,7 +166,7 @@ impl Session {
             nbf: now,
             exp: now + ttl_secs,
         };
-        let token = sign(&claims, &self.token_key(true)?)?;
+        let token = sign(&claims, self.token_key(true)?)?;
         Ok(MintedToken { token, claims })
     }
 

@@ -68,8 +68,14 @@ impl VerifyReport {
     }
 }
 
-/// A receipt that verified, and what it is about.
-pub type VerifiedReceipt = AnyReceipt;
+/// A receipt checked against a public key: the key (for the front end to name) and the verdict.
+#[derive(Debug)]
+pub struct ReceiptCheck {
+    /// The ledger's public key the receipt was checked against.
+    pub key: PublicKey,
+    /// The receipt, or which check failed (the `ReceiptError` is reachable by `downcast_ref`).
+    pub verdict: std::result::Result<AnyReceipt, AppError>,
+}
 
 /// A written Parquet snapshot.
 #[derive(Debug)]
@@ -116,14 +122,16 @@ fn random_key(prefix: &str) -> Result<String> {
     Ok(format!("{prefix}:{}", hex::encode(b)))
 }
 
-/// Verifies a receipt offline against the ledger's public key file; the error says which check failed.
-pub fn verify_receipt(file: &Path, public_key: &Path) -> Result<std::result::Result<VerifiedReceipt, AppError>> {
+/// Verifies a receipt offline against the ledger's public key file. The outer error is a file that cannot be read;
+/// the verdict says which check failed.
+pub fn verify_receipt(file: &Path, public_key: &Path) -> Result<ReceiptCheck> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| AppError::bad_input(format!("cannot read {}: {e}", file.display())))?;
     let _: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| AppError::bad_input(format!("{} is not a Consentry receipt: {e}", file.display())))?;
     let key = PublicKey::load(public_key)?;
-    Ok(AnyReceipt::verify_json(&text, &key).map_err(|e| AppError::wrap(ErrorKind::Integrity, e)))
+    let verdict = AnyReceipt::verify_json(&text, &key).map_err(|e| AppError::wrap(ErrorKind::Integrity, e));
+    Ok(ReceiptCheck { key, verdict })
 }
 
 impl Session {

@@ -49,6 +49,8 @@ pub struct Session {
     read_only: bool,
     ledger: OnceLock<Ledger>,
     registry: OnceLock<Registry>,
+    /// The member-token signing key, read once (`auth.rs`): verifying a token is on every request's path.
+    pub(crate) token_key: OnceLock<LogKey>,
 }
 
 impl Session {
@@ -67,7 +69,14 @@ impl Session {
     fn new(dir: DataDir, database: Option<&str>, read_only: bool) -> Result<Session> {
         let database = Database::parse(&dir, database)?;
         dir.check_format(false)?;
-        Ok(Session { dir, database, read_only, ledger: OnceLock::new(), registry: OnceLock::new() })
+        Ok(Session {
+            dir,
+            database,
+            read_only,
+            ledger: OnceLock::new(),
+            registry: OnceLock::new(),
+            token_key: OnceLock::new(),
+        })
     }
 
     /// The data directory.

@@ -284,8 +284,9 @@ fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {
 }
 
 fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<ExitCode> {
-    let key = consentry_ledger::PublicKey::load(public_key).map_err(consentry_app::AppError::from);
-    match consentry_app::ledger::verify_receipt(file, public_key)? {
+    let checked = consentry_app::ledger::verify_receipt(file, public_key)?;
+    let key = checked.key.to_hex();
+    match checked.verdict {
         Ok(AnyReceipt::Consent(receipt)) => {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"valid": true, "record": receipt.record}))?;
@@ -296,7 +297,7 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
                     receipt.record.event.event_type,
                     receipt.record.purpose,
                     receipt.record.pii_principal_id,
-                    &key?.to_hex()[..16],
+                    &key[..16],
                     ui::thousands(receipt.tree_head.head.tree_size)
                 ));
             }
@@ -315,7 +316,7 @@ fn verify_receipt(ctx: &Ctx, file: &Path, public_key: &Path) -> anyhow::Result<E
                     f.jurisdiction,
                     f.birth_date,
                     f.actor,
-                    &key?.to_hex()[..16],
+                    &key[..16],
                     ui::thousands(receipt.tree_head.head.tree_size)
                 ));
             }
