@@ -11,6 +11,7 @@ pub mod auth;
 pub mod datadir;
 pub mod demo;
 pub mod error;
+pub mod evidence;
 pub mod gate;
 pub mod keys;
 pub mod ledger;

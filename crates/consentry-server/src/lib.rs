@@ -6,6 +6,7 @@
 //! subject; no URL names a member).
 
 pub mod auth;
+pub mod evidence;
 pub mod problem;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
@@ -53,6 +54,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/history", get(my_history))
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
+        .merge(evidence::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
