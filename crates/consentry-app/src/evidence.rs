@@ -276,9 +276,9 @@ impl Session {
         Ok(self.ledger()?.verify_through()?)
     }
 
-    /// Inclusion proof of entry `seq` in the tree of `size` entries [default: the newest signed head's size].
-    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof> {
-        let ledger = self.ledger()?;
+    /// The verified log's length and the tree size a proof is asked for (none: the newest signed head's), refusing
+    /// a tree the log has not reached.
+    fn proof_tree(&self, size: Option<u64>) -> Result<(u64, u64)> {
         let len = self.verified_len()?;
         let size = match size {
             Some(s) => s,
@@ -290,6 +290,13 @@ impl Session {
                 format!("the log has {len} entries, not {size}: there is no tree of {size} entries yet"),
             ));
         }
+        Ok((len, size))
+    }
+
+    /// Inclusion proof of entry `seq` in the tree of `size` entries [default: the newest signed head's size].
+    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof> {
+        let ledger = self.ledger()?;
+        let (len, size) = self.proof_tree(size)?;
         if seq == 0 || seq > size {
             return Err(AppError::bad_input(format!(
                 "entry {seq} is not in a tree of {size} entries: seq runs from 1 to the tree size"
@@ -314,17 +321,7 @@ impl Session {
     /// Consistency proof from the tree of `from` entries to the tree of `to` [default: the newest signed head's size].
     pub fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof> {
         let ledger = self.ledger()?;
-        let len = self.verified_len()?;
-        let to = match to {
-            Some(t) => t,
-            None => self.latest_checkpoint()?.head.tree_size,
-        };
-        if to > len {
-            return Err(AppError::new(
-                ErrorKind::NotFound,
-                format!("the log has {len} entries, not {to}: there is no tree of {to} entries yet"),
-            ));
-        }
+        let (_, to) = self.proof_tree(to)?;
         if from > to {
             return Err(AppError::bad_input(format!(
                 "from ({from}) is past to ({to}): a consistency proof goes from an older tree to a newer one"

@@ -6,9 +6,7 @@ mod common;
 
 use common::*;
 use consentry_test_support::http::request;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 #[test]
 fn the_downloaded_bundle_passes_consentry_audit_offline() {
@@ -18,21 +16,11 @@ fn the_downloaded_bundle_passes_consentry_audit_offline() {
     let key = ok(&consentry(&data, &["keys", "create", "--role", "auditor", "--name", "external auditor"]));
     let key = key.trim().to_string();
 
-    let mut child = command(&data)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let addr = first.trim().strip_prefix("http://").unwrap_or_else(|| panic!("first line: {first:?}")).parse().unwrap();
+    let (child, addr) = serve(&data);
     let auth = format!("Bearer {key}");
     let r = request(addr, "GET", "/v1/evidence/bundle", &[("Authorization", &auth)], b"");
     let head = request(addr, "GET", "/v1/log/checkpoint", &[("Authorization", &auth)], b"");
-    let pid = i32::try_from(child.id()).unwrap();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(sigterm(child).code(), Some(0));
     assert_eq!(r.status, 200, "{}", text(&r.body));
     assert_eq!(head.status, 200, "{}", text(&head.body));
 
