@@ -79,7 +79,7 @@ impl Server {
     }
 
     fn public_key(&self) -> PublicKey {
-        PublicKey::load(&self.data.join("ledger.pub")).unwrap()
+        PublicKey::load(&DataDir::new(&self.data).public_key_file()).unwrap()
     }
 
     /// Appends `n` withdrawals and grants of member A and signs a head over them: a second head to prove against.
@@ -279,7 +279,7 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
     for path in ["/v1/log/checkpoint", "/v1/evidence/bundle", "/v1/log/receipts/1"] {
         assert_eq!(s.post(path, &auditor).status, 405, "{path}");
     }
-    assert!(!s.data.join("bundles/audit-runs").exists(), "no audit run recorded");
+    assert!(!DataDir::new(&s.data).audit_runs_dir().exists(), "no audit run recorded");
 }
 
 #[test]
@@ -306,7 +306,7 @@ fn an_operator_runs_an_audit_and_the_run_is_recorded_signed() {
     assert_eq!(shown, run);
 
     // Red team: a record edited on disk (a failed audit turned into a pass, say) is refused, not shown.
-    let file = s.data.join(format!("bundles/audit-runs/{id}.json"));
+    let file = DataDir::new(&s.data).audit_runs_dir().join(format!("{id}.json"));
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"requested_by\": \"operator", "\"requested_by\": \"auditor", 1)).unwrap();
     problem(&s.get(&format!("/v1/audits/{id}"), &operator), 422, "integrity");
@@ -336,7 +336,8 @@ fn the_bundle_download_passes_the_offline_audit() {
     assert!(report.ok, "{}", report.render());
     assert!(report.ledger.events > 0 && !report.models.is_empty(), "{}", report.render());
     // The temporary export is gone once sent.
-    assert!(!s.data.join("bundles").exists() || std::fs::read_dir(s.data.join("bundles")).unwrap().next().is_none());
+    let bundles = DataDir::new(&s.data).bundles_dir();
+    assert!(!bundles.exists() || std::fs::read_dir(bundles).unwrap().next().is_none());
 }
 
 #[test]
@@ -373,7 +374,7 @@ impl Server {
         let dir = std::mem::replace(&mut s._dir, tempfile::tempdir().unwrap());
         let data = s.data.clone();
         drop(s);
-        let conn = rusqlite::Connection::open(data.join("ledger.db")).unwrap();
+        let conn = rusqlite::Connection::open(DataDir::new(&data).ledger_db()).unwrap();
         let changed = conn
             .execute("UPDATE events SET member_id = member_id + 1 WHERE seq = ?1", [i64::try_from(seq).unwrap()])
             .unwrap();

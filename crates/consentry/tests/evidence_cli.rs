@@ -36,7 +36,7 @@ fn the_downloaded_bundle_passes_consentry_audit_offline() {
     assert_eq!(tops.len(), 1, "{tops:?}");
     let bundle = tops[0].to_str().unwrap();
     let heads = heads.to_str().unwrap();
-    let public_key = data.join("ledger.pub");
+    let public_key = consentry_app::DataDir::new(&data).public_key_file();
     let public_key = public_key.to_str().unwrap();
     let report = ok(&consentry(&data, &["audit", "--offline", bundle, "--heads", heads, "--public-key", public_key]));
     assert!(report.contains("audit passed: no violation"), "{report}");
