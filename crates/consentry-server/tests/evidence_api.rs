@@ -275,10 +275,21 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
         problem(&s.get("/v1/audits", token), 403, "forbidden");
         problem(&s.get("/v1/audits/1-00", token), 403, "forbidden");
     }
-    // Evidence routes are read-only, whoever asks.
+    // Evidence routes are read-only, whoever asks, and an auditor key writes no consent either.
+    let len = s.session.ledger().unwrap().store().len().unwrap();
     for path in ["/v1/log/checkpoint", "/v1/evidence/bundle", "/v1/log/receipts/1"] {
         assert_eq!(s.post(path, &auditor).status, 405, "{path}");
     }
+    let body = br#"{"state": "withdrawn", "notice_version": 1}"#;
+    let put = request(
+        s.addr,
+        "PUT",
+        &format!("/v1/me/consents/{JOBS}"),
+        &[("Authorization", &format!("Bearer {auditor}")), ("Content-Type", "application/json")],
+        body,
+    );
+    problem(&put, 403, "forbidden");
+    assert_eq!(s.session.ledger().unwrap().store().len().unwrap(), len, "nothing appended");
     assert!(!DataDir::new(&s.data).audit_runs_dir().exists(), "no audit run recorded");
 }
 
@@ -382,4 +393,41 @@ impl Server {
         drop(conn);
         Server::on(dir, data)
     }
+}
+
+#[test]
+fn the_openapi_document_lists_every_evidence_path_with_its_problems() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(consentry_server::evidence::EvidenceApi::openapi()).unwrap();
+    for path in [
+        "/v1/log/checkpoint",
+        "/v1/log/checkpoints",
+        "/v1/log/checkpoints/{size}",
+        "/v1/log/public-key",
+        "/v1/log/proofs/inclusion",
+        "/v1/log/proofs/consistency",
+        "/v1/log/receipts/{seq}",
+        "/v1/evidence/bundle",
+        "/v1/audits",
+        "/v1/audits/{id}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing: {}", doc["paths"]);
+    }
+    assert!(doc["paths"]["/v1/audits"]["post"]["responses"]["201"].is_object());
+    assert!(doc["paths"]["/v1/log/checkpoint"]["get"]["responses"]["403"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "SignedTreeHead",
+        "InclusionProof",
+        "ConsistencyProof",
+        "AuditRun",
+        "AuditRunSummary",
+        "Problem",
+        "LogEntry",
+        "PublicKey",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} missing: {schemas}");
+    }
+    assert!(schemas["Problem"]["properties"]["type"].is_object(), "{}", schemas["Problem"]);
+    assert_eq!(schemas["InclusionProof"]["properties"]["entry"]["$ref"], "#/components/schemas/LogEntry");
 }
