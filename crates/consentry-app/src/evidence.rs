@@ -1,27 +1,18 @@
 //! Evidence use cases for auditors and operators: signed tree heads (latest and by size), inclusion and
 //! consistency proofs with what a client needs to check them against a head it holds, any entry's receipt, the
-//! evidence bundle `audit --offline` reads as one archive, and audit runs recorded in the data directory.
+//! evidence bundle `audit --offline` reads as one archive. (Audit runs are in `audit_runs.rs`.)
 //!
 //! Proofs come from the ledger's own Merkle tree (`consentry_ledger::merkle`), after
 //! [`consentry_ledger::Ledger::verify_through`]: nothing is proven about a log that no longer matches its hashes
-//! and signatures. An audit run is the online audit ([`Session::audit`]) plus who asked and when, written as
-//! `bundles/audit-runs/<id>.json` with the ledger key's signature over those exact bytes in `<id>.sig`, so an
-//! edited record is refused on read.
+//! and signatures.
 
 use crate::error::{AppError, ErrorKind, Result};
-use crate::keys::Principal;
 use crate::session::Session;
-use consentry_audit::{AuditOptions, ExportSummary};
-use consentry_files::OutputOptions;
-use consentry_ledger::{Entry, Event, FactsEntry, Hash, LogKey, SignedTreeHead};
+use consentry_audit::ExportSummary;
+use consentry_ledger::{Entry, Event, FactsEntry, Hash, SignedTreeHead};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// The label audit-run records are signed under (`LogKey::sign_labelled`), so no other signed record passes for one.
-const RUN_LABEL: &str = "consentry audit run v1";
-/// The longest audit-run id the service looks up (ids it makes are shorter).
-const MAX_RUN_ID: usize = 64;
 
 /// One entry of the log, as a client re-encodes it to recompute its leaf hash (`Event::leaf_hash`,
 /// `FactsEntry::leaf_hash` in `consentry-ledger`).
@@ -184,62 +175,6 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, bool)>) -> Result<()
     Ok(())
 }
 
-/// A recorded audit run: the online audit's report, when it ran and who asked for it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AuditRun {
-    /// The run's id (start time and a random part).
-    pub id: String,
-    /// When the audit started (Unix seconds).
-    pub started: i64,
-    /// When it finished (Unix seconds).
-    pub finished: i64,
-    /// Wall-clock seconds it took.
-    pub seconds: f64,
-    /// Who asked for it ([`Principal::describe`]).
-    pub requested_by: String,
-    /// True when the audit found no violation.
-    pub ok: bool,
-    /// Violations found.
-    pub violations: usize,
-    /// The log's length when the audit ran.
-    pub log_entries: u64,
-    /// The audit's full report (findings, ledger, datasets, models), as `consentry audit --json` prints it.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub report: serde_json::Value,
-}
-
-/// An audit run as listed: everything but the report.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AuditRunSummary {
-    /// The run's id.
-    pub id: String,
-    /// When the audit started (Unix seconds).
-    pub started: i64,
-    /// When it finished (Unix seconds).
-    pub finished: i64,
-    /// Who asked for it.
-    pub requested_by: String,
-    /// True when the audit found no violation.
-    pub ok: bool,
-    /// Violations found.
-    pub violations: usize,
-}
-
-impl From<&AuditRun> for AuditRunSummary {
-    fn from(r: &AuditRun) -> AuditRunSummary {
-        AuditRunSummary {
-            id: r.id.clone(),
-            started: r.started,
-            finished: r.finished,
-            requested_by: r.requested_by.clone(),
-            ok: r.ok,
-            violations: r.violations,
-        }
-    }
-}
-
 fn hexes(v: &[Hash]) -> Vec<String> {
     v.iter().map(hex::encode).collect()
 }
@@ -272,7 +207,7 @@ impl Session {
     }
 
     /// The log's length after checking it against its hashes and signed heads.
-    fn verified_len(&self) -> Result<u64> {
+    pub(crate) fn verified_len(&self) -> Result<u64> {
         Ok(self.ledger()?.verify_through()?)
     }
 
@@ -349,104 +284,4 @@ impl Session {
         let summary = self.export_bundle(&dir.path().join(&name))?;
         Ok(EvidenceBundle { _dir: dir, summary, name, created: now })
     }
-
-    /// Runs the online audit for `by` and records the run (signed, under the data directory) before returning it.
-    pub fn run_audit(&self, by: &Principal) -> Result<AuditRun> {
-        let started = consentry_ledger::now();
-        let clock = std::time::Instant::now();
-        let log_entries = self.verified_len()?;
-        let report = self.audit(&AuditOptions::at(started))?;
-        let mut random = [0u8; 4];
-        getrandom::fill(&mut random).map_err(|e| AppError::internal(format!("no randomness available: {e}")))?;
-        let run = AuditRun {
-            id: format!("{started}-{}", hex::encode(random)),
-            started,
-            finished: consentry_ledger::now(),
-            seconds: clock.elapsed().as_secs_f64(),
-            requested_by: by.describe(),
-            ok: report.ok,
-            violations: report.violations,
-            log_entries,
-            report: serde_json::to_value(&report)
-                .map_err(|e| AppError::internal(format!("encoding the audit report: {e}")))?,
-        };
-        let json =
-            serde_json::to_vec_pretty(&run).map_err(|e| AppError::internal(format!("encoding the audit run: {e}")))?;
-        let key = LogKey::load(&self.dir().key_file())?;
-        let signature = hex::encode(key.sign_labelled(RUN_LABEL, &json));
-        let dir = self.dir().audit_runs_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| AppError::wrap(ErrorKind::Internal, e).context(format!("creating {}", dir.display())))?;
-        // The signature first: a crash between the two writes leaves a stray `.sig`, never an unsigned run.
-        let opts = OutputOptions::MEMBER_DATA.no_follow();
-        consentry_files::write(&dir.join(format!("{}.sig", run.id)), format!("{signature}\n").as_bytes(), opts)?;
-        consentry_files::write(&dir.join(format!("{}.json", run.id)), &json, opts)?;
-        Ok(run)
-    }
-
-    /// Every recorded audit run, newest first; a record whose signature fails is an integrity error naming it.
-    pub fn audit_runs(&self) -> Result<Vec<AuditRunSummary>> {
-        let dir = self.dir().audit_runs_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(AppError::wrap(ErrorKind::Internal, e).context(format!("reading {}", dir.display())));
-            }
-        };
-        let mut runs = Vec::new();
-        for entry in entries {
-            let entry = entry
-                .map_err(|e| AppError::wrap(ErrorKind::Internal, e).context(format!("reading {}", dir.display())))?;
-            let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
-            if valid_run_id(id) {
-                runs.push(AuditRunSummary::from(&self.audit_run(id)?));
-            }
-        }
-        runs.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)));
-        Ok(runs)
-    }
-
-    /// One recorded audit run, its signature checked with the ledger's public key.
-    pub fn audit_run(&self, id: &str) -> Result<AuditRun> {
-        let not_found =
-            || AppError::new(ErrorKind::NotFound, format!("no audit run `{id}`; GET /v1/audits lists them"));
-        if !valid_run_id(id) {
-            return Err(not_found());
-        }
-        let path = self.dir().audit_runs_dir().join(format!("{id}.json"));
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
-            Err(e) => {
-                return Err(AppError::wrap(ErrorKind::Internal, e).context(format!("reading {}", path.display())));
-            }
-        };
-        let tampered = |why: String| {
-            AppError::new(
-                ErrorKind::Integrity,
-                format!("the audit run record {} {why}: it was altered after it was written", path.display()),
-            )
-        };
-        let signature: [u8; 64] = std::fs::read_to_string(path.with_extension("sig"))
-            .ok()
-            .and_then(|s| hex::decode(s.trim()).ok())
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| tampered(format!("has no readable signature beside it ({id}.sig)")))?;
-        if !self.public_key()?.verify_labelled(RUN_LABEL, &text, &signature) {
-            return Err(tampered("does not match its signature".into()));
-        }
-        let run: AuditRun =
-            serde_json::from_slice(&text).map_err(|e| tampered(format!("is not an audit run record ({e})")))?;
-        if run.id != id {
-            return Err(tampered(format!("names run `{}`", run.id)));
-        }
-        Ok(run)
-    }
-}
-
-/// Ids the service makes: digits, a dash, lowercase hex; anything else names no file.
-fn valid_run_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_RUN_ID && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'-'))
 }

@@ -7,6 +7,7 @@
 //! each module, [`AppError`] with its [`ErrorKind`], and [`Progress`] for long work.
 
 pub mod audit;
+pub mod audit_runs;
 pub mod auth;
 pub mod datadir;
 pub mod demo;

@@ -293,35 +293,69 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
     assert!(!DataDir::new(&s.data).audit_runs_dir().exists(), "no audit run recorded");
 }
 
+/// Polls `GET /v1/audits/{id}` until the run is no longer running.
+fn finished_run(s: &Server, token: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let run = ok_json(&s.get(&format!("/v1/audits/{id}"), token));
+        if run["status"] != "running" {
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "the audit still runs: {run}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
-fn an_operator_runs_an_audit_and_the_run_is_recorded_signed() {
+fn an_operator_starts_an_audit_polls_it_and_the_run_is_recorded_signed() {
     let s = Server::start();
     let operator = s.key(Role::Operator);
     let key_id = s.session.list_api_keys().unwrap().into_iter().next().unwrap().id;
     let r = s.post("/v1/audits", &operator);
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    let run = r.json();
-    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let started = r.json();
+    assert_eq!(started["status"], "running", "{started}");
+    assert_eq!(started["requested_by"], format!("operator key {key_id}"));
+    let id = started["id"].as_str().unwrap().to_string();
     assert_eq!(r.header("location"), Some(format!("/v1/audits/{id}").as_str()));
-    assert_eq!(run["ok"], true, "{run}");
-    assert_eq!(run["violations"], 0);
-    assert_eq!(run["requested_by"], format!("operator key {key_id}"));
-    assert_eq!(run["report"]["mode"], "online");
-    assert!(run["report"]["findings"].is_array());
+
+    let run = finished_run(&s, &operator, &id);
+    assert_eq!(run["status"], "done", "{run}");
+    assert_eq!((run["ok"].as_bool(), run["violations"].as_u64()), (Some(true), Some(0)), "{run}");
+    assert_eq!(run["started"], started["started"]);
+    assert_eq!(run["run"]["requested_by"], format!("operator key {key_id}"));
+    assert_eq!(run["run"]["report"]["mode"], "online");
+    assert!(run["run"]["report"]["findings"].is_array());
+    assert_eq!(run["run"]["log_entries"], s.session.ledger().unwrap().store().len().unwrap());
 
     let listed = ok_json(&s.get("/v1/audits", &operator));
     assert_eq!(listed["runs"].as_array().unwrap().len(), 1);
     assert_eq!(listed["runs"][0]["id"], id.as_str());
-    assert!(listed["runs"][0].get("report").is_none());
-    let shown = ok_json(&s.get(&format!("/v1/audits/{id}"), &operator));
-    assert_eq!(shown, run);
+    assert_eq!(listed["runs"][0]["status"], "done");
+    assert!(listed["runs"][0].get("run").is_none(), "a list carries no reports");
 
-    // Red team: a record edited on disk (a failed audit turned into a pass, say) is refused, not shown.
+    // Red team: a record edited on disk (here its requester) is refused, not shown.
     let file = DataDir::new(&s.data).audit_runs_dir().join(format!("{id}.json"));
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"requested_by\": \"operator", "\"requested_by\": \"auditor", 1)).unwrap();
     problem(&s.get(&format!("/v1/audits/{id}"), &operator), 422, "integrity");
     problem(&s.get("/v1/audits", &operator), 422, "integrity");
+}
+
+#[test]
+fn a_run_whose_process_died_reads_as_interrupted() {
+    let s = Server::start();
+    let operator = s.key(Role::Operator);
+    // What a process killed mid-audit leaves: the begun run's ticket, with nobody holding its lock.
+    let dir = DataDir::new(&s.data).audit_runs_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let ticket = r#"{"id": "1700000000-0badc0de", "started": 1700000000, "requested_by": "operator key k1"}"#;
+    std::fs::write(dir.join("1700000000-0badc0de.running"), ticket).unwrap();
+    let run = ok_json(&s.get("/v1/audits/1700000000-0badc0de", &operator));
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert!(run.get("ok").is_none(), "no verdict: {run}");
+    let listed = ok_json(&s.get("/v1/audits", &operator));
+    assert_eq!(listed["runs"][0]["status"], "interrupted");
 }
 
 #[test]
@@ -413,7 +447,7 @@ fn the_openapi_document_lists_every_evidence_path_with_its_problems() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing: {}", doc["paths"]);
     }
-    assert!(doc["paths"]["/v1/audits"]["post"]["responses"]["201"].is_object());
+    assert!(doc["paths"]["/v1/audits"]["post"]["responses"]["202"].is_object());
     assert!(doc["paths"]["/v1/log/checkpoint"]["get"]["responses"]["403"].is_object());
     let schemas = &doc["components"]["schemas"];
     for name in [
@@ -421,7 +455,8 @@ fn the_openapi_document_lists_every_evidence_path_with_its_problems() {
         "InclusionProof",
         "ConsistencyProof",
         "AuditRun",
-        "AuditRunSummary",
+        "AuditRecord",
+        "AuditStatus",
         "Problem",
         "LogEntry",
         "PublicKey",
