@@ -343,6 +343,22 @@ fn an_operator_starts_an_audit_polls_it_and_the_run_is_recorded_signed() {
 }
 
 #[test]
+fn an_audit_that_cannot_run_is_recorded_as_failed_with_why() {
+    let s = Server::start();
+    let operator = s.key(Role::Operator);
+    // The models directory replaced by a file: the audit cannot read the model it must check.
+    let models = DataDir::new(&s.data).models_dir();
+    std::fs::remove_dir_all(&models).unwrap();
+    std::fs::write(&models, "not a directory").unwrap();
+    let r = s.post("/v1/audits", &operator);
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let run = finished_run(&s, &operator, r.json()["id"].as_str().unwrap());
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["error"].as_str().unwrap().contains("model.json"), "{run}");
+    assert!(run.get("ok").is_none(), "no verdict: {run}");
+}
+
+#[test]
 fn a_run_whose_process_died_reads_as_interrupted() {
     let s = Server::start();
     let operator = s.key(Role::Operator);
