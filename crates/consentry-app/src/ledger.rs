@@ -116,7 +116,7 @@ pub fn parse_at(at: Option<&str>) -> Result<At> {
 }
 
 /// A fresh random idempotency key, so a retried request without one of its own is still one event.
-fn random_key(prefix: &str) -> Result<String> {
+pub(crate) fn random_key(prefix: &str) -> Result<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| AppError::internal(format!("no randomness available: {e}")))?;
     Ok(format!("{prefix}:{}", hex::encode(b)))
