@@ -74,6 +74,13 @@ pub struct QueuedRequest {
     pub seconds_left: Option<i64>,
 }
 
+/// A model status as a front end spells it (`training`, `live`, `superseded`, `retired`).
+pub fn model_status(s: &str) -> Result<consentry_lineage::ModelStatus> {
+    consentry_lineage::ModelStatus::parse(s).ok_or_else(|| {
+        AppError::bad_input(format!("`{s}` is not a model status: use training, live, superseded or retired"))
+    })
+}
+
 impl Session {
     /// Consent coverage by purpose × jurisdiction at each instant of the query.
     pub fn coverage(&self, q: &CoverageQuery, now: i64) -> Result<Vec<CoveragePoint>> {

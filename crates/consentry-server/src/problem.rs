@@ -8,6 +8,21 @@ use serde_json::{Map, Value, json};
 
 /// The media type of a problem body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+/// The schema of a problem body in the OpenAPI document (a schema only: [`Problem`] renders the body).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemSchema {
+    /// A stable URI naming the kind of problem (`https://consentry.dev/problems/<slug>`).
+    r#type: String,
+    /// A short human summary of the kind.
+    title: String,
+    /// The HTTP status.
+    status: u16,
+    /// What went wrong with this request and what to do.
+    detail: String,
+}
+
 /// Where the stable problem type URIs live; a type is this plus a slug.
 pub const TYPE_BASE: &str = "https://consentry.dev/problems/";
 
