@@ -392,3 +392,28 @@ fn red_team_an_altered_or_forged_operator_record_is_detected() {
     assert_eq!(e.kind(), ErrorKind::Integrity);
     assert!(e.to_string().contains("without a record"), "{e}");
 }
+
+#[test]
+fn every_route_of_these_modules_is_in_their_openapi_paths() {
+    use utoipa::OpenApi as _;
+    let ops = serde_json::to_value(consentry_server::operator::OperatorApi::openapi()).unwrap();
+    for (method, path) in [
+        ("get", "/v1/policy"),
+        ("get", "/v1/purposes"),
+        ("get", "/v1/purposes/{purpose}"),
+        ("post", "/v1/purposes/{purpose}/notices"),
+        ("get", "/v1/operator-actions"),
+        ("get", "/v1/coverage"),
+        ("get", "/v1/models"),
+        ("get", "/v1/models/{id}"),
+        ("get", "/v1/unlearning"),
+        ("post", "/v1/jobs/unlearn"),
+    ] {
+        assert!(ops["paths"][path][method].is_object(), "{method} {path}");
+    }
+    let me = serde_json::to_value(consentry_server::me::MeApi::openapi()).unwrap();
+    for (method, path) in [("get", "/v1/me/export"), ("post", "/v1/me/erasure"), ("get", "/v1/me/erasure")] {
+        assert!(me["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(ops["components"]["schemas"]["NewNotice"].is_object(), "{}", ops["components"]);
+}
