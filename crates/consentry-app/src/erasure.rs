@@ -127,20 +127,9 @@ impl Session {
                 last.is_none_or(|e| e.body.action != Action::Withdraw || e.body.idempotency_key == key_of(&p.key))
             })
             .collect();
+        let actor = format!("member:{member}");
         let batch = |at: i64| -> Vec<NewEvent> {
-            wanted
-                .iter()
-                .map(|p| NewEvent {
-                    member_id: member,
-                    purpose: p.key.clone(),
-                    action: Action::Withdraw,
-                    notice_version: p.latest_notice().version,
-                    source: Source::Erasure,
-                    actor: format!("member:{member}"),
-                    event_time: at,
-                    idempotency_key: key_of(&p.key),
-                })
-                .collect()
+            wanted.iter().map(|p| crate::ledger::withdrawal(member, p, Source::Erasure, &actor, at, &base)).collect()
         };
         let withdrawals = if wanted.is_empty() {
             Vec::new()

@@ -122,6 +122,28 @@ pub(crate) fn random_key(prefix: &str) -> Result<String> {
     Ok(format!("{prefix}:{}", hex::encode(b)))
 }
 
+/// A withdrawal of `purpose` under its newest notice, keyed `<key_base>/<purpose>`: what a GPC signal and an erasure
+/// append for each purpose they withdraw.
+pub(crate) fn withdrawal(
+    member: u64,
+    purpose: &consentry_policy::Purpose,
+    source: Source,
+    actor: &str,
+    event_time: i64,
+    key_base: &str,
+) -> NewEvent {
+    NewEvent {
+        member_id: member,
+        purpose: purpose.key.clone(),
+        action: Action::Withdraw,
+        notice_version: purpose.latest_notice().version,
+        source,
+        actor: actor.to_string(),
+        event_time,
+        idempotency_key: format!("{key_base}/{}", purpose.key),
+    }
+}
+
 /// Verifies a receipt offline against the ledger's public key file. The outer error is a file that cannot be read;
 /// the verdict says which check failed.
 pub fn verify_receipt(file: &Path, public_key: &Path) -> Result<ReceiptCheck> {
@@ -191,16 +213,7 @@ impl Session {
             .purposes
             .iter()
             .filter(|p| p.gpc_withdraws)
-            .map(|p| NewEvent {
-                member_id: member,
-                purpose: p.key.clone(),
-                action: Action::Withdraw,
-                notice_version: p.latest_notice().version,
-                source: Source::Gpc,
-                actor: "gpc-signal".to_string(),
-                event_time,
-                idempotency_key: format!("{idempotency_key}/{}", p.key),
-            })
+            .map(|p| withdrawal(member, p, Source::Gpc, "gpc-signal", event_time, idempotency_key))
             .collect();
         if events.is_empty() {
             return Ok(Vec::new());

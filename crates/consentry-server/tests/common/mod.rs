@@ -1,6 +1,6 @@
 //! The test harness the service's HTTP tests share: the router on an ephemeral port over a private copy of the
 //! CLI's fixture data directory (`crates/consentry/tests/fixtures/datadir-v1`), driven by test-support's plain
-//! HTTP/1.1 client. Copied from `member_api.rs` (which keeps its own copy for now; the lead may point it here).
+//! HTTP/1.1 client (moved here from `member_api.rs`, which uses it too).
 
 #![allow(dead_code)]
 
