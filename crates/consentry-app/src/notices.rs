@@ -61,7 +61,8 @@ pub struct OperatorAction {
     pub at: i64,
     /// Who did it (`operator key k…`).
     pub actor: String,
-    /// What was done: `publish_notice`.
+    /// What was done: `adopt_policy` (the first line: the policy in force before the first change) or
+    /// `publish_notice`.
     pub action: String,
     /// The purpose whose notice was published.
     pub purpose: String,
@@ -69,7 +70,7 @@ pub struct OperatorAction {
     pub notice_version: u32,
     /// Whether it is material.
     pub material: bool,
-    /// BLAKE3 of the policy text in force before.
+    /// BLAKE3 of the policy text in force before (empty on the `adopt_policy` line).
     pub policy_before: String,
     /// BLAKE3 of the policy text put in force.
     pub policy_after: String,
@@ -126,6 +127,12 @@ impl OperatorAction {
         put_str(&mut out, &self.policy_text);
         put_str(&mut out, &self.prev);
         out
+    }
+
+    /// The action with its signature by `key`.
+    fn signed(mut self, key: &LogKey) -> OperatorAction {
+        self.signature = hex::encode(key.sign_labelled(ACTION_LABEL, &self.signed_bytes()));
+        self
     }
 
     /// What the next line's `prev` names.
@@ -340,7 +347,26 @@ impl Session {
                 ),
             ));
         }
-        let mut action = OperatorAction {
+        if actions.is_empty() {
+            // The first change also records the text it changes, so every policy ever in force (and so the one any
+            // dataset was cut under) can be recovered from the record.
+            let adopted = OperatorAction {
+                seq: 1,
+                at: now,
+                actor: actor.to_string(),
+                action: "adopt_policy".into(),
+                purpose: String::new(),
+                notice_version: 0,
+                material: false,
+                policy_before: String::new(),
+                policy_after: text_hash(&before.text),
+                policy_text: before.text.clone(),
+                prev: GENESIS.to_string(),
+                signature: String::new(),
+            };
+            actions.push(adopted.signed(&key));
+        }
+        let action = OperatorAction {
             seq: actions.len() as u64 + 1,
             at: now,
             actor: actor.to_string(),
@@ -353,8 +379,8 @@ impl Session {
             policy_text: after.clone(),
             prev: actions.last().map_or_else(|| GENESIS.to_string(), OperatorAction::link_hash),
             signature: String::new(),
-        };
-        action.signature = hex::encode(key.sign_labelled(ACTION_LABEL, &action.signed_bytes()));
+        }
+        .signed(&key);
         actions.push(action.clone());
         // The record first: a crash before the policy file is written leaves a record naming a policy not in force,
         // which verification reports, never a policy change without a record.

@@ -281,6 +281,7 @@ fn a_published_notice_makes_the_old_version_stale_everywhere_and_is_recorded() {
     let s = Server::start();
     let op = s.api_key(Role::Operator);
     let old = current_notice(&s, JOBS);
+    let before_hash = ok(&s.get("/v1/policy", &op))["policy"]["hash"].clone();
     // Another process on the same data directory, its ledger opened before the publication.
     let other = Session::open(DataDir::new(s.data().root()), None).unwrap();
     assert_eq!(
@@ -327,10 +328,16 @@ fn a_published_notice_makes_the_old_version_stale_everywhere_and_is_recorded() {
 
     // Recorded, signed, and it verifies.
     let actions = ok(&s.get("/v1/operator-actions", &op));
-    assert_eq!(actions["actions"].as_array().unwrap().len(), 1, "{actions}");
+    // The first line adopts the policy as it was (so every policy ever in force is in the record), the second
+    // publishes.
+    assert_eq!(actions["actions"].as_array().unwrap().len(), 2, "{actions}");
     assert!(actions["problems"].as_array().unwrap().is_empty(), "{actions}");
-    assert_eq!(actions["actions"][0]["notice_version"].as_u64(), Some(old + 1));
-    assert_eq!(s.session.verify_operator_actions().unwrap(), 1);
+    assert_eq!(actions["actions"][0]["action"], "adopt_policy");
+    assert_eq!(actions["actions"][0]["policy_after"], before_hash);
+    assert_eq!(actions["actions"][1]["action"], "publish_notice");
+    assert_eq!(actions["actions"][1]["notice_version"].as_u64(), Some(old + 1));
+    assert_eq!(actions["actions"][1]["policy_before"], before_hash);
+    assert_eq!(s.session.verify_operator_actions().unwrap(), 2);
     // The ledger still verifies with the new policy in force.
     assert!(s.session.verify_ledger().unwrap().ok());
 }
@@ -359,7 +366,7 @@ fn red_team_an_altered_or_forged_operator_record_is_detected() {
     let path = format!("/v1/purposes/{JOBS}/notices");
     ok(&s.post(&path, &op, &[], r#"{"text": "Version two.", "material": false}"#));
     ok(&s.post(&path, &op, &[], r#"{"text": "Version three.", "material": true}"#));
-    assert_eq!(s.session.verify_operator_actions().unwrap(), 2);
+    assert_eq!(s.session.verify_operator_actions().unwrap(), 3);
     let file = s.data().operator_actions_file();
     let good = std::fs::read_to_string(&file).unwrap();
 
@@ -378,14 +385,14 @@ fn red_team_an_altered_or_forged_operator_record_is_detected() {
 
     // A forged line: re-signed with another key.
     let mut lines: Vec<Value> = good.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    lines[1]["signature"] = Value::String("ab".repeat(64));
+    lines[2]["signature"] = Value::String("ab".repeat(64));
     let forged: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&file, forged).unwrap();
     assert_eq!(s.session.verify_operator_actions().unwrap_err().kind(), ErrorKind::Integrity);
 
     // The record intact, but the policy file changed by hand without a record.
     std::fs::write(&file, &good).unwrap();
-    assert_eq!(s.session.verify_operator_actions().unwrap(), 2);
+    assert_eq!(s.session.verify_operator_actions().unwrap(), 3);
     let policy = std::fs::read_to_string(s.data().policy_file()).unwrap();
     std::fs::write(s.data().policy_file(), policy.replace("Version three.", "Version 3, quietly edited.")).unwrap();
     let e = s.session.verify_operator_actions().unwrap_err();
