@@ -7,10 +7,11 @@
 //! requests with their deadlines); the retrains are the worker's next pass (`consentry unlearn`, or an operator's
 //! `POST /v1/jobs/unlearn`). Progress is read back from the registry's requests about the member.
 
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::member::MemberConsent;
 use crate::session::Session;
 use crate::unlearn::UnlearnOptions;
+use consentry_ledger::receipt::AnyReceipt;
 use consentry_ledger::{Appended, Event, LedgerError, NewEvent};
 use consentry_lineage::{MemberLineage, UnlearningRequest};
 use consentry_policy::{Action, Source};
@@ -42,7 +43,7 @@ pub struct MemberExport {
 pub struct ErasureItem {
     /// The model version that held the member.
     pub model: String,
-    /// Its kind and purpose.
+    /// The model's kind (`job-recs`, `content`, `replies`), if the registry still has it.
     pub kind: Option<String>,
     /// Purpose the withdrawal was for.
     pub purpose: String,
@@ -88,7 +89,10 @@ pub struct ErasureProgress {
 pub struct ErasureOutcome {
     /// The withdrawals (a retry with the same key gets the originals, `duplicate` set).
     pub withdrawals: Vec<Appended>,
-    /// Why unlearning did not start at once (another worker held the queue), if it did not: the next pass starts it.
+    /// Each withdrawal's receipt (same order): verifiable offline with the ledger's public key.
+    pub receipts: Vec<AnyReceipt>,
+    /// Why unlearning did not start at once (another worker held the queue, a registry problem), if it did not:
+    /// the next pass starts it.
     pub queue_note: Option<String>,
     /// Progress after the request.
     pub progress: ErasureProgress,
@@ -143,15 +147,15 @@ impl Session {
                 other => other?,
             }
         };
+        // The withdrawals are committed: whatever keeps the queue from moving now (another worker holding it, a
+        // registry problem for the operator) delays unlearning to the next pass, and the member is told so.
         let queue_note = match self.unlearn_queue(&UnlearnOptions::service()) {
             Ok(_) => None,
-            Err(e) if e.kind() == ErrorKind::Conflict => {
-                Some(format!("unlearning will start at the next worker pass ({e})"))
-            }
-            Err(e) => return Err(e),
+            Err(e) => Some(format!("unlearning starts at the next worker pass ({}: {e})", e.kind().as_str())),
         };
+        let receipts = withdrawals.iter().map(|a| self.receipt(a.event.seq)).collect::<Result<Vec<_>>>()?;
         let progress = self.member_erasure_progress(member)?;
-        Ok(ErasureOutcome { withdrawals, queue_note, progress })
+        Ok(ErasureOutcome { withdrawals, receipts, queue_note, progress })
     }
 
     /// Where `member`'s erasure stands: their erasure withdrawals and, per affected model version and shard, the

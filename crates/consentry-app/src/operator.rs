@@ -133,7 +133,7 @@ impl Session {
                     c.1 += u64::from(snap.is_allowed(*id));
                 }
                 for (j, (members, allowed)) in by {
-                    let key = &policy.jurisdictions[usize::from(j)].key;
+                    let Some(key) = policy.jurisdictions.get(usize::from(j)).map(|r| &r.key) else { continue };
                     if q.jurisdiction.as_ref().is_some_and(|want| want != key) {
                         continue;
                     }

@@ -96,12 +96,14 @@ pub async fn erase_me(
     let withdrawals: Vec<Value> = out
         .withdrawals
         .iter()
-        .map(|a| {
+        .zip(&out.receipts)
+        .map(|(a, receipt)| {
             json!({
                 "seq": a.event.seq,
                 "purpose": a.event.body.purpose,
                 "duplicate": a.duplicate,
                 "receipt": receipt_link(a.event.seq),
+                "receipt_document": receipt,
             })
         })
         .collect();

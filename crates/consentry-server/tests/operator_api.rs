@@ -220,10 +220,13 @@ fn erasure_withdraws_everything_queues_unlearning_is_idempotent_and_shows_progre
     let withdrawals = out["withdrawals"].as_array().unwrap();
     assert!(!withdrawals.is_empty(), "{out}");
     assert_eq!(s.ledger_len(), before + withdrawals.len() as u64);
+    let public_key = s.session.public_key().unwrap();
     for w in withdrawals {
         assert_eq!(w["duplicate"], false);
         let receipt = ok(&s.get(w["receipt"].as_str().unwrap(), &token));
-        assert!(receipt.is_object());
+        assert_eq!(receipt, w["receipt_document"], "the receipt inline is the one the link serves");
+        let text = String::from_utf8(s.get(w["receipt"].as_str().unwrap(), &token).body).unwrap();
+        consentry_ledger::receipt::AnyReceipt::verify_json(&text, &public_key).expect("verifies offline");
     }
     // Every purpose is withdrawn now.
     let consents = ok(&s.get("/v1/me/consents", &token));
