@@ -213,6 +213,10 @@ fn erasure_withdraws_everything_queues_unlearning_is_idempotent_and_shows_progre
     let token = s.token(m);
     let op = s.api_key(Role::Operator);
     let before = s.ledger_len();
+    // A malformed key is refused before anything is written.
+    let long = "k".repeat(201);
+    problem(&s.post("/v1/me/erasure", &token, &[("Idempotency-Key", &long)], ""), 400, "bad-input");
+    assert_eq!(s.ledger_len(), before);
     let r = s.post("/v1/me/erasure", &token, &[("Idempotency-Key", "erase-1")], "");
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("location"), Some("/v1/me/erasure"));
