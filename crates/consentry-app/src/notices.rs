@@ -263,6 +263,19 @@ impl Session {
         }
     }
 
+    /// Every policy text the operator-actions record shows in force before `current` (oldest first, each once),
+    /// for the audit to recompute a dataset cut under one of them. The audit matches them by the hash a manifest
+    /// records, so a text here vouches for nothing by itself.
+    pub(crate) fn earlier_policies(&self, current: &str) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for a in self.read_actions()? {
+            if a.policy_text != current && !out.contains(&a.policy_text) {
+                out.push(a.policy_text);
+            }
+        }
+        Ok(out)
+    }
+
     fn read_actions(&self) -> Result<Vec<OperatorAction>> {
         let path = self.dir().operator_actions_file();
         let text = match std::fs::read_to_string(&path) {
