@@ -29,6 +29,8 @@ const DP_KEY_FILE: &str = "dp-noise.key";
 const TOKEN_KEY_FILE: &str = "token.key";
 /// Operator and auditor API keys: their ids, roles and hashes (never a secret).
 const API_KEYS_FILE: &str = "api-keys.json";
+/// Web sessions signed out before their expiry (their ids, until they would have expired).
+const SIGNED_OUT_FILE: &str = "web-sessions-signed-out.json";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
 
@@ -138,6 +140,11 @@ impl DataDir {
     /// The operator and auditor API keys (hashes only).
     pub fn api_keys_file(&self) -> PathBuf {
         self.root.join(API_KEYS_FILE)
+    }
+
+    /// The web sessions signed out before their expiry.
+    pub fn signed_out_file(&self) -> PathBuf {
+        self.root.join(SIGNED_OUT_FILE)
     }
 
     /// The marker of a data directory the demo made.

@@ -8,20 +8,24 @@
 
 pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod error;
+mod filecache;
 pub mod gate;
 pub mod keys;
 pub mod ledger;
 pub mod lineage;
 pub mod member;
+pub mod platform;
 pub mod progress;
 pub mod redact;
 pub mod session;
 pub mod synth;
 pub mod train;
 pub mod unlearn;
+pub mod websession;
 
 pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};
 pub use error::{AppError, Context, ErrorKind, Result};

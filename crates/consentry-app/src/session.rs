@@ -53,6 +53,10 @@ pub struct Session {
     pub(crate) token_key: OnceLock<LogKey>,
     /// The API keys as last read (`keys.rs`), re-read when their file changes.
     pub(crate) api_keys: crate::keys::KeyCache,
+    /// The platform's member tokens, when configured (`platform.rs`).
+    pub(crate) platform: Option<crate::platform::PlatformTokens>,
+    /// The signed-out web sessions as last read (`websession.rs`).
+    pub(crate) signed_out: crate::websession::SignedOutCache,
 }
 
 impl Session {
@@ -79,6 +83,8 @@ impl Session {
             registry: OnceLock::new(),
             token_key: OnceLock::new(),
             api_keys: Default::default(),
+            platform: None,
+            signed_out: Default::default(),
         })
     }
 
