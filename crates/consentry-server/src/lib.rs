@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod problem;
+pub mod websession;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
 
@@ -53,6 +54,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/history", get(my_history))
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
+        .merge(websession::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
