@@ -494,6 +494,32 @@ mod tests {
         }
     }
 
+    /// The published examples verify here (interoperability, not only agreement with this module's own signer):
+    /// RFC 8037 A.4 (Ed25519) and RFC 7515 A.3 (ES256). Neither carries the claims this service needs, so each
+    /// fails at the first claim check — after its signature verified.
+    #[test]
+    fn the_rfc_examples_verify() {
+        let jwks = |key: Value| parse_jwks(&serde_json::json!({"keys": [key]}).to_string(), Path::new("k")).unwrap();
+        let ed = jwks(
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+        );
+        let rfc8037 = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
+        let e = verify_with(&ed, &cfg(), rfc8037, NOW).unwrap_err();
+        assert!(e.to_string().contains("claims is not a JSON object"), "{e}");
+        let ec = jwks(serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}));
+        let rfc7515 = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+        let joe = MemberTokenConfig { issuer: "joe".into(), ..cfg() };
+        let e = verify_with(&ec, &joe, rfc7515, NOW).unwrap_err();
+        assert!(e.to_string().contains("is for (nobody)"), "{e}");
+        // One signature bit changed: refused at the signature.
+        for (set, token) in [(&ed, rfc8037), (&ec, rfc7515)] {
+            let flipped = format!("{}{}", &token[..token.len() - 2], if token.ends_with("AQ") { "BQ" } else { "AQ" });
+            let e = verify_with(set, &joe, &flipped, NOW).unwrap_err();
+            assert!(e.to_string().contains("signature does not verify"), "{e}");
+        }
+    }
+
     #[test]
     fn spki_pem_keys_of_both_types_parse() {
         let ed_der = [&ED25519_SPKI[..], ed().verifying_key().as_bytes()].concat();
