@@ -53,7 +53,8 @@ pub struct MintedToken {
     pub claims: MemberClaims,
 }
 
-fn unauthenticated(message: impl Into<String>) -> AppError {
+/// An [`ErrorKind::Unauthenticated`] error saying `message`.
+pub(crate) fn unauthenticated(message: impl Into<String>) -> AppError {
     AppError::new(ErrorKind::Unauthenticated, message)
 }
 

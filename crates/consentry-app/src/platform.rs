@@ -274,7 +274,7 @@ fn verify_with(keys: &KeySet, cfg: &MemberTokenConfig, token: &str, now: i64) ->
     }
     let kid = header_map.get("kid").and_then(Value::as_str);
     let key = match kid {
-        Some(k) => keys.0.iter().find(|(id, _)| id.as_deref() == Some(k)).or_else(|| match keys.0.as_slice() {
+        Some(k) => keys.0.iter().find(|(id, _)| id.as_deref() == Some(k)).or(match keys.0.as_slice() {
             // A single PEM key has no kid: it is the key, whatever the token calls it.
             [only @ (None, _)] => Some(only),
             _ => None,

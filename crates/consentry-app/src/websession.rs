@@ -9,7 +9,7 @@
 //! records the session id in a small file of the data directory until the session would have expired, so a copied
 //! cookie stops working at once, in every process on the data directory.
 
-use crate::auth::{open_json, sign_json};
+use crate::auth::{open_json, sign_json, unauthenticated};
 use crate::error::{AppError, ErrorKind, Result};
 use crate::filecache::{FileCache, FileStamp};
 use crate::keys::{Capability, Principal, constant_time_eq};
@@ -92,10 +92,6 @@ pub(crate) type SignedOutCache = FileCache<Vec<SignedOut>>;
 
 fn csrf_hash(token: &str) -> String {
     blake3::Hasher::new_derive_key(CSRF_CONTEXT).update(token.as_bytes()).finalize().to_hex().to_string()
-}
-
-fn unauthenticated(message: impl Into<String>) -> AppError {
-    AppError::new(ErrorKind::Unauthenticated, message)
 }
 
 impl Session {
