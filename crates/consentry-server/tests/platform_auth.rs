@@ -199,10 +199,22 @@ fn a_jwks_rotation_takes_effect_without_a_restart() {
     assert_eq!(s.get("/v1/me/consents", &new_token).status, 200);
 }
 
+/// A member of the fixture with facts (PL) and no consent event yet.
+const NO_EVENTS: u64 = 7;
+
 #[test]
-fn a_platform_member_the_ledger_has_no_facts_for_is_authenticated_but_not_found() {
+fn a_platform_member_without_events_chooses_and_one_without_facts_is_not_found() {
     let ed = ed_key(1);
     let s = jwks_server(&[ed_jwk("ed-1", &ed)]);
+    let fresh = ed_token(Some("ed-1"), &ed, &claims(NO_EVENTS));
+    let r = s.get("/v1/me/consents", &fresh);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    assert_eq!(body["purposes"].as_array().unwrap().len(), 3, "{body}");
+    assert!(body["purposes"].as_array().unwrap().iter().all(|p| p["deciding_seq"].is_null()), "{body}");
+    let r = s.choose(&fresh, JOBS, "granted", 1, &[]);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["event"]["member_id"], NO_EVENTS);
     let stranger = ed_token(Some("ed-1"), &ed, &claims(987_654_321));
     let before = s.ledger_len();
     let body = problem(&s.get("/v1/me/consents", &stranger), 404, "not-found");
