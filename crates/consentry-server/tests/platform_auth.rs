@@ -356,3 +356,13 @@ fn a_platform_token_signs_in_too() {
     let r = with_cookie(&s, "PUT", &format!("/v1/me/consents/{JOBS}"), &cookie, &[("X-CSRF-Token", &csrf)], GRANT);
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 }
+
+#[test]
+fn the_session_routes_are_in_the_openapi_description() {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(consentry_server::websession::SessionApi::openapi()).unwrap();
+    let path = &doc["paths"]["/v1/session"];
+    assert!(path["post"]["responses"]["201"].is_object(), "{path}");
+    assert!(path["delete"]["responses"]["204"].is_object(), "{path}");
+    assert!(doc["components"]["schemas"]["SessionOpened"]["properties"]["csrf_token"].is_object(), "{doc}");
+}
