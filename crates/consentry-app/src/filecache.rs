@@ -25,9 +25,10 @@ impl FileStamp {
         }
     }
 
-    /// The stamp of `path` now (none when it cannot be read, e.g. it does not exist).
+    /// The stamp of the file `path` leads to now, through symbolic links (a key file mounted the Kubernetes way is
+    /// a link whose target changes); none when it cannot be read, e.g. it does not exist.
     pub(crate) fn read(path: &Path) -> Option<FileStamp> {
-        std::fs::symlink_metadata(path).ok().map(|m| FileStamp::of(&m))
+        std::fs::metadata(path).ok().map(|m| FileStamp::of(&m))
     }
 }
 

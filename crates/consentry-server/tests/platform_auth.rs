@@ -199,6 +199,31 @@ fn a_jwks_rotation_takes_effect_without_a_restart() {
     assert_eq!(s.get("/v1/me/consents", &new_token).status, 200);
 }
 
+#[test]
+fn a_jwks_mounted_the_kubernetes_way_is_re_read_when_its_directory_link_swaps() {
+    // etc/jwks.json -> ..data/jwks.json, ..data -> v1: the rotation swaps ..data only; jwks.json never changes.
+    let (old, new) = (ed_key(1), ed_key(2));
+    let (dir, data) = Server::fixture();
+    let etc = dir.path().join("etc");
+    for (v, key) in [("v1", &old), ("v2", &new)] {
+        std::fs::create_dir_all(etc.join(v)).unwrap();
+        std::fs::write(etc.join(v).join("jwks.json"), json!({"keys": [ed_jwk("k", key)]}).to_string()).unwrap();
+    }
+    std::os::unix::fs::symlink("v1", etc.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/jwks.json", etc.join("jwks.json")).unwrap();
+    let config =
+        format!("[member_tokens]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"jwks.json\"\n");
+    let cfg = ServiceConfig::parse(&config, &etc).unwrap().member_tokens.unwrap();
+    let session = Session::open(DataDir::new(&data), None).unwrap().with_member_tokens(cfg).unwrap();
+    let s = Server::with_session(dir, session, consentry_server::router);
+    let (old_token, new_token) = (ed_token(Some("k"), &old, &claims(A)), ed_token(Some("k"), &new, &claims(A)));
+    assert_eq!(s.get("/v1/me/consents", &old_token).status, 200);
+    std::os::unix::fs::symlink("v2", etc.join("..data.tmp")).unwrap();
+    std::fs::rename(etc.join("..data.tmp"), etc.join("..data")).unwrap();
+    problem(&s.get("/v1/me/consents", &old_token), 401, "unauthenticated");
+    assert_eq!(s.get("/v1/me/consents", &new_token).status, 200);
+}
+
 /// A member of the fixture with facts (PL) and no consent event yet.
 const NO_EVENTS: u64 = 7;
 
