@@ -9,11 +9,13 @@
 pub mod audit;
 pub mod audit_runs;
 pub mod auth;
+pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod erasure;
 pub mod error;
 pub mod evidence;
+mod filecache;
 pub mod gate;
 pub mod keys;
 pub mod ledger;
@@ -21,12 +23,14 @@ pub mod lineage;
 pub mod member;
 pub mod notices;
 pub mod operator;
+pub mod platform;
 pub mod progress;
 pub mod redact;
 pub mod session;
 pub mod synth;
 pub mod train;
 pub mod unlearn;
+pub mod websession;
 
 pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};
 pub use error::{AppError, Context, ErrorKind, Result};

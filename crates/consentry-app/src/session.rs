@@ -55,7 +55,11 @@ pub struct Session {
     pub(crate) api_keys: crate::keys::KeyCache,
     /// The policy file as last put in force in the ledger (`notices.rs`): a changed file (a notice published by
     /// this or another process on the data directory) is read again and put in force.
-    pub(crate) policy_stamp: std::sync::Mutex<Option<crate::keys::FileStamp>>,
+    pub(crate) policy_stamp: std::sync::Mutex<Option<crate::filecache::FileStamp>>,
+    /// The platform's member tokens, when configured (`platform.rs`).
+    pub(crate) platform: Option<crate::platform::PlatformTokens>,
+    /// The signed-out web sessions as last read (`websession.rs`).
+    pub(crate) signed_out: crate::websession::SignedOutCache,
 }
 
 impl Session {
@@ -83,6 +87,8 @@ impl Session {
             token_key: OnceLock::new(),
             api_keys: Default::default(),
             policy_stamp: Default::default(),
+            platform: None,
+            signed_out: Default::default(),
         })
     }
 
@@ -156,7 +162,7 @@ impl Session {
             return Err(self.dir.no_ledger());
         }
         let key = LogKey::load(&key_path)?;
-        let stamp = crate::keys::FileStamp::of(&self.dir.policy_file());
+        let stamp = crate::filecache::FileStamp::read(&self.dir.policy_file());
         let policy = self.dir.load_policy(None)?;
         let ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
         let ledger = self.ledger.get_or_init(|| ledger);

@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod me;
 pub mod operator;
 pub mod problem;
+pub mod websession;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
 
@@ -59,6 +60,7 @@ fn routes(session: Arc<Session>) -> Router {
         .merge(evidence::routes())
         .merge(me::routes())
         .merge(operator::routes())
+        .merge(websession::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }

@@ -14,10 +14,20 @@ pub struct Args {
     /// Worker threads of the asynchronous runtime (use cases run on a separate blocking pool).
     #[arg(long, default_value_t = 2, value_name = "N")]
     workers: usize,
+    /// The service configuration (TOML), e.g. `[member_tokens]` to accept the platform's own member tokens.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
-    let session = Arc::new(ctx.session()?);
+    let mut session = ctx.session()?;
+    if let Some(path) = &args.config {
+        let config = consentry_app::config::ServiceConfig::load(path)?;
+        if let Some(tokens) = config.member_tokens {
+            session = session.with_member_tokens(tokens).with_context(|| format!("in {}", path.display()))?;
+        }
+    }
+    let session = Arc::new(session);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.max(1))
         .enable_all()
