@@ -109,6 +109,10 @@ CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
+/// The index member reads use ([`Store::member_events`]); outside the versioned schema, as in the SQLite backend:
+/// it changes no stored data, so a writable open adds it to a store of any version where it is missing.
+const MEMBER_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_member ON events (member_id, seq)";
+
 const SELECT_EVENTS: &str = "SELECT e.seq, e.member_id, p.key, e.action, e.notice_version, e.source, e.actor,
         e.event_time, e.recorded_time, e.idem_key, e.leaf_hash, e.chain_hash
      FROM events e LEFT JOIN purposes p ON p.id = e.purpose_id";
@@ -547,6 +551,10 @@ impl PgStore {
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
         ensure_schema(&mut tx, &LEDGER, SCHEMA, url)?;
+        // Checked first: creating an index locks out writers for a moment even when it exists.
+        if tx.query_one("SELECT to_regclass('events_member') IS NULL", &[])?.try_get::<_, bool>(0)? {
+            tx.batch_execute(MEMBER_INDEX)?;
+        }
         tx.commit()?;
         let writer = Writer::connect(url)?;
         Ok(PgStore {
@@ -891,6 +899,16 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         self.with_writer(|w| w.try_append_facts(&members, actor, recorded_time))
+    }
+
+    fn member_events(&self, member_id: u64, upto: u64) -> Result<Vec<Event>, LedgerError> {
+        self.with_reader(|c| {
+            let rows = c.query(
+                &format!("{SELECT_EVENTS} WHERE e.member_id = $1 AND e.seq <= $2 ORDER BY e.seq"),
+                &[&bound(member_id), &bound(upto)],
+            )?;
+            rows.iter().map(|r| row_to_stored(r).map(|s| s.event)).collect()
+        })
     }
 
     fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {

@@ -190,6 +190,24 @@ pub fn check_schema_read_only(conn: &Connection, component: &Component, path: &P
     component.readable(schema_row(conn, component)?, &path.display().to_string())
 }
 
+/// The index member reads use ([`Store::member_events`]). Not part of the versioned schema: an index changes no
+/// stored data and no reader depends on it (without it a member read scans), so a writable open adds it to a store
+/// of any version where it is missing, and a store that has it reads as before.
+const MEMBER_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_member ON events (member_id, seq)";
+
+/// Adds [`MEMBER_INDEX`] where it is missing (checked first, so an open of a store that has it writes nothing).
+fn ensure_member_index(conn: &Connection) -> Result<(), LedgerError> {
+    let present: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_member'",
+        [],
+        |r| r.get(0),
+    )?;
+    if present == 0 {
+        conn.execute_batch(MEMBER_INDEX)?;
+    }
+    Ok(())
+}
+
 /// The error for a ledger that cannot be opened for writing: names the file and says which commands only read.
 fn not_writable(path: &Path, e: LedgerError) -> LedgerError {
     if path.is_file() {
@@ -212,6 +230,7 @@ impl SqliteStore {
             e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
             e => not_writable(path, e),
         })?;
+        ensure_member_index(&conn)?;
         let writer_conn = open_conn(path)?;
         let (tx, rx) = channel::<Request>();
         let thread = std::thread::Builder::new()
@@ -815,6 +834,18 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(row_to_facts(r)?.facts);
+        }
+        Ok(out)
+    }
+
+    fn member_events(&self, member_id: u64, upto: u64) -> Result<Vec<Event>, LedgerError> {
+        let conn = self.read()?;
+        let mut stmt =
+            conn.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.member_id = ?1 AND e.seq <= ?2 ORDER BY e.seq"))?;
+        let mut rows = stmt.query(params![bound(member_id), bound(upto)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(row_to_stored(r)??.event);
         }
         Ok(out)
     }

@@ -416,6 +416,25 @@ fn group_commits_lose_and_duplicate_nothing(b: &Backend) {
     assert_eq!(v.events, total);
 }
 
+/// A member's events read through the member index are exactly the log's events about them, up to a position.
+fn member_events_match_a_scan(b: &Backend) {
+    let ledger = b.ledger();
+    ledger.append_at(events("m", 300), NOW).unwrap();
+    ledger.record_members(&[], "import", NOW).unwrap();
+    let stored = all_stored(ledger.store());
+    for member in [1, 5, 17, 99] {
+        for upto in [0, 1, 150, 300, u64::MAX] {
+            let expect: Vec<Event> = stored
+                .iter()
+                .filter(|s| s.event.body.member_id == member && s.event.seq <= upto)
+                .map(|s| s.event.clone())
+                .collect();
+            assert_eq!(ledger.store().member_events(member, upto).unwrap(), expect, "member {member} upto {upto}");
+        }
+    }
+    assert_eq!(ledger.store().member_events(5, 300).unwrap().len(), 18);
+}
+
 fn checkpoints_and_proofs_verify(b: &Backend) {
     let ledger = b.ledger_with(7);
     let public = ledger.public_key();
@@ -961,6 +980,7 @@ suite!(
     rejected_batches_write_nothing,
     concurrent_appends_form_one_chain,
     group_commits_lose_and_duplicate_nothing,
+    member_events_match_a_scan,
     checkpoints_and_proofs_verify,
     receipts_verify_and_detect_one_byte,
     members_are_required,
