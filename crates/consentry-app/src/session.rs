@@ -51,6 +51,8 @@ pub struct Session {
     registry: OnceLock<Registry>,
     /// The member-token signing key, read once (`auth.rs`): verifying a token is on every request's path.
     pub(crate) token_key: OnceLock<LogKey>,
+    /// Member tokens this session verified (`token_cache.rs`).
+    pub(crate) token_cache: crate::token_cache::TokenCache,
 }
 
 impl Session {
@@ -76,6 +78,7 @@ impl Session {
             ledger: OnceLock::new(),
             registry: OnceLock::new(),
             token_key: OnceLock::new(),
+            token_cache: Default::default(),
         })
     }
 

@@ -649,11 +649,12 @@ impl Store for SqliteStore {
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
-        let n: Option<i64> = self.read()?.query_row(
-            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM events UNION ALL SELECT MAX(seq) FROM facts)",
-            [],
-            |r| r.get(0),
-        )?;
+        let n: Option<i64> = self
+            .read()?
+            .prepare_cached(
+                "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM events UNION ALL SELECT MAX(seq) FROM facts)",
+            )?
+            .query_row([], |r| r.get(0))?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -857,11 +858,10 @@ impl Store for SqliteStore {
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
         let conn = self.read()?;
         let row: Option<(String, i64)> = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT jurisdiction, birth_date FROM facts WHERE member_id = ?1 ORDER BY seq DESC LIMIT 1",
-                [member_id as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row([member_id as i64], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(j, d)| Ok(MemberRecord { member_id, jurisdiction: j, birth_date: date_col(d, member_id as i64)? }))
             .transpose()

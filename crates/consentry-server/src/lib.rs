@@ -148,6 +148,10 @@ impl FromRequestParts<Shared> for Member {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_string())
             .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <token>`"))?;
+        // A token this session already verified needs no blocking thread.
+        if let Some(member) = session.cached_member_token(&token, consentry_ledger::now()) {
+            return Ok(Member(member));
+        }
         let member = call(session, move |s| s.verify_member_token(&token, consentry_ledger::now())).await?;
         Ok(Member(member))
     }
