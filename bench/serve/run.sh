@@ -146,12 +146,14 @@ start_postgres() {
   mkdir -p "$pgdir"
   local as=""
   if [ "$(id -u)" = 0 ]; then
+    # initdb refuses to run as root: the cluster belongs to the postgres user, who must reach it.
+    chmod 755 "$WORK"
     chown postgres "$pgdir"
     as="runuser -u postgres --"
   fi
-  $as "$bin/initdb" -D "$pgdir/data" -U postgres -A trust > /dev/null
+  $as "$bin/initdb" -D "$pgdir/data" -U postgres -A trust > /dev/null || return 1
   PG_CTL="$as $bin/pg_ctl -D $pgdir/data"
-  $PG_CTL -l "$pgdir/log" -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=200" -w start > /dev/null
+  $PG_CTL -l "$pgdir/log" -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=200" -w start > /dev/null || return 1
   PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 

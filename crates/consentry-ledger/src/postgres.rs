@@ -32,6 +32,7 @@ use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
 use std::collections::HashMap;
 use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -393,8 +394,13 @@ pub struct PgStore {
     writer: Mutex<Option<Writer>>,
     /// Appends waiting for the writer (group commit: see [`PgStore::append`]).
     queue: Mutex<Vec<Pending>>,
-    reader: Mutex<Option<Client>>,
+    /// Reader sessions, so concurrent reads (a service's requests) do not wait for each other.
+    readers: Vec<Mutex<Option<Client>>>,
+    next_reader: AtomicUsize,
 }
+
+/// Reader sessions per store.
+const READERS: usize = 4;
 
 /// Connects to `url` as `application` with the settings every consentry session needs (a 30 s connect timeout
 /// unless the URL sets one, durable commits); public so the lineage registry's sessions are set up the same way.
@@ -561,7 +567,12 @@ impl PgStore {
             url: url.to_string(),
             writer: Mutex::new(Some(writer)),
             queue: Mutex::new(Vec::new()),
-            reader: Mutex::new(Some(client)),
+            readers: std::iter::once(Some(client))
+                .chain(std::iter::repeat_with(|| None))
+                .take(READERS)
+                .map(Mutex::new)
+                .collect(),
+            next_reader: AtomicUsize::new(0),
         })
     }
 
@@ -570,9 +581,16 @@ impl PgStore {
         &self.url
     }
 
-    /// The reader session, reconnecting if the server closed it.
+    /// A reader session: a free one if any, else the next in turn once it is free; connected on first use and
+    /// reconnected if the server closed it.
     fn read(&self) -> Result<MutexGuard<'_, Option<Client>>, LedgerError> {
-        let mut g = self.reader.lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?;
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        let free = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok());
+        let mut g = match free {
+            Some(g) => g,
+            None => self.readers[start % n].lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?,
+        };
         if g.as_ref().is_none_or(|c| c.is_closed()) {
             *g = None;
             *g = Some(connect(&self.url, "consentry-ledger")?);
@@ -772,7 +790,7 @@ impl Store for PgStore {
     fn len(&self) -> Result<u64, LedgerError> {
         self.with_reader(|c| {
             let n: i64 = c
-                .query_one(
+                .query_typed_one(
                     "SELECT GREATEST((SELECT COALESCE(MAX(seq), 0) FROM events),
                                      (SELECT COALESCE(MAX(seq), 0) FROM facts))::int8",
                     &[],
@@ -879,7 +897,7 @@ impl Store for PgStore {
 
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
         self.with_reader(|c| {
-            c.query(
+            c.query_typed(
                 "SELECT tree_size, root_hash, chain_hash, timestamp, log_id, signature FROM checkpoints ORDER BY tree_size",
                 &[],
             )?
@@ -903,9 +921,9 @@ impl Store for PgStore {
 
     fn member_events(&self, member_id: u64, upto: u64) -> Result<Vec<Event>, LedgerError> {
         self.with_reader(|c| {
-            let rows = c.query(
+            let rows = c.query_typed(
                 &format!("{SELECT_EVENTS} WHERE e.member_id = $1 AND e.seq <= $2 ORDER BY e.seq"),
-                &[&bound(member_id), &bound(upto)],
+                &[(&bound(member_id), Type::INT8), (&bound(upto), Type::INT8)],
             )?;
             rows.iter().map(|r| row_to_stored(r).map(|s| s.event)).collect()
         })
@@ -949,9 +967,9 @@ impl Store for PgStore {
 
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
         self.with_reader(|c| {
-            c.query_opt(
+            c.query_typed_opt(
                 "SELECT member_id, jurisdiction, birth_date FROM facts WHERE member_id = $1 ORDER BY seq DESC LIMIT 1",
-                &[&(member_id as i64)],
+                &[(&bound(member_id), Type::INT8)],
             )?
             .map(|r| member_from_row(&r))
             .transpose()
