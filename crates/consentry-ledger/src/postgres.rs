@@ -581,15 +581,18 @@ impl PgStore {
         &self.url
     }
 
-    /// A reader session: a free one if any, else the next in turn once it is free; connected on first use and
-    /// reconnected if the server closed it.
+    /// A reader session: a free connected one if any, else a free one (connected now), else the next in turn
+    /// once it is free; so a process opens a second session only when reads overlap. Reconnected if the server
+    /// closed it.
     fn read(&self) -> Result<MutexGuard<'_, Option<Client>>, LedgerError> {
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let n = self.readers.len();
-        let free = (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok());
-        let mut g = match free {
+        let connected = self.readers.iter().find_map(|r| r.try_lock().ok().filter(|g| g.is_some()));
+        let mut g = match connected.or_else(|| self.readers.iter().find_map(|r| r.try_lock().ok())) {
             Some(g) => g,
-            None => self.readers[start % n].lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?,
+            None => {
+                let next = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+                self.readers[next].lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?
+            }
         };
         if g.as_ref().is_none_or(|c| c.is_closed()) {
             *g = None;

@@ -16,6 +16,7 @@ use consentry_policy::ConsentEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -60,6 +61,9 @@ CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
+/// Reader connections of a writable store.
+const READERS: usize = 4;
+
 /// Most requests folded into one group commit.
 const GROUP_MAX_REQUESTS: usize = 256;
 
@@ -74,7 +78,9 @@ struct Request {
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
-    reader: Mutex<Connection>,
+    /// Reader connections (one for a read-only store), so concurrent reads do not wait for each other.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
     writer: Mutex<Option<Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -231,6 +237,10 @@ impl SqliteStore {
             e => not_writable(path, e),
         })?;
         ensure_member_index(&conn)?;
+        let mut readers = vec![Mutex::new(conn)];
+        for _ in 1..READERS {
+            readers.push(Mutex::new(open_reader(path)?));
+        }
         let writer_conn = open_conn(path)?;
         let (tx, rx) = channel::<Request>();
         let thread = std::thread::Builder::new()
@@ -239,7 +249,8 @@ impl SqliteStore {
             .map_err(|e| LedgerError::io(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            reader: Mutex::new(conn),
+            readers,
+            next_reader: AtomicUsize::new(0),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -253,7 +264,8 @@ impl SqliteStore {
         conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            reader: Mutex::new(conn),
+            readers: vec![Mutex::new(conn)],
+            next_reader: AtomicUsize::new(0),
             writer: Mutex::new(None),
             thread: Mutex::new(None),
         })
@@ -264,8 +276,14 @@ impl SqliteStore {
         &self.path
     }
 
+    /// A reader connection: a free one if any, else the next in turn once it is free.
     fn read(&self) -> Result<MutexGuard<'_, Connection>, LedgerError> {
-        self.reader.lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        match (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok()) {
+            Some(g) => Ok(g),
+            None => self.readers[start % n].lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into())),
+        }
     }
 }
 
