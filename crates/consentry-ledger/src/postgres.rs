@@ -305,38 +305,18 @@ fn insert_events(
         return Ok(fresh);
     }
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let n = chunk.len();
-        let (mut seq, mut member, mut pid, mut action, mut notice, mut source) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut actor, mut event_time, mut recorded, mut idem, mut leaf, mut chain) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for (e, l, c) in chunk.iter().copied() {
-            let b = &e.body;
-            seq.push(e.seq as i64);
-            member.push(b.member_id as i64);
-            pid.push(id_of(&b.purpose)?);
-            action.push(action_to_code(b.action) as i16);
-            notice.push(i64::from(b.notice_version));
-            source.push(source_to_code(b.source) as i16);
-            actor.push(b.actor.as_str());
-            event_time.push(b.event_time);
-            recorded.push(e.recorded_time);
-            idem.push(b.idempotency_key.as_str());
-            leaf.push(&l[..]);
-            chain.push(&c[..]);
-        }
+        let seq: Vec<i64> = chunk.iter().map(|(e, _, _)| e.seq as i64).collect();
+        let member: Vec<i64> = chunk.iter().map(|(e, _, _)| e.body.member_id as i64).collect();
+        let pid: Vec<i32> = chunk.iter().map(|(e, _, _)| id_of(&e.body.purpose)).collect::<Result<_, _>>()?;
+        let action: Vec<i16> = chunk.iter().map(|(e, _, _)| action_to_code(e.body.action) as i16).collect();
+        let notice: Vec<i64> = chunk.iter().map(|(e, _, _)| i64::from(e.body.notice_version)).collect();
+        let source: Vec<i16> = chunk.iter().map(|(e, _, _)| source_to_code(e.body.source) as i16).collect();
+        let actor: Vec<&str> = chunk.iter().map(|(e, _, _)| e.body.actor.as_str()).collect();
+        let event_time: Vec<i64> = chunk.iter().map(|(e, _, _)| e.body.event_time).collect();
+        let recorded: Vec<i64> = chunk.iter().map(|(e, _, _)| e.recorded_time).collect();
+        let idem: Vec<&str> = chunk.iter().map(|(e, _, _)| e.body.idempotency_key.as_str()).collect();
+        let leaf: Vec<&[u8]> = chunk.iter().map(|(_, l, _)| &l[..]).collect();
+        let chain: Vec<&[u8]> = chunk.iter().map(|(_, _, c)| &c[..]).collect();
         let params: [&(dyn ToSql + Sync); 12] =
             [&seq, &member, &pid, &action, &notice, &source, &actor, &event_time, &recorded, &idem, &leaf, &chain];
         tx.execute(&st.insert, &params)?;

@@ -24,7 +24,7 @@ const MEMBERS: u64 = 12;
 /// for each of the first [`MEMBERS`] members.
 fn setup(data: &Path, url: Option<&str>) -> Vec<(u64, String)> {
     let db: Vec<&str> = url.map(|u| vec!["--database", u]).unwrap_or_default();
-    let net = data.join("network");
+    let net = DataDir::new(data).network_dir();
     ok(&command(data).args(["--quiet", "synth", "--members", "100", "--seed", "9"]).output().unwrap());
     ok(&command(data).args(&db).args(["--quiet", "ledger", "init"]).output().unwrap());
     let choices = net.join("consent_choices.parquet");
