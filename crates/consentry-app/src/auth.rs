@@ -191,7 +191,10 @@ impl Session {
     /// The member a bearer token speaks for, after checking it at `now` against this data directory's token key.
     pub fn verify_member_token(&self, token: &str, now: i64) -> Result<u64> {
         let key = self.token_key(false)?;
-        verify(token, &key.public(), &self.token_issuer()?, now)?.member()
+        let claims = verify(token, &key.public(), &self.token_issuer()?, now)?;
+        let member = claims.member()?;
+        self.token_cache.insert(token, member, claims.nbf.max(claims.iat), claims.exp);
+        Ok(member)
     }
 
     /// A member's latest facts; a member the ledger has none for is [`ErrorKind::NotFound`].

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod redact;
 pub mod session;
 pub mod synth;
+mod token_cache;
 pub mod train;
 pub mod unlearn;
 pub mod websession;

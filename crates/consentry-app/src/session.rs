@@ -60,6 +60,8 @@ pub struct Session {
     pub(crate) platform: Option<crate::platform::PlatformTokens>,
     /// The signed-out web sessions as last read (`websession.rs`).
     pub(crate) signed_out: crate::websession::SignedOutCache,
+    /// Member tokens this session verified (`token_cache.rs`).
+    pub(crate) token_cache: crate::token_cache::TokenCache,
 }
 
 impl Session {
@@ -89,6 +91,7 @@ impl Session {
             policy_stamp: Default::default(),
             platform: None,
             signed_out: Default::default(),
+            token_cache: Default::default(),
         })
     }
 

@@ -84,7 +84,11 @@ async fn principal(parts: &mut Parts, session: &Shared) -> Result<Principal, Pro
         }
         None => {
             let credential = bearer(&parts.headers)?;
-            call(session, move |s: &Session| s.authenticate(&credential, now)).await?
+            // A member token this session already verified needs no blocking thread.
+            match session.cached_member_token(&credential, now) {
+                Some(member) => Principal::Member { member },
+                None => call(session, move |s: &Session| s.authenticate(&credential, now)).await?,
+            }
         }
     };
     parts.extensions.insert(Caller(p.clone()));
