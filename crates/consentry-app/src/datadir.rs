@@ -27,6 +27,8 @@ const DEMO_MARKER: &str = ".consentry-demo";
 const DP_KEY_FILE: &str = "dp-noise.key";
 /// The secret Ed25519 key member bearer tokens are signed with (not the ledger's key: rotating one leaves the other).
 const TOKEN_KEY_FILE: &str = "token.key";
+/// Operator and auditor API keys: their ids, roles and hashes (never a secret).
+const API_KEYS_FILE: &str = "api-keys.json";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
 
@@ -131,6 +133,11 @@ impl DataDir {
     /// The secret key member bearer tokens are signed with (made on first `consentry token`).
     pub fn token_key_file(&self) -> PathBuf {
         self.root.join(TOKEN_KEY_FILE)
+    }
+
+    /// The operator and auditor API keys (hashes only).
+    pub fn api_keys_file(&self) -> PathBuf {
+        self.root.join(API_KEYS_FILE)
     }
 
     /// The marker of a data directory the demo made.

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     BadInput,
     /// The caller did not prove who they are (no bearer token, or an expired, forged or foreign one).
     Unauthenticated,
+    /// The caller is known but their role may not do this (a member writing another's data, an auditor writing).
+    Forbidden,
     /// What was asked for does not exist (a member, a model id, a ledger not yet created).
     NotFound,
     /// The request contradicts what is recorded (an idempotency key reused for another event, an occupied output).
@@ -29,7 +31,11 @@ impl ErrorKind {
     /// The CLI's exit code for this kind: 2 when the caller can fix the input, 1 otherwise.
     pub fn exit_code(self) -> u8 {
         match self {
-            ErrorKind::BadInput | ErrorKind::Unauthenticated | ErrorKind::NotFound | ErrorKind::Conflict => 2,
+            ErrorKind::BadInput
+            | ErrorKind::Unauthenticated
+            | ErrorKind::Forbidden
+            | ErrorKind::NotFound
+            | ErrorKind::Conflict => 2,
             ErrorKind::Integrity | ErrorKind::Unavailable | ErrorKind::Internal => 1,
         }
     }
@@ -39,6 +45,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadInput => 400,
             ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict => 409,
             ErrorKind::Integrity => 422,
@@ -52,6 +59,7 @@ impl ErrorKind {
         match self {
             ErrorKind::BadInput => "bad_input",
             ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::Integrity => "integrity",

@@ -12,6 +12,7 @@ pub mod datadir;
 pub mod demo;
 pub mod error;
 pub mod gate;
+pub mod keys;
 pub mod ledger;
 pub mod lineage;
 pub mod member;

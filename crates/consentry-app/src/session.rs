@@ -51,6 +51,8 @@ pub struct Session {
     registry: OnceLock<Registry>,
     /// The member-token signing key, read once (`auth.rs`): verifying a token is on every request's path.
     pub(crate) token_key: OnceLock<LogKey>,
+    /// The API keys as last read (`keys.rs`), re-read when their file changes.
+    pub(crate) api_keys: crate::keys::KeyCache,
 }
 
 impl Session {
@@ -76,12 +78,18 @@ impl Session {
             ledger: OnceLock::new(),
             registry: OnceLock::new(),
             token_key: OnceLock::new(),
+            api_keys: Default::default(),
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &DataDir {
         &self.dir
+    }
+
+    /// Whether this session refuses every write.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Where the store is.

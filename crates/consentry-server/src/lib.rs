@@ -5,11 +5,13 @@
 //! Routes: `/healthz`, `/readyz`, and the member's own data under `/v1/me/` (the member is the bearer token's
 //! subject; no URL names a member).
 
+pub mod auth;
 pub mod problem;
 
+pub use auth::{Caller, EvidenceReader, Member, Operator};
+
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -35,7 +37,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 const DEFAULT_HISTORY_PAGE: usize = 50;
 
 /// The shared session every handler calls.
-type Shared = Arc<Session>;
+pub(crate) type Shared = Arc<Session>;
 
 /// The service's routes with their layers: body limit, timeout, panics as 500 problems, errors as problems.
 pub fn router(session: Arc<Session>) -> Router {
@@ -117,7 +119,7 @@ async fn as_problem(response: Response) -> Response {
 }
 
 /// Runs a use case on a blocking thread with the shared session.
-async fn call<T: Send + 'static>(
+pub(crate) async fn call<T: Send + 'static>(
     session: &Shared,
     f: impl FnOnce(&Session) -> consentry_app::Result<T> + Send + 'static,
 ) -> Result<T, Problem> {
@@ -126,30 +128,6 @@ async fn call<T: Send + 'static>(
         Ok(r) => r.map_err(Problem::from),
         Err(e) if e.is_panic() => Err(Problem::internal("the use case failed; the failure is a bug, please report it")),
         Err(_) => Err(Problem::internal("the service is shutting down")),
-    }
-}
-
-/// The member a request speaks for: the subject of its verified `Authorization: Bearer` token.
-pub struct Member(pub u64);
-
-impl FromRequestParts<Shared> for Member {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, session: &Shared) -> Result<Member, Problem> {
-        let unauthenticated = |m: &str| Problem::from(AppError::new(ErrorKind::Unauthenticated, m));
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            unauthenticated(
-                "no Authorization header: send `Authorization: Bearer <token>` (mint one with `consentry token`)",
-            )
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(|t| t.trim().to_string())
-            .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <token>`"))?;
-        let member = call(session, move |s| s.verify_member_token(&token, consentry_ledger::now())).await?;
-        Ok(Member(member))
     }
 }
 

@@ -48,6 +48,7 @@ fn kind_type(kind: ErrorKind) -> (&'static str, &'static str) {
     match kind {
         ErrorKind::BadInput => ("bad-input", "Bad input"),
         ErrorKind::Unauthenticated => ("unauthenticated", "Unauthenticated"),
+        ErrorKind::Forbidden => ("forbidden", "Forbidden"),
         ErrorKind::NotFound => ("not-found", "Not found"),
         ErrorKind::Conflict => ("conflict", "Conflict"),
         ErrorKind::Integrity => ("integrity", "Integrity check failed"),

@@ -400,3 +400,20 @@ fn unknown_routes_methods_and_panics_are_problems() {
     // The service goes on answering.
     problem(&request(panicking.addr, "GET", "/boom", &[], b""), 500, "internal");
 }
+
+#[test]
+fn an_api_key_acts_for_no_member_and_a_revoked_one_is_refused() {
+    use consentry_app::keys::Role;
+    let server = Server::start();
+    let before = server.ledger_len();
+    for role in [Role::Operator, Role::Auditor] {
+        let key = server.session.create_api_key(role, "test", consentry_ledger::now()).unwrap();
+        problem(&server.get("/v1/me/consents", &key.secret), 403, "forbidden");
+        problem(&server.choose(&key.secret, JOBS, "granted", 1, &[]), 403, "forbidden");
+        server.session.revoke_api_key(&key.record.id, consentry_ledger::now()).unwrap();
+        let p = problem(&server.get("/v1/me/consents", &key.secret), 401, "unauthenticated");
+        assert!(p["detail"].as_str().unwrap().contains("revoked"), "{p}");
+    }
+    problem(&server.get("/v1/me/consents", "csk_kdeadbeef0000_forged"), 401, "unauthenticated");
+    assert_eq!(server.ledger_len(), before, "a refused request wrote something");
+}

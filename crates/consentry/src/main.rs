@@ -74,6 +74,9 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Mint a member bearer token for the service (`Authorization: Bearer …`).
     Token(cmd::token::Args),
+    /// API keys for operators and auditors of the service: create (shown once), revoke, list.
+    #[command(subcommand)]
+    Keys(cmd::keys::Command),
 }
 
 /// A closed pipe (`consentry lineage models | head -1`) ends the program quietly, as it does other
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cmd::audit::run(&ctx, args),
         Command::Serve(args) => cmd::serve::run(&ctx, args),
         Command::Token(args) => cmd::token::run(&ctx, args),
+        Command::Keys(c) => cmd::keys::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod demo;
 pub mod dp;
 pub mod gate;
+pub mod keys;
 pub mod ledger;
 pub mod lineage;
 pub mod policy;
