@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod session;
 pub mod synth;
 pub mod train;
 pub mod unlearn;
+pub mod webhooks;
 
 pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};
 pub use error::{AppError, Context, ErrorKind, Result};

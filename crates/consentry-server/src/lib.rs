@@ -6,7 +6,9 @@
 //! subject; no URL names a member).
 
 pub mod auth;
+mod events;
 pub mod problem;
+pub mod webhooks;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
 
@@ -53,6 +55,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/history", get(my_history))
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
+        .merge(events::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
@@ -213,6 +216,7 @@ async fn put_consent(
         gpc,
     };
     let out = call(&session, move |s| s.member_choice(choice)).await?;
+    webhooks::ring();
     let seq = out.appended.event.seq;
     let status = if out.appended.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let gpc: Vec<Value> = out

@@ -14,9 +14,16 @@ pub struct Args {
     /// Worker threads of the asynchronous runtime (use cases run on a separate blocking pool).
     #[arg(long, default_value_t = 2, value_name = "N")]
     workers: usize,
+    /// The service configuration (TOML): webhooks to deliver the outbox to. Without it, none.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => consentry_app::config::ServiceConfig::load(path)?,
+        None => consentry_app::config::ServiceConfig::default(),
+    };
     let session = Arc::new(ctx.session()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.max(1))
@@ -24,6 +31,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the asynchronous runtime")?;
     runtime.block_on(async {
+        consentry_server::webhooks::start_webhooks(Arc::clone(&session), &config)?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("cannot listen on {} (is the port in use?)", args.addr))?;
