@@ -9,6 +9,8 @@
 //! `whsec_<base64>` is those decoded bytes, any other secret its UTF-8 bytes. [`verify_webhook_signature`] is what a
 //! receiver runs.
 //!
+//! A webhook's first start puts its cursor at the end of the outbox ([`Session::webhook_attach`]): it gets what is
+//! written from then on, not the whole history (a consumer that wants that pulls `GET /v1/events?after=0`).
 //! Delivery is at least once: a webhook's cursor (the last outbox id it acknowledged with a 2xx) is stored in the
 //! ledger's store and only moves after a 2xx, so a receiver that is down, or a service that is killed, delays rows
 //! and never drops one; after a restart the rows past the cursor are delivered again, with their ids. Several
@@ -238,17 +240,30 @@ impl Session {
         Ok(self.ledger()?.store().outbox_after(after, limit)?)
     }
 
+    /// Starts `hook`'s cursor where the outbox ends if it has none (a webhook gets the rows written after it was
+    /// first configured; the history is `GET /v1/events?after=0`), and returns the cursor. Stored at once, so a
+    /// restart before the first delivery still delivers everything written since.
+    pub fn webhook_attach(&self, hook: &Webhook) -> Result<u64> {
+        let store = self.ledger()?.store();
+        if let Some(cursor) = store.outbox_cursor(hook.name())? {
+            return Ok(cursor);
+        }
+        let end = store.outbox_last()?;
+        store.set_outbox_cursor(hook.name(), end)?;
+        Ok(end)
+    }
+
     /// The rows `hook` has not acknowledged yet, up to [`DELIVERY_BATCH`], from its stored cursor.
     pub fn webhook_pending(&self, hook: &Webhook) -> Result<Vec<OutboxRow>> {
         let store = self.ledger()?.store();
-        let cursor = store.outbox_cursor(hook.name())?;
+        let cursor = store.outbox_cursor(hook.name())?.unwrap_or(0);
         Ok(store.outbox_after(cursor, DELIVERY_BATCH)?)
     }
 
     /// Records that `hook` acknowledged every row up to `id` (its cursor never moves back).
     pub fn webhook_delivered(&self, hook: &Webhook, id: u64) -> Result<()> {
         let store = self.ledger()?.store();
-        if store.outbox_cursor(hook.name())? < id {
+        if store.outbox_cursor(hook.name())?.is_none_or(|c| c < id) {
             store.set_outbox_cursor(hook.name(), id)?;
         }
         Ok(())
@@ -261,7 +276,7 @@ impl Session {
         hooks
             .iter()
             .map(|h| {
-                let delivered = store.outbox_cursor(h.name())?;
+                let delivered = store.outbox_cursor(h.name())?.unwrap_or(0);
                 Ok(OutboxLag { webhook: h.name().to_string(), delivered, behind: last.saturating_sub(delivered) })
             })
             .collect()

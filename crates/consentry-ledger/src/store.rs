@@ -216,14 +216,15 @@ pub trait Store: Send + Sync {
         Ok(0)
     }
 
-    /// The last outbox id `consumer` (a webhook's name) has taken delivery of (0: none).
-    fn outbox_cursor(&self, consumer: &str) -> Result<u64, LedgerError> {
-        match self.get_meta(&cursor_key(consumer))? {
-            None => Ok(0),
-            Some(v) => v
-                .parse()
-                .map_err(|_| LedgerError::Corrupt(format!("the outbox cursor of `{consumer}` is `{v}`, not a number"))),
-        }
+    /// The last outbox id `consumer` (a webhook's name) has taken delivery of; `None` for a consumer never seen.
+    fn outbox_cursor(&self, consumer: &str) -> Result<Option<u64>, LedgerError> {
+        self.get_meta(&cursor_key(consumer))?
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    LedgerError::Corrupt(format!("the outbox cursor of `{consumer}` is `{v}`, not a number"))
+                })
+            })
+            .transpose()
     }
 
     /// Records that `consumer` has taken delivery of every row up to `id`.

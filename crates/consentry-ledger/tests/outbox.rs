@@ -66,10 +66,10 @@ fn outbox_follows_appends(store: &dyn Store) {
     );
     assert_eq!(store.outbox_last().unwrap(), 4);
     assert_eq!(store.outbox_after(2, 1).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [3]);
-    assert_eq!(store.outbox_cursor("crm").unwrap(), 0);
+    assert_eq!(store.outbox_cursor("crm").unwrap(), None);
     store.set_outbox_cursor("crm", 3).unwrap();
-    assert_eq!(store.outbox_cursor("crm").unwrap(), 3);
-    assert_eq!(store.outbox_cursor("other").unwrap(), 0);
+    assert_eq!(store.outbox_cursor("crm").unwrap(), Some(3));
+    assert_eq!(store.outbox_cursor("other").unwrap(), None);
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn sqlite_outbox_follows_appends() {
     let path = dir.path().join("ledger.db");
     outbox_follows_appends(&SqliteStore::open(&path).unwrap());
     let reopened = SqliteStore::open_read_only(&path).unwrap();
-    assert_eq!(reopened.outbox_cursor("crm").unwrap(), 3, "the cursor persists");
+    assert_eq!(reopened.outbox_cursor("crm").unwrap(), Some(3), "the cursor persists");
     assert_eq!(all_rows(&reopened).len(), 4);
     assert!(reopened.outbox_push(UNLEARNING_COMPLETED, "{}", NOW).is_err(), "a read-only store writes nothing");
 }

@@ -29,9 +29,13 @@ pub(crate) async fn wait_for_rows(at_most: Duration) {
     let _ = tokio::time::timeout(at_most, BELL.notified()).await;
 }
 
-/// Loads every configured webhook's secret and starts its delivery task on the current runtime.
+/// Loads every configured webhook's secret, starts the cursor of a new one at the end of the outbox, and starts
+/// each one's delivery task on the current runtime.
 pub fn start_webhooks(session: Arc<consentry_app::Session>, config: &ServiceConfig) -> consentry_app::Result<()> {
     let hooks = config.webhooks.iter().map(Webhook::load).collect::<consentry_app::Result<Vec<_>>>()?;
+    for hook in &hooks {
+        session.webhook_attach(hook)?;
+    }
     for hook in hooks {
         tokio::spawn(deliver(Arc::clone(&session), Arc::new(hook)));
     }

@@ -178,4 +178,5 @@ mod datadir_tamper;
 mod gate_tamper;
 mod ledger_tamper;
 mod model_tamper;
+mod outbox_tamper;
 mod registry_tamper;
