@@ -269,15 +269,15 @@ impl Session {
         Ok(())
     }
 
-    /// Rows not yet delivered, per webhook (for the metrics).
-    pub fn outbox_lag(&self, hooks: &[Webhook]) -> Result<Vec<OutboxLag>> {
+    /// Rows not yet delivered, per configured webhook (for the metrics).
+    pub fn outbox_lag(&self, hooks: &[WebhookConfig]) -> Result<Vec<OutboxLag>> {
         let store = self.ledger()?.store();
         let last = store.outbox_last()?;
         hooks
             .iter()
             .map(|h| {
-                let delivered = store.outbox_cursor(h.name())?.unwrap_or(0);
-                Ok(OutboxLag { webhook: h.name().to_string(), delivered, behind: last.saturating_sub(delivered) })
+                let delivered = store.outbox_cursor(&h.name)?.unwrap_or(0);
+                Ok(OutboxLag { webhook: h.name.clone(), delivered, behind: last.saturating_sub(delivered) })
             })
             .collect()
     }

@@ -7,7 +7,7 @@
 //! verifies offline. A receiver acting on consent checks that position, not the notification.
 
 use crate::common::{consentry, ok, withdrawal};
-use crate::{JOBS, audit, fresh, ledger_db};
+use crate::{JOBS, audit, fresh, ledger_db, withdrawn_member};
 use consentry_app::webhooks::{SignatureError, event_json, secret_bytes, sign, verify_webhook_signature};
 use consentry_app::{DataDir, Session};
 use consentry_policy::Action;
@@ -77,4 +77,23 @@ fn an_outbox_row_edited_in_the_database_is_delivered_as_edited_while_the_ledger_
     let session = open();
     let event = session.ledger().unwrap().store().event(seq).unwrap().expect("the named position exists");
     assert_eq!((event.event.body.member_id, event.event.body.action), (5, Action::Withdraw));
+}
+
+/// The demo's unlearning pass is in the outbox too: one `unlearning.completed` row per retrain, naming the members
+/// removed, after the consent changes that caused it.
+#[test]
+fn unlearning_completions_are_in_the_outbox() {
+    let (_guard, data) = fresh();
+    let rows = Session::open_read_only(DataDir::new(&data), None).unwrap().outbox_after(0, usize::MAX).unwrap();
+    let done: Vec<serde_json::Value> =
+        rows.iter().filter(|r| r.kind == "unlearning.completed").map(|r| event_json(r)["data"].clone()).collect();
+    assert!(!done.is_empty(), "no unlearning.completed row among {} rows", rows.len());
+    let removed = withdrawn_member(&data);
+    let jobs = done
+        .iter()
+        .find(|d| d["purpose"] == JOBS && d["members"].as_array().unwrap().iter().any(|m| m.as_u64() == Some(removed)))
+        .unwrap_or_else(|| panic!("member {removed} is in no completion: {done:?}"));
+    assert_eq!(jobs["version"], 2, "{jobs}");
+    let first_done = rows.iter().position(|r| r.kind == "unlearning.completed").unwrap();
+    assert!(rows[..first_done].iter().all(|r| r.kind == "consent.changed"));
 }
