@@ -20,7 +20,7 @@ fn ev(member: u64, key: &str) -> NewEvent {
     NewEvent {
         member_id: member,
         purpose: JOBS.into(),
-        action: if member % 2 == 0 { Action::Grant } else { Action::Withdraw },
+        action: if member.is_multiple_of(2) { Action::Grant } else { Action::Withdraw },
         notice_version: 1,
         source: Source::Api,
         actor: format!("member:{member}"),
