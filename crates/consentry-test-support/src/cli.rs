@@ -33,6 +33,23 @@ macro_rules! consentry_cli {
     };
 }
 
+/// Spawns `serve` (a command ending in `serve --addr HOST:0 …`) and reads the address it bound from the first line
+/// of its standard output; the child's standard error is discarded.
+pub fn spawn_serve(command: &mut Command) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead as _;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("consentry serve starts");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("a piped stdout"))
+        .read_line(&mut first)
+        .expect("serve prints its address");
+    let addr = first
+        .trim()
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("serve's first line is not its address: {first:?}"));
+    (child, addr)
+}
+
 /// The binary at `bin` with `--data DIR` and no inherited `CONSENTRY_*` settings.
 pub fn command_at(bin: &str, data: &Path) -> Command {
     let mut c = Command::new(bin);

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,16 +76,7 @@ fn receive(listener: TcpListener, log: Log, slow: Duration) {
 
 /// Starts `consentry serve --config` on port 0 and returns it with its address.
 fn serve(data: &Path, config: &Path) -> (Child, SocketAddr) {
-    let mut child = command(data)
-        .args(["serve", "--addr", "127.0.0.1:0", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let addr = first.trim().strip_prefix("http://").unwrap_or_else(|| panic!("first line: {first:?}")).parse().unwrap();
-    (child, addr)
+    spawn_serve(command(data).args(["serve", "--addr", "127.0.0.1:0", "--config", config.to_str().unwrap()]))
 }
 
 /// Changes member `token`'s consent to `state` through the API and returns the ledger position.
