@@ -5,7 +5,6 @@
 //! the runtime: whatever was not acknowledged is delivered again by the next start.
 
 use crate::{Shared, call};
-use consentry_app::config::ServiceConfig;
 use consentry_app::webhooks::{SignedDelivery, Webhook};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -29,13 +28,13 @@ pub(crate) async fn wait_for_rows(at_most: Duration) {
     let _ = tokio::time::timeout(at_most, BELL.notified()).await;
 }
 
-/// Loads every configured webhook's secret, starts the cursor of a new one at the end of the outbox, and starts
-/// each one's delivery task on the current runtime.
-pub fn start_webhooks(session: Arc<consentry_app::Session>, config: &ServiceConfig) -> consentry_app::Result<()> {
-    let hooks = config.webhooks.iter().map(Webhook::load).collect::<consentry_app::Result<Vec<_>>>()?;
-    for hook in &hooks {
-        session.webhook_attach(hook)?;
-    }
+/// Starts each webhook's cursor at the end of the outbox if it is new, then its delivery task on the current
+/// runtime. Finishes before the service listens, so every change the service accepts is past each starting cursor.
+pub async fn start_webhooks(session: Arc<consentry_app::Session>, hooks: Vec<Webhook>) -> consentry_app::Result<()> {
+    let (s, attach) = (Arc::clone(&session), hooks.clone());
+    tokio::task::spawn_blocking(move || attach.iter().try_for_each(|h| s.webhook_attach(h).map(|_| ())))
+        .await
+        .map_err(|_| consentry_app::AppError::internal("starting the webhooks' cursors failed"))??;
     for hook in hooks {
         tokio::spawn(deliver(Arc::clone(&session), Arc::new(hook)));
     }

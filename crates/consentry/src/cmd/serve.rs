@@ -2,6 +2,7 @@
 
 use crate::ui::{Ctx, OK};
 use anyhow::Context as _;
+use consentry_app::webhooks::Webhook;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => consentry_app::config::ServiceConfig::load(path)?,
         None => consentry_app::config::ServiceConfig::default(),
     };
+    // Secrets are read before anything starts, so a missing one stops `serve` at once.
+    let webhooks = config.webhooks.iter().map(Webhook::load).collect::<Result<Vec<_>, _>>()?;
     let session = Arc::new(ctx.session()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.max(1))
@@ -31,7 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the asynchronous runtime")?;
     runtime.block_on(async {
-        consentry_server::webhooks::start_webhooks(Arc::clone(&session), &config)?;
+        consentry_server::webhooks::start_webhooks(Arc::clone(&session), webhooks).await?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("cannot listen on {} (is the port in use?)", args.addr))?;
