@@ -7,11 +7,13 @@
 //! each module, [`AppError`] with its [`ErrorKind`], and [`Progress`] for long work.
 
 pub mod audit;
+pub mod audit_runs;
 pub mod auth;
 pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod error;
+pub mod evidence;
 pub mod gate;
 pub mod keys;
 pub mod ledger;

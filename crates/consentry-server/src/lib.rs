@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod events;
+pub mod evidence;
 pub mod problem;
 pub mod webhooks;
 
@@ -56,6 +57,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
         .merge(events::routes())
+        .merge(evidence::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }

@@ -76,7 +76,7 @@ fn receive(listener: TcpListener, log: Log, slow: Duration) {
 }
 
 /// Starts `consentry serve --config` on port 0 and returns it with its address.
-fn serve(data: &Path, config: &Path) -> (Child, SocketAddr) {
+fn serve_with(data: &Path, config: &Path) -> (Child, SocketAddr) {
     spawn_serve(command(data).args(["serve", "--addr", "127.0.0.1:0", "--config", config.to_str().unwrap()]))
 }
 
@@ -177,7 +177,7 @@ fn every_change_arrives_signed_through_a_dead_receiver_and_a_sigkill() {
         .collect();
     let operator = ok(&consentry(&data, &["keys", "create", "--role", "operator", "--name", "crm"])).trim().to_string();
 
-    let (mut server, addr) = serve(&data, &config);
+    let (mut server, addr) = serve_with(&data, &config);
     let notice = jobs_notice(addr, &tokens[0]);
     let mut expected: BTreeSet<u64> = BTreeSet::new();
     for i in 0..10 {
@@ -196,7 +196,7 @@ fn every_change_arrives_signed_through_a_dead_receiver_and_a_sigkill() {
     let before_restart = log.lock().unwrap().len();
     assert!(before_restart < 10, "the kill came after the whole stream ({before_restart} deliveries)");
 
-    let (mut server, addr) = serve(&data, &config);
+    let (mut server, addr) = serve_with(&data, &config);
     for i in 0..4 {
         let state = if i % 2 == 0 { "withdrawn" } else { "granted" };
         expected.insert(change(addr, &tokens[i % 2], state, notice));
