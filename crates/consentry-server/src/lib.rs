@@ -8,6 +8,8 @@
 pub mod auth;
 mod events;
 pub mod evidence;
+pub mod me;
+pub mod operator;
 pub mod problem;
 pub mod webhooks;
 
@@ -58,6 +60,8 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/lineage", get(my_lineage))
         .merge(events::routes())
         .merge(evidence::routes())
+        .merge(me::routes())
+        .merge(operator::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
@@ -181,6 +185,23 @@ fn body_problem(e: JsonRejection) -> Problem {
     p
 }
 
+/// The client's `Idempotency-Key` header, if any: 1 to 200 visible ASCII characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+            .map(|k| Some(k.to_string()))
+            .ok_or_else(|| {
+                Problem::from(AppError::bad_input(format!(
+                    "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                )))
+            }),
+    }
+}
+
 async fn put_consent(
     State(session): State<Shared>,
     Member(me): Member,
@@ -190,20 +211,7 @@ async fn put_consent(
 ) -> Result<Response, Problem> {
     let Path(purpose) = purpose.map_err(|e| Problem::from(AppError::bad_input(e.body_text())))?;
     let Json(body) = body.map_err(body_problem)?;
-    let idempotency_key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    Problem::from(AppError::bad_input(format!(
-                        "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                    )))
-                })?,
-        ),
-    };
+    let idempotency_key = idempotency_key(&headers)?;
     let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
     let choice = MemberChoice {
         member: me,
