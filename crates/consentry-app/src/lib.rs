@@ -31,6 +31,7 @@ pub mod synth;
 mod token_cache;
 pub mod train;
 pub mod unlearn;
+pub mod webhooks;
 pub mod websession;
 
 pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};

@@ -54,7 +54,9 @@ impl Session {
         let w = opts.worker()?;
         let reg = self.registry()?;
         let ledger = self.ledger()?;
-        Ok(consentry_lineage::run_once(reg, ledger, &w)?)
+        let report = consentry_lineage::run_once(reg, ledger, &w)?;
+        self.announce_unlearning(&report)?;
+        Ok(report)
     }
 
     /// Starts unlearning without retraining: new withdrawals become requests with their deadlines now (the next
@@ -79,6 +81,18 @@ impl Session {
         let reg = self.registry()?;
         let ledger = self.ledger()?;
         let interval = Duration::from_secs_f64(opts.interval_secs);
-        Ok(consentry_lineage::watch(reg, ledger, &w, interval, stop, max_polls, on_report)?)
+        // Each pass's completions go to the outbox as the pass reports them; a failure to record them is kept and
+        // returned once the watch ends (the pass itself is committed in the registry).
+        let mut announce_error = None;
+        let passes = consentry_lineage::watch(reg, ledger, &w, interval, stop, max_polls, &mut |r| {
+            if let Err(e) = self.announce_unlearning(r) {
+                announce_error.get_or_insert(e);
+            }
+            on_report(r);
+        })?;
+        match announce_error {
+            Some(e) => Err(e.context("recording unlearning completions in the outbox")),
+            None => Ok(passes),
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod event;
 mod ledger;
 pub mod merkle;
+pub mod outbox;
 pub mod position;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -20,6 +20,7 @@ use crate::event::{
     Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
     source_from_code, source_to_code,
 };
+use crate::outbox::{CONSENT_CHANGED, ConsentChanged, OUTBOX, OutboxRow};
 use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::store::{Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
@@ -239,6 +240,7 @@ impl Writer {
         }
         let rows: Vec<&(Event, Hash, Hash)> = prepared.iter().flatten().flat_map(|p| p.rows.iter()).collect();
         let fresh = insert_events(&mut tx, &self.statements, &self.purposes, &rows)?;
+        insert_outbox(&mut tx, &rows)?;
         tx.commit()?;
         self.purposes.extend(fresh);
         Ok(prepared.into_iter().map(|p| p.map(Prepared::finish)).collect())
@@ -322,6 +324,36 @@ fn insert_events(
         tx.execute(&st.insert, &params)?;
     }
     Ok(fresh)
+}
+
+/// Writes the outbox rows of freshly appended events inside the append transaction, which holds the append lock:
+/// ids continue from the highest committed one, so they are gap-free and commit in id order (see
+/// [`crate::outbox`]; a free-running sequence would let a consumer skip a row committed late with a smaller id).
+fn insert_outbox(tx: &mut Transaction<'_>, rows: &[&(Event, Hash, Hash)]) -> Result<(), LedgerError> {
+    let mut next = outbox_max(tx)?;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let ids: Vec<i64> = chunk
+            .iter()
+            .map(|_| {
+                next += 1;
+                next
+            })
+            .collect();
+        let kinds: Vec<&str> = chunk.iter().map(|_| CONSENT_CHANGED).collect();
+        let payloads: Vec<String> = chunk.iter().map(|(e, _, _)| ConsentChanged::of(e).json()).collect();
+        let created: Vec<i64> = chunk.iter().map(|(e, _, _)| e.recorded_time).collect();
+        tx.execute(
+            "INSERT INTO outbox (id, kind, payload, created)
+             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[])",
+            &[&ids, &kinds, &payloads, &created],
+        )?;
+    }
+    Ok(())
+}
+
+/// The highest outbox id (0 when empty); under the append lock, the last one committed.
+fn outbox_max(tx: &mut Transaction<'_>) -> Result<i64, LedgerError> {
+    Ok(tx.query_one("SELECT COALESCE(MAX(id), 0)::int8 FROM outbox", &[])?.try_get(0)?)
 }
 
 /// Takes the append lock in `tx` and reads the chain head (last sequence number and chain hash of either entry kind).
@@ -541,6 +573,7 @@ impl PgStore {
         if tx.query_one("SELECT to_regclass('events_member') IS NULL", &[])?.try_get::<_, bool>(0)? {
             tx.batch_execute(MEMBER_INDEX)?;
         }
+        ensure_schema(&mut tx, &OUTBOX, crate::outbox::PG_TABLES, url)?;
         tx.commit()?;
         let writer = Writer::connect(url)?;
         Ok(PgStore {
@@ -973,6 +1006,45 @@ impl Store for PgStore {
             )?;
             Ok(())
         })
+    }
+
+    fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>, LedgerError> {
+        self.with_reader(|c| {
+            c.query(
+                "SELECT id, kind, payload, created FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&bound(after), &bound(limit as u64)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: seq_col(r.try_get(0)?)?,
+                    kind: r.try_get(1)?,
+                    payload: r.try_get(2)?,
+                    created: r.try_get(3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn outbox_push(&self, kind: &str, payload: &str, created: i64) -> Result<u64, LedgerError> {
+        self.with_writer(|w| {
+            let lock = w.lock.clone();
+            let mut tx = w.client.transaction()?;
+            // The append lock: ids are allocated exactly as appends allocate them.
+            tx.execute(&lock, &[&APPEND_LOCK])?;
+            let id = outbox_max(&mut tx)? + 1;
+            tx.execute(
+                "INSERT INTO outbox (id, kind, payload, created) VALUES ($1, $2, $3, $4)",
+                &[&id, &kind, &payload, &created],
+            )?;
+            tx.commit()?;
+            seq_col(id)
+        })
+    }
+
+    fn outbox_last(&self) -> Result<u64, LedgerError> {
+        self.with_reader(|c| seq_col(c.query_one("SELECT COALESCE(MAX(id), 0)::int8 FROM outbox", &[])?.try_get(0)?))
     }
 }
 

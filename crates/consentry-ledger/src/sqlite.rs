@@ -6,6 +6,7 @@ use crate::event::{
     Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
     source_from_code, source_to_code,
 };
+use crate::outbox::{CONSENT_CHANGED, ConsentChanged, OUTBOX, OutboxRow};
 use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::store::{
     Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_fresh, prepare_rows,
@@ -232,10 +233,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
         let mut conn = open_reader(path).map_err(|e| not_writable(path, e))?;
-        ensure_schema(&mut conn, &LEDGER, SCHEMA, path).map_err(|e| match e {
-            e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
-            e => not_writable(path, e),
-        })?;
+        for (component, tables) in [(&LEDGER, SCHEMA), (&OUTBOX, crate::outbox::SQLITE_TABLES)] {
+            ensure_schema(&mut conn, component, tables, path).map_err(|e| match e {
+                e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
+                e => not_writable(path, e),
+            })?;
+        }
         ensure_member_index(&conn)?;
         let mut readers = vec![Mutex::new(conn)];
         for _ in 1..READERS {
@@ -425,7 +428,7 @@ fn row_to_facts(r: &rusqlite::Row<'_>) -> Result<StoredFacts, LedgerError> {
     })
 }
 
-/// Inserts prepared rows; a repeated idempotency key is reported as [`Conflict`].
+/// Inserts prepared rows, each with its outbox row; a repeated idempotency key is reported as [`Conflict`].
 fn insert_rows(
     tx: &Transaction<'_>,
     purposes: &mut HashMap<String, i64>,
@@ -436,6 +439,7 @@ fn insert_rows(
                              recorded_time, idem_key, leaf_hash, chain_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
+    let mut outbox = tx.prepare_cached("INSERT INTO outbox (kind, payload, created) VALUES (?1, ?2, ?3)")?;
     for (e, leaf, chain) in rows {
         let pid = purpose_id(tx, purposes, &e.body.purpose)?;
         let b = &e.body;
@@ -454,7 +458,9 @@ fn insert_rows(
             &chain[..],
         ]);
         match inserted {
-            Ok(_) => {}
+            Ok(_) => {
+                outbox.execute(params![CONSENT_CHANGED, ConsentChanged::of(e).json(), e.recorded_time])?;
+            }
             // The unique index on the idempotency key caught a repeat.
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
                 return Ok(Err(Conflict));
@@ -893,4 +899,56 @@ impl Store for SqliteStore {
         self.read()?.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])?;
         Ok(())
     }
+
+    fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>, LedgerError> {
+        let conn = self.read()?;
+        if !has_outbox(&conn)? {
+            return Ok(Vec::new());
+        }
+        let mut stmt =
+            conn.prepare_cached("SELECT id, kind, payload, created FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let mut rows = stmt.query(params![bound(after), bound(limit as u64)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(OutboxRow {
+                id: r.get::<_, i64>(0)? as u64,
+                kind: r.get(1)?,
+                payload: r.get(2)?,
+                created: r.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn outbox_push(&self, kind: &str, payload: &str, created: i64) -> Result<u64, LedgerError> {
+        if self.writer.lock().map_err(|_| LedgerError::WriterGone("lock poisoned".into()))?.is_none() {
+            return Err(LedgerError::WriterGone(
+                "the store was opened read-only (the outbox needs write access)".into(),
+            ));
+        }
+        let conn = self.read()?;
+        conn.execute(
+            "INSERT INTO outbox (kind, payload, created) VALUES (?1, ?2, ?3)",
+            params![kind, payload, created],
+        )?;
+        Ok(conn.last_insert_rowid() as u64)
+    }
+
+    fn outbox_last(&self) -> Result<u64, LedgerError> {
+        let conn = self.read()?;
+        if !has_outbox(&conn)? {
+            return Ok(0);
+        }
+        let n: Option<i64> = conn.query_row("SELECT MAX(id) FROM outbox", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0) as u64)
+    }
+}
+
+/// Whether the store has the outbox table (a store from before it, opened read-only, has not).
+fn has_outbox(conn: &Connection) -> Result<bool, LedgerError> {
+    let n: i64 =
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'", [], |r| {
+            r.get(0)
+        })?;
+    Ok(n > 0)
 }

@@ -1,6 +1,7 @@
 //! The storage trait both backends implement, and the append algorithm they share.
 
 use crate::event::{Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts, chain_hash};
+use crate::outbox::{OutboxRow, cursor_key};
 use crate::{Hash, LedgerError, SignedTreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -209,6 +210,41 @@ pub trait Store: Send + Sync {
 
     /// Sets a small named setting.
     fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError>;
+
+    /// Up to `limit` outbox rows with an id after `after`, by id (see [`crate::outbox`]); empty for a store
+    /// without an outbox (one that predates it, opened read-only).
+    fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>, LedgerError> {
+        let _ = (after, limit);
+        Ok(Vec::new())
+    }
+
+    /// Adds an outbox row that no ledger append carries (an unlearning completion), with the next id, under the
+    /// same serialisation as appends; returns its id.
+    fn outbox_push(&self, kind: &str, payload: &str, created: i64) -> Result<u64, LedgerError> {
+        let _ = (kind, payload, created);
+        Err(LedgerError::Invalid(format!("the {} store keeps no outbox", self.backend())))
+    }
+
+    /// The highest outbox id (0 when empty).
+    fn outbox_last(&self) -> Result<u64, LedgerError> {
+        Ok(0)
+    }
+
+    /// The last outbox id `consumer` (a webhook's name) has taken delivery of; `None` for a consumer never seen.
+    fn outbox_cursor(&self, consumer: &str) -> Result<Option<u64>, LedgerError> {
+        self.get_meta(&cursor_key(consumer))?
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    LedgerError::Corrupt(format!("the outbox cursor of `{consumer}` is `{v}`, not a number"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Records that `consumer` has taken delivery of every row up to `id`.
+    fn set_outbox_cursor(&self, consumer: &str, id: u64) -> Result<(), LedgerError> {
+        self.set_meta(&cursor_key(consumer), &id.to_string())
+    }
 }
 
 /// A 32-byte hash column, or `Corrupt` naming the column; shared so both SQL backends decode stored rows alike.

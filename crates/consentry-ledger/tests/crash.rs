@@ -131,6 +131,26 @@ fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, 
     o
 }
 
+/// The outbox survived the same kills as the log: exactly one row per stored event, in log order, gap-free ids —
+/// it is written in the append's transaction, so a kill leaves both or neither.
+fn outbox_matches_log(name: &str, store: &dyn Store) {
+    let mut seqs: Vec<u64> = Vec::new();
+    store
+        .scan(1, u64::MAX, &mut |s| {
+            seqs.push(s.event.seq);
+            Ok(())
+        })
+        .unwrap();
+    let rows = store.outbox_after(0, usize::MAX).unwrap();
+    let ids: Vec<u64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids, (1..=rows.len() as u64).collect::<Vec<_>>(), "{name}: outbox ids have a gap");
+    let named: Vec<u64> = rows
+        .iter()
+        .map(|r| serde_json::from_str::<consentry_ledger::outbox::ConsentChanged>(&r.payload).unwrap().seq)
+        .collect();
+    assert_eq!(named, seqs, "{name}: the outbox and the log disagree after the kills");
+}
+
 #[test]
 fn sqlite_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,6 +159,7 @@ fn sqlite_survives_sigkill() {
     let open = || Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn Store>;
     let o = crash_loop("sqlite", ["--sqlite", &path_str], &open, 0x5157_11fe);
     assert!(o.events >= o.acked as u64);
+    outbox_matches_log("sqlite", &*open());
 }
 
 #[test]
@@ -147,4 +168,5 @@ fn postgres_survives_sigkill() {
     let open = || Box::new(PgStore::connect(&db.url).unwrap()) as Box<dyn Store>;
     let o = crash_loop("postgres", ["--postgres", &db.url], &open, 0x0090_57e5);
     assert!(o.events >= o.acked as u64);
+    outbox_matches_log("postgres", &*open());
 }

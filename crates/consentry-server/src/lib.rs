@@ -6,10 +6,12 @@
 //! subject; no URL names a member).
 
 pub mod auth;
+mod events;
 pub mod evidence;
 pub mod me;
 pub mod operator;
 pub mod problem;
+pub mod webhooks;
 pub mod websession;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
@@ -57,6 +59,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/history", get(my_history))
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
+        .merge(events::routes())
         .merge(evidence::routes())
         .merge(me::routes())
         .merge(operator::routes())
@@ -225,6 +228,7 @@ async fn put_consent(
         gpc,
     };
     let out = call(&session, move |s| s.member_choice(choice)).await?;
+    webhooks::ring();
     let seq = out.appended.event.seq;
     let status = if out.appended.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let gpc: Vec<Value> = out

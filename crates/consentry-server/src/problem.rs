@@ -37,6 +37,11 @@ impl Problem {
         self.status
     }
 
+    /// What went wrong, for a log line.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The stable type URI.
     pub fn type_uri(&self) -> String {
         format!("{TYPE_BASE}{}", self.slug)

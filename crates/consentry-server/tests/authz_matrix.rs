@@ -56,6 +56,7 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/models/{id}", Need::Operate),
     ("GET", "/v1/unlearning", Need::Operate),
     ("POST", "/v1/jobs/unlearn", Need::Operate),
+    ("GET", "/v1/events", Need::Operate),
     ("GET", "/v1/audits", Need::Operate),
     ("POST", "/v1/audits", Need::Operate),
     ("GET", "/v1/audits/{id}", Need::Operate),

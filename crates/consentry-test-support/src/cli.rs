@@ -33,6 +33,29 @@ macro_rules! consentry_cli {
     };
 }
 
+/// Spawns `serve` (a command ending in `serve --addr HOST:0 …`) and reads the address it bound from the first line
+/// of its standard output; its standard error is drained and dropped (and shown if it fails to start).
+pub fn spawn_serve(command: &mut Command) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::{BufRead as _, Read as _};
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("consentry serve starts");
+    let mut stderr = child.stderr.take().expect("a piped stderr");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("a piped stdout"))
+        .read_line(&mut first)
+        .expect("serve prints its address");
+    match first.trim().strip_prefix("http://").and_then(|a| a.parse().ok()) {
+        Some(addr) => {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+            (child, addr)
+        }
+        None => {
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            panic!("serve's first line is not its address: {first:?}; stderr: {err}")
+        }
+    }
+}
+
 /// The binary at `bin` with `--data DIR` and no inherited `CONSENTRY_*` settings.
 pub fn command_at(bin: &str, data: &Path) -> Command {
     let mut c = Command::new(bin);

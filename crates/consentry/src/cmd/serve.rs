@@ -2,6 +2,7 @@
 
 use crate::ui::{Ctx, OK};
 use anyhow::Context as _;
+use consentry_app::webhooks::Webhook;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,18 +15,23 @@ pub struct Args {
     /// Worker threads of the asynchronous runtime (use cases run on a separate blocking pool).
     #[arg(long, default_value_t = 2, value_name = "N")]
     workers: usize,
-    /// The service configuration (TOML), e.g. `[member_tokens]` to accept the platform's own member tokens.
+    /// The service configuration (TOML): `[member_tokens]` to accept the platform's own member tokens,
+    /// `[[webhooks]]` to deliver the outbox to. Without it, neither.
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => consentry_app::config::ServiceConfig::load(path)?,
+        None => consentry_app::config::ServiceConfig::default(),
+    };
+    // Keys and secrets are read before anything starts, so a missing one stops `serve` at once.
+    let webhooks = config.webhooks.iter().map(Webhook::load).collect::<Result<Vec<_>, _>>()?;
     let mut session = ctx.session()?;
-    if let Some(path) = &args.config {
-        let config = consentry_app::config::ServiceConfig::load(path)?;
-        if let Some(tokens) = config.member_tokens {
-            session = session.with_member_tokens(tokens).with_context(|| format!("in {}", path.display()))?;
-        }
+    if let Some(tokens) = config.member_tokens {
+        let shown = args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+        session = session.with_member_tokens(tokens).with_context(|| format!("in {shown}"))?;
     }
     let session = Arc::new(session);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -34,6 +40,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the asynchronous runtime")?;
     runtime.block_on(async {
+        consentry_server::webhooks::start_webhooks(Arc::clone(&session), webhooks).await?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .with_context(|| format!("cannot listen on {} (is the port in use?)", args.addr))?;

@@ -178,5 +178,6 @@ mod datadir_tamper;
 mod gate_tamper;
 mod ledger_tamper;
 mod model_tamper;
+mod outbox_tamper;
 mod registry_tamper;
 mod token_confusion;
