@@ -3,83 +3,23 @@
 //! offline audit, bad input as problems, and who may call what. Red-team checks: a proof for an altered entry fails,
 //! a log altered on disk yields no proof, an auditor key neither runs nor reads audit runs, an altered run record
 //! is refused.
-//!
-//! The `Server` harness is a copy of `member_api.rs`'s (router on an ephemeral port over a private copy of the CLI's
-//! fixture data directory).
 
+mod common;
+
+use common::{Response, Server, problem, request};
+use consentry_app::DataDir;
 use consentry_app::keys::Role;
-use consentry_app::{DataDir, Session};
 use consentry_ledger::merkle::{verify_consistency, verify_inclusion};
 use consentry_ledger::{Event, FactsEntry, Hash, PublicKey, SignedTreeHead};
-use consentry_test_support::cli::copy_dir;
-use consentry_test_support::http::{Response, request};
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// A member of the fixture's ledger.
 const A: u64 = 5;
 const JOBS: &str = "train_ai_system.job_recommendations";
 
-/// A service on an ephemeral port over its own copy of the fixture; stopped (gracefully) when dropped.
-struct Server {
-    addr: SocketAddr,
-    session: Arc<Session>,
-    data: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../consentry/tests/fixtures/datadir-v1"), &data);
-        Server::on(dir, data)
-    }
-
-    fn on(dir: tempfile::TempDir, data: PathBuf) -> Server {
-        let session = Arc::new(Session::open(DataDir::new(&data), None).unwrap());
-        let router = consentry_server::router(Arc::clone(&session));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = rx.recv().unwrap();
-        Server { addr, session, data, stop: Some(stop), thread: Some(thread), _dir: dir }
-    }
-
-    fn member_token(&self, member: u64) -> String {
-        self.session.mint_member_token(member, 3600, consentry_ledger::now()).unwrap().token
-    }
-
-    fn key(&self, role: Role) -> String {
-        self.session.create_api_key(role, "test", consentry_ledger::now()).unwrap().secret
-    }
-
-    fn get(&self, path: &str, token: &str) -> Response {
-        request(self.addr, "GET", path, &[("Authorization", &format!("Bearer {token}"))], b"")
-    }
-
-    fn post(&self, path: &str, token: &str) -> Response {
-        request(self.addr, "POST", path, &[("Authorization", &format!("Bearer {token}"))], b"")
-    }
-
     fn public_key(&self) -> PublicKey {
-        PublicKey::load(&DataDir::new(&self.data).public_key_file()).unwrap()
+        PublicKey::load(&self.data().public_key_file()).unwrap()
     }
 
     /// Appends `n` withdrawals and grants of member A and signs a head over them: a second head to prove against.
@@ -100,27 +40,6 @@ impl Server {
         }
         self.session.checkpoint().unwrap()
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Asserts an RFC 9457 problem with `status` and type slug `slug`; returns its body.
-fn problem(r: &Response, status: u16, slug: &str) -> Value {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{r:?}");
-    let body = r.json();
-    assert_eq!(body["type"], format!("https://consentry.dev/problems/{slug}"), "{body}");
-    assert!(body["detail"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
-    body
 }
 
 fn ok_json(r: &Response) -> Value {
@@ -152,7 +71,7 @@ fn leaf_of(entry: &Value) -> Hash {
 #[test]
 fn tree_heads_verify_with_the_public_key_latest_and_by_size() {
     let s = Server::start();
-    let auditor = s.key(Role::Auditor);
+    let auditor = s.api_key(Role::Auditor);
     let key = s.public_key();
     let first = sth(&ok_json(&s.get("/v1/log/checkpoint", &auditor)));
     assert!(key.verify(&first), "{first:?}");
@@ -176,7 +95,7 @@ fn tree_heads_verify_with_the_public_key_latest_and_by_size() {
 #[test]
 fn inclusion_and_consistency_proofs_fetched_over_http_verify_against_fetched_heads() {
     let s = Server::start();
-    let auditor = s.key(Role::Auditor);
+    let auditor = s.api_key(Role::Auditor);
     let key = s.public_key();
     let old = sth(&ok_json(&s.get("/v1/log/checkpoint", &auditor)));
     s.grow(5);
@@ -224,7 +143,7 @@ fn inclusion_and_consistency_proofs_fetched_over_http_verify_against_fetched_hea
 #[test]
 fn bad_positions_and_queries_are_problems() {
     let s = Server::start();
-    let op = s.key(Role::Operator);
+    let op = s.api_key(Role::Operator);
     let len = s.session.ledger().unwrap().store().len().unwrap();
     for (path, status, slug) in [
         ("/v1/log/proofs/inclusion?seq=0".to_string(), 400, "bad-input"),
@@ -250,9 +169,9 @@ fn bad_positions_and_queries_are_problems() {
 #[test]
 fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
     let s = Server::start();
-    let member = s.member_token(A);
-    let auditor = s.key(Role::Auditor);
-    let operator = s.key(Role::Operator);
+    let member = s.token(A);
+    let auditor = s.api_key(Role::Auditor);
+    let operator = s.api_key(Role::Operator);
     let evidence = [
         "/v1/log/checkpoint",
         "/v1/log/checkpoints",
@@ -271,14 +190,14 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
     }
     // Audit runs are the operator's: a member or an auditor key neither runs one nor reads them.
     for token in [&member, &auditor] {
-        problem(&s.post("/v1/audits", token), 403, "forbidden");
+        problem(&s.post("/v1/audits", token, &[], ""), 403, "forbidden");
         problem(&s.get("/v1/audits", token), 403, "forbidden");
         problem(&s.get("/v1/audits/1-00", token), 403, "forbidden");
     }
     // Evidence routes are read-only, whoever asks, and an auditor key writes no consent either.
     let len = s.session.ledger().unwrap().store().len().unwrap();
     for path in ["/v1/log/checkpoint", "/v1/evidence/bundle", "/v1/log/receipts/1"] {
-        assert_eq!(s.post(path, &auditor).status, 405, "{path}");
+        assert_eq!(s.post(path, &auditor, &[], "").status, 405, "{path}");
     }
     let body = br#"{"state": "withdrawn", "notice_version": 1}"#;
     let put = request(
@@ -290,7 +209,7 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
     );
     problem(&put, 403, "forbidden");
     assert_eq!(s.session.ledger().unwrap().store().len().unwrap(), len, "nothing appended");
-    assert!(!DataDir::new(&s.data).audit_runs_dir().exists(), "no audit run recorded");
+    assert!(!s.data().audit_runs_dir().exists(), "no audit run recorded");
 }
 
 /// Polls `GET /v1/audits/{id}` until the run is no longer running.
@@ -309,9 +228,9 @@ fn finished_run(s: &Server, token: &str, id: &str) -> Value {
 #[test]
 fn an_operator_starts_an_audit_polls_it_and_the_run_is_recorded_signed() {
     let s = Server::start();
-    let operator = s.key(Role::Operator);
+    let operator = s.api_key(Role::Operator);
     let key_id = s.session.list_api_keys().unwrap().into_iter().next().unwrap().id;
-    let r = s.post("/v1/audits", &operator);
+    let r = s.post("/v1/audits", &operator, &[], "");
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let started = r.json();
     assert_eq!(started["status"], "running", "{started}");
@@ -335,7 +254,7 @@ fn an_operator_starts_an_audit_polls_it_and_the_run_is_recorded_signed() {
     assert!(listed["runs"][0].get("run").is_none(), "a list carries no reports");
 
     // Red team: a record edited on disk (here its requester) is refused, not shown.
-    let file = DataDir::new(&s.data).audit_runs_dir().join(format!("{id}.json"));
+    let file = s.data().audit_runs_dir().join(format!("{id}.json"));
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"requested_by\": \"operator", "\"requested_by\": \"auditor", 1)).unwrap();
     problem(&s.get(&format!("/v1/audits/{id}"), &operator), 422, "integrity");
@@ -345,12 +264,12 @@ fn an_operator_starts_an_audit_polls_it_and_the_run_is_recorded_signed() {
 #[test]
 fn an_audit_that_cannot_run_is_recorded_as_failed_with_why() {
     let s = Server::start();
-    let operator = s.key(Role::Operator);
+    let operator = s.api_key(Role::Operator);
     // The models directory replaced by a file: the audit cannot read the model it must check.
-    let models = DataDir::new(&s.data).models_dir();
+    let models = s.data().models_dir();
     std::fs::remove_dir_all(&models).unwrap();
     std::fs::write(&models, "not a directory").unwrap();
-    let r = s.post("/v1/audits", &operator);
+    let r = s.post("/v1/audits", &operator, &[], "");
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
     let run = finished_run(&s, &operator, r.json()["id"].as_str().unwrap());
     assert_eq!(run["status"], "failed", "{run}");
@@ -361,9 +280,9 @@ fn an_audit_that_cannot_run_is_recorded_as_failed_with_why() {
 #[test]
 fn a_run_whose_process_died_reads_as_interrupted() {
     let s = Server::start();
-    let operator = s.key(Role::Operator);
+    let operator = s.api_key(Role::Operator);
     // What a process killed mid-audit leaves: the begun run's ticket, with nobody holding its lock.
-    let dir = DataDir::new(&s.data).audit_runs_dir();
+    let dir = s.data().audit_runs_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let ticket = r#"{"id": "1700000000-0badc0de", "started": 1700000000, "requested_by": "operator key k1"}"#;
     std::fs::write(dir.join("1700000000-0badc0de.running"), ticket).unwrap();
@@ -377,7 +296,7 @@ fn a_run_whose_process_died_reads_as_interrupted() {
 #[test]
 fn the_bundle_download_passes_the_offline_audit() {
     let s = Server::start();
-    let auditor = s.key(Role::Auditor);
+    let auditor = s.api_key(Role::Auditor);
     let r = s.get("/v1/evidence/bundle", &auditor);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("content-type"), Some("application/x-tar"));
@@ -397,14 +316,14 @@ fn the_bundle_download_passes_the_offline_audit() {
     assert!(report.ok, "{}", report.render());
     assert!(report.ledger.events > 0 && !report.models.is_empty(), "{}", report.render());
     // The temporary export is gone once sent.
-    let bundles = DataDir::new(&s.data).bundles_dir();
+    let bundles = s.data().bundles_dir();
     assert!(!bundles.exists() || std::fs::read_dir(bundles).unwrap().next().is_none());
 }
 
 #[test]
 fn red_team_a_proof_never_vouches_for_an_altered_entry() {
     let s = Server::start();
-    let auditor = s.key(Role::Auditor);
+    let auditor = s.api_key(Role::Auditor);
     let head = sth(&ok_json(&s.get("/v1/log/checkpoint", &auditor)));
     let seq = head.head.tree_size;
     let p = ok_json(&s.get(&format!("/v1/log/proofs/inclusion?seq={seq}"), &auditor));
@@ -432,8 +351,8 @@ fn red_team_a_proof_never_vouches_for_an_altered_entry() {
 impl Server {
     /// Stops `s`, changes entry `seq`'s member id in the SQLite store and serves the altered copy.
     fn restart_on_altered(mut s: Server, seq: u64) -> Server {
-        let dir = std::mem::replace(&mut s._dir, tempfile::tempdir().unwrap());
-        let data = s.data.clone();
+        let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+        let data = s.data().root().to_path_buf();
         drop(s);
         let conn = rusqlite::Connection::open(DataDir::new(&data).ledger_db()).unwrap();
         let changed = conn
@@ -441,7 +360,7 @@ impl Server {
             .unwrap();
         assert_eq!(changed, 1);
         drop(conn);
-        Server::on(dir, data)
+        Server::on(dir, &data, consentry_server::router)
     }
 }
 
