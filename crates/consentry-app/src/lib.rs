@@ -19,6 +19,7 @@ pub mod member;
 pub mod progress;
 pub mod redact;
 pub mod session;
+pub mod stats;
 pub mod synth;
 pub mod train;
 pub mod unlearn;

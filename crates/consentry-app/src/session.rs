@@ -53,6 +53,8 @@ pub struct Session {
     pub(crate) token_key: OnceLock<LogKey>,
     /// The API keys as last read (`keys.rs`), re-read when their file changes.
     pub(crate) api_keys: crate::keys::KeyCache,
+    /// Consent events this session appended (`stats.rs`).
+    pub(crate) appends: crate::stats::AppendCounter,
 }
 
 impl Session {
@@ -79,6 +81,7 @@ impl Session {
             registry: OnceLock::new(),
             token_key: OnceLock::new(),
             api_keys: Default::default(),
+            appends: Default::default(),
         })
     }
 

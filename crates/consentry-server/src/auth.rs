@@ -48,13 +48,27 @@ fn bearer(parts: &Parts) -> Result<String, Problem> {
         .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <credential>`"))
 }
 
-/// The caller, authenticated once per request (kept in the request's extensions for a second extractor).
+/// The caller, authenticated once per request (kept in the request's extensions for a second extractor). The
+/// principal's rate limit applies here; a credential that does not authenticate counts against the client
+/// address's limit (a request with no credential at all was counted by the layer).
 async fn principal(parts: &mut Parts, session: &Shared) -> Result<Principal, Problem> {
     if let Some(Caller(p)) = parts.extensions.get::<Caller>() {
         return Ok(p.clone());
     }
-    let credential = bearer(parts)?;
-    let p = call(session, move |s: &Session| s.authenticate(&credential, consentry_ledger::now())).await?;
+    let authenticated = match bearer(parts) {
+        Ok(credential) => call(session, move |s: &Session| s.authenticate(&credential, consentry_ledger::now())).await,
+        Err(e) => Err(e),
+    };
+    let p = match authenticated {
+        Ok(p) => p,
+        Err(e) => {
+            if parts.headers.contains_key(header::AUTHORIZATION) {
+                crate::observe::admit(parts, None)?;
+            }
+            return Err(e);
+        }
+    };
+    crate::observe::admit(parts, Some(&p))?;
     parts.extensions.insert(Caller(p.clone()));
     Ok(p)
 }
