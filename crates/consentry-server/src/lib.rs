@@ -236,7 +236,7 @@ async fn my_consents(State(session): State<Shared>, Member(me): Member) -> Resul
 /// The body of `PUT /v1/me/consents/{purpose}`.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = ConsentChoice)]
+#[schema(as = ConsentChoice, example = json!({"state": "granted", "notice_version": 2}))]
 struct ConsentBody {
     /// The member's choice.
     state: ConsentState,
@@ -268,7 +268,7 @@ fn body_problem(e: JsonRejection) -> Problem {
 /// Grants or withdraws one purpose under the notice the member was shown; `Sec-GPC: 1` also records the signal.
 #[utoipa::path(put, path = "/v1/me/consents/{purpose}", tag = "member", security(("bearer" = [])),
     params(
-        ("purpose" = String, Path, description = "Purpose key, as `GET /v1/me/consents` lists it"),
+        ("purpose" = String, Path, description = "Purpose key, as `GET /v1/me/consents` lists it", example = "train_ai_system.reply_suggestions"),
         ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key appends nothing and returns the original event (1 to 200 visible ASCII characters)"),
         ("Sec-GPC" = Option<String>, Header, description = "`1`: a Global Privacy Control signal; the policy's GPC rule applies"),
     ),

@@ -62,7 +62,18 @@ impl Metrics {
     /// Records one answered request. `route` is the matched template (`/v1/me/receipts/{seq}`), never a raw path.
     pub fn observe(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let key = (method.as_str().to_string(), route.to_string(), status_class(status));
+        // A client names the method: only the standard ones become label values, so series stay bounded.
+        let method = match *method {
+            Method::GET
+            | Method::PUT
+            | Method::POST
+            | Method::DELETE
+            | Method::PATCH
+            | Method::HEAD
+            | Method::OPTIONS => method.as_str(),
+            _ => "other",
+        };
+        let key = (method.to_string(), route.to_string(), status_class(status));
         let mut map = self.requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let h = map.entry(key).or_default();
         if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
