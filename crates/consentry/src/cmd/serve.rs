@@ -18,7 +18,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2, value_name = "N")]
     workers: usize,
     /// Log lines on standard error as text or as one JSON object per line.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     log_format: LogFormat,
     /// Log level or filter (`info`, `debug`, `consentry=debug,warn`); default `RUST_LOG`, else `info` (`warn`
     /// with --quiet).
