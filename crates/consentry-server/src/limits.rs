@@ -111,14 +111,20 @@ mod tests {
         Limiter::new(RateLimits { principal: l, anonymous: l, max_tracked })
     }
 
-    #[test]
-    fn a_burst_then_a_wait_then_one_more() {
-        let l = limiter(10);
-        let t = Instant::now();
+    /// A limiter tracking at most `max_tracked` callers whose caller `a` has spent its burst of 3 at `t`.
+    fn drained(max_tracked: usize, t: Instant) -> (Limiter, RateLimit) {
+        let l = limiter(max_tracked);
         let lim = l.limits.principal;
         for _ in 0..3 {
             assert_eq!(l.take("a", lim, t), Ok(()));
         }
+        (l, lim)
+    }
+
+    #[test]
+    fn a_burst_then_a_wait_then_one_more() {
+        let t = Instant::now();
+        let (l, lim) = drained(10, t);
         let wait = l.take("a", lim, t).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "{wait:?}");
         // Another caller is unaffected.
@@ -128,12 +134,8 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_and_eviction_drops_only_rested_buckets() {
-        let l = limiter(2);
         let t = Instant::now();
-        let lim = l.limits.principal;
-        for _ in 0..3 {
-            l.take("a", lim, t).unwrap();
-        }
+        let (l, lim) = drained(2, t);
         l.take("b", lim, t).unwrap();
         // Both are active: a third caller is not tracked, and `a` stays limited.
         assert_eq!(l.take("c", lim, t), Ok(()));

@@ -22,13 +22,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 const A: u64 = 5;
 const B: u64 = 6;
 
-/// A service on an ephemeral port; stopped when dropped.
+/// A service on an ephemeral port over its own copy of the fixture, served by `serve_with` on a thread that lives
+/// as long as the test process (so the client's address reaches the per-IP limit as in `consentry serve`).
 struct Running {
     addr: SocketAddr,
     session: Arc<Session>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _data: tempfile::TempDir,
 }
 
 impl Running {
@@ -37,22 +36,16 @@ impl Running {
         let data = dir.path().join("data");
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../consentry/tests/fixtures/datadir-v1"), &data);
         let session = Arc::new(Session::open(DataDir::new(&data), None).unwrap());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
         let served = Arc::clone(&session);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                consentry_server::serve_with(listener, served, &options, shutdown).await.unwrap();
-            });
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let listener = rt.block_on(async { tokio::net::TcpListener::from_std(listener) }).unwrap();
+            rt.block_on(consentry_server::serve_with(listener, served, &options, std::future::pending())).unwrap();
         });
-        let addr = rx.recv().unwrap();
-        Running { addr, session, stop: Some(stop), thread: Some(thread), _dir: dir }
+        Running { addr, session, _data: dir }
     }
 
     fn token(&self, member: u64) -> String {
@@ -65,17 +58,6 @@ impl Running {
 
     fn get(&self, path: &str, credential: &str) -> Response {
         request(self.addr, "GET", path, &[("Authorization", &format!("Bearer {credential}"))], b"")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -271,7 +253,6 @@ fn cors_is_off_by_default_and_on_for_exactly_the_given_origins() {
     let r = request(off.addr, "OPTIONS", "/v1/me/consents/x", &preflight, b"");
     assert_eq!(r.header("access-control-allow-origin"), None, "{r:?}");
     assert_eq!(r.header("access-control-allow-methods"), None, "{r:?}");
-    drop(off);
 
     let on = Running::start(Options {
         cors_origins: vec![cors_origin("https://app.example.com").unwrap()],
