@@ -2,8 +2,8 @@
 //! calls one use case on a blocking thread (the ledger's stores are synchronous) and renders the result; every
 //! rule lives in `consentry-app`. Every error is an RFC 9457 problem ([`problem`]).
 //!
-//! Routes: `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json`
-//! ([`openapi`]), and the member's own data under `/v1/me/` (the member is the bearer token's subject; no URL
+//! Routes: `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json` and a
+//! page listing it at `/v1/docs` ([`openapi`]), and the member's own data under `/v1/me/` (the member is the bearer token's subject; no URL
 //! names a member). Cross-cutting layers: [`observe`] (metrics, one log line per request, rate limits with
 //! [`limits`]), body limit, timeout, panics as 500 problems, optional CORS.
 
@@ -83,6 +83,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/v1/docs", get(openapi::docs_page))
         .route("/v1/me/consents", get(my_consents))
         .route("/v1/me/consents/{purpose}", put(put_consent))
         .route("/v1/me/history", get(my_history))

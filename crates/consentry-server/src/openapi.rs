@@ -150,6 +150,7 @@ pub struct MyLineage {
         crate::my_receipt,
         crate::my_lineage,
         openapi_json,
+        docs_page,
         crate::metrics::scrape,
     ),
     components(schemas(ProblemBody)),
@@ -246,6 +247,42 @@ fn document() -> &'static str {
 )]
 pub(crate) async fn openapi_json() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+/// A page listing the document's operations, rendered in the browser from `/v1/openapi.json` by a few lines of
+/// inline script: no CDN, no bundled UI (Swagger UI's crate took over 10 minutes to build here).
+const DOCS_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Consentry API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code{font-size:90%}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3rem;text-align:left;vertical-align:top}</style>
+</head><body><h1>Consentry API</h1>
+<p>The machine-readable document: <a href="/v1/openapi.json"><code>/v1/openapi.json</code></a> (OpenAPI 3.1). Errors are RFC 9457 problems.</p>
+<table><thead><tr><th>Operation</th><th>What</th><th>Answers</th></tr></thead><tbody id="ops"></tbody></table>
+<script>
+fetch('/v1/openapi.json').then(r => r.json()).then(doc => {
+  const body = document.getElementById('ops');
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      const row = body.insertRow();
+      row.insertCell().textContent = method.toUpperCase() + ' ' + path + (op.security ? ' (bearer)' : '');
+      row.insertCell().textContent = op.summary || op.description || '';
+      row.insertCell().textContent = Object.keys(op.responses || {}).join(' ');
+    }
+  }
+});
+</script></body></html>
+"#;
+
+/// A human-readable list of the operations (the document rendered in the browser).
+#[utoipa::path(
+    get,
+    path = "/v1/docs",
+    tag = "service",
+    responses((status = 200, description = "An HTML page listing the operations", body = String, content_type = "text/html"))
+)]
+pub(crate) async fn docs_page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DOCS_PAGE).into_response()
 }
 
 #[cfg(test)]

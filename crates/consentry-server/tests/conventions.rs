@@ -67,6 +67,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/docs"),
     ("get", "/v1/me/consents"),
     ("put", "/v1/me/consents/{purpose}"),
     ("get", "/v1/me/history"),
@@ -137,6 +138,10 @@ fn the_openapi_document_covers_every_route_and_resolves_every_schema() {
             }
         }
     }
+    let page = request(s.addr, "GET", "/v1/docs", &[], b"");
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(html.contains("fetch('/v1/openapi.json')") && !html.contains("https://cdn"), "{html}");
     let put = &doc["paths"]["/v1/me/consents/{purpose}"]["put"];
     let params: Vec<&str> = put["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(params, ["purpose", "Idempotency-Key", "Sec-GPC"]);
