@@ -21,6 +21,8 @@ const DATASETS_DIR: &str = "datasets";
 const MODELS_DIR: &str = "models";
 /// Audit evidence bundles written by the service.
 const BUNDLES_DIR: &str = "bundles";
+/// Recorded audit runs, inside the bundles directory.
+const AUDIT_RUNS_DIR: &str = "audit-runs";
 /// Marks a data directory made by `demo`, so a rerun may replace its ledger.
 const DEMO_MARKER: &str = ".consentry-demo";
 /// The secret key every differential-privacy noise draw is keyed by.
@@ -123,6 +125,11 @@ impl DataDir {
     /// Where the service keeps evidence bundles it exports.
     pub fn bundles_dir(&self) -> PathBuf {
         self.root.join(BUNDLES_DIR)
+    }
+
+    /// Where the service records audit runs (`POST /v1/audits`): `<id>.json` and its signature `<id>.sig`.
+    pub fn audit_runs_dir(&self) -> PathBuf {
+        self.bundles_dir().join(AUDIT_RUNS_DIR)
     }
 
     /// The secret key every differential-privacy noise draw is keyed by.

@@ -225,6 +225,8 @@ fn ledger_kind(e: &consentry_ledger::LedgerError) -> ErrorKind {
         E::SchemaTooNew { .. } | E::SchemaTooOld { .. } => ErrorKind::BadInput,
         E::NotFound(_) => ErrorKind::NotFound,
         E::IdempotencyConflict { .. } => ErrorKind::Conflict,
+        // A log that no longer matches its hashes or signed heads: nothing was read from it (exit 1, as before).
+        E::BadEntry { .. } | E::Tampered(_) => ErrorKind::Integrity,
         other if other.is_bad_input() => ErrorKind::BadInput,
         E::Sqlite(_) | E::Postgres(_) => ErrorKind::Unavailable,
         _ => ErrorKind::Internal,

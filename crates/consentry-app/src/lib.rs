@@ -7,10 +7,12 @@
 //! each module, [`AppError`] with its [`ErrorKind`], and [`Progress`] for long work.
 
 pub mod audit;
+pub mod audit_runs;
 pub mod auth;
 pub mod datadir;
 pub mod demo;
 pub mod error;
+pub mod evidence;
 pub mod gate;
 pub mod keys;
 pub mod ledger;

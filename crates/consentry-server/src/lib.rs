@@ -3,11 +3,12 @@
 //! rule lives in `consentry-app`. Every error is an RFC 9457 problem ([`problem`]).
 //!
 //! Routes: `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json` and a
-//! page listing it at `/v1/docs` ([`openapi`]), and the member's own data under `/v1/me/` (the member is the bearer token's subject; no URL
-//! names a member). Cross-cutting layers: [`observe`] (metrics, one log line per request, rate limits with
+//! page listing it at `/v1/docs` ([`openapi`]), the member's own data under `/v1/me/` (the member is the bearer
+//! token's subject; no URL names a member), and the auditor's evidence and audit runs ([`evidence`]). Cross-cutting layers: [`observe`] (metrics, one log line per request, rate limits with
 //! [`limits`]), body limit, timeout, panics as 500 problems, optional CORS.
 
 pub mod auth;
+pub mod evidence;
 pub mod limits;
 pub mod metrics;
 pub mod observe;
@@ -89,6 +90,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/history", get(my_history))
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
+        .merge(evidence::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
@@ -213,7 +215,7 @@ async fn healthz() -> Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "service",
     responses(
         (status = 200, description = "The store answers", body = openapi::Readiness),
-        (status = 503, description = "The store does not answer", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
+        (status = 503, description = "The store does not answer", body = Problem, content_type = PROBLEM_JSON),
     ))]
 async fn readyz(State(session): State<Shared>) -> Result<Json<Value>, Problem> {
     let entries = call(&session, |s| {
@@ -227,7 +229,7 @@ async fn readyz(State(session): State<Shared>) -> Result<Json<Value>, Problem> {
 #[utoipa::path(get, path = "/v1/me/consents", tag = "member", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's consent per purpose", body = openapi::MyConsents),
-        (status = 404, description = "The token's member is not in the ledger", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
+        (status = 404, description = "The token's member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
     ))]
 async fn my_consents(State(session): State<Shared>, Member(me): Member) -> Result<Json<Value>, Problem> {
     let purposes = call(&session, move |s| s.member_consents(me, consentry_ledger::now())).await?;
@@ -279,9 +281,9 @@ fn body_problem(e: JsonRejection) -> Problem {
             headers(("Location" = String, description = "The event's receipt"))),
         (status = 200, description = "A retry: the original event", body = openapi::ChoiceResult,
             headers(("Location" = String, description = "The event's receipt"))),
-        (status = 400, description = "Malformed body or header", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
-        (status = 404, description = "No such purpose, or the token's member is not in the ledger", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
-        (status = 409, description = "A stale notice version (the body names the current one), or an Idempotency-Key reused for another choice", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
+        (status = 400, description = "Malformed body or header", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such purpose, or the token's member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "A stale notice version (the body names the current one), or an Idempotency-Key reused for another choice", body = Problem, content_type = PROBLEM_JSON),
     ))]
 async fn put_consent(
     State(session): State<Shared>,
@@ -359,8 +361,8 @@ struct HistoryQuery {
     params(HistoryQuery),
     responses(
         (status = 200, description = "One page of events", body = openapi::MyHistory),
-        (status = 400, description = "A malformed query or a limit out of range", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
-        (status = 404, description = "The token's member is not in the ledger", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
+        (status = 400, description = "A malformed query or a limit out of range", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "The token's member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
     ))]
 async fn my_history(
     State(session): State<Shared>,
@@ -379,7 +381,7 @@ async fn my_history(
     params(("seq" = u64, Path, description = "The entry's ledger position")),
     responses(
         (status = 200, description = "The receipt", body = Object),
-        (status = 404, description = "No entry of the caller's at that position", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
+        (status = 404, description = "No entry of the caller's at that position", body = Problem, content_type = PROBLEM_JSON),
     ))]
 async fn my_receipt(
     State(session): State<Shared>,
@@ -398,7 +400,7 @@ async fn my_receipt(
 #[utoipa::path(get, path = "/v1/me/lineage", tag = "member", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's lineage", body = openapi::MyLineage),
-        (status = 404, description = "The token's member is not in the ledger", body = openapi::ProblemBody, content_type = PROBLEM_JSON),
+        (status = 404, description = "The token's member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
     ))]
 async fn my_lineage(State(session): State<Shared>, Member(me): Member) -> Result<Json<Value>, Problem> {
     let lineage = call(&session, move |s| s.member_lineage(me)).await?;

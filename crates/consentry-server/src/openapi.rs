@@ -15,26 +15,6 @@ use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder
 /// The name of the bearer security scheme operations refer to.
 pub const BEARER: &str = "bearer";
 
-/// An RFC 9457 problem as the service renders it (`application/problem+json`).
-#[derive(utoipa::ToSchema)]
-#[schema(as = Problem)]
-#[allow(dead_code)] // a schema only: `problem::Problem` renders the body
-pub struct ProblemBody {
-    /// A stable URI naming the kind of problem (`https://consentry.dev/problems/<slug>`).
-    r#type: String,
-    /// A short human summary of the kind.
-    title: String,
-    /// The HTTP status.
-    #[schema(minimum = 400, maximum = 599)]
-    status: u16,
-    /// What went wrong with this request and what to do.
-    detail: String,
-    /// A stale notice: the purpose it is about.
-    purpose: Option<String>,
-    /// A stale notice: the version in force, to show the member and send back.
-    current_notice_version: Option<u32>,
-}
-
 /// `GET /healthz`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // a schema only
@@ -153,7 +133,7 @@ pub struct MyLineage {
         docs_page,
         crate::metrics::scrape,
     ),
-    components(schemas(ProblemBody)),
+    components(schemas(crate::problem::Problem)),
     tags(
         (name = "service", description = "Health, readiness, metrics and this document"),
         (name = "member", description = "A member's own data (member token)"),
@@ -163,9 +143,9 @@ pub struct ServiceApi;
 
 /// The whole document: every module's paths, the bearer scheme, and the layers' responses on every operation.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    #[allow(unused_mut)] // the lead merges the other modules' documents here
     let mut doc = ServiceApi::openapi();
-    // One line per route module, e.g. `doc.merge(crate::operator::OperatorApi::openapi());`
+    // One line per route module.
+    doc.merge(crate::evidence::EvidenceApi::openapi());
     add_conventions(&mut doc);
     doc
 }

@@ -126,6 +126,39 @@ pub fn problem_for_status(status: StatusCode) -> Problem {
     Problem::http(status, slug, title, detail)
 }
 
+/// The body of every problem, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: `Problem::into_response` writes the body
+struct ProblemSchema {
+    /// A stable URI naming the kind of problem (`https://consentry.dev/problems/<slug>`).
+    #[schema(rename = "type")]
+    type_: String,
+    /// A short summary of the kind.
+    title: String,
+    /// The HTTP status code.
+    status: u16,
+    /// What went wrong in this request, and what to do.
+    detail: String,
+    /// A stale notice: the purpose it is about.
+    #[schema(nullable = false)]
+    purpose: Option<String>,
+    /// A stale notice: the version in force, to show the member and send back.
+    #[schema(nullable = false)]
+    current_notice_version: Option<u32>,
+}
+
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ProblemSchema as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Problem {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Problem")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,7 @@ mod common;
 
 use common::*;
 use consentry_test_support::http::request;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 
 #[test]
 fn serve_answers_a_member_with_a_token_from_the_cli_and_stops_on_sigterm() {
@@ -23,15 +21,7 @@ fn serve_answers_a_member_with_a_token_from_the_cli_and_stops_on_sigterm() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("not in the ledger"), "{}", text(&refused.stderr));
 
-    let mut child = command(&data)
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let addr = first.trim().strip_prefix("http://").unwrap_or_else(|| panic!("first line: {first:?}")).parse().unwrap();
+    let (child, addr) = serve(&data);
 
     let r = request(addr, "GET", "/v1/me/consents", &[("Authorization", &format!("Bearer {token}"))], b"");
     assert_eq!(r.status, 200, "{}", text(&r.body));
@@ -41,8 +31,6 @@ fn serve_answers_a_member_with_a_token_from_the_cli_and_stops_on_sigterm() {
     assert_eq!(request(addr, "GET", "/v1/me/consents", &[], b"").status, 401);
 
     // SIGTERM: a graceful stop, exit 0.
-    let pid = i32::try_from(child.id()).unwrap();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let status = child.wait().unwrap();
+    let status = sigterm(child);
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
