@@ -42,6 +42,7 @@ impl Session {
     ) -> Result<T> {
         let ledger = self.ledger()?;
         let policy = self.dir().policy_text(None)?;
+        let earlier = self.earlier_policies(&policy.text)?;
         let models = RegistryModels::load(self.registry()?, self.dir().root(), &self.dir().models_dir())?;
         let datasets_dir = self.dir().datasets_dir();
         let input = ExportInput {
@@ -49,6 +50,7 @@ impl Session {
             store: ledger.store(),
             public_key: ledger.public_key(),
             policy_text: &policy.text,
+            earlier_policies: &earlier,
             models: &models,
             now,
         };

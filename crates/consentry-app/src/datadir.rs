@@ -31,6 +31,8 @@ const DP_KEY_FILE: &str = "dp-noise.key";
 const TOKEN_KEY_FILE: &str = "token.key";
 /// Operator and auditor API keys: their ids, roles and hashes (never a secret).
 const API_KEYS_FILE: &str = "api-keys.json";
+/// The signed, hash-chained record of operator actions that change the policy in force (notice publications).
+const OPERATOR_ACTIONS_FILE: &str = "operator-actions.jsonl";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
 
@@ -145,6 +147,22 @@ impl DataDir {
     /// The operator and auditor API keys (hashes only).
     pub fn api_keys_file(&self) -> PathBuf {
         self.root.join(API_KEYS_FILE)
+    }
+
+    /// The signed record of operator actions (each line signed by the ledger's key, chained to the one before).
+    pub fn operator_actions_file(&self) -> PathBuf {
+        self.root.join(OPERATOR_ACTIONS_FILE)
+    }
+
+    /// Holds an exclusive lock on the data directory while the returned file is open, so two processes changing
+    /// one of its files (the API keys, the policy in force) never lose each other's change.
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let root = &self.root;
+        let lock = std::fs::File::open(root)
+            .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("opening {}", root.display())))?;
+        lock.lock()
+            .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("locking {}", root.display())))?;
+        Ok(lock)
     }
 
     /// The marker of a data directory the demo made.

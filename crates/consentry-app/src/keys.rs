@@ -163,10 +163,27 @@ pub(crate) struct KeyCache(Mutex<Option<(FileStamp, std::sync::Arc<Vec<ApiKeyRec
 
 /// What identifies one version of the key file: replaced by rename, so its inode changes with every write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
+pub(crate) struct FileStamp {
     ino: u64,
     len: u64,
     mtime_ns: i128,
+}
+
+impl FileStamp {
+    /// The facts of the file at `path` (not followed if a link); `None` when there is none.
+    pub(crate) fn of(path: &std::path::Path) -> Option<FileStamp> {
+        std::fs::symlink_metadata(path).ok().map(|m| FileStamp::from(&m))
+    }
+}
+
+impl From<&std::fs::Metadata> for FileStamp {
+    fn from(m: &std::fs::Metadata) -> FileStamp {
+        FileStamp {
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        }
+    }
 }
 
 fn hash_key(secret: &str) -> String {
@@ -193,11 +210,7 @@ impl Session {
                 format!("{} is not a regular file: remove it and create the keys again", path.display()),
             ));
         }
-        let stamp = FileStamp {
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        };
+        let stamp = FileStamp::from(&meta);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("reading {}", path.display())))?;
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
@@ -215,11 +228,7 @@ impl Session {
         if self.is_read_only() {
             return Err(AppError::bad_input("this session is read-only: API keys cannot be changed"));
         }
-        let root = self.dir().root();
-        let lock = std::fs::File::open(root)
-            .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("opening {}", root.display())))?;
-        lock.lock()
-            .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("locking {}", root.display())))?;
+        let _lock = self.dir().lock()?;
         let (_, mut file) = self.read_keys()?;
         let out = f(&mut file)?;
         let json =
@@ -295,11 +304,7 @@ impl Session {
     /// The key records, from the cache while the file is unchanged.
     fn current_keys(&self) -> Result<std::sync::Arc<Vec<ApiKeyRecord>>> {
         let path = self.dir().api_keys_file();
-        let stamp = std::fs::symlink_metadata(&path).ok().map(|m| FileStamp {
-            ino: m.ino(),
-            len: m.len(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        });
+        let stamp = FileStamp::of(&path);
         let mut cache = self.api_keys.0.lock().map_err(|_| AppError::internal("the key cache lock is poisoned"))?;
         if let (Some(now), Some((then, keys))) = (stamp, cache.as_ref())
             && now == *then

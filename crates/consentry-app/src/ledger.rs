@@ -116,10 +116,32 @@ pub fn parse_at(at: Option<&str>) -> Result<At> {
 }
 
 /// A fresh random idempotency key, so a retried request without one of its own is still one event.
-fn random_key(prefix: &str) -> Result<String> {
+pub(crate) fn random_key(prefix: &str) -> Result<String> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| AppError::internal(format!("no randomness available: {e}")))?;
     Ok(format!("{prefix}:{}", hex::encode(b)))
+}
+
+/// A withdrawal of `purpose` under its newest notice, keyed `<key_base>/<purpose>`: what a GPC signal and an erasure
+/// append for each purpose they withdraw.
+pub(crate) fn withdrawal(
+    member: u64,
+    purpose: &consentry_policy::Purpose,
+    source: Source,
+    actor: &str,
+    event_time: i64,
+    key_base: &str,
+) -> NewEvent {
+    NewEvent {
+        member_id: member,
+        purpose: purpose.key.clone(),
+        action: Action::Withdraw,
+        notice_version: purpose.latest_notice().version,
+        source,
+        actor: actor.to_string(),
+        event_time,
+        idempotency_key: format!("{key_base}/{}", purpose.key),
+    }
 }
 
 /// Verifies a receipt offline against the ledger's public key file. The outer error is a file that cannot be read;
@@ -194,16 +216,7 @@ impl Session {
             .purposes
             .iter()
             .filter(|p| p.gpc_withdraws)
-            .map(|p| NewEvent {
-                member_id: member,
-                purpose: p.key.clone(),
-                action: Action::Withdraw,
-                notice_version: p.latest_notice().version,
-                source: Source::Gpc,
-                actor: "gpc-signal".to_string(),
-                event_time,
-                idempotency_key: format!("{idempotency_key}/{}", p.key),
-            })
+            .map(|p| withdrawal(member, p, Source::Gpc, "gpc-signal", event_time, idempotency_key))
             .collect();
         if events.is_empty() {
             return Ok(Vec::new());

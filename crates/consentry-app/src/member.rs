@@ -90,7 +90,7 @@ pub struct HistoryPage {
 
 impl Session {
     /// A purpose declared by the policy, or [`ErrorKind::NotFound`] (a purpose named in a URL is a resource).
-    fn declared_purpose(&self, purpose: &str) -> Result<consentry_policy::PurposeId> {
+    pub(crate) fn declared_purpose(&self, purpose: &str) -> Result<consentry_policy::PurposeId> {
         self.ledger()?
             .policy()
             .purpose_id(purpose)
@@ -98,7 +98,7 @@ impl Session {
     }
 
     /// Every consent event of `member`, in log order, read only from entries verified against the signed log.
-    fn member_events(&self, member: u64) -> Result<Vec<Event>> {
+    pub(crate) fn member_events(&self, member: u64) -> Result<Vec<Event>> {
         let ledger = self.ledger()?;
         let len = ledger.verify_through()?;
         let mut out = Vec::new();

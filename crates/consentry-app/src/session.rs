@@ -55,6 +55,9 @@ pub struct Session {
     pub(crate) api_keys: crate::keys::KeyCache,
     /// Consent events this session appended (`stats.rs`).
     pub(crate) appends: crate::stats::AppendCounter,
+    /// The policy file as last put in force in the ledger (`notices.rs`): a changed file (a notice published by
+    /// this or another process on the data directory) is read again and put in force.
+    pub(crate) policy_stamp: std::sync::Mutex<Option<crate::keys::FileStamp>>,
 }
 
 impl Session {
@@ -82,6 +85,7 @@ impl Session {
             token_key: OnceLock::new(),
             api_keys: Default::default(),
             appends: Default::default(),
+            policy_stamp: Default::default(),
         })
     }
 
@@ -143,8 +147,11 @@ impl Session {
     }
 
     /// The ledger, opened on first use (needs `ledger init`: the signing key and the policy in force).
+    /// The policy in force is the data directory's policy file as it is now: a notice published since the ledger
+    /// opened (by any process) is in force at the next call.
     pub fn ledger(&self) -> Result<&Ledger> {
         if let Some(l) = self.ledger.get() {
+            self.refresh_policy(l)?;
             return Ok(l);
         }
         let key_path = self.dir.key_file();
@@ -152,9 +159,16 @@ impl Session {
             return Err(self.dir.no_ledger());
         }
         let key = LogKey::load(&key_path)?;
+        let stamp = crate::keys::FileStamp::of(&self.dir.policy_file());
         let policy = self.dir.load_policy(None)?;
         let ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
-        Ok(self.ledger.get_or_init(|| ledger))
+        let ledger = self.ledger.get_or_init(|| ledger);
+        if let Ok(mut s) = self.policy_stamp.lock()
+            && s.is_none()
+        {
+            *s = stamp;
+        }
+        Ok(ledger)
     }
 
     /// The lineage registry in the ledger's store, opened on first use, with the ledger's key to sign records (or

@@ -20,6 +20,17 @@ pub struct UnlearnOptions {
 }
 
 impl UnlearnOptions {
+    /// What the service applies: the registry's default deadline, no batch window, one training thread (the
+    /// service shares its cores with the requests it answers).
+    pub fn service() -> UnlearnOptions {
+        UnlearnOptions {
+            deadline_secs: consentry_lineage::registry::DEFAULT_DEADLINE_SECS,
+            batch_window_secs: 0,
+            threads: 1,
+            interval_secs: 60.0,
+        }
+    }
+
     /// The worker's options, after checking the values.
     fn worker(&self) -> Result<WorkerOptions> {
         if self.deadline_secs < 0 || self.batch_window_secs < 0 {
@@ -44,6 +55,15 @@ impl Session {
         let reg = self.registry()?;
         let ledger = self.ledger()?;
         Ok(consentry_lineage::run_once(reg, ledger, &w)?)
+    }
+
+    /// Starts unlearning without retraining: new withdrawals become requests with their deadlines now (the next
+    /// pass retrains).
+    pub fn unlearn_queue(&self, opts: &UnlearnOptions) -> Result<WorkerReport> {
+        let w = opts.worker()?;
+        let reg = self.registry()?;
+        let ledger = self.ledger()?;
+        Ok(consentry_lineage::queue(reg, ledger, &w)?)
     }
 
     /// Passes every `opts.interval_secs` until `stop` is set (or `max_polls` passes); `on_report` hears each pass.

@@ -14,6 +14,7 @@ const FILES: &[&str] = &[
     "consentry-data.toml",
     "dp-noise.key",
     "token.key",
+    "operator-actions.jsonl",
 ];
 
 /// The directory names of the layout: flagged where a path is built from them (`join("models")`, `"models/…"`),

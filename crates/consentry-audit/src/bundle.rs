@@ -30,6 +30,9 @@ pub const INDEX_FILE: &str = "INDEX.json";
 pub const PUBLIC_KEY_FILE: &str = "public_key.hex";
 /// The policy text in force, byte for byte (its BLAKE3 is the policy hash manifests record).
 pub const POLICY_FILE: &str = "policy.toml";
+/// The policies in force before the current one (a JSON array of their texts, byte for byte), when the data
+/// directory recorded any: a dataset cut before a notice was published names one of them by its BLAKE3.
+pub const EARLIER_POLICIES_FILE: &str = "policy-earlier.json";
 /// Every signed tree head, by tree size (JSON array of `SignedTreeHead`).
 pub const CHECKPOINTS_FILE: &str = "ledger/checkpoints.json";
 /// Every event, one JSON object per line, in sequence order.
@@ -129,6 +132,8 @@ pub struct ExportInput<'a> {
     pub public_key: PublicKey,
     /// The policy in force, byte for byte.
     pub policy_text: &'a str,
+    /// The policies in force before it (texts), oldest first; empty when the policy never changed.
+    pub earlier_policies: &'a [String],
     /// Which models exist and which are live.
     pub models: &'a dyn ModelSource,
     /// The export time (Unix seconds).
@@ -352,6 +357,9 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     let mut w = Writer { root: tmp.to_path_buf(), entries: Vec::new() };
     w.put(PUBLIC_KEY_FILE, format!("{}\n", input.public_key.to_hex()).as_bytes())?;
     w.put(POLICY_FILE, input.policy_text.as_bytes())?;
+    if !input.earlier_policies.is_empty() {
+        w.put(EARLIER_POLICIES_FILE, &serde_json::to_vec_pretty(input.earlier_policies)?)?;
+    }
     // What the registry cites is read before the log, which can then only be longer than it was.
     let cited_positions = input.models.cited_positions()?;
     let checkpoints = input.store.checkpoints()?;
@@ -483,6 +491,8 @@ pub struct Bundle {
     pub public_key: Option<PublicKey>,
     /// The policy text.
     pub policy_text: Option<String>,
+    /// The policies in force before it (texts), if the bundle carries them.
+    pub earlier_policies: Vec<String>,
     /// Events, member-facts entries and checkpoints.
     pub store: MemStore,
     /// Datasets, by name.
@@ -544,6 +554,7 @@ impl Bundle {
             findings: Vec::new(),
             public_key: None,
             policy_text: None,
+            earlier_policies: Vec::new(),
             store: MemStore::default(),
             datasets: Vec::new(),
             models: Vec::new(),
@@ -650,6 +661,15 @@ impl Bundle {
             match String::from_utf8(bytes) {
                 Ok(t) => self.policy_text = Some(t),
                 Err(e) => self.findings.push(unreadable(POLICY_FILE, e)),
+            }
+        }
+        // Optional: read only when the index lists it (a bundle of a policy that never changed has none).
+        if self.index.files.iter().any(|e| e.path == EARLIER_POLICIES_FILE)
+            && let Some((bytes, _)) = self.read(EARLIER_POLICIES_FILE)
+        {
+            match serde_json::from_slice(&bytes) {
+                Ok(texts) => self.earlier_policies = texts,
+                Err(e) => self.findings.push(unreadable(EARLIER_POLICIES_FILE, e)),
             }
         }
         let checkpoints: Vec<SignedTreeHead> = match self.read(CHECKPOINTS_FILE) {

@@ -226,6 +226,12 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         },
         None => None,
     };
+    // Earlier policies that do not compile are left out: a dataset naming one is then a policy mismatch.
+    let earlier: Vec<Policy> = bundle
+        .earlier_policies
+        .iter()
+        .filter_map(|t| Policy::from_toml(crate::bundle::EARLIER_POLICIES_FILE, t).ok())
+        .collect();
     if let Some(policy) = &policy {
         state.facts = bundle
             .store
@@ -254,7 +260,14 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     };
     let mut datasets = Vec::new();
     for d in wanted {
-        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), policy.as_ref(), &mut findings)? {
+        // A dataset cut before a notice was published names an earlier policy: its consent is recomputed under
+        // that one (found by the hash the manifest records, so the text is the one the gate used).
+        let own = d.manifest.as_ref().and_then(|m| {
+            earlier
+                .iter()
+                .find(|p| policy.as_ref().is_some_and(|cur| cur.hash != m.policy.hash) && p.hash == m.policy.hash)
+        });
+        if let Some(summary) = check_dataset(bundle, d, &state, key.as_ref(), own.or(policy.as_ref()), &mut findings)? {
             datasets.push(summary);
         }
     }

@@ -179,6 +179,7 @@ fn with_input<T>(data: &Path, l: &Ledger, now: i64, f: impl FnOnce(&ExportInput<
         store: l.store(),
         public_key: l.public_key(),
         policy_text: DEFAULT_POLICY,
+        earlier_policies: &[],
         models: &models,
         now,
     })
@@ -375,6 +376,7 @@ fn audit_with(data: &Path, l: &Ledger, source: &RegistrySource, online_too: bool
         store: l.store(),
         public_key: l.public_key(),
         policy_text: DEFAULT_POLICY,
+        earlier_policies: &[],
         models: source,
         now: T0 + 1000,
     };

@@ -11,7 +11,7 @@ use consentry_policy::{Policy, PurposeId, Timestamp};
 use roaring::RoaringTreemap;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Tunables of a ledger.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ impl Verification {
 /// A consent ledger over some store.
 pub struct Ledger {
     store: Box<dyn Store>,
-    policy: Policy,
+    policy: PolicyLink,
     key: LogKey,
     opts: LedgerOptions,
     tree: Mutex<Tree>,
@@ -69,6 +69,27 @@ pub struct Ledger {
     verified: Mutex<Verified>,
     /// Member ids seen in the directory (members are never removed, so this only grows).
     known_members: Mutex<RoaringTreemap>,
+}
+
+/// The policies a ledger has validated against, oldest first: publishing a notice appends a link and replaces
+/// nothing, so a `&Policy` handed out earlier stays valid for the ledger's life (publications are rare).
+struct PolicyLink {
+    policy: Policy,
+    next: OnceLock<Box<PolicyLink>>,
+}
+
+impl PolicyLink {
+    fn new(policy: Policy) -> PolicyLink {
+        PolicyLink { policy, next: OnceLock::new() }
+    }
+
+    fn last(&self) -> &PolicyLink {
+        let mut at = self;
+        while let Some(next) = at.next.get() {
+            at = next;
+        }
+        at
+    }
 }
 
 /// The prefix of the log this process has verified: entries `1..=tree.len()` were re-encoded and hashed
@@ -101,7 +122,7 @@ impl Ledger {
         }
         Ledger {
             store,
-            policy,
+            policy: PolicyLink::new(policy),
             key,
             opts,
             tree: Mutex::new(Tree::new()),
@@ -115,9 +136,27 @@ impl Ledger {
         self.store.as_ref()
     }
 
-    /// The policy events are validated against.
+    /// The policy events are validated against (the newest one put in force).
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.policy.last().policy
+    }
+
+    /// Puts `policy` in force for every later call (a published notice version), if its hash differs from the one
+    /// in force; returns whether it changed. The policy is the caller's to have checked (the application layer
+    /// reads it from the data directory and its signed record of operator actions).
+    pub fn set_policy(&self, policy: Policy) -> bool {
+        let mut link = Box::new(PolicyLink::new(policy));
+        loop {
+            let last = self.policy.last();
+            if link.policy.hash == last.policy.hash {
+                return false;
+            }
+            // Another thread may append first: then look again at the newest link.
+            match last.next.set(link) {
+                Ok(()) => return true,
+                Err(back) => link = back,
+            }
+        }
     }
 
     /// The options in force.
@@ -183,15 +222,15 @@ impl Ledger {
                     return Err(reject(format!("the {field} contains the control character {c:?}; use plain text")));
                 }
             }
-            let Some(pid) = self.policy.purpose_id(&e.purpose) else {
-                let known: Vec<&str> = self.policy.purposes.iter().map(|p| p.key.as_str()).collect();
+            let Some(pid) = self.policy().purpose_id(&e.purpose) else {
+                let known: Vec<&str> = self.policy().purposes.iter().map(|p| p.key.as_str()).collect();
                 return Err(reject(format!(
                     "unknown purpose `{}`; the policy declares {}",
                     e.purpose,
                     known.join(", ")
                 )));
             };
-            let p = self.policy.purpose(pid);
+            let p = self.policy().purpose(pid);
             if p.notice_lapses_at(e.notice_version).is_none() {
                 let versions: Vec<String> = p.notices.iter().map(|n| n.version.to_string()).collect();
                 return Err(reject(format!(
@@ -354,7 +393,7 @@ impl Ledger {
             )));
         }
         let root = self.root(position)?;
-        Snapshot::build_many(self.store.as_ref(), &self.policy, purposes, position, at, root)
+        Snapshot::build_many(self.store.as_ref(), self.policy(), purposes, position, at, root)
     }
 
     /// [`Ledger::snapshots`] for one purpose.

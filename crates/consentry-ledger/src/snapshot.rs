@@ -327,6 +327,11 @@ impl Snapshot {
         self.denied.get(&reason)
     }
 
+    /// The member directory the snapshot evaluated (id and facts, sorted by id): coverage groups it by jurisdiction.
+    pub fn members(&self) -> &[(u64, MemberFacts)] {
+        &self.facts
+    }
+
     /// Counts for printing.
     pub fn counts(&self) -> SnapshotCounts {
         SnapshotCounts {

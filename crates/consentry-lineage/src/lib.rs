@@ -21,7 +21,7 @@ pub use registry::{
     DatasetRecord, MemberDataset, MemberLineage, MemberModel, MemberPrivacy, ModelLineage, ModelRecord, ModelStatus,
     Registry, RequestStatus, RunRecord, ShardRecord, UnlearningRequest,
 };
-pub use worker::{DeadlineFigures, Retrain, WorkerOptions, WorkerReport, run_once, watch};
+pub use worker::{DeadlineFigures, Retrain, WorkerOptions, WorkerReport, queue, run_once, watch};
 
 /// The schema version of the registry tables this code reads and writes (recorded in the store's
 /// `consentry_schema` table beside the ledger's, see `consentry_ledger::schema`).

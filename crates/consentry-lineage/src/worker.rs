@@ -592,6 +592,19 @@ fn figures(
     })
 }
 
+/// The first half of a pass, without any retrain: verify the log, turn new withdrawals into requests (due
+/// `opts.deadline_secs` after each withdrawal) and report the queue. A front end calls it to start unlearning at
+/// once (an erasure) and leaves the retrains to the next [`run_once`].
+pub fn queue(reg: &Registry, log: &Ledger, opts: &WorkerOptions) -> Result<WorkerReport, LineageError> {
+    log.verify_through()?;
+    reg.require_positions_within_log()?;
+    let mut report = WorkerReport::default();
+    intake(reg, opts, &mut report)?;
+    report.open = reg.open_requests()?;
+    report.figures = figures(reg, opts.deadline_secs, &report.open, opts.clock())?;
+    Ok(report)
+}
+
 /// One pass: verify the log it follows (`log`, the ledger over the registry's store), read new ledger events into
 /// requests, mark overdue requests `missed`, retrain every model whose
 /// batch is due (one retrain per model), and report the deadline figures.

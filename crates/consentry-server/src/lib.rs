@@ -10,9 +10,11 @@
 pub mod auth;
 pub mod evidence;
 pub mod limits;
+pub mod me;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
+pub mod operator;
 pub mod problem;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
@@ -91,6 +93,8 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
         .merge(evidence::routes())
+        .merge(me::routes())
+        .merge(operator::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
@@ -268,6 +272,23 @@ fn body_problem(e: JsonRejection) -> Problem {
     p
 }
 
+/// The client's `Idempotency-Key` header, if any: 1 to 200 visible ASCII characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+            .map(|k| Some(k.to_string()))
+            .ok_or_else(|| {
+                Problem::from(AppError::bad_input(format!(
+                    "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                )))
+            }),
+    }
+}
+
 /// Grants or withdraws one purpose under the notice the member was shown; `Sec-GPC: 1` also records the signal.
 #[utoipa::path(put, path = "/v1/me/consents/{purpose}", tag = "member", security(("bearer" = [])),
     params(
@@ -294,20 +315,7 @@ async fn put_consent(
 ) -> Result<Response, Problem> {
     let Path(purpose) = purpose.map_err(|e| Problem::from(AppError::bad_input(e.body_text())))?;
     let Json(body) = body.map_err(body_problem)?;
-    let idempotency_key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    Problem::from(AppError::bad_input(format!(
-                        "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                    )))
-                })?,
-        ),
-    };
+    let idempotency_key = idempotency_key(&headers)?;
     let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
     let choice = MemberChoice {
         member: me,

@@ -146,6 +146,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ServiceApi::openapi();
     // One line per route module.
     doc.merge(crate::evidence::EvidenceApi::openapi());
+    doc.merge(crate::me::MeApi::openapi());
+    doc.merge(crate::operator::OperatorApi::openapi());
     add_conventions(&mut doc);
     doc
 }

@@ -126,10 +126,11 @@ pub fn problem_for_status(status: StatusCode) -> Problem {
     Problem::http(status, slug, title, detail)
 }
 
-/// The body of every problem, for the OpenAPI document.
+/// The body of every problem, for the OpenAPI document (named `Problem` there, as [`Problem`]'s own schema is).
 #[derive(utoipa::ToSchema)]
+#[schema(as = Problem)]
 #[allow(dead_code)] // a schema only: `Problem::into_response` writes the body
-struct ProblemSchema {
+pub struct ProblemSchema {
     /// A stable URI naming the kind of problem (`https://consentry.dev/problems/<slug>`).
     #[schema(rename = "type")]
     type_: String,

@@ -2,13 +2,10 @@
 //! data directory, driven by a plain HTTP/1.1 client (test-support's, so malformed and oversized requests can be
 //! sent as they are). Includes red-team checks: a token for member A never reaches member B's data.
 
-use consentry_app::{DataDir, Session};
-use consentry_test_support::cli::copy_dir;
-use consentry_test_support::http::{Response, request};
+mod common;
+
+use common::{Server, problem, request};
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 
 /// A member of the fixture's ledger (FR, adult, opt-in policy).
 const A: u64 = 5;
@@ -17,93 +14,6 @@ const B: u64 = 6;
 const JOBS: &str = "train_ai_system.job_recommendations";
 /// Its newest notice is version 2; version 1 is stale.
 const REPLIES: &str = "train_ai_system.reply_suggestions";
-
-/// A service on an ephemeral port over its own copy of the fixture; stopped (gracefully) when dropped.
-struct Server {
-    addr: SocketAddr,
-    session: Arc<Session>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../consentry/tests/fixtures/datadir-v1"), &data);
-        Server::on(dir, &data, consentry_server::router)
-    }
-
-    fn on(dir: tempfile::TempDir, data: &Path, app: impl FnOnce(Arc<Session>) -> axum::Router) -> Server {
-        let session = Arc::new(Session::open(DataDir::new(data), None).unwrap());
-        let router = app(Arc::clone(&session));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
-        let addr = rx.recv().unwrap();
-        Server { addr, session, stop: Some(stop), thread: Some(thread), _dir: dir }
-    }
-
-    fn token(&self, member: u64) -> String {
-        self.session.mint_member_token(member, 3600, consentry_ledger::now()).unwrap().token
-    }
-
-    fn get(&self, path: &str, token: &str) -> Response {
-        request(self.addr, "GET", path, &[("Authorization", &format!("Bearer {token}"))], b"")
-    }
-
-    fn put(&self, path: &str, token: &str, extra: &[(&str, &str)], body: &str) -> Response {
-        let auth = format!("Bearer {token}");
-        let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
-        headers.extend_from_slice(extra);
-        request(self.addr, "PUT", path, &headers, body.as_bytes())
-    }
-
-    fn choose(&self, token: &str, purpose: &str, state: &str, notice: u32, extra: &[(&str, &str)]) -> Response {
-        let body = format!(r#"{{"state": "{state}", "notice_version": {notice}}}"#);
-        self.put(&format!("/v1/me/consents/{purpose}"), token, extra, &body)
-    }
-
-    fn ledger_len(&self) -> u64 {
-        self.session.ledger().unwrap().store().len().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Asserts an RFC 9457 problem with `status` and type slug `slug`; returns its body.
-fn problem(r: &Response, status: u16, slug: &str) -> Value {
-    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{r:?}");
-    let body = r.json();
-    assert_eq!(body["type"], format!("https://consentry.dev/problems/{slug}"), "{body}");
-    assert_eq!(body["status"], status, "{body}");
-    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
-    assert!(body["detail"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
-    body
-}
 
 fn purpose<'a>(consents: &'a Value, key: &str) -> &'a Value {
     consents["purposes"].as_array().unwrap().iter().find(|p| p["purpose"] == key).unwrap()
