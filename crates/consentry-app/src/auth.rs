@@ -53,7 +53,8 @@ pub struct MintedToken {
     pub claims: MemberClaims,
 }
 
-fn unauthenticated(message: impl Into<String>) -> AppError {
+/// An [`ErrorKind::Unauthenticated`] error saying `message`.
+pub(crate) fn unauthenticated(message: impl Into<String>) -> AppError {
     AppError::new(ErrorKind::Unauthenticated, message)
 }
 
@@ -81,28 +82,45 @@ pub fn parse_ttl(s: &str) -> Result<i64> {
 
 /// Signs `claims` with `key`.
 pub fn sign(claims: &MemberClaims, key: &LogKey) -> Result<String> {
-    let body = serde_json::to_vec(claims).map_err(|e| AppError::internal(format!("encoding token claims: {e}")))?;
+    sign_json(LABEL, claims, key)
+}
+
+/// `base64url(JSON of value) "." base64url(Ed25519 signature under label)`: the one format of Consentry's own
+/// signed credentials (member tokens, web session cookies), each kind under its own label.
+pub(crate) fn sign_json<T: serde::Serialize>(label: &str, value: &T, key: &LogKey) -> Result<String> {
+    let body = serde_json::to_vec(value).map_err(|e| AppError::internal(format!("encoding signed claims: {e}")))?;
     let payload = B64.encode(body);
-    let signature = key.sign_labelled(LABEL, payload.as_bytes());
+    let signature = key.sign_labelled(label, payload.as_bytes());
     Ok(format!("{payload}.{}", B64.encode(signature)))
+}
+
+/// The value of a [`sign_json`] credential once its signature under `label` checks out; `what` names it in errors
+/// and `hint` says how to get a good one.
+pub(crate) fn open_json<T: serde::de::DeserializeOwned>(
+    label: &str,
+    token: &str,
+    key: &consentry_ledger::PublicKey,
+    what: &str,
+    hint: &str,
+) -> Result<T> {
+    let (payload, signature) =
+        token.split_once('.').ok_or_else(|| unauthenticated(format!("{what} is malformed (no signature part)")))?;
+    let signature: [u8; 64] = B64
+        .decode(signature)
+        .ok()
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| unauthenticated(format!("{what}'s signature is malformed")))?;
+    if !key.verify_labelled(label, payload.as_bytes(), &signature) {
+        return Err(unauthenticated(format!("{what}'s signature does not verify: {hint}")));
+    }
+    let body = B64.decode(payload).map_err(|_| unauthenticated(format!("{what}'s claims are malformed")))?;
+    serde_json::from_slice(&body).map_err(|e| unauthenticated(format!("{what}'s claims are malformed: {e}")))
 }
 
 /// Checks a token's signature, issuer, audience and times (with [`CLOCK_SKEW_SECS`] of leeway) at `now`; every
 /// failure is [`ErrorKind::Unauthenticated`] and says which check failed.
 pub fn verify(token: &str, key: &consentry_ledger::PublicKey, issuer: &str, now: i64) -> Result<MemberClaims> {
-    let (payload, signature) =
-        token.split_once('.').ok_or_else(|| unauthenticated("the bearer token is malformed (no signature part)"))?;
-    let signature: [u8; 64] = B64
-        .decode(signature)
-        .ok()
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| unauthenticated("the bearer token's signature is malformed"))?;
-    if !key.verify_labelled(LABEL, payload.as_bytes(), &signature) {
-        return Err(unauthenticated("the bearer token's signature does not verify: mint one with `consentry token`"));
-    }
-    let body = B64.decode(payload).map_err(|_| unauthenticated("the bearer token's claims are malformed"))?;
-    let claims: MemberClaims = serde_json::from_slice(&body)
-        .map_err(|e| unauthenticated(format!("the bearer token's claims are malformed: {e}")))?;
+    let claims: MemberClaims = open_json(LABEL, token, key, "the bearer token", "mint one with `consentry token`")?;
     if claims.aud != AUDIENCE {
         return Err(unauthenticated(format!("the bearer token is for `{}`, not `{AUDIENCE}`", claims.aud)));
     }
@@ -128,7 +146,7 @@ impl Session {
 
     /// The token-signing key, made (mode 0600) on first use, read from its file once per session (a key replaced on
     /// disk takes effect when the service restarts).
-    fn token_key(&self, create: bool) -> Result<&LogKey> {
+    pub(crate) fn token_key(&self, create: bool) -> Result<&LogKey> {
         if let Some(k) = self.token_key.get() {
             return Ok(k);
         }
@@ -173,7 +191,10 @@ impl Session {
     /// The member a bearer token speaks for, after checking it at `now` against this data directory's token key.
     pub fn verify_member_token(&self, token: &str, now: i64) -> Result<u64> {
         let key = self.token_key(false)?;
-        verify(token, &key.public(), &self.token_issuer()?, now)?.member()
+        let claims = verify(token, &key.public(), &self.token_issuer()?, now)?;
+        let member = claims.member()?;
+        self.token_cache.insert(token, member, claims.nbf.max(claims.iat), claims.exp);
+        Ok(member)
     }
 
     /// A member's latest facts; a member the ledger has none for is [`ErrorKind::NotFound`].

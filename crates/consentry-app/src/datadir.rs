@@ -33,6 +33,8 @@ const TOKEN_KEY_FILE: &str = "token.key";
 const API_KEYS_FILE: &str = "api-keys.json";
 /// The signed, hash-chained record of operator actions that change the policy in force (notice publications).
 const OPERATOR_ACTIONS_FILE: &str = "operator-actions.jsonl";
+/// Web sessions signed out before their expiry (their ids, until they would have expired).
+const SIGNED_OUT_FILE: &str = "web-sessions-signed-out.json";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
 
@@ -163,6 +165,11 @@ impl DataDir {
         lock.lock()
             .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("locking {}", root.display())))?;
         Ok(lock)
+    }
+
+    /// The web sessions signed out before their expiry.
+    pub fn signed_out_file(&self) -> PathBuf {
+        self.root.join(SIGNED_OUT_FILE)
     }
 
     /// The marker of a data directory the demo made.

@@ -6,12 +6,11 @@
 //! [`Capability`], and a front end asks it before every use case.
 
 use crate::error::{AppError, ErrorKind, Result};
+use crate::filecache::{FileCache, FileStamp};
 use crate::session::Session;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use consentry_files::OutputOptions;
-use std::os::unix::fs::MetadataExt as _;
-use std::sync::Mutex;
 
 /// Every API key starts with this, so a secret scanner (and the service) tells one from a member token at a glance.
 pub const KEY_PREFIX: &str = "csk_";
@@ -156,35 +155,9 @@ impl Principal {
     }
 }
 
-/// The key file as last read, and the file facts it was read at; re-read when the file changes (a revocation by
-/// `consentry keys revoke` takes effect at the next request, in every process on the data directory).
-#[derive(Default)]
-pub(crate) struct KeyCache(Mutex<Option<(FileStamp, std::sync::Arc<Vec<ApiKeyRecord>>)>>);
-
-/// What identifies one version of the key file: replaced by rename, so its inode changes with every write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FileStamp {
-    ino: u64,
-    len: u64,
-    mtime_ns: i128,
-}
-
-impl FileStamp {
-    /// The facts of the file at `path` (not followed if a link); `None` when there is none.
-    pub(crate) fn of(path: &std::path::Path) -> Option<FileStamp> {
-        std::fs::symlink_metadata(path).ok().map(|m| FileStamp::from(&m))
-    }
-}
-
-impl From<&std::fs::Metadata> for FileStamp {
-    fn from(m: &std::fs::Metadata) -> FileStamp {
-        FileStamp {
-            ino: m.ino(),
-            len: m.len(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-        }
-    }
-}
+/// The key file as last read, re-read when the file changes (a revocation by `consentry keys revoke` takes effect at
+/// the next request, in every process on the data directory).
+pub(crate) type KeyCache = FileCache<Vec<ApiKeyRecord>>;
 
 fn hash_key(secret: &str) -> String {
     blake3::Hasher::new_derive_key(HASH_CONTEXT).update(secret.as_bytes()).finalize().to_hex().to_string()
@@ -210,7 +183,7 @@ impl Session {
                 format!("{} is not a regular file: remove it and create the keys again", path.display()),
             ));
         }
-        let stamp = FileStamp::from(&meta);
+        let stamp = FileStamp::of(&meta);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e).context(format!("reading {}", path.display())))?;
         let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
@@ -303,31 +276,25 @@ impl Session {
 
     /// The key records, from the cache while the file is unchanged.
     fn current_keys(&self) -> Result<std::sync::Arc<Vec<ApiKeyRecord>>> {
-        let path = self.dir().api_keys_file();
-        let stamp = FileStamp::of(&path);
-        let mut cache = self.api_keys.0.lock().map_err(|_| AppError::internal("the key cache lock is poisoned"))?;
-        if let (Some(now), Some((then, keys))) = (stamp, cache.as_ref())
-            && now == *then
-        {
-            return Ok(std::sync::Arc::clone(keys));
-        }
-        let (stamp, file) = self.read_keys()?;
-        let keys = std::sync::Arc::new(file.keys);
-        *cache = stamp.map(|s| (s, std::sync::Arc::clone(&keys)));
-        Ok(keys)
+        self.api_keys.get(&self.dir().api_keys_file(), || self.read_keys().map(|(stamp, file)| (stamp, file.keys)))
     }
 
-    /// Who a bearer credential speaks for: an API key (`csk_…`) or a member token.
+    /// Who a bearer credential speaks for: an API key (`csk_…`), a platform member token (a JWT, when configured)
+    /// or Consentry's own member token.
     pub fn authenticate(&self, bearer: &str, now: i64) -> Result<Principal> {
         if bearer.starts_with(KEY_PREFIX) {
             self.verify_api_key(bearer)
+        } else if self.accepts_platform_tokens() && bearer.split('.').count() == 3 {
+            // A JWT (header.claims.signature); Consentry's own tokens have two parts.
+            Ok(Principal::Member { member: self.verify_platform_token(bearer, now)? })
         } else {
             Ok(Principal::Member { member: self.verify_member_token(bearer, now)? })
         }
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether two byte strings are equal, in time that depends on their length only.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -101,15 +101,7 @@ impl Session {
     pub(crate) fn member_events(&self, member: u64) -> Result<Vec<Event>> {
         let ledger = self.ledger()?;
         let len = ledger.verify_through()?;
-        let mut out = Vec::new();
-        // A full scan: the store has no per-member index of events yet (see ARCHITECTURE.md).
-        ledger.store().scan(1, len, &mut |s| {
-            if s.event.body.member_id == member {
-                out.push(s.event);
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        Ok(ledger.store().member_events(member, len)?)
     }
 
     /// Effective consent of `member` for every purpose at `now`, by [`consentry_policy::Policy::evaluate`] over

@@ -14,7 +14,7 @@
 //! back with it is consistent and not detected (nothing outside the directory anchors the record yet).
 
 use crate::error::{AppError, Context as _, ErrorKind, Result};
-use crate::keys::FileStamp;
+use crate::filecache::FileStamp;
 use crate::session::Session;
 use consentry_ledger::{Ledger, LogKey, PublicKey};
 use consentry_policy::{Notice, Policy, Purpose};
@@ -213,7 +213,7 @@ impl Session {
     /// Puts the policy file in force in `ledger` when it changed since this process last read it.
     pub(crate) fn refresh_policy(&self, ledger: &Ledger) -> Result<()> {
         let path = self.dir().policy_file();
-        let now = FileStamp::of(&path);
+        let now = FileStamp::read(&path);
         let mut stamp =
             self.policy_stamp.lock().map_err(|_| AppError::internal("the policy stamp lock is poisoned"))?;
         if *stamp == now {
@@ -416,7 +416,7 @@ impl Session {
         // In force here at once; the stamp moves so this process does not read its own write again.
         ledger.set_policy(policy);
         if let Ok(mut s) = self.policy_stamp.lock() {
-            *s = FileStamp::of(&file);
+            *s = FileStamp::read(&file);
         }
         Ok(Published { purpose: purpose.to_string(), notice, action })
     }

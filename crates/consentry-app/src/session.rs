@@ -57,7 +57,13 @@ pub struct Session {
     pub(crate) appends: crate::stats::AppendCounter,
     /// The policy file as last put in force in the ledger (`notices.rs`): a changed file (a notice published by
     /// this or another process on the data directory) is read again and put in force.
-    pub(crate) policy_stamp: std::sync::Mutex<Option<crate::keys::FileStamp>>,
+    pub(crate) policy_stamp: std::sync::Mutex<Option<crate::filecache::FileStamp>>,
+    /// The platform's member tokens, when configured (`platform.rs`).
+    pub(crate) platform: Option<crate::platform::PlatformTokens>,
+    /// The signed-out web sessions as last read (`websession.rs`).
+    pub(crate) signed_out: crate::websession::SignedOutCache,
+    /// Member tokens this session verified (`token_cache.rs`).
+    pub(crate) token_cache: crate::token_cache::TokenCache,
 }
 
 impl Session {
@@ -86,6 +92,9 @@ impl Session {
             api_keys: Default::default(),
             appends: Default::default(),
             policy_stamp: Default::default(),
+            platform: None,
+            signed_out: Default::default(),
+            token_cache: Default::default(),
         })
     }
 
@@ -159,7 +168,7 @@ impl Session {
             return Err(self.dir.no_ledger());
         }
         let key = LogKey::load(&key_path)?;
-        let stamp = crate::keys::FileStamp::of(&self.dir.policy_file());
+        let stamp = crate::filecache::FileStamp::read(&self.dir.policy_file());
         let policy = self.dir.load_policy(None)?;
         let ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
         let ledger = self.ledger.get_or_init(|| ledger);

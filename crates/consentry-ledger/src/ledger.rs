@@ -100,7 +100,13 @@ struct Verified {
     tree: Tree,
     chain: Hash,
     checkpoints_upto: u64,
+    /// Entries this process wrote past the prefix, not yet contiguous with it (concurrent appends answered out of
+    /// order): seq → (leaf hash, chain hash). They join the prefix once the entries before them do.
+    written: BTreeMap<u64, (Hash, Hash)>,
 }
+
+/// Most out-of-order written entries remembered (beyond, the prefix is extended by reading the store back).
+const MAX_WRITTEN: usize = 1 << 16;
 
 /// Characters refused in free-text fields (actor, idempotency key, jurisdiction): control characters would
 /// be stored and later printed raw.
@@ -284,25 +290,34 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Extends the verified prefix over events this process just wrote, when they follow it directly, so the
-    /// next [`Ledger::verify_through`] need not read them back. Checkpoints past the old prefix are still
-    /// checked then (`checkpoints_upto` does not move).
+    /// Extends the verified prefix over events this process just wrote, once they follow it directly (events
+    /// answered out of order wait in `written` for those before them), so the next [`Ledger::verify_through`]
+    /// need not read them back. Checkpoints past the old prefix are still checked then (`checkpoints_upto` does
+    /// not move).
     fn note_appended(&self, out: &[Appended]) {
-        let Ok(mut v) = self.verified.lock() else { return };
-        let mut fresh: Vec<&Appended> = out.iter().filter(|a| !a.duplicate).collect();
-        fresh.sort_by_key(|a| a.event.seq);
-        fresh.dedup_by_key(|a| a.event.seq);
-        for a in fresh {
-            if a.event.seq != v.tree.len() + 1 {
-                return;
-            }
+        let Ok(mut guard) = self.verified.lock() else { return };
+        let v = &mut *guard;
+        let len = v.tree.len();
+        for a in out.iter().filter(|a| !a.duplicate && a.event.seq > len) {
             let Ok(leaf) = a.event.leaf_hash() else { return };
+            v.written.insert(a.event.seq, (leaf, a.chain_hash));
+        }
+        v.written.retain(|&seq, _| seq > len);
+        while let Some(entry) = v.written.first_entry() {
+            if *entry.key() != v.tree.len() + 1 {
+                break;
+            }
+            let (leaf, stored_chain) = entry.remove();
             let chain = chain_hash(&v.chain, &leaf);
-            if chain != a.chain_hash {
+            if chain != stored_chain {
+                v.written.clear();
                 return;
             }
             v.chain = chain;
             v.tree.push(leaf);
+        }
+        if v.written.len() > MAX_WRITTEN {
+            v.written.clear();
         }
     }
 
@@ -490,6 +505,10 @@ impl Ledger {
 /// then every checkpoint past the old verified length against the recomputed tree, chain and the key.
 fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u64) -> Result<(), LedgerError> {
     let from = v.tree.len();
+    if from == len && v.checkpoints_upto == len {
+        // Nothing new: every checkpoint a later call would check covers more than `len` entries.
+        return Ok(());
+    }
     let mut expected = from + 1;
     store.scan_entries(from + 1, len, &mut |s: StoredEntry| {
         let seq = s.entry.seq();

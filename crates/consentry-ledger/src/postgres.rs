@@ -4,7 +4,11 @@
 //! advisory lock, so sequence assignment is serialised across processes and
 //! the chain never forks: the holder reads the chain head, looks up the
 //! batch's idempotency keys, extends the chain with [`prepare_rows`] and
-//! inserts, then commits (releasing the lock). Conflicts that can still occur
+//! inserts, then commits (releasing the lock). Appends from many threads are
+//! group-committed: callers queue their batches, and whichever holds the
+//! writer session commits everything queued in one such transaction (one lock
+//! hold, one commit), answering each caller; if that transaction fails, each
+//! request is tried alone, so one bad request fails only itself. Conflicts that can still occur
 //! (a writer that bypasses the lock, deadlocks, serialisation failures) make
 //! the whole transaction retry a bounded number of times. Commits are durable
 //! (`synchronous_commit = on` is forced on every session).
@@ -17,7 +21,7 @@ use crate::event::{
     source_from_code, source_to_code,
 };
 use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
-use crate::store::{Appended, MemberRecord, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
+use crate::store::{Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
 use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
@@ -28,6 +32,8 @@ use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
 use std::collections::HashMap;
 use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -104,9 +110,20 @@ CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
+/// The index member reads use ([`Store::member_events`]); outside the versioned schema, as in the SQLite backend:
+/// it changes no stored data, so a writable open adds it to a store of any version where it is missing.
+const MEMBER_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_member ON events (member_id, seq)";
+
 const SELECT_EVENTS: &str = "SELECT e.seq, e.member_id, p.key, e.action, e.notice_version, e.source, e.actor,
         e.event_time, e.recorded_time, e.idem_key, e.leaf_hash, e.chain_hash
      FROM events e LEFT JOIN purposes p ON p.id = e.purpose_id";
+
+/// The writer's prepared statements that insert events and their purposes.
+struct InsertStatements {
+    ensure_purposes: Statement,
+    purpose_ids: Statement,
+    insert: Statement,
+}
 
 /// The writer session with its prepared statements and the purpose ids it has seen committed.
 struct Writer {
@@ -114,9 +131,7 @@ struct Writer {
     lock: Statement,
     last: Statement,
     find: Statement,
-    ensure_purposes: Statement,
-    purpose_ids: Statement,
-    insert: Statement,
+    statements: InsertStatements,
     /// Purpose key → id; only ids from committed transactions (ids are never reused).
     purposes: HashMap<String, i32>,
 }
@@ -139,7 +154,8 @@ impl Writer {
              SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::int2[], $5::int8[], $6::int2[], $7::text[],
                                   $8::int8[], $9::int8[], $10::text[], $11::bytea[], $12::bytea[])",
         )?;
-        Ok(Writer { client, lock, last, find, ensure_purposes, purpose_ids, insert, purposes: HashMap::new() })
+        let statements = InsertStatements { ensure_purposes, purpose_ids, insert };
+        Ok(Writer { client, lock, last, find, statements, purposes: HashMap::new() })
     }
 
     /// One attempt at appending fact entries: a single transaction under the advisory lock, like events.
@@ -178,11 +194,21 @@ impl Writer {
         Ok(rows)
     }
 
-    /// One attempt at appending `batch`: a single transaction under the advisory lock.
-    fn try_append(&mut self, batch: &[NewEvent], recorded_time: i64) -> Result<Vec<Appended>, LedgerError> {
+    /// One attempt at appending a group of requests (each a batch and its recording time) in a single transaction
+    /// under the advisory lock, with one commit for all of them. The group's idempotency keys are looked up at
+    /// once; the requests are then prepared in order, each seeing the rows of those before it, so a key repeated
+    /// across requests is a duplicate exactly as it is across separate appends. A request that cannot be prepared
+    /// (an idempotency conflict, a field too long to encode) gets its own error and writes nothing, and the others
+    /// go on. The outer error is the transaction's: nothing was written (the caller retries, or falls back to one
+    /// request per transaction).
+    fn try_append(
+        &mut self,
+        group: &[(&[NewEvent], i64)],
+    ) -> Result<Vec<Result<Vec<Appended>, LedgerError>>, LedgerError> {
         let mut tx = self.client.transaction()?;
-        let (last_seq, last_chain) = lock_head(&mut tx, &self.lock, &self.last)?;
-        let keys: Vec<&str> = batch.iter().map(|e| e.idempotency_key.as_str()).collect();
+        let (mut last_seq, mut last_chain) = lock_head(&mut tx, &self.lock, &self.last)?;
+        let keys: Vec<&str> =
+            group.iter().flat_map(|(batch, _)| batch.iter().map(|e| e.idempotency_key.as_str())).collect();
         let mut existing = HashMap::new();
         for row in tx.query(&self.find, &[&keys])? {
             let s = row_to_stored(&row)?;
@@ -191,101 +217,111 @@ impl Writer {
                 Appended { event: s.event, chain_hash: s.chain_hash, duplicate: true },
             );
         }
-        let prepared = prepare_rows(batch, recorded_time, last_seq, last_chain, &existing)?;
-        if prepared.rows.is_empty() {
-            tx.commit()?;
-            return Ok(prepared.finish());
-        }
-        let mut missing: Vec<&str> = Vec::new();
-        for (e, _, _) in &prepared.rows {
-            let k = e.body.purpose.as_str();
-            if !self.purposes.contains_key(k) && !missing.contains(&k) {
-                missing.push(k);
+        let mut prepared: Vec<Result<Prepared, LedgerError>> = Vec::with_capacity(group.len());
+        for (i, (batch, recorded_time)) in group.iter().enumerate() {
+            let p = prepare_rows(batch, *recorded_time, last_seq, last_chain, &existing);
+            if let Ok(p) = &p
+                && let Some((e, _, chain)) = p.rows.last()
+            {
+                last_seq = e.seq;
+                last_chain = *chain;
+                // Later requests of the group see these rows as already in the log.
+                if i + 1 < group.len() {
+                    for (e, _, chain) in &p.rows {
+                        existing.insert(
+                            e.body.idempotency_key.clone(),
+                            Appended { event: e.clone(), chain_hash: *chain, duplicate: true },
+                        );
+                    }
+                }
             }
+            prepared.push(p);
         }
-        let mut fresh: HashMap<String, i32> = HashMap::new();
-        if !missing.is_empty() {
-            tx.execute(&self.ensure_purposes, &[&missing])?;
-            for row in tx.query(&self.purpose_ids, &[&missing])? {
-                fresh.insert(row.try_get(1)?, row.try_get(0)?);
-            }
-        }
-        if prepared.rows.len() >= COPY_THRESHOLD {
-            // Big batches: binary COPY, the fastest way into a table.
-            let sink = tx.copy_in(
-                "COPY events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
-                              recorded_time, idem_key, leaf_hash, chain_hash) FROM STDIN (FORMAT binary)",
-            )?;
-            let mut w = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
-            for (e, l, c) in &prepared.rows {
-                let b = &e.body;
-                let id = self.purposes.get(&b.purpose).or_else(|| fresh.get(&b.purpose)).copied().ok_or_else(|| {
-                    LedgerError::Corrupt(format!("purpose `{}` has no id after insertion", b.purpose))
-                })?;
-                w.write(&[
-                    &(e.seq as i64),
-                    &(b.member_id as i64),
-                    &id,
-                    &(action_to_code(b.action) as i16),
-                    &i64::from(b.notice_version),
-                    &(source_to_code(b.source) as i16),
-                    &b.actor,
-                    &b.event_time,
-                    &e.recorded_time,
-                    &b.idempotency_key,
-                    &&l[..],
-                    &&c[..],
-                ])?;
-            }
-            w.finish()?;
-            tx.commit()?;
-            self.purposes.extend(fresh);
-            return Ok(prepared.finish());
-        }
-        for chunk in prepared.rows.chunks(INSERT_CHUNK) {
-            let n = chunk.len();
-            let (mut seq, mut member, mut pid, mut action, mut notice, mut source) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            let (mut actor, mut event_time, mut recorded, mut idem, mut leaf, mut chain) = (
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-                Vec::with_capacity(n),
-            );
-            for (e, l, c) in chunk {
-                let b = &e.body;
-                let id = self.purposes.get(&b.purpose).or_else(|| fresh.get(&b.purpose)).copied().ok_or_else(|| {
-                    LedgerError::Corrupt(format!("purpose `{}` has no id after insertion", b.purpose))
-                })?;
-                seq.push(e.seq as i64);
-                member.push(b.member_id as i64);
-                pid.push(id);
-                action.push(action_to_code(b.action) as i16);
-                notice.push(i64::from(b.notice_version));
-                source.push(source_to_code(b.source) as i16);
-                actor.push(b.actor.as_str());
-                event_time.push(b.event_time);
-                recorded.push(e.recorded_time);
-                idem.push(b.idempotency_key.as_str());
-                leaf.push(&l[..]);
-                chain.push(&c[..]);
-            }
-            let params: [&(dyn ToSql + Sync); 12] =
-                [&seq, &member, &pid, &action, &notice, &source, &actor, &event_time, &recorded, &idem, &leaf, &chain];
-            tx.execute(&self.insert, &params)?;
-        }
+        let rows: Vec<&(Event, Hash, Hash)> = prepared.iter().flatten().flat_map(|p| p.rows.iter()).collect();
+        let fresh = insert_events(&mut tx, &self.statements, &self.purposes, &rows)?;
         tx.commit()?;
         self.purposes.extend(fresh);
-        Ok(prepared.finish())
+        Ok(prepared.into_iter().map(|p| p.map(Prepared::finish)).collect())
     }
+}
+
+/// Inserts prepared event rows in `tx`, adding purposes not in `known`; returns the ids of those purposes (to
+/// remember once the transaction commits).
+fn insert_events(
+    tx: &mut Transaction<'_>,
+    st: &InsertStatements,
+    known: &HashMap<String, i32>,
+    rows: &[&(Event, Hash, Hash)],
+) -> Result<HashMap<String, i32>, LedgerError> {
+    let mut fresh: HashMap<String, i32> = HashMap::new();
+    if rows.is_empty() {
+        return Ok(fresh);
+    }
+    let mut missing: Vec<&str> = Vec::new();
+    for (e, _, _) in rows {
+        let k = e.body.purpose.as_str();
+        if !known.contains_key(k) && !missing.contains(&k) {
+            missing.push(k);
+        }
+    }
+    if !missing.is_empty() {
+        tx.execute(&st.ensure_purposes, &[&missing])?;
+        for row in tx.query(&st.purpose_ids, &[&missing])? {
+            fresh.insert(row.try_get(1)?, row.try_get(0)?);
+        }
+    }
+    let id_of = |purpose: &String| {
+        known
+            .get(purpose)
+            .or_else(|| fresh.get(purpose))
+            .copied()
+            .ok_or_else(|| LedgerError::Corrupt(format!("purpose `{purpose}` has no id after insertion")))
+    };
+    if rows.len() >= COPY_THRESHOLD {
+        // Big batches: binary COPY, the fastest way into a table.
+        let sink = tx.copy_in(
+            "COPY events (seq, member_id, purpose_id, action, notice_version, source, actor, event_time,
+                          recorded_time, idem_key, leaf_hash, chain_hash) FROM STDIN (FORMAT binary)",
+        )?;
+        let mut w = BinaryCopyInWriter::new(sink, &EVENT_TYPES);
+        for (e, l, c) in rows.iter().copied() {
+            let b = &e.body;
+            w.write(&[
+                &(e.seq as i64),
+                &(b.member_id as i64),
+                &id_of(&b.purpose)?,
+                &(action_to_code(b.action) as i16),
+                &i64::from(b.notice_version),
+                &(source_to_code(b.source) as i16),
+                &b.actor,
+                &b.event_time,
+                &e.recorded_time,
+                &b.idempotency_key,
+                &&l[..],
+                &&c[..],
+            ])?;
+        }
+        w.finish()?;
+        return Ok(fresh);
+    }
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let seq: Vec<i64> = chunk.iter().map(|(e, _, _)| e.seq as i64).collect();
+        let member: Vec<i64> = chunk.iter().map(|(e, _, _)| e.body.member_id as i64).collect();
+        let pid: Vec<i32> = chunk.iter().map(|(e, _, _)| id_of(&e.body.purpose)).collect::<Result<_, _>>()?;
+        let action: Vec<i16> = chunk.iter().map(|(e, _, _)| action_to_code(e.body.action) as i16).collect();
+        let notice: Vec<i64> = chunk.iter().map(|(e, _, _)| i64::from(e.body.notice_version)).collect();
+        let source: Vec<i16> = chunk.iter().map(|(e, _, _)| source_to_code(e.body.source) as i16).collect();
+        let actor: Vec<&str> = chunk.iter().map(|(e, _, _)| e.body.actor.as_str()).collect();
+        let event_time: Vec<i64> = chunk.iter().map(|(e, _, _)| e.body.event_time).collect();
+        let recorded: Vec<i64> = chunk.iter().map(|(e, _, _)| e.recorded_time).collect();
+        let idem: Vec<&str> = chunk.iter().map(|(e, _, _)| e.body.idempotency_key.as_str()).collect();
+        let leaf: Vec<&[u8]> = chunk.iter().map(|(_, l, _)| &l[..]).collect();
+        let chain: Vec<&[u8]> = chunk.iter().map(|(_, _, c)| &c[..]).collect();
+        let params: [&(dyn ToSql + Sync); 12] =
+            [&seq, &member, &pid, &action, &notice, &source, &actor, &event_time, &recorded, &idem, &leaf, &chain];
+        tx.execute(&st.insert, &params)?;
+    }
+    Ok(fresh)
 }
 
 /// Takes the append lock in `tx` and reads the chain head (last sequence number and chain hash of either entry kind).
@@ -321,12 +357,30 @@ fn scan_range(
     Ok(())
 }
 
+/// Most append requests folded into one group commit.
+const GROUP_MAX_REQUESTS: usize = 256;
+
+/// An append waiting for the writer session: whichever caller holds the writer commits every waiting request in
+/// one transaction and answers each on its channel.
+struct Pending {
+    batch: Vec<NewEvent>,
+    recorded_time: i64,
+    reply: SyncSender<Result<Vec<Appended>, LedgerError>>,
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
     writer: Mutex<Option<Writer>>,
-    reader: Mutex<Option<Client>>,
+    /// Appends waiting for the writer (group commit: see [`PgStore::append`]).
+    queue: Mutex<Vec<Pending>>,
+    /// Reader sessions, so concurrent reads (a service's requests) do not wait for each other.
+    readers: Vec<Mutex<Option<Client>>>,
+    next_reader: AtomicUsize,
 }
+
+/// Reader sessions per store.
+const READERS: usize = 4;
 
 /// Connects to `url` as `application` with the settings every consentry session needs (a 30 s connect timeout
 /// unless the URL sets one, durable commits); public so the lineage registry's sessions are set up the same way.
@@ -483,9 +537,23 @@ impl PgStore {
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
         ensure_schema(&mut tx, &LEDGER, SCHEMA, url)?;
+        // Checked first: creating an index locks out writers for a moment even when it exists.
+        if tx.query_one("SELECT to_regclass('events_member') IS NULL", &[])?.try_get::<_, bool>(0)? {
+            tx.batch_execute(MEMBER_INDEX)?;
+        }
         tx.commit()?;
         let writer = Writer::connect(url)?;
-        Ok(PgStore { url: url.to_string(), writer: Mutex::new(Some(writer)), reader: Mutex::new(Some(client)) })
+        Ok(PgStore {
+            url: url.to_string(),
+            writer: Mutex::new(Some(writer)),
+            queue: Mutex::new(Vec::new()),
+            readers: std::iter::once(Some(client))
+                .chain(std::iter::repeat_with(|| None))
+                .take(READERS)
+                .map(Mutex::new)
+                .collect(),
+            next_reader: AtomicUsize::new(0),
+        })
     }
 
     /// The connection string this store was opened with.
@@ -493,9 +561,19 @@ impl PgStore {
         &self.url
     }
 
-    /// The reader session, reconnecting if the server closed it.
+    /// A reader session: a free connected one if any, else a free one (connected now), else the next in turn
+    /// once it is free; so a process opens a second session only when reads overlap. Reconnected if the server
+    /// closed it.
     fn read(&self) -> Result<MutexGuard<'_, Option<Client>>, LedgerError> {
-        let mut g = self.reader.lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?;
+        let n = self.readers.len();
+        let connected = self.readers.iter().find_map(|r| r.try_lock().ok().filter(|g| g.is_some()));
+        let mut g = match connected.or_else(|| self.readers.iter().find_map(|r| r.try_lock().ok())) {
+            Some(g) => g,
+            None => {
+                let next = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+                self.readers[next].lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))?
+            }
+        };
         if g.as_ref().is_none_or(|c| c.is_closed()) {
             *g = None;
             *g = Some(connect(&self.url, "consentry-ledger")?);
@@ -510,10 +588,43 @@ impl PgStore {
         f(client)
     }
 
+    /// Commits `group` in one transaction (retried on conflicts) and answers every request; when that transaction
+    /// fails, each request is tried alone, so one request's problem never fails another.
+    fn commit_group(&self, g: &mut Option<Writer>, group: Vec<Pending>) {
+        let requests: Vec<(&[NewEvent], i64)> = group.iter().map(|p| (p.batch.as_slice(), p.recorded_time)).collect();
+        match self.retrying(g, |w| w.try_append(&requests)) {
+            Ok(results) => {
+                for (p, r) in group.iter().zip(results) {
+                    let _ = p.reply.send(r);
+                }
+            }
+            Err(e) if group.len() == 1 => {
+                let _ = group[0].reply.send(Err(e));
+            }
+            Err(_) => {
+                for (p, request) in group.iter().zip(&requests) {
+                    let r = self.retrying(g, |w| w.try_append(std::slice::from_ref(request))).and_then(|mut v| {
+                        v.pop().unwrap_or_else(|| Err(LedgerError::Corrupt("the append returned no result".into())))
+                    });
+                    let _ = p.reply.send(r);
+                }
+            }
+        }
+    }
+
     /// Runs `f` on the writer session, reconnecting if the server closed it, and re-runs it after a conflict
     /// that a fresh transaction can get past, backing off a little more each time, up to [`MAX_ATTEMPTS`] runs.
-    fn with_writer<T>(&self, mut f: impl FnMut(&mut Writer) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+    fn with_writer<T>(&self, f: impl FnMut(&mut Writer) -> Result<T, LedgerError>) -> Result<T, LedgerError> {
         let mut g = self.writer.lock().map_err(|_| LedgerError::WriterGone("a writer panicked".into()))?;
+        self.retrying(&mut g, f)
+    }
+
+    /// [`PgStore::with_writer`] for a caller already holding the writer session.
+    fn retrying<T>(
+        &self,
+        g: &mut Option<Writer>,
+        mut f: impl FnMut(&mut Writer) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
         let mut attempt = 0u32;
         loop {
             if g.as_ref().is_none_or(|w| w.client.is_closed()) {
@@ -635,13 +746,34 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.with_writer(|w| w.try_append(&batch, recorded_time))
+        let (reply, answer) = sync_channel(1);
+        let gone = || LedgerError::WriterGone("a writer panicked".into());
+        self.queue.lock().map_err(|_| gone())?.push(Pending { batch, recorded_time, reply });
+        // Whoever holds the writer commits every waiting request, ours included, and answers before letting go:
+        // once we hold it, either our answer is in or our request is still queued.
+        let mut g = self.writer.lock().map_err(|_| gone())?;
+        loop {
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(TryRecvError::Disconnected) => return Err(gone()),
+                Err(TryRecvError::Empty) => {}
+            }
+            let group: Vec<Pending> = {
+                let mut q = self.queue.lock().map_err(|_| gone())?;
+                let n = q.len().min(GROUP_MAX_REQUESTS);
+                q.drain(..n).collect()
+            };
+            if group.is_empty() {
+                return Err(LedgerError::WriterGone("an append was lost by the writer".into()));
+            }
+            self.commit_group(&mut g, group);
+        }
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
         self.with_reader(|c| {
             let n: i64 = c
-                .query_one(
+                .query_typed_one(
                     "SELECT GREATEST((SELECT COALESCE(MAX(seq), 0) FROM events),
                                      (SELECT COALESCE(MAX(seq), 0) FROM facts))::int8",
                     &[],
@@ -748,7 +880,7 @@ impl Store for PgStore {
 
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
         self.with_reader(|c| {
-            c.query(
+            c.query_typed(
                 "SELECT tree_size, root_hash, chain_hash, timestamp, log_id, signature FROM checkpoints ORDER BY tree_size",
                 &[],
             )?
@@ -768,6 +900,16 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         self.with_writer(|w| w.try_append_facts(&members, actor, recorded_time))
+    }
+
+    fn member_events(&self, member_id: u64, upto: u64) -> Result<Vec<Event>, LedgerError> {
+        self.with_reader(|c| {
+            let rows = c.query_typed(
+                &format!("{SELECT_EVENTS} WHERE e.member_id = $1 AND e.seq <= $2 ORDER BY e.seq"),
+                &[(&bound(member_id), Type::INT8), (&bound(upto), Type::INT8)],
+            )?;
+            rows.iter().map(|r| row_to_stored(r).map(|s| s.event)).collect()
+        })
     }
 
     fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError> {
@@ -808,9 +950,9 @@ impl Store for PgStore {
 
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
         self.with_reader(|c| {
-            c.query_opt(
+            c.query_typed_opt(
                 "SELECT member_id, jurisdiction, birth_date FROM facts WHERE member_id = $1 ORDER BY seq DESC LIMIT 1",
-                &[&(member_id as i64)],
+                &[(&bound(member_id), Type::INT8)],
             )?
             .map(|r| member_from_row(&r))
             .transpose()
@@ -894,6 +1036,92 @@ mod tests {
             .unwrap();
             assert_eq!(got, expect, "piece {piece}");
         }
+    }
+
+    fn ev(member: u64, key: &str) -> NewEvent {
+        NewEvent {
+            member_id: member,
+            purpose: "p".into(),
+            action: consentry_policy::Action::Grant,
+            notice_version: 1,
+            source: consentry_policy::Source::Api,
+            actor: format!("member:{member}"),
+            event_time: 10,
+            idempotency_key: key.into(),
+        }
+    }
+
+    /// Commits `batches` as one group, as concurrent callers of `append` would, and returns each caller's answer.
+    fn group_commit(store: &PgStore, batches: Vec<Vec<NewEvent>>) -> Vec<Result<Vec<Appended>, LedgerError>> {
+        let (group, answers): (Vec<Pending>, Vec<_>) = batches
+            .into_iter()
+            .map(|batch| {
+                let (reply, answer) = sync_channel(1);
+                (Pending { batch, recorded_time: 20, reply }, answer)
+            })
+            .unzip();
+        store.commit_group(&mut store.writer.lock().unwrap(), group);
+        answers.into_iter().map(|a| a.recv().unwrap()).collect()
+    }
+
+    /// The transactions the given events were written in (PostgreSQL's `xmin` of their rows).
+    fn transactions(db: &consentry_test_support::pg::PgDb, seqs: &[u64]) -> usize {
+        let seqs: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
+        let row = db
+            .client()
+            .query_one("SELECT COUNT(DISTINCT xmin::text) FROM events WHERE seq = ANY($1)", &[&seqs])
+            .unwrap();
+        row.get::<_, i64>(0) as usize
+    }
+
+    fn seqs(r: &Result<Vec<Appended>, LedgerError>) -> Vec<(u64, bool)> {
+        r.as_ref().unwrap().iter().map(|a| (a.event.seq, a.duplicate)).collect()
+    }
+
+    #[test]
+    fn a_group_commits_in_one_transaction_and_a_bad_request_fails_alone() {
+        let Some(db) = consentry_test_support::pg::pg() else { return };
+        let store = PgStore::connect(&db.url).unwrap();
+        store.append(vec![ev(1, "seen")], 5).unwrap();
+        let out = group_commit(
+            &store,
+            vec![
+                vec![ev(4, "a")],
+                // The key names event 1, a different request: a conflict for this caller only.
+                vec![ev(3, "seen")],
+                // A retry of event 1, and a retry of the group's first request: duplicates, as in separate appends.
+                vec![ev(1, "seen")],
+                vec![ev(4, "a")],
+                vec![ev(5, "b"), ev(6, "c")],
+            ],
+        );
+        assert_eq!(seqs(&out[0]), [(2, false)]);
+        assert!(matches!(&out[1], Err(LedgerError::IdempotencyConflict { key, seq: 1, .. }) if key == "seen"));
+        assert_eq!(seqs(&out[2]), [(1, true)]);
+        assert_eq!(seqs(&out[3]), [(2, true)]);
+        assert_eq!(out[3].as_ref().unwrap()[0], Appended { duplicate: true, ..out[0].as_ref().unwrap()[0].clone() });
+        assert_eq!(seqs(&out[4]), [(3, false), (4, false)]);
+        assert_eq!(transactions(&db, &[2, 3, 4]), 1, "one group, one transaction");
+
+        // A request the database refuses (PostgreSQL text holds no NUL) fails the group's transaction; every
+        // request is then tried alone, and only the bad one fails.
+        let mut nul = ev(7, "nul");
+        nul.actor = "a\0b".into();
+        let out = group_commit(&store, vec![vec![ev(8, "d")], vec![nul], vec![ev(9, "e")]]);
+        assert_eq!(seqs(&out[0]), [(5, false)]);
+        assert!(matches!(&out[1], Err(LedgerError::Postgres(_))), "{:?}", out[1]);
+        assert_eq!(seqs(&out[2]), [(6, false)]);
+        assert_eq!(store.len().unwrap(), 6);
+        let mut keys = Vec::new();
+        store
+            .scan(1, 6, &mut |s| {
+                keys.push(s.event.body.idempotency_key);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(keys, ["seen", "a", "b", "c", "d", "e"]);
+        let v = crate::ledger::verify_store(&store, &crate::LogKey::from_seed([1; 32]).public()).unwrap();
+        assert!(v.ok(), "{v:?}");
     }
 
     #[test]

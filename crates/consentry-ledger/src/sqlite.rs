@@ -16,6 +16,7 @@ use consentry_policy::ConsentEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -60,6 +61,9 @@ CREATE INDEX IF NOT EXISTS facts_member ON facts (member_id, seq, jurisdiction, 
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
+/// Reader connections of a writable store.
+const READERS: usize = 4;
+
 /// Most requests folded into one group commit.
 const GROUP_MAX_REQUESTS: usize = 256;
 
@@ -74,7 +78,9 @@ struct Request {
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
-    reader: Mutex<Connection>,
+    /// Reader connections (one for a read-only store), so concurrent reads do not wait for each other.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
     writer: Mutex<Option<Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -190,6 +196,24 @@ pub fn check_schema_read_only(conn: &Connection, component: &Component, path: &P
     component.readable(schema_row(conn, component)?, &path.display().to_string())
 }
 
+/// The index member reads use ([`Store::member_events`]). Not part of the versioned schema: an index changes no
+/// stored data and no reader depends on it (without it a member read scans), so a writable open adds it to a store
+/// of any version where it is missing, and a store that has it reads as before.
+const MEMBER_INDEX: &str = "CREATE INDEX IF NOT EXISTS events_member ON events (member_id, seq)";
+
+/// Adds [`MEMBER_INDEX`] where it is missing (checked first, so an open of a store that has it writes nothing).
+fn ensure_member_index(conn: &Connection) -> Result<(), LedgerError> {
+    let present: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'events_member'",
+        [],
+        |r| r.get(0),
+    )?;
+    if present == 0 {
+        conn.execute_batch(MEMBER_INDEX)?;
+    }
+    Ok(())
+}
+
 /// The error for a ledger that cannot be opened for writing: names the file and says which commands only read.
 fn not_writable(path: &Path, e: LedgerError) -> LedgerError {
     if path.is_file() {
@@ -212,6 +236,11 @@ impl SqliteStore {
             e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
             e => not_writable(path, e),
         })?;
+        ensure_member_index(&conn)?;
+        let mut readers = vec![Mutex::new(conn)];
+        for _ in 1..READERS {
+            readers.push(Mutex::new(open_reader(path)?));
+        }
         let writer_conn = open_conn(path)?;
         let (tx, rx) = channel::<Request>();
         let thread = std::thread::Builder::new()
@@ -220,7 +249,8 @@ impl SqliteStore {
             .map_err(|e| LedgerError::io(path, e))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            reader: Mutex::new(conn),
+            readers,
+            next_reader: AtomicUsize::new(0),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -234,7 +264,8 @@ impl SqliteStore {
         conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            reader: Mutex::new(conn),
+            readers: vec![Mutex::new(conn)],
+            next_reader: AtomicUsize::new(0),
             writer: Mutex::new(None),
             thread: Mutex::new(None),
         })
@@ -245,8 +276,14 @@ impl SqliteStore {
         &self.path
     }
 
+    /// A reader connection: a free one if any, else the next in turn once it is free.
     fn read(&self) -> Result<MutexGuard<'_, Connection>, LedgerError> {
-        self.reader.lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into()))
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        match (0..n).find_map(|i| self.readers[(start + i) % n].try_lock().ok()) {
+            Some(g) => Ok(g),
+            None => self.readers[start % n].lock().map_err(|_| LedgerError::WriterGone("a reader panicked".into())),
+        }
     }
 }
 
@@ -630,11 +667,12 @@ impl Store for SqliteStore {
     }
 
     fn len(&self) -> Result<u64, LedgerError> {
-        let n: Option<i64> = self.read()?.query_row(
-            "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM events UNION ALL SELECT MAX(seq) FROM facts)",
-            [],
-            |r| r.get(0),
-        )?;
+        let n: Option<i64> = self
+            .read()?
+            .prepare_cached(
+                "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM events UNION ALL SELECT MAX(seq) FROM facts)",
+            )?
+            .query_row([], |r| r.get(0))?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -819,6 +857,18 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn member_events(&self, member_id: u64, upto: u64) -> Result<Vec<Event>, LedgerError> {
+        let conn = self.read()?;
+        let mut stmt =
+            conn.prepare_cached(&format!("{SELECT_EVENTS} WHERE e.member_id = ?1 AND e.seq <= ?2 ORDER BY e.seq"))?;
+        let mut rows = stmt.query(params![bound(member_id), bound(upto)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(row_to_stored(r)??.event);
+        }
+        Ok(out)
+    }
+
     fn scan_member_facts(&self, upto: u64, f: &mut dyn FnMut(u64, &str, NaiveDate)) -> Result<(), LedgerError> {
         latest_facts(&*self.read()?, upto, f)
     }
@@ -826,11 +876,10 @@ impl Store for SqliteStore {
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {
         let conn = self.read()?;
         let row: Option<(String, i64)> = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT jurisdiction, birth_date FROM facts WHERE member_id = ?1 ORDER BY seq DESC LIMIT 1",
-                [member_id as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row([member_id as i64], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(j, d)| Ok(MemberRecord { member_id, jurisdiction: j, birth_date: date_col(d, member_id as i64)? }))
             .transpose()

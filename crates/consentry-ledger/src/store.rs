@@ -109,6 +109,20 @@ pub trait Store: Send + Sync {
     /// decide their consent (what `lineage member` and a privacy centre show).
     fn member_history(&self, member_id: u64) -> Result<Vec<FactsEntry>, LedgerError>;
 
+    /// Every consent event about `member_id` at or before position `upto`, in sequence order: what a member's
+    /// own consent and history are computed from. Backends read it through an index on the member; this default
+    /// scans the log.
+    fn member_events(&self, member_id: u64, upto: u64) -> Result<Vec<Event>, LedgerError> {
+        let mut out = Vec::new();
+        self.scan(1, upto, &mut |s| {
+            if s.event.body.member_id == member_id {
+                out.push(s.event);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// Calls `f` with every entry of either kind with `from <= seq <= to`, in sequence order.
     fn scan_entries(
         &self,

@@ -1,17 +1,19 @@
 //! Who is calling: extractors that read the bearer credential, ask `consentry-app` who it speaks for
 //! ([`Session::authenticate`]) and whether that caller may use the endpoint's capability ([`Principal::require`]).
+//! A browser may send the web session cookie instead (`websession.rs`); the CSRF rule is `consentry-app`'s too.
 //! A handler names the extractor for its capability; no rule about roles is written here.
 
 use crate::{Shared, call};
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use consentry_app::keys::{Capability, Principal};
+use consentry_app::websession::{CSRF_HEADER, SESSION_COOKIE};
 use consentry_app::{AppError, ErrorKind, Session};
 
 use crate::problem::Problem;
 
-/// Any authenticated caller: a member by token, an operator or auditor by API key.
+/// Any authenticated caller: a member by token or web session, an operator or auditor by API key.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
@@ -32,8 +34,8 @@ fn unauthenticated(m: &str) -> Problem {
 }
 
 /// The credential of `Authorization: Bearer <credential>`.
-fn bearer(parts: &Parts) -> Result<String, Problem> {
-    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<String, Problem> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
         unauthenticated(
             "no Authorization header: send `Authorization: Bearer <token>` (a member token from `consentry token`, \
              or an API key from `consentry keys create`)",
@@ -48,21 +50,59 @@ fn bearer(parts: &Parts) -> Result<String, Problem> {
         .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <credential>`"))
 }
 
-/// The caller, authenticated once per request (kept in the request's extensions for a second extractor). The
-/// principal's rate limit applies here; a credential that does not authenticate counts against the client
-/// address's limit (a request with no credential at all was counted by the layer).
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+}
+
+/// Whether the request carries a credential (a bearer or the web session cookie): the layer counts a request
+/// without one against its address's rate limit.
+pub(crate) fn has_credential(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || cookie(headers, SESSION_COOKIE).is_some()
+}
+
+/// A header's value as text, if present and visible ASCII.
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The caller, authenticated once per request (kept in the request's extensions for a second extractor): by the
+/// bearer credential when there is an `Authorization` header, else by the web session cookie (with the CSRF check
+/// for a method that changes something, in `consentry-app`). The principal's rate limit applies here; a
+/// credential that does not authenticate counts against the client address's limit (a request with no credential
+/// at all was counted by the layer).
 async fn principal(parts: &mut Parts, session: &Shared) -> Result<Principal, Problem> {
     if let Some(Caller(p)) = parts.extensions.get::<Caller>() {
         return Ok(p.clone());
     }
-    let authenticated = match bearer(parts) {
-        Ok(credential) => call(session, move |s: &Session| s.authenticate(&credential, consentry_ledger::now())).await,
-        Err(e) => Err(e),
+    let now = consentry_ledger::now();
+    let web = cookie(&parts.headers, SESSION_COOKIE).filter(|_| !parts.headers.contains_key(header::AUTHORIZATION));
+    let authenticated = match web {
+        Some(cookie) => {
+            let csrf = header_text(&parts.headers, CSRF_HEADER);
+            let method = parts.method.as_str().to_string();
+            call(session, move |s: &Session| s.authenticate_web_session(&cookie, csrf.as_deref(), &method, now)).await
+        }
+        None => match bearer(&parts.headers) {
+            // A member token this session already verified needs no blocking thread.
+            Ok(credential) => match session.cached_member_token(&credential, now) {
+                Some(member) => Ok(Principal::Member { member }),
+                None => call(session, move |s: &Session| s.authenticate(&credential, now)).await,
+            },
+            Err(e) => Err(e),
+        },
     };
     let p = match authenticated {
         Ok(p) => p,
         Err(e) => {
-            if parts.headers.contains_key(header::AUTHORIZATION) {
+            if has_credential(&parts.headers) {
                 crate::observe::admit(parts, None)?;
             }
             return Err(e);

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod openapi;
 pub mod operator;
 pub mod problem;
+pub mod websession;
 
 pub use auth::{Caller, EvidenceReader, Member, Operator};
 
@@ -95,6 +96,7 @@ fn routes(session: Arc<Session>) -> Router {
         .merge(evidence::routes())
         .merge(me::routes())
         .merge(operator::routes())
+        .merge(websession::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }

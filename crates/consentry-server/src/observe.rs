@@ -7,8 +7,8 @@ use crate::limits::{Limiter, RateLimits};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use consentry_app::keys::Principal;
@@ -80,7 +80,7 @@ pub(crate) async fn observe(State(c): State<Arc<Conventions>>, mut req: Request,
         ip: req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip()),
         principal: Arc::default(),
     };
-    let anonymous = !req.headers().contains_key(header::AUTHORIZATION);
+    let anonymous = !crate::auth::has_credential(req.headers());
     req.extensions_mut().insert(facts.clone());
     req.extensions_mut().insert(Arc::clone(&c));
     let response = match anonymous.then(|| c.limiter.anonymous(facts.ip)) {

@@ -27,6 +27,8 @@ enum Need {
     Operate,
     /// An auditor or an operator.
     Evidence,
+    /// A member signed in with the web session cookie (and its CSRF token); a bearer credential is not one.
+    Cookie,
 }
 
 /// (method, path template, who may).
@@ -36,6 +38,8 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/openapi.json", Need::Public),
     ("GET", "/v1/docs", Need::Public),
     ("GET", "/metrics", Need::Operate),
+    ("POST", "/v1/session", Need::Own),
+    ("DELETE", "/v1/session", Need::Cookie),
     ("GET", "/v1/me/consents", Need::Own),
     ("PUT", "/v1/me/consents/{purpose}", Need::Own),
     ("GET", "/v1/me/history", Need::Own),
@@ -86,6 +90,8 @@ fn expected(need: Need, who: Who) -> Option<(u16, &'static str)> {
     let forbidden = Some((403, "forbidden"));
     match (need, who) {
         (Need::Public, _) => None,
+        (Need::Cookie, Who::Member) => None,
+        (Need::Cookie, _) => unauthenticated,
         (_, Who::Nobody | Who::Garbage | Who::RevokedKey) => unauthenticated,
         (Need::Own, Who::Member) => None,
         // Another member's entry is not found, exactly as a position past the log's end: nothing leaks.
@@ -189,13 +195,29 @@ impl Fixture {
         let body = self.body(method, template);
         let auth = self.credential(who).map(|c| format!("Bearer {c}"));
         let mut headers: Vec<(&str, &str)> = Vec::new();
-        if let Some(a) = &auth {
+        let web = (method, template, who) == ("DELETE", "/v1/session", Who::Member);
+        let (cookie, csrf) = if web { self.sign_in() } else { Default::default() };
+        if web {
+            headers.push(("Cookie", &cookie));
+            headers.push(("X-CSRF-Token", &csrf));
+        } else if let Some(a) = &auth {
             headers.push(("Authorization", a));
         }
         if !body.is_empty() {
             headers.push(("Content-Type", "application/json"));
         }
         request(self.server.addr, method, &path, &headers, body.as_bytes())
+    }
+}
+
+impl Fixture {
+    /// Signs member A in: the `Cookie` header value and the CSRF token.
+    fn sign_in(&self) -> (String, String) {
+        let r = self.server.post("/v1/session", &self.member, &[], "");
+        let csrf = common::ok(&r)["csrf_token"].as_str().unwrap().to_string();
+        let cookies: Vec<&str> =
+            r.headers.iter().filter(|(n, _)| n == "set-cookie").filter_map(|(_, v)| v.split(';').next()).collect();
+        (cookies.join("; "), csrf)
     }
 }
 

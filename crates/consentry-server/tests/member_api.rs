@@ -2,18 +2,11 @@
 //! data directory, driven by a plain HTTP/1.1 client (test-support's, so malformed and oversized requests can be
 //! sent as they are). Includes red-team checks: a token for member A never reaches member B's data.
 
-mod common;
-
-use common::{Server, problem, request};
 use serde_json::Value;
 
-/// A member of the fixture's ledger (FR, adult, opt-in policy).
-const A: u64 = 5;
-/// Another member of the fixture's ledger.
-const B: u64 = 6;
-const JOBS: &str = "train_ai_system.job_recommendations";
-/// Its newest notice is version 2; version 1 is stale.
-const REPLIES: &str = "train_ai_system.reply_suggestions";
+mod common;
+
+use common::*;
 
 fn purpose<'a>(consents: &'a Value, key: &str) -> &'a Value {
     consents["purposes"].as_array().unwrap().iter().find(|p| p["purpose"] == key).unwrap()

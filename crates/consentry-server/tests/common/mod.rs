@@ -13,25 +13,48 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+/// A member of the fixture's ledger (FR, adult, opt-in policy).
+pub const A: u64 = 5;
+/// Another member of the fixture's ledger.
+pub const B: u64 = 6;
+pub const JOBS: &str = "train_ai_system.job_recommendations";
+/// Its newest notice is version 2; version 1 is stale.
+pub const REPLIES: &str = "train_ai_system.reply_suggestions";
+
 /// A service on an ephemeral port over its own copy of the fixture; stopped (gracefully) when dropped.
 pub struct Server {
     pub addr: SocketAddr,
     pub session: Arc<Session>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl Server {
     pub fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../consentry/tests/fixtures/datadir-v1"), &data);
+        let (dir, data) = Server::fixture();
         Server::on(dir, &data, consentry_server::router)
     }
 
     pub fn on(dir: tempfile::TempDir, data: &Path, app: impl FnOnce(Arc<Session>) -> axum::Router) -> Server {
-        let session = Arc::new(Session::open(DataDir::new(data), None).unwrap());
+        Server::with_session(dir, Session::open(DataDir::new(data), None).unwrap(), app)
+    }
+
+    /// A fresh copy of the fixture data directory in a temporary directory: (the temporary directory, the data).
+    pub fn fixture() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../consentry/tests/fixtures/datadir-v1"), &data);
+        (dir, data)
+    }
+
+    /// The service over a session the test set up (e.g. with platform tokens configured).
+    pub fn with_session(
+        dir: tempfile::TempDir,
+        session: Session,
+        app: impl FnOnce(Arc<Session>) -> axum::Router,
+    ) -> Server {
+        let session = Arc::new(session);
         let router = app(Arc::clone(&session));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -49,7 +72,7 @@ impl Server {
             });
         });
         let addr = rx.recv().unwrap();
-        Server { addr, session, stop: Some(stop), thread: Some(thread), _dir: dir }
+        Server { addr, session, stop: Some(stop), thread: Some(thread), dir }
     }
 
     pub fn token(&self, member: u64) -> String {

@@ -37,6 +37,9 @@ pub struct Args {
     /// Requests per second per client IP without a valid credential (0: no limit); the burst is twice this.
     #[arg(long, default_value_t = RateLimits::default().anonymous.per_second, value_name = "N")]
     anonymous_rate_limit: f64,
+    /// The service configuration (TOML), e.g. `[member_tokens]` to accept the platform's own member tokens.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -81,7 +84,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let default_level = if ctx.quiet { "warn" } else { "info" };
     consentry_server::observe::init_logging(format, args.log_level.as_deref(), default_level)
         .map_err(anyhow::Error::msg)?;
-    let session = Arc::new(ctx.session()?);
+    let mut session = ctx.session()?;
+    if let Some(path) = &args.config {
+        let config = consentry_app::config::ServiceConfig::load(path)?;
+        if let Some(tokens) = config.member_tokens {
+            session = session.with_member_tokens(tokens).with_context(|| format!("in {}", path.display()))?;
+        }
+    }
+    let session = Arc::new(session);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers.max(1))
         .enable_all()

@@ -179,3 +179,4 @@ mod gate_tamper;
 mod ledger_tamper;
 mod model_tamper;
 mod registry_tamper;
+mod token_confusion;
