@@ -185,7 +185,10 @@ impl Session {
             },
         };
         match ledger.append(vec![event]) {
-            Ok(out) => out.into_iter().next().ok_or_else(|| AppError::internal("the ledger returned no result")),
+            Ok(out) => {
+                self.appends.count(&out);
+                out.into_iter().next().ok_or_else(|| AppError::internal("the ledger returned no result"))
+            }
             // A retry of a request that named no event time gets "now" again, a second later perhaps: the first
             // attempt's time stands, and the retry is the duplicate it is.
             Err(LedgerError::IdempotencyConflict { seq, fields, .. }) if defaulted_time && fields == "event time" => {
@@ -218,7 +221,9 @@ impl Session {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(ledger.append(events)?)
+        let out = ledger.append(events)?;
+        self.appends.count(&out);
+        Ok(out)
     }
 
     /// Loads members and consent choices from Parquet; validates every row before writing any.

@@ -27,6 +27,7 @@ pub mod platform;
 pub mod progress;
 pub mod redact;
 pub mod session;
+pub mod stats;
 pub mod synth;
 mod token_cache;
 pub mod train;

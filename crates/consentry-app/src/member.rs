@@ -14,6 +14,7 @@ pub const MAX_HISTORY_PAGE: usize = 500;
 
 /// A member's effective consent for one purpose now.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberConsent {
     /// Purpose key.
     pub purpose: String,
@@ -22,10 +23,12 @@ pub struct MemberConsent {
     /// Whether the member's data may be used for it now.
     pub allowed: bool,
     /// The policy's decision with its basis or reason (`{"decision":"denied","reason":"withdrawn"}`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub decision: Decision,
     /// The log position of the event that decided it, if an event did.
     pub deciding_seq: Option<u64>,
     /// The notice a choice is made under now (the newest version): a choice must name its version.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub notice: Notice,
     /// The data categories the purpose uses.
     pub categories: Vec<String>,

@@ -53,6 +53,8 @@ pub struct Session {
     pub(crate) token_key: OnceLock<LogKey>,
     /// The API keys as last read (`keys.rs`), re-read when their file changes.
     pub(crate) api_keys: crate::keys::KeyCache,
+    /// Consent events this session appended (`stats.rs`).
+    pub(crate) appends: crate::stats::AppendCounter,
     /// The policy file as last put in force in the ledger (`notices.rs`): a changed file (a notice published by
     /// this or another process on the data directory) is read again and put in force.
     pub(crate) policy_stamp: std::sync::Mutex<Option<crate::filecache::FileStamp>>,
@@ -88,6 +90,7 @@ impl Session {
             registry: OnceLock::new(),
             token_key: OnceLock::new(),
             api_keys: Default::default(),
+            appends: Default::default(),
             policy_stamp: Default::default(),
             platform: None,
             signed_out: Default::default(),

@@ -62,6 +62,12 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim_matches('"').to_string())
 }
 
+/// Whether the request carries a credential (a bearer or the web session cookie): the layer counts a request
+/// without one against its address's rate limit.
+pub(crate) fn has_credential(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || cookie(headers, SESSION_COOKIE).is_some()
+}
+
 /// A header's value as text, if present and visible ASCII.
 pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -69,28 +75,40 @@ pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The caller, authenticated once per request (kept in the request's extensions for a second extractor): by the
 /// bearer credential when there is an `Authorization` header, else by the web session cookie (with the CSRF check
-/// for a method that changes something, in `consentry-app`).
+/// for a method that changes something, in `consentry-app`). The principal's rate limit applies here; a
+/// credential that does not authenticate counts against the client address's limit (a request with no credential
+/// at all was counted by the layer).
 async fn principal(parts: &mut Parts, session: &Shared) -> Result<Principal, Problem> {
     if let Some(Caller(p)) = parts.extensions.get::<Caller>() {
         return Ok(p.clone());
     }
     let now = consentry_ledger::now();
     let web = cookie(&parts.headers, SESSION_COOKIE).filter(|_| !parts.headers.contains_key(header::AUTHORIZATION));
-    let p = match web {
+    let authenticated = match web {
         Some(cookie) => {
             let csrf = header_text(&parts.headers, CSRF_HEADER);
             let method = parts.method.as_str().to_string();
-            call(session, move |s: &Session| s.authenticate_web_session(&cookie, csrf.as_deref(), &method, now)).await?
+            call(session, move |s: &Session| s.authenticate_web_session(&cookie, csrf.as_deref(), &method, now)).await
         }
-        None => {
-            let credential = bearer(&parts.headers)?;
+        None => match bearer(&parts.headers) {
             // A member token this session already verified needs no blocking thread.
-            match session.cached_member_token(&credential, now) {
-                Some(member) => Principal::Member { member },
-                None => call(session, move |s: &Session| s.authenticate(&credential, now)).await?,
+            Ok(credential) => match session.cached_member_token(&credential, now) {
+                Some(member) => Ok(Principal::Member { member }),
+                None => call(session, move |s: &Session| s.authenticate(&credential, now)).await,
+            },
+            Err(e) => Err(e),
+        },
+    };
+    let p = match authenticated {
+        Ok(p) => p,
+        Err(e) => {
+            if has_credential(&parts.headers) {
+                crate::observe::admit(parts, None)?;
             }
+            return Err(e);
         }
     };
+    crate::observe::admit(parts, Some(&p))?;
     parts.extensions.insert(Caller(p.clone()));
     Ok(p)
 }

@@ -22,20 +22,69 @@ const MAX_LIMIT: usize = 1000;
 /// The longest `wait` accepted (seconds); the wait itself stops short of the request timeout.
 const MAX_WAIT_SECS: u64 = 30;
 
+/// The OpenAPI paths of the events endpoint.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(events))]
+pub struct EventsApi;
+
 /// The route, for the service's route table.
 pub(crate) fn routes() -> Router<Shared> {
     Router::new().route("/v1/events", get(events))
 }
 
 /// The query of `GET /v1/events`.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Only rows with an id above this one (the previous answer's `next_after`; 0: from the start).
     after: Option<u64>,
+    /// Rows per answer.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Seconds to wait for a row when none is there yet.
+    #[param(maximum = 30)]
     wait: Option<u64>,
 }
 
+/// One outbox row, as a webhook delivery carries it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: `event_json` renders the row
+struct OutboxEvent {
+    /// The outbox id: gap-free, increasing in commit order, the same in every delivery of the row.
+    id: u64,
+    /// `consent.changed` or `unlearning.completed`.
+    #[schema(rename = "type")]
+    kind: String,
+    /// When the row was written (Unix seconds).
+    created: i64,
+    /// The payload (a consent change: member, purpose, action, seq, times, notice version, source).
+    data: Object,
+}
+
+/// A page of the outbox.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: the handler renders the page
+struct EventsPage {
+    /// The rows after `after`, oldest first.
+    events: Vec<OutboxEvent>,
+    /// Pass as `after` next time.
+    next_after: u64,
+    /// The next request's path.
+    next: String,
+}
+
+/// A JSON object (the schema of a payload whose fields depend on the event type).
+type Object = serde_json::Map<String, Value>;
+
+/// The outbox's rows after `after`, for consumers that pull; long-polls up to `wait` seconds when there are none.
+#[utoipa::path(get, path = "/v1/events", tag = "operator", security(("bearer" = [])),
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "Rows after `after` (possibly none once `wait` ran out)", body = EventsPage),
+        (status = 400, description = "A malformed query, a limit or wait out of range", body = Problem,
+         content_type = "application/problem+json"),
+    ))]
 async fn events(
     State(session): State<Shared>,
     _operator: Operator,

@@ -210,6 +210,7 @@ pub async fn models(
     params(("id" = String, Path, description = "Model id or a prefix of 6+ hex digits")),
     responses(
         (status = 200, description = "The model's lineage", body = Object),
+        (status = 400, description = "Not a model id (hex digits, 6 or more)", body = ProblemSchema, content_type = PROBLEM_JSON),
         (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
         (status = 404, description = "No such model", body = ProblemSchema, content_type = PROBLEM_JSON),
     ))]
@@ -231,11 +232,23 @@ pub struct UnlearningParams {
     all: Option<bool>,
 }
 
+/// `GET /v1/unlearning`: the requests and how many are open and overdue.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: `unlearning` renders the body
+struct UnlearningQueue {
+    /// The requests (open ones, or every one with `all=true`), by deadline.
+    requests: Vec<QueuedRequest>,
+    /// Requests not yet completed.
+    open: u64,
+    /// Open requests past their deadline.
+    overdue: u64,
+}
+
 /// The unlearning queue with deadlines; overdue requests flagged.
 #[utoipa::path(get, path = "/v1/unlearning", tag = "operator", security(("bearer" = [])),
     params(UnlearningParams),
     responses(
-        (status = 200, description = "`{\"requests\": [...], \"open\": n, \"overdue\": n}`", body = Vec<QueuedRequest>),
+        (status = 200, description = "The queue and its counts", body = UnlearningQueue),
         (status = 400, description = "A bad query", body = ProblemSchema, content_type = PROBLEM_JSON),
         (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
     ))]

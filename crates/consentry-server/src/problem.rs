@@ -19,12 +19,20 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     extra: Map<String, Value>,
+    /// Seconds for a `Retry-After` header (a 429).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
     /// A problem of the HTTP layer itself (a route, a method, a body size), not of a use case.
     pub fn http(status: StatusCode, slug: &'static str, title: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, slug, title, detail: detail.into(), extra: Map::new() }
+        Problem { status, slug, title, detail: detail.into(), extra: Map::new(), retry_after: None }
+    }
+
+    /// The same problem, telling the client to wait `secs` seconds (`Retry-After`).
+    pub fn with_retry_after(mut self, secs: u64) -> Problem {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A failure inside the service (a panic, a lost worker).
@@ -74,7 +82,7 @@ impl From<AppError> for Problem {
             extra.insert("purpose".into(), json!(stale.purpose));
             extra.insert("current_notice_version".into(), json!(stale.current));
         }
-        Problem { status, slug, title, detail: e.to_string(), extra }
+        Problem { status, slug, title, detail: e.to_string(), extra, retry_after: None }
     }
 }
 
@@ -91,6 +99,9 @@ impl IntoResponse for Problem {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
@@ -110,6 +121,7 @@ pub fn problem_for_status(status: StatusCode) -> Problem {
         StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
             ("timeout", "Request timed out", "the request took longer than the service allows")
         }
+        StatusCode::TOO_MANY_REQUESTS => ("rate-limited", "Too many requests", "this caller is over the rate limit"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ("unsupported-media-type", "Unsupported media type", "send the body as application/json")
         }
@@ -133,6 +145,12 @@ pub struct ProblemSchema {
     status: u16,
     /// What went wrong in this request, and what to do.
     detail: String,
+    /// A stale notice: the purpose it is about.
+    #[schema(nullable = false)]
+    purpose: Option<String>,
+    /// A stale notice: the version in force, to show the member and send back.
+    #[schema(nullable = false)]
+    current_notice_version: Option<u32>,
 }
 
 impl utoipa::PartialSchema for Problem {

@@ -62,8 +62,8 @@ fn with_cookies(mut response: Response, session: (&str, &str), csrf: &str, max_a
     responses(
         (status = 201, description = "Signed in: `consentry_session` (HttpOnly) and `consentry_csrf` cookies set",
          body = SessionOpened),
-        (status = 401, description = "No, or a bad, bearer credential (problem+json)"),
-        (status = 403, description = "An API key acts for no member (problem+json)"),
+        (status = 401, description = "No, or a bad, bearer credential", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "An API key acts for no member", body = crate::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn sign_in(State(session): State<Shared>, headers: HeaderMap) -> Result<Response, Problem> {
@@ -87,8 +87,8 @@ async fn sign_in(State(session): State<Shared>, headers: HeaderMap) -> Result<Re
     params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
     responses(
         (status = 204, description = "Signed out; both cookies cleared"),
-        (status = 401, description = "No, or a forged, session cookie (problem+json)"),
-        (status = 403, description = "The X-CSRF-Token header is missing or wrong (problem+json)"),
+        (status = 401, description = "No, or a forged, session cookie", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The X-CSRF-Token header is missing or wrong", body = crate::problem::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn sign_out(State(session): State<Shared>, headers: HeaderMap) -> Result<Response, Problem> {

@@ -35,7 +35,9 @@ enum Need {
 const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/healthz", Need::Public),
     ("GET", "/readyz", Need::Public),
-    //("GET", "/v1/openapi.json", Need::Public),
+    ("GET", "/v1/openapi.json", Need::Public),
+    ("GET", "/v1/docs", Need::Public),
+    ("GET", "/metrics", Need::Operate),
     ("POST", "/v1/session", Need::Own),
     ("DELETE", "/v1/session", Need::Cookie),
     ("GET", "/v1/me/consents", Need::Own),
