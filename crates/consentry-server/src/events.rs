@@ -90,7 +90,7 @@ async fn events(
     _operator: Operator,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let Query(q) = query.map_err(|e| Problem::from(AppError::bad_input(e.body_text())))?;
+    let Query(q) = query.map_err(|e| Problem::bad_input(e.body_text()))?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {

@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use consentry_app::member::MemberChoice;
 use consentry_app::{AppError, ErrorKind, Session};
 use consentry_policy::{Action, Source};
-use problem::{PROBLEM_JSON, Problem, problem_for_status};
+use problem::{PROBLEM_JSON, Problem, json_body_problem, json_value, problem_for_status};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -266,19 +266,6 @@ enum ConsentState {
     Withdrawn,
 }
 
-/// A JSON body that did not parse: a 400 (or 413, 415) problem saying why.
-fn body_problem(e: JsonRejection) -> Problem {
-    let status = e.status();
-    let mut p = problem_for_status(status);
-    if status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY {
-        p = Problem::from(AppError::bad_input(format!(
-            "the body is not a consent choice ({}): send {{\"state\": \"granted\"|\"withdrawn\", \"notice_version\": N}}",
-            e.body_text()
-        )));
-    }
-    p
-}
-
 /// The client's `Idempotency-Key` header, if any: 1 to 200 visible ASCII characters.
 pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     match headers.get("idempotency-key") {
@@ -289,9 +276,9 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Pro
             .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
             .map(|k| Some(k.to_string()))
             .ok_or_else(|| {
-                Problem::from(AppError::bad_input(format!(
+                Problem::bad_input(format!(
                     "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                )))
+                ))
             }),
     }
 }
@@ -320,8 +307,10 @@ async fn put_consent(
     headers: HeaderMap,
     body: Result<Json<ConsentBody>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Path(purpose) = purpose.map_err(|e| Problem::from(AppError::bad_input(e.body_text())))?;
-    let Json(body) = body.map_err(body_problem)?;
+    let Path(purpose) = purpose.map_err(|e| Problem::bad_input(e.body_text()))?;
+    let Json(body) = body.map_err(|e| {
+        json_body_problem(e, r#"a consent choice: send {"state": "granted"|"withdrawn", "notice_version": N}"#)
+    })?;
     let idempotency_key = idempotency_key(&headers)?;
     let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
     let choice = MemberChoice {
@@ -385,7 +374,7 @@ async fn my_history(
     Member(me): Member,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, Problem> {
-    let Query(q) = query.map_err(|e| Problem::from(AppError::bad_input(e.body_text())))?;
+    let Query(q) = query.map_err(|e| Problem::bad_input(e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_HISTORY_PAGE);
     let page = call(&session, move |s| s.member_history(me, limit, q.before)).await?;
     let next = page.next_before.map(|b| format!("/v1/me/history?limit={limit}&before={b}"));
@@ -408,8 +397,7 @@ async fn my_receipt(
         Problem::from(AppError::new(ErrorKind::NotFound, "a receipt is named by its ledger position (a number)"))
     })?;
     let receipt = call(&session, move |s| s.member_receipt(me, seq)).await?;
-    let value = serde_json::to_value(&receipt).map_err(|e| Problem::internal(format!("encoding the receipt: {e}")))?;
-    Ok(Json(value))
+    Ok(Json(json_value(&receipt)?))
 }
 
 /// Where the caller's data went: datasets, models, shards, unlearning, and their privacy loss.
@@ -420,6 +408,5 @@ async fn my_receipt(
     ))]
 async fn my_lineage(State(session): State<Shared>, Member(me): Member) -> Result<Json<Value>, Problem> {
     let lineage = call(&session, move |s| s.member_lineage(me)).await?;
-    let value = serde_json::to_value(&lineage).map_err(|e| Problem::internal(format!("encoding the lineage: {e}")))?;
-    Ok(Json(value))
+    Ok(Json(json_value(&lineage)?))
 }

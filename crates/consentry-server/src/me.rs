@@ -1,7 +1,7 @@
 //! The member's export and erasure (`/v1/me/export`, `/v1/me/erasure`): translations of
 //! [`Session::member_export`], [`Session::member_erasure`] and [`Session::member_erasure_progress`].
 
-use crate::problem::{PROBLEM_JSON, Problem, ProblemSchema};
+use crate::problem::{PROBLEM_JSON, Problem, json_value};
 use crate::{Member, Shared, call, idempotency_key};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -27,7 +27,7 @@ fn receipt_link(seq: u64) -> String {
 
 /// An event as JSON with its receipt link beside its fields.
 fn with_receipt(event: &consentry_ledger::Event) -> Result<Value, Problem> {
-    let mut v = serde_json::to_value(event).map_err(|e| Problem::internal(format!("encoding an event: {e}")))?;
+    let mut v = json_value(event)?;
     if let Value::Object(m) = &mut v {
         m.insert("receipt".into(), json!(receipt_link(event.seq)));
     }
@@ -36,7 +36,7 @@ fn with_receipt(event: &consentry_ledger::Event) -> Result<Value, Problem> {
 
 /// An export or progress as JSON, each event with its receipt link.
 fn linked(value: &impl serde::Serialize, events: &[consentry_ledger::Event], field: &str) -> Result<Value, Problem> {
-    let mut v = serde_json::to_value(value).map_err(|e| Problem::internal(format!("encoding the answer: {e}")))?;
+    let mut v = json_value(value)?;
     let linked = events.iter().map(with_receipt).collect::<Result<Vec<_>, _>>()?;
     if let Value::Object(m) = &mut v {
         m.insert(field.into(), Value::Array(linked));
@@ -54,9 +54,7 @@ fn linked(value: &impl serde::Serialize, events: &[consentry_ledger::Event], fie
         (status = 200, description = "Everything recorded about the caller: consents, every event with its receipt \
          link, facts, datasets, models, unlearning requests and privacy loss", body = MemberExport,
          headers(("Content-Disposition" = String, description = "attachment; filename=…"))),
-        (status = 401, description = "No or a bad member token", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not a member token", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "The member is not in the ledger", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 404, description = "The member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
     )
 )]
 pub async fn my_export(State(session): State<Shared>, Member(me): Member) -> Result<Response, Problem> {
@@ -80,10 +78,8 @@ pub async fn my_export(State(session): State<Shared>, Member(me): Member) -> Res
     responses(
         (status = 202, description = "Withdrawn; unlearning started. The withdrawals' receipts and the progress link",
          body = ErasureProgress, headers(("Location" = String, description = "/v1/me/erasure"))),
-        (status = 400, description = "A malformed Idempotency-Key", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 401, description = "No or a bad member token", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not a member token", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "The member is not in the ledger", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 400, description = "A malformed Idempotency-Key", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "The member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
     )
 )]
 pub async fn erase_me(
@@ -126,9 +122,7 @@ pub async fn erase_me(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The erasure's withdrawals and per model/shard progress", body = ErasureProgress),
-        (status = 401, description = "No or a bad member token", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not a member token", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "The member is not in the ledger", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 404, description = "The member is not in the ledger", body = Problem, content_type = PROBLEM_JSON),
     )
 )]
 pub async fn my_erasure(State(session): State<Shared>, Member(me): Member) -> Result<Json<Value>, Problem> {

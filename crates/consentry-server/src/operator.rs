@@ -5,7 +5,7 @@
 //!
 //! [`Member`]: crate::Member
 
-use crate::problem::{PROBLEM_JSON, Problem, ProblemSchema};
+use crate::problem::{PROBLEM_JSON, Problem, json_body_problem, json_value};
 use crate::{Operator, Shared, call};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -13,9 +13,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use consentry_app::Session;
 use consentry_app::notices::{NewNotice, OperatorActions, PolicyInForce, Published};
 use consentry_app::operator::{CoverageQuery, QueuedRequest};
-use consentry_app::{AppError, Session};
 use serde_json::{Value, json};
 
 /// The operator routes.
@@ -34,11 +34,11 @@ pub fn routes() -> Router<Shared> {
 }
 
 fn bad(e: impl std::fmt::Display) -> Problem {
-    Problem::from(AppError::bad_input(e.to_string()))
+    Problem::bad_input(e.to_string())
 }
 
 fn encoded(v: &impl serde::Serialize) -> Result<Json<Value>, Problem> {
-    serde_json::to_value(v).map(Json).map_err(|e| Problem::internal(format!("encoding the answer: {e}")))
+    json_value(v).map(Json)
 }
 
 /// The policy in force: purposes with every notice version, categories, jurisdictions and their defaults, and
@@ -46,7 +46,6 @@ fn encoded(v: &impl serde::Serialize) -> Result<Json<Value>, Problem> {
 #[utoipa::path(get, path = "/v1/policy", tag = "operator", security(("bearer" = [])),
     responses(
         (status = 200, description = "The policy in force", body = PolicyInForce),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
     ))]
 pub async fn policy(State(session): State<Shared>, _op: Operator) -> Result<Json<Value>, Problem> {
     encoded(&call(&session, |s: &Session| s.policy_in_force()).await?)
@@ -56,7 +55,6 @@ pub async fn policy(State(session): State<Shared>, _op: Operator) -> Result<Json
 #[utoipa::path(get, path = "/v1/purposes", tag = "operator", security(("bearer" = [])),
     responses(
         (status = 200, description = "`{\"purposes\": [...]}`", body = Object),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
     ))]
 pub async fn purposes(State(session): State<Shared>, _op: Operator) -> Result<Json<Value>, Problem> {
     let purposes = call(&session, |s: &Session| s.purposes()).await?;
@@ -68,8 +66,7 @@ pub async fn purposes(State(session): State<Shared>, _op: Operator) -> Result<Js
     params(("purpose" = String, Path, description = "Purpose key, e.g. train_ai_system.job_recommendations")),
     responses(
         (status = 200, description = "The purpose", body = Object),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "No such purpose", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such purpose", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn purpose(
     State(session): State<Shared>,
@@ -88,10 +85,9 @@ pub async fn purpose(
     responses(
         (status = 201, description = "Published and in force", body = Published,
          headers(("Location" = String, description = "/v1/purposes/{purpose}"))),
-        (status = 400, description = "A malformed body, or a notice the policy compiler refuses", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "No such purpose", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 422, description = "The operator-actions record does not verify; nothing published", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 400, description = "A malformed body, or a notice the policy compiler refuses", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such purpose", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "The operator-actions record does not verify; nothing published", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn publish_notice(
     State(session): State<Shared>,
@@ -101,14 +97,7 @@ pub async fn publish_notice(
 ) -> Result<Response, Problem> {
     let Path(purpose) = purpose.map_err(|e| bad(e.body_text()))?;
     let Json(notice) = body.map_err(|e| {
-        if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::UNPROCESSABLE_ENTITY {
-            bad(format!(
-                "the body is not a notice ({}): send {{\"text\": \"…\", \"material\": true|false, \"language\": \"en\"}}",
-                e.body_text()
-            ))
-        } else {
-            crate::problem::problem_for_status(e.status())
-        }
+        json_body_problem(e, r#"a notice: send {"text": "…", "material": true|false, "language": "en"}"#)
     })?;
     let actor = op.describe();
     let location = format!("/v1/purposes/{purpose}");
@@ -125,7 +114,6 @@ pub async fn publish_notice(
 #[utoipa::path(get, path = "/v1/operator-actions", tag = "operator", security(("bearer" = [])),
     responses(
         (status = 200, description = "Every action, oldest first, and the problems verification found (none: it verifies)", body = OperatorActions),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
     ))]
 pub async fn operator_actions(State(session): State<Shared>, _op: Operator) -> Result<Json<Value>, Problem> {
     encoded(&call(&session, |s: &Session| s.operator_actions()).await?)
@@ -153,9 +141,8 @@ pub struct CoverageParams {
     params(CoverageParams),
     responses(
         (status = 200, description = "`{\"points\": [{at, position, cells: [{purpose, jurisdiction, members, allowed, share}]}]}`", body = Object),
-        (status = 400, description = "A bad time, step or range", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "No such purpose or jurisdiction rule", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 400, description = "A bad time, step or range", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such purpose or jurisdiction rule", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn coverage(
     State(session): State<Shared>,
@@ -191,8 +178,7 @@ pub struct ModelsParams {
     params(ModelsParams),
     responses(
         (status = 200, description = "`{\"models\": [...]}`", body = Object),
-        (status = 400, description = "An unknown status", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 400, description = "An unknown status", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn models(
     State(session): State<Shared>,
@@ -210,9 +196,8 @@ pub async fn models(
     params(("id" = String, Path, description = "Model id or a prefix of 6+ hex digits")),
     responses(
         (status = 200, description = "The model's lineage", body = Object),
-        (status = 400, description = "Not a model id (hex digits, 6 or more)", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 404, description = "No such model", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 400, description = "Not a model id (hex digits, 6 or more)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such model", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn model(
     State(session): State<Shared>,
@@ -249,8 +234,7 @@ struct UnlearningQueue {
     params(UnlearningParams),
     responses(
         (status = 200, description = "The queue and its counts", body = UnlearningQueue),
-        (status = 400, description = "A bad query", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 400, description = "A bad query", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn unlearning(
     State(session): State<Shared>,
@@ -269,8 +253,7 @@ pub async fn unlearning(
 #[utoipa::path(post, path = "/v1/jobs/unlearn", tag = "operator", security(("bearer" = [])),
     responses(
         (status = 200, description = "What the pass did: requests opened, retrains, deadline figures", body = Object),
-        (status = 403, description = "Not an operator key", body = ProblemSchema, content_type = PROBLEM_JSON),
-        (status = 409, description = "Another worker is running", body = ProblemSchema, content_type = PROBLEM_JSON),
+        (status = 409, description = "Another worker is running", body = Problem, content_type = PROBLEM_JSON),
     ))]
 pub async fn run_unlearn(State(session): State<Shared>, _op: Operator) -> Result<Json<Value>, Problem> {
     let report = call(&session, |s: &Session| s.run_unlearning_job()).await?;

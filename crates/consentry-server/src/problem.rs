@@ -35,6 +35,11 @@ impl Problem {
         self
     }
 
+    /// The caller's request is malformed (a path, a query, a header): 400, saying what the route takes.
+    pub fn bad_input(detail: impl Into<String>) -> Problem {
+        Problem::from(AppError::bad_input(detail))
+    }
+
     /// A failure inside the service (a panic, a lost worker).
     pub fn internal(detail: impl Into<String>) -> Problem {
         Problem::http(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", detail)
@@ -135,7 +140,7 @@ pub fn problem_for_status(status: StatusCode) -> Problem {
 #[derive(utoipa::ToSchema)]
 #[schema(as = Problem)]
 #[allow(dead_code)] // a schema only: `Problem::into_response` writes the body
-pub struct ProblemSchema {
+struct ProblemSchema {
     /// A stable URI naming the kind of problem (`https://consentry.dev/problems/<slug>`).
     #[schema(rename = "type")]
     type_: String,
@@ -163,6 +168,22 @@ impl utoipa::ToSchema for Problem {
     fn name() -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed("Problem")
     }
+}
+
+/// A JSON body that did not parse: 400 saying why and what `expected` body the route takes (or the 413 or 415 the
+/// rejection stands for).
+pub(crate) fn json_body_problem(e: axum::extract::rejection::JsonRejection, expected: &str) -> Problem {
+    let status = e.status();
+    if status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY {
+        Problem::bad_input(format!("the body is not {expected} ({})", e.body_text()))
+    } else {
+        problem_for_status(status)
+    }
+}
+
+/// A use case's outcome as JSON; failing to encode one is a bug of the service, a 500 problem.
+pub(crate) fn json_value(v: &impl serde::Serialize) -> Result<serde_json::Value, Problem> {
+    serde_json::to_value(v).map_err(|e| Problem::internal(format!("encoding the answer: {e}")))
 }
 
 #[cfg(test)]
