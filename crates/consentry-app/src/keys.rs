@@ -5,6 +5,7 @@
 //! The authorisation rule lives here, not in a front end: [`Principal::require`] says whether a caller may use a
 //! [`Capability`], and a front end asks it before every use case.
 
+use crate::auth::unauthenticated;
 use crate::error::{AppError, ErrorKind, Result};
 use crate::filecache::{FileCache, FileStamp};
 use crate::session::Session;
@@ -161,10 +162,6 @@ pub(crate) type KeyCache = FileCache<Vec<ApiKeyRecord>>;
 
 fn hash_key(secret: &str) -> String {
     blake3::Hasher::new_derive_key(HASH_CONTEXT).update(secret.as_bytes()).finalize().to_hex().to_string()
-}
-
-fn unauthenticated(message: impl Into<String>) -> AppError {
-    AppError::new(ErrorKind::Unauthenticated, message)
 }
 
 impl Session {
