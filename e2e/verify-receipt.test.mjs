@@ -7,7 +7,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,8 @@ import { verifyReceipt, describe } from '../crates/consentry-server/assets/verif
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = process.env.CONSENTRY_BIN || path.join(repo, 'target', 'debug', 'consentry');
 const fixture = path.join(repo, 'crates', 'consentry', 'tests', 'fixtures', 'datadir-v1');
+const assets = path.join(repo, 'crates', 'consentry-server', 'assets');
+const chromium = process.env.CHROMIUM || '/usr/bin/chromium';
 
 let tmp; // a scratch directory holding a copy of the fixture data dir
 let data;
@@ -91,7 +94,8 @@ function resignRecord(text, change) {
   return edit(text, (r) => {
     change(r);
     const payload = JSON.stringify([r.record, r.event]);
-    r.record_signature = ledgerSign(Buffer.concat([Buffer.from('consentry-receipt-record-v1\0'), Buffer.from(payload)]));
+    const message = Buffer.concat([Buffer.from('consentry-receipt-record-v1\0'), Buffer.from(payload)]);
+    r.record_signature = ledgerSign(message);
   });
 }
 
@@ -104,7 +108,8 @@ function resignHead(text, change) {
     n.writeBigUInt64BE(BigInt(h.tree_size));
     const t = Buffer.alloc(8);
     t.writeBigInt64BE(BigInt(h.timestamp));
-    const bytes = Buffer.concat([Buffer.from('consentry-sth-v1\0'), n, Buffer.from(h.root_hash, 'hex'), Buffer.from(h.chain_hash, 'hex'), t]);
+    const [root, chain] = [Buffer.from(h.root_hash, 'hex'), Buffer.from(h.chain_hash, 'hex')];
+    const bytes = Buffer.concat([Buffer.from('consentry-sth-v1\0'), n, root, chain, t]);
     h.signature = ledgerSign(bytes);
   });
 }
@@ -112,7 +117,8 @@ function resignHead(text, change) {
 before(() => {
   if (!fs.existsSync(bin)) {
     throw new Error(
-      `the consentry binary is missing at ${bin}: build it first (cargo build -p consentry) or set CONSENTRY_BIN to its path`,
+      `the consentry binary is missing at ${bin}: build it first (cargo build -p consentry) ` +
+        'or set CONSENTRY_BIN to its path',
     );
   }
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'consentry-verify-receipt-'));
@@ -243,7 +249,8 @@ test('a record signed by the ledger but describing another event is a mismatch',
     await both(`record of ${name}`, resignRecord(text, change), 'record_mismatch');
   }
   // A tree head the ledger signed that does not hold the entry.
-  await both('signed head with another root', resignHead(text, (h) => (h.root_hash = flip(h.root_hash))), 'inclusion_proof');
+  const otherRoot = resignHead(text, (h) => (h.root_hash = flip(h.root_hash)));
+  await both('signed head with another root', otherRoot, 'inclusion_proof');
   await both('signed head of a smaller tree', resignHead(text, (h) => (h.tree_size = 62)), 'inclusion_proof');
 });
 
@@ -352,7 +359,8 @@ test('a browser without Ed25519 never says verified, but still reports what it c
     assert.equal(altered.check, 'inclusion_proof');
     const mismatch = await verifyReceipt(edit(text, (x) => (x.record.pii_principal_id = '43')), keyHex, { subtle });
     assert.equal(mismatch.check, 'record_mismatch');
-    const wrong = await verifyReceipt(edit(text, (x) => (x.tree_head.log_id = flip(x.tree_head.log_id))), keyHex, { subtle });
+    const otherLog = edit(text, (x) => (x.tree_head.log_id = flip(x.tree_head.log_id)));
+    const wrong = await verifyReceipt(otherLog, keyHex, { subtle });
     assert.equal(wrong.check, 'wrong_key');
   }
   assert.match((await verifyReceipt(text, keyHex, { subtle: refusing })).reason, /cannot check Ed25519/);
@@ -374,7 +382,80 @@ test('describe() gives one sentence for the page', async () => {
       `${keyHex.slice(0, 8)}…${keyHex.slice(-4)}.`,
   );
   const bad = await verifyReceipt(edit(receipts.get(63), (x) => (x.record.purpose_name = 'Other')), keyHex);
-  assert.equal(describe(bad), 'Not verified: The consent record was altered after the ledger signed it (its signature fails).');
+  assert.equal(
+    describe(bad),
+    'Not verified: The consent record was altered after the ledger signed it (its signature fails).',
+  );
   const big = describe({ verified: true, check: 'ok', seq: 1234, treeSize: 5000, publicKey: keyHex });
   assert.match(big, /entry 1.234 is in the ledger's signed tree of 5.000 entries/);
+});
+
+/** A page (no inline script, as the service's Content-Security-Policy demands) that verifies `cases` with the
+ * module and writes `name=check` lines into `pre#out`. */
+const PAGE =
+  '<!doctype html><meta charset="utf-8"><pre id="out">pending</pre><script type="module" src="/run.js"></script>';
+const RUN = `import { verifyReceipt } from '/assets/verify-receipt.js';
+const { key, cases } = await (await fetch('/cases.json')).json();
+const lines = [];
+for (const c of cases) lines.push(c.name + '=' + (await verifyReceipt(c.text, c.key ?? key)).check);
+document.getElementById('out').textContent = lines.join('\\n');`;
+
+test('the module verifies in a real Chromium (WebCrypto Ed25519, ES modules from /assets/)', async (t) => {
+  if (!fs.existsSync(chromium)) {
+    t.skip(`no Chromium at ${chromium} (set CHROMIUM); .ci/run installs it`);
+    return;
+  }
+  const text = receipts.get(63);
+  const cases = [
+    ...[...receipts].map(([seq, t]) => ({ name: `receipt-${seq}`, text: t, expect: 'ok' })),
+    { name: 'purpose-name', text: edit(text, (r) => (r.record.purpose_name += '!')), expect: 'record_signature' },
+    { name: 'root', text: edit(text, (r) => (r.tree_head.timestamp += 1)), expect: 'tree_head_signature' },
+    { name: 'member', text: edit(text, (r) => (r.event.member_id += 1)), expect: 'inclusion_proof' },
+    { name: 'mismatch', text: resignRecord(text, (r) => (r.record.purpose = 'x')), expect: 'record_mismatch' },
+    { name: 'extra', text: edit(text, (r) => (r.note = 1)), expect: 'malformed' },
+    { name: 'key', text, key: '11'.repeat(32), expect: 'wrong_key' },
+  ];
+  const files = {
+    '/': ['text/html', PAGE],
+    '/run.js': ['text/javascript', RUN],
+    '/cases.json': ['application/json', JSON.stringify({ key: keyHex, cases })],
+  };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://localhost').pathname;
+    let body = files[url];
+    if (!body && url.startsWith('/assets/')) {
+      const file = path.resolve(assets, `.${url.slice('/assets'.length)}`);
+      if (file.startsWith(assets + path.sep) && fs.existsSync(file)) body = ['text/javascript', fs.readFileSync(file)];
+    }
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': body[0],
+      'content-security-policy': "default-src 'none'; script-src 'self'; connect-src 'self'",
+    });
+    res.end(body[1]);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const profile = fs.mkdtempSync(path.join(tmp, 'chromium-'));
+  try {
+    const url = `http://127.0.0.1:${server.address().port}/`;
+    const dom = await new Promise((resolve, reject) =>
+      execFile(
+        chromium,
+        ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, '--virtual-time-budget=20000']
+          .concat(['--dump-dom', url]),
+        { timeout: 60_000, maxBuffer: 1 << 24 },
+        (err, stdout, stderr) =>
+          err ? reject(new Error(`${chromium} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const out = /<pre id="out">([^<]*)<\/pre>/.exec(dom)?.[1];
+    assert.ok(out && out !== 'pending', `the page did not finish: ${dom.slice(0, 2000)}`);
+    const got = Object.fromEntries(out.split('\n').map((l) => l.split('=')));
+    assert.deepEqual(got, Object.fromEntries(cases.map((c) => [c.name, c.expect])));
+  } finally {
+    server.close();
+  }
 });

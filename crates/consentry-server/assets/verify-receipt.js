@@ -438,7 +438,9 @@ const two = (n) => String(n).padStart(2, '0');
 /** chrono's year, month, day as Display writes them (`{year:+05}` outside 0–9999). */
 function formatDate(year, month, day) {
   const y =
-    year >= 0 && year <= 9999 ? String(year).padStart(4, '0') : (year < 0 ? '-' : '+') + String(Math.abs(year)).padStart(4, '0');
+    year >= 0 && year <= 9999
+      ? String(year).padStart(4, '0')
+      : (year < 0 ? '-' : '+') + String(Math.abs(year)).padStart(4, '0');
   return `${y}-${two(month)}-${two(day)}`;
 }
 
@@ -531,7 +533,10 @@ export async function verifyReceipt(receiptJsonText, publicKeyHex, options = {})
 async function check(text, keyHex, subtle, result) {
   const keyText = keyHex.trim();
   if (!/^[0-9a-fA-F]{64}$/.test(keyText)) {
-    throw new Refusal('wrong_key', "The ledger's public key given is not 64 hex digits, so nothing can be checked against it.");
+    throw new Refusal(
+      'wrong_key',
+      "The ledger's public key given is not 64 hex digits, so nothing can be checked against it.",
+    );
   }
   const key = fromHex(keyText.toLowerCase());
   result.publicKey = toHex(key);
@@ -572,7 +577,8 @@ async function check(text, keyHex, subtle, result) {
     throw new Refusal('tree_head_signature', "The tree head is not signed by this ledger's key: it was altered.");
   }
   const leaf = leafHash(facts ? encodeFacts(entry) : encodeEvent(entry));
-  if (entry.seq === 0n || !verifyInclusion(entry.seq - 1n, head.tree_size, leaf, receipt.inclusion_proof, head.root_hash)) {
+  const proof = receipt.inclusion_proof;
+  if (entry.seq === 0n || !verifyInclusion(entry.seq - 1n, head.tree_size, leaf, proof, head.root_hash)) {
     throw new Refusal(
       'inclusion_proof',
       "The entry is not in the ledger's signed tree (its inclusion proof fails): the entry or the proof was altered.",
@@ -584,7 +590,10 @@ async function check(text, keyHex, subtle, result) {
     const payload = `[${RECORD.write(receipt.record)},${EVENT.write(entry)}]`;
     const message = concat(utf8(RECORD_LABEL), [0], utf8(payload));
     if (webKey && !(await ed25519(subtle, webKey, receipt.record_signature, message))) {
-      throw new Refusal('record_signature', 'The consent record was altered after the ledger signed it (its signature fails).');
+      throw new Refusal(
+        'record_signature',
+        'The consent record was altered after the ledger signed it (its signature fails).',
+      );
     }
     const r = receipt.record;
     if (
