@@ -322,6 +322,14 @@ test('texts that are not receipts are malformed, in both verifiers', async () =>
     assert.notEqual(t, text, name);
     await both(name, t, 'malformed');
   }
+  // A saved file's bytes verify as its text does; bytes that are not UTF-8 are refused (Rust cannot read them).
+  assert.equal((await verifyReceipt(Buffer.from(text), keyHex)).check, 'ok');
+  assert.equal((await verifyReceipt(new TextEncoder().encode(text).buffer, keyHex)).check, 'ok');
+  const latin1 = Buffer.from(text.replace('"member:2"', '"member:\u00e9"'), 'latin1');
+  assert.equal((await verifyReceipt(latin1, keyHex)).check, 'malformed');
+  assert.match((await verifyReceipt(latin1, keyHex)).reason, /not UTF-8/);
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]);
+  assert.equal((await verifyReceipt(bom, keyHex)).check, 'malformed');
 });
 
 test('another ledger key is wrong_key; a key that is not one is refused', async () => {

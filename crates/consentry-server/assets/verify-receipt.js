@@ -494,8 +494,9 @@ async function ed25519(subtle, key, signature, message) {
 const exact = (n) => (n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString());
 
 /**
- * Verifies a receipt's text against the ledger's public key (64 hex digits, as in `ledger.pub`), as
- * `consentry ledger verify-receipt` does.
+ * Verifies a receipt against the ledger's public key (64 hex digits, as in `ledger.pub`), as
+ * `consentry ledger verify-receipt` does. The receipt is its text, or its bytes (a saved file's `arrayBuffer()`),
+ * which must be UTF-8 as the Rust verifier requires.
  *
  * Resolves to `{verified, check, reason, seq, treeSize, logId, kind, publicKey}`: `check` is `ok` or the failed
  * check's name (`malformed`, `wrong_key`, `tree_head_signature`, `inclusion_proof`, `record_signature`,
@@ -517,7 +518,7 @@ export async function verifyReceipt(receiptJsonText, publicKeyHex, options = {})
   };
   try {
     const subtle = 'subtle' in options ? options.subtle : globalThis.crypto?.subtle;
-    await check(String(receiptJsonText), String(publicKeyHex ?? ''), subtle, result);
+    await check(receiptText(receiptJsonText), String(publicKeyHex ?? ''), subtle, result);
   } catch (e) {
     if (!(e instanceof Refusal)) {
       // A fault of this page or browser, not a verdict on the receipt.
@@ -528,6 +529,16 @@ export async function verifyReceipt(receiptJsonText, publicKeyHex, options = {})
     result.verified = false;
   }
   return result;
+}
+
+/** The receipt as text; bytes that are not UTF-8 are refused, not patched with replacement characters. */
+function receiptText(receipt) {
+  if (!(receipt instanceof ArrayBuffer || ArrayBuffer.isView(receipt))) return String(receipt);
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(receipt);
+  } catch {
+    throw malformed('the file is not UTF-8 text');
+  }
 }
 
 async function check(text, keyHex, subtle, result) {
