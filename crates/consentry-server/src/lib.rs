@@ -2,7 +2,7 @@
 //! calls one use case on a blocking thread (the ledger's stores are synchronous) and renders the result; every
 //! rule lives in `consentry-app`. Every error is an RFC 9457 problem ([`problem`]).
 //!
-//! Routes: `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json` and a
+//! Routes: the web pages (`/`, `/privacy`, `/dashboard`, [`web`]), `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json` and a
 //! page listing it at `/v1/docs` ([`openapi`]), the member's own data under `/v1/me/` (the member is the bearer
 //! token's subject; no URL names a member), and the auditor's evidence and audit runs ([`evidence`]). Cross-cutting layers: [`observe`] (metrics, one log line per request, rate limits with
 //! [`limits`]), body limit, timeout, panics as 500 problems, optional CORS.
@@ -17,6 +17,7 @@ pub mod observe;
 pub mod openapi;
 pub mod operator;
 pub mod problem;
+pub mod web;
 pub mod webhooks;
 pub mod websession;
 
@@ -102,6 +103,7 @@ fn routes(session: Arc<Session>) -> Router {
         .merge(me::routes())
         .merge(operator::routes())
         .merge(websession::routes())
+        .merge(web::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
@@ -321,7 +323,8 @@ async fn put_consent(
             ConsentState::Withdrawn => Action::Withdraw,
         },
         notice_version: body.notice_version,
-        source: Source::Api,
+        // A choice made through the web session is the privacy centre's (`ui`); one with a bearer token, an app's.
+        source: if auth::bearer(&headers).is_ok() { Source::Api } else { Source::Ui },
         idempotency_key,
         gpc,
     };

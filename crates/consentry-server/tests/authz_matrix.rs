@@ -19,7 +19,7 @@ const JOBS: &str = "train_ai_system.job_recommendations";
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
-    /// Anyone, no credential (health, readiness, the API description).
+    /// Anyone, no credential (health, readiness, the API description, the ledger's public key).
     Public,
     /// A member, for their own data.
     Own,
@@ -65,7 +65,7 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/log/checkpoint", Need::Evidence),
     ("GET", "/v1/log/checkpoints", Need::Evidence),
     ("GET", "/v1/log/checkpoints/{size}", Need::Evidence),
-    ("GET", "/v1/log/public-key", Need::Evidence),
+    ("GET", "/v1/log/public-key", Need::Public),
     ("GET", "/v1/log/proofs/inclusion", Need::Evidence),
     ("GET", "/v1/log/proofs/consistency", Need::Evidence),
     ("GET", "/v1/log/receipts/{seq}", Need::Evidence),
