@@ -196,7 +196,10 @@ export class Harness {
   #watch(page) {
     this.pages.push(page);
     page.on('console', (m) => {
-      if (m.type() === 'error') this.pageErrors.push(`${page.url()}: console error: ${m.text()}`);
+      // A 401 is how a signed-out page learns that it is signed out; Chromium logs it as a failed load.
+      if (m.type() === 'error' && !/status of 401/.test(m.text())) {
+        this.pageErrors.push(`${page.url()}: console error: ${m.text()} (${m.location()?.url || ''})`);
+      }
     });
     page.on('pageerror', (e) => this.pageErrors.push(`${page.url()}: uncaught ${e.name}: ${e.message}`));
   }
@@ -216,6 +219,8 @@ export class Harness {
   async signInMember(page, member, { via = 'fragment' } = {}) {
     const token = this.token(member);
     if (via === 'fragment') {
+      // From /privacy itself a fragment-only change is a same-document navigation: load the link afresh instead.
+      if (page.url().startsWith(`${this.base}/privacy`)) await page.goto('about:blank');
       await this.goto(page, `/privacy#token=${token}`);
     } else {
       await this.goto(page, '/privacy');
