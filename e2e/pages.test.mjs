@@ -85,8 +85,11 @@ scenario('[needs pages] (8) 360 px wide: no horizontal scroll on any page or sta
   assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
 });
 
-/** The bytes a cold load transfers (headers + bodies, as Chromium counts them), without the API's JSON (/v1/...). */
-async function coldLoad(h, path, signIn) {
+/**
+ * The bytes a cold load transfers (headers + bodies, as Chromium counts them), without the API's JSON (/v1/...);
+ * `then`, if given, runs afterwards in the same page and is measured as a second row (cumulative).
+ */
+async function coldLoad(h, path, signIn, then) {
   const context = await h.context();
   const page = await context.newPage();
   const cdp = await context.newCDPSession(page);
@@ -99,31 +102,51 @@ async function coldLoad(h, path, signIn) {
     const r = urls.get(e.requestId);
     if (r) rows.push({ ...r, bytes: e.encodedDataLength });
   });
+  const measure = async (label) => {
+    await page.waitForLoadState('networkidle');
+    await settle(page);
+    const own = rows.filter((r) => !r.url.startsWith('data:') && !new URL(r.url).pathname.startsWith('/v1/'));
+    const api = rows.filter((r) => r.url.startsWith(h.base) && new URL(r.url).pathname.startsWith('/v1/'));
+    const sum = (rs) => rs.reduce((a, r) => a + r.bytes, 0);
+    return {
+      path: label,
+      total: sum(own),
+      api: sum(api),
+      resources: own.map((r) => ({ url: r.url.replace(h.base, ''), type: r.type, bytes: r.bytes })),
+    };
+  };
   if (signIn) await signIn(page);
   else await h.goto(page, path);
-  await page.waitForLoadState('networkidle');
-  await settle(page);
-  const own = rows.filter((r) => !r.url.startsWith('data:') && !new URL(r.url).pathname.startsWith('/v1/'));
-  const api = rows.filter((r) => r.url.startsWith(h.base) && new URL(r.url).pathname.startsWith('/v1/'));
-  const sum = (rs) => rs.reduce((a, r) => a + r.bytes, 0);
+  const out = [await measure(path)];
+  if (then) {
+    await then.run(page);
+    out.push(await measure(then.label));
+  }
   await context.close();
-  return { path, total: sum(own), api: sum(api), resources: own.map((r) => ({ url: r.url.replace(h.base, ''), type: r.type, bytes: r.bytes })) };
+  return out;
 }
 
 scenario('[needs pages] (9) page weight of a cold load of /, /privacy and /dashboard (signed in) is under 200 KB each, API JSON excluded', async (h) => {
   const BUDGET = 200 * 1024;
   const key = h.operatorKey();
+  const checkReceipt = {
+    label: '/privacy, then checking a receipt (loads the verifier)',
+    run: async (page) => {
+      const row = page.locator('table#history tr[data-seq]').first();
+      await row.locator('button.verify-receipt').click();
+      await row.locator('.verify-result[data-verified]').waitFor({ state: 'visible' });
+    },
+  };
   const results = [
-    await coldLoad(h, '/'),
-    await coldLoad(h, '/privacy', async (page) => {
-      await h.signInMember(page, GRANTED);
-    }),
-    await coldLoad(h, '/dashboard', async (page) => {
-      await h.signInOperator(page, key);
-    }),
+    ...(await coldLoad(h, '/')),
+    ...(await coldLoad(h, '/privacy', (page) => h.signInMember(page, GRANTED), checkReceipt)),
+    ...(await coldLoad(h, '/dashboard', (page) => h.signInOperator(page, key))),
   ];
   for (const r of results) {
-    console.log(`page weight ${r.path}: ${(r.total / 1024).toFixed(1)} KB transferred in ${r.resources.length} resource(s) (+ ${(r.api / 1024).toFixed(1)} KB of API JSON)`);
+    console.log(
+      `page weight ${r.path}: ${(r.total / 1024).toFixed(1)} KB transferred in ${r.resources.length} resource(s) ` +
+        `(+ ${(r.api / 1024).toFixed(1)} KB of API JSON)`,
+    );
     for (const res of r.resources) console.log(`    ${String(res.bytes).padStart(8)} B  ${res.type.padEnd(10)} ${res.url}`);
   }
   writeFileSync(join(ARTIFACTS, 'page-weight.json'), JSON.stringify(results, null, 2));
