@@ -172,7 +172,7 @@ scenario('[needs pages] (3) Global Privacy Control sent by the browser shows #gp
     console.log(`${purpose}: ${text}`);
     if (text.startsWith('(no GPC reason)')) problems.push(`the card of ${purpose} gives no GPC reason in .state: "${text.slice(16)}"`);
     if ((await choice(page, purpose, 'grant').getAttribute('aria-pressed')) === 'true') {
-      problems.push(`${purpose}: Allow is still pressed although GPC withdrew it`);
+      problems.push(`${purpose}: Allow is still pressed with GPC on (the signal should withdraw it)`);
     }
   }
   const after = (await h.api('GET', '/v1/me/consents', { auth: token })).json.purposes;
