@@ -138,7 +138,18 @@ function categoryItems(c) {
   });
 }
 
+/** One line a first-time visitor reads first: which features use their data right now. */
+function renderOverview() {
+  const used = page.consents.filter((c) => c.allowed).map((c) => c.name);
+  const unused = page.consents.filter((c) => !c.allowed).map((c) => c.name);
+  const list = (names) => names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  fill($('overview'), used.length === 0
+    ? 'Right now, none of our AI features learns from your data.'
+    : [`Right now, your data is used for `, el('strong', {}, list(used)), unused.length ? `, and not for ${list(unused)}.` : '.']);
+}
+
 function renderCards() {
+  renderOverview();
   const cards = $('cards');
   fill(cards, page.consents.map((c, i) => {
     const titleId = `feature-${i}`;
@@ -417,6 +428,7 @@ async function loadErasure() {
 // ------------------------------------------------------------------------------------------------------ start
 
 async function start() {
+  say('Loading your choices…');
   const m = location.hash.match(/^#token=([^&]+)/);
   if (m) {
     history.replaceState(null, '', location.pathname + location.search);
@@ -425,9 +437,12 @@ async function start() {
   }
   try {
     await load();
+    if ($('status').textContent === 'Loading your choices…') fill($('status'));
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) showSignIn();
-    else say(explain(e), 'error');
+    if (e instanceof ApiError && e.status === 401) {
+      fill($('status'));
+      showSignIn();
+    } else say(explain(e), 'error');
   }
 }
 
