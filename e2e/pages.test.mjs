@@ -1,11 +1,11 @@
-// Every page and state (landing; privacy centre signed out, signed in, erase dialog open; dashboard signed out,
-// signed in): axe-core, screenshots at desktop and phone width, no horizontal scroll at 360 px, page weight.
+// Every page and state (landing; privacy centre signed out, signed in, erase dialog open, a member's first visit;
+// dashboard signed out, signed in): axe-core, screenshots at desktop and phone width, no horizontal scroll at 360 px, page weight.
 // NEEDS THE LEAD'S PAGES (/, /privacy, /dashboard): without them each test fails saying the page answers 404.
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ARTIFACTS, GRANTED, PHONE, scenario, settle } from './harness.mjs';
+import { ARTIFACTS, GRANTED, NEVER_CHOSE, PHONE, scenario, settle } from './harness.mjs';
 
 /**
  * Walks every page and state in one browser context, calling `check(page, state)` in each; a state that cannot be
@@ -37,6 +37,8 @@ async function walk(h, check) {
     await page.locator('dialog#erase-dialog[open]').waitFor({ state: 'visible' });
   });
   await page.locator('button#erase-cancel').click({ timeout: 3_000 }).catch(() => {});
+  // What a member who never chose anything sees first.
+  await step('privacy-first-visit', () => h.signInMember(page, NEVER_CHOSE));
   await step('dashboard-signed-out', async () => {
     await h.goto(page, '/dashboard');
     await page.locator('form#key-sign-in').waitFor({ state: 'visible' });
