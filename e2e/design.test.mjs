@@ -22,16 +22,18 @@ async function purposes(page) {
 
 /** Every card's pressed states, e.g. { "train_ai_system.x": "false/true" }. */
 async function pressedStates(page) {
-  return page.locator('section.feature-card').evaluateAll((cs) =>
-    Object.fromEntries(
-      cs.map((c) => [
-        c.dataset.purpose,
-        ['grant', 'withdraw']
-          .map((w) => c.querySelector(`button.choice[data-choice="${w}"]`)?.getAttribute('aria-pressed'))
-          .join('/'),
-      ]),
-    ),
-  );
+  return page
+    .locator('section.feature-card')
+    .evaluateAll((cs) =>
+      Object.fromEntries(
+        cs.map((c) => [
+          c.dataset.purpose,
+          ['grant', 'withdraw']
+            .map((w) => c.querySelector(`button.choice[data-choice="${w}"]`)?.getAttribute('aria-pressed'))
+            .join('/'),
+        ]),
+      ),
+    );
 }
 
 /**
@@ -51,9 +53,13 @@ async function clickChoice(page, purpose, which) {
   delete others[purpose];
   const button = choice(page, purpose, which);
   await button.click();
-  const reached = await eventually(`${purpose} ${which} pressed`, async () => (await button.getAttribute('aria-pressed')) === 'true', {
-    timeout: 5_000,
-  }).then(
+  const reached = await eventually(
+    `${purpose} ${which} pressed`,
+    async () => (await button.getAttribute('aria-pressed')) === 'true',
+    {
+      timeout: 5_000,
+    },
+  ).then(
     () => true,
     () => false,
   );
@@ -73,82 +79,112 @@ async function clickChoice(page, purpose, which) {
   }
   const othersAfter = await pressedStates(page);
   delete othersAfter[purpose];
-  return { clicks: reached ? 1 : 'more than 1', confirmations: [...dialogs, ...modals], added, othersChanged: JSON.stringify(others) !== JSON.stringify(othersAfter) };
+  return {
+    clicks: reached ? 1 : 'more than 1',
+    confirmations: [...dialogs, ...modals],
+    added,
+    othersChanged: JSON.stringify(others) !== JSON.stringify(othersAfter),
+  };
 }
 
-scenario('[needs pages] (6) deceptive design: equal grant/withdraw buttons, nothing pre-selected, one click each way, no confirmation only on withdrawal', async (h) => {
-  const page = await h.page();
-  const token = await h.signInMember(page, NEVER_CHOSE);
-  const keys = await purposes(page);
-  assert.ok(keys.length >= 3, `one card per purpose (${keys})`);
-  const problems = [];
+scenario(
+  '[needs pages] (6) deceptive design: equal grant/withdraw buttons, nothing pre-selected, one click each way, no confirmation only on withdrawal',
+  async (h) => {
+    const page = await h.page();
+    const token = await h.signInMember(page, NEVER_CHOSE);
+    const keys = await purposes(page);
+    assert.ok(keys.length >= 3, `one card per purpose (${keys})`);
+    const problems = [];
 
-  for (const purpose of keys) {
-    const buttons = [choice(page, purpose, 'grant'), choice(page, purpose, 'withdraw')];
-    const counts = await Promise.all(buttons.map((b) => b.count()));
-    if (counts.join() !== '1,1') {
-      problems.push(`${purpose}: expected one grant and one withdraw button in div[role=group], found ${counts}`);
-      continue;
+    for (const purpose of keys) {
+      const buttons = [choice(page, purpose, 'grant'), choice(page, purpose, 'withdraw')];
+      const counts = await Promise.all(buttons.map((b) => b.count()));
+      if (counts.join() !== '1,1') {
+        problems.push(`${purpose}: expected one grant and one withdraw button in div[role=group], found ${counts}`);
+        continue;
+      }
+      const [g, w] = await Promise.all(
+        buttons.map((b) =>
+          b.evaluate((el) => {
+            const r = el.getBoundingClientRect();
+            const s = getComputedStyle(el);
+            return {
+              width: r.width,
+              height: r.height,
+              fontSize: s.fontSize,
+              fontWeight: s.fontWeight,
+              pressed: el.getAttribute('aria-pressed'),
+              disabled: el.disabled,
+              text: el.textContent.trim(),
+            };
+          }),
+        ),
+      );
+      if (Math.abs(g.width - w.width) > 0.5 || Math.abs(g.height - w.height) > 0.5) {
+        problems.push(
+          `${purpose}: grant is ${g.width}×${g.height} px, withdraw ${w.width}×${w.height} px (must be equal)`,
+        );
+      }
+      if (g.fontSize !== w.fontSize) problems.push(`${purpose}: font-size grant ${g.fontSize}, withdraw ${w.fontSize}`);
+      if (g.fontWeight !== w.fontWeight)
+        problems.push(`${purpose}: font-weight grant ${g.fontWeight}, withdraw ${w.fontWeight}`);
+      if (g.pressed !== 'false' || w.pressed !== 'false') {
+        problems.push(
+          `${purpose}: a member who never chose sees aria-pressed grant=${g.pressed}, withdraw=${w.pressed} (both must be "false")`,
+        );
+      }
+      if (g.disabled || w.disabled)
+        problems.push(`${purpose}: a choice button is disabled (grant ${g.disabled}, withdraw ${w.disabled})`);
+      if (!/^allow$/i.test(g.text) || !/^don.t allow$/i.test(w.text)) {
+        problems.push(`${purpose}: the buttons read "${g.text}" / "${w.text}" (contract: "Allow" / "Don't allow")`);
+      }
     }
-    const [g, w] = await Promise.all(
-      buttons.map((b) =>
-        b.evaluate((el) => {
-          const r = el.getBoundingClientRect();
-          const s = getComputedStyle(el);
-          return {
-            width: r.width,
-            height: r.height,
-            fontSize: s.fontSize,
-            fontWeight: s.fontWeight,
-            pressed: el.getAttribute('aria-pressed'),
-            disabled: el.disabled,
-            text: el.textContent.trim(),
-          };
-        }),
-      ),
-    );
-    if (Math.abs(g.width - w.width) > 0.5 || Math.abs(g.height - w.height) > 0.5) {
-      problems.push(`${purpose}: grant is ${g.width}×${g.height} px, withdraw ${w.width}×${w.height} px (must be equal)`);
-    }
-    if (g.fontSize !== w.fontSize) problems.push(`${purpose}: font-size grant ${g.fontSize}, withdraw ${w.fontSize}`);
-    if (g.fontWeight !== w.fontWeight) problems.push(`${purpose}: font-weight grant ${g.fontWeight}, withdraw ${w.fontWeight}`);
-    if (g.pressed !== 'false' || w.pressed !== 'false') {
-      problems.push(`${purpose}: a member who never chose sees aria-pressed grant=${g.pressed}, withdraw=${w.pressed} (both must be "false")`);
-    }
-    if (g.disabled || w.disabled) problems.push(`${purpose}: a choice button is disabled (grant ${g.disabled}, withdraw ${w.disabled})`);
-    if (!/^allow$/i.test(g.text) || !/^don.t allow$/i.test(w.text)) {
-      problems.push(`${purpose}: the buttons read "${g.text}" / "${w.text}" (contract: "Allow" / "Don't allow")`);
-    }
-  }
-  const preselected = await page.evaluate(
-    `[...document.querySelectorAll('input[type=checkbox], input[type=radio], option, [role=switch], [role=checkbox], [role=radio], [aria-pressed]')]
+    const preselected = await page.evaluate(
+      `[...document.querySelectorAll('input[type=checkbox], input[type=radio], option, [role=switch], [role=checkbox], [role=radio], [aria-pressed]')]
       .filter((el) => el.checked || (el.tagName === 'OPTION' && el.defaultSelected && el.closest('section.feature-card')) ||
         el.getAttribute('aria-checked') === 'true' || el.getAttribute('aria-pressed') === 'true')
       .map(${DESCRIBE})`,
-  );
-  if (preselected.length) problems.push(`pre-selected for a member who never chose: ${preselected.join('; ')}`);
+    );
+    if (preselected.length) problems.push(`pre-selected for a member who never chose: ${preselected.join('; ')}`);
 
-  // Grant then withdraw on every card, counting clicks and confirmations.
-  const report = [];
-  for (const purpose of keys) {
-    const grant = await clickChoice(page, purpose, 'grant');
-    const withdraw = await clickChoice(page, purpose, 'withdraw');
-    report.push(`${purpose}: grant ${grant.clicks} click(s), withdraw ${withdraw.clicks} click(s)`);
-    for (const [name, r] of [['grant', grant], ['withdraw', withdraw]]) {
-      if (r.clicks !== 1) problems.push(`${purpose}: ${name} did not press its button with one click (shown: ${r.confirmations.join('; ') || 'nothing'})`);
-      if (r.added.length !== 1) problems.push(`${purpose}: ${name} added ${r.added.length} history row(s), expected 1 (one click = one choice)`);
-      if (r.othersChanged) problems.push(`${purpose}: ${name} changed another card too (choices must not be bundled)`);
+    // Grant then withdraw on every card, counting clicks and confirmations.
+    const report = [];
+    for (const purpose of keys) {
+      const grant = await clickChoice(page, purpose, 'grant');
+      const withdraw = await clickChoice(page, purpose, 'withdraw');
+      report.push(`${purpose}: grant ${grant.clicks} click(s), withdraw ${withdraw.clicks} click(s)`);
+      for (const [name, r] of [
+        ['grant', grant],
+        ['withdraw', withdraw],
+      ]) {
+        if (r.clicks !== 1)
+          problems.push(
+            `${purpose}: ${name} did not press its button with one click (shown: ${r.confirmations.join('; ') || 'nothing'})`,
+          );
+        if (r.added.length !== 1)
+          problems.push(
+            `${purpose}: ${name} added ${r.added.length} history row(s), expected 1 (one click = one choice)`,
+          );
+        if (r.othersChanged)
+          problems.push(`${purpose}: ${name} changed another card too (choices must not be bundled)`);
+      }
+      if (withdraw.confirmations.length > grant.confirmations.length) {
+        problems.push(
+          `${purpose}: withdrawing asks for confirmation that granting does not: ${withdraw.confirmations.join('; ')}`,
+        );
+      }
     }
-    if (withdraw.confirmations.length > grant.confirmations.length) {
-      problems.push(`${purpose}: withdrawing asks for confirmation that granting does not: ${withdraw.confirmations.join('; ')}`);
-    }
-  }
-  console.log(report.join('\n'));
-  const history = await h.api('GET', '/v1/me/history', { auth: token });
-  const actions = history.json.events.map((e) => e.action).reverse();
-  assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
-  assert.deepEqual(actions, keys.flatMap(() => ['grant', 'withdraw']), 'the ledger holds exactly the clicked choices');
-});
+    console.log(report.join('\n'));
+    const history = await h.api('GET', '/v1/me/history', { auth: token });
+    const actions = history.json.events.map((e) => e.action).reverse();
+    assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
+    assert.deepEqual(
+      actions,
+      keys.flatMap(() => ['grant', 'withdraw']),
+      'the ledger holds exactly the clicked choices',
+    );
+  },
+);
 
 /**
  * Presses Tab round the page (twice the number of controls, plus a few) and checks that every visible control is
@@ -187,12 +223,14 @@ async function tabWalk(page, label) {
     if (!reached.has(i)) problems.push(`${label}: Tab never reaches ${what}`);
   });
   for (const f of visited) {
-    if (f.index < 0 && !problems.some((p) => p.includes(f.what))) problems.push(`${label}: Tab focuses ${f.what}, which is not a visible control`);
+    if (f.index < 0 && !problems.some((p) => p.includes(f.what)))
+      problems.push(`${label}: Tab focuses ${f.what}, which is not a visible control`);
     if (f.tabindex > 0) problems.push(`${label}: ${f.what} has a positive tabindex (${f.tabindex})`);
   }
   const shown = visited.filter((f) => f.index >= 0);
   for (const f of shown) {
-    if (!f.visible && !problems.some((p) => p.includes(`no visible focus: ${f.what}`))) problems.push(`${label}: no visible focus: ${f.what} (outline and box-shadow are none)`);
+    if (!f.visible && !problems.some((p) => p.includes(`no visible focus: ${f.what}`)))
+      problems.push(`${label}: no visible focus: ${f.what} (outline and box-shadow are none)`);
   }
   const min = Math.min(...reached);
   const max = Math.max(...reached);
@@ -207,37 +245,48 @@ async function tabWalk(page, label) {
   return problems;
 }
 
-scenario('[needs pages] (7) keyboard: Tab reaches every control in order with visible focus; Enter and Space activate the choice buttons', async (h) => {
-  const problems = [];
-  const page = await h.page();
-  await h.signInMember(page, GRANTED);
-  await page.locator('table#history tr[data-seq]').first().waitFor({ state: 'visible' });
-  problems.push(...(await tabWalk(page, '/privacy (signed in)')));
+scenario(
+  '[needs pages] (7) keyboard: Tab reaches every control in order with visible focus; Enter and Space activate the choice buttons',
+  async (h) => {
+    const problems = [];
+    const page = await h.page();
+    await h.signInMember(page, GRANTED);
+    await page.locator('table#history tr[data-seq]').first().waitFor({ state: 'visible' });
+    problems.push(...(await tabWalk(page, '/privacy (signed in)')));
 
-  const dash = await h.page();
-  await h.signInOperator(dash, h.operatorKey());
-  await dash.locator('#coverage svg').first().waitFor({ state: 'visible' }).catch(() => {});
-  problems.push(...(await tabWalk(dash, '/dashboard (signed in)')));
+    const dash = await h.page();
+    await h.signInOperator(dash, h.operatorKey());
+    await dash
+      .locator('#coverage svg')
+      .first()
+      .waitFor({ state: 'visible' })
+      .catch(() => {});
+    problems.push(...(await tabWalk(dash, '/dashboard (signed in)')));
 
-  const fresh = await h.page();
-  await h.signInMember(fresh, NEVER_CHOSE);
-  const keys = await purposes(fresh);
-  const presses = [
-    [keys[0], 'grant', 'Enter'],
-    [keys[0], 'withdraw', 'Space'],
-    [keys[1], 'grant', 'Space'],
-    [keys[1], 'withdraw', 'Enter'],
-  ];
-  for (const [purpose, which, key] of presses) {
-    const button = choice(fresh, purpose, which);
-    await button.focus();
-    await fresh.keyboard.press(key);
-    const ok = await eventually(`${key} on ${which}`, async () => (await button.getAttribute('aria-pressed')) === 'true', { timeout: 5_000 }).then(
-      () => true,
-      () => false,
-    );
-    if (!ok) problems.push(`${key} on ${purpose}'s ${which} button did not press it`);
-    else assert.equal(await card(fresh, purpose).locator('button.choice[aria-pressed="true"]').count(), 1);
-  }
-  assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
-});
+    const fresh = await h.page();
+    await h.signInMember(fresh, NEVER_CHOSE);
+    const keys = await purposes(fresh);
+    const presses = [
+      [keys[0], 'grant', 'Enter'],
+      [keys[0], 'withdraw', 'Space'],
+      [keys[1], 'grant', 'Space'],
+      [keys[1], 'withdraw', 'Enter'],
+    ];
+    for (const [purpose, which, key] of presses) {
+      const button = choice(fresh, purpose, which);
+      await button.focus();
+      await fresh.keyboard.press(key);
+      const ok = await eventually(
+        `${key} on ${which}`,
+        async () => (await button.getAttribute('aria-pressed')) === 'true',
+        { timeout: 5_000 },
+      ).then(
+        () => true,
+        () => false,
+      );
+      if (!ok) problems.push(`${key} on ${purpose}'s ${which} button did not press it`);
+      else assert.equal(await card(fresh, purpose).locator('button.choice[aria-pressed="true"]').count(), 1);
+    }
+    assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
+  },
+);

@@ -94,7 +94,11 @@ export class Harness {
 
   constructor(name) {
     this.name = name;
-    this.slug = name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 60);
+    this.slug = name
+      .replace(/[^a-z0-9]+/gi, '-')
+      .replace(/^-|-$/g, '')
+      .toLowerCase()
+      .slice(0, 60);
     this.work = mkdtempSync(join(tmpdir(), 'consentry-e2e-'));
     this.data = join(this.work, 'data');
     this.pages = [];
@@ -113,14 +117,19 @@ export class Harness {
     this.server.stderr.pipe(log);
     const exited = new Promise((_, reject) =>
       this.server.once('exit', (code, signal) =>
-        reject(new Error(`consentry serve exited (${code ?? signal}) before printing its address:\n${this.serverLog()}`)),
+        reject(
+          new Error(`consentry serve exited (${code ?? signal}) before printing its address:\n${this.serverLog()}`),
+        ),
       ),
     );
     const lines = createInterface({ input: this.server.stdout });
     const first = new Promise((resolve) => lines.once('line', resolve));
     let timer;
     const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`consentry serve printed no address in 20 s:\n${this.serverLog()}`)), 20_000);
+      timer = setTimeout(
+        () => reject(new Error(`consentry serve printed no address in 20 s:\n${this.serverLog()}`)),
+        20_000,
+      );
     });
     try {
       this.base = (await Promise.race([first, exited, timeout])).trim();
@@ -168,7 +177,11 @@ export class Harness {
     const h = { ...headers };
     if (auth) h.Authorization = `Bearer ${auth}`;
     if (body !== undefined) h['Content-Type'] = 'application/json';
-    const r = await fetch(this.base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    const r = await fetch(this.base + path, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await r.text();
     let json;
     try {
@@ -209,7 +222,9 @@ export class Harness {
     const response = await page.goto(this.base + path, { waitUntil: 'load' });
     const status = response?.status();
     if (status === 404 && /^\/(privacy|dashboard)?(\?|#|$)/.test(path)) {
-      throw new Error(`GET ${path.split('#')[0]} answers 404: the lead's pages are not on this branch yet (this scenario needs them)`);
+      throw new Error(
+        `GET ${path.split('#')[0]} answers 404: the lead's pages are not on this branch yet (this scenario needs them)`,
+      );
     }
     await page.waitForLoadState('networkidle').catch(() => {});
     return response;
@@ -259,7 +274,9 @@ export class Harness {
       .map(
         (v) =>
           `  [${v.impact}] ${v.id}: ${v.help} (${v.helpUrl})\n` +
-          v.nodes.map((n) => `      at ${n.target.join(' ')} — ${(n.failureSummary || '').replace(/\s+/g, ' ')}`).join('\n'),
+          v.nodes
+            .map((n) => `      at ${n.target.join(' ')} — ${(n.failureSummary || '').replace(/\s+/g, ' ')}`)
+            .join('\n'),
       )
       .join('\n');
     return { label, count: bad.length, text, violations: bad };
@@ -271,11 +288,14 @@ export class Harness {
     assert.equal(r.count, 0, `axe-core: ${r.count} serious/critical violation(s) on ${label}:\n${r.text}`);
   }
 
-  /** Full-page screenshots at desktop (1280×800) and phone (360×740) width: e2e/artifacts/<name>-{desktop,phone}.png. */
+  /** Full-page screenshots at 1280×800 and 360×740: e2e/artifacts/<name>-{desktop,phone}.png. */
   async shots(page, name) {
     const before = page.viewportSize();
     const paths = [];
-    for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+    for (const [size, viewport] of [
+      ['desktop', DESKTOP],
+      ['phone', PHONE],
+    ]) {
       await page.setViewportSize(viewport);
       await settle(page);
       const path = join(ARTIFACTS, `${name}-${size}.png`);
@@ -324,9 +344,7 @@ export class Harness {
 
 /** The submit button of a form (a `<button>` without `type` submits too). */
 export function submitButton(page, form) {
-  return page
-    .locator(`${form} button:not([type=button]):not([type=reset]), ${form} input[type=submit]`)
-    .first();
+  return page.locator(`${form} button:not([type=button]):not([type=reset]), ${form} input[type=submit]`).first();
 }
 
 /** Waits for layout and paint after a change (two animation frames). */

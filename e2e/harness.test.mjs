@@ -35,7 +35,7 @@ scenario('harness: server, credentials and the fixture members the scenarios rel
   assert.equal(queue.status, 200, queue.text);
 });
 
-scenario('harness: Chromium starts and axe-core runs under the pages\' CSP (no bypassCSP)', async (h) => {
+scenario("harness: Chromium starts and axe-core runs under the pages' CSP (no bypassCSP)", async (h) => {
   const page = await h.page();
   // A page served with the pages' CSP and one serious violation (an image without alt text), to show axe runs
   // under that policy and that its findings are reported.
@@ -43,7 +43,8 @@ scenario('harness: Chromium starts and axe-core runs under the pages\' CSP (no b
     route.fulfill({
       status: 200,
       headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': CSP },
-      body: '<!doctype html><html lang="en"><head><title>CSP check</title></head><body><main><h1>Check</h1>' +
+      body:
+        '<!doctype html><html lang="en"><head><title>CSP check</title></head><body><main><h1>Check</h1>' +
         '<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw="></main><script>window.inlineRan = true</script></body></html>',
     }),
   );

@@ -24,42 +24,51 @@ async function queueChange(h, page, key, before, what) {
   }
 }
 
-scenario('[needs pages] (4) an operator signs in with an API key, sees the coverage chart, and the unlearning queue changes after a withdrawal and after the unlearning run', async (h) => {
-  const key = h.operatorKey();
-  const dash = await h.page();
-  await h.signInOperator(dash, key);
-  const chart = dash.locator('#coverage svg').first();
-  await chart.waitFor({ state: 'visible' });
-  const box = await chart.boundingBox();
-  assert.ok(box && box.width > 100 && box.height > 50, `the coverage chart has a size (${JSON.stringify(box)})`);
-  assert.ok((await dash.locator('#coverage svg *').count()) > 3, 'the coverage chart draws something');
-  const jurisdictions = dash.locator('select#coverage-jurisdiction');
-  await jurisdictions.waitFor({ state: 'visible' });
-  const options = await jurisdictions.locator('option').evaluateAll((os) => os.map((o) => o.value));
-  assert.ok(options.length >= 2, `select#coverage-jurisdiction offers jurisdictions (${options})`);
-  await jurisdictions.selectOption(options[options.length - 1]);
-  await dash.locator('#coverage svg').first().waitFor({ state: 'visible' });
-  assert.ok((await textOf(dash.locator('#updated'))).length > 0, '#updated says when the data was read');
+scenario(
+  '[needs pages] (4) an operator signs in with an API key, sees the coverage chart, and the unlearning queue changes after a withdrawal and after the unlearning run',
+  async (h) => {
+    const key = h.operatorKey();
+    const dash = await h.page();
+    await h.signInOperator(dash, key);
+    const chart = dash.locator('#coverage svg').first();
+    await chart.waitFor({ state: 'visible' });
+    const box = await chart.boundingBox();
+    assert.ok(box && box.width > 100 && box.height > 50, `the coverage chart has a size (${JSON.stringify(box)})`);
+    assert.ok((await dash.locator('#coverage svg *').count()) > 3, 'the coverage chart draws something');
+    const jurisdictions = dash.locator('select#coverage-jurisdiction');
+    await jurisdictions.waitFor({ state: 'visible' });
+    const options = await jurisdictions.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert.ok(options.length >= 2, `select#coverage-jurisdiction offers jurisdictions (${options})`);
+    await jurisdictions.selectOption(options[options.length - 1]);
+    await dash.locator('#coverage svg').first().waitFor({ state: 'visible' });
+    assert.ok((await textOf(dash.locator('#updated'))).length > 0, '#updated says when the data was read');
 
-  await dash.locator('#unlearning-queue').waitFor({ state: 'attached' });
-  const q0 = await queueText(dash);
-  const rows0 = await dash.locator('#unlearning-queue tr[data-model]').count();
-  console.log(`#unlearning at first (${rows0} row(s)): ${q0}`);
+    await dash.locator('#unlearning-queue').waitFor({ state: 'attached' });
+    const q0 = await queueText(dash);
+    const rows0 = await dash.locator('#unlearning-queue tr[data-model]').count();
+    console.log(`#unlearning at first (${rows0} row(s)): ${q0}`);
 
-  // A member in the live job-recs model withdraws in their own browser.
-  const member = await h.page();
-  await h.signInMember(member, GRANTED);
-  await choice(member, JOBS, 'withdraw').click();
-  await eventually('the withdrawal to be shown', async () => (await choice(member, JOBS, 'withdraw').getAttribute('aria-pressed')) === 'true');
+    // A member in the live job-recs model withdraws in their own browser.
+    const member = await h.page();
+    await h.signInMember(member, GRANTED);
+    await choice(member, JOBS, 'withdraw').click();
+    await eventually(
+      'the withdrawal to be shown',
+      async () => (await choice(member, JOBS, 'withdraw').getAttribute('aria-pressed')) === 'true',
+    );
 
-  const q1 = await queueChange(h, dash, key, q0, 'the unlearning queue to show the withdrawal');
-  console.log(`#unlearning after the withdrawal: ${q1}`);
-  assert.ok((await dash.locator('#unlearning-queue tr[data-model]').count()) > 0, 'the queue has a row for the model');
+    const q1 = await queueChange(h, dash, key, q0, 'the unlearning queue to show the withdrawal');
+    console.log(`#unlearning after the withdrawal: ${q1}`);
+    assert.ok(
+      (await dash.locator('#unlearning-queue tr[data-model]').count()) > 0,
+      'the queue has a row for the model',
+    );
 
-  await dash.locator('button#run-unlearn').click();
-  const q2 = await queueChange(h, dash, key, q1, 'the unlearning queue to change after the run');
-  console.log(`#unlearning after the unlearning run: ${q2}`);
-  const open = (await h.api('GET', '/v1/unlearning', { auth: key })).json;
-  assert.equal(open.open, 0, 'the run cleared the queue');
-  await h.shots(dash, 'dashboard-after-unlearning');
-});
+    await dash.locator('button#run-unlearn').click();
+    const q2 = await queueChange(h, dash, key, q1, 'the unlearning queue to change after the run');
+    console.log(`#unlearning after the unlearning run: ${q2}`);
+    const open = (await h.api('GET', '/v1/unlearning', { auth: key })).json;
+    assert.equal(open.open, 0, 'the run cleared the queue');
+    await h.shots(dash, 'dashboard-after-unlearning');
+  },
+);

@@ -1,5 +1,6 @@
 // Every page and state (landing; privacy centre signed out, signed in, erase dialog open, a member's first visit;
-// dashboard signed out, signed in): axe-core, screenshots at desktop and phone width, no horizontal scroll at 360 px, page weight.
+// dashboard signed out, signed in): axe-core, screenshots at desktop and phone width, no horizontal scroll at
+// 360 px, page weight.
 // NEEDS THE LEAD'S PAGES (/, /privacy, /dashboard): without them each test fails saying the page answers 404.
 
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { ARTIFACTS, GRANTED, NEVER_CHOSE, PHONE, scenario, settle } from './harn
  * Walks every page and state in one browser context, calling `check(page, state)` in each; a state that cannot be
  * reached is recorded and the walk goes on, so one run lists every problem. Returns the problems.
  */
-async function walk(h, check) {
+async function walk(h, check, { shotOnFail = false } = {}) {
   const problems = [];
   const key = h.operatorKey();
   const page = await h.page();
@@ -21,6 +22,7 @@ async function walk(h, check) {
       await check(page, state);
     } catch (e) {
       problems.push(`${state}: ${e.message.split('\n').slice(0, 12).join('\n    ')}`);
+      if (shotOnFail) await h.shots(page, state).catch(() => {}); // the state as far as it got
     }
   };
   await step('landing', () => h.goto(page, '/'));
@@ -36,7 +38,10 @@ async function walk(h, check) {
     await page.locator('button#erase').click();
     await page.locator('dialog#erase-dialog[open]').waitFor({ state: 'visible' });
   });
-  await page.locator('button#erase-cancel').click({ timeout: 3_000 }).catch(() => {});
+  await page
+    .locator('button#erase-cancel')
+    .click({ timeout: 3_000 })
+    .catch(() => {});
   // What a member who never chose anything sees first.
   await step('privacy-first-visit', () => h.signInMember(page, NEVER_CHOSE));
   await step('dashboard-signed-out', async () => {
@@ -50,17 +55,24 @@ async function walk(h, check) {
   return problems;
 }
 
-scenario('[needs pages] (0) every page and state: axe-core has no serious/critical violation; screenshots at 1280 and 360 px', async (h) => {
-  const shots = [];
-  const problems = await walk(h, async (page, state) => {
-    shots.push(...(await h.shots(page, state)));
-    const r = await h.axe(page, state);
-    if (r.count) throw new Error(`axe-core: ${r.count} serious/critical violation(s):\n${r.text}`);
-  });
-  console.log(`screenshots:\n  ${shots.join('\n  ')}`);
-  if (h.pageErrors.length) problems.push(`console errors / CSP violations:\n    ${h.pageErrors.join('\n    ')}`);
-  assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
-});
+scenario(
+  '[needs pages] (0) every page and state: axe-core has no serious/critical violation; screenshots at 1280 and 360 px',
+  async (h) => {
+    const shots = [];
+    const problems = await walk(
+      h,
+      async (page, state) => {
+        shots.push(...(await h.shots(page, state)));
+        const r = await h.axe(page, state);
+        if (r.count) throw new Error(`axe-core: ${r.count} serious/critical violation(s):\n${r.text}`);
+      },
+      { shotOnFail: true },
+    );
+    console.log(`screenshots:\n  ${shots.join('\n  ')}`);
+    if (h.pageErrors.length) problems.push(`console errors / CSP violations:\n    ${h.pageErrors.join('\n    ')}`);
+    assert.deepEqual(problems, [], `problems:\n  ${problems.join('\n  ')}`);
+  },
+);
 
 scenario('[needs pages] (8) 360 px wide: no horizontal scroll on any page or state', async (h) => {
   const problems = await walk(h, async (page, state) => {
@@ -74,7 +86,8 @@ scenario('[needs pages] (8) 360 px wide: no horizontal scroll on any page or sta
         .slice(0, 8)
         .map((el) => {
           const id = el.id ? `#${el.id}` : '';
-          const cls = typeof el.className === 'string' && el.className ? `.${el.className.trim().split(/\s+/).join('.')}` : '';
+          const cls =
+            typeof el.className === 'string' && el.className ? `.${el.className.trim().split(/\s+/).join('.')}` : '';
           return `${el.tagName.toLowerCase()}${id}${cls} (right edge ${Math.round(el.getBoundingClientRect().right)} px)`;
         });
       return { scrollWidth, wide };
@@ -128,32 +141,36 @@ async function coldLoad(h, path, signIn, then) {
   return out;
 }
 
-scenario('[needs pages] (9) page weight of a cold load of /, /privacy and /dashboard (signed in) is under 200 KB each, API JSON excluded', async (h) => {
-  const BUDGET = 200 * 1024;
-  const key = h.operatorKey();
-  const checkReceipt = {
-    label: '/privacy, then checking a receipt (loads the verifier)',
-    run: async (page) => {
-      const row = page.locator('table#history tr[data-seq]').first();
-      await row.locator('button.verify-receipt').click();
-      await row.locator('.verify-result[data-verified]').waitFor({ state: 'visible' });
-    },
-  };
-  const results = [
-    ...(await coldLoad(h, '/')),
-    ...(await coldLoad(h, '/privacy', (page) => h.signInMember(page, GRANTED), checkReceipt)),
-    ...(await coldLoad(h, '/dashboard', (page) => h.signInOperator(page, key))),
-  ];
-  for (const r of results) {
-    console.log(
-      `page weight ${r.path}: ${(r.total / 1024).toFixed(1)} KB transferred in ${r.resources.length} resource(s) ` +
-        `(+ ${(r.api / 1024).toFixed(1)} KB of API JSON)`,
-    );
-    for (const res of r.resources) console.log(`    ${String(res.bytes).padStart(8)} B  ${res.type.padEnd(10)} ${res.url}`);
-  }
-  writeFileSync(join(ARTIFACTS, 'page-weight.json'), JSON.stringify(results, null, 2));
-  for (const r of results) {
-    assert.ok(r.resources.length > 0, `${r.path} loaded nothing`);
-    assert.ok(r.total <= BUDGET, `${r.path} weighs ${r.total} B on a cold load, over the ${BUDGET} B budget`);
-  }
-});
+scenario(
+  '[needs pages] (9) page weight of a cold load of /, /privacy and /dashboard (signed in) is under 200 KB each, API JSON excluded',
+  async (h) => {
+    const BUDGET = 200 * 1024;
+    const key = h.operatorKey();
+    const checkReceipt = {
+      label: '/privacy, then checking a receipt (loads the verifier)',
+      run: async (page) => {
+        const row = page.locator('table#history tr[data-seq]').first();
+        await row.locator('button.verify-receipt').click();
+        await row.locator('.verify-result[data-verified]').waitFor({ state: 'visible' });
+      },
+    };
+    const results = [
+      ...(await coldLoad(h, '/')),
+      ...(await coldLoad(h, '/privacy', (page) => h.signInMember(page, GRANTED), checkReceipt)),
+      ...(await coldLoad(h, '/dashboard', (page) => h.signInOperator(page, key))),
+    ];
+    for (const r of results) {
+      console.log(
+        `page weight ${r.path}: ${(r.total / 1024).toFixed(1)} KB transferred in ${r.resources.length} resource(s) ` +
+          `(+ ${(r.api / 1024).toFixed(1)} KB of API JSON)`,
+      );
+      for (const res of r.resources)
+        console.log(`    ${String(res.bytes).padStart(8)} B  ${res.type.padEnd(10)} ${res.url}`);
+    }
+    writeFileSync(join(ARTIFACTS, 'page-weight.json'), JSON.stringify(results, null, 2));
+    for (const r of results) {
+      assert.ok(r.resources.length > 0, `${r.path} loaded nothing`);
+      assert.ok(r.total <= BUDGET, `${r.path} weighs ${r.total} B on a cold load, over the ${BUDGET} B budget`);
+    }
+  },
+);
