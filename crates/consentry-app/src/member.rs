@@ -304,9 +304,8 @@ impl Session {
                 continue;
             }
             let mine: Vec<&Event> = events.iter().filter(|e| e.body.purpose == p.key).collect();
-            let first_signal = granting == Some(pid)
-                && p.gpc_withdraws
-                && !mine.iter().any(|e| e.body.source == Source::Gpc);
+            let first_signal =
+                granting == Some(pid) && p.gpc_withdraws && !mine.iter().any(|e| e.body.source == Source::Gpc);
             if first_signal || gpc_would_withdraw(policy, pid, &facts, &mine, now) {
                 withdraw.push(crate::ledger::withdrawal(member, p, Source::Gpc, "gpc-signal", now, key));
             }

@@ -261,7 +261,8 @@ mod tests {
         let p = Policy::default_policy();
         assert!(p.purposes.iter().all(|p| p.summary.as_deref().is_some_and(|s| s.ends_with('.'))));
         // A policy written before summaries existed is still valid, and says nothing.
-        let old: String = DEFAULT_POLICY.lines().filter(|l| !l.starts_with("summary = ")).collect::<Vec<_>>().join("\n");
+        let old: String =
+            DEFAULT_POLICY.lines().filter(|l| !l.starts_with("summary = ")).collect::<Vec<_>>().join("\n");
         let p = Policy::from_toml("old.toml", &old).unwrap();
         assert_eq!(p.purposes.len(), 3);
         assert!(p.purposes.iter().all(|p| p.summary.is_none()));
