@@ -209,11 +209,21 @@ fn member_key(member: u64, key: &str) -> String {
     format!("member:{member}/{key}")
 }
 
-/// The key of the GPC signal a request carries: under the client's key, or one per member and second.
-fn gpc_key(member: u64, client_key: Option<&str>) -> String {
-    match client_key {
-        Some(k) => format!("{}/gpc", member_key(member, k)),
-        None => format!("member:{member}/gpc/{}", consentry_ledger::now()),
+/// The key of the GPC signal a request carries.
+struct GpcKey {
+    key: String,
+    /// The client named it: a retry returns the first attempt's withdrawals. Else it is one per member and second,
+    /// so concurrent requests of one page load record the signal once, and a later repeat finds nothing to do.
+    client: bool,
+}
+
+impl GpcKey {
+    /// Under the client's key, or one per member and second.
+    fn of(member: u64, client_key: Option<&str>) -> GpcKey {
+        match client_key {
+            Some(k) => GpcKey { key: format!("{}/gpc", member_key(member, k)), client: true },
+            None => GpcKey { key: format!("member:{member}/gpc/{}", consentry_ledger::now()), client: false },
+        }
     }
 }
 
@@ -284,13 +294,13 @@ impl Session {
     /// granted knowingly after a signal stays granted. With `key` (scoped to the member by the caller), a retry
     /// returns the first attempt's withdrawals as duplicates.
     pub fn honour_gpc(&self, member: u64, now: i64, key: &str) -> Result<Vec<Appended>> {
-        self.gpc_for(member, now, key, None)
+        self.gpc_for(member, now, &GpcKey { key: key.to_string(), client: true }, None)
     }
 
     /// [`Session::honour_gpc`], and when the request also grants `granting` (a purpose honouring GPC with no GPC
     /// signal recorded for it yet), the signal recorded for that purpose too: the grant that follows is then, in
     /// the log, a knowing choice made after the signal, which later signals leave alone.
-    fn gpc_for(&self, member: u64, now: i64, key: &str, granting: Option<PurposeId>) -> Result<Vec<Appended>> {
+    fn gpc_for(&self, member: u64, now: i64, key: &GpcKey, granting: Option<PurposeId>) -> Result<Vec<Appended>> {
         let ledger = self.ledger()?;
         let policy = ledger.policy();
         let (facts, events) = self.member_state(member)?;
@@ -298,8 +308,8 @@ impl Session {
         let mut withdraw = Vec::new();
         for pid in policy.purpose_ids() {
             let p = policy.purpose(pid);
-            let own_key = format!("{key}/{}", p.key);
-            if let Some(first) = events.iter().find(|e| e.body.idempotency_key == own_key) {
+            let own_key = format!("{}/{}", key.key, p.key);
+            if let Some(first) = events.iter().find(|e| key.client && e.body.idempotency_key == own_key) {
                 retried.push(first.seq);
                 continue;
             }
@@ -307,7 +317,7 @@ impl Session {
             let first_signal =
                 granting == Some(pid) && p.gpc_withdraws && !mine.iter().any(|e| e.body.source == Source::Gpc);
             if first_signal || gpc_would_withdraw(policy, pid, &facts, &mine, now) {
-                withdraw.push(crate::ledger::withdrawal(member, p, Source::Gpc, "gpc-signal", now, key));
+                withdraw.push(crate::ledger::withdrawal(member, p, Source::Gpc, "gpc-signal", now, &key.key));
             }
         }
         if !retried.is_empty() {
@@ -345,7 +355,7 @@ impl Session {
         let key = choice.idempotency_key.as_deref().map(|k| member_key(choice.member, k));
         let gpc = if choice.gpc {
             let granting = (choice.action == Action::Grant).then_some(pid);
-            self.gpc_retry(choice.member, &gpc_key(choice.member, choice.idempotency_key.as_deref()), granting)?
+            self.gpc_retry(choice.member, &GpcKey::of(choice.member, choice.idempotency_key.as_deref()), granting)?
         } else {
             Vec::new()
         };
@@ -367,13 +377,13 @@ impl Session {
     /// with the client's `idempotency_key` returns the first attempt's withdrawals), then the member's consents.
     pub fn member_gpc(&self, member: u64, idempotency_key: Option<&str>) -> Result<GpcOutcome> {
         self.known_member(member)?;
-        let appended = self.gpc_retry(member, &gpc_key(member, idempotency_key), None)?;
+        let appended = self.gpc_retry(member, &GpcKey::of(member, idempotency_key), None)?;
         Ok(GpcOutcome { appended, consents: self.member_consents(member, consentry_ledger::now())? })
     }
 
     /// A GPC signal stamped now; a retry (same key) after the clock moved on is the duplicate of its first
     /// attempt, whose time stands (as [`Session::append`] treats a retry that named no event time).
-    fn gpc_retry(&self, member: u64, key: &str, granting: Option<PurposeId>) -> Result<Vec<Appended>> {
+    fn gpc_retry(&self, member: u64, key: &GpcKey, granting: Option<PurposeId>) -> Result<Vec<Appended>> {
         match self.gpc_for(member, consentry_ledger::now(), key, granting) {
             Err(e) => {
                 let first = match e.downcast_ref::<LedgerError>() {

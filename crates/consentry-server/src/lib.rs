@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod operator;
+pub mod privacy;
 pub mod problem;
 pub mod webhooks;
 pub mod websession;
@@ -101,6 +102,7 @@ fn routes(session: Arc<Session>) -> Router {
         .merge(evidence::routes())
         .merge(me::routes())
         .merge(operator::routes())
+        .merge(privacy::routes())
         .merge(websession::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
