@@ -2,7 +2,7 @@
 //! [`Session::member_data`], [`Session::member_data_uses`] and [`Session::member_gpc`]. The member is the caller.
 
 use crate::problem::{PROBLEM_JSON, Problem};
-use crate::{Member, Shared, call, idempotency_key, webhooks};
+use crate::{Member, Shared, call, idempotency_key, sends_gpc, webhooks};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -91,7 +91,7 @@ pub async fn my_gpc(
     Member(me): Member,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Problem> {
-    if !headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1") {
+    if !sends_gpc(&headers) {
         return Err(Problem::bad_input(
             "this request carries no Global Privacy Control signal: send the header `Sec-GPC: 1` (a browser with GPC \
              on sends it), or change your choices one by one with PUT /v1/me/consents/{purpose}",
