@@ -322,20 +322,9 @@ impl Session {
         }
         if !retried.is_empty() {
             // A retry of a signal this key already recorded: its withdrawals, nothing new.
-            return retried
-                .into_iter()
-                .map(|seq| {
-                    let stored = self.keyed_event(seq)?;
-                    Ok(Appended { event: stored.event, chain_hash: stored.chain_hash, duplicate: true })
-                })
-                .collect();
+            return retried.into_iter().map(|seq| self.duplicate_of(seq)).collect();
         }
-        if withdraw.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = ledger.append(withdraw)?;
-        self.appends.count(&out);
-        Ok(out)
+        self.append_counted(withdraw)
     }
 
     /// Records a member's choice under the purpose's current notice (a stale one is [`ErrorKind::Conflict`] wrapping
