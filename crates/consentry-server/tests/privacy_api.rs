@@ -108,7 +108,7 @@ fn private_messages_show_a_count_and_one_redacted_snippet() {
 #[test]
 fn without_the_network_my_data_is_an_empty_list_with_a_note() {
     let (dir, data) = Server::fixture();
-    std::fs::remove_dir_all(data.join("network")).unwrap();
+    std::fs::remove_dir_all(consentry_app::DataDir::new(&data).network_dir()).unwrap();
     let s = Server::on(dir, &data, consentry_server::router);
     let d = ok(&s.get("/v1/me/data", &s.token(A)));
     assert_eq!(d["categories"].as_array().unwrap().len(), 0);
