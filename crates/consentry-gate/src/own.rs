@@ -136,7 +136,9 @@ fn read_rows(
     detector: &Detector,
 ) -> Result<Vec<Vec<Option<String>>>, GateError> {
     let b = builder(path)?;
-    let total = usize::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0);
+    // The positions were read from this file; a footer claiming fewer rows must not make the selection panic.
+    let last = positions.last().map_or(0, |p| p + 1);
+    let total = usize::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0).max(last);
     let names: Vec<&str> = columns.iter().map(String::as_str).collect();
     let idx = indexes(table, path, b.schema(), &names)?;
     let mask = ProjectionMask::roots(b.parquet_schema(), idx.iter().copied());
