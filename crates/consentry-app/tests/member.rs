@@ -2,7 +2,7 @@
 //! is a secret of its own, tokens are minted only for members the ledger knows, a stale notice is refused with the
 //! current version, and a member's receipts are their own. The privacy centre's use cases: the member's data by
 //! category from their own rows only, where their data went, the cards' plain words, and the GPC rule as a browser
-//! exercises it.
+//! exercises it (with a property test through the session and its ledger).
 
 use consentry_app::member::{CardState, MemberChoice, StaleNotice};
 use consentry_app::privacy::UseStatus;
@@ -297,4 +297,77 @@ fn each_card_has_a_plain_state_reason_summary_and_category_descriptions() {
         }
     }
     assert!(paused > 0, "B's grant under reply notice 1 is paused");
+}
+
+/// One step of a member's life in the privacy centre: a choice about a purpose (with or without GPC on), or a
+/// page load with GPC on.
+#[derive(Debug, Clone)]
+enum Step {
+    Choose { purpose: usize, grant: bool, gpc: bool },
+    Signal,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0usize..3, any::<bool>(), any::<bool>()).prop_map(|(purpose, grant, gpc)| Step::Choose {
+            purpose,
+            grant,
+            gpc
+        }),
+        Just(Step::Signal),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Through the session and its ledger: after `honour_gpc`, every purpose honouring GPC is denied unless the
+    /// member granted it after a GPC signal recorded for it; a second signal appends nothing.
+    #[test]
+    fn after_honouring_gpc_only_knowing_grants_stand_and_a_repeat_appends_nothing(
+        steps in proptest::collection::vec(step(), 0..8),
+    ) {
+        let (_guard, data) = fixture();
+        let s = Session::open(DataDir::new(&data), None).unwrap();
+        let purposes = [JOBS, REPLIES, CONTENT];
+        for (i, st) in steps.iter().enumerate() {
+            match *st {
+                Step::Choose { purpose, grant, gpc } => {
+                    let p = purposes[purpose];
+                    let action = if grant { Action::Grant } else { Action::Withdraw };
+                    let notice = state(&s, A, p).notice.version;
+                    s.member_choice(choice_with(A, p, action, notice, gpc)).unwrap();
+                }
+                Step::Signal => {
+                    s.honour_gpc(A, consentry_ledger::now(), &format!("member:5/prop/{i}")).unwrap();
+                }
+            }
+        }
+        let now = consentry_ledger::now();
+        s.honour_gpc(A, now, "member:5/prop/final").unwrap();
+        let events = s.member_history(A, 500, None).unwrap().events;
+        for c in s.member_consents(A, now).unwrap().into_iter().filter(|c| c.gpc_withdraws) {
+            if c.allowed {
+                let deciding = c.deciding_seq.expect("an allowed purpose here rests on a grant");
+                proptest::prop_assert!(
+                    events.iter().any(|e| e.body.purpose == c.purpose
+                        && e.body.source == Source::Gpc
+                        && e.seq < deciding),
+                    "{} is allowed by #{deciding} with no GPC signal before it", c.purpose
+                );
+            }
+        }
+        // A grant made with GPC on is a knowing choice: whatever signals follow, it stands.
+        for (i, p) in purposes.iter().enumerate() {
+            let last = steps.iter().rev().find_map(|st| match *st {
+                Step::Choose { purpose, grant, gpc } if purpose == i => Some((grant, gpc)),
+                _ => None,
+            });
+            if last == Some((true, true)) {
+                proptest::prop_assert!(state(&s, A, p).allowed, "{p}: a grant made with GPC on was overridden");
+            }
+        }
+        proptest::prop_assert!(s.honour_gpc(A, now, "member:5/prop/again").unwrap().is_empty());
+    }
 }
