@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod operator;
+pub mod privacy;
 pub mod problem;
 pub mod web;
 pub mod webhooks;
@@ -102,6 +103,7 @@ fn routes(session: Arc<Session>) -> Router {
         .merge(evidence::routes())
         .merge(me::routes())
         .merge(operator::routes())
+        .merge(privacy::routes())
         .merge(websession::routes())
         .merge(web::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
@@ -285,6 +287,11 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Pro
     }
 }
 
+/// Whether a request carries the browser's Global Privacy Control signal, `Sec-GPC: 1`.
+pub(crate) fn sends_gpc(headers: &HeaderMap) -> bool {
+    headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1")
+}
+
 /// Grants or withdraws one purpose under the notice the member was shown; `Sec-GPC: 1` also records the signal.
 #[utoipa::path(put, path = "/v1/me/consents/{purpose}", tag = "member", security(("bearer" = [])),
     params(
@@ -314,7 +321,7 @@ async fn put_consent(
         json_body_problem(e, r#"a consent choice: send {"state": "granted"|"withdrawn", "notice_version": N}"#)
     })?;
     let idempotency_key = idempotency_key(&headers)?;
-    let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
+    let gpc = sends_gpc(&headers);
     let choice = MemberChoice {
         member: me,
         purpose,

@@ -45,6 +45,9 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/me/history", Need::Own),
     ("GET", "/v1/me/receipts/{seq}", Need::Own),
     ("GET", "/v1/me/lineage", Need::Own),
+    ("GET", "/v1/me/data", Need::Own),
+    ("GET", "/v1/me/data-uses", Need::Own),
+    ("POST", "/v1/me/gpc", Need::Own),
     ("GET", "/v1/me/export", Need::Own),
     ("GET", "/v1/me/erasure", Need::Own),
     ("POST", "/v1/me/erasure", Need::Own),
@@ -206,6 +209,9 @@ impl Fixture {
         }
         if !body.is_empty() {
             headers.push(("Content-Type", "application/json"));
+        }
+        if (method, template) == ("POST", "/v1/me/gpc") {
+            headers.push(("Sec-GPC", "1"));
         }
         request(self.server.addr, method, &path, &headers, body.as_bytes())
     }
