@@ -311,7 +311,13 @@ impl Session {
         let lineage = self.member_lineage(member)?;
         let models: HashMap<String, ModelRecord> =
             self.models(None, None)?.into_iter().map(|m| (m.id.clone(), m)).collect();
-        let items = lineage.models.iter().map(|m| data_use(policy, m, &lineage.requests, &models)).collect();
+        let awaiting = self.withdrawals_awaiting_intake(member)?;
+        let now = consentry_ledger::now();
+        let items = lineage
+            .models
+            .iter()
+            .map(|m| data_use(policy, m, &lineage.requests, &models, awaiting.get(m.purpose.as_str()), now))
+            .collect();
         let line = |root: &str| {
             let record = models.get(root);
             let found = lineage.models.iter().find(|m| m.model == root);
@@ -346,12 +352,41 @@ impl Session {
     }
 }
 
+/// A withdrawal the unlearning worker has not read yet: its position and the deadline the worker will give it.
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    seq: u64,
+    deadline: i64,
+}
+
+impl Session {
+    /// Per purpose, the member's standing withdrawal that the unlearning worker has not taken in yet (past its
+    /// cursor), with the deadline intake will set (the withdrawal's time plus the service's deadline): so a member who
+    /// just withdrew reads "removal pending by …", not "in use", until the next pass opens the request.
+    fn withdrawals_awaiting_intake(&self, member: u64) -> Result<HashMap<String, Awaiting>> {
+        let cursor = self.registry()?.cursor(consentry_lineage::worker::DEFAULT_CURSOR)?;
+        let deadline_secs = crate::unlearn::UnlearnOptions::service().deadline_secs;
+        let mut latest: HashMap<String, &consentry_ledger::Event> = HashMap::new();
+        let events = self.member_events(member)?;
+        for e in &events {
+            latest.insert(e.body.purpose.clone(), e);
+        }
+        Ok(latest
+            .into_iter()
+            .filter(|(_, e)| e.body.action == consentry_policy::Action::Withdraw && e.seq > cursor)
+            .map(|(p, e)| (p, Awaiting { seq: e.seq, deadline: e.body.event_time.saturating_add(deadline_secs) }))
+            .collect())
+    }
+}
+
 /// One model version's item for the member.
 fn data_use(
     policy: &Policy,
     m: &MemberModel,
     requests: &[UnlearningRequest],
     models: &HashMap<String, ModelRecord>,
+    awaiting: Option<&Awaiting>,
+    now: i64,
 ) -> DataUse {
     let label = |id: &str| models.get(id).map(|m| format!("v{}", m.version));
     let mut item = DataUse {
@@ -387,7 +422,17 @@ fn data_use(
         item.status = UseStatus::RemovalPending;
         item.deadline = Some(q.deadline);
         item.withdrawal_seq = Some(q.event_seq);
-        item.overdue = q.status == RequestStatus::Missed || q.deadline < consentry_ledger::now();
+        item.overdue = q.status == RequestStatus::Missed || q.deadline < now;
+        return item;
+    }
+    // A live version trained before a withdrawal the worker has not read yet: pending, with the deadline intake sets.
+    if m.status == ModelStatus::Live
+        && let Some(w) = awaiting
+    {
+        item.status = UseStatus::RemovalPending;
+        item.deadline = Some(w.deadline);
+        item.withdrawal_seq = Some(w.seq);
+        item.overdue = w.deadline < now;
         return item;
     }
     item.status = match m.status {
@@ -494,23 +539,41 @@ mod tests {
         };
         let label: HashMap<String, ModelRecord> = [("new".to_string(), next)].into_iter().collect();
         let live = model("old", ModelStatus::Live);
-        let u = data_use(&policy, &live, &[], &label);
+        let u = data_use(&policy, &live, &[], &label, None, 2_000);
         assert_eq!(
             (u.status, u.version_label.as_str(), u.purpose.name.as_str()),
             (UseStatus::InUse, "v3", "Job recommendations")
         );
-        let u = data_use(&policy, &live, &[request("old", None, None)], &label);
+        let u = data_use(&policy, &live, &[request("old", None, None)], &label, None, 2_000);
         assert_eq!((u.status, u.deadline), (UseStatus::RemovalPending, Some(87_400)));
         let gone = model("old", ModelStatus::Superseded);
-        let u = data_use(&policy, &gone, &[request("old", Some(1_041), Some("new"))], &label);
+        let u = data_use(&policy, &gone, &[request("old", Some(1_041), Some("new"))], &label, None, 2_000);
         assert_eq!(u.status, UseStatus::Removed);
         assert_eq!((u.removed_at, u.seconds_after_withdrawal), (Some(1_041), Some(41)));
         assert_eq!((u.replaced_by.as_deref(), u.replaced_by_label.as_deref()), (Some("new"), Some("v4")));
         // Another member's request on the same model is not the member's (requests come filtered by member).
-        let u = data_use(&policy, &model("old", ModelStatus::Retired), &[request("other", None, None)], &label);
+        let u = data_use(
+            &policy,
+            &model("old", ModelStatus::Retired),
+            &[request("other", None, None)],
+            &label,
+            None,
+            2_000,
+        );
         assert_eq!(u.status, UseStatus::Retired);
-        let u = data_use(&policy, &gone, &[], &label);
+        let u = data_use(&policy, &gone, &[], &label, None, 2_000);
         assert_eq!((u.status, u.replaced_by_label.as_deref()), (UseStatus::Superseded, Some("v4")));
         assert_eq!(serde_json::to_value(UseStatus::RemovalPending).unwrap(), "removal_pending");
+        // A withdrawal the worker has not read yet: a live version is already "removal pending" with the deadline
+        // intake will set, overdue once past it; a version no longer live is not.
+        let waiting = Awaiting { seq: 77, deadline: 3_000 };
+        let u = data_use(&policy, &live, &[], &label, Some(&waiting), 2_000);
+        assert_eq!(
+            (u.status, u.deadline, u.withdrawal_seq, u.overdue),
+            (UseStatus::RemovalPending, Some(3_000), Some(77), false)
+        );
+        assert!(data_use(&policy, &live, &[], &label, Some(&waiting), 3_001).overdue);
+        let u = data_use(&policy, &gone, &[], &label, Some(&waiting), 2_000);
+        assert_eq!(u.status, UseStatus::Superseded);
     }
 }

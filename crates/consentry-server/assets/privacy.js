@@ -122,19 +122,20 @@ function blocked(c) {
 
 function categoryItems(c) {
   const mine = page.data && Array.isArray(page.data.categories) ? page.data.categories : [];
-  const descriptions = c.category_descriptions || {};
-  return c.categories.map((cat) => {
-    const found = mine.find((d) => d.category === cat);
-    const label = (found && found.description) || descriptions[cat] || cat;
+  const details = c.category_details || c.categories.map((key) => ({ key, description: key }));
+  return details.map((cat) => {
+    const found = mine.find((d) => d.key === cat.key);
     let example = null;
     if (found && found.examples && found.examples.length) {
-      example = `Yours: ${found.examples.join(' · ')}${found.count > found.examples.length ? ` (${num(found.count)} in all)` : ''}`;
-    } else if (found && found.count) {
-      example = `Yours: ${num(found.count)}`;
+      const more = found.rows > found.examples.length ? ` (${num(found.rows)} in all)` : '';
+      example = `Yours: ${found.examples.map((e) => `“${e}”`).join(', ')}${more}`;
+    } else if (found && found.rows) {
+      example = `Yours: ${num(found.rows)}`;
     } else if (page.data) {
-      example = cat.startsWith('system.') ? 'Not about you' : 'We hold none of yours';
+      example = cat.key.startsWith('system.') ? 'Not about you: platform data such as job postings' : 'We hold none of yours';
     }
-    return el('li', {}, label, example && el('span', { class: 'example' }, example));
+    return el('li', {}, cat.description || cat.key, cat.sensitive ? el('strong', {}, ' (sensitive)') : null,
+      example && el('span', { class: 'example' }, example));
   });
 }
 
@@ -292,11 +293,12 @@ $('receipt-file').addEventListener('change', async (ev) => {
 
 // ------------------------------------------------------------------------------------------------------ where it went
 
-const STATUS_WORDS = { in_use: 'In use', removal_pending: 'Removal pending', removed: 'Removed', retired: 'Retired' };
+const STATUS_WORDS = {
+  in_use: 'In use', removal_pending: 'Removal pending', removed: 'Removed', superseded: 'Replaced', retired: 'Retired',
+};
 
 function whereItem(u) {
-  const feature = u.purpose_name || nameOf(u.purpose);
-  const label = `${feature} ${u.version_label || ''}`.trim();
+  const label = `${u.name || nameOf(u.purpose)} ${u.version_label || ''}`.trim();
   let line;
   if (u.status === 'removed') {
     line = `Removed from ${label} on ${when(u.removed_at)}`
@@ -304,44 +306,45 @@ function whereItem(u) {
         ? `, ${duration(u.seconds_after_withdrawal)} after you withdrew` : '')
       + (u.replaced_by_label ? `; ${u.replaced_by_label} was trained without your data.` : '.');
   } else if (u.status === 'removal_pending') {
-    line = `You withdrew; ${label} will be retrained without your data by ${when(u.deadline)}.`;
+    line = `You withdrew: ${label} will be retrained without your data by ${when(u.deadline)}`
+      + (u.overdue ? ', which has passed; the auditors see this as a violation.' : '.');
+  } else if (u.status === 'superseded') {
+    line = `${label}, trained with your data, was replaced${u.replaced_by_label ? ` by ${u.replaced_by_label}` : ''}`
+      + ' when someone else withdrew; your data is in the newer version too (listed here).';
   } else if (u.status === 'retired') {
-    line = `${label} was taken out of service${u.removed_at ? ` on ${when(u.removed_at)}` : ''}.`;
+    line = `${label}, trained with your data, was taken out of service${u.removed_at ? ` on ${when(u.removed_at)}` : ''}.`;
   } else {
-    line = `Your data trained ${label} on ${when(u.trained_at)}${u.shard !== null && u.shard !== undefined ? ` (part ${u.shard + 1} of the model)` : ''}, which is in use.`;
+    line = `Your data trained ${label} on ${when(u.trained_at)}`
+      + (u.shard !== null && u.shard !== undefined ? ` (in part ${u.shard + 1} of the model)` : '') + '; it is in use.';
   }
   return el('li', { 'data-model': u.model, 'data-status': u.status },
     el('span', { class: `tag ${u.status}` }, STATUS_WORDS[u.status] || u.status), ' ', line,
-    el('div', { class: 'muted small' }, 'Model ', short(u.model), u.dataset ? [' · dataset ', short(u.dataset)] : null));
+    el('div', { class: 'muted small' }, 'Model ', short(u.model), u.dataset ? [' · training set ', short(u.dataset)] : null));
 }
 
 function privacyLoss(p) {
   const box = $('privacy-loss');
   const title = el('h3', {}, 'Your privacy loss');
-  if (!p || ((!p.lines || !p.lines.length) && (!p.without_bound || !p.without_bound.length))) {
+  const lines = (p && p.lines) || [];
+  const unbounded = (p && p.without_bound) || [];
+  if (!lines.length && !unbounded.length) {
     fill(box, title, el('p', {}, 'None: no model has been trained with your data, so nothing about you can be learned from one.'));
     return;
   }
-  const parts = [title];
-  const cum = p.cumulative;
-  if (cum) {
-    const eps = cum.epsilon ?? cum.rdp_epsilon ?? cum.basic_epsilon;
-    const delta = cum.delta ?? cum.rdp_delta ?? cum.basic_delta;
-    parts.push(el('p', { class: 'kpi' }, el('span', { class: 'value' }, `ε = ${num(eps, 2)}`),
-      delta !== undefined ? el('span', { class: 'label' }, `with δ = ${delta}`) : null));
-  }
-  parts.push(el('p', {}, 'ε (epsilon) is a ceiling on how much the models trained with your data can give away about you: '
-    + 'the smaller it is, the less anyone could tell from them whether your data was used at all (below 1 is strong protection).'));
-  if (p.without_bound && p.without_bound.length) {
-    parts.push(el('p', { class: 'muted' }, `${p.without_bound.length} of the models that used your data were trained without `
-      + 'differential privacy, so no such ceiling applies to them; they are still retrained without you when you withdraw.'));
-  }
-  fill(box, parts);
+  fill(box, title,
+    p.epsilon !== null && p.epsilon !== undefined
+      ? el('p', { class: 'kpi' }, el('span', { class: 'value' }, `ε = ${num(p.epsilon, 2)}`),
+        p.delta !== null && p.delta !== undefined ? el('span', { class: 'label' }, ` with δ = ${p.delta}`) : null)
+      : null,
+    el('p', {}, p.explanation || ''),
+    el('p', { class: 'muted small' }, 'ε (epsilon) is a ceiling on how much a model trained with your data can give away '
+      + 'about you: the smaller, the less anyone could tell from it whether your data was used at all (below 1 is strong).'
+      + (unbounded.length ? ' A model without differential privacy has no such ceiling; it is still retrained without you when you withdraw.' : '')));
 }
 
 async function loadWhere() {
   const out = await me('/v1/me/data-uses');
-  const items = out.items || out.uses || [];
+  const items = out.items || [];
   fill($('where'), items.length ? items.map(whereItem) : el('li', {}, 'No model has been trained with your data.'));
   privacyLoss(out.privacy);
 }
