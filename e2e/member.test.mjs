@@ -147,6 +147,13 @@ scenario(
 
     await choice(page, JOBS, 'withdraw').click();
     await expectAttr(choice(page, JOBS, 'withdraw'), 'aria-pressed', 'true', `${JOBS} "Don't allow"`);
+    // Withdrawn but not yet unlearned: the entry changes, and does not yet claim the removal.
+    await h.goto(page, '/privacy');
+    await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
+    const pending = await textOf(await whereItem(page, model.model));
+    console.log(`#where after the withdrawal, before the unlearning run: ${pending}`);
+    assert.notEqual(pending, before, "the model's entry in #where changes when the member withdraws");
+    assert.doesNotMatch(pending, /^removed\b/i, 'before the unlearning run the entry does not say the data was removed');
 
     const run = await h.api('POST', '/v1/jobs/unlearn', { auth: h.operatorKey() });
     assert.equal(run.status, 200, run.text);
