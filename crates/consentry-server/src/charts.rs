@@ -34,8 +34,11 @@ pub const AXIS: &str = "#595959";
 const GRID: &str = "#D9D9D9";
 /// Dash patterns of the lines, cycled with the colours (3 × 5 × 4 markers: 60 distinct series).
 const DASHES: [Option<&str>; 3] = [None, Some("6 3"), Some("2 3")];
-/// Characters a label keeps before it is cut (the full text is in its `<title>`).
-const LABEL_CHARS: usize = 36;
+/// Characters a label keeps before it is cut (the full text is in its `<title>`): a bar's label has the width
+/// of the chart (a purpose key and a short id fit), a legend entry's a little less and a value after it.
+const LABEL_CHARS: usize = 52;
+/// The same for a line's legend entry.
+const LEGEND_CHARS: usize = 38;
 /// Series with more points than this get a marker on their last point only.
 const MARKERS_UP_TO: usize = 31;
 
@@ -55,6 +58,8 @@ pub struct StackedBar {
     pub label: String,
     /// Its parts, by segment name.
     pub parts: Vec<(String, u64)>,
+    /// Said after the bar instead of its total (e.g. why there are no parts).
+    pub note: Option<String>,
 }
 
 /// One group of the unlearning chart: a model version's removal times and its deadline (seconds).
@@ -97,10 +102,10 @@ fn num(v: f64) -> String {
     if s == "-0.0" { "0.0".into() } else { s }
 }
 
-/// The first [`LABEL_CHARS`] characters of a label, with `…` when cut.
-fn cut(s: &str) -> (String, bool) {
+/// The first `max` characters of a label, with `…` when cut.
+fn cut(s: &str, max: usize) -> (String, bool) {
     let mut chars = s.chars();
-    let head: String = chars.by_ref().take(LABEL_CHARS).collect();
+    let head: String = chars.by_ref().take(max).collect();
     if chars.next().is_some() { (format!("{}…", head.trim_end()), true) } else { (head, false) }
 }
 
@@ -176,12 +181,12 @@ impl Svg {
 
     /// A label cut to [`LABEL_CHARS`], its full text in a `<title>` when cut.
     fn label(&mut self, x: f64, y: f64, class: &str, text: &str) {
-        self.label_with(x, y, class, text, "");
+        self.label_with(x, y, class, (text, LABEL_CHARS), "");
     }
 
-    /// [`Svg::label`] with `suffix` after the (possibly cut) text.
-    fn label_with(&mut self, x: f64, y: f64, class: &str, text: &str, suffix: &str) {
-        let (shown, was_cut) = cut(text);
+    /// [`Svg::label`] cut to `max` characters, with `suffix` after the (possibly cut) text.
+    fn label_with(&mut self, x: f64, y: f64, class: &str, (text, max): (&str, usize), suffix: &str) {
+        let (shown, was_cut) = cut(text, max);
         let _ = write!(self.out, r#"<g class="{class}">"#);
         if was_cut {
             let _ = write!(self.out, "<title>{}</title>", escape(text));
@@ -346,7 +351,7 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
         marker(&mut s.out, shape, left + 12.0, y - 4.0, colour);
         s.raw("</g>");
         let value = points.last().map_or("no data".to_string(), |&(_, v)| percent(v));
-        s.label_with(left + 32.0, y, "cs-legend-label", name, &format!(" ({value})"));
+        s.label_with(left + 32.0, y, "cs-legend-label", (name, LEGEND_CHARS), &format!(" ({value})"));
     }
     s.raw("</g>");
     s.finish()
@@ -410,7 +415,10 @@ pub fn exclusions_chart(bars: &[StackedBar]) -> String {
         .map(|b| {
             let parts: Vec<String> = b.parts.iter().map(|(r, n)| format!("{r} {}", thousands(*n))).collect();
             let parts = if parts.is_empty() { "none".to_string() } else { parts.join(", ") };
-            format!("{}: {} rows excluded ({parts})", b.label, thousands(total(b)))
+            match &b.note {
+                Some(note) => format!("{}: {note}", b.label),
+                None => format!("{}: {} rows excluded ({parts})", b.label, thousands(total(b))),
+            }
         })
         .collect();
     let desc = format!("Rows the consent gate left out of each dataset, by reason. {}.", described.join("; "));
@@ -441,7 +449,8 @@ pub fn exclusions_chart(bars: &[StackedBar]) -> String {
             x += w;
         }
         s.raw("</g>");
-        s.text(x + 4.0, y + 26.0, r#" class="cs-value""#, &thousands(total(b)));
+        let value = b.note.clone().unwrap_or_else(|| thousands(total(b)));
+        s.text(x + 4.0, y + 26.0, r#" class="cs-value""#, &value);
     }
     s.raw(&format!(
         r#"<line class="cs-axis" x1="{l}" y1="{t}" x2="{l}" y2="{b}" stroke="{AXIS}" stroke-width="1"/>"#,
@@ -496,7 +505,8 @@ pub fn unlearning_chart(groups: &[DurationGroup]) -> String {
     let mut s = Svg::start(ID, "unlearning", height, title, &desc);
     let defs: String = [1usize, 2].iter().map(|&k| pattern_def(ID, k * PALETTE.len() + k, PALETTE[k])).collect();
     s.raw(&format!("<defs>{defs}</defs>"));
-    s.text(left, 14.0, &format!(r#" class="cs-axis" fill="{AXIS}" font-size="11""#), "Time to removal");
+    let caption = format!("Time to removal (scale 0 to {})", duration(max));
+    s.text(left, 14.0, &format!(r#" class="cs-axis" fill="{AXIS}" font-size="11""#), &caption);
     // Series k uses style index k·5 + k: colour k, solid / hatched / dotted.
     let style = |k: usize| k * PALETTE.len() + k;
     for (j, g) in groups.iter().enumerate() {
@@ -514,14 +524,15 @@ pub fn unlearning_chart(groups: &[DurationGroup]) -> String {
                 r##"<rect class="cs-k{k}" x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="{}" stroke-width="1"><title>{}: {}</title></rect>"##,
                 num(left),
                 num(by),
-                num(sx(v) - left),
+                // A removal within the second still shows as a sliver.
+                num((sx(v) - left).max(2.0)),
                 num(bar),
                 fill(ID, style(k)),
                 PALETTE[k],
                 escape(names[k]),
                 duration(v)
             );
-            s.text(sx(v) + 4.0, by + 9.0, r#" class="cs-value" font-size="10""#, &duration(v));
+            s.text(sx(v).max(left + 2.0) + 4.0, by + 9.0, r#" class="cs-value" font-size="10""#, &duration(v));
         }
         if let Some(d) = clean(g.deadline) {
             let _ = write!(
@@ -641,7 +652,11 @@ mod tests {
     #[test]
     fn the_same_data_gives_the_same_bytes() {
         assert_eq!(coverage_chart(&sample(), "EEA"), coverage_chart(&sample(), "EEA"));
-        let bars = vec![StackedBar { label: "d".into(), parts: vec![("minor".into(), 3), ("not_granted".into(), 9)] }];
+        let bars = vec![StackedBar {
+            label: "d".into(),
+            parts: vec![("minor".into(), 3), ("not_granted".into(), 9)],
+            note: None,
+        }];
         assert_eq!(exclusions_chart(&bars), exclusions_chart(&bars));
         let g = vec![DurationGroup {
             label: "m".into(),
@@ -663,7 +678,7 @@ mod tests {
         // The text survives as text.
         let texts: String = doc.descendants().filter_map(|n| n.text()).collect();
         assert!(texts.contains(r#"<script>alert("x")"#), "{texts}");
-        let bars = vec![StackedBar { label: evil.into(), parts: vec![(evil.into(), 1)] }];
+        let bars = vec![StackedBar { label: evil.into(), parts: vec![(evil.into(), 1)], note: Some(evil.into()) }];
         check(&exclusions_chart(&bars));
         let g =
             vec![DurationGroup { label: evil.into(), median: Some(1.0), p95: None, oldest_open: None, deadline: None }];
@@ -715,7 +730,7 @@ mod tests {
             assert_eq!(title, format!("Purpose number {i} with a very long descriptive name indeed"));
             let shown = l.children().find(|n| n.has_tag_name("text")).and_then(|n| n.text()).unwrap();
             assert!(shown.contains('…') && shown.ends_with("(50.0 %)"), "{shown}");
-            assert!(shown.chars().count() <= LABEL_CHARS + 12, "{shown}");
+            assert!(shown.chars().count() <= LEGEND_CHARS + 12, "{shown}");
         }
         // The first 60 (colour, dash, marker) styles are all different.
         let styles: std::collections::BTreeSet<_> = (0..60).map(line_style).collect();
@@ -748,14 +763,21 @@ mod tests {
             StackedBar {
                 label: "train_ai_system.job_recommendations · 3f2a".into(),
                 parts: vec![("minor".into(), 120), ("not_granted".into(), 48_000), ("gpc".into(), 0)],
+                note: None,
             },
-            StackedBar { label: "train_ai_system.reply_suggestions (manifest missing)".into(), parts: vec![] },
+            StackedBar {
+                label: "train_ai_system.reply_suggestions · 0123456789ab".into(),
+                parts: vec![],
+                note: Some("manifest missing".into()),
+            },
+            StackedBar { label: "nothing excluded".into(), parts: vec![], note: None },
         ];
         let svg = exclusions_chart(&bars);
         let doc = check(&svg);
         let desc = doc.descendants().find(|n| n.has_tag_name("desc")).and_then(|n| n.text()).unwrap();
         assert!(desc.contains("48,120 rows excluded (minor 120, not_granted 48,000, gpc 0)"), "{desc}");
-        assert!(desc.contains("0 rows excluded (none)"), "{desc}");
+        assert!(desc.contains("0123456789ab: manifest missing"), "{desc}");
+        assert!(desc.contains("nothing excluded: 0 rows excluded (none)"), "{desc}");
         assert_eq!(doc.descendants().filter(|n| n.attribute("class") == Some("cs-legend-label")).count(), 3);
     }
 
@@ -820,7 +842,8 @@ mod tests {
                 0..5,
             ),
         ) {
-            let bars: Vec<StackedBar> = bars.into_iter().map(|(label, parts)| StackedBar { label, parts }).collect();
+            let bars: Vec<StackedBar> =
+                bars.into_iter().map(|(label, parts)| StackedBar { label, parts, note: None }).collect();
             check(&exclusions_chart(&bars));
             let groups: Vec<DurationGroup> = groups
                 .into_iter()

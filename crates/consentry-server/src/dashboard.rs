@@ -142,14 +142,15 @@ pub async fn exclusions_svg(State(session): State<Shared>, _op: Operator) -> Res
     let bars: Vec<StackedBar> = datasets
         .into_iter()
         .map(|d| {
-            let state = match d.manifest {
-                ManifestState::Verified => "",
-                ManifestState::Missing => " (manifest missing)",
-                ManifestState::Altered => " (manifest altered: not shown)",
+            let note = match d.manifest {
+                ManifestState::Verified => None,
+                ManifestState::Missing => Some("manifest missing".to_string()),
+                ManifestState::Altered => Some("manifest altered: not shown".to_string()),
             };
             StackedBar {
-                label: format!("{} · {}{state}", d.purpose, short(&d.id)),
+                label: format!("{} · {}", d.purpose, short(&d.id)),
                 parts: d.excluded.into_iter().collect(),
+                note,
             }
         })
         .collect();
