@@ -114,7 +114,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -373,7 +373,7 @@ fn pattern_def(id: &str, i: usize, colour: &str) -> String {
 /// The `fill` of segment `i`: its colour, or its pattern.
 fn fill(id: &str, i: usize) -> String {
     let colour = PALETTE[i % PALETTE.len()];
-    if i / PALETTE.len() % 3 == 0 { colour.to_string() } else { format!("url(#{id}-p{i})") }
+    if (i / PALETTE.len()).is_multiple_of(3) { colour.to_string() } else { format!("url(#{id}-p{i})") }
 }
 
 /// A legend row per name, with a swatch of its fill, from `top`.
