@@ -185,6 +185,19 @@ pub struct WebhookHealth {
     pub waiting_seconds: Option<i64>,
 }
 
+/// 1234567 → "1,234,567": counts as the CLI's tables and the dashboard's charts write them.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// The nearest-rank `p`-th percentile (0 < p ≤ 100) of sorted values.
 fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
     if sorted.is_empty() {

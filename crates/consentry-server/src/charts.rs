@@ -20,6 +20,7 @@
 //!
 //! Element ids are prefixed by the chart's kind (`cs-coverage-…`), so the three charts can sit in one page.
 
+use consentry_app::dashboard::thousands;
 use std::fmt::Write as _;
 
 /// Width of every chart in `viewBox` units.
@@ -107,19 +108,6 @@ fn cut(s: &str, max: usize) -> (String, bool) {
     let mut chars = s.chars();
     let head: String = chars.by_ref().take(max).collect();
     if chars.next().is_some() { (format!("{}…", head.trim_end()), true) } else { (head, false) }
-}
-
-/// `12,345`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `41.2 %` for a share 0–1.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, ok, problem, request};
+use common::{Server, member_in_live_model, ok, problem, request};
 use consentry_app::keys::Role;
 use serde_json::Value;
 
@@ -18,17 +18,6 @@ const DASHBOARD: &[&str] = &[
     "/v1/charts/exclusions.svg",
     "/v1/charts/unlearning.svg",
 ];
-
-/// A member whose data is in a live model of the fixture.
-fn member_in_live_model(s: &Server) -> u64 {
-    (1..=200)
-        .find(|m| {
-            s.session
-                .member_lineage(*m)
-                .is_ok_and(|l| l.models.iter().any(|x| x.status.to_string() == "live" && x.removed_at.is_none()))
-        })
-        .expect("the fixture has a live model with members")
-}
 
 /// Fetches an SVG chart, checks its media type and that it is well-formed XML with an accessible name, keeps it
 /// when asked, and returns its text.
