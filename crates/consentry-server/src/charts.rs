@@ -259,7 +259,7 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
     let sy = |y: f64| top + (1.0 - y) * plot_h;
 
     let mut desc = format!(
-        "Share of members whose consent allows each purpose, {}, from {} to {}. Latest values: ",
+        "Share of members whose consent allows each purpose, {}, from {} to {} (UTC). Latest values: ",
         scope,
         date(min_x, false),
         date(max_x, false)

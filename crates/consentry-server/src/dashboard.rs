@@ -22,8 +22,8 @@ use std::sync::Arc;
 /// The SVG media type.
 pub const SVG: &str = "image/svg+xml";
 
-/// Days of coverage the chart shows when the query names no `from`.
-const DEFAULT_CHART_DAYS: i64 = 30;
+/// Instants the coverage chart shows when the query names no `from` (30 days at the default step).
+const DEFAULT_CHART_POINTS: i64 = 30;
 
 /// The dashboard routes.
 pub fn routes() -> Router<Shared> {
@@ -95,7 +95,7 @@ fn svg(body: String) -> Response {
 pub struct CoverageChartParams {
     /// Jurisdiction rule key as the policy writes it (`EEA`, `US-CA`, `default`) [default: every one, summed].
     jurisdiction: Option<String>,
-    /// First instant: RFC 3339, YYYY-MM-DD or Unix seconds [default: 30 days before `to`].
+    /// First instant: RFC 3339, YYYY-MM-DD or Unix seconds [default: 29 steps before `to`, so 30 instants].
     from: Option<String>,
     /// Last instant [default: now].
     to: Option<String>,
@@ -121,7 +121,7 @@ pub async fn coverage_svg(
     let now = consentry_ledger::now();
     let to = time(p.to)?.unwrap_or(now);
     let step = p.step.unwrap_or(86_400);
-    let from = time(p.from)?.unwrap_or_else(|| to.saturating_sub(step.saturating_mul(DEFAULT_CHART_DAYS - 1)));
+    let from = time(p.from)?.unwrap_or_else(|| to.saturating_sub(step.saturating_mul(DEFAULT_CHART_POINTS - 1)));
     let scope =
         p.jurisdiction.as_ref().map_or_else(|| "all jurisdictions".to_string(), |j| format!("jurisdiction {j}"));
     let q =
