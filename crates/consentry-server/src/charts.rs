@@ -129,12 +129,18 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// A date (`2026-12-02`), or date and minute (`12-02 14:05`) when `fine`; the number outside the calendar's range.
-fn date(t: i64, fine: bool) -> String {
-    chrono::DateTime::from_timestamp(t, 0).map_or_else(
-        || t.to_string(),
-        |d| if fine { d.format("%m-%d %H:%M").to_string() } else { d.format("%Y-%m-%d").to_string() },
-    )
+/// An instant (UTC) as precisely as a range of `span` seconds needs: a date (`2026-12-02`) over two days or more,
+/// date and minute (`12-02 14:05`) under that, the time to the second (`14:05:09`) under ten minutes; the number
+/// itself outside the calendar's range.
+fn date(t: i64, span: f64) -> String {
+    let format = if span >= 172_800.0 {
+        "%Y-%m-%d"
+    } else if span >= 600.0 {
+        "%m-%d %H:%M"
+    } else {
+        "%H:%M:%S"
+    };
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format(format).to_string())
 }
 
 /// An SVG being written.
@@ -261,13 +267,13 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
     let mut desc = format!(
         "Share of members whose consent allows each purpose, {}, from {} to {} (UTC). Latest values: ",
         scope,
-        date(min_x, false),
-        date(max_x, false)
+        date(min_x, f64::INFINITY),
+        date(max_x, f64::INFINITY)
     );
     let latest: Vec<String> = clean
         .iter()
         .map(|(name, p)| match p.last() {
-            Some(&(x, y)) => format!("{name} {} on {}", percent(y), date(x, span < 172_800.0)),
+            Some(&(x, y)) => format!("{name} {} on {}", percent(y), date(x, span)),
             None => format!("{name} no data"),
         })
         .collect();
@@ -287,7 +293,6 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
         let y = sy(f64::from(k) / 4.0);
         s.text(left - 6.0, y + 4.0, r#" text-anchor="end""#, &format!("{} %", k * 25));
     }
-    let fine = span < 172_800.0;
     let ticks: Vec<(i64, &str)> = if span > 0.0 {
         let mid = min_x + ((max_x as i128 - min_x as i128) / 2) as i64;
         vec![(min_x, "start"), (mid, "middle"), (max_x, "end")]
@@ -295,7 +300,7 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
         vec![(min_x, "middle")]
     };
     for (x, anchor) in ticks {
-        s.text(sx(x), top + plot_h + 16.0, &format!(r#" text-anchor="{anchor}""#), &date(x, fine));
+        s.text(sx(x), top + plot_h + 16.0, &format!(r#" text-anchor="{anchor}""#), &date(x, span));
     }
     s.raw(&format!(
         r#"<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{AXIS}" stroke-width="1"/></g>"#,
@@ -790,6 +795,14 @@ mod tests {
         );
         assert_eq!(doc.descendants().filter(|n| n.attribute("class") == Some("cs-deadline")).count(), 2);
         assert!(svg.contains("no requests yet"));
+    }
+
+    #[test]
+    fn time_labels_are_as_precise_as_the_range_needs() {
+        assert_eq!(date(T0, 30.0 * DAY as f64), "2026-10-26");
+        assert_eq!(date(T0, DAY as f64), "10-26 07:33");
+        assert_eq!(date(T0, 60.0), "07:33:20");
+        assert_eq!(date(i64::MAX, 60.0), i64::MAX.to_string());
     }
 
     #[test]
