@@ -131,9 +131,11 @@ pub fn duration(secs: f64) -> String {
 
 /// An instant (UTC) as precisely as a range of `span` seconds needs: a date (`2026-12-02`) over two days or more,
 /// date and minute (`12-02 14:05`) under that, the time to the second (`14:05:09`) under ten minutes; the number
-/// itself outside the calendar's range.
+/// itself outside the calendar's range. A `span` of 0 asks for the whole instant, for the description.
 fn date(t: i64, span: f64) -> String {
-    let format = if span >= 172_800.0 {
+    let format = if span <= 0.0 {
+        "%Y-%m-%d %H:%M:%S UTC"
+    } else if span >= 172_800.0 {
         "%Y-%m-%d"
     } else if span >= 600.0 {
         "%m-%d %H:%M"
@@ -265,15 +267,15 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
     let sy = |y: f64| top + (1.0 - y) * plot_h;
 
     let mut desc = format!(
-        "Share of members whose consent allows each purpose, {}, from {} to {} (UTC). Latest values: ",
+        "Share of members whose consent allows each purpose, {}, from {} to {}. Latest values: ",
         scope,
-        date(min_x, f64::INFINITY),
-        date(max_x, f64::INFINITY)
+        date(min_x, 0.0),
+        date(max_x, 0.0)
     );
     let latest: Vec<String> = clean
         .iter()
         .map(|(name, p)| match p.last() {
-            Some(&(x, y)) => format!("{name} {} on {}", percent(y), date(x, span)),
+            Some(&(x, y)) => format!("{name} {} at {}", percent(y), date(x, 0.0)),
             None => format!("{name} no data"),
         })
         .collect();
@@ -631,7 +633,7 @@ mod tests {
         let svg = coverage_chart(&sample(), "all jurisdictions");
         let doc = check(&svg);
         let desc = doc.descendants().find(|n| n.has_tag_name("desc")).and_then(|n| n.text()).unwrap().to_string();
-        assert!(desc.contains("Job recommendations 41.2 %"), "{desc}");
+        assert!(desc.contains("Job recommendations 41.2 % at 2026-10-28 07:33:20 UTC"), "{desc}");
         assert!(desc.contains("Automated reply suggestions 0.0 %"), "{desc}");
         assert_eq!(doc.descendants().filter(|n| n.has_tag_name("polyline")).count(), 3);
         // Series differ by dash pattern as well as colour.
@@ -802,6 +804,7 @@ mod tests {
         assert_eq!(date(T0, 30.0 * DAY as f64), "2026-10-26");
         assert_eq!(date(T0, DAY as f64), "10-26 07:33");
         assert_eq!(date(T0, 60.0), "07:33:20");
+        assert_eq!(date(T0, 0.0), "2026-10-26 07:33:20 UTC");
         assert_eq!(date(i64::MAX, 60.0), i64::MAX.to_string());
     }
 
