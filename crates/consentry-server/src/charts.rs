@@ -3,22 +3,24 @@
 //! horizontal bars). Pure functions of their data: the same data gives the same bytes.
 //!
 //! Hand-written rather than `plotters` (or a chart library in the page) because what the dashboard needs from a chart
-//! is what such libraries do not give: markup a screen reader can use (`role="img"`, a `<title>` and a `<desc>` that
-//! says the latest value of every series in words, `aria-labelledby`/`aria-describedby` pointing at them, the full
-//! name of a truncated label in its own `<title>`); styling the page's stylesheet can theme (every element has a
-//! `cs-*` class, colours are presentation attributes, which CSS overrides), and nothing the page's
-//! Content-Security-Policy forbids (no `style` attribute, no `<script>`, no external reference — the only `url(#…)`
-//! points at a pattern in the same chart); text escaped for XML (purpose names and jurisdictions come from the
-//! policy file, so they are data, not markup); and small output, a few kilobytes, with no dependency. `plotters`'
-//! SVG backend writes inline styles and unlabelled shapes, and a JavaScript library would add weight and a second
-//! renderer for the browser tests to trust.
+//! is what those do not give: markup a screen reader can use (`role="img"`, a `<title>` and a `<desc>` that says the
+//! latest value of every series in words, `aria-labelledby`/`aria-describedby` pointing at them, the full name of a
+//! cut label in its own `<title>`); styling the page's stylesheet can theme (every element has a `cs-*` class, colours
+//! are presentation attributes, which CSS overrides); nothing the page's Content-Security-Policy forbids (no `style`
+//! attribute, no `<script>`, no external reference — the only `url(#…)` points at a pattern in the same chart); text
+//! escaped for XML, characters XML cannot carry included (purpose names and jurisdictions come from the policy file:
+//! data, not markup); and a few kilobytes of output with no crate the tree did not have. `plotters`' SVG backend writes a fixed
+//! `width`/`height`, anonymous shapes only (its element set has no `<title>`, `<desc>`, `<g>`, `<defs>` or pattern,
+//! and no `role`, `aria-*` or `class` attributes) and passes control characters through into the XML; a JavaScript
+//! library would add page weight and a second renderer for the browser tests to trust.
 //!
 //! Colours are the Okabe–Ito palette (safe for the common colour-vision deficiencies), restricted to its members
 //! with at least 3:1 contrast on white (WCAG 2.2 non-text contrast); text is at least 4.5:1. Colour is never the
 //! only cue: lines also differ by dash pattern and marker shape, bars by fill pattern, and a legend names each.
 //! Sized by `viewBox` (400 units wide, no fixed width), so a chart scales to its container down to 360 px.
 //!
-//! Element ids are prefixed by the chart's kind (`cs-coverage-…`), so the three charts can sit in one page.
+//! Element ids are prefixed by the chart's kind (`cs-coverage-…`), so the three charts can sit in one page (one copy of
+//! each: the same chart inlined twice repeats its ids).
 
 use consentry_app::dashboard::thousands;
 use std::fmt::Write as _;
