@@ -9,10 +9,10 @@
 //! are presentation attributes, which CSS overrides); nothing the page's Content-Security-Policy forbids (no `style`
 //! attribute, no `<script>`, no external reference — the only `url(#…)` points at a pattern in the same chart); text
 //! escaped for XML, characters XML cannot carry included (purpose names and jurisdictions come from the policy file:
-//! data, not markup); and a few kilobytes of output with no crate the tree did not have. `plotters`' SVG backend writes a fixed
-//! `width`/`height`, anonymous shapes only (its element set has no `<title>`, `<desc>`, `<g>`, `<defs>` or pattern,
-//! and no `role`, `aria-*` or `class` attributes) and passes control characters through into the XML; a JavaScript
-//! library would add page weight and a second renderer for the browser tests to trust.
+//! data, not markup); and a few kilobytes of output with no crate the tree did not have. `plotters`' SVG backend
+//! writes a fixed `width`/`height`, anonymous shapes only (its element set has no `<title>`, `<desc>`, `<g>`,
+//! `<defs>` or pattern, and no `role`, `aria-*` or `class` attributes) and passes control characters through into
+//! the XML; a JavaScript library would add page weight and a second renderer for the browser tests to trust.
 //!
 //! Colours are the Okabe–Ito palette (safe for the common colour-vision deficiencies), restricted to its members
 //! with at least 3:1 contrast on white (WCAG 2.2 non-text contrast); text is at least 4.5:1. Colour is never the
