@@ -831,7 +831,8 @@ mod tests {
             ),
             scope in any::<String>(),
         ) {
-            let series: Vec<LineSeries> = raw.iter().map(|(n, p)| LineSeries { name: n.clone(), points: p.clone() }).collect();
+            let series: Vec<LineSeries> =
+                raw.iter().map(|(n, p)| LineSeries { name: n.clone(), points: p.clone() }).collect();
             let svg = coverage_chart(&series, &scope);
             check(&svg);
             prop_assert_eq!(&svg, &coverage_chart(&series, &scope));
@@ -844,7 +845,13 @@ mod tests {
                 0..5,
             ),
             groups in proptest::collection::vec(
-                (any::<String>(), any::<Option<f64>>(), any::<Option<f64>>(), any::<Option<f64>>(), any::<Option<f64>>()),
+                (
+                    any::<String>(),
+                    any::<Option<f64>>(),
+                    any::<Option<f64>>(),
+                    any::<Option<f64>>(),
+                    any::<Option<f64>>(),
+                ),
                 0..5,
             ),
         ) {
@@ -853,7 +860,13 @@ mod tests {
             check(&exclusions_chart(&bars));
             let groups: Vec<DurationGroup> = groups
                 .into_iter()
-                .map(|(label, median, p95, oldest_open, deadline)| DurationGroup { label, median, p95, oldest_open, deadline })
+                .map(|(label, median, p95, oldest_open, deadline)| DurationGroup {
+                    label,
+                    median,
+                    p95,
+                    oldest_open,
+                    deadline,
+                })
                 .collect();
             check(&unlearning_chart(&groups));
         }
