@@ -172,6 +172,19 @@ fn the_coverage_chart_draws_each_purpose_and_refuses_bad_queries() {
     problem(&s.get("/v1/charts/coverage.svg?step=1&from=2026-01-01", &op), 400, "bad-input");
     problem(&s.get("/v1/charts/coverage.svg?colour=red", &op), 400, "bad-input");
     problem(&s.get("/v1/charts/coverage.svg?from=yesterday", &op), 400, "bad-input");
+    // Extreme numbers are a chart or a bad input, never a failure.
+    for q in [
+        "step=9223372036854775807",
+        "from=-9223372036854775808",
+        "from=-9223372036854775808&step=9223372036854775807",
+        "to=-9223372036854775808",
+        "step=-9223372036854775808",
+    ] {
+        let r = s.get(&format!("/v1/charts/coverage.svg?{q}"), &op);
+        assert!(r.status == 200 || r.status == 400, "{q}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        let r = s.get(&format!("/v1/coverage?{q}"), &op);
+        assert!(r.status == 200 || r.status == 400, "coverage {q}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+    }
 }
 
 #[test]
