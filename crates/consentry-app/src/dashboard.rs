@@ -75,7 +75,8 @@ pub struct OldestOpen {
     pub seconds_left: i64,
 }
 
-/// Time from withdrawal to removal over completed requests (nearest-rank percentiles, whole seconds).
+/// Deadline compliance of a set of unlearning requests: how many are open, overdue, done on time or late, and the
+/// time from withdrawal to removal over the completed ones (nearest-rank percentiles, whole seconds).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Compliance {
