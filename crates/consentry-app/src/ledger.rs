@@ -192,11 +192,26 @@ impl Session {
             // A retry of a request that named no event time gets "now" again, a second later perhaps: the first
             // attempt's time stands, and the retry is the duplicate it is.
             Err(LedgerError::IdempotencyConflict { seq, fields, .. }) if defaulted_time && fields == "event time" => {
-                let stored = self.keyed_event(seq)?;
-                Ok(Appended { event: stored.event, chain_hash: stored.chain_hash, duplicate: true })
+                self.duplicate_of(seq)
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The first attempt of a retried request, as a retry answers it: the stored event at `seq`, marked duplicate.
+    pub(crate) fn duplicate_of(&self, seq: u64) -> Result<Appended> {
+        let stored = self.keyed_event(seq)?;
+        Ok(Appended { event: stored.event, chain_hash: stored.chain_hash, duplicate: true })
+    }
+
+    /// Appends a batch of events (none: nothing), counting them for the metrics.
+    pub(crate) fn append_counted(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.ledger()?.append(events)?;
+        self.appends.count(&out);
+        Ok(out)
     }
 
     /// The stored event an idempotency conflict names (the first attempt of a retried request).
@@ -218,12 +233,7 @@ impl Session {
             .filter(|p| p.gpc_withdraws)
             .map(|p| withdrawal(member, p, Source::Gpc, "gpc-signal", event_time, idempotency_key))
             .collect();
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let out = ledger.append(events)?;
-        self.appends.count(&out);
-        Ok(out)
+        self.append_counted(events)
     }
 
     /// Loads members and consent choices from Parquet; validates every row before writing any.

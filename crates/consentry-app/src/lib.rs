@@ -25,6 +25,7 @@ pub mod member;
 pub mod notices;
 pub mod operator;
 pub mod platform;
+pub mod privacy;
 pub mod progress;
 pub mod redact;
 pub mod session;

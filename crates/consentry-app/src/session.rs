@@ -64,6 +64,9 @@ pub struct Session {
     pub(crate) signed_out: crate::websession::SignedOutCache,
     /// Member tokens this session verified (`token_cache.rs`).
     pub(crate) token_cache: crate::token_cache::TokenCache,
+    /// The redaction detector the privacy centre shows free text through (`privacy.rs`), rebuilt when the member
+    /// names it reads change.
+    pub(crate) detector: crate::filecache::FileCache<consentry_redact::Detector>,
 }
 
 impl Session {
@@ -95,6 +98,7 @@ impl Session {
             platform: None,
             signed_out: Default::default(),
             token_cache: Default::default(),
+            detector: Default::default(),
         })
     }
 

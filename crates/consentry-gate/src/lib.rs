@@ -11,6 +11,8 @@
 //!   Parquet into a temporary directory renamed into place when complete.
 //! - [`commit`] is the order-independent, mergeable row commitment (LtHash).
 //! - [`manifest`] is the JSON record beside the data, and the shard function.
+//! - [`own`] reads one member's own rows of a declared table (counted, a few shown, free text redacted as the
+//!   gate redacts it), for the member's privacy centre.
 //! - [`verify`] recomputes a dataset from the ledger snapshot and the sources
 //!   and reports every difference.
 
@@ -18,6 +20,7 @@ pub mod commit;
 pub mod fsguard;
 pub mod manifest;
 pub mod materialize;
+pub mod own;
 pub mod sources;
 pub mod verify;
 

@@ -376,7 +376,7 @@ fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePlan, GateErro
 }
 
 /// Member ids of a column as u64 (`None` for null or negative values, which no member has).
-fn member_ids(a: &ArrayRef) -> Vec<Option<u64>> {
+pub(crate) fn member_ids(a: &ArrayRef) -> Vec<Option<u64>> {
     match a.data_type() {
         DataType::UInt64 => a.as_primitive::<UInt64Type>().iter().collect(),
         DataType::UInt32 => a.as_primitive::<UInt32Type>().iter().map(|v| v.map(u64::from)).collect(),
@@ -640,17 +640,27 @@ fn redact_strings<O: OffsetSizeTrait>(det: &Detector, a: &GenericStringArray<O>,
             b.append_null();
             continue;
         };
-        let spans = det.detect(s);
-        for sp in &spans {
-            counts[sp.kind.index()] += 1;
-        }
-        if spans.is_empty() {
-            b.append_value(s);
-        } else {
-            b.append_value(consentry_redact::redact(s, &spans));
-        }
+        b.append_value(redact_counted(det, s, counts));
     }
     Arc::new(b.finish())
+}
+
+/// One free-text value as the gate writes it into a dataset (the privacy centre shows a member the same).
+pub fn redact_text<'a>(det: &Detector, s: &'a str) -> std::borrow::Cow<'a, str> {
+    redact_counted(det, s, &mut [0; 9])
+}
+
+/// [`redact_text`], counting detections by kind.
+fn redact_counted<'a>(det: &Detector, s: &'a str, counts: &mut [u64; 9]) -> std::borrow::Cow<'a, str> {
+    let spans = det.detect(s);
+    for sp in &spans {
+        counts[sp.kind.index()] += 1;
+    }
+    if spans.is_empty() {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(consentry_redact::redact(s, &spans))
+    }
 }
 
 /// The general consent rule for one batch (several parties, droppable parties, sparse answers): which rows stay,

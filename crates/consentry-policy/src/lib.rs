@@ -90,6 +90,10 @@ pub struct Purpose {
     pub key: String,
     /// A short human name.
     pub name: String,
+    /// One plain sentence on what the feature does, for the member's privacy centre (optional: older policies
+    /// have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     /// The categories this purpose may use; anything else never reaches its datasets.
     pub categories: Vec<String>,
     /// Whether a GPC signal withdraws this purpose (and wins over an earlier grant).
@@ -250,6 +254,18 @@ mod tests {
             assert!(j.min_age >= MIN_AGE_FLOOR);
         }
         assert_eq!(p.hash, blake3::hash(DEFAULT_POLICY.as_bytes()).to_hex().to_string());
+    }
+
+    #[test]
+    fn a_purpose_summary_is_optional() {
+        let p = Policy::default_policy();
+        assert!(p.purposes.iter().all(|p| p.summary.as_deref().is_some_and(|s| s.ends_with('.'))));
+        // A policy written before summaries existed is still valid, and says nothing.
+        let old: String =
+            DEFAULT_POLICY.lines().filter(|l| !l.starts_with("summary = ")).collect::<Vec<_>>().join("\n");
+        let p = Policy::from_toml("old.toml", &old).unwrap();
+        assert_eq!(p.purposes.len(), 3);
+        assert!(p.purposes.iter().all(|p| p.summary.is_none()));
     }
 
     #[test]

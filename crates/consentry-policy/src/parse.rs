@@ -52,6 +52,8 @@ fn personal_by_default() -> bool {
 #[serde(deny_unknown_fields)]
 struct RawPurpose {
     name: String,
+    #[serde(default)]
+    summary: Option<String>,
     categories: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     gpc_withdraws: bool,
@@ -292,6 +294,7 @@ fn build(raw: &RawPolicy, sink: &mut Sink<'_>, text: &str) -> Policy {
         purposes.push(Purpose {
             key: k.clone(),
             name: p.name.clone(),
+            summary: p.summary.clone(),
             categories: cats,
             gpc_withdraws: p.gpc_withdraws,
             notices,

@@ -2,7 +2,7 @@
 //! calls one use case on a blocking thread (the ledger's stores are synchronous) and renders the result; every
 //! rule lives in `consentry-app`. Every error is an RFC 9457 problem ([`problem`]).
 //!
-//! Routes: `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json` and a
+//! Routes: the web pages (`/`, `/privacy`, `/dashboard`, [`web`]), `/healthz`, `/readyz`, `/metrics` ([`metrics`]), the OpenAPI document at `/v1/openapi.json` and a
 //! page listing it at `/v1/docs` ([`openapi`]), the member's own data under `/v1/me/` (the member is the bearer
 //! token's subject; no URL names a member), and the auditor's evidence and audit runs ([`evidence`]). Cross-cutting layers: [`observe`] (metrics, one log line per request, rate limits with
 //! [`limits`]), body limit, timeout, panics as 500 problems, optional CORS.
@@ -18,7 +18,9 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod operator;
+pub mod privacy;
 pub mod problem;
+pub mod web;
 pub mod webhooks;
 pub mod websession;
 
@@ -104,7 +106,9 @@ fn routes(session: Arc<Session>) -> Router {
         .merge(evidence::routes())
         .merge(me::routes())
         .merge(operator::routes())
+        .merge(privacy::routes())
         .merge(websession::routes())
+        .merge(web::routes())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .with_state(session)
 }
@@ -286,6 +290,11 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Pro
     }
 }
 
+/// Whether a request carries the browser's Global Privacy Control signal, `Sec-GPC: 1`.
+pub(crate) fn sends_gpc(headers: &HeaderMap) -> bool {
+    headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1")
+}
+
 /// Grants or withdraws one purpose under the notice the member was shown; `Sec-GPC: 1` also records the signal.
 #[utoipa::path(put, path = "/v1/me/consents/{purpose}", tag = "member", security(("bearer" = [])),
     params(
@@ -315,7 +324,7 @@ async fn put_consent(
         json_body_problem(e, r#"a consent choice: send {"state": "granted"|"withdrawn", "notice_version": N}"#)
     })?;
     let idempotency_key = idempotency_key(&headers)?;
-    let gpc = headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1");
+    let gpc = sends_gpc(&headers);
     let choice = MemberChoice {
         member: me,
         purpose,
@@ -324,7 +333,8 @@ async fn put_consent(
             ConsentState::Withdrawn => Action::Withdraw,
         },
         notice_version: body.notice_version,
-        source: Source::Api,
+        // A choice made through the web session is the privacy centre's (`ui`); one with a bearer token, an app's.
+        source: if auth::bearer(&headers).is_ok() { Source::Api } else { Source::Ui },
         idempotency_key,
         gpc,
     };

@@ -150,6 +150,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(crate::evidence::EvidenceApi::openapi());
     doc.merge(crate::me::MeApi::openapi());
     doc.merge(crate::operator::OperatorApi::openapi());
+    doc.merge(crate::privacy::PrivacyApi::openapi());
     doc.merge(crate::websession::SessionApi::openapi());
     add_conventions(&mut doc);
     doc

@@ -19,7 +19,7 @@ const JOBS: &str = "train_ai_system.job_recommendations";
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
-    /// Anyone, no credential (health, readiness, the API description).
+    /// Anyone, no credential (health, readiness, the API description, the ledger's public key).
     Public,
     /// A member, for their own data.
     Own,
@@ -45,6 +45,9 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/me/history", Need::Own),
     ("GET", "/v1/me/receipts/{seq}", Need::Own),
     ("GET", "/v1/me/lineage", Need::Own),
+    ("GET", "/v1/me/data", Need::Own),
+    ("GET", "/v1/me/data-uses", Need::Own),
+    ("POST", "/v1/me/gpc", Need::Own),
     ("GET", "/v1/me/export", Need::Own),
     ("GET", "/v1/me/erasure", Need::Own),
     ("POST", "/v1/me/erasure", Need::Own),
@@ -71,7 +74,7 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/log/checkpoint", Need::Evidence),
     ("GET", "/v1/log/checkpoints", Need::Evidence),
     ("GET", "/v1/log/checkpoints/{size}", Need::Evidence),
-    ("GET", "/v1/log/public-key", Need::Evidence),
+    ("GET", "/v1/log/public-key", Need::Public),
     ("GET", "/v1/log/proofs/inclusion", Need::Evidence),
     ("GET", "/v1/log/proofs/consistency", Need::Evidence),
     ("GET", "/v1/log/receipts/{seq}", Need::Evidence),
@@ -212,6 +215,9 @@ impl Fixture {
         }
         if !body.is_empty() {
             headers.push(("Content-Type", "application/json"));
+        }
+        if (method, template) == ("POST", "/v1/me/gpc") {
+            headers.push(("Sec-GPC", "1"));
         }
         request(self.server.addr, method, &path, &headers, body.as_bytes())
     }

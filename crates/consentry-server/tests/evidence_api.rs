@@ -176,7 +176,6 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
         "/v1/log/checkpoint",
         "/v1/log/checkpoints",
         "/v1/log/checkpoints/154",
-        "/v1/log/public-key",
         "/v1/log/proofs/inclusion?seq=1",
         "/v1/log/proofs/consistency?from=1",
         "/v1/log/receipts/1",
@@ -188,6 +187,11 @@ fn members_are_refused_auditors_read_evidence_only_operators_do_both() {
         assert_eq!(s.get(path, &operator).status, 200, "operator on {path}");
         problem(&request(s.addr, "GET", path, &[], b""), 401, "unauthenticated");
     }
+    // The public key is public: a member's browser checks their receipts with it.
+    for who in [&member, &auditor, &operator] {
+        assert_eq!(s.get("/v1/log/public-key", who).status, 200);
+    }
+    assert_eq!(request(s.addr, "GET", "/v1/log/public-key", &[], b"").status, 200);
     // Audit runs are the operator's: a member or an auditor key neither runs one nor reads them.
     for token in [&member, &auditor] {
         problem(&s.post("/v1/audits", token, &[], ""), 403, "forbidden");

@@ -326,8 +326,12 @@ fn a_cookie_reads_freely_and_writes_only_with_its_csrf_token() {
     let r = with_cookie(&s, "PUT", &path, &cookie, &[("X-CSRF-Token", &csrf)], GRANT);
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["event"]["member_id"], A);
+    // A choice made in the privacy centre (the cookie) is recorded as the UI's; one with a bearer token, an app's.
+    assert_eq!(r.json()["event"]["source"], "ui");
     // A bearer request needs no CSRF token, and a bearer header wins over a cookie.
-    assert_eq!(s.choose(&s.token(A), JOBS, "withdrawn", 1, &[]).status, 201);
+    let r = s.choose(&s.token(A), JOBS, "withdrawn", 1, &[]);
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["event"]["source"], "api");
     let both = format!("consentry_session={cookie}");
     let r = request(s.addr, "GET", "/v1/me/consents", &[("Cookie", &both), ("Authorization", "Bearer garbage")], b"");
     problem(&r, 401, "unauthenticated");

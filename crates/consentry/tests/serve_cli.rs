@@ -21,6 +21,15 @@ fn serve_answers_a_member_with_a_token_from_the_cli_and_stops_on_sigterm() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("not in the ledger"), "{}", text(&refused.stderr));
 
+    // A sign-in link carries the token in its fragment (never sent to a server); a link without a scheme is refused.
+    let link =
+        ok(&consentry(&data, &["token", "--member", "5", "--link", "http://127.0.0.1:8080/"])).trim().to_string();
+    let linked = link.strip_prefix("http://127.0.0.1:8080/privacy#token=").unwrap_or_else(|| panic!("{link}"));
+    assert!(linked.contains('.') && !linked.contains(char::is_whitespace), "{link}");
+    let refused = consentry(&data, &["token", "--member", "5", "--link", "127.0.0.1:8080"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("with its scheme"), "{}", text(&refused.stderr));
+
     let (child, addr) = serve(&data);
 
     let r = request(addr, "GET", "/v1/me/consents", &[("Authorization", &format!("Bearer {token}"))], b"");
