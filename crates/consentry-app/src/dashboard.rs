@@ -55,8 +55,8 @@ pub struct DatasetOverview {
     pub rows_out: Option<u64>,
     /// Rows excluded, over every reason.
     pub rows_excluded: Option<u64>,
-    /// Rows excluded by reason (the gate's reason keys, e.g. `not_granted`, `minor`); empty unless verified.
-    pub excluded: BTreeMap<String, u64>,
+    /// Rows excluded by reason (the gate's reason keys, e.g. `no_grant`, `minor`); empty unless verified.
+    pub excluded_by_reason: BTreeMap<String, u64>,
 }
 
 /// How long an open request has waited.
@@ -174,8 +174,8 @@ pub struct WebhookHealth {
     pub host: String,
     /// The event types it takes; none: all.
     pub events: Option<Vec<String>>,
-    /// The last outbox id it acknowledged (0: none yet).
-    pub last_delivered_id: u64,
+    /// Its cursor: the last outbox id it acknowledged (0: none yet); an id, not a count (see `OutboxLag::delivered`).
+    pub delivered: u64,
     /// The newest outbox id.
     pub outbox_last: u64,
     /// Outbox rows past its cursor (rows it filters out count until its cursor passes them).
@@ -361,7 +361,7 @@ impl Session {
                     name: h.name.clone(),
                     host: url_host(&h.url),
                     events: h.events.clone(),
-                    last_delivered_id: l.delivered,
+                    delivered: l.delivered,
                     outbox_last,
                     behind: l.behind,
                     waiting_since,
@@ -387,7 +387,7 @@ fn overview(dir: &std::path::Path, d: DatasetRecord) -> DatasetOverview {
         rows_in: None,
         rows_out: None,
         rows_excluded: None,
-        excluded: BTreeMap::new(),
+        excluded_by_reason: BTreeMap::new(),
     };
     let bytes = match consentry_gate::fsguard::read_inside(dir, MANIFEST_FILE) {
         Ok(b) => b,
@@ -404,7 +404,7 @@ fn overview(dir: &std::path::Path, d: DatasetRecord) -> DatasetOverview {
             o.rows_in = Some(m.rows_in);
             o.rows_out = Some(m.rows_out);
             o.rows_excluded = Some(m.excluded.values().sum());
-            o.excluded = m.excluded;
+            o.excluded_by_reason = m.excluded;
         }
         Ok(_) => {
             o.manifest = ManifestState::Altered;

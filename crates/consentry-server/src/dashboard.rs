@@ -149,7 +149,7 @@ pub async fn exclusions_svg(State(session): State<Shared>, _op: Operator) -> Res
             };
             StackedBar {
                 label: format!("{} · {}", d.purpose, short(&d.id)),
-                parts: d.excluded.into_iter().collect(),
+                parts: d.excluded_by_reason.into_iter().collect(),
                 note,
             }
         })

@@ -69,7 +69,7 @@ fn datasets_list_members_rows_and_exclusions_by_reason_from_the_registered_manif
     assert_eq!(d["purpose"], "train_ai_system.job_recommendations", "{d}");
     assert_eq!(d["manifest"], "verified", "{d}");
     assert!(d["members"].as_u64().unwrap() > 0);
-    let excluded = d["excluded"].as_object().unwrap();
+    let excluded = d["excluded_by_reason"].as_object().unwrap();
     assert!(!excluded.is_empty(), "the fixture's gate left rows out: {d}");
     let sum: u64 = excluded.values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(d["rows_excluded"].as_u64(), Some(sum));
@@ -91,7 +91,7 @@ fn datasets_list_members_rows_and_exclusions_by_reason_from_the_registered_manif
     let d = after["datasets"].as_array().unwrap().iter().find(|x| x["id"] == d["id"]).unwrap().clone();
     assert_eq!(d["manifest"], "altered", "{d}");
     assert!(d["manifest_problem"].as_str().unwrap().contains("changed after the gate registered it"), "{d}");
-    assert!(d["excluded"].as_object().unwrap().is_empty() && d["rows_excluded"].is_null(), "{d}");
+    assert!(d["excluded_by_reason"].as_object().unwrap().is_empty() && d["rows_excluded"].is_null(), "{d}");
     std::fs::remove_file(&manifest).unwrap();
     let gone = ok(&s.get("/v1/datasets", &op));
     assert_eq!(gone["datasets"][0]["manifest"], "missing", "{gone}");
@@ -221,7 +221,7 @@ fn webhooks_report_their_host_lag_and_wait_but_never_their_url_path() {
     let after = ok(&s.get("/v1/webhooks", &op));
     let h = &after["webhooks"][0];
     assert!(h["behind"].as_u64().unwrap() > before, "{after}");
-    assert_eq!(h["last_delivered_id"], 0);
+    assert_eq!(h["delivered"], 0);
     assert_eq!(h["outbox_last"], h["behind"]);
     assert!(h["waiting_since"].is_i64() && h["waiting_seconds"].as_i64().unwrap() >= 0, "{after}");
 
