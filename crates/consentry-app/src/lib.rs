@@ -10,6 +10,7 @@ pub mod audit;
 pub mod audit_runs;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod datadir;
 pub mod demo;
 pub mod erasure;

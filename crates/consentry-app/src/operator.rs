@@ -113,15 +113,17 @@ impl Session {
                 "to ({to}) is after the present ({now}): consent is never evaluated in the future"
             )));
         }
-        let points = (to - from) / step + 1;
-        if points as u64 > MAX_COVERAGE_POINTS {
+        // In i128: `to - from` of two i64 times overflows i64 at the extremes.
+        let points = (i128::from(to) - i128::from(from)) / i128::from(step) + 1;
+        if points > i128::from(MAX_COVERAGE_POINTS) {
             return Err(AppError::bad_input(format!(
                 "{points} instants asked for; at most {MAX_COVERAGE_POINTS}: widen step or narrow from..to"
             )));
         }
         let mut out = Vec::with_capacity(points as usize);
         for i in 0..points {
-            let at = from + i * step;
+            // from ≤ at ≤ to, so it fits an i64.
+            let at = (i128::from(from) + i * i128::from(step)) as i64;
             let resolved = resolve(ledger.store(), At::Time(at), now)?;
             let snaps = ledger.snapshots(&purposes, resolved.position, at)?;
             let mut cells = Vec::new();

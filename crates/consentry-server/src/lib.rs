@@ -8,6 +8,8 @@
 //! [`limits`]), body limit, timeout, panics as 500 problems, optional CORS.
 
 pub mod auth;
+pub mod charts;
+pub mod dashboard;
 mod events;
 pub mod evidence;
 pub mod limits;
@@ -99,6 +101,7 @@ fn routes(session: Arc<Session>) -> Router {
         .route("/v1/me/history", get(my_history))
         .route("/v1/me/receipts/{seq}", get(my_receipt))
         .route("/v1/me/lineage", get(my_lineage))
+        .merge(dashboard::routes())
         .merge(events::routes())
         .merge(evidence::routes())
         .merge(me::routes())

@@ -145,6 +145,7 @@ pub struct ServiceApi;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ServiceApi::openapi();
     // One line per route module.
+    doc.merge(crate::dashboard::DashboardApi::openapi());
     doc.merge(crate::events::EventsApi::openapi());
     doc.merge(crate::evidence::EvidenceApi::openapi());
     doc.merge(crate::me::MeApi::openapi());

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, ok, problem, request};
+use common::{Server, member_in_live_model, ok, problem, request};
 use consentry_app::keys::Role;
 use consentry_app::{DataDir, ErrorKind, Session};
 use consentry_policy::Action;
@@ -37,17 +37,6 @@ fn call(s: &Server, method: &str, path: &str, token: &str, body: &str) -> common
         headers.push(("Content-Type", "application/json"));
     }
     request(s.addr, method, path, &headers, body.as_bytes())
-}
-
-/// A member whose data is in a live model of the fixture.
-fn member_in_live_model(s: &Server) -> u64 {
-    (1..=200)
-        .find(|m| {
-            s.session
-                .member_lineage(*m)
-                .is_ok_and(|l| l.models.iter().any(|x| x.status.to_string() == "live" && x.removed_at.is_none()))
-        })
-        .expect("the fixture has a live model with members")
 }
 
 fn current_notice(s: &Server, purpose: &str) -> u64 {

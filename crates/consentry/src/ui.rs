@@ -183,18 +183,7 @@ pub fn align_numbers(t: &mut Table) {
     }
 }
 
-/// 1234567 → "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use consentry_app::dashboard::thousands;
 
 /// `part / whole` as a percentage with one decimal.
 pub fn percent(part: u64, whole: u64) -> String {

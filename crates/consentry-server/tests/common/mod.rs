@@ -151,3 +151,14 @@ pub fn ok(r: &Response) -> Value {
     assert!((200..300).contains(&r.status), "{} {}", r.status, String::from_utf8_lossy(&r.body));
     r.json()
 }
+
+/// A member whose data is in a live model of the fixture.
+pub fn member_in_live_model(s: &Server) -> u64 {
+    (1..=200)
+        .find(|m| {
+            s.session
+                .member_lineage(*m)
+                .is_ok_and(|l| l.models.iter().any(|x| x.status.to_string() == "live" && x.removed_at.is_none()))
+        })
+        .expect("the fixture has a live model with members")
+}
