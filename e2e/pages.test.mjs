@@ -101,7 +101,7 @@ scenario('[needs pages] (8) 360 px wide: no horizontal scroll on any page or sta
 });
 
 /**
- * The bytes a cold load transfers (headers + bodies, as Chromium counts them), without the API's JSON (/v1/...);
+ * The bytes a cold load transfers (headers + bodies, as Chromium counts them), without the API's JSON responses;
  * `then`, if given, runs afterwards in the same page and is measured as a second row (cumulative).
  */
 async function coldLoad(h, path, signIn, then) {
@@ -112,7 +112,9 @@ async function coldLoad(h, path, signIn, then) {
   await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
   const urls = new Map();
   const rows = [];
-  cdp.on('Network.responseReceived', (e) => urls.set(e.requestId, { url: e.response.url, type: e.type }));
+  cdp.on('Network.responseReceived', (e) =>
+    urls.set(e.requestId, { url: e.response.url, type: e.type, json: /json/.test(e.response.mimeType) }),
+  );
   cdp.on('Network.loadingFinished', (e) => {
     const r = urls.get(e.requestId);
     if (r) rows.push({ ...r, bytes: e.encodedDataLength });
@@ -120,8 +122,9 @@ async function coldLoad(h, path, signIn, then) {
   const measure = async (label) => {
     await page.waitForLoadState('networkidle');
     await settle(page);
-    const own = rows.filter((r) => !r.url.startsWith('data:') && !new URL(r.url).pathname.startsWith('/v1/'));
-    const api = rows.filter((r) => r.url.startsWith(h.base) && new URL(r.url).pathname.startsWith('/v1/'));
+    // The API's JSON is the member's or operator's data, not the page; the charts the service draws (SVG) count.
+    const own = rows.filter((r) => !r.url.startsWith('data:') && !r.json);
+    const api = rows.filter((r) => r.json);
     const sum = (rs) => rs.reduce((a, r) => a + r.bytes, 0);
     return {
       path: label,
