@@ -25,34 +25,32 @@ async function walk(h, check, { shotOnFail = false } = {}) {
       if (shotOnFail) await h.shots(page, state).catch(() => {}); // the state as far as it got
     }
   };
-  await step('landing', () => h.goto(page, '/'));
-  await step('privacy-signed-out', async () => {
-    await h.goto(page, '/privacy');
-    await page.locator('form#sign-in').waitFor({ state: 'visible' });
-  });
-  await step('privacy-signed-in', async () => {
-    await h.signInMember(page, GRANTED);
-    await page.locator('table#history tr[data-seq]').first().waitFor({ state: 'visible' });
-  });
-  await step('privacy-erase-dialog', async () => {
-    await page.locator('button#erase').click();
-    await page.locator('dialog#erase-dialog[open]').waitFor({ state: 'visible' });
-  });
-  await page
-    .locator('button#erase-cancel')
-    .click({ timeout: 3_000 })
-    .catch(() => {});
-  // What a member who never chose anything sees first.
-  await step('privacy-first-visit', () => h.signInMember(page, NEVER_CHOSE));
-  await step('dashboard-signed-out', async () => {
-    await h.goto(page, '/dashboard');
-    await page.locator('form#key-sign-in').waitFor({ state: 'visible' });
-  });
-  await step('dashboard-signed-in', async () => {
-    await h.signInOperator(page, key);
-    await page.locator('#coverage svg').first().waitFor({ state: 'visible' });
-  });
+  const visible = (selector) => page.locator(selector).first().waitFor({ state: 'visible' });
+  /** Each state: its name, how to reach it from the one before, and what shows it is there. */
+  const states = [
+    ['landing', () => h.goto(page, '/'), 'body'],
+    ['privacy-signed-out', () => h.goto(page, '/privacy'), 'form#sign-in'],
+    ['privacy-signed-in', () => h.signInMember(page, GRANTED), 'table#history tr[data-seq]'],
+    ['privacy-erase-dialog', () => page.locator('button#erase').click(), 'dialog#erase-dialog[open]'],
+    // What a member who never chose anything sees first (the erase dialog cancelled on the way).
+    ['privacy-first-visit', () => cancelThenSignIn(h, page, NEVER_CHOSE), 'section.feature-card'],
+    ['dashboard-signed-out', () => h.goto(page, '/dashboard'), 'form#key-sign-in'],
+    ['dashboard-signed-in', () => h.signInOperator(page, key), '#coverage svg'],
+  ];
+  for (const [state, reach, shown] of states) {
+    await step(state, async () => {
+      await reach();
+      await visible(shown);
+    });
+  }
   return problems;
+}
+
+/** Cancels the erase dialog if it is open, then signs `member` in. */
+async function cancelThenSignIn(h, page, member) {
+  const cancel = page.locator('button#erase-cancel');
+  if (await cancel.isVisible()) await cancel.click();
+  await h.signInMember(page, member);
 }
 
 scenario(
