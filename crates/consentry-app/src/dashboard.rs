@@ -122,7 +122,7 @@ pub struct ModelQueue {
 }
 
 /// `GET /v1/unlearning/summary`: the queue and deadline compliance in one answer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlearningSummary {
     /// The instant the figures are for (Unix seconds).
@@ -136,7 +136,16 @@ pub struct UnlearningSummary {
     pub oldest_open: Option<OldestOpen>,
     /// Per model version with any request, by purpose, then version.
     pub models: Vec<ModelQueue>,
+    /// Withdrawals the unlearning worker has not read yet that hit a live model: the requests its next pass opens,
+    /// with the deadlines it will give them (at most [`MAX_AWAITING_SHOWN`], oldest first).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub awaiting_intake: Vec<consentry_lineage::UnlearningRequest>,
+    /// How many there are in all.
+    pub awaiting_intake_total: usize,
 }
+
+/// The most requests awaiting intake the summary lists.
+pub const MAX_AWAITING_SHOWN: usize = 200;
 
 /// One purpose's coverage at one instant (summed over the jurisdictions asked for).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -287,6 +296,8 @@ pub fn summarise_unlearning(
         compliance: compliance(requests),
         oldest_open,
         models: per_model,
+        awaiting_intake: Vec::new(),
+        awaiting_intake_total: 0,
     }
 }
 
@@ -312,7 +323,13 @@ impl Session {
     pub fn unlearning_summary(&self, now: i64) -> Result<UnlearningSummary> {
         let requests = self.unlearning_queue(true, now)?;
         let models = self.registry()?.models(None, None)?;
-        Ok(summarise_unlearning(&requests, &models, now, crate::unlearn::UnlearnOptions::service().deadline_secs))
+        let service = crate::unlearn::UnlearnOptions::service();
+        let mut summary = summarise_unlearning(&requests, &models, now, service.deadline_secs);
+        let mut awaiting = consentry_lineage::worker::awaiting_intake(self.registry()?, &service.worker()?)?;
+        summary.awaiting_intake_total = awaiting.len();
+        awaiting.truncate(MAX_AWAITING_SHOWN);
+        summary.awaiting_intake = awaiting;
+        Ok(summary)
     }
 
     /// Coverage as one series per purpose: each instant's members and allowed members summed over the

@@ -32,7 +32,7 @@ impl UnlearnOptions {
     }
 
     /// The worker's options, after checking the values.
-    fn worker(&self) -> Result<WorkerOptions> {
+    pub(crate) fn worker(&self) -> Result<WorkerOptions> {
         if self.deadline_secs < 0 || self.batch_window_secs < 0 {
             return Err(AppError::bad_input("--deadline and --batch-window are seconds, 0 or more"));
         }

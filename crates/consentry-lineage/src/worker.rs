@@ -16,7 +16,7 @@ use crate::registry::{
 };
 use crate::{LineageError, Registry};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
-use consentry_ledger::Ledger;
+use consentry_ledger::{Event, Ledger};
 use consentry_policy::Action;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -174,22 +174,16 @@ fn holds(model: &ModelRecord, bitmaps: &[RoaringTreemap], member: u64) -> bool {
     model.shard_function.shard_of(member).and_then(|s| bitmaps.get(s as usize)).is_some_and(|b| b.contains(member))
 }
 
-/// Reads the ledger past the cursor and records one request per (withdrawal, live model containing the
-/// member), advancing the cursor in the same transaction.
-fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Result<(), LineageError> {
-    let store = reg.store();
-    let len = store.len()?;
-    let cursor = reg.cursor(&opts.cursor)?;
-    report.cursor_from = cursor;
-    report.cursor_to = cursor;
-    if cursor > len {
-        return Err(LineageError::CursorAhead { name: opts.cursor.clone(), cursor, ledger: len });
-    }
-    if cursor == len {
-        return Ok(());
-    }
+/// The withdrawals at ledger positions `from + 1 ..= to` and the request each opens per live model containing the
+/// member (what intake records; read only).
+fn requests_between(
+    reg: &Registry,
+    from: u64,
+    to: u64,
+    deadline_secs: i64,
+) -> Result<(Vec<Event>, Vec<UnlearningRequest>), LineageError> {
     let mut withdrawals = Vec::new();
-    store.scan(cursor + 1, len, &mut |s| {
+    reg.store().scan(from + 1, to, &mut |s| {
         if s.event.body.action == Action::Withdraw {
             withdrawals.push(s.event);
         }
@@ -207,11 +201,40 @@ fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Re
                     e.seq,
                     &m.id,
                     e.body.event_time,
-                    opts.deadline_secs,
+                    deadline_secs,
                 ));
             }
         }
     }
+    Ok((withdrawals, requests))
+}
+
+/// The requests the next intake will open: withdrawals past the cursor that hit a live model, with the deadlines
+/// intake will give them. Writes nothing, so a dashboard shows a withdrawal in the queue the moment it is made.
+pub fn awaiting_intake(reg: &Registry, opts: &WorkerOptions) -> Result<Vec<UnlearningRequest>, LineageError> {
+    let len = reg.store().len()?;
+    let cursor = reg.cursor(&opts.cursor)?;
+    if cursor >= len {
+        return Ok(Vec::new());
+    }
+    Ok(requests_between(reg, cursor, len, opts.deadline_secs)?.1)
+}
+
+/// Reads the ledger past the cursor and records one request per (withdrawal, live model containing the
+/// member), advancing the cursor in the same transaction.
+fn intake(reg: &Registry, opts: &WorkerOptions, report: &mut WorkerReport) -> Result<(), LineageError> {
+    let store = reg.store();
+    let len = store.len()?;
+    let cursor = reg.cursor(&opts.cursor)?;
+    report.cursor_from = cursor;
+    report.cursor_to = cursor;
+    if cursor > len {
+        return Err(LineageError::CursorAhead { name: opts.cursor.clone(), cursor, ledger: len });
+    }
+    if cursor == len {
+        return Ok(());
+    }
+    let (withdrawals, requests) = requests_between(reg, cursor, len, opts.deadline_secs)?;
     let name = opts.cursor.clone();
     let opened = reg.conn().transaction(true, |db| {
         let now_at = get_cursor(db, &name)?;

@@ -185,28 +185,33 @@ function causeText(cause) {
 }
 
 function unlearning(queue, summary) {
-  const open = (queue.requests || []).filter((r) => !(r.request || r).completed_at);
-  const body = $('unlearning-queue').tBodies[0];
-  fill(body, open.length ? open.map((q) => {
-    const r = q.request || q;
-    return el('tr', { 'data-model': r.model, 'data-member': r.member },
-      el('td', {}, short(r.model)),
-      el('td', {}, board.names[r.purpose] || r.purpose),
-      el('td', {}, timeEl(r.requested_at)),
-      el('td', {}, timeEl(r.deadline)),
-      el('td', {}, el('span', { class: `tag ${q.overdue ? 'overdue' : 'warn'}` }, q.overdue ? 'overdue' : 'queued')));
-  }) : el('tr', {}, el('td', { colspan: 5 }, 'The queue is empty: every withdrawal has been unlearned.')));
   const s = summary || {};
-  const parts = [`${num(queue.open ?? open.length)} open, ${num(queue.overdue ?? 0)} overdue.`];
+  const open = (queue.requests || []).filter((q) => !(q.request || q).completed_at);
+  const awaiting = s.awaiting_intake || [];
+  const row = (r, state, tag) => el('tr', { 'data-model': r.model, 'data-member': r.member, 'data-state': state },
+    el('td', {}, short(r.model)),
+    el('td', {}, board.names[r.purpose] || r.purpose),
+    el('td', {}, timeEl(r.requested_at)),
+    el('td', {}, timeEl(r.deadline)),
+    el('td', {}, el('span', { class: `tag ${tag}` }, state)));
+  const rows = [
+    ...open.map((q) => row(q.request || q, q.overdue ? 'overdue' : 'queued', q.overdue ? 'overdue' : 'warn')),
+    ...awaiting.map((r) => row(r, 'awaiting the next pass', r.deadline < s.now ? 'overdue' : 'warn')),
+  ];
+  fill($('unlearning-queue').tBodies[0], rows.length ? rows
+    : el('tr', {}, el('td', { colspan: 5 }, 'The queue is empty: every withdrawal has been unlearned.')));
+  const total = s.awaiting_intake_total || 0;
+  const parts = [`${num(open.length)} open request${open.length === 1 ? '' : 's'}, ${num(queue.overdue ?? 0)} overdue`];
+  parts.push(total ? `; ${num(total)} new withdrawal${total === 1 ? '' : 's'} from models in use wait for the next unlearning pass.` : '.');
+  const done = (s.completed_on_time || 0) + (s.completed_late || 0);
   if (s.completed_on_time !== undefined) {
-    const done = (s.completed_on_time || 0) + (s.completed_late || 0);
     parts.push(done ? ` ${num(s.completed_on_time)} of ${num(done)} removals met their deadline` : ' No removal has been needed yet.');
     if (done && s.median_seconds !== undefined && s.median_seconds !== null) {
       parts.push(`; median ${duration(s.median_seconds)}, 95th percentile ${duration(s.p95_seconds ?? s.median_seconds)} from withdrawal to removal.`);
     }
   }
   fill($('unlearning-compliance'), parts.join(''));
-  return { open: queue.open ?? open.length, overdue: queue.overdue ?? 0, summary: s };
+  return { open: open.length + total, overdue: queue.overdue ?? 0, summary: s };
 }
 
 function audit(out) {

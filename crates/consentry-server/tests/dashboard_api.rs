@@ -230,3 +230,44 @@ fn webhooks_report_their_host_lag_and_wait_but_never_their_url_path() {
     let none = ok(&plain.get("/v1/webhooks", &plain.api_key(Role::Operator)));
     assert_eq!(none["webhooks"], Value::Array(vec![]));
 }
+
+#[test]
+fn a_plain_withdrawal_shows_in_the_queue_at_once_as_awaiting_the_next_pass() {
+    let s = Server::start();
+    let op = s.api_key(Role::Operator);
+    assert_eq!(ok(&s.get("/v1/unlearning/summary", &op))["awaiting_intake_total"], 0);
+    // A member in a live model withdraws (no erasure, no worker pass yet): the next pass's request is listed with
+    // the deadline it will get, and the member reads "removal pending", not "in use".
+    let m = member_in_live_model(&s);
+    let lineage = s.session.member_lineage(m).unwrap();
+    let purpose = lineage.models.iter().find(|x| x.status.to_string() == "live").unwrap().purpose.clone();
+    let token = s.token(m);
+    let notice = ok(&s.get("/v1/me/consents", &token))["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["purpose"] == purpose.as_str())
+        .unwrap()["notice"]["version"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(s.choose(&token, &purpose, "withdrawn", notice as u32, &[]).status, 201);
+    let waiting = ok(&s.get("/v1/unlearning/summary", &op));
+    assert_eq!(waiting["awaiting_intake_total"], 1, "{waiting}");
+    let request = &waiting["awaiting_intake"][0];
+    assert_eq!((request["member"].as_u64(), request["purpose"].as_str()), (Some(m), Some(purpose.as_str())));
+    let deadline = request["deadline"].as_i64().unwrap();
+    assert_eq!(
+        deadline - request["requested_at"].as_i64().unwrap(),
+        waiting["service_deadline_seconds"].as_i64().unwrap()
+    );
+    let uses = ok(&s.get("/v1/me/data-uses", &token));
+    let mine = uses["items"].as_array().unwrap().iter().find(|i| i["purpose"] == purpose.as_str()).unwrap();
+    assert_eq!(
+        (mine["status"].as_str(), mine["deadline"].as_i64()),
+        (Some("removal_pending"), Some(deadline)),
+        "{uses}"
+    );
+    // The pass takes it in (and retrains): nothing awaits any more.
+    ok(&s.post("/v1/jobs/unlearn", &op, &[], ""));
+    assert_eq!(ok(&s.get("/v1/unlearning/summary", &op))["awaiting_intake_total"], 0);
+}
