@@ -1,5 +1,5 @@
 // Deceptive-design and keyboard checks of the privacy centre (EDPB Guidelines 03/2022; GDPR Art. 7(3): withdrawing as
-// easy as granting), and keyboard use of both pages. [needs pages]
+// easy as granting), and keyboard use of both pages.
 
 import assert from 'node:assert/strict';
 import { GRANTED, NEVER_CHOSE, card, choice, eventually, historySeqs, scenario } from './harness.mjs';
@@ -88,7 +88,7 @@ async function clickChoice(page, purpose, which) {
 }
 
 scenario(
-  '[needs pages] (6) deceptive design: equal grant/withdraw buttons, nothing pre-selected, one click each way, no confirmation only on withdrawal',
+  '(6) deceptive design: equal grant/withdraw buttons, nothing pre-selected, one click each way, no confirmation only on withdrawal',
   async (h) => {
     const page = await h.page();
     const token = await h.signInMember(page, NEVER_CHOSE);
@@ -251,7 +251,7 @@ async function tabWalk(page, label) {
 }
 
 scenario(
-  '[needs pages] (7) keyboard: Tab reaches every control in order with visible focus; Enter and Space activate the choice buttons',
+  '(7) keyboard: Tab reaches every control in order with visible focus; Enter and Space activate the choice buttons',
   async (h) => {
     const problems = [];
     const page = await h.page();

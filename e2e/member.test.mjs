@@ -1,6 +1,6 @@
 // The member's privacy centre (/privacy) in a real browser: sign-in, one-click withdrawal, history and receipts
 // verified in the page, "where my data went" after the unlearning run, Global Privacy Control, and that editing a URL
-// never reaches another member's data. Scenarios marked [needs pages] fail (saying so) until the lead's pages exist.
+// never reaches another member's data.
 
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ async function expectAttr(locator, name, value, what) {
 }
 
 scenario(
-  '[needs pages] (1) a member signs in by link, withdraws with one click, sees the new history row, downloads the receipt and sees it verified; a tampered receipt is not verified',
+  '(1) a member signs in by link, withdraws with one click, sees the new history row, downloads the receipt and sees it verified; a tampered receipt is not verified',
   async (h) => {
     const page = await h.page();
     const token = await h.signInMember(page, GRANTED);
@@ -99,7 +99,7 @@ scenario(
   },
 );
 
-scenario('[needs pages] (1b) a member signs in with form#sign-in ("Your sign-in token") and signs out', async (h) => {
+scenario('(1b) a member signs in with form#sign-in ("Your sign-in token") and signs out', async (h) => {
   const page = await h.page();
   await h.signInMember(page, GRANTED, { via: 'form' });
   assert.ok((await page.locator('section.feature-card').count()) >= 3, 'one card per purpose of the policy (3)');
@@ -133,51 +133,48 @@ async function whereItem(page, model) {
   return items.nth(i);
 }
 
-scenario(
-  '[needs pages] (2) after the unlearning run, "where my data went" (#where) shows the removal from the model',
-  async (h) => {
-    const page = await h.page();
-    const token = await h.signInMember(page, GRANTED);
-    const lineage = await h.api('GET', '/v1/me/lineage', { auth: token });
-    const model = lineage.json.models.find((m) => m.purpose === JOBS && m.status === 'live');
-    assert.ok(model, `member ${GRANTED} is in a live ${JOBS} model`);
-    await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
-    const before = await textOf(await whereItem(page, model.model));
-    console.log(`#where before: ${before}`);
+scenario('(2) after the unlearning run, "where my data went" (#where) shows the removal from the model', async (h) => {
+  const page = await h.page();
+  const token = await h.signInMember(page, GRANTED);
+  const lineage = await h.api('GET', '/v1/me/lineage', { auth: token });
+  const model = lineage.json.models.find((m) => m.purpose === JOBS && m.status === 'live');
+  assert.ok(model, `member ${GRANTED} is in a live ${JOBS} model`);
+  await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
+  const before = await textOf(await whereItem(page, model.model));
+  console.log(`#where before: ${before}`);
 
-    await choice(page, JOBS, 'withdraw').click();
-    await expectAttr(choice(page, JOBS, 'withdraw'), 'aria-pressed', 'true', `${JOBS} "Don't allow"`);
-    // Withdrawn but not yet unlearned: the entry changes, and does not yet claim the removal.
-    await h.goto(page, '/privacy');
-    await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
-    const pending = await textOf(await whereItem(page, model.model));
-    console.log(`#where after the withdrawal, before the unlearning run: ${pending}`);
-    assert.notEqual(pending, before, "the model's entry in #where changes when the member withdraws");
-    assert.doesNotMatch(pending, /^removed\b/i, 'before the unlearning run the entry does not say the data was removed');
+  await choice(page, JOBS, 'withdraw').click();
+  await expectAttr(choice(page, JOBS, 'withdraw'), 'aria-pressed', 'true', `${JOBS} "Don't allow"`);
+  // Withdrawn but not yet unlearned: the entry changes, and does not yet claim the removal.
+  await h.goto(page, '/privacy');
+  await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
+  const pending = await textOf(await whereItem(page, model.model));
+  console.log(`#where after the withdrawal, before the unlearning run: ${pending}`);
+  assert.notEqual(pending, before, "the model's entry in #where changes when the member withdraws");
+  assert.doesNotMatch(pending, /^removed\b/i, 'before the unlearning run the entry does not say the data was removed');
 
-    const run = await h.api('POST', '/v1/jobs/unlearn', { auth: h.operatorKey() });
-    assert.equal(run.status, 200, run.text);
-    assert.ok(
-      run.json.retrains.some((r) => r.old_model === model.model && r.members.includes(GRANTED)),
-      `the unlearning run retrained ${model.model} without member ${GRANTED}: ${run.text}`,
-    );
+  const run = await h.api('POST', '/v1/jobs/unlearn', { auth: h.operatorKey() });
+  assert.equal(run.status, 200, run.text);
+  assert.ok(
+    run.json.retrains.some((r) => r.old_model === model.model && r.members.includes(GRANTED)),
+    `the unlearning run retrained ${model.model} without member ${GRANTED}: ${run.text}`,
+  );
 
-    await h.goto(page, '/privacy');
-    await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
-    const item = await whereItem(page, model.model);
-    const after = await textOf(item);
-    console.log(`#where after the unlearning run: ${after}`);
-    assert.notEqual(after, before, "the model's entry in #where changed after the unlearning run");
-    assert.match(after, /removed/i, "the entry says the member's data was removed");
-    const loss = page.locator('#privacy-loss');
-    await loss.waitFor({ state: 'visible' });
-    assert.ok((await textOf(loss)).length > 20, '#privacy-loss explains the privacy loss in a sentence');
-    await h.shots(page, 'privacy-after-unlearning');
-  },
-);
+  await h.goto(page, '/privacy');
+  await page.locator('#where li[data-model]').first().waitFor({ state: 'visible' });
+  const item = await whereItem(page, model.model);
+  const after = await textOf(item);
+  console.log(`#where after the unlearning run: ${after}`);
+  assert.notEqual(after, before, "the model's entry in #where changed after the unlearning run");
+  assert.match(after, /removed/i, "the entry says the member's data was removed");
+  const loss = page.locator('#privacy-loss');
+  await loss.waitFor({ state: 'visible' });
+  assert.ok((await textOf(loss)).length > 20, '#privacy-loss explains the privacy loss in a sentence');
+  await h.shots(page, 'privacy-after-unlearning');
+});
 
 scenario(
-  '[needs pages] (3) Global Privacy Control sent by the browser shows #gpc-banner and the GPC reason on the affected cards',
+  '(3) Global Privacy Control sent by the browser shows #gpc-banner and the GPC reason on the affected cards',
   async (h) => {
     // The affected cards: purposes whose policy lets GPC withdraw them and that the member's data is used for now
     // (a GPC signal withdraws what is in use; a feature never allowed stays "you have not agreed").
@@ -247,7 +244,7 @@ function leaks(text, marks) {
 }
 
 scenario(
-  "(5) a member cannot reach another member's data by editing a URL (API with the session cookie; the pages [needs pages])",
+  "(5) a member cannot reach another member's data by editing a URL (the API with the session cookie, and the pages)",
   async (h) => {
     const context = await h.context();
     const token = h.token(GRANTED);

@@ -1,5 +1,5 @@
 // The operator dashboard (/dashboard) in a real browser: sign-in with an API key, the coverage chart, and the
-// unlearning queue changing after a member withdraws and again after the unlearning run. [needs pages]
+// unlearning queue changing after a member withdraws and again after the unlearning run.
 
 import assert from 'node:assert/strict';
 import { GRANTED, JOBS, choice, eventually, scenario, textOf } from './harness.mjs';
@@ -25,7 +25,7 @@ async function queueChange(h, page, key, before, what) {
 }
 
 scenario(
-  '[needs pages] (4) an operator signs in with an API key, sees the coverage chart, and the unlearning queue changes after a withdrawal and after the unlearning run',
+  '(4) an operator signs in with an API key, sees the coverage chart, and the unlearning queue changes after a withdrawal and after the unlearning run',
   async (h) => {
     const key = h.operatorKey();
     const dash = await h.page();

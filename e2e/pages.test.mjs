@@ -1,7 +1,7 @@
 // Every page and state (landing; privacy centre signed out, signed in, erase dialog open, a member's first visit;
 // dashboard signed out, signed in): axe-core, screenshots at desktop and phone width, no horizontal scroll at
 // 360 px, page weight.
-// NEEDS THE LEAD'S PAGES (/, /privacy, /dashboard): without them each test fails saying the page answers 404.
+// Without the pages (/, /privacy, /dashboard) each test fails saying the page answers 404.
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -54,7 +54,7 @@ async function cancelThenSignIn(h, page, member) {
 }
 
 scenario(
-  '[needs pages] (0) every page and state: axe-core has no serious/critical violation; screenshots at 1280 and 360 px',
+  '(0) every page and state: axe-core has no serious/critical violation; screenshots at 1280 and 360 px',
   async (h) => {
     const shots = [];
     const problems = await walk(
@@ -72,7 +72,7 @@ scenario(
   },
 );
 
-scenario('[needs pages] (8) 360 px wide: no horizontal scroll on any page or state', async (h) => {
+scenario('(8) 360 px wide: no horizontal scroll on any page or state', async (h) => {
   const problems = await walk(h, async (page, state) => {
     await page.setViewportSize(PHONE);
     await settle(page);
@@ -143,7 +143,7 @@ async function coldLoad(h, path, signIn, then) {
 }
 
 scenario(
-  '[needs pages] (9) page weight of a cold load of /, /privacy and /dashboard (signed in) is under 200 KB each, API JSON excluded',
+  '(9) page weight of a cold load of /, /privacy and /dashboard (signed in) is under 200 KB each, API JSON excluded',
   async (h) => {
     const BUDGET = 200 * 1024;
     const key = h.operatorKey();
