@@ -330,3 +330,69 @@ scenario(
     assert.deepEqual(problems, [], problems.join('\n'));
   },
 );
+
+scenario(
+  '(10) a member downloads their data, cancels an erasure (nothing changes), then erases and follows its progress through the unlearning run',
+  async (h) => {
+    const page = await h.page();
+    const token = await h.signInMember(page, GRANTED);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('button#download-data').click()]);
+    const file = join(ARTIFACTS, `my-data-${GRANTED}.json`);
+    await download.saveAs(file);
+    const exported = readFileSync(file, 'utf8');
+    JSON.parse(exported); // a JSON file
+    const own = await h.api('GET', '/v1/me/export', { auth: token });
+    assert.equal(JSON.stringify(JSON.parse(exported)), JSON.stringify(own.json), 'the file is GET /v1/me/export');
+
+    const consents = async () => (await h.api('GET', '/v1/me/consents', { auth: token })).json.purposes;
+    const before = JSON.stringify(await consents());
+    const rows = (await historySeqs(page)).length;
+    const dialog = page.locator('dialog#erase-dialog');
+    await page.locator('button#erase').click();
+    await dialog.waitFor({ state: 'visible' });
+    const says = (await textOf(dialog)).replace(/\s+/g, ' ');
+    console.log(`the erase dialog says: ${says}`);
+    assert.ok(says.length > 100, 'the confirmation names what erasing does');
+    await page.locator('button#erase-cancel').click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(JSON.stringify(await consents()), before, 'cancelling changes no consent');
+    assert.equal((await historySeqs(page)).length, rows, 'cancelling records nothing');
+
+    await page.locator('button#erase').click();
+    await dialog.waitFor({ state: 'visible' });
+    await page.locator('button#erase-confirm').click();
+    await dialog.waitFor({ state: 'hidden' });
+    const progress = page.locator('#erasure-progress');
+    const started = await eventually(
+      '#erasure-progress to show the erasure',
+      async () => (await textOf(progress)) || null,
+    );
+    console.log(`#erasure-progress after erasing: ${started}`);
+    for (const p of await consents()) assert.equal(p.allowed, false, `${p.purpose} is off after the erasure`);
+    for (const key of await page
+      .locator('section.feature-card')
+      .evaluateAll((cs) => cs.map((c) => c.dataset.purpose))) {
+      assert.equal(
+        await choice(page, key, 'withdraw').getAttribute('aria-pressed'),
+        'true',
+        `${key} shows "Don't allow"`,
+      );
+    }
+
+    const run = await h.api('POST', '/v1/jobs/unlearn', { auth: h.operatorKey() });
+    assert.equal(run.status, 200, run.text);
+    // The page polls the erasure every 5 s while it is in progress.
+    const done = await eventually(
+      '#erasure-progress to change after the unlearning run',
+      async () => {
+        const now = await textOf(progress);
+        return now !== started ? now : null;
+      },
+      { timeout: 15_000 },
+    );
+    console.log(`#erasure-progress after the unlearning run: ${done}`);
+    assert.match(done, /complete|done/i, 'the erasure shows as done');
+    await h.shots(page, 'privacy-after-erasure');
+  },
+);
