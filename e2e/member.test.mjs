@@ -396,3 +396,12 @@ scenario(
     await h.shots(page, 'privacy-after-erasure');
   },
 );
+
+scenario('(1c) a sign-in link opened while the privacy centre already shows signs in (only the fragment changes)', async (h) => {
+  const page = await h.page();
+  await h.signInMember(page, GRANTED);
+  const other = h.token(OTHER);
+  await page.evaluate((t) => { location.hash = `#token=${t}`; }, other);
+  await eventually(`the page to show member ${OTHER}`, async () => (await textOf(page.locator('#who'))) === `Member ${OTHER}`);
+  assert.equal(await page.evaluate(() => location.hash), '', 'the token leaves the address at once');
+});

@@ -430,14 +430,21 @@ async function loadErasure() {
 
 // ------------------------------------------------------------------------------------------------------ start
 
+/** A sign-in link (`#token=…`): the token is taken and removed from the address at once. */
+async function fromLink() {
+  const m = location.hash.match(/^#token=([^&]+)/);
+  if (!m) return false;
+  history.replaceState(null, '', location.pathname + location.search);
+  await signIn(decodeURIComponent(m[1]));
+  return true;
+}
+
+// A link opened while the page already shows changes only the fragment: no reload, so listen for it.
+window.addEventListener('hashchange', () => { fromLink(); });
+
 async function start() {
   say('Loading your choices…');
-  const m = location.hash.match(/^#token=([^&]+)/);
-  if (m) {
-    history.replaceState(null, '', location.pathname + location.search);
-    await signIn(decodeURIComponent(m[1]));
-    return;
-  }
+  if (await fromLink()) return;
   try {
     await load();
     if ($('status').textContent === 'Loading your choices…') fill($('status'));
