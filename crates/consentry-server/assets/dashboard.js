@@ -128,9 +128,9 @@ function datasets(out) {
     el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Training set'), el('th', { scope: 'col' }, 'Feature'),
       el('th', { scope: 'col' }, 'Members in'), reasons.map((r) => el('th', { scope: 'col' }, r.replaceAll('_', ' '))))),
     el('tbody', {}, list.map((d) => el('tr', { 'data-dataset': d.id },
-      el('td', {}, d.name || short(d.id), el('div', { class: 'muted small' }, when(d.created))),
+      el('td', {}, short(d.id), el('div', { class: 'muted small' }, `${d.dir} · ${when(d.created)}`)),
       el('td', {}, board.names[d.purpose] || d.purpose),
-      el('td', {}, num(d.members_included ?? d.members)),
+      el('td', {}, num(d.members)),
       reasons.map((r) => el('td', {}, num((d.excluded_by_reason || {})[r] || 0))))))));
 }
 
@@ -172,21 +172,21 @@ async function lineage(id, box) {
       el('p', { class: 'small' }, el('strong', {}, 'Trainings')),
       el('ol', {}, runs.map((r) => el('li', {},
         `${when(r.finished)}: shard${r.shards_trained.length === 1 ? '' : 's'} ${r.shards_trained.join(', ')} trained in ${num(r.seconds, 1)} s`,
-        r.cause ? ` because of withdrawal${Array.isArray(r.cause.events) && r.cause.events.length !== 1 ? 's' : ''} ${causeText(r.cause)}` : ' (first training)'))));
+        r.cause ? ` because of ${withdrawals(r.cause)}` : ' (first training)'))));
   } catch (e) {
     fill(box, explain(e));
   }
 }
 
-function causeText(cause) {
-  if (Array.isArray(cause.events)) return cause.events.map((s) => `#${s}`).join(', ');
-  if (Array.isArray(cause)) return cause.map((s) => `#${s.seq ?? s}`).join(', ');
-  return JSON.stringify(cause);
+/** The withdrawals a retrain answered (`{"kind":"unlearning","events":[…],…}`), by ledger position. */
+function withdrawals(cause) {
+  const events = Array.isArray(cause.events) ? cause.events : [];
+  return `withdrawal${events.length === 1 ? '' : 's'} ${events.map((s) => `#${s}`).join(', ')}`;
 }
 
 function unlearning(queue, summary) {
   const s = summary || {};
-  const open = (queue.requests || []).filter((q) => !(q.request || q).completed_at);
+  const open = (queue.requests || []).filter((q) => !q.request.completed_at);
   const awaiting = s.awaiting_intake || [];
   const row = (r, state, tag) => el('tr', { 'data-model': r.model, 'data-member': r.member, 'data-state': state },
     el('td', {}, short(r.model)),
@@ -195,7 +195,7 @@ function unlearning(queue, summary) {
     el('td', {}, timeEl(r.deadline)),
     el('td', {}, el('span', { class: `tag ${tag}` }, state)));
   const rows = [
-    ...open.map((q) => row(q.request || q, q.overdue ? 'overdue' : 'queued', q.overdue ? 'overdue' : 'warn')),
+    ...open.map((q) => row(q.request, q.overdue ? 'overdue' : 'queued', q.overdue ? 'overdue' : 'warn')),
     ...awaiting.map((r) => row(r, 'awaiting the next pass', r.deadline < s.now ? 'overdue' : 'warn')),
   ];
   fill($('unlearning-queue').tBodies[0], rows.length ? rows
@@ -277,7 +277,7 @@ async function refresh(first = false) {
   board.loading = true;
   try {
     const purposes = await op('/v1/purposes');
-    for (const p of purposes.purposes || purposes) board.names[p.key || p.purpose] = p.name;
+    for (const p of purposes.purposes) board.names[p.key] = p.name;
     const now = Math.floor(Date.now() / 1000) - 5;
     const [cov, sets, mods, queue, summary, audits, head, hooks] = await Promise.allSettled([
       op(`/v1/coverage?from=${now}&to=${now}`), op('/v1/datasets'), op('/v1/models'), op('/v1/unlearning'),
@@ -342,8 +342,9 @@ async function busy(button, label, work) {
 
 $('run-unlearn').addEventListener('click', (ev) => busy(ev.currentTarget, 'Unlearning…', async () => {
   const out = await op('/v1/jobs/unlearn', { method: 'POST' });
-  const retrained = out.retrained ?? out.retrains ?? (out.models ? out.models.length : undefined);
-  say(`Unlearning pass done${retrained !== undefined ? `: ${num(Array.isArray(retrained) ? retrained.length : retrained)} model version(s) retrained` : ''}.`);
+  const n = (out.retrains || []).length;
+  say(`Unlearning pass done: ${out.requests_opened} request${out.requests_opened === 1 ? '' : 's'} opened, `
+    + `${n} model version${n === 1 ? '' : 's'} retrained.`);
   await refresh();
 }));
 

@@ -91,8 +91,8 @@ async function honourGpc() {
   fill(banner, 'Your browser sends Global Privacy Control. We honour it: features that honour it stay off unless you allow them here yourself.');
   try {
     const out = await me('/v1/me/gpc', { method: 'POST' });
-    if (out && Array.isArray(out.purposes)) page.consents = out.purposes;
-    const turnedOff = (out && out.appended ? out.appended : []).map((a) => nameOf(a.purpose));
+    page.consents = out.purposes;
+    const turnedOff = out.appended.filter((a) => !a.duplicate).map((a) => nameOf(a.purpose));
     if (turnedOff.length) banner.append(` We turned off: ${turnedOff.join(', ')}.`);
   } catch (e) {
     banner.append(` (${explain(e)})`);
@@ -122,8 +122,7 @@ function blocked(c) {
 
 function categoryItems(c) {
   const mine = page.data && Array.isArray(page.data.categories) ? page.data.categories : [];
-  const details = c.category_details || c.categories.map((key) => ({ key, description: key }));
-  return details.map((cat) => {
+  return c.category_details.map((cat) => {
     const found = mine.find((d) => d.key === cat.key);
     let example = null;
     if (found && found.examples && found.examples.length) {
@@ -155,8 +154,6 @@ function renderCards() {
   fill(cards, page.consents.map((c, i) => {
     const titleId = `feature-${i}`;
     const pick = chosen(c);
-    const state = c.state || (c.allowed ? 'used' : 'not_used');
-    const reason = c.reason || (c.allowed ? 'Used.' : 'Not used.');
     const choice = (kind, label) => el('button', {
       type: 'button', class: 'choice', 'data-choice': kind, 'aria-pressed': String(pick === kind),
       'aria-describedby': `${titleId}-state`, disabled: blocked(c),
@@ -165,7 +162,7 @@ function renderCards() {
     return el('section', { class: 'card feature-card', 'data-purpose': c.purpose, 'aria-labelledby': titleId },
       el('h3', { id: titleId }, c.name),
       c.summary ? el('p', { class: 'summary' }, c.summary) : null,
-      el('p', { class: 'state', id: `${titleId}-state`, 'data-state': state }, reason,
+      el('p', { class: 'state', id: `${titleId}-state`, 'data-state': c.state }, c.reason,
         c.decided_at ? el('span', { class: 'when' }, `Since ${when(c.decided_at)}`) : null),
       el('p', { class: 'small' }, el('strong', {}, c.allowed ? 'What it uses of yours' : 'What it would use of yours')),
       el('ul', { class: 'uses' }, categoryItems(c)),
@@ -193,8 +190,7 @@ async function choose(c, kind) {
     });
     page.consents = (await me('/v1/me/consents')).purposes;
     renderCards();
-    const seq = out && out.event ? out.event.seq : out && out.seq;
-    say(`${c.name}: ${kind === 'grant' ? 'allowed' : 'not allowed'} from now on.${seq ? ` Recorded as ledger entry ${seq}; its receipt is in your history.` : ''}`
+    say(`${c.name}: ${kind === 'grant' ? 'allowed' : 'not allowed'} from now on. Recorded as ledger entry ${out.event.seq}; its receipt is in your history.`
       + (kind === 'withdraw' ? ' Models that learned from your data will be retrained without it.' : ''));
     await Promise.allSettled([loadHistory(true), loadWhere()]);
     const again = document.querySelector(`[data-purpose="${CSS.escape(c.purpose)}"] button.choice[data-choice="${kind}"]`);
