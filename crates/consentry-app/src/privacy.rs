@@ -3,7 +3,7 @@
 //! one item per model version it entered, with its status in plain terms, and their privacy loss
 //! (`member_data_uses`). Both read only the caller's own rows and registry entries.
 
-use crate::error::{AppError, Result};
+use crate::error::Result;
 use crate::member::CategoryInfo;
 use crate::session::Session;
 use consentry_gate::materialize::build_detector;
@@ -221,30 +221,13 @@ impl Session {
             for (column, category) in &table.columns {
                 by_category.entry(category.as_str()).or_default().push(column);
             }
-            let shown: BTreeMap<&str, Vec<String>> = by_category
-                .iter()
-                .map(|(cat, cols)| {
-                    let cols = example_columns(table, cols);
-                    // Without a detector, free text is never shown.
-                    let cols = match detector {
-                        Some(_) => cols,
-                        None => cols.into_iter().filter(|c| !table.redact.contains(c)).collect(),
-                    };
-                    (*cat, cols)
-                })
-                .collect();
+            let shown: BTreeMap<&str, Vec<String>> =
+                by_category.iter().map(|(cat, cols)| (*cat, example_columns(table, cols))).collect();
             let mut asked: Vec<String> = shown.values().flatten().cloned().collect();
             asked.sort();
             asked.dedup();
-            let fallback;
-            let det = match &detector {
-                Some(d) => d.as_ref(),
-                None => {
-                    fallback = Detector::new().map_err(|e| AppError::internal(e.to_string()))?;
-                    &fallback
-                }
-            };
-            let own: OwnRows = match own_rows(table, member, &asked, 2 * MAX_EXAMPLES, det) {
+            // Without a detector, `own_rows` never shows free text.
+            let own: OwnRows = match own_rows(table, member, &asked, 2 * MAX_EXAMPLES, detector.as_deref()) {
                 Ok(o) => o,
                 Err(_) => {
                     notes.push(format!("Your rows in the `{}` table could not be read just now.", table.name));

@@ -123,7 +123,7 @@ fn a_members_data_shows_their_own_rows_by_category_with_free_text_redacted() {
     let sources = s.dir().load_sources(None, None).unwrap().sources;
     let members = sources.table("members").unwrap();
     let det = consentry_redact::Detector::new().unwrap();
-    let own = |m: u64| consentry_gate::own::own_rows(members, m, &["title".into()], 1, &det).unwrap().samples;
+    let own = |m: u64| consentry_gate::own::own_rows(members, m, &["title".into()], 1, Some(&det)).unwrap().samples;
     let title = own(A)[0][0].clone().unwrap();
     let job = category(&mine, "user.job_title").unwrap();
     assert_eq!(job.rows, 1);

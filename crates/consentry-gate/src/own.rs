@@ -39,13 +39,14 @@ pub struct OwnRows {
 }
 
 /// Reads what `table` holds about `member`: every row of theirs counted, the first `keep` rows of which they are the
-/// subject rendered for `columns` (declared data columns of the table), free text redacted by `detector`.
+/// subject rendered for `columns` (declared data columns of the table), free text redacted by `detector` (without one,
+/// free text is never shown: its values come back as none).
 pub fn own_rows(
     table: &TableDecl,
     member: u64,
     columns: &[String],
     keep: usize,
-    detector: &Detector,
+    detector: Option<&Detector>,
 ) -> Result<OwnRows, GateError> {
     if table.members.is_empty() {
         return Ok(OwnRows::default());
@@ -133,7 +134,7 @@ fn read_rows(
     path: &Path,
     positions: &[usize],
     columns: &[String],
-    detector: &Detector,
+    detector: Option<&Detector>,
 ) -> Result<Vec<Vec<Option<String>>>, GateError> {
     let b = builder(path)?;
     // The positions were read from this file; a footer claiming fewer rows must not make the selection panic.
@@ -154,11 +155,11 @@ fn read_rows(
                 .map(|n| {
                     let col = batch.column_by_name(n)?;
                     let text = display(col, r)?;
-                    Some(if table.redact.contains(*n) {
-                        shorten(&redact_text(detector, &text))
+                    if table.redact.contains(*n) {
+                        detector.map(|d| shorten(&redact_text(d, &text)))
                     } else {
-                        shorten(&text)
-                    })
+                        Some(shorten(&text))
+                    }
                 })
                 .collect();
             out.push(row);
@@ -288,7 +289,7 @@ mod tests {
         let t = decl(&path);
         let det = Detector::new().unwrap();
         let cols = vec!["tags".to_string(), "text".to_string()];
-        let seven = own_rows(&t, 7, &cols, 3, &det).unwrap();
+        let seven = own_rows(&t, 7, &cols, 3, Some(&det)).unwrap();
         // In the file's order, whatever the order asked.
         assert_eq!(seven.columns, ["text", "tags"]);
         // Rows 0 and 2 (sender) and 1 (recipient); only the two sent are shown.
@@ -299,13 +300,16 @@ mod tests {
         assert_eq!(seven.samples[0][1].as_deref(), Some("Rust, SQL"));
         assert_eq!(seven.samples[1], vec![None, Some("Go".to_string())]);
         // Member 8 received one and sent one; 10 only received; 11 has nothing.
-        assert_eq!(own_rows(&t, 8, &cols, 3, &det).unwrap().rows, 2);
-        let ten = own_rows(&t, 10, &cols, 3, &det).unwrap();
+        assert_eq!(own_rows(&t, 8, &cols, 3, Some(&det)).unwrap().rows, 2);
+        let ten = own_rows(&t, 10, &cols, 3, Some(&det)).unwrap();
         assert_eq!((ten.rows, ten.samples.len()), (1, 0));
-        let none = own_rows(&t, 11, &cols, 3, &det).unwrap();
+        let none = own_rows(&t, 11, &cols, 3, Some(&det)).unwrap();
         assert_eq!((none.rows, none.samples.len()), (0, 0));
         // A member id is never a column to show.
-        assert!(own_rows(&t, 7, &["recipient_id".to_string()], 3, &det).is_err());
+        assert!(own_rows(&t, 7, &["recipient_id".to_string()], 3, Some(&det)).is_err());
+        // Without a detector, free text is never shown; the other columns are.
+        let unredacted = own_rows(&t, 7, &cols, 3, None).unwrap();
+        assert_eq!(unredacted.samples[0], vec![None, Some("Rust, SQL".to_string())]);
     }
 
     #[test]
@@ -313,9 +317,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.parquet");
         std::fs::write(&path, b"not parquet").unwrap();
-        let e = own_rows(&decl(&path), 7, &["text".to_string()], 3, &Detector::new().unwrap()).unwrap_err();
+        let e = own_rows(&decl(&path), 7, &["text".to_string()], 3, Some(&Detector::new().unwrap())).unwrap_err();
         assert!(e.to_string().contains("m.parquet"), "{e}");
-        let e = own_rows(&decl(&dir.path().join("gone.parquet")), 7, &[], 3, &Detector::new().unwrap()).unwrap_err();
+        let e =
+            own_rows(&decl(&dir.path().join("gone.parquet")), 7, &[], 3, Some(&Detector::new().unwrap())).unwrap_err();
         assert!(e.to_string().contains("gone.parquet"), "{e}");
     }
 
