@@ -41,6 +41,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use roaring::RoaringTreemap;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -140,7 +141,20 @@ pub struct Outcome {
 
 /// Builds the redaction detector from the declaration's member-name source (or the gazetteer alone).
 pub fn build_detector(sources: &Sources) -> Result<(Detector, u64), GateError> {
-    let Some(ns) = &sources.names else { return Ok((Detector::new()?, 0)) };
+    let names = member_names(sources)?;
+    let n = names.len() as u64;
+    Ok((detector_from_names(&names)?, n))
+}
+
+/// The redaction detector over these member names (none: the gazetteer alone), as [`build_detector`] builds it.
+pub fn detector_from_names(names: &[String]) -> Result<Detector, GateError> {
+    Ok(Detector::builder().member_names(names).build()?)
+}
+
+/// The member names the PERSON detector knows: the declaration's name source, joined per row, sorted and
+/// deduplicated (none without a name source).
+pub fn member_names(sources: &Sources) -> Result<Vec<String>, GateError> {
+    let Some(ns) = &sources.names else { return Ok(Vec::new()) };
     let Some(t) = sources.table(&ns.table) else {
         return Err(GateError::Invalid(format!("names table `{}` is not declared", ns.table)));
     };
@@ -185,40 +199,52 @@ pub fn build_detector(sources: &Sources) -> Result<(Detector, u64), GateError> {
     }
     names.sort_unstable();
     names.dedup();
-    let n = names.len() as u64;
-    Ok((Detector::builder().member_names(names).build()?, n))
+    Ok(names)
 }
 
 /// Consent answers in the fastest form for lookups: a byte per member id
 /// (0 allowed, 1 + index in [`DenyReason::ALL`], 255 not in the directory)
 /// when ids are small enough, else the snapshot's bitmaps.
-enum Answers<'a> {
+pub(crate) enum Answers<'a> {
     Dense(Vec<u8>),
-    Sparse(&'a Snapshot),
+    Sparse {
+        allowed: Cow<'a, RoaringTreemap>,
+        /// By reason, in [`DenyReason::ALL`] order (a member denied for two reasons answers the first).
+        denied: Vec<(DenyReason, Cow<'a, RoaringTreemap>)>,
+    },
 }
 
 const UNKNOWN: u8 = 255;
 /// Largest id covered by the dense table (64 MiB).
 const DENSE_LIMIT: u64 = 1 << 26;
 
-impl Answers<'_> {
-    fn new(snapshot: &Snapshot) -> Answers<'_> {
-        let mut max = snapshot.allowed().max();
-        for r in DenyReason::ALL {
-            if let Some(m) = snapshot.denied(r).and_then(|b| b.max()) {
-                max = max.max(Some(m));
-            }
+impl<'a> Answers<'a> {
+    fn new(snapshot: &'a Snapshot) -> Answers<'a> {
+        let denied =
+            DenyReason::ALL.iter().filter_map(|r| snapshot.denied(*r).map(|b| (*r, Cow::Borrowed(b)))).collect();
+        Answers::from_bitmaps(Cow::Borrowed(snapshot.allowed()), denied)
+    }
+
+    /// The answers of a snapshot given as its bitmaps: the allowed members and the denied ones by reason.
+    pub(crate) fn from_bitmaps(
+        allowed: Cow<'a, RoaringTreemap>,
+        mut denied: Vec<(DenyReason, Cow<'a, RoaringTreemap>)>,
+    ) -> Answers<'a> {
+        denied.sort_by_key(|(r, _)| *r);
+        let mut max = allowed.max();
+        for (_, b) in &denied {
+            max = max.max(b.max());
         }
         match max {
-            Some(m) if m >= DENSE_LIMIT => Answers::Sparse(snapshot),
+            Some(m) if m >= DENSE_LIMIT => Answers::Sparse { allowed, denied },
             _ => {
                 let len = max.map_or(0, |m| m as usize + 1);
                 let mut v = vec![UNKNOWN; len];
-                for id in snapshot.allowed().iter() {
+                for id in allowed.iter() {
                     v[id as usize] = 0;
                 }
                 for (i, r) in DenyReason::ALL.iter().enumerate() {
-                    if let Some(b) = snapshot.denied(*r) {
+                    for (_, b) in denied.iter().filter(|(d, _)| d == r) {
                         for id in b.iter() {
                             v[id as usize] = i as u8 + 1;
                         }
@@ -226,6 +252,17 @@ impl Answers<'_> {
                 }
                 Answers::Dense(v)
             }
+        }
+    }
+
+    /// The same answers, owning what they borrowed (so they can outlive the bitmaps they were built from).
+    pub(crate) fn into_owned(self) -> Answers<'static> {
+        match self {
+            Answers::Dense(v) => Answers::Dense(v),
+            Answers::Sparse { allowed, denied } => Answers::Sparse {
+                allowed: Cow::Owned(allowed.into_owned()),
+                denied: denied.into_iter().map(|(r, b)| (r, Cow::Owned(b.into_owned()))).collect(),
+            },
         }
     }
 
@@ -244,11 +281,11 @@ impl Answers<'_> {
     fn refusal(&self, id: u64) -> Option<&'static str> {
         match self {
             Answers::Dense(v) => Answers::reason_of(v.get(id as usize).copied().unwrap_or(UNKNOWN)),
-            Answers::Sparse(s) => {
-                if s.is_allowed(id) {
+            Answers::Sparse { allowed, denied } => {
+                if allowed.contains(id) {
                     None
                 } else {
-                    Some(s.reason(id).map_or("unknown_member", |r| r.as_str()))
+                    Some(denied.iter().find(|(_, b)| b.contains(id)).map_or("unknown_member", |(r, _)| r.as_str()))
                 }
             }
         }
@@ -256,22 +293,33 @@ impl Answers<'_> {
 }
 
 /// One table's plan: which columns are read, which are written.
-struct TablePlan {
-    decl: TableDecl,
-    files: Vec<PathBuf>,
-    metas: Vec<ArrowReaderMetadata>,
-    stats: TableStats,
+pub(crate) struct TablePlan {
+    pub decl: TableDecl,
+    pub files: Vec<PathBuf>,
+    pub metas: Vec<ArrowReaderMetadata>,
+    /// The template of the table's statistics (columns, minimised, undeclared, included; counts zero).
+    pub stats: TableStats,
+    /// The files' Arrow schema (the first file's; the others agree on every declared column).
+    pub schema: SchemaRef,
     /// Indices (in the file schema) of the columns read, in file order.
-    read: Vec<usize>,
+    pub read: Vec<usize>,
+    /// The rules over the columns read.
+    pub rules: Rules,
+}
+
+/// The rules of one table over a batch of the columns read: what [`gate_batch`] needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rules {
     /// The output schema (the read columns, all nullable).
-    out_schema: SchemaRef,
-    key: [u8; 32],
+    pub out_schema: SchemaRef,
+    /// The row commitment's key for the output schema.
+    pub key: [u8; 32],
     /// Position in the output of each member column, in declaration order.
-    member_pos: Vec<usize>,
+    pub member_pos: Vec<usize>,
     /// For each member column: positions of the columns nulled with it (itself and its owned ones), if droppable.
-    drop_pos: Vec<Vec<usize>>,
+    pub drop_pos: Vec<Vec<usize>>,
     /// Positions of the redacted columns.
-    redact_pos: Vec<usize>,
+    pub redact_pos: Vec<usize>,
 }
 
 struct Unit {
@@ -284,16 +332,55 @@ struct Unit {
 struct UnitResult {
     /// The surviving rows, encoded: one entry per output row group, one chunk per leaf column.
     groups: Vec<Vec<ArrowColumnChunk>>,
-    rows_in: u64,
-    rows_out: u64,
-    excluded: BTreeMap<&'static str, u64>,
-    parties_dropped: u64,
-    redactions: [u64; 9],
-    lt: LtHash,
-    members: Vec<u64>,
+    tally: Tally,
 }
 
-fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePlan, GateError> {
+/// What gating a stretch of rows (a unit here, a partition of an engine's job) counted.
+pub(crate) struct Tally {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    /// Rows excluded, by reason (complete after [`Tally::settle`]).
+    pub excluded: BTreeMap<&'static str, u64>,
+    /// Exclusions by dense answer code (see [`consent_single`]), not yet in `excluded`.
+    codes: [u64; NO_PARTY + 1],
+    pub parties_dropped: u64,
+    pub redactions: [u64; 9],
+    pub lt: LtHash,
+    /// Members of the rows kept (unsorted, repeated).
+    pub members: Vec<u64>,
+}
+
+impl Tally {
+    pub(crate) fn new() -> Tally {
+        Tally {
+            rows_in: 0,
+            rows_out: 0,
+            excluded: BTreeMap::new(),
+            codes: [0; NO_PARTY + 1],
+            parties_dropped: 0,
+            redactions: [0; 9],
+            lt: LtHash::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Moves the exclusions counted by answer code into `excluded`.
+    pub(crate) fn settle(&mut self) {
+        for (code, count) in self.codes.iter_mut().enumerate() {
+            if *count == 0 {
+                continue;
+            }
+            let reason = match code {
+                NO_PARTY => "no_party",
+                k => Answers::reason_of(k as u8).unwrap_or("unknown_member"),
+            };
+            *self.excluded.entry(reason).or_default() += *count;
+            *count = 0;
+        }
+    }
+}
+
+pub(crate) fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePlan, GateError> {
     let files = decl.files()?;
     let mut metas = Vec::with_capacity(files.len());
     let mut first: Option<SchemaRef> = None;
@@ -372,7 +459,15 @@ fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePlan, GateErro
     let redact_pos: Vec<usize> = decl.redact.iter().filter_map(|c| pos(c)).collect();
     let out_schema = Arc::new(Schema::new(fields));
     let key = commit::schema_key(&decl.name, &out_schema)?;
-    Ok(TablePlan { decl: decl.clone(), files, metas, stats, read, out_schema, key, member_pos, drop_pos, redact_pos })
+    Ok(TablePlan {
+        decl: decl.clone(),
+        files,
+        metas,
+        stats,
+        schema,
+        read,
+        rules: Rules { out_schema, key, member_pos, drop_pos, redact_pos },
+    })
 }
 
 /// Member ids of a column as u64 (`None` for null or negative values, which no member has).
@@ -528,80 +623,16 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
         .map_err(|e| GateError::parquet(path, e))?;
     let mut enc = ctx.encoders.get(unit.table).and_then(Option::as_ref).map(|factory| Encoder {
         factory,
-        schema: &plan.out_schema,
+        schema: &plan.rules.out_schema,
         max_rows: ctx.row_group_rows,
         writers: None,
         rows: 0,
         groups: Vec::new(),
     });
-    let mut r = UnitResult {
-        groups: Vec::new(),
-        rows_in: 0,
-        rows_out: 0,
-        excluded: BTreeMap::new(),
-        parties_dropped: 0,
-        redactions: [0; 9],
-        lt: LtHash::new(),
-        members: Vec::new(),
-    };
-    let nm = plan.member_pos.len();
-    // Exclusions counted by dense answer code (see [`consent_single`]).
-    let mut codes = [0u64; NO_PARTY + 1];
+    let mut r = UnitResult { groups: Vec::new(), tally: Tally::new() };
     for batch in reader {
         let batch = batch.map_err(|e| GateError::parquet(path, e))?;
-        let n = batch.num_rows();
-        r.rows_in += n as u64;
-        // Consent: every party must allow, or be droppable.
-        let fast = match &ctx.answers {
-            Answers::Dense(dense) if nm == 1 && plan.drop_pos[0].is_empty() => {
-                consent_single(dense, batch.column(plan.member_pos[0]), &mut codes, &mut r.members)
-            }
-            _ => None,
-        };
-        let mut nulls: Vec<Option<Vec<bool>>> = vec![None; nm];
-        let (filter, kept_rows) = match fast {
-            Some((keep, kept)) => (BooleanArray::new(keep, None), kept),
-            None if nm == 0 => (BooleanArray::from(vec![true; n]), n),
-            None => {
-                let (keep, kept) = consent_rows(ctx, plan, &batch, &mut nulls, &mut r);
-                (BooleanArray::from(keep), kept)
-            }
-        };
-        let mut cols: Vec<ArrayRef> = if kept_rows == n {
-            batch.columns().to_vec()
-        } else {
-            let pred = FilterBuilder::new(&filter).optimize().build();
-            batch
-                .columns()
-                .iter()
-                .map(|c| pred.filter(c.as_ref()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| GateError::parquet(path, e))?
-        };
-        // Null the columns of refusing droppable parties.
-        for (k, mask) in nulls.iter().enumerate() {
-            let Some(mask) = mask else { continue };
-            let mask = BooleanArray::from(mask.clone());
-            let mask = if kept_rows == n {
-                mask
-            } else {
-                let m = arrow_select::filter::filter(&mask, &filter).map_err(|e| GateError::parquet(path, e))?;
-                m.as_boolean().clone()
-            };
-            for &p in &plan.drop_pos[k] {
-                cols[p] =
-                    arrow_select::nullif::nullif(cols[p].as_ref(), &mask).map_err(|e| GateError::parquet(path, e))?;
-            }
-        }
-        // Redact free text.
-        if let Some(det) = ctx.detector {
-            for &p in &plan.redact_pos {
-                cols[p] = redact_column(det, &cols[p], &mut r.redactions);
-            }
-        }
-        let out = RecordBatch::try_new(plan.out_schema.clone(), cols).map_err(|e| GateError::parquet(path, e))?;
-        commit::add_batch(&mut r.lt, &plan.key, &out)?;
-        r.rows_out += out.num_rows() as u64;
+        let out = gate_batch(&ctx.answers, &plan.rules, ctx.detector, &batch, &mut r.tally, path)?;
         if let Some(enc) = enc.as_mut() {
             enc.write(&out).map_err(|e| GateError::parquet(path, e))?;
         }
@@ -610,17 +641,76 @@ fn process_unit(ctx: &Ctx<'_>, plan: &TablePlan, unit: &Unit) -> Result<UnitResu
         enc.finish_group().map_err(|e| GateError::parquet(path, e))?;
         r.groups = enc.groups;
     }
-    for (code, &count) in codes.iter().enumerate().filter(|(_, c)| **c > 0) {
-        let reason = match code {
-            NO_PARTY => "no_party",
-            k => Answers::reason_of(k as u8).unwrap_or("unknown_member"),
-        };
-        *r.excluded.entry(reason).or_default() += count;
-    }
-    if nm == 0 {
-        r.members.clear();
-    }
+    r.tally.settle();
     Ok(r)
+}
+
+/// The rules over one batch of a table's read columns (in the output schema's order and types): keeps a row only
+/// if every party allows it (or nulls a refusing droppable party's columns), redacts free text, and adds the
+/// surviving rows to the row commitment and their members to `t`. The one implementation of the rules: the gate
+/// on one machine and the distributed gate both call it. `path` names the input in errors.
+pub(crate) fn gate_batch(
+    answers: &Answers<'_>,
+    rules: &Rules,
+    detector: Option<&Detector>,
+    batch: &RecordBatch,
+    t: &mut Tally,
+    path: &Path,
+) -> Result<RecordBatch, GateError> {
+    let nm = rules.member_pos.len();
+    let n = batch.num_rows();
+    t.rows_in += n as u64;
+    // Consent: every party must allow, or be droppable.
+    let fast = match answers {
+        Answers::Dense(dense) if nm == 1 && rules.drop_pos[0].is_empty() => {
+            consent_single(dense, batch.column(rules.member_pos[0]), &mut t.codes, &mut t.members)
+        }
+        _ => None,
+    };
+    let mut nulls: Vec<Option<Vec<bool>>> = vec![None; nm];
+    let (filter, kept_rows) = match fast {
+        Some((keep, kept)) => (BooleanArray::new(keep, None), kept),
+        None if nm == 0 => (BooleanArray::from(vec![true; n]), n),
+        None => {
+            let (keep, kept) = consent_rows(answers, rules, batch, &mut nulls, t);
+            (BooleanArray::from(keep), kept)
+        }
+    };
+    let mut cols: Vec<ArrayRef> = if kept_rows == n {
+        batch.columns().to_vec()
+    } else {
+        let pred = FilterBuilder::new(&filter).optimize().build();
+        batch
+            .columns()
+            .iter()
+            .map(|c| pred.filter(c.as_ref()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| GateError::parquet(path, e))?
+    };
+    // Null the columns of refusing droppable parties.
+    for (k, mask) in nulls.iter().enumerate() {
+        let Some(mask) = mask else { continue };
+        let mask = BooleanArray::from(mask.clone());
+        let mask = if kept_rows == n {
+            mask
+        } else {
+            let m = arrow_select::filter::filter(&mask, &filter).map_err(|e| GateError::parquet(path, e))?;
+            m.as_boolean().clone()
+        };
+        for &p in &rules.drop_pos[k] {
+            cols[p] = arrow_select::nullif::nullif(cols[p].as_ref(), &mask).map_err(|e| GateError::parquet(path, e))?;
+        }
+    }
+    // Redact free text.
+    if let Some(det) = detector {
+        for &p in &rules.redact_pos {
+            cols[p] = redact_column(det, &cols[p], &mut t.redactions);
+        }
+    }
+    let out = RecordBatch::try_new(rules.out_schema.clone(), cols).map_err(|e| GateError::parquet(path, e))?;
+    commit::add_batch(&mut t.lt, &rules.key, &out)?;
+    t.rows_out += out.num_rows() as u64;
+    Ok(out)
 }
 
 fn redact_column(det: &Detector, col: &ArrayRef, counts: &mut [u64; 9]) -> ArrayRef {
@@ -666,14 +756,14 @@ fn redact_counted<'a>(det: &Detector, s: &'a str, counts: &mut [u64; 9]) -> std:
 /// The general consent rule for one batch (several parties, droppable parties, sparse answers): which rows stay,
 /// and how many; fills `nulls` with the refusing droppable parties' rows and counts exclusions and members in `r`.
 fn consent_rows(
-    ctx: &Ctx<'_>,
-    plan: &TablePlan,
+    answers: &Answers<'_>,
+    rules: &Rules,
     batch: &RecordBatch,
     nulls: &mut [Option<Vec<bool>>],
-    r: &mut UnitResult,
+    r: &mut Tally,
 ) -> (Vec<bool>, usize) {
-    let (n, nm) = (batch.num_rows(), plan.member_pos.len());
-    let ids: Vec<Vec<Option<u64>>> = plan.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect();
+    let (n, nm) = (batch.num_rows(), rules.member_pos.len());
+    let ids: Vec<Vec<Option<u64>>> = rules.member_pos.iter().map(|&p| member_ids(batch.column(p))).collect();
     let mut keep = vec![true; n];
     let mut kept_rows = 0usize;
     for (row, keep_row) in keep.iter_mut().enumerate() {
@@ -683,11 +773,11 @@ fn consent_rows(
         let mut subject_allowed = false;
         for k in 0..nm {
             let Some(id) = ids[k][row] else { continue };
-            if let Some(reason) = ctx.answers.refusal(id) {
+            if let Some(reason) = answers.refusal(id) {
                 if first_refusal.is_none() {
                     first_refusal = Some(reason);
                 }
-                if plan.drop_pos[k].is_empty() {
+                if rules.drop_pos[k].is_empty() {
                     blocked = true;
                 } else {
                     nulls[k].get_or_insert_with(|| vec![false; n])[row] = true;
@@ -905,6 +995,90 @@ pub fn remove_stale_partials(out: &Path) -> Vec<PathBuf> {
     removed
 }
 
+/// Consent evaluated after the dataset exists would judge members by a future (today's minors as adults).
+pub(crate) fn check_times(at: i64, created: i64) -> Result<(), GateError> {
+    if at > created.saturating_add(MAX_CLOCK_SKEW) {
+        return Err(GateError::Invalid(format!(
+            "consent would be evaluated at {at}, after the dataset's creation time {created}: a dataset is never \
+             evaluated in the future; cut the snapshot at a position or time up to now"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a request (shards, times, the declaration against the policy) and plans every declared table.
+pub(crate) fn plan(req: &GateRequest<'_>) -> Result<Vec<TablePlan>, GateError> {
+    if req.options.shards == 0 {
+        return Err(GateError::Invalid("0 shards: the shard function needs at least one shard".into()));
+    }
+    check_times(req.snapshot.at(), req.created)?;
+    let purpose = req.policy.purpose(req.snapshot.purpose());
+    req.sources.check_policy(req.policy)?;
+    req.sources.tables.iter().map(|decl| plan_table(decl, purpose)).collect()
+}
+
+/// What a manifest records of the request's policy, ledger position and snapshot.
+pub(crate) fn manifest_refs(req: &GateRequest<'_>) -> Result<(PolicyRef, LedgerRef, SnapshotRef), GateError> {
+    let (_, allowed_hash) = req.snapshot.allowed_bytes().map_err(|e| GateError::Invalid(format!("snapshot: {e}")))?;
+    let counts = req.snapshot.counts();
+    Ok((
+        PolicyRef { version: req.policy.version.clone(), hash: req.policy.hash.clone() },
+        LedgerRef {
+            position: req.snapshot.position(),
+            at: req.snapshot.at(),
+            tree_root: hex::encode(req.snapshot.tree_root),
+            checkpoint: req.checkpoint.clone(),
+        },
+        SnapshotRef { hash: hex::encode(allowed_hash), allowed: counts.allowed, members: counts.members },
+    ))
+}
+
+/// File `f` of a table as the manifest records it among the sources: its recorded path, BLAKE3, size and rows.
+pub(crate) fn source_file(sources: &Sources, plan: &TablePlan, f: usize) -> Result<SourceFile, GateError> {
+    let path = &plan.files[f];
+    let (blake3, bytes) = crate::hash_file(path)?;
+    Ok(SourceFile {
+        table: plan.decl.name.clone(),
+        path: sources.recorded_path(path),
+        blake3,
+        bytes,
+        rows: plan.metas[f].metadata().file_metadata().num_rows().max(0) as u64,
+    })
+}
+
+/// How a table's data files are written (the gate on one machine and each partition of a distributed gate alike).
+pub(crate) fn writer_properties(
+    out_schema: &Schema,
+    redact: &std::collections::BTreeSet<String>,
+    zstd_level: i32,
+    row_group_rows: usize,
+) -> Result<WriterProperties, GateError> {
+    let zstd = ZstdLevel::try_new(zstd_level).map_err(|e| GateError::Invalid(e.to_string()))?;
+    // Per table: free text is high-cardinality, so dictionary encoding only costs time there.
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(zstd))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        // A column whose distinct values outgrow this falls back to its other encoding early
+        // instead of interning every value (high-cardinality ids and times gain nothing from it).
+        .set_dictionary_page_size_limit(DICTIONARY_LIMIT)
+        .set_created_by(crate::TOOL_VERSION.into());
+    // Integers whose dictionary overflows (ids, times) fall back to delta encoding rather than
+    // plain: about a tenth smaller output at the same speed, and every Parquet reader decodes it.
+    for f in out_schema.fields() {
+        if is_delta_type(f.data_type()) {
+            b = b.set_column_encoding(ColumnPath::from(f.name().as_str()), Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    for c in redact {
+        // Nor are min/max statistics of free text any use to a reader (and they cost a comparison per value).
+        b = b
+            .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
+            .set_column_statistics_enabled(ColumnPath::from(c.as_str()), EnabledStatistics::None);
+    }
+    Ok(b.build())
+}
+
 fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Result<Outcome, GateError> {
     let opts = &req.options;
     if let Some((i, n)) = opts.partition
@@ -912,23 +1086,8 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
     {
         return Err(GateError::Invalid(format!("partition {i}/{n}: the index must be below the count")));
     }
-    if opts.shards == 0 {
-        return Err(GateError::Invalid("0 shards: the shard function needs at least one shard".into()));
-    }
-    // Consent evaluated after the dataset exists would judge members by a future (today's minors as adults).
-    let (at, created) = (req.snapshot.at(), req.created);
-    if at > created.saturating_add(MAX_CLOCK_SKEW) {
-        return Err(GateError::Invalid(format!(
-            "consent would be evaluated at {at}, after the dataset's creation time {created}: a dataset is never \
-             evaluated in the future; cut the snapshot at a position or time up to now"
-        )));
-    }
+    let plans = plan(req)?;
     let purpose = req.policy.purpose(req.snapshot.purpose());
-    req.sources.check_policy(req.policy)?;
-    let mut plans = Vec::new();
-    for decl in &req.sources.tables {
-        plans.push(plan_table(decl, purpose)?);
-    }
     // Files of included tables, in (table, path) order; file j belongs to partition j mod N.
     let mut units = Vec::new();
     let mut my_files: Vec<(usize, usize)> = Vec::new();
@@ -959,35 +1118,10 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
             std::fs::create_dir_all(&d).map_err(|e| GateError::io(&d, e))?;
         }
     }
-    let zstd = ZstdLevel::try_new(opts.zstd_level).map_err(|e| GateError::Invalid(e.to_string()))?;
-    // Per table: free text is high-cardinality, so dictionary encoding only costs time there.
     let props: Vec<WriterProperties> = plans
         .iter()
-        .map(|plan| {
-            let mut b = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(zstd))
-                .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
-                .set_statistics_enabled(EnabledStatistics::Chunk)
-                // A column whose distinct values outgrow this falls back to its other encoding early
-                // instead of interning every value (high-cardinality ids and times gain nothing from it).
-                .set_dictionary_page_size_limit(DICTIONARY_LIMIT)
-                .set_created_by(crate::TOOL_VERSION.into());
-            // Integers whose dictionary overflows (ids, times) fall back to delta encoding rather than
-            // plain: about a tenth smaller output at the same speed, and every Parquet reader decodes it.
-            for f in plan.out_schema.fields() {
-                if is_delta_type(f.data_type()) {
-                    b = b.set_column_encoding(ColumnPath::from(f.name().as_str()), Encoding::DELTA_BINARY_PACKED);
-                }
-            }
-            for c in &plan.decl.redact {
-                // Nor are min/max statistics of free text any use to a reader (and they cost a comparison per value).
-                b = b
-                    .set_column_dictionary_enabled(ColumnPath::from(c.as_str()), false)
-                    .set_column_statistics_enabled(ColumnPath::from(c.as_str()), EnabledStatistics::None);
-            }
-            b.build()
-        })
-        .collect();
+        .map(|plan| writer_properties(&plan.rules.out_schema, &plan.decl.redact, opts.zstd_level, opts.row_group_rows))
+        .collect::<Result<_, _>>()?;
     // Workers encode with writers made from the same schema and properties as the files' writers.
     let encoders: Vec<Option<ArrowRowGroupWriterFactory>> = plans
         .iter()
@@ -996,7 +1130,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
             if tmp.is_none() || !plan.stats.included {
                 return Ok(None);
             }
-            let w = ArrowWriter::try_new(std::io::sink(), plan.out_schema.clone(), Some(p.clone()))
+            let w = ArrowWriter::try_new(std::io::sink(), plan.rules.out_schema.clone(), Some(p.clone()))
                 .and_then(|w| w.into_serialized_writer())
                 .map_err(|e| GateError::Invalid(format!("table `{}`: parquet writer: {e}", plan.decl.name)))?;
             Ok(Some(w.1))
@@ -1034,15 +1168,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                 if abort_ref.load(Ordering::Relaxed) {
                     return Err(GateError::Worker("stopped".into()));
                 }
-                let path = &plans_ref[t].files[f];
-                let (h, bytes) = crate::hash_file(path)?;
-                out.push(SourceFile {
-                    table: plans_ref[t].decl.name.clone(),
-                    path: req.sources.recorded_path(path),
-                    blake3: h,
-                    bytes,
-                    rows: file_rows(t, f),
-                });
+                out.push(source_file(req.sources, &plans_ref[t], f)?);
             }
             Ok(out)
         });
@@ -1093,7 +1219,7 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                     let path = tmp.join(&rel);
                     let file = std::fs::File::create(&path).map_err(|e| stop(GateError::io(&path, e)))?;
                     let hw = HashingWriter::new(file);
-                    let w = ArrowWriter::try_new(hw, plan.out_schema.clone(), Some(props[t].clone()))
+                    let w = ArrowWriter::try_new(hw, plan.rules.out_schema.clone(), Some(props[t].clone()))
                         .and_then(|w| w.into_serialized_writer())
                         .map_err(|e| stop(GateError::parquet(&path, e)))?;
                     Some(w.0)
@@ -1118,10 +1244,10 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
                     let groups = std::mem::take(&mut res.groups);
                     append_groups(w, groups).map_err(|e| stop(GateError::parquet(&plan.files[f], e)))?;
                 }
-                file_rows += res.rows_out;
-                included.add(&res.members);
-                progress.advance(STAGE, res.rows_in);
-                acc[t].add(res);
+                file_rows += res.tally.rows_out;
+                included.add(&res.tally.members);
+                progress.advance(STAGE, res.tally.rows_in);
+                acc[t].add(res.tally);
                 u += 1;
                 let (lock, cv) = &written;
                 if let Ok(mut d) = lock.lock() {
@@ -1155,24 +1281,16 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
         st.row_commitment = a.lt.to_hex();
         tables.insert(plan.decl.name, st);
     }
-    let (allowed_bytes, allowed_hash) =
-        req.snapshot.allowed_bytes().map_err(|e| GateError::Invalid(format!("snapshot: {e}")))?;
-    drop(allowed_bytes);
-    let counts = req.snapshot.counts();
+    let (policy, ledger, snapshot) = manifest_refs(req)?;
     let shard = ShardFunction::for_purpose(&purpose.key, opts.shards);
     let member_set = write_members(&members, tmp)?;
     source_files.sort();
     files.sort();
     let manifest = assemble(ManifestParts {
         purpose: purpose.key.clone(),
-        policy: PolicyRef { version: req.policy.version.clone(), hash: req.policy.hash.clone() },
-        ledger: LedgerRef {
-            position: req.snapshot.position(),
-            at: req.snapshot.at(),
-            tree_root: hex::encode(req.snapshot.tree_root),
-            checkpoint: req.checkpoint.clone(),
-        },
-        snapshot: SnapshotRef { hash: hex::encode(allowed_hash), allowed: counts.allowed, members: counts.members },
+        policy,
+        ledger,
+        snapshot,
         sources: SourcesRef {
             declaration: req.sources.file.clone(),
             declaration_hash: req.declaration_hash.clone(),
@@ -1195,14 +1313,14 @@ fn run(req: &GateRequest<'_>, tmp: Option<&Path>, progress: &dyn Progress) -> Re
 /// The included members as units arrive: a plain bitset for ids below the dense limit (no sorting),
 /// a bitmap for the rest.
 #[derive(Default)]
-struct Included {
+pub(crate) struct Included {
     bits: Vec<u64>,
     big: Vec<u64>,
     map: RoaringTreemap,
 }
 
 impl Included {
-    fn add(&mut self, ids: &[u64]) {
+    pub(crate) fn add(&mut self, ids: &[u64]) {
         for &id in ids {
             if id < DENSE_LIMIT {
                 let w = (id >> 6) as usize;
@@ -1227,7 +1345,7 @@ impl Included {
         }
     }
 
-    fn finish(mut self) -> RoaringTreemap {
+    pub(crate) fn finish(mut self) -> RoaringTreemap {
         self.flush();
         let mut small = Vec::new();
         for (w, &word) in self.bits.iter().enumerate() {
@@ -1279,7 +1397,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, r: UnitResult) {
+    fn add(&mut self, r: Tally) {
         self.rows_in += r.rows_in;
         self.rows_out += r.rows_out;
         for (k, v) in r.excluded {
