@@ -1,10 +1,12 @@
 //! Gate use cases: materialise a purpose's training set from a snapshot and register it, verify one by
-//! recomputing it, merge partitions.
+//! recomputing it, merge partitions; and the two ends of a gate another engine (Spark) runs: the spec its workers
+//! apply, and the dataset assembled from their partials.
 
 use crate::datadir::DataDir;
 use crate::error::{AppError, Context as _, Result};
 use crate::progress::Progress;
 use crate::session::Session;
+use consentry_gate::distributed::{GateSpec, Partial};
 use consentry_gate::materialize::{GateOptions, GateRequest, build_detector};
 use consentry_gate::{Difference, Manifest, Sources};
 use consentry_ledger::position::At;
@@ -206,18 +208,117 @@ impl Session {
 
     /// The snapshot at a manifest's ledger position and time.
     fn snapshot_of(&self, m: &Manifest) -> Result<Snapshot> {
+        self.snapshot_at(&m.purpose, m.ledger.position, m.ledger.at, "the manifest")
+    }
+
+    /// The snapshot of `purpose` at a recorded ledger position and time (`what` names the record in errors).
+    fn snapshot_at(&self, purpose: &str, position: u64, at: i64, what: &str) -> Result<Snapshot> {
         let ledger = self.ledger()?;
         let pid = ledger
             .policy()
-            .purpose_id(&m.purpose)
-            .ok_or_else(|| AppError::bad_input(format!("the policy in force has no purpose `{}`", m.purpose)))?;
+            .purpose_id(purpose)
+            .ok_or_else(|| AppError::bad_input(format!("the policy in force has no purpose `{purpose}`")))?;
         let len = ledger.store().len()?;
-        if m.ledger.position > len {
+        if position > len {
             return Err(AppError::bad_input(format!(
-                "the manifest names ledger position {}, but this ledger holds {len} events: wrong --data?",
-                m.ledger.position
+                "{what} names ledger position {position}, but this ledger holds {len} events: wrong --data?"
             )));
         }
-        Ok(ledger.snapshot(pid, m.ledger.position, m.ledger.at)?)
+        Ok(ledger.snapshot(pid, position, at)?)
+    }
+
+    /// A gate another engine runs, first half: the spec its workers apply to every partition of every table
+    /// (see [`consentry_gate::distributed`]). `At::Now` is resolved here, so every worker sees one ledger state,
+    /// which the spec records. Without `redact`, free text passes unredacted (benchmarks only). Hashes the source
+    /// files (slow on big inputs, as the single-machine gate is).
+    pub fn gate_spec(
+        &self,
+        purpose: &str,
+        at: At,
+        sources: Option<&Path>,
+        base: Option<&Path>,
+        redact: bool,
+        shards: u32,
+    ) -> Result<GateSpec> {
+        let loaded = self.dir().load_sources(sources, base)?;
+        let snap = self.snapshot(purpose, at)?;
+        let ledger = self.ledger()?;
+        let checkpoint = ledger.checkpoint_covering(snap.position())?;
+        let detector = if redact { Some(build_detector(&loaded.sources)?) } else { None };
+        let req = GateRequest {
+            policy: ledger.policy(),
+            snapshot: &snap,
+            checkpoint: Some(checkpoint),
+            sources: &loaded.sources,
+            declaration_hash: loaded.declaration_hash.clone(),
+            detector: detector.as_ref().map(|(d, _)| d),
+            member_names: detector.as_ref().map_or(0, |(_, n)| *n),
+            options: options(None, shards, None),
+            created: consentry_ledger::now(),
+        };
+        // The gate's errors name the file, table or column at fault: passed on as they are.
+        Ok(GateSpec::build(&req)?)
+    }
+
+    /// A gate another engine ran, second half: checks that `spec` was cut from this ledger (the snapshot at its
+    /// position has the same tree root, allowed set and counts, its checkpoint carries this ledger's signature),
+    /// assembles the workers' partials and the part files in `staging` into the dataset at `out` (renamed there
+    /// only when complete) and registers it. The manifest equals the one `gate` writes for the same sources and
+    /// position, except for the data files and the creation time.
+    pub fn gate_finish(
+        &self,
+        spec: &GateSpec,
+        partials: Vec<Partial>,
+        staging: &Path,
+        out: &Path,
+    ) -> Result<GateOutcome> {
+        consentry_gate::check_output(out)?;
+        let ledger = self.ledger()?;
+        let l = spec.ledger();
+        let snap = self.snapshot_at(spec.purpose(), l.position, l.at, "the gate spec")?;
+        let (_, allowed_hash) = snap.allowed_bytes()?;
+        let counts = snap.counts();
+        let mut differs = Vec::new();
+        if hex::encode(snap.tree_root) != l.tree_root {
+            differs.push(format!(
+                "tree root at position {} is {}, the spec says {}",
+                l.position,
+                hex::encode(snap.tree_root),
+                l.tree_root
+            ));
+        }
+        if hex::encode(allowed_hash) != spec.snapshot().hash
+            || counts.allowed != spec.snapshot().allowed
+            || counts.members != spec.snapshot().members
+        {
+            differs.push(format!(
+                "{} of {} members allowed here, the spec says {} of {}",
+                counts.allowed,
+                counts.members,
+                spec.snapshot().allowed,
+                spec.snapshot().members
+            ));
+        }
+        if ledger.policy().hash != spec.policy().hash {
+            differs.push(format!(
+                "policy {} in force, the spec was cut under {}",
+                ledger.policy().version,
+                spec.policy().version
+            ));
+        }
+        if let Some(c) = &l.checkpoint
+            && !ledger.public_key().verify(c)
+        {
+            differs.push("its checkpoint is not signed by this ledger's key".into());
+        }
+        if !differs.is_empty() {
+            return Err(AppError::bad_input(format!(
+                "the snapshot in this job was cut from a different ledger (or edited): {}",
+                differs.join("; ")
+            )));
+        }
+        let manifest = consentry_gate::distributed::assemble(spec, partials, staging, out, consentry_ledger::now())?;
+        let dataset_id = self.register_gated(&manifest, out)?;
+        Ok(GateOutcome { manifest, seconds: None, dataset_id })
     }
 }

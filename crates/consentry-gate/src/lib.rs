@@ -9,6 +9,8 @@
 //!   cores — keep a row only if every party allows it (or null a droppable
 //!   party), keep only the purpose's categories, redact free text — and writes
 //!   Parquet into a temporary directory renamed into place when complete.
+//! - [`distributed`] applies the same rules to record batches another engine (Spark) schedules: a spec shipped to
+//!   the workers, a gate per partition, partials assembled into the manifest the single-machine gate writes.
 //! - [`commit`] is the order-independent, mergeable row commitment (LtHash).
 //! - [`manifest`] is the JSON record beside the data, and the shard function.
 //! - [`own`] reads one member's own rows of a declared table (counted, a few shown, free text redacted as the
@@ -17,6 +19,7 @@
 //!   and reports every difference.
 
 pub mod commit;
+pub mod distributed;
 pub mod fsguard;
 pub mod manifest;
 pub mod materialize;
@@ -25,6 +28,7 @@ pub mod sources;
 pub mod verify;
 
 pub use commit::LtHash;
+pub use distributed::{GateSpec, PartWriter, Partial, PartitionGate};
 pub use manifest::{Manifest, ShardFunction, shard_of};
 pub use materialize::{GateOptions, GateRequest, Outcome, Progress, check_output, materialize, merge};
 pub use sources::{Sources, TableDecl};
