@@ -51,7 +51,7 @@ fn spark_type(dt: &DataType, k: usize) -> DataType {
         DataType::UInt8 => DataType::Int16,
         DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Microsecond, Some("Etc/UTC".into())),
         // Strings come either way.
-        DataType::Utf8 if k % 2 == 0 => DataType::LargeUtf8,
+        DataType::Utf8 if k.is_multiple_of(2) => DataType::LargeUtf8,
         DataType::Utf8 => DataType::Utf8View,
         DataType::List(f) => {
             DataType::List(Arc::new(Field::new("element", spark_type(f.data_type(), k), f.is_nullable())))

@@ -673,7 +673,7 @@ fn cast_column(col: &ArrayRef, to: &DataType, table: &str, column: &str) -> Resu
 /// Picks `schema`'s columns from `batch` by name and casts each to its type, without loss (see [`cast_column`]):
 /// the gate's output to the engine's output schema ([`TableSpec::engine_schema`]), or any batch to any schema.
 pub fn cast_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, GateError> {
-    cast_named(batch, schema, "")
+    cast_named(batch, schema, "(gated rows)")
 }
 
 fn cast_named(batch: &RecordBatch, schema: &SchemaRef, table: &str) -> Result<RecordBatch, GateError> {
@@ -1263,6 +1263,17 @@ mod tests {
         // Integers narrow only while they fit.
         assert!(cast_column(&arr(Int64Array::from(vec![300])), &DataType::UInt8, "t", "n").is_err());
         assert!(cast_column(&arr(Int64Array::from(vec![200])), &DataType::UInt8, "t", "n").is_ok());
+    }
+
+    /// Another language's objects hold these, and engines move them between threads.
+    #[test]
+    fn specs_partials_and_gates_move_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        fn sent<T: Send>() {}
+        shared::<GateSpec>();
+        shared::<Partial>();
+        sent::<PartitionGate>();
+        sent::<PartWriter>();
     }
 
     #[test]
