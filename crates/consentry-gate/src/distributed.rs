@@ -992,14 +992,17 @@ impl Partial {
                 self.table, other.table
             )));
         }
-        self.rows_in += other.rows_in;
-        self.rows_out += other.rows_out;
+        // Counts come from bytes another machine sent: they saturate rather than wrap (and then fail the checks).
+        self.rows_in = self.rows_in.saturating_add(other.rows_in);
+        self.rows_out = self.rows_out.saturating_add(other.rows_out);
         for (k, v) in other.excluded {
-            *self.excluded.entry(k).or_default() += v;
+            let e = self.excluded.entry(k).or_default();
+            *e = e.saturating_add(v);
         }
-        self.parties_dropped += other.parties_dropped;
+        self.parties_dropped = self.parties_dropped.saturating_add(other.parties_dropped);
         for (k, v) in other.redactions {
-            *self.redactions.entry(k).or_default() += v;
+            let e = self.redactions.entry(k).or_default();
+            *e = e.saturating_add(v);
         }
         self.row_commitment.merge(&other.row_commitment);
         self.members |= other.members;
@@ -1084,6 +1087,17 @@ pub fn assemble(
                 t.name, p.rows_in, t.source_rows
             )));
         }
+        let accounted = p.excluded.values().fold(p.rows_out, |a, v| a.saturating_add(*v));
+        if accounted != p.rows_in {
+            return Err(GateError::Invalid(format!(
+                "table `{}`: the partials passed {} rows and excluded {} but read {}: a partial was altered or made \
+                 by another tool",
+                t.name,
+                p.rows_out,
+                accounted.saturating_sub(p.rows_out),
+                p.rows_in
+            )));
+        }
         let mut rows = 0u64;
         for f in &p.files {
             let prefix = format!("{}/", t.name);
@@ -1124,7 +1138,7 @@ pub fn assemble(
                     short(&f.blake3)
                 )));
             }
-            rows += f.rows;
+            rows = rows.saturating_add(f.rows);
             files.push(f.clone());
         }
         if rows != p.rows_out {

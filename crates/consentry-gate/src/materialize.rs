@@ -1433,13 +1433,16 @@ pub(crate) fn assemble(p: ManifestParts) -> Manifest {
     let mut redactions = BTreeMap::new();
     let (mut rows_in, mut rows_out) = (0, 0);
     for t in p.tables.values() {
-        rows_in += t.rows_in;
-        rows_out += t.rows_out;
+        // Saturating: the counts may come from files or other machines.
+        rows_in = u64::saturating_add(rows_in, t.rows_in);
+        rows_out = u64::saturating_add(rows_out, t.rows_out);
         for (k, v) in &t.excluded {
-            *excluded.entry(k.clone()).or_default() += v;
+            let e = excluded.entry(k.clone()).or_default();
+            *e = u64::saturating_add(*e, *v);
         }
         for (k, v) in &t.redactions {
-            *redactions.entry(k.clone()).or_default() += v;
+            let e = redactions.entry(k.clone()).or_default();
+            *e = u64::saturating_add(*e, *v);
         }
     }
     Manifest {
