@@ -108,7 +108,7 @@ impl Redactor {
         Ok(Redactor { det: Arc::new(det) })
     }
 
-    /// `text` with every detection replaced by its typed placeholder (`[EMAIL]`, `[PERSON]`, …), exactly as the gate
+    /// `text` with every detection replaced by its typed placeholder (`<EMAIL>`, `<PERSON>`, …), exactly as the gate
     /// writes free text into a dataset.
     fn redact(&self, py: Python<'_>, text: &str) -> String {
         let det = &self.det;

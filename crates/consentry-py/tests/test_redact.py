@@ -63,7 +63,10 @@ def test_redaction_equals_the_gates(session, data_dir: Path, position, tmp_path)
     names = [f"{m['given_name']} {m['surname']}" for m in members]
     raw = pq.read_table(net / "posts.parquet", columns=["post_id", "text"])
     raw = raw.filter(pc.is_in(raw.column("post_id"), gated.column("post_id")))
-    by_id = dict(zip(raw.column("post_id").to_pylist(), consentry.Redactor(names).redact_array(raw.column("text").combine_chunks()).to_pylist()))
-    ours = [by_id[i] for i in gated.column("post_id").to_pylist()]
-    assert ours == gated.column("text").to_pylist()
-    assert any(t != r for t, r in zip(ours, [dict(zip(raw.column("post_id").to_pylist(), raw.column("text").to_pylist()))[i] for i in gated.column("post_id").to_pylist()]))
+    ids = gated.column("post_id").to_pylist()
+    original = dict(zip(raw.column("post_id").to_pylist(), raw.column("text").to_pylist()))
+    redacted = consentry.Redactor(names).redact_array(raw.column("text").combine_chunks())
+    ours = dict(zip(raw.column("post_id").to_pylist(), redacted.to_pylist()))
+    assert [ours[i] for i in ids] == gated.column("text").to_pylist()
+    # The comparison means something: some posts had PII the gate removed.
+    assert sum(ours[i] != original[i] for i in ids) > 0

@@ -27,6 +27,10 @@ class ConsentWarning(UserWarning):
         self.past_deadline = past_deadline
 
 
+# Loud: shown every time a dataset is opened, not once per call site (a caller may still filter it after import).
+warnings.filterwarnings("always", category=ConsentWarning)
+
+
 def _hours(secs: int) -> str:
     return f"{secs // 3600} h" if secs % 3600 == 0 else f"{secs} s"
 
