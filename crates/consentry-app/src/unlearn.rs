@@ -77,7 +77,11 @@ impl Session {
                 inputs.push(ol::file_dataset(&old.1.resolve(&old.0.dir)));
             }
             let dir = reg.map_or_else(|| std::path::PathBuf::from(&x.new_dir), |g| g.resolve(&x.new_dir));
-            outputs.push(ol::model_output(&dir, Some(&x.new_model), Some(("consentry_unlearning", ol::retrain_facet(x)))));
+            outputs.push(ol::model_output(
+                &dir,
+                Some(&x.new_model),
+                Some(("consentry_unlearning", ol::retrain_facet(x))),
+            ));
         }
         let mut run_facets = serde_json::Map::new();
         run_facets.insert("consentry_unlearning_pass".into(), ol::unlearning_pass_facet(r));

@@ -75,10 +75,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Send OpenLineage run events (START, then COMPLETE or FAIL) here: file:///path/events.jsonl (or a
-    /// plain path) appends one JSON event per line, http://host:port/api/v1/lineage POSTs each (no https: use a
-    /// local collector or the file) [env: CONSENTRY_OPENLINEAGE; without either, OPENLINEAGE_URL (+
-    /// OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY) as the OpenLineage clients read it; OPENLINEAGE_NAMESPACE names
-    /// the job namespace]. A failed send only warns.
+        /// plain path) appends one JSON event per line, http://host:port/api/v1/lineage POSTs each (no https: use a
+        /// local collector or the file) [env: CONSENTRY_OPENLINEAGE; without either, OPENLINEAGE_URL (+
+        /// OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY) as the OpenLineage clients read it; OPENLINEAGE_NAMESPACE names
+        /// the job namespace]. A failed send only warns.
         #[arg(long, value_name = "FILE|URL")]
         openlineage: Option<String>,
     },
