@@ -112,7 +112,7 @@ impl std::fmt::Debug for HttpTarget {
 impl HttpTarget {
     /// Reads `http://host[:port][/path]`; `https://` is refused with what to do instead.
     pub fn parse(url: &str, api_key: Option<String>) -> std::result::Result<HttpTarget, String> {
-        if url.len() >= 8 && url[..8].eq_ignore_ascii_case("https://") {
+        if url.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) {
             return Err(format!(
                 "`{url}`: HTTPS is not supported; send the events to a local OpenLineage collector or proxy over \
                  http://, or write them to a file (file:///path/events.jsonl)"
@@ -987,10 +987,13 @@ mod tests {
 
     #[test]
     fn a_bad_explicit_target_is_refused_before_any_work() {
-        for t in ["https://collector/api", "kafka://x", "file://relative", "http://:80/", "http://h:port/"] {
+        for t in ["https://collector/api", "kafka://x", "file://relative", "http://:80/", "http://h:port/", "httpé://x"]
+        {
             let e = resolve(Some(t), &[]).0.unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::BadInput, "{t}");
         }
+        // Byte 8 inside a character: refused, not a panic.
+        assert!(HttpTarget::parse("https:/é", None).is_err());
         let e = resolve(Some("https://collector/api"), &[]).0.unwrap_err();
         assert!(e.to_string().contains("local OpenLineage collector or proxy"), "{e}");
     }

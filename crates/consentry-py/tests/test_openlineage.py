@@ -314,7 +314,7 @@ def test_the_checks_catch_a_broken_event(runs):
         check_with_client(extra)
 
 
-def test_an_https_target_is_refused_before_any_work(tmp_path, runs):
+def test_an_https_target_is_refused_before_any_work(tmp_path):
     data = tmp_path / "empty"
     p = consentry(data, "gate", "--purpose", JOBS, "--out", str(tmp_path / "x"), "--openlineage", "https://collector/api/v1/lineage", ok=False)
     assert p.returncode != 0
