@@ -4,6 +4,7 @@
 
 use crate::datadir::DataDir;
 use crate::error::{AppError, Context as _, Result};
+use crate::openlineage::{self as ol, JobKind};
 use crate::progress::Progress;
 use crate::session::Session;
 use consentry_gate::distributed::{GateSpec, Partial};
@@ -101,7 +102,29 @@ impl DataDir {
 
 impl Session {
     /// `gate`: materialises a purpose's dataset and registers it (a partial result is registered after merging).
+    /// With lineage configured, the run is an OpenLineage run of job `gate.<purpose>` (see [`crate::openlineage`]).
     pub fn gate(&self, run: GateRun, progress: &dyn Progress) -> Result<GateOutcome> {
+        let lineage = self.lineage_run(format!("gate.{}", run.purpose), JobKind::Gate);
+        let out = run.out.clone();
+        let start = || ol::Parts {
+            inputs: vec![self.ledger_dataset(None)],
+            outputs: vec![ol::file_dataset(&out)],
+            ..Default::default()
+        };
+        let done = |(g, loaded): &(GateOutcome, LoadedSources)| {
+            let mut inputs = vec![self.ledger_dataset(Some(g.manifest.ledger.position))];
+            inputs.extend(ol::source_inputs(&loaded.sources, &g.manifest));
+            ol::Parts {
+                inputs,
+                outputs: vec![ol::gated_output(&out, &g.manifest, g.dataset_id.as_deref())],
+                ..Default::default()
+            }
+        };
+        lineage.wrap(start, || self.gate_run(run, progress), done).map(|(g, _)| g)
+    }
+
+    /// The work of [`Session::gate`], with the declaration it read.
+    fn gate_run(&self, run: GateRun, progress: &dyn Progress) -> Result<(GateOutcome, LoadedSources)> {
         consentry_gate::check_output(&run.out)?;
         if run.options.partition.is_some() && run.at == At::Now {
             return Err(AppError::bad_input(
@@ -112,7 +135,7 @@ impl Session {
         let snap = self.snapshot(&run.purpose, run.at)?;
         let (manifest, seconds) = self.materialize(&loaded, &snap, &run.out, run.options, progress)?;
         let dataset_id = self.register_gated(&manifest, &run.out)?;
-        Ok(GateOutcome { manifest, seconds: Some(seconds), dataset_id })
+        Ok((GateOutcome { manifest, seconds: Some(seconds), dataset_id }, loaded))
     }
 
     /// Materialises one purpose's dataset from a snapshot into `out` (not registered).
@@ -158,10 +181,25 @@ impl Session {
     }
 
     /// `gate merge`: combines the partial results of `gate --partition I/N` into one registered dataset.
+    /// With lineage configured, an OpenLineage run of job `gate.merge`: the partials in, the dataset out.
     pub fn gate_merge(&self, partials: &[PathBuf], out: &Path) -> Result<GateOutcome> {
-        let manifest = consentry_gate::merge(partials, out, consentry_ledger::now())?;
-        let dataset_id = self.register_gated(&manifest, out)?;
-        Ok(GateOutcome { manifest, seconds: None, dataset_id })
+        let lineage = self.lineage_run("gate.merge".into(), JobKind::Gate);
+        let start = || ol::Parts {
+            inputs: partials.iter().map(|p| ol::gated_input(p)).collect(),
+            outputs: vec![ol::file_dataset(out)],
+            ..Default::default()
+        };
+        let done = |g: &GateOutcome| ol::Parts {
+            inputs: partials.iter().map(|p| ol::file_dataset(p)).collect(),
+            outputs: vec![ol::gated_output(out, &g.manifest, g.dataset_id.as_deref())],
+            ..Default::default()
+        };
+        let work = || {
+            let manifest = consentry_gate::merge(partials, out, consentry_ledger::now())?;
+            let dataset_id = self.register_gated(&manifest, out)?;
+            Ok(GateOutcome { manifest, seconds: None, dataset_id })
+        };
+        lineage.wrap(start, work, done)
     }
 
     /// `gate verify`: the files against the manifest, the evaluation time against the log, and a recomputation

@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod member;
 pub mod notices;
+pub mod openlineage;
 pub mod operator;
 pub mod platform;
 pub mod privacy;

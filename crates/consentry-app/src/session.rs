@@ -67,6 +67,8 @@ pub struct Session {
     /// The redaction detector the privacy centre shows free text through (`privacy.rs`), rebuilt when the member
     /// names it reads change.
     pub(crate) detector: crate::filecache::FileCache<consentry_redact::Detector>,
+    /// Where OpenLineage run events of gate, train and unlearn go, when configured (`openlineage.rs`).
+    pub(crate) openlineage: Option<crate::openlineage::Emitter>,
 }
 
 impl Session {
@@ -99,6 +101,7 @@ impl Session {
             signed_out: Default::default(),
             token_cache: Default::default(),
             detector: Default::default(),
+            openlineage: None,
         })
     }
 

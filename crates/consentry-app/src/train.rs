@@ -2,6 +2,7 @@
 //! served), recommendations, reply suggestions, a model's DP claim.
 
 use crate::error::{AppError, Context as _, ErrorKind, Result};
+use crate::openlineage::{self as ol, JobKind};
 use crate::progress::Progress;
 use crate::session::Session;
 use consentry_learn::LearnError;
@@ -94,10 +95,40 @@ fn require_dir(p: &Path) -> Result<()> {
 impl Session {
     /// `train`: trains a model on a registered dataset and registers it; a model that fails to register is removed,
     /// so an unregistered model is never left where it could be served.
+    /// With lineage configured, the run is an OpenLineage run of job `train.<kind>`: the dataset (with its
+    /// manifest's commitments) in, the model out (see [`crate::openlineage`]).
     pub fn train(&self, req: TrainRequest, progress: &dyn Progress) -> Result<TrainOutcome> {
         let kind = req.options.kind;
-        let dataset = req.dataset.unwrap_or_else(|| self.dir().dataset_dir(kind.purpose()));
-        let out = req.out.unwrap_or_else(|| self.dir().model_dir(kind.name()));
+        let dataset = req.dataset.clone().unwrap_or_else(|| self.dir().dataset_dir(kind.purpose()));
+        let out = req.out.clone().unwrap_or_else(|| self.dir().model_dir(kind.name()));
+        let lineage = self.lineage_run(format!("train.{}", kind.name()), JobKind::Train);
+        let start = || ol::Parts {
+            inputs: vec![ol::gated_input(&dataset)],
+            outputs: vec![ol::file_dataset(&out)],
+            ..Default::default()
+        };
+        let done = |t: &TrainOutcome| {
+            let id = match &t.registration {
+                Registration::Registered(id) => Some(id.as_str()),
+                _ => None,
+            };
+            ol::Parts {
+                inputs: vec![ol::gated_input(&t.dataset)],
+                outputs: vec![ol::model_output(&t.out, id, None)],
+                ..Default::default()
+            }
+        };
+        lineage.wrap(start, || self.train_run(dataset.clone(), out.clone(), req, progress), done)
+    }
+
+    /// The work of [`Session::train`].
+    fn train_run(
+        &self,
+        dataset: PathBuf,
+        out: PathBuf,
+        req: TrainRequest,
+        progress: &dyn Progress,
+    ) -> Result<TrainOutcome> {
         if let Some(d) = &req.options.dp {
             d.check()?;
         }

@@ -1,6 +1,7 @@
 //! The unlearning use case: withdrawals in the ledger become exact shard retrains of the live models.
 
 use crate::error::{AppError, Result};
+use crate::openlineage::{self as ol, JobKind};
 use crate::session::Session;
 use consentry_lineage::worker::{WorkerOptions, WorkerReport};
 use std::sync::atomic::AtomicBool;
@@ -50,13 +51,41 @@ impl UnlearnOptions {
 
 impl Session {
     /// One unlearning pass: new withdrawals become requests, due requests become shard retrains.
+    /// With lineage configured, the pass is an OpenLineage run of job `unlearn`: the ledger and the retrained
+    /// models' previous versions in, their new versions out (see [`crate::openlineage`]).
     pub fn unlearn_once(&self, opts: &UnlearnOptions) -> Result<WorkerReport> {
-        let w = opts.worker()?;
-        let reg = self.registry()?;
-        let ledger = self.ledger()?;
-        let report = consentry_lineage::run_once(reg, ledger, &w)?;
-        self.announce_unlearning(&report)?;
-        Ok(report)
+        let lineage = self.lineage_run("unlearn".into(), JobKind::Unlearn);
+        let start = || ol::Parts { inputs: vec![self.ledger_dataset(None)], ..Default::default() };
+        let work = || {
+            let w = opts.worker()?;
+            let reg = self.registry()?;
+            let ledger = self.ledger()?;
+            let report = consentry_lineage::run_once(reg, ledger, &w)?;
+            self.announce_unlearning(&report)?;
+            Ok(report)
+        };
+        lineage.wrap(start, work, |r| self.unlearning_parts(r))
+    }
+
+    /// The inputs, outputs and run facet of an unlearning pass's event.
+    fn unlearning_parts(&self, r: &WorkerReport) -> ol::Parts {
+        let mut inputs = vec![self.ledger_dataset(Some(r.cursor_to))];
+        let mut outputs = Vec::new();
+        let reg = self.registry().ok();
+        for x in &r.retrains {
+            if let Some(old) = reg.and_then(|g| g.model(&x.old_model).ok()).zip(reg) {
+                inputs.push(ol::file_dataset(&old.1.resolve(&old.0.dir)));
+            }
+            let dir = reg.map_or_else(|| std::path::PathBuf::from(&x.new_dir), |g| g.resolve(&x.new_dir));
+            outputs.push(ol::model_output(
+                &dir,
+                Some(&x.new_model),
+                Some(("consentry_unlearning", ol::retrain_facet(x))),
+            ));
+        }
+        let mut run_facets = serde_json::Map::new();
+        run_facets.insert("consentry_unlearning_pass".into(), ol::unlearning_pass_facet(r));
+        ol::Parts { inputs, outputs, run_facets }
     }
 
     /// Starts unlearning without retraining: new withdrawals become requests with their deadlines now (the next
@@ -77,22 +106,32 @@ impl Session {
         max_polls: Option<u64>,
         on_report: &mut dyn FnMut(&WorkerReport),
     ) -> Result<u64> {
-        let w = opts.worker()?;
-        let reg = self.registry()?;
-        let ledger = self.ledger()?;
-        let interval = Duration::from_secs_f64(opts.interval_secs);
-        // Each pass's completions go to the outbox as the pass reports them; a failure to record them is kept and
-        // returned once the watch ends (the pass itself is committed in the registry).
-        let mut announce_error = None;
-        let passes = consentry_lineage::watch(reg, ledger, &w, interval, stop, max_polls, &mut |r| {
-            if let Err(e) = self.announce_unlearning(r) {
-                announce_error.get_or_insert(e);
+        // With lineage configured, the watch is one continuous OpenLineage run of job `unlearn`: START, a RUNNING
+        // event for each pass that opened requests or retrained, COMPLETE or FAIL when it ends.
+        let lineage = self.lineage_run("unlearn".into(), JobKind::Unlearn).streaming();
+        let start = || ol::Parts { inputs: vec![self.ledger_dataset(None)], ..Default::default() };
+        let work = || {
+            let w = opts.worker()?;
+            let reg = self.registry()?;
+            let ledger = self.ledger()?;
+            let interval = Duration::from_secs_f64(opts.interval_secs);
+            // Each pass's completions go to the outbox as the pass reports them; a failure to record them is kept
+            // and returned once the watch ends (the pass itself is committed in the registry).
+            let mut announce_error = None;
+            let passes = consentry_lineage::watch(reg, ledger, &w, interval, stop, max_polls, &mut |r| {
+                if let Err(e) = self.announce_unlearning(r) {
+                    announce_error.get_or_insert(e);
+                }
+                if lineage.active() && (r.requests_opened > 0 || !r.retrains.is_empty()) {
+                    lineage.emit("RUNNING", self.unlearning_parts(r));
+                }
+                on_report(r);
+            })?;
+            match announce_error {
+                Some(e) => Err(e.context("recording unlearning completions in the outbox")),
+                None => Ok(passes),
             }
-            on_report(r);
-        })?;
-        match announce_error {
-            Some(e) => Err(e.context("recording unlearning completions in the outbox")),
-            None => Ok(passes),
-        }
+        };
+        lineage.wrap(start, work, |_| ol::Parts::default())
     }
 }

@@ -70,6 +70,16 @@ impl Ctx {
         Session::open(self.dir.clone(), self.database.as_deref())
     }
 
+    /// A writing session that emits OpenLineage run events as `--openlineage` (`flag`) and the environment say
+    /// (the rules live in `consentry_app::openlineage`); lineage warnings go to stderr.
+    pub fn lineage_session(&self, flag: Option<&str>) -> Result<Session, AppError> {
+        self.session()?.with_openlineage(
+            flag,
+            &|k: &str| std::env::var(k).ok(),
+            consentry_app::openlineage::stderr_warnings(),
+        )
+    }
+
     /// A session that never writes (works on a read-only copy of a data directory).
     pub fn read_only_session(&self) -> Result<Session, AppError> {
         Session::open_read_only(self.dir.clone(), self.database.as_deref())

@@ -44,6 +44,13 @@ pub struct RunArgs {
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Send OpenLineage run events (START, then COMPLETE or FAIL) here: file:///path/events.jsonl (or a
+    /// plain path) appends one JSON event per line, http://host:port/api/v1/lineage POSTs each (no https: use a
+    /// local collector or the file) [env: CONSENTRY_OPENLINEAGE; without either, OPENLINEAGE_URL (+
+    /// OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY) as the OpenLineage clients read it; OPENLINEAGE_NAMESPACE names
+    /// the job namespace]. A failed send only warns.
+    #[arg(long, value_name = "FILE|URL")]
+    openlineage: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -67,14 +74,21 @@ pub enum Command {
         /// Output dataset directory (must not exist).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Send OpenLineage run events (START, then COMPLETE or FAIL) here: file:///path/events.jsonl (or a
+        /// plain path) appends one JSON event per line, http://host:port/api/v1/lineage POSTs each (no https: use a
+        /// local collector or the file) [env: CONSENTRY_OPENLINEAGE; without either, OPENLINEAGE_URL (+
+        /// OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY) as the OpenLineage clients read it; OPENLINEAGE_NAMESPACE names
+        /// the job namespace]. A failed send only warns.
+        #[arg(long, value_name = "FILE|URL")]
+        openlineage: Option<String>,
     },
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(Command::Verify { dir, sources, base }) => verify(ctx, &dir, sources.as_deref(), base.as_deref()),
-        Some(Command::Merge { partials, out }) => {
-            let g = ctx.session()?.gate_merge(&partials, &out)?;
+        Some(Command::Merge { partials, out, openlineage }) => {
+            let g = ctx.lineage_session(openlineage.as_deref())?.gate_merge(&partials, &out)?;
             report(ctx, &g.manifest, &out, None, g.dataset_id.as_deref())?;
             Ok(OK)
         }
@@ -95,7 +109,7 @@ fn materialize(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         out: out.clone(),
         options: options(a.threads, a.shards, partition),
     };
-    let session = ctx.session()?;
+    let session = ctx.lineage_session(a.openlineage.as_deref())?;
     let bars = ctx.progress();
     let g = session.gate(run, &bars)?;
     bars.finish();

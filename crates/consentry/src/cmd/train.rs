@@ -86,6 +86,13 @@ pub struct TrainArgs {
     /// [default: DATA/dp-noise.key].
     #[arg(long, value_name = "FILE", requires = "dp_epsilon")]
     dp_key: Option<PathBuf>,
+    /// Send OpenLineage run events (START, then COMPLETE or FAIL) here: file:///path/events.jsonl (or a
+    /// plain path) appends one JSON event per line, http://host:port/api/v1/lineage POSTs each (no https: use a
+    /// local collector or the file) [env: CONSENTRY_OPENLINEAGE; without either, OPENLINEAGE_URL (+
+    /// OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY) as the OpenLineage clients read it; OPENLINEAGE_NAMESPACE names
+    /// the job namespace]. A failed send only warns.
+    #[arg(long, value_name = "FILE|URL")]
+    openlineage: Option<String>,
 }
 
 /// `consentry train`.
@@ -116,7 +123,7 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
         d.sample_rate = a.dp_sample_rate;
         opts.dp = Some(d);
     }
-    let session = ctx.session()?;
+    let session = ctx.lineage_session(a.openlineage.as_deref())?;
     let bars = ctx.progress();
     let t = session
         .train(TrainRequest { dataset: a.dataset, out: a.out, register: !a.no_register, options: opts }, &bars)?;

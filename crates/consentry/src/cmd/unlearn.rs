@@ -32,6 +32,13 @@ pub struct Args {
     /// Training threads (0 = all cores); never changes the retrained shards.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Send OpenLineage run events (START, then COMPLETE or FAIL) here: file:///path/events.jsonl (or a
+    /// plain path) appends one JSON event per line, http://host:port/api/v1/lineage POSTs each (no https: use a
+    /// local collector or the file) [env: CONSENTRY_OPENLINEAGE; without either, OPENLINEAGE_URL (+
+    /// OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY) as the OpenLineage clients read it; OPENLINEAGE_NAMESPACE names
+    /// the job namespace]. A failed send only warns.
+    #[arg(long, value_name = "FILE|URL")]
+    openlineage: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
@@ -41,7 +48,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         threads: args.threads,
         interval_secs: args.interval,
     };
-    let session = ctx.session()?;
+    let session = ctx.lineage_session(args.openlineage.as_deref())?;
     if !args.watch {
         let report = session.unlearn_once(&opts)?;
         print_report(ctx, &report)?;
