@@ -149,10 +149,16 @@ pub(crate) fn withdrawal(
 pub fn verify_receipt(file: &Path, public_key: &Path) -> Result<ReceiptCheck> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| AppError::bad_input(format!("cannot read {}: {e}", file.display())))?;
-    let _: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| AppError::bad_input(format!("{} is not a Consentry receipt: {e}", file.display())))?;
     let key = PublicKey::load(public_key)?;
-    let verdict = AnyReceipt::verify_json(&text, &key).map_err(|e| AppError::wrap(ErrorKind::Integrity, e));
+    verify_receipt_text(&text, &file.display().to_string(), key)
+}
+
+/// [`verify_receipt`] over a receipt's text already in memory (`name` says where it came from, for messages), for
+/// front ends handed bytes rather than files.
+pub fn verify_receipt_text(text: &str, name: &str, key: PublicKey) -> Result<ReceiptCheck> {
+    let _: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| AppError::bad_input(format!("{name} is not a Consentry receipt: {e}")))?;
+    let verdict = AnyReceipt::verify_json(text, &key).map_err(|e| AppError::wrap(ErrorKind::Integrity, e));
     Ok(ReceiptCheck { key, verdict })
 }
 

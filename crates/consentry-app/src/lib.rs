@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod datadir;
+pub mod dataset;
 pub mod demo;
 pub mod erasure;
 pub mod error;

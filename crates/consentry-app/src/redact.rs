@@ -354,3 +354,19 @@ fn stream_error(input: &Option<PathBuf>, e: RedactError) -> AppError {
         other => AppError::wrap(ErrorKind::Internal, other).context(format!("redacting {}", name(input))),
     }
 }
+
+/// The detector the gate redacts free text with (default settings: the shipped gazetteer, the default confidence,
+/// every type), over `member_names`: what a front end redacting "as the gate would" builds, so it never drifts.
+pub fn gate_detector<I, S>(member_names: I) -> Result<Detector>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut names: Vec<String> = member_names.into_iter().map(Into::into).collect();
+    names.sort_unstable();
+    names.dedup();
+    Detector::builder().member_names(names).build().map_err(|e| match e {
+        RedactError::Config(_) | RedactError::UnknownKind(_) => AppError::bad_input(e.to_string()),
+        other => AppError::wrap(ErrorKind::Internal, other).context("building the detector"),
+    })
+}

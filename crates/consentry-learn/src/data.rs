@@ -56,11 +56,14 @@ impl Dataset {
         if !diffs.is_empty() {
             let shown: Vec<String> = diffs.iter().take(3).map(ToString::to_string).collect();
             let more = if diffs.len() > 3 { format!(" (and {} more)", diffs.len() - 3) } else { String::new() };
-            return Err(bad(format!(
-                "it does not match the manifest: {}{more}; the dataset was altered — materialise it again with \
-                 `consentry gate`",
-                shown.join("; ")
-            )));
+            return Err(LearnError::Altered {
+                dir: dir.to_path_buf(),
+                message: format!(
+                    "it does not match the manifest: {}{more}; the dataset was altered — materialise it again with \
+                     `consentry gate`",
+                    shown.join("; ")
+                ),
+            });
         }
         Ok(Dataset { dir: dir.to_path_buf(), manifest, manifest_hash })
     }

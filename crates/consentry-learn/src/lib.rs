@@ -37,6 +37,15 @@ pub enum LearnError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// The dataset's files are not what its manifest says (a file changed, added or removed, the member bitmap
+    /// edited): kept apart from [`LearnError::Dataset`] so a front end can report it as failed evidence.
+    #[error("dataset {dir}: {message}")]
+    Altered {
+        /// Its directory.
+        dir: PathBuf,
+        /// The differences (the first few) and what to do.
+        message: String,
+    },
     /// A dataset file could not be read as Parquet.
     #[error("dataset {dir}: {file}: {source}")]
     DatasetFile {

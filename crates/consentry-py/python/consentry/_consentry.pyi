@@ -1,0 +1,120 @@
+"""Type stubs of the native module ``consentry._consentry`` (Rust, PyO3); import from ``consentry`` instead."""
+
+import datetime
+import os
+from typing import Any, final
+
+import pyarrow
+
+from ._dataset import Dataset
+
+__version__: str
+
+class ConsentryError(Exception):
+    """Base class of every Consentry error."""
+
+    kind: str
+    """The app layer's error kind: ``bad_input``, ``not_found``, ``conflict``, ``integrity``, ``unavailable``, …"""
+
+class BadInput(ConsentryError, ValueError):
+    """The caller's input is wrong (an argument, a file, a purpose): fix it and retry."""
+
+class NotFound(ConsentryError, LookupError):
+    """What was asked for does not exist (a data directory, a ledger, a member, a dataset)."""
+
+class Conflict(ConsentryError):
+    """The request contradicts what is recorded (an output that exists, an idempotency key reused)."""
+
+class IntegrityError(ConsentryError):
+    """Evidence does not check out: a signature, a hash, a commitment, a dataset altered after gating."""
+
+class Unavailable(ConsentryError):
+    """A dependency is down or unreachable (PostgreSQL, the file system)."""
+
+class Forbidden(ConsentryError):
+    """The caller may not do this (or did not prove who they are)."""
+
+At = int | str | datetime.datetime | datetime.date | None
+"""A ledger position: a sequence number, an aware datetime, a date (midnight UTC), a string ``--at`` accepts
+(RFC 3339, YYYY-MM-DD, Unix seconds), or ``None`` (now, the whole log)."""
+
+Path = str | os.PathLike[str]
+
+def open(data_dir: Path, database: str | None = None) -> Session:
+    """Opens a data directory and its ledger (SQLite inside it, or PostgreSQL at ``database``).
+
+    Raises :class:`NotFound` when the directory does not exist or holds no ledger.
+    """
+
+def verify_receipt(receipt: Path | bytes, public_key: Path | bytes) -> dict[str, Any]:
+    """Verifies a consent receipt offline against the ledger's public key (paths, or contents as bytes).
+
+    Returns the receipt as a dict; raises :class:`IntegrityError` naming the failed check.
+    """
+
+def _check_dataset_files(path: Path) -> dict[str, Any]: ...
+
+@final
+class Session:
+    """A data directory and its ledger, opened once; safe to share between threads (the GIL is released during I/O)."""
+
+    @property
+    def data_dir(self) -> str:
+        """The data directory."""
+
+    def snapshot(self, purpose: str, at: At = None) -> pyarrow.Table:
+        """Effective consent of every member for ``purpose`` at ``at``: ``member_id`` (uint64), ``allowed`` (bool),
+        ``reason`` (string, null when allowed). The schema metadata carries ``consentry.purpose``,
+        ``consentry.position``, ``consentry.at``, ``consentry.tree_root``, ``consentry.members`` and
+        ``consentry.allowed``."""
+
+    def lineage(self, member_id: int) -> dict[str, Any]:
+        """Everything the registry knows about one member: datasets, model versions and shards, events, requests."""
+
+    def gate(
+        self,
+        purpose: str,
+        out: Path,
+        at: At = None,
+        sources: Path | None = None,
+        shards: int = 8,
+        base: Path | None = None,
+        threads: int | None = None,
+    ) -> dict[str, Any]:
+        """Materialises ``purpose``'s training set into the new directory ``out`` and registers it, as
+        ``consentry gate`` does. Returns the manifest as a dict, plus ``dataset_id``."""
+
+    def dataset(self, path: Path) -> Dataset:
+        """Opens a gated dataset after checking it against its manifest and this ledger."""
+
+    def _check_dataset(self, path: Path) -> dict[str, Any]: ...
+
+@final
+class Span:
+    """One detection: ``kind`` (``EMAIL``, ``PERSON``, …), CHARACTER offsets ``start``/``end`` into the string
+    (``text[start:end]``), the ``text`` and the detector's ``score``."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+
+@final
+class Redactor:
+    """Redacts PII with the gate's detector (plus ``member_names``); thread-safe, releases the GIL."""
+
+    def __init__(self, member_names: list[str] | tuple[str, ...] = ()) -> None: ...
+    def redact(self, text: str) -> str:
+        """``text`` with each detection replaced by its typed placeholder, as the gate writes free text."""
+
+    def spans(self, text: str) -> list[Span]:
+        """Every detection in ``text``, in order, with character offsets."""
+
+    def redact_array(self, array: pyarrow.Array) -> pyarrow.Array:
+        """Redacts a string or large_string array on every core; same type and length, nulls kept."""
