@@ -313,6 +313,15 @@ impl Session {
         consentry_gate::check_output(out)?;
         let ledger = self.ledger()?;
         let l = spec.ledger();
+        let len = ledger.store().len()?;
+        if l.position > len {
+            return Err(AppError::bad_input(format!(
+                "the snapshot in this job was cut from a different ledger (or edited): it names ledger position {}, \
+                 but this ledger ({}) holds {len} events; pass the session of the data directory it was cut from",
+                l.position,
+                self.dir().root().display()
+            )));
+        }
         let snap = self.snapshot_at(spec.purpose(), l.position, l.at, "the gate spec")?;
         let (_, allowed_hash) = snap.allowed_bytes()?;
         let counts = snap.counts();

@@ -10,6 +10,7 @@ mod errors;
 mod json;
 mod redact;
 mod session;
+mod spark;
 
 use pyo3::prelude::*;
 
@@ -24,6 +25,7 @@ fn _consentry(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(session::open, m)?)?;
     m.add_function(wrap_pyfunction!(session::verify_receipt, m)?)?;
     m.add_function(wrap_pyfunction!(session::_check_dataset_files, m)?)?;
-    // The Spark gate (`src/spark.rs`, `consentry.spark`) registers its submodule here.
+    m.add_class::<spark::GateSnapshot>()?;
+    m.add_class::<spark::PartitionGate>()?;
     Ok(())
 }

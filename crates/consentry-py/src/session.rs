@@ -127,6 +127,13 @@ fn snapshot_batch(snap: &Snapshot) -> consentry_app::Result<RecordBatch> {
         .map_err(|e| AppError::internal(format!("building the snapshot table: {e}")))
 }
 
+impl Session {
+    /// The app session, for the other modules of this crate.
+    pub(crate) fn inner(&self) -> Arc<consentry_app::Session> {
+        self.inner.clone()
+    }
+}
+
 #[pymethods]
 impl Session {
     /// The data directory this session works on.
@@ -208,6 +215,43 @@ impl Session {
         b.set_item("deadline_secs", c.deadline_secs)?;
         b.set_item("position", c.position)?;
         Ok(d)
+    }
+
+    /// Cuts the consent snapshot a Spark job gates by (`consentry.spark`): the answers of every member for `purpose`
+    /// at `at`, the policy's categories and the declared tables' plans (`sources`, default: the synthetic network's),
+    /// sealed so the workers can check it. Redaction is on unless `redact=False` (benchmarks only).
+    #[pyo3(signature = (purpose, at=None, sources=None, redact=true, shards=consentry_gate::manifest::DEFAULT_SHARDS, base=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, mirroring `consentry gate`'s flags
+    fn gate_snapshot<'py>(
+        slf: &Bound<'py, Self>,
+        purpose: String,
+        at: Option<&Bound<'py, PyAny>>,
+        sources: Option<PathBuf>,
+        redact: bool,
+        shards: u32,
+        base: Option<PathBuf>,
+    ) -> PyResult<crate::spark::GateSnapshot> {
+        crate::spark::gate_snapshot(slf.py(), slf, purpose, at, sources, redact, shards, base)
+    }
+
+    /// Creates the directory a distributed gate's partitions write into before `gate_finish` assembles them at
+    /// `out` (refused when `out` exists); `job` names the run.
+    fn gate_staging(&self, py: Python<'_>, out: PathBuf, job: String) -> PyResult<PathBuf> {
+        crate::spark::gate_staging(py, out, job)
+    }
+
+    /// Assembles a distributed gate's partials into the dataset at `out` and registers it, after checking the
+    /// snapshot against this ledger and that the partials cover every source row. Returns the manifest as a dict,
+    /// plus `dataset_id`.
+    fn gate_finish(
+        &self,
+        py: Python<'_>,
+        snapshot: &crate::spark::GateSnapshot,
+        partials: Vec<Vec<u8>>,
+        staging: PathBuf,
+        out: PathBuf,
+    ) -> PyResult<Py<PyAny>> {
+        crate::spark::gate_finish(py, self.inner.clone(), snapshot, partials, staging, out)
     }
 
     fn __repr__(&self) -> String {

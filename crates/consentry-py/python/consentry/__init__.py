@@ -5,7 +5,8 @@
 materialises a purpose's training set exactly as ``consentry gate`` does, ``lineage(member_id)`` says where a
 member's data went, and ``dataset(path)`` opens a gated dataset only after checking it against its manifest.
 :class:`Redactor` redacts PII as the gate does, from strings or whole Arrow arrays. Errors are
-:class:`ConsentryError` subclasses, one per kind of failure.
+:class:`ConsentryError` subclasses, one per kind of failure. ``consentry.spark`` runs the gate on Apache Spark
+(``Session.gate_snapshot`` cuts the snapshot its workers judge by).
 """
 
 from ._consentry import (
@@ -13,8 +14,10 @@ from ._consentry import (
     Conflict,
     ConsentryError,
     Forbidden,
+    GateSnapshot,
     IntegrityError,
     NotFound,
+    PartitionGate,
     Redactor,
     Session,
     Span,
@@ -32,8 +35,10 @@ __all__ = [
     "ConsentryError",
     "Dataset",
     "Forbidden",
+    "GateSnapshot",
     "IntegrityError",
     "NotFound",
+    "PartitionGate",
     "Redactor",
     "Session",
     "Span",

@@ -83,6 +83,22 @@ class Session:
     ) -> dict[str, Any]:
         """Materialises ``purpose``'s training set into the new directory ``out`` and registers it, as
         ``consentry gate`` does. Returns the manifest as a dict, plus ``dataset_id``."""
+    def gate_snapshot(
+        self,
+        purpose: str,
+        at: At = None,
+        sources: Path | None = None,
+        redact: bool = True,
+        shards: int = 8,
+        base: Path | None = None,
+    ) -> GateSnapshot:
+        """Cuts the snapshot a Spark job gates by: every member's answer for ``purpose`` at ``at``, the policy's
+        categories and the declared tables' plans, sealed for the workers (see ``consentry.spark``)."""
+    def gate_staging(self, out: Path, job: str) -> Path:
+        """Creates the directory a distributed gate's partitions write into (refused when ``out`` exists)."""
+    def gate_finish(self, snapshot: GateSnapshot, partials: list[bytes], staging: Path, out: Path) -> dict[str, Any]:
+        """Checks the snapshot against this ledger and that the partials cover every source row, assembles the
+        dataset at ``out`` and registers it. Returns the manifest as a dict, plus ``dataset_id``."""
 
     def dataset(self, path: Path) -> Dataset:
         """Opens a gated dataset after checking it against its manifest and this ledger."""
@@ -118,3 +134,47 @@ class Redactor:
 
     def redact_array(self, array: pyarrow.Array) -> pyarrow.Array:
         """Redacts a string or large_string array on every core; same type and length, nulls kept."""
+
+
+class GateSnapshot:
+    """One purpose's gate cut from the ledger once (consent answers at one position, the policy's categories, the
+    declared tables' plans); Spark ships it to the workers as sealed bytes."""
+
+    @staticmethod
+    def from_bytes(data: bytes) -> GateSnapshot: ...
+    def to_bytes(self) -> bytes: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def at(self) -> int: ...
+    @property
+    def tree_root(self) -> str: ...
+    @property
+    def allowed(self) -> int: ...
+    @property
+    def members(self) -> int: ...
+    @property
+    def redact(self) -> bool: ...
+    @property
+    def declaration_hash(self) -> str: ...
+    @property
+    def tables(self) -> list[str]: ...
+    @property
+    def session(self) -> Session | None: ...
+    def check_table(self, table: str) -> None: ...
+    def output_columns(self, table: str) -> list[str]: ...
+    def source_files(self, table: str) -> list[Path]: ...
+    def check_sources(self, path: Path) -> None: ...
+
+class PartitionGate:
+    """The gate over one partition of one table (what each Spark task runs)."""
+
+    def __init__(
+        self, snapshot: GateSnapshot, table: str, write_dir: Path | None = None, part_name: str | None = None
+    ) -> None: ...
+    def push(self, batch: pyarrow.RecordBatch) -> pyarrow.RecordBatch: ...
+    def finish(self) -> bytes: ...
