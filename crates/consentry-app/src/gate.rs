@@ -310,6 +310,25 @@ impl Session {
         staging: &Path,
         out: &Path,
     ) -> Result<GateOutcome> {
+        // With lineage configured, an OpenLineage run of the purpose's gate job around the assembly (the engine's
+        // job ran before; its work is in the partials): the dataset out, with the manifest's commitments.
+        let lineage = self.lineage_run(format!("gate.{}", spec.purpose()), JobKind::Gate);
+        let start = || ol::Parts { outputs: vec![ol::file_dataset(out)], ..Default::default() };
+        let done = |g: &GateOutcome| ol::Parts {
+            outputs: vec![ol::gated_output(out, &g.manifest, g.dataset_id.as_deref())],
+            ..Default::default()
+        };
+        lineage.wrap(start, || self.assemble_distributed(spec, partials, staging, out), done)
+    }
+
+    /// [`Session::gate_finish`] without the lineage run.
+    fn assemble_distributed(
+        &self,
+        spec: &GateSpec,
+        partials: Vec<Partial>,
+        staging: &Path,
+        out: &Path,
+    ) -> Result<GateOutcome> {
         consentry_gate::check_output(out)?;
         let ledger = self.ledger()?;
         let l = spec.ledger();

@@ -829,8 +829,19 @@ impl PartWriter {
                 "part name `{name}`: use letters, digits, `-`, `_` and `.` only, not starting with a dot"
             )));
         }
+        // The staging directory is the driver's to create and remove: a task still running after its job was
+        // abandoned (and the directory removed) must not bring it back.
+        if !dir.is_dir() {
+            return Err(GateError::Invalid(format!(
+                "staging directory {} is gone: the job this task belongs to was abandoned",
+                dir.display()
+            )));
+        }
         let tdir = dir.join(table);
-        std::fs::create_dir_all(&tdir).map_err(|e| GateError::io(&tdir, e))?;
+        match std::fs::create_dir(&tdir) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(GateError::io(&tdir, e)),
+            _ => {}
+        }
         let file_name = format!("{name}.parquet");
         let path = tdir.join(&file_name);
         let tmp = tdir.join(format!(".{file_name}.tmp-{}-{}", std::process::id(), unique()));

@@ -18,9 +18,18 @@ use std::sync::Arc;
 
 /// Opens the data directory `data_dir` (and its ledger: SQLite inside it, or PostgreSQL at `database`), failing
 /// now — not at the first call — when there is no directory or no ledger.
+///
+/// `openlineage` (a `.jsonl` file or an `http://` collector) sends OpenLineage run events for `gate` and the Spark
+/// gate, as the CLI's `--openlineage` does; without it, `CONSENTRY_OPENLINEAGE` and the OpenLineage clients'
+/// `OPENLINEAGE_*` variables apply.
 #[pyfunction]
-#[pyo3(signature = (data_dir, database=None))]
-pub fn open(py: Python<'_>, data_dir: PathBuf, database: Option<String>) -> PyResult<Session> {
+#[pyo3(signature = (data_dir, database=None, openlineage=None))]
+pub fn open(
+    py: Python<'_>,
+    data_dir: PathBuf,
+    database: Option<String>,
+    openlineage: Option<String>,
+) -> PyResult<Session> {
     let inner = py
         .detach(|| -> consentry_app::Result<consentry_app::Session> {
             if !data_dir.exists() {
@@ -38,7 +47,11 @@ pub fn open(py: Python<'_>, data_dir: PathBuf, database: Option<String>) -> PyRe
             if let Some(e) = dir.not_a_directory() {
                 return Err(e);
             }
-            let s = consentry_app::Session::open(dir, database.as_deref())?;
+            let s = consentry_app::Session::open(dir, database.as_deref())?.with_openlineage(
+                openlineage.as_deref(),
+                &|k: &str| std::env::var(k).ok(),
+                consentry_app::openlineage::stderr_warnings(),
+            )?;
             if !s.has_ledger() {
                 return Err(s.dir().no_ledger());
             }

@@ -219,3 +219,16 @@ def test_spark_connect(own_data_dir: Path, position: int, tmp_path: Path):
         if key not in OWN:
             assert got["manifest"].get(key) == expected.get(key), key
     assert got["count"] == expected["tables"][got["table"]]["rows_out"] > 0
+
+
+def test_openlineage_events_of_a_spark_gate(spark, own_data_dir: Path, position: int, tmp_path: Path):
+    events = tmp_path / "events.jsonl"
+    session = consentry.open(own_data_dir, openlineage=str(events))
+    snap = session.gate_snapshot(PURPOSES[0], at=position)
+    out = tmp_path / "ds"
+    m = consentry.spark.write_dataset(spark, snap, out)
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["eventType"] for e in lines] == ["START", "COMPLETE"]
+    assert lines[0]["run"]["runId"] == lines[1]["run"]["runId"]
+    facet = lines[1]["outputs"][0]["facets"]["consentry_manifest"]
+    assert facet["members"]["commitment"] == m["members"]["commitment"]

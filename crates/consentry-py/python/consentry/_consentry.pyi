@@ -40,10 +40,11 @@ At = int | str | datetime.datetime | datetime.date | None
 
 Path = str | os.PathLike[str]
 
-def open(data_dir: Path, database: str | None = None) -> Session:
+def open(data_dir: Path, database: str | None = None, openlineage: str | None = None) -> Session:
     """Opens a data directory and its ledger (SQLite inside it, or PostgreSQL at ``database``).
 
-    Raises :class:`NotFound` when the directory does not exist or holds no ledger.
+    Raises :class:`NotFound` when the directory does not exist or holds no ledger. ``openlineage`` (a ``.jsonl``
+    file or an ``http://`` collector) sends OpenLineage run events for ``gate`` and the Spark gate.
     """
 
 def verify_receipt(receipt: Path | bytes, public_key: Path | bytes) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
@@ -161,10 +162,22 @@ def write_dataset(
             partials.extend(r["partial"] for r in df.mapInArrow(run, "partial binary").collect())
         return session.gate_finish(spec, partials, staging, out)
     except BaseException as e:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
         if isinstance(e, ConsentryError) or not type(e).__module__.startswith(("pyspark", "py4j")):
             raise
         raise _from_worker(e, out) from e
+
+
+def _remove(staging: str) -> None:
+    """Removes the staging directory of a failed job. Tasks of the aborted job may still be finishing a part file
+    (they never recreate the directory itself), so removal is retried until it stays gone."""
+    for _ in range(50):
+        shutil.rmtree(staging, ignore_errors=True)
+        if not os.path.exists(staging):
+            time.sleep(0.1)
+            if not os.path.exists(staging):
+                return
+        time.sleep(0.1)
 
 
 # `consentry.BadInput: message` (or `_consentry.…`) in a worker's traceback, as Spark relays it.
