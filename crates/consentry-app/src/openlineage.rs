@@ -450,8 +450,8 @@ fn post(t: &HttpTarget, body: &[u8], timeout: Duration) -> std::result::Result<(
     }
 }
 
-/// The status code of an HTTP/1.x status line.
-fn status_code(answer: &[u8]) -> Option<u16> {
+/// The status code of an HTTP/1.x status line (the service's webhook deliveries read their answers with it too).
+pub fn status_code(answer: &[u8]) -> Option<u16> {
     let line = answer.split(|&b| b == b'\r').next()?;
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.split(' ');

@@ -257,6 +257,18 @@ impl PartitionGate {
         PyRecordBatch::new(out).into_pyarrow(py)
     }
 
+    /// Gates one batch for a partition that only writes (`write_dir`): nothing comes back but the number of rows kept,
+    /// so no batch is cast back or handed to Python.
+    fn feed(&self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<usize> {
+        let batch = batch.into_inner();
+        py.detach(|| -> Result<usize, consentry_gate::GateError> {
+            let mut guard = self.gate.lock().map_err(|_| consentry_gate::GateError::Worker("poisoned".into()))?;
+            let g = guard.as_mut().ok_or_else(|| consentry_gate::GateError::Invalid("finished".into()))?;
+            Ok(g.push(batch)?.num_rows())
+        })
+        .map_err(gate_err)
+    }
+
     /// Ends the partition: closes its file (if writing) and returns its partial as bytes for the driver.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let bytes = py

@@ -138,14 +138,7 @@ async fn post(d: &SignedDelivery, timeout: Duration) -> Result<u16, String> {
     tokio::time::timeout(timeout, attempt).await.map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
-/// The status code of an HTTP/1.x status line.
-fn status_code(answer: &[u8]) -> Option<u16> {
-    let line = answer.split(|&b| b == b'\r').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split(' ');
-    parts.next().filter(|v| v.starts_with("HTTP/1."))?;
-    parts.next()?.parse().ok()
-}
+use consentry_app::openlineage::status_code;
 
 #[cfg(test)]
 mod tests {

@@ -177,5 +177,9 @@ class PartitionGate:
     def __init__(
         self, snapshot: GateSnapshot, table: str, write_dir: Path | None = None, part_name: str | None = None
     ) -> None: ...
-    def push(self, batch: pyarrow.RecordBatch) -> pyarrow.RecordBatch: ...
-    def finish(self) -> bytes: ...
+    def push(self, batch: pyarrow.RecordBatch) -> pyarrow.RecordBatch:
+        """Gates one batch; the kept rows, the purpose's columns only, in the input's (engine's) types."""
+    def feed(self, batch: pyarrow.RecordBatch) -> int:
+        """Gates one batch of a partition that only writes; returns the number of rows kept."""
+    def finish(self) -> bytes:
+        """Ends the partition (closes its file) and returns its partial for the driver."""

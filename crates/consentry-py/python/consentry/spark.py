@@ -109,7 +109,8 @@ def gate(
                 if out.num_rows:
                     yield out
 
-        return df.mapInArrow(run, schema)
+        # Only the columns the gate reads cross to the Python workers.
+        return df.select(*spec.output_columns(table)).mapInArrow(run, schema)
 
     return transform
 
@@ -156,7 +157,7 @@ def write_dataset(
                 part = ctx.partitionId() if ctx is not None else 0
                 pg = PartitionGate(_spec(blob, digest), name, write_dir=staging, part_name=f"part-{part:05}")
                 for b in batches:
-                    pg.push(b)
+                    pg.feed(b)
                 yield pa.record_batch({"partial": pa.array([pg.finish()], pa.binary())})
 
             partials.extend(r["partial"] for r in df.mapInArrow(run, "partial binary").collect())
