@@ -89,6 +89,8 @@ fn read_table(spec: &GateSpec, base: &Path, table: &str) -> RecordBatch {
 /// cast back to the engine's output schema; the partials shipped back as bytes.
 fn run_engine(spec: &GateSpec, base: &Path, staging: &Path, parts: usize, seed: u64) -> Vec<Partial> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // The driver makes the staging directory (workers never create it: see `PartWriter::create`).
+    std::fs::create_dir_all(staging).unwrap();
     let worker = GateSpec::from_bytes(&spec.to_bytes().unwrap()).unwrap();
     assert_eq!(worker.digest(), spec.digest());
     let detector = worker.detector().unwrap();
@@ -299,4 +301,56 @@ fn a_spec_from_another_ledger_is_refused() {
     let e = a.session.gate_finish(&later, Vec::new(), &staging, &out).unwrap_err();
     assert!(e.to_string().contains("ledger position"), "{e}");
     assert!(!out.exists());
+}
+
+/// Red team: a hostile worker runs the rules with a snapshot that allows more members (a later one, where members
+/// have since granted) and stamps its partials with the driver's spec digest. The driver cannot see rows it never
+/// gets, so the assembly may go through; the line we hold is that `gate verify` — the audit's recomputation from the
+/// ledger and the sources — never accepts the result: its member set and row commitments differ.
+#[test]
+fn a_worker_gating_with_another_snapshot_does_not_pass_verification() {
+    let f = fixture();
+    let base = f.data.join("network");
+    let len = f.session.ledger().unwrap().store().len().unwrap();
+    let now = consentry_ledger::now();
+    // The driver's cut is early in the log; the worker's is the whole log, with more members allowed.
+    let early = (1..len).rev().step_by(7).find(|&p| {
+        let a = f.session.snapshot(JOBS, At::Seq(p)).unwrap().counts().allowed;
+        let b = f.session.snapshot(JOBS, At::Time(now)).unwrap().counts().allowed;
+        a < b
+    });
+    let early = early.expect("the fixture's log has grants after some position");
+    let spec = f.session.gate_spec(JOBS, At::Seq(early), Some(&f.decl), None, false, 4).unwrap();
+    let hostile = f.session.gate_spec(JOBS, At::Time(now), Some(&f.decl), None, false, 4).unwrap();
+    assert!(hostile.snapshot().allowed > spec.snapshot().allowed);
+    let out = f.root.join("out");
+    let staging = staging_dir(&out, "hostile");
+    std::fs::create_dir_all(&staging).unwrap();
+    let mut partials = run_engine(&hostile, &base, &staging, 2, 5);
+    for p in &mut partials {
+        p.spec = spec.digest().to_string();
+    }
+    match f.session.gate_finish(&spec, partials, &staging, &out) {
+        Err(e) => assert!(!out.exists(), "refused ({e}) but something stands at {}", out.display()),
+        Ok(_) => {
+            let v = f.session.gate_verify(&out, Some(&f.decl), None).unwrap();
+            let what: Vec<&str> = v.differences.iter().map(|d| d.what.as_str()).collect();
+            assert!(what.contains(&"member-set commitment"), "a hostile worker's dataset verified: {what:?}");
+            assert!(what.iter().any(|w| w.ends_with("row commitment")), "{what:?}");
+        }
+    }
+}
+
+/// Careless operator / killed driver: a task that outlives its abandoned job (its staging directory removed) must not
+/// bring the directory back, so nothing half-written is left beside the output.
+#[test]
+fn a_late_task_never_recreates_an_abandoned_staging_directory() {
+    let f = fixture();
+    let spec = f.session.gate_spec(JOBS, At::Now, Some(&f.decl), None, false, 4).unwrap();
+    let out = f.root.join("out");
+    let staging = staging_dir(&out, "gone");
+    let table = spec.tables().iter().find(|t| t.included()).unwrap().name().to_string();
+    let e = PartWriter::create(&staging, &spec, &table, "part-00000").unwrap_err();
+    assert!(err_text(e).contains("is gone"));
+    assert!(!staging.exists());
 }
