@@ -214,6 +214,17 @@ pub struct PartitionGate {
     table: String,
 }
 
+impl PartitionGate {
+    /// Runs `f` on the partition's gate (an error once the partition is finished).
+    fn with_gate<T>(
+        &self,
+        f: impl FnOnce(&mut Gate) -> Result<T, consentry_gate::GateError>,
+    ) -> Result<T, consentry_gate::GateError> {
+        let mut guard = self.gate.lock().map_err(|_| consentry_gate::GateError::Worker("poisoned".into()))?;
+        f(guard.as_mut().ok_or_else(|| consentry_gate::GateError::Invalid("this partition is finished".into()))?)
+    }
+}
+
 #[pymethods]
 impl PartitionGate {
     /// `write_dir`/`part_name`: also write the gated rows as `write_dir/TABLE/part_name.parquet` with the gate's writer.
@@ -246,12 +257,11 @@ impl PartitionGate {
     fn push<'py>(&self, py: Python<'py>, batch: PyRecordBatch) -> PyResult<Bound<'py, PyAny>> {
         let batch = batch.into_inner();
         let out = py
-            .detach(|| -> Result<_, consentry_gate::GateError> {
-                let mut guard = self.gate.lock().map_err(|_| consentry_gate::GateError::Worker("poisoned".into()))?;
-                let g = guard.as_mut().ok_or_else(|| consentry_gate::GateError::Invalid("finished".into()))?;
-                let engine = self.spec.table(&self.table)?.engine_schema(&batch.schema())?;
-                let out = g.push(batch)?;
-                cast_batch(&out, &engine)
+            .detach(|| {
+                self.with_gate(|g| {
+                    let engine = self.spec.table(&self.table)?.engine_schema(&batch.schema())?;
+                    cast_batch(&g.push(batch)?, &engine)
+                })
             })
             .map_err(gate_err)?;
         PyRecordBatch::new(out).into_pyarrow(py)
@@ -261,12 +271,7 @@ impl PartitionGate {
     /// so no batch is cast back or handed to Python.
     fn feed(&self, py: Python<'_>, batch: PyRecordBatch) -> PyResult<usize> {
         let batch = batch.into_inner();
-        py.detach(|| -> Result<usize, consentry_gate::GateError> {
-            let mut guard = self.gate.lock().map_err(|_| consentry_gate::GateError::Worker("poisoned".into()))?;
-            let g = guard.as_mut().ok_or_else(|| consentry_gate::GateError::Invalid("finished".into()))?;
-            Ok(g.push(batch)?.num_rows())
-        })
-        .map_err(gate_err)
+        py.detach(|| self.with_gate(|g| Ok(g.push(batch)?.num_rows()))).map_err(gate_err)
     }
 
     /// Ends the partition: closes its file (if writing) and returns its partial as bytes for the driver.
