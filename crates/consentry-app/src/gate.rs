@@ -282,20 +282,21 @@ impl Session {
         let snap = self.snapshot(purpose, at)?;
         let ledger = self.ledger()?;
         let checkpoint = ledger.checkpoint_covering(snap.position())?;
-        let detector = if redact { Some(build_detector(&loaded.sources)?) } else { None };
+        // The workers build the detector from the names; the driver reads them once and builds none.
+        let names = if redact { Some(consentry_gate::materialize::member_names(&loaded.sources)?) } else { None };
         let req = GateRequest {
             policy: ledger.policy(),
             snapshot: &snap,
             checkpoint: Some(checkpoint),
             sources: &loaded.sources,
             declaration_hash: loaded.declaration_hash.clone(),
-            detector: detector.as_ref().map(|(d, _)| d),
-            member_names: detector.as_ref().map_or(0, |(_, n)| *n),
+            detector: None,
+            member_names: 0,
             options: options(None, shards, None),
             created: consentry_ledger::now(),
         };
         // The gate's errors name the file, table or column at fault: passed on as they are.
-        Ok(GateSpec::build(&req)?)
+        Ok(GateSpec::build(&req, names)?)
     }
 
     /// A gate another engine ran, second half: checks that `spec` was cut from this ledger (the snapshot at its

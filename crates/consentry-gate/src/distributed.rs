@@ -18,7 +18,7 @@ use crate::commit::{self, LtHash};
 use crate::manifest::*;
 use crate::materialize::{
     self, Answers, GateRequest, Included, Rules, Tally, check_output, check_times, detector_from_names, kinds_map,
-    manifest_refs, member_names, source_file, write_members, writer_properties,
+    manifest_refs, source_file, write_members, writer_properties,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::cast::{CastOptions, cast_with_options};
@@ -283,9 +283,10 @@ impl std::fmt::Debug for GateSpec {
 impl GateSpec {
     /// Plans every declared table, hashes the source files and takes the consent answers, exactly as the
     /// single-machine gate does for the same request (`req.options.partition` must be unset; `shards`,
-    /// `zstd_level` and `row_group_rows` are kept). Redaction is on when `req.detector` is given; the member
-    /// names are then read from the declaration's name source (the workers build their detector from them).
-    pub fn build(req: &GateRequest<'_>) -> Result<GateSpec, GateError> {
+    /// `zstd_level` and `row_group_rows` are kept; `req.detector` is not used). Redaction is on when `names` is
+    /// given: the declaration's member names ([`materialize::member_names`]), from which each worker builds its detector — the
+    /// driver, which redacts nothing, builds none.
+    pub fn build(req: &GateRequest<'_>, names: Option<Vec<String>>) -> Result<GateSpec, GateError> {
         if req.options.partition.is_some() {
             return Err(GateError::Invalid(
                 "a gate spec covers every source file: leave the partition option unset (the engine partitions)".into(),
@@ -316,20 +317,8 @@ impl GateSpec {
             });
         }
         files.sort();
-        let names = if req.detector.is_some() {
-            let names = member_names(req.sources)?;
-            if names.len() as u64 != req.member_names {
-                return Err(GateError::Invalid(format!(
-                    "the detector was built from {} member names, but the declaration's name source holds {}: build \
-                     it with build_detector from the same sources",
-                    req.member_names,
-                    names.len()
-                )));
-            }
-            names
-        } else {
-            Vec::new()
-        };
+        let redaction =
+            RedactionRef { enabled: names.is_some(), member_names: names.as_ref().map_or(0, |n| n.len() as u64) };
         let denied = DenyReason::ALL
             .iter()
             .filter_map(|r| req.snapshot.denied(*r).map(|b| (*r, b.clone())))
@@ -346,13 +335,13 @@ impl GateSpec {
                 declaration_hash: req.declaration_hash.clone(),
                 files,
             },
-            redaction: RedactionRef { enabled: req.detector.is_some(), member_names: req.member_names },
+            redaction,
             tables,
             zstd_level: req.options.zstd_level,
             row_group_rows: req.options.row_group_rows.max(1),
             allowed: req.snapshot.allowed().clone(),
             denied,
-            member_names: names,
+            member_names: names.unwrap_or_default(),
             built: req.created,
             digest: String::new(),
             answers: OnceLock::new(),
