@@ -15,6 +15,7 @@
 pub mod data;
 pub mod dp;
 pub mod ials;
+pub mod interval;
 pub mod mia;
 pub mod model;
 pub mod recs;
