@@ -81,6 +81,32 @@ pub fn train_model(
     consentry_learn::train(dataset, out, opts, &|_| progress.advance(stage, 1))
 }
 
+/// [`train_model`], evaluating a recommender beside the synthetic world's oracle for `network` (the demo and
+/// benchmarks only: the oracle reads the generator's hidden truth), so its report carries `model ÷ oracle`.
+pub fn train_model_with_oracle(
+    dataset: &Path,
+    out: &Path,
+    opts: &TrainOptions,
+    network: &consentry_synth::SynthConfig,
+    progress: &dyn Progress,
+) -> std::result::Result<TrainReport, LearnError> {
+    let scorer: Option<Box<consentry_learn::recs::ItemScorer<'static>>> = match opts.kind {
+        ModelKind::Replies => None,
+        kind => {
+            let oracle = consentry_synth::oracle::Oracle::new(network);
+            let score = if kind == ModelKind::JobRecs {
+                consentry_synth::oracle::Oracle::job_score
+            } else {
+                consentry_synth::oracle::Oracle::post_score
+            };
+            Some(Box::new(move |m: u64, items: &[u64], out: &mut [f32]| oracle.score_into(score, m, items, out)))
+        }
+    };
+    let stage = stage_name(opts.kind);
+    progress.stage(stage, u64::from(opts.shards.unwrap_or(8)));
+    consentry_learn::train::train_with_oracle(dataset, out, opts, &|_| progress.advance(stage, 1), scorer.as_deref())
+}
+
 /// Makes sure a directory given as a model exists before loading.
 fn require_dir(p: &Path) -> Result<()> {
     if !p.is_dir() {

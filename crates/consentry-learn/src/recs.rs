@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::LearnError;
 use crate::data::{self, Dataset};
 use crate::ials::{self, AlsParams, Csr};
+use crate::interval::{Interval, mean_ci, ratio_ci};
 use crate::model::{Tensor, TensorFile};
 
 /// Which recommender.
@@ -930,6 +931,9 @@ pub struct RankMetrics {
     pub ndcg_at_10: f64,
     /// Members evaluated.
     pub members: u64,
+    /// 95 % intervals of the three metrics (absent in models written before intervals were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<RankIntervals>,
 }
 
 /// Scores one ranked list against a target set.
@@ -978,6 +982,7 @@ impl MetricSum {
             recall_at_20: self.r20 / n,
             ndcg_at_10: self.ndcg / n,
             members: self.n,
+            ci: None,
         }
     }
 }
@@ -989,6 +994,183 @@ pub struct RecEvaluation {
     pub model: RankMetrics,
     /// Most popular unseen items.
     pub popularity: RankMetrics,
+    /// The same held-out evaluation of an oracle scorer (benchmarks and the demo only: the synthetic world's truth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<RankMetrics>,
+    /// The model's metrics as fractions of the oracle's, paired over the same members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_of_oracle: Option<RankIntervals>,
+    /// Popularity's metrics as fractions of the oracle's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity_of_oracle: Option<RankIntervals>,
+}
+
+/// 95 % bootstrap intervals of the three ranking metrics (over evaluation members).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankIntervals {
+    /// Recall@10.
+    pub recall_at_10: Interval,
+    /// Recall@20.
+    pub recall_at_20: Interval,
+    /// NDCG@10.
+    pub ndcg_at_10: Interval,
+}
+
+/// A scorer of items for a member: fills `out[i]` with the score of `items[i]` (higher is better), so any ranking
+/// rule — an oracle, a baseline, another model — is evaluated on the very held-out split a model is.
+pub type ItemScorer<'a> = dyn Fn(u64, &[u64], &mut [f32]) + Sync + 'a;
+
+/// One evaluation member: their held-out targets and the items they interacted with in training (never ranked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalCase {
+    /// The member.
+    pub member: u64,
+    /// Held-out items that count as hits.
+    pub targets: BTreeSet<u64>,
+    /// Training items, excluded from every ranking.
+    pub seen: BTreeSet<u64>,
+}
+
+/// The members [`evaluate`] scores: every shard's held-out members, up to `limit` of them chosen by a hash of the
+/// member id (so the choice does not depend on the sharding).
+pub fn eval_cases(data: &[ShardData], limit: usize) -> Vec<EvalCase> {
+    let mut cases: Vec<EvalCase> = Vec::new();
+    for d in data {
+        for (ui, targets) in &d.heldout {
+            let ui = *ui as usize;
+            let seen: BTreeSet<u64> = d.train.row(ui).0.iter().map(|&j| d.items[j as usize]).collect();
+            cases.push(EvalCase { member: d.members[ui], targets: targets.iter().copied().collect(), seen });
+        }
+    }
+    cases.sort_by_key(|c| blake3::hash(&c.member.to_le_bytes()).as_bytes()[..8].to_vec());
+    cases.truncate(limit);
+    cases
+}
+
+/// Every item of the shards, ascending: the universe a model (and an oracle evaluated beside it) ranks.
+pub fn universe(data: &[ShardData]) -> Vec<u64> {
+    data.iter().flat_map(|d| d.items.iter().copied()).collect::<BTreeSet<u64>>().into_iter().collect()
+}
+
+/// Items by training interactions, most first (ties by id): the popularity baseline.
+pub fn popular_items(data: &[ShardData]) -> Vec<u64> {
+    let mut pop: BTreeMap<u64, u64> = BTreeMap::new();
+    for d in data {
+        for &j in &d.train.idx {
+            *pop.entry(d.items[j as usize]).or_default() += 1;
+        }
+    }
+    let mut popular: Vec<(u64, u64)> = pop.into_iter().collect();
+    popular.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    popular.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Per-member metric values of one ranking rule, in case order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerMember {
+    /// Recall@10 per member.
+    pub recall_at_10: Vec<f64>,
+    /// Recall@20 per member.
+    pub recall_at_20: Vec<f64>,
+    /// NDCG@10 per member.
+    pub ndcg_at_10: Vec<f64>,
+}
+
+/// Seeds of the bootstrap intervals, one per metric (fixed: the same values give the same intervals).
+const CI_SEEDS: [u64; 3] = [0x5eed_0010, 0x5eed_0020, 0x5eed_0100];
+
+impl PerMember {
+    fn push(&mut self, ranked: &[u64], targets: &BTreeSet<u64>) {
+        let (a, b, c) = rank_scores(ranked, targets);
+        self.recall_at_10.push(a);
+        self.recall_at_20.push(b);
+        self.ndcg_at_10.push(c);
+    }
+
+    fn columns(&self) -> [&[f64]; 3] {
+        [&self.recall_at_10, &self.recall_at_20, &self.ndcg_at_10]
+    }
+
+    /// The averages with their 95 % intervals.
+    pub fn metrics(&self) -> RankMetrics {
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let [a, b, c] = self.columns();
+        RankMetrics {
+            recall_at_10: mean(a),
+            recall_at_20: mean(b),
+            ndcg_at_10: mean(c),
+            members: a.len() as u64,
+            ci: Some(RankIntervals {
+                recall_at_10: mean_ci(a, CI_SEEDS[0]),
+                recall_at_20: mean_ci(b, CI_SEEDS[1]),
+                ndcg_at_10: mean_ci(c, CI_SEEDS[2]),
+            }),
+        }
+    }
+
+    /// These metrics as fractions of `den`'s on the same members (paired bootstrap); `None` when `den` scores zero.
+    pub fn ratio(&self, den: &PerMember) -> Option<RankIntervals> {
+        let ([a, b, c], [x, y, z]) = (self.columns(), den.columns());
+        Some(RankIntervals {
+            recall_at_10: ratio_ci(a, x, CI_SEEDS[0])?,
+            recall_at_20: ratio_ci(b, y, CI_SEEDS[1])?,
+            ndcg_at_10: ratio_ci(c, z, CI_SEEDS[2])?,
+        })
+    }
+}
+
+/// Ranks every case with `rank` (its top 20, best first) on up to `threads` workers and scores the lists; the
+/// result is in case order whatever the thread count.
+pub fn rank_cases(
+    cases: &[EvalCase],
+    threads: usize,
+    rank: &(dyn Fn(&EvalCase) -> Result<Vec<u64>, LearnError> + Sync),
+) -> Result<PerMember, LearnError> {
+    let threads = ials::resolve_threads(threads);
+    let per = cases.len().div_ceil(threads).max(1);
+    let results: Vec<Result<PerMember, LearnError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .chunks(per)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let mut out = PerMember::default();
+                    for c in chunk {
+                        out.push(&rank(c)?, &c.targets);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(LearnError::Internal("evaluation thread panicked".into()))))
+            .collect()
+    });
+    let mut all = PerMember::default();
+    for r in results {
+        let r = r?;
+        all.recall_at_10.extend(r.recall_at_10);
+        all.recall_at_20.extend(r.recall_at_20);
+        all.ndcg_at_10.extend(r.ndcg_at_10);
+    }
+    Ok(all)
+}
+
+/// The top `n` of `items` by `scorer` for a case, skipping its training items (ties by id, best first).
+pub fn scorer_top(scorer: &ItemScorer<'_>, items: &[u64], case: &EvalCase, n: usize) -> Vec<u64> {
+    let mut scores = vec![0f32; items.len()];
+    scorer(case.member, items, &mut scores);
+    let mut scored: Vec<(u64, f32)> =
+        items.iter().zip(scores).filter(|(i, s)| !case.seen.contains(i) && !s.is_nan()).map(|(&i, s)| (i, s)).collect();
+    let n = n.min(scored.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    let cmp = |a: &(u64, f32), b: &(u64, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    scored.select_nth_unstable_by(n - 1, cmp);
+    scored.truncate(n);
+    scored.sort_by(cmp);
+    scored.into_iter().map(|(i, _)| i).collect()
 }
 
 /// Evaluates on the held-out targets of every shard (up to `limit` members, chosen deterministically).
@@ -998,58 +1180,38 @@ pub fn evaluate(
     limit: usize,
     threads: usize,
 ) -> Result<RecEvaluation, LearnError> {
-    let mut pop: BTreeMap<u64, u64> = BTreeMap::new();
-    for d in data {
-        for &j in &d.train.idx {
-            *pop.entry(d.items[j as usize]).or_default() += 1;
-        }
+    evaluate_with(rec, data, limit, threads, None)
+}
+
+/// [`evaluate`], and when `oracle` is given, the oracle on the same members, split and exclusions (ranking the same
+/// universe of items), with the model and popularity as fractions of it.
+pub fn evaluate_with(
+    rec: &Recommender,
+    data: &[ShardData],
+    limit: usize,
+    threads: usize,
+    oracle: Option<&ItemScorer<'_>>,
+) -> Result<RecEvaluation, LearnError> {
+    let cases = eval_cases(data, limit);
+    let popular = popular_items(data);
+    let model =
+        rank_cases(&cases, threads, &|c| Ok(rec.recommend(c.member, 20)?.into_iter().map(|(i, _)| i).collect()))?;
+    let pop = rank_cases(&cases, threads, &|c| {
+        Ok(popular.iter().copied().filter(|i| !c.seen.contains(i)).take(20).collect())
+    })?;
+    let mut out = RecEvaluation {
+        model: model.metrics(),
+        popularity: pop.metrics(),
+        oracle: None,
+        model_of_oracle: None,
+        popularity_of_oracle: None,
+    };
+    if let Some(oracle) = oracle {
+        let items = universe(data);
+        let o = rank_cases(&cases, threads, &|c| Ok(scorer_top(oracle, &items, c, 20)))?;
+        out.oracle = Some(o.metrics());
+        out.model_of_oracle = model.ratio(&o);
+        out.popularity_of_oracle = pop.ratio(&o);
     }
-    let mut popular: Vec<(u64, u64)> = pop.into_iter().collect();
-    popular.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut cases: Vec<(u64, BTreeSet<u64>, BTreeSet<u64>)> = Vec::new();
-    for d in data {
-        for (ui, targets) in &d.heldout {
-            let ui = *ui as usize;
-            let seen: BTreeSet<u64> = d.train.row(ui).0.iter().map(|&j| d.items[j as usize]).collect();
-            cases.push((d.members[ui], targets.iter().copied().collect(), seen));
-        }
-    }
-    cases.sort_by_key(|c| blake3::hash(&c.0.to_le_bytes()).as_bytes()[..8].to_vec());
-    cases.truncate(limit);
-    let threads = ials::resolve_threads(threads);
-    let per = cases.len().div_ceil(threads).max(1);
-    let results: Vec<Result<(MetricSum, MetricSum), LearnError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases
-            .chunks(per)
-            .map(|chunk| {
-                let popular = &popular;
-                s.spawn(move || {
-                    let (mut m, mut p) = (MetricSum::default(), MetricSum::default());
-                    for (member, targets, seen) in chunk {
-                        let ranked: Vec<u64> = rec.recommend(*member, 20)?.into_iter().map(|(i, _)| i).collect();
-                        m.add(&ranked, targets);
-                        let pr: Vec<u64> =
-                            popular.iter().map(|(i, _)| *i).filter(|i| !seen.contains(i)).take(20).collect();
-                        p.add(&pr, targets);
-                    }
-                    Ok((m, p))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(LearnError::Internal("evaluation thread panicked".into()))))
-            .collect()
-    });
-    let (mut m, mut p) = (MetricSum::default(), MetricSum::default());
-    for r in results {
-        let (a, b) = r?;
-        for (acc, x) in [(&mut m, a), (&mut p, b)] {
-            acc.r10 += x.r10;
-            acc.r20 += x.r20;
-            acc.ndcg += x.ndcg;
-            acc.n += x.n;
-        }
-    }
-    Ok(RecEvaluation { model: m.finish(), popularity: p.finish() })
+    Ok(out)
 }

@@ -315,13 +315,14 @@ fn evaluate(
     trained: Vec<Trained>,
     opts: &TrainOptions,
     shard_of: ShardOf,
+    oracle: Option<&recs::ItemScorer<'_>>,
 ) -> Result<serde_json::Value, LearnError> {
     match p {
         Prepared::Recs(data) => {
             let models: Vec<ShardModel> =
                 trained.into_iter().filter_map(|t| if let Trained::Rec(m) = t { Some(m) } else { None }).collect();
             let rec = Recommender::new(models, shard_of)?;
-            serde_json::to_value(recs::evaluate(&rec, data, opts.eval_limit, opts.threads)?)
+            serde_json::to_value(recs::evaluate_with(&rec, data, opts.eval_limit, opts.threads, oracle)?)
                 .map_err(|e| LearnError::Internal(e.to_string()))
         }
         Prepared::Replies(r) => {
@@ -345,6 +346,18 @@ pub fn train(
     opts: &TrainOptions,
     on_shard: &(dyn Fn(u32) + Sync),
 ) -> Result<TrainReport, LearnError> {
+    train_with_oracle(dataset_dir, out, opts, on_shard, None)
+}
+
+/// [`train`], evaluating a recommender beside `oracle` (benchmarks and the demo: the synthetic world's truth) on the
+/// same held-out split, so `model.json` records the model as a fraction of the oracle. Ignored for replies.
+pub fn train_with_oracle(
+    dataset_dir: &Path,
+    out: &Path,
+    opts: &TrainOptions,
+    on_shard: &(dyn Fn(u32) + Sync),
+    oracle: Option<&recs::ItemScorer<'_>>,
+) -> Result<TrainReport, LearnError> {
     if consentry_files::taken(out) {
         return Err(LearnError::Exists(out.to_path_buf()));
     }
@@ -361,7 +374,7 @@ pub fn train(
     let all: Vec<usize> = (0..p.shards()).collect();
     let (trained, shard_seconds) = train_some(&p, &all, &opts, key.as_ref(), on_shard)?;
     let files = trained.iter().enumerate().map(|(i, t)| shard_file(&p, i, t)).collect::<Result<Vec<_>, _>>()?;
-    let metrics = evaluate(&p, trained, &opts, shard_of)?;
+    let metrics = evaluate(&p, trained, &opts, shard_of, oracle)?;
     let meta = ModelMeta {
         format: FORMAT,
         kind: opts.kind.name().into(),

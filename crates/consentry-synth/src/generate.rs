@@ -45,7 +45,7 @@ pub(crate) struct World {
 }
 
 impl World {
-    fn build(cfg: &SynthConfig) -> World {
+    pub(crate) fn build(cfg: &SynthConfig) -> World {
         let mut r = rng(cfg.seed, Stream::World);
         let skills = SkillTable::new();
         let members: Vec<Member> = (0..cfg.members).map(|_| world::member(&mut r, &skills, cfg.as_of)).collect();

@@ -23,6 +23,7 @@
 //! unit, whole seconds), dates are calendar days.
 
 mod generate;
+pub mod oracle;
 pub mod names;
 mod out;
 pub mod pii;

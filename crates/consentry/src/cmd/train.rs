@@ -200,20 +200,41 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
         ctx.say(t.to_string());
         return;
     }
+    // A value with half its 95 % interval's width when the model recorded one (e.g. `0.305 ±0.021`).
+    let cell = |r: &serde_json::Value, col: &str| match (r[col].as_f64(), r["ci"][col]["lo"].as_f64(), r["ci"][col]["hi"].as_f64()) {
+        (Some(v), Some(lo), Some(hi)) => format!("{v:.3} ±{:.3}", (hi - lo) / 2.0),
+        (v, _, _) => v.map_or("–".to_string(), |x| format!("{x:.3}")),
+    };
+    let ratio = |r: &serde_json::Value, col: &str| match (r[col]["value"].as_f64(), r[col]["lo"].as_f64(), r[col]["hi"].as_f64()) {
+        (Some(v), Some(lo), Some(hi)) => format!("{v:.2} [{lo:.2}, {hi:.2}]"),
+        _ => "–".to_string(),
+    };
+    let cols = ["recall_at_10", "recall_at_20", "ndcg_at_10"];
     let mut t = ui::table(&[kind, "Recall@10", "Recall@20", "NDCG@10", "members"]);
-    for row in ["model", "popularity"] {
+    for row in ["model", "popularity", "oracle"] {
         let r = &m[row];
-        t.add_row(vec![
-            row.to_string(),
-            f(&r["recall_at_10"]),
-            f(&r["recall_at_20"]),
-            f(&r["ndcg_at_10"]),
-            r["members"].as_u64().map_or("–".into(), ui::thousands),
-        ]);
+        if r.is_null() {
+            continue;
+        }
+        let mut cells = vec![row.to_string()];
+        cells.extend(cols.iter().map(|c| cell(r, c)));
+        cells.push(r["members"].as_u64().map_or("–".into(), ui::thousands));
+        t.add_row(cells);
+    }
+    for (row, label) in [("model_of_oracle", "model ÷ oracle"), ("popularity_of_oracle", "popularity ÷ oracle")] {
+        let r = &m[row];
+        if r.is_null() {
+            continue;
+        }
+        let mut cells = vec![label.to_string()];
+        cells.extend(cols.iter().map(|c| ratio(r, c)));
+        cells.push(String::new());
+        t.add_row(cells);
     }
     ui::align_numbers(&mut t);
     ctx.say(t.to_string());
 }
+
 
 /// Rank jobs or posts for a member with a trained model.
 #[derive(ClapArgs)]
