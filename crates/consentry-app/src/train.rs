@@ -56,6 +56,8 @@ pub struct Recommendations {
     pub meta: ModelMeta,
     /// (item, score), best first.
     pub items: Vec<(u64, f32)>,
+    /// An items model with string ids: each item's string, in the order of `items` (empty otherwise).
+    pub names: Vec<Option<String>>,
     /// Microseconds the ranking took.
     pub micros: u128,
 }
@@ -66,6 +68,7 @@ fn stage_name(kind: ModelKind) -> &'static str {
         ModelKind::JobRecs => "train job-recs",
         ModelKind::Content => "train content",
         ModelKind::Replies => "train replies",
+        ModelKind::Items => "train items",
     }
 }
 
@@ -125,8 +128,20 @@ impl Session {
     /// manifest's commitments) in, the model out (see [`crate::openlineage`]).
     pub fn train(&self, req: TrainRequest, progress: &dyn Progress) -> Result<TrainOutcome> {
         let kind = req.options.kind;
-        let dataset = req.dataset.clone().unwrap_or_else(|| self.dir().dataset_dir(kind.purpose()));
-        let out = req.out.clone().unwrap_or_else(|| self.dir().model_dir(kind.name()));
+        let dataset = match (&req.dataset, kind.fixed_purpose()) {
+            (Some(d), _) => d.clone(),
+            (None, Some(purpose)) => self.dir().dataset_dir(purpose),
+            (None, None) => {
+                return Err(AppError::bad_input(
+                    "an items model trains on the dataset you name: pass --dataset DIR (a dataset `consentry gate` \
+                     wrote for the purpose whose source declaration names the table)",
+                ));
+            }
+        };
+        let out = req.out.clone().unwrap_or_else(|| match &req.options.items {
+            Some(spec) if kind == ModelKind::Items => self.dir().model_dir(&format!("items-{}", spec.table)),
+            _ => self.dir().model_dir(kind.name()),
+        });
         let lineage = self.lineage_run(format!("train.{}", kind.name()), JobKind::Train);
         let start = || ol::Parts {
             inputs: vec![ol::gated_input(&dataset)],
@@ -178,6 +193,9 @@ impl Session {
         } else {
             None
         };
+        if req.options.kind == ModelKind::Items {
+            self.check_items_declaration(&dataset, &req.options)?;
+        }
         let report = train_model(&dataset, &out, &req.options, progress)?;
         let registration = match checked {
             Some(ds) => {
@@ -187,6 +205,37 @@ impl Session {
             None => Registration::NoLedger,
         };
         Ok(TrainOutcome { dataset, out, report, registration })
+    }
+
+    /// An items model's columns against the source declaration the dataset was gated with (read again, its BLAKE3
+    /// checked against the manifest's): no column holding members' free text becomes an item, a weight or a time.
+    fn check_items_declaration(&self, dataset: &Path, opts: &TrainOptions) -> Result<()> {
+        let Some(spec) = &opts.items else {
+            return Err(LearnError::Hyper("an items model needs --table and --item-column".into()).into());
+        };
+        let m = consentry_gate::Manifest::read(dataset)?;
+        let file = (m.sources.declaration != crate::gate::BUILTIN_SOURCES)
+            .then(|| self.dir().resolve_name(&m.sources.declaration));
+        let loaded = self.dir().load_sources(file.as_deref(), None).with_context(|| {
+            format!(
+                "the source declaration {} that {} was gated with is needed to check the items model's columns",
+                m.sources.declaration,
+                dataset.display()
+            )
+        })?;
+        if loaded.declaration_hash != m.sources.declaration_hash {
+            return Err(AppError::bad_input(format!(
+                "the source declaration {} changed since {} was gated (its BLAKE3 differs from the manifest's); gate \
+                 the dataset again with the declaration in force",
+                m.sources.declaration,
+                dataset.display()
+            )));
+        }
+        // A table the declaration does not name is left to training, which lists the dataset's tables.
+        if let Some(decl) = loaded.sources.table(&spec.table) {
+            consentry_learn::items::check_declaration(spec, decl)?;
+        }
+        Ok(())
     }
 
     /// Records a model trained on the registered dataset `dataset` in the lineage registry; its id. When that fails
@@ -248,7 +297,30 @@ impl Session {
         let (meta, rec) = load_recommender(model)?;
         let t = std::time::Instant::now();
         let items = rec.recommend(member, k)?;
-        Ok(Recommendations { meta, items, micros: t.elapsed().as_micros() })
+        let micros = t.elapsed().as_micros();
+        let names = self.item_names(model, &meta, &items)?;
+        Ok(Recommendations { meta, items, names, micros })
+    }
+
+    /// The strings behind an items model's hashed string ids, read from the dataset it names (model.json's path,
+    /// its manifest's BLAKE3 checked); empty for integer ids and the built-in models.
+    fn item_names(&self, model: &Path, meta: &ModelMeta, items: &[(u64, f32)]) -> Result<Vec<Option<String>>> {
+        let opts: Option<TrainOptions> = serde_json::from_value(meta.hyper.clone()).ok();
+        let Some(spec) = opts.and_then(|o| o.items).filter(|s| s.string_ids) else { return Ok(Vec::new()) };
+        let recorded = PathBuf::from(&meta.dataset.path);
+        let dir = if recorded.is_dir() { recorded } else { self.dir().resolve_name(&meta.dataset.path) };
+        let ds = consentry_learn::data::Dataset::open(&dir).with_context(|| {
+            format!("{} has string item ids; their names are read from its dataset {}", model.display(), dir.display())
+        })?;
+        if ds.manifest_hash != meta.dataset.manifest_blake3 {
+            return Err(AppError::bad_input(format!(
+                "{} is not the dataset {} was trained on; its item names cannot be shown",
+                dir.display(),
+                model.display()
+            )));
+        }
+        let names = consentry_learn::items::item_names(&ds, &spec)?;
+        Ok(items.iter().map(|(i, _)| names.get(i).cloned()).collect())
     }
 
     /// Up to `n` reply suggestions for a message, with a replies model the serving guard lets through.

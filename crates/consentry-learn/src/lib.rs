@@ -2,6 +2,7 @@
 //! deterministically, only on datasets the consent gate materialised.
 //!
 //! - [`recs`]: job recommendations and content suggestions (implicit ALS with profile and item tokens);
+//! - [`items`]: any declared interactions table (member, item, optional weight and time) through the same recommender;
 //! - replies (`consentry-replies`, glued in [`replies`]): a k-anonymous response inventory and an intent ranker;
 //! - [`dp`]: differentially private training (joint DP for job recommendations, DP-SGD for replies) and the
 //!   privacy claim a model records;
@@ -16,6 +17,7 @@ pub mod data;
 pub mod dp;
 pub mod ials;
 pub mod interval;
+pub mod items;
 pub mod mia;
 pub mod model;
 pub mod recs;

@@ -11,7 +11,7 @@ use crate::data::Dataset;
 use crate::dp::{self, DpOptions, NoiseKey, PrivacyClaim};
 use crate::model::{DatasetRef, EXCLUDED_FILE, FORMAT, ModelMeta, UnlearningRef, write_model_dir};
 use crate::recs::{self, RecHyper, RecKind, Recommender, ShardData, ShardModel};
-use crate::{LearnError, TOOL_VERSION, ials, replies};
+use crate::{LearnError, TOOL_VERSION, ials, items, replies};
 
 /// The three features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub enum ModelKind {
     Content,
     /// Reply suggestions.
     Replies,
+    /// Any declared interactions table ([`TrainOptions::items`] says which), on the purpose its dataset was gated for.
+    Items,
 }
 
 impl ModelKind {
@@ -31,28 +33,43 @@ impl ModelKind {
             ModelKind::JobRecs => "job-recs",
             ModelKind::Content => "content",
             ModelKind::Replies => "replies",
+            ModelKind::Items => "items",
         }
     }
 
     /// Parses a `model.json` kind.
     pub fn from_name(s: &str) -> Option<ModelKind> {
-        [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies].into_iter().find(|k| k.name() == s)
+        [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies, ModelKind::Items]
+            .into_iter()
+            .find(|k| k.name() == s)
     }
 
-    /// The purpose whose dataset trains it.
+    /// The purpose whose dataset trains it; empty for [`ModelKind::Items`], which trains on whichever purpose its
+    /// dataset was gated for (see [`ModelKind::fixed_purpose`]).
     pub fn purpose(self) -> &'static str {
+        self.fixed_purpose().unwrap_or("")
+    }
+
+    /// The one purpose a built-in feature trains on; `None` for an items model (its dataset's purpose).
+    pub fn fixed_purpose(self) -> Option<&'static str> {
         match self {
-            ModelKind::JobRecs => RecKind::Jobs.purpose(),
-            ModelKind::Content => RecKind::Content.purpose(),
-            ModelKind::Replies => replies::PURPOSE,
+            ModelKind::JobRecs => Some(RecKind::Jobs.purpose()),
+            ModelKind::Content => Some(RecKind::Content.purpose()),
+            ModelKind::Replies => Some(replies::PURPOSE),
+            ModelKind::Items => None,
         }
+    }
+
+    /// Whether `recommend` serves it (the recommenders: job-recs, content and items).
+    pub fn is_recommender(self) -> bool {
+        self != ModelKind::Replies
     }
 
     fn rec(self) -> Option<RecKind> {
         match self {
             ModelKind::JobRecs => Some(RecKind::Jobs),
             ModelKind::Content => Some(RecKind::Content),
-            ModelKind::Replies => None,
+            ModelKind::Replies | ModelKind::Items => None,
         }
     }
 }
@@ -78,6 +95,9 @@ pub struct TrainOptions {
     /// Differential privacy (job-recs and replies); `None` trains without a formal bound.
     #[serde(default)]
     pub dp: Option<DpOptions>,
+    /// The table and columns of an items model (absent for the built-in features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<items::ItemsSpec>,
 }
 
 impl TrainOptions {
@@ -92,6 +112,7 @@ impl TrainOptions {
             replies: replies::ReplyOptions::default(),
             eval_limit: 2_000,
             dp: None,
+            items: None,
         }
     }
 }
@@ -214,6 +235,18 @@ pub fn prepare(
     shards: u32,
     excluded: &roaring::RoaringTreemap,
 ) -> Result<Prepared, LearnError> {
+    if opts.kind == ModelKind::Items {
+        opts.rec.check()?;
+        let spec = items_spec(opts)?;
+        let input = items::load_input(ds, spec, &opts.rec)?.without(excluded);
+        if input.events.is_empty() {
+            return Err(LearnError::Empty(format!(
+                "table `{}` holds no interactions once withdrawn members are removed",
+                spec.table
+            )));
+        }
+        return Ok(Prepared::Recs(recs::split(&input, shards, shard_of, &opts.rec, opts.threads)));
+    }
     match opts.kind.rec() {
         Some(kind) => {
             opts.rec.check()?;
@@ -225,6 +258,13 @@ pub fn prepare(
         }
         None => Ok(Prepared::Replies(replies::prepare(ds, shards, shard_of, &opts.replies, excluded)?)),
     }
+}
+
+/// The table and columns of an items model's options.
+fn items_spec(opts: &TrainOptions) -> Result<&items::ItemsSpec, LearnError> {
+    opts.items.as_ref().ok_or_else(|| {
+        LearnError::Hyper("an items model needs its table and item column (`--table T --item-column C`)".into())
+    })
 }
 
 /// A trained shard: its file bytes, its members, its training rows.
@@ -282,6 +322,11 @@ fn dp_plan(kind: ModelKind, d: &DpOptions) -> Result<dp::Plan, LearnError> {
         ModelKind::Content => Err(LearnError::Hyper(
             "differential privacy is implemented for job-recs and replies; content suggestions index members' \
              posts, which a DP model cannot release"
+                .into(),
+        )),
+        ModelKind::Items => Err(LearnError::Hyper(
+            "differential privacy is implemented for job-recs and replies; an items model releases its items' \
+             factors without a formal bound — train it without --dp-epsilon"
                 .into(),
         )),
     }
@@ -363,11 +408,16 @@ pub fn train_with_oracle(
     }
     let started = Instant::now();
     let ds = Dataset::open(dataset_dir)?;
-    ds.require_purpose(opts.kind.name(), opts.kind.purpose())?;
+    if let Some(purpose) = opts.kind.fixed_purpose() {
+        ds.require_purpose(opts.kind.name(), purpose)?;
+    }
     let shards = opts.shards.unwrap_or(ds.manifest.shard.shards);
     let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
     let mut opts = opts.clone();
     opts.shards = Some(shards);
+    if opts.kind == ModelKind::Items {
+        opts.items = Some(items::resolve(&ds, items_spec(&opts)?)?);
+    }
     let key = prepare_dp(&mut opts, ds.manifest.members.count)?;
     let privacy = privacy_record(&opts)?;
     let p = prepare(&ds, &opts, &shard_of, shards, &roaring::RoaringTreemap::new())?;
@@ -551,10 +601,10 @@ pub fn train_parallel<D: Sync, M: Send>(
 /// Loads a job or content model for serving, checking every shard file against `model.json`.
 pub fn load_recommender(dir: &Path) -> Result<(ModelMeta, Recommender), LearnError> {
     let meta = ModelMeta::read(dir)?;
-    if ModelKind::from_name(&meta.kind).and_then(ModelKind::rec).is_none() {
+    if !ModelKind::from_name(&meta.kind).is_some_and(ModelKind::is_recommender) {
         return Err(LearnError::Model {
             dir: dir.to_path_buf(),
-            message: format!("it is a `{}` model; `recommend` serves job-recs and content models", meta.kind),
+            message: format!("it is a `{}` model; `recommend` serves job-recs, content and items models", meta.kind),
         });
     }
     let mut shards: Vec<ShardModel> = Vec::with_capacity(meta.shards.len());

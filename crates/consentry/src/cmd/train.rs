@@ -1,6 +1,6 @@
 //! `consentry train`, `consentry recommend`, `consentry suggest-replies`: the three AI features on gated datasets.
 
-use crate::ui::{self, Ctx};
+use crate::ui::{self, Ctx, bad_input};
 use clap::{Args as ClapArgs, ValueEnum};
 use consentry_app::train::{Registration, TrainRequest};
 use consentry_learn::train::{ModelKind, TrainOptions};
@@ -16,6 +16,8 @@ pub enum Kind {
     Content,
     /// Reply suggestions (train_ai_system.reply_suggestions).
     Replies,
+    /// Any interactions table the dataset holds (--table, --item-column), on the dataset's purpose.
+    Items,
 }
 
 impl Kind {
@@ -24,11 +26,13 @@ impl Kind {
             Kind::JobRecs => ModelKind::JobRecs,
             Kind::Content => ModelKind::Content,
             Kind::Replies => ModelKind::Replies,
+            Kind::Items => ModelKind::Items,
         }
     }
 }
 
-/// Train one of the three models on a gated dataset, one model per shard.
+/// Train one of the three models, or a recommender over any interactions table, on a gated dataset, one model per
+/// shard.
 #[derive(ClapArgs)]
 pub struct TrainArgs {
     /// The dataset directory written by `consentry gate` [default: DATA/datasets/<purpose>].
@@ -41,6 +45,21 @@ pub struct TrainArgs {
     /// Which model.
     #[arg(long, value_enum)]
     model: Kind,
+    /// Items: the interactions table (one the dataset holds).
+    #[arg(long, value_name = "T", required_if_eq("model", "items"))]
+    table: Option<String>,
+    /// Items: the item id column (integer or string ids).
+    #[arg(long, value_name = "C", required_if_eq("model", "items"))]
+    item_column: Option<String>,
+    /// Items: the member-id column the rows are about [default: the table's first declared member column].
+    #[arg(long, value_name = "C", requires = "table")]
+    member_column: Option<String>,
+    /// Items: a numeric weight per interaction [default: 1 per row].
+    #[arg(long, value_name = "W", requires = "table")]
+    weight_column: Option<String>,
+    /// Items: a timestamp column; each member's latest interactions are held out [default: a fixed hashed sample].
+    #[arg(long, value_name = "X", requires = "table")]
+    time_column: Option<String>,
     /// Number of shards [default: the dataset manifest's shard function, 8].
     #[arg(long)]
     shards: Option<u32>,
@@ -113,6 +132,20 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
         opts.replies.holdout = h;
     }
     opts.replies.k = a.k_anonymity;
+    match (kind, a.table, a.item_column) {
+        (ModelKind::Items, Some(table), Some(item)) => {
+            let mut spec = consentry_learn::items::ItemsSpec::new(&table, &item);
+            spec.member_column = a.member_column;
+            spec.weight_column = a.weight_column;
+            spec.time_column = a.time_column;
+            opts.items = Some(spec);
+        }
+        (ModelKind::Items, _, _) => return Err(bad_input("--model items needs --table T and --item-column C")),
+        (_, Some(_), _) | (_, _, Some(_)) => {
+            return Err(bad_input("--table and --item-column choose an items model's columns: add --model items"));
+        }
+        _ => {}
+    }
     if let Some(e) = a.dp_epsilon {
         let key = a.dp_key.unwrap_or_else(|| ctx.dir.dp_key_file());
         let key = std::path::absolute(&key).unwrap_or(key);
@@ -259,14 +292,26 @@ pub fn run_recommend(ctx: &Ctx, a: RecommendArgs) -> anyhow::Result<ExitCode> {
     let r = ctx.read_only_session()?.recommend(&a.model, a.member, a.k, a.unregistered)?;
     let (meta, items, micros) = (&r.meta, &r.items, r.micros);
     if ctx.json {
-        let v: Vec<_> = items.iter().map(|(i, s)| serde_json::json!({"item": i, "score": s})).collect();
+        let v: Vec<_> = items
+            .iter()
+            .enumerate()
+            .map(|(n, (i, s))| match r.names.get(n).cloned().flatten() {
+                Some(name) => serde_json::json!({"item": i, "name": name, "score": s}),
+                None => serde_json::json!({"item": i, "score": s}),
+            })
+            .collect();
         ctx.print_json(&serde_json::json!({"model": meta.kind, "member": a.member, "items": v, "micros": micros}))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let what = if meta.kind == "job-recs" { "job" } else { "post" };
+    let what = match meta.kind.as_str() {
+        "job-recs" => "job",
+        "items" => "item",
+        _ => "post",
+    };
     let mut tab = ui::table(&["rank", what, "score"]);
-    for (r, (i, s)) in items.iter().enumerate() {
-        tab.add_row(vec![(r + 1).to_string(), i.to_string(), format!("{s:.4}")]);
+    for (n, (i, s)) in items.iter().enumerate() {
+        let name = r.names.get(n).cloned().flatten().unwrap_or_else(|| i.to_string());
+        tab.add_row(vec![(n + 1).to_string(), name, format!("{s:.4}")]);
     }
     ui::align_numbers(&mut tab);
     ctx.say(format!("top {} {what}s for member {} ({} shards, {micros} µs)", items.len(), a.member, meta.shards.len()));
