@@ -295,8 +295,17 @@ pub fn run(
             Err(e) => return Err(e.into()),
         };
         reg.register_model_dir(&out)?;
-        on_step(DemoStep::Trained { meta: &r.meta, out: &out });
-        models.push(r.meta);
+        let mut meta = r.meta;
+        if kind == ModelKind::Replies {
+            // The oracle and `model ÷ oracle` beside the model's own held-out figures (shown, not stored in the model).
+            let dataset = dir.dataset_dir(kind.purpose());
+            let joined = crate::replies_oracle::evaluate(&out, &dataset, &dir.network_dir())?;
+            if let (Some(m), Some(j)) = (meta.metrics.as_object_mut(), joined.as_object()) {
+                m.extend(j.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        on_step(DemoStep::Trained { meta: &meta, out: &out });
+        models.push(meta);
     }
     let withdrawals = withdraw_sample(&session, dir)?;
     on_step(DemoStep::Withdrawals(&withdrawals));

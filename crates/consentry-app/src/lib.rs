@@ -30,6 +30,7 @@ pub mod platform;
 pub mod privacy;
 pub mod progress;
 pub mod redact;
+pub mod replies_oracle;
 pub mod session;
 pub mod stats;
 pub mod synth;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::LearnError;
 use crate::data::{self, Dataset};
+use crate::interval::{Interval, mean_ci, ratio_ci};
 use crate::model::ModelMeta;
 use consentry_replies::{Inventory, ReplyModel};
 use std::path::Path;
@@ -37,6 +38,8 @@ pub struct LoadedPair {
     pub pair: consentry_replies::Pair,
     /// The author of the incoming message.
     pub incoming_sender: u64,
+    /// The id of the incoming message (`message_id`), so benchmarks can join what they know about it.
+    pub incoming_id: u64,
 }
 
 /// Reads the message–reply pairs of a reply-suggestions dataset, sorted canonically.
@@ -67,7 +70,8 @@ pub fn load_pairs(ds: &Dataset) -> Result<Vec<LoadedPair>, LearnError> {
     let mut pairs: Vec<LoadedPair> = msgs
         .values()
         .filter_map(|m| {
-            let prev = msgs.get(&m.reply_to?)?;
+            let incoming_id = m.reply_to?;
+            let prev = msgs.get(&incoming_id)?;
             Some(LoadedPair {
                 pair: consentry_replies::Pair {
                     replier: m.sender,
@@ -76,6 +80,7 @@ pub fn load_pairs(ds: &Dataset) -> Result<Vec<LoadedPair>, LearnError> {
                     at_ms: m.at,
                 },
                 incoming_sender: prev.sender,
+                incoming_id,
             })
         })
         .collect();
@@ -129,6 +134,72 @@ pub struct ReplyMetrics {
     pub top1: f64,
     /// Share of covered pairs whose reply's intent is among the three suggestions.
     pub top3: f64,
+    /// 95 % bootstrap interval of `top1` over the covered pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top1_ci: Option<Interval>,
+    /// 95 % bootstrap interval of `top3` over the covered pairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top3_ci: Option<Interval>,
+}
+
+/// Seed of the bootstrap intervals of held-out reply metrics (fixed, so a report replays).
+const CI_SEED: u64 = 0x7265_706c_6965_73;
+
+/// Per covered held-out pair (a pair whose reply is an inventory response), whether a scorer's first intent and its
+/// top three intents held the reply's intent: the units every reply metric, interval and ratio is computed over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PairHits {
+    /// Held-out pairs, covered or not.
+    pub pairs: u64,
+    /// 1.0 where the first intent is the reply's, else 0.0, per covered pair.
+    pub top1: Vec<f64>,
+    /// 1.0 where the reply's intent is among the top three, else 0.0, per covered pair.
+    pub top3: Vec<f64>,
+}
+
+impl PairHits {
+    /// Scores every held-out pair with `scorer` (intent scores indexed by the inventory's intents, higher first; ties
+    /// go to the lower intent id, as suggestions break them; `None` ranks nothing, a miss). `incoming[i]` is the
+    /// message id pair `i` answers. One metric code for the model, the baseline and an oracle.
+    pub fn score(
+        inv: &Inventory,
+        test: &[consentry_replies::Pair],
+        incoming: &[u64],
+        scorer: &dyn Fn(&consentry_replies::Pair, u64) -> Option<Vec<f64>>,
+    ) -> PairHits {
+        let mut h = PairHits { pairs: test.len() as u64, ..PairHits::default() };
+        for (i, p) in test.iter().enumerate() {
+            let Some(intent) = inv.lookup(&p.reply).and_then(|r| inv.response(r)).map(|r| r.intent) else { continue };
+            let scores = scorer(p, incoming.get(i).copied().unwrap_or(0)).unwrap_or_default();
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+            h.top1.push(f64::from(u8::from(order.first() == Some(&(intent as usize)))));
+            h.top3.push(f64::from(u8::from(order.iter().take(3).any(|&x| x == intent as usize))));
+        }
+        h
+    }
+
+    /// The shares with their 95 % intervals.
+    pub fn metrics(&self) -> ReplyMetrics {
+        let covered = self.top1.len();
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        ReplyMetrics {
+            pairs: self.pairs,
+            coverage: if self.pairs == 0 { 0.0 } else { covered as f64 / self.pairs as f64 },
+            top1: mean(&self.top1),
+            top3: mean(&self.top3),
+            top1_ci: (covered > 0).then(|| mean_ci(&self.top1, CI_SEED)),
+            top3_ci: (covered > 0).then(|| mean_ci(&self.top3, CI_SEED ^ 3)),
+        }
+    }
+
+    /// `self ÷ other` per metric over the same pairs, with paired-bootstrap intervals (`None` where `other` is 0).
+    pub fn ratio(&self, other: &PairHits) -> serde_json::Value {
+        serde_json::json!({
+            "top1": ratio_ci(&self.top1, &other.top1, CI_SEED),
+            "top3": ratio_ci(&self.top3, &other.top3, CI_SEED ^ 3),
+        })
+    }
 }
 
 impl ShardedReplies {
@@ -185,26 +256,65 @@ impl ShardedReplies {
             .collect()
     }
 
-    /// Top-1/top-3 intent accuracy and coverage on held-out pairs.
+    /// Top-1/top-3 intent accuracy (with 95 % intervals) and coverage on held-out pairs.
     pub fn evaluate(&self, pairs: &[consentry_replies::Pair]) -> ReplyMetrics {
-        let Some(first) = self.shards.first() else { return ReplyMetrics::default() };
-        let inv = first.inventory();
-        let (mut covered, mut t1, mut t3) = (0u64, 0u64, 0u64);
-        for p in pairs {
-            let Some(intent) = inv.lookup(&p.reply).and_then(|r| inv.response(r)).map(|r| r.intent) else { continue };
-            covered += 1;
-            let s = self.suggest(&p.incoming, 3);
-            t1 += u64::from(s.first().is_some_and(|x| x.intent == intent));
-            t3 += u64::from(s.iter().any(|x| x.intent == intent));
-        }
-        let share = |x: u64, of: u64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
-        ReplyMetrics {
-            pairs: pairs.len() as u64,
-            coverage: share(covered, pairs.len() as u64),
-            top1: share(t1, covered),
-            top3: share(t3, covered),
-        }
+        self.hits(pairs).metrics()
     }
+
+    /// Per-pair hits on held-out pairs (see [`PairHits::score`]), for intervals and paired ratios.
+    pub fn hits(&self, pairs: &[consentry_replies::Pair]) -> PairHits {
+        let Some(first) = self.shards.first() else { return PairHits::default() };
+        PairHits::score(first.inventory(), pairs, &[], &|p, _| Some(self.scores(&p.incoming)))
+    }
+
+    /// The inventory the shards suggest from.
+    pub fn inventory(&self) -> Option<&Inventory> {
+        self.shards.first().map(ReplyModel::inventory)
+    }
+}
+
+/// A trained replies model evaluated beside an oracle on the very held-out pairs it was evaluated on (the same
+/// split, the same exclusions, the same metric code): `model`, `most_frequent` and `oracle` with 95 % intervals and
+/// `model_over_oracle` (paired-bootstrap ratios). `oracle(inventory, incoming_message_id)` returns intent scores
+/// indexed by the inventory's intents — in benchmarks the synthetic network's true reply distribution, which this
+/// crate never sees.
+pub fn evaluate_with_oracle(
+    model_dir: &Path,
+    dataset_dir: &Path,
+    oracle: &dyn Fn(&Inventory, u64) -> Option<Vec<f64>>,
+) -> Result<serde_json::Value, LearnError> {
+    let meta = ModelMeta::read(model_dir)?;
+    let model = ShardedReplies::load(model_dir)?;
+    let inv = model.inventory().ok_or_else(|| LearnError::Internal("a replies model without shards".into()))?.clone();
+    let opts: crate::train::TrainOptions =
+        serde_json::from_value(meta.hyper.clone()).map_err(|e| LearnError::Model {
+            dir: model_dir.to_path_buf(),
+            message: format!("its training options cannot be read back ({e})"),
+        })?;
+    let excluded = meta.excluded(model_dir)?;
+    let ds = Dataset::open(dataset_dir)?;
+    let (test, incoming) = held_out_pairs(&ds, &opts.replies, &excluded)?;
+    let hits = PairHits::score(&inv, &test, &incoming, &|p, _| Some(model.scores(&p.incoming)));
+    let base = ShardedReplies { shards: vec![ReplyModel::frequency_baseline(inv.clone())] };
+    let base_hits = PairHits::score(&inv, &test, &incoming, &|p, _| Some(base.scores(&p.incoming)));
+    let oracle_hits = PairHits::score(&inv, &test, &incoming, &|_, id| oracle(&inv, id));
+    Ok(serde_json::json!({
+        "model": hits.metrics(),
+        "most_frequent": base_hits.metrics(),
+        "oracle": oracle_hits.metrics(),
+        "model_over_oracle": hits.ratio(&oracle_hits),
+    }))
+}
+
+/// The held-out pairs of a replies dataset without `excluded` members, and the message id each one answers.
+fn held_out_pairs(
+    ds: &Dataset,
+    o: &ReplyOptions,
+    excluded: &roaring::RoaringTreemap,
+) -> Result<(Vec<consentry_replies::Pair>, Vec<u64>), LearnError> {
+    let mut pairs = load_pairs(ds)?;
+    pairs.retain(|p| !excluded.contains(p.pair.replier) && !excluded.contains(p.incoming_sender));
+    Ok(pairs.into_iter().filter(|p| held_out(&p.pair, o.holdout)).map(|p| (p.pair, p.incoming_id)).unzip())
 }
 
 /// The reply model's inputs, split by shard.
@@ -216,6 +326,8 @@ pub struct ReplyInputs {
     pub shards: Vec<Vec<consentry_replies::Pair>>,
     /// Held-out pairs.
     pub test: Vec<consentry_replies::Pair>,
+    /// The message id each held-out pair answers (aligned with `test`).
+    pub test_incoming: Vec<u64>,
 }
 
 /// Reads and splits the pairs, leaving out every pair an `excluded` member took part in (as replier or as the
@@ -236,14 +348,15 @@ pub(crate) fn prepare(
     if pairs.is_empty() {
         return Err(LearnError::Empty("the replies dataset holds no message–reply pair".into()));
     }
-    let pairs: Vec<consentry_replies::Pair> = pairs.into_iter().map(|p| p.pair).collect();
-    let (test, train): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|p| held_out(p, o.holdout));
+    let (test, train): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|p| held_out(&p.pair, o.holdout));
+    let (test, test_incoming): (Vec<_>, Vec<_>) = test.into_iter().map(|p| (p.pair, p.incoming_id)).unzip();
+    let train: Vec<consentry_replies::Pair> = train.into_iter().map(|p| p.pair).collect();
     let inventory = Inventory::build(&train, o.k)?;
     let mut per_shard: Vec<Vec<consentry_replies::Pair>> = vec![Vec::new(); shards as usize];
     for p in train {
         per_shard[shard_of(p.replier) as usize].push(p);
     }
-    Ok(ReplyInputs { inventory, shards: per_shard, test })
+    Ok(ReplyInputs { inventory, shards: per_shard, test, test_incoming })
 }
 
 /// Trains one shard's ranker; a shard without examples serves the inventory's prior.

@@ -22,6 +22,8 @@ enum Stream {
     JobActivity = 3,
     Posts = 4,
     Network = 5,
+    /// Message text and reply draws (connections keep `Network`, so message changes leave them alone).
+    Messages = 6,
 }
 
 fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {
@@ -523,6 +525,17 @@ fn posts(cfg: &SynthConfig, w: &World, out: &Path, progress: &dyn Progress) -> R
     Ok(vec![t.finish()?, truth.finish()?, feed.finish()?])
 }
 
+/// Mean threads a year between two connected members of average activity (scaled by their mean activity): about
+/// 14 messages sent per member a year, a quiet professional network's volume (most connections never write; a
+/// few write often).
+const THREADS_PER_CONNECTION: f64 = 0.6;
+
+/// Probability that an opening is answered.
+const FIRST_REPLY: f64 = 0.8;
+
+/// Each further answer in a thread is this much less likely than the one before (about 1.5 replies per thread).
+const REPLY_DECAY: f64 = 0.7;
+
 fn network(cfg: &SynthConfig, w: &World, out: &Path, progress: &dyn Progress) -> Result<Vec<TableInfo>, SynthError> {
     let mut r = rng(cfg.seed, Stream::Network);
     let n = w.members.len();
@@ -565,6 +578,8 @@ fn network(cfg: &SynthConfig, w: &World, out: &Path, progress: &dyn Progress) ->
     let mut conn = TableFile::create(out, "connections", crate::schemas::CONNECTIONS)?;
     let mut msgs = TableFile::create(out, "messages", crate::schemas::MESSAGES)?;
     let mut truth = TableFile::create(out, "messages_pii", crate::schemas::PII_TRUTH)?;
+    let mut conditions = TableFile::create(out, "messages_truth", crate::schemas::MESSAGES_TRUTH)?;
+    let mut rm = rng(cfg.seed, Stream::Messages);
     progress.stage("messages", edges.len() as u64);
     let mut message_id = 0u64;
     let mut thread_id = 0u64;
@@ -579,32 +594,37 @@ fn network(cfg: &SynthConfig, w: &World, out: &Path, progress: &dyn Progress) ->
         conn.end_row()?;
 
         let (ma, mb) = (&w.members[a as usize], &w.members[b as usize]);
-        let p_thread = (0.12 * f64::from(ma.activity + mb.activity) / 2.0).min(0.6);
-        if r.random_bool(p_thread) {
+        // Threads over the year between two connected members: a Poisson number, more between active members.
+        let threads = poisson(&mut rm, THREADS_PER_CONNECTION * f64::from(ma.activity + mb.activity) / 2.0);
+        for _ in 0..threads {
             thread_id += 1;
-            let (first, second) = if r.random_bool(0.5) { (a as usize, b as usize) } else { (b as usize, a as usize) };
-            let mut at = connected_at + r.random_range(600..(last_day - i64::from(day)).max(2) * DAY / 2);
-            let mentioned = r.random_range(0..n);
+            let (first, second) = if rm.random_bool(0.5) { (a as usize, b as usize) } else { (b as usize, a as usize) };
+            let mut at = connected_at + rm.random_range(600..(last_day - i64::from(day)).max(2) * DAY / 2);
+            let mentioned = rm.random_range(0..n);
             let title = w.members[first].title();
             let ctx = member_context(w, first, second, mentioned, &title);
-            let opening = text::first_message(&mut r, &ctx);
+            let (kind, opening) = text::opening(&mut rm, &ctx);
+            let mut cond = text::ReplyCondition::Opening(kind);
             message_id += 1;
             write_message(&mut msgs, &mut truth, message_id, thread_id, (first, second), None, &opening, at)?;
-            // Replies alternate: second answers first, first answers back, …
+            write_condition(&mut conditions, message_id, cond)?;
+            // Replies alternate: second answers first, first answers back, …; each answers the message before it.
             let mut prev = message_id;
             let mut turn = (first, second);
-            let mut p_reply = 0.75;
-            while r.random_bool(p_reply) {
+            let mut p_reply = FIRST_REPLY;
+            while rm.random_bool(p_reply) {
                 let (asker, replier) = turn;
                 let title = w.members[asker].title();
                 let ctx = member_context(w, asker, replier, mentioned, &title);
-                let (_intent, body) = text::reply(&mut r, &ctx);
-                at += r.random_range(60..2 * DAY);
+                let (intent, body) = text::reply_to(&mut rm, &ctx, cond);
+                at += rm.random_range(60..2 * DAY);
                 message_id += 1;
                 write_message(&mut msgs, &mut truth, message_id, thread_id, (replier, asker), Some(prev), &body, at)?;
+                cond = text::ReplyCondition::Reply(intent);
+                write_condition(&mut conditions, message_id, cond)?;
                 prev = message_id;
                 turn = (replier, asker);
-                p_reply *= 0.45;
+                p_reply *= REPLY_DECAY;
             }
         }
         if e % 4096 == 4095 {
@@ -612,7 +632,17 @@ fn network(cfg: &SynthConfig, w: &World, out: &Path, progress: &dyn Progress) ->
         }
     }
     progress.advance("messages", edges.len() as u64 % 4096);
-    Ok(vec![conn.finish()?, msgs.finish()?, truth.finish()?])
+    Ok(vec![conn.finish()?, msgs.finish()?, truth.finish()?, conditions.finish()?])
+}
+
+/// Records what a reply to message `id` is drawn conditional on (the reply oracle's ground truth).
+fn write_condition(t: &mut TableFile, id: u64, cond: text::ReplyCondition) -> Result<(), SynthError> {
+    let (kind, label) = cond.truth();
+    let rows = &mut t.rows;
+    rows.u64(0, id);
+    rows.str(1, kind);
+    rows.str(2, label);
+    t.end_row()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -14,13 +14,22 @@
 //! | `job_activity.parquet` | views and applications driven by a hidden member–job affinity |
 //! | `posts.parquet` | posts with a topic and free text carrying planted PII |
 //! | `feed_activity.parquet` | reactions and comments driven by hidden topic interests |
-//! | `messages.parquet` | message threads between connected members: varied openings, replies from a long-tailed inventory |
+//! | `messages.parquet` | message threads between connected members: openings of nine kinds, replies from a long-tailed inventory whose intent depends on the message answered |
 //! | `posts_pii.parquet`, `messages_pii.parquet` | ground truth: byte span and type of every planted PII item |
+//! | `messages_truth.parquet` | ground truth of the reply oracle: per message, the opening's kind or the reply's intent, which is what a reply to it is drawn conditional on |
 //! | `consent_choices.parquet` | grant and withdraw events per member and purpose, with notice versions, sources and GPC signals |
 //! | `synth.json` | the run: seed, as-of date, row counts, file hashes |
 //!
 //! Column layouts are in [`schemas`]; times are UTC timestamps (millisecond
 //! unit, whole seconds), dates are calendar days.
+//!
+//! Replies: an opening message has a kind ([`text::MESSAGE_KINDS`]: recruiter outreach, referral request, …); a
+//! reply's intent is drawn from P(intent | kind of the opening answered) or, for a reply to a reply, P(intent |
+//! intent of the reply answered), mixed with a [`text::GENERIC_REPLY_SHARE`] of message-independent replies, and its
+//! text from the intent's phrasings by popularity. [`text::reply_distribution`] and
+//! [`text::reply_intent_distribution`] are that exact law — the reply oracle, for benchmarks — and
+//! `messages_truth.parquet` ([`read_reply_conditions`]) says which condition each message sets. The ground-truth
+//! tables are never named by a source declaration, so nothing gated or trained ever reads them.
 
 mod generate;
 pub mod oracle;
@@ -35,6 +44,7 @@ mod world;
 pub use out::{Col, TableInfo, hash_file};
 pub use read::{
     ChoiceRow, MemberRow, read_consent_choices, read_consent_choices_file, read_members, read_members_file,
+    read_reply_conditions,
 };
 
 use chrono::NaiveDate;

@@ -155,6 +155,32 @@ pub fn read_consent_choices_file(path: &Path) -> Result<Vec<ChoiceRow>, SynthErr
     Ok(out)
 }
 
+/// Reads `messages_truth.parquet` in `dir`: per message id, what a reply to it is drawn conditional on (the reply
+/// oracle's ground truth, for benchmarks; see [`crate::text::reply_intent_distribution`]).
+pub fn read_reply_conditions(
+    dir: &Path,
+) -> Result<std::collections::HashMap<u64, crate::text::ReplyCondition>, SynthError> {
+    let path = dir.join("messages_truth.parquet");
+    let mut out = std::collections::HashMap::new();
+    for_each_batch(&path, |b, offset| {
+        let ids = typed!(&path, b, "message_id", as_primitive_opt, UInt64Type, "UInt64");
+        let kind = strings(&path, b, "kind")?;
+        let label = strings(&path, b, "label")?;
+        for i in 0..b.num_rows() {
+            let cond = crate::text::ReplyCondition::from_truth(kind.value(i), label.value(i)).ok_or_else(|| {
+                SynthError::Value {
+                    path: path.clone(),
+                    row: offset + i,
+                    message: format!("`{}`/`{}` names no opening kind or reply intent", kind.value(i), label.value(i)),
+                }
+            })?;
+            out.insert(ids.value(i), cond);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,11 @@ pub const MESSAGES: &[(&str, Col)] = &[
 pub const PII_TRUTH: &[(&str, Col)] =
     &[("row_id", U64), ("column", Str), ("start", U32), ("end", U32), ("kind", Str), ("value", Str)];
 
+/// Ground truth of the reply oracle: per message, what a reply to it is drawn conditional on — `kind` is `opening`
+/// (then `label` is the opening's kind, one of `text::MESSAGE_KINDS`) or `reply` (then `label` is the reply's intent,
+/// one of `text::INTENTS`). For benchmarks only: no source declaration names it, so the gate never reads it.
+pub const MESSAGES_TRUTH: &[(&str, Col)] = &[("message_id", U64), ("kind", Str), ("label", Str)];
+
 /// Consent events as members made them, per member in time order.
 pub const CONSENT_CHOICES: &[(&str, Col)] = &[
     ("member_id", U64),

@@ -659,6 +659,331 @@ const REPLIES: &[(u16, &str)] = &[
     (INTRO_ACCEPTED, "Thanks for looping me in."),
 ];
 
+/// Kinds of opening messages; [`opening`] returns an index into this list (the groups of the opening bodies).
+pub const MESSAGE_KINDS: &[&str] = &[
+    "recruiter_outreach",
+    "referral_request",
+    "event_follow_up",
+    "job_question",
+    "collaboration",
+    "congratulations",
+    "introduction",
+    "follow_up",
+    "networking",
+];
+
+/// Indices into [`MESSAGE_KINDS`].
+mod kind {
+    pub const RECRUITER: u16 = 0;
+    pub const REFERRAL: u16 = 1;
+    pub const EVENT: u16 = 2;
+    pub const JOB_QUESTION: u16 = 3;
+    pub const COLLABORATION: u16 = 4;
+    pub const CONGRATULATIONS: u16 = 5;
+    pub const INTRODUCTION: u16 = 6;
+    pub const FOLLOW_UP: u16 = 7;
+    pub const NETWORKING: u16 = 8;
+}
+
+/// Share of replies drawn from the message-independent inventory distribution (people answer "Thanks!" or
+/// "Sounds good!" to nearly anything); the rest follow the message replied to.
+pub const GENERIC_REPLY_SHARE: f64 = 0.15;
+
+/// What a reply's intent is drawn conditional on: the kind of the opening it answers, or the intent of the reply it
+/// answers. The `messages_truth` table records, per message, what a reply to it conditions on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReplyCondition {
+    /// Answering an opening message of this kind (an index into [`MESSAGE_KINDS`]).
+    Opening(u16),
+    /// Answering a reply of this intent (an index into [`INTENTS`]).
+    Reply(u16),
+}
+
+impl ReplyCondition {
+    /// The condition a `messages_truth` row names (`kind` is `opening` or `reply`, `label` a kind or intent name).
+    pub fn from_truth(kind: &str, label: &str) -> Option<ReplyCondition> {
+        let find = |list: &[&str]| list.iter().position(|x| *x == label).and_then(|i| u16::try_from(i).ok());
+        match kind {
+            "opening" => find(MESSAGE_KINDS).map(ReplyCondition::Opening),
+            "reply" => find(INTENTS).map(ReplyCondition::Reply),
+            _ => None,
+        }
+    }
+
+    /// The `(kind, label)` pair written to `messages_truth`.
+    pub fn truth(self) -> (&'static str, &'static str) {
+        match self {
+            ReplyCondition::Opening(k) => ("opening", MESSAGE_KINDS.get(usize::from(k)).copied().unwrap_or("")),
+            ReplyCondition::Reply(i) => ("reply", INTENTS.get(usize::from(i)).copied().unwrap_or("")),
+        }
+    }
+}
+
+/// Intent weights of a reply to an opening, per kind (what people answer to each kind of message).
+const OPENING_INTENTS: [&[(u16, u32)]; 9] = [
+    // Recruiter outreach.
+    &[
+        (INTERESTED, 25),
+        (NOT_INTERESTED, 18),
+        (THANKS_FOR_REACHING_OUT, 14),
+        (ASK_DETAILS, 10),
+        (ASK_SALARY, 8),
+        (SCHEDULE_CALL, 8),
+        (SEND_RESUME, 6),
+        (NO_THANKS, 6),
+        (ALREADY_APPLIED, 2),
+        (OUT_OF_OFFICE, 2),
+        (APOLOGISE_DELAY, 1),
+    ],
+    // Referral request.
+    &[
+        (REFERRAL_OK, 25),
+        (SEND_RESUME, 15),
+        (REFER_ELSEWHERE, 15),
+        (HAPPY_TO_HELP, 10),
+        (ASK_DETAILS, 8),
+        (WILL_GET_BACK, 8),
+        (NO_THANKS, 6),
+        (SCHEDULE_CALL, 5),
+        (APOLOGISE_DELAY, 3),
+        (OUT_OF_OFFICE, 2),
+    ],
+    // Networking after an event.
+    &[
+        (GREAT_TO_CONNECT, 30),
+        (THANKS, 12),
+        (SOUNDS_GOOD, 12),
+        (SCHEDULE_CALL, 10),
+        (AGREE, 8),
+        (THANKS_FOR_REACHING_OUT, 8),
+        (PROPOSE_TIME, 6),
+        (WELCOME, 6),
+        (HAPPY_TO_HELP, 4),
+    ],
+    // Job question.
+    &[
+        (HAPPY_TO_HELP, 28),
+        (SCHEDULE_CALL, 15),
+        (WILL_GET_BACK, 10),
+        (ASK_DETAILS, 8),
+        (REFER_ELSEWHERE, 8),
+        (YES, 8),
+        (PROPOSE_TIME, 6),
+        (APOLOGISE_DELAY, 4),
+        (OUT_OF_OFFICE, 3),
+        (NO_THANKS, 3),
+    ],
+    // Collaboration.
+    &[
+        (INTERESTED, 20),
+        (SCHEDULE_CALL, 15),
+        (ASK_DETAILS, 12),
+        (WILL_REVIEW, 10),
+        (NO_THANKS, 10),
+        (YES, 8),
+        (WILL_GET_BACK, 8),
+        (FOLLOW_UP_LATER, 8),
+        (OUT_OF_OFFICE, 3),
+    ],
+    // Congratulations.
+    &[(THANKS_FOR_CONGRATS, 55), (THANKS, 30), (GREAT_TO_CONNECT, 3), (APOLOGISE_DELAY, 2)],
+    // Introduction.
+    &[
+        (INTRO_ACCEPTED, 35),
+        (GREAT_TO_CONNECT, 25),
+        (SCHEDULE_CALL, 12),
+        (THANKS, 8),
+        (PROPOSE_TIME, 6),
+        (SOUNDS_GOOD, 6),
+        (FOLLOW_UP_LATER, 3),
+    ],
+    // Follow-up.
+    &[
+        (APOLOGISE_DELAY, 25),
+        (WILL_GET_BACK, 15),
+        (CONFIRM_RECEIVED, 12),
+        (WILL_REVIEW, 10),
+        (FOLLOW_UP_LATER, 10),
+        (NOT_INTERESTED, 8),
+        (ON_IT, 6),
+        (THANKS, 6),
+        (OUT_OF_OFFICE, 4),
+    ],
+    // Networking.
+    &[
+        (GREAT_TO_CONNECT, 35),
+        (THANKS_FOR_REACHING_OUT, 12),
+        (AGREE, 10),
+        (HAPPY_TO_HELP, 10),
+        (YES, 8),
+        (SOUNDS_GOOD, 8),
+        (SCHEDULE_CALL, 6),
+        (THANKS, 6),
+    ],
+];
+
+/// Intent weights of a reply to a reply, per intent of the reply answered (in [`INTENTS`] order): a request for a CV
+/// is answered by sending it, a proposed time by accepting it, thanks by "you're welcome", …
+const FOLLOW_INTENTS: [&[(u16, u32)]; 30] = [
+    // thanks
+    &[(WELCOME, 45), (HAPPY_TO_HELP, 25), (SOUNDS_GOOD, 15)],
+    // thanks_for_reaching_out
+    &[(SCHEDULE_CALL, 30), (PROPOSE_TIME, 15), (SEND_RESUME, 15), (WELCOME, 15), (ASK_DETAILS, 5)],
+    // sounds_good
+    &[(THANKS, 30), (SOUNDS_GOOD, 15), (GREAT_TO_CONNECT, 10), (CONFIRM_RECEIVED, 10), (PROPOSE_TIME, 10)],
+    // will_review
+    &[(THANKS, 45), (SOUNDS_GOOD, 25), (FOLLOW_UP_LATER, 10), (WELCOME, 5)],
+    // will_get_back
+    &[(SOUNDS_GOOD, 40), (THANKS, 30), (FOLLOW_UP_LATER, 10)],
+    // schedule_call
+    &[(PROPOSE_TIME, 55), (YES, 15), (SOUNDS_GOOD, 15)],
+    // propose_time
+    &[(YES, 40), (SOUNDS_GOOD, 30), (PROPOSE_TIME, 10), (CONFIRM_RECEIVED, 5)],
+    // interested
+    &[(SCHEDULE_CALL, 35), (SEND_RESUME, 20), (PROPOSE_TIME, 15), (THANKS, 10)],
+    // not_interested
+    &[(WELCOME, 35), (THANKS, 20), (FOLLOW_UP_LATER, 20), (SOUNDS_GOOD, 10)],
+    // no_thanks
+    &[(WELCOME, 40), (THANKS, 25), (SOUNDS_GOOD, 15)],
+    // congrats
+    &[(THANKS_FOR_CONGRATS, 70), (THANKS, 25)],
+    // thanks_for_congrats
+    &[(WELCOME, 55), (THANKS, 10), (SOUNDS_GOOD, 10)],
+    // send_resume
+    &[(RESUME_SENT, 65), (ON_IT, 10), (YES, 10)],
+    // resume_sent
+    &[(CONFIRM_RECEIVED, 50), (THANKS, 25), (WILL_REVIEW, 15)],
+    // follow_up_later
+    &[(SOUNDS_GOOD, 50), (YES, 20), (THANKS, 15)],
+    // yes
+    &[(SOUNDS_GOOD, 35), (THANKS, 25), (SCHEDULE_CALL, 15), (CONFIRM_RECEIVED, 10)],
+    // agree
+    &[(THANKS, 30), (AGREE, 30), (SOUNDS_GOOD, 15)],
+    // happy_to_help
+    &[(THANKS, 60), (SOUNDS_GOOD, 15)],
+    // ask_details
+    &[(WILL_GET_BACK, 35), (SCHEDULE_CALL, 30), (ON_IT, 10)],
+    // apologise_delay
+    &[(WELCOME, 50), (SOUNDS_GOOD, 15), (THANKS, 10)],
+    // great_to_connect
+    &[(GREAT_TO_CONNECT, 35), (THANKS, 25), (SCHEDULE_CALL, 10)],
+    // intro_accepted
+    &[(PROPOSE_TIME, 35), (SCHEDULE_CALL, 25), (GREAT_TO_CONNECT, 20)],
+    // referral_ok
+    &[(THANKS, 50), (RESUME_SENT, 25)],
+    // refer_elsewhere
+    &[(THANKS, 55), (YES, 15)],
+    // already_applied
+    &[(SOUNDS_GOOD, 25), (WILL_GET_BACK, 20), (ON_IT, 15), (THANKS, 10)],
+    // out_of_office
+    &[(FOLLOW_UP_LATER, 30), (SOUNDS_GOOD, 30), (WELCOME, 15)],
+    // on_it
+    &[(THANKS, 60), (SOUNDS_GOOD, 20)],
+    // confirm_received
+    &[(THANKS, 30), (SOUNDS_GOOD, 25), (WELCOME, 20)],
+    // ask_salary
+    &[(WILL_GET_BACK, 40), (SCHEDULE_CALL, 30)],
+    // welcome
+    &[(THANKS, 30), (SOUNDS_GOOD, 30), (GREAT_TO_CONNECT, 15)],
+];
+
+/// The intent weights a condition draws from (empty for an unknown kind or intent: then every reply is generic).
+fn specific_intents(cond: ReplyCondition) -> &'static [(u16, u32)] {
+    match cond {
+        ReplyCondition::Opening(k) => OPENING_INTENTS.get(usize::from(k)).copied().unwrap_or(&[]),
+        ReplyCondition::Reply(i) => FOLLOW_INTENTS.get(usize::from(i)).copied().unwrap_or(&[]),
+    }
+}
+
+/// Weight of the inventory reply at popularity rank `rank` (0-based): the Zipf–Mandelbrot law of [`zipf_rank`].
+fn zipf_weight(rank: usize) -> f64 {
+    (rank as f64 + 3.0).powf(-1.1)
+}
+
+/// P(reply text | condition) for every inventory reply, in inventory order: `(intent, text, probability)`, summing
+/// to 1. With probability [`GENERIC_REPLY_SHARE`] the text is drawn from the whole inventory by popularity; otherwise
+/// its intent is drawn from the condition's weights and the text within the intent by popularity (so every intent
+/// keeps its long tail of phrasings). This is the exact law [`reply_to`] samples: the reply oracle.
+pub fn reply_distribution(cond: ReplyCondition) -> Vec<(u16, &'static str, f64)> {
+    let weights: Vec<f64> = (0..REPLIES.len()).map(zipf_weight).collect();
+    let total: f64 = weights.iter().sum();
+    let mut per_intent = vec![0.0; INTENTS.len()];
+    for (&(intent, _), w) in REPLIES.iter().zip(&weights) {
+        if let Some(p) = per_intent.get_mut(usize::from(intent)) {
+            *p += w;
+        }
+    }
+    let specific = specific_intents(cond);
+    let specific_total: u32 = specific.iter().map(|(_, w)| w).sum();
+    let generic = if specific_total == 0 { 1.0 } else { GENERIC_REPLY_SHARE };
+    REPLIES
+        .iter()
+        .zip(&weights)
+        .map(|(&(intent, text), &w)| {
+            let mut p = generic * w / total;
+            let share: u32 = specific.iter().filter(|(i, _)| *i == intent).map(|(_, w)| w).sum();
+            let within = per_intent.get(usize::from(intent)).copied().unwrap_or(0.0);
+            if share > 0 && within > 0.0 {
+                p += (1.0 - generic) * f64::from(share) / f64::from(specific_total) * w / within;
+            }
+            (intent, text, p)
+        })
+        .collect()
+}
+
+/// P(intent | condition), indexed by [`INTENTS`]: the true distribution of reply intents given the message replied
+/// to, for benchmarks (the oracle a reply ranker is measured against).
+pub fn reply_intent_distribution(cond: ReplyCondition) -> Vec<f64> {
+    let mut out = vec![0.0; INTENTS.len()];
+    for (intent, _, p) in reply_distribution(cond) {
+        if let Some(o) = out.get_mut(usize::from(intent)) {
+            *o += p;
+        }
+    }
+    out
+}
+
+/// Cumulative [`reply_distribution`] per condition, computed once (the network draws hundreds of thousands).
+fn cumulative(cond: ReplyCondition) -> &'static [f64] {
+    static TABLES: std::sync::OnceLock<Vec<Vec<f64>>> = std::sync::OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        let conds = (0..MESSAGE_KINDS.len() as u16)
+            .map(ReplyCondition::Opening)
+            .chain((0..INTENTS.len() as u16).map(ReplyCondition::Reply));
+        conds
+            .map(|c| {
+                let mut acc = 0.0;
+                reply_distribution(c)
+                    .into_iter()
+                    .map(|(_, _, p)| {
+                        acc += p;
+                        acc
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+    let at = match cond {
+        ReplyCondition::Opening(k) => usize::from(k),
+        ReplyCondition::Reply(i) => MESSAGE_KINDS.len() + usize::from(i),
+    };
+    tables.get(at).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Reply by `ctx.recipient` to `ctx.sender` to a message with condition `cond`: an intent index into [`INTENTS`] and
+/// the reply text, drawn from [`reply_distribution`] and then varied and addressed as [`reply`] does.
+pub fn reply_to<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext, cond: ReplyCondition) -> (u16, Text) {
+    let x: f64 = rng.random();
+    let cum = cumulative(cond);
+    let at = cum.iter().position(|&c| x < c).unwrap_or_else(|| cum.len().saturating_sub(1));
+    let (intent, base) = match REPLIES.get(at) {
+        Some(&r) if !cum.is_empty() => r,
+        // An unknown condition: the generic draw.
+        _ => REPLIES.get(zipf_rank(rng, REPLIES.len())).copied().unwrap_or((THANKS, "Thanks!")),
+    };
+    (intent, dress_reply(rng, ctx, base))
+}
+
 const GREETINGS: &[(u32, &str)] = &[
     (20, "Hi {YOU},"),
     (10, "Hello {YOU},"),
@@ -685,50 +1010,131 @@ const GREETINGS: &[(u32, &str)] = &[
     (1, "Greetings {YOU},"),
 ];
 
-/// First-message bodies: recruiter outreach, referrals, events, job questions,
-/// collaboration, congratulations, introductions, follow-ups, networking.
-const BODIES: &[&str] = &[
+/// First-message bodies, each with its kind (an index into [`MESSAGE_KINDS`]): recruiter outreach, referrals,
+/// events, job questions, collaboration, congratulations, introductions, follow-ups, networking.
+const BODIES: &[(u16, &str)] = &[
     // Recruiter outreach
-    "I'm {A_TITLE} at {COMPANY} and came across your profile while looking for {A_ROLE}. Your background in {INDUSTRY} really stood out. Would you be open to a quick chat this {DAY}?",
-    "We're growing the {TEAM} team at {COMPANY} and I think your experience could be a great fit for {A_ROLE} opening. The role is {WORKMODE} and the team is small but very senior. Interested in hearing more?",
-    "Hope you're well! I'm recruiting for {A_ROLE} position with one of our clients in {INDUSTRY}. Compensation is competitive and it's {WORKMODE}. Let me know if you'd like the details.",
-    "Quick one: are you open to new opportunities at the moment? {COMPANY} is hiring {A_ROLE} and your profile matches almost everything on the spec.",
+    (
+        kind::RECRUITER,
+        "I'm {A_TITLE} at {COMPANY} and came across your profile while looking for {A_ROLE}. Your background in {INDUSTRY} really stood out. Would you be open to a quick chat this {DAY}?",
+    ),
+    (
+        kind::RECRUITER,
+        "We're growing the {TEAM} team at {COMPANY} and I think your experience could be a great fit for {A_ROLE} opening. The role is {WORKMODE} and the team is small but very senior. Interested in hearing more?",
+    ),
+    (
+        kind::RECRUITER,
+        "Hope you're well! I'm recruiting for {A_ROLE} position with one of our clients in {INDUSTRY}. Compensation is competitive and it's {WORKMODE}. Let me know if you'd like the details.",
+    ),
+    (
+        kind::RECRUITER,
+        "Quick one: are you open to new opportunities at the moment? {COMPANY} is hiring {A_ROLE} and your profile matches almost everything on the spec.",
+    ),
     // Referral requests
-    "I noticed you work at {OTHER_CO}. I'm applying for the {ROLE} role there and wondered if you'd be comfortable referring me, or sharing what the team is like. Happy to send my CV first.",
-    "I hope this isn't too forward, but I saw an opening for {A_ROLE} at your company and would really value a referral. I've spent the last {N} years in {INDUSTRY}, most recently as {A_TITLE}.",
-    "Would you be willing to put in a word for me for the {ROLE} position? I completely understand if not, and thanks either way.",
+    (
+        kind::REFERRAL,
+        "I noticed you work at {OTHER_CO}. I'm applying for the {ROLE} role there and wondered if you'd be comfortable referring me, or sharing what the team is like. Happy to send my CV first.",
+    ),
+    (
+        kind::REFERRAL,
+        "I hope this isn't too forward, but I saw an opening for {A_ROLE} at your company and would really value a referral. I've spent the last {N} years in {INDUSTRY}, most recently as {A_TITLE}.",
+    ),
+    (
+        kind::REFERRAL,
+        "Would you be willing to put in a word for me for the {ROLE} position? I completely understand if not, and thanks either way.",
+    ),
     // Networking after events
-    "It was great meeting you at {EVENT}! I really enjoyed our conversation about {KW}. Let's stay in touch.",
-    "Thanks for your talk at {EVENT}. The part about {KW} was spot on, and I'd love to hear more about how your team approaches it.",
-    "We spoke briefly after the panel at {EVENT}. I'm the {TITLE} from {COMPANY} who asked about {KW}. Would be great to continue the conversation over coffee.",
+    (
+        kind::EVENT,
+        "It was great meeting you at {EVENT}! I really enjoyed our conversation about {KW}. Let's stay in touch.",
+    ),
+    (
+        kind::EVENT,
+        "Thanks for your talk at {EVENT}. The part about {KW} was spot on, and I'd love to hear more about how your team approaches it.",
+    ),
+    (
+        kind::EVENT,
+        "We spoke briefly after the panel at {EVENT}. I'm the {TITLE} from {COMPANY} who asked about {KW}. Would be great to continue the conversation over coffee.",
+    ),
     // Job questions
-    "I'm considering a move into {INDUSTRY} and saw that you made a similar switch. Would you have 15 minutes to share how you approached it?",
-    "I'm interviewing for {A_ROLE} role next week and noticed you've done that job for a while. Any tips on what the interviewers usually focus on?",
-    "Could I ask what a typical day looks like for {A_ROLE} at your company? I'm trying to decide between two offers.",
-    "Is the {ROLE} opening on your careers page still active? The link seems to be broken on my side.",
+    (
+        kind::JOB_QUESTION,
+        "I'm considering a move into {INDUSTRY} and saw that you made a similar switch. Would you have 15 minutes to share how you approached it?",
+    ),
+    (
+        kind::JOB_QUESTION,
+        "I'm interviewing for {A_ROLE} role next week and noticed you've done that job for a while. Any tips on what the interviewers usually focus on?",
+    ),
+    (
+        kind::JOB_QUESTION,
+        "Could I ask what a typical day looks like for {A_ROLE} at your company? I'm trying to decide between two offers.",
+    ),
+    (
+        kind::JOB_QUESTION,
+        "Is the {ROLE} opening on your careers page still active? The link seems to be broken on my side.",
+    ),
     // Collaboration
-    "I'm working on a side project around {KW} and think your experience in {INDUSTRY} would be invaluable. Would you be open to collaborating, or at least giving feedback on an early draft?",
-    "At {COMPANY} we're putting together a webinar on {TOPIC} for {MONTH} and we're looking for one more speaker. Would you be interested?",
-    "I'm writing an article about {KW} in {INDUSTRY} and would love to quote you. It would only take 20 minutes of your time.",
-    "Our teams seem to be tackling similar problems around {KW}. Would you be up for a call to compare notes?",
+    (
+        kind::COLLABORATION,
+        "I'm working on a side project around {KW} and think your experience in {INDUSTRY} would be invaluable. Would you be open to collaborating, or at least giving feedback on an early draft?",
+    ),
+    (
+        kind::COLLABORATION,
+        "At {COMPANY} we're putting together a webinar on {TOPIC} for {MONTH} and we're looking for one more speaker. Would you be interested?",
+    ),
+    (
+        kind::COLLABORATION,
+        "I'm writing an article about {KW} in {INDUSTRY} and would love to quote you. It would only take 20 minutes of your time.",
+    ),
+    (
+        kind::COLLABORATION,
+        "Our teams seem to be tackling similar problems around {KW}. Would you be up for a call to compare notes?",
+    ),
     // Congratulations
-    "Congratulations on the new role at {OTHER_CO}! They're lucky to have you.",
-    "Just saw the news about your promotion. Well deserved, congrats!",
-    "Congrats on your work anniversary! {N} years already, time flies.",
-    "Huge congratulations on the launch last week. The work on {KW} looks fantastic.",
+    (kind::CONGRATULATIONS, "Congratulations on the new role at {OTHER_CO}! They're lucky to have you."),
+    (kind::CONGRATULATIONS, "Just saw the news about your promotion. Well deserved, congrats!"),
+    (kind::CONGRATULATIONS, "Congrats on your work anniversary! {N} years already, time flies."),
+    (kind::CONGRATULATIONS, "Huge congratulations on the launch last week. The work on {KW} looks fantastic."),
     // Introductions
-    "{THEM_CUE_CAP} suggested I get in touch. I'm {A_TITLE} at {COMPANY}, focused on {KW}, and {THEM} thought we'd have a lot to talk about.",
-    "I'd like to introduce you to {THEM_FULL}, who is leading the {KW} work at {OTHER_CO}. I think you two should talk, so I'll let {THEM} take it from here.",
-    "Allow me to introduce myself: I'm {ME_FULL}, {A_TITLE} working in {INDUSTRY}. I've followed your posts on {TOPIC} for a while and wanted to connect.",
+    (
+        kind::INTRODUCTION,
+        "{THEM_CUE_CAP} suggested I get in touch. I'm {A_TITLE} at {COMPANY}, focused on {KW}, and {THEM} thought we'd have a lot to talk about.",
+    ),
+    (
+        kind::INTRODUCTION,
+        "I'd like to introduce you to {THEM_FULL}, who is leading the {KW} work at {OTHER_CO}. I think you two should talk, so I'll let {THEM} take it from here.",
+    ),
+    (
+        kind::INTRODUCTION,
+        "Allow me to introduce myself: I'm {ME_FULL}, {A_TITLE} working in {INDUSTRY}. I've followed your posts on {TOPIC} for a while and wanted to connect.",
+    ),
     // Follow-ups
-    "Just following up on my message from last {DAY}. No pressure at all, I know how busy things get.",
-    "Circling back on the {ROLE} opportunity. Did you get a chance to think it over?",
-    "Following up on our call: I've attached the notes and the next steps we agreed on. Let me know if I missed anything.",
-    "Bumping this to the top of your inbox in case it got buried. Would love your thoughts on {KW} when you have a moment.",
+    (
+        kind::FOLLOW_UP,
+        "Just following up on my message from last {DAY}. No pressure at all, I know how busy things get.",
+    ),
+    (kind::FOLLOW_UP, "Circling back on the {ROLE} opportunity. Did you get a chance to think it over?"),
+    (
+        kind::FOLLOW_UP,
+        "Following up on our call: I've attached the notes and the next steps we agreed on. Let me know if I missed anything.",
+    ),
+    (
+        kind::FOLLOW_UP,
+        "Bumping this to the top of your inbox in case it got buried. Would love your thoughts on {KW} when you have a moment.",
+    ),
     // Networking
-    "I'd love to add you to my network. I'm {A_TITLE} and always happy to connect with people working on {TOPIC}.",
-    "Are you still organising the {TOPIC} meetup in {CITY}? I'd be happy to help with the venue or speakers.",
-    "I saw your comment on {KW} and it resonated with me. How did your team convince leadership to invest in it?",
+    (
+        kind::NETWORKING,
+        "I'd love to add you to my network. I'm {A_TITLE} and always happy to connect with people working on {TOPIC}.",
+    ),
+    (
+        kind::NETWORKING,
+        "Are you still organising the {TOPIC} meetup in {CITY}? I'd be happy to help with the venue or speakers.",
+    ),
+    (
+        kind::NETWORKING,
+        "I saw your comment on {KW} and it resonated with me. How did your team convince leadership to invest in it?",
+    ),
 ];
 
 /// Sentences that name-drop a third person.
@@ -1257,6 +1663,12 @@ fn message_sentences(kind: PiiKind) -> &'static [&'static str] {
 
 /// Opening message from `ctx.sender` to `ctx.recipient`, with planted names and (in ~40% of messages) other PII.
 pub fn first_message<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext) -> Text {
+    opening(rng, ctx).1
+}
+
+/// Opening message as [`first_message`] draws it (the same draws, the same text), with its kind: an index into
+/// [`MESSAGE_KINDS`], what the reply to it is drawn conditional on (see [`reply_to`]).
+pub fn opening<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext) -> (u16, Text) {
     let topic = rng.random_range(0..TOPICS.len());
     let sc = Scene::new(rng, ctx, ctx.sender, ctx.recipient, topic);
     let mut t = Text::default();
@@ -1270,7 +1682,7 @@ pub fn first_message<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext) -> Text
             _ => " ",
         });
     }
-    let body = pick(rng, BODIES);
+    let (kind, body) = pick(rng, BODIES);
     render(rng, &mut t, body, &sc);
     if !body.contains("{THEM") && rng.random_bool(0.2) {
         t.push(" ");
@@ -1319,7 +1731,7 @@ pub fn first_message<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext) -> Text
             t.push(closer);
         }
     }
-    t
+    (kind, t)
 }
 
 /// Zipf–Mandelbrot rank in `0..n`: weight ∝ 1/(k + OFFSET)^1.1, so the head is heavy but no single reply dominates.
@@ -1380,13 +1792,19 @@ fn vary<R: Rng + ?Sized>(rng: &mut R, base: &str) -> String {
     }
 }
 
-/// Reply by `ctx.recipient` to `ctx.sender`: an intent index into [`INTENTS`] and the reply text.
+/// Reply by `ctx.recipient` to `ctx.sender`, drawn without regard to the message replied to: an intent index
+/// into [`INTENTS`] and the reply text (the network uses [`reply_to`]; this draw stays for text-only benches).
 ///
 /// Replies come from a long-tailed inventory; ~8 % address the sender by
 /// given name and ~3 % share the replier's phone (in `ctx.sender_country`'s
 /// format, as the context carries no other country) or email.
 pub fn reply<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext) -> (u16, Text) {
     let (intent, base) = REPLIES.get(zipf_rank(rng, REPLIES.len())).copied().unwrap_or((THANKS, "Thanks!"));
+    (intent, dress_reply(rng, ctx, base))
+}
+
+/// Surface variation, an optional vocative and an optional contact sentence around an inventory reply.
+fn dress_reply<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext, base: &str) -> Text {
     let varied = vary(rng, base);
     let sc = Scene {
         me: ctx.recipient,
@@ -1435,7 +1853,7 @@ pub fn reply<R: Rng + ?Sized>(rng: &mut R, ctx: &MessageContext) -> (u16, Text) 
         t.push(" ");
         render_pick(rng, &mut t, REPLY_CONTACT, &sc);
     }
-    (intent, t)
+    t
 }
 
 /// Feed post by `ctx.sender` about `TOPICS[topic]` (taken modulo the list length), with PII in ~15% of posts.

@@ -218,16 +218,35 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
     }
     let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
     if kind == "replies" {
+        // A share with its 95 % interval as `0.305 ±0.020` (half the interval's width), when there is one.
+        let ci = |r: &serde_json::Value, key: &str| {
+            let (lo, hi) = (r[format!("{key}_ci")]["lo"].as_f64(), r[format!("{key}_ci")]["hi"].as_f64());
+            match (r[key].as_f64(), lo, hi) {
+                (Some(v), Some(lo), Some(hi)) => format!("{v:.3} ±{:.3}", (hi - lo) / 2.0),
+                _ => f(&r[key]),
+            }
+        };
         let mut t = ui::table(&["replies", "top-1", "top-3", "coverage", "pairs"]);
-        for row in ["model", "most_frequent"] {
+        for row in ["model", "most_frequent", "oracle"] {
             let r = &m[row];
+            if r.is_null() {
+                continue;
+            }
             t.add_row(vec![
                 row.replace('_', " "),
-                f(&r["top1"]),
-                f(&r["top3"]),
+                ci(r, "top1"),
+                ci(r, "top3"),
                 f(&r["coverage"]),
                 r["pairs"].as_u64().map_or("–".into(), ui::thousands),
             ]);
+        }
+        let ratio = &m["model_over_oracle"];
+        if !ratio.is_null() {
+            let cell = |x: &serde_json::Value| match (x["value"].as_f64(), x["lo"].as_f64(), x["hi"].as_f64()) {
+                (Some(v), Some(lo), Some(hi)) => format!("{v:.2} [{lo:.2}, {hi:.2}]"),
+                _ => "–".into(),
+            };
+            t.add_row(vec!["model ÷ oracle".into(), cell(&ratio["top1"]), cell(&ratio["top3"]), "".into(), "".into()]);
         }
         ui::align_numbers(&mut t);
         ctx.say(t.to_string());
