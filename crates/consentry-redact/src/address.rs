@@ -335,7 +335,8 @@ const FR_TYPES: &[&str] = &[
 const SUFFIXES: &[&str] = &[
     "straße", "strasse", "str", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee", "steig", "pfad",
     "gracht", "straat", "laan", "plein", "kade", "singel", "dijk", "steeg", "markt", "vej", "gatan", "gata", "väg",
-    "vägen", "veien", "gade",
+    "vägen", "veien", "gade", "plaats", "brücke", "bakken", "vænget", "vangen", "stígur", "vegur", "braut", "tie", "katu",
+    "kuja", "polku", "torget", "stræde", "gränd", "hof", "matt", "gässli", "rain",
 ];
 
 /// Street types written in lower case after the name (Estonian, Hungarian, Nordic, Finnish, Baltic, Slavic, Dutch):
@@ -378,6 +379,18 @@ const LOWER_TYPES: &[&str] = &[
     "trg",
     "sokak",
     "caddesi",
+    "fasor",
+    "sétány",
+    "průhon",
+    "nábřeží",
+    "vegen",
+    "vejen",
+    "stræde",
+    "allé",
+    "gränd",
+    "torg",
+    "ulica",
+    "aleja",
 ];
 
 /// Words that introduce a unit before or after the street.
@@ -477,6 +490,25 @@ fn house_number(text: &str, i: usize) -> Option<usize> {
     Some(j)
 }
 
+/// Ordinary English words (SCOWL, as the person detector uses them): a street name made only of them needs a
+/// street type, an unfamiliar one may stand alone before its number after an address cue.
+static ENGLISH: std::sync::LazyLock<crate::scan::WordSet> =
+    std::sync::LazyLock::new(|| include_str!("../data/english_words.txt").lines().collect());
+
+/// True for an ordinary English word (any case).
+fn is_english(w: &str) -> bool {
+    let mut buf = [0u8; 24];
+    let Some(dst) = buf.get_mut(..w.len()) else { return false };
+    dst.copy_from_slice(w.as_bytes());
+    dst.make_ascii_lowercase();
+    std::str::from_utf8(dst).is_ok_and(|l| ENGLISH.contains(l))
+}
+
+/// A capitalised word that is not an ordinary English word, of three letters or more: a foreign proper name.
+fn foreign_name(w: &str) -> bool {
+    w.chars().count() >= 3 && w.chars().next().is_some_and(char::is_uppercase) && !is_english(w)
+}
+
 static STRONG: std::sync::LazyLock<crate::scan::WordSet> =
     std::sync::LazyLock::new(|| crate::scan::word_set(&[STRONG_TYPES]));
 static WEAK: std::sync::LazyLock<crate::scan::WordSet> =
@@ -571,7 +603,7 @@ fn number_first(text: &str, i: usize) -> Option<(usize, f32)> {
             return None;
         }
         let j = crate::scan::skip_blanks(b, e);
-        if j == e || j - e > 1 {
+        if j == e || j - e > 2 {
             return None;
         }
         k = j;
@@ -602,7 +634,9 @@ fn street_first(text: &str, i: usize) -> Option<(usize, f32)> {
     let w = &text[ws..we];
     let lw = w.to_lowercase();
     // One-word street with a suffix, or `Berliner Straße`.
-    if SUFFIXES.iter().any(|s| lw.ends_with(s) && lw.len() > s.len() + 1 || lw == "straße" || lw == "strasse") {
+    // Short suffixes need a longer word (`Siikasaarentie`, not `Katie`; `Lahof`, not `Hof`).
+    let long_enough = |s: &str| lw.len() > s.len() + if s.len() <= 4 { 3 } else { 1 };
+    if SUFFIXES.iter().any(|s| lw.ends_with(s) && long_enough(s) || lw == "straße" || lw == "strasse") {
         let mut start = ws;
         if let Some(before) = prev_word(text, ws)
             && is_capitalised_at(text, before)
@@ -617,6 +651,24 @@ fn street_first(text: &str, i: usize) -> Option<(usize, f32)> {
             }
         }
         return is_capitalised_at(text, start).then_some((start, 0.85));
+    }
+    // A lower-case street type after the name (`Tom Wilhelmsens vei 83`, `Bécsi utca 53`, `Dózsa György út 78.`,
+    // `Tas vezér u. 62.`): 1–3 words before it, the first capitalised, one an unfamiliar proper name.
+    if LOWER_TYPES.contains(&lw.as_str()) || (dotted && matches!(w, "u" | "rkp" | "krt")) {
+        let (mut start, mut t, mut foreign) = (None, ws, false);
+        for _ in 0..3 {
+            let Some(p) = prev_word(text, t) else { break };
+            let pw = &text[p..word_end(text, p)];
+            if is_capitalised_at(text, p) {
+                foreign |= foreign_name(pw);
+                start = Some(p);
+            } else if !(pw.chars().all(char::is_lowercase) && !is_english(pw)) {
+                break;
+            }
+            t = p;
+        }
+        // The name must open with a capitalised word.
+        return start.filter(|&st| foreign && is_capitalised_at(text, st)).map(|st| (st, 0.85));
     }
     // Leading type: `Calle de Alcalá 12`, `Via Giuseppe Garibaldi, 7`, `Corso Vittorio Emanuele II 3`.
     let mut s = ws;
@@ -765,7 +817,7 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             if k > at_break {
                 let p = crate::scan::skip_blanks(b, k);
                 let q = p + b.get(p..).map_or(0, |r| r.iter().take(4).take_while(|c| b"?}>*|#-".contains(c)).count());
-                if q > p && b.get(q) == Some(&b' ') {
+                if q > p && (b.get(q) == Some(&b' ') || b.get(q).is_some_and(u8::is_ascii_alphanumeric)) {
                     k = q;
                 }
             }
@@ -812,7 +864,19 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
         // City or state words (stopping before a postcode such as `NW1 6XE`).
         let mut j = k;
         let mut any = false;
-        while let Some((we, w)) = word_at(text, j) {
+        loop {
+            // A parenthesised qualifier inside a place (`Cyprus (Greek) 47782`).
+            if any && b.get(j) == Some(&b'(') {
+                let close = b.get(j..(j + 24).min(b.len())).and_then(|r| memchr::memchr(b')', r));
+                match close {
+                    Some(c) if b.get(j + c + 1) == Some(&b' ') => {
+                        j += c + 2;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            let Some((we, w)) = word_at(text, j) else { break };
             let link = any && w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase());
             if !(name_word(w) || (any && PARTICLES.contains(&w)) || link) || postcode(text, j).is_some() {
                 break;
@@ -824,7 +888,7 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             let link = |w: &str| PARTICLES.contains(&w) || (w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase()));
             let next_ok = b.get(we) == Some(&b' ')
                 && postcode(text, we + 1).is_none()
-                && word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || link(w));
+                && (word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || link(w)) || b.get(we + 1) == Some(&b'('));
             if next_ok {
                 j = we + 1;
             } else {
@@ -915,15 +979,23 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     if b.get(num_end) == Some(&b' ') {
         let mut k = num_end + 1;
         let mut words = 0;
+        // A leading abbreviation (`Avda.`, `Ctra.`, `ul.`, `Λεωφ.`) or `C/` opens the street.
+        if b[k..].starts_with(b"C/ ") {
+            k += 3;
+        }
         while let Some((we, w)) = word_at(text, k) {
             let lower_type = words > 0 && LOWER_TYPES.contains(&w);
-            if !(name_word(w) || PARTICLES.contains(&w) || lower_type) || w.bytes().all(|c| c.is_ascii_digit()) {
+            let lead_abbr = words == 0 && b.get(we) == Some(&b'.') && matches!(w, "ul" | "al" | "pl" | "os" | "av");
+            if !(name_word(w) || PARTICLES.contains(&w) || lower_type || lead_abbr) || w.bytes().all(|c| c.is_ascii_digit())
+            {
                 break;
             }
             words += 1;
             k = we;
-            if b.get(we) == Some(&b' ') && words < 4 {
-                k = we + 1;
+            // An abbreviation's dot (`Avda. Rio Nalon 58`, `N. Stadion`).
+            let dot = usize::from(b.get(we) == Some(&b'.') && we - crate::scan::word_start(text, we) <= 5);
+            if b.get(we + dot) == Some(&b' ') && words < 5 {
+                k = we + dot + 1;
             } else {
                 break;
             }
@@ -988,8 +1060,17 @@ fn abbreviated_street_before(text: &str, i: usize) -> Option<usize> {
             }
         }
     }
-    // `ul. Name 136`: the capitalised word before the number, after `ul. `.
-    let s = prev_word(text, i)?;
+    // `ul. Name 136`, `ul. Paderewskiego Ignacego 35`: 1–3 capitalised words before the number, after `ul. `.
+    let mut s = prev_word(text, i)?;
+    for _ in 0..2 {
+        if s >= 4 && b[s - 1] == b' ' && b[s - 2] == b'.' {
+            break;
+        }
+        match prev_word(text, s) {
+            Some(p) if is_capitalised_at(text, p) => s = p,
+            _ => break,
+        }
+    }
     if !is_capitalised_at(text, s) || s < 4 || b[s - 1] != b' ' || b[s - 2] != b'.' {
         return None;
     }
@@ -1044,6 +1125,62 @@ fn cued_name_before(text: &str, i: usize) -> Option<usize> {
     .iter()
     .any(|c| w.ends_with(c))
     .then_some(s)
+    .or_else(|| unfamiliar_street_before(text, s, i))
+}
+
+/// Words before a place that say an address is being given, looked for in the clause before an unfamiliar street.
+const ADDRESS_WORDS: &[&str] = &[
+    "address", "live", "lives", "lived", "living", "located", "meet", "meeting", "taxi", "office", "offices", "deliver",
+    "send", "sent", "return", "moved", "move", "restaurant", "station", "drops", "ship", "mail", "visit", "stay",
+    "headquarters", "arrived", "letter", "parcel", "package", "driver", "corner", "street", "road", "avenue", "home",
+    "house", "flat", "apartment", "adresse", "dirección", "indirizzo", "endereço", "adres",
+];
+
+/// Start `s` of unfamiliar capitalised words (at least one not an English word) before the number at `i`, when the
+/// number ends its clause (`Meet me at Metsa 68`, `… to Nábřežní 243.`) and an address word comes up to 120 bytes
+/// before: a street written without a type, as many European streets are (`Jiráskova 986`, `Cagancha 4752`).
+fn unfamiliar_street_before(text: &str, s: usize, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let n = digits_at(b, i);
+    if !(1..=4).contains(&n) || (n == 4 && matches!(&b[i..i + 2], b"19" | b"20")) {
+        return None;
+    }
+    // The number ends the clause: end, punctuation, a line break, or a word that cannot continue a quantity.
+    let e = i + n;
+    let ends = match b.get(e) {
+        None => true,
+        Some(b'.' | b',' | b'?' | b'!' | b';' | b')' | b'\n' | b'\\') => true,
+        Some(b' ') => {
+            let (_, w) = word_at(text, e + 1).unwrap_or((e, ""));
+            matches!(w, "for" | "in" | "last" | "and" | "St" | "street" | "Street" | "please" | "if")
+        }
+        _ => false,
+    };
+    if !ends {
+        return None;
+    }
+    let mut foreign = false;
+    let mut k = s;
+    while k < i {
+        let we = word_end(text, k);
+        if we == k {
+            break;
+        }
+        let w = &text[k..we];
+        if is_capitalised_at(text, k) && foreign_name(w) {
+            foreign = true;
+        }
+        k = crate::scan::skip_blanks(b, we);
+    }
+    if !foreign {
+        return None;
+    }
+    let from = crate::scan::floor_boundary(text, s.saturating_sub(120));
+    let before = text[from..s].to_lowercase();
+    let cue = before
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| ADDRESS_WORDS.contains(&w));
+    cue.then_some(s)
 }
 
 /// True when the words before `i` announce an address (`address:`, `lives at`, `ship to`).
@@ -1216,7 +1353,13 @@ pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         }
         _ => (te, t),
     };
-    if !STRONG.contains(t) || matches!(t, "St" | "Dr" | "Pl" | "Ct" | "Rd" | "Ln" | "Cir") {
+    // After `the corner of`, a name and any street type is a street (`the corner of Gallo Creek and Sari Gardens`).
+    let corner = || {
+        let from = crate::scan::floor_boundary(text, i.saturating_sub(90));
+        text[from..i].contains("corner of ")
+    };
+    let typed = STRONG.contains(t) && !matches!(t, "St" | "Dr" | "Pl" | "Ct" | "Rd" | "Ln" | "Cir");
+    if !typed && !((WEAK.contains(t) || STRONG.contains(t) || t == "Ways" || t == "Walks") && corner()) {
         return None;
     }
     if !boundary_after(text, te) || next_char(text, te).is_some_and(|c| c == '\'') {
@@ -1226,12 +1369,20 @@ pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     if b.get(te) == Some(&b' ') && b.get(te + 1).is_some_and(u8::is_ascii_digit) {
         return None;
     }
-    // `Quarry Hill Ventures`: a capitalised word after the type makes it a company or place name.
+    // `Quarry Hill Ventures`: a capitalised word after the type makes it a company or place name, unless it is a
+    // street type itself (`Viva Crescent Street`, `Masaev Place St.`).
+    let mut te = te;
     if b.get(te) == Some(&b' ') && is_capitalised_at(text, te + 1) {
-        return None;
+        match word_at(text, te + 1) {
+            Some((e2, t2)) if matches!(t2, "Street" | "St" | "Road" | "Avenue") => {
+                double = true;
+                te = if t2 == "St" && b.get(e2) == Some(&b'.') { e2 + 1 } else { e2 };
+            }
+            _ => return None,
+        }
     }
     let (end, post) = tail(text, te);
-    let score = if post || end > te || double { 0.8 } else { 0.52 };
+    let score = if post || end > te || double || corner() { 0.8 } else { 0.52 };
     out.push(Span::new(i, end, Kind::Address, score));
     Some(end)
 }

@@ -182,6 +182,7 @@ impl Detector {
     pub fn detect(&self, text: &str) -> Vec<Span> {
         let mut c = self.candidates(text);
         c.retain(|s| s.score >= self.min_score);
+        drop_inside_addresses(&mut c);
         crate::resolve(c)
     }
 
@@ -194,6 +195,31 @@ impl Detector {
     pub fn redact_numbered(&self, text: &str, numbering: &mut Numbering) -> String {
         crate::redact_with(text, &self.detect(text), numbering)
     }
+}
+
+/// Drops names and phone-like digit groups that lie inside a kept address: streets are named after people
+/// (`Via Carlo Cattaneo 88`, `Kieler Strasse 90`) and a lot number may precede the house number (`9335 2733 Jasper
+/// Ave`); the address is the better reading of those words, whatever the scores.
+fn drop_inside_addresses(c: &mut Vec<Span>) {
+    let mut addresses: Vec<(usize, usize)> =
+        c.iter().filter(|s| s.kind == Kind::Address).map(|s| (s.start, s.end)).collect();
+    if addresses.is_empty() {
+        return;
+    }
+    // Sorted by start, each end replaced by the furthest end so far: one binary search per span.
+    addresses.sort_unstable();
+    let mut furthest = 0;
+    for a in &mut addresses {
+        furthest = furthest.max(a.1);
+        a.1 = furthest;
+    }
+    c.retain(|s| {
+        if !matches!(s.kind, Kind::Person | Kind::Phone) {
+            return true;
+        }
+        let k = addresses.partition_point(|a| a.0 <= s.start);
+        k == 0 || addresses[k - 1].1 < s.end
+    });
 }
 
 #[cfg(test)]
