@@ -76,6 +76,7 @@ const STRONG_TYPES: &[&str] = &[
     "Boulevarde",
     "Strasse",
     "Straße",
+    "Str",
 ];
 
 /// Further USPS suffixes: ordinary words too, so they score lower unless a unit or postcode follows.
@@ -336,7 +337,7 @@ const SUFFIXES: &[&str] = &[
     "straße", "strasse", "str", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee", "steig", "pfad",
     "gracht", "straat", "laan", "plein", "kade", "singel", "dijk", "steeg", "markt", "vej", "gatan", "gata", "väg",
     "vägen", "veien", "gade", "plaats", "brücke", "bakken", "vænget", "vangen", "stígur", "vegur", "braut", "tie", "katu",
-    "kuja", "polku", "torget", "stræde", "gränd", "hof", "matt", "gässli", "rain",
+    "kuja", "polku", "torget", "stræde", "gränd", "hof", "matt", "gässli", "rain", "vangur", "byggð", "gasse",
 ];
 
 /// Street types written in lower case after the name (Estonian, Hungarian, Nordic, Finnish, Baltic, Slavic, Dutch):
@@ -430,7 +431,7 @@ const UNITS: &[&str] = &[
 const PARTICLES: &[&str] = &[
     "de", "del", "della", "delle", "dei", "degli", "di", "da", "do", "dos", "das", "du", "des", "la", "las", "los",
     "le", "les", "el", "y", "e", "am", "an", "im", "der", "den", "van", "von", "sur", "en", "of", "the", "upon", "on",
-    "d'", "l'",
+    "d'", "l'", "à", "au", "aux", "zum", "zur", "op", "nad",
 ];
 
 fn word_at(text: &str, i: usize) -> Option<(usize, &str)> {
@@ -602,6 +603,7 @@ fn number_first(text: &str, i: usize) -> Option<(usize, f32)> {
         if !name_word(w) && w != "&" {
             return None;
         }
+        let e = if b.get(e) == Some(&b'.') && e - k <= 2 { e + 1 } else { e };
         let j = crate::scan::skip_blanks(b, e);
         if j == e || j - e > 2 {
             return None;
@@ -795,7 +797,7 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
     let mut end = core_end;
     let mut had_postcode = false;
     let mut i = core_end;
-    let limit = core_end + 120;
+    let limit = core_end + 160;
     for _ in 0..8 {
         if i >= limit || i >= b.len() {
             break;
@@ -869,6 +871,10 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             if any && b.get(j) == Some(&b'(') {
                 let close = b.get(j..(j + 24).min(b.len())).and_then(|r| memchr::memchr(b')', r));
                 match close {
+                    Some(c) if b.get(j + c + 1) == Some(&b' ') && postcode(text, j + c + 2).is_some() => {
+                        j += c + 1;
+                        break;
+                    }
                     Some(c) if b.get(j + c + 1) == Some(&b' ') => {
                         j += c + 2;
                         continue;
@@ -877,6 +883,10 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
                 }
             }
             let Some((we, w)) = word_at(text, j) else { break };
+            if any && w.len() <= 2 && w.bytes().all(|c| c.is_ascii_digit()) {
+                j = we;
+                break;
+            }
             let link = any && w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase());
             if !(name_word(w) || (any && PARTICLES.contains(&w)) || link) || postcode(text, j).is_some() {
                 break;
@@ -936,8 +946,9 @@ fn lone_number_before(text: &str, start: usize) -> usize {
     if !(1..=6).contains(&n) || !boundary_before(text, s) {
         return start;
     }
-    let ok =
-        s == 0 || matches!(b[s - 1], b' ' | b'\n' | b'\t' | b':' | b',') || crate::scan::escaped_break_before(b, s);
+    let ok = s == 0
+        || matches!(b[s - 1], b' ' | b'\n' | b'\t' | b':' | b',' | b'}' | b'?' | b'>' | b'|' | b'*')
+        || crate::scan::escaped_break_before(b, s);
     if ok { s } else { start }
 }
 
@@ -1007,8 +1018,42 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         {
             let (end, post) = tail(text, e2);
             let cue = address_cue(text, i) || post || end > e2;
-            out.push(Span::new(i, end, Kind::Address, if cue { 0.85 } else { 0.65 }));
-            return Some(end);
+            // `5 Musicians Of The 70s`: ordinary words between two numbers are a title, not a street.
+            let foreign = text[num_end..k].split(' ').any(foreign_name);
+            if cue || foreign {
+                out.push(Span::new(i, end, Kind::Address, if cue { 0.85 } else { 0.65 }));
+                return Some(end);
+            }
+        }
+    }
+    // A lot number, a house number and an untyped street (`0169 262 Pavlou Drandaki`, `52410 185 M. Sfakianaki`),
+    // after an address word or with a unit or postcode after it.
+    let year = digits_at(b, i) == 4 && matches!(&b[i..i + 2], b"19" | b"20");
+    if !year
+        && b.get(num_end) == Some(&b' ')
+        && let Some(e2) = house_number(text, num_end + 1)
+        && b.get(e2) == Some(&b' ')
+    {
+        let (mut k, mut words, mut end) = (e2 + 1, 0, e2);
+        while let Some((we, w)) = word_at(text, k) {
+            if !name_word(w) || w.bytes().all(|c| c.is_ascii_digit()) {
+                break;
+            }
+            words += 1;
+            end = we;
+            let dot = usize::from(b.get(we) == Some(&b'.') && we - k <= 2);
+            if b.get(we + dot) == Some(&b' ') && words < 4 {
+                k = we + dot + 1;
+            } else {
+                break;
+            }
+        }
+        if words > 0 {
+            let (tail_end, _) = tail(text, end);
+            if tail_end > end || address_word_before(text, i) {
+                out.push(Span::new(i, tail_end, Kind::Address, 0.75));
+                return Some(tail_end);
+            }
         }
     }
     // A unit followed by a building and a street (`Flat 302, Sunrise Apartments, MG Road`).
@@ -1133,7 +1178,7 @@ const ADDRESS_WORDS: &[&str] = &[
     "address", "live", "lives", "lived", "living", "located", "meet", "meeting", "taxi", "office", "offices", "deliver",
     "send", "sent", "return", "moved", "move", "restaurant", "station", "drops", "ship", "mail", "visit", "stay",
     "headquarters", "arrived", "letter", "parcel", "package", "driver", "corner", "street", "road", "avenue", "home",
-    "house", "flat", "apartment", "adresse", "dirección", "indirizzo", "endereço", "adres",
+    "house", "flat", "apartment", "adresse", "dirección", "indirizzo", "endereço", "adres", "addresses",
 ];
 
 /// Start `s` of unfamiliar capitalised words (at least one not an English word) before the number at `i`, when the
@@ -1175,12 +1220,13 @@ fn unfamiliar_street_before(text: &str, s: usize, i: usize) -> Option<usize> {
     if !foreign {
         return None;
     }
-    let from = crate::scan::floor_boundary(text, s.saturating_sub(120));
-    let before = text[from..s].to_lowercase();
-    let cue = before
-        .split(|c: char| !c.is_alphanumeric())
-        .any(|w| ADDRESS_WORDS.contains(&w));
-    cue.then_some(s)
+    address_word_before(text, s).then_some(s)
+}
+
+/// True when one of [`ADDRESS_WORDS`] occurs in the 120 bytes before `i`.
+fn address_word_before(text: &str, i: usize) -> bool {
+    let from = crate::scan::floor_boundary(text, i.saturating_sub(120));
+    text[from..i].to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| ADDRESS_WORDS.contains(&w))
 }
 
 /// True when the words before `i` announce an address (`address:`, `lives at`, `ship to`).
