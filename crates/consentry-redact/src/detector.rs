@@ -182,7 +182,7 @@ impl Detector {
     pub fn detect(&self, text: &str) -> Vec<Span> {
         let mut c = self.candidates(text);
         c.retain(|s| s.score >= self.min_score);
-        drop_inside_addresses(&mut c);
+        drop_inside_addresses(text, &mut c);
         crate::resolve(c)
     }
 
@@ -200,7 +200,7 @@ impl Detector {
 /// Drops names and phone-like digit groups that lie inside a kept address: streets are named after people
 /// (`Via Carlo Cattaneo 88`, `Kieler Strasse 90`) and a lot number may precede the house number (`9335 2733 Jasper
 /// Ave`); the address is the better reading of those words, whatever the scores.
-fn drop_inside_addresses(c: &mut Vec<Span>) {
+fn drop_inside_addresses(text: &str, c: &mut Vec<Span>) {
     let mut addresses: Vec<(usize, usize)> =
         c.iter().filter(|s| s.kind == Kind::Address).map(|s| (s.start, s.end)).collect();
     if addresses.is_empty() {
@@ -213,12 +213,36 @@ fn drop_inside_addresses(c: &mut Vec<Span>) {
         furthest = furthest.max(a.1);
         a.1 = furthest;
     }
+    let ends: Vec<usize> = {
+        let mut e: Vec<usize> = c.iter().filter(|s| s.kind == Kind::Address).map(|s| s.end).collect();
+        e.sort_unstable();
+        e
+    };
+    let b = text.as_bytes();
     c.retain(|s| {
         if !matches!(s.kind, Kind::Person | Kind::Phone) {
             return true;
         }
         let k = addresses.partition_point(|a| a.0 <= s.start);
-        k == 0 || addresses[k - 1].1 < s.end
+        if k > 0 && addresses[k - 1].1 >= s.end {
+            return false;
+        }
+        // A place right after an address, on its line or the next (`…, Apt. 789 Jacareí São Paulo`,
+        // `…Street\nColorado Springs`), is its town or region, not a person, unless the directory knows the name.
+        if s.kind == Kind::Person && s.score < 0.9 {
+            let e = ends.partition_point(|&e| e <= s.start);
+            if e > 0 {
+                let gap = &b[ends[e - 1]..s.start];
+                let joins = gap.len() <= 4
+                    && gap.iter().all(|c| matches!(c, b' ' | b',' | b'\n' | b'\\' | b'n'))
+                    && gap.iter().filter(|&&c| c == b'n').count() <= gap.iter().filter(|&&c| c == b'\\').count();
+                let line_ends = matches!(b.get(s.end), None | Some(b'\n' | b',' | b'\\' | b'.' | b'?' | b' '));
+                if joins && line_ends {
+                    return false;
+                }
+            }
+        }
+        true
     });
 }
 

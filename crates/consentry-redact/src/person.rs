@@ -671,6 +671,12 @@ const COUNTRIES: &[&str] = &[
     "Zambia",
     "Zealand",
     "Zimbabwe",
+    "Africa",
+    "America",
+    "Asia",
+    "Europe",
+    "Oceania",
+    "Antarctica",
 ];
 
 /// Company or place forms after a capitalised run: the run is not a person.
@@ -1312,6 +1318,56 @@ pub fn detect_at(idx: &NameIndex, text: &str, caps: &[usize], out: &mut Vec<Span
         }
         if !grew {
             break;
+        }
+    }
+    lists_and_speakers(idx, text, &elems, &accepted, out);
+}
+
+/// True when `w` is a given name or surname of the gazetteer or the directory, whatever else it is (`Bill`, `Grace`).
+fn gazetteer_name(idx: &NameIndex, text: &str, start: usize, end: usize) -> bool {
+    idx.longest_at(text, start, end).is_some_and(|(e, f)| e == end && f != 0) || idx.is_intl(&text[start..end])
+}
+
+/// Names that ordinary words hide, found by their company: items of a list of three or more one-word items of which
+/// at least two are names already (`Piusz, Sharon, Bill, Sarah and Kim`; `founders: Waters, Long and Crosby`), and
+/// dialogue speakers at a line start when the text holds two or more speaker lines (`Grace: "I'm Brooke's
+/// daughter"`). Each such word must be a gazetteer name or not an English word.
+fn lists_and_speakers(idx: &NameIndex, text: &str, elems: &[Elem], accepted: &[(usize, usize)], out: &mut Vec<Span>) {
+    let b = text.as_bytes();
+    let single = |e: &Elem| e.words <= 1 && word_end(text, e.start) == e.end;
+    let is_accepted = |e: &Elem| accepted.binary_search_by(|a| a.0.cmp(&e.start)).is_ok();
+    let name_like = |e: &Elem| {
+        let w = &text[e.start..e.end];
+        !idx.titles.contains(w)
+            && !idx.greetings.contains(w)
+            && (gazetteer_name(idx, text, e.start, e.end) || (e.flags == 0 && !idx.is_english(w) && w.len() >= 3))
+    };
+    let mut k = 0;
+    while k < elems.len() {
+        let mut last = k;
+        while last + 1 < elems.len()
+            && single(&elems[last])
+            && single(&elems[last + 1])
+            && joined_by_list(b, elems[last].end, elems[last + 1].start)
+        {
+            last += 1;
+        }
+        let group = &elems[k..=last];
+        if group.len() >= 3 && group.iter().filter(|e| is_accepted(e)).count() >= 2 {
+            for e in group.iter().filter(|e| !is_accepted(e) && name_like(e)) {
+                out.push(Span::new(e.start, e.end, Kind::Person, 0.55));
+            }
+        }
+        k = last + 1;
+    }
+    // Dialogue speakers.
+    let speaker = |e: &Elem| {
+        let head = e.start == 0 || b[e.start - 1] == b'\n' || crate::scan::escaped_break_before(b, e.start);
+        head && single(e) && b.get(e.end) == Some(&b':') && matches!(b.get(e.end + 1), Some(b' ' | b'"'))
+    };
+    if elems.iter().filter(|e| speaker(e)).count() >= 2 {
+        for e in elems.iter().filter(|e| speaker(e) && !is_accepted(e) && name_like(e)) {
+            out.push(Span::new(e.start, e.end, Kind::Person, 0.55));
         }
     }
 }
