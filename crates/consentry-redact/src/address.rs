@@ -898,7 +898,9 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             let link = |w: &str| PARTICLES.contains(&w) || (w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase()));
             let next_ok = b.get(we) == Some(&b' ')
                 && postcode(text, we + 1).is_none()
-                && (word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || link(w)) || b.get(we + 1) == Some(&b'('));
+                && (word_at(text, we + 1).is_some_and(|(_, w)| {
+                    name_word(w) || link(w) || (w.len() <= 2 && w.bytes().all(|c| c.is_ascii_digit()))
+                }) || b.get(we + 1) == Some(&b'('));
             if next_ok {
                 j = we + 1;
             } else {
@@ -1142,9 +1144,13 @@ fn cued_name_before(text: &str, i: usize) -> Option<usize> {
             _ => break,
         }
     }
-    // Not a year or a version (`PyCon 2024`, `Windows 10`).
+    // Not a year or a version (`PyCon 2024`, `Windows 10`), nor a quantity (`moved to Berlin 3 years ago`), nor one
+    // ordinary word (`moved to Room 4`).
     let n = digits_at(b, i);
-    if n == 4 && matches!(&b[i..i + 2], b"19" | b"20") {
+    if n == 4 && matches!(&b[i..i + 2], b"19" | b"20") || !number_ends_clause(text, i) {
+        return None;
+    }
+    if prev_word(text, s).is_none_or(|p| !is_capitalised_at(text, p)) && is_english(&text[s..word_end(text, s)]) {
         return None;
     }
     let w = crate::scan::before_lower(text, s, 24);
@@ -1190,18 +1196,7 @@ fn unfamiliar_street_before(text: &str, s: usize, i: usize) -> Option<usize> {
     if !(1..=4).contains(&n) || (n == 4 && matches!(&b[i..i + 2], b"19" | b"20")) {
         return None;
     }
-    // The number ends the clause: end, punctuation, a line break, or a word that cannot continue a quantity.
-    let e = i + n;
-    let ends = match b.get(e) {
-        None => true,
-        Some(b'.' | b',' | b'?' | b'!' | b';' | b')' | b'\n' | b'\\') => true,
-        Some(b' ') => {
-            let (_, w) = word_at(text, e + 1).unwrap_or((e, ""));
-            matches!(w, "for" | "in" | "last" | "and" | "St" | "street" | "Street" | "please" | "if")
-        }
-        _ => false,
-    };
-    if !ends {
+    if !number_ends_clause(text, i) {
         return None;
     }
     let mut foreign = false;
@@ -1221,6 +1216,26 @@ fn unfamiliar_street_before(text: &str, s: usize, i: usize) -> Option<usize> {
         return None;
     }
     address_word_before(text, s).then_some(s)
+}
+
+/// True when the house number at `i` ends its clause: the end, punctuation, a line break, or a word that cannot
+/// continue a quantity (`… 68 for post mail`, `… 103 street.`), so `Berlin 3 years ago` is no address.
+fn number_ends_clause(text: &str, i: usize) -> bool {
+    let b = text.as_bytes();
+    let e = house_number(text, i).unwrap_or(i + digits_at(b, i));
+    match b.get(e) {
+        None => true,
+        Some(b'.' | b',' | b'?' | b'!' | b';' | b')' | b'\n' | b'\\' | b':') => true,
+        Some(b' ') => {
+            let (_, w) = word_at(text, e + 1).unwrap_or((e, ""));
+            matches!(
+                w,
+                "for" | "in" | "last" | "and" | "St" | "street" | "Street" | "please" | "if" | "after" | "is" | "was"
+                    | "Str" | "but" | "or" | "where" | "which" | "near"
+            ) || w.chars().next().is_some_and(char::is_uppercase)
+        }
+        _ => false,
+    }
 }
 
 /// True when one of [`ADDRESS_WORDS`] occurs in the 120 bytes before `i`.

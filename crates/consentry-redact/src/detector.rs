@@ -123,6 +123,8 @@ impl Detector {
         let person = on(Kind::Person);
         // Capitalised word starts, found once here and handed to the person detector.
         let mut caps: Vec<usize> = Vec::with_capacity(if person { b.len() / 16 } else { 0 });
+        // Lower-case word starts (approximately: letters after a non-letter), to recognise chat-style text.
+        let mut lower_words = 0usize;
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
@@ -158,6 +160,16 @@ impl Detector {
                 }
                 i += 1;
             } else if c.is_ascii_lowercase() && !(i > 0 && b[i - 1] == b'\\') {
+                // A lower-case IBAN (`de89 3704 …`): two letters and two digits at a word start, checked by mod 97.
+                if i >= iban_next
+                    && b.get(i + 2).is_some_and(u8::is_ascii_digit)
+                    && on(Kind::Iban)
+                    && boundary_before(text, i)
+                    && let Some(e) = iban::at(text, i, &mut out)
+                {
+                    iban_next = e;
+                }
+                lower_words += 1;
                 // The rest of a word starts nothing (digits glued to letters are not identifiers; the `n` of an
                 // escaped `\\n` is not skipped, so what follows it still starts a word).
                 i += 1;
@@ -173,6 +185,12 @@ impl Detector {
         }
         if person {
             person::detect_at(&self.names, text, &caps, &mut out);
+            // Text written (nearly) without capitals: names are looked for among lower-case words too, with stricter
+            // evidence. Ordinary text never pays for this pass.
+            let chat = text.len() <= 280 && caps.len() <= 2;
+            if lower_words >= 2 && (caps.len() * 16 <= lower_words || chat) {
+                person::detect_lower(&self.names, text, &mut out);
+            }
         }
         out.retain(|s| on(s.kind) && s.start < s.end && text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
         out
