@@ -73,10 +73,10 @@ fn main() -> Res<()> {
             let det = Detector::new()?;
             for t in args.iter().skip(2) {
                 println!("{t:?}");
-                for c in det.candidates(&t) {
+                for c in det.candidates(t) {
                     println!("  cand {:>12} {:.2} {:?}", c.kind.as_str(), c.score, &t[c.start..c.end]);
                 }
-                for c in det.detect(&t) {
+                for c in det.detect(t) {
                     println!("  KEEP {:>12} {:.2} {:?}", c.kind.as_str(), c.score, &t[c.start..c.end]);
                 }
             }
@@ -371,12 +371,7 @@ fn load_presidio(path: &Path) -> Option<HashMap<String, Vec<Span>>> {
 
 /// Seeds listed (space- or comma-separated) in the environment variable `var`.
 fn seeds_from_env(var: &str) -> Vec<String> {
-    std::env::var(var)
-        .unwrap_or_default()
-        .split(|c: char| c == ' ' || c == ',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    std::env::var(var).unwrap_or_default().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// The pooled samples of `DIR/external_s{seed}.jsonl` for every seed (ids prefixed by the seed, so they stay
@@ -437,7 +432,12 @@ fn report(dir: &Path) -> Res<()> {
     let synth: Vec<Sample> = read_jsonl(&dir.join("synth.jsonl"))?;
     let sp = dir.join("synth_presidio.jsonl");
     let synth_presidio = sp.exists().then(|| load_presidio(&sp)).flatten();
-    evaluate("Synthetic ground truth (consentry-synth messages and posts)", &synth_det, &synth, synth_presidio.as_ref());
+    evaluate(
+        "Synthetic ground truth (consentry-synth messages and posts)",
+        &synth_det,
+        &synth,
+        synth_presidio.as_ref(),
+    );
     let det = Detector::new()?;
     for (group, var) in [("tuning", "SEEDS_TUNE"), ("unseen", "SEEDS_UNSEEN")] {
         let seeds = seeds_from_env(var);

@@ -336,8 +336,8 @@ const FR_TYPES: &[&str] = &[
 const SUFFIXES: &[&str] = &[
     "straße", "strasse", "str", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee", "steig", "pfad",
     "gracht", "straat", "laan", "plein", "kade", "singel", "dijk", "steeg", "markt", "vej", "gatan", "gata", "väg",
-    "vägen", "veien", "gade", "plaats", "brücke", "bakken", "vænget", "vangen", "stígur", "vegur", "braut", "tie", "katu",
-    "kuja", "polku", "torget", "stræde", "gränd", "hof", "matt", "gässli", "rain", "vangur", "byggð", "gasse",
+    "vägen", "veien", "gade", "plaats", "brücke", "bakken", "vænget", "vangen", "stígur", "vegur", "braut", "tie",
+    "katu", "kuja", "polku", "torget", "stræde", "gränd", "hof", "matt", "gässli", "rain", "vangur", "byggð", "gasse",
 ];
 
 /// Street types written in lower case after the name (Estonian, Hungarian, Nordic, Finnish, Baltic, Slavic, Dutch):
@@ -664,7 +664,7 @@ fn street_first(text: &str, i: usize) -> Option<(usize, f32)> {
             if is_capitalised_at(text, p) {
                 foreign |= foreign_name(pw);
                 start = Some(p);
-            } else if !(pw.chars().all(char::is_lowercase) && !is_english(pw)) {
+            } else if !pw.chars().all(char::is_lowercase) || is_english(pw) {
                 break;
             }
             t = p;
@@ -999,7 +999,8 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         while let Some((we, w)) = word_at(text, k) {
             let lower_type = words > 0 && LOWER_TYPES.contains(&w);
             let lead_abbr = words == 0 && b.get(we) == Some(&b'.') && matches!(w, "ul" | "al" | "pl" | "os" | "av");
-            if !(name_word(w) || PARTICLES.contains(&w) || lower_type || lead_abbr) || w.bytes().all(|c| c.is_ascii_digit())
+            if !(name_word(w) || PARTICLES.contains(&w) || lower_type || lead_abbr)
+                || w.bytes().all(|c| c.is_ascii_digit())
             {
                 break;
             }
@@ -1181,10 +1182,50 @@ fn cued_name_before(text: &str, i: usize) -> Option<usize> {
 
 /// Words before a place that say an address is being given, looked for in the clause before an unfamiliar street.
 const ADDRESS_WORDS: &[&str] = &[
-    "address", "live", "lives", "lived", "living", "located", "meet", "meeting", "taxi", "office", "offices", "deliver",
-    "send", "sent", "return", "moved", "move", "restaurant", "station", "drops", "ship", "mail", "visit", "stay",
-    "headquarters", "arrived", "letter", "parcel", "package", "driver", "corner", "street", "road", "avenue", "home",
-    "house", "flat", "apartment", "adresse", "dirección", "indirizzo", "endereço", "adres", "addresses",
+    "address",
+    "live",
+    "lives",
+    "lived",
+    "living",
+    "located",
+    "meet",
+    "meeting",
+    "taxi",
+    "office",
+    "offices",
+    "deliver",
+    "send",
+    "sent",
+    "return",
+    "moved",
+    "move",
+    "restaurant",
+    "station",
+    "drops",
+    "ship",
+    "mail",
+    "visit",
+    "stay",
+    "headquarters",
+    "arrived",
+    "letter",
+    "parcel",
+    "package",
+    "driver",
+    "corner",
+    "street",
+    "road",
+    "avenue",
+    "home",
+    "house",
+    "flat",
+    "apartment",
+    "adresse",
+    "dirección",
+    "indirizzo",
+    "endereço",
+    "adres",
+    "addresses",
 ];
 
 /// Start `s` of unfamiliar capitalised words (at least one not an English word) before the number at `i`, when the
@@ -1230,8 +1271,24 @@ fn number_ends_clause(text: &str, i: usize) -> bool {
             let (_, w) = word_at(text, e + 1).unwrap_or((e, ""));
             matches!(
                 w,
-                "for" | "in" | "last" | "and" | "St" | "street" | "Street" | "please" | "if" | "after" | "is" | "was"
-                    | "Str" | "but" | "or" | "where" | "which" | "near"
+                "for"
+                    | "in"
+                    | "last"
+                    | "and"
+                    | "St"
+                    | "street"
+                    | "Street"
+                    | "please"
+                    | "if"
+                    | "after"
+                    | "is"
+                    | "was"
+                    | "Str"
+                    | "but"
+                    | "or"
+                    | "where"
+                    | "which"
+                    | "near"
             ) || w.chars().next().is_some_and(char::is_uppercase)
         }
         _ => false,

@@ -1387,8 +1387,8 @@ const LOWER_NOT_NAMES: &[&str] = &[
 
 /// Words after a lower-case name that say it was one (`anna said`, `sven can you`).
 const LOWER_CUES_AFTER: &[&str] = &[
-    "said", "says", "wrote", "asked", "told", "replied", "thinks", "thought", "can", "will", "is", "was", "has",
-    "had", "and", "here",
+    "said", "says", "wrote", "asked", "told", "replied", "thinks", "thought", "can", "will", "is", "was", "has", "had",
+    "and", "here",
 ];
 
 /// Names in text written without capitals (chat: `hey anna, can you…`, `my name is jan kowalski`). Evidence is

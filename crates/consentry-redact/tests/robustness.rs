@@ -168,7 +168,12 @@ fn hostile_inputs_stay_fast_and_sound() {
         let spans = DET.detect(text);
         let mut prev = 0;
         for s in &spans {
-            assert!(s.start >= prev && s.end <= text.len() && text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+            assert!(
+                s.start >= prev
+                    && s.end <= text.len()
+                    && text.is_char_boundary(s.start)
+                    && text.is_char_boundary(s.end)
+            );
             prev = s.end;
         }
         // Generous even for a debug build on a busy machine; quadratic behaviour on ~500 KB would be far slower.
