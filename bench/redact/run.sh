@@ -7,7 +7,8 @@
 # The third-party set (presidio-evaluator + Faker) is drawn twice, with two groups of seeds:
 #   SEEDS_TUNE   (default "42 1234")   seeds whose misses the detector was tuned on;
 #   SEEDS_UNSEEN (default "7001 9001") seeds nobody looked at while tuning: the honest figure.
-# Each seed gives EXTERNAL_N (default 3000) sentences; each group is reported as one pooled table.
+# Each seed gives EXTERNAL_N (default 3000) sentences; each group is reported as one pooled table, and
+# again lower-cased (bench/redact/lowercase.py: the same sentences without capitals, as typed in chat).
 # Presidio's predictions are cached per seed file (keyed by the file's SHA-256), so a rerun only
 # runs Presidio on sets that changed. With Presidio on, the tables are also written to
 # bench/redact/RESULTS.md (RESULTS=path to write elsewhere, RESULTS=- not at all).
@@ -48,12 +49,15 @@ presidio_cached() {
 echo "== generating the third-party labelled sets (presidio-evaluator + Faker), $N sentences per seed"
 for seed in $SEEDS_TUNE $SEEDS_UNSEEN; do
   "$PY" bench/redact/make_external.py "$OUT/external_s$seed.jsonl" "$N" "$seed" 2>/dev/null | tail -1
+  # The same sentences written without capitals, as in chat.
+  "$PY" bench/redact/lowercase.py "$OUT/external_s$seed.jsonl" "$OUT/external_s${seed}_lower.jsonl"
 done
 
 if [ "${SKIP_PRESIDIO:-0}" != 1 ]; then
   echo "== running Presidio (cached per set)"
   for seed in $SEEDS_TUNE $SEEDS_UNSEEN; do
     presidio_cached "$OUT/external_s$seed.jsonl" "$OUT/external_s${seed}_presidio.jsonl"
+    presidio_cached "$OUT/external_s${seed}_lower.jsonl" "$OUT/external_s${seed}_lower_presidio.jsonl"
   done
   presidio_cached "$OUT/synth.jsonl" "$OUT/synth_presidio.jsonl"
   if [ ! -f "$OUT/presidio_throughput.json" ]; then
@@ -80,6 +84,7 @@ if [ "${SKIP_PRESIDIO:-0}" != 1 ] && [ "$RESULTS" != - ]; then
     echo "Tuning seeds ($SEEDS_TUNE): the detector's misses on these were read while shaping it."
     echo "Unseen seeds ($SEEDS_UNSEEN): generated only for the final figures; their misses were never read."
     echo "Scores are entity-level with span overlap (see crates/consentry-redact/benches/redact_eval.rs)."
+    echo "The lower-cased tables are the same sentences with every capital lowered (bench/redact/lowercase.py)."
     echo "Throughput depends on the machine (here: 2 shared cores, one pinned with taskset)."
     cat "$REPORT"
   } >"$RESULTS"

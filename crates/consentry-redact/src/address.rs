@@ -1095,6 +1095,58 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     None
 }
 
+/// Lower-case words that stay lower-case when chat text is read as if capitalised: function words, so a run of
+/// ordinary words does not look like a street name.
+const KEEP_LOWER: &[&str] = &[
+    "the", "a", "an", "and", "or", "of", "to", "at", "in", "on", "is", "are", "was", "were", "be", "for", "with",
+    "my", "your", "our", "his", "her", "their", "me", "you", "we", "they", "it", "this", "that", "from", "by", "as",
+    "i", "im", "i'm", "its", "it's", "if", "so", "but", "not", "no", "yes", "ok", "pls", "please", "thanks", "here",
+    "there", "near", "next", "now", "then", "just", "can", "will", "would", "could", "should", "do", "does", "did",
+    "have", "has", "had", "am", "live", "lives", "moved", "send", "sent", "meet", "address", "new", "old", "is:",
+];
+
+/// Addresses in text written without capitals (`i live at 12 hauptstraße, 10115 berlin`): the number-led rules run
+/// over a copy whose words are capitalised, except function words, particles and lower-case street types, so the
+/// street grammar applies unchanged; byte offsets are the same (only ASCII letters change case). The word-led rules
+/// (a bare `baker street`, a lone `flat 3`) are not tried: in lower-case text they would match ordinary phrases.
+pub fn in_lower_case(text: &str, out: &mut Vec<Span>) {
+    static KEEP: std::sync::LazyLock<crate::scan::WordSet> = std::sync::LazyLock::new(|| {
+        crate::scan::word_set(&[KEEP_LOWER, PARTICLES, FR_TYPES, LOWER_TYPES, UNITS, SUFFIXES])
+    });
+    let b = text.as_bytes();
+    let mut shadow: Vec<u8> = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_lowercase() && boundary_before(text, i) {
+            let e = word_end(text, i);
+            if !KEEP.contains(&text[i..e]) {
+                shadow[i] = b[i].to_ascii_uppercase();
+            }
+            i = e.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    // Only ASCII bytes changed, so the copy is valid UTF-8 with the same char boundaries.
+    let Ok(shadow) = String::from_utf8(shadow) else { return };
+    let sb = shadow.as_bytes();
+    let mut next = 0;
+    let mut i = 0;
+    while i < sb.len() {
+        if sb[i].is_ascii_digit() {
+            if i >= next
+                && boundary_before(&shadow, i)
+                && let Some(e) = at_number(&shadow, i, out)
+            {
+                next = e;
+            }
+            i += digits_at(sb, i).max(1);
+        } else {
+            i += 1;
+        }
+    }
+}
+
 /// Start of `ul. Name` / `al. Name` or `Name u.` ending one blank before the number at `i`.
 fn abbreviated_street_before(text: &str, i: usize) -> Option<usize> {
     let b = text.as_bytes();

@@ -183,14 +183,17 @@ impl Detector {
                 i += 1;
             }
         }
+        // Text written (nearly) without capitals (chat): names and addresses are looked for among lower-case words
+        // too, with stricter evidence. Ordinary text never pays for these passes.
+        let lower_mode = lower_words >= 2 && (caps.len() * 16 <= lower_words || (text.len() <= 280 && caps.len() <= 2));
         if person {
             person::detect_at(&self.names, text, &caps, &mut out);
-            // Text written (nearly) without capitals: names are looked for among lower-case words too, with stricter
-            // evidence. Ordinary text never pays for this pass.
-            let chat = text.len() <= 280 && caps.len() <= 2;
-            if lower_words >= 2 && (caps.len() * 16 <= lower_words || chat) {
+            if lower_mode {
                 person::detect_lower(&self.names, text, &mut out);
             }
+        }
+        if lower_mode && on(Kind::Address) {
+            address::in_lower_case(text, &mut out);
         }
         out.retain(|s| on(s.kind) && s.start < s.end && text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
         out
