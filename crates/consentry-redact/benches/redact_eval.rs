@@ -446,7 +446,8 @@ fn report(dir: &Path) -> Res<()> {
         ("unseen", "SEEDS_UNSEEN", "_lower"),
     ] {
         let seeds = seeds_from_env(var);
-        if seeds.is_empty() || (!suffix.is_empty() && !dir.join(format!("external_s{}{suffix}.jsonl", seeds[0])).exists())
+        if seeds.is_empty()
+            || (!suffix.is_empty() && !dir.join(format!("external_s{}{suffix}.jsonl", seeds[0])).exists())
         {
             continue;
         }

@@ -1404,7 +1404,8 @@ pub fn detect_lower(idx: &NameIndex, text: &str, out: &mut Vec<Span>) {
     let mut prev: Option<(usize, usize)> = None;
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_lowercase() || !crate::scan::boundary_before(text, i) {
+        // The `n` of an escaped `\\n` is a line break, not the start of a word.
+        if !b[i].is_ascii_lowercase() || !crate::scan::boundary_before(text, i) || (i > 0 && b[i - 1] == b'\\') {
             i += 1;
             continue;
         }
@@ -1431,6 +1432,20 @@ pub fn detect_lower(idx: &NameIndex, text: &str, out: &mut Vec<Span>) {
                 if surname && !lower_cues_after.contains(&text[e + 1..se]) {
                     end = se;
                     score = if idx.is_english(&text[e + 1..se]) { 0.6 } else { 0.75 };
+                }
+                // A name alone on its line (`thea kokshoorn` above an address): any unfamiliar surname.
+                let line_head = i == 0 || b[i - 1] == b'\n' || crate::scan::escaped_break_before(b, i);
+                let sw = &text[e + 1..se];
+                let line_end = matches!(b.get(se), None | Some(b'\n')) || b[se..].starts_with(b"\\n");
+                if score == 0.0
+                    && line_head
+                    && line_end
+                    && sw.len() >= 3
+                    && sw.bytes().all(|c| c.is_ascii_lowercase())
+                    && !idx.is_english(sw)
+                {
+                    end = se;
+                    score = 0.6;
                 }
             }
             let before = prev.map(|(s, pe)| &text[s..pe]).filter(|_| prev.is_some_and(|(_, pe)| i - pe <= 2));

@@ -110,6 +110,18 @@ fn lower_case_and_chat_style() {
     }
     let dialogue = "anna: are you coming?\nsven: yes, at eight";
     assert_eq!(found(dialogue, Kind::Person), ["anna", "sven"]);
+    // Addresses written without capitals, and a name alone on its line above one.
+    let block = "thea kokshoorn\\n\\n324 helmstok 174\\n apt. 861\\n almere\\n netherlands 29952";
+    covered(block, "324 helmstok 174", Kind::Address);
+    covered(block, "29952", Kind::Address);
+    assert_eq!(found(block, Kind::Person), ["thea kokshoorn"]);
+    covered("i live at 12 main street, springfield", "12 main street", Kind::Address);
+    covered("he lives on the north side of turjaška 46.", "turjaška 46", Kind::Address);
+    covered("pls send it to via carlo cattaneo 88, milano", "via carlo cattaneo 88", Kind::Address);
+    // Lower-case ordinary phrases with numbers are not addresses.
+    for t in ["i have 3 kids and 2 dogs", "the flat 3 is nice", "meet at gate 12 in 5 min", "main street is closed"] {
+        assert!(found(t, Kind::Address).is_empty(), "{t:?}: {:?}", found(t, Kind::Address));
+    }
 }
 
 #[test]
