@@ -1447,8 +1447,16 @@ fn number_ends_clause(text: &str, i: usize) -> bool {
 
 /// True when one of [`ADDRESS_WORDS`] occurs in the 120 bytes before `i`.
 fn address_word_before(text: &str, i: usize) -> bool {
+    static WORDS: std::sync::LazyLock<crate::scan::WordSet> =
+        std::sync::LazyLock::new(|| crate::scan::word_set(&[ADDRESS_WORDS]));
     let from = crate::scan::floor_boundary(text, i.saturating_sub(120));
-    text[from..i].to_lowercase().split(|c: char| !c.is_alphanumeric()).any(|w| ADDRESS_WORDS.contains(&w))
+    let mut buf = [0u8; 16];
+    text[from..i].split(|c: char| !c.is_alphanumeric()).any(|w| {
+        let Some(dst) = buf.get_mut(..w.len()) else { return false };
+        dst.copy_from_slice(w.as_bytes());
+        dst.make_ascii_lowercase();
+        std::str::from_utf8(dst).is_ok_and(|l| WORDS.contains(l))
+    })
 }
 
 /// True when the words before `i` announce an address (`address:`, `lives at`, `ship to`).

@@ -1334,7 +1334,8 @@ fn gazetteer_name(idx: &NameIndex, text: &str, start: usize, end: usize) -> bool
 /// daughter"`). Each such word must be a gazetteer name or not an English word.
 fn lists_and_speakers(idx: &NameIndex, text: &str, elems: &[Elem], accepted: &[(usize, usize)], out: &mut Vec<Span>) {
     let b = text.as_bytes();
-    let single = |e: &Elem| e.words <= 1 && word_end(text, e.start) == e.end;
+    // Elements of at most one word span exactly one word (see `detect_at`).
+    let single = |e: &Elem| e.words <= 1;
     let is_accepted = |e: &Elem| accepted.binary_search_by(|a| a.0.cmp(&e.start)).is_ok();
     let name_like = |e: &Elem| {
         let w = &text[e.start..e.end];
@@ -1346,9 +1347,9 @@ fn lists_and_speakers(idx: &NameIndex, text: &str, elems: &[Elem], accepted: &[(
     while k < elems.len() {
         let mut last = k;
         while last + 1 < elems.len()
+            && joined_by_list(b, elems[last].end, elems[last + 1].start)
             && single(&elems[last])
             && single(&elems[last + 1])
-            && joined_by_list(b, elems[last].end, elems[last + 1].start)
         {
             last += 1;
         }
@@ -1362,8 +1363,10 @@ fn lists_and_speakers(idx: &NameIndex, text: &str, elems: &[Elem], accepted: &[(
     }
     // Dialogue speakers.
     let speaker = |e: &Elem| {
-        let head = e.start == 0 || b[e.start - 1] == b'\n' || crate::scan::escaped_break_before(b, e.start);
-        head && single(e) && b.get(e.end) == Some(&b':') && matches!(b.get(e.end + 1), Some(b' ' | b'"'))
+        b.get(e.end) == Some(&b':')
+            && matches!(b.get(e.end + 1), Some(b' ' | b'"'))
+            && single(e)
+            && (e.start == 0 || b[e.start - 1] == b'\n' || crate::scan::escaped_break_before(b, e.start))
     };
     if elems.iter().filter(|e| speaker(e)).count() >= 2 {
         for e in elems.iter().filter(|e| speaker(e) && !is_accepted(e) && name_like(e)) {
