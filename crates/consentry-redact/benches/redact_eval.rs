@@ -6,11 +6,15 @@
 //!   seed 7) and writes `DIR/synth.jsonl` (texts with ground-truth spans),
 //!   `DIR/members.txt` (the member directory) and `DIR/throughput_1kb.txt`,
 //!   `DIR/throughput_1mb.txt` (message-like text for the speed runs);
-//! * `report DIR` evaluates the detector on `DIR/synth.jsonl` and
-//!   `DIR/external.jsonl` (written by `bench/redact/make_external.py`), reads
-//!   Presidio's predictions `DIR/*_presidio.jsonl` and throughput
-//!   `DIR/presidio_throughput.json` if present, measures our throughput on
-//!   1 KB / 1 MB / 100 MB on one core, and prints the tables.
+//! * `report DIR` evaluates the detector on `DIR/synth.jsonl` and on the
+//!   third-party sets `DIR/external_s{SEED}.jsonl` (written by
+//!   `bench/redact/make_external.py`), pooled into one table for the seeds in
+//!   `SEEDS_TUNE` and one for the seeds in `SEEDS_UNSEEN` (environment,
+//!   space-separated), reads Presidio's predictions `DIR/*_presidio.jsonl` and
+//!   throughput `DIR/presidio_throughput.json` if present, measures our
+//!   throughput on 1 KB / 1 MB / 100 MB on one core, and prints the tables;
+//! * `misses DIR SET KIND` prints misses and false positives of one type on
+//!   `DIR/SET.jsonl`, for tuning; it refuses the unseen seeds' sets.
 //!
 //! `bench/redact/run.sh` runs the whole thing.
 
@@ -64,6 +68,20 @@ fn main() -> Res<()> {
             args.get(2).map(String::as_str).unwrap_or("external"),
             args.get(3).map(String::as_str).unwrap_or("PERSON"),
         ),
+        "probe" => {
+            // `probe DIR TEXT…`: every candidate and the final detections of each text (for tuning).
+            let det = Detector::new()?;
+            for t in args.iter().skip(2) {
+                println!("{t:?}");
+                for c in det.candidates(t) {
+                    println!("  cand {:>12} {:.2} {:?}", c.kind.as_str(), c.score, &t[c.start..c.end]);
+                }
+                for c in det.detect(t) {
+                    println!("  KEEP {:>12} {:.2} {:?}", c.kind.as_str(), c.score, &t[c.start..c.end]);
+                }
+            }
+            Ok(())
+        }
         "speed" => {
             let det = Detector::new()?;
             let text = std::fs::read_to_string(dir.join("throughput_1mb.txt"))?;
@@ -351,11 +369,39 @@ fn load_presidio(path: &Path) -> Option<HashMap<String, Vec<Span>>> {
     Some(preds.into_iter().map(|p| (p.id, to_spans(&p.spans))).collect())
 }
 
-fn evaluate(title: &str, det: &Detector, samples: &[Sample], presidio: Option<&Path>) {
+/// Seeds listed (space- or comma-separated) in the environment variable `var`.
+fn seeds_from_env(var: &str) -> Vec<String> {
+    std::env::var(var).unwrap_or_default().split([' ', ',']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// The pooled samples of `DIR/external_s{seed}{suffix}.jsonl` for every seed (ids prefixed by the seed, so they stay
+/// unique), and Presidio's pooled predictions when every seed has them.
+type Predictions = HashMap<String, Vec<Span>>;
+fn external_group(dir: &Path, seeds: &[String], suffix: &str) -> Res<(Vec<Sample>, Option<Predictions>)> {
+    let mut samples = Vec::new();
+    let mut presidio = Some(HashMap::new());
+    for seed in seeds {
+        let path = dir.join(format!("external_s{seed}{suffix}.jsonl"));
+        let rows: Vec<Sample> =
+            read_jsonl(&path).map_err(|e| format!("{}: {e} (run bench/redact/run.sh)", path.display()))?;
+        samples.extend(rows.into_iter().map(|s| Sample { id: format!("s{seed}:{}", s.id), ..s }));
+        let preds = load_presidio(&dir.join(format!("external_s{seed}{suffix}_presidio.jsonl")));
+        presidio = match (presidio, preds) {
+            (Some(mut all), Some(p)) => {
+                all.extend(p.into_iter().map(|(id, spans)| (format!("s{seed}:{id}"), spans)));
+                Some(all)
+            }
+            _ => None,
+        };
+    }
+    Ok((samples, presidio))
+}
+
+fn evaluate(title: &str, det: &Detector, samples: &[Sample], presidio: Option<&Predictions>) {
     let t = Instant::now();
     let ours: HashMap<String, Vec<Span>> = samples.iter().map(|s| (s.id.clone(), det.detect(&s.text))).collect();
     let secs = t.elapsed().as_secs_f64();
-    let theirs = presidio.and_then(load_presidio).map(|p| score(samples, &p));
+    let theirs = presidio.map(|p| score(samples, p));
     print_quality(title, &score(samples, &ours), theirs.as_ref());
     let bytes: usize = samples.iter().map(|s| s.text.len()).sum();
     println!("({} texts, {:.1} KB, detected in {:.3} s)", samples.len(), bytes as f64 / 1024.0, secs);
@@ -385,22 +431,48 @@ fn report(dir: &Path) -> Res<()> {
     );
     let synth: Vec<Sample> = read_jsonl(&dir.join("synth.jsonl"))?;
     let sp = dir.join("synth_presidio.jsonl");
+    let synth_presidio = sp.exists().then(|| load_presidio(&sp)).flatten();
     evaluate(
         "Synthetic ground truth (consentry-synth messages and posts)",
         &synth_det,
         &synth,
-        sp.exists().then_some(sp.as_path()),
+        synth_presidio.as_ref(),
     );
+    let det = Detector::new()?;
+    for (group, var, suffix) in [
+        ("tuning", "SEEDS_TUNE", ""),
+        ("unseen", "SEEDS_UNSEEN", ""),
+        ("tuning", "SEEDS_TUNE", "_lower"),
+        ("unseen", "SEEDS_UNSEEN", "_lower"),
+    ] {
+        let seeds = seeds_from_env(var);
+        if seeds.is_empty()
+            || (!suffix.is_empty() && !dir.join(format!("external_s{}{suffix}.jsonl", seeds[0])).exists())
+        {
+            continue;
+        }
+        let (samples, presidio) = external_group(dir, &seeds, suffix)?;
+        let how = if suffix.is_empty() { "" } else { ", lower-cased" };
+        evaluate(
+            &format!(
+                "Third-party set, {group} seeds {}{how} (presidio-evaluator PresidioSentenceFaker templates + Faker)",
+                seeds.join(", ")
+            ),
+            &det,
+            &samples,
+            presidio.as_ref(),
+        );
+    }
     let ext = dir.join("external.jsonl");
     if ext.exists() {
-        let det = Detector::new()?;
         let samples: Vec<Sample> = read_jsonl(&ext)?;
         let ep = dir.join("external_presidio.jsonl");
+        let presidio = ep.exists().then(|| load_presidio(&ep)).flatten();
         evaluate(
             "Third-party set (presidio-evaluator PresidioSentenceFaker templates + Faker)",
             &det,
             &samples,
-            ep.exists().then_some(ep.as_path()),
+            presidio.as_ref(),
         );
     }
 
@@ -461,6 +533,11 @@ fn profile(dir: &Path) -> Res<()> {
 
 /// Prints missed gold spans and false positives of one type (for tuning).
 fn misses(dir: &Path, set: &str, kind: &str) -> Res<()> {
+    // The unseen seeds are for the final figures only: their misses are never printed.
+    let unseen = std::env::var("SEEDS_UNSEEN").unwrap_or_else(|_| "7001 9001".into());
+    if unseen.split([' ', ',']).any(|s| !s.is_empty() && set.starts_with(&format!("external_s{s}"))) {
+        return Err(format!("{set} is an unseen set (SEEDS_UNSEEN): its misses are not for reading").into());
+    }
     let samples: Vec<Sample> = read_jsonl(&dir.join(format!("{set}.jsonl")))?;
     let det = if set == "synth" {
         let members: Vec<String> =

@@ -76,6 +76,7 @@ const STRONG_TYPES: &[&str] = &[
     "Boulevarde",
     "Strasse",
     "Straße",
+    "Str",
 ];
 
 /// Further USPS suffixes: ordinary words too, so they score lower unless a unit or postcode follows.
@@ -335,7 +336,8 @@ const FR_TYPES: &[&str] = &[
 const SUFFIXES: &[&str] = &[
     "straße", "strasse", "str", "weg", "allee", "platz", "gasse", "ring", "damm", "ufer", "chaussee", "steig", "pfad",
     "gracht", "straat", "laan", "plein", "kade", "singel", "dijk", "steeg", "markt", "vej", "gatan", "gata", "väg",
-    "vägen", "veien", "gade",
+    "vägen", "veien", "gade", "plaats", "brücke", "bakken", "vænget", "vangen", "stígur", "vegur", "braut", "tie",
+    "katu", "kuja", "polku", "torget", "stræde", "gränd", "hof", "matt", "gässli", "rain", "vangur", "byggð", "gasse",
 ];
 
 /// Street types written in lower case after the name (Estonian, Hungarian, Nordic, Finnish, Baltic, Slavic, Dutch):
@@ -378,6 +380,18 @@ const LOWER_TYPES: &[&str] = &[
     "trg",
     "sokak",
     "caddesi",
+    "fasor",
+    "sétány",
+    "průhon",
+    "nábřeží",
+    "vegen",
+    "vejen",
+    "stræde",
+    "allé",
+    "gränd",
+    "torg",
+    "ulica",
+    "aleja",
 ];
 
 /// Words that introduce a unit before or after the street.
@@ -417,7 +431,7 @@ const UNITS: &[&str] = &[
 const PARTICLES: &[&str] = &[
     "de", "del", "della", "delle", "dei", "degli", "di", "da", "do", "dos", "das", "du", "des", "la", "las", "los",
     "le", "les", "el", "y", "e", "am", "an", "im", "der", "den", "van", "von", "sur", "en", "of", "the", "upon", "on",
-    "d'", "l'",
+    "d'", "l'", "à", "au", "aux", "zum", "zur", "op", "nad",
 ];
 
 fn word_at(text: &str, i: usize) -> Option<(usize, &str)> {
@@ -475,6 +489,25 @@ fn house_number(text: &str, i: usize) -> Option<usize> {
         }
     }
     Some(j)
+}
+
+/// Ordinary English words (SCOWL, as the person detector uses them): a street name made only of them needs a
+/// street type, an unfamiliar one may stand alone before its number after an address cue.
+static ENGLISH: std::sync::LazyLock<crate::scan::WordSet> =
+    std::sync::LazyLock::new(|| include_str!("../data/english_words.txt").lines().collect());
+
+/// True for an ordinary English word (any case).
+fn is_english(w: &str) -> bool {
+    let mut buf = [0u8; 24];
+    let Some(dst) = buf.get_mut(..w.len()) else { return false };
+    dst.copy_from_slice(w.as_bytes());
+    dst.make_ascii_lowercase();
+    std::str::from_utf8(dst).is_ok_and(|l| ENGLISH.contains(l))
+}
+
+/// A capitalised word that is not an ordinary English word, of three letters or more: a foreign proper name.
+fn foreign_name(w: &str) -> bool {
+    w.chars().count() >= 3 && w.chars().next().is_some_and(char::is_uppercase) && !is_english(w)
 }
 
 static STRONG: std::sync::LazyLock<crate::scan::WordSet> =
@@ -570,8 +603,9 @@ fn number_first(text: &str, i: usize) -> Option<(usize, f32)> {
         if !name_word(w) && w != "&" {
             return None;
         }
+        let e = if b.get(e) == Some(&b'.') && e - k <= 2 { e + 1 } else { e };
         let j = crate::scan::skip_blanks(b, e);
-        if j == e || j - e > 1 {
+        if j == e || j - e > 2 {
             return None;
         }
         k = j;
@@ -602,7 +636,9 @@ fn street_first(text: &str, i: usize) -> Option<(usize, f32)> {
     let w = &text[ws..we];
     let lw = w.to_lowercase();
     // One-word street with a suffix, or `Berliner Straße`.
-    if SUFFIXES.iter().any(|s| lw.ends_with(s) && lw.len() > s.len() + 1 || lw == "straße" || lw == "strasse") {
+    // Short suffixes need a longer word (`Siikasaarentie`, not `Katie`; `Lahof`, not `Hof`).
+    let long_enough = |s: &str| lw.len() > s.len() + if s.len() <= 4 { 3 } else { 1 };
+    if SUFFIXES.iter().any(|s| lw.ends_with(s) && long_enough(s) || lw == "straße" || lw == "strasse") {
         let mut start = ws;
         if let Some(before) = prev_word(text, ws)
             && is_capitalised_at(text, before)
@@ -617,6 +653,24 @@ fn street_first(text: &str, i: usize) -> Option<(usize, f32)> {
             }
         }
         return is_capitalised_at(text, start).then_some((start, 0.85));
+    }
+    // A lower-case street type after the name (`Tom Wilhelmsens vei 83`, `Bécsi utca 53`, `Dózsa György út 78.`,
+    // `Tas vezér u. 62.`): 1–3 words before it, the first capitalised, one an unfamiliar proper name.
+    if LOWER_TYPES.contains(&lw.as_str()) || (dotted && matches!(w, "u" | "rkp" | "krt")) {
+        let (mut start, mut t, mut foreign) = (None, ws, false);
+        for _ in 0..3 {
+            let Some(p) = prev_word(text, t) else { break };
+            let pw = &text[p..word_end(text, p)];
+            if is_capitalised_at(text, p) {
+                foreign |= foreign_name(pw);
+                start = Some(p);
+            } else if !pw.chars().all(char::is_lowercase) || is_english(pw) {
+                break;
+            }
+            t = p;
+        }
+        // The name must open with a capitalised word.
+        return start.filter(|&st| foreign && is_capitalised_at(text, st)).map(|st| (st, 0.85));
     }
     // Leading type: `Calle de Alcalá 12`, `Via Giuseppe Garibaldi, 7`, `Corso Vittorio Emanuele II 3`.
     let mut s = ws;
@@ -743,7 +797,7 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
     let mut end = core_end;
     let mut had_postcode = false;
     let mut i = core_end;
-    let limit = core_end + 120;
+    let limit = core_end + 160;
     for _ in 0..8 {
         if i >= limit || i >= b.len() {
             break;
@@ -765,7 +819,7 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             if k > at_break {
                 let p = crate::scan::skip_blanks(b, k);
                 let q = p + b.get(p..).map_or(0, |r| r.iter().take(4).take_while(|c| b"?}>*|#-".contains(c)).count());
-                if q > p && b.get(q) == Some(&b' ') {
+                if q > p && (b.get(q) == Some(&b' ') || b.get(q).is_some_and(u8::is_ascii_alphanumeric)) {
                     k = q;
                 }
             }
@@ -812,7 +866,27 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
         // City or state words (stopping before a postcode such as `NW1 6XE`).
         let mut j = k;
         let mut any = false;
-        while let Some((we, w)) = word_at(text, j) {
+        loop {
+            // A parenthesised qualifier inside a place (`Cyprus (Greek) 47782`).
+            if any && b.get(j) == Some(&b'(') {
+                let close = b.get(j..(j + 24).min(b.len())).and_then(|r| memchr::memchr(b')', r));
+                match close {
+                    Some(c) if b.get(j + c + 1) == Some(&b' ') && postcode(text, j + c + 2).is_some() => {
+                        j += c + 1;
+                        break;
+                    }
+                    Some(c) if b.get(j + c + 1) == Some(&b' ') => {
+                        j += c + 2;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            let Some((we, w)) = word_at(text, j) else { break };
+            if any && w.len() <= 2 && w.bytes().all(|c| c.is_ascii_digit()) {
+                j = we;
+                break;
+            }
             let link = any && w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase());
             if !(name_word(w) || (any && PARTICLES.contains(&w)) || link) || postcode(text, j).is_some() {
                 break;
@@ -824,7 +898,9 @@ fn tail(text: &str, core_end: usize) -> (usize, bool) {
             let link = |w: &str| PARTICLES.contains(&w) || (w.len() <= 3 && w.bytes().all(|c| c.is_ascii_lowercase()));
             let next_ok = b.get(we) == Some(&b' ')
                 && postcode(text, we + 1).is_none()
-                && word_at(text, we + 1).is_some_and(|(_, w)| name_word(w) || link(w));
+                && (word_at(text, we + 1).is_some_and(|(_, w)| {
+                    name_word(w) || link(w) || (w.len() <= 2 && w.bytes().all(|c| c.is_ascii_digit()))
+                }) || b.get(we + 1) == Some(&b'('));
             if next_ok {
                 j = we + 1;
             } else {
@@ -872,8 +948,9 @@ fn lone_number_before(text: &str, start: usize) -> usize {
     if !(1..=6).contains(&n) || !boundary_before(text, s) {
         return start;
     }
-    let ok =
-        s == 0 || matches!(b[s - 1], b' ' | b'\n' | b'\t' | b':' | b',') || crate::scan::escaped_break_before(b, s);
+    let ok = s == 0
+        || matches!(b[s - 1], b' ' | b'\n' | b'\t' | b':' | b',' | b'}' | b'?' | b'>' | b'|' | b'*')
+        || crate::scan::escaped_break_before(b, s);
     if ok { s } else { start }
 }
 
@@ -915,15 +992,24 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     if b.get(num_end) == Some(&b' ') {
         let mut k = num_end + 1;
         let mut words = 0;
+        // A leading abbreviation (`Avda.`, `Ctra.`, `ul.`, `Λεωφ.`) or `C/` opens the street.
+        if b[k..].starts_with(b"C/ ") {
+            k += 3;
+        }
         while let Some((we, w)) = word_at(text, k) {
             let lower_type = words > 0 && LOWER_TYPES.contains(&w);
-            if !(name_word(w) || PARTICLES.contains(&w) || lower_type) || w.bytes().all(|c| c.is_ascii_digit()) {
+            let lead_abbr = words == 0 && b.get(we) == Some(&b'.') && matches!(w, "ul" | "al" | "pl" | "os" | "av");
+            if !(name_word(w) || PARTICLES.contains(&w) || lower_type || lead_abbr)
+                || w.bytes().all(|c| c.is_ascii_digit())
+            {
                 break;
             }
             words += 1;
             k = we;
-            if b.get(we) == Some(&b' ') && words < 4 {
-                k = we + 1;
+            // An abbreviation's dot (`Avda. Rio Nalon 58`, `N. Stadion`).
+            let dot = usize::from(b.get(we) == Some(&b'.') && we - crate::scan::word_start(text, we) <= 5);
+            if b.get(we + dot) == Some(&b' ') && words < 5 {
+                k = we + dot + 1;
             } else {
                 break;
             }
@@ -935,8 +1021,42 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         {
             let (end, post) = tail(text, e2);
             let cue = address_cue(text, i) || post || end > e2;
-            out.push(Span::new(i, end, Kind::Address, if cue { 0.85 } else { 0.65 }));
-            return Some(end);
+            // `5 Musicians Of The 70s`: ordinary words between two numbers are a title, not a street.
+            let foreign = text[num_end..k].split(' ').any(foreign_name);
+            if cue || foreign {
+                out.push(Span::new(i, end, Kind::Address, if cue { 0.85 } else { 0.65 }));
+                return Some(end);
+            }
+        }
+    }
+    // A lot number, a house number and an untyped street (`0169 262 Pavlou Drandaki`, `52410 185 M. Sfakianaki`),
+    // after an address word or with a unit or postcode after it.
+    let year = digits_at(b, i) == 4 && matches!(&b[i..i + 2], b"19" | b"20");
+    if !year
+        && b.get(num_end) == Some(&b' ')
+        && let Some(e2) = house_number(text, num_end + 1)
+        && b.get(e2) == Some(&b' ')
+    {
+        let (mut k, mut words, mut end) = (e2 + 1, 0, e2);
+        while let Some((we, w)) = word_at(text, k) {
+            if !name_word(w) || w.bytes().all(|c| c.is_ascii_digit()) {
+                break;
+            }
+            words += 1;
+            end = we;
+            let dot = usize::from(b.get(we) == Some(&b'.') && we - k <= 2);
+            if b.get(we + dot) == Some(&b' ') && words < 4 {
+                k = we + dot + 1;
+            } else {
+                break;
+            }
+        }
+        if words > 0 {
+            let (tail_end, _) = tail(text, end);
+            if tail_end > end || address_word_before(text, i) {
+                out.push(Span::new(i, tail_end, Kind::Address, 0.75));
+                return Some(tail_end);
+            }
         }
     }
     // A unit followed by a building and a street (`Flat 302, Sunrise Apartments, MG Road`).
@@ -975,6 +1095,156 @@ fn at_number_core(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     None
 }
 
+/// Lower-case words that stay lower-case when chat text is read as if capitalised: function words, so a run of
+/// ordinary words does not look like a street name.
+const KEEP_LOWER: &[&str] = &[
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "of",
+    "to",
+    "at",
+    "in",
+    "on",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "for",
+    "with",
+    "my",
+    "your",
+    "our",
+    "his",
+    "her",
+    "their",
+    "me",
+    "you",
+    "we",
+    "they",
+    "it",
+    "this",
+    "that",
+    "from",
+    "by",
+    "as",
+    "i",
+    "im",
+    "i'm",
+    "its",
+    "it's",
+    "if",
+    "so",
+    "but",
+    "not",
+    "no",
+    "yes",
+    "ok",
+    "pls",
+    "please",
+    "thanks",
+    "here",
+    "there",
+    "near",
+    "next",
+    "now",
+    "then",
+    "just",
+    "can",
+    "will",
+    "would",
+    "could",
+    "should",
+    "do",
+    "does",
+    "did",
+    "have",
+    "has",
+    "had",
+    "am",
+    "live",
+    "lives",
+    "moved",
+    "send",
+    "sent",
+    "meet",
+    "address",
+    "new",
+    "old",
+    "is:",
+    "north",
+    "south",
+    "east",
+    "west",
+    "side",
+    "corner",
+    "end",
+    "top",
+    "front",
+    "back",
+    "left",
+    "right",
+    "middle",
+    "part",
+    "area",
+    "city",
+    "town",
+    "centre",
+    "center",
+    "number",
+    "house",
+    "home",
+    "office",
+    "restaurant",
+    "station",
+];
+
+/// Addresses in text written without capitals (`i live at 12 hauptstraße, 10115 berlin`): the number-led rules run
+/// over a copy whose words are capitalised, except function words, particles and lower-case street types, so the
+/// street grammar applies unchanged; byte offsets are the same (only ASCII letters change case). The word-led rules
+/// (a bare `baker street`, a lone `flat 3`) are not tried: in lower-case text they would match ordinary phrases.
+pub fn in_lower_case(text: &str, out: &mut Vec<Span>) {
+    static KEEP: std::sync::LazyLock<crate::scan::WordSet> = std::sync::LazyLock::new(|| {
+        crate::scan::word_set(&[KEEP_LOWER, PARTICLES, FR_TYPES, LOWER_TYPES, UNITS, SUFFIXES])
+    });
+    let b = text.as_bytes();
+    let mut shadow: Vec<u8> = b.to_vec();
+    let mut i = 0;
+    while i < b.len() {
+        // The `n` of an escaped `\\n` stays as it is: it is a line break, not a word.
+        if b[i].is_ascii_lowercase() && boundary_before(text, i) && !(i > 0 && b[i - 1] == b'\\') {
+            let e = word_end(text, i);
+            if !KEEP.contains(&text[i..e]) {
+                shadow[i] = b[i].to_ascii_uppercase();
+            }
+            i = e.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    // Only ASCII bytes changed, so the copy is valid UTF-8 with the same char boundaries.
+    let Ok(shadow) = String::from_utf8(shadow) else { return };
+    let sb = shadow.as_bytes();
+    let mut next = 0;
+    let mut i = 0;
+    while i < sb.len() {
+        if sb[i].is_ascii_digit() {
+            if i >= next
+                && boundary_before(&shadow, i)
+                && let Some(e) = at_number(&shadow, i, out)
+            {
+                next = e;
+            }
+            i += digits_at(sb, i).max(1);
+        } else {
+            i += 1;
+        }
+    }
+}
+
 /// Start of `ul. Name` / `al. Name` or `Name u.` ending one blank before the number at `i`.
 fn abbreviated_street_before(text: &str, i: usize) -> Option<usize> {
     let b = text.as_bytes();
@@ -988,8 +1258,17 @@ fn abbreviated_street_before(text: &str, i: usize) -> Option<usize> {
             }
         }
     }
-    // `ul. Name 136`: the capitalised word before the number, after `ul. `.
-    let s = prev_word(text, i)?;
+    // `ul. Name 136`, `ul. Paderewskiego Ignacego 35`: 1–3 capitalised words before the number, after `ul. `.
+    let mut s = prev_word(text, i)?;
+    for _ in 0..2 {
+        if s >= 4 && b[s - 1] == b' ' && b[s - 2] == b'.' {
+            break;
+        }
+        match prev_word(text, s) {
+            Some(p) if is_capitalised_at(text, p) => s = p,
+            _ => break,
+        }
+    }
     if !is_capitalised_at(text, s) || s < 4 || b[s - 1] != b' ' || b[s - 2] != b'.' {
         return None;
     }
@@ -1016,9 +1295,13 @@ fn cued_name_before(text: &str, i: usize) -> Option<usize> {
             _ => break,
         }
     }
-    // Not a year or a version (`PyCon 2024`, `Windows 10`).
+    // Not a year or a version (`PyCon 2024`, `Windows 10`), nor a quantity (`moved to Berlin 3 years ago`), nor one
+    // ordinary word (`moved to Room 4`).
     let n = digits_at(b, i);
-    if n == 4 && matches!(&b[i..i + 2], b"19" | b"20") {
+    if n == 4 && matches!(&b[i..i + 2], b"19" | b"20") || !number_ends_clause(text, i) {
+        return None;
+    }
+    if prev_word(text, s).is_none_or(|p| !is_capitalised_at(text, p)) && is_english(&text[s..word_end(text, s)]) {
         return None;
     }
     let w = crate::scan::before_lower(text, s, 24);
@@ -1044,6 +1327,136 @@ fn cued_name_before(text: &str, i: usize) -> Option<usize> {
     .iter()
     .any(|c| w.ends_with(c))
     .then_some(s)
+    .or_else(|| unfamiliar_street_before(text, s, i))
+}
+
+/// Words before a place that say an address is being given, looked for in the clause before an unfamiliar street.
+const ADDRESS_WORDS: &[&str] = &[
+    "address",
+    "live",
+    "lives",
+    "lived",
+    "living",
+    "located",
+    "meet",
+    "meeting",
+    "taxi",
+    "office",
+    "offices",
+    "deliver",
+    "send",
+    "sent",
+    "return",
+    "moved",
+    "move",
+    "restaurant",
+    "station",
+    "drops",
+    "ship",
+    "mail",
+    "visit",
+    "stay",
+    "headquarters",
+    "arrived",
+    "letter",
+    "parcel",
+    "package",
+    "driver",
+    "corner",
+    "street",
+    "road",
+    "avenue",
+    "home",
+    "house",
+    "flat",
+    "apartment",
+    "adresse",
+    "dirección",
+    "indirizzo",
+    "endereço",
+    "adres",
+    "addresses",
+];
+
+/// Start `s` of unfamiliar capitalised words (at least one not an English word) before the number at `i`, when the
+/// number ends its clause (`Meet me at Metsa 68`, `… to Nábřežní 243.`) and an address word comes up to 120 bytes
+/// before: a street written without a type, as many European streets are (`Jiráskova 986`, `Cagancha 4752`).
+fn unfamiliar_street_before(text: &str, s: usize, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let n = digits_at(b, i);
+    if !(1..=4).contains(&n) || (n == 4 && matches!(&b[i..i + 2], b"19" | b"20")) {
+        return None;
+    }
+    if !number_ends_clause(text, i) {
+        return None;
+    }
+    let mut foreign = false;
+    let mut k = s;
+    while k < i {
+        let we = word_end(text, k);
+        if we == k {
+            break;
+        }
+        let w = &text[k..we];
+        if is_capitalised_at(text, k) && foreign_name(w) {
+            foreign = true;
+        }
+        k = crate::scan::skip_blanks(b, we);
+    }
+    if !foreign {
+        return None;
+    }
+    address_word_before(text, s).then_some(s)
+}
+
+/// True when the house number at `i` ends its clause: the end, punctuation, a line break, or a word that cannot
+/// continue a quantity (`… 68 for post mail`, `… 103 street.`), so `Berlin 3 years ago` is no address.
+fn number_ends_clause(text: &str, i: usize) -> bool {
+    let b = text.as_bytes();
+    let e = house_number(text, i).unwrap_or(i + digits_at(b, i));
+    match b.get(e) {
+        None => true,
+        Some(b'.' | b',' | b'?' | b'!' | b';' | b')' | b'\n' | b'\\' | b':') => true,
+        Some(b' ') => {
+            let (_, w) = word_at(text, e + 1).unwrap_or((e, ""));
+            matches!(
+                w,
+                "for"
+                    | "in"
+                    | "last"
+                    | "and"
+                    | "St"
+                    | "street"
+                    | "Street"
+                    | "please"
+                    | "if"
+                    | "after"
+                    | "is"
+                    | "was"
+                    | "Str"
+                    | "but"
+                    | "or"
+                    | "where"
+                    | "which"
+                    | "near"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// True when one of [`ADDRESS_WORDS`] occurs in the 120 bytes before `i`.
+fn address_word_before(text: &str, i: usize) -> bool {
+    static WORDS: std::sync::LazyLock<crate::scan::WordSet> =
+        std::sync::LazyLock::new(|| crate::scan::word_set(&[ADDRESS_WORDS]));
+    let from = crate::scan::floor_boundary(text, i.saturating_sub(120));
+    let mut buf = [0u8; 16];
+    text[from..i].split(|c: char| !c.is_alphanumeric()).any(|w| {
+        let Some(dst) = buf.get_mut(..w.len()) else { return false };
+        dst.copy_from_slice(w.as_bytes());
+        dst.make_ascii_lowercase();
+        std::str::from_utf8(dst).is_ok_and(|l| WORDS.contains(l))
+    })
 }
 
 /// True when the words before `i` announce an address (`address:`, `lives at`, `ship to`).
@@ -1216,7 +1629,13 @@ pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
         }
         _ => (te, t),
     };
-    if !STRONG.contains(t) || matches!(t, "St" | "Dr" | "Pl" | "Ct" | "Rd" | "Ln" | "Cir") {
+    // After `the corner of`, a name and any street type is a street (`the corner of Gallo Creek and Sari Gardens`).
+    let corner = || {
+        let from = crate::scan::floor_boundary(text, i.saturating_sub(90));
+        text[from..i].contains("corner of ")
+    };
+    let typed = STRONG.contains(t) && !matches!(t, "St" | "Dr" | "Pl" | "Ct" | "Rd" | "Ln" | "Cir");
+    if !typed && !((WEAK.contains(t) || STRONG.contains(t) || t == "Ways" || t == "Walks") && corner()) {
         return None;
     }
     if !boundary_after(text, te) || next_char(text, te).is_some_and(|c| c == '\'') {
@@ -1226,12 +1645,20 @@ pub fn at_word(text: &str, i: usize, out: &mut Vec<Span>) -> Option<usize> {
     if b.get(te) == Some(&b' ') && b.get(te + 1).is_some_and(u8::is_ascii_digit) {
         return None;
     }
-    // `Quarry Hill Ventures`: a capitalised word after the type makes it a company or place name.
+    // `Quarry Hill Ventures`: a capitalised word after the type makes it a company or place name, unless it is a
+    // street type itself (`Viva Crescent Street`, `Masaev Place St.`).
+    let mut te = te;
     if b.get(te) == Some(&b' ') && is_capitalised_at(text, te + 1) {
-        return None;
+        match word_at(text, te + 1) {
+            Some((e2, t2)) if matches!(t2, "Street" | "St" | "Road" | "Avenue") => {
+                double = true;
+                te = if t2 == "St" && b.get(e2) == Some(&b'.') { e2 + 1 } else { e2 };
+            }
+            _ => return None,
+        }
     }
     let (end, post) = tail(text, te);
-    let score = if post || end > te || double { 0.8 } else { 0.52 };
+    let score = if post || end > te || double || corner() { 0.8 } else { 0.52 };
     out.push(Span::new(i, end, Kind::Address, score));
     Some(end)
 }

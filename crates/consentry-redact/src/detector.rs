@@ -123,6 +123,8 @@ impl Detector {
         let person = on(Kind::Person);
         // Capitalised word starts, found once here and handed to the person detector.
         let mut caps: Vec<usize> = Vec::with_capacity(if person { b.len() / 16 } else { 0 });
+        // Lower-case word starts (approximately: letters after a non-letter), to recognise chat-style text.
+        let mut lower_words = 0usize;
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
@@ -158,6 +160,16 @@ impl Detector {
                 }
                 i += 1;
             } else if c.is_ascii_lowercase() && !(i > 0 && b[i - 1] == b'\\') {
+                // A lower-case IBAN (`de89 3704 …`): two letters and two digits at a word start, checked by mod 97.
+                if i >= iban_next
+                    && b.get(i + 2).is_some_and(u8::is_ascii_digit)
+                    && on(Kind::Iban)
+                    && boundary_before(text, i)
+                    && let Some(e) = iban::at(text, i, &mut out)
+                {
+                    iban_next = e;
+                }
+                lower_words += 1;
                 // The rest of a word starts nothing (digits glued to letters are not identifiers; the `n` of an
                 // escaped `\\n` is not skipped, so what follows it still starts a word).
                 i += 1;
@@ -171,8 +183,17 @@ impl Detector {
                 i += 1;
             }
         }
+        // Text written (nearly) without capitals (chat): names and addresses are looked for among lower-case words
+        // too, with stricter evidence. Ordinary text never pays for these passes.
+        let lower_mode = lower_words >= 2 && (caps.len() * 16 <= lower_words || (text.len() <= 280 && caps.len() <= 2));
         if person {
             person::detect_at(&self.names, text, &caps, &mut out);
+            if lower_mode {
+                person::detect_lower(&self.names, text, &mut out);
+            }
+        }
+        if lower_mode && on(Kind::Address) {
+            address::in_lower_case(text, &mut out);
         }
         out.retain(|s| on(s.kind) && s.start < s.end && text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
         out
@@ -182,6 +203,7 @@ impl Detector {
     pub fn detect(&self, text: &str) -> Vec<Span> {
         let mut c = self.candidates(text);
         c.retain(|s| s.score >= self.min_score);
+        drop_inside_addresses(text, &mut c);
         crate::resolve(c)
     }
 
@@ -194,6 +216,55 @@ impl Detector {
     pub fn redact_numbered(&self, text: &str, numbering: &mut Numbering) -> String {
         crate::redact_with(text, &self.detect(text), numbering)
     }
+}
+
+/// Drops names and phone-like digit groups that lie inside a kept address: streets are named after people
+/// (`Via Carlo Cattaneo 88`, `Kieler Strasse 90`) and a lot number may precede the house number (`9335 2733 Jasper
+/// Ave`); the address is the better reading of those words, whatever the scores.
+fn drop_inside_addresses(text: &str, c: &mut Vec<Span>) {
+    let mut addresses: Vec<(usize, usize)> =
+        c.iter().filter(|s| s.kind == Kind::Address).map(|s| (s.start, s.end)).collect();
+    if addresses.is_empty() {
+        return;
+    }
+    // Sorted by start, each end replaced by the furthest end so far: one binary search per span.
+    addresses.sort_unstable();
+    let mut furthest = 0;
+    for a in &mut addresses {
+        furthest = furthest.max(a.1);
+        a.1 = furthest;
+    }
+    let ends: Vec<usize> = {
+        let mut e: Vec<usize> = c.iter().filter(|s| s.kind == Kind::Address).map(|s| s.end).collect();
+        e.sort_unstable();
+        e
+    };
+    let b = text.as_bytes();
+    c.retain(|s| {
+        if !matches!(s.kind, Kind::Person | Kind::Phone) {
+            return true;
+        }
+        let k = addresses.partition_point(|a| a.0 <= s.start);
+        if k > 0 && addresses[k - 1].1 >= s.end {
+            return false;
+        }
+        // A place right after an address, on its line or the next (`…, Apt. 789 Jacareí São Paulo`,
+        // `…Street\nColorado Springs`), is its town or region, not a person, unless the directory knows the name.
+        if s.kind == Kind::Person && s.score < 0.9 {
+            let e = ends.partition_point(|&e| e <= s.start);
+            if e > 0 {
+                let gap = &b[ends[e - 1]..s.start];
+                let joins = gap.len() <= 4
+                    && gap.iter().all(|c| matches!(c, b' ' | b',' | b'\n' | b'\\' | b'n'))
+                    && gap.iter().filter(|&&c| c == b'n').count() <= gap.iter().filter(|&&c| c == b'\\').count();
+                let line_ends = matches!(b.get(s.end), None | Some(b'\n' | b',' | b'\\' | b'.' | b'?' | b' '));
+                if joins && line_ends {
+                    return false;
+                }
+            }
+        }
+        true
+    });
 }
 
 #[cfg(test)]

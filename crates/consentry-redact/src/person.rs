@@ -671,6 +671,12 @@ const COUNTRIES: &[&str] = &[
     "Zambia",
     "Zealand",
     "Zimbabwe",
+    "Africa",
+    "America",
+    "Asia",
+    "Europe",
+    "Oceania",
+    "Antarctica",
 ];
 
 /// Company or place forms after a capitalised run: the run is not a person.
@@ -1313,6 +1319,158 @@ pub fn detect_at(idx: &NameIndex, text: &str, caps: &[usize], out: &mut Vec<Span
         if !grew {
             break;
         }
+    }
+    lists_and_speakers(idx, text, &elems, &accepted, out);
+}
+
+/// True when `w` is a given name or surname of the gazetteer or the directory, whatever else it is (`Bill`, `Grace`).
+fn gazetteer_name(idx: &NameIndex, text: &str, start: usize, end: usize) -> bool {
+    idx.longest_at(text, start, end).is_some_and(|(e, f)| e == end && f != 0) || idx.is_intl(&text[start..end])
+}
+
+/// Names that ordinary words hide, found by their company: items of a list of three or more one-word items of which
+/// at least two are names already (`Piusz, Sharon, Bill, Sarah and Kim`; `founders: Waters, Long and Crosby`), and
+/// dialogue speakers at a line start when the text holds two or more speaker lines (`Grace: "I'm Brooke's
+/// daughter"`). Each such word must be a gazetteer name or not an English word.
+fn lists_and_speakers(idx: &NameIndex, text: &str, elems: &[Elem], accepted: &[(usize, usize)], out: &mut Vec<Span>) {
+    let b = text.as_bytes();
+    // Elements of at most one word span exactly one word (see `detect_at`).
+    let single = |e: &Elem| e.words <= 1;
+    let is_accepted = |e: &Elem| accepted.binary_search_by(|a| a.0.cmp(&e.start)).is_ok();
+    let name_like = |e: &Elem| {
+        let w = &text[e.start..e.end];
+        !idx.titles.contains(w)
+            && !idx.greetings.contains(w)
+            && (gazetteer_name(idx, text, e.start, e.end) || (e.flags == 0 && !idx.is_english(w) && w.len() >= 3))
+    };
+    let mut k = 0;
+    while k < elems.len() {
+        let mut last = k;
+        while last + 1 < elems.len()
+            && joined_by_list(b, elems[last].end, elems[last + 1].start)
+            && single(&elems[last])
+            && single(&elems[last + 1])
+        {
+            last += 1;
+        }
+        let group = &elems[k..=last];
+        if group.len() >= 3 && group.iter().filter(|e| is_accepted(e)).count() >= 2 {
+            for e in group.iter().filter(|e| !is_accepted(e) && name_like(e)) {
+                out.push(Span::new(e.start, e.end, Kind::Person, 0.55));
+            }
+        }
+        k = last + 1;
+    }
+    // Dialogue speakers.
+    let speaker = |e: &Elem| {
+        b.get(e.end) == Some(&b':')
+            && matches!(b.get(e.end + 1), Some(b' ' | b'"'))
+            && single(e)
+            && (e.start == 0 || b[e.start - 1] == b'\n' || crate::scan::escaped_break_before(b, e.start))
+    };
+    if elems.iter().filter(|e| speaker(e)).count() >= 2 {
+        for e in elems.iter().filter(|e| speaker(e) && !is_accepted(e) && name_like(e)) {
+            out.push(Span::new(e.start, e.end, Kind::Person, 0.55));
+        }
+    }
+}
+
+/// Words before a lower-case name that say a person follows (`hi anna`, `my name is jan kowalski`, `ask sven`).
+const LOWER_CUES_BEFORE: &[&str] = &[
+    "hi", "hello", "hey", "dear", "thanks", "thx", "cheers", "bye", "morning", "evening", "is", "im", "i'm", "am",
+    "me", "ask", "tell", "cc", "with", "and", "said", "asked", "told", "miss", "love", "hallo", "hej", "hola", "ciao",
+    "salut", "servus", "moin", "yo",
+];
+
+/// Lower-case words that are given names somewhere but, written in chat, name a thing (`my iban is …`).
+const LOWER_NOT_NAMES: &[&str] = &[
+    "iban", "bic", "swift", "pin", "sms", "url", "wifi", "lol", "omg", "btw", "imo", "tbh", "pls", "plz", "asap",
+    "gmail", "hotmail", "yahoo", "zoom", "teams", "slack", "skype", "linkedin", "google", "iphone", "android",
+];
+
+/// Words after a lower-case name that say it was one (`anna said`, `sven can you`).
+const LOWER_CUES_AFTER: &[&str] = &[
+    "said", "says", "wrote", "asked", "told", "replied", "thinks", "thought", "can", "will", "is", "was", "has", "had",
+    "and", "here",
+];
+
+/// Names in text written without capitals (chat: `hey anna, can you…`, `my name is jan kowalski`). Evidence is
+/// stricter than for capitalised words, since every word is a candidate: a name here is a given name of the
+/// gazetteer or the directory that is not also an ordinary English word (`anna`, not `will`, `mark` or `may`), and it
+/// counts with a surname right after it, a cue word before or after it, a vocative comma or a speaker's colon. A
+/// surname after such a given name may be any gazetteer surname (`sarah smith`).
+pub fn detect_lower(idx: &NameIndex, text: &str, out: &mut Vec<Span>) {
+    let b = text.as_bytes();
+    let lower_cues_before = crate::scan::word_set(&[LOWER_CUES_BEFORE]);
+    let lower_cues_after = crate::scan::word_set(&[LOWER_CUES_AFTER]);
+    // Lower-case ASCII words only (the name lists are ASCII-folded); `prev` is the previous word's range.
+    let mut prev: Option<(usize, usize)> = None;
+    let mut i = 0;
+    while i < b.len() {
+        // The `n` of an escaped `\\n` is a line break, not the start of a word.
+        if !b[i].is_ascii_lowercase() || !crate::scan::boundary_before(text, i) || (i > 0 && b[i - 1] == b'\\') {
+            i += 1;
+            continue;
+        }
+        let e = word_end(text, i);
+        let word = &text[i..e];
+        let strong = |s: usize, e: usize| {
+            let w = &text[s..e];
+            w.len() >= 3
+                && !idx.is_common(w)
+                && !idx.is_english(w)
+                && (idx.longest_at(text, s, e).is_some_and(|(me, f)| me == e && f & (F_GIVEN | F_MEMBER_PART) != 0)
+                    || idx.is_intl(w))
+        };
+        if word.bytes().all(|c| c.is_ascii_lowercase()) && !LOWER_NOT_NAMES.contains(&word) && strong(i, e) {
+            // A surname right after it.
+            let mut end = e;
+            let mut score: f32 = 0.0;
+            if b.get(e) == Some(&b' ') && b.get(e + 1).is_some_and(u8::is_ascii_lowercase) {
+                let se = word_end(text, e + 1);
+                let surname = idx
+                    .longest_at(text, e + 1, se)
+                    .is_some_and(|(me, f)| me == se && f & (F_SURNAME | F_MEMBER_PART) != 0)
+                    && text[e + 1..se].bytes().all(|c| c.is_ascii_lowercase());
+                if surname && !lower_cues_after.contains(&text[e + 1..se]) {
+                    end = se;
+                    score = if idx.is_english(&text[e + 1..se]) { 0.6 } else { 0.75 };
+                }
+                // A name alone on its line (`thea kokshoorn` above an address): any unfamiliar surname.
+                let line_head = i == 0 || b[i - 1] == b'\n' || crate::scan::escaped_break_before(b, i);
+                let sw = &text[e + 1..se];
+                let line_end = matches!(b.get(se), None | Some(b'\n')) || b[se..].starts_with(b"\\n");
+                if score == 0.0
+                    && line_head
+                    && line_end
+                    && sw.len() >= 3
+                    && sw.bytes().all(|c| c.is_ascii_lowercase())
+                    && !idx.is_english(sw)
+                {
+                    end = se;
+                    score = 0.6;
+                }
+            }
+            let before = prev.map(|(s, pe)| &text[s..pe]).filter(|_| prev.is_some_and(|(_, pe)| i - pe <= 2));
+            if before.is_some_and(|w| lower_cues_before.contains(w)) {
+                score = score.max(0.6);
+            }
+            let next_word = if b.get(end) == Some(&b' ') { &text[end + 1..word_end(text, end + 1)] } else { "" };
+            let line_head = i == 0 || b[i - 1] == b'\n' || crate::scan::escaped_break_before(b, i);
+            let vocative = b.get(end) == Some(&b',') || b.get(end) == Some(&b'!');
+            let speaker = line_head && b.get(end) == Some(&b':');
+            if lower_cues_after.contains(next_word) || vocative || speaker {
+                score = score.max(0.6);
+            }
+            if score > 0.0 {
+                out.push(Span::new(i, end, Kind::Person, score));
+                prev = Some((i, end));
+                i = end;
+                continue;
+            }
+        }
+        prev = Some((i, e));
+        i = e.max(i + 1);
     }
 }
 
