@@ -8,6 +8,17 @@
 //! its last postcode, so a city mentioned after an address is not swallowed
 //! by accident. Also US military addresses (`PSC 1234, Box 5678 / APO AE
 //! 09876`) and bare `Name Street` with a strong street type.
+//!
+//! European conventions beyond those: lower-case street types after the name
+//! (`Tom Wilhelmsens vei 83`, `Bécsi utca 53.`, `Tas vezér u. 62.`), one-word
+//! streets by their suffix (Nordic `-vænget`, `-stígur`, Finnish `-tie`,
+//! Dutch `-plaats`, German `-brücke`), leading abbreviations (`Avda.`,
+//! `Ctra.`, `C/`, `ul.`, `Λεωφ.`), a lot number before the house number
+//! (`12045 Via Carlo Cattaneo 88`, `0169 262 Pavlou Drandaki`), postcode-last
+//! lines (`Cyprus (Greek) 44762`), district numbers (`Praha 1`), streets
+//! with no type at all (`Jiráskova 986`) when an address word comes before
+//! and the number ends the clause, and `the corner of X and Y`. The looser
+//! rules require an unfamiliar proper name (not an ordinary English word).
 
 use crate::scan::{boundary_after, boundary_before, digits_at, is_capitalised_at, next_char, prev_char, word_end};
 use crate::{Kind, Span};

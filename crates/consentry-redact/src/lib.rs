@@ -28,6 +28,16 @@
 //! One byte scan in [`Detector::candidates`] dispatches the digit-led and
 //! word-led detectors and collects the capitalised word starts once, which
 //! the person detector then visits instead of scanning the text again.
+//!
+//! Text written (nearly) without capitals — a short text with at most two
+//! capitalised words, or one where capitalised words are under 1 in 16 —
+//! gets two more passes: names among lower-case words (a given name that is
+//! not an ordinary English word, with a surname, a cue, a vocative comma or
+//! a speaker's colon: `hey anna,`, not `will` or `mark`), and the number-led
+//! address grammar over a copy whose words are capitalised. IBANs are found
+//! in either case (the mod-97 check decides). Ordinary text never pays for
+//! the lower-case passes; the decision is per call, so a stream window that
+//! mixes both kinds of text is judged as a whole.
 
 mod address;
 mod checks;

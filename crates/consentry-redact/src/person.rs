@@ -1847,6 +1847,25 @@ mod tests {
     }
 
     #[test]
+    fn lower_case_names_need_strict_evidence() {
+        let idx = NameIndex::build(["Aoife Kowalczyk"], true).unwrap_or_else(|e| panic!("{e}"));
+        let lower = |t: &str| {
+            let mut v = Vec::new();
+            detect_lower(&idx, t, &mut v);
+            v.iter().filter(|s| s.score >= 0.5).map(|s| t[s.start..s.end].to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(lower("hi anna, got it"), ["anna"]);
+        assert_eq!(lower("cc aoife kowalczyk pls"), ["aoife kowalczyk"]);
+        assert_eq!(lower("so sven said no"), ["sven"]);
+        // Names that are ordinary words, and a name with no evidence, stay words.
+        assert!(lower("hi will, mark the bill by may").is_empty());
+        // A verb after the name is evidence enough.
+        assert_eq!(lower("the report from anna is late"), ["anna"]);
+        assert!(lower("we met in paris last june").is_empty());
+        assert!(lower("my iban is de89").is_empty());
+    }
+
+    #[test]
     fn international_names_and_sequences() {
         let idx = NameIndex::build(std::iter::empty::<&str>(), true).unwrap_or_else(|e| panic!("{e}"));
         // International given name (folded `Csanád` → `csanad`) with an unknown surname.
