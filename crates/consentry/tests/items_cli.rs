@@ -188,6 +188,19 @@ fn bad_items_requests_are_refused_with_what_to_do() {
         ),
         &["free text", "post_id"],
     );
+    // A table with no rows for anyone (a dataset cut at the log's second entry, before almost any grant).
+    let empty = dir.path().join("empty");
+    ok(&consentry(&data, &["--quiet", "gate", "--purpose", JOBS, "--at", "2", "--out", empty.to_str().unwrap()]));
+    refused(
+        &consentry(
+            &data,
+            &[
+                "train", "--model", "items", "--dataset", empty.to_str().unwrap(), "--out", o, "--table",
+                "job_activity", "--item-column", "job_id",
+            ],
+        ),
+        &["holds no interactions", "gate again"],
+    );
     // Flags that do not go together, and a missing dataset.
     refused(
         &consentry(&data, &["train", "--model", "job-recs", "--out", o, "--table", "job_activity"]),
