@@ -172,9 +172,10 @@ fn time(o: &Opts) {
         let mut best = f64::INFINITY;
         for _ in 0..o.reps.max(1) {
             let t = Instant::now();
-            let (models, _) =
-                train_parallel(&d, o.threads, &|_| {}, |d, threads| recs::train_shard(d, &opts.rec, opts.seed, threads))
-                    .unwrap_or_else(|e| die("training", e));
+            let (models, _) = train_parallel(&d, o.threads, &|_| {}, |d, threads| {
+                recs::train_shard(d, &opts.rec, opts.seed, threads)
+            })
+            .unwrap_or_else(|e| die("training", e));
             best = best.min(t.elapsed().as_secs_f64());
             std::hint::black_box(models);
         }
@@ -183,10 +184,7 @@ fn time(o: &Opts) {
 }
 
 /// Per-member (Recall@10, Recall@20, NDCG@10) of ranked lists against the targets, members in ascending order.
-fn per_member(
-    targets: &BTreeMap<u64, BTreeSet<u64>>,
-    mut list: impl FnMut(u64) -> Vec<u64>,
-) -> [Vec<f64>; 3] {
+fn per_member(targets: &BTreeMap<u64, BTreeSet<u64>>, mut list: impl FnMut(u64) -> Vec<u64>) -> [Vec<f64>; 3] {
     let mut out = [Vec::new(), Vec::new(), Vec::new()];
     for (&m, t) in targets {
         let ranked = list(m);
@@ -211,7 +209,9 @@ fn score(o: &Opts) {
     let seen: BTreeMap<u64, BTreeSet<u64>> = d
         .heldout
         .iter()
-        .map(|(u, _)| (d.members[*u as usize], d.train.row(*u as usize).0.iter().map(|&j| d.items[j as usize]).collect()))
+        .map(|(u, _)| {
+            (d.members[*u as usize], d.train.row(*u as usize).0.iter().map(|&j| d.items[j as usize]).collect())
+        })
         .collect();
     let mut rows: Vec<(String, [Vec<f64>; 3], String)> = Vec::new();
     for (name, dir) in &o.models {
