@@ -826,7 +826,8 @@ impl Recommender {
         &self.shards
     }
 
-    /// The member's vector in every shard: trained in their own, folded in from profile tokens elsewhere.
+    /// The member's vector in every shard: trained in their own, folded in from profile tokens elsewhere (from the
+    /// items they trained on, at weight 1, when they have no tokens: an items model).
     fn user_vectors(&self, member: u64) -> Result<(Vec<f32>, usize, usize), LearnError> {
         let own = (self.shard_of)(member) as usize;
         let s = self.shards.get(own).ok_or(LearnError::UnknownMember(member))?;
@@ -834,6 +835,9 @@ impl Recommender {
         let k = self.k;
         let (tc, _) = s.user_tokens.row(ui);
         let toks: Vec<&str> = tc.iter().map(|&c| s.vocab[c as usize].as_str()).collect();
+        // A member without profile tokens (an items model's) is folded in from the items they trained on instead.
+        let own_items: Vec<u64> =
+            if toks.is_empty() { s.seen.row(ui).0.iter().map(|&j| s.items[j as usize]).collect() } else { Vec::new() };
         let mut out = vec![0f32; self.shards.len() * k];
         for (si, o) in self.shards.iter().enumerate() {
             let dst = &mut out[si * k..(si + 1) * k];
@@ -842,12 +846,16 @@ impl Recommender {
                 continue;
             }
             let n_items = o.items.len() as u32;
-            let cols: Vec<u32> =
-                toks.iter().filter_map(|t| self.vocab_maps[si].get(*t)).map(|&v| n_items + v).collect();
+            let (cols, w): (Vec<u32>, f32) = if toks.is_empty() {
+                (own_items.iter().filter_map(|id| o.items.binary_search(id).ok()).map(|j| j as u32).collect(), 1.0)
+            } else {
+                let cols = toks.iter().filter_map(|t| self.vocab_maps[si].get(*t)).map(|&v| n_items + v).collect();
+                (cols, o.token_weight)
+            };
             if cols.is_empty() {
                 continue;
             }
-            let ws = vec![o.token_weight; cols.len()];
+            let ws = vec![w; cols.len()];
             if let Some(x) = ials::fold_in(&cols, &ws, &self.cols[si], &self.grams[si], k, o.alpha) {
                 dst.copy_from_slice(&x);
             }

@@ -108,6 +108,33 @@ fn an_items_model_trains_serves_unlearns_and_passes_the_audit() {
     let other = members.iter().find(|&m| m != member).unwrap().to_string();
     ok(&consentry(&data, &["--quiet", "recommend", "--model", v2.to_str().unwrap(), "--member", &other]));
 
+    // String item ids: trained as keyed hashes, served with their strings (read from the dataset the model names).
+    let strings = dir.path().join("industries");
+    ok(&train_items(
+        &data,
+        &["--no-register", "--out", strings.to_str().unwrap(), "--table", "members", "--item-column", "industry"],
+    ));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(strings.join("model.json")).unwrap()).unwrap();
+    assert_eq!(meta["hyper"]["items"]["string_ids"], true);
+    let r = json(&ok(&consentry(
+        &data,
+        &[
+            "--json",
+            "recommend",
+            "--model",
+            strings.to_str().unwrap(),
+            "--member",
+            &other,
+            "--k",
+            "3",
+            "--unregistered",
+        ],
+    )));
+    let names: Vec<&str> = r["items"].as_array().unwrap().iter().filter_map(|i| i["name"].as_str()).collect();
+    assert_eq!(names.len(), 3, "every item is named: {r}");
+    assert!(names.iter().all(|n| !n.is_empty() && n.parse::<u64>().is_err()), "{names:?}");
+
     // The lineage registry and the audit know it like the others.
     let lin = json(&ok(&consentry(&data, &["--json", "lineage", "member", &member.to_string()])));
     assert!(lin.to_string().contains("items"), "{lin}");
@@ -187,6 +214,28 @@ fn bad_items_requests_are_refused_with_what_to_do() {
             ],
         ),
         &["free text", "post_id"],
+    );
+    // A table with no rows for anyone (a dataset cut at the log's second entry, before almost any grant).
+    let empty = dir.path().join("empty");
+    ok(&consentry(&data, &["--quiet", "gate", "--purpose", JOBS, "--at", "2", "--out", empty.to_str().unwrap()]));
+    refused(
+        &consentry(
+            &data,
+            &[
+                "train",
+                "--model",
+                "items",
+                "--dataset",
+                empty.to_str().unwrap(),
+                "--out",
+                o,
+                "--table",
+                "job_activity",
+                "--item-column",
+                "job_id",
+            ],
+        ),
+        &["holds no interactions", "gate again"],
     );
     // Flags that do not go together, and a missing dataset.
     refused(

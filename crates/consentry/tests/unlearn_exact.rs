@@ -1,7 +1,8 @@
 //! Promise 6, exactly: after a member withdraws, `unlearn` gives shard files byte-identical to a model trained from
 //! scratch on the dataset the gate materialises once the withdrawal is in the ledger — for each of the three
-//! models — and every shard whose inputs did not change is the old file, untouched. Then empirically: a
-//! membership-inference attack on the job-recommendation model cannot tell unlearned members from never-seen ones.
+//! models and an items model — and every shard whose inputs did not change is the old file, untouched. Then
+//! empirically: a membership-inference attack on the job-recommendation model cannot tell unlearned members from
+//! never-seen ones.
 
 mod common;
 
@@ -35,14 +36,24 @@ fn shard_bytes(dir: &Path, shards: u32) -> Vec<Vec<u8>> {
 fn unlearning_equals_retraining_without_the_member_for_all_three_models() {
     let data = demo();
     let dir = tempfile::tempdir().unwrap();
-    for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
-        let purpose = kind.purpose();
+    // The three features, and an items model over the job activity table (named `items`).
+    let mut items = TrainOptions::new(ModelKind::Items);
+    let mut spec = consentry_learn::items::ItemsSpec::new("job_activity", "job_id");
+    spec.time_column = Some("at".into());
+    items.items = Some(spec);
+    let runs = [
+        (TrainOptions::new(ModelKind::JobRecs), ModelKind::JobRecs.purpose()),
+        (TrainOptions::new(ModelKind::Content), ModelKind::Content.purpose()),
+        (TrainOptions::new(ModelKind::Replies), ModelKind::Replies.purpose()),
+        (items, ModelKind::JobRecs.purpose()),
+    ];
+    for (opts, purpose) in runs {
+        let kind = opts.kind;
         // The demo's datasets are evaluated on the synthetic world's date; `consentry gate` evaluates now. So gate
         // and train afresh now, withdraw, and gate again: the only difference is then the withdrawal.
         let dataset = dir.path().join(format!("dataset-{}", kind.name()));
         ok(&consentry(data, &["--quiet", "gate", "--purpose", purpose, "--out", dataset.to_str().unwrap()]));
         let model = dir.path().join(format!("model-{}", kind.name()));
-        let opts = TrainOptions::new(kind);
         train::train(&dataset, &model, &opts, &|_| {}).unwrap();
         let meta = ModelMeta::read(&model).unwrap();
         let shards = meta.shard_function.shards;

@@ -176,6 +176,7 @@ pub fn refused(o: &Output, needle: &str) {
 mod careless;
 mod datadir_tamper;
 mod gate_tamper;
+mod items_tamper;
 mod ledger_tamper;
 mod model_tamper;
 mod outbox_tamper;
