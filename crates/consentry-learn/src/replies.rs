@@ -143,7 +143,7 @@ pub struct ReplyMetrics {
 }
 
 /// Seed of the bootstrap intervals of held-out reply metrics (fixed, so a report replays).
-const CI_SEED: u64 = 0x7265_706c_6965_73;
+const CI_SEED: u64 = 0x0072_6570_6c69_6573;
 
 /// Per covered held-out pair (a pair whose reply is an inventory response), whether a scorer's first intent and its
 /// top three intents held the reply's intent: the units every reply metric, interval and ratio is computed over.
