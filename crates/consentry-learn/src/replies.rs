@@ -143,7 +143,7 @@ pub struct ReplyMetrics {
 }
 
 /// Seed of the bootstrap intervals of held-out reply metrics (fixed, so a report replays).
-const CI_SEED: u64 = 0x7265_706c_6965_73;
+const CI_SEED: u64 = 0x0072_6570_6c69_6573;
 
 /// Per covered held-out pair (a pair whose reply is an inventory response), whether a scorer's first intent and its
 /// top three intents held the reply's intent: the units every reply metric, interval and ratio is computed over.
@@ -392,4 +392,50 @@ pub(crate) fn metrics(models: Vec<ReplyModel>, inp: &ReplyInputs, k: usize) -> s
         "most_frequent": baseline.evaluate(&inp.test),
         "inventory": { "k": k, "responses": inp.inventory.responses().len(), "intents": inp.inventory.intents().len() },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consentry_replies::Pair;
+
+    fn pair(replier: u64, incoming: &str, reply: &str) -> Pair {
+        Pair { replier, incoming: incoming.into(), reply: reply.into(), at_ms: replier as i64 }
+    }
+
+    /// Two responses used by 3 members each (k = 3): "thanks" and "sounds good", two intents.
+    fn inventory() -> Inventory {
+        let mut v = Vec::new();
+        for m in 0..3 {
+            v.push(pair(m, "a", "Thanks!"));
+            v.push(pair(m + 10, "b", "Sounds good."));
+        }
+        Inventory::build(&v, 3).unwrap()
+    }
+
+    #[test]
+    fn pair_hits_score_covered_pairs_only_and_break_ties_by_intent_id() {
+        let inv = inventory();
+        let thanks = inv.lookup("thanks").and_then(|r| inv.response(r)).unwrap().intent as usize;
+        let test = vec![pair(1, "x", "thanks"), pair(2, "y", "sounds good!"), pair(3, "z", "something else")];
+        let incoming = [7, 8, 9];
+        // A scorer that knows message 7 is answered by "thanks" and ranks nothing for message 8.
+        let h = PairHits::score(&inv, &test, &incoming, &|_, id| {
+            (id == 7).then(|| (0..2).map(|i| f64::from(u8::from(i == thanks))).collect())
+        });
+        assert_eq!(h.pairs, 3);
+        assert_eq!(h.top1, vec![1.0, 0.0]);
+        // Without scores nothing is ranked: a miss even at top 3.
+        assert_eq!(h.top3, vec![1.0, 0.0]);
+        let m = h.metrics();
+        assert!((m.coverage - 2.0 / 3.0).abs() < 1e-12 && (m.top1 - 0.5).abs() < 1e-12);
+        assert!(m.top1_ci.is_some());
+        // Equal scores: the lower intent id comes first, as suggestions order them.
+        let tie = PairHits::score(&inv, &test[..1], &incoming, &|_, _| Some(vec![0.5, 0.5]));
+        assert_eq!(tie.top1, vec![f64::from(u8::from(thanks == 0))]);
+        // A scorer against itself: the ratio is exactly 1.
+        let r = h.ratio(&h);
+        assert_eq!(r["top3"]["value"], 1.0);
+        assert!(h.ratio(&PairHits { pairs: 3, top1: vec![0.0, 0.0], top3: vec![0.0, 0.0] })["top1"].is_null());
+    }
 }

@@ -25,8 +25,9 @@ use crate::ReplyError;
 use crate::inventory::{Intent, Inventory, Response};
 use crate::model::{ReplyModel, TrainingInfo};
 
-/// Format tag in the metadata; bump when features, layout or semantics change.
-pub const FORMAT: &str = "consentry.replies/1";
+/// Format tag in the metadata; bump when features, layout or semantics change (2: the incoming message's own
+/// inventory intent is a feature; DP-SGD trains only the most-used intents).
+pub const FORMAT: &str = "consentry.replies/2";
 
 /// The single safetensors metadata key (one key keeps the byte order deterministic).
 pub const METADATA_KEY: &str = "consentry.replies";

@@ -8,9 +8,11 @@
 //!   least k distinct repliers used them (k-anonymity, [`DEFAULT_K`] = 20). Kept responses are
 //!   grouped into intents by deterministic leader–centroid clustering of their text.
 //! - [`ReplyModel`]: a softmax over intents on hashed word unigram and bigram features of the
-//!   incoming message, trained by seeded SGD or, with [`DpSgd`], member-level DP-SGD (examples
-//!   grouped by replier). Suggestions take the top intents and show each one's most popular
-//!   response, so there is at most one suggestion per intent.
+//!   incoming message — plus, when the incoming message is itself an inventory response (a reply
+//!   to a reply), one strong feature naming its intent — trained by seeded SGD or, with [`DpSgd`],
+//!   member-level DP-SGD (examples grouped by replier; only the [`DP_TRAINED_INTENTS`] most-used
+//!   intents are trained, the rest keep their prior). Suggestions take the top intents and show
+//!   each one's most popular response, so there is at most one suggestion per intent.
 //! - The model file ([`ReplyModel::to_bytes`]): safetensors with one metadata key holding the
 //!   inventory and provenance; see the `format` module docs for the exact bytes.
 //!
@@ -27,7 +29,8 @@ mod text;
 pub use format::{FORMAT, METADATA_KEY};
 pub use inventory::{DEFAULT_K, INTENT_SIMILARITY, Intent, Inventory, Response};
 pub use model::{
-    DEFAULT_SUGGESTIONS, DpAccounting, DpSgd, Hyper, Metrics, ReplyModel, Suggestion, TrainingInfo, training_members,
+    DEFAULT_SUGGESTIONS, DP_TRAINED_INTENTS, DpAccounting, DpSgd, Hyper, Metrics, ReplyModel, Suggestion, TrainingInfo,
+    training_members,
 };
 pub use text::reply_key;
 

@@ -7,7 +7,7 @@ use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
-use crate::text::features;
+use crate::text::features_with;
 use crate::{Pair, ReplyError};
 
 /// Number of suggestions the product shows.
@@ -15,6 +15,11 @@ pub const DEFAULT_SUGGESTIONS: usize = 3;
 
 /// Parameters beyond this magnitude mean training blew up (logits of ±1e4 are meaningless), not a usable model.
 const MAX_ABS_PARAMETER: f32 = 1e4;
+
+/// Under DP-SGD only the intents this many most-used (by the inventory's public member counts) are trained; the
+/// rest keep their prior. Noise on dozens of rare intents' logits would otherwise lift one of them above the common
+/// ones in most messages, and a rare intent is seldom the right suggestion anyway.
+pub const DP_TRAINED_INTENTS: usize = 10;
 
 /// Upper bound on `buckets × intents`, so a hyper-parameter typo cannot allocate gigabytes.
 const MAX_PARAMETERS: u64 = 1 << 28;
@@ -147,6 +152,11 @@ fn covered_by_member<'a>(pairs: &'a [Pair], inv: &Inventory) -> Vec<(u64, Vec<(&
     out
 }
 
+/// The intent of the inventory response an incoming message normalises to, if it is one (a reply to a reply).
+fn incoming_intent(inv: &Inventory, text: &str) -> Option<u32> {
+    inv.lookup(text).and_then(|r| inv.response(r)).map(|r| r.intent)
+}
+
 /// N for the accountant: distinct repliers with at least one pair whose reply is an inventory response.
 pub fn training_members(pairs: &[Pair], inv: &Inventory) -> u64 {
     covered_by_member(pairs, inv).len() as u64
@@ -276,7 +286,10 @@ impl ReplyModel {
             .into_iter()
             .map(|(_, v)| {
                 v.into_iter()
-                    .map(|(p, intent)| Example { features: features(&p.incoming, hyper.buckets), intent })
+                    .map(|(p, intent)| Example {
+                        features: features_with(&p.incoming, hyper.buckets, incoming_intent(&inv, &p.incoming)),
+                        intent,
+                    })
                     .collect()
             })
             .collect();
@@ -403,6 +416,14 @@ impl ReplyModel {
         let k = self.bias.len();
         let n_w = self.weights.len();
         let expected_batch = dp.sample_rate * members.len() as f64;
+        // The intents trained (the rest keep their prior, get no update and need no noise), most used first.
+        let counts = self.inventory.intent_members();
+        let mut ranked: Vec<usize> = (0..k).collect();
+        ranked.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
+        let mut trained = vec![false; k];
+        for &i in ranked.iter().take(DP_TRAINED_INTENTS) {
+            trained[i] = true;
+        }
         let mut normal = Normal { spare: None };
         let noise_sd = dp.sigma * dp.clip;
         let lr = hyper.learning_rate;
@@ -435,9 +456,12 @@ impl ReplyModel {
                         *m += gc;
                     }
                 }
-                let mut sq: f64 = member[n_w..].iter().map(|x| x * x).sum();
+                // The norm over the released (trained) coordinates only: the others are never updated.
+                let sq_row =
+                    |row: &[f64]| row.iter().zip(&trained).filter(|(_, t)| **t).map(|(x, _)| x * x).sum::<f64>();
+                let mut sq: f64 = sq_row(&member[n_w..]);
                 for &j in &touched {
-                    sq += member[j as usize * k..(j as usize + 1) * k].iter().map(|x| x * x).sum::<f64>();
+                    sq += sq_row(&member[j as usize * k..(j as usize + 1) * k]);
                 }
                 let norm = sq.sqrt();
                 let scale = if norm > dp.clip { dp.clip / norm } else { 1.0 };
@@ -457,6 +481,9 @@ impl ReplyModel {
             }
             let decay = 1.0 - lr * hyper.l2;
             for (i, t) in total.iter().enumerate() {
+                if !trained[i % k] {
+                    continue;
+                }
                 let noisy = (t + noise_sd * normal.sample(&mut noise_rng)) / expected_batch;
                 let p = if i < n_w { &mut self.weights[i] } else { &mut self.bias[i - n_w] };
                 let d = if i < n_w { decay } else { 1.0 };
@@ -471,7 +498,7 @@ impl ReplyModel {
 
     /// Intent probabilities for an incoming message, indexed by intent id.
     pub fn intent_scores(&self, text: &str) -> Vec<f64> {
-        self.probabilities(&features(text, self.buckets))
+        self.probabilities(&features_with(text, self.buckets, incoming_intent(&self.inventory, text)))
     }
 
     /// Up to `n` suggestions for an incoming message, best first, at most one per intent.

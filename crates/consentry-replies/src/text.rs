@@ -217,7 +217,27 @@ fn bucket(feature: &str, buckets: u32) -> u32 {
 }
 
 /// Sparse, L2-normalised hashed features (word unigrams and bigrams) of an incoming message, sorted by bucket.
+#[cfg(test)]
 pub(crate) fn features(text: &str, buckets: u32) -> Vec<(u32, f32)> {
+    features_with(text, buckets, None)
+}
+
+/// [`features`] plus, when the incoming message is itself an inventory response, one feature of weight 1 naming
+/// its intent (the vector then has norm √2): a reply to a reply depends mostly on what that reply said, and one
+/// strong feature is what member-level DP noise leaves readable where dozens of weak n-grams drown.
+pub(crate) fn features_with(text: &str, buckets: u32, incoming_intent: Option<u32>) -> Vec<(u32, f32)> {
+    let mut out = ngram_features(text, buckets);
+    if let Some(i) = incoming_intent {
+        let b = bucket(&format!("i\0{i}"), buckets);
+        match out.binary_search_by_key(&b, |&(j, _)| j) {
+            Ok(at) => out[at].1 += 1.0,
+            Err(at) => out.insert(at, (b, 1.0)),
+        }
+    }
+    out
+}
+
+fn ngram_features(text: &str, buckets: u32) -> Vec<(u32, f32)> {
     let toks = tokens(text);
     let mut feats: Vec<String> = Vec::with_capacity(toks.len() * 2);
     for (i, t) in toks.iter().enumerate() {

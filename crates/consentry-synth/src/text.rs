@@ -2191,8 +2191,9 @@ mod tests {
     fn every_template_renders_cleanly() {
         let words = name_words();
         let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let bodies: Vec<&str> = BODIES.iter().map(|(_, b)| *b).collect();
         let lists: &[&[&str]] = &[
-            BODIES,
+            &bodies,
             MENTIONS,
             CUES,
             EMAIL_SENTENCES,
@@ -2233,6 +2234,77 @@ mod tests {
                 t
             });
             check(&t, &words);
+        }
+    }
+
+    #[test]
+    fn every_body_kind_is_named_and_used() {
+        let used: BTreeSet<u16> = BODIES.iter().map(|(k, _)| *k).collect();
+        assert_eq!(used.len(), MESSAGE_KINDS.len());
+        assert_eq!(OPENING_INTENTS.len(), MESSAGE_KINDS.len());
+        assert_eq!(FOLLOW_INTENTS.len(), INTENTS.len());
+        for c in (0..MESSAGE_KINDS.len() as u16)
+            .map(ReplyCondition::Opening)
+            .chain((0..INTENTS.len() as u16).map(ReplyCondition::Reply))
+        {
+            assert!(!specific_intents(c).is_empty(), "{c:?}");
+            let (kind, label) = c.truth();
+            assert_eq!(ReplyCondition::from_truth(kind, label), Some(c));
+        }
+        assert_eq!(ReplyCondition::from_truth("opening", "thanks"), None);
+        assert_eq!(ReplyCondition::from_truth("post", "thanks"), None);
+    }
+
+    #[test]
+    fn the_reply_law_is_a_distribution_that_depends_on_the_message() {
+        for c in
+            [ReplyCondition::Opening(kind::RECRUITER), ReplyCondition::Reply(SEND_RESUME), ReplyCondition::Reply(999)]
+        {
+            let d = reply_distribution(c);
+            assert_eq!(d.len(), REPLIES.len());
+            let total: f64 = d.iter().map(|(_, _, p)| p).sum();
+            assert!((total - 1.0).abs() < 1e-9, "{c:?}: {total}");
+            // Every reply keeps some probability (the generic share), so nothing is impossible.
+            assert!(d.iter().all(|(_, _, p)| *p > 0.0));
+            let by_intent = reply_intent_distribution(c);
+            assert!((by_intent.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+        let congrats = reply_intent_distribution(ReplyCondition::Opening(kind::CONGRATULATIONS));
+        assert!(congrats[usize::from(THANKS_FOR_CONGRATS)] > 0.45, "{congrats:?}");
+        let resume = reply_intent_distribution(ReplyCondition::Reply(SEND_RESUME));
+        assert!(resume[usize::from(RESUME_SENT)] > 0.5, "{resume:?}");
+        let recruiter = reply_intent_distribution(ReplyCondition::Opening(kind::RECRUITER));
+        assert!(recruiter[usize::from(THANKS_FOR_CONGRATS)] < 0.01, "{recruiter:?}");
+    }
+
+    #[test]
+    fn reply_to_samples_the_reply_law() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let cond = ReplyCondition::Opening(kind::REFERRAL);
+        let expected = reply_intent_distribution(cond);
+        let n = 20_000;
+        let mut counts = vec![0usize; INTENTS.len()];
+        for _ in 0..n {
+            let (intent, _) = with_ctx(&mut rng, |r, c| reply_to(r, c, cond));
+            counts[usize::from(intent)] += 1;
+        }
+        for (i, (&c, &p)) in counts.iter().zip(&expected).enumerate() {
+            let share = c as f64 / n as f64;
+            // Four standard errors of a binomial share, at least 0.005.
+            let tolerance = (4.0 * (p * (1.0 - p) / n as f64).sqrt()).max(0.005);
+            assert!((share - p).abs() < tolerance, "{}: {share} vs {p}", INTENTS[i]);
+        }
+    }
+
+    #[test]
+    fn opening_draws_what_first_message_draws() {
+        let mut a = ChaCha8Rng::seed_from_u64(12);
+        let mut b = ChaCha8Rng::seed_from_u64(12);
+        for _ in 0..200 {
+            let m = with_ctx(&mut a, first_message);
+            let (kind, o) = with_ctx(&mut b, opening);
+            assert_eq!(m, o);
+            assert!(usize::from(kind) < MESSAGE_KINDS.len());
         }
     }
 
