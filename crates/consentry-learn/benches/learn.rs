@@ -558,8 +558,8 @@ fn quality(o: &Opts) {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_else(|| die("network/synth.json", "missing or unreadable; run the demo into --data first"));
-    let cfg: consentry_synth::SynthConfig = serde_json::from_value(synth["config"].clone())
-        .unwrap_or_else(|e| die("synth.json config", e));
+    let cfg: consentry_synth::SynthConfig =
+        serde_json::from_value(synth["config"].clone()).unwrap_or_else(|e| die("synth.json config", e));
     std::fs::create_dir_all(&o.work).unwrap_or_else(|e| die(&o.work.display().to_string(), e));
     println!(
         "network: {} members, seed {}, as of {}; oracle: {}\n",

@@ -59,9 +59,8 @@ pub fn mean_ci(values: &[f64], seed: u64) -> Interval {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = values.len();
-    let draws = (0..RESAMPLES)
-        .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
-        .collect();
+    let draws =
+        (0..RESAMPLES).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
     percentiles(draws, value)
 }
 

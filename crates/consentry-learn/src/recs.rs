@@ -299,7 +299,10 @@ fn read_events(ds: &TableReader<'_>, kind: RecKind, h: &RecHyper) -> Result<Vec<
 
 /// Member profile tokens and item features of a recommender dataset.
 #[allow(clippy::type_complexity)]
-fn read_side(ds: &TableReader<'_>, kind: RecKind) -> Result<(BTreeMap<u64, Vec<String>>, BTreeMap<u64, ItemInfo>), LearnError> {
+fn read_side(
+    ds: &TableReader<'_>,
+    kind: RecKind,
+) -> Result<(BTreeMap<u64, Vec<String>>, BTreeMap<u64, ItemInfo>), LearnError> {
     let mut input = RecInput::default();
     match kind {
         RecKind::Jobs => {
@@ -346,7 +349,8 @@ fn read_side(ds: &TableReader<'_>, kind: RecKind) -> Result<(BTreeMap<u64, Vec<S
                     // The post's topic and its author's industry: both the author's data, so they live in the
                     // author's shard only (the scorer joins them at inference, see `TopicScorer`).
                     let mut tokens = vec![format!("topic:{}", norm(&t[i]))];
-                    let industry = input.profiles.get(&a[i]).and_then(|p| p.iter().find(|t| t.starts_with("industry:")));
+                    let industry =
+                        input.profiles.get(&a[i]).and_then(|p| p.iter().find(|t| t.starts_with("industry:")));
                     if let Some(ind) = industry {
                         tokens.push(ind.clone());
                     }
@@ -532,10 +536,7 @@ fn split_one(
     }
     let authored = Csr::from_triplets(
         members.len(),
-        owned
-            .iter()
-            .filter_map(|&(id, o)| members.binary_search(&o).ok().map(|u| (u as u32, ii(id), 1.0)))
-            .collect(),
+        owned.iter().filter_map(|&(id, o)| members.binary_search(&o).ok().map(|u| (u as u32, ii(id), 1.0))).collect(),
     );
     ShardData {
         authored,

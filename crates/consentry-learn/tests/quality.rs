@@ -1,6 +1,7 @@
 //! Quality regression: on a fixed-seed small synthetic network, each recommender beats the popularity baseline by a
 //! wide margin and content suggestions reach a fair share of the synthetic world's oracle (measured on the same
-//! held-out split). The margins are about half of what the models reach on this network (see the assertions), so
+//! held-out split). On this network (2 000 members, seed 11) job-recs reach Recall@20 0.96 against popularity 0.17, content
+//! 0.21 against 0.008 and 0.79 of the oracle; the margins below are about half of that, so
 //! they do not flake while still failing when a model degrades to popularity.
 
 use std::fs::File;
@@ -55,7 +56,7 @@ fn recommenders_beat_popularity_and_content_reaches_the_oracle() {
     let content = evaluate(dir.path(), &cfg, RecKind::Content, 2);
     eprintln!("content: {content:?}");
     assert!(content.model.members >= 200, "{content:?}");
-    assert!(content.model.recall_at_20 > 2.0 * content.popularity.recall_at_20, "{content:?}");
+    assert!(content.model.recall_at_20 > 5.0 * content.popularity.recall_at_20, "{content:?}");
     let of_oracle = content.model_of_oracle.unwrap();
-    assert!(of_oracle.recall_at_20.value > 0.3, "{content:?}");
+    assert!(of_oracle.recall_at_20.value > 0.4, "{content:?}");
 }

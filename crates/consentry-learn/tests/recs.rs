@@ -195,8 +195,7 @@ fn content_shards_are_deterministic_round_trip_and_suggest_the_members_topic() {
     let bytes: Vec<Vec<u8>> = models.iter().map(|m| m.to_bytes().expect("bytes")).collect();
     let other: Vec<Vec<u8>> = content_models(&inp, 4, 2).iter().map(|m| m.to_bytes().expect("bytes")).collect();
     assert_eq!(bytes, other);
-    let reread: Vec<ShardModel> =
-        bytes.iter().map(|b| ShardModel::from_bytes(b, "shard").expect("parses")).collect();
+    let reread: Vec<ShardModel> = bytes.iter().map(|b| ShardModel::from_bytes(b, "shard").expect("parses")).collect();
     assert_eq!(models, reread);
     assert!(reread.iter().any(|m| !m.authored.idx.is_empty()), "content shards record what members wrote");
     let rec = Recommender::new(reread, Box::new(shard_of(4))).expect("builds");

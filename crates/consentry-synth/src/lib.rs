@@ -23,8 +23,8 @@
 //! unit, whole seconds), dates are calendar days.
 
 mod generate;
-pub mod oracle;
 pub mod names;
+pub mod oracle;
 mod out;
 pub mod pii;
 mod read;
