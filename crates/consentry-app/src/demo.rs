@@ -281,7 +281,13 @@ pub fn run(
     for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
         let out = dir.model_dir(kind.name());
         let opts = TrainOptions::new(kind);
-        let r = match crate::train::train_model_with_oracle(&dir.dataset_dir(kind.purpose()), &out, &opts, &cfg, progress) {
+        let r = match crate::train::train_model_with_oracle(
+            &dir.dataset_dir(kind.purpose()),
+            &out,
+            &opts,
+            &cfg,
+            progress,
+        ) {
             Ok(r) => r,
             // A small network may have no reply that k members wrote: then there is nothing to suggest.
             Err(e @ LearnError::Replies(ReplyError::EmptyInventory { .. })) => {

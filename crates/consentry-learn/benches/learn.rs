@@ -13,6 +13,14 @@
 //! - `score --dataset DIR --recs FILE [--recs FILE …]`: scores top-20 lists written by the peer (one line per
 //!   member: `member_id item_id item_id …`) against the same held-out targets with the same code as ours.
 //!
+//! - `quality --data DIR [--models job-recs,content] [--shards 1,8] [--dp-epsilon 1] [--set key=value …]`: trains
+//!   each model of a demo data directory (its gated datasets; `network/synth.json` fixes the synthetic world) at
+//!   every shard count, plain and — job-recs only — with joint DP at ε, evaluated beside the synthetic world's
+//!   oracle on the same held-out split (every held-out member), and prints a table per model: model, popularity,
+//!   oracle and model ÷ oracle with 95 % intervals. `--set` overrides a content scorer weight
+//!   (`topic`, `popularity`, `industry`, `smoothing`, `als`) or `own_tokens`, for exploration only; `--oracle
+//!   affinity` ranks by the hidden affinity alone instead of the default likelihood oracle.
+//!
 //! Common options: `--threads N` (default 2), `--work DIR` (models, default `target/tmp/bench-learn/bench-models`).
 //! `bench/learn/run.sh` drives all of it side by side with `implicit`.
 
@@ -45,6 +53,12 @@ struct Opts {
     threads: usize,
     n: usize,
     seed: u64,
+    data: PathBuf,
+    models: Vec<String>,
+    dp_epsilon: Option<f64>,
+    set: Vec<(String, f32)>,
+    eval_limit: usize,
+    affinity_oracle: bool,
 }
 
 fn opts() -> Opts {
@@ -59,6 +73,12 @@ fn opts() -> Opts {
         threads: 2,
         n: 10_000,
         seed: 42,
+        data: PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/bench-learn")),
+        models: vec!["job-recs".into(), "content".into()],
+        dp_epsilon: Some(1.0),
+        set: Vec::new(),
+        eval_limit: usize::MAX,
+        affinity_oracle: false,
     };
     parse_flags(|flag, v| {
         match flag {
@@ -72,6 +92,18 @@ fn opts() -> Opts {
             "--threads" => o.threads = v.parse().unwrap_or(o.threads),
             "--n" => o.n = v.parse().unwrap_or(o.n),
             "--seed" => o.seed = v.parse().unwrap_or(o.seed),
+            "--data" => o.data = PathBuf::from(v),
+            "--models" => o.models = v.split(',').map(|s| s.trim().to_string()).collect(),
+            "--dp-epsilon" => o.dp_epsilon = v.parse().ok().filter(|e: &f64| *e > 0.0),
+            "--eval-limit" => o.eval_limit = v.parse().unwrap_or(o.eval_limit),
+            "--oracle" => o.affinity_oracle = v == "affinity",
+            "--set" => {
+                if let Some((k, x)) = v.split_once('=')
+                    && let Ok(x) = x.parse()
+                {
+                    o.set.push((k.to_string(), x));
+                }
+            }
             _ => return false,
         }
         true
@@ -506,6 +538,169 @@ fn main() {
         "breakdown" => breakdown(&o),
         "latency" => latency(&o),
         "score" => score(&o),
+        "quality" => quality(&o),
         m => die("--mode", format!("unknown mode `{m}` (export, ours, breakdown, latency, score)")),
+    }
+}
+
+/// A table row of `quality`: a metric with its 95 % interval.
+fn ci_cell(v: f64, ci: Option<consentry_learn::interval::Interval>) -> String {
+    match ci {
+        Some(i) => format!("{v:.3} [{:.3}, {:.3}]", i.lo, i.hi),
+        None => format!("{v:.3}"),
+    }
+}
+
+fn quality(o: &Opts) {
+    use consentry_learn::dp::DpOptions;
+    use consentry_learn::recs::RankIntervals;
+    let synth: serde_json::Value = std::fs::read(o.data.join("network/synth.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| die("network/synth.json", "missing or unreadable; run the demo into --data first"));
+    let cfg: consentry_synth::SynthConfig =
+        serde_json::from_value(synth["config"].clone()).unwrap_or_else(|e| die("synth.json config", e));
+    std::fs::create_dir_all(&o.work).unwrap_or_else(|e| die(&o.work.display().to_string(), e));
+    println!(
+        "network: {} members, seed {}, as of {}; oracle: {}\n",
+        cfg.members,
+        cfg.seed,
+        cfg.as_of,
+        if o.affinity_oracle { "affinity" } else { "likelihood (ln P(candidate) + affinity)" }
+    );
+    for name in &o.models {
+        let kind = ModelKind::from_name(name).unwrap_or_else(|| die("--models", format!("unknown model {name}")));
+        let mode = if o.affinity_oracle {
+            consentry_synth::oracle::OracleMode::Affinity
+        } else {
+            consentry_synth::oracle::OracleMode::Likelihood
+        };
+        let oracle = consentry_synth::oracle::Oracle::with_mode(&cfg, mode);
+        let score = if kind == ModelKind::JobRecs {
+            consentry_synth::oracle::Oracle::job_score
+        } else {
+            consentry_synth::oracle::Oracle::post_score
+        };
+        let scorer = move |m: u64, items: &[u64], out: &mut [f32]| oracle.score_into(score, m, items, out);
+        let dataset = o.data.join("datasets").join(kind.purpose().trim_start_matches("train_ai_system."));
+        println!("### {name}\n");
+        println!("| model | S | Recall@10 | Recall@20 | NDCG@10 | members | train s |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        let mut variants: Vec<(String, Option<f64>)> = vec![("plain".into(), None)];
+        if kind == ModelKind::JobRecs
+            && let Some(e) = o.dp_epsilon
+        {
+            variants.push((format!("joint DP ε = {e}"), Some(e)));
+        }
+        let mut baseline = None;
+        for (label, dp) in &variants {
+            for &s in &o.shards {
+                let mut t = TrainOptions::new(kind);
+                t.shards = Some(s);
+                t.threads = o.threads;
+                t.seed = o.seed;
+                t.eval_limit = o.eval_limit;
+                for (k, v) in &o.set {
+                    let topics = t.rec.topics.get_or_insert_with(Default::default);
+                    match k.as_str() {
+                        "own_tokens" => t.rec.own_tokens = *v,
+                        "topic" => topics.topic = *v,
+                        "popularity" => topics.popularity = *v,
+                        "industry" => topics.industry = *v,
+                        "smoothing" => topics.smoothing = *v,
+                        "als" => topics.als = *v,
+                        _ => die("--set", format!("unknown key {k}")),
+                    }
+                }
+                if kind == ModelKind::JobRecs && !o.set.iter().any(|(k, _)| k != "own_tokens") {
+                    t.rec.topics = None;
+                }
+                if let Some(e) = dp {
+                    t.dp = Some(DpOptions::new(*e, o.work.join("noise.key")));
+                }
+                let dir = o.work.join(format!("{name}-{}-s{s}", if dp.is_some() { "dp" } else { "plain" }));
+                let _ = std::fs::remove_dir_all(&dir);
+                let t0 = Instant::now();
+                let r = consentry_learn::train::train_with_oracle(&dataset, &dir, &t, &|_| {}, Some(&scorer))
+                    .unwrap_or_else(|e| die("training", e));
+                let secs = t0.elapsed().as_secs_f64();
+                let ev: RecEvaluation =
+                    serde_json::from_value(r.meta.metrics.clone()).unwrap_or_else(|e| die("metrics", e));
+                let row = |who: &str, s: &str, m: &RankMetrics, secs: &str| {
+                    let ci = m.ci;
+                    println!(
+                        "| {who} | {s} | {} | {} | {} | {} | {secs} |",
+                        ci_cell(m.recall_at_10, ci.map(|c| c.recall_at_10)),
+                        ci_cell(m.recall_at_20, ci.map(|c| c.recall_at_20)),
+                        ci_cell(m.ndcg_at_10, ci.map(|c| c.ndcg_at_10)),
+                        m.members
+                    );
+                };
+                let ratio = |who: &str, s: &str, r: &Option<RankIntervals>| {
+                    if let Some(r) = r {
+                        println!(
+                            "| {who} | {s} | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | | |",
+                            r.recall_at_10.value,
+                            r.recall_at_10.lo,
+                            r.recall_at_10.hi,
+                            r.recall_at_20.value,
+                            r.recall_at_20.lo,
+                            r.recall_at_20.hi,
+                            r.ndcg_at_10.value,
+                            r.ndcg_at_10.lo,
+                            r.ndcg_at_10.hi
+                        );
+                    }
+                };
+                row(&format!("{name} ({label})"), &s.to_string(), &ev.model, &format!("{secs:.1}"));
+                ratio(&format!("{name} ({label}) ÷ oracle"), &s.to_string(), &ev.model_of_oracle);
+                let pop_ratio = |m: &RankMetrics| m.recall_at_20 / ev.popularity.recall_at_20.max(1e-12);
+                eprintln!(
+                    "RESULT quality {name} {label} S={s} r20={:.4} of_oracle={:.3} x_popularity={:.1}",
+                    ev.model.recall_at_20,
+                    ev.model_of_oracle.map_or(f64::NAN, |r| r.recall_at_20.value),
+                    pop_ratio(&ev.model)
+                );
+                if baseline.is_none() {
+                    baseline = Some(ev);
+                }
+            }
+        }
+        if let Some(ev) = baseline {
+            ev_rows(&ev);
+        }
+        println!();
+    }
+}
+
+/// The baseline and oracle rows of a `quality` table (the same for every variant: same split, same members).
+fn ev_rows(ev: &RecEvaluation) {
+    let row = |who: &str, m: &RankMetrics| {
+        let ci = m.ci;
+        println!(
+            "| {who} | – | {} | {} | {} | {} | |",
+            ci_cell(m.recall_at_10, ci.map(|c| c.recall_at_10)),
+            ci_cell(m.recall_at_20, ci.map(|c| c.recall_at_20)),
+            ci_cell(m.ndcg_at_10, ci.map(|c| c.ndcg_at_10)),
+            m.members
+        );
+    };
+    row("popularity (unseen)", &ev.popularity);
+    if let Some(o) = &ev.oracle {
+        row("oracle (synthetic world's truth)", o);
+    }
+    if let Some(r) = &ev.popularity_of_oracle {
+        println!(
+            "| popularity ÷ oracle | – | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | | |",
+            r.recall_at_10.value,
+            r.recall_at_10.lo,
+            r.recall_at_10.hi,
+            r.recall_at_20.value,
+            r.recall_at_20.lo,
+            r.recall_at_20.hi,
+            r.ndcg_at_10.value,
+            r.ndcg_at_10.lo,
+            r.ndcg_at_10.hi
+        );
     }
 }

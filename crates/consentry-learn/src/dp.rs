@@ -660,6 +660,8 @@ pub fn train_rec_shard(d: &ShardData, h: &RecHyper, n: &ShardNoise, threads: usi
         token_weight: h.token_weight,
         content_shrink: 1.0,
         own_tokens: h.dp_own_tokens,
+        authored: Csr::from_triplets(d.members.len(), Vec::new()),
+        topics: None,
     };
     let all = [&model.user_factors, &model.item_factors, &model.token_factors];
     if all.iter().any(|x| x.iter().any(|f| !f.is_finite())) {

@@ -6,7 +6,17 @@
 //! authored) plus the job catalogue, which is not member data. That is what lets unlearning retrain one shard.
 //!
 //! Scores: a member's own shard uses their trained vector; every other shard folds them in from their profile
-//! tokens (an exact ALS row solve at inference); the shard scores are averaged.
+//! tokens (an exact ALS row solve at inference); the shard scores are averaged. Job recommendations add the member's
+//! own token match (their profile and their jobs' tokens against each job's, `RecHyper::own_tokens`), as the DP model
+//! does. Content suggestions add (by default: replace, `TopicHyper::als = 0`) the explicit topic scorer
+//! (`TopicScorer`): the member's topic distribution from the posts they engaged with and wrote, each post's topic
+//! and author industry, joined at inference from the author's shard.
+//!
+//! What a shard knows about posts authored in another shard: their ids (its members' engagement rows), nothing
+//! else. A post's topic and its author's industry are the author's data and live in the author's shard file only;
+//! the scorer joins them across the live shard files when it is built. A shard file therefore still depends only on
+//! its own members' rows, so an author's withdrawal retrains their shard alone — and once it is retrained, no
+//! other shard's file, nor any score, carries their posts' features.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -73,10 +83,42 @@ pub struct RecHyper {
     /// chosen on the synthetic network's held-out split (`bench/dp/utility.sh`).
     #[serde(default = "default_dp_own_tokens")]
     pub dp_own_tokens: f32,
+    /// Non-private models: weight of the same own-token match (0 turns it off; [`RecHyper::for_kind`] gives job
+    /// recommendations the DP model's weight, so a DP comparison does not flatter DP).
+    #[serde(default)]
+    pub own_tokens: f32,
+    /// Content suggestions: the topic / popularity / author-industry scorer ([`TopicScorer`]); `None` leaves only
+    /// the factorisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<TopicHyper>,
 }
 
 fn default_dp_own_tokens() -> f32 {
     3.0
+}
+
+/// The content scorer's weights (see [`TopicScorer`]); absent in older options, which then train without it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TopicHyper {
+    /// Weight of `ln P̂(topic | member) − ln |posts of the topic|`.
+    pub topic: f32,
+    /// Weight of `ln(1 + engagements of the post)` summed over shards.
+    pub popularity: f32,
+    /// Added when the post's author shares the member's industry.
+    pub industry: f32,
+    /// Pseudo-count spread evenly over topics in `P̂(topic | member)`.
+    pub smoothing: f32,
+    /// Weight of the factorisation's score beside these terms.
+    pub als: f32,
+}
+
+impl Default for TopicHyper {
+    fn default() -> Self {
+        // Chosen on the demo network (seed 42; the unseen seed 7 is reported in bench/learn/RESULTS.md): engagement
+        // counts and the factorisation both lowered held-out recall there — the split holds out each member's latest
+        // activity, so posts' counts mostly measure their age — and are kept as weights, off by default.
+        TopicHyper { topic: 1.0, popularity: 0.0, industry: 0.5, smoothing: 1.0, als: 0.0 }
+    }
 }
 
 impl Default for RecHyper {
@@ -94,11 +136,24 @@ impl Default for RecHyper {
             content_shrink: 1000.0,
             holdout: 0.2,
             dp_own_tokens: default_dp_own_tokens(),
+            own_tokens: 0.0,
+            topics: None,
         }
     }
 }
 
 impl RecHyper {
+    /// The defaults of a recommender: job recommendations add the member's own token match at the DP model's
+    /// weight; content suggestions add the topic scorer.
+    pub fn for_kind(kind: RecKind) -> RecHyper {
+        let mut h = RecHyper::default();
+        match kind {
+            RecKind::Jobs => h.own_tokens = h.dp_own_tokens,
+            RecKind::Content => h.topics = Some(TopicHyper::default()),
+        }
+        h
+    }
+
     /// Refuses values that would give a silently broken model.
     pub fn check(&self) -> Result<(), LearnError> {
         let bad = |m: &str| Err(LearnError::Hyper(m.into()));
@@ -111,7 +166,18 @@ impl RecHyper {
             self.content_reg,
             self.content_shrink,
             self.dp_own_tokens,
+            self.own_tokens,
         ];
+        if let Some(t) = &self.topics
+            && [t.topic, t.popularity, t.industry, t.als].iter().any(|v| !v.is_finite() || *v < 0.0)
+        {
+            return bad("topic scorer weights must be finite and non-negative");
+        }
+        if let Some(t) = &self.topics
+            && !(t.smoothing.is_finite() && t.smoothing > 0.0)
+        {
+            return bad("topic smoothing must be positive");
+        }
         if finite.iter().any(|v| !v.is_finite() || *v < 0.0) || !self.holdout.is_finite() {
             return bad("weights, alpha and regularisation must be finite and non-negative");
         }
@@ -181,9 +247,17 @@ fn norm(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
+/// Reads the named columns of a table: a gated dataset's, or (tests, benchmarks) any other store of the same tables.
+pub type TableReader<'a> = dyn Fn(&str, &[&str]) -> Result<Vec<arrow_array::RecordBatch>, LearnError> + Sync + 'a;
+
 /// Reads a dataset for `kind`.
 pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput, LearnError> {
     ds.require_purpose(kind.name(), kind.purpose())?;
+    load_tables(&|t, c| ds.read(t, c), kind, h)
+}
+
+/// [`load_input`] from any table reader (the quality tests read a synthetic network's tables directly).
+pub fn load_tables(ds: &TableReader<'_>, kind: RecKind, h: &RecHyper) -> Result<RecInput, LearnError> {
     // The activity table and the profile/item tables are read at the same time.
     let (events, side) = std::thread::scope(|scope| {
         let events = scope.spawn(|| read_events(ds, kind, h));
@@ -196,13 +270,13 @@ pub fn load_input(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<RecInput,
 }
 
 /// The member × item activity of a recommender dataset, in file order.
-fn read_events(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<Vec<Event>, LearnError> {
+fn read_events(ds: &TableReader<'_>, kind: RecKind, h: &RecHyper) -> Result<Vec<Event>, LearnError> {
     let mut events = Vec::new();
     let (activity, item_col, strong) = match kind {
         RecKind::Jobs => ("job_activity", "job_id", "apply"),
         RecKind::Content => ("feed_activity", "post_id", "comment"),
     };
-    for b in ds.read(activity, &["member_id", item_col, "action", "at"])? {
+    for b in ds(activity, &["member_id", item_col, "action", "at"])? {
         let (m, it, act, at) = (
             data::u64s(&b, "member_id")?,
             data::u64s(&b, item_col)?,
@@ -225,11 +299,14 @@ fn read_events(ds: &Dataset, kind: RecKind, h: &RecHyper) -> Result<Vec<Event>, 
 
 /// Member profile tokens and item features of a recommender dataset.
 #[allow(clippy::type_complexity)]
-fn read_side(ds: &Dataset, kind: RecKind) -> Result<(BTreeMap<u64, Vec<String>>, BTreeMap<u64, ItemInfo>), LearnError> {
+fn read_side(
+    ds: &TableReader<'_>,
+    kind: RecKind,
+) -> Result<(BTreeMap<u64, Vec<String>>, BTreeMap<u64, ItemInfo>), LearnError> {
     let mut input = RecInput::default();
     match kind {
         RecKind::Jobs => {
-            for b in ds.read("members", &["member_id", "country", "industry", "seniority", "skills"])? {
+            for b in ds("members", &["member_id", "country", "industry", "seniority", "skills"])? {
                 let (id, c, ind, sen, sk) = (
                     data::u64s(&b, "member_id")?,
                     data::strs(&b, "country")?,
@@ -241,7 +318,7 @@ fn read_side(ds: &Dataset, kind: RecKind) -> Result<(BTreeMap<u64, Vec<String>>,
                     input.profiles.insert(id[i], job_tokens(&c[i], &ind[i], sen[i], &sk[i]));
                 }
             }
-            for b in ds.read("jobs", &["job_id", "country", "industry", "seniority", "skills"])? {
+            for b in ds("jobs", &["job_id", "country", "industry", "seniority", "skills"])? {
                 let (id, c, ind, sen, sk) = (
                     data::u64s(&b, "job_id")?,
                     data::strs(&b, "country")?,
@@ -257,7 +334,7 @@ fn read_side(ds: &Dataset, kind: RecKind) -> Result<(BTreeMap<u64, Vec<String>>,
             }
         }
         RecKind::Content => {
-            for b in ds.read("members", &["member_id", "country", "industry"])? {
+            for b in ds("members", &["member_id", "country", "industry"])? {
                 let (id, c, ind) =
                     (data::u64s(&b, "member_id")?, data::strs(&b, "country")?, data::strs(&b, "industry")?);
                 for i in 0..b.num_rows() {
@@ -266,12 +343,19 @@ fn read_side(ds: &Dataset, kind: RecKind) -> Result<(BTreeMap<u64, Vec<String>>,
                         .insert(id[i], vec![format!("country:{}", norm(&c[i])), format!("industry:{}", norm(&ind[i]))]);
                 }
             }
-            for b in ds.read("posts", &["post_id", "author_id", "topic"])? {
+            for b in ds("posts", &["post_id", "author_id", "topic"])? {
                 let (id, a, t) = (data::u64s(&b, "post_id")?, data::u64s(&b, "author_id")?, data::strs(&b, "topic")?);
                 for i in 0..b.num_rows() {
-                    input
-                        .items
-                        .insert(id[i], ItemInfo { owner: Some(a[i]), tokens: vec![format!("topic:{}", norm(&t[i]))] });
+                    // The post's topic and its author's industry: both the author's data, so they live in the
+                    // author's shard only (the scorer joins them at inference, see `TopicScorer`).
+                    let mut tokens = vec![format!("topic:{}", norm(&t[i]))];
+                    let industry =
+                        input.profiles.get(&a[i]).and_then(|p| p.iter().find(|t| t.starts_with("industry:")));
+                    if let Some(ind) = industry {
+                        tokens.push(ind.clone());
+                    }
+                    tokens.sort();
+                    input.items.insert(id[i], ItemInfo { owner: Some(a[i]), tokens });
                 }
             }
         }
@@ -310,6 +394,8 @@ pub struct ShardData {
     pub heldout: Vec<(u32, Vec<u64>)>,
     /// Interactions used for training.
     pub rows: u64,
+    /// Items each member owns (the posts they wrote): members × items.
+    pub authored: Csr,
 }
 
 /// Splits `input` into shards by `shard_of` on up to `threads` workers (0 = all cores); every shard sees only rows
@@ -332,11 +418,11 @@ pub fn split(
     }
     let members: Vec<Vec<u64>> = members.into_iter().map(|m| m.into_iter().collect()).collect();
     let catalogue: Vec<u64> = input.items.iter().filter(|(_, i)| i.owner.is_none()).map(|(&id, _)| id).collect();
-    // Items by their owner's shard (a post by its author's), ascending.
-    let mut owned: Vec<Vec<u64>> = vec![Vec::new(); s_n];
+    // Items by their owner's shard (a post by its author's), ascending, with their owner.
+    let mut owned: Vec<Vec<(u64, u64)>> = vec![Vec::new(); s_n];
     for (&id, info) in &input.items {
         if let Some(o) = info.owner {
-            owned[shard_of(o) as usize].push(id);
+            owned[shard_of(o) as usize].push((id, o));
         }
     }
     let tokens = Tokens::new(input);
@@ -377,13 +463,13 @@ fn split_one(
     members: &[u64],
     by_member: &BTreeMap<u64, Vec<&Event>>,
     catalogue: &[u64],
-    owned: &[u64],
+    owned: &[(u64, u64)],
     h: &RecHyper,
 ) -> ShardData {
     let members: Vec<u64> = members.to_vec();
     // Items whose features the shard may know: the catalogue and what its members own (a post's topic).
     let mut known: Vec<u64> = catalogue.to_vec();
-    known.extend_from_slice(owned);
+    known.extend(owned.iter().map(|&(id, _)| id));
     known.sort_unstable();
     known.dedup();
     let mut items = known.clone();
@@ -448,7 +534,12 @@ fn split_one(
             }
         }
     }
+    let authored = Csr::from_triplets(
+        members.len(),
+        owned.iter().filter_map(|&(id, o)| members.binary_search(&o).ok().map(|u| (u as u32, ii(id), 1.0))).collect(),
+    );
     ShardData {
+        authored,
         user_tokens: Csr::from_triplets(members.len(), ut),
         item_tokens: Csr::from_triplets(items.len(), it),
         members,
@@ -499,6 +590,10 @@ pub struct ShardModel {
     /// normalised) added to their score; 0 for the non-private models. Uses only the member's own rows and the
     /// catalogue, so joint DP lets a DP model lean on it for free.
     pub own_tokens: f32,
+    /// Items each member owns (their posts), for the topic scorer; empty otherwise.
+    pub authored: Csr,
+    /// The content scorer's weights; `None` for job recommendations.
+    pub topics: Option<TopicHyper>,
 }
 
 /// What a shard's ALS factorises, so benchmarks time the same problem: members × (items, then the vocabulary as
@@ -557,7 +652,9 @@ pub fn train_shard(d: &ShardData, h: &RecHyper, seed: u64, threads: usize) -> Re
         reg: h.reg,
         token_weight: h.token_weight,
         content_shrink: h.content_shrink,
-        own_tokens: 0.0,
+        own_tokens: h.own_tokens,
+        authored: if h.topics.is_some() { d.authored.clone() } else { Csr::from_triplets(d.members.len(), Vec::new()) },
+        topics: h.topics,
     };
     let all = [&model.user_factors, &model.item_factors, &model.token_factors, &model.content];
     if all.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
@@ -613,6 +710,9 @@ struct ShardHeader {
     // Absent (and so byte-identical to earlier files) when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     own_tokens: f32,
+    // Content shards (version 2 of the shard file): the topic scorer's weights, and an `authored` tensor beside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    topics: Option<TopicHyper>,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -656,6 +756,9 @@ impl ShardModel {
         csr_tensors("user_tokens", &self.user_tokens, &mut t);
         csr_tensors("item_tokens", &self.item_tokens, &mut t);
         csr_tensors("seen", &self.seen, &mut t);
+        if self.topics.is_some() {
+            csr_tensors("authored", &self.authored, &mut t);
+        }
         // Item-token weights are 1/|tokens| of the item, recomputed on load; keep the values out of the file.
         let header = ShardHeader {
             vocab: self.vocab.clone(),
@@ -664,6 +767,7 @@ impl ShardModel {
             token_weight: self.token_weight,
             content_shrink: self.content_shrink,
             own_tokens: self.own_tokens,
+            topics: self.topics,
         };
         let json = serde_json::to_string(&header).map_err(|e| LearnError::Internal(e.to_string()))?;
         crate::model::to_safetensors(&t, &json)
@@ -702,6 +806,10 @@ impl ShardModel {
             item_tokens.val[a..b].iter_mut().for_each(|v| *v = w);
         }
         let seen = read_csr(&f, "seen", members.len(), items.len(), file)?;
+        let authored = match header.topics {
+            Some(_) => read_csr(&f, "authored", members.len(), items.len(), file)?,
+            None => Csr::from_triplets(members.len(), Vec::new()),
+        };
         Ok(ShardModel {
             members,
             items,
@@ -720,6 +828,8 @@ impl ShardModel {
             token_weight: header.token_weight,
             content_shrink: header.content_shrink,
             own_tokens: header.own_tokens,
+            authored,
+            topics: header.topics,
         })
     }
 }
@@ -739,6 +849,127 @@ pub struct Recommender {
     vocab_maps: Vec<HashMap<String, u32>>,
     /// Per shard with `own_tokens > 0`: every global item's tokens in that shard's vocabulary, weight 1/|tokens|.
     item_vocab: Vec<Vec<Vec<(u32, f32)>>>,
+    /// Content suggestions: the topic scorer, when the shards carry one.
+    topics: Option<TopicScorer>,
+}
+
+/// Content suggestions' explicit scorer, built at inference from the live shards (so unlearning stays exact: every
+/// term is a sum over shard files, each a function of its own members' rows).
+///
+/// `score = topic · (ln P̂(topic | member) − ln |posts of the topic|) + popularity · ln(1 + engagements)
+///        + industry · [author's industry = member's] + als · factorisation`
+///
+/// where `P̂(topic | member)` counts the topics of the posts the member engaged with and wrote (smoothed by
+/// `smoothing` pseudo-counts), engagements are the post's training interactions summed over all shards, and a
+/// post's topic and author industry come from its author's shard. What a shard may know about posts authored in
+/// other shards: their ids only (its members' engagement rows); their topics and authors' industries are joined
+/// here, at inference, from the author's shard — never copied into another shard's file, which would make that
+/// shard's file depend on another shard's member (an author's withdrawal would then force retraining every shard
+/// whose members engaged with their posts).
+struct TopicScorer {
+    hyper: TopicHyper,
+    /// Per global item: its topic (`u16::MAX`: unknown) and its author's industry (`u16::MAX`: unknown).
+    item_topic: Vec<u16>,
+    item_industry: Vec<u16>,
+    /// `ln |posts of the topic|` per topic.
+    ln_size: Vec<f32>,
+    /// `ln(1 + training interactions)` per global item, over all shards.
+    ln_pop: Vec<f32>,
+    /// Per shard: local item index → global index.
+    global: Vec<Vec<u32>>,
+    /// `industry:…` token → industry index.
+    industries: HashMap<String, u16>,
+}
+
+impl TopicScorer {
+    fn new(shards: &[ShardModel], items: &[u64], tokens: &BTreeMap<u64, Vec<&str>>, hyper: TopicHyper) -> TopicScorer {
+        let mut topic_ids: BTreeMap<&str, u16> = BTreeMap::new();
+        let mut industries: BTreeMap<&str, u16> = BTreeMap::new();
+        for t in tokens.values().flatten() {
+            if t.starts_with("topic:") {
+                topic_ids.entry(t).or_insert(0);
+            } else if t.starts_with("industry:") {
+                industries.entry(t).or_insert(0);
+            }
+        }
+        for s in shards {
+            for t in s.vocab.iter().filter(|t| t.starts_with("industry:")) {
+                industries.entry(t.as_str()).or_insert(0);
+            }
+        }
+        for (i, v) in topic_ids.values_mut().enumerate() {
+            *v = i as u16;
+        }
+        for (i, v) in industries.values_mut().enumerate() {
+            *v = i as u16;
+        }
+        let mut item_topic = vec![u16::MAX; items.len()];
+        let mut item_industry = vec![u16::MAX; items.len()];
+        let mut size = vec![0f32; topic_ids.len()];
+        for (g, id) in items.iter().enumerate() {
+            for t in tokens.get(id).into_iter().flatten() {
+                if let Some(&x) = topic_ids.get(t) {
+                    item_topic[g] = x;
+                    size[x as usize] += 1.0;
+                } else if let Some(&x) = industries.get(t) {
+                    item_industry[g] = x;
+                }
+            }
+        }
+        let mut pop = vec![0f32; items.len()];
+        let mut global = Vec::with_capacity(shards.len());
+        for s in shards {
+            let map: Vec<u32> =
+                s.items.iter().map(|id| items.binary_search(id).map_or(u32::MAX, |g| g as u32)).collect();
+            for (j, &g) in map.iter().enumerate() {
+                if let (Some(p), Some(&c)) = (pop.get_mut(g as usize), s.item_counts.get(j)) {
+                    *p += c as f32;
+                }
+            }
+            global.push(map);
+        }
+        TopicScorer {
+            hyper,
+            item_topic,
+            item_industry,
+            ln_size: size.iter().map(|&n| n.max(1.0).ln()).collect(),
+            ln_pop: pop.iter().map(|&n| n.ln_1p()).collect(),
+            global,
+            industries: industries.into_iter().map(|(t, i)| (t.to_string(), i)).collect(),
+        }
+    }
+
+    /// The member-specific part: the topic term per topic (and for posts of unknown topic), and their industry.
+    fn member_terms(&self, s: &ShardModel, own: usize, ui: usize) -> (Vec<f32>, f32, u16) {
+        let t_n = self.ln_size.len();
+        let mut counts = vec![0f32; t_n];
+        let map = &self.global[own];
+        for &j in s.seen.row(ui).0.iter().chain(s.authored.row(ui).0) {
+            let g = map.get(j as usize).copied().unwrap_or(u32::MAX) as usize;
+            if let Some(&t) = self.item_topic.get(g)
+                && let Some(c) = counts.get_mut(t as usize)
+            {
+                *c += 1.0;
+            }
+        }
+        let total: f32 = counts.iter().sum();
+        let h = &self.hyper;
+        let prior = h.smoothing / t_n.max(1) as f32;
+        let terms: Vec<f32> = counts
+            .iter()
+            .zip(&self.ln_size)
+            .map(|(&c, &ln_n)| h.topic * (((c + prior) / (total + h.smoothing)).ln() - ln_n))
+            .collect();
+        let unknown = terms.iter().copied().fold(f32::INFINITY, f32::min);
+        let industry = s
+            .user_tokens
+            .row(ui)
+            .0
+            .iter()
+            .find_map(|&v| self.industries.get(s.vocab[v as usize].as_str()).copied())
+            .unwrap_or(u16::MAX - 1);
+        (terms, if unknown.is_finite() { unknown } else { 0.0 }, industry)
+    }
 }
 
 fn add_scaled(out: &mut [f32], a: f32, x: &[f32]) {
@@ -818,7 +1049,8 @@ impl Recommender {
             item_vocab.push(iv);
             vocab_maps.push(vm);
         }
-        Ok(Recommender { shards, shard_of, items, k, matrix, grams, cols: all_cols, vocab_maps, item_vocab })
+        let topics = shards.iter().find_map(|s| s.topics).map(|h| TopicScorer::new(&shards, &items, &tokens, h));
+        Ok(Recommender { shards, shard_of, items, k, matrix, grams, cols: all_cols, vocab_maps, item_vocab, topics })
     }
 
     /// The shards.
@@ -870,8 +1102,11 @@ impl Recommender {
         let scale = 1.0 / self.shards.len() as f32;
         let s = &self.shards[own];
         let (seen, _) = s.seen.row(ui);
-        let seen: BTreeSet<u64> = seen.iter().map(|&j| s.items[j as usize]).collect();
+        // What they interacted with, and what they wrote, is never suggested back.
+        let seen: BTreeSet<u64> = seen.iter().chain(s.authored.row(ui).0).map(|&j| s.items[j as usize]).collect();
         let own_match = self.own_profile(own, ui);
+        let topic = self.topics.as_ref().map(|t| (t, t.member_terms(s, own, ui)));
+        let als = topic.as_ref().map_or(1.0, |(t, _)| t.hyper.als);
         let mut scored: Vec<(u64, f32)> = self
             .items
             .iter()
@@ -879,9 +1114,16 @@ impl Recommender {
             .filter(|(_, id)| !seen.contains(id))
             .map(|(g, &id)| {
                 let row = &self.matrix[g * width..(g + 1) * width];
-                let mut score = ials::dot(row, &x) * scale;
+                let mut score = if als == 0.0 { 0.0 } else { als * ials::dot(row, &x) * scale };
                 if let Some((gamma, p, iv)) = &own_match {
                     score += gamma * iv[g].iter().map(|&(v, w)| p[v as usize] * w).sum::<f32>();
+                }
+                if let Some((t, (terms, unknown, industry))) = &topic {
+                    score += terms.get(t.item_topic[g] as usize).copied().unwrap_or(*unknown)
+                        + t.hyper.popularity * t.ln_pop[g];
+                    if t.item_industry[g] == *industry {
+                        score += t.hyper.industry;
+                    }
                 }
                 (id, score)
             })

@@ -108,7 +108,7 @@ impl TrainOptions {
             shards: None,
             seed: 42,
             threads: 0,
-            rec: RecHyper::default(),
+            rec: kind.rec().map_or_else(RecHyper::default, RecHyper::for_kind),
             replies: replies::ReplyOptions::default(),
             eval_limit: 2_000,
             dp: None,
@@ -198,6 +198,11 @@ impl Prepared {
                     u64s(&mut b, items.iter().copied());
                 }
                 b.extend_from_slice(&d.rows.to_le_bytes());
+                // Only content shards own items; job shards keep the digests they had.
+                if !d.authored.idx.is_empty() {
+                    b.extend_from_slice(b"authored");
+                    csr(&mut b, &d.authored);
+                }
             }
             Prepared::Replies(r) => {
                 b.extend_from_slice(b"replies");

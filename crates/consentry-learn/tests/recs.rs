@@ -146,3 +146,94 @@ fn corrupt_shard_files_are_refused() {
     assert!(ShardModel::from_bytes(&bytes[..bytes.len() / 2], "s").is_err());
     assert!(ShardModel::from_bytes(b"not a model", "s").is_err());
 }
+
+/// Members of five topics (`m % 5`) and three industries write two posts each on their topic and engage with posts
+/// of their topic by others.
+fn post_input(members: u64, seed: u64) -> RecInput {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    let mut inp = RecInput::default();
+    let post = |m: u64, k: u64| 10_000 + 2 * m + k;
+    for m in 1..=members {
+        inp.profiles.insert(m, vec!["country:de".into(), format!("industry:i{}", m % 3)]);
+        for k in 0..2 {
+            let tokens = vec![format!("industry:i{}", m % 3), format!("topic:t{}", m % 5)];
+            inp.items.insert(post(m, k), recs::ItemInfo { owner: Some(m), tokens });
+        }
+    }
+    for m in 1..=members {
+        for e in 0..r.random_range(3..9) {
+            let author = 5 * r.random_range(0..members / 5) + m % 5;
+            if author == m || author == 0 {
+                continue;
+            }
+            inp.events.push(recs::Event {
+                member: m,
+                item: post(author, r.random_range(0..2)),
+                weight: 1.0,
+                at: i64::from(e) * 1000,
+                target: true,
+            });
+        }
+    }
+    inp
+}
+
+fn content_hyper() -> RecHyper {
+    RecHyper { factors: 8, iterations: 4, ..RecHyper::for_kind(recs::RecKind::Content) }
+}
+
+fn content_models(inp: &RecInput, shards: u32, threads: usize) -> Vec<ShardModel> {
+    let h = content_hyper();
+    let data = recs::split(inp, shards, &shard_of(shards), &h, threads);
+    data.iter().map(|d| recs::train_shard(d, &h, 9, threads).expect("trains")).collect()
+}
+
+#[test]
+fn content_shards_are_deterministic_round_trip_and_suggest_the_members_topic() {
+    let inp = post_input(200, 4);
+    let models = content_models(&inp, 4, 1);
+    let bytes: Vec<Vec<u8>> = models.iter().map(|m| m.to_bytes().expect("bytes")).collect();
+    let other: Vec<Vec<u8>> = content_models(&inp, 4, 2).iter().map(|m| m.to_bytes().expect("bytes")).collect();
+    assert_eq!(bytes, other);
+    let reread: Vec<ShardModel> = bytes.iter().map(|b| ShardModel::from_bytes(b, "shard").expect("parses")).collect();
+    assert_eq!(models, reread);
+    assert!(reread.iter().any(|m| !m.authored.idx.is_empty()), "content shards record what members wrote");
+    let rec = Recommender::new(reread, Box::new(shard_of(4))).expect("builds");
+    // Member 7 (topic t2): the top 10 are posts on t2 (by members ≡ 2 mod 5), never their own.
+    let top = rec.recommend(7, 10).expect("known member");
+    assert_eq!(top.len(), 10);
+    assert!(top.iter().all(|(p, _)| ((p - 10_000) / 2) % 5 == 2), "{top:?}");
+    assert!(top.iter().all(|(p, _)| (p - 10_000) / 2 != 7), "{top:?}");
+    // The same suggestions at S = 1: the topic scorer joins what every shard knows.
+    let one = Recommender::new(content_models(&inp, 1, 1), Box::new(|_| 0)).expect("builds");
+    let a: Vec<u64> = top.iter().map(|x| x.0).collect();
+    let b: Vec<u64> = one.recommend(7, 10).expect("known").iter().map(|x| x.0).collect();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn removing_an_author_changes_only_their_content_shard_and_their_posts_lose_their_topic() {
+    let inp = post_input(200, 5);
+    let victim = 12;
+    let mut gone = roaring::RoaringTreemap::new();
+    gone.insert(victim);
+    let before = content_models(&inp, 4, 1);
+    let after = content_models(&inp.clone().without(&gone), 4, 1);
+    let own = shard_of(4)(victim) as usize;
+    for s in 0..4 {
+        let (a, b) = (before[s].to_bytes().expect("bytes"), after[s].to_bytes().expect("bytes"));
+        if s == own {
+            assert_ne!(a, b);
+        } else {
+            assert_eq!(a, b, "shard {s}");
+        }
+    }
+    // No shard keeps the victim's posts' features.
+    for m in &after {
+        for (j, id) in m.items.iter().enumerate() {
+            if (10_000..10_000 + 2 * 201).contains(id) && (id - 10_000) / 2 == victim {
+                assert!(m.item_tokens.row(j).0.is_empty(), "post {id} keeps its tokens");
+            }
+        }
+    }
+}

@@ -32,8 +32,8 @@
 //! tables are never named by a source declaration, so nothing gated or trained ever reads them.
 
 mod generate;
-pub mod oracle;
 pub mod names;
+pub mod oracle;
 mod out;
 pub mod pii;
 mod read;

@@ -65,8 +65,7 @@ impl Oracle {
             }
             c
         };
-        let jobs_by_industry =
-            count(world::INDUSTRIES.len(), &mut world.jobs.iter().map(|j| usize::from(j.industry)));
+        let jobs_by_industry = count(world::INDUSTRIES.len(), &mut world.jobs.iter().map(|j| usize::from(j.industry)));
         let jobs_by_country = count(world::COUNTRIES.len(), &mut world.jobs.iter().map(|j| usize::from(j.country)));
         let posts_by_topic = count(crate::text::TOPICS.len(), &mut world.posts.iter().map(|p| usize::from(p.topic)));
         Oracle { world, mode, jobs_by_industry, jobs_by_country, posts_by_topic }
@@ -164,10 +163,8 @@ mod tests {
     fn a_member_never_gets_their_own_post_and_topic_posts_beat_others() {
         let o = Oracle::new(&cfg());
         let w = &o.world;
-        let (pid, p) = w.posts.iter().enumerate().next().map(|(i, p)| (i as u64 + 1, *p)).unwrap_or_else(|| {
-            panic!("the test network has posts");
-        });
-        assert_eq!(o.post_score(u64::from(p.author) + 1, pid), f32::NEG_INFINITY);
+        let p = w.posts.first().expect("the test network has posts");
+        assert_eq!(o.post_score(u64::from(p.author) + 1, 1), f32::NEG_INFINITY);
         // A member's main topic: on average its posts outscore the others.
         let m = 1u64;
         let main = w.members[0].topics[0];

@@ -253,11 +253,19 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
         return;
     }
     // A value with half its 95 % interval's width when the model recorded one (e.g. `0.305 ±0.021`).
-    let cell = |r: &serde_json::Value, col: &str| match (r[col].as_f64(), r["ci"][col]["lo"].as_f64(), r["ci"][col]["hi"].as_f64()) {
+    let cell = |r: &serde_json::Value, col: &str| match (
+        r[col].as_f64(),
+        r["ci"][col]["lo"].as_f64(),
+        r["ci"][col]["hi"].as_f64(),
+    ) {
         (Some(v), Some(lo), Some(hi)) => format!("{v:.3} ±{:.3}", (hi - lo) / 2.0),
         (v, _, _) => v.map_or("–".to_string(), |x| format!("{x:.3}")),
     };
-    let ratio = |r: &serde_json::Value, col: &str| match (r[col]["value"].as_f64(), r[col]["lo"].as_f64(), r[col]["hi"].as_f64()) {
+    let ratio = |r: &serde_json::Value, col: &str| match (
+        r[col]["value"].as_f64(),
+        r[col]["lo"].as_f64(),
+        r[col]["hi"].as_f64(),
+    ) {
         (Some(v), Some(lo), Some(hi)) => format!("{v:.2} [{lo:.2}, {hi:.2}]"),
         _ => "–".to_string(),
     };
@@ -286,7 +294,6 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
     ui::align_numbers(&mut t);
     ctx.say(t.to_string());
 }
-
 
 /// Rank jobs or posts for a member with a trained model.
 #[derive(ClapArgs)]
