@@ -15,7 +15,7 @@
 //! Common options: `--threads N` (default 2). The dataset is the one the model's `model.json` names.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -26,7 +26,7 @@ use consentry_learn::recs::{self, ShardData};
 use consentry_learn::train::{self, Prepared, TrainOptions, load_recommender, train_parallel};
 
 mod common;
-use common::{die, parse_flags};
+use common::{die, parse_flags, read_lists};
 
 struct Opts {
     mode: String,
@@ -222,18 +222,7 @@ fn score(o: &Opts) {
         rows.push((format!("{name} (consentry items, S = {})", meta.shards.len()), vals, name.clone()));
     }
     for (name, path) in &o.recs {
-        let file = std::fs::File::open(path).unwrap_or_else(|e| die(&path.display().to_string(), e));
-        let mut lists: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.unwrap_or_else(|e| die(&path.display().to_string(), e));
-            let mut ids = line
-                .split([' ', ',', '\t'])
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<u64>().unwrap_or_else(|e| die(&format!("{}: `{s}`", path.display()), e)));
-            if let Some(m) = ids.next() {
-                lists.insert(m, ids.collect());
-            }
-        }
+        let lists = read_lists(path);
         let missing = targets.keys().filter(|m| !lists.contains_key(m)).count();
         if missing > 0 {
             die(&path.display().to_string(), format!("no list for {missing} held-out members"));

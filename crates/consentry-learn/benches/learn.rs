@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -40,7 +40,7 @@ use consentry_learn::recs::{self, MetricSum, RankMetrics, RecEvaluation, RecHype
 use consentry_learn::train::{ModelKind, TrainOptions, load_recommender, train_parallel};
 
 mod common;
-use common::{die, parse_flags};
+use common::{die, parse_flags, read_lists};
 
 struct Opts {
     mode: String,
@@ -495,18 +495,7 @@ fn score(o: &Opts) {
     println!("| recs file | Recall@10 | Recall@20 | NDCG@10 | members evaluated | lists missing |");
     println!("|---|---:|---:|---:|---:|---:|");
     for path in &o.recs {
-        let file = std::fs::File::open(path).unwrap_or_else(|e| die(&path.display().to_string(), e));
-        let mut lists: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line.unwrap_or_else(|e| die(&path.display().to_string(), e));
-            let mut ids = line
-                .split([' ', ',', '\t'])
-                .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<u64>().unwrap_or_else(|e| die(&format!("{}: `{s}`", path.display()), e)));
-            if let Some(m) = ids.next() {
-                lists.insert(m, ids.collect());
-            }
-        }
+        let lists = read_lists(path);
         let mut sum = MetricSum::default();
         let mut missing = 0usize;
         let empty = Vec::new();
@@ -638,18 +627,7 @@ fn quality(o: &Opts) {
                 };
                 let ratio = |who: &str, s: &str, r: &Option<RankIntervals>| {
                     if let Some(r) = r {
-                        println!(
-                            "| {who} | {s} | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | | |",
-                            r.recall_at_10.value,
-                            r.recall_at_10.lo,
-                            r.recall_at_10.hi,
-                            r.recall_at_20.value,
-                            r.recall_at_20.lo,
-                            r.recall_at_20.hi,
-                            r.ndcg_at_10.value,
-                            r.ndcg_at_10.lo,
-                            r.ndcg_at_10.hi
-                        );
+                        println!("| {who} | {s} | {} | | |", ratio_cells(r));
                     }
                 };
                 row(&format!("{name} ({label})"), &s.to_string(), &ev.model, &format!("{secs:.1}"));
@@ -690,17 +668,15 @@ fn ev_rows(ev: &RecEvaluation) {
         row("oracle (synthetic world's truth)", o);
     }
     if let Some(r) = &ev.popularity_of_oracle {
-        println!(
-            "| popularity ÷ oracle | – | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | {:.2} [{:.2}, {:.2}] | | |",
-            r.recall_at_10.value,
-            r.recall_at_10.lo,
-            r.recall_at_10.hi,
-            r.recall_at_20.value,
-            r.recall_at_20.lo,
-            r.recall_at_20.hi,
-            r.ndcg_at_10.value,
-            r.ndcg_at_10.lo,
-            r.ndcg_at_10.hi
-        );
+        println!("| popularity ÷ oracle | – | {} | | |", ratio_cells(r));
     }
+}
+
+/// The three ratio cells (Recall@10, Recall@20, NDCG@10) of a `÷ oracle` row, each with its interval.
+fn ratio_cells(r: &recs::RankIntervals) -> String {
+    [r.recall_at_10, r.recall_at_20, r.ndcg_at_10]
+        .iter()
+        .map(|i| format!("{:.2} [{:.2}, {:.2}]", i.value, i.lo, i.hi))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }

@@ -181,18 +181,18 @@ pub fn resolve(ds: &Dataset, spec: &ItemsSpec) -> Result<ItemsSpec, LearnError> 
         message: format!("is {found}, but {} column must hold {expected}", article(role)),
     };
     let mt = field(&member)?;
-    if !is_integer(&mt) {
+    if !mt.is_integer() {
         return Err(wrong(&member, "member", &mt, MEMBER_TYPES));
     }
     let it = field(&spec.item_column)?;
     let string_ids = match &it {
-        t if is_integer(t) => false,
+        t if t.is_integer() => false,
         t if is_string(t) => true,
         t => return Err(wrong(&spec.item_column, "item", t, ITEM_TYPES)),
     };
     if let Some(w) = &spec.weight_column {
         let wt = field(w)?;
-        if !(is_integer(&wt) || matches!(wt, DataType::Float16 | DataType::Float32 | DataType::Float64)) {
+        if !(wt.is_integer() || wt.is_floating()) {
             return Err(wrong(w, "weight", &wt, WEIGHT_TYPES));
         }
     }
@@ -234,20 +234,6 @@ fn data_columns(t: &consentry_gate::manifest::TableStats) -> String {
 /// "an item", "a weight", "a time", "a member".
 fn article(role: &str) -> String {
     if role == "item" { format!("an {role}") } else { format!("a {role}") }
-}
-
-fn is_integer(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Int8
-            | DataType::Int16
-            | DataType::Int32
-            | DataType::Int64
-            | DataType::UInt8
-            | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64
-    )
 }
 
 fn is_string(t: &DataType) -> bool {
