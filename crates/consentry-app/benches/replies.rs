@@ -4,6 +4,9 @@
 //! and paired `model ÷ oracle` ratios. Prints a markdown table.
 //!
 //!   cargo bench -p consentry-app --bench replies -- --data DIR [--shards 8,1] [--epsilon 1] [--seed 42]
+//!       [--dp-steps T] [--dp-sample-rate q] [--dp-clip C]
+//!
+//! The DP flags override `DpOptions::new`'s replies schedule (σ is still calibrated for ε, δ, q and T).
 //!
 //! DIR is a `consentry demo` data directory (its `datasets/reply_suggestions` and `network`); see
 //! `bench/learn/replies.sh`.
@@ -25,7 +28,15 @@ struct Args {
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args { data: PathBuf::new(), shards: vec![8, 1], epsilon: 1.0, seed: 42, dp_steps: None, dp_q: None, dp_clip: None };
+    let mut a = Args {
+        data: PathBuf::new(),
+        shards: vec![8, 1],
+        epsilon: 1.0,
+        seed: 42,
+        dp_steps: None,
+        dp_q: None,
+        dp_clip: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
