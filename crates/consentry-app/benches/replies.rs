@@ -4,6 +4,9 @@
 //! and paired `model ÷ oracle` ratios. Prints a markdown table.
 //!
 //!   cargo bench -p consentry-app --bench replies -- --data DIR [--shards 8,1] [--epsilon 1] [--seed 42]
+//!       [--dp-steps T] [--dp-sample-rate q] [--dp-clip C]
+//!
+//! The DP flags override `DpOptions::new`'s replies schedule (σ is still calibrated for ε, δ, q and T).
 //!
 //! DIR is a `consentry demo` data directory (its `datasets/reply_suggestions` and `network`); see
 //! `bench/learn/replies.sh`.
@@ -19,10 +22,21 @@ struct Args {
     shards: Vec<u32>,
     epsilon: f64,
     seed: u64,
+    dp_steps: Option<u32>,
+    dp_q: Option<f64>,
+    dp_clip: Option<f64>,
 }
 
 fn args() -> anyhow::Result<Args> {
-    let mut a = Args { data: PathBuf::new(), shards: vec![8, 1], epsilon: 1.0, seed: 42 };
+    let mut a = Args {
+        data: PathBuf::new(),
+        shards: vec![8, 1],
+        epsilon: 1.0,
+        seed: 42,
+        dp_steps: None,
+        dp_q: None,
+        dp_clip: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
@@ -31,6 +45,9 @@ fn args() -> anyhow::Result<Args> {
             "--shards" => a.shards = v()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--epsilon" => a.epsilon = v()?.parse()?,
             "--seed" => a.seed = v()?.parse()?,
+            "--dp-steps" => a.dp_steps = Some(v()?.parse()?),
+            "--dp-sample-rate" => a.dp_q = Some(v()?.parse()?),
+            "--dp-clip" => a.dp_clip = Some(v()?.parse()?),
             "--bench" => {}
             other => bail!("unknown argument {other}"),
         }
@@ -71,7 +88,17 @@ fn main() -> anyhow::Result<()> {
             opts.shards = Some(shards);
             opts.seed = a.seed;
             if dp {
-                opts.dp = Some(DpOptions::new(a.epsilon, work.path().join("dp-noise.key")));
+                let mut d = DpOptions::new(a.epsilon, work.path().join("dp-noise.key"));
+                if let Some(s) = a.dp_steps {
+                    d.steps = s;
+                }
+                if let Some(q) = a.dp_q {
+                    d.sample_rate = q;
+                }
+                if let Some(c) = a.dp_clip {
+                    d.clip = c;
+                }
+                opts.dp = Some(d);
             }
             let name = if dp { format!("DP-SGD ε = {}", a.epsilon) } else { "plain".into() };
             let out = work.path().join(format!("replies-{shards}-{dp}"));
