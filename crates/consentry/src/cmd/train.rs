@@ -218,14 +218,7 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
     }
     let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), |x| format!("{x:.3}"));
     if kind == "replies" {
-        // A share with its 95 % interval as `0.305 ±0.020` (half the interval's width), when there is one.
-        let ci = |r: &serde_json::Value, key: &str| {
-            let (lo, hi) = (r[format!("{key}_ci")]["lo"].as_f64(), r[format!("{key}_ci")]["hi"].as_f64());
-            match (r[key].as_f64(), lo, hi) {
-                (Some(v), Some(lo), Some(hi)) => format!("{v:.3} ±{:.3}", (hi - lo) / 2.0),
-                _ => f(&r[key]),
-            }
-        };
+        let ci = |r: &serde_json::Value, key: &str| share_cell(&r[key], &r[format!("{key}_ci")]);
         let mut t = ui::table(&["replies", "top-1", "top-3", "coverage", "pairs"]);
         for row in ["model", "most_frequent", "oracle"] {
             let r = &m[row];
@@ -242,33 +235,13 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
         }
         let ratio = &m["model_over_oracle"];
         if !ratio.is_null() {
-            let cell = |x: &serde_json::Value| match (x["value"].as_f64(), x["lo"].as_f64(), x["hi"].as_f64()) {
-                (Some(v), Some(lo), Some(hi)) => format!("{v:.2} [{lo:.2}, {hi:.2}]"),
-                _ => "–".into(),
-            };
-            t.add_row(vec!["model ÷ oracle".into(), cell(&ratio["top1"]), cell(&ratio["top3"]), "".into(), "".into()]);
+            let (top1, top3) = (ratio_cell(&ratio["top1"]), ratio_cell(&ratio["top3"]));
+            t.add_row(vec!["model ÷ oracle".into(), top1, top3, "".into(), "".into()]);
         }
         ui::align_numbers(&mut t);
         ctx.say(t.to_string());
         return;
     }
-    // A value with half its 95 % interval's width when the model recorded one (e.g. `0.305 ±0.021`).
-    let cell = |r: &serde_json::Value, col: &str| match (
-        r[col].as_f64(),
-        r["ci"][col]["lo"].as_f64(),
-        r["ci"][col]["hi"].as_f64(),
-    ) {
-        (Some(v), Some(lo), Some(hi)) => format!("{v:.3} ±{:.3}", (hi - lo) / 2.0),
-        (v, _, _) => v.map_or("–".to_string(), |x| format!("{x:.3}")),
-    };
-    let ratio = |r: &serde_json::Value, col: &str| match (
-        r[col]["value"].as_f64(),
-        r[col]["lo"].as_f64(),
-        r[col]["hi"].as_f64(),
-    ) {
-        (Some(v), Some(lo), Some(hi)) => format!("{v:.2} [{lo:.2}, {hi:.2}]"),
-        _ => "–".to_string(),
-    };
     let cols = ["recall_at_10", "recall_at_20", "ndcg_at_10"];
     let mut t = ui::table(&[kind, "Recall@10", "Recall@20", "NDCG@10", "members"]);
     for row in ["model", "popularity", "oracle"] {
@@ -277,7 +250,7 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
             continue;
         }
         let mut cells = vec![row.to_string()];
-        cells.extend(cols.iter().map(|c| cell(r, c)));
+        cells.extend(cols.iter().map(|c| share_cell(&r[*c], &r["ci"][*c])));
         cells.push(r["members"].as_u64().map_or("–".into(), ui::thousands));
         t.add_row(cells);
     }
@@ -287,12 +260,28 @@ pub fn print_metrics(ctx: &Ctx, kind: &str, m: &serde_json::Value) {
             continue;
         }
         let mut cells = vec![label.to_string()];
-        cells.extend(cols.iter().map(|c| ratio(r, c)));
+        cells.extend(cols.iter().map(|c| ratio_cell(&r[*c])));
         cells.push(String::new());
         t.add_row(cells);
     }
     ui::align_numbers(&mut t);
     ctx.say(t.to_string());
+}
+
+/// A share with half its 95 % interval's width when the model recorded one (`0.305 ±0.021`), else the share alone.
+fn share_cell(v: &serde_json::Value, ci: &serde_json::Value) -> String {
+    match (v.as_f64(), ci["lo"].as_f64(), ci["hi"].as_f64()) {
+        (Some(v), Some(lo), Some(hi)) => format!("{v:.3} ±{:.3}", (hi - lo) / 2.0),
+        (v, _, _) => v.map_or("–".to_string(), |x| format!("{x:.3}")),
+    }
+}
+
+/// A ratio to the oracle with its interval (`0.81 [0.78, 0.83]`): a paired ratio is not symmetric, so both ends show.
+fn ratio_cell(x: &serde_json::Value) -> String {
+    match (x["value"].as_f64(), x["lo"].as_f64(), x["hi"].as_f64()) {
+        (Some(v), Some(lo), Some(hi)) => format!("{v:.2} [{lo:.2}, {hi:.2}]"),
+        _ => "–".to_string(),
+    }
 }
 
 /// Rank jobs or posts for a member with a trained model.
