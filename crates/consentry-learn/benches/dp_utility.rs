@@ -274,7 +274,7 @@ fn plot(o: &Opts, series: &[Series]) {
 /// else, so ε = 0 for every other member.
 fn own_tokens_only(data: &[ShardData], h: &RecHyper) -> (f64, f64, f64, u64) {
     use std::collections::{BTreeMap, BTreeSet};
-    let mut sum = recs::MetricSum::default();
+    let mut sum = recs::PerMember::default();
     for d in data {
         let catalogue: Vec<usize> = (0..d.items.len()).filter(|&j| !d.item_tokens.row(j).0.is_empty()).collect();
         for (ui, targets) in &d.heldout {
@@ -301,9 +301,9 @@ fn own_tokens_only(data: &[ShardData], h: &RecHyper) -> (f64, f64, f64, u64) {
                 .collect();
             scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let ranked: Vec<u64> = scored.into_iter().take(20).map(|x| x.0).collect();
-            sum.add(&ranked, &targets.iter().copied().collect());
+            sum.push(&ranked, &targets.iter().copied().collect());
         }
     }
-    let m = sum.finish();
+    let m = sum.metrics();
     (m.recall_at_20, m.recall_at_10, m.ndcg_at_10, m.members)
 }

@@ -184,14 +184,10 @@ fn time(o: &Opts) {
 }
 
 /// Per-member (Recall@10, Recall@20, NDCG@10) of ranked lists against the targets, members in ascending order.
-fn per_member(targets: &BTreeMap<u64, BTreeSet<u64>>, mut list: impl FnMut(u64) -> Vec<u64>) -> [Vec<f64>; 3] {
-    let mut out = [Vec::new(), Vec::new(), Vec::new()];
+fn per_member(targets: &BTreeMap<u64, BTreeSet<u64>>, mut list: impl FnMut(u64) -> Vec<u64>) -> recs::PerMember {
+    let mut out = recs::PerMember::default();
     for (&m, t) in targets {
-        let ranked = list(m);
-        let (a, b, c) = recs::rank_scores(&ranked[..ranked.len().min(20)], t);
-        out[0].push(a);
-        out[1].push(b);
-        out[2].push(c);
+        out.push(&list(m), t);
     }
     out
 }
@@ -213,7 +209,7 @@ fn score(o: &Opts) {
             (d.members[*u as usize], d.train.row(*u as usize).0.iter().map(|&j| d.items[j as usize]).collect())
         })
         .collect();
-    let mut rows: Vec<(String, [Vec<f64>; 3], String)> = Vec::new();
+    let mut rows: Vec<(String, recs::PerMember, String)> = Vec::new();
     for (name, dir) in &o.models {
         let (meta, rec) = load_recommender(dir).unwrap_or_else(|e| die("loading the model", e));
         let vals = per_member(&targets, |m| {
@@ -255,10 +251,11 @@ fn score(o: &Opts) {
     println!("| model | Recall@10 | Recall@20 | NDCG@10 | members | fit s |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (label, vals, key) in &rows {
-        let ci: Vec<Interval> = vals.iter().enumerate().map(|(k, v)| mean_ci(v, 42 + k as u64)).collect();
+        let cols = vals.columns();
+        let ci: Vec<Interval> = cols.iter().enumerate().map(|(k, v)| mean_ci(v, 42 + k as u64)).collect();
         let fit = o.fits.get(key).map_or_else(|| "–".to_string(), |s| format!("{s:.2}"));
-        println!("| {label} | {} | {} | {} | {} | {fit} |", cell(&ci[0]), cell(&ci[1]), cell(&ci[2]), vals[0].len());
-        eprintln!("RESULT score {key} {:.6} {:.6} {:.6} {}", ci[0].value, ci[1].value, ci[2].value, vals[0].len());
+        println!("| {label} | {} | {} | {} | {} | {fit} |", cell(&ci[0]), cell(&ci[1]), cell(&ci[2]), cols[0].len());
+        eprintln!("RESULT score {key} {:.6} {:.6} {:.6} {}", ci[0].value, ci[1].value, ci[2].value, cols[0].len());
     }
 }
 

@@ -36,7 +36,7 @@ use rand_chacha::ChaCha8Rng;
 use consentry_gate::manifest::{ShardFunction, shard_of};
 use consentry_learn::data::Dataset;
 use consentry_learn::ials::{self, AlsParams};
-use consentry_learn::recs::{self, MetricSum, RankMetrics, RecEvaluation, RecHyper, RecKind, Recommender, ShardData};
+use consentry_learn::recs::{self, RankMetrics, RecEvaluation, RecHyper, RecKind, Recommender, ShardData};
 use consentry_learn::train::{ModelKind, TrainOptions, load_recommender, train_parallel};
 
 mod common;
@@ -355,7 +355,7 @@ fn breakdown(o: &Opts) {
 
 /// Ranks every held-out member of `d` by `x_u · y_i` over unseen items: a bare factor model, no tokens.
 fn score_factors(d: &ShardData, x: &[f32], y: &[f32], k: usize) -> recs::RankMetrics {
-    let mut sum = MetricSum::default();
+    let mut sum = recs::PerMember::default();
     for (u, targets) in &d.heldout {
         let u = *u as usize;
         let xu = &x[u * k..(u + 1) * k];
@@ -366,9 +366,9 @@ fn score_factors(d: &ShardData, x: &[f32], y: &[f32], k: usize) -> recs::RankMet
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let ranked: Vec<u64> = scored.iter().take(20).map(|p| p.0).collect();
-        sum.add(&ranked, &targets.iter().copied().collect());
+        sum.push(&ranked, &targets.iter().copied().collect());
     }
-    sum.finish()
+    sum.metrics()
 }
 
 fn latency(o: &Opts) {
@@ -496,7 +496,7 @@ fn score(o: &Opts) {
     println!("|---|---:|---:|---:|---:|---:|");
     for path in &o.recs {
         let lists = read_lists(path);
-        let mut sum = MetricSum::default();
+        let mut sum = recs::PerMember::default();
         let mut missing = 0usize;
         let empty = Vec::new();
         for (m, t) in &targets {
@@ -504,9 +504,9 @@ fn score(o: &Opts) {
                 missing += 1;
                 &empty
             });
-            sum.add(&ranked[..ranked.len().min(20)], t);
+            sum.push(&ranked[..ranked.len().min(20)], t);
         }
-        let r = sum.finish();
+        let r = sum.metrics();
         let name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         println!(
             "| {name} | {:.4} | {:.4} | {:.4} | {} | {missing} |",

@@ -1206,37 +1206,6 @@ pub fn rank_scores(ranked: &[u64], targets: &BTreeSet<u64>) -> (f64, f64, f64) {
     (r10, r20, dcg / idcg)
 }
 
-/// Accumulates [`rank_scores`] over members.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MetricSum {
-    r10: f64,
-    r20: f64,
-    ndcg: f64,
-    n: u64,
-}
-
-impl MetricSum {
-    /// Adds one member's ranked list.
-    pub fn add(&mut self, ranked: &[u64], targets: &BTreeSet<u64>) {
-        let (a, b, c) = rank_scores(ranked, targets);
-        self.r10 += a;
-        self.r20 += b;
-        self.ndcg += c;
-        self.n += 1;
-    }
-    /// The averages.
-    pub fn finish(&self) -> RankMetrics {
-        let n = self.n.max(1) as f64;
-        RankMetrics {
-            recall_at_10: self.r10 / n,
-            recall_at_20: self.r20 / n,
-            ndcg_at_10: self.ndcg / n,
-            members: self.n,
-            ci: None,
-        }
-    }
-}
-
 /// The evaluation stored in `model.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RecEvaluation {
@@ -1330,31 +1299,33 @@ pub struct PerMember {
 const CI_SEEDS: [u64; 3] = [0x5eed_0010, 0x5eed_0020, 0x5eed_0100];
 
 impl PerMember {
-    fn push(&mut self, ranked: &[u64], targets: &BTreeSet<u64>) {
+    /// Adds one member's ranked list (best first; the first 20 count).
+    pub fn push(&mut self, ranked: &[u64], targets: &BTreeSet<u64>) {
         let (a, b, c) = rank_scores(ranked, targets);
         self.recall_at_10.push(a);
         self.recall_at_20.push(b);
         self.ndcg_at_10.push(c);
     }
 
-    fn columns(&self) -> [&[f64]; 3] {
+    /// Recall@10, Recall@20 and NDCG@10 per member, in that order.
+    pub fn columns(&self) -> [&[f64]; 3] {
         [&self.recall_at_10, &self.recall_at_20, &self.ndcg_at_10]
     }
 
     /// The averages with their 95 % intervals.
     pub fn metrics(&self) -> RankMetrics {
-        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
         let [a, b, c] = self.columns();
+        let ci = RankIntervals {
+            recall_at_10: mean_ci(a, CI_SEEDS[0]),
+            recall_at_20: mean_ci(b, CI_SEEDS[1]),
+            ndcg_at_10: mean_ci(c, CI_SEEDS[2]),
+        };
         RankMetrics {
-            recall_at_10: mean(a),
-            recall_at_20: mean(b),
-            ndcg_at_10: mean(c),
+            recall_at_10: ci.recall_at_10.value,
+            recall_at_20: ci.recall_at_20.value,
+            ndcg_at_10: ci.ndcg_at_10.value,
             members: a.len() as u64,
-            ci: Some(RankIntervals {
-                recall_at_10: mean_ci(a, CI_SEEDS[0]),
-                recall_at_20: mean_ci(b, CI_SEEDS[1]),
-                ndcg_at_10: mean_ci(c, CI_SEEDS[2]),
-            }),
+            ci: Some(ci),
         }
     }
 

@@ -182,14 +182,14 @@ impl PairHits {
     /// The shares with their 95 % intervals.
     pub fn metrics(&self) -> ReplyMetrics {
         let covered = self.top1.len();
-        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let (top1, top3) = (mean_ci(&self.top1, CI_SEED), mean_ci(&self.top3, CI_SEED ^ 3));
         ReplyMetrics {
             pairs: self.pairs,
             coverage: if self.pairs == 0 { 0.0 } else { covered as f64 / self.pairs as f64 },
-            top1: mean(&self.top1),
-            top3: mean(&self.top3),
-            top1_ci: (covered > 0).then(|| mean_ci(&self.top1, CI_SEED)),
-            top3_ci: (covered > 0).then(|| mean_ci(&self.top3, CI_SEED ^ 3)),
+            top1: top1.value,
+            top3: top3.value,
+            top1_ci: (covered > 0).then_some(top1),
+            top3_ci: (covered > 0).then_some(top3),
         }
     }
 
@@ -293,7 +293,8 @@ pub fn evaluate_with_oracle(
         })?;
     let excluded = meta.excluded(model_dir)?;
     let ds = Dataset::open(dataset_dir)?;
-    let (test, incoming) = held_out_pairs(&ds, &opts.replies, &excluded)?;
+    let (test, _) = split_pairs(&ds, &opts.replies, &excluded)?;
+    let (test, incoming): (Vec<_>, Vec<_>) = test.into_iter().map(|p| (p.pair, p.incoming_id)).unzip();
     let hits = PairHits::score(&inv, &test, &incoming, &|p, _| Some(model.scores(&p.incoming)));
     let base = ShardedReplies { shards: vec![ReplyModel::frequency_baseline(inv.clone())] };
     let base_hits = PairHits::score(&inv, &test, &incoming, &|p, _| Some(base.scores(&p.incoming)));
@@ -306,15 +307,17 @@ pub fn evaluate_with_oracle(
     }))
 }
 
-/// The held-out pairs of a replies dataset without `excluded` members, and the message id each one answers.
-fn held_out_pairs(
+/// The pairs of a replies dataset without those an `excluded` member took part in (as replier or as the author of
+/// the message replied to), split into the held-out pairs (with the message each answers) and the training pairs.
+fn split_pairs(
     ds: &Dataset,
     o: &ReplyOptions,
     excluded: &roaring::RoaringTreemap,
-) -> Result<(Vec<consentry_replies::Pair>, Vec<u64>), LearnError> {
+) -> Result<(Vec<LoadedPair>, Vec<consentry_replies::Pair>), LearnError> {
     let mut pairs = load_pairs(ds)?;
     pairs.retain(|p| !excluded.contains(p.pair.replier) && !excluded.contains(p.incoming_sender));
-    Ok(pairs.into_iter().filter(|p| held_out(&p.pair, o.holdout)).map(|p| (p.pair, p.incoming_id)).unzip())
+    let (test, train): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|p| held_out(&p.pair, o.holdout));
+    Ok((test, train.into_iter().map(|p| p.pair).collect()))
 }
 
 /// The reply model's inputs, split by shard.
@@ -326,8 +329,6 @@ pub struct ReplyInputs {
     pub shards: Vec<Vec<consentry_replies::Pair>>,
     /// Held-out pairs.
     pub test: Vec<consentry_replies::Pair>,
-    /// The message id each held-out pair answers (aligned with `test`).
-    pub test_incoming: Vec<u64>,
 }
 
 /// Reads and splits the pairs, leaving out every pair an `excluded` member took part in (as replier or as the
@@ -343,20 +344,17 @@ pub(crate) fn prepare(
     if !(0.0..0.9).contains(&o.holdout) {
         return Err(LearnError::Hyper("holdout must be in [0, 0.9)".into()));
     }
-    let mut pairs = load_pairs(ds)?;
-    pairs.retain(|p| !excluded.contains(p.pair.replier) && !excluded.contains(p.incoming_sender));
-    if pairs.is_empty() {
+    let (test, train) = split_pairs(ds, o, excluded)?;
+    if test.is_empty() && train.is_empty() {
         return Err(LearnError::Empty("the replies dataset holds no message–reply pair".into()));
     }
-    let (test, train): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|p| held_out(&p.pair, o.holdout));
-    let (test, test_incoming): (Vec<_>, Vec<_>) = test.into_iter().map(|p| (p.pair, p.incoming_id)).unzip();
-    let train: Vec<consentry_replies::Pair> = train.into_iter().map(|p| p.pair).collect();
+    let test = test.into_iter().map(|p| p.pair).collect();
     let inventory = Inventory::build(&train, o.k)?;
     let mut per_shard: Vec<Vec<consentry_replies::Pair>> = vec![Vec::new(); shards as usize];
     for p in train {
         per_shard[shard_of(p.replier) as usize].push(p);
     }
-    Ok(ReplyInputs { inventory, shards: per_shard, test, test_incoming })
+    Ok(ReplyInputs { inventory, shards: per_shard, test })
 }
 
 /// Trains one shard's ranker; a shard without examples serves the inventory's prior.
