@@ -850,6 +850,7 @@ impl<W: std::io::Write> HashingWriter<W> {
 
 impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        fail::fail_point!("gate::table::write", |a| consentry_files::fault::short_write(&mut self.inner, buf, a));
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
@@ -893,7 +894,15 @@ pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Pro
     let result = run(req, tmp.as_deref(), progress);
     match (result, out, tmp) {
         (Ok(mut outcome), Some(out), Some(tmp)) => {
+            fail::fail_point!("gate::dataset::before_rename", |a| {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(GateError::io(out, consentry_files::fault::injected(a)))
+            });
             consentry_files::commit_dir(&tmp, out).map_err(|e| GateError::io(out, e))?;
+            fail::fail_point!("gate::dataset::after_rename", |a| Err(GateError::io(
+                out,
+                consentry_files::fault::injected(a)
+            )));
             outcome.seconds = start.elapsed().as_secs_f64();
             Ok(outcome)
         }
@@ -1372,7 +1381,7 @@ pub(crate) fn write_members(members: &RoaringTreemap, dir: Option<&Path>) -> Res
     members.serialize_into(&mut buf).map_err(|e| GateError::Invalid(format!("member bitmap: {e}")))?;
     if let Some(dir) = dir {
         let path = dir.join(MEMBERS_FILE);
-        std::fs::write(&path, &buf).map_err(|e| GateError::io(&path, e))?;
+        consentry_files::write_part("gate::members::write", &path, &buf).map_err(|e| GateError::io(&path, e))?;
     }
     Ok(MemberSet {
         count: members.len(),

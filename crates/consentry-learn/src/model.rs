@@ -364,11 +364,12 @@ pub fn write_model_dir(
         for (i, (bytes, members, rows)) in shards.into_iter().enumerate() {
             let i = i as u32;
             let file = shard_file(i);
-            std::fs::write(tmp.join(&file), &bytes).map_err(|e| LearnError::io(&tmp.join(&file), e))?;
+            consentry_files::write_part("learn::model::write_shard", &tmp.join(&file), &bytes)
+                .map_err(|e| LearnError::io(&tmp.join(&file), e))?;
             let mut bitmap = Vec::new();
             members.serialize_into(&mut bitmap).map_err(|e| LearnError::io(&tmp, e))?;
             let members_file = shard_members_file(i);
-            std::fs::write(tmp.join(&members_file), &bitmap)
+            consentry_files::write_part("learn::model::write_members", &tmp.join(&members_file), &bitmap)
                 .map_err(|e| LearnError::io(&tmp.join(&members_file), e))?;
             meta.shards.push(ShardMeta {
                 index: i,
@@ -382,11 +383,16 @@ pub fn write_model_dir(
             });
         }
         for (name, bytes) in extra {
-            std::fs::write(tmp.join(name), bytes).map_err(|e| LearnError::io(&tmp.join(name), e))?;
+            consentry_files::write_part("learn::model::write_extra", &tmp.join(name), bytes)
+                .map_err(|e| LearnError::io(&tmp.join(name), e))?;
         }
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
-        std::fs::write(tmp.join(MODEL_FILE), text).map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
-        consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))
+        consentry_files::write_part("learn::model::write_meta", &tmp.join(MODEL_FILE), text.as_bytes())
+            .map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
+        fail::fail_point!("learn::model::before_rename", |a| Err(LearnError::io(out, consentry_files::fault::injected(a))));
+        consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))?;
+        fail::fail_point!("learn::model::after_rename", |a| Err(LearnError::io(out, consentry_files::fault::injected(a))));
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
