@@ -209,8 +209,10 @@ impl Output {
                 }
                 let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-                // A leftover of an earlier run with the same pid is ours to replace.
+                // A leftover of an earlier run with the same pid is ours to replace, and those of processes that
+                // died mid-write (a crash, a kill) are junk nobody else will remove.
                 let _ = std::fs::remove_file(&tmp);
+                remove_dead_temporaries(&dir, &name);
                 let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -275,6 +277,25 @@ impl Drop for Output {
         if let Some(tmp) = self.tmp.take() {
             self.file = None;
             let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Removes `dir/.NAME.PID.tmp` files [`Output`] left for `name` in processes no longer running (Linux's
+/// `/proc` says which are); a live writer's temporary file is never touched.
+fn remove_dead_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id()
+            && Path::new("/proc/self").exists()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -895,8 +895,9 @@ pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Pro
     match (result, out, tmp) {
         (Ok(mut outcome), Some(out), Some(tmp)) => {
             fail::fail_point!("gate::dataset::before_rename", |a| {
+                let e = consentry_files::fault::injected(a);
                 let _ = std::fs::remove_dir_all(&tmp);
-                Err(GateError::io(out, consentry_files::fault::injected(a)))
+                Err(GateError::io(out, e))
             });
             consentry_files::commit_dir(&tmp, out).map_err(|e| GateError::io(out, e))?;
             fail::fail_point!("gate::dataset::after_rename", |a| Err(GateError::io(
@@ -979,6 +980,17 @@ pub fn remove_stale_partials(out: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let file_name = e.file_name().to_string_lossy().into_owned();
+        // A lock file whose directory is gone (a run killed between removing its directory and its lock): removed
+        // once nobody holds it.
+        if let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.strip_suffix(".lock"))
+            && pid.parse::<u32>().is_ok_and(|p| p != std::process::id())
+            && !parent.join(&file_name[..file_name.len() - ".lock".len()]).exists()
+            && let Ok(f) = std::fs::OpenOptions::new().write(true).open(e.path())
+            && f.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
         let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
         if pid == std::process::id() || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
