@@ -249,7 +249,10 @@ impl Output {
                     return Err(OutputError::io(&self.target, e));
                 }
                 sync_parent(&self.target);
-                fail::fail_point!("files::commit::after_rename", |a| Err(OutputError::io(&self.target, fault::injected(a))));
+                fail::fail_point!("files::commit::after_rename", |a| Err(OutputError::io(
+                    &self.target,
+                    fault::injected(a)
+                )));
                 Ok(())
             }
         }
@@ -593,5 +596,53 @@ mod tests {
         assert!(!taken(&p));
         symlink("nowhere", &p).unwrap();
         assert!(taken(&p) && !p.exists());
+    }
+
+    #[test]
+    fn a_short_write_or_a_full_disk_fails_the_write_and_reports_enospc() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("part");
+        // Names of this test's own, so no other test running meanwhile hits them.
+        fail::cfg("files::test::short", "return(short)").unwrap();
+        let e = write_part("files::test::short", &p, b"abcdef").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        assert_eq!(std::fs::read(&p).unwrap(), b"abc", "half the bytes, then the error");
+        fail::cfg("files::test::enospc", "return(enospc)").unwrap();
+        let e = write_part("files::test::enospc", &p, b"abcdef").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        fail::cfg("files::test::io", "return(io)").unwrap();
+        let e = write_part("files::test::io", &p, b"abcdef").unwrap_err();
+        assert!(e.to_string().contains("injected fault"), "{e}");
+        // Off, the write is whole.
+        fail::remove("files::test::short");
+        write_part("files::test::short", &p, b"abcdef").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abcdef");
+    }
+
+    #[test]
+    fn an_output_whose_write_fails_half_way_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.txt");
+        std::fs::write(&p, b"before").unwrap();
+        let mut o = Output::create(&p, OutputOptions::PUBLIC).unwrap();
+        let file = o.file().unwrap();
+        let e = fault::short_write(file, b"abcdef", Some("short".into())).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        drop(o); // The caller gives up on the error: nothing is committed.
+        assert_eq!(std::fs::read(&p).unwrap(), b"before");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.txt");
+        // 4194999 is above Linux's largest pid (so never running); pid 1 always runs.
+        let dead = dir.path().join(".out.txt.4194999.tmp");
+        let live = dir.path().join(".out.txt.1.tmp");
+        std::fs::write(&dead, b"junk").unwrap();
+        std::fs::write(&live, b"busy").unwrap();
+        write(&p, b"x", OutputOptions::PUBLIC).unwrap();
+        assert!(!dead.exists() && live.exists());
     }
 }

@@ -410,9 +410,15 @@ pub fn write_model_dir(
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
         consentry_files::write_part("learn::model::write_meta", &tmp.join(MODEL_FILE), text.as_bytes())
             .map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
-        fail::fail_point!("learn::model::before_rename", |a| Err(LearnError::io(out, consentry_files::fault::injected(a))));
+        fail::fail_point!("learn::model::before_rename", |a| Err(LearnError::io(
+            out,
+            consentry_files::fault::injected(a)
+        )));
         consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))?;
-        fail::fail_point!("learn::model::after_rename", |a| Err(LearnError::io(out, consentry_files::fault::injected(a))));
+        fail::fail_point!("learn::model::after_rename", |a| Err(LearnError::io(
+            out,
+            consentry_files::fault::injected(a)
+        )));
         Ok(())
     })();
     if result.is_err() {

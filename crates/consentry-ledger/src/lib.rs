@@ -160,7 +160,6 @@ pub(crate) fn injected(what: &str, arg: Option<String>) -> LedgerError {
 }
 
 impl LedgerError {
-
     /// True when the caller's input is at fault (exit code 2 in the CLI).
     pub fn is_bad_input(&self) -> bool {
         matches!(

@@ -9,7 +9,8 @@ fn output(point: &str, action: &str) {
     let data = data_dir(tmp.path(), true);
     let out = tmp.path().join("exports").join("snapshot.parquet");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let args = ["--quiet", "ledger", "export-snapshot", "--purpose", crate::JOBS, "--at", "1", "--out", out.to_str().unwrap()];
+    let args =
+        ["--quiet", "ledger", "export-snapshot", "--purpose", crate::JOBS, "--at", "1", "--out", out.to_str().unwrap()];
     // The new bytes, from an uninterrupted run; the old ones, a file of the user's.
     ok(&consentry(&data, &args));
     let new = std::fs::read(&out).unwrap();

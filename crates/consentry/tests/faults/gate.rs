@@ -30,7 +30,16 @@ fn gate(point: &str, action: &str) {
     let model = DataDir::new(&data).models_dir().join("on-faulted");
     let t = consentry(
         &data,
-        &["--quiet", "train", "--model", "job-recs", "--dataset", out.to_str().unwrap(), "--out", model.to_str().unwrap()],
+        &[
+            "--quiet",
+            "train",
+            "--model",
+            "job-recs",
+            "--dataset",
+            out.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
     );
     assert!(t.status.success(), "{point}={action}: training on the dataset: {}", text(&t.stderr));
     assert_recovered(&data, &format!("{point}={action}"));

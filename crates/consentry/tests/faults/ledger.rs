@@ -1,7 +1,7 @@
 //! The ledger's commits (SQLite): appends, member facts, checkpoints.
 
-use crate::{Expect, assert_fired, assert_recovered, data_dir, expect, fault, run_faulty};
 use crate::common::{consentry, ok};
+use crate::{Expect, assert_fired, assert_recovered, data_dir, expect, fault, run_faulty};
 use consentry_app::DataDir;
 use std::path::Path;
 
@@ -21,8 +21,17 @@ fn append(point: &str, action: &str) {
     let data = data_dir(tmp.path(), true);
     let before = events(&data);
     let args = [
-        "--quiet", "ledger", "append", "--member", "7", "--purpose", crate::JOBS, "--action", "withdraw",
-        "--idempotency-key", "fault-append-1",
+        "--quiet",
+        "ledger",
+        "append",
+        "--member",
+        "7",
+        "--purpose",
+        crate::JOBS,
+        "--action",
+        "withdraw",
+        "--idempotency-key",
+        "fault-append-1",
     ];
     let o = run_faulty(&data, point, action, &args);
     assert_fired(&o, point, action);
@@ -51,8 +60,7 @@ fn import(point: &str, action: &str) {
     let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
     let args = ["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()];
     ok(&consentry(&reference, &args));
-    let (all_facts, all_events) =
-        (count(&reference, "SELECT COUNT(*) FROM facts"), events(&reference));
+    let (all_facts, all_events) = (count(&reference, "SELECT COUNT(*) FROM facts"), events(&reference));
     let o = run_faulty(&data, point, action, &args);
     assert_fired(&o, point, action);
     let facts = count(&data, "SELECT COUNT(*) FROM facts");

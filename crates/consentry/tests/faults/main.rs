@@ -74,7 +74,16 @@ fn fixture() -> &'static (PathBuf, PathBuf) {
         let model = DataDir::new(&imported).model_dir("job-recs");
         ok(&consentry(
             &imported,
-            &["--quiet", "train", "--model", "job-recs", "--dataset", ds.to_str().unwrap(), "--out", model.to_str().unwrap()],
+            &[
+                "--quiet",
+                "train",
+                "--model",
+                "job-recs",
+                "--dataset",
+                ds.to_str().unwrap(),
+                "--out",
+                model.to_str().unwrap(),
+            ],
         ));
         (fresh, imported)
     })

@@ -9,12 +9,8 @@ use std::path::{Path, PathBuf};
 /// The live job-recs model: its id and directory.
 fn live(data: &Path) -> (String, PathBuf) {
     let models = json(&ok(&consentry(data, &["--json", "lineage", "models"])));
-    let live: Vec<_> = models
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["status"] == "live" && m["kind"] == "job-recs")
-        .collect();
+    let live: Vec<_> =
+        models.as_array().unwrap().iter().filter(|m| m["status"] == "live" && m["kind"] == "job-recs").collect();
     assert_eq!(live.len(), 1, "exactly one live version: {models}");
     (live[0]["id"].as_str().unwrap().to_string(), data.join(live[0]["dir"].as_str().unwrap()))
 }
