@@ -125,6 +125,9 @@ impl Session {
 
     /// The work of [`Session::gate`], with the declaration it read.
     fn gate_run(&self, run: GateRun, progress: &dyn Progress) -> Result<(GateOutcome, LoadedSources)> {
+        if let Some(done) = self.finish_interrupted_gate(&run)? {
+            return Ok(done);
+        }
         consentry_gate::check_output(&run.out)?;
         if run.options.partition.is_some() && run.at == At::Now {
             return Err(AppError::bad_input(
@@ -136,6 +139,32 @@ impl Session {
         let (manifest, seconds) = self.materialize(&loaded, &snap, &run.out, run.options, progress)?;
         let dataset_id = self.register_gated(&manifest, &run.out)?;
         Ok((GateOutcome { manifest, seconds: Some(seconds), dataset_id }, loaded))
+    }
+
+    /// A run killed between the rename that put its dataset in place and its registration leaves a complete dataset
+    /// the registry does not know; the same `gate` run again registers it instead of refusing the taken output —
+    /// but only a dataset of the purpose asked for that `gate verify` recomputes identically from this ledger and
+    /// the sources (exactly what the interrupted run would have registered). Anything else stays refused.
+    fn finish_interrupted_gate(&self, run: &GateRun) -> Result<Option<(GateOutcome, LoadedSources)>> {
+        let out = &run.out;
+        if run.options.partition.is_some()
+            || !out.is_dir()
+            || std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink())
+            || !out.join(consentry_gate::manifest::MANIFEST_FILE).is_file()
+            || !self.has_ledger()
+            || self.registry()?.registered_dataset(out).is_ok()
+        {
+            return Ok(None);
+        }
+        let Ok(v) = self.gate_verify(out, run.sources.as_deref(), run.base.as_deref()) else { return Ok(None) };
+        if !v.differences.is_empty() || v.manifest.purpose != run.purpose {
+            return Ok(None);
+        }
+        let loaded = self.dir().load_sources(run.sources.as_deref(), run.base.as_deref())?;
+        let dataset_id = self.register_gated(&v.manifest, out)?;
+        // What the killed run left beside the dataset (its lock file) goes too.
+        consentry_gate::materialize::remove_stale_partials(out);
+        Ok(Some((GateOutcome { manifest: v.manifest, seconds: None, dataset_id }, loaded)))
     }
 
     /// Materialises one purpose's dataset from a snapshot into `out` (not registered).

@@ -41,6 +41,14 @@ pub mod webhooks;
 pub mod websession;
 
 pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};
+
+/// Arms the fail points the `FAILPOINTS` environment variable names (`name=return(crash)`, see
+/// `consentry_files::fault`), for the fault-injection tests; a build without the `failpoints` feature (every
+/// `cargo build`, `cargo run`, release) has no fail points and ignores the variable. Call once, first thing.
+pub fn arm_fail_points() {
+    #[cfg(feature = "failpoints")]
+    std::mem::forget(fail::FailScenario::setup());
+}
 pub use error::{AppError, Context, ErrorKind, Result};
 pub use progress::{NoProgress, Progress};
 pub use session::{Database, Session};

@@ -209,8 +209,10 @@ impl Output {
                 }
                 let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-                // A leftover of an earlier run with the same pid is ours to replace.
+                // A leftover of an earlier run with the same pid is ours to replace, and those of processes that
+                // died mid-write (a crash, a kill) are junk nobody else will remove.
                 let _ = std::fs::remove_file(&tmp);
+                remove_dead_temporaries(&dir, &name);
                 let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -238,17 +240,19 @@ impl Output {
         match self.tmp.take() {
             None => Ok(()),
             Some(tmp) => {
-                let done = file.sync_all().and_then(|()| std::fs::rename(&tmp, &self.target));
+                let done = file.sync_all().and_then(|()| {
+                    fail::fail_point!("files::commit::before_rename", |a| Err(fault::injected(a)));
+                    std::fs::rename(&tmp, &self.target)
+                });
                 if let Err(e) = done {
                     let _ = std::fs::remove_file(&tmp);
                     return Err(OutputError::io(&self.target, e));
                 }
-                if let Some(dir) = self.target.parent().filter(|d| !d.as_os_str().is_empty())
-                    && let Ok(d) = File::open(dir)
-                {
-                    // Best effort: some file systems refuse to sync a directory.
-                    let _ = d.sync_all();
-                }
+                sync_parent(&self.target);
+                fail::fail_point!("files::commit::after_rename", |a| Err(OutputError::io(
+                    &self.target,
+                    fault::injected(a)
+                )));
                 Ok(())
             }
         }
@@ -261,7 +265,9 @@ impl Output {
 
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file()?.write(buf)
+        let file = self.file()?;
+        fail::fail_point!("files::output::write", |a| fault::short_write(file, buf, a));
+        file.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -278,6 +284,25 @@ impl Drop for Output {
     }
 }
 
+/// Removes `dir/.NAME.PID.tmp` files [`Output`] left for `name` in processes no longer running (Linux's
+/// `/proc` says which are); a live writer's temporary file is never touched.
+fn remove_dead_temporaries(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if pid != std::process::id()
+            && Path::new("/proc/self").exists()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` in one go, as [`Output`] does.
 pub fn write(path: &Path, bytes: &[u8], opts: OutputOptions) -> Result<PathBuf, OutputError> {
     let mut out = Output::create(path, opts)?;
@@ -285,6 +310,32 @@ pub fn write(path: &Path, bytes: &[u8], opts: OutputOptions) -> Result<PathBuf, 
     let target = out.target().to_path_buf();
     out.commit()?;
     Ok(target)
+}
+
+/// Writes one file of a directory a command is producing (before [`commit_dir`] puts the directory in place),
+/// with the fail point `point` in front of it so the fault-injection tests can fail that very write (an I/O
+/// error, a full disk, half the bytes written).
+pub fn write_part(point: &str, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let _ = point; // Unused when fail points are compiled out.
+    fail::fail_point!(point, |a| {
+        let mut f = File::create(path)?;
+        fault::short_write(&mut f, bytes, a).map(|_| ())
+    });
+    std::fs::write(path, bytes)
+}
+
+/// A fail point where only a crash makes sense (right after a commit, when an error returned would be a lie):
+/// `return(crash)` aborts the process there; any other action does nothing.
+pub fn crash_point(point: &str) {
+    let _ = point; // Unused when fail points are compiled out.
+    let fire = || -> Option<()> {
+        fail::fail_point!(point, |a| {
+            let _ = fault::injected(a);
+            None
+        });
+        Some(())
+    };
+    let _ = fire();
 }
 
 /// Creates a new secret file (a signing or noise key) with mode 0600 exactly, whatever the umask;
@@ -297,7 +348,7 @@ pub fn create_secret(path: &Path) -> io::Result<File> {
 
 /// Sets the modes of a directory a command produced (a dataset, a model, an evidence bundle)
 /// before it is renamed into place: files [`MODE_MEMBER_DATA`], directories 0750, whatever the
-/// umask. Links inside are left as they are and never followed.
+/// umask, and every file and directory synced to disk. Links inside are left as they are and never followed.
 pub fn seal_dir(dir: &Path) -> io::Result<()> {
     let set = |p: &Path, mode: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     let mut stack = vec![dir.to_path_buf()];
@@ -310,7 +361,14 @@ pub fn seal_dir(dir: &Path) -> io::Result<()> {
                 stack.push(entry.path());
             } else if t.is_file() {
                 set(&entry.path(), MODE_MEMBER_DATA)?;
+                // On disk before the rename makes the directory count: a power cut never leaves a committed
+                // directory with empty files.
+                File::open(entry.path())?.sync_all()?;
             }
+        }
+        // Best effort, as for the directory a file is renamed into.
+        if let Ok(f) = File::open(&d) {
+            let _ = f.sync_all();
         }
     }
     Ok(())
@@ -320,11 +378,62 @@ pub fn seal_dir(dir: &Path) -> io::Result<()> {
 /// modes ([`seal_dir`]) and renames it to `out`, so a dataset, model or bundle is never seen partial.
 /// On failure the temporary directory is removed and `out` is left as it was.
 pub fn commit_dir(tmp: &Path, out: &Path) -> io::Result<()> {
-    let done = seal_dir(tmp).and_then(|()| std::fs::rename(tmp, out));
+    let done = seal_dir(tmp).and_then(|()| {
+        fail::fail_point!("files::commit_dir::before_rename", |a| Err(fault::injected(a)));
+        std::fs::rename(tmp, out)
+    });
     if done.is_err() {
         let _ = std::fs::remove_dir_all(tmp);
+        return done;
     }
-    done
+    // The rename is durable only once the directory holding `out` is synced.
+    sync_parent(out);
+    fail::fail_point!("files::commit_dir::after_rename", |a| Err(fault::injected(a)));
+    Ok(())
+}
+
+/// Syncs the directory holding `path`, so a rename into it survives a power cut (best effort: some
+/// file systems refuse to sync a directory).
+fn sync_parent(path: &Path) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+}
+
+/// Failures the fault-injection tests inject at the named fail points (`fail::fail_point!`) of every
+/// crate; the fail points compile to nothing unless a crate's `failpoints` feature is on.
+///
+/// A fail point's action is `return(KIND)` in the `FAILPOINTS` environment variable
+/// (`FAILPOINTS='files::commit::before_rename=return(crash)'`), KIND being `io` (an I/O error, the
+/// default), `enospc` (a full disk), `short` (half the bytes written, then a full disk; only where
+/// bytes are written) or `crash` (the process aborts on the spot, as a kill or a power cut would
+/// stop it).
+pub mod fault {
+    use std::io::{self, Write};
+
+    /// `ENOSPC` on Linux: no space left on device.
+    const ENOSPC: i32 = 28;
+
+    /// The error a fail point's argument asks for; `crash` aborts the process instead of returning.
+    pub fn injected(arg: Option<String>) -> io::Error {
+        match arg.as_deref() {
+            Some("crash") => std::process::abort(),
+            Some("enospc") | Some("short") => io::Error::from_raw_os_error(ENOSPC),
+            Some(other) => io::Error::other(format!("injected fault ({other})")),
+            None => io::Error::other("injected fault"),
+        }
+    }
+
+    /// A write cut short: with `short`, half of `buf` reaches `out` and the write then fails as a
+    /// full disk would; any other argument fails as [`injected`] says, writing nothing.
+    pub fn short_write(out: &mut impl Write, buf: &[u8], arg: Option<String>) -> io::Result<usize> {
+        if arg.as_deref() == Some("short") {
+            out.write_all(&buf[..buf.len() / 2])?;
+        }
+        Err(injected(arg))
+    }
 }
 
 #[cfg(test)]
@@ -487,5 +596,53 @@ mod tests {
         assert!(!taken(&p));
         symlink("nowhere", &p).unwrap();
         assert!(taken(&p) && !p.exists());
+    }
+
+    #[test]
+    fn a_short_write_or_a_full_disk_fails_the_write_and_reports_enospc() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("part");
+        // Names of this test's own, so no other test running meanwhile hits them.
+        fail::cfg("files::test::short", "return(short)").unwrap();
+        let e = write_part("files::test::short", &p, b"abcdef").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        assert_eq!(std::fs::read(&p).unwrap(), b"abc", "half the bytes, then the error");
+        fail::cfg("files::test::enospc", "return(enospc)").unwrap();
+        let e = write_part("files::test::enospc", &p, b"abcdef").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        fail::cfg("files::test::io", "return(io)").unwrap();
+        let e = write_part("files::test::io", &p, b"abcdef").unwrap_err();
+        assert!(e.to_string().contains("injected fault"), "{e}");
+        // Off, the write is whole.
+        fail::remove("files::test::short");
+        write_part("files::test::short", &p, b"abcdef").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"abcdef");
+    }
+
+    #[test]
+    fn an_output_whose_write_fails_half_way_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.txt");
+        std::fs::write(&p, b"before").unwrap();
+        let mut o = Output::create(&p, OutputOptions::PUBLIC).unwrap();
+        let file = o.file().unwrap();
+        let e = fault::short_write(file, b"abcdef", Some("short".into())).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        drop(o); // The caller gives up on the error: nothing is committed.
+        assert_eq!(std::fs::read(&p).unwrap(), b"before");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.txt");
+        // 4194999 is above Linux's largest pid (so never running); pid 1 always runs.
+        let dead = dir.path().join(".out.txt.4194999.tmp");
+        let live = dir.path().join(".out.txt.1.tmp");
+        std::fs::write(&dead, b"junk").unwrap();
+        std::fs::write(&live, b"busy").unwrap();
+        write(&p, b"x", OutputOptions::PUBLIC).unwrap();
+        assert!(!dead.exists() && live.exists());
     }
 }

@@ -251,7 +251,8 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| GateError::Manifest { path: path.clone(), message: e.to_string() })?;
-        std::fs::write(&path, text).map_err(|e| GateError::io(&path, e))
+        consentry_files::write_part("gate::manifest::write", &path, text.as_bytes())
+            .map_err(|e| GateError::io(&path, e))
     }
 
     /// Why the dataset's evaluation time cannot stand: consent evaluated after the dataset was created or after

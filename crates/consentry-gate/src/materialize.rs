@@ -850,6 +850,7 @@ impl<W: std::io::Write> HashingWriter<W> {
 
 impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        fail::fail_point!("gate::table::write", |a| consentry_files::fault::short_write(&mut self.inner, buf, a));
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
@@ -893,7 +894,16 @@ pub fn materialize(req: &GateRequest<'_>, out: Option<&Path>, progress: &dyn Pro
     let result = run(req, tmp.as_deref(), progress);
     match (result, out, tmp) {
         (Ok(mut outcome), Some(out), Some(tmp)) => {
+            fail::fail_point!("gate::dataset::before_rename", |a| {
+                let e = consentry_files::fault::injected(a);
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(GateError::io(out, e))
+            });
             consentry_files::commit_dir(&tmp, out).map_err(|e| GateError::io(out, e))?;
+            fail::fail_point!("gate::dataset::after_rename", |a| Err(GateError::io(
+                out,
+                consentry_files::fault::injected(a)
+            )));
             outcome.seconds = start.elapsed().as_secs_f64();
             Ok(outcome)
         }
@@ -970,6 +980,17 @@ pub fn remove_stale_partials(out: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for e in entries.flatten() {
         let file_name = e.file_name().to_string_lossy().into_owned();
+        // A lock file whose directory is gone (a run killed between removing its directory and its lock): removed
+        // once nobody holds it.
+        if let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.strip_suffix(".lock"))
+            && pid.parse::<u32>().is_ok_and(|p| p != std::process::id())
+            && !parent.join(&file_name[..file_name.len() - ".lock".len()]).exists()
+            && let Ok(f) = std::fs::OpenOptions::new().write(true).open(e.path())
+            && f.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
         let Some(pid) = file_name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
         if pid == std::process::id() || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
@@ -1372,7 +1393,7 @@ pub(crate) fn write_members(members: &RoaringTreemap, dir: Option<&Path>) -> Res
     members.serialize_into(&mut buf).map_err(|e| GateError::Invalid(format!("member bitmap: {e}")))?;
     if let Some(dir) = dir {
         let path = dir.join(MEMBERS_FILE);
-        std::fs::write(&path, &buf).map_err(|e| GateError::io(&path, e))?;
+        consentry_files::write_part("gate::members::write", &path, &buf).map_err(|e| GateError::io(&path, e))?;
     }
     Ok(MemberSet {
         count: members.len(),

@@ -340,6 +340,26 @@ impl<'a> TensorFile<'a> {
     }
 }
 
+/// Removes the temporary directories (`.NAME.tmp-PID`) that runs killed while writing model `name` left in
+/// `parent`, once their process is gone (Linux's `/proc` says; elsewhere nothing is removed). Best effort.
+fn remove_dead_temporaries(parent: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Writes the shard files and `model.json` into a fresh temporary directory beside `out`, then renames it into
 /// place: a failed or interrupted run never leaves something that looks like a model.
 pub fn write_model_dir(
@@ -355,6 +375,7 @@ pub fn write_model_dir(
     std::fs::create_dir_all(parent).map_err(|e| LearnError::io(parent, e))?;
     let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "model".into());
     let tmp: PathBuf = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    remove_dead_temporaries(parent, &name);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| LearnError::io(&tmp, e))?;
     }
@@ -364,11 +385,12 @@ pub fn write_model_dir(
         for (i, (bytes, members, rows)) in shards.into_iter().enumerate() {
             let i = i as u32;
             let file = shard_file(i);
-            std::fs::write(tmp.join(&file), &bytes).map_err(|e| LearnError::io(&tmp.join(&file), e))?;
+            consentry_files::write_part("learn::model::write_shard", &tmp.join(&file), &bytes)
+                .map_err(|e| LearnError::io(&tmp.join(&file), e))?;
             let mut bitmap = Vec::new();
             members.serialize_into(&mut bitmap).map_err(|e| LearnError::io(&tmp, e))?;
             let members_file = shard_members_file(i);
-            std::fs::write(tmp.join(&members_file), &bitmap)
+            consentry_files::write_part("learn::model::write_members", &tmp.join(&members_file), &bitmap)
                 .map_err(|e| LearnError::io(&tmp.join(&members_file), e))?;
             meta.shards.push(ShardMeta {
                 index: i,
@@ -382,11 +404,22 @@ pub fn write_model_dir(
             });
         }
         for (name, bytes) in extra {
-            std::fs::write(tmp.join(name), bytes).map_err(|e| LearnError::io(&tmp.join(name), e))?;
+            consentry_files::write_part("learn::model::write_extra", &tmp.join(name), bytes)
+                .map_err(|e| LearnError::io(&tmp.join(name), e))?;
         }
         let text = serde_json::to_string_pretty(&meta).map_err(|e| LearnError::Internal(e.to_string()))?;
-        std::fs::write(tmp.join(MODEL_FILE), text).map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
-        consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))
+        consentry_files::write_part("learn::model::write_meta", &tmp.join(MODEL_FILE), text.as_bytes())
+            .map_err(|e| LearnError::io(&tmp.join(MODEL_FILE), e))?;
+        fail::fail_point!("learn::model::before_rename", |a| Err(LearnError::io(
+            out,
+            consentry_files::fault::injected(a)
+        )));
+        consentry_files::commit_dir(&tmp, out).map_err(|e| LearnError::io(out, e))?;
+        fail::fail_point!("learn::model::after_rename", |a| Err(LearnError::io(
+            out,
+            consentry_files::fault::injected(a)
+        )));
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);

@@ -151,7 +151,15 @@ impl LedgerError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> LedgerError {
         LedgerError::Io { path: path.to_path_buf(), source }
     }
+}
 
+/// The error a fail point injects into the store (`what` names the write in the message).
+#[allow(dead_code)] // Only the fail points call it, and they compile to nothing without `failpoints`.
+pub(crate) fn injected(what: &str, arg: Option<String>) -> LedgerError {
+    LedgerError::io(Path::new(what), consentry_files::fault::injected(arg))
+}
+
+impl LedgerError {
     /// True when the caller's input is at fault (exit code 2 in the CLI).
     pub fn is_bad_input(&self) -> bool {
         matches!(

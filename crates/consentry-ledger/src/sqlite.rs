@@ -509,7 +509,7 @@ fn commit_fast(
         }
     }
     let outcome = match outcome {
-        Ok(Ok(())) => tx.commit().map_err(LedgerError::from).map(Ok),
+        Ok(Ok(())) => commit_append(tx).map(Ok),
         other => other,
     };
     match outcome {
@@ -556,8 +556,16 @@ fn commit_group(
         }
         out.push(prepared.finish());
     }
-    tx.commit()?;
+    commit_append(tx)?;
     Ok(Ok(out))
+}
+
+/// Commits an append's transaction (both paths), between the fail points the crash tests use.
+fn commit_append(tx: Transaction<'_>) -> Result<(), LedgerError> {
+    fail::fail_point!("ledger::append::before_commit", |a| Err(crate::injected("append", a)));
+    tx.commit()?;
+    fail::fail_point!("ledger::append::after_commit", |a| Err(crate::injected("append", a)));
+    Ok(())
 }
 
 type RowResult = Result<StoredEvent, LedgerError>;
@@ -768,6 +776,7 @@ impl Store for SqliteStore {
     }
 
     fn put_checkpoint(&self, sth: &SignedTreeHead) -> Result<(), LedgerError> {
+        fail::fail_point!("ledger::checkpoint::before_commit", |a| Err(crate::injected("checkpoint", a)));
         self.read()?.execute(
             "INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, chain_hash, timestamp, log_id, signature)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -780,6 +789,7 @@ impl Store for SqliteStore {
                 &sth.signature[..]
             ],
         )?;
+        fail::fail_point!("ledger::checkpoint::after_commit", |a| Err(crate::injected("checkpoint", a)));
         Ok(())
     }
 
@@ -833,7 +843,9 @@ impl Store for SqliteStore {
                 ])?;
             }
         }
+        fail::fail_point!("ledger::facts::before_commit", |a| Err(crate::injected("facts", a)));
         tx.commit()?;
+        fail::fail_point!("ledger::facts::after_commit", |a| Err(crate::injected("facts", a)));
         Ok(rows)
     }
 
@@ -927,10 +939,12 @@ impl Store for SqliteStore {
             ));
         }
         let conn = self.read()?;
+        fail::fail_point!("ledger::outbox_push::before_commit", |a| Err(crate::injected("outbox", a)));
         conn.execute(
             "INSERT INTO outbox (kind, payload, created) VALUES (?1, ?2, ?3)",
             params![kind, payload, created],
         )?;
+        fail::fail_point!("ledger::outbox_push::after_commit", |a| Err(crate::injected("outbox", a)));
         Ok(conn.last_insert_rowid() as u64)
     }
 

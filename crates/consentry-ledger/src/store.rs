@@ -243,7 +243,10 @@ pub trait Store: Send + Sync {
 
     /// Records that `consumer` has taken delivery of every row up to `id`.
     fn set_outbox_cursor(&self, consumer: &str, id: u64) -> Result<(), LedgerError> {
-        self.set_meta(&cursor_key(consumer), &id.to_string())
+        fail::fail_point!("ledger::outbox_cursor::before_commit", |a| Err(crate::injected("outbox cursor", a)));
+        self.set_meta(&cursor_key(consumer), &id.to_string())?;
+        fail::fail_point!("ledger::outbox_cursor::after_commit", |a| Err(crate::injected("outbox cursor", a)));
+        Ok(())
     }
 }
 

@@ -439,16 +439,6 @@ fn check_registered_dir(reg: &Registry, model: &ModelRecord) -> Result<(PathBuf,
     Ok((dir, meta))
 }
 
-/// Environment variable naming a crash point (`before-swap`, `after-swap`) at which the worker aborts the
-/// process as a SIGKILL would, so crash tests can stop it at an exact moment.
-pub const CRASH_POINT_ENV: &str = "CONSENTRY_LINEAGE_CRASH_AT";
-
-fn crash_point(name: &str) {
-    if std::env::var(CRASH_POINT_ENV).is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
-}
-
 /// Retrains one live model without the members of `batch` and swaps the new version in.
 fn retrain(
     reg: &Registry,
@@ -483,8 +473,11 @@ fn retrain(
         opts.threads,
         &|_| {},
     )?;
-    crash_point("before-swap");
     let swap = (|| {
+        fail::fail_point!("unlearn::swap::before_commit", |a| Err(LineageError::io(
+            &new_dir,
+            consentry_files::fault::injected(a)
+        )));
         let checked: CheckedModel = check_model_dir(&new_dir)?;
         for (i, (_, b)) in checked.bitmaps.iter().enumerate() {
             let left = b & &remove;
@@ -560,7 +553,9 @@ fn retrain(
             })
         })
     })();
-    crash_point("after-swap");
+    if swap.is_ok() {
+        consentry_files::crash_point("unlearn::swap::after_commit");
+    }
     match &swap {
         // Not registered: the old version stays live; the directory would only be an orphan.
         Err(_) => {

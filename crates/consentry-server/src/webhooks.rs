@@ -64,7 +64,11 @@ async fn deliver(session: Shared, hook: Arc<Webhook>) {
                 loop {
                     let d = hook.sign_row(&row, consentry_ledger::now());
                     match post(&d, hook.timeout()).await {
-                        Ok(status) if (200..300).contains(&status) => break,
+                        Ok(status) if (200..300).contains(&status) => {
+                            // Delivered, its cursor not stored yet: a crash here redelivers the row (at least once).
+                            consentry_files::crash_point("outbox::deliver::after_send");
+                            break;
+                        }
                         outcome => {
                             if attempt == 0 {
                                 let why = match outcome {

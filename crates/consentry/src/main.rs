@@ -92,6 +92,7 @@ fn default_sigpipe() {
 }
 
 fn main() -> ExitCode {
+    consentry_app::arm_fail_points();
     default_sigpipe();
     let cli = Cli::parse();
     let mut ctx = ui::Ctx::new(cli.data, cli.database, cli.quiet, cli.json);

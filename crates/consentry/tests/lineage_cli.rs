@@ -214,13 +214,13 @@ fn a_killed_worker_leaves_the_old_or_the_new_model() {
 
     // Exact crash points: with the new directory written but not registered, the old version stays live and
     // the next run removes the orphan and redoes the work; right after the swap, the new version is live.
-    for (point, swapped) in [("before-swap", false), ("after-swap", true)] {
+    for (point, swapped) in [("unlearn::swap::before_commit", false), ("unlearn::swap::after_commit", true)] {
         let m = members.next().unwrap();
         withdraw(&data, m, "ui");
         let before = check_consistent(&data);
         let o = common::command(&data)
             .args(["--quiet", "unlearn"])
-            .env("CONSENTRY_LINEAGE_CRASH_AT", point)
+            .env("FAILPOINTS", format!("{point}=return(crash)"))
             .output()
             .unwrap();
         assert!(!o.status.success(), "{point}: the worker was meant to die");

@@ -96,7 +96,7 @@ fn crash_after_the_swap_is_finished_by_the_next_run_and_audited_meanwhile() {
     ok(&consentry(&data, &crate::common::withdrawal(&member.to_string(), JOBS, "ui")));
     let o = crate::common::command(&data)
         .args(["--quiet", "unlearn"])
-        .env("CONSENTRY_LINEAGE_CRASH_AT", "after-swap")
+        .env("FAILPOINTS", "unlearn::swap::after_commit=return(crash)")
         .output()
         .unwrap();
     assert!(!o.status.success(), "the worker was to abort after the swap");
