@@ -3,7 +3,7 @@
 #
 # Builds the release binary and the driver (bench/soak/driver, its own cargo workspace), starts a throwaway
 # PostgreSQL cluster (initdb/pg_ctl in a temporary directory), makes a data directory on it (`consentry demo
-# --members 2000`: ledger, datasets, models), member tokens, an operator key and a webhook configuration, then
+# --members 2000`'s steps: ledger, datasets, models), member tokens, an operator key and a webhook configuration, then
 # lets the driver run the service under mixed member load for MINUTES with a SIGKILL of the service every 2–8 s
 # (seeded), a PostgreSQL restart (`pg_ctl restart -m immediate`) halfway, gate and unlearning runs now and then,
 # and a webhook receiver. At the end: every acknowledged write present exactly once, the webhook delivered every
@@ -81,9 +81,18 @@ echo "PostgreSQL on 127.0.0.1:$PG_PORT in $PGDIR" >&2
 
 # The data directory: the demo on PostgreSQL (ledger, datasets, models in the registry), tokens, an operator key.
 DATA="$WORK/data"
+# (`demo` is SQLite-only: its steps one by one, on PostgreSQL.)
 t0=$SECONDS
-"$CONSENTRY_BIN" --data "$DATA" --database "$DB" -q demo --members "$MEMBERS"
-echo "demo --members $MEMBERS on PostgreSQL in $((SECONDS - t0)) s" >&2
+C() { "$CONSENTRY_BIN" --data "$DATA" --database "$DB" -q "$@"; }
+C synth --members "$MEMBERS"
+C ledger init
+C ledger import --choices "$DATA/network/consent_choices.parquet"
+for p in job_recommendations content_suggestions; do
+  C gate --purpose "train_ai_system.$p" --out "$DATA/datasets/$p"
+done
+C train --model job-recs
+C train --model content
+echo "data directory ($MEMBERS members, job-recs and content models) on PostgreSQL in $((SECONDS - t0)) s" >&2
 export CONSENTRY_BIN
 seq 1 "$TOKENS" | xargs -P 2 -I{} sh -c "echo {} \$(\"\$CONSENTRY_BIN\" --data '$DATA' --database '$DB' -q token --member {} --ttl 6h)" \
   > "$WORK/tokens.txt"

@@ -166,6 +166,8 @@ struct Kind {
     non_2xx: u64,
     errors: u64,
     latencies_us: Vec<u32>,
+    /// Non-2xx answers by status.
+    statuses: BTreeMap<u16, u64>,
 }
 
 type Tally = BTreeMap<&'static str, Kind>;
@@ -177,6 +179,9 @@ fn merge(into: &mut Tally, from: Tally) {
         e.non_2xx += v.non_2xx;
         e.errors += v.errors;
         e.latencies_us.extend(v.latencies_us);
+        for (s, n) in v.statuses {
+            *e.statuses.entry(s).or_default() += n;
+        }
     }
 }
 
@@ -199,7 +204,10 @@ fn timed(tally: &mut Tally, kind: &'static str, f: impl FnOnce() -> Res<(u16, Ve
             e.ok += 1;
             e.latencies_us.push(us);
         }
-        Ok(_) => e.non_2xx += 1,
+        Ok((s, _)) => {
+            e.non_2xx += 1;
+            *e.statuses.entry(*s).or_default() += 1;
+        }
         Err(_) => e.errors += 1,
     }
     out
@@ -271,12 +279,11 @@ impl Server {
         }
     }
 
-    /// SIGTERM and wait: the orderly stop.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
+    /// SIGTERM and wait: the orderly stop; how the process exited.
+    fn stop(&mut self) -> Option<String> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().ok().map(|s| s.to_string())
     }
 
     fn alive(&mut self) -> bool {
@@ -468,7 +475,8 @@ fn member_client(c: usize, writer: bool, think_ms: u64, s: Arc<Shared>) -> Tally
                     _ => {
                         // No answer, a 5xx or a timeout: the outcome is unknown; retry the same key while the
                         // service comes back (a retry must return the first event, never write a second).
-                        if started.elapsed() > Duration::from_secs(60) || s.stop.load(Ordering::Relaxed) {
+                        // A careless client (every third writer) never retries: its write stays unanswered.
+                        if c % 3 == 2 || started.elapsed() > Duration::from_secs(60) || s.stop.load(Ordering::Relaxed) {
                             s.journal.line(&format!("E {member} {key} {tries}"));
                             s.gave_up.fetch_add(1, Ordering::Relaxed);
                             break;
@@ -559,6 +567,13 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
                 let r = cli(&ctx, &["gate", "--purpose", purpose, "--out", &dir.to_string_lossy()]);
                 ("gate run (CLI)", r.0, r.1)
             }
+            _ if rng.random_bool(0.5) => {
+                // SIGKILLed part-way: the next run (or the service's job) must recover without a human (a lock
+                // file left behind is taken over, a half-built version is rebuilt or its swap completed).
+                let after = Duration::from_millis(rng.random_range(50..1500));
+                let r = cli_killed(&ctx, &["unlearn"], after);
+                ("unlearning run (CLI `unlearn`) SIGKILLed after 50–1500 ms", r.0, r.1)
+            }
             _ => {
                 let r = cli(&ctx, &["unlearn"]);
                 ("unlearning run (CLI `unlearn`)", r.0, r.1)
@@ -574,6 +589,39 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
         }
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
             let _ = writeln!(f, "{kind}: {} in {secs:.1} s: {detail}", if ok { "ok" } else { "FAILED" });
+        }
+    }
+}
+
+/// Runs the CLI and SIGKILLs it after `after` if it is still running; ok when it finished by itself successfully
+/// or was killed (the kill is the point), not when it failed by itself.
+fn cli_killed(ctx: &JobCtx, args: &[&str], after: Duration) -> (bool, String) {
+    let child = Command::new(&ctx.bin)
+        .arg("--data")
+        .arg(&ctx.data)
+        .arg("--database")
+        .arg(&ctx.database)
+        .arg("-q")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return (false, e.to_string()),
+    };
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return (status.success(), format!("finished before the kill: {status}")),
+            Ok(None) if t0.elapsed() >= after => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (true, format!("killed after {after:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return (false, e.to_string()),
         }
     }
 }
@@ -1013,7 +1061,8 @@ fn run(args: &[String]) -> Res<bool> {
     let acked_seqs: Vec<u64> =
         text.lines().filter(|l| l.starts_with("K ")).filter_map(|l| l.split(' ').nth(2)?.parse().ok()).collect();
     let acked_not_delivered = acked_seqs.iter().filter(|s| !hook_seqs.contains(s)).count();
-    server.stop();
+    let stopped = server.stop();
+    let stopped_ok = stopped.as_deref() == Some("exit status: 0");
 
     // The figures.
     let mut rows = Vec::new();
@@ -1024,7 +1073,8 @@ fn run(args: &[String]) -> Res<bool> {
         l.sort_unstable();
         all.extend(&l);
         ops_total += k.ok + k.non_2xx + k.errors;
-        rows.push(json!({"kind": kind, "ok": k.ok, "non_2xx": k.non_2xx, "errors": k.errors,
+        let statuses: BTreeMap<String, u64> = k.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        rows.push(json!({"kind": kind, "ok": k.ok, "non_2xx": k.non_2xx, "errors": k.errors, "non_2xx_by_status": statuses,
             "p50_ms": percentile(&l, 0.5), "p99_ms": percentile(&l, 0.99), "max_ms": percentile(&l, 1.0)}));
     }
     all.sort_unstable();
@@ -1045,6 +1095,7 @@ fn run(args: &[String]) -> Res<bool> {
         && hook_missing.is_empty()
         && gap_free
         && acked_not_delivered == 0
+        && stopped_ok
         && pg.as_ref().is_none_or(|p| p["reads_back_after_s"].is_number());
     let summary = json!({
         "minutes": minutes, "seed": seed, "load_seconds": load_secs, "writers": writers, "readers": readers,
@@ -1052,7 +1103,7 @@ fn run(args: &[String]) -> Res<bool> {
         "requests": rows, "requests_total": ops_total,
         "all_2xx_p50_ms": percentile(&all, 0.5), "all_2xx_p99_ms": percentile(&all, 0.99),
         "jobs": job_rows,
-        "kills": kills, "failed_starts": server.failed_starts,
+        "kills": kills, "failed_starts": server.failed_starts, "final_sigterm": stopped,
         "recovery_ms": {"p50": percentile(&rec, 0.5) * 1000.0, "p99": percentile(&rec, 0.99) * 1000.0,
                         "max": percentile(&rec, 1.0) * 1000.0,
                         "mean": if rec.is_empty() { 0.0 } else { rec.iter().map(|&r| f64::from(r)).sum::<f64>() / rec.len() as f64 }},
@@ -1097,13 +1148,16 @@ fn markdown(s: &Value) -> String {
         s["members_with_tokens"],
         s["seed"]
     ));
-    m.push_str("| requests | 2xx | non-2xx | no answer | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    m.push_str("| requests | 2xx | non-2xx (by status) | no answer | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for r in s["requests"].as_array().into_iter().flatten() {
+        let by: Vec<String> =
+            r["non_2xx_by_status"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}: {v}")).collect();
         m.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {}{} | {} | {} | {} | {} |\n",
             f(&r["kind"]),
             r["ok"],
             r["non_2xx"],
+            if by.is_empty() { String::new() } else { format!(" ({})", by.join(", ")) },
             r["errors"],
             f(&r["p50_ms"]),
             f(&r["p99_ms"]),
@@ -1111,7 +1165,7 @@ fn markdown(s: &Value) -> String {
         ));
     }
     m.push_str(&format!(
-        "| all | | | | {} | {} | |\n\n",
+        "| all 2xx | | | | {} | {} | |\n\n",
         f(&s["all_2xx_p50_ms"]),
         f(&s["all_2xx_p99_ms"])
     ));
@@ -1127,6 +1181,7 @@ fn markdown(s: &Value) -> String {
     let rows: Vec<(&str, String)> = vec![
         ("SIGKILLs of the service survived", s["kills"].to_string()),
         ("starts that failed and were retried", s["failed_starts"].to_string()),
+        ("the final SIGTERM stop (must exit 0)", f(&s["final_sigterm"])),
         ("restart recovery (kill → /readyz 200) p50 / p99 / max ms", format!("{} / {} / {}", f(&r["p50"]), f(&r["p99"]), f(&r["max"]))),
         ("PostgreSQL restart (pg_ctl restart -m immediate) s", f(&pg["pg_ctl_s"])),
         ("… member reads answered again after s", f(&pg["reads_back_after_s"])),
