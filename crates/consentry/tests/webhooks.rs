@@ -305,3 +305,40 @@ fn two_serve_processes_on_postgres_deliver_every_change() {
         child.wait().unwrap();
     }
 }
+
+/// Found by the soak (bench/soak): `serve` on PostgreSQL with a webhook, stopped by SIGTERM, aborted ("panic in a
+/// destructor during cleanup", SIGABRT) instead of exiting 0: the delivery task held the last handle on the store,
+/// and the runtime's shutdown dropped it on a worker thread, where the synchronous PostgreSQL client cannot close
+/// its connection. The same stop without a webhook must exit 0 too.
+#[test]
+fn serve_on_postgres_stops_with_exit_0_on_sigterm_with_and_without_a_webhook() {
+    let Some(db) = consentry_test_support::pg::pg() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let net = dir.path().join("net");
+    ok(&consentry(&data, &["--quiet", "synth", "--members", "50", "--seed", "4", "--out", net.to_str().unwrap()]));
+    let on_pg = |args: &[&str]| ok(&command(&data).arg("--database").arg(&db.url).args(args).output().unwrap());
+    on_pg(&["--quiet", "ledger", "init"]);
+    let choices = net.join("consent_choices.parquet");
+    on_pg(&["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]);
+    let token = on_pg(&["token", "--member", "5"]).trim().to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = write_config(dir.path(), listener.local_addr().unwrap().port());
+    let log: Log = Arc::default();
+    receive(listener, Arc::clone(&log), Duration::ZERO);
+    for with_webhook in [true, false] {
+        let mut serve = command(&data);
+        serve.arg("--database").arg(&db.url).args(["serve", "--addr", "127.0.0.1:0"]);
+        if with_webhook {
+            serve.arg("--config").arg(&config);
+        }
+        let (child, addr) = spawn_serve(&mut serve);
+        let notice = jobs_notice(addr, &token);
+        let seq = change(addr, &token, "granted", notice);
+        if with_webhook {
+            wait_until("the change to arrive", Duration::from_secs(30), || arrived(&log).contains(&seq));
+        }
+        let status = sigterm(child);
+        assert_eq!(status.code(), Some(0), "with a webhook: {with_webhook}: {status}");
+    }
+}

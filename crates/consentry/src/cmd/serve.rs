@@ -104,7 +104,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the asynchronous runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         consentry_server::webhooks::start_webhooks(Arc::clone(&session), webhooks).await?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
@@ -124,8 +124,15 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             consentry_server::shutdown_signal().await;
             tracing::info!("stop requested: finishing the requests in flight");
         };
-        consentry_server::serve_with(listener, session, &options, shutdown).await.context("serving HTTP")
-    })?;
+        consentry_server::serve_with(listener, Arc::clone(&session), &options, shutdown).await.context("serving HTTP")
+    });
+    // The runtime's tasks (webhook deliveries, requests in flight) hold handles on the session: they are dropped
+    // first, on the runtime's threads, and the last handle here. A PostgreSQL store closes its connection with a
+    // blocking call, which panics on a runtime thread: during shutdown, an abort instead of exit 0 (found by the
+    // soak, bench/soak).
+    drop(runtime);
+    drop(session);
+    served?;
     tracing::info!("consentry serve stopped");
     Ok(OK)
 }
