@@ -318,7 +318,6 @@ pub fn run(
     on_step(DemoStep::UnlearnStart { deadline: req.deadline });
     let wopts = consentry_lineage::WorkerOptions { deadline_secs: req.deadline, ..Default::default() };
     let unlearning = consentry_lineage::run_once(reg, ledger, &wopts)?;
-    session.announce_unlearning(&unlearning)?;
     on_step(DemoStep::Unlearned(&unlearning));
 
     on_step(DemoStep::AuditStart);

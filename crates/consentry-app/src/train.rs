@@ -176,6 +176,9 @@ impl Session {
         // An output already there is refused before any other work (training checks it again); a directory left by
         // an interrupted run between rename and registration gets a message saying what it is and what to do.
         if consentry_files::taken(&out) {
+            if let Some(done) = self.finish_interrupted_train(&dataset, &out, &req)? {
+                return Ok(done);
+            }
             if req.register && out.is_dir() && self.has_ledger() {
                 self.registry()?.check_train_target(&out)?;
             }
@@ -205,6 +208,39 @@ impl Session {
             None => Registration::NoLedger,
         };
         Ok(TrainOutcome { dataset, out, report, registration })
+    }
+
+    /// A `train` killed between the rename that put its model in place and its registration leaves a complete model
+    /// the registry does not know; the same run again registers it instead of refusing the taken output — only a
+    /// real directory holding a model of the kind and seed asked for, trained on the registered dataset named, whose
+    /// files match its `model.json` (the registration checks them): what the interrupted run would have registered,
+    /// and what `lineage register-model` would register. Anything else stays refused by the caller.
+    fn finish_interrupted_train(&self, dataset: &Path, out: &Path, req: &TrainRequest) -> Result<Option<TrainOutcome>> {
+        let real_dir = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_dir());
+        if !req.register || !real_dir || !self.has_ledger() {
+            return Ok(None);
+        }
+        let reg = self.registry()?;
+        let Ok(canonical) = out.canonicalize() else { return Ok(None) };
+        if reg.registered_at(&canonical)?.is_some() {
+            return Ok(None);
+        }
+        let Ok(meta) = consentry_learn::model::ModelMeta::read(out) else { return Ok(None) };
+        let Ok(ds) = reg.registered_dataset(dataset) else { return Ok(None) };
+        if meta.kind != req.options.kind.name()
+            || meta.seed != req.options.seed
+            || meta.dataset.manifest_blake3 != ds.id
+        {
+            return Ok(None);
+        }
+        let id = self.register_trained(out, &ds.id, &meta.dataset.manifest_blake3)?;
+        let report = TrainReport { meta, dir: out.to_path_buf(), shard_seconds: Vec::new() };
+        Ok(Some(TrainOutcome {
+            dataset: dataset.to_path_buf(),
+            out: out.to_path_buf(),
+            report,
+            registration: Registration::Registered(id),
+        }))
     }
 
     /// An items model's columns against the source declaration the dataset was gated with (read again, its BLAKE3

@@ -60,9 +60,8 @@ impl Session {
             let w = opts.worker()?;
             let reg = self.registry()?;
             let ledger = self.ledger()?;
-            let report = consentry_lineage::run_once(reg, ledger, &w)?;
-            self.announce_unlearning(&report)?;
-            Ok(report)
+            // Each retrain's `unlearning.completed` notice went to the outbox in its swap's transaction.
+            Ok(consentry_lineage::run_once(reg, ledger, &w)?)
         };
         lineage.wrap(start, work, |r| self.unlearning_parts(r))
     }
@@ -115,22 +114,14 @@ impl Session {
             let reg = self.registry()?;
             let ledger = self.ledger()?;
             let interval = Duration::from_secs_f64(opts.interval_secs);
-            // Each pass's completions go to the outbox as the pass reports them; a failure to record them is kept
-            // and returned once the watch ends (the pass itself is committed in the registry).
-            let mut announce_error = None;
+            // Each retrain's completion notice goes to the outbox in its swap's own transaction.
             let passes = consentry_lineage::watch(reg, ledger, &w, interval, stop, max_polls, &mut |r| {
-                if let Err(e) = self.announce_unlearning(r) {
-                    announce_error.get_or_insert(e);
-                }
                 if lineage.active() && (r.requests_opened > 0 || !r.retrains.is_empty()) {
                     lineage.emit("RUNNING", self.unlearning_parts(r));
                 }
                 on_report(r);
             })?;
-            match announce_error {
-                Some(e) => Err(e.context("recording unlearning completions in the outbox")),
-                None => Ok(passes),
-            }
+            Ok(passes)
         };
         lineage.wrap(start, work, |_| ol::Parts::default())
     }

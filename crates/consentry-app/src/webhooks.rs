@@ -21,7 +21,7 @@ use crate::error::{AppError, Context as _, ErrorKind, Result};
 use crate::session::Session;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use consentry_ledger::outbox::{OutboxRow, UNLEARNING_COMPLETED};
+use consentry_ledger::outbox::OutboxRow;
 use hmac::Mac as _;
 use std::time::Duration;
 
@@ -280,30 +280,6 @@ impl Session {
                 Ok(OutboxLag { webhook: h.name.clone(), delivered, behind: last.saturating_sub(delivered) })
             })
             .collect()
-    }
-
-    /// Puts each completed retrain of an unlearning pass in the outbox (`unlearning.completed`). Called right after
-    /// the registry committed the pass: a crash between the two loses these notices (the registry's requests are
-    /// done and are not re-detected) — a known gap of at most one pass; the registry and `lineage` still show them.
-    pub(crate) fn announce_unlearning(&self, report: &consentry_lineage::worker::WorkerReport) -> Result<()> {
-        if report.retrains.is_empty() {
-            return Ok(());
-        }
-        let store = self.ledger()?.store();
-        for r in &report.retrains {
-            let payload = serde_json::json!({
-                "members": r.members,
-                "model_kind": r.kind,
-                "purpose": r.purpose,
-                "model": r.new_model,
-                "version": r.version,
-                "shards": r.shards,
-                "completed_at": r.completed_at,
-                "withdrawals": r.events,
-            });
-            store.outbox_push(UNLEARNING_COMPLETED, &payload.to_string(), r.completed_at)?;
-        }
-        Ok(())
     }
 }
 

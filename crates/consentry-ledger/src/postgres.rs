@@ -38,8 +38,9 @@ use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Key of the advisory lock that serialises appends ("CONSENTR" in ASCII).
-const APPEND_LOCK: i64 = 0x434f_4e53_454e_5452;
+/// Key of the advisory lock that serialises appends ("CONSENTR" in ASCII); the registry takes it too when its
+/// unlearning swap adds an outbox row in its own transaction.
+pub const APPEND_LOCK: i64 = 0x434f_4e53_454e_5452;
 
 /// Key of the advisory lock that serialises schema creation.
 const SCHEMA_LOCK: i64 = APPEND_LOCK + 1;

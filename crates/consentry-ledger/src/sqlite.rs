@@ -939,12 +939,10 @@ impl Store for SqliteStore {
             ));
         }
         let conn = self.read()?;
-        fail::fail_point!("ledger::outbox_push::before_commit", |a| Err(crate::injected("outbox", a)));
         conn.execute(
             "INSERT INTO outbox (kind, payload, created) VALUES (?1, ?2, ?3)",
             params![kind, payload, created],
         )?;
-        fail::fail_point!("ledger::outbox_push::after_commit", |a| Err(crate::injected("outbox", a)));
         Ok(conn.last_insert_rowid() as u64)
     }
 

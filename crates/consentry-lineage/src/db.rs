@@ -203,6 +203,9 @@ pub(crate) trait Db {
     fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError>;
     /// Runs a query; returns every row.
     fn query(&mut self, sql: &str, params: &[P<'_>]) -> Result<Vec<Row>, LineageError>;
+    /// Adds a row to the ledger's outbox (in the same database) inside this transaction, with its id allocated as
+    /// the ledger allocates them; nothing when the database has no outbox (a registry without a ledger).
+    fn outbox_push(&mut self, kind: &str, payload: &str, created: i64) -> Result<(), LineageError>;
 }
 
 #[cfg(feature = "sqlite")]
@@ -226,6 +229,21 @@ fn sqlite_sql(sql: &str) -> String {
 
 #[cfg(feature = "sqlite")]
 impl Db for rusqlite::Transaction<'_> {
+    fn outbox_push(&mut self, kind: &str, payload: &str, created: i64) -> Result<(), LineageError> {
+        let has: i64 =
+            self.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'", [], |r| {
+                r.get(0)
+            })?;
+        if has > 0 {
+            // The write transaction holds SQLite's one write lock: ids are allocated in commit order.
+            self.execute(
+                "INSERT INTO outbox (kind, payload, created) VALUES (?1, ?2, ?3)",
+                rusqlite::params![kind, payload, created],
+            )?;
+        }
+        Ok(())
+    }
+
     fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError> {
         let mut stmt = self.prepare_cached(&sqlite_sql(sql))?;
         Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
@@ -300,6 +318,18 @@ fn pg_row(r: &::postgres::Row) -> Result<Row, LineageError> {
 
 #[cfg(feature = "postgres")]
 impl Db for ::postgres::Transaction<'_> {
+    fn outbox_push(&mut self, kind: &str, payload: &str, created: i64) -> Result<(), LineageError> {
+        if self.query_one("SELECT to_regclass('outbox') IS NOT NULL", &[])?.try_get::<_, bool>(0)? {
+            // The ledger's append lock: ids are allocated (max + 1) and committed in order, as appends do.
+            self.execute("SELECT pg_advisory_xact_lock($1)", &[&consentry_ledger::postgres::APPEND_LOCK])?;
+            self.execute(
+                "INSERT INTO outbox (id, kind, payload, created) SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM outbox",
+                &[&kind, &payload, &created],
+            )?;
+        }
+        Ok(())
+    }
+
     fn exec(&mut self, sql: &str, params: &[P<'_>]) -> Result<u64, LineageError> {
         Ok(self.execute(sql, &pg_params(params))?)
     }

@@ -257,8 +257,9 @@ impl Registry {
         Ok(None)
     }
 
-    /// The registered version recorded at directory `canonical`, if any (the newest).
-    fn registered_at(&self, canonical: &Path) -> Result<Option<ModelRecord>, LineageError> {
+    /// The registered version recorded at directory `canonical`, if any (the newest); `train` asks it before finishing
+    /// what an interrupted run left.
+    pub fn registered_at(&self, canonical: &Path) -> Result<Option<ModelRecord>, LineageError> {
         let models = self.models(None, None)?;
         Ok(models.into_iter().rev().find(|m| self.resolve(&m.dir).canonicalize().is_ok_and(|p| p == canonical)))
     }

@@ -535,6 +535,18 @@ fn retrain(
             // The batch's requests are done (the new version excludes their members); requests that arrived
             // during the retrain move to the new version, which still holds their members.
             let completed = hand_over(db, &model.id, Some(&rec.id), at, |member| !checked.excluded.contains(member))?;
+            // The completion notice (`unlearning.completed`) commits with the swap: never one without the other.
+            let notice = serde_json::json!({
+                "members": members,
+                "model_kind": rec.kind,
+                "purpose": rec.purpose,
+                "model": rec.id,
+                "version": version,
+                "shards": report.retrained,
+                "completed_at": at,
+                "withdrawals": events,
+            });
+            db.outbox_push(consentry_ledger::outbox::UNLEARNING_COMPLETED, &notice.to_string(), at)?;
             let missed = completed.iter().filter(|s| **s == RequestStatus::Missed).count() as u64;
             Ok(Retrain {
                 old_model: model.id.clone(),
