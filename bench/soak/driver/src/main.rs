@@ -73,7 +73,9 @@ impl Conn {
         let r = self.stream.as_mut().ok_or("no connection")?;
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}", self.addr).into_bytes();
         if !body.is_empty() {
-            req.extend_from_slice(format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()).as_bytes());
+            req.extend_from_slice(
+                format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()).as_bytes(),
+            );
         } else if method == "POST" || method == "PUT" {
             req.extend_from_slice(b"Content-Length: 0\r\n");
         }
@@ -150,7 +152,8 @@ fn tokens(path: &Path) -> Res<Vec<(u64, String)>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let (m, t) = l.trim().split_once(' ').ok_or(format!("{}: expected `MEMBER TOKEN`, got {l:?}", path.display()))?;
+            let (m, t) =
+                l.trim().split_once(' ').ok_or(format!("{}: expected `MEMBER TOKEN`, got {l:?}", path.display()))?;
             Ok((m.parse().map_err(|_| format!("bad member id {m:?}"))?, t.to_string()))
         })
         .collect()
@@ -488,7 +491,9 @@ fn member_client(c: usize, writer: bool, think_ms: u64, s: Arc<Shared>) -> Tally
         } else {
             let read = rng.random_range(0..100);
             let out = if read < 45 || acks.is_empty() {
-                timed(&mut tally, "read GET /v1/me/consents", || conn.call("GET", "/v1/me/consents", &bearer(token), b""))
+                timed(&mut tally, "read GET /v1/me/consents", || {
+                    conn.call("GET", "/v1/me/consents", &bearer(token), b"")
+                })
             } else if read < 75 {
                 timed(&mut tally, "read GET /v1/me/history", || {
                     conn.call("GET", "/v1/me/history?limit=20", &bearer(token), b"")
@@ -748,11 +753,15 @@ fn check(a: SocketAddr, toks: &[(u64, String)], journal: &Path, report: &mut Vec
                         }
                         [s] => {
                             c.wrong_seq += 1;
-                            report.push(format!("WRONG SEQ: member {member} key {key} acknowledged at {seq}, stored at {s}"));
+                            report.push(format!(
+                                "WRONG SEQ: member {member} key {key} acknowledged at {seq}, stored at {s}"
+                            ));
                         }
                         more => {
                             c.duplicated += 1;
-                            report.push(format!("DUPLICATE: member {member} key {key} acknowledged at {seq}, stored at {more:?}"));
+                            report.push(format!(
+                                "DUPLICATE: member {member} key {key} acknowledged at {seq}, stored at {more:?}"
+                            ));
                         }
                     }
                 }
@@ -1051,7 +1060,8 @@ fn run(args: &[String]) -> Res<bool> {
         let dups: u64 = h.by_id.values().map(|n| n - 1).sum();
         (missing, dups, h.by_id.len() as u64, h.malformed, h.seqs.clone())
     };
-    let gap_free = ids.keys().copied().eq((hook_baseline + 1)..=ids.keys().next_back().copied().unwrap_or(hook_baseline));
+    let gap_free =
+        ids.keys().copied().eq((hook_baseline + 1)..=ids.keys().next_back().copied().unwrap_or(hook_baseline));
 
     // Every acknowledged write, exactly once.
     let mut findings = Vec::new();
@@ -1074,8 +1084,10 @@ fn run(args: &[String]) -> Res<bool> {
         all.extend(&l);
         ops_total += k.ok + k.non_2xx + k.errors;
         let statuses: BTreeMap<String, u64> = k.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-        rows.push(json!({"kind": kind, "ok": k.ok, "non_2xx": k.non_2xx, "errors": k.errors, "non_2xx_by_status": statuses,
-            "p50_ms": percentile(&l, 0.5), "p99_ms": percentile(&l, 0.99), "max_ms": percentile(&l, 1.0)}));
+        rows.push(
+            json!({"kind": kind, "ok": k.ok, "non_2xx": k.non_2xx, "errors": k.errors, "non_2xx_by_status": statuses,
+            "p50_ms": percentile(&l, 0.5), "p99_ms": percentile(&l, 0.99), "max_ms": percentile(&l, 1.0)}),
+        );
     }
     all.sort_unstable();
     let mut rec = recoveries_ms.clone();
@@ -1164,11 +1176,7 @@ fn markdown(s: &Value) -> String {
             f(&r["max_ms"])
         ));
     }
-    m.push_str(&format!(
-        "| all 2xx | | | | {} | {} | |\n\n",
-        f(&s["all_2xx_p50_ms"]),
-        f(&s["all_2xx_p99_ms"])
-    ));
+    m.push_str(&format!("| all 2xx | | | | {} | {} | |\n\n", f(&s["all_2xx_p50_ms"]), f(&s["all_2xx_p99_ms"])));
     m.push_str("| jobs | ok | failed | mean s |\n|---|---:|---:|---:|\n");
     for r in s["jobs"].as_array().into_iter().flatten() {
         m.push_str(&format!("| {} | {} | {} | {} |\n", f(&r["kind"]), r["ok"], r["failed"], f(&r["mean_s"])));
@@ -1182,7 +1190,10 @@ fn markdown(s: &Value) -> String {
         ("SIGKILLs of the service survived", s["kills"].to_string()),
         ("starts that failed and were retried", s["failed_starts"].to_string()),
         ("the final SIGTERM stop (must exit 0)", f(&s["final_sigterm"])),
-        ("restart recovery (kill → /readyz 200) p50 / p99 / max ms", format!("{} / {} / {}", f(&r["p50"]), f(&r["p99"]), f(&r["max"]))),
+        (
+            "restart recovery (kill → /readyz 200) p50 / p99 / max ms",
+            format!("{} / {} / {}", f(&r["p50"]), f(&r["p99"]), f(&r["max"])),
+        ),
         ("PostgreSQL restart (pg_ctl restart -m immediate) s", f(&pg["pg_ctl_s"])),
         ("… member reads answered again after s", f(&pg["reads_back_after_s"])),
         ("… a write acknowledged again after s", f(&pg["write_acknowledged_after_s"])),
@@ -1198,10 +1209,16 @@ fn markdown(s: &Value) -> String {
         ("… present (at most once)", w["unacknowledged_present"].to_string()),
         ("… present twice or more (must be 0)", w["unacknowledged_duplicated"].to_string()),
         ("refused (4xx) / refused but stored (must be 0)", format!("{} / {}", w["refused"], w["refused_present"])),
-        ("outbox rows since the webhook was attached (gap-free)", format!("{} ({})", h["outbox_rows_since_attach"], h["gap_free"])),
+        (
+            "outbox rows since the webhook was attached (gap-free)",
+            format!("{} ({})", h["outbox_rows_since_attach"], h["gap_free"]),
+        ),
         ("… delivered (distinct ids) / missing (must be 0)", format!("{} / {}", h["delivered_distinct"], h["missing"])),
         ("… duplicate deliveries (at-least-once)", h["duplicate_deliveries"].to_string()),
-        ("… acknowledged writes whose change was not delivered (must be 0)", h["acknowledged_writes_not_delivered"].to_string()),
+        (
+            "… acknowledged writes whose change was not delivered (must be 0)",
+            h["acknowledged_writes_not_delivered"].to_string(),
+        ),
         ("… seconds for the webhook to drain after the load", f(&h["drain_seconds"])),
         ("passed", s["passed"].to_string()),
     ];
