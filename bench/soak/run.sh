@@ -42,6 +42,7 @@ fi
 DRIVER="$CARGO_TARGET_DIR/soak/release/consentry-soak"
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates bench/soak || echo "+changes")
 WORK=$(mktemp -d /tmp/consentry-soak-XXXXXX)
 OUT="$WORK/out"
 mkdir -p "$OUT"
@@ -142,8 +143,8 @@ check audit audit
 EVENTS=$(grep -o '[0-9][0-9,]* events' "$OUT/verify.txt" | head -1 || true)
 
 {
-  echo "Run: \`MINUTES=$MINUTES SEED=$SEED bench/soak/run.sh\`, $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
-    "\`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores, load average before the run: $LOADAVG."
+  echo "Run: \`MINUTES=$MINUTES SEED=$SEED bench/soak/run.sh\`, finished $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
+    "\`$COMMIT\`, $(nproc) cores, niceness $(nice), load average before the run: $LOADAVG."
   echo
   cat "$OUT/summary.md" 2> /dev/null || echo "(the driver wrote no summary: exit $verdict)"
   echo

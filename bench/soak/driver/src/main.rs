@@ -518,11 +518,13 @@ fn member_client(c: usize, writer: bool, think_ms: u64, s: Arc<Shared>) -> Tally
 // ---------------------------------------------------------------------------------------------------------------
 // Gate and unlearning runs.
 
+/// Runs of one kind of job by outcome: `ok`, `conflict` (409: another worker was building the same version),
+/// `interrupted` (the service was SIGKILLed under the request, or its database restarted), `failed` (anything
+/// else: a finding).
 #[derive(Default, Clone)]
 struct Job {
-    ok: u64,
-    failed: u64,
-    seconds: Vec<f64>,
+    outcomes: BTreeMap<&'static str, u64>,
+    ok_seconds: Vec<f64>,
 }
 
 struct JobCtx {
@@ -531,9 +533,27 @@ struct JobCtx {
     database: String,
     out: PathBuf,
     operator_key: String,
-    purposes: Vec<String>,
     min_s: u64,
     max_s: u64,
+}
+
+/// `POST /v1/jobs/unlearn`: its outcome and what it said.
+fn unlearn_job(addr: SocketAddr, key: &str) -> (&'static str, String) {
+    let mut conn = Conn::new(addr, Duration::from_secs(120));
+    match conn.call("POST", "/v1/jobs/unlearn", &bearer(key), b"") {
+        Ok((status, body)) => {
+            let text = String::from_utf8_lossy(&body).chars().take(300).collect::<String>();
+            let outcome = match status {
+                200..=299 => "ok",
+                409 => "conflict",
+                // The service's PostgreSQL session was cut (the restart): unavailable, not a wrong answer.
+                503 => "interrupted",
+                _ => "failed",
+            };
+            (outcome, format!("{status} {text}"))
+        }
+        Err(e) => ("interrupted", e),
+    }
 }
 
 fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
@@ -543,6 +563,20 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
     let mut n = 0u64;
     let gates = ctx.out.join("gates");
     let _ = std::fs::create_dir_all(&gates);
+    let _ = std::fs::create_dir_all(ctx.out.join("models"));
+    // A CLI run that met another worker building the same version, or PostgreSQL restarting, is not a finding.
+    let ok_or_failed = |(ok, detail): (bool, String)| {
+        let outcome = if ok {
+            "ok"
+        } else if detail.contains("another unlearning worker") || detail.contains("by another worker meanwhile") {
+            "conflict"
+        } else if detail.contains("connection") || detail.contains("the database system is") {
+            "interrupted"
+        } else {
+            "failed"
+        };
+        (outcome, detail)
+    };
     loop {
         let wait = Duration::from_secs(rng.random_range(ctx.min_s..=ctx.max_s.max(ctx.min_s)));
         let until = Instant::now() + wait;
@@ -554,46 +588,66 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
         }
         n += 1;
         let t0 = Instant::now();
-        let (kind, ok, detail): (&'static str, bool, String) = match n % 3 {
+        let mut results: Vec<(&'static str, &'static str, String)> = Vec::new();
+        match n % 4 {
             1 => {
-                let mut conn = Conn::new(s.addr, Duration::from_secs(120));
-                match conn.call("POST", "/v1/jobs/unlearn", &bearer(&ctx.operator_key), b"") {
-                    Ok((status, body)) => (
-                        "unlearning job POST /v1/jobs/unlearn",
-                        (200..300).contains(&status),
-                        format!("{status} {}", String::from_utf8_lossy(&body).chars().take(300).collect::<String>()),
-                    ),
-                    Err(e) => ("unlearning job POST /v1/jobs/unlearn", false, e),
-                }
+                let (o, d) = unlearn_job(s.addr, &ctx.operator_key);
+                results.push(("unlearning job POST /v1/jobs/unlearn", o, d));
             }
             2 => {
-                let purpose = &ctx.purposes[rng.random_range(0..ctx.purposes.len())];
+                // A fresh training set, and on it a new live model (registered): the members who granted since
+                // are in it, so later withdrawals have shards to retrain.
+                let (purpose, model) = if rng.random_bool(0.5) {
+                    ("train_ai_system.job_recommendations", "job-recs")
+                } else {
+                    ("train_ai_system.content_suggestions", "content")
+                };
                 let dir = gates.join(format!("gate-{n}"));
-                let r = cli(&ctx, &["gate", "--purpose", purpose, "--out", &dir.to_string_lossy()]);
-                ("gate run (CLI)", r.0, r.1)
+                let dir = dir.to_string_lossy();
+                let (o, d) = ok_or_failed(cli(&ctx, &["gate", "--purpose", purpose, "--out", &dir]));
+                results.push(("gate run (CLI `gate`)", o, d));
+                if o == "ok" {
+                    let models = ctx.out.join("models").join(format!("{model}-{n}"));
+                    let args = ["train", "--model", model, "--dataset", &dir, "--out", &models.to_string_lossy()];
+                    let (o, d) = ok_or_failed(cli(&ctx, &args));
+                    results.push(("training run on it (CLI `train`, registered)", o, d));
+                }
+            }
+            3 => {
+                // Two at once in one process (an operator's click and a scheduler): one builds, the other waits
+                // its turn or answers 409; never two builders of one version.
+                let (a, b) = std::thread::scope(|sc| {
+                    let a = sc.spawn(|| unlearn_job(s.addr, &ctx.operator_key));
+                    let b = sc.spawn(|| unlearn_job(s.addr, &ctx.operator_key));
+                    (a.join(), b.join())
+                });
+                for r in [a, b] {
+                    let (o, d) = r.unwrap_or(("failed", "panicked".into()));
+                    results.push(("two unlearning jobs at once (POST /v1/jobs/unlearn x2)", o, d));
+                }
             }
             _ if rng.random_bool(0.5) => {
                 // SIGKILLed part-way: the next run (or the service's job) must recover without a human (a lock
                 // file left behind is taken over, a half-built version is rebuilt or its swap completed).
                 let after = Duration::from_millis(rng.random_range(50..1500));
-                let r = cli_killed(&ctx, &["unlearn"], after);
-                ("unlearning run (CLI `unlearn`) SIGKILLed after 50–1500 ms", r.0, r.1)
+                let (o, d) = ok_or_failed(cli_killed(&ctx, &["unlearn"], after));
+                results.push(("unlearning run (CLI `unlearn`) SIGKILLed after 50-1500 ms", o, d));
             }
             _ => {
-                let r = cli(&ctx, &["unlearn"]);
-                ("unlearning run (CLI `unlearn`)", r.0, r.1)
+                let (o, d) = ok_or_failed(cli(&ctx, &["unlearn"]));
+                results.push(("unlearning run (CLI `unlearn`)", o, d));
             }
-        };
-        let secs = t0.elapsed().as_secs_f64();
-        let e = out.entry(kind).or_default();
-        if ok {
-            e.ok += 1;
-            e.seconds.push(secs);
-        } else {
-            e.failed += 1;
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
-            let _ = writeln!(f, "{kind}: {} in {secs:.1} s: {detail}", if ok { "ok" } else { "FAILED" });
+        let secs = t0.elapsed().as_secs_f64();
+        for (kind, outcome, detail) in results {
+            let e = out.entry(kind).or_default();
+            *e.outcomes.entry(outcome).or_default() += 1;
+            if outcome == "ok" {
+                e.ok_seconds.push(secs);
+            }
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+                let _ = writeln!(f, "{kind}: {outcome} in {secs:.1} s: {detail}");
+            }
         }
     }
 }
@@ -948,7 +1002,6 @@ fn run(args: &[String]) -> Res<bool> {
         database: database.clone(),
         out: out.clone(),
         operator_key: operator_key.clone(),
-        purposes: purposes.clone(),
         min_s: a.num("jobs-min-s", "20")?,
         max_s: a.num("jobs-max-s", "50")?,
     };
@@ -1095,10 +1148,17 @@ fn run(args: &[String]) -> Res<bool> {
     let job_rows: Vec<Value> = job_figures
         .iter()
         .map(|(k, j)| {
-            let mean = if j.seconds.is_empty() { 0.0 } else { j.seconds.iter().sum::<f64>() / j.seconds.len() as f64 };
-            json!({"kind": k, "ok": j.ok, "failed": j.failed, "mean_s": mean})
+            let mean = if j.ok_seconds.is_empty() {
+                0.0
+            } else {
+                j.ok_seconds.iter().sum::<f64>() / j.ok_seconds.len() as f64
+            };
+            let n = |o: &str| j.outcomes.get(o).copied().unwrap_or(0);
+            json!({"kind": k, "ok": n("ok"), "conflict": n("conflict"), "interrupted": n("interrupted"),
+                   "failed": n("failed"), "mean_s": mean})
         })
         .collect();
+    let jobs_failed: u64 = job_figures.values().map(|j| j.outcomes.get("failed").copied().unwrap_or(0)).sum();
     let passed = c.lost == 0
         && c.duplicated == 0
         && c.wrong_seq == 0
@@ -1108,6 +1168,7 @@ fn run(args: &[String]) -> Res<bool> {
         && gap_free
         && acked_not_delivered == 0
         && stopped_ok
+        && jobs_failed == 0
         && pg.as_ref().is_none_or(|p| p["reads_back_after_s"].is_number());
     let summary = json!({
         "minutes": minutes, "seed": seed, "load_seconds": load_secs, "writers": writers, "readers": readers,
@@ -1177,9 +1238,18 @@ fn markdown(s: &Value) -> String {
         ));
     }
     m.push_str(&format!("| all 2xx | | | | {} | {} | |\n\n", f(&s["all_2xx_p50_ms"]), f(&s["all_2xx_p99_ms"])));
-    m.push_str("| jobs | ok | failed | mean s |\n|---|---:|---:|---:|\n");
+    m.push_str("| jobs | ok | 409 (another worker building) | interrupted (kill, PostgreSQL restart) | failed | mean s (ok) |\n");
+    m.push_str("|---|---:|---:|---:|---:|---:|\n");
     for r in s["jobs"].as_array().into_iter().flatten() {
-        m.push_str(&format!("| {} | {} | {} | {} |\n", f(&r["kind"]), r["ok"], r["failed"], f(&r["mean_s"])));
+        m.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            f(&r["kind"]),
+            r["ok"],
+            r["conflict"],
+            r["interrupted"],
+            r["failed"],
+            f(&r["mean_s"])
+        ));
     }
     let w = &s["writes"];
     let h = &s["webhook"];
