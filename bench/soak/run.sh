@@ -15,7 +15,7 @@
 #
 # Knobs (environment): MINUTES (30), SEED (19), MEMBERS (demo size, 2000), TOKENS (members with a token, 300),
 # WRITERS (6), READERS (3), THINK_MS (pause between a client's requests, 0..N ms, 20), KILL_MIN_MS/KILL_MAX_MS
-# (2000/8000), CONSENTRY_BIN (skip the build; use this binary), KEEP=1 (keep the temporary directory).
+# (2000/8000), JOBS_MIN_S/JOBS_MAX_S (pause between gate/unlearning runs, 10/30), CONSENTRY_BIN (skip the build; use this binary), KEEP=1 (keep the temporary directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +29,8 @@ READERS=${READERS:-3}
 THINK_MS=${THINK_MS:-20}
 KILL_MIN_MS=${KILL_MIN_MS:-2000}
 KILL_MAX_MS=${KILL_MAX_MS:-8000}
+JOBS_MIN_S=${JOBS_MIN_S:-10}
+JOBS_MAX_S=${JOBS_MAX_S:-30}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -40,6 +42,7 @@ fi
 DRIVER="$CARGO_TARGET_DIR/soak/release/consentry-soak"
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates bench/soak || echo "+changes")
 WORK=$(mktemp -d /tmp/consentry-soak-XXXXXX)
 OUT="$WORK/out"
 mkdir -p "$OUT"
@@ -114,6 +117,7 @@ EOF
   --port "$SERVE_PORT" --hook-port "$HOOK_PORT" --tokens "$WORK/tokens.txt" --operator-key "$OPERATOR" \
   --out "$OUT" --minutes "$MINUTES" --seed "$SEED" --writers "$WRITERS" --readers "$READERS" \
   --think-ms "$THINK_MS" --kill-min-ms "$KILL_MIN_MS" --kill-max-ms "$KILL_MAX_MS" \
+  --jobs-min-s "$JOBS_MIN_S" --jobs-max-s "$JOBS_MAX_S" \
   --pg-restart "$PG_CTL restart -m immediate -w -t 120" &
 DRIVER_PID=$!
 verdict=0
@@ -139,8 +143,8 @@ check audit audit
 EVENTS=$(grep -o '[0-9][0-9,]* events' "$OUT/verify.txt" | head -1 || true)
 
 {
-  echo "Run: \`MINUTES=$MINUTES SEED=$SEED bench/soak/run.sh\`, $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
-    "\`$(git -C "$ROOT" rev-parse --short HEAD)\`, $(nproc) cores, load average before the run: $LOADAVG."
+  echo "Run: \`MINUTES=$MINUTES SEED=$SEED bench/soak/run.sh\`, finished $(date -u '+%Y-%m-%d %H:%M UTC'), commit" \
+    "\`$COMMIT\`, $(nproc) cores, niceness $(nice), load average before the run: $LOADAVG."
   echo
   cat "$OUT/summary.md" 2> /dev/null || echo "(the driver wrote no summary: exit $verdict)"
   echo

@@ -46,6 +46,34 @@ fn parse_acks(stdout: &[u8]) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// A child's standard output read on a thread: a signal at its first complete line, and all of it at the end.
+struct Background {
+    first_line: std::sync::mpsc::Receiver<()>,
+    all: std::thread::JoinHandle<Vec<u8>>,
+}
+
+fn read_in_background(mut out: std::process::ChildStdout) -> Background {
+    let (tx, first_line) = std::sync::mpsc::channel();
+    let all = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let mut told = false;
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if !told && all.contains(&b'\n') {
+                told = true;
+                let _ = tx.send(());
+            }
+        }
+        all
+    });
+    Background { first_line, all }
+}
+
 struct Outcome {
     kills: u64,
     acked: usize,
@@ -62,8 +90,11 @@ fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, 
     let started = Instant::now();
     let mut acked: HashMap<String, u64> = HashMap::new();
     for round in 0..kills {
-        // Mostly long enough to be appending; sometimes during start-up.
-        let delay_us = if rng.random_bool(0.1) { rng.random_range(0..5_000) } else { rng.random_range(5_000..150_000) };
+        // Mostly while appending: 5–150 ms after the child's first acknowledgement (counted from there, not from
+        // the spawn, so a loaded machine, where connecting and opening the log take longer, still gets appends
+        // into every such round); sometimes during start-up, 0–5 ms after the spawn.
+        let during_startup = rng.random_bool(0.1);
+        let delay_us = if during_startup { rng.random_range(0..5_000) } else { rng.random_range(5_000..150_000) };
         let mut child = Command::new(CHILD)
             .args(target)
             .args(["--run-id", &format!("{name}{round}"), "--threads", "3", "--checkpoint-every", "64"])
@@ -72,14 +103,19 @@ fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, 
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn the crash-test child");
+        let stdout = read_in_background(child.stdout.take().expect("the child's stdout"));
+        if !during_startup {
+            // Up to a minute for the first acknowledgement; a child that ends first is reported below.
+            let _ = stdout.first_line.recv_timeout(Duration::from_secs(60));
+        }
         std::thread::sleep(Duration::from_micros(delay_us));
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
             panic!("{name}: the child exited on its own ({status}): {}", String::from_utf8_lossy(&out.stderr));
         }
         child.kill().unwrap();
-        let out = child.wait_with_output().unwrap();
-        let acks = parse_acks(&out.stdout);
+        child.wait().unwrap();
+        let acks = parse_acks(&stdout.all.join().expect("the stdout reader"));
         for (seq, key) in &acks {
             if let Some(old) = acked.insert(key.clone(), *seq) {
                 panic!("{name}: key {key} acknowledged twice (at {old} and {seq})");
@@ -92,10 +128,11 @@ fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, 
             assert_eq!(&e.event.body.idempotency_key, key, "{name}: event {seq} is not the acknowledged one");
         }
     }
-    // A last, uninterrupted run: the log carries on after all those crashes.
+    // A last, uninterrupted run: the log carries on after all those crashes, and signs at least one checkpoint
+    // (every 8 events: the rounds' children may all have been killed before one of theirs).
     let out = Command::new(CHILD)
         .args(target)
-        .args(["--run-id", &format!("{name}-final"), "--count", "40"])
+        .args(["--run-id", &format!("{name}-final"), "--count", "40", "--checkpoint-every", "8"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));

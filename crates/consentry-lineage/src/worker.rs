@@ -343,8 +343,9 @@ pub(crate) fn lock_path(target: &Path) -> PathBuf {
 /// beside the version it built); a lock held by a live process stays. True when one was removed.
 pub(crate) fn remove_stale_lock(target: &Path) -> Result<bool, LineageError> {
     let path = lock_path(target);
+    let held = held_locks();
     let Ok(text) = std::fs::read_to_string(&path) else { return Ok(false) };
-    if text.trim().parse::<u32>().is_ok_and(other_process_alive) {
+    if text.trim().parse::<u32>().is_ok_and(|pid| owner_alive(&held, &path, pid)) {
         return Ok(false);
     }
     match std::fs::remove_file(&path) {
@@ -354,21 +355,40 @@ pub(crate) fn remove_stale_lock(target: &Path) -> Result<bool, LineageError> {
     }
 }
 
+/// The lock files this process holds. A lock file naming this process's pid is held by another of its threads
+/// (two unlearning passes at once in one `serve`: the job endpoint called twice) when listed here, and was left by
+/// an earlier process that had the same pid (a container's pid 1, killed and restarted) when not.
+static HELD: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn held_locks() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
+    // A panic while holding the set leaves it as it was: still the truth about the files.
+    HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether the lock at `path`, naming `pid`, is held by a live worker.
+fn owner_alive(held: &std::collections::HashSet<PathBuf>, path: &Path, pid: u32) -> bool {
+    if pid == std::process::id() { held.contains(path) } else { other_process_alive(pid) }
+}
+
 impl DirLock {
     fn acquire(target: &Path) -> Result<DirLock, LineageError> {
         let path = lock_path(target);
         let me = std::process::id();
+        // Held for the whole acquisition: this process's threads take locks one at a time.
+        let mut held = held_locks();
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
                     use std::io::Write;
                     f.write_all(me.to_string().as_bytes()).map_err(|e| LineageError::io(&path, e))?;
+                    held.insert(path.clone());
                     return Ok(DirLock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let owner = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
                     if let Some(pid) = owner
-                        && other_process_alive(pid)
+                        && owner_alive(&held, &path, pid)
                     {
                         return Err(LineageError::Conflict(format!(
                             "another unlearning worker (pid {pid}) is building {}; {} is its lock",
@@ -391,7 +411,9 @@ impl DirLock {
 
 impl Drop for DirLock {
     fn drop(&mut self) {
+        let mut held = held_locks();
         let _ = std::fs::remove_file(&self.path);
+        held.remove(&self.path);
     }
 }
 
@@ -740,6 +762,31 @@ mod tests {
         let held = DirLock::acquire(&target).unwrap();
         assert_eq!(std::fs::read_to_string(&lock).unwrap(), std::process::id().to_string());
         drop(held);
+        assert!(!lock.exists());
+    }
+
+    /// Two unlearning passes at once in one process (the service's job endpoint called twice) must not both
+    /// build the same next version: the lock naming this process's own pid was taken for a dead owner's, so the
+    /// second pass removed it and built (and cleaned) the same directory as the first.
+    #[test]
+    fn a_second_thread_of_the_same_process_does_not_take_a_held_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("job-recs.v2");
+        let lock = dir.path().join(".job-recs.v2.lock");
+        let held = DirLock::acquire(&target).unwrap();
+        let second = std::thread::scope(|s| s.spawn(|| DirLock::acquire(&target).map(|_| ())).join().unwrap());
+        assert!(matches!(second, Err(LineageError::Conflict(_))), "{second:?}");
+        // Nor does the stale-lock sweep remove it.
+        assert!(!remove_stale_lock(&target).unwrap());
+        assert!(lock.exists());
+        drop(held);
+        assert!(!lock.exists());
+        // A lock naming this pid that this process does not hold was left by an earlier process with the same
+        // pid (a restarted container's pid 1): taken over, and swept.
+        std::fs::write(&lock, std::process::id().to_string()).unwrap();
+        assert!(remove_stale_lock(&target).unwrap());
+        std::fs::write(&lock, std::process::id().to_string()).unwrap();
+        drop(DirLock::acquire(&target).unwrap());
         assert!(!lock.exists());
     }
 }

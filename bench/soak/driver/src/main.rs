@@ -73,7 +73,9 @@ impl Conn {
         let r = self.stream.as_mut().ok_or("no connection")?;
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}", self.addr).into_bytes();
         if !body.is_empty() {
-            req.extend_from_slice(format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()).as_bytes());
+            req.extend_from_slice(
+                format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()).as_bytes(),
+            );
         } else if method == "POST" || method == "PUT" {
             req.extend_from_slice(b"Content-Length: 0\r\n");
         }
@@ -150,7 +152,8 @@ fn tokens(path: &Path) -> Res<Vec<(u64, String)>> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let (m, t) = l.trim().split_once(' ').ok_or(format!("{}: expected `MEMBER TOKEN`, got {l:?}", path.display()))?;
+            let (m, t) =
+                l.trim().split_once(' ').ok_or(format!("{}: expected `MEMBER TOKEN`, got {l:?}", path.display()))?;
             Ok((m.parse().map_err(|_| format!("bad member id {m:?}"))?, t.to_string()))
         })
         .collect()
@@ -488,7 +491,9 @@ fn member_client(c: usize, writer: bool, think_ms: u64, s: Arc<Shared>) -> Tally
         } else {
             let read = rng.random_range(0..100);
             let out = if read < 45 || acks.is_empty() {
-                timed(&mut tally, "read GET /v1/me/consents", || conn.call("GET", "/v1/me/consents", &bearer(token), b""))
+                timed(&mut tally, "read GET /v1/me/consents", || {
+                    conn.call("GET", "/v1/me/consents", &bearer(token), b"")
+                })
             } else if read < 75 {
                 timed(&mut tally, "read GET /v1/me/history", || {
                     conn.call("GET", "/v1/me/history?limit=20", &bearer(token), b"")
@@ -513,11 +518,13 @@ fn member_client(c: usize, writer: bool, think_ms: u64, s: Arc<Shared>) -> Tally
 // ---------------------------------------------------------------------------------------------------------------
 // Gate and unlearning runs.
 
+/// Runs of one kind of job by outcome: `ok`, `conflict` (409: another worker was building the same version),
+/// `interrupted` (the service was SIGKILLed under the request, or its database restarted), `failed` (anything
+/// else: a finding).
 #[derive(Default, Clone)]
 struct Job {
-    ok: u64,
-    failed: u64,
-    seconds: Vec<f64>,
+    outcomes: BTreeMap<&'static str, u64>,
+    ok_seconds: Vec<f64>,
 }
 
 struct JobCtx {
@@ -526,9 +533,27 @@ struct JobCtx {
     database: String,
     out: PathBuf,
     operator_key: String,
-    purposes: Vec<String>,
     min_s: u64,
     max_s: u64,
+}
+
+/// `POST /v1/jobs/unlearn`: its outcome and what it said.
+fn unlearn_job(addr: SocketAddr, key: &str) -> (&'static str, String) {
+    let mut conn = Conn::new(addr, Duration::from_secs(120));
+    match conn.call("POST", "/v1/jobs/unlearn", &bearer(key), b"") {
+        Ok((status, body)) => {
+            let text = String::from_utf8_lossy(&body).chars().take(300).collect::<String>();
+            let outcome = match status {
+                200..=299 => "ok",
+                409 => "conflict",
+                // The service's PostgreSQL session was cut (the restart): unavailable, not a wrong answer.
+                503 => "interrupted",
+                _ => "failed",
+            };
+            (outcome, format!("{status} {text}"))
+        }
+        Err(e) => ("interrupted", e),
+    }
 }
 
 fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
@@ -538,6 +563,20 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
     let mut n = 0u64;
     let gates = ctx.out.join("gates");
     let _ = std::fs::create_dir_all(&gates);
+    let _ = std::fs::create_dir_all(ctx.out.join("models"));
+    // A CLI run that met another worker building the same version, or PostgreSQL restarting, is not a finding.
+    let ok_or_failed = |(ok, detail): (bool, String)| {
+        let outcome = if ok {
+            "ok"
+        } else if detail.contains("another unlearning worker") || detail.contains("by another worker meanwhile") {
+            "conflict"
+        } else if detail.contains("connection") || detail.contains("the database system is") {
+            "interrupted"
+        } else {
+            "failed"
+        };
+        (outcome, detail)
+    };
     loop {
         let wait = Duration::from_secs(rng.random_range(ctx.min_s..=ctx.max_s.max(ctx.min_s)));
         let until = Instant::now() + wait;
@@ -549,46 +588,66 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
         }
         n += 1;
         let t0 = Instant::now();
-        let (kind, ok, detail): (&'static str, bool, String) = match n % 3 {
+        let mut results: Vec<(&'static str, &'static str, String)> = Vec::new();
+        match n % 4 {
             1 => {
-                let mut conn = Conn::new(s.addr, Duration::from_secs(120));
-                match conn.call("POST", "/v1/jobs/unlearn", &bearer(&ctx.operator_key), b"") {
-                    Ok((status, body)) => (
-                        "unlearning job POST /v1/jobs/unlearn",
-                        (200..300).contains(&status),
-                        format!("{status} {}", String::from_utf8_lossy(&body).chars().take(300).collect::<String>()),
-                    ),
-                    Err(e) => ("unlearning job POST /v1/jobs/unlearn", false, e),
-                }
+                let (o, d) = unlearn_job(s.addr, &ctx.operator_key);
+                results.push(("unlearning job POST /v1/jobs/unlearn", o, d));
             }
             2 => {
-                let purpose = &ctx.purposes[rng.random_range(0..ctx.purposes.len())];
+                // A fresh training set, and on it a new live model (registered): the members who granted since
+                // are in it, so later withdrawals have shards to retrain.
+                let (purpose, model) = if rng.random_bool(0.5) {
+                    ("train_ai_system.job_recommendations", "job-recs")
+                } else {
+                    ("train_ai_system.content_suggestions", "content")
+                };
                 let dir = gates.join(format!("gate-{n}"));
-                let r = cli(&ctx, &["gate", "--purpose", purpose, "--out", &dir.to_string_lossy()]);
-                ("gate run (CLI)", r.0, r.1)
+                let dir = dir.to_string_lossy();
+                let (o, d) = ok_or_failed(cli(&ctx, &["gate", "--purpose", purpose, "--out", &dir]));
+                results.push(("gate run (CLI `gate`)", o, d));
+                if o == "ok" {
+                    let models = ctx.out.join("models").join(format!("{model}-{n}"));
+                    let args = ["train", "--model", model, "--dataset", &dir, "--out", &models.to_string_lossy()];
+                    let (o, d) = ok_or_failed(cli(&ctx, &args));
+                    results.push(("training run on it (CLI `train`, registered)", o, d));
+                }
+            }
+            3 => {
+                // Two at once in one process (an operator's click and a scheduler): one builds, the other waits
+                // its turn or answers 409; never two builders of one version.
+                let (a, b) = std::thread::scope(|sc| {
+                    let a = sc.spawn(|| unlearn_job(s.addr, &ctx.operator_key));
+                    let b = sc.spawn(|| unlearn_job(s.addr, &ctx.operator_key));
+                    (a.join(), b.join())
+                });
+                for r in [a, b] {
+                    let (o, d) = r.unwrap_or(("failed", "panicked".into()));
+                    results.push(("two unlearning jobs at once (POST /v1/jobs/unlearn x2)", o, d));
+                }
             }
             _ if rng.random_bool(0.5) => {
                 // SIGKILLed part-way: the next run (or the service's job) must recover without a human (a lock
                 // file left behind is taken over, a half-built version is rebuilt or its swap completed).
                 let after = Duration::from_millis(rng.random_range(50..1500));
-                let r = cli_killed(&ctx, &["unlearn"], after);
-                ("unlearning run (CLI `unlearn`) SIGKILLed after 50–1500 ms", r.0, r.1)
+                let (o, d) = ok_or_failed(cli_killed(&ctx, &["unlearn"], after));
+                results.push(("unlearning run (CLI `unlearn`) SIGKILLed after 50-1500 ms", o, d));
             }
             _ => {
-                let r = cli(&ctx, &["unlearn"]);
-                ("unlearning run (CLI `unlearn`)", r.0, r.1)
+                let (o, d) = ok_or_failed(cli(&ctx, &["unlearn"]));
+                results.push(("unlearning run (CLI `unlearn`)", o, d));
             }
-        };
-        let secs = t0.elapsed().as_secs_f64();
-        let e = out.entry(kind).or_default();
-        if ok {
-            e.ok += 1;
-            e.seconds.push(secs);
-        } else {
-            e.failed += 1;
         }
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
-            let _ = writeln!(f, "{kind}: {} in {secs:.1} s: {detail}", if ok { "ok" } else { "FAILED" });
+        let secs = t0.elapsed().as_secs_f64();
+        for (kind, outcome, detail) in results {
+            let e = out.entry(kind).or_default();
+            *e.outcomes.entry(outcome).or_default() += 1;
+            if outcome == "ok" {
+                e.ok_seconds.push(secs);
+            }
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&log_path) {
+                let _ = writeln!(f, "{kind}: {outcome} in {secs:.1} s: {detail}");
+            }
         }
     }
 }
@@ -748,11 +807,15 @@ fn check(a: SocketAddr, toks: &[(u64, String)], journal: &Path, report: &mut Vec
                         }
                         [s] => {
                             c.wrong_seq += 1;
-                            report.push(format!("WRONG SEQ: member {member} key {key} acknowledged at {seq}, stored at {s}"));
+                            report.push(format!(
+                                "WRONG SEQ: member {member} key {key} acknowledged at {seq}, stored at {s}"
+                            ));
                         }
                         more => {
                             c.duplicated += 1;
-                            report.push(format!("DUPLICATE: member {member} key {key} acknowledged at {seq}, stored at {more:?}"));
+                            report.push(format!(
+                                "DUPLICATE: member {member} key {key} acknowledged at {seq}, stored at {more:?}"
+                            ));
                         }
                     }
                 }
@@ -939,7 +1002,6 @@ fn run(args: &[String]) -> Res<bool> {
         database: database.clone(),
         out: out.clone(),
         operator_key: operator_key.clone(),
-        purposes: purposes.clone(),
         min_s: a.num("jobs-min-s", "20")?,
         max_s: a.num("jobs-max-s", "50")?,
     };
@@ -1051,7 +1113,8 @@ fn run(args: &[String]) -> Res<bool> {
         let dups: u64 = h.by_id.values().map(|n| n - 1).sum();
         (missing, dups, h.by_id.len() as u64, h.malformed, h.seqs.clone())
     };
-    let gap_free = ids.keys().copied().eq((hook_baseline + 1)..=ids.keys().next_back().copied().unwrap_or(hook_baseline));
+    let gap_free =
+        ids.keys().copied().eq((hook_baseline + 1)..=ids.keys().next_back().copied().unwrap_or(hook_baseline));
 
     // Every acknowledged write, exactly once.
     let mut findings = Vec::new();
@@ -1074,8 +1137,10 @@ fn run(args: &[String]) -> Res<bool> {
         all.extend(&l);
         ops_total += k.ok + k.non_2xx + k.errors;
         let statuses: BTreeMap<String, u64> = k.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect();
-        rows.push(json!({"kind": kind, "ok": k.ok, "non_2xx": k.non_2xx, "errors": k.errors, "non_2xx_by_status": statuses,
-            "p50_ms": percentile(&l, 0.5), "p99_ms": percentile(&l, 0.99), "max_ms": percentile(&l, 1.0)}));
+        rows.push(
+            json!({"kind": kind, "ok": k.ok, "non_2xx": k.non_2xx, "errors": k.errors, "non_2xx_by_status": statuses,
+            "p50_ms": percentile(&l, 0.5), "p99_ms": percentile(&l, 0.99), "max_ms": percentile(&l, 1.0)}),
+        );
     }
     all.sort_unstable();
     let mut rec = recoveries_ms.clone();
@@ -1083,10 +1148,17 @@ fn run(args: &[String]) -> Res<bool> {
     let job_rows: Vec<Value> = job_figures
         .iter()
         .map(|(k, j)| {
-            let mean = if j.seconds.is_empty() { 0.0 } else { j.seconds.iter().sum::<f64>() / j.seconds.len() as f64 };
-            json!({"kind": k, "ok": j.ok, "failed": j.failed, "mean_s": mean})
+            let mean = if j.ok_seconds.is_empty() {
+                0.0
+            } else {
+                j.ok_seconds.iter().sum::<f64>() / j.ok_seconds.len() as f64
+            };
+            let n = |o: &str| j.outcomes.get(o).copied().unwrap_or(0);
+            json!({"kind": k, "ok": n("ok"), "conflict": n("conflict"), "interrupted": n("interrupted"),
+                   "failed": n("failed"), "mean_s": mean})
         })
         .collect();
+    let jobs_failed: u64 = job_figures.values().map(|j| j.outcomes.get("failed").copied().unwrap_or(0)).sum();
     let passed = c.lost == 0
         && c.duplicated == 0
         && c.wrong_seq == 0
@@ -1096,6 +1168,7 @@ fn run(args: &[String]) -> Res<bool> {
         && gap_free
         && acked_not_delivered == 0
         && stopped_ok
+        && jobs_failed == 0
         && pg.as_ref().is_none_or(|p| p["reads_back_after_s"].is_number());
     let summary = json!({
         "minutes": minutes, "seed": seed, "load_seconds": load_secs, "writers": writers, "readers": readers,
@@ -1164,14 +1237,19 @@ fn markdown(s: &Value) -> String {
             f(&r["max_ms"])
         ));
     }
-    m.push_str(&format!(
-        "| all 2xx | | | | {} | {} | |\n\n",
-        f(&s["all_2xx_p50_ms"]),
-        f(&s["all_2xx_p99_ms"])
-    ));
-    m.push_str("| jobs | ok | failed | mean s |\n|---|---:|---:|---:|\n");
+    m.push_str(&format!("| all 2xx | | | | {} | {} | |\n\n", f(&s["all_2xx_p50_ms"]), f(&s["all_2xx_p99_ms"])));
+    m.push_str("| jobs | ok | 409 (another worker building) | interrupted (kill, PostgreSQL restart) | failed | mean s (ok) |\n");
+    m.push_str("|---|---:|---:|---:|---:|---:|\n");
     for r in s["jobs"].as_array().into_iter().flatten() {
-        m.push_str(&format!("| {} | {} | {} | {} |\n", f(&r["kind"]), r["ok"], r["failed"], f(&r["mean_s"])));
+        m.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            f(&r["kind"]),
+            r["ok"],
+            r["conflict"],
+            r["interrupted"],
+            r["failed"],
+            f(&r["mean_s"])
+        ));
     }
     let w = &s["writes"];
     let h = &s["webhook"];
@@ -1182,7 +1260,10 @@ fn markdown(s: &Value) -> String {
         ("SIGKILLs of the service survived", s["kills"].to_string()),
         ("starts that failed and were retried", s["failed_starts"].to_string()),
         ("the final SIGTERM stop (must exit 0)", f(&s["final_sigterm"])),
-        ("restart recovery (kill → /readyz 200) p50 / p99 / max ms", format!("{} / {} / {}", f(&r["p50"]), f(&r["p99"]), f(&r["max"]))),
+        (
+            "restart recovery (kill → /readyz 200) p50 / p99 / max ms",
+            format!("{} / {} / {}", f(&r["p50"]), f(&r["p99"]), f(&r["max"])),
+        ),
         ("PostgreSQL restart (pg_ctl restart -m immediate) s", f(&pg["pg_ctl_s"])),
         ("… member reads answered again after s", f(&pg["reads_back_after_s"])),
         ("… a write acknowledged again after s", f(&pg["write_acknowledged_after_s"])),
@@ -1198,10 +1279,16 @@ fn markdown(s: &Value) -> String {
         ("… present (at most once)", w["unacknowledged_present"].to_string()),
         ("… present twice or more (must be 0)", w["unacknowledged_duplicated"].to_string()),
         ("refused (4xx) / refused but stored (must be 0)", format!("{} / {}", w["refused"], w["refused_present"])),
-        ("outbox rows since the webhook was attached (gap-free)", format!("{} ({})", h["outbox_rows_since_attach"], h["gap_free"])),
+        (
+            "outbox rows since the webhook was attached (gap-free)",
+            format!("{} ({})", h["outbox_rows_since_attach"], h["gap_free"]),
+        ),
         ("… delivered (distinct ids) / missing (must be 0)", format!("{} / {}", h["delivered_distinct"], h["missing"])),
         ("… duplicate deliveries (at-least-once)", h["duplicate_deliveries"].to_string()),
-        ("… acknowledged writes whose change was not delivered (must be 0)", h["acknowledged_writes_not_delivered"].to_string()),
+        (
+            "… acknowledged writes whose change was not delivered (must be 0)",
+            h["acknowledged_writes_not_delivered"].to_string(),
+        ),
         ("… seconds for the webhook to drain after the load", f(&h["drain_seconds"])),
         ("passed", s["passed"].to_string()),
     ];
