@@ -18,6 +18,7 @@ mod gate;
 mod learn;
 mod ledger;
 mod ledger_pg;
+mod outbox;
 mod unlearn;
 
 use common::{consentry, ok, text};
