@@ -192,7 +192,9 @@ impl Writer {
             let params: [&(dyn ToSql + Sync); 8] = [&seq, &ids, &js, &ds, &actors, &rec, &leaf, &chain];
             tx.execute(&stmt, &params)?;
         }
+        fail::fail_point!("ledger::facts::before_commit", |a| Err(crate::injected("facts", a)));
         tx.commit()?;
+        fail::fail_point!("ledger::facts::after_commit", |a| Err(crate::injected("facts", a)));
         Ok(rows)
     }
 
@@ -242,7 +244,9 @@ impl Writer {
         let rows: Vec<&(Event, Hash, Hash)> = prepared.iter().flatten().flat_map(|p| p.rows.iter()).collect();
         let fresh = insert_events(&mut tx, &self.statements, &self.purposes, &rows)?;
         insert_outbox(&mut tx, &rows)?;
+        fail::fail_point!("ledger::append::before_commit", |a| Err(crate::injected("append", a)));
         tx.commit()?;
+        fail::fail_point!("ledger::append::after_commit", |a| Err(crate::injected("append", a)));
         self.purposes.extend(fresh);
         Ok(prepared.into_iter().map(|p| p.map(Prepared::finish)).collect())
     }
@@ -895,6 +899,7 @@ impl Store for PgStore {
     fn put_checkpoint(&self, sth: &SignedTreeHead) -> Result<(), LedgerError> {
         let size = i64::try_from(sth.head.tree_size)
             .map_err(|_| LedgerError::Invalid(format!("tree size {} is too large", sth.head.tree_size)))?;
+        fail::fail_point!("ledger::checkpoint::before_commit", |a| Err(crate::injected("checkpoint", a)));
         self.with_reader(|c| {
             c.execute(
                 "INSERT INTO checkpoints (tree_size, root_hash, chain_hash, timestamp, log_id, signature)
@@ -909,7 +914,9 @@ impl Store for PgStore {
                 ],
             )?;
             Ok(())
-        })
+        })?;
+        fail::fail_point!("ledger::checkpoint::after_commit", |a| Err(crate::injected("checkpoint", a)));
+        Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {

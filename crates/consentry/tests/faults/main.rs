@@ -17,6 +17,8 @@ mod files;
 mod gate;
 mod learn;
 mod ledger;
+mod ledger_pg;
+mod outbox;
 mod unlearn;
 
 use common::{consentry, ok, text};
@@ -58,7 +60,7 @@ pub fn expect(point: &str) -> Expect {
 
 /// The fixture, built once per test process: a synthetic network of 300 members, the ledger (`ledger init`
 /// only in `fresh`, imported in `imported`), the job-recommendations dataset and a registered model.
-fn fixture() -> &'static (PathBuf, PathBuf) {
+pub fn fixture() -> &'static (PathBuf, PathBuf) {
     static F: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     F.get_or_init(|| {
         let root = tempfile::tempdir().expect("a temporary directory").keep();
