@@ -5,6 +5,7 @@ use crate::error::{AppError, Context as _, ErrorKind, Result};
 use crate::openlineage::{self as ol, JobKind};
 use crate::progress::Progress;
 use crate::session::Session;
+use consentry_files::OutputOptions;
 use consentry_learn::LearnError;
 use consentry_learn::dp::PrivacyClaim;
 use consentry_learn::model::ModelMeta;
@@ -121,6 +122,32 @@ fn require_dir(p: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `.NAME.registering` beside a model directory a registering `train` is writing: present from before training
+/// until the registration is done (removed when the run ends, whatever the outcome; left only by a killed run).
+struct RegisteringMarker(PathBuf);
+
+impl RegisteringMarker {
+    fn path(out: &Path) -> PathBuf {
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        out.with_file_name(format!(".{name}.registering"))
+    }
+
+    fn create(out: &Path) -> Result<RegisteringMarker> {
+        let path = RegisteringMarker::path(out);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| LearnError::Io { path: parent.to_path_buf(), source: e })?;
+        }
+        consentry_files::write(&path, format!("{}\n", std::process::id()).as_bytes(), OutputOptions::MEMBER_DATA)?;
+        Ok(RegisteringMarker(path))
+    }
+}
+
+impl Drop for RegisteringMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 impl Session {
     /// `train`: trains a model on a registered dataset and registers it; a model that fails to register is removed,
     /// so an unregistered model is never left where it could be served.
@@ -199,6 +226,12 @@ impl Session {
         if req.options.kind == ModelKind::Items {
             self.check_items_declaration(&dataset, &req.options)?;
         }
+        // Until the model is registered, a marker beside it says a registering run is under way: a run killed
+        // between the rename and the registration leaves it, and only then does the next run finish the job.
+        let _marker = match checked {
+            Some(_) => Some(RegisteringMarker::create(&out)?),
+            None => None,
+        };
         let report = train_model(&dataset, &out, &req.options, progress)?;
         let registration = match checked {
             Some(ds) => {
@@ -217,7 +250,9 @@ impl Session {
     /// and what `lineage register-model` would register. Anything else stays refused by the caller.
     fn finish_interrupted_train(&self, dataset: &Path, out: &Path, req: &TrainRequest) -> Result<Option<TrainOutcome>> {
         let real_dir = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_dir());
-        if !req.register || !real_dir || !self.has_ledger() {
+        let marker = RegisteringMarker::path(out);
+        // A model trained with --no-register (or put there by hand) has no marker: it stays refused.
+        if !req.register || !real_dir || !self.has_ledger() || !marker.is_file() {
             return Ok(None);
         }
         let reg = self.registry()?;
@@ -234,6 +269,7 @@ impl Session {
             return Ok(None);
         }
         let id = self.register_trained(out, &ds.id, &meta.dataset.manifest_blake3)?;
+        let _ = std::fs::remove_file(&marker);
         let report = TrainReport { meta, dir: out.to_path_buf(), shard_seconds: Vec::new() };
         Ok(Some(TrainOutcome {
             dataset: dataset.to_path_buf(),
