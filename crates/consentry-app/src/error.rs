@@ -244,6 +244,9 @@ impl From<consentry_lineage::LineageError> for AppError {
         use consentry_lineage::LineageError as E;
         let kind = match &e {
             E::Ledger(inner) => ledger_kind(inner),
+            // Another worker is building the same version or moved the cursor: 409 and "run again", not a 500
+            // (the service's two concurrent `POST /v1/jobs/unlearn`, found by the soak).
+            E::Conflict(_) => ErrorKind::Conflict,
             E::NotFound { .. } | E::UnknownMember(_) if e.is_bad_input() => ErrorKind::NotFound,
             other if other.is_bad_input() => ErrorKind::BadInput,
             E::Signature { .. } | E::ModelFiles { .. } | E::Dataset { .. } => ErrorKind::Integrity,
@@ -331,6 +334,13 @@ mod tests {
         let e = AppError::flat(ErrorKind::BadInput, std::io::Error::other("bad flag"));
         assert_eq!(chain(&e), ["bad flag"]);
         assert!(e.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    #[test]
+    fn a_concurrent_unlearning_worker_is_a_conflict_not_an_internal_error() {
+        let e = AppError::from(consentry_lineage::LineageError::Conflict("another unlearning worker".into()));
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(e.kind().http_status(), 409);
     }
 
     #[test]

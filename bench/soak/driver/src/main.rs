@@ -568,7 +568,10 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
     let ok_or_failed = |(ok, detail): (bool, String)| {
         let outcome = if ok {
             "ok"
-        } else if detail.contains("another unlearning worker") || detail.contains("by another worker meanwhile") {
+        } else if detail.contains("another unlearning worker")
+            || detail.contains("by another worker meanwhile")
+            || detail.contains("concurrent change")
+        {
             "conflict"
         } else if detail.contains("connection") || detail.contains("the database system is") {
             "interrupted"
@@ -664,7 +667,7 @@ fn cli_killed(ctx: &JobCtx, args: &[&str], after: Duration) -> (bool, String) {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn();
     let mut child = match child {
         Ok(c) => c,
@@ -673,7 +676,14 @@ fn cli_killed(ctx: &JobCtx, args: &[&str], after: Duration) -> (bool, String) {
     let t0 = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return (status.success(), format!("finished before the kill: {status}")),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                let err: String = err.chars().take(600).collect();
+                return (status.success(), format!("finished before the kill: {status} {err}"));
+            }
             Ok(None) if t0.elapsed() >= after => {
                 let _ = child.kill();
                 let _ = child.wait();
