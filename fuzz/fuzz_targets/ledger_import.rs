@@ -7,6 +7,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use arbitrary::{Arbitrary, Unstructured};
 use arrow_array::{
     ArrayRef, Date32Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array, UInt64Array,
 };
@@ -15,7 +16,6 @@ use chrono::NaiveDate;
 use consentry_app::{DataDir, Session};
 use consentry_ledger::{MemberRecord, NewEvent};
 use consentry_synth::{ChoiceRow, MemberRow, read_consent_choices_file, read_members_file};
-use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use parquet::arrow::ArrowWriter;
 use std::path::PathBuf;
@@ -105,7 +105,11 @@ fn validate(members: &[MemberRow], choices: &[ChoiceRow]) {
     let ledger = ENV.session.ledger().expect("the fixture's ledger");
     let records: Vec<MemberRecord> = members
         .iter()
-        .map(|m| MemberRecord { member_id: m.member_id, jurisdiction: m.jurisdiction.clone(), birth_date: m.birth_date })
+        .map(|m| MemberRecord {
+            member_id: m.member_id,
+            jurisdiction: m.jurisdiction.clone(),
+            birth_date: m.birth_date,
+        })
         .collect();
     let mut events = Vec::new();
     for c in choices {

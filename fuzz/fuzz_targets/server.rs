@@ -12,10 +12,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use consentry_app::keys::Role;
 use consentry_app::{DataDir, Session};
-use libfuzzer_sys::fuzz_target;
-use std::sync::{Arc, LazyLock};
 use consentry_server::Options;
 use consentry_server::limits::{RateLimit, RateLimits};
+use libfuzzer_sys::fuzz_target;
+use std::sync::{Arc, LazyLock};
 use tower::ServiceExt;
 
 /// A member of the fixture's ledger.

@@ -109,13 +109,12 @@ pub fn read_members_file(path: &Path) -> Result<Vec<MemberRow>, SynthError> {
         for i in 0..b.num_rows() {
             // Days since the epoch from the file: out of chrono's date range is a bad value, not a panic.
             let days = birth.value(i);
-            let birth_date = epoch.checked_add_signed(chrono::Duration::days(i64::from(days))).ok_or_else(|| {
-                SynthError::Value {
+            let birth_date =
+                epoch.checked_add_signed(chrono::Duration::days(i64::from(days))).ok_or_else(|| SynthError::Value {
                     path: path.clone(),
                     row: offset + i,
                     message: format!("birth_date is {days} days from 1970-01-01, outside the calendar"),
-                }
-            })?;
+                })?;
             out.push(MemberRow { member_id: ids.value(i), jurisdiction: jur.value(i).to_string(), birth_date });
         }
         Ok(())
@@ -203,7 +202,8 @@ mod tests {
             Arc::new(StringArray::from(vec!["DE", "DE"])),
             Arc::new(Date32Array::from(vec![0, i32::MAX])),
         ];
-        let batch = RecordBatch::try_from_iter(["member_id", "jurisdiction", "birth_date"].into_iter().zip(cols)).unwrap();
+        let batch =
+            RecordBatch::try_from_iter(["member_id", "jurisdiction", "birth_date"].into_iter().zip(cols)).unwrap();
         let mut w = parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();

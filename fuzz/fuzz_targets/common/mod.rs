@@ -36,7 +36,10 @@ pub fn safe_relative(p: &str) -> bool {
     !p.is_empty()
         && p.len() < 200
         && p.split('/').all(|c| {
-            !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         })
 }
 
