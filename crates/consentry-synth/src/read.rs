@@ -210,7 +210,7 @@ mod tests {
         let e = read_members_file(&path).unwrap_err();
         assert!(matches!(e, SynthError::Value { row: 1, .. }), "{e}");
         assert!(e.to_string().contains("outside the calendar"), "{e}");
-        // The fuzzer's input (mode byte 1: rows built from the rest) is kept in fuzz/corpus/ledger_import.
+        // The fuzzer's input: fuzz/corpus/ledger_import/regression-birth-date-overflow (mode 1, rows from the rest).
     }
 
     /// A file that is not Parquet is named, and the reader's error stays reachable as the source.
