@@ -31,6 +31,13 @@ if [[ "${1:-}" == "--min" ]]; then
         # Edges only (no hit counts): a smaller corpus that still reaches everything the run reached.
         nice -n 10 "$BIN/$t" -merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout=10 "fuzz/work/$t.min" \
             "fuzz/corpus/$t" "fuzz/work/$t" >"fuzz/logs/$t.min.log" 2>&1
+        # Over CAP_KB (default 3072) the largest inputs go: the corpus is committed (audit_bundle's inputs are whole
+        # bundles of ~100 KB each).
+        local_total=0
+        for f in $(ls -Sr "fuzz/work/$t.min"); do
+            local_total=$((local_total + $(stat -c %s "fuzz/work/$t.min/$f")))
+            ((local_total <= ${CAP_KB:-3072} * 1024)) || rm "fuzz/work/$t.min/$f"
+        done
         # Regression inputs of fixed crashes stay, whatever they add.
         cp fuzz/corpus/"$t"/regression-* "fuzz/work/$t.min/" 2>/dev/null || true
         rm -rf "fuzz/corpus/$t" && mv "fuzz/work/$t.min" "fuzz/corpus/$t"
