@@ -102,16 +102,20 @@ pub fn read_members_file(path: &Path) -> Result<Vec<MemberRow>, SynthError> {
     let path = path.to_path_buf();
     let mut out = Vec::new();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    for_each_batch(&path, |b, _| {
+    for_each_batch(&path, |b, offset| {
         let ids = typed!(&path, b, "member_id", as_primitive_opt, UInt64Type, "UInt64");
         let jur = strings(&path, b, "jurisdiction")?;
         let birth = typed!(&path, b, "birth_date", as_primitive_opt, Date32Type, "Date32");
         for i in 0..b.num_rows() {
-            out.push(MemberRow {
-                member_id: ids.value(i),
-                jurisdiction: jur.value(i).to_string(),
-                birth_date: epoch + chrono::Duration::days(i64::from(birth.value(i))),
-            });
+            // Days since the epoch from the file: out of chrono's date range is a bad value, not a panic.
+            let days = birth.value(i);
+            let birth_date =
+                epoch.checked_add_signed(chrono::Duration::days(i64::from(days))).ok_or_else(|| SynthError::Value {
+                    path: path.clone(),
+                    row: offset + i,
+                    message: format!("birth_date is {days} days from 1970-01-01, outside the calendar"),
+                })?;
+            out.push(MemberRow { member_id: ids.value(i), jurisdiction: jur.value(i).to_string(), birth_date });
         }
         Ok(())
     })?;
@@ -184,6 +188,30 @@ pub fn read_reply_conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `ledger_import` fuzz target: a birth date beyond chrono's calendar (`i32::MAX` days after
+    /// 1970) panicked with "`NaiveDate + TimeDelta` overflowed"; it is a bad value naming file and row.
+    #[test]
+    fn a_birth_date_outside_the_calendar_is_refused_not_a_panic() {
+        use arrow_array::{ArrayRef, Date32Array, RecordBatch, StringArray, UInt64Array};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("members.parquet");
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(vec![1u64, 2])),
+            Arc::new(StringArray::from(vec!["DE", "DE"])),
+            Arc::new(Date32Array::from(vec![0, i32::MAX])),
+        ];
+        let batch =
+            RecordBatch::try_from_iter(["member_id", "jurisdiction", "birth_date"].into_iter().zip(cols)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let e = read_members_file(&path).unwrap_err();
+        assert!(matches!(e, SynthError::Value { row: 1, .. }), "{e}");
+        assert!(e.to_string().contains("outside the calendar"), "{e}");
+        // The fuzzer's input: fuzz/corpus/ledger_import/regression-birth-date-overflow (mode 1, rows from the rest).
+    }
 
     /// A file that is not Parquet is named, and the reader's error stays reachable as the source.
     #[test]
