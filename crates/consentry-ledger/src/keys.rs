@@ -162,8 +162,8 @@ pub enum KeyChainError {
     /// The head names a key that is not in the chain.
     #[error(
         "the tree head of {tree_size} entries is signed by an unknown key {}; the trusted keys are {}; if the log \
-         rotated its key, fetch its hand-over checkpoints (`consentry ledger keys --json` where the ledger runs, \
-         or GET /v1/ledger/keys) and verify with them",
+         rotated its key, fetch its hand-over checkpoints (`consentry ledger keys --json` where the ledger \
+         runs) and verify with them",
         hex::encode(key_id),
         trusted.iter().map(hex::encode).collect::<Vec<_>>().join(", ")
     )]
@@ -376,6 +376,25 @@ impl KeyChain {
     /// The ids of the keys, short, for messages (`1a2b3c4d…, 5e6f…`).
     pub fn describe(&self) -> String {
         self.keys.iter().map(|k| format!("{}…", hex::encode(&k.key_id[..8]))).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Anything that checks signatures made by [`LogKey::sign_labelled`] with the ledger's key: one key, or the chain
+/// of a log's keys (so checks of registry records, operator actions and audit runs hold across rotations).
+pub trait LabelledVerifier {
+    /// True when `signature` is a signature of `bytes` under `label` by a trusted key.
+    fn verify_labelled(&self, label: &str, bytes: &[u8], signature: &[u8; 64]) -> bool;
+}
+
+impl LabelledVerifier for PublicKey {
+    fn verify_labelled(&self, label: &str, bytes: &[u8], signature: &[u8; 64]) -> bool {
+        PublicKey::verify_labelled(self, label, bytes, signature)
+    }
+}
+
+impl LabelledVerifier for KeyChain {
+    fn verify_labelled(&self, label: &str, bytes: &[u8], signature: &[u8; 64]) -> bool {
+        KeyChain::verify_labelled(self, label, bytes, signature)
     }
 }
 

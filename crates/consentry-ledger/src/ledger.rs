@@ -191,6 +191,13 @@ impl Ledger {
         &self.key
     }
 
+    /// Anchors the log at `genesis` (the data directory's `ledger.pub`) instead of what the store records, so a
+    /// store whose recorded genesis key was replaced, or a signing key swapped for another, is refused.
+    pub fn with_genesis(mut self, genesis: PublicKey) -> Ledger {
+        self.genesis = genesis;
+        self
+    }
+
     /// The log's keys: the genesis key and every stored hand-over, verified.
     pub fn key_chain(&self) -> Result<KeyChain, LedgerError> {
         load_chain(self.store.as_ref(), &self.genesis)
@@ -198,7 +205,7 @@ impl Ledger {
 
     /// The key chain, refusing to go on when this process's key is not the log's current key (a retired key must
     /// never sign again; a foreign key never could).
-    pub(crate) fn signing_chain(&self) -> Result<KeyChain, LedgerError> {
+    pub fn signing_chain(&self) -> Result<KeyChain, LedgerError> {
         let chain = self.key_chain()?;
         let own = self.key.public().key_id();
         if chain.current().key_id == own {
