@@ -185,7 +185,9 @@ impl Session {
             ledger = ledger.with_genesis(genesis);
         }
         // A retired key, or a key swapped for one that is not the log's, is refused before anything is written.
-        ledger.signing_chain().with_context(|| format!("checking the signing key {}", self.dir.key_file().display()))?;
+        ledger
+            .signing_chain()
+            .with_context(|| format!("checking the signing key {}", self.dir.key_file().display()))?;
         let ledger = self.ledger.get_or_init(|| ledger);
         if let Ok(mut s) = self.policy_stamp.lock()
             && s.is_none()

@@ -13,8 +13,8 @@
 //! hold the log's chain (the store, an audit bundle, an earlier receipt) refuse a chain that does not extend
 //! theirs; witnesses cosigning heads close the rest.
 
-use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead};
 use crate::Hash;
+use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead};
 use crate::schema::Component;
 use serde::{Deserialize, Serialize};
 

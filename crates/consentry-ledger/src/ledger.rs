@@ -2,8 +2,8 @@
 //! tree kept in step with the store, checkpoints, proofs and verification.
 
 use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
-use crate::keys::{GENESIS_META, KeyChain, KeyHandover};
 use crate::event::{NewEvent, StoredEntry, chain_hash};
+use crate::keys::{GENESIS_META, KeyChain, KeyHandover};
 use crate::merkle::Tree;
 use crate::snapshot::Snapshot;
 use crate::store::{Appended, MemberRecord, Store};
@@ -522,7 +522,8 @@ impl Ledger {
             s => self.store.entry(s)?.ok_or_else(|| LedgerError::Corrupt(format!("entry {s} vanished")))?.chain_hash,
         };
         let log_id = self.signing_chain()?.log_id();
-        let sth = self.key.sign_for(log_id, TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
+        let sth =
+            self.key.sign_for(log_id, TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
         self.store.put_checkpoint(&sth)?;
         Ok(sth)
     }

@@ -27,8 +27,8 @@ pub mod sqlite;
 pub mod store;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
-pub use keys::{KeyChain, KeyChainError, KeyHandover, LabelledVerifier, TrustedKey};
 pub use event::{Entry, Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts};
+pub use keys::{KeyChain, KeyChainError, KeyHandover, LabelledVerifier, TrustedKey};
 pub use ledger::{Ledger, LedgerOptions, Verification, now, verify_store, verify_store_with};
 pub use store::{Appended, MemberRecord, Store};
 

@@ -15,8 +15,8 @@
 //! and a signed tree head; the entry is itself the signed content.
 
 use crate::checkpoint::{PublicKey, SignedTreeHead};
-use crate::keys::{KeyChain, KeyChainError, KeyHandover};
 use crate::event::{Entry, Event, FactsEntry};
+use crate::keys::{KeyChain, KeyChainError, KeyHandover};
 use crate::merkle::verify_inclusion;
 use crate::{Hash, Ledger, LedgerError};
 use consentry_policy::Action;
@@ -611,7 +611,8 @@ mod tests {
         assert!(e.to_string().contains("unknown key"), "{e}");
         // A hand-over the old key did not sign.
         let mut forged = r.clone();
-        forged.key_handovers[0].old_signature = new.sign_labelled("consentry-key-handover-v1", &handover.signed_bytes());
+        forged.key_handovers[0].old_signature =
+            new.sign_labelled("consentry-key-handover-v1", &handover.signed_bytes());
         assert_eq!(verify(&forged, &old).unwrap_err().check(), "key_chain");
         // The record signed by the retired key instead of the one the chain ends at.
         let mut by_old = r.clone();

@@ -838,7 +838,9 @@ impl Store for SqliteStore {
 
     fn put_key_handover(&self, index: usize, handover: &KeyHandover) -> Result<(), LedgerError> {
         if self.writer.lock().map_err(|_| LedgerError::WriterGone("lock poisoned".into()))?.is_none() {
-            return Err(LedgerError::WriterGone("the store was opened read-only (a rotation needs write access)".into()));
+            return Err(LedgerError::WriterGone(
+                "the store was opened read-only (a rotation needs write access)".into(),
+            ));
         }
         let text = serde_json::to_string(handover)
             .map_err(|e| LedgerError::Invalid(format!("cannot encode the hand-over: {e}")))?;

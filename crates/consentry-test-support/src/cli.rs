@@ -59,7 +59,11 @@ pub fn spawn_serve(command: &mut Command) -> (std::process::Child, std::net::Soc
 /// The binary at `bin` with `--data DIR` and no inherited `CONSENTRY_*` settings.
 pub fn command_at(bin: &str, data: &Path) -> Command {
     let mut c = Command::new(bin);
-    c.arg("--data").arg(data).env_remove("CONSENTRY_DATA").env_remove("CONSENTRY_DATABASE");
+    c.arg("--data")
+        .arg(data)
+        .env_remove("CONSENTRY_DATA")
+        .env_remove("CONSENTRY_DATABASE")
+        .env_remove("CONSENTRY_SIGNING_KEY");
     c
 }
 

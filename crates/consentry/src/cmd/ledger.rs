@@ -204,8 +204,11 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
                     None => format!("current: signs from tree size {}", k.from_size),
                 };
                 let role = if i == 0 { "genesis key (ledger.pub)" } else { "rotated key" };
-                println!("key {} {role}, {term}
-    public key {}", k.key_id, k.public_key);
+                println!(
+                    "key {} {role}, {term}
+    public key {}",
+                    k.key_id, k.public_key
+                );
             }
             Ok(OK)
         }
