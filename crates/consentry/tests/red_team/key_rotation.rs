@@ -87,7 +87,8 @@ fn a_head_signed_by_an_unknown_key_is_refused() {
     plant_head(&data2, &intruder);
     let o = consentry(&data2, &["ledger", "verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
-    assert!(text(&o.stdout).contains("unknown key"), "{}", text(&o.stdout));
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(all.contains("unknown key"), "{all}");
     audit_finds(&data2, "ledger_tampered", "unknown key");
 }
 
@@ -179,7 +180,8 @@ fn a_retired_key_cannot_sign_later_heads() {
     plant_head(&data, &old);
     let o = consentry(&data, &["ledger", "verify"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stdout).contains("retired key"), "{}", text(&o.stdout));
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(all.contains("retired key"), "{all}");
     audit_finds(&data, "ledger_tampered", "retired key");
 }
 
