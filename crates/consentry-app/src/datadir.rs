@@ -392,8 +392,50 @@ impl DataDir {
     }
 }
 
+/// Refuses a secret key file that group or others may read or write (Unix): a signing key readable by every
+/// account on the host is a leaked key. Only the permission bits of the file the path resolves to are checked.
+pub fn check_key_permissions(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| AppError::bad_input(format!("cannot read key file {}: {e}", path.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(AppError::bad_input(format!(
+                "the signing key {} may be read by other accounts (mode {mode:04o}); refusing to use it: run `chmod \
+                 600 {}` (and consider the key leaked if others could read it: rotate it with `consentry ledger \
+                 rotate-key`)",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn key_files_readable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "x").unwrap();
+        for mode in [0o640, 0o644, 0o660, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = super::check_key_permissions(&path).unwrap_err();
+            assert!(e.to_string().contains(&format!("chmod 600 {}", path.display())), "{e}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            super::check_key_permissions(&path).unwrap();
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -441,28 +483,4 @@ mod tests {
             dir.datasets_dir().join("job_recommendations")
         );
     }
-}
-
-/// Refuses a secret key file that group or others may read or write (Unix): a signing key readable by every
-/// account on the host is a leaked key. Only the permission bits of the file the path resolves to are checked.
-pub fn check_key_permissions(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| AppError::bad_input(format!("cannot read key file {}: {e}", path.display())))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(AppError::bad_input(format!(
-                "the signing key {} may be read by other accounts (mode {mode:04o}); refusing to use it: run `chmod \
-                 600 {}` (and consider the key leaked if others could read it: rotate it with `consentry ledger \
-                 rotate-key`)",
-                path.display(),
-                path.display()
-            )));
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
