@@ -995,6 +995,34 @@ fn keys_rotate_and_everything_still_verifies(b: &Backend) {
     assert!(matches!(fresh.verify_through(), Err(LedgerError::Tampered(_))));
 }
 
+/// A store from before key rotation (no key tables): read-only it reads as never rotated and its heads verify; the
+/// first writable open adds the tables.
+#[test]
+fn sqlite_store_from_before_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let opts = LedgerOptions { require_known_members: false, ..LedgerOptions::default() };
+    let key = || LogKey::from_seed([1; 32]);
+    let ledger =
+        Ledger::new(Box::new(SqliteStore::open(&path).unwrap()), Policy::default_policy(), key(), opts.clone());
+    ledger.append_at(events("a", 3), NOW).unwrap();
+    ledger.checkpoint().unwrap();
+    drop(ledger);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "DROP TABLE key_handovers; DROP TABLE checkpoint_keys; DELETE FROM consentry_schema WHERE component = 'keys'",
+    )
+    .unwrap();
+    drop(c);
+    let ro = SqliteStore::open_read_only(&path).unwrap();
+    assert!(ro.key_handovers().unwrap().is_empty());
+    assert!(consentry_ledger::verify_store(&ro, &key().public()).unwrap().ok());
+    drop(ro);
+    let ledger = Ledger::new(Box::new(SqliteStore::open(&path).unwrap()), Policy::default_policy(), key(), opts);
+    ledger.rotate_key(&LogKey::from_seed([2; 32])).unwrap();
+    assert_eq!(ledger.store().key_handovers().unwrap().len(), 1);
+}
+
 // ---------------------------------------------------------------------------
 
 macro_rules! suite {
