@@ -147,6 +147,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&p, &target);
         } else {
             std::fs::copy(&p, &target).expect("a file can be copied");
+            // Git keeps no 0600: a secret key checked in as a fixture gets the mode consentry requires of it back.
+            #[cfg(unix)]
+            if p.extension().is_some_and(|x| x == "key") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("a key's mode is set");
+            }
         }
     }
 }
