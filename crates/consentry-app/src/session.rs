@@ -177,17 +177,31 @@ impl Session {
             self.refresh_policy(l)?;
             return Ok(l);
         }
-        let key = self.dir.load_signing_key()?;
+        let key = match self.dir.load_signing_key() {
+            Ok(key) => Some(key),
+            // A read-only session signs nothing: where its secret key is absent, unreadable or exposed (a read-only
+            // copy handed to an auditor), it verifies with the public key alone and refuses anything that signs.
+            Err(_) if self.read_only && self.genesis_key()?.is_some() => None,
+            Err(e) => return Err(e),
+        };
         let stamp = crate::filecache::FileStamp::read(&self.dir.policy_file());
         let policy = self.dir.load_policy(None)?;
-        let mut ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
-        if let Some(genesis) = self.genesis_key()? {
-            ledger = ledger.with_genesis(genesis);
-        }
-        // A retired key, or a key swapped for one that is not the log's, is refused before anything is written.
-        ledger
-            .signing_chain()
-            .with_context(|| format!("checking the signing key {}", self.dir.key_file().display()))?;
+        let ledger = match (key, self.genesis_key()?) {
+            (Some(key), genesis) => {
+                let mut ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
+                if let Some(genesis) = genesis {
+                    ledger = ledger.with_genesis(genesis);
+                }
+                // A retired key, or a key swapped for one that is not the log's, is refused before anything is
+                // written.
+                ledger
+                    .signing_chain()
+                    .with_context(|| format!("checking the signing key {}", self.dir.key_file().display()))?;
+                ledger
+            }
+            (None, Some(genesis)) => Ledger::verifier(self.open_store()?, policy, genesis, LedgerOptions::default()),
+            (None, None) => return Err(self.dir.no_ledger()),
+        };
         let ledger = self.ledger.get_or_init(|| ledger);
         if let Ok(mut s) = self.policy_stamp.lock()
             && s.is_none()
@@ -224,7 +238,11 @@ impl Session {
             Some(chain) => reg.with_key_chain(chain),
             None => reg,
         };
-        let reg = if key_path.exists() { reg.with_key(self.dir.load_signing_key()?) } else { reg };
+        let reg = match self.dir.load_signing_key() {
+            Ok(key) => reg.with_key(key),
+            Err(_) if self.read_only || !key_path.exists() => reg,
+            Err(e) => return Err(e),
+        };
         Ok(self.registry.get_or_init(|| reg))
     }
 

@@ -63,7 +63,8 @@ impl Verification {
 pub struct Ledger {
     store: Box<dyn Store>,
     policy: PolicyLink,
-    key: LogKey,
+    /// The signing key; `None` for a ledger opened only to read and verify ([`Ledger::verifier`]).
+    key: Option<LogKey>,
     /// The log's genesis public key: the key itself for a log that never rotated, else what the store records.
     genesis: PublicKey,
     opts: LedgerOptions,
@@ -139,7 +140,7 @@ impl Ledger {
         Ledger {
             store,
             policy: PolicyLink::new(policy),
-            key,
+            key: Some(key),
             genesis,
             opts,
             tree: Mutex::new(Tree::new()),
@@ -187,8 +188,24 @@ impl Ledger {
         self.genesis
     }
 
-    pub(crate) fn key(&self) -> &LogKey {
-        &self.key
+    /// A ledger without its signing key, anchored at the log's genesis public key: it reads, verifies and
+    /// snapshots, and refuses everything that signs (a read-only copy audited where the secret key is not).
+    pub fn verifier(store: Box<dyn Store>, policy: Policy, genesis: PublicKey, opts: LedgerOptions) -> Ledger {
+        let mut ledger = Ledger::new(store, policy, LogKey::from_seed([0; 32]), opts);
+        ledger.key = None;
+        ledger.genesis = genesis;
+        ledger
+    }
+
+    /// The signing key, or the refusal of a ledger opened without it.
+    pub(crate) fn key(&self) -> Result<&LogKey, LedgerError> {
+        self.key.as_ref().ok_or_else(|| {
+            LedgerError::Key(
+                "this ledger was opened without its signing key (to read and verify only): signing needs the key \
+                 (--signing-key FILE, or DATA/ledger.key with mode 0600)"
+                    .into(),
+            )
+        })
     }
 
     /// Anchors the log at `genesis` (the data directory's `ledger.pub`) instead of what the store records, so a
@@ -207,7 +224,7 @@ impl Ledger {
     /// never sign again; a foreign key never could).
     pub fn signing_chain(&self) -> Result<KeyChain, LedgerError> {
         let chain = self.key_chain()?;
-        let own = self.key.public().key_id();
+        let own = self.key()?.public().key_id();
         if chain.current().key_id == own {
             return Ok(chain);
         }
@@ -238,7 +255,7 @@ impl Ledger {
             ));
         }
         let sth = self.checkpoint()?;
-        let handover = KeyHandover::sign(chain.log_id(), &self.key, new, sth.head.tree_size, sth.head.timestamp);
+        let handover = KeyHandover::sign(chain.log_id(), self.key()?, new, sth.head.tree_size, sth.head.timestamp);
         // Checked as every verifier will check it before it is stored.
         chain.clone().push(handover.clone())?;
         self.store.set_meta(GENESIS_META, &chain.genesis().to_hex())?;
@@ -523,7 +540,7 @@ impl Ledger {
         };
         let log_id = self.signing_chain()?.log_id();
         let sth =
-            self.key.sign_for(log_id, TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
+            self.key()?.sign_for(log_id, TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
         self.store.put_checkpoint(&sth)?;
         Ok(sth)
     }

@@ -157,7 +157,7 @@ impl Ledger {
                 event.body.member_id, event.body.purpose
             ),
         };
-        let record_signature = self.key().sign_labelled(RECORD_LABEL, &signed_payload(&record, &event)?);
+        let record_signature = self.key()?.sign_labelled(RECORD_LABEL, &signed_payload(&record, &event)?);
         Ok(Receipt {
             version: RECEIPT_VERSION.into(),
             record,
