@@ -13,7 +13,6 @@ use crate::keys::Principal;
 use crate::session::Session;
 use consentry_audit::AuditOptions;
 use consentry_files::OutputOptions;
-use consentry_ledger::LogKey;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -163,7 +162,7 @@ impl Session {
     /// [`Session::finish_audit`] (on another thread, if the front end answers at once).
     pub fn begin_audit(&self, by: &Principal) -> Result<PendingAudit> {
         // The key is needed to sign the verdict: refuse now, not after the audit, where it is missing.
-        LogKey::load(&self.dir().key_file())?;
+        self.dir().load_signing_key()?;
         let started = consentry_ledger::now();
         let mut random = [0u8; 4];
         getrandom::fill(&mut random).map_err(|e| AppError::internal(format!("no randomness available: {e}")))?;
@@ -190,7 +189,7 @@ impl Session {
         let opts = OutputOptions::MEMBER_DATA.no_follow();
         let written = match &outcome {
             Ok((run, json)) => {
-                let key = LogKey::load(&self.dir().key_file())?;
+                let key = self.dir().load_signing_key()?;
                 let signature = hex::encode(key.sign_labelled(RUN_LABEL, json));
                 // The signature first: a crash between the two writes leaves a stray `.sig`, never an unsigned run.
                 consentry_files::write(&dir.join(format!("{}.sig", run.id)), format!("{signature}\n").as_bytes(), opts)
@@ -317,7 +316,7 @@ impl Session {
             .and_then(|s| hex::decode(s.trim()).ok())
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| altered(path, &format!("no readable signature beside it ({id}.sig)")))?;
-        if !self.public_key()?.verify_labelled(RUN_LABEL, text, &signature) {
+        if !self.key_chain()?.verify_labelled(RUN_LABEL, text, &signature) {
             return Err(altered(path, "it does not match its signature"));
         }
         let run: AuditRun = serde_json::from_slice(text).map_err(|e| altered(path, &e.to_string()))?;

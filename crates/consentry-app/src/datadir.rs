@@ -2,6 +2,7 @@
 //! a [`DataDir`] for a path; none spells a file name of the layout.
 
 use crate::error::{AppError, Context as _, ErrorKind, Result};
+use consentry_ledger::LogKey;
 use consentry_policy::{DEFAULT_POLICY, Policy};
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,8 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDir {
     root: PathBuf,
+    /// The ledger's secret key when it lives outside the directory (`--signing-key`).
+    signing_key: Option<PathBuf>,
 }
 
 /// Where a policy's text came from.
@@ -68,7 +71,47 @@ pub struct FormatStamp {
 impl DataDir {
     /// The data directory at `root` (nothing is read or created yet).
     pub fn new(root: impl AsRef<Path>) -> DataDir {
-        DataDir { root: root.as_ref().to_path_buf() }
+        DataDir { root: root.as_ref().to_path_buf(), signing_key: None }
+    }
+
+    /// The same directory with the ledger's secret key at `path` (`--signing-key FILE`, `CONSENTRY_SIGNING_KEY`),
+    /// so the key can live outside the data directory (another disk, a secrets mount); `None` keeps
+    /// `DATA/ledger.key`.
+    pub fn with_signing_key(mut self, path: Option<PathBuf>) -> DataDir {
+        self.signing_key = path;
+        self
+    }
+
+    /// Whether the signing key was placed outside the directory (`--signing-key`).
+    pub fn signing_key_given(&self) -> bool {
+        self.signing_key.is_some()
+    }
+
+    /// Reads the ledger's secret signing key: the one door every use case signing with the ledger's key goes
+    /// through. Refuses a key file that group or others may read (Unix), with the fix; a missing key says where it
+    /// was looked for and how to point elsewhere.
+    pub fn load_signing_key(&self) -> Result<LogKey> {
+        let path = self.key_file();
+        if !path.exists() {
+            if self.signing_key.is_none() && self.public_key_file().exists() {
+                return Err(AppError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no signing key at {}: where the ledger's key lives outside the data directory, pass                          --signing-key FILE (or set CONSENTRY_SIGNING_KEY)",
+                        path.display()
+                    ),
+                ));
+            }
+            if self.signing_key.is_some() {
+                return Err(AppError::bad_input(format!(
+                    "--signing-key {}: no such key file (`ledger init --signing-key FILE` creates one)",
+                    path.display()
+                )));
+            }
+            return Err(self.no_ledger());
+        }
+        check_key_permissions(&path)?;
+        Ok(LogKey::load(&path)?)
     }
 
     /// The directory itself.
@@ -91,9 +134,10 @@ impl DataDir {
         ["", "-wal", "-shm"].map(|suffix| self.root.join(format!("{DB_FILE}{suffix}")))
     }
 
-    /// The ledger's secret signing key (never leaves the data directory).
+    /// The ledger's secret signing key: `--signing-key FILE` when given, else `DATA/ledger.key`. Read it through
+    /// [`DataDir::load_signing_key`].
     pub fn key_file(&self) -> PathBuf {
-        self.root.join(KEY_FILE)
+        self.signing_key.clone().unwrap_or_else(|| self.root.join(KEY_FILE))
     }
 
     /// The ledger's public key, handed to auditors and receipt holders.
@@ -348,8 +392,50 @@ impl DataDir {
     }
 }
 
+/// Refuses a secret key file that group or others may read or write (Unix): a signing key readable by every
+/// account on the host is a leaked key. Only the permission bits of the file the path resolves to are checked.
+pub fn check_key_permissions(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| AppError::bad_input(format!("cannot read key file {}: {e}", path.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(AppError::bad_input(format!(
+                "the signing key {} may be read by other accounts (mode {mode:04o}); refusing to use it: run `chmod \
+                 600 {}` (and consider the key leaked if others could read it: rotate it with `consentry ledger \
+                 rotate-key`)",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn key_files_readable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "x").unwrap();
+        for mode in [0o640, 0o644, 0o660, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = super::check_key_permissions(&path).unwrap_err();
+            assert!(e.to_string().contains(&format!("chmod 600 {}", path.display())), "{e}");
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            super::check_key_permissions(&path).unwrap();
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -262,7 +262,7 @@ impl Session {
         }
         diffs.extend(times);
         if let Some(c) = &m.ledger.checkpoint
-            && !ledger.public_key().verify(c)
+            && !ledger.key_chain()?.verify(c)
         {
             diffs.push(Difference {
                 what: "checkpoint signature".into(),
@@ -403,7 +403,7 @@ impl Session {
             ));
         }
         if let Some(c) = &l.checkpoint
-            && !ledger.public_key().verify(c)
+            && !ledger.key_chain()?.verify(c)
         {
             differs.push("its checkpoint is not signed by this ledger's key".into());
         }

@@ -16,7 +16,7 @@
 use crate::error::{AppError, Context as _, ErrorKind, Result};
 use crate::filecache::FileStamp;
 use crate::session::Session;
-use consentry_ledger::{Ledger, LogKey, PublicKey};
+use consentry_ledger::{LabelledVerifier, Ledger, LogKey};
 use consentry_policy::{Notice, Policy, Purpose};
 
 /// The domain label of an operator action's signature.
@@ -144,7 +144,7 @@ impl OperatorAction {
     }
 
     /// Why the signature does not verify with `key`; `None` when it does.
-    fn signature_problem(&self, key: &PublicKey) -> Option<String> {
+    fn signature_problem(&self, key: &dyn LabelledVerifier) -> Option<String> {
         let raw: Option<[u8; 64]> = hex::decode(&self.signature).ok().and_then(|b| b.try_into().ok());
         match raw {
             Some(raw) if key.verify_labelled(ACTION_LABEL, &self.signed_bytes(), &raw) => None,
@@ -164,7 +164,7 @@ fn text_hash(text: &str) -> String {
 }
 
 /// Checks a record line by line against `key` and the policy text in force; one line per problem.
-pub fn verify_actions(actions: &[OperatorAction], key: &PublicKey, policy_text: &str) -> Vec<String> {
+pub fn verify_actions(actions: &[OperatorAction], key: &dyn LabelledVerifier, policy_text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let mut prev = GENESIS.to_string();
     let mut before: Option<&str> = None;
@@ -247,7 +247,7 @@ impl Session {
     /// The operator-actions record and what checking it against the ledger's public key and the policy file found.
     pub fn operator_actions(&self) -> Result<OperatorActions> {
         let actions = self.read_actions()?;
-        let key = self.public_key()?;
+        let key = self.key_chain()?;
         let text = self.dir().policy_text(None)?.text;
         let problems = verify_actions(&actions, &key, &text);
         Ok(OperatorActions { actions, problems })
@@ -347,10 +347,9 @@ impl Session {
         let after = format!("{}{appended}", before.text);
         let (policy, _warnings) = Policy::check(&before.name, &after)
             .map_err(|e| AppError::bad_input(format!("the notice does not make a valid policy: {e}")))?;
-        let key_path = self.dir().key_file();
-        let key = LogKey::load(&key_path).with_context(|| format!("loading {}", key_path.display()))?;
+        let key = self.dir().load_signing_key()?;
         let mut actions = self.read_actions()?;
-        let problems = verify_actions(&actions, &key.public(), &before.text);
+        let problems = verify_actions(&actions, &self.key_chain()?, &before.text);
         if !problems.is_empty() {
             return Err(AppError::new(
                 ErrorKind::Integrity,

@@ -4,7 +4,7 @@
 use crate::datadir::DataDir;
 use crate::error::{AppError, Context as _, ErrorKind, Result};
 use consentry_ledger::sqlite::SqliteStore;
-use consentry_ledger::{Ledger, LedgerOptions, LogKey, PublicKey, Store};
+use consentry_ledger::{KeyChain, Ledger, LedgerOptions, LogKey, PublicKey, Store};
 use consentry_lineage::Registry;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -128,7 +128,8 @@ impl Session {
         }
     }
 
-    /// Creates the data directory, policy, key pair and store where missing (never replaces a key).
+    /// Creates the data directory, policy, key pair and store where missing (never replaces a key). The secret key
+    /// goes where [`DataDir::key_file`] says (`--signing-key FILE` puts it outside the directory).
     pub fn init_ledger(&self) -> Result<()> {
         self.dir.init()?;
         let key_path = self.dir.key_file();
@@ -136,8 +137,14 @@ impl Session {
             let key = LogKey::generate()?;
             key.save(&key_path).with_context(|| format!("writing {}", key_path.display()))?;
         }
-        let key = LogKey::load(&key_path)?;
+        let key = self.dir.load_signing_key()?;
         let pub_path = self.dir.public_key_file();
+        if pub_path.exists() {
+            // A log's public key is its genesis key for life: an existing one is kept (after a rotation the
+            // signing key differs from it, and that is checked when the ledger opens).
+            self.open_store()?;
+            return Ok(());
+        }
         std::fs::write(&pub_path, format!("{}\n", key.public().to_hex()))
             .map_err(|e| AppError::wrap(ErrorKind::Unavailable, e))
             .with_context(|| format!("writing {}", pub_path.display()))?;
@@ -170,14 +177,31 @@ impl Session {
             self.refresh_policy(l)?;
             return Ok(l);
         }
-        let key_path = self.dir.key_file();
-        if !key_path.exists() {
-            return Err(self.dir.no_ledger());
-        }
-        let key = LogKey::load(&key_path)?;
+        let key = match self.dir.load_signing_key() {
+            Ok(key) => Some(key),
+            // A read-only session signs nothing: where its secret key is absent, unreadable or exposed (a read-only
+            // copy handed to an auditor), it verifies with the public key alone and refuses anything that signs.
+            Err(_) if self.read_only && self.genesis_key()?.is_some() => None,
+            Err(e) => return Err(e),
+        };
         let stamp = crate::filecache::FileStamp::read(&self.dir.policy_file());
         let policy = self.dir.load_policy(None)?;
-        let ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
+        let ledger = match (key, self.genesis_key()?) {
+            (Some(key), genesis) => {
+                let mut ledger = Ledger::new(self.open_store()?, policy, key, LedgerOptions::default());
+                if let Some(genesis) = genesis {
+                    ledger = ledger.with_genesis(genesis);
+                }
+                // A retired key, or a key swapped for one that is not the log's, is refused before anything is
+                // written.
+                ledger
+                    .signing_chain()
+                    .with_context(|| format!("checking the signing key {}", self.dir.key_file().display()))?;
+                ledger
+            }
+            (None, Some(genesis)) => Ledger::verifier(self.open_store()?, policy, genesis, LedgerOptions::default()),
+            (None, None) => return Err(self.dir.no_ledger()),
+        };
         let ledger = self.ledger.get_or_init(|| ledger);
         if let Ok(mut s) = self.policy_stamp.lock()
             && s.is_none()
@@ -210,15 +234,48 @@ impl Session {
         // Directories inside the data directory are recorded relative to it, so the directory can move.
         let reg = reg.with_base(self.dir.root());
         let key_path = self.dir.key_file();
-        let pub_path = self.dir.public_key_file();
-        let reg = if key_path.exists() {
-            reg.with_key(LogKey::load(&key_path)?)
-        } else if pub_path.exists() {
-            reg.with_public_key(PublicKey::load(&pub_path)?)
-        } else {
-            reg
+        let reg = match self.key_chain_opt()? {
+            Some(chain) => reg.with_key_chain(chain),
+            None => reg,
+        };
+        let reg = match self.dir.load_signing_key() {
+            Ok(key) => reg.with_key(key),
+            Err(_) if self.read_only || !key_path.exists() => reg,
+            Err(e) => return Err(e),
         };
         Ok(self.registry.get_or_init(|| reg))
+    }
+
+    /// The log's genesis public key (`ledger.pub`), when the directory has one.
+    fn genesis_key(&self) -> Result<Option<PublicKey>> {
+        let pub_path = self.dir.public_key_file();
+        if !pub_path.exists() {
+            return Ok(None);
+        }
+        Ok(Some(PublicKey::load(&pub_path)?))
+    }
+
+    /// The ledger's chain of keys (genesis key `ledger.pub` and every stored hand-over, verified): what every
+    /// check of something signed with the ledger's key verifies against, so it holds across key rotations. Needs
+    /// no secret key.
+    pub fn key_chain(&self) -> Result<KeyChain> {
+        self.key_chain_opt()?.ok_or_else(|| self.dir.no_ledger())
+    }
+
+    fn key_chain_opt(&self) -> Result<Option<KeyChain>> {
+        if let Some(l) = self.ledger.get() {
+            return Ok(Some(l.key_chain()?));
+        }
+        let genesis = match self.genesis_key()? {
+            Some(g) => g,
+            None if self.dir.key_file().exists() => self.dir.load_signing_key()?.public(),
+            None => return Ok(None),
+        };
+        if !self.has_ledger() {
+            return Ok(Some(KeyChain::new(genesis)));
+        }
+        let handovers = self.open_store()?.key_handovers()?;
+        Ok(Some(KeyChain::from_handovers(genesis, handovers).map_err(consentry_ledger::LedgerError::from)?))
     }
 }
 

@@ -35,6 +35,9 @@ pub const POLICY_FILE: &str = "policy.toml";
 pub const EARLIER_POLICIES_FILE: &str = "policy-earlier.json";
 /// Every signed tree head, by tree size (JSON array of `SignedTreeHead`).
 pub const CHECKPOINTS_FILE: &str = "ledger/checkpoints.json";
+/// The log's key hand-overs (only in a bundle of a log whose key rotated): heads signed by later keys verify with
+/// the bundle's genesis public key through them.
+pub const KEY_HANDOVERS_FILE: &str = "ledger/key_handovers.json";
 /// Every event, one JSON object per line, in sequence order.
 pub const EVENTS_FILE: &str = "ledger/events.jsonl";
 /// Every member-facts entry of the log (jurisdiction and birth date), one JSON object per line, in
@@ -364,6 +367,10 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     let cited_positions = input.models.cited_positions()?;
     let checkpoints = input.store.checkpoints()?;
     w.put(CHECKPOINTS_FILE, &serde_json::to_vec_pretty(&checkpoints)?)?;
+    let handovers = input.store.key_handovers()?;
+    if !handovers.is_empty() {
+        w.put(KEY_HANDOVERS_FILE, &serde_json::to_vec_pretty(&handovers)?)?;
+    }
 
     let store = input.store;
     let events = w.scan_lines(EVENTS_FILE, |line| {
@@ -679,9 +686,18 @@ impl Bundle {
             }),
             None => Vec::new(),
         };
+        let mut handovers = Vec::new();
+        if self.index.files.iter().any(|e| e.path == KEY_HANDOVERS_FILE)
+            && let Some((bytes, _)) = self.read(KEY_HANDOVERS_FILE)
+        {
+            match serde_json::from_slice(&bytes) {
+                Ok(h) => handovers = h,
+                Err(e) => self.findings.push(unreadable(KEY_HANDOVERS_FILE, e)),
+            }
+        }
         let events = self.load_events();
         let facts = self.load_facts();
-        self.store = MemStore::new(events, facts, checkpoints);
+        self.store = MemStore::new(events, facts, checkpoints).with_handovers(handovers);
         self.load_datasets();
         self.load_models();
     }

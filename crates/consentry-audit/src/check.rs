@@ -14,7 +14,7 @@ use consentry_gate::Manifest;
 use consentry_learn::dp::PrivacyClaim;
 use consentry_ledger::merkle::{Tree, verify_consistency};
 use consentry_ledger::snapshot::Snapshot;
-use consentry_ledger::{PublicKey, SignedTreeHead, Store, StoredEvent, verify_store};
+use consentry_ledger::{KeyChain, PublicKey, SignedTreeHead, Store, StoredEvent, verify_store_with};
 use consentry_policy::{Action, ConsentEvent, Decision, DenyReason, MemberFacts, Policy, PurposeId};
 use roaring::RoaringTreemap;
 use std::collections::{BTreeMap, HashMap};
@@ -206,6 +206,22 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         (Some(k), _) | (None, Some(k)) => Some(k),
         (None, None) => None,
     };
+    // Heads and records signed after a key rotation verify through the bundle's hand-overs from the genesis key.
+    let key: Option<KeyChain> = match key {
+        None => None,
+        Some(k) => match KeyChain::from_handovers(k, bundle.store.key_handovers()?) {
+            Ok(chain) => Some(chain),
+            Err(e) => {
+                findings.push(Finding::violation(
+                    ViolationKind::LedgerTampered,
+                    format!("{e}: the bundle's key hand-overs do not lead from the public key"),
+                    "hand-overs each signed by the key in force and the key taking over",
+                    "a hand-over that does not verify",
+                ));
+                Some(KeyChain::new(k))
+            }
+        },
+    };
     let (ledger_summary, mut state) = check_ledger(bundle, key.as_ref(), &opts.known_heads, &mut findings)?;
 
     let policy = match &bundle.policy_text {
@@ -303,7 +319,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
 
 /// (f) What the registry records beside the models: model directories it does not know, and ledger positions it
 /// cites beyond the end of the log (a rolled-back log would let the unlearning cursor skip withdrawals).
-fn check_registry_records(bundle: &Bundle, key: Option<&PublicKey>, findings: &mut Vec<Finding>) {
+fn check_registry_records(bundle: &Bundle, key: Option<&KeyChain>, findings: &mut Vec<Finding>) {
     for d in &bundle.registered_datasets {
         let problem = match key {
             None => Some("no public key to check it with".to_string()),
@@ -366,7 +382,7 @@ fn check_registry_records(bundle: &Bundle, key: Option<&PublicKey>, findings: &m
 /// and with the heads the auditor holds.
 fn check_ledger<'a>(
     bundle: &'a Bundle,
-    key: Option<&PublicKey>,
+    key: Option<&KeyChain>,
     known: &[SignedTreeHead],
     findings: &mut Vec<Finding>,
 ) -> Result<(LedgerSummary, LedgerState<'a>), AuditError> {
@@ -381,7 +397,7 @@ fn check_ledger<'a>(
     match key {
         Some(k) => {
             // A bundle can hold an event the encoding refuses (a field over 65535 bytes): a finding, not an error.
-            let v = verify_store(store, k).unwrap_or_else(|e| consentry_ledger::Verification {
+            let v = verify_store_with(store, k).unwrap_or_else(|e| consentry_ledger::Verification {
                 events: 0,
                 checkpoints: checkpoints.len(),
                 first_bad_seq: None,
@@ -525,7 +541,7 @@ enum HeadProblem {
 }
 
 /// A signed head against the rebuilt log: its signature (when there is a key), then the log's root at its size.
-fn head_problem(sth: &SignedTreeHead, tree: &Tree, key: Option<&PublicKey>) -> Option<HeadProblem> {
+fn head_problem(sth: &SignedTreeHead, tree: &Tree, key: Option<&KeyChain>) -> Option<HeadProblem> {
     if key.is_some_and(|k| !k.verify(sth)) {
         return Some(HeadProblem::BadSignature);
     }
@@ -565,7 +581,7 @@ fn check_dataset(
     bundle: &Bundle,
     d: &DatasetEvidence,
     state: &LedgerState,
-    key: Option<&PublicKey>,
+    key: Option<&KeyChain>,
     policy: Option<&Policy>,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<DatasetSummary>, AuditError> {
@@ -717,7 +733,7 @@ fn check_manifest_head(
     sth: &SignedTreeHead,
     position: u64,
     state: &LedgerState,
-    key: Option<&PublicKey>,
+    key: Option<&KeyChain>,
     findings: &mut Vec<Finding>,
 ) {
     let size = sth.head.tree_size;
@@ -944,7 +960,7 @@ fn check_model(
 /// checked with the public key only): the id and shard hashes that (b') compares the files with are the ones the
 /// key signed; the dataset the signed record names is the one `model.json` names; and a live version is not one
 /// that another signed record names as the version it replaced (a superseded version revived in the registry).
-fn registry_signature(bundle: &Bundle, m: &ModelEvidence, key: Option<&PublicKey>) -> Vec<Finding> {
+fn registry_signature(bundle: &Bundle, m: &ModelEvidence, key: Option<&KeyChain>) -> Vec<Finding> {
     let Some(reg) = &m.registered else { return Vec::new() };
     let mut out = Vec::new();
     let problem = match key {

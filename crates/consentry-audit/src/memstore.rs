@@ -13,6 +13,7 @@ pub struct MemStore {
     events: Vec<StoredEvent>,
     facts: Vec<StoredFacts>,
     checkpoints: Vec<SignedTreeHead>,
+    handovers: Vec<consentry_ledger::KeyHandover>,
 }
 
 fn read_only() -> LedgerError {
@@ -24,7 +25,13 @@ impl MemStore {
     /// reordering) and `checkpoints` (sorted by tree size, as stores return them).
     pub fn new(events: Vec<StoredEvent>, facts: Vec<StoredFacts>, mut checkpoints: Vec<SignedTreeHead>) -> MemStore {
         checkpoints.sort_by_key(|c| c.head.tree_size);
-        MemStore { events, facts, checkpoints }
+        MemStore { events, facts, checkpoints, handovers: Vec::new() }
+    }
+
+    /// The same store with the log's key hand-overs (a bundle of a log whose key rotated).
+    pub fn with_handovers(mut self, handovers: Vec<consentry_ledger::KeyHandover>) -> MemStore {
+        self.handovers = handovers;
+        self
     }
 
     /// The events, in bundle order.
@@ -131,6 +138,10 @@ impl Store for MemStore {
 
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
         Ok(self.checkpoints.clone())
+    }
+
+    fn key_handovers(&self) -> Result<Vec<consentry_ledger::KeyHandover>, LedgerError> {
+        Ok(self.handovers.clone())
     }
 
     fn member(&self, member_id: u64) -> Result<Option<MemberRecord>, LedgerError> {

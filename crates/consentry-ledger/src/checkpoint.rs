@@ -21,21 +21,76 @@ pub struct TreeHead {
 }
 
 /// A tree head with the ledger's signature over it.
+///
+/// In JSON `key_id` is written only when it differs from `log_id` (a head signed by a key the log rotated to):
+/// heads written before keys rotated have no `key_id` and read as signed by the log's genesis key, and one value
+/// has one spelling (receipts refuse any text that is not the canonical form of what they parse to).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SthJson", into = "SthJson")]
 pub struct SignedTreeHead {
     /// The head.
-    #[serde(flatten)]
     pub head: TreeHead,
-    /// BLAKE3 of the signing public key: which log signed.
-    #[serde(with = "crate::hexbytes")]
+    /// The log's identity: BLAKE3 of its first (genesis) public key, the same across key rotations.
     pub log_id: Hash,
-    /// Ed25519 signature over [`TreeHead::signed_bytes`].
-    #[serde(with = "crate::hexbytes")]
+    /// BLAKE3 of the public key that signed this head (equal to `log_id` for the genesis key).
+    pub key_id: Hash,
+    /// Ed25519 signature over [`SignedTreeHead::signed_bytes`] (or, for a head stored before keys had ids,
+    /// over [`TreeHead::signed_bytes`]).
     pub signature: [u8; 64],
 }
 
+/// The JSON form of a [`SignedTreeHead`]: `key_id` absent means the genesis key.
+#[derive(Serialize, Deserialize)]
+struct SthJson {
+    #[serde(flatten)]
+    head: TreeHead,
+    #[serde(with = "crate::hexbytes")]
+    log_id: Hash,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::hexbytes::option")]
+    key_id: Option<Hash>,
+    #[serde(with = "crate::hexbytes")]
+    signature: [u8; 64],
+}
+
+impl From<SthJson> for SignedTreeHead {
+    fn from(j: SthJson) -> SignedTreeHead {
+        SignedTreeHead { head: j.head, log_id: j.log_id, key_id: j.key_id.unwrap_or(j.log_id), signature: j.signature }
+    }
+}
+
+impl From<SignedTreeHead> for SthJson {
+    fn from(s: SignedTreeHead) -> SthJson {
+        SthJson {
+            head: s.head,
+            log_id: s.log_id,
+            key_id: (s.key_id != s.log_id).then_some(s.key_id),
+            signature: s.signature,
+        }
+    }
+}
+
+impl SignedTreeHead {
+    /// The exact bytes a key signs for a head (version 2): the head bound to the log and to the signing key's id,
+    /// so a signature cannot be moved to another log or claimed by another key.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        v2_bytes(&self.head, &self.log_id, &self.key_id)
+    }
+}
+
+fn v2_bytes(head: &TreeHead, log_id: &Hash, key_id: &Hash) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + 32 + 32 + 8 + 32 + 32 + 8);
+    out.extend_from_slice(b"consentry-sth-v2\0");
+    out.extend_from_slice(log_id);
+    out.extend_from_slice(key_id);
+    out.extend_from_slice(&head.tree_size.to_be_bytes());
+    out.extend_from_slice(&head.root_hash);
+    out.extend_from_slice(&head.chain_hash);
+    out.extend_from_slice(&head.timestamp.to_be_bytes());
+    out
+}
+
 impl TreeHead {
-    /// The exact bytes that are signed.
+    /// The bytes version-1 heads signed (before keys had ids; still the input of [`TreeHead::digest`]).
     pub fn signed_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(17 + 8 + 32 + 32 + 8);
         out.extend_from_slice(b"consentry-sth-v1\0");
@@ -94,10 +149,16 @@ impl LogKey {
         PublicKey { key: self.key.verifying_key() }
     }
 
-    /// Signs a tree head.
+    /// Signs a tree head as the genesis key of its own log (a log that never rotated its key).
     pub fn sign(&self, head: TreeHead) -> SignedTreeHead {
-        let signature = self.key.sign(&head.signed_bytes()).to_bytes();
-        SignedTreeHead { head, log_id: self.public().log_id(), signature }
+        self.sign_for(self.public().key_id(), head)
+    }
+
+    /// Signs a tree head of the log `log_id` (BLAKE3 of the log's genesis key), naming this key's id.
+    pub fn sign_for(&self, log_id: Hash, head: TreeHead) -> SignedTreeHead {
+        let key_id = self.public().key_id();
+        let signature = self.key.sign(&v2_bytes(&head, &log_id, &key_id)).to_bytes();
+        SignedTreeHead { head, log_id, key_id, signature }
     }
 
     /// Signs arbitrary bytes under a domain label (used for receipts).
@@ -149,20 +210,49 @@ impl PublicKey {
         PublicKey::from_hex(&text).map_err(|e| LedgerError::Key(format!("{}: {e}", path.display())))
     }
 
+    /// A key from its 32 raw bytes (a hand-over's new key).
+    pub fn from_bytes(raw: &[u8; 32]) -> Result<PublicKey, LedgerError> {
+        let key =
+            VerifyingKey::from_bytes(raw).map_err(|e| LedgerError::Key(format!("not an Ed25519 public key: {e}")))?;
+        Ok(PublicKey { key })
+    }
+
+    /// The 32 raw bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// Hex form, as written to `ledger.pub`.
     pub fn to_hex(&self) -> String {
         hex::encode(self.key.to_bytes())
     }
 
-    /// BLAKE3 of the key bytes.
+    /// BLAKE3 of the key bytes: the id of the log whose genesis key this is.
     pub fn log_id(&self) -> Hash {
+        self.key_id()
+    }
+
+    /// BLAKE3 of the key bytes: the key's id, named by every head it signs.
+    pub fn key_id(&self) -> Hash {
         *blake3::hash(self.key.as_bytes()).as_bytes()
     }
 
-    /// True when `sth` was signed by this key and names this log.
+    /// True when `sth` names this key as its log's genesis key and this key signed it (a log that never rotated;
+    /// across rotations verify with a [`crate::KeyChain`]).
     pub fn verify(&self, sth: &SignedTreeHead) -> bool {
-        sth.log_id == self.log_id()
-            && self.key.verify(&sth.head.signed_bytes(), &Signature::from_bytes(&sth.signature)).is_ok()
+        sth.log_id == self.log_id() && self.signed(sth)
+    }
+
+    /// True when `sth` names this key as its signer and the signature holds, whatever log it names (the key
+    /// chain checks the log and the tree sizes this key may sign). A head naming the log's genesis key may carry
+    /// a version-1 signature (heads stored before keys had ids).
+    pub(crate) fn signed(&self, sth: &SignedTreeHead) -> bool {
+        if sth.key_id != self.key_id() {
+            return false;
+        }
+        let sig = Signature::from_bytes(&sth.signature);
+        self.key.verify(&sth.signed_bytes(), &sig).is_ok()
+            || (sth.key_id == sth.log_id && self.key.verify(&sth.head.signed_bytes(), &sig).is_ok())
     }
 
     /// Checks a signature made by [`LogKey::sign_labelled`].
@@ -215,11 +305,47 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
+    /// A head stored before keys had ids (v1 signature, no `key_id` in JSON) still verifies, reads with
+    /// `key_id = log_id`, and writes back without `key_id`.
+    #[test]
+    fn version_one_heads_still_verify() {
+        let k = LogKey::from_seed([7; 32]);
+        let h = head();
+        let signature = k.key.sign(&h.signed_bytes()).to_bytes();
+        let log_id = k.public().log_id();
+        let json = format!(
+            r#"{{"tree_size":3,"root_hash":"{}","chain_hash":"{}","timestamp":1700000000,"log_id":"{}","signature":"{}"}}"#,
+            hex::encode(h.root_hash),
+            hex::encode(h.chain_hash),
+            hex::encode(log_id),
+            hex::encode(signature)
+        );
+        let old: SignedTreeHead = serde_json::from_str(&json).unwrap();
+        assert_eq!(old.key_id, log_id);
+        assert!(k.public().verify(&old));
+        assert_eq!(serde_json::to_string(&old).unwrap(), json);
+        // A v1 signature is only accepted for the genesis key: claimed for another key id it fails.
+        let mut moved = old.clone();
+        moved.key_id = [9; 32];
+        assert!(!k.public().signed(&moved));
+        // A new head signs v2 bytes, which bind the log and key ids.
+        let new = k.sign(h);
+        assert_ne!(new.signature, old.signature);
+        let mut other_log = new.clone();
+        other_log.log_id = [1; 32];
+        assert!(!k.public().signed(&other_log));
+    }
+
     #[test]
     fn sth_json_round_trips() {
         let sth = LogKey::from_seed([7; 32]).sign(head());
         let json = serde_json::to_string(&sth).unwrap();
         let back: SignedTreeHead = serde_json::from_str(&json).unwrap();
         assert_eq!(back, sth);
+        assert!(!json.contains("key_id"), "the genesis key's heads need no key_id: {json}");
+        let rotated = LogKey::from_seed([8; 32]).sign_for([1; 32], head());
+        let json = serde_json::to_string(&rotated).unwrap();
+        assert!(json.contains("key_id"), "{json}");
+        assert_eq!(serde_json::from_str::<SignedTreeHead>(&json).unwrap(), rotated);
     }
 }

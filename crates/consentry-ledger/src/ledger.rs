@@ -3,6 +3,7 @@
 
 use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 use crate::event::{NewEvent, StoredEntry, chain_hash};
+use crate::keys::{GENESIS_META, KeyChain, KeyHandover};
 use crate::merkle::Tree;
 use crate::snapshot::Snapshot;
 use crate::store::{Appended, MemberRecord, Store};
@@ -62,7 +63,10 @@ impl Verification {
 pub struct Ledger {
     store: Box<dyn Store>,
     policy: PolicyLink,
-    key: LogKey,
+    /// The signing key; `None` for a ledger opened only to read and verify ([`Ledger::verifier`]).
+    key: Option<LogKey>,
+    /// The log's genesis public key: the key itself for a log that never rotated, else what the store records.
+    genesis: PublicKey,
     opts: LedgerOptions,
     tree: Mutex<Tree>,
     /// How far this process has checked the stored entries against their hashes and the signed heads.
@@ -126,10 +130,18 @@ impl Ledger {
         if opts.controller.is_empty() {
             opts.controller = policy.controller.clone();
         }
+        // A store that failed to say is read again by every verification, which then names the problem.
+        let genesis = store
+            .get_meta(GENESIS_META)
+            .ok()
+            .flatten()
+            .and_then(|hex| PublicKey::from_hex(&hex).ok())
+            .unwrap_or_else(|| key.public());
         Ledger {
             store,
             policy: PolicyLink::new(policy),
-            key,
+            key: Some(key),
+            genesis,
             opts,
             tree: Mutex::new(Tree::new()),
             verified: Mutex::new(Verified::default()),
@@ -170,13 +182,85 @@ impl Ledger {
         &self.opts
     }
 
-    /// The public key verifiers need.
+    /// The public key verifiers need: the log's genesis key (`ledger.pub`), the same across key rotations
+    /// (heads signed by later keys verify through the hand-overs, [`Ledger::key_chain`]).
     pub fn public_key(&self) -> PublicKey {
-        self.key.public()
+        self.genesis
     }
 
-    pub(crate) fn key(&self) -> &LogKey {
-        &self.key
+    /// A ledger without its signing key, anchored at the log's genesis public key: it reads, verifies and
+    /// snapshots, and refuses everything that signs (a read-only copy audited where the secret key is not).
+    pub fn verifier(store: Box<dyn Store>, policy: Policy, genesis: PublicKey, opts: LedgerOptions) -> Ledger {
+        let mut ledger = Ledger::new(store, policy, LogKey::from_seed([0; 32]), opts);
+        ledger.key = None;
+        ledger.genesis = genesis;
+        ledger
+    }
+
+    /// The signing key, or the refusal of a ledger opened without it.
+    pub(crate) fn key(&self) -> Result<&LogKey, LedgerError> {
+        self.key.as_ref().ok_or_else(|| {
+            LedgerError::Key(
+                "this ledger was opened without its signing key (to read and verify only): signing needs the key \
+                 (--signing-key FILE, or DATA/ledger.key with mode 0600)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Anchors the log at `genesis` (the data directory's `ledger.pub`) instead of what the store records, so a
+    /// store whose recorded genesis key was replaced, or a signing key swapped for another, is refused.
+    pub fn with_genesis(mut self, genesis: PublicKey) -> Ledger {
+        self.genesis = genesis;
+        self
+    }
+
+    /// The log's keys: the genesis key and every stored hand-over, verified.
+    pub fn key_chain(&self) -> Result<KeyChain, LedgerError> {
+        load_chain(self.store.as_ref(), &self.genesis)
+    }
+
+    /// The key chain, refusing to go on when this process's key is not the log's current key (a retired key must
+    /// never sign again; a foreign key never could).
+    pub fn signing_chain(&self) -> Result<KeyChain, LedgerError> {
+        let chain = self.key_chain()?;
+        let own = self.key()?.public().key_id();
+        if chain.current().key_id == own {
+            return Ok(chain);
+        }
+        let current = hex::encode(&chain.current().key_id[..8]);
+        Err(LedgerError::Key(match chain.key(&own) {
+            Some(k) => format!(
+                "this signing key ({}…) was retired at tree size {} by a hand-over to key {current}…: sign with the new \
+                 key (--signing-key FILE, or DATA/ledger.key) and move the old key away",
+                hex::encode(&own[..8]),
+                k.until_size.unwrap_or_default()
+            ),
+            None => format!(
+                "the signing key {}… is not one of this log's keys ({}): use the log's current key {current}…",
+                hex::encode(&own[..8]),
+                chain.describe()
+            ),
+        }))
+    }
+
+    /// Rotates the signing key: signs a checkpoint of the whole log with the current key, then a hand-over to
+    /// `new` at that tree size with both keys, and stores it. From then on this ledger refuses to sign (its key is
+    /// retired): open the log again with `new`. Returns the hand-over.
+    pub fn rotate_key(&self, new: &LogKey) -> Result<KeyHandover, LedgerError> {
+        let chain = self.signing_chain()?;
+        if chain.key(&new.public().key_id()).is_some() {
+            return Err(LedgerError::Key(
+                "the new key is already one of this log's keys: a rotation needs a key never used before".into(),
+            ));
+        }
+        let sth = self.checkpoint()?;
+        let handover = KeyHandover::sign(chain.log_id(), self.key()?, new, sth.head.tree_size, sth.head.timestamp);
+        // Checked as every verifier will check it before it is stored.
+        chain.clone().push(handover.clone())?;
+        self.store.set_meta(GENESIS_META, &chain.genesis().to_hex())?;
+        self.store.put_key_handover(chain.handovers().len(), &handover)?;
+        Ok(handover)
     }
 
     /// Refuses a batch that names an unknown purpose or notice version, a member id
@@ -385,7 +469,7 @@ impl Ledger {
                 reason: format!("the log shrank from {from} to {len} entries: entries were removed"),
             });
         }
-        let checked = check_entries(self.store.as_ref(), &self.key.public(), &mut v, len);
+        let checked = check_entries(self.store.as_ref(), &self.genesis, &mut v, len);
         if checked.is_err() {
             // Start over next time: nothing past a failure counts as verified.
             *v = Verified::default();
@@ -454,7 +538,9 @@ impl Ledger {
             0 => [0; 32],
             s => self.store.entry(s)?.ok_or_else(|| LedgerError::Corrupt(format!("entry {s} vanished")))?.chain_hash,
         };
-        let sth = self.key.sign(TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
+        let log_id = self.signing_chain()?.log_id();
+        let sth =
+            self.key()?.sign_for(log_id, TreeHead { tree_size: size, root_hash: root, chain_hash: chain, timestamp });
         self.store.put_checkpoint(&sth)?;
         Ok(sth)
     }
@@ -497,13 +583,21 @@ impl Ledger {
     /// Rebuilds everything from the stored events: sequence, leaf hashes, chain,
     /// tree, and every checkpoint's root, chain head and signature.
     pub fn verify(&self) -> Result<Verification, LedgerError> {
-        verify_store(self.store.as_ref(), &self.key.public())
+        verify_store(self.store.as_ref(), &self.genesis)
     }
+}
+
+/// The chain of `store`'s hand-overs from `genesis`, verified; hand-overs that do not verify mean the store was
+/// tampered with (or `genesis` is not this log's key).
+fn load_chain(store: &dyn Store, genesis: &PublicKey) -> Result<KeyChain, LedgerError> {
+    KeyChain::from_handovers(*genesis, store.key_handovers()?).map_err(|e| {
+        LedgerError::Tampered(format!("{e} (the stored key hand-overs do not lead from the log's public key)"))
+    })
 }
 
 /// Extends `v` over entries `v.tree.len() + 1..=len`, checking each against its stored leaf and chain hash,
 /// then every checkpoint past the old verified length against the recomputed tree, chain and the key.
-fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u64) -> Result<(), LedgerError> {
+fn check_entries(store: &dyn Store, genesis: &PublicKey, v: &mut Verified, len: u64) -> Result<(), LedgerError> {
     let from = v.tree.len();
     if from == len && v.checkpoints_upto == len {
         // Nothing new: every checkpoint a later call would check covers more than `len` entries.
@@ -537,6 +631,7 @@ fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u
         return Err(LedgerError::BadEntry { seq, reason: format!("entry {seq} is missing") });
     }
     let mut previous = 0;
+    let chain = load_chain(store, genesis)?;
     for c in store.checkpoints()? {
         let size = c.head.tree_size;
         if size > v.checkpoints_upto {
@@ -555,7 +650,7 @@ fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u
                 s if s == len => c.head.chain_hash == v.chain,
                 s => store.entry(s)?.is_some_and(|e| e.chain_hash == c.head.chain_hash),
             };
-            if !public.verify(&c) || v.tree.root(size) != Some(c.head.root_hash) || !chain_ok {
+            if !chain.verify(&c) || v.tree.root(size) != Some(c.head.root_hash) || !chain_ok {
                 return Err(LedgerError::BadEntry {
                     seq: previous + 1,
                     reason: format!(
@@ -574,13 +669,34 @@ fn check_entries(store: &dyn Store, public: &PublicKey, v: &mut Verified, len: u
 
 /// [`Ledger::verify`] with only the public key, so an auditor can check any store (an exported bundle
 /// loaded into memory, a copy of the database) without the signing key.
+///
+/// `public` is the log's genesis key (`ledger.pub`); heads signed by later keys verify through the store's
+/// hand-overs, which must lead from it.
 pub fn verify_store(store: &dyn Store, public: &PublicKey) -> Result<Verification, LedgerError> {
+    let mut problems: Vec<(u64, String)> = Vec::new();
+    let chain = KeyChain::from_handovers(*public, store.key_handovers()?).unwrap_or_else(|e| {
+        problems.push((1, format!("{e}: the stored key hand-overs do not lead from the given public key")));
+        KeyChain::new(*public)
+    });
+    verify_entries(store, &chain, problems)
+}
+
+/// [`verify_store`] against a chain of keys the caller already holds and has checked (an audit bundle's).
+pub fn verify_store_with(store: &dyn Store, chain: &KeyChain) -> Result<Verification, LedgerError> {
+    verify_entries(store, chain, Vec::new())
+}
+
+fn verify_entries(
+    store: &dyn Store,
+    chain: &KeyChain,
+    mut problems: Vec<(u64, String)>,
+) -> Result<Verification, LedgerError> {
     let checkpoints = store.checkpoints()?;
     let sizes: BTreeMap<u64, ()> = checkpoints.iter().map(|c| (c.head.tree_size, ())).collect();
     let mut chain_at: BTreeMap<u64, Hash> = BTreeMap::new();
-    let mut problems: Vec<(u64, String)> = Vec::new();
     let mut tree = Tree::new();
     let mut expected = 1u64;
+    let keys = chain;
     let mut chain = [0u8; 32];
     store.scan_entries(1, u64::MAX, &mut |s| {
         let seq = s.entry.seq();
@@ -624,8 +740,8 @@ pub fn verify_store(store: &dyn Store, public: &PublicKey) -> Result<Verificatio
     let mut previous_size = 0;
     for c in &checkpoints {
         let size = c.head.tree_size;
-        if !public.verify(c) {
-            problems.push((previous_size + 1, format!("checkpoint at {size} events has a bad signature")));
+        if let Err(e) = keys.check(c) {
+            problems.push((previous_size + 1, format!("checkpoint at {size} events has a bad signature: {e}")));
         }
         match tree.root(size) {
             None => problems.push((

@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod keys;
 mod ledger;
 pub mod merkle;
 pub mod outbox;
@@ -27,7 +28,8 @@ pub mod store;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 pub use event::{Entry, Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts};
-pub use ledger::{Ledger, LedgerOptions, Verification, now, verify_store};
+pub use keys::{KeyChain, KeyChainError, KeyHandover, LabelledVerifier, TrustedKey};
+pub use ledger::{Ledger, LedgerOptions, Verification, now, verify_store, verify_store_with};
 pub use store::{Appended, MemberRecord, Store};
 
 use std::path::{Path, PathBuf};
@@ -87,6 +89,9 @@ pub enum LedgerError {
     /// A key file is missing or malformed.
     #[error("signing key: {0}")]
     Key(String),
+    /// A key hand-over or a signed head is refused by the log's chain of keys.
+    #[error(transparent)]
+    KeyChain(#[from] KeyChainError),
     /// SQLite failed.
     #[cfg(feature = "sqlite")]
     #[error("sqlite: {0}")]
@@ -194,6 +199,28 @@ pub(crate) mod hexbytes {
         lower(&s).map_err(serde::de::Error::custom)?;
         let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
         v.try_into().map_err(|_| serde::de::Error::custom(format!("expected {N} bytes of hex")))
+    }
+
+    /// An optional fixed-size byte array as hex (absent or null: `None`).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer, const N: usize>(v: &Option<[u8; N]>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(b) => super::serialize(b, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<[u8; N]>, D::Error> {
+            let s: Option<String> = Option::deserialize(d)?;
+            s.map(|s| {
+                super::lower(&s).map_err(serde::de::Error::custom)?;
+                let v = hex::decode(&s).map_err(serde::de::Error::custom)?;
+                v.try_into().map_err(|_| serde::de::Error::custom(format!("expected {N} bytes of hex")))
+            })
+            .transpose()
+        }
     }
 
     /// A list of hashes as hex strings.

@@ -20,10 +20,11 @@ use crate::event::{
     Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
     source_from_code, source_to_code,
 };
+use crate::keys::KEYS;
 use crate::outbox::{CONSENT_CHANGED, ConsentChanged, OUTBOX, OutboxRow};
 use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::store::{Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_rows};
-use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
+use crate::{Hash, KeyHandover, LedgerError, SignedTreeHead, TreeHead};
 use ::postgres::binary_copy::BinaryCopyInWriter;
 use ::postgres::error::SqlState;
 use ::postgres::fallible_iterator::FallibleIterator;
@@ -471,6 +472,8 @@ fn row_to_stored(r: &Row) -> Result<StoredEvent, LedgerError> {
 fn row_to_sth(r: &Row) -> Result<SignedTreeHead, LedgerError> {
     let size: i64 = r.try_get(0)?;
     let sig: Vec<u8> = r.try_get(5)?;
+    let log_id = hash_col(r.try_get(4)?, "checkpoint log id")?;
+    let key_id: Option<Vec<u8>> = r.try_get(6)?;
     Ok(SignedTreeHead {
         head: TreeHead {
             tree_size: seq_col(size)?,
@@ -478,7 +481,8 @@ fn row_to_sth(r: &Row) -> Result<SignedTreeHead, LedgerError> {
             chain_hash: hash_col(r.try_get(2)?, "checkpoint chain")?,
             timestamp: r.try_get(3)?,
         },
-        log_id: hash_col(r.try_get(4)?, "checkpoint log id")?,
+        log_id,
+        key_id: key_id.map(|k| hash_col(k, "checkpoint key id")).transpose()?.unwrap_or(log_id),
         signature: sig.try_into().map_err(|_| LedgerError::Corrupt("checkpoint signature is not 64 bytes".into()))?,
     })
 }
@@ -579,6 +583,7 @@ impl PgStore {
             tx.batch_execute(MEMBER_INDEX)?;
         }
         ensure_schema(&mut tx, &OUTBOX, crate::outbox::PG_TABLES, url)?;
+        ensure_schema(&mut tx, &KEYS, crate::keys::PG_TABLES, url)?;
         tx.commit()?;
         let writer = Writer::connect(url)?;
         Ok(PgStore {
@@ -901,7 +906,8 @@ impl Store for PgStore {
             .map_err(|_| LedgerError::Invalid(format!("tree size {} is too large", sth.head.tree_size)))?;
         fail::fail_point!("ledger::checkpoint::before_commit", |a| Err(crate::injected("checkpoint", a)));
         self.with_reader(|c| {
-            c.execute(
+            let mut tx = c.transaction()?;
+            let fresh = tx.execute(
                 "INSERT INTO checkpoints (tree_size, root_hash, chain_hash, timestamp, log_id, signature)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
                 &[
@@ -913,16 +919,59 @@ impl Store for PgStore {
                     &&sth.signature[..],
                 ],
             )?;
+            // Only heads of a key the log rotated to need a row: the others' key id is the log id.
+            if fresh > 0 && sth.key_id != sth.log_id {
+                tx.execute(
+                    "INSERT INTO checkpoint_keys (tree_size, key_id) VALUES ($1, $2)",
+                    &[&size, &&sth.key_id[..]],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })?;
         fail::fail_point!("ledger::checkpoint::after_commit", |a| Err(crate::injected("checkpoint", a)));
         Ok(())
     }
 
+    fn key_handovers(&self) -> Result<Vec<KeyHandover>, LedgerError> {
+        self.with_reader(|c| {
+            let mut out = Vec::new();
+            for r in c.query("SELECT idx, handover FROM key_handovers ORDER BY idx", &[])? {
+                let idx: i64 = r.try_get(0)?;
+                if idx != out.len() as i64 {
+                    return Err(LedgerError::Corrupt(format!("key hand-over {} is missing", out.len() + 1)));
+                }
+                out.push(crate::keys::parse_row(idx, r.try_get(1)?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_key_handover(&self, index: usize, handover: &KeyHandover) -> Result<(), LedgerError> {
+        let text = serde_json::to_string(handover)
+            .map_err(|e| LedgerError::Invalid(format!("cannot encode the hand-over: {e}")))?;
+        let idx = index as i64;
+        let n = self.with_reader(|c| {
+            Ok(c.execute(
+                "INSERT INTO key_handovers (idx, handover) VALUES ($1, $2) ON CONFLICT (idx) DO NOTHING",
+                &[&idx, &text],
+            )?)
+        })?;
+        if n == 0 {
+            return Err(LedgerError::Invalid(format!(
+                "key hand-over {} is already recorded: another rotation happened meanwhile; run `consentry ledger \
+                 keys` and rotate from the current key",
+                index + 1
+            )));
+        }
+        Ok(())
+    }
+
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
         self.with_reader(|c| {
             c.query_typed(
-                "SELECT tree_size, root_hash, chain_hash, timestamp, log_id, signature FROM checkpoints ORDER BY tree_size",
+                "SELECT c.tree_size, c.root_hash, c.chain_hash, c.timestamp, c.log_id, c.signature, k.key_id
+                 FROM checkpoints c LEFT JOIN checkpoint_keys k ON k.tree_size = c.tree_size ORDER BY c.tree_size",
                 &[],
             )?
             .iter()

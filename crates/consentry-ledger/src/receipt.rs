@@ -7,12 +7,16 @@
 //! log does not hash, such as the controller and the data categories) carries
 //! its own signature, so no byte can change unnoticed.
 //!
+//! After the ledger's key rotated, a receipt also carries the key hand-overs from the genesis key to the key
+//! that signed it ([`crate::keys`]), so the genesis public key (`ledger.pub`) is still all a verifier needs.
+//!
 //! A member-facts entry (jurisdiction and birth date, which decide consent as
 //! much as events do) gets a [`FactsReceipt`]: the entry, its inclusion proof
 //! and a signed tree head; the entry is itself the signed content.
 
 use crate::checkpoint::{PublicKey, SignedTreeHead};
 use crate::event::{Entry, Event, FactsEntry};
+use crate::keys::{KeyChain, KeyChainError, KeyHandover};
 use crate::merkle::verify_inclusion;
 use crate::{Hash, Ledger, LedgerError};
 use consentry_policy::Action;
@@ -91,9 +95,12 @@ pub struct Receipt {
     pub inclusion_proof: Vec<Hash>,
     /// The signed tree head the proof leads to.
     pub tree_head: SignedTreeHead,
-    /// Signature over the record and the event.
+    /// Signature over the record and the event, by the last key of `key_handovers` (the genesis key if none).
     #[serde(with = "crate::hexbytes")]
     pub record_signature: [u8; 64],
+    /// The key hand-overs from the log's genesis key to the key that signed (absent for a log that never rotated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_handovers: Vec<KeyHandover>,
 }
 
 fn signed_payload(record: &ConsentRecord, event: &Event) -> Result<Vec<u8>, LedgerError> {
@@ -115,6 +122,7 @@ impl Ledger {
         let stored =
             self.store().event(seq)?.ok_or_else(|| LedgerError::NotFound(format!("no event {seq} in the log")))?;
         let event = stored.event;
+        let chain = self.signing_chain()?;
         let sth = self.checkpoint_covering(seq)?;
         let proof = self.inclusion_proof(seq, sth.head.tree_size)?;
         let policy = self.policy();
@@ -149,7 +157,7 @@ impl Ledger {
                 event.body.member_id, event.body.purpose
             ),
         };
-        let record_signature = self.key().sign_labelled(RECORD_LABEL, &signed_payload(&record, &event)?);
+        let record_signature = self.key()?.sign_labelled(RECORD_LABEL, &signed_payload(&record, &event)?);
         Ok(Receipt {
             version: RECEIPT_VERSION.into(),
             record,
@@ -157,6 +165,7 @@ impl Ledger {
             inclusion_proof: proof,
             tree_head: sth,
             record_signature,
+            key_handovers: chain.handovers().to_vec(),
         })
     }
 }
@@ -170,9 +179,16 @@ impl Ledger {
         let Entry::Facts(facts) = stored.entry else {
             return Err(LedgerError::NotFound(format!("entry {seq} is a consent event, not a member's facts")));
         };
+        let chain = self.signing_chain()?;
         let sth = self.checkpoint_covering(seq)?;
         let inclusion_proof = self.inclusion_proof(seq, sth.head.tree_size)?;
-        Ok(FactsReceipt { version: FACTS_RECEIPT_VERSION.into(), facts, inclusion_proof, tree_head: sth })
+        Ok(FactsReceipt {
+            version: FACTS_RECEIPT_VERSION.into(),
+            facts,
+            inclusion_proof,
+            tree_head: sth,
+            key_handovers: chain.handovers().to_vec(),
+        })
     }
 
     /// The receipt of entry `seq`, whichever kind it is: what `ledger receipt --event SEQ` hands a member.
@@ -200,6 +216,9 @@ pub struct FactsReceipt {
     pub inclusion_proof: Vec<Hash>,
     /// The signed tree head the proof leads to.
     pub tree_head: SignedTreeHead,
+    /// The key hand-overs from the log's genesis key to the key that signed (absent for a log that never rotated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_handovers: Vec<KeyHandover>,
 }
 
 impl FactsReceipt {
@@ -210,12 +229,20 @@ impl FactsReceipt {
         Ok(receipt)
     }
 
-    /// Verifies offline: the tree head's signature and the entry's inclusion in it.
+    /// Verifies offline with the log's genesis public key: the carried hand-overs, the tree head's signature and
+    /// the entry's inclusion in it.
     pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
+        self.verify_with(&KeyChain::new(*key))
+    }
+
+    /// [`FactsReceipt::verify`] against a chain of keys the verifier already trusts (the receipt's hand-overs
+    /// must extend it).
+    pub fn verify_with(&self, trusted: &KeyChain) -> Result<(), ReceiptError> {
         if self.version != FACTS_RECEIPT_VERSION {
             return Err(ReceiptError::Malformed(format!("unknown facts receipt version {:?}", self.version)));
         }
-        verify_included(key, &self.tree_head, self.facts.seq, self.facts.leaf_hash(), &self.inclusion_proof)
+        let chain = carried_chain(trusted, &self.key_handovers)?;
+        verify_included(&chain, &self.tree_head, self.facts.seq, self.facts.leaf_hash(), &self.inclusion_proof)
     }
 }
 
@@ -259,19 +286,31 @@ fn canonical<T: Serialize + serde::de::DeserializeOwned>(text: &str) -> Result<T
     Ok(parsed)
 }
 
-/// Checks a tree head's signature and that the leaf of entry `seq` is in it.
+/// The trusted chain extended by a receipt's hand-overs, each verified.
+fn carried_chain(trusted: &KeyChain, carried: &[KeyHandover]) -> Result<KeyChain, ReceiptError> {
+    if let Some(h) = carried.first()
+        && h.log_id != trusted.log_id()
+    {
+        return Err(ReceiptError::WrongKey { log_id: h.log_id, key_log_id: trusted.log_id() });
+    }
+    trusted.extended(carried).map_err(|e| ReceiptError::KeyChain(e.to_string()))
+}
+
+/// Checks a tree head's signature against the chain and that the leaf of entry `seq` is in it.
 fn verify_included(
-    key: &PublicKey,
+    chain: &KeyChain,
     sth: &SignedTreeHead,
     seq: u64,
     leaf: Result<Hash, LedgerError>,
     proof: &[Hash],
 ) -> Result<(), ReceiptError> {
-    if sth.log_id != key.log_id() {
-        return Err(ReceiptError::WrongKey { log_id: sth.log_id, key_log_id: key.log_id() });
-    }
-    if !key.verify(sth) {
-        return Err(ReceiptError::TreeHeadSignature);
+    match chain.check(sth) {
+        Ok(()) => {}
+        Err(KeyChainError::WrongLog { found, expected }) => {
+            return Err(ReceiptError::WrongKey { log_id: found, key_log_id: expected });
+        }
+        Err(KeyChainError::BadSignature { .. }) => return Err(ReceiptError::TreeHeadSignature),
+        Err(e) => return Err(ReceiptError::KeyChain(e.to_string())),
     }
     let leaf = leaf.map_err(|e| ReceiptError::Malformed(e.to_string()))?;
     if seq == 0 || !verify_inclusion(seq - 1, sth.head.tree_size, &leaf, proof, &sth.head.root_hash) {
@@ -298,6 +337,9 @@ pub enum ReceiptError {
     },
     /// The tree head names this key's log but its signature fails: the head was altered.
     TreeHeadSignature,
+    /// The key hand-overs the receipt carries do not verify, or the head is signed by a key they do not vouch
+    /// for (an unknown key, or a retired key after its hand-over).
+    KeyChain(String),
     /// The entry's inclusion proof does not lead to the signed root: the entry or the proof was altered.
     InclusionProof,
     /// The consent record's own signature fails: a field the log does not hash was altered.
@@ -314,6 +356,7 @@ impl ReceiptError {
             ReceiptError::Malformed(_) => "malformed",
             ReceiptError::WrongKey { .. } => "wrong_key",
             ReceiptError::TreeHeadSignature => "tree_head_signature",
+            ReceiptError::KeyChain(_) => "key_chain",
             ReceiptError::InclusionProof => "inclusion_proof",
             ReceiptError::RecordSignature => "record_signature",
             ReceiptError::RecordMismatch => "record_mismatch",
@@ -332,6 +375,7 @@ impl ReceiptError {
             ReceiptError::TreeHeadSignature => {
                 "the tree head is not signed by this ledger's key (its signature fails)".into()
             }
+            ReceiptError::KeyChain(m) => m.clone(),
             ReceiptError::InclusionProof => "the entry is not in the signed tree (inclusion proof fails)".into(),
             ReceiptError::RecordSignature => "the consent record was altered (its signature fails)".into(),
             ReceiptError::RecordMismatch => "the consent record does not describe the logged event".into(),
@@ -349,15 +393,24 @@ impl Receipt {
         Ok(receipt)
     }
 
-    /// Verifies offline: signature of the tree head, inclusion of the event,
-    /// the record's signature, and that record and event agree.
+    /// Verifies offline with the log's genesis public key: the carried hand-overs, signature of the tree head,
+    /// inclusion of the event, the record's signature, and that record and event agree.
     pub fn verify(&self, key: &PublicKey) -> Result<(), ReceiptError> {
+        self.verify_with(&KeyChain::new(*key))
+    }
+
+    /// [`Receipt::verify`] against a chain of keys the verifier already trusts (the receipt's hand-overs must
+    /// extend it).
+    pub fn verify_with(&self, trusted: &KeyChain) -> Result<(), ReceiptError> {
         if self.version != RECEIPT_VERSION {
             return Err(ReceiptError::Malformed(format!("unknown receipt version {:?}", self.version)));
         }
-        verify_included(key, &self.tree_head, self.event.seq, self.event.leaf_hash(), &self.inclusion_proof)?;
+        let chain = carried_chain(trusted, &self.key_handovers)?;
+        verify_included(&chain, &self.tree_head, self.event.seq, self.event.leaf_hash(), &self.inclusion_proof)?;
         let payload = signed_payload(&self.record, &self.event).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
-        if !key.verify_labelled(RECORD_LABEL, &payload, &self.record_signature) {
+        // The record is signed by the key the receipt's hand-overs end at: the key in force when it was issued.
+        let signer = chain.keys().get(self.key_handovers.len()).map(|k| k.key);
+        if !signer.is_some_and(|k| k.verify_labelled(RECORD_LABEL, &payload, &self.record_signature)) {
             return Err(ReceiptError::RecordSignature);
         }
         let b = &self.event.body;
@@ -462,6 +515,7 @@ mod tests {
             inclusion_proof: tree.inclusion_proof(0, 2).unwrap(),
             tree_head: key.sign(head),
             record_signature,
+            key_handovers: Vec::new(),
         }
     }
 
@@ -538,6 +592,36 @@ mod tests {
         }
     }
 
+    /// A receipt signed after a rotation carries the hand-over and verifies with the genesis key alone; without
+    /// the hand-over, or with one signed only by the new key, it is refused.
+    #[test]
+    fn a_receipt_after_a_rotation_verifies_with_the_genesis_key() {
+        let (old, new) = (LogKey::from_seed([1; 32]), LogKey::from_seed([2; 32]));
+        let log_id = old.public().key_id();
+        let handover = crate::keys::KeyHandover::sign(log_id, &old, &new, 1, 5);
+        let mut r = issue(&new);
+        r.tree_head = new.sign_for(log_id, r.tree_head.head);
+        r.key_handovers = vec![handover.clone()];
+        assert!(verify(&r, &old).is_ok(), "{:?}", verify(&r, &old));
+        // Stripped of its hand-over: an unknown key, with the fix in the message.
+        let mut stripped = r.clone();
+        stripped.key_handovers.clear();
+        let e = verify(&stripped, &old).unwrap_err();
+        assert_eq!(e.check(), "key_chain");
+        assert!(e.to_string().contains("unknown key"), "{e}");
+        // A hand-over the old key did not sign.
+        let mut forged = r.clone();
+        forged.key_handovers[0].old_signature =
+            new.sign_labelled("consentry-key-handover-v1", &handover.signed_bytes());
+        assert_eq!(verify(&forged, &old).unwrap_err().check(), "key_chain");
+        // The record signed by the retired key instead of the one the chain ends at.
+        let mut by_old = r.clone();
+        by_old.record_signature = old.sign_labelled(RECORD_LABEL, &signed_payload(&r.record, &r.event).unwrap());
+        assert_eq!(verify(&by_old, &old).unwrap_err(), ReceiptError::RecordSignature);
+        // Another log's genesis key: the wrong key.
+        assert_eq!(verify(&r, &LogKey::from_seed([3; 32])).unwrap_err().check(), "wrong_key");
+    }
+
     #[test]
     fn a_facts_receipt_names_its_check_too() {
         let key = LogKey::from_seed([1; 32]);
@@ -554,6 +638,7 @@ mod tests {
             },
             inclusion_proof: r.inclusion_proof.clone(),
             tree_head: r.tree_head.clone(),
+            key_handovers: Vec::new(),
         };
         assert_eq!(facts.verify(&key.public()).unwrap_err(), ReceiptError::InclusionProof);
         assert!(matches!(facts.verify(&LogKey::from_seed([3; 32]).public()), Err(ReceiptError::WrongKey { .. })));

@@ -6,12 +6,13 @@ use crate::event::{
     Event, FactsEntry, NewEvent, StoredEvent, StoredFacts, action_from_code, action_to_code, days_from_date,
     source_from_code, source_to_code,
 };
+use crate::keys::KEYS;
 use crate::outbox::{CONSENT_CHANGED, ConsentChanged, OUTBOX, OutboxRow};
 use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_TABLE};
 use crate::store::{
     Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_fresh, prepare_rows,
 };
-use crate::{Hash, LedgerError, SignedTreeHead, TreeHead};
+use crate::{Hash, KeyHandover, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -233,7 +234,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
         let mut conn = open_reader(path).map_err(|e| not_writable(path, e))?;
-        for (component, tables) in [(&LEDGER, SCHEMA), (&OUTBOX, crate::outbox::SQLITE_TABLES)] {
+        for (component, tables) in
+            [(&LEDGER, SCHEMA), (&OUTBOX, crate::outbox::SQLITE_TABLES), (&KEYS, crate::keys::SQLITE_TABLES)]
+        {
             ensure_schema(&mut conn, component, tables, path).map_err(|e| match e {
                 e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
                 e => not_writable(path, e),
@@ -641,7 +644,9 @@ fn row_to_sth(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SignedTreeHead, 
     let ts: i64 = r.get(3)?;
     let log_id: Vec<u8> = r.get(4)?;
     let sig: Vec<u8> = r.get(5)?;
+    let key_id: Option<Vec<u8>> = r.get(6)?;
     Ok((|| {
+        let log_id = hash_col(log_id, "checkpoint log id")?;
         Ok(SignedTreeHead {
             head: TreeHead {
                 tree_size: size as u64,
@@ -649,7 +654,8 @@ fn row_to_sth(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<SignedTreeHead, 
                 chain_hash: hash_col(chain, "checkpoint chain")?,
                 timestamp: ts,
             },
-            log_id: hash_col(log_id, "checkpoint log id")?,
+            log_id,
+            key_id: key_id.map(|k| hash_col(k, "checkpoint key id")).transpose()?.unwrap_or(log_id),
             signature: sig
                 .try_into()
                 .map_err(|_| LedgerError::Corrupt("checkpoint signature is not 64 bytes".into()))?,
@@ -777,7 +783,9 @@ impl Store for SqliteStore {
 
     fn put_checkpoint(&self, sth: &SignedTreeHead) -> Result<(), LedgerError> {
         fail::fail_point!("ledger::checkpoint::before_commit", |a| Err(crate::injected("checkpoint", a)));
-        self.read()?.execute(
+        let mut conn = self.read()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let fresh = tx.execute(
             "INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, chain_hash, timestamp, log_id, signature)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -789,21 +797,75 @@ impl Store for SqliteStore {
                 &sth.signature[..]
             ],
         )?;
+        // Only heads of a key the log rotated to need a row: the others' key id is the log id.
+        if fresh > 0 && sth.key_id != sth.log_id {
+            tx.execute(
+                "INSERT INTO checkpoint_keys (tree_size, key_id) VALUES (?1, ?2)",
+                params![sth.head.tree_size as i64, &sth.key_id[..]],
+            )?;
+        }
+        tx.commit()?;
         fail::fail_point!("ledger::checkpoint::after_commit", |a| Err(crate::injected("checkpoint", a)));
         Ok(())
     }
 
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {
         let conn = self.read()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT tree_size, root_hash, chain_hash, timestamp, log_id, signature FROM checkpoints ORDER BY tree_size",
-        )?;
+        let key_id = if has_table(&conn, "checkpoint_keys")? {
+            "(SELECT k.key_id FROM checkpoint_keys k WHERE k.tree_size = c.tree_size)"
+        } else {
+            "NULL"
+        };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT c.tree_size, c.root_hash, c.chain_hash, c.timestamp, c.log_id, c.signature, {key_id}
+             FROM checkpoints c ORDER BY c.tree_size"
+        ))?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(row_to_sth(r)??);
         }
         Ok(out)
+    }
+
+    fn key_handovers(&self) -> Result<Vec<KeyHandover>, LedgerError> {
+        let conn = self.read()?;
+        if !has_table(&conn, "key_handovers")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = conn.prepare_cached("SELECT idx, handover FROM key_handovers ORDER BY idx")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let idx: i64 = r.get(0)?;
+            if idx != out.len() as i64 {
+                return Err(LedgerError::Corrupt(format!("key hand-over {} is missing", out.len() + 1)));
+            }
+            out.push(crate::keys::parse_row(idx, &r.get::<_, String>(1)?)?);
+        }
+        Ok(out)
+    }
+
+    fn put_key_handover(&self, index: usize, handover: &KeyHandover) -> Result<(), LedgerError> {
+        if self.writer.lock().map_err(|_| LedgerError::WriterGone("lock poisoned".into()))?.is_none() {
+            return Err(LedgerError::WriterGone(
+                "the store was opened read-only (a rotation needs write access)".into(),
+            ));
+        }
+        let text = serde_json::to_string(handover)
+            .map_err(|e| LedgerError::Invalid(format!("cannot encode the hand-over: {e}")))?;
+        let n = self.read()?.execute(
+            "INSERT OR IGNORE INTO key_handovers (idx, handover) VALUES (?1, ?2)",
+            params![index as i64, text],
+        )?;
+        if n == 0 {
+            return Err(LedgerError::Invalid(format!(
+                "key hand-over {} is already recorded: another rotation happened meanwhile; run `consentry ledger \
+                 keys` and rotate from the current key",
+                index + 1
+            )));
+        }
+        Ok(())
     }
 
     fn append_facts(
@@ -958,9 +1020,14 @@ impl Store for SqliteStore {
 
 /// Whether the store has the outbox table (a store from before it, opened read-only, has not).
 fn has_outbox(conn: &Connection) -> Result<bool, LedgerError> {
-    let n: i64 =
-        conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'outbox'", [], |r| {
-            r.get(0)
-        })?;
+    has_table(conn, "outbox")
+}
+
+/// Whether the store has table `name` (tables of a component added later are missing from an older store opened
+/// read-only).
+fn has_table(conn: &Connection, name: &str) -> Result<bool, LedgerError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .query_row([name], |r| r.get(0))?;
     Ok(n > 0)
 }

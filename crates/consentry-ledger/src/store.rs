@@ -2,7 +2,7 @@
 
 use crate::event::{Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts, chain_hash};
 use crate::outbox::{OutboxRow, cursor_key};
-use crate::{Hash, LedgerError, SignedTreeHead};
+use crate::{Hash, KeyHandover, LedgerError, SignedTreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
 use std::collections::{BTreeMap, HashMap};
@@ -174,6 +174,19 @@ pub trait Store: Send + Sync {
 
     /// All checkpoints, by tree size.
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError>;
+
+    /// The log's key hand-overs, oldest first (empty for a log that never rotated its key, or a store from
+    /// before rotations opened read-only). Unverified: [`crate::KeyChain::from_handovers`] checks them.
+    fn key_handovers(&self) -> Result<Vec<KeyHandover>, LedgerError> {
+        Ok(Vec::new())
+    }
+
+    /// Stores hand-over number `index` (0-based); refused when one is already stored there (another rotation
+    /// won the race).
+    fn put_key_handover(&self, index: usize, handover: &KeyHandover) -> Result<(), LedgerError> {
+        let _ = (index, handover);
+        Err(LedgerError::Invalid(format!("the {} store cannot record key hand-overs", self.backend())))
+    }
 
     /// Records member facts now as `import` (see [`Store::append_facts`]); kept for callers that only load a
     /// directory. Validation lives in [`crate::Ledger::record_members`].

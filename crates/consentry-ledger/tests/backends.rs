@@ -949,6 +949,80 @@ fn tamper_full_rewrite(b: &Backend) {
     assert!(!verify_consistency(kept.head.tree_size, n, &kept.head.root_hash, &ledger.root(n).unwrap(), &proof));
 }
 
+/// A key rotation: receipts issued before and after it verify with only the genesis public key, the whole log
+/// verifies, the retired key can no longer sign, a head it signs past its hand-over and an altered hand-over are
+/// caught.
+fn keys_rotate_and_everything_still_verifies(b: &Backend) {
+    let (k1, k2) = (LogKey::from_seed([1; 32]), LogKey::from_seed([2; 32]));
+    let genesis = k1.public();
+    let old = b.ledger();
+    old.append_at(events("a", 3), NOW).unwrap();
+    let before = old.receipt(1).unwrap();
+    let handover = old.rotate_key(&k2).unwrap();
+    assert_eq!(handover.tree_size, 3);
+    // The retired key signs nothing more.
+    let e = old.checkpoint().unwrap_err();
+    assert!(e.to_string().contains("retired"), "{e}");
+    assert!(old.rotate_key(&LogKey::from_seed([3; 32])).is_err());
+    drop(old);
+    let opts = LedgerOptions { checkpoint_every: 0, require_known_members: false, ..LedgerOptions::default() };
+    let new = Ledger::new(b.store(), Policy::default_policy(), k2, opts);
+    assert_eq!(new.public_key(), genesis, "the log keeps its genesis key as its public key");
+    new.append_at(events("b", 3), NOW).unwrap();
+    let after = new.receipt(5).unwrap();
+    assert_eq!(after.tree_head.key_id, new.key_chain().unwrap().current().key_id);
+    assert_eq!(after.tree_head.log_id, genesis.log_id());
+    for r in [&before, &after] {
+        let text = serde_json::to_string(r).unwrap();
+        Receipt::verify_json(&text, &genesis).unwrap();
+    }
+    assert!(new.verify().unwrap().ok(), "{:?}", new.verify().unwrap());
+    assert!(consentry_ledger::verify_store(new.store(), &genesis).unwrap().ok());
+    assert_eq!(new.store().key_handovers().unwrap(), vec![handover]);
+    // A head signed by the retired key past its hand-over is refused.
+    new.append_at(events("c", 1), NOW).unwrap();
+    let root = new.root(7).unwrap();
+    let chain = new.store().entry(7).unwrap().unwrap().chain_hash;
+    let head = consentry_ledger::TreeHead { tree_size: 7, root_hash: root, chain_hash: chain, timestamp: NOW };
+    new.store().put_checkpoint(&LogKey::from_seed([1; 32]).sign(head)).unwrap();
+    let v = consentry_ledger::verify_store(new.store(), &genesis).unwrap();
+    assert!(v.problems.iter().any(|p| p.contains("retired key")), "{:?}", v.problems);
+    // An altered hand-over is refused.
+    b.raw().exec("UPDATE key_handovers SET handover = replace(handover, '\"timestamp\":', '\"timestamp\":1')");
+    let v = consentry_ledger::verify_store(new.store(), &genesis).unwrap();
+    assert!(v.problems.iter().any(|p| p.contains("key hand-over 1")), "{:?}", v.problems);
+    let fresh = Ledger::new(b.store(), Policy::default_policy(), LogKey::from_seed([2; 32]), LedgerOptions::default());
+    assert!(matches!(fresh.verify_through(), Err(LedgerError::Tampered(_))));
+}
+
+/// A store from before key rotation (no key tables): read-only it reads as never rotated and its heads verify; the
+/// first writable open adds the tables.
+#[test]
+fn sqlite_store_from_before_key_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let opts = LedgerOptions { require_known_members: false, ..LedgerOptions::default() };
+    let key = || LogKey::from_seed([1; 32]);
+    let ledger =
+        Ledger::new(Box::new(SqliteStore::open(&path).unwrap()), Policy::default_policy(), key(), opts.clone());
+    ledger.append_at(events("a", 3), NOW).unwrap();
+    ledger.checkpoint().unwrap();
+    drop(ledger);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch(
+        "DROP TABLE key_handovers; DROP TABLE checkpoint_keys; DELETE FROM consentry_schema WHERE component = 'keys'",
+    )
+    .unwrap();
+    drop(c);
+    let ro = SqliteStore::open_read_only(&path).unwrap();
+    assert!(ro.key_handovers().unwrap().is_empty());
+    assert!(consentry_ledger::verify_store(&ro, &key().public()).unwrap().ok());
+    drop(ro);
+    let ledger = Ledger::new(Box::new(SqliteStore::open(&path).unwrap()), Policy::default_policy(), key(), opts);
+    ledger.rotate_key(&LogKey::from_seed([2; 32])).unwrap();
+    assert_eq!(ledger.store().key_handovers().unwrap().len(), 1);
+}
+
 // ---------------------------------------------------------------------------
 
 macro_rules! suite {
@@ -993,6 +1067,7 @@ suite!(
     tamper_swap_rows,
     tamper_insert_row,
     tamper_full_rewrite,
+    keys_rotate_and_everything_still_verifies,
 );
 
 /// Several processes appending to one PostgreSQL ledger at once produce one gap-free chain.

@@ -151,8 +151,7 @@ impl Registry {
     /// made without the key.
     pub fn verify_model_signature(&self, id: &str) -> Result<RegisteredFiles, LineageError> {
         let files = self.registered_files(id)?;
-        let key =
-            self.public_key().ok_or_else(|| LineageError::NoPublicKey { what: format!("model {}", short(id)) })?;
+        let key = self.key_chain().ok_or_else(|| LineageError::NoPublicKey { what: format!("model {}", short(id)) })?;
         match crate::signing::model_problem(key, &files) {
             None => Ok(files),
             Some(message) => Err(LineageError::Signature { what: "model", id: id.to_string(), message }),

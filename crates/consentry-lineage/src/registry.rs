@@ -11,7 +11,7 @@ use consentry_learn::model::{MODEL_FILE, ModelMeta};
 use consentry_ledger::postgres::PgStore;
 #[cfg(feature = "sqlite")]
 use consentry_ledger::sqlite::SqliteStore;
-use consentry_ledger::{FactsEntry, LogKey, PublicKey, Store, StoredEvent};
+use consentry_ledger::{FactsEntry, KeyChain, LogKey, PublicKey, Store, StoredEvent};
 use consentry_policy::Action;
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
@@ -355,7 +355,7 @@ pub struct Registry {
     /// The ledger's signing key: every registration is signed with it ([`crate::signing`]).
     signer: Option<LogKey>,
     /// The ledger's public key: every registration is checked with it before the registry vouches for it.
-    public: Option<PublicKey>,
+    public: Option<KeyChain>,
     /// The data directory: directories inside it are recorded relative to it, so a data directory can be moved
     /// (or copied, as tests do) and the registry still finds its datasets and models.
     base: Option<PathBuf>,
@@ -714,22 +714,30 @@ impl Registry {
         self
     }
 
-    /// Signs every registration from now on with the ledger's key (and checks records with its public half).
+    /// Signs every registration from now on with the ledger's key (and, unless given a key chain, checks records
+    /// with its public half).
     pub fn with_key(mut self, key: LogKey) -> Registry {
-        self.public = Some(key.public());
+        if self.public.is_none() {
+            self.public = Some(KeyChain::new(key.public()));
+        }
         self.signer = Some(key);
         self
     }
 
     /// Checks records with the ledger's public key (for readers: queries, serving, the audit); registering still
     /// needs [`Registry::with_key`].
-    pub fn with_public_key(mut self, key: PublicKey) -> Registry {
-        self.public = Some(key);
+    pub fn with_public_key(self, key: PublicKey) -> Registry {
+        self.with_key_chain(KeyChain::new(key))
+    }
+
+    /// Checks records with the ledger's chain of keys: records signed before and after key rotations verify.
+    pub fn with_key_chain(mut self, chain: KeyChain) -> Registry {
+        self.public = Some(chain);
         self
     }
 
-    /// The public key records are checked with, when the registry was given one.
-    pub fn public_key(&self) -> Option<&PublicKey> {
+    /// The keys records are checked with, when the registry was given them.
+    pub fn key_chain(&self) -> Option<&KeyChain> {
         self.public.as_ref()
     }
 

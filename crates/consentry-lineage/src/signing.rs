@@ -23,7 +23,7 @@
 
 use crate::integrity::RegisteredFiles;
 use crate::registry::DatasetRecord;
-use consentry_ledger::{LogKey, PublicKey};
+use consentry_ledger::{LabelledVerifier, LogKey};
 
 /// The domain label of a dataset registration's signature.
 pub const DATASET_LABEL: &str = "consentry registry dataset v1";
@@ -86,7 +86,7 @@ pub fn sign_model(key: &LogKey, f: &RegisteredFiles) -> String {
 }
 
 /// Why a signature does not verify, for people; `None` when it does.
-fn check(key: &PublicKey, label: &str, bytes: &[u8], signature: Option<&str>) -> Option<String> {
+fn check(key: &dyn LabelledVerifier, label: &str, bytes: &[u8], signature: Option<&str>) -> Option<String> {
     let Some(sig) = signature else {
         return Some("the registry row carries no signature".into());
     };
@@ -99,12 +99,12 @@ fn check(key: &PublicKey, label: &str, bytes: &[u8], signature: Option<&str>) ->
 }
 
 /// Checks a dataset registration's signature: `None` when it verifies, else why not.
-pub fn dataset_problem(key: &PublicKey, d: &DatasetRecord) -> Option<String> {
+pub fn dataset_problem(key: &dyn LabelledVerifier, d: &DatasetRecord) -> Option<String> {
     check(key, DATASET_LABEL, &dataset_bytes(d), d.signature.as_deref())
 }
 
 /// Checks a model version registration's signature: `None` when it verifies, else why not.
-pub fn model_problem(key: &PublicKey, f: &RegisteredFiles) -> Option<String> {
+pub fn model_problem(key: &dyn LabelledVerifier, f: &RegisteredFiles) -> Option<String> {
     check(key, MODEL_LABEL, &model_bytes(f), f.signature.as_deref())
 }
 

@@ -59,7 +59,11 @@ pub fn spawn_serve(command: &mut Command) -> (std::process::Child, std::net::Soc
 /// The binary at `bin` with `--data DIR` and no inherited `CONSENTRY_*` settings.
 pub fn command_at(bin: &str, data: &Path) -> Command {
     let mut c = Command::new(bin);
-    c.arg("--data").arg(data).env_remove("CONSENTRY_DATA").env_remove("CONSENTRY_DATABASE");
+    c.arg("--data")
+        .arg(data)
+        .env_remove("CONSENTRY_DATA")
+        .env_remove("CONSENTRY_DATABASE")
+        .env_remove("CONSENTRY_SIGNING_KEY");
     c
 }
 
@@ -143,6 +147,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&p, &target);
         } else {
             std::fs::copy(&p, &target).expect("a file can be copied");
+            // Git keeps no 0600: a secret key checked in as a fixture gets the mode consentry requires of it back.
+            #[cfg(unix)]
+            if p.extension().is_some_and(|x| x == "key") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("a key's mode is set");
+            }
         }
     }
 }

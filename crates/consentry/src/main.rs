@@ -24,6 +24,10 @@ struct Cli {
     /// Put the ledger on PostgreSQL (postgres://user@host/db) instead of SQLite in the data directory.
     #[arg(long, global = true, env = "CONSENTRY_DATABASE", value_name = "URL")]
     database: Option<String>,
+    /// The ledger's secret signing key, kept outside the data directory (another disk, a secrets mount) [default:
+    /// DIR/ledger.key]. Must not be readable by group or others (chmod 600).
+    #[arg(long, global = true, env = "CONSENTRY_SIGNING_KEY", value_name = "FILE")]
+    signing_key: Option<PathBuf>,
     /// Print nothing but errors (and the result, with --json).
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
     default_sigpipe();
     let cli = Cli::parse();
     let mut ctx = ui::Ctx::new(cli.data, cli.database, cli.quiet, cli.json);
+    ctx.dir = ctx.dir.clone().with_signing_key(cli.signing_key);
     ctx.follow_links = !cli.no_follow;
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(&ctx, args),

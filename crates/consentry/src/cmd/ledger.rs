@@ -80,6 +80,19 @@ pub enum Command {
     },
     /// Print the ledger's public key (hex), for auditors and receipt holders.
     PublicKey,
+    /// Rotate the signing key: a checkpoint with the old key, then a hand-over to the new key signed by both.
+    ///
+    /// Without --new-key a fresh key takes the old one's place and the old one is renamed beside it
+    /// (`ledger.key.retired-<id>`) for you to move off the host. Auditors and receipt holders need nothing new:
+    /// ledger.pub stays the log's key, receipts and evidence bundles carry the hand-overs.
+    RotateKey {
+        /// The new secret key: used if it exists (mode 0600), else generated there; pass it as --signing-key
+        /// from then on.
+        #[arg(long, value_name = "FILE")]
+        new_key: Option<PathBuf>,
+    },
+    /// List the log's signing keys and hand-overs (with --json: what a verifier needs after a rotation).
+    Keys,
     /// Effective consent of every member for a purpose: counts allowed and denied by reason.
     Snapshot {
         /// Purpose key.
@@ -150,10 +163,11 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
                 ctx.print_json(&sth)?;
             } else {
                 ctx.say(format!(
-                    "checkpoint: {} events, root {}, signed by {}",
+                    "checkpoint: {} events, root {}, log {}, signed by key {}",
                     ui::thousands(sth.head.tree_size),
                     hex::encode(sth.head.root_hash),
-                    hex::encode(&sth.log_id[..8])
+                    hex::encode(&sth.log_id[..8]),
+                    hex::encode(&sth.key_id[..8])
                 ));
             }
             Ok(OK)
@@ -174,6 +188,28 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::VerifyReceipt { file, public_key } => verify_receipt(ctx, &file, &public_key),
         Command::PublicKey => {
             println!("{}", ctx.session()?.public_key()?.to_hex());
+            Ok(OK)
+        }
+        Command::RotateKey { new_key } => rotate_key(ctx, new_key.as_deref()),
+        Command::Keys => {
+            let report = ctx.session()?.keys_report()?;
+            if ctx.json {
+                ctx.print_json(&report)?;
+                return Ok(OK);
+            }
+            println!("log {}", report.log_id);
+            for (i, k) in report.keys.iter().enumerate() {
+                let term = match k.until_size {
+                    Some(u) => format!("retired: signed tree sizes {}..={u}", k.from_size),
+                    None => format!("current: signs from tree size {}", k.from_size),
+                };
+                let role = if i == 0 { "genesis key (ledger.pub)" } else { "rotated key" };
+                println!(
+                    "key {} {role}, {term}
+    public key {}",
+                    k.key_id, k.public_key
+                );
+            }
             Ok(OK)
         }
         Command::Snapshot { purpose, at } => {
@@ -205,6 +241,38 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn rotate_key(ctx: &Ctx, new_key: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let r = ctx.session()?.rotate_key(new_key)?;
+    if ctx.json {
+        ctx.print_json(&r)?;
+        return Ok(OK);
+    }
+    let next = if r.in_place {
+        format!("the new key is at {} (where the ledger reads it)", r.new_key_file.display())
+    } else {
+        format!(
+            "the new key is {}: pass --signing-key {} (or set CONSENTRY_SIGNING_KEY) from now on, and restart \
+             `consentry serve` with it",
+            r.new_key_file.display(),
+            r.new_key_file.display()
+        )
+    };
+    ctx.say(format!(
+        "rotated the signing key at tree size {}: key {} now signs (key {} is retired)\n{next}\n\
+         now move the retired key {} off this host (or destroy it): the ledger refuses it from here on\n\
+         nothing to hand out: ledger.pub stays the log's public key, and receipts and evidence bundles carry the \
+         hand-over",
+        ui::thousands(r.handover.tree_size),
+        hex::encode(r.new_key_id),
+        hex::encode(&r.old_key_id[..8]),
+        r.retired_key_file.display()
+    ));
+    if !ctx.quiet {
+        println!("{}", hex::encode(r.new_key_id));
+    }
+    Ok(OK)
+}
+
 fn init(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let session = ctx.session()?;
     session.init_ledger()?;
@@ -217,12 +285,13 @@ fn init(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }))?;
     } else {
         ctx.say(format!(
-            "ledger ready in {} ({}, {} events)\npublic key {} ({})",
+            "ledger ready in {} ({}, {} events)\npublic key {} ({})\nsigning key {}",
             ctx.dir.root().display(),
             ledger.store().backend(),
             ui::thousands(len),
             ledger.public_key().to_hex(),
-            ctx.dir.public_key_file().display()
+            ctx.dir.public_key_file().display(),
+            ctx.dir.key_file().display()
         ));
     }
     Ok(OK)

@@ -177,6 +177,7 @@ mod careless;
 mod datadir_tamper;
 mod gate_tamper;
 mod items_tamper;
+mod key_rotation;
 mod ledger_tamper;
 mod model_tamper;
 mod outbox_tamper;
