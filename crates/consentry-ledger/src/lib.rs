@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod event;
 mod ledger;
 pub mod merkle;
+pub mod note;
 pub mod outbox;
 pub mod position;
 #[cfg(feature = "postgres")]
@@ -24,6 +25,7 @@ pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod witness;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 pub use event::{Entry, Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts};
