@@ -117,6 +117,7 @@ pub struct CosignOutcome {
 
 /// The log's newest checkpoint, signed as a C2SP note, for a witness.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckpointNote {
     /// The signed tree head it is made from.
     pub tree_size: u64,
@@ -402,5 +403,50 @@ pub fn verify_receipt_witnessed(
             check: ReceiptCheck { key, verdict: Err(AppError::wrap(ErrorKind::Integrity, e)) },
             tally: None,
         }),
+    }
+}
+
+impl Session {
+    /// Adds to an online audit's report the witnesses' verdict on the newest signed tree head: a `witnesses`
+    /// violation when fewer than `policy.required` trusted witnesses cosigned it (naming who did and did not).
+    pub fn audit_witnesses(&self, policy: &WitnessPolicy, report: &mut consentry_audit::Report) -> Result<()> {
+        use consentry_audit::report::{Finding, ViolationKind};
+        if policy.required == 0 {
+            return Ok(());
+        }
+        let ledger = self.ledger()?;
+        let finding = match ledger.latest_checkpoint()? {
+            None => Some(Finding::violation(
+                ViolationKind::Witnesses,
+                "the log has no signed tree head for witnesses to cosign",
+                format!("{} cosignature(s)", policy.required),
+                "no tree head",
+            )),
+            Some(sth) => match policy.check(&sth, ledger.witnessed(&sth)?.as_ref()) {
+                Ok(_) => None,
+                Err(short) => Some(
+                    Finding::violation(
+                        ViolationKind::Witnesses,
+                        short.to_string(),
+                        format!("{} cosignature(s) by trusted witnesses", policy.required),
+                        format!(
+                            "{} (cosigned: {})",
+                            short.tally.cosigned.len(),
+                            if short.tally.cosigned.is_empty() {
+                                "none".into()
+                            } else {
+                                short.tally.cosigned.join(", ")
+                            }
+                        ),
+                    )
+                    .seq(sth.head.tree_size),
+                ),
+            },
+        };
+        if let Some(f) = finding {
+            report.findings.push(f);
+            report.finish();
+        }
+        Ok(())
     }
 }

@@ -175,4 +175,70 @@ fn receipts_require_the_cosignatures_asked_for() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     // Both witnesses trusted, one required: passes with w1's cosignature.
     ok(&verify(&receipt, &[&vkey, &other_vkey], "1"));
+    // The audit: the newest head is cosigned, so it passes; a head no witness saw makes it fail, naming who did not.
+    let (code, report) = audit(&data, &["--witness-key", &s(&vkey), "--witnesses", "1"]);
+    assert_eq!(code, Some(0), "{report}");
+    append(&data, "9", "grant");
+    let (code, report) = audit(&data, &["--witness-key", &s(&vkey), "--witnesses", "1"]);
+    assert_eq!(code, Some(1), "{report}");
+    let finding = report["findings"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["kind"] == "witnesses"))
+        .unwrap_or_else(|| panic!("a witnesses finding: {report}"));
+    assert!(finding["message"].as_str().is_some_and(|m| m.contains("not cosigned: witness.example/w1")), "{finding}");
+    ok(&cosign(&data, &w));
+    assert_eq!(audit(&data, &["--witness-key", &s(&vkey), "--witnesses", "1"]).0, Some(0));
+}
+
+/// Over HTTP: a witness polls the service (`GET /v1/log/checkpoint/note`, `/v1/log/proofs/consistency`), cosigns,
+/// and pushes the cosignature back (`POST /v1/log/cosignatures`, operator key); receipts then carry it. A forked
+/// copy of the data directory served to the same witness is refused with FORK, and an auditor's key cannot push.
+#[test]
+fn a_witness_over_http_cosigns_the_service_and_refuses_a_forked_one() {
+    let (guard, a) = fresh();
+    let w = guard.path().join("witness");
+    let vkey = witness_for(&a, &w, "witness.example/w1");
+    let key = ok(&consentry(&a, &["keys", "create", "--role", "operator", "--name", "witness"])).trim().to_string();
+    let auditor = ok(&consentry(&a, &["keys", "create", "--role", "auditor", "--name", "a"])).trim().to_string();
+    let b = guard.path().join("fork");
+    copy_dir(&a, &b);
+    let (mut serve, addr) =
+        crate::common::spawn_serve(crate::common::command(&a).args(["serve", "--addr", "127.0.0.1:0"]));
+    let url = format!("http://{addr}");
+    let o = consentry(&a, &["--json", "witness", "cosign", "--dir", &s(&w), "--url", &url, "--api-key", &key]);
+    let out = json(&ok(&o));
+    assert_eq!(out["cosigned_by"][0], "witness.example/w1", "{out}");
+    // An auditor's key reads the note but may not store a cosignature.
+    let o = consentry(&a, &["witness", "cosign", "--dir", &s(&w), "--url", &url, "--api-key", &auditor]);
+    refused(&o, "403");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let receipt = guard.path().join("receipt.json");
+    ok(&consentry(&a, &["--quiet", "ledger", "receipt", "--event", "3", "--out", &s(&receipt)]));
+    let pubkey = s(&DataDir::new(&a).public_key_file());
+    ok(&consentry(
+        &a,
+        &[
+            "ledger",
+            "verify-receipt",
+            &s(&receipt),
+            "--public-key",
+            &pubkey,
+            "--witness-key",
+            &s(&vkey),
+            "--witnesses",
+            "1",
+        ],
+    ));
+    // The fork: both copies grow by one different event; the witness follows A, then is shown B over HTTP.
+    append(&a, "7", "withdraw");
+    append(&b, "7", "grant");
+    ok(&cosign(&a, &w));
+    let (mut serve, addr) =
+        crate::common::spawn_serve(crate::common::command(&b).args(["serve", "--addr", "127.0.0.1:0"]));
+    let o =
+        consentry(&b, &["witness", "cosign", "--dir", &s(&w), "--url", &format!("http://{addr}"), "--api-key", &key]);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    refused(&o, "FORK");
 }
