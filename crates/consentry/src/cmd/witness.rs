@@ -161,7 +161,7 @@ pub struct WitnessArgs {
     /// A witness you trust: a file with its verifier key `name+keyid+base64` (witness.vkey); repeatable.
     #[arg(long = "witness-key", value_name = "FILE")]
     pub witness_keys: Vec<PathBuf>,
-    /// How many of those witnesses must have cosigned the tree head [default: 0, no requirement].
+    /// How many of those witnesses must have cosigned the tree head (0: no requirement, as before).
     #[arg(long = "witnesses", value_name = "N", default_value_t = 0)]
     pub required: usize,
 }
