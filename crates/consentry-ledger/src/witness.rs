@@ -549,12 +549,17 @@ pub struct Witnessed {
 }
 
 impl Ledger {
-    /// The log's origin line: the operator's choice, else [`default_origin`] of the log id.
+    /// The log's origin line: the operator's choice, else [`default_origin`] of the log id its signed heads name
+    /// (the log's identity, which a key rotation keeps), or of the current key's for a log with no head yet.
     pub fn origin(&self) -> Result<String, LedgerError> {
-        match self.store().get_meta(ORIGIN_META)? {
-            Some(o) => Ok(o),
-            None => Ok(default_origin(&self.public_key().log_id())),
+        if let Some(o) = self.store().get_meta(ORIGIN_META)? {
+            return Ok(o);
         }
+        let log_id = match self.latest_checkpoint()? {
+            Some(sth) => sth.log_id,
+            None => self.public_key().log_id(),
+        };
+        Ok(default_origin(&log_id))
     }
 
     /// Names the log's origin line (a schema-less URL such as `example.com/consent`); refused once a witness
