@@ -40,6 +40,7 @@ pub mod train;
 pub mod unlearn;
 pub mod webhooks;
 pub mod websession;
+pub mod witness;
 
 pub use datadir::{DataDir, FORMAT_VERSION, PolicyText};
 

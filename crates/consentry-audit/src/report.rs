@@ -55,6 +55,9 @@ pub enum ViolationKind {
     /// A dataset's consent was evaluated after its creation, after the present or after the log had moved on past
     /// its position (a future time counts today's minors as adults); flagged on the dataset and every model on it.
     EvaluationTime,
+    /// Too few of the witnesses the auditor trusts cosigned the newest signed tree head (`--witnesses N`): nobody
+    /// independent vouches that others were shown the same history.
+    Witnesses,
     /// Informational: something the audit could not vouch for (no violation).
     Note,
 }
@@ -69,6 +72,7 @@ impl ViolationKind {
             ViolationKind::PublicKeyMismatch => "public_key_mismatch",
             ViolationKind::LedgerTampered => "ledger_tampered",
             ViolationKind::InconsistentHeads => "inconsistent_heads",
+            ViolationKind::Witnesses => "witnesses",
             ViolationKind::LedgerPositionMismatch => "ledger_position_mismatch",
             ViolationKind::PolicyMismatch => "policy_mismatch",
             ViolationKind::MemberNotAllowed => "member_not_allowed",

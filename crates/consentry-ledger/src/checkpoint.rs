@@ -165,6 +165,11 @@ impl LogKey {
     pub fn sign_labelled(&self, label: &str, bytes: &[u8]) -> [u8; 64] {
         self.key.sign(&labelled(label, bytes)).to_bytes()
     }
+
+    /// Signs `msg` as is, with no domain label: a C2SP note body, whose format is its own domain separation.
+    pub fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
+        self.key.sign(msg).to_bytes()
+    }
 }
 
 /// Reads a key file; a missing or unreadable one is the caller's mistake (a typo in a path), so it is
@@ -258,6 +263,16 @@ impl PublicKey {
     /// Checks a signature made by [`LogKey::sign_labelled`].
     pub fn verify_labelled(&self, label: &str, bytes: &[u8], signature: &[u8; 64]) -> bool {
         self.key.verify(&labelled(label, bytes), &Signature::from_bytes(signature)).is_ok()
+    }
+
+    /// Checks a signature made by [`LogKey::sign_raw`] (a C2SP note body).
+    pub fn verify_raw(&self, msg: &[u8], signature: &[u8; 64]) -> bool {
+        self.key.verify(msg, &Signature::from_bytes(signature)).is_ok()
+    }
+
+    /// The raw 32 bytes of the Ed25519 key (what C2SP key ids and verifier keys are made of).
+    pub fn as_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
     }
 }
 

@@ -15,6 +15,7 @@ pub mod event;
 pub mod keys;
 mod ledger;
 pub mod merkle;
+pub mod note;
 pub mod outbox;
 pub mod position;
 #[cfg(feature = "postgres")]
@@ -25,6 +26,7 @@ pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod witness;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 pub use event::{Entry, Event, FactsEntry, NewEvent, StoredEntry, StoredEvent, StoredFacts};

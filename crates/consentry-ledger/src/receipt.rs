@@ -18,6 +18,7 @@ use crate::checkpoint::{PublicKey, SignedTreeHead};
 use crate::event::{Entry, Event, FactsEntry};
 use crate::keys::{KeyChain, KeyChainError, KeyHandover};
 use crate::merkle::verify_inclusion;
+use crate::witness::{WitnessPolicy, WitnessShortfall, WitnessTally, Witnessed};
 use crate::{Hash, Ledger, LedgerError};
 use consentry_policy::Action;
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,11 @@ pub struct Receipt {
     /// The key hand-overs from the log's genesis key to the key that signed (absent for a log that never rotated).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_handovers: Vec<KeyHandover>,
+    /// Witnesses' cosignatures of the tree head, when any cosigned it (absent otherwise, so receipts issued
+    /// before witnesses existed keep their exact bytes). Outside the record signature: cosignatures are added
+    /// after the head is signed, and each verifies on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<Witnessed>,
 }
 
 fn signed_payload(record: &ConsentRecord, event: &Event) -> Result<Vec<u8>, LedgerError> {
@@ -123,7 +129,7 @@ impl Ledger {
             self.store().event(seq)?.ok_or_else(|| LedgerError::NotFound(format!("no event {seq} in the log")))?;
         let event = stored.event;
         let chain = self.signing_chain()?;
-        let sth = self.checkpoint_covering(seq)?;
+        let sth = self.receipt_checkpoint(seq)?;
         let proof = self.inclusion_proof(seq, sth.head.tree_size)?;
         let policy = self.policy();
         let purpose = policy.purpose_id(&event.body.purpose).map(|p| policy.purpose(p));
@@ -158,6 +164,7 @@ impl Ledger {
             ),
         };
         let record_signature = self.key()?.sign_labelled(RECORD_LABEL, &signed_payload(&record, &event)?);
+        let witnessed = self.witnessed(&sth)?;
         Ok(Receipt {
             version: RECEIPT_VERSION.into(),
             record,
@@ -166,11 +173,21 @@ impl Ledger {
             tree_head: sth,
             record_signature,
             key_handovers: chain.handovers().to_vec(),
+            witnessed,
         })
     }
 }
 
 impl Ledger {
+    /// The checkpoint a receipt for entry `seq` is issued against: the oldest one witnesses cosigned that covers
+    /// it, else the oldest covering it (signing one if none does yet), so receipts stay stable.
+    fn receipt_checkpoint(&self, seq: u64) -> Result<SignedTreeHead, LedgerError> {
+        match self.cosigned_checkpoint_covering(seq)? {
+            Some(sth) => Ok(sth),
+            None => self.checkpoint_covering(seq),
+        }
+    }
+
     /// Issues a receipt for the member-facts entry `seq` (see [`Ledger::receipt`] for consent events).
     pub fn facts_receipt(&self, seq: u64) -> Result<FactsReceipt, LedgerError> {
         self.verify_through()?;
@@ -180,14 +197,16 @@ impl Ledger {
             return Err(LedgerError::NotFound(format!("entry {seq} is a consent event, not a member's facts")));
         };
         let chain = self.signing_chain()?;
-        let sth = self.checkpoint_covering(seq)?;
+        let sth = self.receipt_checkpoint(seq)?;
         let inclusion_proof = self.inclusion_proof(seq, sth.head.tree_size)?;
+        let witnessed = self.witnessed(&sth)?;
         Ok(FactsReceipt {
             version: FACTS_RECEIPT_VERSION.into(),
             facts,
             inclusion_proof,
             tree_head: sth,
             key_handovers: chain.handovers().to_vec(),
+            witnessed,
         })
     }
 
@@ -219,6 +238,9 @@ pub struct FactsReceipt {
     /// The key hand-overs from the log's genesis key to the key that signed (absent for a log that never rotated).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_handovers: Vec<KeyHandover>,
+    /// Witnesses' cosignatures of the tree head (see [`Receipt::witnessed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessed: Option<Witnessed>,
 }
 
 impl FactsReceipt {
@@ -244,6 +266,12 @@ impl FactsReceipt {
         let chain = carried_chain(trusted, &self.key_handovers)?;
         verify_included(&chain, &self.tree_head, self.facts.seq, self.facts.leaf_hash(), &self.inclusion_proof)
     }
+
+    /// [`FactsReceipt::verify`], then requires the witnesses' cosignatures `policy` asks for.
+    pub fn verify_witnessed(&self, key: &PublicKey, policy: &WitnessPolicy) -> Result<WitnessTally, ReceiptError> {
+        self.verify(key)?;
+        policy.check(&self.tree_head, self.witnessed.as_ref()).map_err(ReceiptError::Witnesses)
+    }
 }
 
 /// A receipt of either kind.
@@ -267,6 +295,21 @@ impl AnyReceipt {
         } else {
             Receipt::verify_json(text, key).map(AnyReceipt::Consent)
         }
+    }
+
+    /// [`AnyReceipt::verify_json`], then requires the witnesses' cosignatures `policy` asks for.
+    pub fn verify_json_witnessed(
+        text: &str,
+        key: &PublicKey,
+        policy: &WitnessPolicy,
+    ) -> Result<(AnyReceipt, WitnessTally), ReceiptError> {
+        let receipt = AnyReceipt::verify_json(text, key)?;
+        let (sth, witnessed) = match &receipt {
+            AnyReceipt::Consent(r) => (&r.tree_head, r.witnessed.as_ref()),
+            AnyReceipt::Facts(r) => (&r.tree_head, r.witnessed.as_ref()),
+        };
+        let tally = policy.check(sth, witnessed).map_err(ReceiptError::Witnesses)?;
+        Ok((receipt, tally))
     }
 }
 
@@ -346,6 +389,8 @@ pub enum ReceiptError {
     RecordSignature,
     /// The consent record is signed but does not describe the logged event.
     RecordMismatch,
+    /// Too few of the witnesses the verifier trusts cosigned the tree head (who did and did not is named).
+    Witnesses(WitnessShortfall),
 }
 
 impl ReceiptError {
@@ -360,6 +405,7 @@ impl ReceiptError {
             ReceiptError::InclusionProof => "inclusion_proof",
             ReceiptError::RecordSignature => "record_signature",
             ReceiptError::RecordMismatch => "record_mismatch",
+            ReceiptError::Witnesses(_) => "witnesses",
         }
     }
 
@@ -379,6 +425,7 @@ impl ReceiptError {
             ReceiptError::InclusionProof => "the entry is not in the signed tree (inclusion proof fails)".into(),
             ReceiptError::RecordSignature => "the consent record was altered (its signature fails)".into(),
             ReceiptError::RecordMismatch => "the consent record does not describe the logged event".into(),
+            ReceiptError::Witnesses(w) => w.to_string(),
         }
     }
 }
@@ -427,6 +474,12 @@ impl Receipt {
             return Err(ReceiptError::RecordMismatch);
         }
         Ok(())
+    }
+
+    /// [`Receipt::verify`], then requires the witnesses' cosignatures `policy` asks for.
+    pub fn verify_witnessed(&self, key: &PublicKey, policy: &WitnessPolicy) -> Result<WitnessTally, ReceiptError> {
+        self.verify(key)?;
+        policy.check(&self.tree_head, self.witnessed.as_ref()).map_err(ReceiptError::Witnesses)
     }
 }
 
@@ -516,6 +569,7 @@ mod tests {
             tree_head: key.sign(head),
             record_signature,
             key_handovers: Vec::new(),
+            witnessed: None,
         }
     }
 
@@ -639,6 +693,7 @@ mod tests {
             inclusion_proof: r.inclusion_proof.clone(),
             tree_head: r.tree_head.clone(),
             key_handovers: Vec::new(),
+            witnessed: None,
         };
         assert_eq!(facts.verify(&key.public()).unwrap_err(), ReceiptError::InclusionProof);
         assert!(matches!(facts.verify(&LogKey::from_seed([3; 32]).public()), Err(ReceiptError::WrongKey { .. })));

@@ -1023,6 +1023,42 @@ fn sqlite_store_from_before_key_rotation() {
     assert_eq!(ledger.store().key_handovers().unwrap().len(), 1);
 }
 
+/// Witness cosignatures are stored by either backend, checked before they are stored, and carried by receipts
+/// against the cosigned checkpoint; a witness given the log's note and proofs refuses a fork of it.
+fn cosignatures_are_stored_and_carried_by_receipts(b: &Backend) {
+    use consentry_ledger::receipt::AnyReceipt;
+    use consentry_ledger::witness::{Witness, WitnessKey, WitnessPolicy};
+    let ledger = b.ledger_with(0);
+    ledger.append_at(events("w", 6), NOW).unwrap();
+    let sth = ledger.checkpoint().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Witness::init_with(dir.path(), WitnessKey::from_seed("w.example/1", [6; 32]).unwrap()).unwrap();
+    let origin = ledger.origin().unwrap();
+    w.add_log(&origin, &ledger.public_key()).unwrap();
+    let a = w.accept(&ledger.checkpoint_note(&sth).unwrap(), &[], &[], 10).unwrap();
+    let vkey = w.key().verifier_key().unwrap();
+    // A cosignature of another size, or by another key, is refused before it is stored.
+    assert!(ledger.add_cosignature(sth.head.tree_size + 1, &vkey, &a.cosignature.line()).is_err());
+    let other = WitnessKey::from_seed("w.example/1", [7; 32]).unwrap().verifier_key().unwrap();
+    assert!(ledger.add_cosignature(sth.head.tree_size, &other, &a.cosignature.line()).is_err());
+    assert!(ledger.cosignatures(sth.head.tree_size).unwrap().is_empty());
+    let names = ledger.add_cosignature(sth.head.tree_size, &vkey, &a.cosignature.line()).unwrap();
+    assert_eq!(names, vec!["w.example/1".to_string()]);
+    // A later checkpoint no witness saw: receipts still use the cosigned one that covers the event.
+    ledger.append_at(events("x", 3), NOW).unwrap();
+    ledger.checkpoint().unwrap();
+    let r = ledger.receipt(2).unwrap();
+    assert_eq!(r.tree_head.head.tree_size, sth.head.tree_size);
+    let policy = WitnessPolicy { keys: vec![vkey], required: 1 };
+    let text = serde_json::to_string_pretty(&r).unwrap();
+    AnyReceipt::verify_json_witnessed(&text, &ledger.public_key(), &policy).unwrap();
+    // The note carries the stored cosignature; the witness, shown the grown log with its proof, cosigns again.
+    assert!(ledger.checkpoint_note(&sth).unwrap().contains("w.example/1"));
+    let newest = ledger.latest_checkpoint().unwrap().unwrap();
+    let proof = ledger.consistency_proof(sth.head.tree_size, newest.head.tree_size).unwrap();
+    w.accept(&ledger.checkpoint_note(&newest).unwrap(), &proof, &[], 11).unwrap();
+}
+
 // ---------------------------------------------------------------------------
 
 macro_rules! suite {
@@ -1068,6 +1104,7 @@ suite!(
     tamper_insert_row,
     tamper_full_rewrite,
     keys_rotate_and_everything_still_verifies,
+    cosignatures_are_stored_and_carried_by_receipts,
 );
 
 /// Several processes appending to one PostgreSQL ledger at once produce one gap-free chain.

@@ -16,13 +16,15 @@ use crate::problem::{Problem, json_value};
 use crate::{Shared, call};
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use consentry_app::audit_runs::{AuditRecord, AuditRun, AuditStatus};
 use consentry_app::evidence::{ConsistencyProof, InclusionProof};
+use consentry_app::witness::{CheckpointNote, CosignatureSubmission, StoredCosignature};
 use consentry_ledger::SignedTreeHead;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -34,6 +36,8 @@ const CHUNK: usize = 64 * 1024;
 pub fn routes() -> axum::Router<Shared> {
     axum::Router::new()
         .route("/v1/log/checkpoint", get(latest_checkpoint))
+        .route("/v1/log/checkpoint/note", get(checkpoint_note))
+        .route("/v1/log/cosignatures", post(add_cosignature))
         .route("/v1/log/checkpoints", get(all_checkpoints))
         .route("/v1/log/checkpoints/{size}", get(checkpoint_at_size))
         .route("/v1/log/public-key", get(public_key))
@@ -50,6 +54,8 @@ pub fn routes() -> axum::Router<Shared> {
 #[openapi(
     paths(
         latest_checkpoint,
+        checkpoint_note,
+        add_cosignature,
         all_checkpoints,
         checkpoint_at_size,
         public_key,
@@ -66,6 +72,9 @@ pub fn routes() -> axum::Router<Shared> {
         PublicKeySchema,
         InclusionProof,
         ConsistencyProof,
+        CheckpointNote,
+        CosignatureSubmission,
+        StoredCosignature,
         AuditRecord,
         AuditRun,
         AuditStatus
@@ -129,6 +138,55 @@ pub(crate) async fn latest_checkpoint(
     EvidenceReader(_): EvidenceReader,
 ) -> Result<Json<SignedTreeHead>, Problem> {
     Ok(Json(call(&session, |s| s.latest_checkpoint()).await?))
+}
+
+/// The newest signed tree head as a C2SP signed note (tlog-checkpoint, signed by the log's key, with the witnesses'
+/// cosignatures stored for it): what a witness (`consentry witness cosign --url`) reads.
+#[utoipa::path(
+    get,
+    path = "/v1/log/checkpoint/note",
+    tag = "evidence",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The newest checkpoint as a signed note", body = CheckpointNote),
+        (status = 404, description = "No tree head signed yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn checkpoint_note(
+    State(session): State<Shared>,
+    EvidenceReader(_): EvidenceReader,
+) -> Result<Json<CheckpointNote>, Problem> {
+    Ok(Json(call(&session, |s| s.checkpoint_note()).await?))
+}
+
+/// Stores a witness's `cosignature/v1` of a checkpoint, after checking it with the witness's verifier key; receipts
+/// against that checkpoint carry it from then on.
+#[utoipa::path(
+    post,
+    path = "/v1/log/cosignatures",
+    tag = "evidence",
+    security(("bearer" = [])),
+    request_body = CosignatureSubmission,
+    responses(
+        (status = 200, description = "Stored; the witnesses that have now cosigned the checkpoint", body = StoredCosignature),
+        (status = 400, description = "A malformed body, or a cosignature that does not verify", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No checkpoint of that size", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn add_cosignature(
+    State(session): State<Shared>,
+    Operator(_): Operator,
+    body: Result<Json<CosignatureSubmission>, JsonRejection>,
+) -> Result<Json<StoredCosignature>, Problem> {
+    let Json(sub) = body.map_err(|e| {
+        crate::problem::json_body_problem(
+            e,
+            r#"a cosignature: send {"tree_size": N, "witness_key": "name+keyid+base64", "cosignature": "— name base64"}"#,
+        )
+    })?;
+    let tree_size = sub.tree_size;
+    let cosigned_by = call(&session, move |s| s.add_cosignature(&sub)).await?;
+    Ok(Json(StoredCosignature { tree_size, cosigned_by }))
 }
 
 /// Every signed tree head, oldest first (what `consentry audit --heads` takes).

@@ -72,6 +72,8 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("POST", "/v1/audits", Need::Operate),
     ("GET", "/v1/audits/{id}", Need::Operate),
     ("GET", "/v1/log/checkpoint", Need::Evidence),
+    ("GET", "/v1/log/checkpoint/note", Need::Evidence),
+    ("POST", "/v1/log/cosignatures", Need::Operate),
     ("GET", "/v1/log/checkpoints", Need::Evidence),
     ("GET", "/v1/log/checkpoints/{size}", Need::Evidence),
     ("GET", "/v1/log/public-key", Need::Public),
@@ -196,8 +198,27 @@ impl Fixture {
                 r#"{"text": "We train job recommendations on your profile.", "material": false, "language": "en"}"#
                     .to_string()
             }
+            ("POST", "/v1/log/cosignatures") => self.cosignature(),
             _ => String::new(),
         }
+    }
+
+    /// A witness's valid cosignature of the newest checkpoint, as the body of `POST /v1/log/cosignatures`.
+    fn cosignature(&self) -> String {
+        use consentry_ledger::note::{Checkpoint, Note};
+        use consentry_ledger::witness::WitnessKey;
+        let r = self.server.get("/v1/log/checkpoint/note", &self.operator);
+        let cp = common::ok(&r);
+        let note = Note::parse(cp["note"].as_str().unwrap()).unwrap();
+        let size = Checkpoint::parse(note.text()).unwrap().tree_size;
+        let w = WitnessKey::from_seed("witness.example/matrix", [4; 32]).unwrap();
+        let line = w.cosign(note.text(), 1_700_000_000).line();
+        serde_json::json!({
+            "tree_size": size,
+            "witness_key": w.verifier_key().unwrap().encode(),
+            "cosignature": line.trim_end(),
+        })
+        .to_string()
     }
 
     fn call(&self, method: &str, template: &str, who: Who) -> common::Response {

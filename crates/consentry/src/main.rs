@@ -81,6 +81,9 @@ enum Command {
     /// API keys for operators and auditors of the service: create (shown once), revoke, list.
     #[command(subcommand)]
     Keys(cmd::keys::Command),
+    /// A witness: cosigns a log's checkpoints only when they extend what it cosigned before (catches forks).
+    #[command(subcommand)]
+    Witness(cmd::witness::Command),
 }
 
 /// A closed pipe (`consentry lineage models | head -1`) ends the program quietly, as it does other
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&ctx, args),
         Command::Token(args) => cmd::token::run(&ctx, args),
         Command::Keys(c) => cmd::keys::run(&ctx, c),
+        Command::Witness(c) => cmd::witness::run(&ctx, c),
     };
     match result {
         Ok(code) => code,

@@ -77,6 +77,8 @@ pub enum Command {
         /// The ledger's public key file (ledger.pub).
         #[arg(long, value_name = "FILE")]
         public_key: PathBuf,
+        #[command(flatten)]
+        witnesses: crate::cmd::witness::WitnessArgs,
     },
     /// Print the ledger's public key (hex), for auditors and receipt holders.
     PublicKey,
@@ -185,7 +187,10 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(OK)
         }
-        Command::VerifyReceipt { file, public_key } => verify_receipt(ctx, &file, &public_key),
+        Command::VerifyReceipt { file, public_key, witnesses } if witnesses.requested() => {
+            crate::cmd::witness::verify_receipt(ctx, &file, &public_key, &witnesses)
+        }
+        Command::VerifyReceipt { file, public_key, .. } => verify_receipt(ctx, &file, &public_key),
         Command::PublicKey => {
             println!("{}", ctx.session()?.public_key()?.to_hex());
             Ok(OK)

@@ -14,3 +14,4 @@ pub mod synth;
 pub mod token;
 pub mod train;
 pub mod unlearn;
+pub mod witness;

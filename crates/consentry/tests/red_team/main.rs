@@ -182,4 +182,5 @@ mod ledger_tamper;
 mod model_tamper;
 mod outbox_tamper;
 mod registry_tamper;
+mod split_view;
 mod token_confusion;
