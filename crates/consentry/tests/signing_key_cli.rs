@@ -30,7 +30,7 @@ fn the_signing_key_can_live_outside_the_data_directory() {
     let data = dir.path().join("data");
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
-    let key = secrets.join("ledger.key");
+    let key = secrets.join("consent-log-signing.key");
     let k = key.to_str().unwrap();
     let with = |args: &[&str]| {
         let mut all = vec!["--signing-key", k];
