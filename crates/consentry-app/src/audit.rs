@@ -45,6 +45,12 @@ impl Session {
         let earlier = self.earlier_policies(&policy.text)?;
         let models = RegistryModels::load(self.registry()?, self.dir().root(), &self.dir().models_dir())?;
         let datasets_dir = self.dir().datasets_dir();
+        let mut cosignatures = Vec::new();
+        for sth in ledger.store().checkpoints()? {
+            if let Some(witnessed) = ledger.witnessed(&sth)? {
+                cosignatures.push(consentry_audit::bundle::CosignedHead { tree_size: sth.head.tree_size, witnessed });
+            }
+        }
         let input = ExportInput {
             datasets_dir: &datasets_dir,
             store: ledger.store(),
@@ -53,6 +59,7 @@ impl Session {
             earlier_policies: &earlier,
             models: &models,
             now,
+            cosignatures,
         };
         Ok(f(&input)?)
     }

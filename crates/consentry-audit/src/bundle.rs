@@ -38,6 +38,10 @@ pub const CHECKPOINTS_FILE: &str = "ledger/checkpoints.json";
 /// The log's key hand-overs (only in a bundle of a log whose key rotated): heads signed by later keys verify with
 /// the bundle's genesis public key through them.
 pub const KEY_HANDOVERS_FILE: &str = "ledger/key_handovers.json";
+/// Witnesses' cosignatures of the log's checkpoints (only when some witness cosigned): JSON array of
+/// [`CosignedHead`]. Each cosignature verifies on its own with the witness's key, so the bundle's index is not what
+/// makes them trustworthy.
+pub const COSIGNATURES_FILE: &str = "ledger/cosignatures.json";
 /// Every event, one JSON object per line, in sequence order.
 pub const EVENTS_FILE: &str = "ledger/events.jsonl";
 /// Every member-facts entry of the log (jurisdiction and birth date), one JSON object per line, in
@@ -141,6 +145,18 @@ pub struct ExportInput<'a> {
     pub models: &'a dyn ModelSource,
     /// The export time (Unix seconds).
     pub now: i64,
+    /// Witnesses' cosignatures of the checkpoints, by tree size (empty when no witness cosigned).
+    pub cosignatures: Vec<CosignedHead>,
+}
+
+/// The witnesses' cosignatures of one checkpoint, as a bundle carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CosignedHead {
+    /// The checkpoint's tree size.
+    pub tree_size: u64,
+    /// Its origin line and the cosignature lines.
+    pub witnessed: consentry_ledger::witness::Witnessed,
 }
 
 /// What was exported, and from where (online checks go back to these directories).
@@ -371,6 +387,9 @@ fn write_bundle(input: &ExportInput<'_>, tmp: &Path, out: &Path) -> Result<Expor
     if !handovers.is_empty() {
         w.put(KEY_HANDOVERS_FILE, &serde_json::to_vec_pretty(&handovers)?)?;
     }
+    if !input.cosignatures.is_empty() {
+        w.put(COSIGNATURES_FILE, &serde_json::to_vec_pretty(&input.cosignatures)?)?;
+    }
 
     let store = input.store;
     let events = w.scan_lines(EVENTS_FILE, |line| {
@@ -514,6 +533,8 @@ pub struct Bundle {
     pub cited_positions: Vec<CitedPosition>,
     /// The registered datasets (signed fields and signatures) at export.
     pub registered_datasets: Vec<DatasetRecord>,
+    /// Witnesses' cosignatures of the checkpoints, if the bundle carries them.
+    pub cosignatures: Vec<CosignedHead>,
     /// The listed files as the index check read them (bytes and BLAKE3), taken by loading so each file is
     /// read and hashed once; empty once the bundle is open.
     files: HashMap<String, (Vec<u8>, String)>,
@@ -569,6 +590,7 @@ impl Bundle {
             unregistered: Vec::new(),
             cited_positions: Vec::new(),
             registered_datasets: Vec::new(),
+            cosignatures: Vec::new(),
             files: HashMap::new(),
         };
         b.check_index()?;
@@ -693,6 +715,14 @@ impl Bundle {
             match serde_json::from_slice(&bytes) {
                 Ok(h) => handovers = h,
                 Err(e) => self.findings.push(unreadable(KEY_HANDOVERS_FILE, e)),
+            }
+        }
+        if self.index.files.iter().any(|e| e.path == COSIGNATURES_FILE)
+            && let Some((bytes, _)) = self.read(COSIGNATURES_FILE)
+        {
+            match serde_json::from_slice(&bytes) {
+                Ok(c) => self.cosignatures = c,
+                Err(e) => self.findings.push(unreadable(COSIGNATURES_FILE, e)),
             }
         }
         let events = self.load_events();

@@ -14,6 +14,7 @@ use consentry_gate::Manifest;
 use consentry_learn::dp::PrivacyClaim;
 use consentry_ledger::merkle::{Tree, verify_consistency};
 use consentry_ledger::snapshot::Snapshot;
+use consentry_ledger::witness::WitnessPolicy;
 use consentry_ledger::{KeyChain, PublicKey, SignedTreeHead, Store, StoredEvent, verify_store_with};
 use consentry_policy::{Action, ConsentEvent, Decision, DenyReason, MemberFacts, Policy, PurposeId};
 use roaring::RoaringTreemap;
@@ -39,13 +40,50 @@ pub struct AuditOptions {
     pub public_key: Option<PublicKey>,
     /// Signed tree heads the auditor saw earlier (published, or from older bundles).
     pub known_heads: Vec<SignedTreeHead>,
+    /// The witnesses whose cosignatures the newest signed tree head needs (none required by default).
+    pub witnesses: WitnessPolicy,
 }
 
 impl AuditOptions {
     /// Every model, the bundle's deadline and key, judged at `now`.
     pub fn at(now: i64) -> AuditOptions {
-        AuditOptions { now, deadline_seconds: None, model: None, public_key: None, known_heads: Vec::new() }
+        AuditOptions {
+            now,
+            deadline_seconds: None,
+            model: None,
+            public_key: None,
+            known_heads: Vec::new(),
+            witnesses: WitnessPolicy::default(),
+        }
     }
+}
+
+/// The witnesses' verdict on the newest signed tree head: a `witnesses` violation when fewer than
+/// `policy.required` trusted witnesses cosigned it, naming who did and did not (nothing when none is required).
+fn check_witnesses(bundle: &Bundle, policy: &WitnessPolicy) -> Result<Option<Finding>, AuditError> {
+    if policy.required == 0 {
+        return Ok(None);
+    }
+    let Some(sth) = bundle.store.checkpoints()?.pop() else {
+        return Ok(Some(Finding::violation(
+            ViolationKind::Witnesses,
+            "the log has no signed tree head for witnesses to cosign",
+            format!("{} cosignature(s)", policy.required),
+            "no tree head",
+        )));
+    };
+    let witnessed = bundle.cosignatures.iter().find(|c| c.tree_size == sth.head.tree_size).map(|c| &c.witnessed);
+    Ok(policy.check(&sth, witnessed).err().map(|short| {
+        let cosigned =
+            if short.tally.cosigned.is_empty() { "none".to_string() } else { short.tally.cosigned.join(", ") };
+        Finding::violation(
+            ViolationKind::Witnesses,
+            short.to_string(),
+            format!("{} cosignature(s) by trusted witnesses", policy.required),
+            format!("{} (cosigned: {cosigned})", short.tally.cosigned.len()),
+        )
+        .seq(sth.head.tree_size)
+    }))
 }
 
 /// Opens the bundle at `dir` and checks it.
@@ -223,6 +261,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         },
     };
     let (ledger_summary, mut state) = check_ledger(bundle, key.as_ref(), &opts.known_heads, &mut findings)?;
+    findings.extend(check_witnesses(bundle, &opts.witnesses)?);
 
     let policy = match &bundle.policy_text {
         Some(text) => match Policy::from_toml(crate::bundle::POLICY_FILE, text) {

@@ -182,6 +182,7 @@ fn with_input<T>(data: &Path, l: &Ledger, now: i64, f: impl FnOnce(&ExportInput<
         earlier_policies: &[],
         models: &models,
         now,
+        cosignatures: Vec::new(),
     })
 }
 
@@ -379,6 +380,7 @@ fn audit_with(data: &Path, l: &Ledger, source: &RegistrySource, online_too: bool
         earlier_policies: &[],
         models: source,
         now: T0 + 1000,
+        cosignatures: Vec::new(),
     };
     let opts = AuditOptions::at(T0 + 1000);
     let out = data.with_file_name(format!("bundle-{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));

@@ -50,7 +50,7 @@ pub struct CheckArgs {
     /// Signed tree heads you saw before (JSON: one head or an array); the log must still extend them.
     #[arg(long, value_name = "FILE")]
     pub heads: Option<PathBuf>,
-    /// Witnesses whose cosignatures the newest signed tree head must carry (online audits).
+    /// Witnesses whose cosignatures the newest signed tree head must carry (online, or offline from the bundle).
     #[command(flatten)]
     pub witnesses: crate::cmd::witness::WitnessArgs,
 }
@@ -96,23 +96,17 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Some(p) => consentry_app::audit::read_heads(p)?,
         None => Vec::new(),
     };
-    let opts =
-        AuditOptions { now, deadline_seconds: args.deadline, model: args.model.clone(), public_key, known_heads };
-    let witnesses = args.witnesses.policy()?;
+    let opts = AuditOptions {
+        now,
+        deadline_seconds: args.deadline,
+        model: args.model.clone(),
+        public_key,
+        known_heads,
+        witnesses: args.witnesses.policy()?,
+    };
     let report = match &args.offline {
-        Some(_) if witnesses.required > 0 => {
-            return Err(crate::ui::bad_input(
-                "--witnesses is checked by the online audit only (an evidence bundle carries no cosignatures yet): \
-                 run the audit on the data directory, or check a receipt with `ledger verify-receipt --witnesses`",
-            ));
-        }
         Some(dir) => consentry_app::audit::audit_bundle(dir, &opts)?,
-        None => {
-            let session = ctx.read_only_session()?;
-            let mut report = session.audit(&opts)?;
-            session.audit_witnesses(&witnesses, &mut report)?;
-            report
-        }
+        None => ctx.read_only_session()?.audit(&opts)?,
     };
     print(ctx, &report)?;
     Ok(if report.ok { OK } else { ExitCode::from(1) })

@@ -284,4 +284,18 @@ fn a_witness_follows_a_key_rotation() {
     }
     let (code, report) = audit(&data, &["--witness-key", &s(&vkey), "--witnesses", "1"]);
     assert_eq!(code, Some(0), "{report}");
+    // Offline: the bundle carries the cosignatures; a bundle whose newest head no witness cosigned fails.
+    let bundle = guard.path().join("bundle");
+    ok(&consentry(&data, &["--quiet", "audit", "export", "--out", &s(&bundle)]));
+    let offline = |b: &Path| {
+        audit(&data, &["--offline", &s(b), "--public-key", &pubkey, "--witness-key", &s(&vkey), "--witnesses", "1"])
+    };
+    let (code, report) = offline(&bundle);
+    assert_eq!(code, Some(0), "{report}");
+    append(&data, "8", "grant");
+    let later = guard.path().join("later");
+    ok(&consentry(&data, &["--quiet", "audit", "export", "--out", &s(&later)]));
+    let (code, report) = offline(&later);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.to_string().contains("not cosigned: witness.example/w1"), "{report}");
 }
