@@ -125,9 +125,14 @@ pub fn assert_fired(o: &Output, point: &str, action: &str) {
 /// What recovery means everywhere: the log verifies, the audit passes, and no temporary file of a dead
 /// process is left anywhere in the data directory (after the rerun that recovered).
 pub fn assert_recovered(data: &Path, context: &str) {
-    let v = consentry(data, &["ledger", "verify"]);
+    assert_recovered_with(data, context, |args| consentry(data, args));
+}
+
+/// [`assert_recovered`], with `run` running `consentry ARGS` on `data` (a ledger elsewhere: `--database URL`).
+pub fn assert_recovered_with(data: &Path, context: &str, run: impl Fn(&[&str]) -> Output) {
+    let v = run(&["ledger", "verify"]);
     assert!(v.status.success(), "{context}: ledger verify:\n{}{}", text(&v.stdout), text(&v.stderr));
-    let a = consentry(data, &["audit"]);
+    let a = run(&["audit"]);
     assert!(a.status.success(), "{context}: audit:\n{}{}", text(&a.stdout), text(&a.stderr));
     let junk = junk(data);
     assert!(junk.is_empty(), "{context}: temporary files left: {junk:?}");
