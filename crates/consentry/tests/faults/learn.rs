@@ -12,8 +12,7 @@ fn faulted_train(point: &str, action: &str, then: impl FnOnce(&Path, &Path, &[&s
     let data = data_dir(tmp.path(), true);
     let ds = DataDir::new(&data).dataset_dir(crate::JOBS);
     let out = DataDir::new(&data).models_dir().join("faulted");
-    let args =
-        ["--quiet", "train", "--model", "job-recs", "--dataset", ds.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let args = crate::common::train_args(&ds, &out);
     let o = run_faulty(&data, point, action, &args);
     assert_fired(&o, point, action);
     then(&data, &out, &args);

@@ -72,21 +72,8 @@ pub fn fixture() -> &'static (PathBuf, PathBuf) {
         let choices = DataDir::new(&imported).network_dir().join("consent_choices.parquet");
         ok(&consentry(&imported, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
         let ds = DataDir::new(&imported).dataset_dir(JOBS);
-        ok(&consentry(&imported, &["--quiet", "gate", "--purpose", JOBS, "--out", ds.to_str().unwrap()]));
         let model = DataDir::new(&imported).model_dir("job-recs");
-        ok(&consentry(
-            &imported,
-            &[
-                "--quiet",
-                "train",
-                "--model",
-                "job-recs",
-                "--dataset",
-                ds.to_str().unwrap(),
-                "--out",
-                model.to_str().unwrap(),
-            ],
-        ));
+        common::gate_and_train(|args| consentry(&imported, args), JOBS, &ds, &model);
         (fresh, imported)
     })
 }
