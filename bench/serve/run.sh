@@ -11,8 +11,8 @@
 # READ_CONNECTIONS (64), WRITERS (64), BACKENDS ("sqlite postgres"), CONSENTRY_BIN (skip the build; use this
 # binary), SERVE_WORKERS (tokio workers of the server, 2).
 set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/bench/serve"
 MEMBERS=${MEMBERS:-10000}
 TOKENS=${TOKENS:-2000}
@@ -23,14 +23,9 @@ BACKENDS=${BACKENDS:-"sqlite postgres"}
 SERVE_WORKERS=${SERVE_WORKERS:-2}
 PURPOSE=train_ai_system.job_recommendations
 NOTICE=1
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
-if [ -z "${CONSENTRY_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release -q -p consentry)
-  CONSENTRY_BIN="$CARGO_TARGET_DIR/release/consentry"
-fi
-(cd "$HERE/loadgen" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/loadgen" cargo build --release -q --offline)
-LOADGEN="$CARGO_TARGET_DIR/loadgen/release/consentry-loadgen"
+build_consentry
+LOADGEN=$(build_tool "$HERE/loadgen" loadgen consentry-loadgen)
 if ! command -v wrk > /dev/null; then
   apt-get install -y wrk > /dev/null
 fi
@@ -135,26 +130,6 @@ kill_test() {
   printf '%s\tSIGKILL during writes\t%s\tacked before kill: %s, after restart: %s\t\t\t\t%s\n' "$backend" "$WRITERS" \
     "$before" "$(($(wc -l < "$acks") - before))" "$verdict" >> "$RESULTS"
   start_server "$dir" "$db"
-}
-
-start_postgres() {
-  local bin
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)
-  [ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; return 1; }
-  local pgdir="$WORK/pg" port
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  mkdir -p "$pgdir"
-  local as=""
-  if [ "$(id -u)" = 0 ]; then
-    # initdb refuses to run as root: the cluster belongs to the postgres user, who must reach it.
-    chmod 755 "$WORK"
-    chown postgres "$pgdir"
-    as="runuser -u postgres --"
-  fi
-  $as "$bin/initdb" -D "$pgdir/data" -U postgres -A trust > /dev/null || return 1
-  PG_CTL="$as $bin/pg_ctl -D $pgdir/data"
-  $PG_CTL -l "$pgdir/log" -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=200" -w start > /dev/null || return 1
-  PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
 for backend in $BACKENDS; do

@@ -17,8 +17,8 @@
 # WRITERS (6), READERS (3), THINK_MS (pause between a client's requests, 0..N ms, 20), KILL_MIN_MS/KILL_MAX_MS
 # (2000/8000), JOBS_MIN_S/JOBS_MAX_S (pause between gate/unlearning runs, 10/30), CONSENTRY_BIN (skip the build; use this binary), KEEP=1 (keep the temporary directory).
 set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/bench/soak"
 MINUTES=${MINUTES:-30}
 SEED=${SEED:-19}
@@ -32,14 +32,9 @@ KILL_MAX_MS=${KILL_MAX_MS:-8000}
 JOBS_MIN_S=${JOBS_MIN_S:-10}
 JOBS_MAX_S=${JOBS_MAX_S:-30}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
-if [ -z "${CONSENTRY_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release -q -p consentry)
-  CONSENTRY_BIN="$CARGO_TARGET_DIR/release/consentry"
-fi
-(cd "$HERE/driver" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/soak" cargo build --release -q --offline)
-DRIVER="$CARGO_TARGET_DIR/soak/release/consentry-soak"
+build_consentry
+DRIVER=$(build_tool "$HERE/driver" soak consentry-soak)
 
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- crates bench/soak || echo "+changes")
@@ -59,28 +54,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# The throwaway cluster: fsync and synchronous_commit on (the defaults).
-bin=$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)
-[ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; }
-PGDIR="$WORK/pg"
-mkdir -p "$PGDIR"
-AS=""
-if [ "$(id -u)" = 0 ]; then
-  # initdb refuses to run as root: the cluster belongs to the postgres user, who must reach it.
-  chmod 755 "$WORK"
-  chown postgres "$PGDIR"
-  AS="runuser -u postgres --"
-fi
-PG_PORT=$(free_port)
-$AS "$bin/initdb" -D "$PGDIR/data" -U postgres -A trust -E UTF8 --locale=C > /dev/null
-PG_CTL="$AS $bin/pg_ctl -D $PGDIR/data -l $PGDIR/log"
-$PG_CTL -w -o "-p $PG_PORT -k $PGDIR -c listen_addresses=127.0.0.1 -c max_connections=200" start > /dev/null
-DB="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
-echo "PostgreSQL on 127.0.0.1:$PG_PORT in $PGDIR" >&2
+# The throwaway cluster (exit 2 when PostgreSQL is not installed).
+start_postgres -E UTF8 --locale=C
+DB=$PG_URL
+echo "PostgreSQL on 127.0.0.1:$PG_PORT in $PG_DIR" >&2
 
 # The data directory: the demo on PostgreSQL (ledger, datasets, models in the registry), tokens, an operator key.
 DATA="$WORK/data"

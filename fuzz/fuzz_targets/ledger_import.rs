@@ -13,8 +13,8 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::NaiveDate;
+use consentry_app::ledger::import_records;
 use consentry_app::{DataDir, Session};
-use consentry_ledger::{MemberRecord, NewEvent};
 use consentry_synth::{ChoiceRow, MemberRow, read_consent_choices_file, read_members_file};
 use libfuzzer_sys::fuzz_target;
 use parquet::arrow::ArrowWriter;
@@ -103,30 +103,7 @@ fn choices_file(rows: &[Choice]) -> Vec<u8> {
 /// What `Session::import` does with the rows before it writes anything.
 fn validate(members: &[MemberRow], choices: &[ChoiceRow]) {
     let ledger = ENV.session.ledger().expect("the fixture's ledger");
-    let records: Vec<MemberRecord> = members
-        .iter()
-        .map(|m| MemberRecord {
-            member_id: m.member_id,
-            jurisdiction: m.jurisdiction.clone(),
-            birth_date: m.birth_date,
-        })
-        .collect();
-    let mut events = Vec::new();
-    for c in choices {
-        let mut e = NewEvent {
-            member_id: c.member_id,
-            purpose: c.purpose.clone(),
-            action: c.action,
-            notice_version: c.notice_version,
-            source: c.source,
-            actor: c.actor.clone(),
-            event_time: c.event_time,
-            idempotency_key: String::new(),
-        };
-        let Ok(key) = e.content_key("import") else { return };
-        e.idempotency_key = key;
-        events.push(e);
-    }
+    let Ok((records, events)) = import_records(members, choices.to_vec()) else { return };
     if ledger.validate_members(&records, "import").is_ok() {
         let _ = ledger.validate_with(&events, NOW, &records);
     }

@@ -10,6 +10,7 @@ use consentry_ledger::receipt::AnyReceipt;
 use consentry_ledger::snapshot::Snapshot;
 use consentry_ledger::{Appended, LedgerError, MemberRecord, NewEvent, PublicKey, SignedTreeHead, Verification};
 use consentry_policy::{Action, PurposeId, Source};
+use consentry_synth::{ChoiceRow, MemberRow};
 use std::path::Path;
 
 /// One consent event as a front end received it; what is left out gets the ledger's defaults.
@@ -33,6 +34,42 @@ pub struct AppendRequest {
     pub idempotency_key: Option<String>,
     /// The prefix of a generated idempotency key, naming the front end (`cli`, `api`).
     pub key_prefix: &'static str,
+}
+
+/// The ledger's member records and events for imported rows, as `Session::import` validates and writes them
+/// (the fuzz target `ledger_import` validates the same). Each event's idempotency key comes from its content, not its
+/// place in a file: re-encoded files and repeated rows add nothing.
+///
+/// # Errors
+/// An event the ledger cannot encode (no content key).
+pub fn import_records(
+    members: &[MemberRow],
+    choices: Vec<ChoiceRow>,
+) -> std::result::Result<(Vec<MemberRecord>, Vec<NewEvent>), LedgerError> {
+    let records: Vec<MemberRecord> = members
+        .iter()
+        .map(|m| MemberRecord {
+            member_id: m.member_id,
+            jurisdiction: m.jurisdiction.clone(),
+            birth_date: m.birth_date,
+        })
+        .collect();
+    let mut events: Vec<NewEvent> = Vec::with_capacity(choices.len());
+    for c in choices {
+        let mut e = NewEvent {
+            member_id: c.member_id,
+            purpose: c.purpose,
+            action: c.action,
+            notice_version: c.notice_version,
+            source: c.source,
+            actor: c.actor,
+            event_time: c.event_time,
+            idempotency_key: String::new(),
+        };
+        e.idempotency_key = e.content_key("import")?;
+        events.push(e);
+    }
+    Ok((records, events))
 }
 
 /// What an import did.
@@ -262,31 +299,8 @@ impl Session {
             consentry_synth::read_members_file(members).map_err(|e| AppError::bad_input(e.to_string()))?;
         let choice_rows =
             consentry_synth::read_consent_choices_file(choices).map_err(|e| AppError::bad_input(e.to_string()))?;
-        let records: Vec<MemberRecord> = member_rows
-            .iter()
-            .map(|m| MemberRecord {
-                member_id: m.member_id,
-                jurisdiction: m.jurisdiction.clone(),
-                birth_date: m.birth_date,
-            })
-            .collect();
-        let mut events: Vec<NewEvent> = Vec::with_capacity(choice_rows.len());
-        for c in choice_rows {
-            let mut e = NewEvent {
-                member_id: c.member_id,
-                purpose: c.purpose,
-                action: c.action,
-                notice_version: c.notice_version,
-                source: c.source,
-                actor: c.actor,
-                event_time: c.event_time,
-                idempotency_key: String::new(),
-            };
-            // From the row's content, not its place in a file: re-encoded files and repeated rows add nothing.
-            e.idempotency_key =
-                e.content_key("import").map_err(|e| AppError::bad_input(format!("{}: {e}", choices.display())))?;
-            events.push(e);
-        }
+        let (records, events) = import_records(&member_rows, choice_rows)
+            .map_err(|e| AppError::bad_input(format!("{}: {e}", choices.display())))?;
         let now = consentry_ledger::now();
         let refused = |file: &Path| {
             let file = file.display().to_string();

@@ -45,18 +45,8 @@ fn the_signing_key_can_live_outside_the_data_directory() {
     ok(&with(&["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
     ok(&with(&common::withdrawal("3", JOBS, "ui")));
     let ds = DataDir::new(&data).datasets_dir().join("jobs");
-    ok(&with(&["--quiet", "gate", "--purpose", JOBS, "--out", ds.to_str().unwrap()]));
     let model = DataDir::new(&data).models_dir().join("job-recs");
-    ok(&with(&[
-        "--quiet",
-        "train",
-        "--model",
-        "job-recs",
-        "--dataset",
-        ds.to_str().unwrap(),
-        "--out",
-        model.to_str().unwrap(),
-    ]));
+    common::gate_and_train(with, JOBS, &ds, &model);
     ok(&with(&["--quiet", "lineage", "register-model", model.to_str().unwrap()]));
     // The environment variable works as the flag does.
     let o = command(&data).env("CONSENTRY_SIGNING_KEY", &key).args(["ledger", "checkpoint"]).output().unwrap();

@@ -39,21 +39,9 @@ fn train_recommend_suggest_and_refuse_bad_input() {
     let b = dir.path().join("b");
     let ds = DataDir::new(&data).datasets_dir().join("job_recommendations");
     for (out, threads) in [(&a, "1"), (&b, "2")] {
-        ok(&consentry(
-            &data,
-            &[
-                "--quiet",
-                "train",
-                "--model",
-                "job-recs",
-                "--dataset",
-                ds.to_str().unwrap(),
-                "--threads",
-                threads,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-        ));
+        let mut args = common::train_args(&ds, out).to_vec();
+        args.extend(["--threads", threads]);
+        ok(&consentry(&data, &args));
     }
     assert_eq!(shard_files(&a), shard_files(&b));
     assert_eq!(shard_files(&a).len(), 16);

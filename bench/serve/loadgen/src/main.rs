@@ -13,84 +13,18 @@
 //! line of figures (requests/s, latency percentiles, errors). `check` pages through every acknowledged member's
 //! `GET /v1/me/history` and fails unless each acknowledged write is there exactly once, at its sequence number.
 
+use bench_http::{Conn, Res, addr, tokens};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Res<T> = Result<T, String>;
-
-/// One keep-alive connection.
-struct Conn {
-    addr: SocketAddr,
-    stream: Option<BufReader<TcpStream>>,
-}
-
-impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
-        Conn { addr, stream: None }
-    }
-
-    /// Sends one request and reads its response: status and body. Any error drops the connection.
-    fn call(&mut self, method: &str, path: &str, headers: &str, body: &[u8]) -> Res<(u16, Vec<u8>)> {
-        let out = self.try_call(method, path, headers, body);
-        if out.is_err() {
-            self.stream = None;
-        }
-        out
-    }
-
-    fn try_call(&mut self, method: &str, path: &str, headers: &str, body: &[u8]) -> Res<(u16, Vec<u8>)> {
-        if self.stream.is_none() {
-            let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-            s.set_nodelay(true).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-            self.stream = Some(BufReader::with_capacity(64 * 1024, s));
-        }
-        let r = self.stream.as_mut().ok_or("no connection")?;
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}", self.addr).into_bytes();
-        if !body.is_empty() {
-            req.extend_from_slice(format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()).as_bytes());
-        }
-        req.extend_from_slice(b"\r\n");
-        req.extend_from_slice(body);
-        r.get_mut().write_all(&req).map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("connection closed".into());
-        }
-        let status: u16 = line.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or(format!("bad status line {line:?}"))?;
-        let mut length = None;
-        let mut close = false;
-        loop {
-            line.clear();
-            r.read_line(&mut line).map_err(|e| e.to_string())?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((n, v)) = l.split_once(':') {
-                let n = n.trim().to_ascii_lowercase();
-                if n == "content-length" {
-                    length = v.trim().parse::<usize>().ok();
-                } else if n == "connection" && v.trim().eq_ignore_ascii_case("close") {
-                    close = true;
-                } else if n == "transfer-encoding" {
-                    return Err("chunked responses are not supported".into());
-                }
-            }
-        }
-        let mut body = vec![0; length.ok_or("no Content-Length")?];
-        r.read_exact(&mut body).map_err(|e| e.to_string())?;
-        if close {
-            self.stream = None;
-        }
-        Ok((status, body))
-    }
-}
+/// How long a client waits for a response.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What one client measured.
 #[derive(Default)]
@@ -128,22 +62,6 @@ fn report(what: &str, clients: usize, elapsed: f64, tallies: Vec<Tally>) {
     );
 }
 
-fn tokens(path: &str) -> Res<Vec<(u64, String)>> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let (m, t) = l.trim().split_once(' ').ok_or(format!("{path}: expected `MEMBER TOKEN`, got {l:?}"))?;
-            Ok((m.parse().map_err(|_| format!("{path}: bad member id {m:?}"))?, t.to_string()))
-        })
-        .collect()
-}
-
-fn addr(s: &str) -> Res<SocketAddr> {
-    let s = s.trim_start_matches("http://").trim_end_matches('/');
-    s.to_socket_addrs().map_err(|e| format!("{s}: {e}"))?.next().ok_or(format!("{s}: no address"))
-}
-
 /// Runs `clients` threads for `seconds`, each calling `step(client, i, conn, tally)` in a loop.
 fn drive(
     clients: usize,
@@ -158,7 +76,7 @@ fn drive(
         .map(|c| {
             let (stop, step) = (Arc::clone(&stop), Arc::clone(&step));
             std::thread::spawn(move || {
-                let mut conn = Conn::new(target);
+                let mut conn = Conn::new(target, READ_TIMEOUT);
                 let mut tally = Tally::default();
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -201,7 +119,7 @@ fn timed(tally: &mut Tally, f: impl FnOnce() -> Res<(u16, Vec<u8>)>) -> Option<V
 fn reads(args: &[String]) -> Res<()> {
     let [a, toks, clients, seconds] = args else { return Err("reads ADDR TOKENS CLIENTS SECONDS".into()) };
     let target = addr(a)?;
-    let toks: Arc<Vec<String>> = Arc::new(tokens(toks)?.into_iter().map(|(_, t)| format!("Authorization: Bearer {t}\r\n")).collect());
+    let toks: Arc<Vec<String>> = Arc::new(tokens(Path::new(toks))?.into_iter().map(|(_, t)| format!("Authorization: Bearer {t}\r\n")).collect());
     let clients: usize = clients.parse().map_err(|_| "CLIENTS must be a number")?;
     let n = toks.len();
     let (elapsed, tallies) = drive(
@@ -230,7 +148,7 @@ fn writes(args: &[String]) -> Res<()> {
         return Err("writes ADDR TOKENS CLIENTS SECONDS PURPOSE NOTICE ACKS".into());
     };
     let target = addr(a)?;
-    let toks = Arc::new(tokens(toks)?);
+    let toks = Arc::new(tokens(Path::new(toks))?);
     let clients: usize = clients.parse().map_err(|_| "CLIENTS must be a number")?;
     let file = std::fs::OpenOptions::new().create(true).append(true).open(acks).map_err(|e| format!("{acks}: {e}"))?;
     let file = Arc::new(Mutex::new(file));
@@ -298,8 +216,8 @@ fn history(conn: &mut Conn, token: &str) -> Res<Vec<(u64, String)>> {
 
 fn check(args: &[String]) -> Res<()> {
     let [a, toks, acks] = args else { return Err("check ADDR TOKENS ACKS".into()) };
-    let mut conn = Conn::new(addr(a)?);
-    let toks: HashMap<u64, String> = tokens(toks)?.into_iter().collect();
+    let mut conn = Conn::new(addr(a)?, READ_TIMEOUT);
+    let toks: HashMap<u64, String> = tokens(Path::new(toks))?.into_iter().collect();
     let text = std::fs::read_to_string(acks).map_err(|e| format!("{acks}: {e}"))?;
     let mut acked: HashMap<u64, Vec<(u64, String)>> = HashMap::new();
     let mut total = 0;

@@ -10,7 +10,7 @@ fn gate(point: &str, action: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let data = data_dir(tmp.path(), true);
     let out = DataDir::new(&data).datasets_dir().join("faulted");
-    let args = ["--quiet", "gate", "--purpose", crate::JOBS, "--out", out.to_str().unwrap()];
+    let args = crate::common::gate_args(crate::JOBS, &out);
     let o = run_faulty(&data, point, action, &args);
     assert_fired(&o, point, action);
     match expect(point) {
@@ -28,19 +28,7 @@ fn gate(point: &str, action: &str) {
     }
     // The dataset is usable: registered, so a model trains on it and registers.
     let model = DataDir::new(&data).models_dir().join("on-faulted");
-    let t = consentry(
-        &data,
-        &[
-            "--quiet",
-            "train",
-            "--model",
-            "job-recs",
-            "--dataset",
-            out.to_str().unwrap(),
-            "--out",
-            model.to_str().unwrap(),
-        ],
-    );
+    let t = consentry(&data, &crate::common::train_args(&out, &model));
     assert!(t.status.success(), "{point}={action}: training on the dataset: {}", text(&t.stderr));
     assert_recovered(&data, &format!("{point}={action}"));
 }

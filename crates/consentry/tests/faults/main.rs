@@ -72,21 +72,8 @@ pub fn fixture() -> &'static (PathBuf, PathBuf) {
         let choices = DataDir::new(&imported).network_dir().join("consent_choices.parquet");
         ok(&consentry(&imported, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
         let ds = DataDir::new(&imported).dataset_dir(JOBS);
-        ok(&consentry(&imported, &["--quiet", "gate", "--purpose", JOBS, "--out", ds.to_str().unwrap()]));
         let model = DataDir::new(&imported).model_dir("job-recs");
-        ok(&consentry(
-            &imported,
-            &[
-                "--quiet",
-                "train",
-                "--model",
-                "job-recs",
-                "--dataset",
-                ds.to_str().unwrap(),
-                "--out",
-                model.to_str().unwrap(),
-            ],
-        ));
+        common::gate_and_train(|args| consentry(&imported, args), JOBS, &ds, &model);
         (fresh, imported)
     })
 }
@@ -125,9 +112,14 @@ pub fn assert_fired(o: &Output, point: &str, action: &str) {
 /// What recovery means everywhere: the log verifies, the audit passes, and no temporary file of a dead
 /// process is left anywhere in the data directory (after the rerun that recovered).
 pub fn assert_recovered(data: &Path, context: &str) {
-    let v = consentry(data, &["ledger", "verify"]);
+    assert_recovered_with(data, context, |args| consentry(data, args));
+}
+
+/// [`assert_recovered`], with `run` running `consentry ARGS` on `data` (a ledger elsewhere: `--database URL`).
+pub fn assert_recovered_with(data: &Path, context: &str, run: impl Fn(&[&str]) -> Output) {
+    let v = run(&["ledger", "verify"]);
     assert!(v.status.success(), "{context}: ledger verify:\n{}{}", text(&v.stdout), text(&v.stderr));
-    let a = consentry(data, &["audit"]);
+    let a = run(&["audit"]);
     assert!(a.status.success(), "{context}: audit:\n{}{}", text(&a.stdout), text(&a.stderr));
     let junk = junk(data);
     assert!(junk.is_empty(), "{context}: temporary files left: {junk:?}");
