@@ -97,7 +97,8 @@ impl DataDir {
                 return Err(AppError::new(
                     ErrorKind::NotFound,
                     format!(
-                        "no signing key at {}: where the ledger's key lives outside the data directory, pass                          --signing-key FILE (or set CONSENTRY_SIGNING_KEY)",
+                        "no signing key at {}: where the ledger's key lives outside the data directory, \
+                         pass --signing-key FILE (or set CONSENTRY_SIGNING_KEY)",
                         path.display()
                     ),
                 ));

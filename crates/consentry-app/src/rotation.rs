@@ -111,6 +111,7 @@ impl Session {
                 (generate_at(&staged)?, staged)
             }
         };
+        consentry_files::crash_point("rotation::before_handover");
         let handover = ledger.rotate_key(&new).map_err(|e| {
             if new_key.is_none() {
                 let _ = std::fs::remove_file(&staged);
@@ -118,20 +119,72 @@ impl Session {
             AppError::from(e)
         })?;
         let new_key_id = new.public().key_id();
+        consentry_files::crash_point("rotation::after_handover");
         let (new_key_file, retired_key_file, in_place) = if new_key.is_none() {
-            let retired = sibling(&old_path, &format!("retired-{}", hex::encode(&old_key_id[..8])));
+            let retired = retired_path(&old_path, &old_key_id);
             std::fs::rename(&old_path, &retired)
                 .map_err(|e| AppError::internal(format!("moving {} away: {e}", old_path.display())))
-                .context("the hand-over is stored; move the old key away and put the new one in its place by hand")?;
+                .context("the hand-over is stored; the next command puts the new key in place")?;
+            consentry_files::crash_point("rotation::between_renames");
             std::fs::rename(&staged, &old_path)
                 .map_err(|e| AppError::internal(format!("putting the new key at {}: {e}", old_path.display())))
-                .with_context(|| format!("the hand-over is stored; the new key is {}", staged.display()))?;
+                .context("the hand-over is stored; the next command puts the new key in place")?;
+            sync_parent(&old_path)?;
             (old_path, retired, true)
         } else {
             (staged, old_path, false)
         };
         Ok(Rotation { handover, old_key_id, new_key_id, new_key_file, retired_key_file, in_place })
     }
+}
+
+impl Session {
+    /// Finishes an in-place rotation a crash interrupted, so the next command runs without a human: when the
+    /// staged `<key>.new` holds the key the stored hand-overs end at, the retired key moves to
+    /// `<key>.retired-<id>` and the new one into place; a staged key no hand-over names (the rotation died before
+    /// its hand-over was stored, so nothing ever trusted it) is removed. Called before the signing key is read.
+    pub(crate) fn finish_interrupted_rotation(&self) -> Result<()> {
+        let key_path = self.dir().key_file();
+        let staged = sibling(&key_path, "new");
+        if !staged.exists() {
+            return Ok(());
+        }
+        let Some(chain) = self.key_chain_opt()? else { return Ok(()) };
+        crate::datadir::check_key_permissions(&staged)?;
+        // Not a key: no rotation wrote it (they sync the key before storing the hand-over); left for a human.
+        let Ok(staged_key) = LogKey::load(&staged) else { return Ok(()) };
+        let new_id = staged_key.public().key_id();
+        if chain.current().key_id != new_id {
+            if chain.key(&new_id).is_none() {
+                std::fs::remove_file(&staged)
+                    .map_err(|e| AppError::internal(format!("removing the unused key {}: {e}", staged.display())))?;
+            }
+            return Ok(());
+        }
+        if key_path.exists() {
+            let old_id = LogKey::load(&key_path)?.public().key_id();
+            if old_id != new_id {
+                std::fs::rename(&key_path, retired_path(&key_path, &old_id))
+                    .map_err(|e| AppError::internal(format!("moving the retired key {}: {e}", key_path.display())))?;
+            }
+        }
+        std::fs::rename(&staged, &key_path)
+            .map_err(|e| AppError::internal(format!("putting the new key at {}: {e}", key_path.display())))?;
+        sync_parent(&key_path)
+    }
+}
+
+/// Where an in-place rotation keeps the retired key: `<key>.retired-<16 hex of its id>`.
+fn retired_path(key_path: &Path, key_id: &Hash) -> PathBuf {
+    sibling(key_path, &format!("retired-{}", hex::encode(&key_id[..8])))
+}
+
+/// Makes the renames in `path`'s directory durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| AppError::internal(format!("syncing {}: {e}", dir.display())))
 }
 
 /// `path` with `.suffix` appended to its file name.

@@ -177,6 +177,9 @@ impl Session {
             self.refresh_policy(l)?;
             return Ok(l);
         }
+        if !self.read_only {
+            self.finish_interrupted_rotation()?;
+        }
         let key = match self.dir.load_signing_key() {
             Ok(key) => Some(key),
             // A read-only session signs nothing: where its secret key is absent, unreadable or exposed (a read-only
@@ -262,7 +265,7 @@ impl Session {
         self.key_chain_opt()?.ok_or_else(|| self.dir.no_ledger())
     }
 
-    fn key_chain_opt(&self) -> Result<Option<KeyChain>> {
+    pub(crate) fn key_chain_opt(&self) -> Result<Option<KeyChain>> {
         if let Some(l) = self.ledger.get() {
             return Ok(Some(l.key_chain()?));
         }

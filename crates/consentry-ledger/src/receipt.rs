@@ -414,7 +414,7 @@ impl ReceiptError {
         match self {
             ReceiptError::Malformed(m) => m.clone(),
             ReceiptError::WrongKey { log_id, key_log_id } => format!(
-                "the tree head is not signed by this ledger's key (it names log {}…, the key is log {}…): check                  the --public-key file",
+                "the tree head is not signed by this ledger's key (it names log {}…, the key is log {}…): check the --public-key file",
                 hex::encode(&log_id[..8]),
                 hex::encode(&key_log_id[..8])
             ),

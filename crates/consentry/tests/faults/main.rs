@@ -19,6 +19,7 @@ mod learn;
 mod ledger;
 mod ledger_pg;
 mod outbox;
+mod rotation;
 mod unlearn;
 
 use common::{consentry, ok, text};

@@ -217,3 +217,25 @@ fn a_swapped_key_file_is_refused() {
     let o = consentry(&data, &["ledger", "verify"]);
     assert_ne!(o.status.code(), Some(0), "{}", text(&o.stdout));
 }
+
+/// A key planted as `ledger.key.new` (where an in-place rotation stages its new key) is never put in place: no
+/// stored hand-over names it, so the next command removes it and signs with the log's key; a file there that is
+/// not a key is left alone and blocks nothing.
+#[test]
+fn a_key_planted_where_rotations_stage_theirs_is_not_used() {
+    let (_dir, data) = fresh();
+    let d = DataDir::new(&data);
+    let key = std::fs::read(d.key_file()).unwrap();
+    let mut staged = d.key_file().into_os_string();
+    staged.push(".new");
+    let staged = std::path::PathBuf::from(staged);
+    LogKey::from_seed([66; 32]).save(&staged).unwrap();
+    ok(&consentry(&data, &["--quiet", "ledger", "checkpoint"]));
+    assert!(!staged.exists(), "the planted key is removed");
+    assert_eq!(std::fs::read(d.key_file()).unwrap(), key, "the log's key stays in place");
+    std::fs::write(&staged, "not a key\n").unwrap();
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(&consentry(&data, &["--quiet", "ledger", "checkpoint"]));
+    assert!(staged.exists(), "a file that is not a key is nobody's to delete");
+    assert!(ok(&consentry(&data, &["ledger", "verify"])).starts_with("ok:"));
+}
