@@ -1065,6 +1065,27 @@ impl Store for PgStore {
         })
     }
 
+    fn update_meta(
+        &self,
+        key: &str,
+        f: &mut dyn FnMut(Option<String>) -> Result<String, LedgerError>,
+    ) -> Result<String, LedgerError> {
+        self.with_reader(|c| {
+            let mut tx = c.transaction()?;
+            // A lock on the key's name (the row may not exist yet, so a row lock would not do), held to commit.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1::text)::bigint)", &[&key])?;
+            let current: Option<String> =
+                tx.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?.map(|r| r.try_get(0)).transpose()?;
+            let value = f(current)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )?;
+            tx.commit()?;
+            Ok(value)
+        })
+    }
+
     fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>, LedgerError> {
         self.with_reader(|c| {
             c.query(

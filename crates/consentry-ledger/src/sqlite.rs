@@ -974,6 +974,22 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn update_meta(
+        &self,
+        key: &str,
+        f: &mut dyn FnMut(Option<String>) -> Result<String, LedgerError>,
+    ) -> Result<String, LedgerError> {
+        let mut conn = self.read()?;
+        // IMMEDIATE takes the write lock before the read, so no other writer's update falls in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: Option<String> =
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+        let value = f(current)?;
+        tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value.as_str()])?;
+        tx.commit()?;
+        Ok(value)
+    }
+
     fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>, LedgerError> {
         let conn = self.read()?;
         if !has_outbox(&conn)? {

@@ -224,6 +224,20 @@ pub trait Store: Send + Sync {
     /// Sets a small named setting.
     fn set_meta(&self, key: &str, value: &str) -> Result<(), LedgerError>;
 
+    /// Replaces a setting by `f(current value)` as one step no other writer of the same key interleaves with
+    /// (two witnesses storing their cosignatures of one checkpoint at once must both be kept); returns the value
+    /// written. The SQLite and PostgreSQL stores do it in one transaction; this default is for stores with one
+    /// writer.
+    fn update_meta(
+        &self,
+        key: &str,
+        f: &mut dyn FnMut(Option<String>) -> Result<String, LedgerError>,
+    ) -> Result<String, LedgerError> {
+        let value = f(self.get_meta(key)?)?;
+        self.set_meta(key, &value)?;
+        Ok(value)
+    }
+
     /// Up to `limit` outbox rows with an id after `after`, by id (see [`crate::outbox`]); empty for a store
     /// without an outbox (one that predates it, opened read-only).
     fn outbox_after(&self, after: u64, limit: usize) -> Result<Vec<OutboxRow>, LedgerError> {

@@ -44,6 +44,24 @@ fn cosignatures_meta(tree_size: u64) -> String {
     format!("cosignatures/{tree_size}")
 }
 
+/// The stored cosignature lines of the checkpoint of `tree_size`.
+fn parse_cosignatures(text: &str, tree_size: u64) -> Result<Vec<Cosignature>, LedgerError> {
+    text.lines()
+        .map(|l| {
+            Cosignature::parse_line(l)
+                .map_err(|e| LedgerError::Corrupt(format!("stored cosignature of size {tree_size}: {e}")))
+        })
+        .collect()
+}
+
+/// The stored list of cosigned tree sizes (comma-separated, ascending).
+fn parse_sizes(text: &str) -> Result<Vec<u64>, LedgerError> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| LedgerError::Corrupt(format!("cosigned sizes list holds `{s}`"))))
+        .collect()
+}
+
 /// Why a witness refused a checkpoint, or could not work: each refusal says which check failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -686,38 +704,34 @@ impl Ledger {
                 witness.encode()
             )));
         }
-        let mut all = self.cosignatures(tree_size)?;
-        all.retain(|c| !(c.name == cosig.name && c.key_id == cosig.key_id));
-        all.push(cosig);
-        let text: String = all.iter().map(Cosignature::line).collect();
-        self.store().set_meta(&cosignatures_meta(tree_size), &text)?;
-        let mut sizes = self.cosigned_sizes()?;
-        if let Err(i) = sizes.binary_search(&tree_size) {
-            sizes.insert(i, tree_size);
-            let list: Vec<String> = sizes.iter().map(u64::to_string).collect();
-            self.store().set_meta(COSIGNED_SIZES_META, &list.join(","))?;
-        }
-        Ok(all.into_iter().map(|c| c.name).collect())
+        // Each list is read and rewritten as one step: witnesses cosigning at once each keep their cosignature.
+        let mut names = Vec::new();
+        self.store().update_meta(&cosignatures_meta(tree_size), &mut |current| {
+            let mut all = parse_cosignatures(current.as_deref().unwrap_or(""), tree_size)?;
+            all.retain(|c| !(c.name == cosig.name && c.key_id == cosig.key_id));
+            all.push(cosig.clone());
+            names = all.iter().map(|c| c.name.clone()).collect();
+            Ok(all.iter().map(Cosignature::line).collect())
+        })?;
+        self.store().update_meta(COSIGNED_SIZES_META, &mut |current| {
+            let mut sizes = parse_sizes(current.as_deref().unwrap_or(""))?;
+            if let Err(i) = sizes.binary_search(&tree_size) {
+                sizes.insert(i, tree_size);
+            }
+            Ok(sizes.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+        })?;
+        Ok(names)
     }
 
     /// The cosignatures stored for the checkpoint of `tree_size` (checked when stored; verifiers check again).
     pub fn cosignatures(&self, tree_size: u64) -> Result<Vec<Cosignature>, LedgerError> {
-        let Some(text) = self.store().get_meta(&cosignatures_meta(tree_size))? else { return Ok(Vec::new()) };
-        text.lines()
-            .map(|l| {
-                Cosignature::parse_line(l)
-                    .map_err(|e| LedgerError::Corrupt(format!("stored cosignature of size {tree_size}: {e}")))
-            })
-            .collect()
+        let text = self.store().get_meta(&cosignatures_meta(tree_size))?;
+        parse_cosignatures(text.as_deref().unwrap_or(""), tree_size)
     }
 
     /// The tree sizes whose checkpoints have cosignatures, ascending.
     pub fn cosigned_sizes(&self) -> Result<Vec<u64>, LedgerError> {
-        let Some(text) = self.store().get_meta(COSIGNED_SIZES_META)? else { return Ok(Vec::new()) };
-        text.split(',')
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|_| LedgerError::Corrupt(format!("cosigned sizes list holds `{s}`"))))
-            .collect()
+        parse_sizes(self.store().get_meta(COSIGNED_SIZES_META)?.as_deref().unwrap_or(""))
     }
 
     /// What a receipt against `sth` carries: the origin and the cosignatures stored for it (`None` when none).

@@ -1059,6 +1059,32 @@ fn cosignatures_are_stored_and_carried_by_receipts(b: &Backend) {
     w.accept(&ledger.checkpoint_note(&newest).unwrap(), &proof, &[], 11).unwrap();
 }
 
+/// Witnesses storing their cosignatures of one checkpoint at the same moment, each through its own connection:
+/// every one is kept (the lists are read and rewritten as one step, not read-modify-write across writers).
+fn concurrent_cosignatures_are_all_kept(b: &Backend) {
+    use consentry_ledger::witness::{WitnessKey, checkpoint_of};
+    let ledger = b.ledger();
+    ledger.append_at(events("c", 4), NOW).unwrap();
+    let sth = ledger.checkpoint().unwrap();
+    let body = checkpoint_of(&ledger.origin().unwrap(), &sth).body();
+    const N: u8 = 8;
+    std::thread::scope(|scope| {
+        for i in 0..N {
+            let (b, body) = (&b, &body);
+            scope.spawn(move || {
+                let key = WitnessKey::from_seed(&format!("w{i}.example"), [i + 10; 32]).unwrap();
+                let line = key.cosign(body, 100).line();
+                let mine = b.ledger();
+                mine.add_cosignature(sth.head.tree_size, &key.verifier_key().unwrap(), &line).unwrap();
+            });
+        }
+    });
+    let mut names: Vec<String> = ledger.cosignatures(sth.head.tree_size).unwrap().into_iter().map(|c| c.name).collect();
+    names.sort();
+    assert_eq!(names, (0..N).map(|i| format!("w{i}.example")).collect::<Vec<_>>());
+    assert_eq!(ledger.cosigned_sizes().unwrap(), vec![sth.head.tree_size]);
+}
+
 // ---------------------------------------------------------------------------
 
 macro_rules! suite {
@@ -1105,6 +1131,7 @@ suite!(
     tamper_full_rewrite,
     keys_rotate_and_everything_still_verifies,
     cosignatures_are_stored_and_carried_by_receipts,
+    concurrent_cosignatures_are_all_kept,
 );
 
 /// Several processes appending to one PostgreSQL ledger at once produce one gap-free chain.
