@@ -46,6 +46,27 @@ pub(crate) fn parse_row(idx: i64, text: &str) -> Result<KeyHandover, crate::Ledg
         .map_err(|e| crate::LedgerError::Corrupt(format!("key hand-over {}: not a hand-over ({e})", idx + 1)))
 }
 
+/// Stores a hand-over row through `insert(index, text)`, which returns how many rows it inserted (0: the index
+/// was taken, by a rotation that happened meanwhile).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn put_row(
+    index: usize,
+    handover: &KeyHandover,
+    insert: impl FnOnce(i64, &str) -> Result<u64, crate::LedgerError>,
+) -> Result<(), crate::LedgerError> {
+    let text = serde_json::to_string(handover)
+        .map_err(|e| crate::LedgerError::Invalid(format!("cannot encode the hand-over: {e}")))?;
+    let idx = i64::try_from(index).map_err(|_| crate::LedgerError::Invalid("too many key hand-overs".into()))?;
+    if insert(idx, &text)? == 0 {
+        return Err(crate::LedgerError::Invalid(format!(
+            "key hand-over {} is already recorded: another rotation happened meanwhile; run `consentry ledger keys` \
+             and rotate from the current key",
+            index + 1
+        )));
+    }
+    Ok(())
+}
+
 /// The domain label of hand-over signatures.
 const HANDOVER_LABEL: &str = "consentry-key-handover-v1";
 

@@ -948,23 +948,14 @@ impl Store for PgStore {
     }
 
     fn put_key_handover(&self, index: usize, handover: &KeyHandover) -> Result<(), LedgerError> {
-        let text = serde_json::to_string(handover)
-            .map_err(|e| LedgerError::Invalid(format!("cannot encode the hand-over: {e}")))?;
-        let idx = index as i64;
-        let n = self.with_reader(|c| {
-            Ok(c.execute(
-                "INSERT INTO key_handovers (idx, handover) VALUES ($1, $2) ON CONFLICT (idx) DO NOTHING",
-                &[&idx, &text],
-            )?)
-        })?;
-        if n == 0 {
-            return Err(LedgerError::Invalid(format!(
-                "key hand-over {} is already recorded: another rotation happened meanwhile; run `consentry ledger \
-                 keys` and rotate from the current key",
-                index + 1
-            )));
-        }
-        Ok(())
+        crate::keys::put_row(index, handover, |idx, text| {
+            self.with_reader(|c| {
+                Ok(c.execute(
+                    "INSERT INTO key_handovers (idx, handover) VALUES ($1, $2) ON CONFLICT (idx) DO NOTHING",
+                    &[&idx, &text],
+                )?)
+            })
+        })
     }
 
     fn checkpoints(&self) -> Result<Vec<SignedTreeHead>, LedgerError> {

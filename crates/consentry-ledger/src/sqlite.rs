@@ -852,20 +852,12 @@ impl Store for SqliteStore {
                 "the store was opened read-only (a rotation needs write access)".into(),
             ));
         }
-        let text = serde_json::to_string(handover)
-            .map_err(|e| LedgerError::Invalid(format!("cannot encode the hand-over: {e}")))?;
-        let n = self.read()?.execute(
-            "INSERT OR IGNORE INTO key_handovers (idx, handover) VALUES (?1, ?2)",
-            params![index as i64, text],
-        )?;
-        if n == 0 {
-            return Err(LedgerError::Invalid(format!(
-                "key hand-over {} is already recorded: another rotation happened meanwhile; run `consentry ledger \
-                 keys` and rotate from the current key",
-                index + 1
-            )));
-        }
-        Ok(())
+        crate::keys::put_row(index, handover, |idx, text| {
+            Ok(self
+                .read()?
+                .execute("INSERT OR IGNORE INTO key_handovers (idx, handover) VALUES (?1, ?2)", params![idx, text])?
+                as u64)
+        })
     }
 
     fn append_facts(

@@ -31,6 +31,16 @@ fn witness_for(data: &Path, dir: &Path, name: &str) -> PathBuf {
     dir.join("witness.vkey")
 }
 
+/// A fresh data directory watched by witness `witness.example/w1` (in `<tmp>/witness`), which has cosigned its
+/// newest checkpoint: the temporary directory, the data directory, the witness directory and its verifier key.
+fn cosigned_fresh() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
+    let (guard, data) = fresh();
+    let w = guard.path().join("witness");
+    let vkey = witness_for(&data, &w, "witness.example/w1");
+    ok(&cosign(&data, &w));
+    (guard, data, w, vkey)
+}
+
 /// Appends one consent event for `member` and signs a checkpoint over the whole log.
 fn append(data: &Path, member: &str, action: &str) {
     ok(&consentry(data, &["--quiet", "ledger", "append", "--member", member, "--purpose", JOBS, "--action", action]));
@@ -47,10 +57,7 @@ fn cosign(data: &Path, witness: &Path) -> std::process::Output {
 /// consistency proof either.
 #[test]
 fn a_witness_refuses_to_cosign_a_forked_copy() {
-    let (guard, a) = fresh();
-    let w = guard.path().join("witness");
-    witness_for(&a, &w, "witness.example/w1");
-    ok(&cosign(&a, &w));
+    let (guard, a, w, _) = cosigned_fresh();
     let b = guard.path().join("fork");
     copy_dir(&a, &b);
     let old = guard.path().join("old");
@@ -82,10 +89,7 @@ fn a_witness_refuses_to_cosign_a_forked_copy() {
 /// history refuses the rewritten one.
 #[test]
 fn an_auditor_holding_an_older_head_catches_a_rewritten_history() {
-    let (guard, data) = fresh();
-    let w = guard.path().join("witness");
-    witness_for(&data, &w, "witness.example/w1");
-    ok(&cosign(&data, &w));
+    let (guard, data, w, _) = cosigned_fresh();
     let backup = guard.path().join("backup");
     copy_dir(&data, &backup);
     // The history the auditor sees: member 7 withdraws; the auditor keeps the signed head.
@@ -246,13 +250,11 @@ fn a_witness_over_http_cosigns_the_service_and_refuses_a_forked_one() {
 /// A witness configured with the log's genesis key follows a key rotation: after `ledger rotate-key` the newest
 /// checkpoint is signed by the new key and comes with the hand-over, which the witness verifies and keeps; it
 /// cosigns, receipts from before and after the rotation both verify with the genesis key and the witness's
-/// cosignature, and the online audit requiring one cosignature passes.
+/// cosignature, and the audit requiring one cosignature passes online and offline (the bundle carries them) and
+/// fails offline on a bundle whose newest head no witness cosigned.
 #[test]
 fn a_witness_follows_a_key_rotation() {
-    let (guard, data) = fresh();
-    let w = guard.path().join("witness");
-    let vkey = witness_for(&data, &w, "witness.example/w1");
-    ok(&cosign(&data, &w));
+    let (guard, data, w, vkey) = cosigned_fresh();
     let pubkey = s(&guard.path().join("genesis.pub"));
     std::fs::copy(DataDir::new(&data).public_key_file(), &pubkey).expect("copy the genesis key");
     let before = guard.path().join("before.json");
