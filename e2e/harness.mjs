@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +109,8 @@ export class Harness {
 
   async #startServer() {
     cpSync(FIXTURE, this.data, { recursive: true });
+    // git keeps no 0600, and consentry refuses a signing key others may read.
+    chmodSync(join(this.data, 'ledger.key'), 0o600);
     this.logPath = join(this.work, 'serve.log');
     const log = createWriteStream(this.logPath);
     this.server = spawn(BIN, ['--data', this.data, 'serve', '--addr', '127.0.0.1:0'], {

@@ -124,6 +124,7 @@ before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'consentry-verify-receipt-'));
   data = path.join(tmp, 'data');
   fs.cpSync(fixture, data, { recursive: true });
+  fs.chmodSync(path.join(data, 'ledger.key'), 0o600); // git keeps no 0600; consentry refuses a readable key
   keyFile = path.join(data, 'ledger.pub');
   keyHex = fs.readFileSync(keyFile, 'utf8').trim();
   assert.match(keyHex, /^[0-9a-f]{64}$/);

@@ -17,7 +17,8 @@ pub fn scratch() -> tempfile::TempDir {
     dir.expect("a scratch directory")
 }
 
-/// Copies the directory tree `from` to `to` (regular files and directories only).
+/// Copies the directory tree `from` to `to` (regular files and directories only), giving `*.key` files mode 0600
+/// back (git keeps no 0600, and consentry refuses a signing key others may read).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the copy");
     for e in std::fs::read_dir(from).expect("read the fixture") {
@@ -27,6 +28,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&src, &dst);
         } else {
             std::fs::copy(&src, &dst).expect("copy a fixture file");
+            if dst.extension().is_some_and(|x| x == "key") {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).expect("chmod 600 a key");
+            }
         }
     }
 }
