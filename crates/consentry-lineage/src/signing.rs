@@ -17,9 +17,14 @@
 //!   `str(id) str(kind) str(purpose) str(dataset) u64(version) opt(supersedes) u64(shard count)` then per shard,
 //!   by index, `u32(index) str(file_blake3) str(members_blake3)` — `id` is the BLAKE3 of `model.json`, `dataset`
 //!   the id of the dataset it was trained on, `supersedes` the version it replaced.
+//! - a version going live in place of the one it replaced, label [`LIVE_LABEL`] (`consentry registry live v1`):
+//!   `str(id) str(supersedes) i64(at)` — `at` is when the registry swapped it in (Unix seconds): the moment the
+//!   members it excludes stopped being in a live model of its line. Only versions that replace another carry one
+//!   (stored in the version's `cause_json`, read back as [`RegisteredFiles::live_since`]); versions registered
+//!   before this record existed have none.
 //!
 //! The signature is stored as 128 lower-case hex digits. Mutable state (a model's status, directories, unlearning
-//! requests) is not signed; a live version that a signed record names as superseded is refused by serving.
+//! requests) is not signed (the time a version went live is, once, by the record above); a live version that a signed record names as superseded is refused by serving.
 
 use crate::integrity::RegisteredFiles;
 use crate::registry::DatasetRecord;
@@ -29,6 +34,8 @@ use consentry_ledger::{LabelledVerifier, LogKey};
 pub const DATASET_LABEL: &str = "consentry registry dataset v1";
 /// The domain label of a model version registration's signature.
 pub const MODEL_LABEL: &str = "consentry registry model v1";
+/// The domain label of the signature over when a version went live in place of the one it replaced.
+pub const LIVE_LABEL: &str = "consentry registry live v1";
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_be_bytes());
@@ -73,6 +80,35 @@ pub fn model_bytes(f: &RegisteredFiles) -> Vec<u8> {
         put_str(&mut out, &s.members_blake3);
     }
     out
+}
+
+/// The bytes a version's going-live record covers (see the module documentation).
+pub fn live_bytes(id: &str, supersedes: &str, at: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    put_str(&mut out, id);
+    put_str(&mut out, supersedes);
+    out.extend_from_slice(&at.to_be_bytes());
+    out
+}
+
+/// Signs that version `id` went live in place of `supersedes` at `at` (hex signature).
+pub fn sign_live(key: &LogKey, id: &str, supersedes: &str, at: i64) -> String {
+    hex::encode(key.sign_labelled(LIVE_LABEL, &live_bytes(id, supersedes, at)))
+}
+
+/// When a registered version went live in place of the version it names as replaced, if that record exists and
+/// its signature verifies: `Ok(Some(at))`; `Ok(None)` for a version without the record (a first version, or one
+/// registered before the record existed); `Err(why)` for a record that does not verify (or one on a version that
+/// replaced nothing).
+pub fn live_since(key: &dyn LabelledVerifier, f: &RegisteredFiles) -> Result<Option<i64>, String> {
+    let Some(live) = &f.live_since else { return Ok(None) };
+    let Some(prev) = &f.supersedes else {
+        return Err("the record says it went live in place of another version, but it replaced none".into());
+    };
+    match check(key, LIVE_LABEL, &live_bytes(&f.id, prev, live.at), Some(&live.signature)) {
+        None => Ok(Some(live.at)),
+        Some(p) => Err(p.replace("registry row", "going-live record")),
+    }
 }
 
 /// Signs a dataset registration (hex signature).
@@ -124,6 +160,7 @@ mod tests {
             members_commitment: "bb".repeat(32),
             created: 1_790_000_100,
             signature: None,
+            live_since: None,
         }
     }
 
