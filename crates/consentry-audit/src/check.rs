@@ -1263,12 +1263,17 @@ fn check_late_removals(
             let (Some(evs), Some(f)) = (events_of.get(&member), state.facts.get(&member)) else { continue };
             let consent: Vec<ConsentEvent> = evs.iter().map(|e| e.event.body.consent()).collect();
             let withdrawn_at = |t: i64| {
-                matches!(policy.evaluate(pid, f, &consent, t), Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc))
+                matches!(
+                    policy.evaluate(pid, f, &consent, t),
+                    Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)
+                )
             };
             // The earliest withdrawal still in force at its deadline that the removal came after.
-            let Some(w) = evs.iter().filter(|e| e.event.body.action == Action::Withdraw && unseen(e)).find(|w| {
-                removed_late(window, w.event.body.event_time, removed_at, withdrawn_at)
-            }) else {
+            let Some(w) = evs
+                .iter()
+                .filter(|e| e.event.body.action == Action::Withdraw && unseen(e))
+                .find(|w| removed_late(window, w.event.body.event_time, removed_at, withdrawn_at))
+            else {
                 continue;
             };
             late += 1;

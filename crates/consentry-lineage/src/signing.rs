@@ -160,7 +160,6 @@ mod tests {
             members_commitment: "bb".repeat(32),
             created: 1_790_000_100,
             signature: None,
-            live_since: None,
         }
     }
 
@@ -177,6 +176,7 @@ mod tests {
                 RegisteredShard { index: 0, file_blake3: "01".repeat(32), members_blake3: "02".repeat(32) },
             ],
             signature: None,
+            live_since: None,
         }
     }
 
@@ -253,6 +253,34 @@ mod tests {
         let mut reordered = m.clone();
         reordered.shards.reverse();
         assert_eq!(model_problem(&k.public(), &reordered), None);
+    }
+
+    #[test]
+    fn going_live_records_bind_the_version_its_predecessor_and_the_time() {
+        let k = key();
+        let mut m = model();
+        assert_eq!(live_since(&k.public(), &m), Ok(None));
+        let prev = m.supersedes.clone().unwrap();
+        m.live_since =
+            Some(crate::LiveSince { at: 1_790_000_500, signature: sign_live(&k, &m.id, &prev, 1_790_000_500) });
+        assert_eq!(live_since(&k.public(), &m), Ok(Some(1_790_000_500)));
+        let altered: Vec<Edit<RegisteredFiles>> = vec![
+            Box::new(|m| m.id = "ce".repeat(32)),
+            Box::new(|m| m.supersedes = Some("de".repeat(32))),
+            Box::new(|m| m.supersedes = None),
+            Box::new(|m| m.live_since.as_mut().unwrap().at -= 3600),
+            Box::new(|m| m.live_since.as_mut().unwrap().signature = "ab".repeat(64)),
+        ];
+        for f in altered {
+            let mut x = m.clone();
+            f(&mut x);
+            assert!(live_since(&k.public(), &x).is_err(), "{x:?}");
+        }
+        // Another label's signature over the same bytes is not a going-live record.
+        let mut wrong = m.clone();
+        wrong.live_since.as_mut().unwrap().signature =
+            hex::encode(k.sign_labelled(MODEL_LABEL, &live_bytes(&m.id, &prev, 1_790_000_500)));
+        assert!(live_since(&k.public(), &wrong).is_err());
     }
 
     #[test]

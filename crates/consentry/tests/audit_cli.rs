@@ -439,8 +439,8 @@ fn removal_after_the_deadline_is_reported_online_offline_and_in_lineage() {
     // `lineage member` shows the late removal with its delay.
     let l = ok(&consentry(&data, &["lineage", "member", &late.to_string()]));
     assert!(l.contains("deadline missed") && l.contains("s past the deadline"), "{l}");
-    let j: Value = serde_json::from_str(&ok(&consentry(&data, &["--json", "lineage", "member", &late.to_string()])))
-        .unwrap();
+    let j: Value =
+        serde_json::from_str(&ok(&consentry(&data, &["--json", "lineage", "member", &late.to_string()]))).unwrap();
     let v2 = j["models"].as_array().unwrap().iter().find(|m| m["version"] == 2 && m["kind"] == "job-recs").unwrap();
     assert!(v2["removed_late_by"].as_i64().unwrap() >= 3600 - 60 - 5, "{v2}");
 }
