@@ -18,6 +18,9 @@ fn check_options(opts: &AuditOptions) -> Result<()> {
     if opts.deadline_seconds.is_some_and(|d| d < 0) {
         return Err(AppError::bad_input("--deadline is a number of seconds ≥ 0"));
     }
+    if opts.tolerance_seconds < 0 {
+        return Err(AppError::bad_input("--tolerance is a number of seconds ≥ 0"));
+    }
     Ok(())
 }
 

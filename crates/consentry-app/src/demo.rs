@@ -327,6 +327,18 @@ pub fn run(
     };
     let audit = session.audit(&aopts)?;
     on_step(DemoStep::Audited(&audit));
+    // The summary above and the audit must never disagree: a removal past its deadline is a violation the audit
+    // reports (`withdrawal_removed_late`, or `withdrawal_deadline_missed` while the member is still in).
+    let missed = unlearning.figures.missed;
+    if audit.ok && missed > 0 {
+        return Err(AppError::new(
+            ErrorKind::Integrity,
+            format!(
+                "the unlearning pass missed {missed} deadline(s) but the audit reports none: the summary and the \
+                 audit disagree"
+            ),
+        ));
+    }
     if !audit.ok {
         return Err(AppError::new(
             ErrorKind::Integrity,

@@ -497,6 +497,7 @@ mod tests {
             status_changed: None,
             removed_at: None,
             removed_by: None,
+            removed_late_by: None,
             state: String::new(),
         }
     }

@@ -34,6 +34,9 @@ pub struct AuditOptions {
     pub now: i64,
     /// The withdrawal deadline; `None`: the one recorded in the bundle.
     pub deadline_seconds: Option<i64>,
+    /// Seconds past the deadline still accepted (0: the promise itself). A member removed, or still present,
+    /// more than `deadline + tolerance` after withdrawing is a violation.
+    pub tolerance_seconds: i64,
     /// Audit only this model (and its dataset); `None`: every model.
     pub model: Option<String>,
     /// The public key the auditor obtained independently; `None`: trust the bundle's.
@@ -50,6 +53,7 @@ impl AuditOptions {
         AuditOptions {
             now,
             deadline_seconds: None,
+            tolerance_seconds: 0,
             model: None,
             public_key: None,
             known_heads: Vec::new(),
@@ -330,11 +334,17 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     for m in &selected {
         findings.extend(registry_signature(bundle, m, key.as_ref()).into_iter().map(|f| f.model(&m.id)));
     }
+    let tolerance = opts.tolerance_seconds.max(0);
+    let allowed = deadline.saturating_add(tolerance);
     let mut models = Vec::new();
-    for m in selected {
-        if let Some(s) = check_model(bundle, m, &state, policy.as_ref(), opts.now, deadline, &mut findings) {
+    for m in &selected {
+        if let Some(s) = check_model(bundle, m, &state, policy.as_ref(), opts.now, allowed, &mut findings) {
             models.push(s);
         }
+    }
+    if let Some(policy) = &policy {
+        let window = Window { deadline, tolerance };
+        check_late_removals(bundle, &state, policy, &selected, window, key.as_ref(), &mut findings);
     }
 
     if opts.model.is_none() {
@@ -345,6 +355,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
         mode: "bundle".into(),
         now: opts.now,
         deadline_seconds: deadline,
+        tolerance_seconds: tolerance,
         ok: true,
         violations: 0,
         ledger: ledger_summary,
@@ -1154,4 +1165,215 @@ fn check_withdrawals(
         }
     }
     (missed, pending)
+}
+
+/// The time a withdrawn member may stay in a live model: the deadline, plus what the run tolerates past it.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    deadline: i64,
+    tolerance: i64,
+}
+
+impl Window {
+    /// When a withdrawal at `withdrew` must be out of every live model, tolerance included.
+    fn due(self, withdrew: i64) -> i64 {
+        withdrew.saturating_add(self.deadline).saturating_add(self.tolerance)
+    }
+}
+
+/// The rule of a late removal: a member withdrawn at `withdrew` and taken out of the live model at `removed` was
+/// removed late when `removed` is past the deadline (plus the tolerance), unless consent no longer denied them at
+/// that point (`withdrawn_at_due`: a re-grant before it ended the obligation).
+fn removed_late(window: Window, withdrew: i64, removed: i64, withdrawn_at_due: impl FnOnce(i64) -> bool) -> bool {
+    let due = window.due(withdrew);
+    removed > due && withdrawn_at_due(due)
+}
+
+/// (c') Members a model line removed after their deadline. For each registered version that replaced another
+/// (the signed `supersedes`), the members the older version's shards held and the newer one's do not were removed
+/// when the newer version went live: the time its signed going-live record states (never earlier than its
+/// `model.json`'s creation, which its id covers; that creation time alone, a lower bound, for a version registered
+/// before the record existed). A removed member whose withdrawal — one the older version's dataset did not already
+/// account for, by event time as the deadline runs — still denied them at its deadline was in a live model longer
+/// than promised: `withdrawal_removed_late`, with the versions, the withdrawal, the removal and the delay.
+fn check_late_removals(
+    bundle: &Bundle,
+    state: &LedgerState,
+    policy: &Policy,
+    selected: &[&ModelEvidence],
+    window: Window,
+    key: Option<&KeyChain>,
+    findings: &mut Vec<Finding>,
+) {
+    let members_of = |m: &ModelEvidence| -> Option<RoaringTreemap> {
+        let meta = m.meta.as_ref()?;
+        let mut all = RoaringTreemap::new();
+        for s in &meta.shards {
+            all |= &m.bitmaps.get(&s.members_file)?.0;
+        }
+        Some(all)
+    };
+    for next in &bundle.models {
+        let Some(reg) = &next.registered else { continue };
+        let Some(prev_id) = &reg.supersedes else { continue };
+        let Some(prev) = bundle.models.iter().find(|m| m.registered.as_ref().is_some_and(|r| &r.id == prev_id)) else {
+            continue;
+        };
+        if !selected.iter().any(|s| s.id == next.id || s.id == prev.id) {
+            continue;
+        }
+        let (Some(prev_meta), Some(next_meta)) = (&prev.meta, &next.meta) else { continue };
+        // Missing or unreadable bitmaps are findings of their own (check_model): nothing to compare here.
+        let (Some(before), Some(after)) = (members_of(prev), members_of(next)) else { continue };
+        let removed = before - after;
+        if removed.is_empty() {
+            continue;
+        }
+        let Some(pid) = policy.purpose_id(&prev_meta.purpose) else { continue };
+        let Some(events_of) = state.by_purpose.get(policy.purpose(pid).key.as_str()) else { continue };
+        let signed = match key.map(|k| consentry_lineage::signing::live_since(k, reg)) {
+            Some(Ok(at)) => at,
+            Some(Err(why)) => {
+                findings.push(
+                    Finding::violation(
+                        ViolationKind::RegistrySignature,
+                        format!(
+                            "the record of when version {} ({}) went live is not signed by the ledger's key",
+                            reg.version, reg.id
+                        ),
+                        "a going-live record signed by the ledger's key",
+                        why,
+                    )
+                    .model(&next.id),
+                );
+                None
+            }
+            None => None,
+        };
+        let (removed_at, how) = match signed {
+            Some(at) => (at.max(next_meta.created), "by its signed going-live record"),
+            None => (next_meta.created, "at the earliest: its model.json's creation time, no signed going-live record"),
+        };
+        let manifest = dataset_of(bundle, &prev_meta.dataset.manifest_blake3).and_then(|d| d.manifest.as_ref());
+        let unseen = |e: &StoredEvent| {
+            manifest.is_none_or(|man| e.event.seq > man.ledger.position || e.event.body.event_time > man.ledger.at)
+        };
+        let mut late = 0usize;
+        for member in removed.iter() {
+            let (Some(evs), Some(f)) = (events_of.get(&member), state.facts.get(&member)) else { continue };
+            let consent: Vec<ConsentEvent> = evs.iter().map(|e| e.event.body.consent()).collect();
+            let withdrawn_at = |t: i64| {
+                matches!(
+                    policy.evaluate(pid, f, &consent, t),
+                    Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)
+                )
+            };
+            // The earliest withdrawal still in force at its deadline that the removal came after.
+            let Some(w) = evs
+                .iter()
+                .filter(|e| e.event.body.action == Action::Withdraw && unseen(e))
+                .find(|w| removed_late(window, w.event.body.event_time, removed_at, withdrawn_at))
+            else {
+                continue;
+            };
+            late += 1;
+            if late > ITEMISED {
+                continue;
+            }
+            let withdrew = w.event.body.event_time;
+            let due = window.due(withdrew);
+            let tolerance =
+                if window.tolerance == 0 { String::new() } else { format!(" + {} s tolerance", window.tolerance) };
+            findings.push(
+                Finding::violation(
+                    ViolationKind::WithdrawalRemovedLate,
+                    format!(
+                        "member {member} withdrew (seq {}, source {:?}) at {withdrew} and stayed in model {} version {} \
+                         ({}) until version {} ({}) went live at {removed_at}: removed {} s after withdrawing, {} s \
+                         past the deadline",
+                        w.event.seq,
+                        w.event.body.source,
+                        prev.id,
+                        prev.registered.as_ref().map_or(0, |r| r.version),
+                        prev_id,
+                        reg.version,
+                        reg.id,
+                        removed_at.saturating_sub(withdrew),
+                        removed_at.saturating_sub(due),
+                    ),
+                    format!(
+                        "out of every live model by {due} (withdrew at {withdrew} + {} s deadline{tolerance})",
+                        window.deadline
+                    ),
+                    format!("removed at {removed_at} ({how}), {} s after the withdrawal", removed_at.saturating_sub(withdrew)),
+                )
+                .model(&prev.id)
+                .member(member)
+                .seq(w.event.seq),
+            );
+        }
+        if late > ITEMISED {
+            findings.push(more(ViolationKind::WithdrawalRemovedLate, late - ITEMISED).model(&prev.id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consentry_policy::{DEFAULT_POLICY, Source};
+    use proptest::prelude::*;
+
+    const JOBS: &str = "train_ai_system.job_recommendations";
+
+    fn event(at: i64, action: Action, notice_version: u32) -> ConsentEvent {
+        ConsentEvent { at, action, notice_version, source: Source::Ui }
+    }
+
+    proptest! {
+        /// A removal is late iff it came after withdrawal + deadline + tolerance while the withdrawal still denied
+        /// the member then: a re-grant at or before that point ends the obligation, one after it does not.
+        #[test]
+        fn late_iff_removed_past_the_deadline_while_still_withdrawn(
+            withdrew in 1_800_000_000i64..1_800_100_000,
+            deadline in 0i64..100_000,
+            tolerance in 0i64..1_000,
+            removed_after in 0i64..300_000,
+            regrant_after in proptest::option::of(1i64..300_000),
+        ) {
+            let policy = Policy::from_toml("default.toml", DEFAULT_POLICY).unwrap();
+            let pid = policy.purpose_id(JOBS).unwrap();
+            let notice = policy.purpose(pid).latest_notice().version;
+            let facts = MemberFacts {
+                jurisdiction: policy.resolve_jurisdiction("DE"),
+                birth_date: chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+            };
+            let mut events = vec![event(withdrew - 10_000, Action::Grant, notice), event(withdrew, Action::Withdraw, notice)];
+            if let Some(r) = regrant_after {
+                events.push(event(withdrew + r, Action::Grant, notice));
+            }
+            let withdrawn_at = |t: i64| {
+                matches!(policy.evaluate(pid, &facts, &events, t), Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc))
+            };
+            let due = withdrew + deadline + tolerance;
+            let expected = withdrew + removed_after > due && regrant_after.is_none_or(|r| withdrew + r > due);
+            let window = Window { deadline, tolerance };
+            prop_assert_eq!(window.due(withdrew), due);
+            prop_assert_eq!(removed_late(window, withdrew, withdrew + removed_after, withdrawn_at), expected);
+        }
+    }
+
+    #[test]
+    fn the_edges_of_the_rule() {
+        let w = Window { deadline: 60, tolerance: 0 };
+        // At the deadline is on time; a second later is late; a tolerance moves the edge.
+        assert!(!removed_late(w, 1000, 1060, |_| true));
+        assert!(removed_late(w, 1000, 1061, |_| true));
+        assert!(!removed_late(Window { tolerance: 5, ..w }, 1000, 1065, |_| true));
+        assert!(removed_late(Window { tolerance: 5, ..w }, 1000, 1066, |_| true));
+        // Consent back by the deadline: nothing was owed.
+        assert!(!removed_late(w, 1000, 5000, |_| false));
+        // Hostile times saturate instead of overflowing.
+        assert!(!removed_late(Window { deadline: i64::MAX, tolerance: i64::MAX }, i64::MAX, i64::MAX, |_| true));
+    }
 }

@@ -33,6 +33,9 @@ pub enum ViolationKind {
     ShardMembership,
     /// A member whose withdrawal is older than the deadline is still in a live model.
     WithdrawalDeadlineMissed,
+    /// A member was removed from a model line (the version without them went live, by its signed going-live
+    /// record) after their withdrawal's deadline: they were in a live model longer than promised.
+    WithdrawalRemovedLate,
     /// A dataset's files differ from its manifest (online: `gate verify`).
     DatasetFiles,
     /// A shard weight file differs from `model.json` (online).
@@ -80,6 +83,7 @@ impl ViolationKind {
             ViolationKind::CommitmentMismatch => "commitment_mismatch",
             ViolationKind::ShardMembership => "shard_membership",
             ViolationKind::WithdrawalDeadlineMissed => "withdrawal_deadline_missed",
+            ViolationKind::WithdrawalRemovedLate => "withdrawal_removed_late",
             ViolationKind::DatasetFiles => "dataset_files",
             ViolationKind::ShardFileAltered => "shard_file_altered",
             ViolationKind::DpRecord => "dp_record",
@@ -250,6 +254,9 @@ pub struct Report {
     pub now: i64,
     /// Withdrawal deadline applied (seconds).
     pub deadline_seconds: i64,
+    /// Seconds past the deadline the run tolerated (`--tolerance`; 0, the promise itself, is not shown).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub tolerance_seconds: i64,
     /// True when no violation was found.
     pub ok: bool,
     /// Violations found.
@@ -262,6 +269,10 @@ pub struct Report {
     pub models: Vec<ModelSummary>,
     /// Every finding, violations first.
     pub findings: Vec<Finding>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl Report {
@@ -283,11 +294,16 @@ impl Report {
         let l = &self.ledger;
         let _ = writeln!(
             s,
-            "audit ({}) at {} with a withdrawal deadline of {} s",
+            "audit ({}) at {} with a withdrawal deadline of {} s{}",
             self.mode,
             chrono::DateTime::from_timestamp(self.now, 0)
                 .map_or_else(|| self.now.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            self.deadline_seconds
+            self.deadline_seconds,
+            if self.tolerance_seconds == 0 {
+                String::new()
+            } else {
+                format!(" (tolerating {} s more)", self.tolerance_seconds)
+            }
         );
         let _ = writeln!(
             s,
@@ -362,6 +378,7 @@ mod tests {
             mode: "bundle".into(),
             now: 10,
             deadline_seconds: 5,
+            tolerance_seconds: 0,
             ok: true,
             violations: 0,
             ledger: LedgerSummary::default(),

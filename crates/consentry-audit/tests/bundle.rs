@@ -357,6 +357,7 @@ fn registered(dir: &Path) -> consentry_lineage::RegisteredFiles {
         version: 1,
         supersedes: None,
         signature: None,
+        live_since: None,
         shards: meta
             .shards
             .iter()

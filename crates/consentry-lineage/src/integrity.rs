@@ -50,6 +50,29 @@ pub struct RegisteredFiles {
     /// The registration's signature by the ledger's key (hex), over [`crate::signing::model_bytes`].
     #[serde(default)]
     pub signature: Option<String>,
+    /// When this version went live in place of `supersedes`, signed ([`crate::signing::live_since`]); `None` for
+    /// a first version and for versions registered before the record existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_since: Option<LiveSince>,
+}
+
+/// The signed record of when a version went live in place of the one it replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSince {
+    /// When the registry swapped it in (Unix seconds).
+    pub at: i64,
+    /// The ledger key's signature (hex) over [`crate::signing::live_bytes`].
+    pub signature: String,
+}
+
+impl LiveSince {
+    /// The record as a version's `cause_json` keeps it (`live_since`, `live_since_signature`), if it is there.
+    pub(crate) fn from_cause(cause: &serde_json::Value) -> Option<LiveSince> {
+        Some(LiveSince {
+            at: cause.get("live_since")?.as_i64()?,
+            signature: cause.get("live_since_signature")?.as_str()?.to_string(),
+        })
+    }
 }
 
 /// A file of a model directory that does not hold what the registry recorded.
@@ -118,7 +141,8 @@ impl Registry {
     pub fn registered_files(&self, id: &str) -> Result<RegisteredFiles, LineageError> {
         self.conn().transaction(false, |db| {
             let rows = db.query(
-                "SELECT kind, purpose, dataset_id, version, supersedes, signature FROM registry_models WHERE id = $1",
+                "SELECT kind, purpose, dataset_id, version, supersedes, signature, cause_json FROM registry_models \
+                 WHERE id = $1",
                 &[P::T(id)],
             )?;
             let m = rows.first().ok_or_else(|| LineageError::NotFound {
@@ -128,6 +152,11 @@ impl Registry {
             })?;
             let (kind, purpose, dataset, version, supersedes, signature) =
                 (m.text(0)?, m.text(1)?, m.text(2)?, m.u64(3)?, m.opt_text(4)?, m.opt_text(5)?);
+            // An unparsable cause carries no going-live record (the audit then finds none, and says so).
+            let live_since = m
+                .opt_text(6)?
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+                .and_then(|c| LiveSince::from_cause(&c));
             let rows = db.query(
                 "SELECT idx, file_blake3, members_bitmap FROM registry_shards WHERE model_id = $1 ORDER BY idx",
                 &[P::T(id)],
@@ -142,7 +171,17 @@ impl Registry {
                     })
                 })
                 .collect::<Result<Vec<_>, LineageError>>()?;
-            Ok(RegisteredFiles { id: id.to_string(), kind, purpose, dataset, version, supersedes, shards, signature })
+            Ok(RegisteredFiles {
+                id: id.to_string(),
+                kind,
+                purpose,
+                dataset,
+                version,
+                supersedes,
+                shards,
+                signature,
+                live_since,
+            })
         })
     }
 

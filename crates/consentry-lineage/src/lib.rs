@@ -16,7 +16,7 @@ pub mod registry;
 pub mod signing;
 pub mod worker;
 
-pub use integrity::{CitedPosition, FileMismatch, RegisteredFiles, RegisteredShard, Servable};
+pub use integrity::{CitedPosition, FileMismatch, LiveSince, RegisteredFiles, RegisteredShard, Servable};
 pub use registry::{
     DatasetRecord, MemberDataset, MemberLineage, MemberModel, MemberPrivacy, ModelLineage, ModelRecord, ModelStatus,
     Registry, RequestStatus, RunRecord, ShardRecord, UnlearningRequest,

@@ -234,6 +234,11 @@ impl UnlearningRequest {
     }
 }
 
+/// Seconds a completed request came after its deadline; `None` when it was on time or is still open.
+pub fn late_by(q: &UnlearningRequest) -> Option<i64> {
+    q.completed_at.map(|at| at.saturating_sub(q.deadline)).filter(|by| *by > 0)
+}
+
 /// A dataset a member's data entered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberDataset {
@@ -278,6 +283,9 @@ pub struct MemberModel {
     pub removed_at: Option<i64>,
     /// The version retrained without them.
     pub removed_by: Option<String>,
+    /// Seconds the removal came after its deadline (`None`: on time, or not removed yet).
+    #[serde(default)]
+    pub removed_late_by: Option<i64>,
     /// One line for people: "live", "removed by unlearning at …", ….
     pub state: String,
 }
@@ -987,7 +995,7 @@ impl Registry {
             }
             let version = prev.as_ref().map_or(1, |p| p.version + 1);
             let rec = self.live_record(&m, &dataset.id, version, prev.map(|p| p.id), cause.clone());
-            self.insert_model(db, &rec, &m)?;
+            self.insert_model(db, &rec, &m, registered)?;
             insert_events(db, &rec.id, &facts.grants)?;
             insert_run(
                 db,
@@ -1221,7 +1229,17 @@ impl Registry {
             let state = match (model.status, &removal) {
                 (_, Some(q)) => {
                     let at = q.completed_at.map_or_else(|| "?".into(), format_time);
-                    let late = if q.status == RequestStatus::Missed { " (deadline missed)" } else { "" };
+                    // A removal after the deadline says by how much, with the times it is measured from.
+                    let late = match (q.completed_at, late_by(q)) {
+                        (Some(done), Some(by)) => format!(
+                            " (deadline missed: withdrew at {}, removed {} s later, {by} s past the deadline {})",
+                            format_time(q.requested_at),
+                            done.saturating_sub(q.requested_at),
+                            format_time(q.deadline)
+                        ),
+                        _ if q.status == RequestStatus::Missed => " (deadline missed)".into(),
+                        _ => String::new(),
+                    };
                     match &q.new_model {
                         Some(n) => format!(
                             "removed by unlearning at {at}{late}: version {} ({}) retrained without them after \
@@ -1264,6 +1282,7 @@ impl Registry {
                 status_changed: model.status_changed,
                 removed_at,
                 removed_by,
+                removed_late_by: removal.as_ref().and_then(late_by),
                 state,
             });
         }
@@ -1362,12 +1381,14 @@ pub(crate) fn get_cursor(db: &mut dyn Db, name: &str) -> Result<u64, LineageErro
 
 impl Registry {
     /// Inserts a model version's record and shards, signed with the ledger's key over the fields and hashes
-    /// [`crate::signing`] names.
+    /// [`crate::signing`] names. A version that replaces another also gets the signed record of going live at
+    /// `live_at` (in its `cause_json`), the time the audit measures a late removal by.
     pub(crate) fn insert_model(
         &self,
         db: &mut dyn Db,
         rec: &ModelRecord,
         m: &CheckedModel,
+        live_at: i64,
     ) -> Result<(), LineageError> {
         let key = self.signer(|| format!("model {}", m.dir.display()))?;
         let files = crate::integrity::RegisteredFiles {
@@ -1389,9 +1410,18 @@ impl Registry {
                 })
                 .collect(),
             signature: None,
+            live_since: None,
         };
         let signature = crate::signing::sign_model(key, &files);
-        insert_model_row(db, rec, m, &signature)
+        let Some(prev) = &rec.supersedes else { return insert_model_row(db, rec, m, &signature) };
+        let mut cause = match &rec.cause {
+            Some(serde_json::Value::Object(c)) => c.clone(),
+            _ => serde_json::Map::new(),
+        };
+        cause.insert("live_since".into(), live_at.into());
+        cause.insert("live_since_signature".into(), crate::signing::sign_live(key, &rec.id, prev, live_at).into());
+        let rec = ModelRecord { cause: Some(serde_json::Value::Object(cause)), ..rec.clone() };
+        insert_model_row(db, &rec, m, &signature)
     }
 }
 

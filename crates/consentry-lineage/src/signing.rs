@@ -17,9 +17,14 @@
 //!   `str(id) str(kind) str(purpose) str(dataset) u64(version) opt(supersedes) u64(shard count)` then per shard,
 //!   by index, `u32(index) str(file_blake3) str(members_blake3)` — `id` is the BLAKE3 of `model.json`, `dataset`
 //!   the id of the dataset it was trained on, `supersedes` the version it replaced.
+//! - a version going live in place of the one it replaced, label [`LIVE_LABEL`] (`consentry registry live v1`):
+//!   `str(id) str(supersedes) i64(at)` — `at` is when the registry swapped it in (Unix seconds): the moment the
+//!   members it excludes stopped being in a live model of its line. Only versions that replace another carry one
+//!   (stored in the version's `cause_json`, read back as [`RegisteredFiles::live_since`]); versions registered
+//!   before this record existed have none.
 //!
 //! The signature is stored as 128 lower-case hex digits. Mutable state (a model's status, directories, unlearning
-//! requests) is not signed; a live version that a signed record names as superseded is refused by serving.
+//! requests) is not signed (the time a version went live is, once, by the record above); a live version that a signed record names as superseded is refused by serving.
 
 use crate::integrity::RegisteredFiles;
 use crate::registry::DatasetRecord;
@@ -29,6 +34,8 @@ use consentry_ledger::{LabelledVerifier, LogKey};
 pub const DATASET_LABEL: &str = "consentry registry dataset v1";
 /// The domain label of a model version registration's signature.
 pub const MODEL_LABEL: &str = "consentry registry model v1";
+/// The domain label of the signature over when a version went live in place of the one it replaced.
+pub const LIVE_LABEL: &str = "consentry registry live v1";
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u64).to_be_bytes());
@@ -73,6 +80,35 @@ pub fn model_bytes(f: &RegisteredFiles) -> Vec<u8> {
         put_str(&mut out, &s.members_blake3);
     }
     out
+}
+
+/// The bytes a version's going-live record covers (see the module documentation).
+pub fn live_bytes(id: &str, supersedes: &str, at: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    put_str(&mut out, id);
+    put_str(&mut out, supersedes);
+    out.extend_from_slice(&at.to_be_bytes());
+    out
+}
+
+/// Signs that version `id` went live in place of `supersedes` at `at` (hex signature).
+pub fn sign_live(key: &LogKey, id: &str, supersedes: &str, at: i64) -> String {
+    hex::encode(key.sign_labelled(LIVE_LABEL, &live_bytes(id, supersedes, at)))
+}
+
+/// When a registered version went live in place of the version it names as replaced, if that record exists and
+/// its signature verifies: `Ok(Some(at))`; `Ok(None)` for a version without the record (a first version, or one
+/// registered before the record existed); `Err(why)` for a record that does not verify (or one on a version that
+/// replaced nothing).
+pub fn live_since(key: &dyn LabelledVerifier, f: &RegisteredFiles) -> Result<Option<i64>, String> {
+    let Some(live) = &f.live_since else { return Ok(None) };
+    let Some(prev) = &f.supersedes else {
+        return Err("the record says it went live in place of another version, but it replaced none".into());
+    };
+    match check(key, LIVE_LABEL, &live_bytes(&f.id, prev, live.at), Some(&live.signature)) {
+        None => Ok(Some(live.at)),
+        Some(p) => Err(p.replace("registry row", "going-live record")),
+    }
 }
 
 /// Signs a dataset registration (hex signature).
@@ -140,6 +176,7 @@ mod tests {
                 RegisteredShard { index: 0, file_blake3: "01".repeat(32), members_blake3: "02".repeat(32) },
             ],
             signature: None,
+            live_since: None,
         }
     }
 
@@ -216,6 +253,34 @@ mod tests {
         let mut reordered = m.clone();
         reordered.shards.reverse();
         assert_eq!(model_problem(&k.public(), &reordered), None);
+    }
+
+    #[test]
+    fn going_live_records_bind_the_version_its_predecessor_and_the_time() {
+        let k = key();
+        let mut m = model();
+        assert_eq!(live_since(&k.public(), &m), Ok(None));
+        let prev = m.supersedes.clone().unwrap();
+        m.live_since =
+            Some(crate::LiveSince { at: 1_790_000_500, signature: sign_live(&k, &m.id, &prev, 1_790_000_500) });
+        assert_eq!(live_since(&k.public(), &m), Ok(Some(1_790_000_500)));
+        let altered: Vec<Edit<RegisteredFiles>> = vec![
+            Box::new(|m| m.id = "ce".repeat(32)),
+            Box::new(|m| m.supersedes = Some("de".repeat(32))),
+            Box::new(|m| m.supersedes = None),
+            Box::new(|m| m.live_since.as_mut().unwrap().at -= 3600),
+            Box::new(|m| m.live_since.as_mut().unwrap().signature = "ab".repeat(64)),
+        ];
+        for f in altered {
+            let mut x = m.clone();
+            f(&mut x);
+            assert!(live_since(&k.public(), &x).is_err(), "{x:?}");
+        }
+        // Another label's signature over the same bytes is not a going-live record.
+        let mut wrong = m.clone();
+        wrong.live_since.as_mut().unwrap().signature =
+            hex::encode(k.sign_labelled(MODEL_LABEL, &live_bytes(&m.id, &prev, 1_790_000_500)));
+        assert!(live_since(&k.public(), &wrong).is_err());
     }
 
     #[test]

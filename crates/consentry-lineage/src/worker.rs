@@ -532,7 +532,7 @@ fn retrain(
             }
             mark_status(db, &model.id, ModelStatus::Superseded, at)?;
             let rec = reg.live_record(&checked, &model.dataset, version, Some(model.id.clone()), Some(cause.clone()));
-            reg.insert_model(db, &rec, &checked)?;
+            reg.insert_model(db, &rec, &checked, at)?;
             // The new version rests on the same grants, minus those of the members taken out.
             let kept: Vec<(u64, u64)> = db
                 .query("SELECT event_seq, member FROM registry_model_events WHERE model_id = $1", &[P::T(&model.id)])?

@@ -239,10 +239,18 @@ fn withdrawal_left_in_a_live_model_past_the_deadline_is_reported() {
         assert_eq!(f[0]["member"], member, "{r}");
         assert_eq!(f[0]["model"], "job-recs.v2", "{r}");
         assert_eq!(f[0]["seq"], seq, "{r}");
-        assert_eq!(r["violations"], 1, "only the deadline is missed: {r}");
+        // A zero deadline also makes the demo's own removals (a second or so after its withdrawals) late.
+        let history = findings(&r, "withdrawal_removed_late");
+        assert!(history.iter().all(|f| f["seq"].as_u64() < Some(seq)), "{r}");
+        assert_eq!(r["violations"], 1 + history.len(), "only the deadline is missed: {r}");
     }
     // Other purposes' models are not affected.
-    audit(&data, &["--offline", b, "--deadline", "0", "--model", "content.v2"], 0);
+    let o = consentry(&data, &["--json", "audit", "--offline", b, "--deadline", "0", "--model", "content.v2"]);
+    let r = json_of(&o);
+    assert!(findings(&r, "withdrawal_deadline_missed").is_empty(), "{r}");
+    let history = findings(&r, "withdrawal_removed_late");
+    assert!(history.iter().all(|f| f["seq"].as_u64() < Some(seq)), "{r}");
+    assert_eq!(r["violations"], history.len(), "{r}");
     // Within the deadline offline too.
     audit(&data, &["--offline", b], 0);
 
@@ -379,4 +387,77 @@ fn understated_epsilon_and_altered_shard_file_are_reported() {
     let f = findings(&r, "shard_file_altered");
     assert_eq!(f.len(), 1, "{r}");
     assert_eq!(f[0]["model"], "content.v2");
+}
+
+#[test]
+fn removal_after_the_deadline_is_reported_online_offline_and_in_lineage() {
+    let (dir, data) = fresh();
+    let models = DataDir::new(&data).models_dir();
+    let late = read_bitmap(&models.join("job-recs.v2/shard-000.members.roaring")).min().unwrap();
+    let regranted = read_bitmap(&models.join("job-recs.v2/shard-001.members.roaring")).min().unwrap();
+    // Both withdrew an hour ago; one granted again 30 s later, before a one-minute deadline ran out.
+    let append = |member: u64, action: &str, at: i64| -> u64 {
+        let (m, t) = (member.to_string(), later(at));
+        let args =
+            ["--json", "ledger", "append", "--member", &m, "--purpose", JOBS, "--action", action, "--event-time", &t];
+        let v: Value = serde_json::from_str(&ok(&consentry(&data, &args))).unwrap();
+        v["seq"].as_u64().or_else(|| v["event"]["seq"].as_u64()).expect("seq in append output")
+    };
+    let seq = append(late, "withdraw", -3600);
+    append(regranted, "withdraw", -3600);
+    append(regranted, "grant", -3570);
+    // The worker removes both now, an hour after they withdrew.
+    let u: Value = serde_json::from_str(&ok(&consentry(&data, &["--json", "unlearn", "--deadline", "60"]))).unwrap();
+    assert_eq!(u["retrains"].as_array().unwrap().len(), 1, "{u}");
+
+    // Within the bundle's 24 h deadline: on time.
+    audit(&data, &[], 0);
+    let bundle = dir.path().join("bundle");
+    export(&data, &bundle);
+    let b = bundle.to_str().unwrap();
+    for args in [vec!["--deadline", "60"], vec!["--offline", b, "--deadline", "60"]] {
+        let r = audit(&data, &args, 1);
+        let f = findings(&r, "withdrawal_removed_late");
+        assert_eq!(f.len(), 1, "only the member still withdrawn at the deadline: {r}");
+        assert_eq!(r["violations"], 1, "{r}");
+        assert_eq!((&f[0]["member"], &f[0]["model"], &f[0]["seq"]), (&late.into(), &"job-recs.v2".into(), &seq.into()));
+        let msg = f[0]["message"].as_str().unwrap();
+        assert!(msg.contains("version 2") && msg.contains("version 3") && msg.contains("past the deadline"), "{msg}");
+        let found = f[0]["found"].as_str().unwrap();
+        assert!(found.contains("signed going-live record") && found.contains("s after the withdrawal"), "{found}");
+        // A tolerance of two hours accepts it; the default is the promise itself.
+        let mut tolerant = args.clone();
+        tolerant.extend(["--tolerance", "7200"]);
+        audit(&data, &tolerant, 0);
+    }
+    let out = consentry(&data, &["audit", "--deadline", "60"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("VIOLATION withdrawal_removed_late"), "{}", text(&out.stdout));
+    let o = consentry(&data, &["audit", "--tolerance", "-1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+
+    // `lineage member` shows the late removal with its delay.
+    let l = ok(&consentry(&data, &["lineage", "member", &late.to_string()]));
+    assert!(l.contains("deadline missed") && l.contains("s past the deadline"), "{l}");
+    let j: Value =
+        serde_json::from_str(&ok(&consentry(&data, &["--json", "lineage", "member", &late.to_string()]))).unwrap();
+    let v2 = j["models"].as_array().unwrap().iter().find(|m| m["version"] == 2 && m["kind"] == "job-recs").unwrap();
+    assert!(v2["removed_late_by"].as_i64().unwrap() >= 3600 - 60 - 5, "{v2}");
+}
+
+#[test]
+fn a_demo_that_misses_its_deadline_fails_its_own_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Every swap waits 1.1 s, so with a zero deadline each removal comes after its withdrawal's deadline.
+    let o = common::command(&data)
+        .args(["demo", "--members", "600", "--seed", "5", "--deadline", "0"])
+        .env("FAILPOINTS", "unlearn::swap::before_commit=sleep(1100)")
+        .output()
+        .unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("missed"), "{out}");
+    assert!(out.contains("VIOLATION withdrawal_removed_late"), "{out}");
+    assert!(err.contains("own audit found"), "{err}");
 }

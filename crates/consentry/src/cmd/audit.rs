@@ -41,6 +41,9 @@ pub struct CheckArgs {
     /// Seconds a withdrawn member may remain in a live model [default: the deadline in force, 24 h].
     #[arg(long, value_name = "SECS")]
     pub deadline: Option<i64>,
+    /// Seconds past the deadline to accept before a withdrawn member's presence or late removal is a violation.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub tolerance: i64,
     /// Judge deadlines at this time: RFC 3339, YYYY-MM-DD or Unix seconds [default: now].
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
@@ -99,6 +102,7 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let opts = AuditOptions {
         now,
         deadline_seconds: args.deadline,
+        tolerance_seconds: args.tolerance,
         model: args.model.clone(),
         public_key,
         known_heads,
