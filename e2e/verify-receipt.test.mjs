@@ -468,3 +468,48 @@ test('the module verifies in a real Chromium (WebCrypto Ed25519, ES modules from
     server.close();
   }
 });
+
+test('after a key rotation, receipts carry the hand-overs and verify with the genesis key; cosigned ones too', async () => {
+  const rot = path.join(tmp, 'rotated');
+  fs.cpSync(fixture, rot, { recursive: true });
+  fs.chmodSync(path.join(rot, 'ledger.key'), 0o600);
+  const cli = (args) => {
+    const r = spawnSync(bin, ['--data', rot, ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `consentry ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  };
+  const witness = path.join(tmp, 'witness');
+  cli(['--quiet', 'witness', 'init', '--dir', witness, '--name', 'witness.example/w1']);
+  const origin = cli(['witness', 'checkpoint']).split('\n')[0];
+  cli(['--quiet', 'witness', 'add-log', '--dir', witness, '--origin', origin, '--public-key', keyFile]);
+  cli(['--quiet', 'ledger', 'rotate-key']);
+  const seq = JSON.parse(
+    cli(['--json', 'ledger', 'append', '--member', '7', '--purpose', 'train_ai_system.job_recommendations',
+      '--action', 'withdraw']),
+  ).event.seq;
+  cli(['--quiet', 'ledger', 'checkpoint']);
+  cli(['--quiet', 'witness', 'cosign', '--dir', witness]);
+  const after = cli(['ledger', 'receipt', '--event', String(seq)]);
+  const before = cli(['ledger', 'receipt', '--event', '100']);
+  const facts = cli(['ledger', 'receipt', '--event', '1']);
+  assert.match(after, /"key_handovers"/);
+  assert.match(after, /"key_id"/);
+  assert.match(after, /"witnessed"/);
+  for (const [name, text] of [['after', after], ['before', before], ['facts', facts]]) {
+    await both(`${name} the rotation`, text, 'ok');
+  }
+  // Without its hand-overs the head's key is unknown; an altered hand-over breaks the chain.
+  await both('hand-overs stripped', edit(after, (v) => delete v.key_handovers), 'key_chain');
+  await both(
+    'hand-over to another key',
+    edit(after, (v) => (v.key_handovers[0].new_public_key = flip(v.key_handovers[0].new_public_key))),
+    'key_chain',
+  );
+  await both(
+    'hand-over at another size',
+    edit(after, (v) => (v.key_handovers[0].tree_size += 1)),
+    'key_chain',
+  );
+  // The ledger never writes an empty list of hand-overs or a key id equal to the log id: not canonical.
+  await both('empty hand-overs', edit(before, (v) => (v.key_handovers = [])), 'malformed');
+});

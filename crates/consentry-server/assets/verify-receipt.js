@@ -2,7 +2,8 @@
 // the page's word for it. It mirrors the Rust verifier check for check and in the same order
 // (crates/consentry-ledger/src/receipt.rs, `AnyReceipt::verify_json`): the text must be the canonical form of a
 // receipt (no extra or missing field, lower-case hex, integers written as integers), the tree head must name the
-// key's log (BLAKE3 of the key) and carry its Ed25519 signature, the entry's leaf hash (event.rs `encode`,
+// key's log (BLAKE3 of the key) and carry the Ed25519 signature of a key the receipt's hand-overs lead to from
+// that key (keys.rs: each hand-over signed by the retiring and the new key), the entry's leaf hash (event.rs `encode`,
 // BLAKE3 with RFC 9162 domain separation) must lead through the inclusion proof to the signed root (merkle.rs
 // `verify_inclusion`), and a consent record must carry the ledger's signature over `serde_json::to_vec(&(record,
 // event))` and describe the logged event. Integers are read exactly (BigInt), never through a float.
@@ -16,6 +17,8 @@ const RECEIPT_VERSION = 'consentry-receipt-v1';
 const FACTS_RECEIPT_VERSION = 'consentry-facts-receipt-v1';
 const RECORD_LABEL = 'consentry-receipt-record-v1';
 const STH_LABEL = 'consentry-sth-v1';
+const STH_V2_LABEL = 'consentry-sth-v2';
+const HANDOVER_LABEL = 'consentry-key-handover-v1';
 /** Far above any real receipt (a few kilobytes): a bigger file is refused before it can stall the page. */
 const MAX_TEXT = 4 * 1024 * 1024;
 
@@ -227,6 +230,10 @@ const list = (item) => ({
   write: (xs) => `[${xs.map(item.write).join(',')}]`,
 });
 
+/** A field serde leaves out when it has no value (`skip_serializing_if`): absent reads as undefined; present, it
+ * must not be the value that is left out (`empty`), or the text would not be canonical. */
+const optional = (type, empty) => ({ ...type, optional: true, empty });
+
 const struct = (fields) => ({
   read(v, path) {
     if (!(v instanceof Map)) throw malformed(`\`${path || '/'}\` must be an object`);
@@ -235,8 +242,14 @@ const struct = (fields) => ({
     }
     const out = {};
     for (const [name, type] of fields) {
-      if (!v.has(name)) throw malformed(`\`${path}/${name}\` is missing`);
+      if (!v.has(name)) {
+        if (type.optional) continue;
+        throw malformed(`\`${path}/${name}\` is missing`);
+      }
       out[name] = type.read(v.get(name), `${path}/${name}`);
+      if (type.optional && type.empty && type.empty(out[name])) {
+        throw malformed(`\`${path}/${name}\` is written where the ledger leaves it out`);
+      }
     }
     return out;
   },
@@ -280,15 +293,30 @@ const FACTS = struct([
   ['birth_date', DATE],
   ['actor', STR],
 ]);
-// checkpoint.rs `SignedTreeHead` with its `#[serde(flatten)] head: TreeHead` in place.
+// checkpoint.rs `SignedTreeHead` (its JSON form `SthJson`: `key_id` absent means the log's genesis key).
 const TREE_HEAD = struct([
   ['tree_size', U64],
   ['root_hash', HASH],
   ['chain_hash', HASH],
   ['timestamp', I64],
   ['log_id', HASH],
+  ['key_id', optional(HASH)],
   ['signature', SIGNATURE],
 ]);
+// keys.rs `KeyHandover`.
+const HANDOVER = struct([
+  ['log_id', HASH],
+  ['old_key_id', HASH],
+  ['new_public_key', HASH],
+  ['tree_size', U64],
+  ['timestamp', I64],
+  ['old_signature', SIGNATURE],
+  ['new_signature', SIGNATURE],
+]);
+const HANDOVERS = optional(list(HANDOVER), (xs) => xs.length === 0);
+// witness.rs `Witnessed`: cosignatures of the tree head, which this page does not check (a witness policy is the
+// CLI's `verify-receipt --witnesses`); read so the receipt's shape is known.
+const WITNESSED = optional(struct([['origin', STR], ['cosignatures', list(STR)]]));
 const RECEIPT = struct([
   ['version', STR],
   ['record', RECORD],
@@ -296,12 +324,16 @@ const RECEIPT = struct([
   ['inclusion_proof', list(HASH)],
   ['tree_head', TREE_HEAD],
   ['record_signature', SIGNATURE],
+  ['key_handovers', HANDOVERS],
+  ['witnessed', WITNESSED],
 ]);
 const FACTS_RECEIPT = struct([
   ['version', STR],
   ['facts', FACTS],
   ['inclusion_proof', list(HASH)],
   ['tree_head', TREE_HEAD],
+  ['key_handovers', HANDOVERS],
+  ['witnessed', WITNESSED],
 ]);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -403,8 +435,30 @@ function verifyInclusion(index, size, leaf, proof, root) {
 }
 
 /** checkpoint.rs `TreeHead::signed_bytes`. */
+/** The bytes a version-1 head signed (before keys had ids). */
 const treeHeadBytes = (h) =>
   concat(utf8(`${STH_LABEL}\0`), be(64, false, h.tree_size), h.root_hash, h.chain_hash, be(64, true, h.timestamp));
+/** checkpoint.rs `SignedTreeHead::signed_bytes` (version 2): the head bound to its log and its key's id. */
+const treeHeadBytesV2 = (h, keyId) =>
+  concat(
+    utf8(`${STH_V2_LABEL}\0`),
+    h.log_id,
+    keyId,
+    be(64, false, h.tree_size),
+    h.root_hash,
+    h.chain_hash,
+    be(64, true, h.timestamp),
+  );
+/** keys.rs `KeyHandover::signed_bytes`, labelled as `LogKey::sign_labelled` does. */
+const handoverMessage = (h) =>
+  concat(
+    utf8(`${HANDOVER_LABEL}\0`),
+    h.log_id,
+    h.old_key_id,
+    h.new_public_key,
+    be(64, false, h.tree_size),
+    be(64, true, h.timestamp),
+  );
 
 // chrono's NaiveDate range (MIN_YEAR/MAX_YEAR in naive/date/mod.rs).
 const MIN_YEAR = -262143;
@@ -486,6 +540,41 @@ async function ed25519(subtle, key, signature, message) {
   } catch {
     return false;
   }
+}
+
+/**
+ * keys.rs `KeyChain::push`, hand-over by hand-over from the genesis key: each names this log and the key in force,
+ * hands over to a key not in the chain yet at a tree size no smaller than the last, and is signed by both keys.
+ * Returns the keys, oldest first, each with the tree sizes it may sign and its WebCrypto key (null where this
+ * browser checks no signatures).
+ */
+async function keyChain(subtle, genesis, logId, handovers, why) {
+  const chain = [{ id: logId, from: 0n, until: null, webKey: await importKey(subtle, genesis, why) }];
+  for (const [k, h] of handovers.entries()) {
+    const bad = (reason) => new Refusal('key_chain', `Key hand-over ${k + 1} does not hold: ${reason}.`);
+    const current = chain[chain.length - 1];
+    if (!sameBytes(h.log_id, logId)) throw bad('it names another log');
+    if (!sameBytes(h.old_key_id, current.id)) throw bad('it hands over from a key that is not the one in force');
+    const id = blake3(h.new_public_key);
+    if (chain.some((c) => sameBytes(c.id, id))) throw bad('it hands over to a key already in the chain');
+    if (h.tree_size < current.from) throw bad('it takes effect before the key in force took over');
+    let webKey;
+    try {
+      webKey = await importKey(subtle, h.new_public_key, {});
+    } catch {
+      throw bad('its new public key is not an Ed25519 key');
+    }
+    const message = handoverMessage(h);
+    if (current.webKey && !(await ed25519(subtle, current.webKey, h.old_signature, message))) {
+      throw bad("the retiring key's signature fails");
+    }
+    if (webKey && !(await ed25519(subtle, webKey, h.new_signature, message))) {
+      throw bad("the new key's signature fails");
+    }
+    current.until = h.tree_size;
+    chain.push({ id, from: h.tree_size, until: null, webKey });
+  }
+  return chain;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -573,8 +662,20 @@ async function check(text, keyHex, subtle, result) {
     throw malformed(`its version is ${JSON.stringify(receipt.version)}, and this page knows ${version}`);
   }
 
-  // receipt.rs `verify_included`: the log id, the tree head's signature, then the inclusion proof.
+  // receipt.rs `carried_chain`: the hand-overs from the given (genesis) key to the key that signed.
   const keyLogId = blake3(key);
+  const why = {};
+  const handovers = receipt.key_handovers ?? [];
+  if (handovers.length > 0 && !sameBytes(handovers[0].log_id, keyLogId)) {
+    throw new Refusal(
+      'wrong_key',
+      `The receipt's key hand-overs name log ${toHex(handovers[0].log_id.slice(0, 8))}…, the key given is log ` +
+        `${toHex(keyLogId.slice(0, 8))}…. Check that you used this ledger's public key.`,
+    );
+  }
+  const chain = await keyChain(subtle, key, keyLogId, handovers, why);
+
+  // receipt.rs `verify_included`: the log id, the tree head's key and signature, then the inclusion proof.
   if (!sameBytes(head.log_id, keyLogId)) {
     throw new Refusal(
       'wrong_key',
@@ -582,9 +683,28 @@ async function check(text, keyHex, subtle, result) {
         `given is log ${toHex(keyLogId.slice(0, 8))}…. Check that you used this ledger's public key.`,
     );
   }
-  const why = {};
-  const webKey = await importKey(subtle, key, why);
-  if (webKey && !(await ed25519(subtle, webKey, head.signature, treeHeadBytes(head)))) {
+  const keyId = head.key_id ?? head.log_id;
+  const signer = chain.find((k) => sameBytes(k.id, keyId));
+  if (!signer) {
+    throw new Refusal(
+      'key_chain',
+      `The tree head is signed by key ${toHex(keyId.slice(0, 8))}…, which is not one of this ledger's keys the ` +
+        'receipt shows a hand-over to.',
+    );
+  }
+  if (head.tree_size < signer.from || (signer.until !== null && head.tree_size > signer.until)) {
+    throw new Refusal(
+      'key_chain',
+      `The tree head of ${head.tree_size} entries is signed by key ${toHex(keyId.slice(0, 8))}…, which may sign ` +
+        `only from ${signer.from}${signer.until === null ? '' : ` to ${signer.until}`} entries.`,
+    );
+  }
+  const webKey = signer.webKey;
+  if (
+    webKey &&
+    !(await ed25519(subtle, webKey, head.signature, treeHeadBytesV2(head, keyId))) &&
+    !(sameBytes(keyId, head.log_id) && (await ed25519(subtle, webKey, head.signature, treeHeadBytes(head))))
+  ) {
     throw new Refusal('tree_head_signature', "The tree head is not signed by this ledger's key: it was altered.");
   }
   const leaf = leafHash(facts ? encodeFacts(entry) : encodeEvent(entry));
@@ -600,7 +720,9 @@ async function check(text, keyHex, subtle, result) {
     // receipt.rs `Receipt::verify`: the record's own signature, then that it describes the logged event.
     const payload = `[${RECORD.write(receipt.record)},${EVENT.write(entry)}]`;
     const message = concat(utf8(RECORD_LABEL), [0], utf8(payload));
-    if (webKey && !(await ed25519(subtle, webKey, receipt.record_signature, message))) {
+    // Signed by the key the hand-overs end at: the key in force when the receipt was issued.
+    const recordKey = chain[chain.length - 1].webKey;
+    if (recordKey && !(await ed25519(subtle, recordKey, receipt.record_signature, message))) {
       throw new Refusal(
         'record_signature',
         'The consent record was altered after the ledger signed it (its signature fails).',
@@ -617,7 +739,7 @@ async function check(text, keyHex, subtle, result) {
       throw new Refusal('record_mismatch', 'The consent record does not describe the event in the ledger.');
     }
   }
-  if (!webKey) throw new Refusal('unsupported', why.reason);
+  if (!chain[0].webKey) throw new Refusal('unsupported', why.reason);
 
   Object.assign(result, {
     verified: true,
