@@ -692,15 +692,8 @@ impl Bundle {
                 Err(e) => self.findings.push(unreadable(POLICY_FILE, e)),
             }
         }
-        // Optional: read only when the index lists it (a bundle of a policy that never changed has none).
-        if self.index.files.iter().any(|e| e.path == EARLIER_POLICIES_FILE)
-            && let Some((bytes, _)) = self.read(EARLIER_POLICIES_FILE)
-        {
-            match serde_json::from_slice(&bytes) {
-                Ok(texts) => self.earlier_policies = texts,
-                Err(e) => self.findings.push(unreadable(EARLIER_POLICIES_FILE, e)),
-            }
-        }
+        // Optional: a bundle of a policy that never changed has none.
+        self.earlier_policies = self.optional_json(EARLIER_POLICIES_FILE);
         let checkpoints: Vec<SignedTreeHead> = match self.read(CHECKPOINTS_FILE) {
             Some((bytes, _)) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 self.findings.push(unreadable(CHECKPOINTS_FILE, e));
@@ -708,28 +701,26 @@ impl Bundle {
             }),
             None => Vec::new(),
         };
-        let mut handovers = Vec::new();
-        if self.index.files.iter().any(|e| e.path == KEY_HANDOVERS_FILE)
-            && let Some((bytes, _)) = self.read(KEY_HANDOVERS_FILE)
-        {
-            match serde_json::from_slice(&bytes) {
-                Ok(h) => handovers = h,
-                Err(e) => self.findings.push(unreadable(KEY_HANDOVERS_FILE, e)),
-            }
-        }
-        if self.index.files.iter().any(|e| e.path == COSIGNATURES_FILE)
-            && let Some((bytes, _)) = self.read(COSIGNATURES_FILE)
-        {
-            match serde_json::from_slice(&bytes) {
-                Ok(c) => self.cosignatures = c,
-                Err(e) => self.findings.push(unreadable(COSIGNATURES_FILE, e)),
-            }
-        }
+        let handovers = self.optional_json(KEY_HANDOVERS_FILE);
+        self.cosignatures = self.optional_json(COSIGNATURES_FILE);
         let events = self.load_events();
         let facts = self.load_facts();
         self.store = MemStore::new(events, facts, checkpoints).with_handovers(handovers);
         self.load_datasets();
         self.load_models();
+    }
+
+    /// A JSON file the bundle carries only when it has something to say: read when the index lists it (an
+    /// unreadable one is a finding), the empty value otherwise.
+    fn optional_json<T: serde::de::DeserializeOwned + Default>(&mut self, rel: &str) -> T {
+        if !self.index.files.iter().any(|e| e.path == rel) {
+            return T::default();
+        }
+        let Some((bytes, _)) = self.read(rel) else { return T::default() };
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            self.findings.push(unreadable(rel, e));
+            T::default()
+        })
     }
 
     fn jsonl<T: serde::de::DeserializeOwned>(&mut self, rel: &str) -> Vec<(usize, T)> {
