@@ -24,7 +24,8 @@
 //!   before this record existed have none.
 //!
 //! The signature is stored as 128 lower-case hex digits. Mutable state (a model's status, directories, unlearning
-//! requests) is not signed (the time a version went live is, once, by the record above); a live version that a signed record names as superseded is refused by serving.
+//! requests) is not signed (the time a version went live is, once, by the record above); a live version that a
+//! signed record names as superseded is refused by serving.
 
 use crate::integrity::RegisteredFiles;
 use crate::registry::DatasetRecord;
