@@ -288,6 +288,44 @@ impl Session {
             .collect())
     }
 
+    /// Refuses to personalise for `member` with a model of `purpose` unless the policy allows the purpose for them
+    /// at `now` (a withdrawal, a GPC signal or no grant is refused at once): serving follows the ledger, whatever
+    /// model version is live, so a withdrawal's deadline bounds only the weights, never what the member is shown.
+    /// The refusal is the one a member outside the model's training set gets. A member the ledger does not know is
+    /// left to the model (which knows only its training set).
+    pub fn require_consent_to_serve(&self, member: u64, purpose: &str, now: i64) -> Result<()> {
+        let ledger = self.ledger()?;
+        let policy = ledger.policy();
+        let pid = policy.purpose_id(purpose).ok_or_else(|| {
+            AppError::bad_input(format!(
+                "the model was trained for `{purpose}`, which the policy in force does not declare: nothing is \
+                 personalised with it"
+            ))
+        })?;
+        if ledger.store().member(member)?.is_none() {
+            return Ok(());
+        }
+        let (facts, events) = self.member_state(member)?;
+        let mine: Vec<&Event> = events.iter().filter(|e| e.body.purpose == purpose).collect();
+        let consent = consent_events(&mine);
+        let decision = policy.evaluate(pid, &facts, &consent, now);
+        if decision.is_allowed() {
+            return Ok(());
+        }
+        let since = match policy.deciding_event(pid, &consent, now).map(|i| mine[i]) {
+            Some(e) => format!(" since event {} ({})", e.seq, e.body.action.as_str()),
+            None => String::new(),
+        };
+        Err(AppError::new(
+            ErrorKind::NotFound,
+            format!(
+                "member {member} does not allow `{purpose}` now ({}){since}: nothing is personalised for them, \
+                 whatever version of the model is live",
+                plain_state(decision).1.trim_end_matches('.')
+            ),
+        ))
+    }
+
     /// Honours a Global Privacy Control signal (`Sec-GPC: 1`) from `member` at `now`: a GPC withdrawal of each
     /// purpose [`gpc_would_withdraw`] says it withdraws, in one append, and nothing else. A browser sends the
     /// signal with every request, so this is called as often: a repeat appends nothing, and a purpose the member

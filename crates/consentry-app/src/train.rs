@@ -367,6 +367,9 @@ impl Session {
         }
         self.require_servable(model, allow_unregistered)?;
         let (meta, rec) = load_recommender(model)?;
+        if self.has_ledger() {
+            self.require_consent_to_serve(member, &meta.purpose, consentry_ledger::now())?;
+        }
         let t = std::time::Instant::now();
         let items = rec.recommend(member, k)?;
         let micros = t.elapsed().as_micros();

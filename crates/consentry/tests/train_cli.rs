@@ -60,6 +60,19 @@ fn train_recommend_suggest_and_refuse_bad_input() {
     let r: serde_json::Value = serde_json::from_str(&o).unwrap();
     assert_eq!(r["items"].as_array().unwrap().len(), 5, "{o}");
 
+    // A member who withdraws is refused at once, by every version, long before unlearning retrains their shard;
+    // granting again serves them again.
+    const JOBS: &str = "train_ai_system.job_recommendations";
+    ok(&consentry(&data, &common::withdrawal(&member, JOBS, "ui")));
+    let o = consentry(&data, &["recommend", "--model", a.to_str().unwrap(), "--member", &member]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("nothing is personalised for them"), "{}", text(&o.stderr));
+    ok(&consentry(
+        &data,
+        &["--quiet", "ledger", "append", "--member", &member, "--purpose", JOBS, "--action", "grant"],
+    ));
+    ok(&consentry(&data, &["--quiet", "recommend", "--model", a.to_str().unwrap(), "--member", &member]));
+
     // A member outside the training set: a clear error, exit 2.
     let o = consentry(&data, &["recommend", "--model", a.to_str().unwrap(), "--member", "999999999"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
