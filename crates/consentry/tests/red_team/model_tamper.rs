@@ -85,7 +85,14 @@ fn unregistered_model_in_the_data_directory_is_refused_and_audited() {
     let outside = dir.path().join("experiment");
     train_unregistered(&data, &outside);
     refused(&recommend(&data, &outside, victim, &[]), "--unregistered");
-    ok(&recommend(&data, &outside, victim, &["--unregistered"]));
+    // Opted in, it serves its members who allow the purpose now, and never the withdrawn victim.
+    refused(&recommend(&data, &outside, victim, &["--unregistered"]), "nothing is personalised");
+    let served = read_bitmap(&outside.join("shard-000.members.roaring"))
+        .iter()
+        .filter(|&m| m != victim)
+        .take(20)
+        .any(|m| recommend(&data, &outside, m, &["--unregistered"]).status.success());
+    assert!(served, "an opted-in experiment serves a consenting member");
 }
 
 #[test]
