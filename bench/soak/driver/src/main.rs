@@ -535,20 +535,17 @@ fn jobs(ctx: JobCtx, s: Arc<Shared>) -> BTreeMap<&'static str, Job> {
     }
 }
 
+/// `consentry --data DATA --database URL -q ARGS` for a job.
+fn consentry(ctx: &JobCtx, args: &[&str]) -> Command {
+    let mut c = Command::new(&ctx.bin);
+    c.arg("--data").arg(&ctx.data).arg("--database").arg(&ctx.database).arg("-q").args(args);
+    c
+}
+
 /// Runs the CLI and SIGKILLs it after `after` if it is still running; ok when it finished by itself successfully
 /// or was killed (the kill is the point), not when it failed by itself.
 fn cli_killed(ctx: &JobCtx, args: &[&str], after: Duration) -> (bool, String) {
-    let child = Command::new(&ctx.bin)
-        .arg("--data")
-        .arg(&ctx.data)
-        .arg("--database")
-        .arg(&ctx.database)
-        .arg("-q")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn();
+    let child = consentry(ctx, args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => return (false, e.to_string()),
@@ -576,15 +573,7 @@ fn cli_killed(ctx: &JobCtx, args: &[&str], after: Duration) -> (bool, String) {
 }
 
 fn cli(ctx: &JobCtx, args: &[&str]) -> (bool, String) {
-    let out = Command::new(&ctx.bin)
-        .arg("--data")
-        .arg(&ctx.data)
-        .arg("--database")
-        .arg(&ctx.database)
-        .arg("-q")
-        .args(args)
-        .stdin(Stdio::null())
-        .output();
+    let out = consentry(ctx, args).stdin(Stdio::null()).output();
     match out {
         Ok(o) => (
             o.status.success(),

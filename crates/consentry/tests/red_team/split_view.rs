@@ -41,6 +41,14 @@ fn cosigned_fresh() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     (guard, data, w, vkey)
 }
 
+/// The report's first finding of `kind`.
+fn finding<'a>(report: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    report["findings"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["kind"] == kind))
+        .unwrap_or_else(|| panic!("a {kind} finding: {report}"))
+}
+
 /// Appends one consent event for `member` and signs a checkpoint over the whole log.
 fn append(data: &Path, member: &str, action: &str) {
     ok(&consentry(data, &["--quiet", "ledger", "append", "--member", member, "--purpose", JOBS, "--action", action]));
@@ -104,10 +112,7 @@ fn an_auditor_holding_an_older_head_catches_a_rewritten_history() {
     append(&data, "7", "grant");
     let (code, report) = audit(&data, &["--heads", &s(&heads)]);
     assert_eq!(code, Some(1), "the audit must fail: {report}");
-    let finding = report["findings"]
-        .as_array()
-        .and_then(|fs| fs.iter().find(|f| f["kind"] == "inconsistent_heads"))
-        .unwrap_or_else(|| panic!("an inconsistent_heads finding: {report}"));
+    let finding = finding(&report, "inconsistent_heads");
     assert!(finding["message"].as_str().is_some_and(|m| m.contains("no longer has the history")), "{finding}");
     refused(&cosign(&data, &w), "FORK");
 }
@@ -185,10 +190,7 @@ fn receipts_require_the_cosignatures_asked_for() {
     append(&data, "9", "grant");
     let (code, report) = audit(&data, &["--witness-key", &s(&vkey), "--witnesses", "1"]);
     assert_eq!(code, Some(1), "{report}");
-    let finding = report["findings"]
-        .as_array()
-        .and_then(|fs| fs.iter().find(|f| f["kind"] == "witnesses"))
-        .unwrap_or_else(|| panic!("a witnesses finding: {report}"));
+    let finding = finding(&report, "witnesses");
     assert!(finding["message"].as_str().is_some_and(|m| m.contains("not cosigned: witness.example/w1")), "{finding}");
     ok(&cosign(&data, &w));
     assert_eq!(audit(&data, &["--witness-key", &s(&vkey), "--witnesses", "1"]).0, Some(0));
