@@ -325,7 +325,7 @@ impl Session {
         let models = self.registry()?.models(None, None)?;
         let service = crate::unlearn::UnlearnOptions::service();
         let mut summary = summarise_unlearning(&requests, &models, now, service.deadline_secs);
-        let mut awaiting = consentry_lineage::worker::awaiting_intake(self.registry()?, &service.worker()?)?;
+        let mut awaiting = consentry_lineage::worker::awaiting_intake(self.registry()?, &service.worker(false)?)?;
         summary.awaiting_intake_total = awaiting.len();
         awaiting.truncate(MAX_AWAITING_SHOWN);
         summary.awaiting_intake = awaiting;

@@ -280,7 +280,8 @@ pub fn run(
     let mut models = Vec::new();
     for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
         let out = dir.model_dir(kind.name());
-        let opts = TrainOptions::new(kind);
+        // Shards sized for the demo's deadline (the shard rule): 8 at the default size, more at a million members.
+        let opts = TrainOptions { deadline_secs: Some(req.deadline), ..TrainOptions::new(kind) };
         let r = match crate::train::train_model_with_oracle(
             &dir.dataset_dir(kind.purpose()),
             &out,

@@ -12,8 +12,9 @@ use std::time::Duration;
 pub struct UnlearnOptions {
     /// Seconds from a withdrawal to "no live model contains the member".
     pub deadline_secs: i64,
-    /// Retrain a model only once its oldest open request has waited this long.
-    pub batch_window_secs: i64,
+    /// Retrain a model only once its oldest open request has waited this long; `None`: none for one pass, and
+    /// [`consentry_lineage::worker::derived_batch_window`] (a quarter of the deadline) when watching.
+    pub batch_window_secs: Option<i64>,
     /// Training threads (0: all cores); never changes the retrained shards.
     pub threads: usize,
     /// Seconds between passes when watching.
@@ -26,23 +27,34 @@ impl UnlearnOptions {
     pub fn service() -> UnlearnOptions {
         UnlearnOptions {
             deadline_secs: consentry_lineage::registry::DEFAULT_DEADLINE_SECS,
-            batch_window_secs: 0,
+            batch_window_secs: Some(0),
             threads: 1,
             interval_secs: 60.0,
         }
     }
 
-    /// The worker's options, after checking the values.
-    pub(crate) fn worker(&self) -> Result<WorkerOptions> {
-        if self.deadline_secs < 0 || self.batch_window_secs < 0 {
+    /// The worker's options for one pass (`watching`: for a watch), after checking the values.
+    pub(crate) fn worker(&self, watching: bool) -> Result<WorkerOptions> {
+        let window = match self.batch_window_secs {
+            Some(w) => w,
+            None if watching => consentry_lineage::worker::derived_batch_window(self.deadline_secs),
+            None => 0,
+        };
+        if self.deadline_secs < 0 || window < 0 {
             return Err(AppError::bad_input("--deadline and --batch-window are seconds, 0 or more"));
+        }
+        if window > 0 && window >= self.deadline_secs {
+            return Err(AppError::bad_input(format!(
+                "--batch-window {window} s is not shorter than --deadline {} s: every batched withdrawal would wait                  until its deadline and then miss it; leave --batch-window out (with --watch it is a quarter of the                  deadline) or make it shorter",
+                self.deadline_secs
+            )));
         }
         if !(self.interval_secs.is_finite() && self.interval_secs > 0.0) {
             return Err(AppError::bad_input("--interval must be a positive number of seconds"));
         }
         Ok(WorkerOptions {
             deadline_secs: self.deadline_secs,
-            batch_window_secs: self.batch_window_secs,
+            batch_window_secs: window,
             threads: self.threads,
             ..WorkerOptions::default()
         })
@@ -57,7 +69,7 @@ impl Session {
         let lineage = self.lineage_run("unlearn".into(), JobKind::Unlearn);
         let start = || ol::Parts { inputs: vec![self.ledger_dataset(None)], ..Default::default() };
         let work = || {
-            let w = opts.worker()?;
+            let w = opts.worker(false)?;
             let reg = self.registry()?;
             let ledger = self.ledger()?;
             // Each retrain's `unlearning.completed` notice went to the outbox in its swap's transaction.
@@ -90,7 +102,7 @@ impl Session {
     /// Starts unlearning without retraining: new withdrawals become requests with their deadlines now (the next
     /// pass retrains).
     pub fn unlearn_queue(&self, opts: &UnlearnOptions) -> Result<WorkerReport> {
-        let w = opts.worker()?;
+        let w = opts.worker(false)?;
         let reg = self.registry()?;
         let ledger = self.ledger()?;
         Ok(consentry_lineage::queue(reg, ledger, &w)?)
@@ -110,7 +122,7 @@ impl Session {
         let lineage = self.lineage_run("unlearn".into(), JobKind::Unlearn).streaming();
         let start = || ol::Parts { inputs: vec![self.ledger_dataset(None)], ..Default::default() };
         let work = || {
-            let w = opts.worker()?;
+            let w = opts.worker(true)?;
             let reg = self.registry()?;
             let ledger = self.ledger()?;
             let interval = Duration::from_secs_f64(opts.interval_secs);

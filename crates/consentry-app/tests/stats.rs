@@ -39,7 +39,7 @@ fn stats_count_appends_entries_open_requests_and_missed_deadlines() {
     };
     s.member_choice(choice.clone()).unwrap();
     s.member_choice(choice).unwrap(); // a retry appends nothing
-    let opts = UnlearnOptions { deadline_secs: 3600, batch_window_secs: 1_000_000, threads: 1, interval_secs: 1.0 };
+    let opts = UnlearnOptions { deadline_secs: 3600, batch_window_secs: Some(3000), threads: 1, interval_secs: 1.0 };
     s.unlearn_once(&opts).unwrap();
 
     let after = s.service_stats(now + 7200).unwrap();

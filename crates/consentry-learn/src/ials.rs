@@ -120,12 +120,26 @@ pub fn train(m: &Csr, n_cols: usize, p: &AlsParams) -> Factors {
     // Like `implicit`: small random factors on both sides, users first.
     let mut x: Vec<f32> = (0..m.rows() * k).map(|_| rng.random::<f32>() * 0.01).collect();
     let mut y: Vec<f32> = (0..n_cols * k).map(|_| rng.random::<f32>() * 0.01).collect();
+    // A row or column without observations solves to exactly zero (its subproblem is min ‖Y x‖² + λ‖x‖²): it
+    // starts there, is never solved, and adds nothing to the other side's Gram. A shard holds the whole job
+    // catalogue, mostly unseen by its members, so this is what keeps a shard's cost proportional to its members.
+    zero_empty(m, &mut x, k);
+    zero_empty(&t, &mut y, k);
     let threads = resolve_threads(p.threads);
     for _ in 0..p.iterations {
         solve_side(m, &mut x, &y, k, p, threads);
         solve_side(&t, &mut y, &x, k, p, threads);
     }
     Factors { rows: x, cols: y }
+}
+
+/// Sets to zero the factors of `m`'s rows without entries.
+fn zero_empty(m: &Csr, x: &mut [f32], k: usize) {
+    for (r, xr) in x.chunks_mut(k).enumerate().take(m.rows()) {
+        if m.row(r).0.is_empty() {
+            xr.fill(0.0);
+        }
+    }
 }
 
 /// The worker count: `0` means every core the OS grants.
@@ -175,6 +189,10 @@ pub fn gram(y: &[f32], k: usize, reg: f32, threads: usize) -> Vec<f32> {
                     let c = ci * per + j;
                     for r in c * CHUNK..((c + 1) * CHUNK).min(n) {
                         let v = &y[r * k..(r + 1) * k];
+                        // A zero row adds only zeros: skipping it leaves every sum bit for bit the same.
+                        if v.iter().all(|x| *x == 0.0) {
+                            continue;
+                        }
                         for a in 0..k {
                             let va = f64::from(v[a]);
                             let row = &mut acc[a * k..(a + 1) * k];
@@ -213,6 +231,10 @@ fn solve_side(m: &Csr, x: &mut [f32], y: &[f32], k: usize, p: &AlsParams, thread
                 let mut scratch = Scratch::new(k);
                 for (j, xu) in part.chunks_mut(k).enumerate() {
                     let (cols, ws) = m.row(ci * per + j);
+                    if cols.is_empty() {
+                        // Exactly zero (see `train`); already there.
+                        continue;
+                    }
                     cg_row(xu, cols, ws, y, yty, k, p.alpha, p.cg_steps, &mut scratch);
                 }
             });

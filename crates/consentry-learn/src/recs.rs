@@ -376,7 +376,7 @@ fn job_tokens(country: &str, industry: &str, seniority: u8, skills: &[String]) -
 }
 
 /// The rows of one shard, indexed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardData {
     /// Members, ascending.
     pub members: Vec<u64>,
@@ -407,14 +407,34 @@ pub fn split(
     h: &RecHyper,
     threads: usize,
 ) -> Vec<ShardData> {
+    split_only(input, shards, shard_of, h, threads, None)
+}
+
+/// [`split`] of only the shards `only` marks (all when `None`); the others come back empty. A shard is a function of
+/// its own members' rows, the catalogue and the items its members own, so each marked shard is exactly the one
+/// [`split`] makes, at a cost proportional to the marked shards (what unlearning retrains).
+pub fn split_only(
+    input: &RecInput,
+    shards: u32,
+    shard_of: &(dyn Fn(u64) -> u32 + Sync),
+    h: &RecHyper,
+    threads: usize,
+    only: Option<&[bool]>,
+) -> Vec<ShardData> {
     let s_n = shards.max(1) as usize;
+    let wanted = |s: u32| only.is_none_or(|o| o.get(s as usize).copied().unwrap_or(false));
     let mut members: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); s_n];
     let mut by_member: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
     for e in &input.events {
-        by_member.entry(e.member).or_default().push(e);
+        if only.is_none() || wanted(shard_of(e.member)) {
+            by_member.entry(e.member).or_default().push(e);
+        }
     }
     for &m in input.profiles.keys().chain(by_member.keys()) {
-        members[shard_of(m) as usize].insert(m);
+        let s = shard_of(m);
+        if wanted(s) {
+            members[s as usize].insert(m);
+        }
     }
     let members: Vec<Vec<u64>> = members.into_iter().map(|m| m.into_iter().collect()).collect();
     let catalogue: Vec<u64> = input.items.iter().filter(|(_, i)| i.owner.is_none()).map(|(&id, _)| id).collect();
@@ -422,11 +442,19 @@ pub fn split(
     let mut owned: Vec<Vec<(u64, u64)>> = vec![Vec::new(); s_n];
     for (&id, info) in &input.items {
         if let Some(o) = info.owner {
-            owned[shard_of(o) as usize].push((id, o));
+            let s = shard_of(o);
+            if wanted(s) {
+                owned[s as usize].push((id, o));
+            }
         }
     }
-    let tokens = Tokens::new(input);
-    ials::par_map(s_n, threads, |s| split_one(&tokens, &members[s], &by_member, &catalogue, &owned[s], h))
+    let tokens = Tokens::new(input, &|m| only.is_none() || wanted(shard_of(m)));
+    let list: Vec<usize> = (0..s_n).filter(|&s| wanted(s as u32)).collect();
+    let mut built = ials::par_map(list.len(), threads, |j| {
+        split_one(&tokens, &members[list[j]], &by_member, &catalogue, &owned[list[j]], h)
+    })
+    .into_iter();
+    (0..s_n).map(|s| if wanted(s as u32) { built.next().unwrap_or_default() } else { ShardData::default() }).collect()
 }
 
 /// Every token of a [`RecInput`] once, ascending, and each member's and item's tokens as indices into it: the
@@ -439,20 +467,25 @@ struct Tokens<'a> {
 }
 
 impl<'a> Tokens<'a> {
-    fn new(input: &'a RecInput) -> Tokens<'a> {
+    /// The tokens of the profiles of members `keep` accepts and of the items they own or nobody owns.
+    fn new(input: &'a RecInput, keep: &dyn Fn(u64) -> bool) -> Tokens<'a> {
+        let profiles: Vec<(u64, &Vec<String>)> =
+            input.profiles.iter().filter(|(m, _)| keep(**m)).map(|(&m, t)| (m, t)).collect();
+        let items: Vec<(u64, &ItemInfo)> =
+            input.items.iter().filter(|(_, i)| i.owner.is_none_or(|o| keep(o))).map(|(&id, i)| (id, i)).collect();
         let mut set: BTreeSet<&str> = BTreeSet::new();
-        for t in input.profiles.values().flatten() {
+        for t in profiles.iter().flat_map(|(_, t)| t.iter()) {
             set.insert(t);
         }
-        for t in input.items.values().flat_map(|i| &i.tokens) {
+        for t in items.iter().flat_map(|(_, i)| &i.tokens) {
             set.insert(t);
         }
         let names: Vec<&str> = set.into_iter().collect();
         let ids = |ts: &[String]| -> Vec<u32> {
             ts.iter().filter_map(|t| names.binary_search(&t.as_str()).ok().map(|i| i as u32)).collect()
         };
-        let profiles = input.profiles.iter().map(|(&m, ts)| (m, ids(ts))).collect();
-        let items = input.items.iter().map(|(&id, i)| (id, (ids(&i.tokens), i.tokens.len()))).collect();
+        let profiles = profiles.into_iter().map(|(m, ts)| (m, ids(ts))).collect();
+        let items = items.into_iter().map(|(id, i)| (id, (ids(&i.tokens), i.tokens.len()))).collect();
         Tokens { names, profiles, items }
     }
 }

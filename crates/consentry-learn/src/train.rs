@@ -65,6 +65,12 @@ impl ModelKind {
         self != ModelKind::Replies
     }
 
+    /// Whether each shard's inputs depend only on its own members' data (the recommenders), so removing a member
+    /// changes their shard alone; the replies model's shards share one inventory.
+    pub fn shards_independent(self) -> bool {
+        self.is_recommender()
+    }
+
     fn rec(self) -> Option<RecKind> {
         match self {
             ModelKind::JobRecs => Some(RecKind::Jobs),
@@ -79,8 +85,11 @@ impl ModelKind {
 pub struct TrainOptions {
     /// Which model.
     pub kind: ModelKind,
-    /// Shards (default: the dataset manifest's).
+    /// Shards (default: [`shards_for`] the deadline when one is given, else the dataset manifest's).
     pub shards: Option<u32>,
+    /// The withdrawal deadline the model must meet (seconds): sizes its shards when `shards` is not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_secs: Option<i64>,
     /// Seed of everything random.
     pub seed: u64,
     /// Worker threads, 0 = all cores; never changes the model.
@@ -106,6 +115,7 @@ impl TrainOptions {
         TrainOptions {
             kind,
             shards: None,
+            deadline_secs: None,
             seed: 42,
             threads: 0,
             rec: kind.rec().map_or_else(RecHyper::default, RecHyper::for_kind),
@@ -150,6 +160,12 @@ impl Prepared {
     pub fn inputs_digests(&self) -> Vec<String> {
         let shared = self.shared_inputs();
         (0..self.shards()).map(|i| self.digest(i, &shared)).collect()
+    }
+
+    /// [`Prepared::inputs_digests`] of the shards `mask` marks (`None` for the others).
+    fn inputs_digests_of(&self, mask: &[bool]) -> Vec<Option<String>> {
+        let shared = self.shared_inputs();
+        (0..self.shards()).map(|i| mask.get(i).copied().unwrap_or(false).then(|| self.digest(i, &shared))).collect()
     }
 
     /// What every shard's digest covers: the replies inventory (a change to it changes every shard).
@@ -223,6 +239,59 @@ impl Prepared {
 
 type ShardOf = Box<dyn Fn(u64) -> u32 + Send + Sync>;
 
+/// The fewest shards the rule picks (and what a model gets when its deadline is long).
+pub const MIN_RULE_SHARDS: u32 = 8;
+/// The most shards the rule picks.
+pub const MAX_RULE_SHARDS: u32 = 1024;
+/// The rule never makes shards of fewer members than this: below it each shard's item factors are learnt from too
+/// few members (see `bench/learn/SHARDS.md` for Recall@20 against S).
+pub const MIN_MEMBERS_PER_SHARD: u64 = 2_000;
+/// A withdrawal wave that touches every shard must still be retrained within this fraction of the deadline: the
+/// other models' retrains, the batch window and the pass interval share the rest.
+pub const FULL_RETRAIN_DEADLINE_FRACTION: f64 = 0.25;
+
+impl ModelKind {
+    /// What a retrain costs, in seconds per member of the dataset on the reference machine (2 cores): training
+    /// every shard once (the part that splits between shards), and each shard's fixed part (the catalogue every
+    /// shard holds, its file), which grows with the network. Measured at a million members
+    /// (`bench/learn/SHARDS.md`); the shard rule sizes shards by them.
+    pub fn retrain_costs(self) -> (f64, f64) {
+        match self {
+            // 332 399 members: all 8 shards train in 19.6 s, all 32 in 32.7 s (each shard holds the 100 000 jobs).
+            ModelKind::JobRecs | ModelKind::Items => (4.6e-5, 1.65e-6),
+            // 416 815 members: 34.8 s at S = 8, 40.5 s at S = 32 (a post lives only in its author's shard).
+            ModelKind::Content => (7.9e-5, 5.7e-7),
+            ModelKind::Replies => (1.2e-4, 0.0),
+        }
+    }
+}
+
+/// The shard-count rule. A retrain of `s` of `S` shards costs about `N·(a·s/S + b·s)` for a dataset of `N`
+/// members ([`ModelKind::retrain_costs`]): more shards shrink what one withdrawal retrains, until the fixed part
+/// `b` dominates (`S ≈ a/b`), and grow what a wave touching every shard costs (`N·(a + b·S)`). So the rule takes
+/// the largest power of two `S` from [`MIN_RULE_SHARDS`] up to `a/b` whose full retrain stays within
+/// [`FULL_RETRAIN_DEADLINE_FRACTION`] of `deadline_secs`, with shards of at least [`MIN_MEMBERS_PER_SHARD`]
+/// members, at most [`MAX_RULE_SHARDS`]. A model whose shards share inputs (replies: one inventory) gains nothing
+/// from more shards and keeps the minimum. On 2 cores, at a million members, the 24-hour default deadline gives job
+/// recommendations 16 shards and content suggestions 128; a 60-second deadline keeps 8, the fewest (a wave over
+/// every shard of either takes 20–35 s). `train --shards` overrides it.
+pub fn shards_for(kind: ModelKind, members: u64, deadline_secs: i64) -> u32 {
+    if !kind.shards_independent() || deadline_secs <= 0 {
+        return MIN_RULE_SHARDS;
+    }
+    let (a, b) = kind.retrain_costs();
+    let n = members as f64;
+    let full = |s: u32| n * (a + b * f64::from(s));
+    let useful = if b > 0.0 { a / b } else { f64::from(MAX_RULE_SHARDS) };
+    let budget = deadline_secs as f64 * FULL_RETRAIN_DEADLINE_FRACTION;
+    let by_size = members / MIN_MEMBERS_PER_SHARD;
+    let mut s = MIN_RULE_SHARDS;
+    while s < MAX_RULE_SHARDS && u64::from(s) * 2 <= by_size && f64::from(s * 2) <= useful && full(s * 2) <= budget {
+        s *= 2;
+    }
+    s
+}
+
 fn shard_function(purpose: &str, shards: u32) -> Result<(ShardFunction, ShardOf), LearnError> {
     if shards == 0 || shards > 4096 {
         return Err(LearnError::Hyper(format!("{shards} shards: choose between 1 and 4096")));
@@ -240,6 +309,19 @@ pub fn prepare(
     shards: u32,
     excluded: &roaring::RoaringTreemap,
 ) -> Result<Prepared, LearnError> {
+    prepare_only(ds, opts, shard_of, shards, excluded, None)
+}
+
+/// [`prepare`] of only the shards `only` marks (all when `None`; the replies model, whose shards share one
+/// inventory, always prepares every shard); unmarked recommender shards come back empty.
+fn prepare_only(
+    ds: &Dataset,
+    opts: &TrainOptions,
+    shard_of: &(dyn Fn(u64) -> u32 + Sync),
+    shards: u32,
+    excluded: &roaring::RoaringTreemap,
+    only: Option<&[bool]>,
+) -> Result<Prepared, LearnError> {
     if opts.kind == ModelKind::Items {
         opts.rec.check()?;
         let spec = items_spec(opts)?;
@@ -250,7 +332,7 @@ pub fn prepare(
                 spec.table
             )));
         }
-        return Ok(Prepared::Recs(recs::split(&input, shards, shard_of, &opts.rec, opts.threads)));
+        return Ok(Prepared::Recs(recs::split_only(&input, shards, shard_of, &opts.rec, opts.threads, only)));
     }
     match opts.kind.rec() {
         Some(kind) => {
@@ -259,7 +341,7 @@ pub fn prepare(
             if input.events.is_empty() {
                 return Err(LearnError::Empty(format!("the {} dataset holds no activity", kind.name())));
             }
-            Ok(Prepared::Recs(recs::split(&input, shards, shard_of, &opts.rec, opts.threads)))
+            Ok(Prepared::Recs(recs::split_only(&input, shards, shard_of, &opts.rec, opts.threads, only)))
         }
         None => Ok(Prepared::Replies(replies::prepare(ds, shards, shard_of, &opts.replies, excluded)?)),
     }
@@ -388,6 +470,21 @@ pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The shards a training run of `opts` on `ds` makes: `opts.shards`, else [`shards_for`] its deadline, else the
+/// dataset manifest's.
+fn shard_count(manifest: &consentry_gate::manifest::Manifest, opts: &TrainOptions) -> u32 {
+    match (opts.shards, opts.deadline_secs) {
+        (Some(s), _) => s,
+        (None, Some(d)) => shards_for(opts.kind, manifest.members.count, d),
+        (None, None) => manifest.shard.shards,
+    }
+}
+
+/// The shards [`train`] will make on the dataset in `dataset_dir` (a progress bar's length; reads only its manifest).
+pub fn planned_shards(dataset_dir: &Path, opts: &TrainOptions) -> Result<u32, LearnError> {
+    Ok(shard_count(&consentry_gate::manifest::Manifest::read(dataset_dir)?, opts))
+}
+
 /// Trains `opts.kind` on the dataset in `dataset_dir` into the new directory `out`; `on_shard` hears each finished
 /// shard.
 pub fn train(
@@ -416,7 +513,7 @@ pub fn train_with_oracle(
     if let Some(purpose) = opts.kind.fixed_purpose() {
         ds.require_purpose(opts.kind.name(), purpose)?;
     }
-    let shards = opts.shards.unwrap_or(ds.manifest.shard.shards);
+    let shards = shard_count(&ds.manifest, opts);
     let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
     let mut opts = opts.clone();
     opts.shards = Some(shards);
@@ -532,8 +629,26 @@ pub fn unlearn(
     let before = meta.excluded(model_dir)?;
     let mut after = before.clone();
     after |= remove;
-    let new = prepare(&ds, &opts, &shard_of, shards, &after)?;
-    let new_inputs = new.inputs_digests();
+    // A recommender shard is a function of its own members' rows (and the catalogue, which no member owns): only the
+    // shards of newly removed members can change, and only those are read and prepared. The replies model's shards
+    // share one inventory that any member's removal may change, so every one is prepared and compared.
+    let only: Option<Vec<bool>> = opts.kind.shards_independent().then(|| {
+        let mut mask = vec![false; n];
+        for m in remove.iter().filter(|m| !before.contains(*m)) {
+            if let Some(x) = mask.get_mut(shard_of(m) as usize) {
+                *x = true;
+            }
+        }
+        mask
+    });
+    let new = prepare_only(&ds, &opts, &shard_of, shards, &after, only.as_deref())?;
+    let new_inputs: Vec<String> = match &only {
+        None => new.inputs_digests(),
+        Some(mask) => {
+            let fresh = new.inputs_digests_of(mask);
+            meta.shard_inputs.iter().zip(fresh).map(|(old, f)| f.unwrap_or_else(|| old.clone())).collect()
+        }
+    };
     let which: Vec<usize> =
         meta.shard_inputs.iter().zip(&new_inputs).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
     let bitmaps = (0..meta.shards.len()).map(|i| meta.shard_members(model_dir, i)).collect::<Result<Vec<_>, _>>()?;
@@ -630,4 +745,42 @@ pub fn load_recommender(dir: &Path) -> Result<(ModelMeta, Recommender), LearnErr
     })?;
     let rec = Recommender::new(shards, Box::new(move |m| consentry_gate::manifest::shard_of(&key, n, m)))?;
     Ok((meta, rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_rule_follows_members_and_deadline() {
+        let day = 24 * 3600;
+        // The demo's default network keeps 8 shards, whatever the deadline.
+        assert_eq!(shards_for(ModelKind::JobRecs, 6_600, 60), 8);
+        assert_eq!(shards_for(ModelKind::JobRecs, 6_600, day), 8);
+        // A million members (≈ 330 k in the jobs dataset, 420 k in content): a day allows 16 job shards, where a
+        // shard's fixed part (the job catalogue) takes over, and 128 content shards; 60 seconds keeps the fewest, so
+        // that a wave touching every shard still fits.
+        assert_eq!(shards_for(ModelKind::JobRecs, 332_399, day), 16);
+        assert_eq!(shards_for(ModelKind::Content, 416_815, day), 128);
+        assert_eq!(shards_for(ModelKind::JobRecs, 332_399, 60), 8);
+        assert_eq!(shards_for(ModelKind::Content, 416_815, 60), 8);
+        // Shards of at least 2,000 members: 42 k content members allow 16, not the 128 the costs alone would.
+        assert_eq!(shards_for(ModelKind::Content, 42_000, day), 16);
+        // Never fewer than the minimum, even when nothing fits (a billion members on 2 cores).
+        assert_eq!(shards_for(ModelKind::JobRecs, 1_000_000_000, day), MIN_RULE_SHARDS);
+        assert_eq!(shards_for(ModelKind::JobRecs, 1, 1), MIN_RULE_SHARDS);
+        assert_eq!(shards_for(ModelKind::JobRecs, 1_000_000, 0), MIN_RULE_SHARDS);
+        assert_eq!(shards_for(ModelKind::JobRecs, 1_000_000, -5), MIN_RULE_SHARDS);
+        // The replies model's shards share one inventory: more of them would not shrink a retrain.
+        assert_eq!(shards_for(ModelKind::Replies, 10_000_000, day), MIN_RULE_SHARDS);
+        // A longer deadline never means fewer shards; every answer is a power of two in range.
+        for members in [1_000u64, 10_000, 100_000, 1_000_000, 10_000_000] {
+            let mut last = 0;
+            for d in [1, 60, 600, 3600, day, 30 * day] {
+                let s = shards_for(ModelKind::Content, members, d);
+                assert!(s >= last && s.is_power_of_two() && (MIN_RULE_SHARDS..=MAX_RULE_SHARDS).contains(&s));
+                last = s;
+            }
+        }
+    }
 }

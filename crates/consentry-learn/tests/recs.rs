@@ -44,6 +44,27 @@ proptest! {
         prop_assert_eq!(train_bytes(&inp, 3, 1), train_bytes(&shuffled, 3, 2));
     }
 
+    /// Unlearning prepares only the shards of the members it removes (`split_only`): each such shard must be the
+    /// very one a full split makes, for job-style inputs and for posts owned by their authors.
+    #[test]
+    fn splitting_only_some_shards_gives_exactly_those_shards(
+        seed in 0u64..1000, marks in proptest::collection::vec(any::<bool>(), 5), posts in any::<bool>()
+    ) {
+        let inp = if posts { post_input(150, seed) } else { input(150, seed) };
+        let h = if posts { content_hyper() } else { hyper() };
+        let f = shard_of(5);
+        let full = recs::split(&inp, 5, &f, &h, 1);
+        let some = recs::split_only(&inp, 5, &f, &h, 2, Some(&marks));
+        prop_assert_eq!(some.len(), 5);
+        for s in 0..5 {
+            if marks[s] {
+                prop_assert_eq!(&some[s], &full[s], "shard {} differs", s);
+            } else {
+                prop_assert_eq!(&some[s], &recs::ShardData::default());
+            }
+        }
+    }
+
     #[test]
     fn removing_a_member_changes_only_their_shard(seed in 0u64..1000, victim in 1u64..120) {
         let inp = input(120, seed);

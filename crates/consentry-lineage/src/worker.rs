@@ -56,6 +56,14 @@ impl Default for WorkerOptions {
     }
 }
 
+/// The batch window a watching worker applies when none is given: a quarter of the deadline. Under a steady stream
+/// of withdrawals each model is then retrained at most once per window, for the withdrawals of that window, and
+/// every request still has three quarters of its deadline for the pass interval and the retrain (sized by the shard
+/// rule, `consentry_learn::train::shards_for`, to a small part of it).
+pub fn derived_batch_window(deadline_secs: i64) -> i64 {
+    deadline_secs.max(0) / 4
+}
+
 impl WorkerOptions {
     fn clock(&self) -> i64 {
         self.now.unwrap_or_else(crate::now)
@@ -182,13 +190,28 @@ fn requests_between(
     to: u64,
     deadline_secs: i64,
 ) -> Result<(Vec<Event>, Vec<UnlearningRequest>), LineageError> {
-    let mut withdrawals = Vec::new();
-    reg.store().scan(from + 1, to, &mut |s| {
-        if s.event.body.action == Action::Withdraw {
-            withdrawals.push(s.event);
+    // A withdrawal at or before a live model's dataset position was applied by the gate: only later events can open
+    // a request, so the scan starts after the earliest such position (a first pass over a long log reads only the
+    // events since the models' datasets were gated, not the whole history).
+    let earliest = reg.conn().transaction(false, |db| {
+        let mut earliest: Option<u64> = None;
+        for m in list_models(db, None, Some(ModelStatus::Live))? {
+            if let Some(d) = get_dataset(db, &m.dataset)? {
+                earliest = Some(earliest.map_or(d.ledger_position, |e| e.min(d.ledger_position)));
+            }
         }
-        Ok(())
+        Ok(earliest)
     })?;
+    let Some(earliest) = earliest else { return Ok((Vec::new(), Vec::new())) };
+    let mut withdrawals = Vec::new();
+    if from.max(earliest) < to {
+        reg.store().scan(from.max(earliest) + 1, to, &mut |s| {
+            if s.event.body.action == Action::Withdraw {
+                withdrawals.push(s.event);
+            }
+            Ok(())
+        })?;
+    }
     // The live models and their bitmaps are loaded only when there is a withdrawal to match against them.
     let mut requests = Vec::new();
     if !withdrawals.is_empty() {
@@ -600,6 +623,43 @@ fn retrain(
     swap
 }
 
+/// Retrains the due models side by side, up to as many at once as there are training threads (at least two): the
+/// models' deadlines run together, so one model's retrain must not wait for another's (a withdrawal wave that
+/// touches every model is removed from all of them in about the time of the slowest, not the sum). Retrains come
+/// back in the order of `due`; each commits on its own, so an error in one leaves the others done (and reported
+/// by the next pass), and the first error is returned.
+fn retrain_all(
+    reg: &Registry,
+    due: &[(ModelRecord, Vec<UnlearningRequest>)],
+    opts: &WorkerOptions,
+    orphans: &mut Vec<String>,
+) -> Result<Vec<Retrain>, LineageError> {
+    let workers = consentry_learn::ials::resolve_threads(opts.threads).max(2).min(due.len());
+    if workers <= 1 {
+        return due.iter().map(|(model, batch)| retrain(reg, model, batch, opts, orphans)).collect();
+    }
+    let results = consentry_learn::ials::par_map(due.len(), workers, |i| {
+        let (model, batch) = &due[i];
+        let mut removed = Vec::new();
+        (retrain(reg, model, batch, opts, &mut removed), removed)
+    });
+    let mut done = Vec::with_capacity(due.len());
+    let mut first_error = None;
+    for (r, removed) in results {
+        orphans.extend(removed);
+        match r {
+            Ok(r) => done.push(r),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
+}
+
 /// Deletes the shard weights of the superseded version: they hold the removed members' data (and, for a DP
 /// model, share their noise with the new version, so both together would reveal the removed members' clipped
 /// contribution). `model.json` and the member bitmaps stay for lineage and audit. A failure leaves the files (the
@@ -683,6 +743,7 @@ pub fn run_once(reg: &Registry, log: &Ledger, opts: &WorkerOptions) -> Result<Wo
     // A second round only when the first moved requests from a stale version to its live successor.
     for _round in 0..2 {
         let mut moved = false;
+        let mut due = Vec::new();
         for (model_id, batch) in by_model(reg.open_requests()?) {
             let model = reg.model(&model_id)?;
             if model.status != ModelStatus::Live {
@@ -698,9 +759,9 @@ pub fn run_once(reg: &Registry, log: &Ledger, opts: &WorkerOptions) -> Result<Wo
             if opts.batch_window_secs > 0 && !overdue && oldest > at - opts.batch_window_secs {
                 continue;
             }
-            let r = retrain(reg, &model, &batch, opts, &mut report.orphans_removed)?;
-            report.retrains.push(r);
+            due.push((model, batch));
         }
+        report.retrains.extend(retrain_all(reg, &due, opts, &mut report.orphans_removed)?);
         if !moved {
             break;
         }

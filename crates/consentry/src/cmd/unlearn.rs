@@ -26,9 +26,9 @@ pub struct Args {
     #[arg(long, default_value_t = consentry_lineage::registry::DEFAULT_DEADLINE_SECS, value_name = "SECS")]
     deadline: i64,
     /// Retrain a model only once its oldest open request has waited this long, so withdrawals batch up
-    /// (requests past their deadline never wait).
-    #[arg(long, default_value_t = 0, value_name = "SECS")]
-    batch_window: i64,
+    /// (requests past their deadline never wait) [default: 0 for one pass; with --watch, a quarter of --deadline].
+    #[arg(long, value_name = "SECS")]
+    batch_window: Option<i64>,
     /// Training threads (0 = all cores); never changes the retrained shards.
     #[arg(long, default_value_t = 0)]
     threads: usize,

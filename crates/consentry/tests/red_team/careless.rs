@@ -72,3 +72,21 @@ fn a_typo_in_a_key_or_receipt_path_is_bad_input_not_a_bad_receipt() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(!text(&o.stderr).contains("INVALID"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn a_batch_window_as_long_as_the_deadline_is_refused_before_anything_moves() {
+    let (_dir, data) = fresh();
+    let before = std::fs::read_dir(DataDir::new(data.clone()).models_dir()).expect("models").count();
+    for args in [
+        &["unlearn", "--deadline", "600", "--batch-window", "900"][..],
+        &["unlearn", "--watch", "--max-polls", "1", "--deadline", "60", "--batch-window", "60"][..],
+    ] {
+        let o = consentry(&data, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(err.contains("not shorter than --deadline") && err.contains("miss"), "{err}");
+    }
+    // Nothing was retrained, and a sound pass then works.
+    assert_eq!(std::fs::read_dir(DataDir::new(data.clone()).models_dir()).expect("models").count(), before);
+    crate::common::ok(&consentry(&data, &["unlearn", "--deadline", "600", "--batch-window", "100"]));
+}
