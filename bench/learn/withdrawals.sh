@@ -25,7 +25,8 @@ if [ ! -d "$DEMO/models" ]; then
     target/release/consentry --data "$DEMO" demo --members "$MEMBERS" --deadline "$DEADLINE" > "$ROOT/demo.log" || true
 fi
 rm -rf "$RUN"
-cp -al "$DEMO" "$RUN"
+mkdir -p "$RUN"
+cp -al "$DEMO/." "$RUN/"   # DEMO may be a link to an existing demo's directory: its contents, never the link
 for f in "$RUN"/ledger.db*; do
     rm -f "$f"
     cp "$DEMO/$(basename "$f")" "$f"

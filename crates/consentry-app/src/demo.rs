@@ -263,7 +263,10 @@ pub fn run(
     let mut datasets = Vec::new();
     for snap in &snaps {
         let out = dir.dataset_dir(snap.purpose_key());
-        let (manifest, seconds) = session.materialize(&loaded, snap, &out, GateOptions::default(), progress)?;
+        // The shard function sized for the demo's deadline (the shard rule): the models train on it.
+        let shards = crate::gate::shards_for_deadline(snap, req.deadline);
+        let options = GateOptions { shards, ..GateOptions::default() };
+        let (manifest, seconds) = session.materialize(&loaded, snap, &out, options, progress)?;
         session.register_gated(&manifest, &out)?;
         datasets.push(DatasetInfo {
             purpose: manifest.purpose.clone(),
@@ -280,8 +283,7 @@ pub fn run(
     let mut models = Vec::new();
     for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
         let out = dir.model_dir(kind.name());
-        // Shards sized for the demo's deadline (the shard rule): 8 at the default size, more at a million members.
-        let opts = TrainOptions { deadline_secs: Some(req.deadline), ..TrainOptions::new(kind) };
+        let opts = TrainOptions::new(kind);
         let r = match crate::train::train_model_with_oracle(
             &dir.dataset_dir(kind.purpose()),
             &out,

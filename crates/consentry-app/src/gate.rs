@@ -40,6 +40,15 @@ pub struct GateRun {
     pub out: PathBuf,
     /// Shard function, partition and threads.
     pub options: GateOptions,
+    /// The withdrawal deadline the models must meet: when given, it sizes the shard function
+    /// ([`shards_for_deadline`]) in place of `options.shards`.
+    pub deadline_secs: Option<i64>,
+}
+
+/// The shard count for a dataset cut from `snap` whose models must meet a withdrawal deadline of `deadline_secs`:
+/// `consentry_learn::train::shards_for_purpose` over the members the snapshot allows.
+pub fn shards_for_deadline(snap: &consentry_ledger::snapshot::Snapshot, deadline_secs: i64) -> u32 {
+    consentry_learn::train::shards_for_purpose(snap.purpose_key(), snap.allowed().len(), deadline_secs)
 }
 
 /// A dataset the gate wrote.
@@ -136,7 +145,14 @@ impl Session {
         }
         let loaded = self.dir().load_sources(run.sources.as_deref(), run.base.as_deref())?;
         let snap = self.snapshot(&run.purpose, run.at)?;
-        let (manifest, seconds) = self.materialize(&loaded, &snap, &run.out, run.options, progress)?;
+        let mut options = run.options;
+        if let Some(d) = run.deadline_secs {
+            if d < 0 {
+                return Err(AppError::bad_input("--deadline is seconds, 0 or more"));
+            }
+            options.shards = shards_for_deadline(&snap, d);
+        }
+        let (manifest, seconds) = self.materialize(&loaded, &snap, &run.out, options, progress)?;
         let dataset_id = self.register_gated(&manifest, &run.out)?;
         Ok((GateOutcome { manifest, seconds: Some(seconds), dataset_id }, loaded))
     }

@@ -81,7 +81,7 @@ pub fn train_model(
     progress: &dyn Progress,
 ) -> std::result::Result<TrainReport, LearnError> {
     let stage = stage_name(opts.kind);
-    progress.stage(stage, u64::from(consentry_learn::train::planned_shards(dataset, opts).unwrap_or(8)));
+    progress.stage(stage, u64::from(opts.shards.unwrap_or(8)));
     consentry_learn::train(dataset, out, opts, &|_| progress.advance(stage, 1))
 }
 
@@ -107,7 +107,7 @@ pub fn train_model_with_oracle(
         }
     };
     let stage = stage_name(opts.kind);
-    progress.stage(stage, u64::from(consentry_learn::train::planned_shards(dataset, opts).unwrap_or(8)));
+    progress.stage(stage, u64::from(opts.shards.unwrap_or(8)));
     consentry_learn::train::train_with_oracle(dataset, out, opts, &|_| progress.advance(stage, 1), scorer.as_deref())
 }
 

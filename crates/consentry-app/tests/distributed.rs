@@ -150,6 +150,7 @@ fn a_distributed_gate_writes_the_manifest_of_the_single_machine_gate() {
             base: None,
             out: single.clone(),
             options: options(Some(1), 4, None),
+            deadline_secs: None,
         };
         let expected = f.session.gate(run, &consentry_app::progress::NoProgress).unwrap().manifest;
 

@@ -47,6 +47,7 @@ fn gate_run(out: &Path) -> GateRun {
         base: None,
         out: out.to_path_buf(),
         options: options(Some(1), 8, None),
+        deadline_secs: None,
     }
 }
 

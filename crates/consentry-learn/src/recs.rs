@@ -472,7 +472,7 @@ impl<'a> Tokens<'a> {
         let profiles: Vec<(u64, &Vec<String>)> =
             input.profiles.iter().filter(|(m, _)| keep(**m)).map(|(&m, t)| (m, t)).collect();
         let items: Vec<(u64, &ItemInfo)> =
-            input.items.iter().filter(|(_, i)| i.owner.is_none_or(|o| keep(o))).map(|(&id, i)| (id, i)).collect();
+            input.items.iter().filter(|(_, i)| i.owner.is_none_or(keep)).map(|(&id, i)| (id, i)).collect();
         let mut set: BTreeSet<&str> = BTreeSet::new();
         for t in profiles.iter().flat_map(|(_, t)| t.iter()) {
             set.insert(t);

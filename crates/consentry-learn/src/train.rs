@@ -85,11 +85,8 @@ impl ModelKind {
 pub struct TrainOptions {
     /// Which model.
     pub kind: ModelKind,
-    /// Shards (default: [`shards_for`] the deadline when one is given, else the dataset manifest's).
+    /// Shards (default: the dataset manifest's, which the gate may size by [`shards_for`]).
     pub shards: Option<u32>,
-    /// The withdrawal deadline the model must meet (seconds): sizes its shards when `shards` is not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline_secs: Option<i64>,
     /// Seed of everything random.
     pub seed: u64,
     /// Worker threads, 0 = all cores; never changes the model.
@@ -115,7 +112,6 @@ impl TrainOptions {
         TrainOptions {
             kind,
             shards: None,
-            deadline_secs: None,
             seed: 42,
             threads: 0,
             rec: kind.rec().map_or_else(RecHyper::default, RecHyper::for_kind),
@@ -274,7 +270,8 @@ impl ModelKind {
 /// members, at most [`MAX_RULE_SHARDS`]. A model whose shards share inputs (replies: one inventory) gains nothing
 /// from more shards and keeps the minimum. On 2 cores, at a million members, the 24-hour default deadline gives job
 /// recommendations 16 shards and content suggestions 128; a 60-second deadline keeps 8, the fewest (a wave over
-/// every shard of either takes 20–35 s). `train --shards` overrides it.
+/// every shard of either takes 20–35 s). The gate applies it (`gate --deadline`, the demo), since a model trains
+/// on its dataset's shard function; `gate --shards` overrides it.
 pub fn shards_for(kind: ModelKind, members: u64, deadline_secs: i64) -> u32 {
     if !kind.shards_independent() || deadline_secs <= 0 {
         return MIN_RULE_SHARDS;
@@ -299,6 +296,16 @@ fn shard_function(purpose: &str, shards: u32) -> Result<(ShardFunction, ShardOf)
     let sf = ShardFunction::for_purpose(purpose, shards);
     let key = sf.key_bytes().ok_or_else(|| LearnError::Internal("shard key is not 32 bytes".into()))?;
     Ok((sf, Box::new(move |m: u64| consentry_gate::manifest::shard_of(&key, shards, m))))
+}
+
+/// [`shards_for`] the model trained for `purpose`: the built-in feature whose purpose it is, else a recommender (an
+/// items model on a purpose of the platform's own is trained by the recommender code).
+pub fn shards_for_purpose(purpose: &str, members: u64, deadline_secs: i64) -> u32 {
+    let kind = [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies]
+        .into_iter()
+        .find(|k| k.fixed_purpose() == Some(purpose))
+        .unwrap_or(ModelKind::Items);
+    shards_for(kind, members, deadline_secs)
 }
 
 /// Reads a dataset for `opts.kind` without the `excluded` members and splits it by shard.
@@ -470,21 +477,6 @@ pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The shards a training run of `opts` on `ds` makes: `opts.shards`, else [`shards_for`] its deadline, else the
-/// dataset manifest's.
-fn shard_count(manifest: &consentry_gate::manifest::Manifest, opts: &TrainOptions) -> u32 {
-    match (opts.shards, opts.deadline_secs) {
-        (Some(s), _) => s,
-        (None, Some(d)) => shards_for(opts.kind, manifest.members.count, d),
-        (None, None) => manifest.shard.shards,
-    }
-}
-
-/// The shards [`train`] will make on the dataset in `dataset_dir` (a progress bar's length; reads only its manifest).
-pub fn planned_shards(dataset_dir: &Path, opts: &TrainOptions) -> Result<u32, LearnError> {
-    Ok(shard_count(&consentry_gate::manifest::Manifest::read(dataset_dir)?, opts))
-}
-
 /// Trains `opts.kind` on the dataset in `dataset_dir` into the new directory `out`; `on_shard` hears each finished
 /// shard.
 pub fn train(
@@ -513,7 +505,7 @@ pub fn train_with_oracle(
     if let Some(purpose) = opts.kind.fixed_purpose() {
         ds.require_purpose(opts.kind.name(), purpose)?;
     }
-    let shards = shard_count(&ds.manifest, opts);
+    let shards = opts.shards.unwrap_or(ds.manifest.shard.shards);
     let (sf, shard_of) = shard_function(&ds.manifest.purpose, shards)?;
     let mut opts = opts.clone();
     opts.shards = Some(shards);
@@ -773,6 +765,10 @@ mod tests {
         assert_eq!(shards_for(ModelKind::JobRecs, 1_000_000, -5), MIN_RULE_SHARDS);
         // The replies model's shards share one inventory: more of them would not shrink a retrain.
         assert_eq!(shards_for(ModelKind::Replies, 10_000_000, day), MIN_RULE_SHARDS);
+        // By purpose, as the gate sizes a dataset: the built-in feature's costs, a recommender's for any other.
+        assert_eq!(shards_for_purpose(ModelKind::Content.purpose(), 416_815, day), 128);
+        assert_eq!(shards_for_purpose(ModelKind::Replies.purpose(), 10_000_000, day), MIN_RULE_SHARDS);
+        assert_eq!(shards_for_purpose("train_ai_system.our_own", 332_399, day), 16);
         // A longer deadline never means fewer shards; every answer is a power of two in range.
         for members in [1_000u64, 10_000, 100_000, 1_000_000, 10_000_000] {
             let mut last = 0;

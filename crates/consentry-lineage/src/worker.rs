@@ -131,7 +131,8 @@ pub struct WorkerReport {
     pub cursor_from: u64,
     /// The cursor after it (= the ledger's length then).
     pub cursor_to: u64,
-    /// Withdrawal events read.
+    /// Withdrawal events read: those after the earliest live model's dataset position (the gate applied the
+    /// earlier ones).
     pub withdrawals: u64,
     /// New unlearning requests (one per member per live model containing them).
     pub requests_opened: u64,

@@ -198,7 +198,8 @@ impl Session {
         threads: Option<usize>,
     ) -> PyResult<Py<PyAny>> {
         let at = at_from_py(at)?;
-        let run = GateRun { purpose, at, sources, base, out, options: options(threads, shards, None) };
+        let run =
+            GateRun { purpose, at, sources, base, out, options: options(threads, shards, None), deadline_secs: None };
         let s = self.inner.clone();
         let outcome = py.detach(move || s.gate(run, &NoProgress)).map_err(to_py)?;
         let m = crate::json::to_py(py, &outcome.manifest)?;

@@ -27,6 +27,7 @@ fn gate_each_purpose_verify_tamper_and_merge() {
         let m: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(m["purpose"], p);
+        assert_eq!(m["shard"]["shards"], 8, "the default shard function");
         assert!(m["ledger"]["checkpoint"]["signature"].is_string());
         // Names, e-mail and phone never pass, in any purpose.
         let cols = m["tables"]["members"]["columns"].to_string();
@@ -107,4 +108,31 @@ fn gate_each_purpose_verify_tamper_and_merge() {
         v
     };
     assert_eq!(read(&merged), read(&single));
+}
+
+#[test]
+fn gate_sizes_the_shard_function_for_a_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&consentry(&data, &["--quiet", "synth", "--members", "600", "--seed", "9"]));
+    ok(&consentry(&data, &["--quiet", "ledger", "init"]));
+    let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
+    ok(&consentry(&data, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
+    let out = dir.path().join("ds");
+    let out_s = out.to_str().unwrap();
+    // Refused before anything is written: a negative deadline, and a deadline beside an explicit --shards.
+    for args in [
+        &["gate", "--purpose", PURPOSES[0], "--out", out_s, "--deadline", "-1"][..],
+        &["gate", "--purpose", PURPOSES[0], "--out", out_s, "--deadline", "60", "--shards", "4"][..],
+    ] {
+        let o = consentry(&data, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(!out.exists(), "{args:?}");
+    }
+    // A few hundred members never need more than the fewest shards, whatever the deadline (the rule's figures at
+    // a million members are in its unit test and bench/learn/SHARDS.md).
+    ok(&consentry(&data, &["--quiet", "gate", "--purpose", PURPOSES[0], "--out", out_s, "--deadline", "60"]));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["shard"]["shards"], 8);
 }

@@ -41,6 +41,11 @@ pub struct RunArgs {
     /// Number of training shards in the shard function.
     #[arg(long, default_value_t = consentry_gate::manifest::DEFAULT_SHARDS)]
     shards: u32,
+    /// Size the shard function for this withdrawal deadline (seconds) instead of --shards: as many shards as still
+    /// shrink one withdrawal's retrain, while a retrain of all of them fits a quarter of the deadline (a power of
+    /// two, 8 to 1024, at least 2,000 members each; bench/learn/SHARDS.md has the rule and its costs).
+    #[arg(long, value_name = "SECS", conflicts_with = "shards")]
+    deadline: Option<i64>,
     /// Worker threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
@@ -108,6 +113,7 @@ fn materialize(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         base: a.base,
         out: out.clone(),
         options: options(a.threads, a.shards, partition),
+        deadline_secs: a.deadline,
     };
     let session = ctx.lineage_session(a.openlineage.as_deref())?;
     let bars = ctx.progress();

@@ -60,15 +60,9 @@ pub struct TrainArgs {
     /// Items: a timestamp column; each member's latest interactions are held out [default: a fixed hashed sample].
     #[arg(long, value_name = "X", requires = "table")]
     time_column: Option<String>,
-    /// Number of shards [default: sized for --deadline when given (the shard rule), else the dataset manifest's
-    /// shard function, 8].
+    /// Number of shards [default: the dataset manifest's shard function, 8].
     #[arg(long)]
     shards: Option<u32>,
-    /// The withdrawal deadline (seconds) the model must meet: without --shards, the recommenders get as many shards
-    /// as still shrink a retrain, while a retrain of all of them fits a quarter of it (a power of two, 8 to 1024, at
-    /// least 2,000 members each; `consentry_learn::train::shards_for`).
-    #[arg(long, value_name = "SECS", conflicts_with = "shards")]
-    deadline: Option<i64>,
     /// Seed of everything random; the same seed and data give byte-identical shard files.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -125,7 +119,6 @@ pub fn run_train(ctx: &Ctx, a: TrainArgs) -> anyhow::Result<ExitCode> {
     let kind = a.model.model();
     let mut opts = TrainOptions::new(kind);
     opts.shards = a.shards;
-    opts.deadline_secs = a.deadline;
     opts.seed = a.seed;
     opts.threads = a.threads.unwrap_or(0);
     if let Some(f) = a.factors {
