@@ -45,7 +45,9 @@ impl UnlearnOptions {
         }
         if window > 0 && window >= self.deadline_secs {
             return Err(AppError::bad_input(format!(
-                "--batch-window {window} s is not shorter than --deadline {} s: every batched withdrawal would wait                  until its deadline and then miss it; leave --batch-window out (with --watch it is a quarter of the                  deadline) or make it shorter",
+                "--batch-window {window} s is not shorter than --deadline {} s: every batched withdrawal would wait \
+                 until its deadline and then miss it; leave --batch-window out (with --watch it is a quarter of the \
+                 deadline) or make it shorter",
                 self.deadline_secs
             )));
         }

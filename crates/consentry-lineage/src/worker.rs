@@ -58,8 +58,8 @@ impl Default for WorkerOptions {
 
 /// The batch window a watching worker applies when none is given: a quarter of the deadline. Under a steady stream
 /// of withdrawals each model is then retrained at most once per window, for the withdrawals of that window, and
-/// every request still has three quarters of its deadline for the pass interval and the retrain (sized by the shard
-/// rule, `consentry_learn::train::shards_for`, to a small part of it).
+/// every request still has three quarters of its deadline for the pass interval and the retrain (the shard rule,
+/// `consentry_learn::train::shards_for`, keeps even a retrain of every shard within a quarter).
 pub fn derived_batch_window(deadline_secs: i64) -> i64 {
     deadline_secs.max(0) / 4
 }
