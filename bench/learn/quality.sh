@@ -7,7 +7,7 @@
 #
 # Env: NETWORKS ("20000:42 20000:7 100000:42" — members:seed; seed 42 is the demo's default, the one the content
 # scorer's weights were chosen on; 7 was never looked at while tuning), THREADS (2), EVAL (2000 held-out members,
-# as `train` evaluates), EPS (1; 0 skips the DP model).
+# as `train` evaluates), EPS (1; 0 skips the DP model), SHARDS (1,8; bench/learn/shards.sh asks for 8,32,128).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${1:-target/tmp/bench-quality}
@@ -15,6 +15,7 @@ NETWORKS=${NETWORKS:-"20000:42 20000:7 100000:42"}
 THREADS=${THREADS:-2}
 EVAL=${EVAL:-2000}
 EPS=${EPS:-1}
+SHARDS=${SHARDS:-1,8}
 
 cargo build --release -q -p consentry
 BIN=$(cargo bench -p consentry-learn --bench learn --no-run --message-format=json 2>/dev/null \
@@ -32,6 +33,6 @@ for net in $NETWORKS; do
     if [ ! -f "$D/network/synth.json" ]; then
         target/release/consentry --data "$D" demo --members "$members" --seed "$seed" > "$D.demo.log"
     fi
-    "$BIN" --mode quality --data "$D" --shards 1,8 --threads "$THREADS" --eval-limit "$EVAL" --dp-epsilon "$EPS" \
+    "$BIN" --mode quality --data "$D" --shards "$SHARDS" --threads "$THREADS" --eval-limit "$EVAL" --dp-epsilon "$EPS" \
         --work "$D/bench-models" 2>/dev/null
 done
