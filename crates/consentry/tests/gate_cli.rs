@@ -9,14 +9,20 @@ use std::path::Path;
 const PURPOSES: [&str; 3] =
     ["train_ai_system.job_recommendations", "train_ai_system.content_suggestions", "train_ai_system.reply_suggestions"];
 
-#[test]
-fn gate_each_purpose_verify_tamper_and_merge() {
+/// A synthetic network of `members` and a ledger holding its consent choices.
+fn network_with_ledger(members: &str, seed: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&consentry(&data, &["--quiet", "synth", "--members", "1500", "--seed", "5"]));
+    ok(&consentry(&data, &["--quiet", "synth", "--members", members, "--seed", seed]));
     ok(&consentry(&data, &["--quiet", "ledger", "init"]));
     let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
     ok(&consentry(&data, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
+    (dir, data)
+}
+
+#[test]
+fn gate_each_purpose_verify_tamper_and_merge() {
+    let (dir, data) = network_with_ledger("1500", "5");
 
     for p in PURPOSES {
         let out = dir.path().join(p);
@@ -112,12 +118,7 @@ fn gate_each_purpose_verify_tamper_and_merge() {
 
 #[test]
 fn gate_sizes_the_shard_function_for_a_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    ok(&consentry(&data, &["--quiet", "synth", "--members", "600", "--seed", "9"]));
-    ok(&consentry(&data, &["--quiet", "ledger", "init"]));
-    let choices = DataDir::new(&data).network_dir().join("consent_choices.parquet");
-    ok(&consentry(&data, &["--quiet", "ledger", "import", "--choices", choices.to_str().unwrap()]));
+    let (dir, data) = network_with_ledger("600", "9");
     let out = dir.path().join("ds");
     let out_s = out.to_str().unwrap();
     // Refused before anything is written: a negative deadline, and a deadline beside an explicit --shards.
