@@ -142,9 +142,10 @@ fn withdrawals_reach_the_live_model_and_lineage_says_so() {
     assert!(human.contains("nothing to retrain") && human.contains("within deadline"), "{human}");
     let w = ok(&consentry(&data, &["--json", "unlearn", "--watch", "--interval", "0.1", "--max-polls", "2"]));
     assert_eq!(w.lines().count(), 2, "one JSON line per pass: {w}");
-    // --watch follows the ledger until SIGTERM, then finishes its pass and exits 0.
+    // --watch follows the ledger until SIGTERM, then finishes its pass and exits 0. `--batch-window 0`: retrain at
+    // once (a watch otherwise batches withdrawals for a quarter of the deadline, here 6 hours).
     let child = common::command(&data)
-        .args(["--json", "unlearn", "--watch", "--interval", "0.2"])
+        .args(["--json", "unlearn", "--watch", "--interval", "0.2", "--batch-window", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
