@@ -423,10 +423,12 @@ pub fn split_only(
 ) -> Vec<ShardData> {
     let s_n = shards.max(1) as usize;
     let wanted = |s: u32| only.is_none_or(|o| o.get(s as usize).copied().unwrap_or(false));
+    // Without a mask every member is kept, and no member's shard need be computed.
+    let keep_member = |m: u64| only.is_none() || wanted(shard_of(m));
     let mut members: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); s_n];
     let mut by_member: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
     for e in &input.events {
-        if only.is_none() || wanted(shard_of(e.member)) {
+        if keep_member(e.member) {
             by_member.entry(e.member).or_default().push(e);
         }
     }
@@ -448,7 +450,7 @@ pub fn split_only(
             }
         }
     }
-    let tokens = Tokens::new(input, &|m| only.is_none() || wanted(shard_of(m)));
+    let tokens = Tokens::new(input, &keep_member);
     let list: Vec<usize> = (0..s_n).filter(|&s| wanted(s as u32)).collect();
     let mut built = ials::par_map(list.len(), threads, |j| {
         split_one(&tokens, &members[list[j]], &by_member, &catalogue, &owned[list[j]], h)

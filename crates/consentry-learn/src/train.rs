@@ -257,6 +257,8 @@ impl ModelKind {
             ModelKind::JobRecs | ModelKind::Items => (4.6e-5, 1.65e-6),
             // 416 815 members: 34.8 s at S = 8, 40.5 s at S = 32 (a post lives only in its author's shard).
             ModelKind::Content => (7.9e-5, 5.7e-7),
+            // Every replies shard retrains on any removal (one shared inventory): the rule keeps them at the minimum
+            // and never reads these; 21 s for all 8 shards of 174 155 members.
             ModelKind::Replies => (1.2e-4, 0.0),
         }
     }
