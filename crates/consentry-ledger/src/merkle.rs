@@ -142,6 +142,58 @@ impl Tree {
     }
 }
 
+/// The right edge of a tree: the roots of its perfect subtrees, left to right, so a streaming reader knows the
+/// root at every size it passes in O(log n) memory (a verifier or an auditor that never holds the whole tree).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    len: u64,
+    /// `(height, hash)` of each perfect subtree, heights strictly decreasing.
+    edge: Vec<(u32, Hash)>,
+}
+
+impl Frontier {
+    /// The edge of the empty tree.
+    pub fn new() -> Frontier {
+        Frontier::default()
+    }
+
+    /// Number of leaves seen.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True before the first leaf.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a leaf hash, merging equal-height subtrees.
+    pub fn push(&mut self, leaf: Hash) {
+        self.edge.push((0, leaf));
+        self.len += 1;
+        while let [.., (ha, a), (hb, b)] = self.edge[..]
+            && ha == hb
+        {
+            self.edge.truncate(self.edge.len() - 2);
+            self.edge.push((ha + 1, node_hash(&a, &b)));
+        }
+    }
+
+    /// The Merkle tree hash of the leaves seen so far.
+    pub fn root(&self) -> Hash {
+        let mut it = self.edge.iter().rev();
+        match it.next() {
+            None => empty_root(),
+            Some((_, last)) => it.fold(*last, |acc, (_, left)| node_hash(left, &acc)),
+        }
+    }
+
+    /// The perfect subtree roots, left to right (what the tiled tree's right edge is rebuilt from).
+    pub fn subtrees(&self) -> impl Iterator<Item = Hash> + '_ {
+        self.edge.iter().map(|(_, h)| *h)
+    }
+}
+
 /// RFC 9162 §2.1.3.2: does `proof` show `leaf` at `index` in the tree with `root` of `size` leaves?
 pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
     if index >= size {
@@ -252,6 +304,19 @@ mod tests {
             assert_eq!(t.root(size).unwrap(), reference_root(&leaves[..size as usize]), "size {size}");
         }
         assert!(t.root(71).is_none());
+    }
+
+    #[test]
+    fn the_frontier_knows_every_root_it_passes() {
+        let (_, leaves) = tree(300);
+        let mut f = Frontier::new();
+        assert_eq!(f.root(), empty_root());
+        for (i, l) in leaves.iter().enumerate() {
+            f.push(*l);
+            assert_eq!(f.root(), reference_root(&leaves[..=i]), "size {}", i + 1);
+            assert_eq!(f.len(), i as u64 + 1);
+            assert_eq!(f.subtrees().count() as u32, (i as u64 + 1).count_ones());
+        }
     }
 
     #[test]
