@@ -4,14 +4,14 @@
 use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 use crate::event::{NewEvent, StoredEntry, chain_hash};
 use crate::keys::{GENESIS_META, KeyChain, KeyHandover};
-use crate::merkle::Tree;
 use crate::snapshot::Snapshot;
 use crate::store::{Appended, MemberRecord, Store};
+use crate::tiles::{Flush, TiledTree};
 use crate::{Hash, LedgerError};
 use consentry_policy::{Policy, PurposeId, Timestamp};
 use roaring::RoaringTreemap;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Tunables of a ledger.
@@ -68,7 +68,6 @@ pub struct Ledger {
     /// The log's genesis public key: the key itself for a log that never rotated, else what the store records.
     genesis: PublicKey,
     opts: LedgerOptions,
-    tree: Mutex<Tree>,
     /// How far this process has checked the stored entries against their hashes and the signed heads.
     verified: Mutex<Verified>,
     /// Member ids seen in the directory (members are never removed, so this only grows).
@@ -98,10 +97,11 @@ impl PolicyLink {
 
 /// The prefix of the log this process has verified: entries `1..=tree.len()` were re-encoded and hashed
 /// (or written by this process, from events it encoded itself) and the chain recomputed; every checkpoint
-/// of at most `checkpoints_upto` entries was checked against the recomputed tree and the key.
+/// of at most `checkpoints_upto` entries was checked against the recomputed tree and the key. The tree is
+/// tiled: its right edge is here, its full tiles in the store (compared with the entries when first read).
 #[derive(Default)]
 struct Verified {
-    tree: Tree,
+    tree: TiledTree,
     chain: Hash,
     checkpoints_upto: u64,
     /// Entries this process wrote past the prefix, not yet contiguous with it (concurrent appends answered out of
@@ -143,7 +143,6 @@ impl Ledger {
             key: Some(key),
             genesis,
             opts,
-            tree: Mutex::new(Tree::new()),
             verified: Mutex::new(Verified::default()),
             known_members: Mutex::new(RoaringTreemap::new()),
         }
@@ -403,6 +402,8 @@ impl Ledger {
         if v.written.len() > MAX_WRITTEN {
             v.written.clear();
         }
+        // The tiles these entries completed are this process's own: stored as they are (a failure keeps them).
+        let _ = v.tree.flush(self.store.as_ref(), Flush::Write);
     }
 
     /// Signs a checkpoint when the fresh sequence numbers cross a multiple of `checkpoint_every`.
@@ -460,6 +461,11 @@ impl Ledger {
     /// checkpoints and appends go through here, so nothing is read from, signed over or appended to a log
     /// that fails verification.
     pub fn verify_through(&self) -> Result<u64, LedgerError> {
+        self.verified().map(|(_, len)| len)
+    }
+
+    /// [`Ledger::verify_through`], holding the verified prefix (and its tree) for the caller.
+    fn verified(&self) -> Result<(MutexGuard<'_, Verified>, u64), LedgerError> {
         let mut v = self.verified.lock().map_err(|_| LedgerError::WriterGone("verification lock poisoned".into()))?;
         let from = v.tree.len();
         let len = self.store.len()?;
@@ -469,12 +475,14 @@ impl Ledger {
                 reason: format!("the log shrank from {from} to {len} entries: entries were removed"),
             });
         }
-        let checked = check_entries(self.store.as_ref(), &self.genesis, &mut v, len);
-        if checked.is_err() {
-            // Start over next time: nothing past a failure counts as verified.
-            *v = Verified::default();
+        match check_entries(self.store.as_ref(), &self.genesis, &mut v, len) {
+            Ok(()) => Ok((v, len)),
+            Err(e) => {
+                // Start over next time: nothing past a failure counts as verified.
+                *v = Verified::default();
+                Err(e)
+            }
         }
-        checked.map(|()| len)
     }
 
     /// Snapshots of several purposes at `position` and time `at`, built only from entries verified against
@@ -501,39 +509,25 @@ impl Ledger {
         v.pop().ok_or_else(|| LedgerError::Corrupt("no snapshot built".into()))
     }
 
-    /// The tree brought up to date with the store (other processes may have appended).
-    fn tree(&self) -> Result<MutexGuard<'_, Tree>, LedgerError> {
-        let mut tree = self.tree.lock().map_err(|_| LedgerError::WriterGone("tree lock poisoned".into()))?;
-        let len = self.store.len()?;
-        if tree.len() < len {
-            for h in self.store.leaf_hashes(tree.len() + 1, len)? {
-                tree.push(h);
-            }
-        }
-        Ok(tree)
-    }
-
     /// Signs and stores a checkpoint of the whole log now.
     pub fn checkpoint(&self) -> Result<SignedTreeHead, LedgerError> {
         self.checkpoint_at(now())
     }
 
     fn checkpoint_at(&self, timestamp: i64) -> Result<SignedTreeHead, LedgerError> {
-        // Never sign over entries that do not match their hashes.
-        self.verify_through()?;
-        let tree = self.tree()?;
-        let size = tree.len();
-        let root = tree.root(size).ok_or_else(|| LedgerError::Corrupt("tree shorter than log".into()))?;
+        // Never sign over entries that do not match their hashes: the root is the verified tree's right edge.
+        let (mut v, size) = self.verified()?;
+        let root = v.tree.edge_root();
         // Never sign a history that does not extend what was signed before.
         if let Some(last) = self.store.checkpoints()?.pop()
-            && tree.root(last.head.tree_size) != Some(last.head.root_hash)
+            && v.tree.root(self.store.as_ref(), last.head.tree_size)? != Some(last.head.root_hash)
         {
             return Err(LedgerError::Tampered(format!(
                 "the log no longer extends the checkpoint of {} events; run `ledger verify`",
                 last.head.tree_size
             )));
         }
-        drop(tree);
+        drop(v);
         let chain = match size {
             0 => [0; 32],
             s => self.store.entry(s)?.ok_or_else(|| LedgerError::Corrupt(format!("entry {s} vanished")))?.chain_hash,
@@ -563,21 +557,26 @@ impl Ledger {
         if seq == 0 {
             return Err(LedgerError::Invalid("sequence numbers start at 1".into()));
         }
-        self.tree()?
-            .inclusion_proof(seq - 1, tree_size)
+        let (mut v, _) = self.verified()?;
+        v.tree
+            .inclusion_proof(self.store.as_ref(), seq - 1, tree_size)?
             .ok_or_else(|| LedgerError::NotFound(format!("event {seq} is not in a tree of {tree_size} events")))
     }
 
     /// Consistency proof between two tree sizes.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, LedgerError> {
-        self.tree()?
-            .consistency_proof(first, second)
+        let (mut v, _) = self.verified()?;
+        v.tree
+            .consistency_proof(self.store.as_ref(), first, second)?
             .ok_or_else(|| LedgerError::NotFound(format!("no consistency proof from {first} to {second} events")))
     }
 
     /// The Merkle root of the first `size` events.
     pub fn root(&self, size: u64) -> Result<Hash, LedgerError> {
-        self.tree()?.root(size).ok_or_else(|| LedgerError::NotFound(format!("the log has fewer than {size} events")))
+        let (mut v, _) = self.verified()?;
+        v.tree
+            .root(self.store.as_ref(), size)?
+            .ok_or_else(|| LedgerError::NotFound(format!("the log has fewer than {size} events")))
     }
 
     /// Rebuilds everything from the stored events: sequence, leaf hashes, chain,
@@ -595,44 +594,68 @@ fn load_chain(store: &dyn Store, genesis: &PublicKey) -> Result<KeyChain, Ledger
     })
 }
 
-/// Extends `v` over entries `v.tree.len() + 1..=len`, checking each against its stored leaf and chain hash,
-/// then every checkpoint past the old verified length against the recomputed tree, chain and the key.
+/// Entries a verification reads per chunk: the tiles a chunk completes are checked and stored before the next,
+/// so a scan holds about 256 tiles (2 MiB) whatever the log's length.
+const SCAN_CHUNK: u64 = 1 << 16;
+
+/// Extends `v` over entries `v.tree.len() + 1..=len`, checking each against its stored leaf and chain hash and
+/// each tile it completes against the stored one, then every checkpoint past the old verified length against the
+/// recomputed tree, chain and the key.
 fn check_entries(store: &dyn Store, genesis: &PublicKey, v: &mut Verified, len: u64) -> Result<(), LedgerError> {
     let from = v.tree.len();
     if from == len && v.checkpoints_upto == len {
         // Nothing new: every checkpoint a later call would check covers more than `len` entries.
         return Ok(());
     }
+    let checkpoints = store.checkpoints()?;
+    // Roots of the heads this scan passes, from the right edge of the entries just verified.
+    let ahead: BTreeSet<u64> =
+        checkpoints.iter().map(|c| c.head.tree_size).filter(|s| (from + 1..=len).contains(s)).collect();
+    let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
     let mut expected = from + 1;
-    store.scan_entries(from + 1, len, &mut |s: StoredEntry| {
-        let seq = s.entry.seq();
-        let bad = |reason: String| Err(LedgerError::BadEntry { seq, reason });
-        if seq != expected {
-            return Err(LedgerError::BadEntry {
-                seq: expected,
-                reason: format!("entry {expected} is missing or out of place (found {seq} there)"),
-            });
+    let mut lo = from + 1;
+    while lo <= len {
+        let hi = lo.saturating_add(SCAN_CHUNK - 1).min(len);
+        store.scan_entries(lo, hi, &mut |s: StoredEntry| {
+            let seq = s.entry.seq();
+            let bad = |reason: String| Err(LedgerError::BadEntry { seq, reason });
+            if seq != expected {
+                return Err(LedgerError::BadEntry {
+                    seq: expected,
+                    reason: format!("entry {expected} is missing or out of place (found {seq} there)"),
+                });
+            }
+            let leaf = s.entry.leaf_hash()?;
+            if leaf != s.leaf_hash {
+                return bad(format!("entry {seq} was changed after it was written (its leaf hash does not match)"));
+            }
+            let chain = chain_hash(&v.chain, &leaf);
+            if chain != s.chain_hash {
+                return bad(format!("the hash chain breaks at entry {seq}"));
+            }
+            v.chain = chain;
+            v.tree.push(leaf);
+            if ahead.contains(&seq) {
+                roots.insert(seq, v.tree.edge_root());
+            }
+            expected += 1;
+            Ok(())
+        })?;
+        if let Some(m) = v.tree.flush(store, Flush::CheckAndWrite)?.first() {
+            return Err(LedgerError::Tampered(format!("{m}; run `ledger verify`")));
         }
-        let leaf = s.entry.leaf_hash()?;
-        if leaf != s.leaf_hash {
-            return bad(format!("entry {seq} was changed after it was written (its leaf hash does not match)"));
+        if expected != hi + 1 {
+            break;
         }
-        let chain = chain_hash(&v.chain, &leaf);
-        if chain != s.chain_hash {
-            return bad(format!("the hash chain breaks at entry {seq}"));
-        }
-        v.chain = chain;
-        v.tree.push(leaf);
-        expected += 1;
-        Ok(())
-    })?;
+        lo = hi + 1;
+    }
     if v.tree.len() != len {
         let seq = v.tree.len() + 1;
         return Err(LedgerError::BadEntry { seq, reason: format!("entry {seq} is missing") });
     }
     let mut previous = 0;
     let chain = load_chain(store, genesis)?;
-    for c in store.checkpoints()? {
+    for c in checkpoints {
         let size = c.head.tree_size;
         if size > v.checkpoints_upto {
             if size > len {
@@ -650,7 +673,12 @@ fn check_entries(store: &dyn Store, genesis: &PublicKey, v: &mut Verified, len: 
                 s if s == len => c.head.chain_hash == v.chain,
                 s => store.entry(s)?.is_some_and(|e| e.chain_hash == c.head.chain_hash),
             };
-            if !chain.verify(&c) || v.tree.root(size) != Some(c.head.root_hash) || !chain_ok {
+            // Heads inside the part this process wrote itself are read from its tiles.
+            let root = match roots.get(&size) {
+                Some(r) => Some(*r),
+                None => v.tree.root(store, size)?,
+            };
+            if !chain.verify(&c) || root != Some(c.head.root_hash) || !chain_ok {
                 return Err(LedgerError::BadEntry {
                     seq: previous + 1,
                     reason: format!(
@@ -692,50 +720,70 @@ fn verify_entries(
     mut problems: Vec<(u64, String)>,
 ) -> Result<Verification, LedgerError> {
     let checkpoints = store.checkpoints()?;
-    let sizes: BTreeMap<u64, ()> = checkpoints.iter().map(|c| (c.head.tree_size, ())).collect();
-    let mut chain_at: BTreeMap<u64, Hash> = BTreeMap::new();
-    let mut tree = Tree::new();
+    let sizes: BTreeSet<u64> = checkpoints.iter().map(|c| c.head.tree_size).collect();
+    // Root and chain head at each signed size, taken as the stream passes it: the tree itself is never held
+    // (tiles are compared with the store's and forgotten), so memory does not grow with the log.
+    let mut at_size: BTreeMap<u64, (Hash, Hash)> = BTreeMap::new();
+    if sizes.contains(&0) {
+        at_size.insert(0, (crate::merkle::empty_root(), [0; 32]));
+    }
+    let mut tree = TiledTree::new();
     let mut expected = 1u64;
     let keys = chain;
     let mut chain = [0u8; 32];
-    store.scan_entries(1, u64::MAX, &mut |s| {
-        let seq = s.entry.seq();
-        if seq != expected {
-            problems.push((expected, format!("event {expected} is missing or out of place (found {seq} there)")));
-            expected = seq;
-        }
-        let leaf = s.entry.leaf_hash()?;
-        if leaf != s.leaf_hash {
-            // A row whose fields hash as they did one position earlier was pushed
-            // down by an event inserted before it.
-            let shifted = s.entry.with_seq(seq.wrapping_sub(1));
-            let what = match s.entry {
-                crate::event::Entry::Consent(_) => "event",
-                crate::event::Entry::Facts(_) => "member-facts entry",
-            };
-            if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
-                let at = seq - 1;
-                problems
-                    .push((at, format!("an event was inserted at or before {at}: {what} {seq} was written as {at}")));
-            } else {
-                problems.push((
-                    seq,
-                    format!("{what} {seq} was changed after it was written (its leaf hash does not match)"),
-                ));
+    let len = store.len()?;
+    let mut lo = 1u64;
+    loop {
+        // The last chunk reaches past the length the store reports, so entries beyond it are still seen.
+        let hi = if lo.saturating_add(SCAN_CHUNK) > len { u64::MAX } else { lo + SCAN_CHUNK - 1 };
+        store.scan_entries(lo, hi, &mut |s| {
+            let seq = s.entry.seq();
+            if seq != expected {
+                problems.push((expected, format!("event {expected} is missing or out of place (found {seq} there)")));
+                expected = seq;
             }
+            let leaf = s.entry.leaf_hash()?;
+            if leaf != s.leaf_hash {
+                // A row whose fields hash as they did one position earlier was pushed
+                // down by an event inserted before it.
+                let shifted = s.entry.with_seq(seq.wrapping_sub(1));
+                let what = match s.entry {
+                    crate::event::Entry::Consent(_) => "event",
+                    crate::event::Entry::Facts(_) => "member-facts entry",
+                };
+                if seq > 1 && shifted.leaf_hash()? == s.leaf_hash {
+                    let at = seq - 1;
+                    problems.push((
+                        at,
+                        format!("an event was inserted at or before {at}: {what} {seq} was written as {at}"),
+                    ));
+                } else {
+                    problems.push((
+                        seq,
+                        format!("{what} {seq} was changed after it was written (its leaf hash does not match)"),
+                    ));
+                }
+            }
+            chain = chain_hash(&chain, &leaf);
+            if chain != s.chain_hash {
+                problems.push((seq, format!("the hash chain breaks at event {seq}")));
+                chain = s.chain_hash;
+            }
+            tree.push(leaf);
+            if sizes.contains(&tree.len()) {
+                at_size.insert(tree.len(), (tree.edge_root(), chain));
+            }
+            expected += 1;
+            Ok(())
+        })?;
+        for m in tree.flush(store, Flush::CheckOnly)? {
+            problems.push((m.first_seq, m.to_string()));
         }
-        chain = chain_hash(&chain, &leaf);
-        if chain != s.chain_hash {
-            problems.push((seq, format!("the hash chain breaks at event {seq}")));
-            chain = s.chain_hash;
+        if hi == u64::MAX {
+            break;
         }
-        tree.push(leaf);
-        if sizes.contains_key(&tree.len()) {
-            chain_at.insert(tree.len(), chain);
-        }
-        expected += 1;
-        Ok(())
-    })?;
+        lo = hi + 1;
+    }
     let events = tree.len();
     let mut previous_size = 0;
     for c in &checkpoints {
@@ -743,12 +791,12 @@ fn verify_entries(
         if let Err(e) = keys.check(c) {
             problems.push((previous_size + 1, format!("checkpoint at {size} events has a bad signature: {e}")));
         }
-        match tree.root(size) {
+        match at_size.get(&size) {
             None => problems.push((
                 events + 1,
                 format!("checkpoint at {size} events, but only {events} remain: events were removed"),
             )),
-            Some(root) if root != c.head.root_hash || chain_at.get(&size) != Some(&c.head.chain_hash) => {
+            Some((root, chain)) if *root != c.head.root_hash || *chain != c.head.chain_hash => {
                 // Point at the first event the per-event checks caught in this range, if any.
                 let first = problems
                     .iter()

@@ -26,6 +26,7 @@ pub mod snapshot;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod tiles;
 pub mod witness;
 
 pub use checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};

@@ -20,11 +20,117 @@ fn split(n: u64) -> u64 {
     1u64 << (63 - (n - 1).leading_zeros())
 }
 
-/// Leaf hashes plus every complete subtree's hash, level by level.
+/// Where the proof algorithms read complete subtrees from: the in-memory [`Tree`] or the tiles on disk
+/// ([`crate::tiles::TiledTree`]), so both answer with one implementation of RFC 9162's recursions.
+pub trait Nodes {
+    /// What reading a node can fail with (nothing for the in-memory tree; a store error for tiles).
+    type Error;
+
+    /// Number of leaves.
+    fn size(&self) -> u64;
+
+    /// The hash of the complete subtree of height `height` at `index`: leaves `[index·2^height, (index+1)·2^height)`,
+    /// all below [`Nodes::size`].
+    fn node(&mut self, height: u32, index: u64) -> Result<Hash, Self::Error>;
+}
+
+/// Hash of leaves `[lo, hi)`, a range that RFC 9162's recursion produces.
+fn subtree<N: Nodes + ?Sized>(t: &mut N, lo: u64, hi: u64) -> Result<Hash, N::Error> {
+    let n = hi - lo;
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
+        return t.node(n.trailing_zeros(), lo >> n.trailing_zeros());
+    }
+    let k = split(n);
+    Ok(node_hash(&subtree(t, lo, lo + k)?, &subtree(t, lo + k, hi)?))
+}
+
+/// The Merkle tree hash of the first `size` leaves (`None` if the tree is smaller).
+pub fn root_of<N: Nodes + ?Sized>(t: &mut N, size: u64) -> Result<Option<Hash>, N::Error> {
+    match size {
+        0 => Ok(Some(empty_root())),
+        s if s > t.size() => Ok(None),
+        s => subtree(t, 0, s).map(Some),
+    }
+}
+
+/// Inclusion proof of leaf `index` in the tree of the first `size` leaves (`None` when out of range).
+pub fn inclusion_proof_of<N: Nodes + ?Sized>(t: &mut N, index: u64, size: u64) -> Result<Option<Vec<Hash>>, N::Error> {
+    if index >= size || size > t.size() {
+        return Ok(None);
+    }
+    let mut path = Vec::new();
+    let (mut m, mut lo, mut hi) = (index, 0, size);
+    let mut siblings = Vec::new();
+    while hi - lo > 1 {
+        let k = split(hi - lo);
+        if m < k {
+            siblings.push((lo + k, hi));
+            hi = lo + k;
+        } else {
+            siblings.push((lo, lo + k));
+            m -= k;
+            lo += k;
+        }
+    }
+    for (a, b) in siblings.into_iter().rev() {
+        path.push(subtree(t, a, b)?);
+    }
+    Ok(Some(path))
+}
+
+/// Consistency proof between the trees of the first `first` and `second` leaves (`None` when out of range).
+pub fn consistency_proof_of<N: Nodes + ?Sized>(
+    t: &mut N,
+    first: u64,
+    second: u64,
+) -> Result<Option<Vec<Hash>>, N::Error> {
+    if first > second || second > t.size() {
+        return Ok(None);
+    }
+    let mut ranges = Vec::new();
+    if first > 0 && first < second {
+        let (mut m, mut lo, mut hi, mut complete) = (first, 0, second, true);
+        loop {
+            let n = hi - lo;
+            if m == n {
+                if !complete {
+                    ranges.push((lo, hi));
+                }
+                break;
+            }
+            let k = split(n);
+            if m <= k {
+                ranges.push((lo + k, hi));
+                hi = lo + k;
+            } else {
+                ranges.push((lo, lo + k));
+                m -= k;
+                lo += k;
+                complete = false;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges.into_iter().rev() {
+        out.push(subtree(t, a, b)?);
+    }
+    Ok(Some(out))
+}
+
+/// Leaf hashes plus every complete subtree's hash, level by level: the reference the tiled tree is checked
+/// against, and the tree of logs small enough to hold (tests, witnesses, receipts).
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     /// `levels[h][i]` is the hash of leaves `[i·2^h, (i+1)·2^h)`.
     levels: Vec<Vec<Hash>>,
+}
+
+/// The value of a computation that cannot fail.
+fn sure<T>(r: Result<T, std::convert::Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
 }
 
 impl Tree {
@@ -66,79 +172,39 @@ impl Tree {
         self.levels.first().and_then(|l| l.get(usize::try_from(index).ok()?)).copied()
     }
 
-    /// Hash of leaves `[lo, hi)`, a range that RFC 9162's recursion produces.
-    fn subtree(&self, lo: u64, hi: u64) -> Hash {
-        let n = hi - lo;
-        if n.is_power_of_two() && lo.is_multiple_of(n) {
-            let h = n.trailing_zeros() as usize;
-            return self.levels[h][(lo >> h) as usize];
-        }
-        let k = split(n);
-        node_hash(&self.subtree(lo, lo + k), &self.subtree(lo + k, hi))
-    }
-
     /// The Merkle tree hash of the first `size` leaves (`None` if the tree is smaller).
     pub fn root(&self, size: u64) -> Option<Hash> {
-        match size {
-            0 => Some(empty_root()),
-            s if s > self.len() => None,
-            s => Some(self.subtree(0, s)),
-        }
+        sure(root_of(&mut self.view(), size))
     }
 
     /// Inclusion proof of leaf `index` in the tree of the first `size` leaves.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
-        if index >= size || size > self.len() {
-            return None;
-        }
-        let mut path = Vec::new();
-        self.path(index, 0, size, &mut path);
-        Some(path)
-    }
-
-    fn path(&self, m: u64, lo: u64, hi: u64, out: &mut Vec<Hash>) {
-        let n = hi - lo;
-        if n <= 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, lo, lo + k, out);
-            out.push(self.subtree(lo + k, hi));
-        } else {
-            self.path(m - k, lo + k, hi, out);
-            out.push(self.subtree(lo, lo + k));
-        }
+        sure(inclusion_proof_of(&mut self.view(), index, size))
     }
 
     /// Consistency proof between the trees of the first `first` and `second` leaves.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Option<Vec<Hash>> {
-        if first > second || second > self.len() {
-            return None;
-        }
-        let mut out = Vec::new();
-        if first > 0 && first < second {
-            self.subproof(first, 0, second, true, &mut out);
-        }
-        Some(out)
+        sure(consistency_proof_of(&mut self.view(), first, second))
     }
 
-    fn subproof(&self, m: u64, lo: u64, hi: u64, complete: bool, out: &mut Vec<Hash>) {
-        let n = hi - lo;
-        if m == n {
-            if !complete {
-                out.push(self.subtree(lo, hi));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            self.subproof(m, lo, lo + k, complete, out);
-            out.push(self.subtree(lo + k, hi));
-        } else {
-            self.subproof(m - k, lo + k, hi, false, out);
-            out.push(self.subtree(lo, lo + k));
-        }
+    /// A borrowing reader, so `&self` methods can use the `&mut` [`Nodes`] algorithms without copying.
+    fn view(&self) -> TreeView<'_> {
+        TreeView(self)
+    }
+}
+
+/// [`Tree`] read through a shared reference.
+struct TreeView<'a>(&'a Tree);
+
+impl Nodes for TreeView<'_> {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> u64 {
+        self.0.len()
+    }
+
+    fn node(&mut self, height: u32, index: u64) -> Result<Hash, Self::Error> {
+        Ok(self.0.levels[height as usize][index as usize])
     }
 }
 

@@ -584,6 +584,7 @@ impl PgStore {
         }
         ensure_schema(&mut tx, &OUTBOX, crate::outbox::PG_TABLES, url)?;
         ensure_schema(&mut tx, &KEYS, crate::keys::PG_TABLES, url)?;
+        ensure_schema(&mut tx, &crate::tiles::TILES, crate::tiles::PG_TABLES, url)?;
         tx.commit()?;
         let writer = Writer::connect(url)?;
         Ok(PgStore {
@@ -931,6 +932,35 @@ impl Store for PgStore {
         })?;
         fail::fail_point!("ledger::checkpoint::after_commit", |a| Err(crate::injected("checkpoint", a)));
         Ok(())
+    }
+
+    fn tiles(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let level = i32::try_from(level).map_err(|_| LedgerError::Invalid(format!("no tile level {level}")))?;
+        self.with_reader(|c| {
+            c.query(
+                "SELECT idx, hashes FROM merkle_tiles WHERE level = $1 AND idx BETWEEN $2 AND $3",
+                &[&level, &bound(from), &bound(to)],
+            )?
+            .iter()
+            .map(|r| Ok((r.try_get::<_, i64>(0)? as u64, r.try_get(1)?)))
+            .collect()
+        })
+    }
+
+    fn put_tiles(&self, tiles: &[(u32, u64, Vec<u8>)]) -> Result<bool, LedgerError> {
+        self.with_reader(|c| {
+            let mut tx = c.transaction()?;
+            let stmt = tx.prepare(
+                "INSERT INTO merkle_tiles (level, idx, hashes) VALUES ($1, $2, $3) ON CONFLICT (level, idx) DO NOTHING",
+            )?;
+            for (level, index, bytes) in tiles {
+                let level =
+                    i32::try_from(*level).map_err(|_| LedgerError::Invalid(format!("no tile level {level}")))?;
+                tx.execute(&stmt, &[&level, &bound(*index), bytes])?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
     }
 
     fn key_handovers(&self) -> Result<Vec<KeyHandover>, LedgerError> {

@@ -12,6 +12,7 @@ use crate::schema::{Component, LEDGER, SELECT_VERSION, UPSERT_VERSION, VERSION_T
 use crate::store::{
     Appended, MemberRecord, Prepared, Store, bound, date_col, hash_col, prepare_facts, prepare_fresh, prepare_rows,
 };
+use crate::tiles::TILES;
 use crate::{Hash, KeyHandover, LedgerError, SignedTreeHead, TreeHead};
 use chrono::NaiveDate;
 use consentry_policy::ConsentEvent;
@@ -234,9 +235,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the ledger database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, LedgerError> {
         let mut conn = open_reader(path).map_err(|e| not_writable(path, e))?;
-        for (component, tables) in
-            [(&LEDGER, SCHEMA), (&OUTBOX, crate::outbox::SQLITE_TABLES), (&KEYS, crate::keys::SQLITE_TABLES)]
-        {
+        for (component, tables) in [
+            (&LEDGER, SCHEMA),
+            (&OUTBOX, crate::outbox::SQLITE_TABLES),
+            (&KEYS, crate::keys::SQLITE_TABLES),
+            (&TILES, crate::tiles::SQLITE_TABLES),
+        ] {
             ensure_schema(&mut conn, component, tables, path).map_err(|e| match e {
                 e @ (LedgerError::SchemaTooNew { .. } | LedgerError::Corrupt(_)) => e,
                 e => not_writable(path, e),
@@ -770,6 +774,38 @@ impl Store for SqliteStore {
             out.push(hash_col(r.get(1)?, "leaf_hash")?);
         }
         Ok(out)
+    }
+
+    fn tiles(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let conn = self.read()?;
+        if !has_table(&conn, "merkle_tiles")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt =
+            conn.prepare_cached("SELECT idx, hashes FROM merkle_tiles WHERE level = ?1 AND idx BETWEEN ?2 AND ?3")?;
+        let mut rows = stmt.query(params![level, bound(from), bound(to)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((r.get::<_, i64>(0)? as u64, r.get(1)?));
+        }
+        Ok(out)
+    }
+
+    fn put_tiles(&self, tiles: &[(u32, u64, Vec<u8>)]) -> Result<bool, LedgerError> {
+        if self.writer.lock().map_err(|_| LedgerError::WriterGone("lock poisoned".into()))?.is_none() {
+            return Ok(false);
+        }
+        let mut conn = self.read()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT OR IGNORE INTO merkle_tiles (level, idx, hashes) VALUES (?1, ?2, ?3)")?;
+            for (level, index, bytes) in tiles {
+                stmt.execute(params![level, bound(*index), bytes])?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {

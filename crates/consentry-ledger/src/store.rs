@@ -166,6 +166,20 @@ pub trait Store: Send + Sync {
     /// Leaf hashes of entries `from..=to`, in order.
     fn leaf_hashes(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError>;
 
+    /// Full Merkle tiles of `level` with `from <= index <= to`, as `(index, bytes)` (see [`crate::tiles`]); a
+    /// store that keeps none (in memory, or from before tiles and opened read-only) has none.
+    fn tiles(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let _ = (level, from, to);
+        Ok(Vec::new())
+    }
+
+    /// Stores full tiles `(level, index, bytes)`, leaving any already stored as they are; `false` when this store
+    /// keeps no tiles, so the caller keeps them in memory.
+    fn put_tiles(&self, tiles: &[(u32, u64, Vec<u8>)]) -> Result<bool, LedgerError> {
+        let _ = tiles;
+        Ok(false)
+    }
+
     /// One event by sequence number.
     fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError>;
 

@@ -849,12 +849,14 @@ fn assert_tamper_detected(b: &Backend, kept: &SignedTreeHead, what: &str, stored
         "{what}: the rewritten log still looks like an extension of the kept head"
     );
     if stored_view_too {
+        // The ledger verifies before it proves: it refuses, or its proof does not verify.
         let n = ledger.store().len().unwrap();
-        let proof = ledger.consistency_proof(old, n).unwrap();
-        assert!(
-            !verify_consistency(old, n, &kept.head.root_hash, &ledger.root(n).unwrap(), &proof),
-            "{what}: the ledger's proof from the kept head still verifies"
-        );
+        if let (Ok(proof), Ok(root)) = (ledger.consistency_proof(old, n), ledger.root(n)) {
+            assert!(
+                !verify_consistency(old, n, &kept.head.root_hash, &root, &proof),
+                "{what}: the ledger's proof from the kept head still verifies"
+            );
+        }
     }
 }
 
@@ -1086,6 +1088,133 @@ fn concurrent_cosignatures_are_all_kept(b: &Backend) {
 }
 
 // ---------------------------------------------------------------------------
+// The tree as tiles (C2SP tlog-tiles' layout): proofs read from the store after a restart equal the in-memory
+// reference's, a store from before tiles is converted without a change to its rows, and an edited tile is named.
+
+/// Entries past one level-1 tile (65 536 leaves), so proofs cross every kind of tile edge.
+const TILED: u64 = 65_536 + 4_567;
+
+/// A log of [`TILED`] events with a checkpoint every 10 000, and the reference tree of its stored leaves.
+fn tiled_log(b: &Backend) -> Tree {
+    let ledger = b.ledger_with(10_000);
+    let mut done = 0;
+    while done < TILED {
+        let n = (TILED - done).min(8_000);
+        ledger.append_at(events(&format!("tile{done}"), n), NOW).unwrap();
+        done += n;
+    }
+    let mut tree = Tree::new();
+    for s in all_stored(ledger.store()) {
+        tree.push(s.leaf_hash);
+    }
+    assert_eq!(tree.len(), TILED);
+    tree
+}
+
+/// Every root, and a spread of inclusion and consistency proofs on both sides of tile edges, from `ledger`
+/// (which reads full tiles from its store) equal the reference's.
+fn assert_proofs_match(ledger: &Ledger, reference: &Tree) {
+    let n = reference.len();
+    let mut sizes: Vec<u64> = vec![1, 2, 255, 256, 257, 511, 512, 513, 65_535, 65_536, 65_537, n - 1, n];
+    sizes.extend((1..n).step_by(977));
+    sizes.extend(ledger.store().checkpoints().unwrap().iter().map(|c| c.head.tree_size));
+    for &size in &sizes {
+        assert_eq!(ledger.root(size).unwrap(), reference.root(size).unwrap(), "root of {size}");
+    }
+    for &size in &[256, 65_536, 65_537, n] {
+        for index in (0..size).step_by(613).chain([0, 255, 256, size - 1]).filter(|i| *i < size) {
+            let got = ledger.inclusion_proof(index + 1, size).unwrap();
+            assert_eq!(Some(got), reference.inclusion_proof(index, size), "inclusion of {index} in {size}");
+        }
+    }
+    for &second in &[257, 65_536, 65_537, n] {
+        for first in sizes.iter().copied().filter(|f| *f <= second).step_by(3) {
+            let got = ledger.consistency_proof(first, second).unwrap();
+            assert_eq!(Some(got), reference.consistency_proof(first, second), "consistency {first}→{second}");
+        }
+    }
+}
+
+/// How many full tiles the store holds at `level`.
+fn stored_tiles(store: &dyn Store, level: u32) -> usize {
+    store.tiles(level, 0, u64::MAX >> 1).unwrap().len()
+}
+
+fn tiles_prove_like_the_reference_after_restart(b: &Backend) {
+    let reference = tiled_log(b);
+    // A new process: the tree's right edge is rebuilt from the entries, its full tiles read from the store.
+    let ledger = b.ledger();
+    assert_eq!(ledger.verify_through().unwrap(), TILED);
+    assert_eq!(stored_tiles(ledger.store(), 0) as u64, TILED / 256);
+    assert_eq!(stored_tiles(ledger.store(), 1), 1);
+    assert_eq!(stored_tiles(ledger.store(), 2), 0);
+    assert_proofs_match(&ledger, &reference);
+    let sth = ledger.checkpoint().unwrap();
+    assert_eq!(Some(sth.head.root_hash), reference.root(TILED));
+    assert!(ledger.verify().unwrap().ok());
+}
+
+/// Everything a store holds that tiles must never change: each entry's hashes, each head's root and signature.
+fn rows_and_heads(store: &dyn Store) -> (Vec<(u64, Hash, Hash)>, Vec<SignedTreeHead>) {
+    let rows = all_stored(store).into_iter().map(|s| (s.event.seq, s.leaf_hash, s.chain_hash)).collect();
+    (rows, store.checkpoints().unwrap())
+}
+
+fn a_store_from_before_tiles_is_converted(b: &Backend) {
+    let reference = tiled_log(b);
+    // Back to the format from before tiles: no table, no version row.
+    b.raw().exec("DROP TABLE merkle_tiles; DELETE FROM consentry_schema WHERE component = 'tiles'");
+    let before = rows_and_heads(b.store().as_ref());
+    if let Backend::Sqlite(dir) = b {
+        // Opened read-only, it is verified and proves from tiles held in memory, writing nothing.
+        let ro = SqliteStore::open_read_only(&dir.path().join("ledger.db")).unwrap();
+        let ledger = Ledger::verifier(
+            Box::new(ro),
+            Policy::default_policy(),
+            LogKey::from_seed([1; 32]).public(),
+            LedgerOptions::default(),
+        );
+        assert_eq!(ledger.verify_through().unwrap(), TILED);
+        assert_eq!(ledger.root(70_000).unwrap(), reference.root(70_000).unwrap());
+        assert!(ledger.verify().unwrap().ok());
+    }
+    let ledger = b.ledger();
+    assert_eq!(ledger.verify_through().unwrap(), TILED);
+    assert_eq!(stored_tiles(ledger.store(), 0) as u64, TILED / 256, "converted on first use");
+    assert_eq!(rows_and_heads(ledger.store()), before, "no entry, root or signature changed");
+    assert_proofs_match(&ledger, &reference);
+    assert!(ledger.verify().unwrap().ok());
+}
+
+fn an_edited_tile_is_tampering(b: &Backend) {
+    let reference = tiled_log(b);
+    // A deleted tile is a lost cache entry: the next process writes it again from the entries.
+    b.raw().exec("DELETE FROM merkle_tiles WHERE level = 0 AND idx = 7");
+    let ledger = b.ledger();
+    assert!(ledger.verify().unwrap().ok(), "a missing tile is not tampering");
+    assert_eq!(ledger.verify_through().unwrap(), TILED);
+    assert_eq!(stored_tiles(ledger.store(), 0) as u64, TILED / 256);
+    drop(ledger);
+    // Two tiles swapped: proofs built from them would not verify; the ledger names the first and stops.
+    b.raw().exec(
+        "UPDATE merkle_tiles SET idx = -1 WHERE level = 0 AND idx = 3;
+         UPDATE merkle_tiles SET idx = 3 WHERE level = 0 AND idx = 4;
+         UPDATE merkle_tiles SET idx = 4 WHERE level = 0 AND idx = -1;",
+    );
+    let ledger = b.ledger();
+    let v = ledger.verify().unwrap();
+    assert_eq!(v.first_bad_seq, Some(3 * 256 + 1), "{v:?}");
+    assert!(v.problems.iter().any(|p| p.contains("tile/0/003") && p.contains("edited")), "{v:?}");
+    assert!(v.problems.iter().any(|p| p.contains("tile/0/004")), "{v:?}");
+    match ledger.verify_through() {
+        Err(LedgerError::Tampered(why)) => assert!(why.contains("tile/0/003"), "{why}"),
+        other => panic!("an edited tile was accepted: {other:?}"),
+    }
+    assert!(ledger.checkpoint().is_err(), "nothing is signed over a tampered store");
+    let _ = reference;
+}
+
+// ---------------------------------------------------------------------------
 
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
@@ -1132,6 +1261,9 @@ suite!(
     keys_rotate_and_everything_still_verifies,
     cosignatures_are_stored_and_carried_by_receipts,
     concurrent_cosignatures_are_all_kept,
+    tiles_prove_like_the_reference_after_restart,
+    a_store_from_before_tiles_is_converted,
+    an_edited_tile_is_tampering,
 );
 
 /// Several processes appending to one PostgreSQL ledger at once produce one gap-free chain.

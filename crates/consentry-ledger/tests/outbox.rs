@@ -139,7 +139,10 @@ fn sqlite_store_from_before_the_outbox() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [("keys".to_string(), 1), ("ledger".to_string(), 1), ("outbox".to_string(), 1)]);
+    assert_eq!(
+        versions,
+        [("keys".to_string(), 1), ("ledger".to_string(), 1), ("outbox".to_string(), 1), ("tiles".to_string(), 1)]
+    );
 }
 
 #[test]
