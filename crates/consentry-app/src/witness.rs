@@ -169,6 +169,23 @@ impl Session {
         })
     }
 
+    /// A Merkle tile by its C2SP path (`tile/<L>/<N>[.p/<W>]`, without the `tile/`): the static view of the tree
+    /// an auditor or witness verifies from without trusting the service's proofs.
+    pub fn tile(&self, path: &str) -> Result<Vec<u8>> {
+        let (level, index, width) = consentry_ledger::tiles::parse_tile_path(path).ok_or_else(|| {
+            AppError::bad_input(format!(
+                "{path:?} is not a tile path: tile/<level 0-7>/<index in three-digit groups, x001/234>[.p/<width \
+                 1-255>], as C2SP tlog-tiles spells it"
+            ))
+        })?;
+        self.ledger()?.tile(level, index, width)?.ok_or_else(|| {
+            AppError::new(
+                ErrorKind::NotFound,
+                format!("the log has not grown to tile/{path} yet; the checkpoint says how far it has"),
+            )
+        })
+    }
+
     /// The log's verifier key (`origin+keyid+base64`), for note verifiers.
     pub fn log_verifier_key(&self) -> Result<String> {
         Ok(self.ledger()?.verifier_key()?.encode())

@@ -579,6 +579,22 @@ impl Ledger {
             .ok_or_else(|| LedgerError::NotFound(format!("the log has fewer than {size} events")))
     }
 
+    /// The first `width` hashes of the tile at `level` and `index` as C2SP tlog-tiles serves them (`width` 256 for
+    /// a full tile), so an auditor or witness recomputes any root or proof itself; `None` when the log has not
+    /// grown that far.
+    pub fn tile(&self, level: u32, index: u64, width: usize) -> Result<Option<Vec<u8>>, LedgerError> {
+        let (mut v, _) = self.verified()?;
+        let full = v.tree.full_tiles(level);
+        let hashes: Vec<Hash> = if index < full {
+            v.tree.full_tile(self.store.as_ref(), level, index)?.iter().take(width).copied().collect()
+        } else if index == full && width <= v.tree.partial(level).len() {
+            v.tree.partial(level)[..width].to_vec()
+        } else {
+            return Ok(None);
+        };
+        Ok((hashes.len() == width).then(|| crate::tiles::encode(&hashes)))
+    }
+
     /// Rebuilds everything from the stored events: sequence, leaf hashes, chain,
     /// tree, and every checkpoint's root, chain head and signature.
     pub fn verify(&self) -> Result<Verification, LedgerError> {

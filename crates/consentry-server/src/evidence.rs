@@ -41,6 +41,8 @@ pub fn routes() -> axum::Router<Shared> {
         .route("/v1/log/checkpoints", get(all_checkpoints))
         .route("/v1/log/checkpoints/{size}", get(checkpoint_at_size))
         .route("/v1/log/public-key", get(public_key))
+        .route("/tlog/checkpoint", get(tlog_checkpoint))
+        .route("/tlog/tile/{*path}", get(tlog_tile))
         .route("/v1/log/proofs/inclusion", get(inclusion_proof))
         .route("/v1/log/proofs/consistency", get(consistency_proof))
         .route("/v1/log/receipts/{seq}", get(receipt))
@@ -59,6 +61,8 @@ pub fn routes() -> axum::Router<Shared> {
         all_checkpoints,
         checkpoint_at_size,
         public_key,
+        tlog_checkpoint,
+        tlog_tile,
         inclusion_proof,
         consistency_proof,
         receipt,
@@ -241,6 +245,50 @@ pub(crate) async fn checkpoint_at_size(
 pub(crate) async fn public_key(State(session): State<Shared>) -> Result<Json<Value>, Problem> {
     let key = call(&session, |s| s.public_key()).await?;
     Ok(Json(json!({ "public_key": key.to_hex(), "log_id": hex::encode(key.log_id()) })))
+}
+
+/// The newest checkpoint as a C2SP signed note, in plain text: with `/tlog/tile/…` the log in C2SP tlog-tiles'
+/// layout, from which a witness or auditor recomputes roots and proofs itself (BLAKE3 in place of SHA-256).
+#[utoipa::path(
+    get,
+    path = "/tlog/checkpoint",
+    tag = "evidence",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed note (tlog-checkpoint and its signatures)", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "No tree head signed yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn tlog_checkpoint(
+    State(session): State<Shared>,
+    EvidenceReader(_): EvidenceReader,
+) -> Result<Response, Problem> {
+    let note = call(&session, |s| s.checkpoint_note()).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], note.note).into_response())
+}
+
+/// A Merkle tile as C2SP tlog-tiles names it: `tile/<L>/<N>` (256 hashes of 32 bytes) or `tile/<L>/<N>.p/<W>`
+/// (the first `W`). Entry bundles (`tile/entries/…`) are not served: entries are members' personal data.
+#[utoipa::path(
+    get,
+    path = "/tlog/tile/{path}",
+    tag = "evidence",
+    security(("bearer" = [])),
+    params(("path" = String, Path, description = "<level>/<index in three-digit groups>[.p/<width>], e.g. 0/x001/234 or 1/000.p/17")),
+    responses(
+        (status = 200, description = "The tile's hashes, concatenated", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "Not a tile path", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The log has not grown that far", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn tlog_tile(
+    State(session): State<Shared>,
+    EvidenceReader(_): EvidenceReader,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, Problem> {
+    let Path(path) = path.map_err(|e| bad_path(e, "a tile path, <level>/<index>[.p/<width>]"))?;
+    let bytes = call(&session, move |s| s.tile(&path)).await?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], bytes).into_response())
 }
 
 /// The query of `GET /v1/log/proofs/inclusion`.

@@ -81,6 +81,8 @@ const ENDPOINTS: &[(&str, &str, Need)] = &[
     ("GET", "/v1/log/proofs/consistency", Need::Evidence),
     ("GET", "/v1/log/receipts/{seq}", Need::Evidence),
     ("GET", "/v1/evidence/bundle", Need::Evidence),
+    ("GET", "/tlog/checkpoint", Need::Evidence),
+    ("GET", "/tlog/tile/{path}", Need::Evidence),
 ];
 
 /// A caller of the matrix.
@@ -169,7 +171,8 @@ impl Fixture {
             .replace("{purpose}", JOBS)
             .replace("{seq}", &seq.to_string())
             .replace("{id}", if template.starts_with("/v1/audits") { &self.audit } else { &self.model })
-            .replace("{size}", &self.size.to_string());
+            .replace("{size}", &self.size.to_string())
+            .replace("{path}", "0/000.p/1");
         match path.as_str() {
             "/v1/log/proofs/inclusion" => format!("{path}?seq={}&size={}", self.own_seq.min(self.size), self.size),
             "/v1/log/proofs/consistency" => format!("{path}?from=1&to={}", self.size),

@@ -140,6 +140,51 @@ fn inclusion_and_consistency_proofs_fetched_over_http_verify_against_fetched_hea
     consentry_ledger::receipt::AnyReceipt::verify_json(std::str::from_utf8(&r.body).unwrap(), &key).unwrap();
 }
 
+/// The log in C2SP tlog-tiles' layout: the tiles an auditor fetches rebuild the signed root and the leaves the
+/// proofs name, without any proof from the service.
+#[test]
+fn tiles_served_in_c2sp_layout_rebuild_the_signed_root() {
+    use consentry_ledger::tiles::{TILE_BYTES, tile_path};
+    let s = Server::start();
+    let auditor = s.api_key(Role::Auditor);
+    let head = s.grow(300);
+    let n = head.head.tree_size;
+    assert!(n > 256, "the test needs a full tile: {n}");
+    let note = s.get("/tlog/checkpoint", &auditor);
+    assert_eq!(note.status, 200);
+    assert!(note.headers.iter().any(|(k, v)| k == "content-type" && v.starts_with("text/plain")), "{:?}", note.headers);
+    let text = String::from_utf8(note.body).unwrap();
+    assert_eq!(text.lines().nth(1), Some(n.to_string().as_str()), "{text}");
+
+    let fetch = |level: u32, index: u64, width: usize| {
+        let r = s.get(&format!("/{}", tile_path(level, index, width)).replace("/tile/", "/tlog/tile/"), &auditor);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.body.len(), width * 32);
+        r.body.chunks_exact(32).map(|c| <Hash>::try_from(c).unwrap()).collect::<Vec<Hash>>()
+    };
+    let mut tree = consentry_ledger::merkle::Tree::new();
+    for t in 0..n / 256 {
+        fetch(0, t, 256).into_iter().for_each(|h| tree.push(h));
+    }
+    fetch(0, n / 256, (n % 256) as usize).into_iter().for_each(|h| tree.push(h));
+    assert_eq!(tree.root(n), Some(head.head.root_hash), "the tiles rebuild the signed root");
+    // A level-1 tile holds the roots of level-0 tiles.
+    assert_eq!(fetch(1, 0, (n / 256) as usize)[0], tree.root(256).unwrap());
+    // Each leaf is the hash of the entry the service shows for it.
+    let p = ok_json(&s.get("/v1/log/proofs/inclusion?seq=200", &auditor));
+    assert_eq!(tree.leaf(199), Some(leaf_of(&p["entry"])));
+
+    let full = s.get("/tlog/tile/0/000", &auditor);
+    assert_eq!(full.body.len(), TILE_BYTES);
+    assert!(full.headers.iter().any(|(k, v)| k == "content-type" && v == "application/octet-stream"));
+    problem(&s.get(&format!("/tlog/tile/0/{:03}", n / 256 + 1), &auditor), 404, "not-found");
+    problem(&s.get(&format!("/tlog/tile/0/{:03}.p/255", n / 256), &auditor), 404, "not-found");
+    for bad in ["0/1", "9/000", "0/000.p/0", "0/000.p/256", "0/x000/001", "entries/000", "0/..%2F000"] {
+        problem(&s.get(&format!("/tlog/tile/{bad}"), &auditor), 400, "bad-input");
+    }
+    assert_eq!(s.get("/tlog/tile/0/000", "").status, 401, "tiles are evidence: a key reads them");
+}
+
 #[test]
 fn bad_positions_and_queries_are_problems() {
     let s = Server::start();
@@ -380,6 +425,8 @@ fn the_openapi_document_lists_every_evidence_path_with_its_problems() {
         "/v1/log/proofs/inclusion",
         "/v1/log/proofs/consistency",
         "/v1/log/receipts/{seq}",
+        "/tlog/checkpoint",
+        "/tlog/tile/{path}",
         "/v1/evidence/bundle",
         "/v1/audits",
         "/v1/audits/{id}",
