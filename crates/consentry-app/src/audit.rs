@@ -70,7 +70,21 @@ impl Session {
     /// Audits the data directory's ledger, datasets and models as they are now.
     pub fn audit(&self, opts: &AuditOptions) -> Result<Report> {
         check_options(opts)?;
-        self.with_audit_input(opts.now, |input| consentry_audit::audit_online(input, opts))
+        let mut report = self.with_audit_input(opts.now, |input| consentry_audit::audit_online(input, opts))?;
+        // The bundle carries entries, not the tiles proofs are served from: those are checked in the store itself.
+        for m in self.ledger()?.tile_mismatches()? {
+            report.findings.push(
+                consentry_audit::Finding::violation(
+                    consentry_audit::ViolationKind::LedgerTampered,
+                    m.to_string(),
+                    "Merkle tiles that match the log's entries",
+                    "a tile that proofs would be built from, edited in the database",
+                )
+                .seq(m.first_seq),
+            );
+        }
+        report.finish();
+        Ok(report)
     }
 
     /// Writes an evidence bundle for `audit --offline` into `out` (which must not exist).

@@ -595,6 +595,22 @@ impl Ledger {
         Ok((hashes.len() == width).then(|| crate::tiles::encode(&hashes)))
     }
 
+    /// The stored tiles that differ from the tree of the stored leaf hashes, read in chunks in bounded memory: what
+    /// an online audit adds to its bundle's checks (a bundle carries entries, not tiles).
+    pub fn tile_mismatches(&self) -> Result<Vec<crate::tiles::TileMismatch>, LedgerError> {
+        let len = self.store.len()?;
+        let mut tree = TiledTree::new();
+        let mut out = Vec::new();
+        let mut lo = 1;
+        while lo <= len {
+            let hi = lo.saturating_add(SCAN_CHUNK - 1).min(len);
+            self.store.leaf_hashes(lo, hi)?.into_iter().for_each(|h| tree.push(h));
+            out.extend(tree.flush(self.store.as_ref(), Flush::CheckOnly)?);
+            lo = hi + 1;
+        }
+        Ok(out)
+    }
+
     /// Rebuilds everything from the stored events: sequence, leaf hashes, chain,
     /// tree, and every checkpoint's root, chain head and signature.
     pub fn verify(&self) -> Result<Verification, LedgerError> {

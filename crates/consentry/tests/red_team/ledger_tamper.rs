@@ -325,3 +325,35 @@ fn receipts_accept_only_their_canonical_text() {
         refused(&o, "INVALID");
     }
 }
+
+/// Issue 20: the Merkle tree's tiles live in `ledger.db`. A tile overwritten with another (proofs built from it
+/// would vouch for other entries) is tampering: `ledger verify` and the audit name it, and nothing is signed over
+/// it. Tiles deleted wholesale are only a lost cache: verification passes and the next process writes them again.
+#[test]
+fn merkle_tile_edited_in_the_database() {
+    let (_guard, data) = fresh();
+    let conn = ledger_db(&data);
+    let count = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM merkle_tiles WHERE level = 0", [], |r| r.get(0)).expect("tiles")
+    };
+    let tiles = count(&conn);
+    assert!(tiles > 2, "the demo's log spans several tiles: {tiles}");
+    conn.execute_batch("DELETE FROM merkle_tiles").expect("the tiles can be deleted");
+    drop(conn);
+    ok(&consentry(&data, &["ledger", "verify"]));
+    ok(&consentry(&data, &["ledger", "checkpoint"]));
+    let conn = ledger_db(&data);
+    assert_eq!(count(&conn), tiles, "rewritten from the entries");
+    let n = conn
+        .execute(
+            "UPDATE merkle_tiles SET hashes = (SELECT hashes FROM merkle_tiles WHERE level = 0 AND idx = 0)
+             WHERE level = 0 AND idx = 1",
+            [],
+        )
+        .expect("a tile can be edited");
+    assert_eq!(n, 1);
+    drop(conn);
+    refused(&consentry(&data, &["ledger", "verify"]), "tile/0/001");
+    refused(&consentry(&data, &["ledger", "checkpoint"]), "tile/0/001");
+    audit_finds(&data, "ledger_tampered", "tile/0/001");
+}
