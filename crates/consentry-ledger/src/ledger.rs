@@ -4,6 +4,7 @@
 use crate::checkpoint::{LogKey, PublicKey, SignedTreeHead, TreeHead};
 use crate::event::{NewEvent, StoredEntry, chain_hash};
 use crate::keys::{GENESIS_META, KeyChain, KeyHandover};
+use crate::merkle::Frontier;
 use crate::snapshot::Snapshot;
 use crate::store::{Appended, MemberRecord, Store};
 use crate::tiles::{Flush, TiledTree};
@@ -759,7 +760,10 @@ fn verify_entries(
     if sizes.contains(&0) {
         at_size.insert(0, (crate::merkle::empty_root(), [0; 32]));
     }
-    let mut tree = TiledTree::new();
+    // Roots from the re-encoded entries; tiles compared with the tree of the stored leaf hashes (what proofs are
+    // served from), so an edited entry is named as itself, not as the tile that holds its honest hash.
+    let mut tree = Frontier::new();
+    let mut stored = TiledTree::new();
     let mut expected = 1u64;
     let keys = chain;
     let mut chain = [0u8; 32];
@@ -802,13 +806,14 @@ fn verify_entries(
                 chain = s.chain_hash;
             }
             tree.push(leaf);
+            stored.push(s.leaf_hash);
             if sizes.contains(&tree.len()) {
-                at_size.insert(tree.len(), (tree.edge_root(), chain));
+                at_size.insert(tree.len(), (tree.root(), chain));
             }
             expected += 1;
             Ok(())
         })?;
-        for m in tree.flush(store, Flush::CheckOnly)? {
+        for m in stored.flush(store, Flush::CheckOnly)? {
             problems.push((m.first_seq, m.to_string()));
         }
         if hi == u64::MAX {
