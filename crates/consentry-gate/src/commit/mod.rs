@@ -71,6 +71,11 @@ impl Simd {
     }
 
     /// Unreachable: no value of this type exists.
+    fn kernel(self) -> Kernel {
+        match self {}
+    }
+
+    /// Unreachable: no value of this type exists.
     fn xof_add(self, _: &mut [u16; LANES], _: &[u32; 16]) {
         match self {}
     }
@@ -79,6 +84,48 @@ impl Simd {
     fn keyed_hash16(self, _: &[u32; 8], _: &[&[u8]; BATCH]) -> [[u32; 16]; BATCH] {
         match self {}
     }
+}
+
+/// The environment variable that caps the commitment's kernel (`avx512`, `avx2` or `scalar`), so one
+/// machine can measure what a narrower one runs; unset or unrecognised, the widest the CPU runs is used.
+pub const KERNEL_ENV: &str = "CONSENTRY_LTHASH_KERNEL";
+
+/// A kernel of the row commitment; all compute the same lanes, only their speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kernel {
+    /// The portable code, on any CPU.
+    Scalar,
+    /// AVX2: eight rows' digests, then eight output blocks, per vector.
+    Avx2,
+    /// AVX-512F: sixteen rows' digests, then sixteen output blocks, per vector.
+    Avx512,
+}
+
+impl Kernel {
+    /// The name [`KERNEL_ENV`] takes and benchmarks print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses [`Kernel::name`] (`None` for anything else).
+    pub fn parse(s: &str) -> Option<Kernel> {
+        [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512].into_iter().find(|k| k.name() == s.trim())
+    }
+}
+
+/// The kernel [`KERNEL_ENV`] asks for, if it names one.
+fn requested_kernel() -> Option<Kernel> {
+    std::env::var(KERNEL_ENV).ok().as_deref().and_then(Kernel::parse)
+}
+
+/// The kernel this process computes commitments with: chosen once, the widest the CPU runs unless
+/// [`KERNEL_ENV`] caps it (a cap the CPU cannot reach gives the widest below it).
+pub fn kernel() -> Kernel {
+    Simd::detected().map_or(Kernel::Scalar, Simd::kernel)
 }
 
 /// Lanes of the multiset hash.
@@ -704,6 +751,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Kernel names round-trip, and the kernel in use is one this CPU runs, no wider than any cap asked for.
+    #[test]
+    fn kernels_are_named_and_capped() {
+        for k in [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512] {
+            assert_eq!(Kernel::parse(k.name()), Some(k));
+        }
+        assert_eq!(Kernel::parse("avx1024"), None);
+        let k = kernel();
+        if let Some(cap) = requested_kernel() {
+            assert!(k <= cap, "{k:?} above the cap {cap:?}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert!(k == Kernel::Scalar || Simd::supported().iter().any(|s| s.kernel() == k));
     }
 
     #[test]

@@ -28,9 +28,21 @@ enum Level {
 static DETECTED: OnceLock<Option<Simd>> = OnceLock::new();
 
 impl Simd {
-    /// The widest kernel this CPU runs (AVX-512F, else AVX2, else none), detected once per process.
+    /// The kernel of this process, chosen once: the widest this CPU runs (AVX-512F, else AVX2, else
+    /// none), or no wider than [`super::KERNEL_ENV`] asks, so one machine can measure the others' kernels.
     pub(super) fn detected() -> Option<Simd> {
-        *DETECTED.get_or_init(|| Simd::supported().pop())
+        *DETECTED.get_or_init(|| {
+            let cap = super::requested_kernel();
+            Simd::supported().into_iter().filter(|k| cap.is_none_or(|c| k.kernel() <= c)).next_back()
+        })
+    }
+
+    /// The kernel this value runs, as [`super::Kernel`] names it.
+    pub(super) fn kernel(self) -> super::Kernel {
+        match self.0 {
+            Level::Avx2 => super::Kernel::Avx2,
+            Level::Avx512 => super::Kernel::Avx512,
+        }
     }
 
     /// Every kernel this CPU runs, narrowest first: the tests check each against the portable code.
@@ -49,10 +61,7 @@ impl Simd {
     /// The kernel's name, for test failure messages.
     #[cfg(test)]
     pub(super) fn name(self) -> &'static str {
-        match self.0 {
-            Level::Avx2 => "avx2",
-            Level::Avx512 => "avx512",
-        }
+        self.kernel().name()
     }
 
     /// Adds the 2048-byte BLAKE3 XOF of a digest (as message words) to the lanes, in stored order.
