@@ -76,7 +76,7 @@ impl Simd {
     }
 
     /// Unreachable: no value of this type exists.
-    fn xof_add(self, _: &mut [u16; LANES], _: &[u32; 16]) {
+    fn xof_add(self, _: &mut [u16; LANES], _: &[u32; 8]) {
         match self {}
     }
 
@@ -181,7 +181,7 @@ impl LtHash {
 
     /// [`LtHash::add_digest`] with the kernel the caller already chose.
     fn add_digest_with(&mut self, simd: Option<Simd>, digest: &[u8; 32]) {
-        let mut m = [0u32; 16];
+        let mut m = [0u32; 8];
         for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
             *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
@@ -273,7 +273,8 @@ fn g(s: &mut [[u32; WAYS]; 16], a: usize, b: usize, c: usize, d: usize, mx: u32,
     }
 }
 
-/// Adds the 2048-byte BLAKE3 XOF of a 32-byte input (as message words, zero-padded) to the lanes (stored order).
+/// Adds the 2048-byte BLAKE3 XOF of a 32-byte input (its eight message words; the block's other eight are
+/// zero, which the SIMD kernels exploit by adding nothing for them) to the lanes (stored order).
 ///
 /// A one-block input's output block `t` is `compress(IV, block, counter = t,
 /// len = 32, CHUNK_START | CHUNK_END | ROOT)`; the 32 blocks are independent,
@@ -282,7 +283,9 @@ fn g(s: &mut [[u32; WAYS]; 16], a: usize, b: usize, c: usize, d: usize, mx: u32,
 /// without AVX-512, and this loop is the gate's hottest.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
-fn xof_add(acc: &mut [u16; LANES], m: &[u32; 16]) {
+fn xof_add(acc: &mut [u16; LANES], digest: &[u32; 8]) {
+    let mut m = [0u32; 16];
+    m[..8].copy_from_slice(digest);
     for group in 0..(BLOCKS / WAYS) {
         let mut s = [[0u32; WAYS]; 16];
         for i in 0..8 {
@@ -337,7 +340,8 @@ fn add_rows(simd: Option<Simd>, acc: &mut LtHash, key: &[u8; 32], buf: &[u8], en
         }
         let rows: [&[u8]; BATCH] = std::array::from_fn(row);
         for m in &simd.keyed_hash16(&kw, &rows) {
-            simd.xof_add(&mut acc.0, m);
+            let digest: [u32; 8] = std::array::from_fn(|k| m[k]);
+            simd.xof_add(&mut acc.0, &digest);
         }
         return;
     }
@@ -348,7 +352,7 @@ fn add_rows(simd: Option<Simd>, acc: &mut LtHash, key: &[u8; 32], buf: &[u8], en
 
 /// Adds a digest's expansion with `simd` when there is one, else portably (all give the same lanes).
 #[inline]
-fn xof_add_with(simd: Option<Simd>, acc: &mut [u16; LANES], m: &[u32; 16]) {
+fn xof_add_with(simd: Option<Simd>, acc: &mut [u16; LANES], m: &[u32; 8]) {
     match simd {
         Some(simd) => simd.xof_add(acc, m),
         None => xof_add(acc, m),
@@ -640,7 +644,7 @@ mod tests {
             got.add_digest(&digest);
             assert_eq!(got.to_bytes(), want.to_vec());
             let mut portable = [0u16; LANES];
-            let mut m = [0u32; 16];
+            let mut m = [0u32; 8];
             for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
                 *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
@@ -660,8 +664,7 @@ mod tests {
         let mut want = [0u16; LANES];
         let mut got = vec![[0u16; LANES]; kernels.len()];
         for seed in 0..50u32 {
-            let m: [u32; 16] =
-                std::array::from_fn(|k| if k < 8 { seed.wrapping_mul(0x9E37_79B9) ^ (k as u32 * 7919) } else { 0 });
+            let m: [u32; 8] = std::array::from_fn(|k| seed.wrapping_mul(0x9E37_79B9) ^ (k as u32 * 7919));
             xof_add(&mut want, &m);
             for ((name, f), acc) in kernels.iter().zip(got.iter_mut()) {
                 f.xof_add(acc, &m);
