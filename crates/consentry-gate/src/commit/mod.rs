@@ -424,6 +424,8 @@ enum Cell<'a> {
     F64(&'a arrow_array::Float64Array),
     Bool(&'a arrow_array::BooleanArray),
     Str(&'a arrow_array::StringArray),
+    /// Text read as views (the gate reads `Utf8` this way): encoded exactly as `Str`.
+    View(&'a arrow_array::StringViewArray),
     LStr(&'a arrow_array::LargeStringArray),
     List(&'a arrow_array::ListArray, Box<Cell<'a>>),
     LList(&'a arrow_array::LargeListArray, Box<Cell<'a>>),
@@ -443,6 +445,7 @@ fn view(a: &ArrayRef) -> Option<Cell<'_>> {
         DataType::Float64 => Cell::F64(a.as_primitive::<Float64Type>()),
         DataType::Boolean => Cell::Bool(a.as_boolean()),
         DataType::Utf8 => Cell::Str(a.as_string::<i32>()),
+        DataType::Utf8View => Cell::View(a.as_string_view()),
         DataType::LargeUtf8 => Cell::LStr(a.as_string::<i64>()),
         DataType::Date32 => raw32(a.as_primitive::<Date32Type>()),
         DataType::Date64 => raw64(a.as_primitive::<Date64Type>()),
@@ -484,6 +487,7 @@ impl Cell<'_> {
             Cell::F64(a) => a.is_null(i),
             Cell::Bool(a) => a.is_null(i),
             Cell::Str(a) => a.is_null(i),
+            Cell::View(a) => a.is_null(i),
             Cell::LStr(a) => a.is_null(i),
             Cell::List(a, _) => a.is_null(i),
             Cell::LList(a, _) => a.is_null(i),
@@ -509,6 +513,7 @@ impl Cell<'_> {
             Cell::F64(a) => out.extend_from_slice(&a.value(i).to_bits().to_le_bytes()),
             Cell::Bool(a) => out.push(u8::from(a.value(i))),
             Cell::Str(a) => text(a.value(i), out),
+            Cell::View(a) => text(a.value(i), out),
             Cell::LStr(a) => text(a.value(i), out),
             Cell::List(a, inner) => {
                 let o = a.value_offsets();
@@ -754,6 +759,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Text read as views (as the gate reads `Utf8`) commits exactly as the strings it views.
+    #[test]
+    fn views_commit_as_their_strings() {
+        let rows: Vec<(i64, Option<String>)> =
+            (0..40).map(|i| (i, (i % 6 != 0).then(|| "y".repeat(i as usize * 3)))).collect();
+        let b = batch(&rows);
+        let views = arrow_cast::cast(b.column(1), &DataType::Utf8View).unwrap();
+        let v = RecordBatch::try_from_iter(vec![("a", b.column(0).clone()), ("b", views)]).unwrap();
+        assert_eq!(v.column(1).data_type(), &DataType::Utf8View);
+        let key = schema_key("t", &b.schema()).unwrap();
+        let (mut x, mut y) = (LtHash::new(), LtHash::new());
+        add_batch(&mut x, &key, &b).unwrap();
+        add_batch(&mut y, &key, &v).unwrap();
+        assert_eq!(x, y);
     }
 
     /// Kernel names round-trip, and the kernel in use is one this CPU runs, no wider than any cap asked for.
