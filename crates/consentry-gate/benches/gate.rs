@@ -217,13 +217,13 @@ fn cpu_seconds() -> f64 {
 }
 
 /// Runs the gate once; returns (rows in, rows out, seconds, bytes written, CPU seconds).
-fn run_gate(o: &Opts, snap: &Snapshot, ledger: &Ledger, redact: bool) -> (u64, u64, f64, u64, f64) {
+fn run_gate(o: &Opts, snap: &Snapshot, policy: &Policy, redact: bool) -> (u64, u64, f64, u64, f64) {
     let sources = Sources::parse("bench.toml", SOURCES, &o.dir).unwrap_or_else(|e| panic!("{e}"));
     let det = if redact { Some(consentry_redact::Detector::new().unwrap_or_else(|e| panic!("{e}"))) } else { None };
     let out = o.dir.join(if redact { "out-redact" } else { "out" });
     let _ = std::fs::remove_dir_all(&out);
     let req = GateRequest {
-        policy: ledger.policy(),
+        policy,
         snapshot: snap,
         checkpoint: None,
         sources: &sources,
@@ -280,6 +280,21 @@ fn commit_cost() -> f64 {
     best
 }
 
+/// The process's peak resident memory so far in MB (`VmHWM` in `/proc/self/status`, Linux; 0 elsewhere).
+fn peak_mb() -> u64 {
+    rss_mb("VmHWM:")
+}
+
+/// A memory figure of `/proc/self/status` in MB (`VmRSS:` resident now, `VmHWM:` peak; 0 off Linux).
+fn rss_mb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    kb.unwrap_or(0) / 1024
+}
+
 /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`, Linux).
 fn thread_cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
@@ -312,20 +327,31 @@ fn main() {
     let root = ledger.root(len).unwrap_or_else(|e| panic!("{e}"));
     let snap = Snapshot::build(ledger.store(), ledger.policy(), pid, len, NOW, root).unwrap_or_else(|e| panic!("{e}"));
     let snap_s = t0.elapsed().as_secs_f64();
+    // The gate needs the snapshot and the policy, not the ledger (whose Merkle tree is large).
+    let policy = ledger.policy().clone();
+    drop(ledger);
+    let setup_peak = peak_mb();
     let modes: Vec<bool> = match o.mode.as_str() {
         "gate" => vec![false],
         "gate-redact" => vec![true],
         _ => vec![false, true],
     };
     println!(
-        "snapshot: {} of {} members allowed, built in {snap_s:.2} s (not counted below)",
+        "snapshot: {} of {} members allowed, built in {snap_s:.2} s (not counted below); setup peak {setup_peak} MB, \
+         resident now {} MB",
         snap.allowed().len(),
-        snap.counts().members
+        snap.counts().members,
+        rss_mb("VmRSS:")
     );
     println!("| run | rows in | rows out | seconds | input rows/s | output MB | CPU seconds |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for redact in modes {
-        let (rin, rout, s, bytes, cpu) = run_gate(&o, &snap, &ledger, redact);
+        // The peak from here on is the gate's (the snapshot it reads stays resident and counts).
+        let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let (rin, rout, s, bytes, cpu) = run_gate(&o, &snap, &policy, redact);
+        if reset {
+            println!("gate peak memory (snapshot included, setup excluded): {} MB", peak_mb());
+        }
         println!(
             "| consentry gate{} | {rin} | {rout} | {s:.2} | {:.2} M | {:.1} | {cpu:.2} |",
             if redact { " (redaction on)" } else { " (redaction off)" },
