@@ -33,7 +33,7 @@ impl Simd {
     pub(super) fn detected() -> Option<Simd> {
         *DETECTED.get_or_init(|| {
             let cap = super::requested_kernel();
-            Simd::supported().into_iter().filter(|k| cap.is_none_or(|c| k.kernel() <= c)).next_back()
+            Simd::supported().into_iter().rfind(|k| cap.is_none_or(|c| k.kernel() <= c))
         })
     }
 
