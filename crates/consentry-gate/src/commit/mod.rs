@@ -494,31 +494,32 @@ impl Cell<'_> {
         }
     }
 
+    /// Appends cell `i` as the module docs define it. A present fixed-width value goes in as one 9-byte
+    /// copy and text after one reservation: the encoding runs for every committed row.
     fn encode(&self, i: usize, out: &mut Vec<u8>) {
         if self.is_null(i) {
             out.push(0);
             return;
         }
-        out.push(1);
         match self {
-            Cell::U8(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
-            Cell::U16(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
-            Cell::U32(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
-            Cell::U64(a) => out.extend_from_slice(&a.value(i).to_le_bytes()),
-            Cell::I8(a) => out.extend_from_slice(&i64::from(a.value(i)).to_le_bytes()),
-            Cell::I16(a) => out.extend_from_slice(&i64::from(a.value(i)).to_le_bytes()),
-            Cell::I32(v, _) => out.extend_from_slice(&i64::from(v[i]).to_le_bytes()),
-            Cell::I64(v, _) => out.extend_from_slice(&v[i].to_le_bytes()),
-            Cell::F32(a) => out.extend_from_slice(&f64::from(a.value(i)).to_bits().to_le_bytes()),
-            Cell::F64(a) => out.extend_from_slice(&a.value(i).to_bits().to_le_bytes()),
-            Cell::Bool(a) => out.push(u8::from(a.value(i))),
+            Cell::U8(a) => word(u64::from(a.value(i)).to_le_bytes(), out),
+            Cell::U16(a) => word(u64::from(a.value(i)).to_le_bytes(), out),
+            Cell::U32(a) => word(u64::from(a.value(i)).to_le_bytes(), out),
+            Cell::U64(a) => word(a.value(i).to_le_bytes(), out),
+            Cell::I8(a) => word(i64::from(a.value(i)).to_le_bytes(), out),
+            Cell::I16(a) => word(i64::from(a.value(i)).to_le_bytes(), out),
+            Cell::I32(v, _) => word(i64::from(v[i]).to_le_bytes(), out),
+            Cell::I64(v, _) => word(v[i].to_le_bytes(), out),
+            Cell::F32(a) => word(f64::from(a.value(i)).to_bits().to_le_bytes(), out),
+            Cell::F64(a) => word(a.value(i).to_bits().to_le_bytes(), out),
+            Cell::Bool(a) => out.extend_from_slice(&[1, u8::from(a.value(i))]),
             Cell::Str(a) => text(a.value(i), out),
             Cell::View(a) => text(a.value(i), out),
             Cell::LStr(a) => text(a.value(i), out),
             Cell::List(a, inner) => {
                 let o = a.value_offsets();
                 let (s, e) = (o[i] as usize, o[i + 1] as usize);
-                out.extend_from_slice(&((e - s) as u64).to_le_bytes());
+                word(((e - s) as u64).to_le_bytes(), out);
                 for j in s..e {
                     inner.encode(j, out);
                 }
@@ -526,7 +527,7 @@ impl Cell<'_> {
             Cell::LList(a, inner) => {
                 let o = a.value_offsets();
                 let (s, e) = (o[i] as usize, o[i + 1] as usize);
-                out.extend_from_slice(&((e - s) as u64).to_le_bytes());
+                word(((e - s) as u64).to_le_bytes(), out);
                 for j in s..e {
                     inner.encode(j, out);
                 }
@@ -535,8 +536,19 @@ impl Cell<'_> {
     }
 }
 
+/// A present 8-byte cell (or a list's length): `0x01` then the bytes.
+#[inline(always)]
+fn word(v: [u8; 8], out: &mut Vec<u8>) {
+    let mut cell = [1u8; 9];
+    cell[1..].copy_from_slice(&v);
+    out.extend_from_slice(&cell);
+}
+
+/// A present text cell: `0x01`, the UTF-8 length as 8 bytes little-endian, the bytes.
+#[inline(always)]
 fn text(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.reserve(9 + s.len());
+    word((s.len() as u64).to_le_bytes(), out);
     out.extend_from_slice(s.as_bytes());
 }
 
