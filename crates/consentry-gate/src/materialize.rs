@@ -19,7 +19,7 @@ use crate::GateError;
 use crate::commit::{self, LtHash};
 use crate::manifest::*;
 use crate::sources::{Sources, TableDecl};
-use arrow_array::builder::GenericStringBuilder;
+use arrow_array::builder::{GenericStringBuilder, StringViewBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, ArrayRef, BooleanArray, GenericStringArray, OffsetSizeTrait, RecordBatch};
@@ -32,7 +32,7 @@ use consentry_ledger::snapshot::Snapshot;
 use consentry_policy::{DenyReason, Policy, Purpose};
 use consentry_redact::{Detector, Kind};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriter, compute_leaves,
 };
@@ -459,6 +459,11 @@ pub(crate) fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePla
     let redact_pos: Vec<usize> = decl.redact.iter().filter_map(|c| pos(c)).collect();
     let out_schema = Arc::new(Schema::new(fields));
     let key = commit::schema_key(&decl.name, &out_schema)?;
+    let metas = files
+        .iter()
+        .zip(&metas)
+        .map(|(path, m)| view_metadata(m).map_err(|e| GateError::parquet(path, e)))
+        .collect::<Result<_, _>>()?;
     Ok(TablePlan {
         decl: decl.clone(),
         files,
@@ -468,6 +473,37 @@ pub(crate) fn plan_table(decl: &TableDecl, purpose: &Purpose) -> Result<TablePla
         read,
         rules: Rules { out_schema, key, member_pos, drop_pos, redact_pos },
     })
+}
+
+/// A file's metadata as the gate reads it: `Utf8` columns as `Utf8View`, which the reader fills with views into
+/// the decompressed pages instead of copying every string (and filtering then moves 16-byte views, not text).
+/// The values are the same; the row commitment encodes a view as the string it views, and the writer, whose
+/// schema still says `Utf8`, encodes it byte for byte as that string.
+fn view_metadata(meta: &ArrowReaderMetadata) -> Result<ArrowReaderMetadata, parquet::errors::ParquetError> {
+    let schema = meta.schema();
+    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8) {
+        return Ok(meta.clone());
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let hint = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(meta.metadata().clone(), ArrowReaderOptions::new().with_schema(hint))
+}
+
+/// The output schema with each column's type as it is held (text read as views stays views until written).
+fn schema_as_held(out: &SchemaRef, cols: &[ArrayRef]) -> SchemaRef {
+    if out.fields().len() != cols.len() || out.fields().iter().zip(cols).all(|(f, c)| f.data_type() == c.data_type()) {
+        return out.clone();
+    }
+    let fields: Vec<Field> =
+        out.fields().iter().zip(cols).map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone())).collect();
+    Arc::new(Schema::new_with_metadata(fields, out.metadata().clone()))
 }
 
 /// Member ids of a column as u64 (`None` for null or negative values, which no member has).
@@ -707,7 +743,8 @@ pub(crate) fn gate_batch(
             cols[p] = redact_column(det, &cols[p], &mut t.redactions);
         }
     }
-    let out = RecordBatch::try_new(rules.out_schema.clone(), cols).map_err(|e| GateError::parquet(path, e))?;
+    let out = RecordBatch::try_new(schema_as_held(&rules.out_schema, &cols), cols)
+        .map_err(|e| GateError::parquet(path, e))?;
     commit::add_batch(&mut t.lt, &rules.key, &out)?;
     t.rows_out += out.num_rows() as u64;
     Ok(out)
@@ -717,6 +754,17 @@ fn redact_column(det: &Detector, col: &ArrayRef, counts: &mut [u64; 9]) -> Array
     match col.data_type() {
         DataType::Utf8 => redact_strings(det, col.as_string::<i32>(), counts),
         DataType::LargeUtf8 => redact_strings(det, col.as_string::<i64>(), counts),
+        DataType::Utf8View => {
+            let a = col.as_string_view();
+            let mut b = StringViewBuilder::with_capacity(a.len());
+            for v in a.iter() {
+                match v {
+                    Some(s) => b.append_value(redact_counted(det, s, counts)),
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
         // Validation admits only text for redacted columns.
         _ => col.clone(),
     }

@@ -71,7 +71,12 @@ impl Simd {
     }
 
     /// Unreachable: no value of this type exists.
-    fn xof_add(self, _: &mut [u16; LANES], _: &[u32; 16]) {
+    fn kernel(self) -> Kernel {
+        match self {}
+    }
+
+    /// Unreachable: no value of this type exists.
+    fn xof_add(self, _: &mut [u16; LANES], _: &[u32; 8]) {
         match self {}
     }
 
@@ -79,6 +84,48 @@ impl Simd {
     fn keyed_hash16(self, _: &[u32; 8], _: &[&[u8]; BATCH]) -> [[u32; 16]; BATCH] {
         match self {}
     }
+}
+
+/// The environment variable that caps the commitment's kernel (`avx512`, `avx2` or `scalar`), so one
+/// machine can measure what a narrower one runs; unset or unrecognised, the widest the CPU runs is used.
+pub const KERNEL_ENV: &str = "CONSENTRY_LTHASH_KERNEL";
+
+/// A kernel of the row commitment; all compute the same lanes, only their speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kernel {
+    /// The portable code, on any CPU.
+    Scalar,
+    /// AVX2: eight rows' digests, then eight output blocks, per vector.
+    Avx2,
+    /// AVX-512F: sixteen rows' digests, then sixteen output blocks, per vector.
+    Avx512,
+}
+
+impl Kernel {
+    /// The name [`KERNEL_ENV`] takes and benchmarks print.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    /// Parses [`Kernel::name`] (`None` for anything else).
+    pub fn parse(s: &str) -> Option<Kernel> {
+        [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512].into_iter().find(|k| k.name() == s.trim())
+    }
+}
+
+/// The kernel [`KERNEL_ENV`] asks for, if it names one.
+fn requested_kernel() -> Option<Kernel> {
+    std::env::var(KERNEL_ENV).ok().as_deref().and_then(Kernel::parse)
+}
+
+/// The kernel this process computes commitments with: chosen once, the widest the CPU runs unless
+/// [`KERNEL_ENV`] caps it (a cap the CPU cannot reach gives the widest below it).
+pub fn kernel() -> Kernel {
+    Simd::detected().map_or(Kernel::Scalar, Simd::kernel)
 }
 
 /// Lanes of the multiset hash.
@@ -134,7 +181,7 @@ impl LtHash {
 
     /// [`LtHash::add_digest`] with the kernel the caller already chose.
     fn add_digest_with(&mut self, simd: Option<Simd>, digest: &[u8; 32]) {
-        let mut m = [0u32; 16];
+        let mut m = [0u32; 8];
         for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
             *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
@@ -226,7 +273,8 @@ fn g(s: &mut [[u32; WAYS]; 16], a: usize, b: usize, c: usize, d: usize, mx: u32,
     }
 }
 
-/// Adds the 2048-byte BLAKE3 XOF of a 32-byte input (as message words, zero-padded) to the lanes (stored order).
+/// Adds the 2048-byte BLAKE3 XOF of a 32-byte input (its eight message words; the block's other eight are
+/// zero, which the SIMD kernels exploit by adding nothing for them) to the lanes (stored order).
 ///
 /// A one-block input's output block `t` is `compress(IV, block, counter = t,
 /// len = 32, CHUNK_START | CHUNK_END | ROOT)`; the 32 blocks are independent,
@@ -235,7 +283,9 @@ fn g(s: &mut [[u32; WAYS]; 16], a: usize, b: usize, c: usize, d: usize, mx: u32,
 /// without AVX-512, and this loop is the gate's hottest.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
-fn xof_add(acc: &mut [u16; LANES], m: &[u32; 16]) {
+fn xof_add(acc: &mut [u16; LANES], digest: &[u32; 8]) {
+    let mut m = [0u32; 16];
+    m[..8].copy_from_slice(digest);
     for group in 0..(BLOCKS / WAYS) {
         let mut s = [[0u32; WAYS]; 16];
         for i in 0..8 {
@@ -290,7 +340,8 @@ fn add_rows(simd: Option<Simd>, acc: &mut LtHash, key: &[u8; 32], buf: &[u8], en
         }
         let rows: [&[u8]; BATCH] = std::array::from_fn(row);
         for m in &simd.keyed_hash16(&kw, &rows) {
-            simd.xof_add(&mut acc.0, m);
+            let digest: [u32; 8] = std::array::from_fn(|k| m[k]);
+            simd.xof_add(&mut acc.0, &digest);
         }
         return;
     }
@@ -301,7 +352,7 @@ fn add_rows(simd: Option<Simd>, acc: &mut LtHash, key: &[u8; 32], buf: &[u8], en
 
 /// Adds a digest's expansion with `simd` when there is one, else portably (all give the same lanes).
 #[inline]
-fn xof_add_with(simd: Option<Simd>, acc: &mut [u16; LANES], m: &[u32; 16]) {
+fn xof_add_with(simd: Option<Simd>, acc: &mut [u16; LANES], m: &[u32; 8]) {
     match simd {
         Some(simd) => simd.xof_add(acc, m),
         None => xof_add(acc, m),
@@ -373,6 +424,8 @@ enum Cell<'a> {
     F64(&'a arrow_array::Float64Array),
     Bool(&'a arrow_array::BooleanArray),
     Str(&'a arrow_array::StringArray),
+    /// Text read as views (the gate reads `Utf8` this way): encoded exactly as `Str`.
+    View(&'a arrow_array::StringViewArray),
     LStr(&'a arrow_array::LargeStringArray),
     List(&'a arrow_array::ListArray, Box<Cell<'a>>),
     LList(&'a arrow_array::LargeListArray, Box<Cell<'a>>),
@@ -392,6 +445,7 @@ fn view(a: &ArrayRef) -> Option<Cell<'_>> {
         DataType::Float64 => Cell::F64(a.as_primitive::<Float64Type>()),
         DataType::Boolean => Cell::Bool(a.as_boolean()),
         DataType::Utf8 => Cell::Str(a.as_string::<i32>()),
+        DataType::Utf8View => Cell::View(a.as_string_view()),
         DataType::LargeUtf8 => Cell::LStr(a.as_string::<i64>()),
         DataType::Date32 => raw32(a.as_primitive::<Date32Type>()),
         DataType::Date64 => raw64(a.as_primitive::<Date64Type>()),
@@ -433,36 +487,39 @@ impl Cell<'_> {
             Cell::F64(a) => a.is_null(i),
             Cell::Bool(a) => a.is_null(i),
             Cell::Str(a) => a.is_null(i),
+            Cell::View(a) => a.is_null(i),
             Cell::LStr(a) => a.is_null(i),
             Cell::List(a, _) => a.is_null(i),
             Cell::LList(a, _) => a.is_null(i),
         }
     }
 
+    /// Appends cell `i` as the module docs define it. A present fixed-width value goes in as one 9-byte
+    /// copy and text after one reservation: the encoding runs for every committed row.
     fn encode(&self, i: usize, out: &mut Vec<u8>) {
         if self.is_null(i) {
             out.push(0);
             return;
         }
-        out.push(1);
         match self {
-            Cell::U8(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
-            Cell::U16(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
-            Cell::U32(a) => out.extend_from_slice(&u64::from(a.value(i)).to_le_bytes()),
-            Cell::U64(a) => out.extend_from_slice(&a.value(i).to_le_bytes()),
-            Cell::I8(a) => out.extend_from_slice(&i64::from(a.value(i)).to_le_bytes()),
-            Cell::I16(a) => out.extend_from_slice(&i64::from(a.value(i)).to_le_bytes()),
-            Cell::I32(v, _) => out.extend_from_slice(&i64::from(v[i]).to_le_bytes()),
-            Cell::I64(v, _) => out.extend_from_slice(&v[i].to_le_bytes()),
-            Cell::F32(a) => out.extend_from_slice(&f64::from(a.value(i)).to_bits().to_le_bytes()),
-            Cell::F64(a) => out.extend_from_slice(&a.value(i).to_bits().to_le_bytes()),
-            Cell::Bool(a) => out.push(u8::from(a.value(i))),
+            Cell::U8(a) => word(u64::from(a.value(i)).to_le_bytes(), out),
+            Cell::U16(a) => word(u64::from(a.value(i)).to_le_bytes(), out),
+            Cell::U32(a) => word(u64::from(a.value(i)).to_le_bytes(), out),
+            Cell::U64(a) => word(a.value(i).to_le_bytes(), out),
+            Cell::I8(a) => word(i64::from(a.value(i)).to_le_bytes(), out),
+            Cell::I16(a) => word(i64::from(a.value(i)).to_le_bytes(), out),
+            Cell::I32(v, _) => word(i64::from(v[i]).to_le_bytes(), out),
+            Cell::I64(v, _) => word(v[i].to_le_bytes(), out),
+            Cell::F32(a) => word(f64::from(a.value(i)).to_bits().to_le_bytes(), out),
+            Cell::F64(a) => word(a.value(i).to_bits().to_le_bytes(), out),
+            Cell::Bool(a) => out.extend_from_slice(&[1, u8::from(a.value(i))]),
             Cell::Str(a) => text(a.value(i), out),
+            Cell::View(a) => text(a.value(i), out),
             Cell::LStr(a) => text(a.value(i), out),
             Cell::List(a, inner) => {
                 let o = a.value_offsets();
                 let (s, e) = (o[i] as usize, o[i + 1] as usize);
-                out.extend_from_slice(&((e - s) as u64).to_le_bytes());
+                word(((e - s) as u64).to_le_bytes(), out);
                 for j in s..e {
                     inner.encode(j, out);
                 }
@@ -470,7 +527,7 @@ impl Cell<'_> {
             Cell::LList(a, inner) => {
                 let o = a.value_offsets();
                 let (s, e) = (o[i] as usize, o[i + 1] as usize);
-                out.extend_from_slice(&((e - s) as u64).to_le_bytes());
+                word(((e - s) as u64).to_le_bytes(), out);
                 for j in s..e {
                     inner.encode(j, out);
                 }
@@ -479,8 +536,19 @@ impl Cell<'_> {
     }
 }
 
+/// A present 8-byte cell (or a list's length): `0x01` then the bytes.
+#[inline(always)]
+fn word(v: [u8; 8], out: &mut Vec<u8>) {
+    let mut cell = [1u8; 9];
+    cell[1..].copy_from_slice(&v);
+    out.extend_from_slice(&cell);
+}
+
+/// A present text cell: `0x01`, the UTF-8 length as 8 bytes little-endian, the bytes.
+#[inline(always)]
 fn text(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.reserve(9 + s.len());
+    word((s.len() as u64).to_le_bytes(), out);
     out.extend_from_slice(s.as_bytes());
 }
 
@@ -593,7 +661,7 @@ mod tests {
             got.add_digest(&digest);
             assert_eq!(got.to_bytes(), want.to_vec());
             let mut portable = [0u16; LANES];
-            let mut m = [0u32; 16];
+            let mut m = [0u32; 8];
             for (w, c) in m.iter_mut().zip(digest.chunks_exact(4)) {
                 *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
@@ -613,8 +681,7 @@ mod tests {
         let mut want = [0u16; LANES];
         let mut got = vec![[0u16; LANES]; kernels.len()];
         for seed in 0..50u32 {
-            let m: [u32; 16] =
-                std::array::from_fn(|k| if k < 8 { seed.wrapping_mul(0x9E37_79B9) ^ (k as u32 * 7919) } else { 0 });
+            let m: [u32; 8] = std::array::from_fn(|k| seed.wrapping_mul(0x9E37_79B9) ^ (k as u32 * 7919));
             xof_add(&mut want, &m);
             for ((name, f), acc) in kernels.iter().zip(got.iter_mut()) {
                 f.xof_add(acc, &m);
@@ -704,6 +771,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Text read as views (as the gate reads `Utf8`) commits exactly as the strings it views.
+    #[test]
+    fn views_commit_as_their_strings() {
+        let rows: Vec<(i64, Option<String>)> =
+            (0..40).map(|i| (i, (i % 6 != 0).then(|| "y".repeat(i as usize * 3)))).collect();
+        let b = batch(&rows);
+        let views = arrow_cast::cast(b.column(1), &DataType::Utf8View).unwrap();
+        let v = RecordBatch::try_from_iter(vec![("a", b.column(0).clone()), ("b", views)]).unwrap();
+        assert_eq!(v.column(1).data_type(), &DataType::Utf8View);
+        let key = schema_key("t", &b.schema()).unwrap();
+        let (mut x, mut y) = (LtHash::new(), LtHash::new());
+        add_batch(&mut x, &key, &b).unwrap();
+        add_batch(&mut y, &key, &v).unwrap();
+        assert_eq!(x, y);
+    }
+
+    /// Kernel names round-trip, and the kernel in use is one this CPU runs, no wider than any cap asked for.
+    #[test]
+    fn kernels_are_named_and_capped() {
+        for k in [Kernel::Scalar, Kernel::Avx2, Kernel::Avx512] {
+            assert_eq!(Kernel::parse(k.name()), Some(k));
+        }
+        assert_eq!(Kernel::parse("avx1024"), None);
+        let k = kernel();
+        if let Some(cap) = requested_kernel() {
+            assert!(k <= cap, "{k:?} above the cap {cap:?}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        assert!(k == Kernel::Scalar || Simd::supported().iter().any(|s| s.kernel() == k));
     }
 
     #[test]

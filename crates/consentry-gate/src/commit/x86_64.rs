@@ -28,9 +28,21 @@ enum Level {
 static DETECTED: OnceLock<Option<Simd>> = OnceLock::new();
 
 impl Simd {
-    /// The widest kernel this CPU runs (AVX-512F, else AVX2, else none), detected once per process.
+    /// The kernel of this process, chosen once: the widest this CPU runs (AVX-512F, else AVX2, else
+    /// none), or no wider than [`super::KERNEL_ENV`] asks, so one machine can measure the others' kernels.
     pub(super) fn detected() -> Option<Simd> {
-        *DETECTED.get_or_init(|| Simd::supported().pop())
+        *DETECTED.get_or_init(|| {
+            let cap = super::requested_kernel();
+            Simd::supported().into_iter().rfind(|k| cap.is_none_or(|c| k.kernel() <= c))
+        })
+    }
+
+    /// The kernel this value runs, as [`super::Kernel`] names it.
+    pub(super) fn kernel(self) -> super::Kernel {
+        match self.0 {
+            Level::Avx2 => super::Kernel::Avx2,
+            Level::Avx512 => super::Kernel::Avx512,
+        }
     }
 
     /// Every kernel this CPU runs, narrowest first: the tests check each against the portable code.
@@ -49,15 +61,12 @@ impl Simd {
     /// The kernel's name, for test failure messages.
     #[cfg(test)]
     pub(super) fn name(self) -> &'static str {
-        match self.0 {
-            Level::Avx2 => "avx2",
-            Level::Avx512 => "avx512",
-        }
+        self.kernel().name()
     }
 
     /// Adds the 2048-byte BLAKE3 XOF of a digest (as message words) to the lanes, in stored order.
     #[inline]
-    pub(super) fn xof_add(self, acc: &mut [u16; LANES], m: &[u32; 16]) {
+    pub(super) fn xof_add(self, acc: &mut [u16; LANES], m: &[u32; 8]) {
         match self.0 {
             // SAFETY: a `Simd` holding `Avx2` exists only when the CPU runs AVX2 (`supported`).
             Level::Avx2 => unsafe { xof_add_avx2(acc, m) },
@@ -394,10 +403,14 @@ fn transpose16(v: &mut [std::arch::x86_64::__m512i; 16]) {
 /// word vector is added to the stored lanes as sixteen `u16`s, with no transposition.
 #[target_feature(enable = "avx2")]
 #[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
-unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
+unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 8]) {
     use std::arch::x86_64::*;
-    // The message is the same for every output block: broadcast once.
-    let mv: [__m256i; 16] = std::array::from_fn(|k| _mm256_set1_epi32(m[k] as i32));
+    // The message is the same for every output block: broadcast once. Its last eight words are
+    // zero (a 32-byte input), constant here, so the compiler drops their additions from the rounds.
+    let mut mv = [_mm256_setzero_si256(); 16];
+    for k in 0..8 {
+        mv[k] = _mm256_set1_epi32(m[k] as i32);
+    }
     let dst = acc.as_mut_ptr().cast::<__m256i>();
     // Output blocks differ only in their counter (word 12), so round 1's quarter-rounds on
     // columns 1 to 3 give the same result for all of them: computed once per row, here.
@@ -440,12 +453,13 @@ unsafe fn xof_add_avx2(acc: &mut [u16; LANES], m: &[u32; 16]) {
 /// half is added where [`xof_add_avx2`] would add it.
 #[target_feature(enable = "avx2,avx512f")]
 #[allow(clippy::needless_range_loop)] // lanes of parallel arrays, indexed together
-unsafe fn xof_add_avx512(acc: &mut [u16; LANES], m: &[u32; 16]) {
+unsafe fn xof_add_avx512(acc: &mut [u16; LANES], m: &[u32; 8]) {
     use std::arch::x86_64::*;
     const PASS: usize = 2 * WAYS;
     const { assert!(BLOCKS == 2 * PASS) };
+    // As in the AVX2 kernel, the last eight message words stay a constant zero.
     let mut mv = [_mm512_setzero_si512(); 16];
-    for k in 0..16 {
+    for k in 0..8 {
         mv[k] = _mm512_set1_epi32(m[k] as i32);
     }
     let dst = acc.as_mut_ptr().cast::<__m256i>();
