@@ -18,8 +18,8 @@ BACKENDS=${BACKENDS:-sqlite}
 BATCH=${BATCH:-10000}
 mkdir -p "$WORK"
 
-cargo bench -q -p consentry-ledger --features sqlite,postgres --bench scale --no-run 2> /dev/null
-BIN=$(ls -t "$CARGO_TARGET_DIR"/release/deps/scale-* | grep -v '\.d$' | head -1)
+cargo bench -q -p consentry-ledger --features sqlite,postgres --bench log_scale --no-run 2> /dev/null
+BIN=$(ls -t "$CARGO_TARGET_DIR"/release/deps/log_scale-* | grep -v '\.d$' | head -1)
 
 peak_mib() { awk '/Maximum resident set size/ {printf "%.0f", $NF / 1024}' "$1"; }
 field() { tr ' ' '\n' < "$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }

@@ -2,9 +2,9 @@
 //! runs them under `/usr/bin/time -v` and prints the table):
 //!
 //! ```text
-//! scale append  --db URL_OR_PATH --events N --members M [--batch B] [--from K]
-//! scale verify  --db URL_OR_PATH
-//! scale proofs  --db URL_OR_PATH [--count C]
+//! log_scale append  --db URL_OR_PATH --events N --members M [--batch B]
+//! log_scale verify  --db URL_OR_PATH
+//! log_scale proofs  --db URL_OR_PATH [--count C]
 //! ```
 //!
 //! `--db` is a SQLite file path or a `postgres://` URL. Events are seeded (ChaCha8, seed 20), so two runs build
@@ -172,7 +172,7 @@ fn main() {
     // `cargo bench` passes `--bench`; the phase is the first word that is not a flag.
     let phase = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_default();
     let Some(db) = arg(&args, "--db") else {
-        eprintln!("usage: scale append|verify|proofs --db PATH_OR_URL [--events N --members M --batch B --count C]");
+        eprintln!("usage: log_scale append|verify|proofs --db PATH_OR_URL [--events N --members M --batch B --count C]");
         return;
     };
     match phase.as_str() {
