@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TryRecvError, sync_channel};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Key of the advisory lock that serialises appends ("CONSENTR" in ASCII); the registry takes it too when its
@@ -126,6 +126,9 @@ struct InsertStatements {
     ensure_purposes: Statement,
     purpose_ids: Statement,
     insert: Statement,
+    /// The highest outbox id, and the outbox rows of a group: prepared once, as every group commit runs them.
+    outbox_max: Statement,
+    outbox_insert: Statement,
 }
 
 /// The writer session with its prepared statements and the purpose ids it has seen committed.
@@ -157,7 +160,9 @@ impl Writer {
              SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::int2[], $5::int8[], $6::int2[], $7::text[],
                                   $8::int8[], $9::int8[], $10::text[], $11::bytea[], $12::bytea[])",
         )?;
-        let statements = InsertStatements { ensure_purposes, purpose_ids, insert };
+        let outbox_max = client.prepare(OUTBOX_MAX)?;
+        let outbox_insert = client.prepare(OUTBOX_INSERT)?;
+        let statements = InsertStatements { ensure_purposes, purpose_ids, insert, outbox_max, outbox_insert };
         Ok(Writer { client, lock, last, find, statements, purposes: HashMap::new() })
     }
 
@@ -244,7 +249,7 @@ impl Writer {
         }
         let rows: Vec<&(Event, Hash, Hash)> = prepared.iter().flatten().flat_map(|p| p.rows.iter()).collect();
         let fresh = insert_events(&mut tx, &self.statements, &self.purposes, &rows)?;
-        insert_outbox(&mut tx, &rows)?;
+        insert_outbox(&mut tx, &self.statements, &rows)?;
         fail::fail_point!("ledger::append::before_commit", |a| Err(crate::injected("append", a)));
         tx.commit()?;
         fail::fail_point!("ledger::append::after_commit", |a| Err(crate::injected("append", a)));
@@ -335,8 +340,15 @@ fn insert_events(
 /// Writes the outbox rows of freshly appended events inside the append transaction, which holds the append lock:
 /// ids continue from the highest committed one, so they are gap-free and commit in id order (see
 /// [`crate::outbox`]; a free-running sequence would let a consumer skip a row committed late with a smaller id).
-fn insert_outbox(tx: &mut Transaction<'_>, rows: &[&(Event, Hash, Hash)]) -> Result<(), LedgerError> {
-    let mut next = outbox_max(tx)?;
+fn insert_outbox(
+    tx: &mut Transaction<'_>,
+    st: &InsertStatements,
+    rows: &[&(Event, Hash, Hash)],
+) -> Result<(), LedgerError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut next: i64 = tx.query_one(&st.outbox_max, &[])?.try_get(0)?;
     for chunk in rows.chunks(INSERT_CHUNK) {
         let ids: Vec<i64> = chunk
             .iter()
@@ -348,19 +360,20 @@ fn insert_outbox(tx: &mut Transaction<'_>, rows: &[&(Event, Hash, Hash)]) -> Res
         let kinds: Vec<&str> = chunk.iter().map(|_| CONSENT_CHANGED).collect();
         let payloads: Vec<String> = chunk.iter().map(|(e, _, _)| ConsentChanged::of(e).json()).collect();
         let created: Vec<i64> = chunk.iter().map(|(e, _, _)| e.recorded_time).collect();
-        tx.execute(
-            "INSERT INTO outbox (id, kind, payload, created)
-             SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[])",
-            &[&ids, &kinds, &payloads, &created],
-        )?;
+        tx.execute(&st.outbox_insert, &[&ids, &kinds, &payloads, &created])?;
     }
     Ok(())
 }
 
 /// The highest outbox id (0 when empty); under the append lock, the last one committed.
 fn outbox_max(tx: &mut Transaction<'_>) -> Result<i64, LedgerError> {
-    Ok(tx.query_one("SELECT COALESCE(MAX(id), 0)::int8 FROM outbox", &[])?.try_get(0)?)
+    Ok(tx.query_one(OUTBOX_MAX, &[])?.try_get(0)?)
 }
+
+const OUTBOX_MAX: &str = "SELECT COALESCE(MAX(id), 0)::int8 FROM outbox";
+
+const OUTBOX_INSERT: &str = "INSERT INTO outbox (id, kind, payload, created)
+     SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[])";
 
 /// Takes the append lock in `tx` and reads the chain head (last sequence number and chain hash of either entry kind).
 fn lock_head(tx: &mut Transaction<'_>, lock: &Statement, last: &Statement) -> Result<(u64, Hash), LedgerError> {
@@ -406,12 +419,34 @@ struct Pending {
     reply: SyncSender<Result<Vec<Appended>, LedgerError>>,
 }
 
+/// The group-commit queue.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Pending>,
+    /// A caller is committing a group (and has not yet answered it).
+    leading: bool,
+}
+
+/// Ends a caller's turn as leader even if committing panicked, so the others are not left waiting for it.
+struct Leading<'a>(&'a PgStore);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        q.leading = false;
+        drop(q);
+        self.0.led.notify_all();
+    }
+}
+
 /// The PostgreSQL store.
 pub struct PgStore {
     url: String,
     writer: Mutex<Option<Writer>>,
-    /// Appends waiting for the writer (group commit: see [`PgStore::append`]).
-    queue: Mutex<Vec<Pending>>,
+    /// Appends waiting for the writer, and whether a caller is leading (group commit: see [`PgStore::append`]).
+    queue: Mutex<Queue>,
+    /// Signalled when a leader finishes a group: a waiting caller whose request is still queued leads next.
+    led: Condvar,
     /// Reader sessions, so concurrent reads (a service's requests) do not wait for each other.
     readers: Vec<Mutex<Option<Client>>>,
     next_reader: AtomicUsize,
@@ -589,7 +624,8 @@ impl PgStore {
         Ok(PgStore {
             url: url.to_string(),
             writer: Mutex::new(Some(writer)),
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue::default()),
+            led: Condvar::new(),
             readers: std::iter::once(Some(client))
                 .chain(std::iter::repeat_with(|| None))
                 .take(READERS)
@@ -1104,25 +1140,35 @@ impl Store for PgStore {
         }
         let (reply, answer) = sync_channel(1);
         let gone = || LedgerError::WriterGone("a writer panicked".into());
-        self.queue.lock().map_err(|_| gone())?.push(Pending { batch, recorded_time, reply });
-        // Whoever holds the writer commits every waiting request, ours included, and answers before letting go:
-        // once we hold it, either our answer is in or our request is still queued.
-        let mut g = self.writer.lock().map_err(|_| gone())?;
+        let mut q = self.queue.lock().map_err(|_| gone())?;
+        q.waiting.push(Pending { batch, recorded_time, reply });
+        // Group commit. While one caller (the leader) commits a group, the others queue and sleep; when it has
+        // answered its group it wakes them, the answered ones return and one still queued leads the next group,
+        // taking everything queued meanwhile. A caller answered by a leader never touches the writer session or
+        // waits in line for it: handing the session from caller to caller (each taking it only to find its answer)
+        // let barely one or two requests queue per group.
         loop {
             match answer.try_recv() {
                 Ok(result) => return result,
                 Err(TryRecvError::Disconnected) => return Err(gone()),
                 Err(TryRecvError::Empty) => {}
             }
-            let group: Vec<Pending> = {
-                let mut q = self.queue.lock().map_err(|_| gone())?;
-                let n = q.len().min(GROUP_MAX_REQUESTS);
-                q.drain(..n).collect()
-            };
-            if group.is_empty() {
-                return Err(LedgerError::WriterGone("an append was lost by the writer".into()));
+            if q.leading {
+                q = self.led.wait(q).map_err(|_| gone())?;
+                continue;
             }
-            self.commit_group(&mut g, group);
+            // No leader and our request unanswered: it is queued (a leader answers all it takes before letting go).
+            q.leading = true;
+            let n = q.waiting.len().min(GROUP_MAX_REQUESTS);
+            let group: Vec<Pending> = q.waiting.drain(..n).collect();
+            drop(q);
+            let turn = Leading(self);
+            {
+                let mut g = self.writer.lock().map_err(|_| gone())?;
+                self.commit_group(&mut g, group);
+            }
+            drop(turn);
+            q = self.queue.lock().map_err(|_| gone())?;
         }
     }
 
