@@ -732,7 +732,7 @@ impl PgStore {
                                     url,
                                     snapshot,
                                     &consent_copy(lo, hi),
-                                    6,
+                                    4,
                                     ints_of(&mut |r| {
                                         rows.push(consent_row(r)?);
                                         Ok(())
@@ -747,7 +747,7 @@ impl PgStore {
                         url,
                         snapshot,
                         &consent_copy(lo, hi),
-                        6,
+                        4,
                         ints_of(&mut |r| {
                             let (member, pid, ev) = consent_row(r)?;
                             f(member, name(pid)?, ev);
@@ -884,17 +884,17 @@ impl PgStore {
     }
 }
 
-/// Reads the binary COPY stream of six integer columns, calling `f` per row.
+/// Reads the binary COPY stream of `N` integer columns, calling `f` per row.
 ///
 /// Format: an 11-byte signature, flags (i32), a header extension (i32 length +
 /// bytes), then per tuple an i16 field count (-1 ends the stream) and per field
 /// an i32 length (-1 for NULL) followed by the value in network byte order.
-fn read_copy_ints<R: BufRead>(
+fn read_copy_ints<const N: usize, R: BufRead>(
     mut reader: R,
-    mut f: impl FnMut([i64; 6]) -> Result<(), LedgerError>,
+    mut f: impl FnMut([i64; N]) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let io = |e: std::io::Error| LedgerError::Corrupt(format!("reading the COPY stream: {e}"));
-    let mut parser = CopyParser::new(6);
+    let mut parser = CopyParser::new(N);
     let mut ints = ints_of(&mut f);
     while !parser.ended {
         let chunk = reader.fill_buf().map_err(io)?;
@@ -1106,20 +1106,31 @@ fn bulk_copy(
     })
 }
 
-/// The COPY of what effective consent needs from events `lo..=hi`, in sequence order.
+/// The COPY of what effective consent needs from events `lo..=hi`, in sequence order: the member, the purpose id
+/// with the action and the source packed losslessly into one `int8` (see [`consent_row`]), the notice version and
+/// the event time.
+///
+/// Why packed: a COPY's server cost is mostly per field sent; measured on 5 M events, four fields cost the server
+/// 1.7 s of CPU where the six plain columns cost 1.9 s. (Aggregating each chunk of rows into arrays, which spares
+/// the client a message per row, cost the server more than it saved: 2.0–2.5 s.)
 fn consent_copy(lo: u64, hi: u64) -> String {
     // COPY takes no parameters; the bounds are integers formatted here.
     format!(
-        "COPY (SELECT member_id, purpose_id, action, notice_version, source, event_time FROM events
-               WHERE seq BETWEEN {} AND {} ORDER BY seq) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT member_id,
+                      (purpose_id::int8 << 32) | ((action::int8 & 65535) << 16) | (source::int8 & 65535),
+                      notice_version, event_time
+               FROM events WHERE seq BETWEEN {} AND {} ORDER BY seq) TO STDOUT (FORMAT binary)",
         bound(lo),
         bound(hi)
     )
 }
 
-/// A consent row of a COPY stream (`member_id, purpose_id, action, notice_version, source, event_time`) as the
-/// member, the purpose id and the event.
-fn consent_row([member, pid, action, notice, source, at]: [i64; 6]) -> Result<(u64, i64, ConsentEvent), LedgerError> {
+/// A row of [`consent_copy`] as the member, the purpose id and the event. Unpacking is exact: the purpose id is
+/// the high half, the action and the source the two 16-bit two's-complement fields below it.
+fn consent_row([member, packed, notice, at]: [i64; 4]) -> Result<(u64, i64, ConsentEvent), LedgerError> {
+    let pid = packed >> 32;
+    let action = i64::from((packed >> 16) as u16 as i16);
+    let source = i64::from(packed as u16 as i16);
     let ev = ConsentEvent {
         at,
         action: action_from_code(action).ok_or_else(|| LedgerError::Corrupt("unknown action code".into()))?,
@@ -1590,6 +1601,16 @@ mod tests {
                     let mut e = ev(m, &format!("k{n}"));
                     e.purpose = ["p", "q", "r"][(m as usize + round) % 3].into();
                     e.event_time = n as i64;
+                    e.notice_version = (n % 5) as u32 + 1;
+                    if n % 3 == 0 {
+                        e.action = consentry_policy::Action::Withdraw;
+                    }
+                    e.source = [
+                        consentry_policy::Source::Api,
+                        consentry_policy::Source::Gpc,
+                        consentry_policy::Source::Ui,
+                        consentry_policy::Source::Erasure,
+                    ][n % 4];
                     e
                 })
                 .collect();
@@ -1620,15 +1641,15 @@ mod tests {
     fn copy_parser_rejects_truncation_and_nulls() {
         let bytes = copy_stream(&[[1, 2, 3, 4, 5, 6]]);
         let cut = &bytes[..bytes.len() - 3];
-        assert!(matches!(read_copy_ints(cut, |_| Ok(())), Err(LedgerError::Corrupt(_))));
+        assert!(matches!(read_copy_ints(cut, |_: [i64; 6]| Ok(())), Err(LedgerError::Corrupt(_))));
         let mut null = copy_stream(&[]);
         let trailer = null.split_off(null.len() - 2);
         null.extend_from_slice(&6i16.to_be_bytes());
         null.extend_from_slice(&(-1i32).to_be_bytes());
         null.extend_from_slice(&trailer);
-        assert!(matches!(read_copy_ints(&null[..], |_| Ok(())), Err(LedgerError::Corrupt(_))));
+        assert!(matches!(read_copy_ints(&null[..], |_: [i64; 6]| Ok(())), Err(LedgerError::Corrupt(_))));
         assert!(matches!(
-            read_copy_ints(&b"NOTPGCOPY\n\0\0\0\0\0\0\0\0\0\0"[..], |_| Ok(())),
+            read_copy_ints(&b"NOTPGCOPY\n\0\0\0\0\0\0\0\0\0\0"[..], |_: [i64; 6]| Ok(())),
             Err(LedgerError::Corrupt(_))
         ));
     }
