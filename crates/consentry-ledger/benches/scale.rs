@@ -113,7 +113,7 @@ fn load(store: &dyn Store, members: u64, n_events: u64) -> Res<()> {
         for batch in rx {
             done += batch.len() as u64;
             store.append(batch, NOW)?;
-            if done % 10_000_000 == 0 {
+            if done.is_multiple_of(10_000_000) {
                 eprintln!("events: {done} in {:.0}s", t.elapsed().as_secs_f64());
             }
         }
