@@ -1308,3 +1308,76 @@ fn postgres_several_processes_one_chain() {
     assert_eq!(v.events, 3 * PER_CHILD);
     assert!(v.checkpoints >= 3, "{v:?}");
 }
+
+/// PostgreSQL group commit under load from two sessions at once (two stores on one database, as two processes
+/// of a service would be), each with many appending threads: callers of one store share transactions, every
+/// acknowledged event is in the log at its acknowledged position with leaf and chain hashes that recompute, the
+/// outbox holds one row per event, and the whole log verifies against its checkpoints.
+#[test]
+fn postgres_group_commits_share_transactions_and_verify() {
+    let Some(Backend::Postgres(db)) = Backend::postgres() else { return };
+    const THREADS: u64 = 12;
+    const ROUNDS: u64 = 20;
+    let b = Backend::Postgres(db);
+    let ledgers = [Arc::new(b.ledger_with(32)), Arc::new(b.ledger_with(32))];
+    let start = Arc::new(std::sync::Barrier::new(2 * THREADS as usize));
+    let handles: Vec<_> = (0..2 * THREADS)
+        .map(|t| {
+            let (ledger, start) = (Arc::clone(&ledgers[(t % 2) as usize]), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                (0..ROUNDS)
+                    .flat_map(|r| {
+                        // Mostly single events, sometimes a small batch: requests of different sizes in one group.
+                        let batch = if r % 4 == 0 {
+                            events(&format!("t{t}-r{r}"), 3)
+                        } else {
+                            vec![ev(t + 1, [JOBS, FEED, REPLY][(r % 3) as usize], &format!("t{t}-r{r}"))]
+                        };
+                        let n = batch.len();
+                        let out = ledger.append_at(batch, NOW).unwrap();
+                        assert_eq!(out.len(), n);
+                        out.into_iter().map(|a| {
+                            assert!(!a.duplicate);
+                            (a.event.seq, a.event.body.idempotency_key, a.chain_hash)
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let acked: Vec<(u64, String, Hash)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let total = 2 * THREADS * (ROUNDS + 2 * ROUNDS.div_ceil(4));
+    assert_eq!(acked.len() as u64, total);
+    let seqs: BTreeSet<u64> = acked.iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(seqs, (1..=total).collect::<BTreeSet<u64>>(), "sequence numbers are not gap-free and unique");
+
+    // Every event as acknowledged, its leaf hash recomputed from its bytes and the chain recomputed from the start.
+    let ledger = b.ledger();
+    let stored = all_stored(ledger.store());
+    assert_eq!(stored.len() as u64, total);
+    let mut chain: Hash = [0; 32];
+    for s in &stored {
+        assert_eq!(s.leaf_hash, leaf_hash(&s.event.encode().unwrap()), "leaf hash of event {}", s.event.seq);
+        chain = chain_hash(&chain, &s.leaf_hash);
+        assert_eq!(s.chain_hash, chain, "chain hash at event {}", s.event.seq);
+    }
+    for (seq, key, chain) in &acked {
+        let s = &stored[*seq as usize - 1];
+        assert_eq!(&s.event.body.idempotency_key, key);
+        assert_eq!(&s.chain_hash, chain, "the acknowledged chain hash of event {seq}");
+    }
+    let outbox = ledger.store().outbox_after(0, 1_000_000).unwrap();
+    assert_eq!(outbox.len() as u64, total, "one outbox row per event");
+    let v = ledger.verify().unwrap();
+    assert!(v.ok(), "{v:?}");
+    assert_eq!(v.events, total);
+    assert!(v.checkpoints >= 1, "{v:?}");
+
+    // Grouping happened: fewer transactions than requests (each row's xmin is the transaction that wrote it).
+    let Backend::Postgres(db) = &b else { unreachable!() };
+    let transactions: i64 = db.client().query_one("SELECT COUNT(DISTINCT xmin::text) FROM events", &[]).unwrap().get(0);
+    let requests = (2 * THREADS * ROUNDS) as i64;
+    eprintln!("{requests} append requests committed in {transactions} transactions");
+    assert!(transactions < requests, "{transactions} transactions for {requests} requests: nothing was grouped");
+}

@@ -81,9 +81,17 @@ struct Outcome {
     elapsed: Duration,
 }
 
-/// Runs the kill loop against the store named by `target` (`["--sqlite", path]` or `["--postgres", url]`).
-fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, seed: u64) -> Outcome {
-    let kills = env_u64("CONSENTRY_CRASH_KILLS", 60);
+/// Runs the kill loop against the store named by `target` (`["--sqlite", path]` or `["--postgres", url]`), with
+/// `threads` appending threads in each child and `kills` kills unless `CONSENTRY_CRASH_KILLS` says otherwise.
+fn crash_loop(
+    name: &str,
+    target: [&str; 2],
+    open: &dyn Fn() -> Box<dyn Store>,
+    seed: u64,
+    threads: u32,
+    kills: u64,
+) -> Outcome {
+    let kills = env_u64("CONSENTRY_CRASH_KILLS", kills);
     let seed = env_u64("CONSENTRY_CRASH_SEED", seed);
     eprintln!("{name}: {kills} kills, seed {seed}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -97,7 +105,8 @@ fn crash_loop(name: &str, target: [&str; 2], open: &dyn Fn() -> Box<dyn Store>, 
         let delay_us = if during_startup { rng.random_range(0..5_000) } else { rng.random_range(5_000..150_000) };
         let mut child = Command::new(CHILD)
             .args(target)
-            .args(["--run-id", &format!("{name}{round}"), "--threads", "3", "--checkpoint-every", "64"])
+            .args(["--run-id", &format!("{name}{round}"), "--threads", &threads.to_string()])
+            .args(["--checkpoint-every", "64"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -194,7 +203,7 @@ fn sqlite_survives_sigkill() {
     let path = dir.path().join("ledger.db");
     let path_str = path.to_str().unwrap().to_string();
     let open = || Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn Store>;
-    let o = crash_loop("sqlite", ["--sqlite", &path_str], &open, 0x5157_11fe);
+    let o = crash_loop("sqlite", ["--sqlite", &path_str], &open, 0x5157_11fe, 3, 60);
     assert!(o.events >= o.acked as u64);
     outbox_matches_log("sqlite", &*open());
 }
@@ -203,7 +212,19 @@ fn sqlite_survives_sigkill() {
 fn postgres_survives_sigkill() {
     let Some(db) = support::pg() else { return };
     let open = || Box::new(PgStore::connect(&db.url).unwrap()) as Box<dyn Store>;
-    let o = crash_loop("postgres", ["--postgres", &db.url], &open, 0x0090_57e5);
+    let o = crash_loop("postgres", ["--postgres", &db.url], &open, 0x0090_57e5, 3, 60);
     assert!(o.events >= o.acked as u64);
     outbox_matches_log("postgres", &*open());
+}
+
+/// Red team for PostgreSQL's group commit: sixteen threads per child keep a group in flight nearly all the time,
+/// so most kills land while a leader holds other callers' requests (queued, in its open transaction, or in the
+/// commit): every request a caller saw acknowledged must be in the log, and nothing half-committed may be.
+#[test]
+fn postgres_survives_sigkill_mid_group() {
+    let Some(db) = support::pg() else { return };
+    let open = || Box::new(PgStore::connect(&db.url).unwrap()) as Box<dyn Store>;
+    let o = crash_loop("postgres-groups", ["--postgres", &db.url], &open, 0x0067_0c0d, 16, 20);
+    assert!(o.events >= o.acked as u64);
+    outbox_matches_log("postgres-groups", &*open());
 }
