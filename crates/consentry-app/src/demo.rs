@@ -19,6 +19,7 @@ use consentry_replies::ReplyError;
 use consentry_synth::SynthConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// What the demo is asked to do.
 #[derive(Debug, Clone)]
@@ -54,6 +55,72 @@ pub struct DemoReport {
     pub unlearning: consentry_lineage::WorkerReport,
     /// The audit.
     pub audit: consentry_audit::Report,
+    /// What each stage cost, in order; together they cover the whole run.
+    pub stages: Vec<StageCost>,
+}
+
+/// What one stage of the demo cost, so a run at scale shows where the time and the memory go.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageCost {
+    /// The stage, e.g. `ledger import` or `gate job_recommendations`.
+    pub name: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// The process's peak resident memory during the stage, in bytes (Linux's `VmHWM`, reset as the stage
+    /// begins); `None` where the kernel cannot reset or report it.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Times the demo's stages one after another: beginning a stage ends the previous one.
+#[derive(Default)]
+struct StageClock {
+    /// The stages already ended.
+    done: Vec<StageCost>,
+    /// The stage under way: its name, its start, and whether the high-water mark was reset at its start.
+    current: Option<(String, Instant, bool)>,
+}
+
+impl StageClock {
+    /// Ends the stage under way, if any, and begins `name`.
+    fn begin(&mut self, name: impl Into<String>) {
+        self.end();
+        let reset = reset_peak_rss();
+        self.current = Some((name.into(), Instant::now(), reset));
+    }
+
+    /// Ends the stage under way, if any.
+    fn end(&mut self) {
+        if let Some((name, start, reset)) = self.current.take() {
+            let seconds = start.elapsed().as_secs_f64();
+            // Without a reset the mark would be an earlier stage's peak: reported as unknown rather than wrong.
+            let peak_rss_bytes = if reset { peak_rss() } else { None };
+            self.done.push(StageCost { name, seconds, peak_rss_bytes });
+        }
+    }
+
+    /// Every stage, the one under way ended.
+    fn finish(mut self) -> Vec<StageCost> {
+        self.end();
+        self.done
+    }
+}
+
+/// Resets the kernel's high-water mark of this process's resident memory to its current size, so `peak_rss`
+/// reports the peak since now; false where that is not possible (not Linux, `/proc` hidden or read-only).
+fn reset_peak_rss() -> bool {
+    cfg!(target_os = "linux") && std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The peak resident memory of this process since it started or since the last `reset_peak_rss`, in bytes
+/// (`VmHWM` of `/proc/self/status`); `None` where the kernel does not report it.
+fn peak_rss() -> Option<u64> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// A withdrawal the demo made.
@@ -219,10 +286,13 @@ pub fn run(
     progress: &dyn Progress,
     on_step: &mut dyn FnMut(DemoStep<'_>),
 ) -> Result<DemoReport> {
+    let mut clock = StageClock::default();
+    clock.begin("policy");
     dir.init()?;
     let policy = dir.load_policy(None)?;
     on_step(DemoStep::Policy { file: &dir.policy_file(), policy: &policy });
 
+    clock.begin("synthesis");
     on_step(DemoStep::NetworkStart { members: req.members, seed: req.seed });
     let out = dir.network_dir();
     let cfg = SynthConfig { members: req.members, seed: req.seed, as_of: SynthConfig::default_as_of() };
@@ -230,6 +300,7 @@ pub fn run(
     on_step(DemoStep::Network { generated: &generated, out: &out });
     let network = generated.summary;
 
+    clock.begin("ledger import");
     on_step(DemoStep::LedgerStart);
     if database.is_some() {
         return Err(AppError::bad_input("the demo runs on the embedded SQLite ledger; drop --database"));
@@ -240,6 +311,7 @@ pub fn run(
     let import =
         session.import(&out.join("members.parquet"), &out.join("consent_choices.parquet"), 50_000, progress)?;
     on_step(DemoStep::Imported(&import));
+    clock.begin("ledger checkpoint + verify");
     let ledger = session.ledger()?;
     let sth = ledger.checkpoint()?;
     let verification = ledger.verify()?;
@@ -251,18 +323,21 @@ pub fn run(
     }
     on_step(DemoStep::LedgerReady(&sth));
 
+    clock.begin("snapshots");
     let at = network.config.as_of_timestamp();
     let purposes: Vec<_> = policy.purpose_ids().collect();
     let snaps = ledger.snapshots(&purposes, sth.head.tree_size, at)?;
     let consent: Vec<SnapshotCounts> = snaps.iter().map(Snapshot::counts).collect();
     on_step(DemoStep::Consent { as_of: network.config.as_of, consent: &consent });
 
+    clock.begin("gate sources");
     on_step(DemoStep::GateStart);
     let loaded = dir.load_sources(None, None)?;
     clear(&dir.datasets_dir())?;
     let mut datasets = Vec::new();
     for snap in &snaps {
         let out = dir.dataset_dir(snap.purpose_key());
+        clock.begin(format!("gate {}", out.file_name().and_then(|n| n.to_str()).unwrap_or(snap.purpose_key())));
         // The shard function sized for the demo's deadline (the shard rule): the models train on it.
         let shards = crate::gate::shards_for_deadline(snap, req.deadline);
         let options = GateOptions { shards, ..GateOptions::default() };
@@ -277,11 +352,13 @@ pub fn run(
     }
     on_step(DemoStep::Datasets(&datasets));
 
+    clock.begin("train setup");
     on_step(DemoStep::TrainStart);
     clear(&dir.models_dir())?;
     let reg = session.registry()?;
     let mut models = Vec::new();
     for kind in [ModelKind::JobRecs, ModelKind::Content, ModelKind::Replies] {
+        clock.begin(format!("train {}", kind.name()));
         let out = dir.model_dir(kind.name());
         let opts = TrainOptions::new(kind);
         let r = match crate::train::train_model_with_oracle(
@@ -316,13 +393,16 @@ pub fn run(
         on_step(DemoStep::Trained { meta: &meta, out: &out });
         models.push(meta);
     }
+    clock.begin("withdrawals");
     let withdrawals = withdraw_sample(&session, dir)?;
     on_step(DemoStep::Withdrawals(&withdrawals));
+    clock.begin("unlearning");
     on_step(DemoStep::UnlearnStart { deadline: req.deadline });
     let wopts = consentry_lineage::WorkerOptions { deadline_secs: req.deadline, ..Default::default() };
     let unlearning = consentry_lineage::run_once(reg, ledger, &wopts)?;
     on_step(DemoStep::Unlearned(&unlearning));
 
+    clock.begin("audit");
     on_step(DemoStep::AuditStart);
     let aopts = consentry_audit::AuditOptions {
         deadline_seconds: Some(req.deadline),
@@ -348,6 +428,7 @@ pub fn run(
             format!("the demo's own audit found {} violation(s); see above", audit.violations),
         ));
     }
+    let stages = clock.finish();
     Ok(DemoReport {
         data_dir: dir.root().display().to_string(),
         policy: PolicyInfo {
@@ -369,6 +450,7 @@ pub fn run(
         withdrawals,
         unlearning,
         audit,
+        stages,
     })
 }
 

@@ -292,6 +292,9 @@ impl Json {
 /// the withdrawal → removal latencies (0 s on an idle machine, 1 s on a loaded one). `deadline_*` keys
 /// are settings and stay exact.
 const TIMINGS: &[&str] = &["seconds", "train_seconds", "max_latency_secs", "mean_latency_secs"];
+/// Memory measured by the run: each demo stage's peak resident set (`null` where the kernel does not report
+/// it, which is run-dependent too).
+const MEASURED: &[&str] = &["peak_rss_bytes"];
 /// Unix times read from the clock: creation of datasets and models, signed tree heads, retrains, the
 /// audit's "now".
 const TIMES: &[&str] = &["created", "timestamp", "completed_at", "now", "next_deadline"];
@@ -317,10 +320,10 @@ const RUN_HASHES: &[&str] = &[
 const SORT_BY: &[(&str, &str, &str)] = &[("retrains", "kind", "unlearning"), ("models", "id", "audit")];
 
 /// Replaces the run-dependent values of the demo's report by typed placeholders: `<data>` for the data
-/// directory, `<float>`/`<int>` for timings, `<time>` for clock readings, `<hexN>` for run-dependent
-/// hashes. A value of an unexpected type or shape is left as it is, so the fixture catches it. Floats
-/// are rounded to 9 decimals: evaluation metrics are sums whose order follows the thread count (the
-/// last bits differ on one core).
+/// directory, `<float>`/`<int>` for timings, `<bytes>` for measured memory, `<time>` for clock readings,
+/// `<hexN>` for run-dependent hashes. A value of an unexpected type or shape is left as it is, so the
+/// fixture catches it. Floats are rounded to 9 decimals: evaluation metrics are sums whose order follows
+/// the thread count (the last bits differ on one core).
 fn normalise(v: &mut Json, parent: &str, key: &str, data: &str) {
     match v {
         Json::Str(s) => {
@@ -332,6 +335,7 @@ fn normalise(v: &mut Json, parent: &str, key: &str, data: &str) {
         }
         Json::Float(_) if TIMINGS.contains(&key) => *v = Json::Str("<float>".into()),
         Json::Int(_) if TIMINGS.contains(&key) => *v = Json::Str("<int>".into()),
+        Json::Int(_) | Json::Null if MEASURED.contains(&key) => *v = Json::Str("<bytes>".into()),
         Json::Int(n) if TIMES.contains(&key) && *n > 1_600_000_000 => *v = Json::Str("<time>".into()),
         Json::Float(f) => *f = format!("{f:.9}").parse().unwrap(),
         Json::Arr(items) => {

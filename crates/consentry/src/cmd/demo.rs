@@ -2,7 +2,7 @@
 //! this module renders each step).
 
 use crate::ui::{self, Ctx, OK};
-use consentry_app::demo::{DatasetInfo, DemoRequest, DemoStep, live_model_dir};
+use consentry_app::demo::{DatasetInfo, DemoRequest, DemoStep, StageCost, live_model_dir};
 use consentry_ledger::snapshot::SnapshotCounts;
 use consentry_policy::DenyReason;
 use std::process::ExitCode;
@@ -32,6 +32,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
         } else {
             format!(" --data {}", ctx.dir.root().display())
         };
+        print_stages(&report.stages);
         let live = live_model_dir(&ctx.dir, &report, "job-recs");
         let w = &report.withdrawals;
         println!(
@@ -123,6 +124,24 @@ fn show(ctx: &Ctx, step: DemoStep<'_>) {
         }
         _ => {}
     }
+}
+
+/// What each stage cost, so a run at scale shows where the time and the memory went.
+fn print_stages(stages: &[StageCost]) {
+    let mib = |b: Option<u64>| b.map_or_else(|| "–".to_string(), |b| format!("{:.0}", b as f64 / (1024.0 * 1024.0)));
+    let mut t = ui::table(&["stage", "seconds", "peak MiB"]);
+    for s in stages {
+        t.add_row(vec![s.name.clone(), format!("{:.2}", s.seconds), mib(s.peak_rss_bytes)]);
+    }
+    // The stages cover the run: its peak is the largest stage's (unknown if any stage's is).
+    let peak = stages.iter().map(|s| s.peak_rss_bytes).try_fold(0, |m, b| b.map(|b| m.max(b)));
+    t.add_row(vec![
+        "whole run".to_string(),
+        format!("{:.2}", stages.iter().map(|s| s.seconds).sum::<f64>()),
+        mib(peak),
+    ]);
+    ui::align_numbers(&mut t);
+    println!("\ncost per stage\n{t}");
 }
 
 fn print_jurisdictions(network: &consentry_synth::SynthSummary) {
