@@ -3,7 +3,7 @@
 # 10x the events per member (four signed heads each, one dataset of the members allowed at the end of the log and a
 # live two-shard model over it, made by `crates/consentry-audit/examples/scale_log.rs`), each audited online
 # (`consentry audit --data`) and offline (`consentry audit --offline` on an exported bundle) under /usr/bin/time -v.
-# Prints peak RSS at both sizes and their ratio; the goal is a ratio near 1 (below 1.3).
+# Prints peak RSS (and peak anonymous RSS) at both sizes and their ratio; the goal is a ratio near 1 (below 1.3).
 #
 #   bench/scale/audit.sh [ROOT]    (default ROOT: target/tmp/bench-audit)
 #
@@ -25,18 +25,30 @@ cargo build --release -q -p consentry-audit --example scale_log
 GEN=target/release/examples/scale_log
 mkdir -p "$ROOT"
 
-# peak KiB of a command run under /usr/bin/time -v, its output in $ROOT/$1.log
+# "peak-RSS-KiB peak-anonymous-KiB wall" of a command run under /usr/bin/time -v, its output in $ROOT/$1.log.
+# Peak RSS counts the file pages a process maps, and the SQLite store maps its database (mmap_size 1 GiB), so an
+# online audit's RSS grows with the database file it reads; the anonymous peak (RssAnon, sampled every 20 ms from
+# /proc) is the memory the process itself holds.
 peak() {
     local name=$1
     shift
-    /usr/bin/time -v -o "$ROOT/$name.time" "$@" > "$ROOT/$name.log" 2>&1 || true
-    local kib wall
+    /usr/bin/time -v -o "$ROOT/$name.time" "$@" > "$ROOT/$name.log" 2>&1 &
+    local timer=$! child="" anon=0 kib wall
+    while kill -0 "$timer" 2> /dev/null; do
+        [ -n "$child" ] || child=$(pgrep -P "$timer" | head -1 || true)
+        if [ -n "$child" ]; then
+            kib=$(awk '/^RssAnon:/ {print $2}' "/proc/$child/status" 2> /dev/null || true)
+            [ -n "$kib" ] && [ "$kib" -gt "$anon" ] && anon=$kib
+        fi
+        sleep 0.02
+    done
+    wait "$timer" || true
     kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$ROOT/$name.time")
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$ROOT/$name.time")
-    echo "$kib $wall"
+    echo "$kib $anon $wall"
 }
 
-declare -A RSS WALL EV
+declare -A RSS ANON WALL EV
 for size in small large; do
     per=$EVENTS
     [ "$size" = large ] && per=$((EVENTS * 10))
@@ -47,16 +59,19 @@ for size in small large; do
         "$GEN" "$data" "$MEMBERS" "$per" > "$ROOT/$size-gen.log"
         "$CONSENTRY_BIN" --data "$data" audit export --out "$ROOT/$size-bundle" > /dev/null
     fi
-    read -r RSS[$size-online] WALL[$size-online] < <(peak "$size-online" "$CONSENTRY_BIN" --data "$data" audit)
-    read -r RSS[$size-offline] WALL[$size-offline] < <(peak "$size-offline" "$CONSENTRY_BIN" audit --offline "$ROOT/$size-bundle")
+    read -r RSS[$size-online] ANON[$size-online] WALL[$size-online] < <(peak "$size-online" "$CONSENTRY_BIN" --data "$data" audit)
+    read -r RSS[$size-offline] ANON[$size-offline] WALL[$size-offline] < <(peak "$size-offline" "$CONSENTRY_BIN" audit --offline "$ROOT/$size-bundle")
     EV[$size]=$(tail -1 "$ROOT/$size-gen.log" 2> /dev/null || echo "?")
 done
 
 echo "binary: $CONSENTRY_BIN ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ', dirty'))"
-printf '%-8s %-34s %-34s %s\n' mode "small: $MEMBERS members x $EVENTS" "large: $MEMBERS members x $((EVENTS * 10))" "ratio"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", b / a}'; }
+printf '%-8s %-11s %-30s %-30s %s\n' mode measure "small: $MEMBERS members x $EVENTS" "large: $MEMBERS members x $((EVENTS * 10))" ratio
 for mode in online offline; do
     s=${RSS[small-$mode]} l=${RSS[large-$mode]}
-    printf '%-8s %-34s %-34s %s\n' "$mode" "$((s / 1024)) MiB peak RSS (${WALL[small-$mode]})" \
-        "$((l / 1024)) MiB peak RSS (${WALL[large-$mode]})" "$(awk -v a="$s" -v b="$l" 'BEGIN {printf "%.2fx", b / a}')"
+    printf '%-8s %-11s %-30s %-30s %s\n' "$mode" "peak RSS" "$((s / 1024)) MiB (${WALL[small-$mode]})" \
+        "$((l / 1024)) MiB (${WALL[large-$mode]})" "$(ratio "$s" "$l")"
+    s=${ANON[small-$mode]} l=${ANON[large-$mode]}
+    printf '%-8s %-11s %-30s %-30s %s\n' "$mode" "peak anon" "$((s / 1024)) MiB" "$((l / 1024)) MiB" "$(ratio "$s" "$l")"
 done
 echo "logs: small ${EV[small]}; large ${EV[large]}"

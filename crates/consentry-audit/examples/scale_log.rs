@@ -17,11 +17,8 @@ use roaring::RoaringTreemap;
 use std::path::{Path, PathBuf};
 
 /// The three purposes the events rotate over.
-const PURPOSES: [&str; 3] = [
-    "train_ai_system.job_recommendations",
-    "train_ai_system.content_suggestions",
-    "train_ai_system.reply_suggestions",
-];
+const PURPOSES: [&str; 3] =
+    ["train_ai_system.job_recommendations", "train_ai_system.content_suggestions", "train_ai_system.reply_suggestions"];
 /// The first event time; round `r` happens at `T0 + r`.
 const T0: i64 = 1_790_000_000;
 /// Events per append transaction, at most.
@@ -42,12 +39,8 @@ fn main() -> Result<()> {
     let policy = Policy::from_toml("policy.toml", &std::fs::read_to_string(data.join("policy.toml"))?)?;
     let key = LogKey::load(&data.join("ledger.key"))?;
     let store = SqliteStore::open(&data.join("ledger.db"))?;
-    let l = Ledger::new(
-        Box::new(store),
-        policy,
-        key,
-        LedgerOptions { checkpoint_every: 0, ..LedgerOptions::default() },
-    );
+    let l =
+        Ledger::new(Box::new(store), policy, key, LedgerOptions { checkpoint_every: 0, ..LedgerOptions::default() });
     let birth = NaiveDate::from_ymd_opt(1980, 1, 1).ok_or("date")?;
     let directory: Vec<MemberRecord> =
         (1..=members).map(|m| MemberRecord { member_id: m, jurisdiction: "DE".into(), birth_date: birth }).collect();
