@@ -722,8 +722,7 @@ impl Bundle {
         let (events, n_events, last_event) = self.check_lines::<EventLine>(EVENTS_FILE, |e| e.event.seq);
         let (facts, n_facts, last_fact) = self.check_lines::<FactsLine>(FACTS_FILE, |f| f.facts.seq);
         let len = last_event.max(last_fact);
-        self.store =
-            BundleStore::new(events, facts, checkpoints, len, (n_events, n_facts)).with_handovers(handovers);
+        self.store = BundleStore::new(events, facts, checkpoints, len, (n_events, n_facts)).with_handovers(handovers);
         self.load_datasets();
         self.load_models();
     }

@@ -1429,9 +1429,8 @@ fn check_late_removals(
             None => (next_meta.created, "at the earliest: its model.json's creation time, no signed going-live record"),
         };
         let manifest = dataset_of(bundle, &prev_meta.dataset.manifest_blake3).and_then(|d| d.manifest.as_ref());
-        let unseen = |e: &HistoryEvent| {
-            manifest.is_none_or(|man| e.seq > man.ledger.position || e.consent.at > man.ledger.at)
-        };
+        let unseen =
+            |e: &HistoryEvent| manifest.is_none_or(|man| e.seq > man.ledger.position || e.consent.at > man.ledger.at);
         let history = histories(&bundle.store, policy, pid, &removed)?;
         let mut late = 0usize;
         for member in removed.iter() {

@@ -49,6 +49,9 @@ impl Line for FactsLine {
     }
 }
 
+/// One line of a log file: its 1-based number and its entry, or why it cannot be read.
+pub(crate) type NumberedLine<S> = (usize, Result<S, String>);
+
 /// A JSON Lines file read one line at a time (the line buffer is the only memory it holds).
 pub(crate) struct Lines<L> {
     path: PathBuf,
@@ -78,7 +81,7 @@ impl<L: Line> Lines<L> {
     }
 
     /// The next line: its 1-based number and the stored entry or why it is unreadable; `None` at the end.
-    pub(crate) fn next_line(&mut self) -> Result<Option<(usize, Result<L::Stored, String>)>, LedgerError> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<NumberedLine<L::Stored>>, LedgerError> {
         let Some(reader) = self.reader.as_mut() else { return Ok(None) };
         self.buf.clear();
         let n = reader
@@ -166,7 +169,10 @@ impl BundleStore {
     }
 
     /// Every readable event in file order until `f` breaks.
-    fn each_event(&self, f: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>, LedgerError>) -> Result<(), LedgerError> {
+    fn each_event(
+        &self,
+        f: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>, LedgerError>,
+    ) -> Result<(), LedgerError> {
         let mut lines = self.event_lines()?;
         while let Some(e) = lines.next_stored()? {
             if f(e)?.is_break() {
