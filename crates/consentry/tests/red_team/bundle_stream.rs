@@ -2,14 +2,17 @@
 //! lines swapped, a line repeated, a half-written last line. The attacker also rewrites the (unsigned) index so
 //! the file's hash matches: the audit must still fail from the log it rebuilds, never from the index alone.
 
-use crate::{audit, b3, demo, read_json};
+use crate::{audit, b3, fresh, read_json};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Exports the demo to `out` (once per test: each attack edits its own bundle).
-fn bundle(out: &Path) {
-    let o = crate::common::consentry(demo(), &["audit", "export", "--out", out.to_str().expect("utf-8")]);
+/// Exports a private copy of the demo to `out` (each attack edits its own bundle; the shared demo is never opened,
+/// since opening its database may leave files beside it that other attacks' copies would inherit).
+fn bundle(out: &Path) -> (tempfile::TempDir, PathBuf) {
+    let (tmp, data) = fresh();
+    let o = crate::common::consentry(&data, &["audit", "export", "--out", out.to_str().expect("utf-8")]);
     crate::common::ok(&o);
+    (tmp, data)
 }
 
 /// Replaces the bundle's event file by `lines` and makes the index agree with it.
@@ -30,8 +33,8 @@ fn rewrite_events(dir: &Path, lines: &[&str], tail: &str) {
 
 /// Audits the bundle offline: it must exit 1 with a `ledger_tampered` finding and no `bundle_file_altered` one
 /// (the index was made to agree).
-fn caught(dir: &Path) -> Value {
-    let (code, report) = audit(demo(), &["--offline", dir.to_str().expect("utf-8")]);
+fn caught(data: &Path, dir: &Path) -> Value {
+    let (code, report) = audit(data, &["--offline", dir.to_str().expect("utf-8")]);
     assert_eq!(code, Some(1), "the audit must fail: {report}");
     let kinds: Vec<&str> =
         report["findings"].as_array().expect("findings").iter().filter_map(|f| f["kind"].as_str()).collect();
@@ -48,11 +51,11 @@ fn events(dir: &Path) -> String {
 fn event_file_cut_short_is_caught() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path().join("bundle");
-    bundle(&dir);
+    let (_copy, data) = bundle(&dir);
     let text = events(&dir);
     let lines: Vec<&str> = text.lines().collect();
     rewrite_events(&dir, &lines[..lines.len() - 3], "");
-    let r = caught(&dir);
+    let r = caught(&data, &dir);
     assert!(r.to_string().contains("events were removed"), "{r}");
 }
 
@@ -60,13 +63,13 @@ fn event_file_cut_short_is_caught() {
 fn event_lines_swapped_are_caught() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path().join("bundle");
-    bundle(&dir);
+    let (_copy, data) = bundle(&dir);
     let text = events(&dir);
     let mut lines: Vec<&str> = text.lines().collect();
     let n = lines.len();
     lines.swap(n / 2, n / 2 + 1);
     rewrite_events(&dir, &lines, "");
-    let r = caught(&dir);
+    let r = caught(&data, &dir);
     assert!(r.to_string().contains("out of place"), "{r}");
 }
 
@@ -74,26 +77,26 @@ fn event_lines_swapped_are_caught() {
 fn event_line_repeated_is_caught() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path().join("bundle");
-    bundle(&dir);
+    let (_copy, data) = bundle(&dir);
     let text = events(&dir);
     let mut lines: Vec<&str> = text.lines().collect();
     let n = lines.len();
     let again = lines[n / 3];
     lines.insert(n / 3 + 1, again);
     rewrite_events(&dir, &lines, "");
-    caught(&dir);
+    caught(&data, &dir);
 }
 
 #[test]
 fn half_written_last_line_is_caught() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = tmp.path().join("bundle");
-    bundle(&dir);
+    let (_copy, data) = bundle(&dir);
     let text = events(&dir);
     let lines: Vec<&str> = text.lines().collect();
     let last = lines[lines.len() - 1];
     rewrite_events(&dir, &lines[..lines.len() - 1], &last[..last.len() / 2]);
-    let r = caught(&dir);
+    let r = caught(&data, &dir);
     let unreadable = r["findings"]
         .as_array()
         .expect("findings")
