@@ -20,6 +20,7 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 if [ -z "${CONSENTRY_BIN:-}" ]; then
     cargo build --release -q -p consentry
     CONSENTRY_BIN=target/release/consentry
+    BUILT=1
 fi
 cargo build --release -q -p consentry-audit --example scale_log
 GEN=target/release/examples/scale_log
@@ -64,7 +65,11 @@ for size in small large; do
     EV[$size]=$(tail -1 "$ROOT/$size-gen.log" 2> /dev/null || echo "?")
 done
 
-echo "binary: $CONSENTRY_BIN ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ', dirty'))"
+if [ -n "${BUILT:-}" ]; then
+    echo "binary: $CONSENTRY_BIN (built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ', dirty'))"
+else
+    echo "binary: $CONSENTRY_BIN (given; built $(date -u -r "$CONSENTRY_BIN" '+%F %T UTC'))"
+fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", b / a}'; }
 printf '%-8s %-11s %-30s %-30s %s\n' mode measure "small: $MEMBERS members x $EVENTS" "large: $MEMBERS members x $((EVENTS * 10))" ratio
 for mode in online offline; do
