@@ -17,8 +17,11 @@ fn read_only() -> LedgerError {
     LedgerError::Invalid("an evidence bundle is read-only".into())
 }
 
+/// 32 bytes from 64 hex digits, decoded in place (the log's two hashes per line are most of a pass's parsing).
 fn hex32(s: &str) -> Option<[u8; 32]> {
-    hex::decode(s).ok()?.try_into().ok()
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
 }
 
 /// One line of a bundle's JSON Lines file, parsed: what a bad line is called in a finding when it is not.
