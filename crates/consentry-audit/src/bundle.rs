@@ -5,7 +5,7 @@
 //! shows up twice — as a hash mismatch against the index, and in whatever check recomputes the
 //! content (the ledger's signatures, a bitmap's commitment, the consent of its members).
 
-use crate::memstore::MemStore;
+use crate::logfile::{BundleStore, Line, Lines};
 use crate::models::{ModelSource, ModelStatus};
 use crate::report::{Finding, ViolationKind};
 use crate::{AuditError, b3, safe_relative};
@@ -14,12 +14,12 @@ use consentry_gate::fsguard;
 use consentry_gate::manifest::{MANIFEST_FILE, MEMBERS_FILE};
 use consentry_gate::materialize::{HashingWriter, partial_dir};
 use consentry_learn::model::{MODEL_FILE, ModelMeta};
-use consentry_ledger::{Event, FactsEntry, LedgerError, PublicKey, SignedTreeHead, Store, StoredEvent, StoredFacts};
+use consentry_ledger::{Event, FactsEntry, LedgerError, PublicKey, SignedTreeHead, Store};
 use consentry_lineage::{CitedPosition, DatasetRecord, RegisteredFiles};
 use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Bundle format version (in `INDEX.json`).
@@ -78,24 +78,24 @@ pub struct Index {
 
 /// One line of `ledger/events.jsonl`: every field of the canonical encoding plus the hashes the store kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct EventLine {
+pub(crate) struct EventLine {
     #[serde(flatten)]
-    event: Event,
+    pub(crate) event: Event,
     /// Leaf hash as stored, hex (the audit recomputes it from the fields).
-    leaf_hash: String,
+    pub(crate) leaf_hash: String,
     /// Chain hash as stored, hex.
-    chain_hash: String,
+    pub(crate) chain_hash: String,
 }
 
 /// One line of `ledger/facts.jsonl`: every field of the fact encoding plus the hashes the store kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct FactsLine {
+pub(crate) struct FactsLine {
     #[serde(flatten)]
-    facts: FactsEntry,
+    pub(crate) facts: FactsEntry,
     /// Leaf hash as stored, hex.
-    leaf_hash: String,
+    pub(crate) leaf_hash: String,
     /// Chain hash as stored, hex.
-    chain_hash: String,
+    pub(crate) chain_hash: String,
 }
 
 /// One entry of `models.json`.
@@ -504,7 +504,8 @@ pub struct ModelEvidence {
     pub registered: Option<RegisteredFiles>,
 }
 
-/// A loaded evidence bundle: everything the checks need, in memory, plus what loading already found.
+/// An opened evidence bundle: everything the checks need (the log as files read on each scan, the rest in memory),
+/// plus what opening already found.
 #[derive(Debug, Clone)]
 pub struct Bundle {
     /// Where it was read from.
@@ -519,8 +520,9 @@ pub struct Bundle {
     pub policy_text: Option<String>,
     /// The policies in force before it (texts), if the bundle carries them.
     pub earlier_policies: Vec<String>,
-    /// Events, member-facts entries and checkpoints.
-    pub store: MemStore,
+    /// Events, member-facts entries and checkpoints; the events and fact entries are read from their files on
+    /// every scan, never held.
+    pub store: BundleStore,
     /// Datasets, by name.
     pub datasets: Vec<DatasetEvidence>,
     /// Models, by id.
@@ -555,9 +557,19 @@ fn missing(rel: &str) -> Finding {
     .file(rel)
 }
 
-fn hex32(s: &str) -> Option<[u8; 32]> {
-    hex::decode(s).ok()?.try_into().ok()
+/// A listed file whose bytes are not the ones the index names.
+fn altered(e: &IndexEntry, found: &str, bytes: u64) -> Finding {
+    Finding::violation(
+        ViolationKind::BundleFileAltered,
+        format!("{} differs from the bundle index", e.path),
+        format!("BLAKE3 {} ({} bytes)", e.blake3, e.bytes),
+        format!("BLAKE3 {found} ({bytes} bytes)"),
+    )
+    .file(&e.path)
 }
+
+/// The files that grow with the log: streamed, never read whole.
+const STREAMED: [&str; 2] = [EVENTS_FILE, FACTS_FILE];
 
 impl Bundle {
     /// Reads a bundle directory: the index (an error if absent: not a bundle), then every file, noting
@@ -583,7 +595,7 @@ impl Bundle {
             public_key: None,
             policy_text: None,
             earlier_policies: Vec::new(),
-            store: MemStore::default(),
+            store: BundleStore::default(),
             datasets: Vec::new(),
             models: Vec::new(),
             deadline_seconds: consentry_lineage::registry::DEFAULT_DEADLINE_SECS,
@@ -621,19 +633,23 @@ impl Bundle {
                 continue;
             }
             listed.insert(e.path.clone());
+            if STREAMED.contains(&e.path.as_str()) {
+                // The log's files grow with it: hashed as a stream here and read again, line by line, on each scan.
+                match fsguard::hash_inside(&self.dir, &e.path) {
+                    Ok((h, bytes)) => {
+                        if h != e.blake3 || bytes != e.bytes {
+                            self.findings.push(altered(e, &h, bytes));
+                        }
+                    }
+                    Err(_) => self.findings.push(missing(&e.path)),
+                }
+                continue;
+            }
             match fsguard::read_inside(&self.dir, &e.path) {
                 Ok(bytes) => {
                     let h = b3(&bytes);
                     if h != e.blake3 || bytes.len() as u64 != e.bytes {
-                        self.findings.push(
-                            Finding::violation(
-                                ViolationKind::BundleFileAltered,
-                                format!("{} differs from the bundle index", e.path),
-                                format!("BLAKE3 {} ({} bytes)", e.blake3, e.bytes),
-                                format!("BLAKE3 {h} ({} bytes)", bytes.len()),
-                            )
-                            .file(&e.path),
-                        );
+                        self.findings.push(altered(e, &h, bytes.len() as u64));
                     }
                     self.files.insert(e.path.clone(), (bytes, h));
                 }
@@ -703,9 +719,10 @@ impl Bundle {
         };
         let handovers = self.optional_json(KEY_HANDOVERS_FILE);
         self.cosignatures = self.optional_json(COSIGNATURES_FILE);
-        let events = self.load_events();
-        let facts = self.load_facts();
-        self.store = MemStore::new(events, facts, checkpoints).with_handovers(handovers);
+        let (events, n_events, last_event) = self.check_lines::<EventLine>(EVENTS_FILE, |e| e.event.seq);
+        let (facts, n_facts, last_fact) = self.check_lines::<FactsLine>(FACTS_FILE, |f| f.facts.seq);
+        let len = last_event.max(last_fact);
+        self.store = BundleStore::new(events, facts, checkpoints, len, (n_events, n_facts)).with_handovers(handovers);
         self.load_datasets();
         self.load_models();
     }
@@ -723,42 +740,35 @@ impl Bundle {
         })
     }
 
-    fn jsonl<T: serde::de::DeserializeOwned>(&mut self, rel: &str) -> Vec<(usize, T)> {
-        let Some((bytes, _)) = self.read(rel) else { return Vec::new() };
-        let mut out = Vec::new();
-        for (i, line) in bytes.lines().enumerate() {
-            let parsed =
-                line.map_err(|e| e.to_string()).and_then(|l| serde_json::from_str::<T>(&l).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(v) => out.push((i + 1, v)),
-                Err(e) => self.findings.push(unreadable(rel, format!("line {}: {e}", i + 1))),
+    /// Reads a log file of the bundle once, line by line, noting each unreadable line: its path for the store to
+    /// stream again (`None` when absent, noted as missing), the readable lines and the highest sequence number.
+    fn check_lines<L: Line>(&mut self, rel: &str, seq: impl Fn(&L::Stored) -> u64) -> (Option<PathBuf>, u64, u64) {
+        let path = match fsguard::inside(&self.dir, rel) {
+            Ok(p) if p.is_file() => p,
+            _ => {
+                if !self.findings.iter().any(|f| f.file.as_deref() == Some(rel)) {
+                    self.findings.push(missing(rel));
+                }
+                return (None, 0, 0);
             }
-        }
-        out
-    }
-
-    fn load_events(&mut self) -> Vec<StoredEvent> {
-        let lines: Vec<(usize, EventLine)> = self.jsonl(EVENTS_FILE);
-        let mut out = Vec::with_capacity(lines.len());
-        for (n, l) in lines {
-            match (hex32(&l.leaf_hash), hex32(&l.chain_hash)) {
-                (Some(leaf_hash), Some(chain_hash)) => out.push(StoredEvent { event: l.event, leaf_hash, chain_hash }),
-                _ => self.findings.push(unreadable(EVENTS_FILE, format!("line {n}: a hash is not 32 bytes of hex"))),
+        };
+        let (mut count, mut last) = (0u64, 0u64);
+        let read = Lines::<L>::open(Some(&path)).and_then(|mut lines| {
+            while let Some((n, parsed)) = lines.next_line()? {
+                match parsed {
+                    Ok(s) => {
+                        count += 1;
+                        last = last.max(seq(&s));
+                    }
+                    Err(e) => self.findings.push(unreadable(rel, format!("line {n}: {e}"))),
+                }
             }
+            Ok(())
+        });
+        if let Err(e) = read {
+            self.findings.push(unreadable(rel, e));
         }
-        out
-    }
-
-    fn load_facts(&mut self) -> Vec<StoredFacts> {
-        let lines: Vec<(usize, FactsLine)> = self.jsonl(FACTS_FILE);
-        let mut out = Vec::with_capacity(lines.len());
-        for (n, l) in lines {
-            match (hex32(&l.leaf_hash), hex32(&l.chain_hash)) {
-                (Some(leaf_hash), Some(chain_hash)) => out.push(StoredFacts { facts: l.facts, leaf_hash, chain_hash }),
-                _ => self.findings.push(unreadable(FACTS_FILE, format!("line {n}: a hash is not 32 bytes of hex"))),
-            }
-        }
-        out
+        (Some(path), count, last)
     }
 
     fn bitmap(&mut self, rel: &str) -> Option<(RoaringTreemap, String)> {

@@ -12,18 +12,17 @@ use crate::report::{DatasetSummary, Finding, LedgerSummary, ModelSummary, Report
 use crate::{AuditError, safe_relative};
 use consentry_gate::Manifest;
 use consentry_learn::dp::PrivacyClaim;
-use consentry_ledger::merkle::{Tree, verify_consistency};
-use consentry_ledger::snapshot::Snapshot;
+use consentry_ledger::merkle::Frontier;
 use consentry_ledger::witness::WitnessPolicy;
-use consentry_ledger::{KeyChain, PublicKey, SignedTreeHead, Store, StoredEvent, verify_store_with};
+use consentry_ledger::{Hash, KeyChain, LedgerError, PublicKey, SignedTreeHead, Store, verify_store_with};
 use consentry_policy::{Action, ConsentEvent, Decision, DenyReason, MemberFacts, Policy, PurposeId};
 use roaring::RoaringTreemap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// At most this many findings of one kind per dataset or model are itemised; the rest are counted.
 const ITEMISED: usize = 20;
-/// Up to this many signed heads, every pair is proven consistent; beyond, each consecutive pair and
+/// Up to this many signed heads, every pair is reported consistent or not; beyond, each consecutive pair and
 /// each head with the newest (equivalent, since consistency is transitive).
 const ALL_PAIRS_UP_TO: usize = 64;
 
@@ -208,14 +207,24 @@ fn more(kind: ViolationKind, n: usize) -> Finding {
     Finding::violation(kind, format!("{n} more findings of this kind (not itemised)"), "none", format!("{n} more"))
 }
 
-/// The ledger, rebuilt once and shared by the checks.
-struct LedgerState<'a> {
-    /// Tree over leaves recomputed from the event fields, in bundle order.
-    tree: Tree,
-    /// Per purpose key: member → that member's events for the purpose, in log order.
-    by_purpose: HashMap<&'a str, HashMap<u64, Vec<&'a StoredEvent>>>,
+/// The ledger, rebuilt once by streaming it and shared by the checks: a root per size a check asks about and
+/// per-member facts, nothing per event, so the audit's memory does not grow with the log.
+struct LedgerState {
+    /// Entries streamed, consent events and member facts alike: the rebuilt tree's size.
+    len: u64,
+    /// The rebuilt tree's root at every size a check asks about (signed heads, held heads, dataset positions).
+    roots: BTreeMap<u64, Hash>,
+    /// The recorded time of the entry after each dataset's position (the log had moved on from then).
+    recorded: BTreeMap<u64, i64>,
     /// The member directory's facts resolved under the bundle's policy (empty without a policy).
     facts: BTreeMap<u64, MemberFacts>,
+}
+
+impl LedgerState {
+    /// The rebuilt tree's root at `size`; `None` beyond the log.
+    fn root(&self, size: u64) -> Option<Hash> {
+        if size > self.len { None } else { self.roots.get(&size).copied() }
+    }
 }
 
 /// Runs every check on a loaded bundle.
@@ -294,7 +303,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     if let Some(policy) = &policy {
         state.facts = bundle
             .store
-            .members()
+            .members()?
             .into_iter()
             .map(|m| {
                 let jurisdiction = policy.resolve_jurisdiction(&m.jurisdiction);
@@ -338,17 +347,17 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
     let allowed = deadline.saturating_add(tolerance);
     let mut models = Vec::new();
     for m in &selected {
-        if let Some(s) = check_model(bundle, m, &state, policy.as_ref(), opts.now, allowed, &mut findings) {
+        if let Some(s) = check_model(bundle, m, &state, policy.as_ref(), opts.now, allowed, &mut findings)? {
             models.push(s);
         }
     }
     if let Some(policy) = &policy {
         let window = Window { deadline, tolerance };
-        check_late_removals(bundle, &state, policy, &selected, window, key.as_ref(), &mut findings);
+        check_late_removals(bundle, &state, policy, &selected, window, key.as_ref(), &mut findings)?;
     }
 
     if opts.model.is_none() {
-        check_registry_records(bundle, key.as_ref(), &mut findings);
+        check_registry_records(bundle, &state, key.as_ref(), &mut findings);
     }
 
     let mut report = Report {
@@ -369,7 +378,7 @@ pub fn check_bundle(bundle: &Bundle, opts: &AuditOptions) -> Result<Report, Audi
 
 /// (f) What the registry records beside the models: model directories it does not know, and ledger positions it
 /// cites beyond the end of the log (a rolled-back log would let the unlearning cursor skip withdrawals).
-fn check_registry_records(bundle: &Bundle, key: Option<&KeyChain>, findings: &mut Vec<Finding>) {
+fn check_registry_records(bundle: &Bundle, state: &LedgerState, key: Option<&KeyChain>, findings: &mut Vec<Finding>) {
     for d in &bundle.registered_datasets {
         let problem = match key {
             None => Some("no public key to check it with".to_string()),
@@ -408,7 +417,7 @@ fn check_registry_records(bundle: &Bundle, key: Option<&KeyChain>, findings: &mu
         ));
     }
     // Positions count entries of both kinds (consent events and member facts).
-    let len = (bundle.store.events().len() + bundle.store.facts().len()) as u64;
+    let len = state.len;
     for c in &bundle.cited_positions {
         if c.position > len {
             findings.push(
@@ -429,18 +438,20 @@ fn check_registry_records(bundle: &Bundle, key: Option<&KeyChain>, findings: &mu
 }
 
 /// (a) The log: chain, leaves, tree, every signature, consistency of every head with every earlier one,
-/// and with the heads the auditor holds.
-fn check_ledger<'a>(
-    bundle: &'a Bundle,
+/// and with the heads the auditor holds. One stream of the log rebuilds the tree's right edge ([`Frontier`]) and
+/// keeps its root at each size asked about: every signed head whose root is the stream's root at its size is
+/// consistent with every other such head, so no tree is held.
+fn check_ledger(
+    bundle: &Bundle,
     key: Option<&KeyChain>,
     known: &[SignedTreeHead],
     findings: &mut Vec<Finding>,
-) -> Result<(LedgerSummary, LedgerState<'a>), AuditError> {
+) -> Result<(LedgerSummary, LedgerState), AuditError> {
     let store = &bundle.store;
     let checkpoints = store.checkpoints()?;
     let mut summary = LedgerSummary {
         checkpoints: checkpoints.len(),
-        members: store.members().len() as u64,
+        members: store.members()?.len() as u64,
         known_heads: known.len(),
         ..LedgerSummary::default()
     };
@@ -477,11 +488,35 @@ fn check_ledger<'a>(
         )),
     }
 
-    // The tree over every entry (consent events and member facts), from the re-encoded fields.
-    let mut tree = Tree::new();
+    // The sizes whose roots the checks compare, and the entries whose recorded time a dataset's time check reads.
+    let manifests = bundle.datasets.iter().filter_map(|d| d.manifest.as_ref());
+    let mut sizes: BTreeSet<u64> = checkpoints.iter().chain(known).map(|h| h.head.tree_size).collect();
+    let mut next: BTreeSet<u64> = BTreeSet::new();
+    for m in manifests {
+        sizes.insert(m.ledger.position);
+        sizes.extend(m.ledger.checkpoint.as_ref().map(|h| h.head.tree_size));
+        next.extend(m.ledger.position.checked_add(1));
+    }
+    // The tree over every entry (consent events and member facts), from the re-encoded fields, streamed.
+    let mut frontier = Frontier::new();
+    let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
+    if sizes.contains(&0) {
+        roots.insert(0, frontier.root());
+    }
+    // Per position: its recorded time, and whether a consent event gave it (one wins over member facts, as
+    // `Store::entry` looks for an event first).
+    let mut recorded: BTreeMap<u64, (i64, bool)> = BTreeMap::new();
     store.scan_entries(1, u64::MAX, &mut |s| {
+        let seq = s.entry.seq();
+        if next.contains(&seq) {
+            let is_event = matches!(s.entry, consentry_ledger::Entry::Consent(_));
+            let slot = recorded.entry(seq).or_insert((s.entry.recorded_time(), is_event));
+            if is_event && !slot.1 {
+                *slot = (s.entry.recorded_time(), true);
+            }
+        }
         match s.entry.leaf_hash() {
-            Ok(h) => tree.push(h),
+            Ok(h) => frontier.push(h),
             Err(err) => {
                 findings.push(
                     Finding::violation(
@@ -490,20 +525,26 @@ fn check_ledger<'a>(
                         "an encodable entry",
                         err,
                     )
-                    .seq(s.entry.seq()),
+                    .seq(seq),
                 );
-                tree.push(s.leaf_hash);
+                frontier.push(s.leaf_hash);
             }
+        }
+        if sizes.contains(&frontier.len()) {
+            roots.insert(frontier.len(), frontier.root());
         }
         Ok(())
     })?;
-    let mut by_purpose: HashMap<&str, HashMap<u64, Vec<&StoredEvent>>> = HashMap::new();
-    for e in store.events() {
-        by_purpose.entry(&e.event.body.purpose).or_default().entry(e.event.body.member_id).or_default().push(e);
-    }
-    summary.events = summary.events.max(tree.len());
+    let state = LedgerState {
+        len: frontier.len(),
+        roots,
+        recorded: recorded.into_iter().map(|(seq, (t, _))| (seq, t)).collect(),
+        facts: BTreeMap::new(),
+    };
+    summary.events = summary.events.max(state.len);
 
-    // Consistency of the signed heads with each other, proven from the rebuilt tree.
+    // Consistency of the signed heads with each other: a pair is consistent when both roots are the rebuilt log's
+    // at their sizes (what an RFC 9162 proof from the rebuilt tree would show), or, of one size, when they agree.
     let n = checkpoints.len();
     let mut pairs: Vec<(usize, usize)> = Vec::new();
     if n <= ALL_PAIRS_UP_TO {
@@ -520,15 +561,18 @@ fn check_ledger<'a>(
             }
         }
     }
+    let logs = |h: &consentry_ledger::TreeHead| state.root(h.tree_size) == Some(h.root_hash);
     for (i, j) in pairs {
         let (a, b) = (&checkpoints[i].head, &checkpoints[j].head);
         if a.tree_size == 0 {
             continue;
         }
         summary.consistency_proofs += 1;
-        let ok = tree
-            .consistency_proof(a.tree_size, b.tree_size)
-            .is_some_and(|p| verify_consistency(a.tree_size, b.tree_size, &a.root_hash, &b.root_hash, &p));
+        let ok = match a.tree_size.cmp(&b.tree_size) {
+            std::cmp::Ordering::Equal => b.tree_size <= state.len && a.root_hash == b.root_hash,
+            std::cmp::Ordering::Less => logs(a) && logs(b),
+            std::cmp::Ordering::Greater => false,
+        };
         if !ok {
             findings.push(
                 Finding::violation(
@@ -546,7 +590,7 @@ fn check_ledger<'a>(
     }
     for h in known {
         let size = h.head.tree_size;
-        let Some(problem) = head_problem(h, &tree, key) else { continue };
+        let Some(problem) = head_problem(h, &state, key) else { continue };
         findings.push(match problem {
             HeadProblem::BadSignature => Finding::violation(
                 ViolationKind::InconsistentHeads,
@@ -563,21 +607,21 @@ fn check_ledger<'a>(
             .seq(size),
             HeadProblem::BeyondLog => Finding::violation(
                 ViolationKind::InconsistentHeads,
-                format!("you hold a head of {size} events but the log has only {}: events were removed", tree.len()),
+                format!("you hold a head of {size} events but the log has only {}: events were removed", state.len),
                 format!("at least {size} events"),
-                tree.len(),
+                state.len,
             ),
         });
     }
     let signed = checkpoints.last().map_or(0, |c| c.head.tree_size);
-    if signed < tree.len() {
+    if signed < state.len {
         findings.push(Finding::note(format!(
             "events {}..={} are not covered by a signed tree head yet; only their stored hashes vouch for them",
             signed + 1,
-            tree.len()
+            state.len
         )));
     }
-    Ok((summary, LedgerState { tree, by_purpose, facts: BTreeMap::new() }))
+    Ok((summary, state))
 }
 
 /// Why a signed tree head does not vouch for the rebuilt log.
@@ -591,11 +635,11 @@ enum HeadProblem {
 }
 
 /// A signed head against the rebuilt log: its signature (when there is a key), then the log's root at its size.
-fn head_problem(sth: &SignedTreeHead, tree: &Tree, key: Option<&KeyChain>) -> Option<HeadProblem> {
+fn head_problem(sth: &SignedTreeHead, state: &LedgerState, key: Option<&KeyChain>) -> Option<HeadProblem> {
     if key.is_some_and(|k| !k.verify(sth)) {
         return Some(HeadProblem::BadSignature);
     }
-    match tree.root(sth.head.tree_size) {
+    match state.root(sth.head.tree_size) {
         Some(r) if r == sth.head.root_hash => None,
         Some(r) => Some(HeadProblem::RootDiffers(r)),
         None => Some(HeadProblem::BeyondLog),
@@ -620,9 +664,90 @@ fn commitment_mismatch(
     })
 }
 
-/// The latest event of `member` for the purpose at or before `position`.
-fn last_event_at<'a>(state: &LedgerState<'a>, purpose: &str, member: u64, position: u64) -> Option<&'a StoredEvent> {
-    state.by_purpose.get(purpose)?.get(&member)?.iter().rev().find(|e| e.event.seq <= position).copied()
+/// `current` and `next` (later in the log) folded by the policy's own rule ([`Policy::deciding_event`]): which of
+/// them decides consent at `at`. The rule looks at one event against the one deciding so far, so folding a
+/// member's events in log order gives the event that decides over their whole history.
+fn fold_deciding<T: Copy>(
+    policy: &Policy,
+    pid: PurposeId,
+    at: i64,
+    current: Option<(ConsentEvent, T)>,
+    next: (ConsentEvent, T),
+) -> Option<(ConsentEvent, T)> {
+    match current {
+        None => policy.deciding_event(pid, &[next.0], at).map(|_| next),
+        Some(c) => match policy.deciding_event(pid, &[c.0, next.0], at) {
+            Some(1) => Some(next),
+            _ => Some(c),
+        },
+    }
+}
+
+/// The latest event of a member for a purpose: its sequence number, action and event time.
+type LastEvent = (u64, Action, i64);
+
+/// One member's consent for a dataset's purpose at its position and time: the deciding event and the latest one.
+#[derive(Debug, Clone, Copy, Default)]
+struct AtPosition {
+    deciding: Option<(ConsentEvent, ())>,
+    last: Option<LastEvent>,
+}
+
+/// What `Snapshot::build` recomputes for a dataset, streamed from the log with per-member state (the member
+/// directory at the position and each member's deciding and latest event), never a member's whole history.
+struct Recomputed {
+    /// The members allowed at the position and time.
+    allowed: RoaringTreemap,
+    /// The member directory at the position.
+    directory: BTreeMap<u64, MemberFacts>,
+    /// Per member with events for the purpose: the deciding and the latest one.
+    members: HashMap<u64, AtPosition>,
+}
+
+impl Recomputed {
+    /// Every member's consent for `pid` at `position` and `at`, from the bundle's events and member facts.
+    fn build(store: &dyn Store, policy: &Policy, pid: PurposeId, position: u64, at: i64) -> Result<Self, LedgerError> {
+        let key = policy.purpose(pid).key.as_str();
+        let mut directory = BTreeMap::new();
+        store.scan_member_facts(position, &mut |id, code, birth_date| {
+            directory.insert(id, MemberFacts { jurisdiction: policy.resolve_jurisdiction(code), birth_date });
+        })?;
+        let mut members: HashMap<u64, AtPosition> = HashMap::new();
+        store.scan(1, position, &mut |e| {
+            let b = &e.event.body;
+            if b.purpose == key {
+                let slot = members.entry(b.member_id).or_default();
+                slot.deciding = fold_deciding(policy, pid, at, slot.deciding, (b.consent(), ()));
+                slot.last = Some((e.event.seq, b.action, b.event_time));
+            }
+            Ok(())
+        })?;
+        let mut allowed = RoaringTreemap::new();
+        for (id, facts) in &directory {
+            let deciding = members.get(id).and_then(|s| s.deciding).map(|(c, ())| c);
+            if policy.evaluate(pid, facts, deciding.as_slice(), at).is_allowed() {
+                allowed.insert(*id);
+            }
+        }
+        Ok(Recomputed { allowed, directory, members })
+    }
+
+    /// Why `member` is denied (`None`: allowed, or not in the member directory).
+    fn reason(&self, policy: &Policy, pid: PurposeId, member: u64, at: i64) -> Option<DenyReason> {
+        let facts = self.directory.get(&member)?;
+        let deciding = self.members.get(&member).and_then(|s| s.deciding).map(|(c, ())| c);
+        match policy.evaluate(pid, facts, deciding.as_slice(), at) {
+            Decision::Allowed(_) => None,
+            Decision::Denied(r) => Some(r),
+        }
+    }
+
+    /// BLAKE3 of the allowed bitmap's portable serialisation, as `Snapshot::allowed_bytes` hashes it.
+    fn allowed_hash(&self) -> Option<String> {
+        let mut h = blake3::Hasher::new();
+        self.allowed.serialize_into(&mut h).ok()?;
+        Some(h.finalize().to_hex().to_string())
+    }
 }
 
 /// (b, d) One dataset: its bitmap against its commitment, its ledger reference against the log, and
@@ -638,7 +763,7 @@ fn check_dataset(
     let Some(m) = &d.manifest else { return Ok(None) };
     let name = d.name.as_str();
     let v = |kind, msg: String, e: String, f: String| Finding::violation(kind, msg, e, f).dataset(name);
-    for t in time_findings(bundle, m) {
+    for t in time_findings(state, m) {
         findings.push(t.dataset(name));
     }
     let mut summary = DatasetSummary {
@@ -661,12 +786,12 @@ fn check_dataset(
         .map(|f| f.dataset(name)),
     );
     let position = m.ledger.position;
-    let Some(root) = state.tree.root(position) else {
+    let Some(root) = state.root(position) else {
         findings.push(v(
             ViolationKind::LedgerPositionMismatch,
             format!("the manifest claims ledger position {position}, beyond the log"),
             format!("at least {position} events"),
-            state.tree.len().to_string(),
+            state.len.to_string(),
         ));
         return Ok(Some(summary));
     };
@@ -703,18 +828,16 @@ fn check_dataset(
         ));
         return Ok(Some(summary));
     };
-    let snap = Snapshot::build(&bundle.store, policy, pid, position, m.ledger.at, root)?;
-    let allowed = snap.allowed();
+    let snap = Recomputed::build(&bundle.store, policy, pid, position, m.ledger.at)?;
+    let allowed = &snap.allowed;
     let refused = members - allowed;
     summary.allowed_recomputed = members.len() - refused.len();
     for member in refused.iter().take(ITEMISED) {
-        let reason = snap.reason(member).map_or("not in the member directory", DenyReason::as_str);
-        let last = last_event_at(state, &m.purpose, member, position);
+        let reason =
+            snap.reason(policy, pid, member, m.ledger.at).map_or("not in the member directory", DenyReason::as_str);
+        let last = snap.members.get(&member).and_then(|s| s.last);
         let found = match last {
-            Some(e) => format!(
-                "denied ({reason}); latest event: seq {}, {:?} at {}",
-                e.event.seq, e.event.body.action, e.event.body.event_time
-            ),
+            Some((seq, action, at)) => format!("denied ({reason}); latest event: seq {seq}, {action:?} at {at}"),
             None => format!("denied ({reason}); no event for this purpose"),
         };
         let mut f = v(
@@ -724,16 +847,16 @@ fn check_dataset(
             found,
         )
         .member(member);
-        if let Some(e) = last {
-            f = f.seq(e.event.seq);
+        if let Some((seq, _, _)) = last {
+            f = f.seq(seq);
         }
         findings.push(f);
     }
     if refused.len() as usize > ITEMISED {
         findings.push(more(ViolationKind::MemberNotAllowed, refused.len() as usize - ITEMISED).dataset(name));
     }
-    if let Ok((_, h)) = snap.allowed_bytes()
-        && hex::encode(h) != m.snapshot.hash
+    if let Some(h) = snap.allowed_hash()
+        && h != m.snapshot.hash
     {
         findings.push(
             Finding::note(format!(
@@ -748,22 +871,13 @@ fn check_dataset(
     Ok(Some(summary))
 }
 
-/// A dataset's evaluation time against its creation, the present and the log ([`consentry_gate::verify_times`]):
-/// consent evaluated in the future counts today's minors as adults. The present is this machine's clock, not
+/// A dataset's evaluation time against its creation, the present and the log (what
+/// [`consentry_gate::verify_times`] checks, with the next entry's recorded time taken from the one stream of the
+/// log): consent evaluated in the future counts today's minors as adults. The present is this machine's clock, not
 /// `--now` (which judges deadlines): a time in the future is one whatever moment the auditor judges.
-fn time_findings(bundle: &Bundle, m: &Manifest) -> Vec<Finding> {
-    let diffs = match consentry_gate::verify_times(m, &bundle.store, consentry_ledger::now()) {
-        Ok(d) => d,
-        Err(e) => {
-            return vec![Finding::violation(
-                ViolationKind::EvaluationTime,
-                "the log cannot be read",
-                "a readable log",
-                e,
-            )];
-        }
-    };
-    diffs
+fn time_findings(state: &LedgerState, m: &Manifest) -> Vec<Finding> {
+    let next = m.ledger.position.checked_add(1).and_then(|seq| state.recorded.get(&seq).copied());
+    m.time_differences(consentry_ledger::now(), next)
         .into_iter()
         .map(|d| {
             Finding::violation(
@@ -787,7 +901,7 @@ fn check_manifest_head(
     findings: &mut Vec<Finding>,
 ) {
     let size = sth.head.tree_size;
-    let problem = match head_problem(sth, &state.tree, key) {
+    let problem = match head_problem(sth, state, key) {
         Some(HeadProblem::BadSignature) => {
             Some(("a valid signature by the ledger's key".to_string(), "a bad signature".to_string()))
         }
@@ -795,7 +909,7 @@ fn check_manifest_head(
             Some((format!("a head covering position {position}"), format!("a head of {size} events")))
         }
         Some(HeadProblem::RootDiffers(r)) => Some((hex::encode(sth.head.root_hash), hex::encode(r))),
-        Some(HeadProblem::BeyondLog) => Some((format!("{size} events in the log"), state.tree.len().to_string())),
+        Some(HeadProblem::BeyondLog) => Some((format!("{size} events in the log"), state.len.to_string())),
         None => None,
     };
     if let Some((expected, found)) = problem {
@@ -826,8 +940,8 @@ fn check_model(
     now: i64,
     deadline: i64,
     findings: &mut Vec<Finding>,
-) -> Option<ModelSummary> {
-    let meta = m.meta.as_ref()?;
+) -> Result<Option<ModelSummary>, AuditError> {
+    let Some(meta) = m.meta.as_ref() else { return Ok(None) };
     let id = m.id.as_str();
     let v = |kind, msg: String, e: String, f: String| Finding::violation(kind, msg, e, f).model(id);
     let mut summary = ModelSummary {
@@ -851,7 +965,7 @@ fn check_model(
         )),
         (Some(d), Some(man)) => {
             summary.dataset = Some(d.name.clone());
-            for t in time_findings(bundle, man) {
+            for t in time_findings(state, man) {
                 findings.push(t.model(id).dataset(&d.name));
             }
             let checks = [
@@ -975,7 +1089,8 @@ fn check_model(
         && let (Some(policy), Some(man)) = (policy, manifest)
         && let Some(pid) = policy.purpose_id(&meta.purpose)
     {
-        let (missed, pending) = check_withdrawals(state, policy, pid, man, &in_shard, now, deadline, id, findings);
+        let (missed, pending) =
+            check_withdrawals(&bundle.store, state, policy, pid, man, &in_shard, now, deadline, id, findings)?;
         summary.pending_withdrawals = pending;
         if missed > ITEMISED {
             findings.push(more(ViolationKind::WithdrawalDeadlineMissed, missed - ITEMISED).model(id));
@@ -1003,7 +1118,7 @@ fn check_model(
     if let Some((message, expected, found)) = dp_problem {
         findings.push(Finding::violation(ViolationKind::DpRecord, message, expected, found).model(id));
     }
-    Some(summary)
+    Ok(Some(summary))
 }
 
 /// (b'') A registered model's record against its signature by the ledger's key ([`consentry_lineage::signing`],
@@ -1106,6 +1221,7 @@ fn registry_binding(m: &ModelEvidence) -> Vec<Finding> {
 /// withdrawal superseded by a later grant no longer counts. Returns (missed, pending within the deadline).
 #[allow(clippy::too_many_arguments)]
 fn check_withdrawals(
+    store: &dyn Store,
     state: &LedgerState,
     policy: &Policy,
     pid: PurposeId,
@@ -1115,29 +1231,27 @@ fn check_withdrawals(
     deadline: i64,
     id: &str,
     findings: &mut Vec<Finding>,
-) -> (usize, u64) {
-    let purpose = policy.purpose(pid).key.as_str();
-    let Some(events_of) = state.by_purpose.get(purpose) else { return (0, 0) };
+) -> Result<(usize, u64), AuditError> {
+    let mut wanted = RoaringTreemap::new();
+    for (_, members) in shards {
+        wanted |= *members;
+    }
+    let deciding = deciding_at(store, policy, pid, &wanted, now)?;
     // A withdrawal the dataset already saw (in its log prefix, not in its future) is not a new one.
-    let unseen_by_dataset =
-        |e: &StoredEvent| e.event.seq > man.ledger.position || e.event.body.event_time > man.ledger.at;
+    let unseen_by_dataset = |w: &Deciding| w.seq > man.ledger.position || w.consent.at > man.ledger.at;
     let (mut missed, mut pending) = (0usize, 0u64);
     for (shard, members) in shards {
         for member in members.iter() {
-            let (Some(evs), Some(f)) = (events_of.get(&member), state.facts.get(&member)) else { continue };
-            let consent: Vec<ConsentEvent> = evs.iter().map(|e| e.event.body.consent()).collect();
+            let (Some(w), Some(f)) = (deciding.get(&member), state.facts.get(&member)) else { continue };
             let withdrawn_now = matches!(
-                policy.evaluate(pid, f, &consent, now),
+                policy.evaluate(pid, f, &[w.consent], now),
                 Decision::Denied(DenyReason::Withdrawn | DenyReason::Gpc)
             );
             // The withdrawal that decides the denial, by the policy's own rule.
-            let deciding = policy.deciding_event(pid, &consent, now).map(|i| evs[i]);
-            let Some(w) =
-                deciding.filter(|w| withdrawn_now && w.event.body.action == Action::Withdraw && unseen_by_dataset(w))
-            else {
+            if !(withdrawn_now && w.consent.action == Action::Withdraw && unseen_by_dataset(w)) {
                 continue;
-            };
-            let due = w.event.body.event_time.saturating_add(deadline);
+            }
+            let due = w.consent.at.saturating_add(deadline);
             if due > now {
                 pending += 1;
                 continue;
@@ -1149,22 +1263,83 @@ fn check_withdrawals(
                         ViolationKind::WithdrawalDeadlineMissed,
                         format!(
                             "member {member} withdrew (seq {}, source {:?}) and is still in shard {shard} past the deadline",
-                            w.event.seq, w.event.body.source
+                            w.seq, w.consent.source
                         ),
                         format!(
                             "out of every live model by {due} (withdrew at {} + {deadline} s; recorded at {})",
-                            w.event.body.event_time, w.event.recorded_time
+                            w.consent.at, w.recorded_time
                         ),
                         format!("still in shard {shard} at {now}"),
                     )
                     .model(id)
                     .member(member)
-                    .seq(w.event.seq),
+                    .seq(w.seq),
                 );
             }
         }
     }
-    (missed, pending)
+    Ok((missed, pending))
+}
+
+/// The event deciding a member's consent at some time, with where and when the log recorded it.
+#[derive(Debug, Clone, Copy)]
+struct Deciding {
+    consent: ConsentEvent,
+    seq: u64,
+    recorded_time: i64,
+}
+
+/// For each member of `wanted` with an event deciding their consent for `pid` at `at`, that event: one stream of
+/// the log, one event kept per member.
+fn deciding_at(
+    store: &dyn Store,
+    policy: &Policy,
+    pid: PurposeId,
+    wanted: &RoaringTreemap,
+    at: i64,
+) -> Result<HashMap<u64, Deciding>, LedgerError> {
+    let key = policy.purpose(pid).key.as_str();
+    let mut out: HashMap<u64, Deciding> = HashMap::new();
+    store.scan(1, u64::MAX, &mut |e| {
+        let b = &e.event.body;
+        if b.purpose == key && wanted.contains(b.member_id) {
+            let current = out.get(&b.member_id).map(|d| (d.consent, (d.seq, d.recorded_time)));
+            let next = (b.consent(), (e.event.seq, e.event.recorded_time));
+            if let Some((consent, (seq, recorded_time))) = fold_deciding(policy, pid, at, current, next) {
+                out.insert(b.member_id, Deciding { consent, seq, recorded_time });
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// One event of a member's history for a purpose: its sequence number and what consent reads of it.
+#[derive(Debug, Clone, Copy)]
+struct HistoryEvent {
+    seq: u64,
+    consent: ConsentEvent,
+}
+
+/// The whole history for `pid` of each member of `wanted`, in log order: what the late-removal check needs, since
+/// it judges consent at a time that depends on each withdrawal. Read for the members a model line removed only,
+/// so it grows with them and their events, not with the log.
+fn histories(
+    store: &dyn Store,
+    policy: &Policy,
+    pid: PurposeId,
+    wanted: &RoaringTreemap,
+) -> Result<HashMap<u64, Vec<HistoryEvent>>, LedgerError> {
+    let key = policy.purpose(pid).key.as_str();
+    let mut out: HashMap<u64, Vec<HistoryEvent>> = HashMap::new();
+    store.scan(1, u64::MAX, &mut |e| {
+        let b = &e.event.body;
+        if b.purpose == key && wanted.contains(b.member_id) {
+            out.entry(b.member_id).or_default().push(HistoryEvent { seq: e.event.seq, consent: b.consent() });
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// The time a withdrawn member may stay in a live model: the deadline, plus what the run tolerates past it.
@@ -1204,7 +1379,7 @@ fn check_late_removals(
     window: Window,
     key: Option<&KeyChain>,
     findings: &mut Vec<Finding>,
-) {
+) -> Result<(), AuditError> {
     let members_of = |m: &ModelEvidence| -> Option<RoaringTreemap> {
         let meta = m.meta.as_ref()?;
         let mut all = RoaringTreemap::new();
@@ -1230,7 +1405,6 @@ fn check_late_removals(
             continue;
         }
         let Some(pid) = policy.purpose_id(&prev_meta.purpose) else { continue };
-        let Some(events_of) = state.by_purpose.get(policy.purpose(pid).key.as_str()) else { continue };
         let signed = match key.map(|k| consentry_lineage::signing::live_since(k, reg)) {
             Some(Ok(at)) => at,
             Some(Err(why)) => {
@@ -1255,13 +1429,13 @@ fn check_late_removals(
             None => (next_meta.created, "at the earliest: its model.json's creation time, no signed going-live record"),
         };
         let manifest = dataset_of(bundle, &prev_meta.dataset.manifest_blake3).and_then(|d| d.manifest.as_ref());
-        let unseen = |e: &StoredEvent| {
-            manifest.is_none_or(|man| e.event.seq > man.ledger.position || e.event.body.event_time > man.ledger.at)
-        };
+        let unseen =
+            |e: &HistoryEvent| manifest.is_none_or(|man| e.seq > man.ledger.position || e.consent.at > man.ledger.at);
+        let history = histories(&bundle.store, policy, pid, &removed)?;
         let mut late = 0usize;
         for member in removed.iter() {
-            let (Some(evs), Some(f)) = (events_of.get(&member), state.facts.get(&member)) else { continue };
-            let consent: Vec<ConsentEvent> = evs.iter().map(|e| e.event.body.consent()).collect();
+            let (Some(evs), Some(f)) = (history.get(&member), state.facts.get(&member)) else { continue };
+            let consent: Vec<ConsentEvent> = evs.iter().map(|e| e.consent).collect();
             let withdrawn_at = |t: i64| {
                 matches!(
                     policy.evaluate(pid, f, &consent, t),
@@ -1271,8 +1445,8 @@ fn check_late_removals(
             // The earliest withdrawal still in force at its deadline that the removal came after.
             let Some(w) = evs
                 .iter()
-                .filter(|e| e.event.body.action == Action::Withdraw && unseen(e))
-                .find(|w| removed_late(window, w.event.body.event_time, removed_at, withdrawn_at))
+                .filter(|e| e.consent.action == Action::Withdraw && unseen(e))
+                .find(|w| removed_late(window, w.consent.at, removed_at, withdrawn_at))
             else {
                 continue;
             };
@@ -1280,7 +1454,7 @@ fn check_late_removals(
             if late > ITEMISED {
                 continue;
             }
-            let withdrew = w.event.body.event_time;
+            let withdrew = w.consent.at;
             let due = window.due(withdrew);
             let tolerance =
                 if window.tolerance == 0 { String::new() } else { format!(" + {} s tolerance", window.tolerance) };
@@ -1291,8 +1465,8 @@ fn check_late_removals(
                         "member {member} withdrew (seq {}, source {:?}) at {withdrew} and stayed in model {} version {} \
                          ({}) until version {} ({}) went live at {removed_at}: removed {} s after withdrawing, {} s \
                          past the deadline",
-                        w.event.seq,
-                        w.event.body.source,
+                        w.seq,
+                        w.consent.source,
                         prev.id,
                         prev.registered.as_ref().map_or(0, |r| r.version),
                         prev_id,
@@ -1309,13 +1483,14 @@ fn check_late_removals(
                 )
                 .model(&prev.id)
                 .member(member)
-                .seq(w.event.seq),
+                .seq(w.seq),
             );
         }
         if late > ITEMISED {
             findings.push(more(ViolationKind::WithdrawalRemovedLate, late - ITEMISED).model(&prev.id));
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1360,6 +1535,44 @@ mod tests {
             let window = Window { deadline, tolerance };
             prop_assert_eq!(window.due(withdrew), due);
             prop_assert_eq!(removed_late(window, withdrew, withdrew + removed_after, withdrawn_at), expected);
+        }
+    }
+
+    proptest! {
+        /// Folding a member's events in log order, one against the deciding one so far, decides as the policy does
+        /// over the whole history: the same event, and the same answer from it alone.
+        #[test]
+        fn folding_decides_as_the_whole_history(
+            raw in proptest::collection::vec((0i64..20, any::<bool>(), 1u32..3, 0usize..3), 0..12),
+            at in 0i64..22,
+            purpose in 0usize..3,
+            opt_out in any::<bool>(),
+        ) {
+            let policy = Policy::from_toml("default.toml", DEFAULT_POLICY).unwrap();
+            let key = ["train_ai_system.job_recommendations", "train_ai_system.content_suggestions",
+                "train_ai_system.reply_suggestions"][purpose];
+            let pid = policy.purpose_id(key).unwrap();
+            let facts = MemberFacts {
+                jurisdiction: policy.resolve_jurisdiction(if opt_out { "US-CA" } else { "DE" }),
+                birth_date: chrono::NaiveDate::from_ymd_opt(1980, 1, 1).unwrap(),
+            };
+            let sources = [Source::Ui, Source::Gpc, Source::Api];
+            let events: Vec<ConsentEvent> = raw
+                .iter()
+                .map(|&(t, grant, notice, s)| ConsentEvent {
+                    at: t,
+                    action: if grant { Action::Grant } else { Action::Withdraw },
+                    notice_version: notice,
+                    source: sources[s],
+                })
+                .collect();
+            let mut folded: Option<(ConsentEvent, usize)> = None;
+            for (i, e) in events.iter().enumerate() {
+                folded = fold_deciding(&policy, pid, at, folded, (*e, i));
+            }
+            prop_assert_eq!(folded.map(|(_, i)| i), policy.deciding_event(pid, &events, at));
+            let alone: Vec<ConsentEvent> = folded.map(|(e, _)| e).into_iter().collect();
+            prop_assert_eq!(policy.evaluate(pid, &facts, &alone, at), policy.evaluate(pid, &facts, &events, at));
         }
     }
 

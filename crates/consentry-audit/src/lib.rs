@@ -25,13 +25,13 @@
 
 pub mod bundle;
 pub mod check;
-mod memstore;
+mod logfile;
 pub mod models;
 pub mod report;
 
 pub use bundle::{Bundle, ExportInput, ExportSummary, check_export_target, export};
 pub use check::{AuditOptions, audit_bundle, audit_online, check_bundle};
-pub use memstore::MemStore;
+pub use logfile::BundleStore;
 pub use models::{DirectoryModels, ModelEntry, ModelSource, ModelStatus, RegistryModels};
 pub use report::{Finding, Report, Severity, ViolationKind};
 

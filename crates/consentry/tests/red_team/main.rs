@@ -173,6 +173,7 @@ pub fn refused(o: &Output, needle: &str) {
 }
 
 // One module per tampering class; each adds itself here.
+mod bundle_stream;
 mod careless;
 mod datadir_tamper;
 mod gate_tamper;
