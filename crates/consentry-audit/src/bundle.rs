@@ -719,7 +719,7 @@ impl Bundle {
         };
         let handovers = self.optional_json(KEY_HANDOVERS_FILE);
         self.cosignatures = self.optional_json(COSIGNATURES_FILE);
-        let (events, n_events, last_event) = self.check_lines::<EventLine>(EVENTS_FILE, |e| e.event.seq);
+        let (events, n_events, last_event) = self.check_lines::<crate::logfile::EventRow>(EVENTS_FILE, |e| e.event.seq);
         let (facts, n_facts, last_fact) = self.check_lines::<FactsLine>(FACTS_FILE, |f| f.facts.seq);
         let len = last_event.max(last_fact);
         self.store = BundleStore::new(events, facts, checkpoints, len, (n_events, n_facts)).with_handovers(handovers);

@@ -172,7 +172,9 @@ fn main() {
     // `cargo bench` passes `--bench`; the phase is the first word that is not a flag.
     let phase = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_default();
     let Some(db) = arg(&args, "--db") else {
-        eprintln!("usage: log_scale append|verify|proofs --db PATH_OR_URL [--events N --members M --batch B --count C]");
+        eprintln!(
+            "usage: log_scale append|verify|proofs --db PATH_OR_URL [--events N --members M --batch B --count C]"
+        );
         return;
     };
     match phase.as_str() {
