@@ -5,38 +5,20 @@
 //! and `LEDGER_BENCH_MEMBERS` to change the sizes; `LEDGER_BENCH_DIR` for the
 //! directory, which should be on a real disk so fsync costs what it costs).
 
+mod common;
+
 use chrono::NaiveDate;
+use common::{JAN, events};
 use consentry_ledger::snapshot::Snapshot;
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{Ledger, LedgerOptions, LogKey, MemberRecord, NewEvent};
-use consentry_policy::{Action, Policy, Source};
-use rand::{Rng, SeedableRng};
+use consentry_policy::Policy;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
-const JAN: i64 = 1_768_435_200;
-
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn events(rng: &mut ChaCha8Rng, policy: &Policy, n: u64, members: u64, prefix: &str) -> Vec<NewEvent> {
-    (0..n)
-        .map(|i| {
-            let p = &policy.purposes[rng.random_range(0..policy.purposes.len())];
-            let member = rng.random_range(1..=members);
-            NewEvent {
-                member_id: member,
-                purpose: p.key.clone(),
-                action: if rng.random_bool(0.7) { Action::Grant } else { Action::Withdraw },
-                notice_version: p.latest_notice().version,
-                source: if rng.random_bool(0.03) { Source::Gpc } else { Source::Ui },
-                actor: format!("member:{member}"),
-                event_time: JAN + 150 * 86_400 + rng.random_range(0..150 * 86_400),
-                idempotency_key: format!("{prefix}{i}"),
-            }
-        })
-        .collect()
 }
 
 fn open(dir: &std::path::Path, name: &str) -> Ledger {
@@ -110,7 +92,7 @@ fn main() {
 
     // Durable single appends, one caller: one fsync each.
     let l = open_bare(&dir, "single.db");
-    let evs = events(&mut rng, &policy, 300, n_members, "s");
+    let evs = events(&mut rng, &policy, 0..300, n_members, "s");
     let t = Instant::now();
     for e in evs {
         l.append_at(vec![e], now).expect("append");
@@ -122,7 +104,7 @@ fn main() {
     let l = open_bare(&dir, "group.db");
     let per = 400;
     let all: Vec<Vec<NewEvent>> =
-        (0..16).map(|t| events(&mut rng, &policy, per, n_members, &format!("g{t}-"))).collect();
+        (0..16).map(|t| events(&mut rng, &policy, 0..per, n_members, &format!("g{t}-"))).collect();
     let t = Instant::now();
     std::thread::scope(|sc| {
         for evs in all {
@@ -148,7 +130,7 @@ fn main() {
         .collect();
     ledger.store().put_members(&members).expect("members");
     let batch = 10_000usize;
-    let evs = events(&mut rng, &policy, n_batched, n_members, "b");
+    let evs = events(&mut rng, &policy, 0..n_batched, n_members, "b");
     let raw_s = raw_insert(&dir.join("raw.db"), &evs, batch);
     // Batches are cut before the clock starts, as the raw insert gets its rows ready-made.
     let mut batches: Vec<Vec<NewEvent>> = Vec::new();
@@ -205,7 +187,7 @@ fn main() {
     drop(verified);
 
     // Incremental refresh after 10 000 new events.
-    let more = events(&mut rng, &policy, 10_000, n_members, "i");
+    let more = events(&mut rng, &policy, 0..10_000, n_members, "i");
     ledger.append_at(more, now).expect("append more");
     let len2 = ledger.store().len().expect("len");
     let root2 = ledger.root(len2).expect("root");

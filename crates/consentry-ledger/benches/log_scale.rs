@@ -13,15 +13,16 @@
 //! verification of a new process, which reads the whole log) and the latency of inclusion and consistency proofs
 //! at the end of the log.
 
+mod common;
+
+use common::{JAN, events};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;
-use consentry_ledger::{Ledger, LedgerOptions, LogKey, NewEvent, Store};
-use consentry_policy::{Action, Policy, Source};
+use consentry_ledger::{Ledger, LedgerOptions, LogKey, Store};
+use consentry_policy::Policy;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
-
-const JAN: i64 = 1_768_435_200;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -43,25 +44,6 @@ fn open(db: &str) -> Ledger {
     Ledger::new(store, Policy::default_policy(), LogKey::from_seed([9; 32]), opts)
 }
 
-fn events(rng: &mut ChaCha8Rng, policy: &Policy, from: u64, n: u64, members: u64) -> Vec<NewEvent> {
-    (from..from + n)
-        .map(|i| {
-            let p = &policy.purposes[rng.random_range(0..policy.purposes.len())];
-            let member = rng.random_range(1..=members);
-            NewEvent {
-                member_id: member,
-                purpose: p.key.clone(),
-                action: if rng.random_bool(0.7) { Action::Grant } else { Action::Withdraw },
-                notice_version: p.latest_notice().version,
-                source: if rng.random_bool(0.03) { Source::Gpc } else { Source::Ui },
-                actor: format!("member:{member}"),
-                event_time: JAN + 150 * 86_400 + rng.random_range(0..150 * 86_400),
-                idempotency_key: format!("s{i}"),
-            }
-        })
-        .collect()
-}
-
 fn append(args: &[String], db: &str) {
     let total = num(args, "--events", 1_000_000);
     let members = num(args, "--members", total / 5);
@@ -75,7 +57,9 @@ fn append(args: &[String], db: &str) {
     let mut next_report = total / 10;
     while done < total {
         let n = batch.min(total - done);
-        ledger.append_at(events(&mut rng, &policy, from + done, n, members), JAN + 310 * 86_400).expect("append");
+        ledger
+            .append_at(events(&mut rng, &policy, from + done..from + done + n, members, "s"), JAN + 310 * 86_400)
+            .expect("append");
         done += n;
         if done >= next_report {
             let s = start.elapsed().as_secs_f64();

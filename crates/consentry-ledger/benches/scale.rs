@@ -14,42 +14,25 @@
 //! size (bytes). `appends` times durable single-event appends from 1, 4 and 16 threads on one store (group commit)
 //! and from 16 stores (one session each, so nothing groups across them).
 
+mod common;
+
 use chrono::NaiveDate;
+use common::{JAN, events};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::snapshot::Snapshot;
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{MemberRecord, NewEvent, Store};
-use consentry_policy::{Action, Policy, Source};
-use rand::{Rng, SeedableRng};
+use consentry_policy::Policy;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
-const JAN: i64 = 1_768_435_200;
 const NOW: i64 = JAN + 400 * 86_400;
 
 /// Events generated and appended per batch while loading.
 const LOAD_BATCH: u64 = 100_000;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn events(rng: &mut ChaCha8Rng, policy: &Policy, range: std::ops::Range<u64>, members: u64) -> Vec<NewEvent> {
-    range
-        .map(|i| {
-            let p = &policy.purposes[rng.random_range(0..policy.purposes.len())];
-            let member = rng.random_range(1..=members);
-            NewEvent {
-                member_id: member,
-                purpose: p.key.clone(),
-                action: if rng.random_bool(0.7) { Action::Grant } else { Action::Withdraw },
-                notice_version: p.latest_notice().version,
-                source: if rng.random_bool(0.03) { Source::Gpc } else { Source::Ui },
-                actor: format!("member:{member}"),
-                event_time: JAN + 150 * 86_400 + rng.random_range(0..150 * 86_400),
-                idempotency_key: format!("e{i}"),
-            }
-        })
-        .collect()
-}
 
 fn member(id: u64) -> MemberRecord {
     MemberRecord {
@@ -103,7 +86,7 @@ fn load(store: &dyn Store, members: u64, n_events: u64) -> Res<()> {
             let mut i = 0;
             while i < n_events {
                 let hi = (i + LOAD_BATCH).min(n_events);
-                if tx.send(events(&mut rng, &policy, i..hi, members)).is_err() {
+                if tx.send(events(&mut rng, &policy, i..hi, members, "e")).is_err() {
                     return;
                 }
                 i = hi;
@@ -151,7 +134,7 @@ fn appends(backend: &str, target: &str, per: u64) -> Res<()> {
     let mut batch = |rng: &mut ChaCha8Rng, callers: u64, tag: &str| -> Vec<Vec<NewEvent>> {
         (0..callers)
             .map(|_| {
-                let mut v = events(rng, &policy, next..next + per, 1_000);
+                let mut v = events(rng, &policy, next..next + per, 1_000, "e");
                 for e in &mut v {
                     e.idempotency_key = format!("{tag}{}", e.idempotency_key);
                 }
