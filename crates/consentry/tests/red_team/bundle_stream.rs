@@ -43,60 +43,54 @@ fn caught(data: &Path, dir: &Path) -> Value {
     report
 }
 
-fn events(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("ledger/events.jsonl")).expect("the event file")
+/// Exports a bundle, lets `edit` change its event lines (and return a partial line to append), makes the index
+/// agree, and returns the offline audit's report, which must have caught it.
+fn attack(edit: impl FnOnce(&mut Vec<&str>) -> String) -> Value {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path().join("bundle");
+    let (_copy, data) = bundle(&dir);
+    let text = std::fs::read_to_string(dir.join("ledger/events.jsonl")).expect("the event file");
+    let mut lines: Vec<&str> = text.lines().collect();
+    let tail = edit(&mut lines);
+    rewrite_events(&dir, &lines, &tail);
+    caught(&data, &dir)
 }
 
 #[test]
 fn event_file_cut_short_is_caught() {
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path().join("bundle");
-    let (_copy, data) = bundle(&dir);
-    let text = events(&dir);
-    let lines: Vec<&str> = text.lines().collect();
-    rewrite_events(&dir, &lines[..lines.len() - 3], "");
-    let r = caught(&data, &dir);
+    let r = attack(|lines| {
+        lines.truncate(lines.len() - 3);
+        String::new()
+    });
     assert!(r.to_string().contains("events were removed"), "{r}");
 }
 
 #[test]
 fn event_lines_swapped_are_caught() {
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path().join("bundle");
-    let (_copy, data) = bundle(&dir);
-    let text = events(&dir);
-    let mut lines: Vec<&str> = text.lines().collect();
-    let n = lines.len();
-    lines.swap(n / 2, n / 2 + 1);
-    rewrite_events(&dir, &lines, "");
-    let r = caught(&data, &dir);
+    let r = attack(|lines| {
+        let n = lines.len();
+        lines.swap(n / 2, n / 2 + 1);
+        String::new()
+    });
     assert!(r.to_string().contains("out of place"), "{r}");
 }
 
 #[test]
 fn event_line_repeated_is_caught() {
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path().join("bundle");
-    let (_copy, data) = bundle(&dir);
-    let text = events(&dir);
-    let mut lines: Vec<&str> = text.lines().collect();
-    let n = lines.len();
-    let again = lines[n / 3];
-    lines.insert(n / 3 + 1, again);
-    rewrite_events(&dir, &lines, "");
-    caught(&data, &dir);
+    attack(|lines| {
+        let n = lines.len();
+        let again = lines[n / 3];
+        lines.insert(n / 3 + 1, again);
+        String::new()
+    });
 }
 
 #[test]
 fn half_written_last_line_is_caught() {
-    let tmp = tempfile::tempdir().expect("a temporary directory");
-    let dir = tmp.path().join("bundle");
-    let (_copy, data) = bundle(&dir);
-    let text = events(&dir);
-    let lines: Vec<&str> = text.lines().collect();
-    let last = lines[lines.len() - 1];
-    rewrite_events(&dir, &lines[..lines.len() - 1], &last[..last.len() / 2]);
-    let r = caught(&data, &dir);
+    let r = attack(|lines| {
+        let last = lines.pop().expect("a line");
+        last[..last.len() / 2].to_string()
+    });
     let unreadable = r["findings"]
         .as_array()
         .expect("findings")
