@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn tiles_answer_like_the_reference() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::sqlite::SqliteStore::open(&dir.path().join("ledger.db")).unwrap();
+        let store = crate::sqlite::SqliteStore::open(&dir.path().join("tiles.db")).unwrap();
         let mut tiled = TiledTree::new();
         let mut reference = Tree::new();
         let n = 3 * 256 * 256 + 300;
