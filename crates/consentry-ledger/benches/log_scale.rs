@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{JAN, events};
+use common::{JAN, events, status_kib};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::sqlite::SqliteStore;
 use consentry_ledger::{Ledger, LedgerOptions, LogKey, Store};
@@ -115,17 +115,7 @@ fn proofs(args: &[String], db: &str) {
     );
 }
 
-/// The process's anonymous resident memory (heap and stacks, not the file pages SQLite maps), in KiB.
-fn rss_anon_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("RssAnon:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Samples [`rss_anon_kib`] every 10 ms and prints its peak at exit: `/usr/bin/time`'s peak RSS also counts the
+/// Samples `RssAnon` every 10 ms and prints its peak at exit: `/usr/bin/time`'s peak RSS also counts the
 /// pages of the database SQLite memory-maps (up to 1 GiB), which are the page cache's, not the ledger's memory.
 struct AnonPeak(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
@@ -135,7 +125,7 @@ impl AnonPeak {
         let p = peak.clone();
         std::thread::spawn(move || {
             loop {
-                p.fetch_max(rss_anon_kib(), std::sync::atomic::Ordering::Relaxed);
+                p.fetch_max(status_kib("RssAnon"), std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         });
@@ -145,7 +135,7 @@ impl AnonPeak {
 
 impl Drop for AnonPeak {
     fn drop(&mut self) {
-        let peak = self.0.load(std::sync::atomic::Ordering::Relaxed).max(rss_anon_kib());
+        let peak = self.0.load(std::sync::atomic::Ordering::Relaxed).max(status_kib("RssAnon"));
         println!("peak_anon_mib={}", peak / 1024);
     }
 }

@@ -17,7 +17,7 @@
 mod common;
 
 use chrono::NaiveDate;
-use common::{JAN, events};
+use common::{JAN, events, status_kib};
 use consentry_ledger::postgres::PgStore;
 use consentry_ledger::snapshot::Snapshot;
 use consentry_ledger::sqlite::SqliteStore;
@@ -59,16 +59,6 @@ fn db_size(backend: &str, target: &str) -> Res<u64> {
     let mut c = postgres::Client::connect(target, postgres::NoTls)?;
     let n: i64 = c.query_one("SELECT pg_database_size(current_database())", &[])?.get(0);
     Ok(n as u64)
-}
-
-/// This process's peak resident set (KiB), from `/proc/self/status`.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn load(store: &dyn Store, members: u64, n_events: u64) -> Res<()> {
@@ -123,7 +113,7 @@ fn snapshot(backend: &str, target: &str, store: &dyn Store, runs: u32) -> Res<()
             ids.len()
         );
     }
-    println!("{backend}\t{members}\t{len}\t{best:.3}\t{}\t{}", peak_rss_kib(), db_size(backend, target)?);
+    println!("{backend}\t{members}\t{len}\t{best:.3}\t{}\t{}", status_kib("VmHWM"), db_size(backend, target)?);
     Ok(())
 }
 

@@ -586,14 +586,16 @@ impl Ledger {
     pub fn tile(&self, level: u32, index: u64, width: usize) -> Result<Option<Vec<u8>>, LedgerError> {
         let (mut v, _) = self.verified()?;
         let full = v.tree.full_tiles(level);
-        let hashes: Vec<Hash> = if index < full {
-            v.tree.full_tile(self.store.as_ref(), level, index)?.iter().take(width).copied().collect()
-        } else if index == full && width <= v.tree.partial(level).len() {
-            v.tree.partial(level)[..width].to_vec()
+        let tile;
+        let hashes: &[Hash] = if index < full {
+            tile = v.tree.full_tile(self.store.as_ref(), level, index)?;
+            &tile
+        } else if index == full {
+            v.tree.partial(level)
         } else {
             return Ok(None);
         };
-        Ok((hashes.len() == width).then(|| crate::tiles::encode(&hashes)))
+        Ok(hashes.get(..width).map(crate::tiles::encode))
     }
 
     /// The stored tiles that differ from the tree of the stored leaf hashes, read in chunks in bounded memory: what

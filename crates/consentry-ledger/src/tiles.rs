@@ -195,11 +195,6 @@ impl TiledTree {
         self.len == 0
     }
 
-    /// Tiles completed and not yet in the store (kept in memory until a flush stores them).
-    pub fn unstored(&self) -> usize {
-        self.unstored.len()
-    }
-
     /// Appends a leaf hash; a tile that fills is set aside for the store and its root climbs a level.
     pub fn push(&mut self, leaf: Hash) {
         self.len += 1;

@@ -1,4 +1,7 @@
-//! What the ledger's benches share: one seeded stream of synthetic consent events.
+//! What the ledger's benches share: one seeded stream of synthetic consent events, and the process's memory.
+
+// Each bench target compiles this module and uses part of it.
+#![allow(dead_code)]
 
 use consentry_ledger::NewEvent;
 use consentry_policy::{Action, Policy, Source};
@@ -32,4 +35,17 @@ pub fn events(
         }
     })
     .collect()
+}
+
+/// A memory figure of this process from `/proc/self/status`, in KiB (`VmHWM` the peak resident set, `RssAnon` the
+/// anonymous part: heap and stacks, not the file pages SQLite maps); 0 where the kernel does not say.
+pub fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
