@@ -257,6 +257,22 @@ impl Session {
             None => Some(self.dir().resolve_name(&m.sources.declaration)),
         };
         let loaded = self.dir().load_sources(file.as_deref(), base)?;
+        // The manifest records source paths relative to the base the gate was given, which it does not record: a
+        // dataset gated with `--base DIR` verifies only with the same `--base`, and a bare "no such file" would
+        // not say so.
+        if let Some(missing) = m.sources.files.iter().find(|f| !loaded.sources.base.join(&f.path).exists()) {
+            let hint = if base.is_none() {
+                "; if the dataset was gated with --base DIR (or --sources), pass the same to `gate verify`"
+            } else {
+                "; is --base the directory the dataset was gated with?"
+            };
+            return Err(AppError::bad_input(format!(
+                "source file {} of table `{}` is not at {}{hint}",
+                missing.path,
+                missing.table,
+                loaded.sources.base.join(&missing.path).display()
+            )));
+        }
         let ledger = self.ledger()?;
         // A dataset evaluated in the future (or after the log moved on) is not recomputed: that would only repeat it.
         let times = consentry_gate::verify_times(&m, ledger.store(), consentry_ledger::now())?;

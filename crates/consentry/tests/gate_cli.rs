@@ -137,3 +137,25 @@ fn gate_sizes_the_shard_function_for_a_deadline() {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["shard"]["shards"], 8);
 }
+
+/// A dataset gated from a declaration with `--base` verifies only with the same base; without it the error says
+/// which source file is not where it looked and to pass the gate's `--base` (it was a bare "No such file").
+#[test]
+fn gate_verify_names_a_source_not_under_the_base_and_the_flag_to_pass() {
+    let (dir, data) = network_with_ledger("600", "3");
+    let decl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../consentry-gate/sources/synthetic.toml");
+    let network = DataDir::new(&data).network_dir();
+    let out = dir.path().join("jobs");
+    let gate = |extra: &[&str]| {
+        let mut args = vec!["gate", "--purpose", PURPOSES[0], "--sources", decl.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        consentry(&data, &args)
+    };
+    ok(&gate(&["--base", network.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    let o = consentry(&data, &["gate", "verify", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("members.parquet") && err.contains("--base"), "{err}");
+    let v = ok(&consentry(&data, &["gate", "verify", out.to_str().unwrap(), "--base", network.to_str().unwrap()]));
+    assert!(v.starts_with("ok:"), "{v}");
+}
