@@ -155,7 +155,7 @@ fn gate_verify_names_a_source_not_under_the_base_and_the_flag_to_pass() {
     let o = consentry(&data, &["gate", "verify", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains("members.parquet") && err.contains("--base"), "{err}");
+    assert!(err.contains("source file job_activity.parquet of table") && err.contains("--base"), "{err}");
     let v = ok(&consentry(&data, &["gate", "verify", out.to_str().unwrap(), "--base", network.to_str().unwrap()]));
     assert!(v.starts_with("ok:"), "{v}");
 }
