@@ -1123,6 +1123,53 @@ mod tests {
         t
     }
 
+    /// Every JSON pointer into `v`.
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, v)| pointers(v, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out)),
+            Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| pointers(v, format!("{at}/{i}"), out)),
+            _ => {}
+        }
+        out.push(at);
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z_.]{0,12}".prop_map(Value::from),
+            Just(json!("train_ai_system")),
+            Just(json!("user.content.private")),
+            Just(json!([])),
+            Just(json!({})),
+            Just(json!(["user.name", 3])),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// A manifest with any one value replaced (a careless edit in Fides) is imported or refused, never a panic;
+        /// what is accepted passes the policy check and says what the text written says.
+        #[test]
+        fn careless_edits_never_panic(pick in any::<prop::sample::Index>(), value in any_json()) {
+            let (p, mut m) = default_manifest();
+            let mut all = Vec::new();
+            pointers(&m, String::new(), &mut all);
+            let at = pick.get(&all).clone();
+            match m.pointer_mut(&at) {
+                Some(slot) => *slot = value,
+                None => return Ok(()),
+            }
+            if let Ok(back) = import_value(&m, &p) {
+                let again = Policy::from_toml("again.toml", &back.toml).unwrap();
+                prop_assert!(same_content(&again, &back.policy), "{}", at);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         /// Any small valid policy survives export and import, with and without the exported text.
