@@ -7,14 +7,11 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
+import fideslang
+import yaml
 from conftest import REPO, cli, cli_json
-
-fideslang = pytest.importorskip("fideslang")
-yaml = pytest.importorskip("yaml")
-from fideslang.default_taxonomy import DEFAULT_TAXONOMY  # noqa: E402
-from fideslang.models import DataCategory, PrivacyDeclaration, System, Taxonomy  # noqa: E402
+from fideslang.default_taxonomy import DEFAULT_TAXONOMY
+from fideslang.models import DataCategory, PrivacyDeclaration, System, Taxonomy
 
 DEFAULT_POLICY = REPO / "policy" / "default.toml"
 RUST_TABLE = REPO / "crates" / "consentry-policy" / "src" / "fideslang_taxonomy.rs"
