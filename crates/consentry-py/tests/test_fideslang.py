@@ -32,7 +32,9 @@ def test_consentrys_copy_of_the_default_taxonomy_is_fideslangs():
 
     def table(name: str) -> set[str]:
         body = re.search(rf"pub const {name}: [^=]+= &\[(.*?)\n\];", text, re.S).group(1)
-        return set(re.findall(r'^\s+\(?"([^"]+)"', body, re.M))
+        # (key, description) tuples, however rustfmt wraps them; the subjects are bare strings, one a line.
+        tuples = re.findall(r'\(\s*"([^"]+)",', body)
+        return set(tuples) if tuples else set(re.findall(r'^\s+"([^"]+)",$', body, re.M))
 
     assert table("DATA_CATEGORIES") == keys(DEFAULT_TAXONOMY.data_category)
     assert table("DATA_USES") == keys(DEFAULT_TAXONOMY.data_use)
