@@ -17,6 +17,7 @@ pub mod demo;
 pub mod erasure;
 pub mod error;
 pub mod evidence;
+pub mod fides;
 mod filecache;
 pub mod gate;
 pub mod keys;

@@ -8,6 +8,8 @@
 
 mod diagnostic;
 mod evaluate;
+pub mod fideslang;
+pub mod fideslang_taxonomy;
 pub mod iso3166;
 mod parse;
 

@@ -111,7 +111,7 @@ impl Sink<'_> {
 }
 
 /// The closest candidate, when it is close enough to be a likely typo.
-fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::levenshtein(wanted, c), c))
@@ -120,7 +120,7 @@ fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>)
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
-fn is_dotted_key(key: &str) -> bool {
+pub(crate) fn is_dotted_key(key: &str) -> bool {
     !key.is_empty()
         && key.split('.').all(|part| {
             !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

@@ -47,7 +47,7 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Generate a synthetic professional network as Parquet files.
     Synth(cmd::synth::Args),
-    /// Validate or display a consent policy file.
+    /// Validate or display a consent policy file; exchange it with Fides.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
     /// Replace PII in free text by typed placeholders (<EMAIL>, <PERSON_1>), or list spans as JSONL.

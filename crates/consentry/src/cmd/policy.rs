@@ -1,11 +1,12 @@
-//! `consentry policy check|show`.
+//! `consentry policy check|show|export|import`.
 
 use crate::ui::{self, Ctx, OK};
 use chrono::DateTime;
 use clap::Subcommand;
 use consentry_app::AppError;
+use consentry_files::OutputOptions;
 use consentry_policy::{DefaultRule, Policy, Severity};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -23,13 +24,98 @@ pub enum Command {
         /// The TOML policy file.
         file: Option<PathBuf>,
     },
+    /// Write a policy as a Fides resource manifest (one system, its privacy declarations, taxonomy extensions).
+    ///
+    /// The manifest is JSON, which is YAML: `fides push` reads it under a `.yml` name. What Fides has no field
+    /// for (notices, jurisdictions, GPC, sensitivity) is kept in the system's `meta.consentry`.
+    Export {
+        /// The manifest format.
+        #[arg(long, value_enum)]
+        format: Format,
+        /// The TOML policy file (default: the policy in force).
+        file: Option<PathBuf>,
+        /// Where to write the manifest (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Make a policy TOML from a Fides manifest (JSON; convert YAML first, e.g. `yq -o json`).
+    ///
+    /// Purposes are the system's privacy declarations under `train_ai_system`; what Fides does not carry comes
+    /// from the manifest's `meta.consentry` (written by `policy export`), else from --base. The new policy is
+    /// validated before it is written, never over the policy in force.
+    Import {
+        /// The manifest format.
+        #[arg(long, value_enum)]
+        from: Format,
+        /// The Fides manifest.
+        file: PathBuf,
+        /// The policy that supplies what the manifest does not carry (default: the policy in force).
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// The Fides system to import (required when the manifest has several).
+        #[arg(long)]
+        system: Option<String>,
+        /// Where to write the new policy TOML.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Policy interchange formats.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// Fides' fideslang resource manifest.
+    Fideslang,
 }
 
 pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Check { file } => check(ctx, file),
         Command::Show { file } => show(ctx, file),
+        Command::Export { format: Format::Fideslang, file, out } => export(ctx, file, out),
+        Command::Import { from: Format::Fideslang, file, base, system, out } => {
+            import(ctx, &file, base.as_deref(), system.as_deref(), &out)
+        }
     }
+}
+
+fn export(ctx: &Ctx, file: Option<PathBuf>, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let json = consentry_app::fides::export_fideslang(&ctx.dir, file.as_deref())?;
+    match out {
+        Some(path) => {
+            ctx.write_output(&path, json.as_bytes(), OutputOptions::PUBLIC)?;
+            ctx.say(format!("Fides manifest written to {}", path.display()));
+        }
+        None => print!("{json}"),
+    }
+    Ok(OK)
+}
+
+fn import(ctx: &Ctx, file: &Path, base: Option<&Path>, system: Option<&str>, out: &Path) -> anyhow::Result<ExitCode> {
+    let opts = ctx.output_options(OutputOptions::PUBLIC);
+    let r = consentry_app::fides::import_fideslang(&ctx.dir, file, base, system, out, opts)?;
+    if ctx.json {
+        ctx.print_json(&r)?;
+        return Ok(OK);
+    }
+    if !ctx.quiet {
+        for n in &r.notes {
+            eprintln!("note: {n}");
+        }
+    }
+    ctx.say(format!(
+        "policy {} ({} purposes, {} categories) from Fides system `{}` written to {}{}\n    blake3 {}\n    \
+         review it (`consentry policy show {}`), then put it in force",
+        r.version,
+        r.purposes,
+        r.categories,
+        r.system,
+        r.out.display(),
+        if r.unchanged { " — the exact policy it was exported from" } else { "" },
+        r.hash,
+        r.out.display()
+    ));
+    Ok(OK)
 }
 
 fn check(ctx: &Ctx, file: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -182,6 +182,7 @@ mod key_rotation;
 mod ledger_tamper;
 mod model_tamper;
 mod outbox_tamper;
+mod policy_import;
 mod registry_tamper;
 mod split_view;
 mod token_confusion;
