@@ -19,6 +19,7 @@ pub mod error;
 pub mod evidence;
 mod filecache;
 pub mod gate;
+pub mod import;
 pub mod keys;
 pub mod ledger;
 pub mod lineage;
