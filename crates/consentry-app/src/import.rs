@@ -90,7 +90,7 @@ impl fmt::Display for ImportRejected {
         let n = self.problems.len();
         write!(f, "{}: {n} problem{}, nothing imported:", self.file, if n == 1 { "" } else { "s" })?;
         for p in &self.problems {
-            write!(f, "\n  {}:{p}", self.file)?;
+            write!(f, "\n  {}, {p}", self.file)?;
         }
         if self.truncated {
             write!(f, "\n  (stopped after {MAX_PROBLEMS} problems; fix these and check again with --dry-run)")?;
@@ -439,7 +439,8 @@ impl Session {
                 errs.iter().map(|e| format!("  {map_name}:{}:{}: {}", e.line, e.column, e.message)).collect();
             AppError::bad_input(format!("the mapping {map_name} is not usable:\n{}", lines.join("\n")))
         })?;
-        let rejected = |problems: Problems| {
+        let rejected = |mut problems: Problems| {
+            problems.list.sort_by_key(|p| p.line);
             AppError::flat(
                 ErrorKind::BadInput,
                 ImportRejected { file: file_name.clone(), problems: problems.list, truncated: problems.truncated },
@@ -449,15 +450,18 @@ impl Session {
         let before = identity(req.file);
         let mut problems = Problems { list: Vec::new(), truncated: false };
 
-        // Pass 1, when the file carries member facts: collect them all, so an event may come before its member's facts.
+        // Pass 1, when the file carries member facts: collect them all, so an event may come before its member's
+        // facts. Row problems are pass 2's to report (it finds them again); conflicting facts are this pass's.
         let mut facts: HashMap<u64, (MemberRecord, u64)> = HashMap::new();
+        let mut fact_problems: Vec<Problem> = Vec::new();
         if let Some((ji, _)) = compiled.facts {
             let jcol = compiled.columns[ji].clone();
             let mut counts = Counts::default();
-            scan(req.file, req.format, &compiled, policy, &mut problems, &mut counts, &mut |_, f, line, problems| {
+            let mut rows = Problems { list: Vec::new(), truncated: false };
+            scan(req.file, req.format, &compiled, policy, &mut rows, &mut counts, &mut |_, f, line, _| {
                 if let Some(f) = f {
                     match facts.get(&f.member_id) {
-                        Some((prev, prev_line)) if prev != &f => problems.push(
+                        Some((prev, prev_line)) if prev != &f => fact_problems.push(
                             Problem::new(
                                 line,
                                 format!(
@@ -476,24 +480,23 @@ impl Session {
                 }
                 Ok(())
             })?;
-            if !problems.list.is_empty() {
-                return Err(rejected(problems));
-            }
         }
         let mut records: Vec<(MemberRecord, u64)> = facts.into_values().collect();
         records.sort_by_key(|(r, _)| r.member_id);
         let (records, record_lines): (Vec<MemberRecord>, Vec<u64>) = records.into_iter().unzip();
-        if let Err(e) = ledger.validate_members(&records, "import") {
-            match e {
-                LedgerError::Rejected { index, reason } => {
-                    let mut p = Problem::new(record_lines.get(index).copied().unwrap_or(0), reason);
+        let mut from = 0;
+        while from < records.len() {
+            match ledger.validate_members(&records[from..], "import") {
+                Ok(()) => break,
+                Err(LedgerError::Rejected { index, reason }) => {
+                    let mut p = Problem::new(record_lines.get(from + index).copied().unwrap_or(0), reason);
                     if let Some((ji, _)) = compiled.facts {
                         p = p.at(&compiled.columns[ji]);
                     }
-                    problems.push(p);
-                    return Err(rejected(problems));
+                    fact_problems.push(p);
+                    from += index + 1;
                 }
-                other => return Err(other.into()),
+                Err(other) => return Err(other.into()),
             }
         }
 
@@ -551,6 +554,14 @@ impl Session {
             })?;
         if !chunk.is_empty() {
             check(&mut chunk, &mut problems)?;
+        }
+        if !fact_problems.is_empty() {
+            let mut all = std::mem::take(&mut problems.list);
+            all.extend(fact_problems);
+            all.sort_by_key(|p| p.line);
+            problems.truncated |= all.len() > MAX_PROBLEMS;
+            all.truncate(MAX_PROBLEMS);
+            problems.list = all;
         }
         let Some((shape, digest)) = scanned.filter(|_| problems.list.is_empty()) else {
             return Err(rejected(problems));

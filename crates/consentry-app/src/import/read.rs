@@ -81,6 +81,52 @@ impl<R: Read> Read for Tap<R> {
     }
 }
 
+/// CRLF line ends read as LF: the csv crate counts a CRLF file's record lines one short otherwise (a record's
+/// position is taken before the `\n` of the line end before it).
+pub(crate) struct Crlf<R> {
+    inner: R,
+    held_cr: bool,
+}
+
+impl<R: Read> Read for Crlf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.len() < 2 {
+            return self.inner.read(buf);
+        }
+        loop {
+            let carry = usize::from(std::mem::take(&mut self.held_cr));
+            if carry == 1 {
+                buf[0] = b'\r';
+            }
+            let n = self.inner.read(&mut buf[carry..])?;
+            if n == 0 {
+                return Ok(carry);
+            }
+            let total = carry + n;
+            let (mut w, mut i) = (0, 0);
+            while i < total {
+                let b = buf[i];
+                if b == b'\r' {
+                    if i + 1 == total {
+                        self.held_cr = true;
+                        break;
+                    }
+                    if buf[i + 1] == b'\n' {
+                        i += 1;
+                        continue;
+                    }
+                }
+                buf[w] = b;
+                w += 1;
+                i += 1;
+            }
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
+}
+
 /// A file's rows, one at a time.
 pub struct RowReader {
     shape: Shape,
@@ -91,7 +137,7 @@ pub struct RowReader {
 }
 
 enum Inner {
-    Csv { reader: csv::Reader<BufReader<Tap<std::fs::File>>>, index: Vec<Option<usize>>, record: csv::ByteRecord },
+    Csv { reader: csv::Reader<Crlf<BufReader<Tap<std::fs::File>>>>, index: Vec<Option<usize>>, record: csv::ByteRecord },
     Lines { reader: BufReader<Tap<std::fs::File>>, line: u64, buf: Vec<u8> },
     Array { reader: BufReader<Tap<std::fs::File>>, line: u64, started: bool, done: bool },
 }
@@ -150,7 +196,8 @@ impl RowReader {
         let shape = shape_of(path, format, first)?;
         let inner = match shape {
             Shape::Csv => {
-                let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+                let mut reader =
+                    csv::ReaderBuilder::new().has_headers(true).from_reader(Crlf { inner: reader, held_cr: false });
                 let headers = reader.byte_headers().map_err(|e| csv_error(e, 1))?.clone();
                 let mut names = Vec::with_capacity(headers.len());
                 for (i, h) in headers.iter().enumerate() {
@@ -247,7 +294,7 @@ fn csv_error(e: csv::Error, fallback_line: u64) -> ReadError {
 }
 
 fn next_csv(
-    reader: &mut csv::Reader<BufReader<Tap<std::fs::File>>>,
+    reader: &mut csv::Reader<Crlf<BufReader<Tap<std::fs::File>>>>,
     index: &[Option<usize>],
     record: &mut csv::ByteRecord,
     columns: &[Column],
@@ -460,5 +507,28 @@ fn end(
     match next_blank_skipped(reader, line)? {
         None => Ok(None),
         Some(_) => Err(fatal(*line, "text after the JSON array's closing `]`; a JSON import is one array")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_reads_as_lf_across_reads_of_any_size() {
+        let input = b"a,b\r\n\"x\ry\",2\r\n\r\nlast\r";
+        for size in [2usize, 3, 5, 64] {
+            let mut r = Crlf { inner: std::io::Cursor::new(&input[..]), held_cr: false };
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let n = r.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(out, b"a,b\n\"x\ry\",2\n\nlast\r", "read size {size}");
+        }
     }
 }
