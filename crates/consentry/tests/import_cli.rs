@@ -134,9 +134,10 @@ fn dry_run_counts_and_writes_nothing() {
     assert!(out.contains("dry run, nothing written") && out.contains("would be appended"), "{out}");
 }
 
-/// Writes `content` beside the fixtures' copies and asserts the import is refused (exit 2) naming `line`, `column`
-/// and `field`, with nothing written.
-fn refused(data: &Path, from: &str, mapping: &str, name: &str, content: &[u8], line: u64, column: &str, field: &str) {
+/// Writes `content` to a file of its own and asserts the import is refused (exit 2) naming `at` = (line, column,
+/// field), with nothing written.
+fn refused(data: &Path, from: &str, mapping: &str, name: &str, content: &[u8], at: (u64, &str, &str)) {
+    let (line, column, field) = at;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(name);
     std::fs::write(&file, content).unwrap();
@@ -173,20 +174,16 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "csv.toml",
         "value.csv",
         &edit("consent.csv", "\n1,jobs,yes", "\n1,jobs,perhaps"),
-        3,
-        "choice",
-        "action",
+        (3, "choice", "action"),
     );
-    refused(&data, "csv", "csv.toml", "column.csv", &edit("consent.csv", "choice", "chosen"), 1, "choice", "action");
+    refused(&data, "csv", "csv.toml", "column.csv", &edit("consent.csv", "choice", "chosen"), (1, "choice", "action"));
     refused(
         &data,
         "csv",
         "csv.toml",
         "time.csv",
         &edit("consent.csv", "2026-03-02T10:00:00Z", "2026-03-02"),
-        3,
-        "when",
-        "event_time",
+        (3, "when", "event_time"),
     );
     refused(
         &data,
@@ -194,9 +191,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "csv.toml",
         "purpose.csv",
         &edit("consent.csv", "2,replies", "2,repliez"),
-        5,
-        "purpose",
-        "purpose",
+        (5, "purpose", "purpose"),
     );
     refused(
         &data,
@@ -204,9 +199,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "csv.toml",
         "member.csv",
         &edit("consent.csv", "2,replies", "777,replies"),
-        5,
-        "member",
-        "member_id",
+        (5, "member", "member_id"),
     );
     refused(
         &data,
@@ -214,9 +207,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "csv.toml",
         "facts.csv",
         &edit("consent.csv", "1985-01-31", "1985-31-01"),
-        7,
-        "born",
-        "birth_date",
+        (7, "born", "birth_date"),
     );
     // JSON Lines (line 3 is blank).
     refused(
@@ -225,9 +216,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "value.jsonl",
         &edit("consent.jsonl", "\"withdraw\"", "\"no\""),
-        4,
-        "state",
-        "action",
+        (4, "state", "action"),
     );
     refused(
         &data,
@@ -235,9 +224,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "column.jsonl",
         &edit("consent.jsonl", "\"uid\": 6", "\"id\": 6"),
-        5,
-        "uid",
-        "member_id",
+        (5, "uid", "member_id"),
     );
     refused(
         &data,
@@ -245,9 +232,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "time.jsonl",
         &edit("consent.jsonl", "1780000000", "\"soon\""),
-        4,
-        "ts",
-        "event_time",
+        (4, "ts", "event_time"),
     );
     refused(
         &data,
@@ -255,9 +240,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "purpose.jsonl",
         &edit("consent.jsonl", "reply_suggestions", "replies"),
-        5,
-        "purpose",
-        "purpose",
+        (5, "purpose", "purpose"),
     );
     refused(
         &data,
@@ -265,9 +248,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "member.jsonl",
         &edit("consent.jsonl", "\"uid\": 4", "\"uid\": 4000"),
-        1,
-        "uid",
-        "member_id",
+        (1, "uid", "member_id"),
     );
     // A JSON array: an element's line is where it starts.
     refused(
@@ -276,9 +257,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "value.json",
         &edit("consent-array.json", "\"withdraw\"", "\"nope\""),
-        8,
-        "state",
-        "action",
+        (8, "state", "action"),
     );
     refused(
         &data,
@@ -286,9 +265,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "member.json",
         &edit("consent-array.json", "\"uid\": 6", "\"uid\": 6000"),
-        2,
-        "uid",
-        "member_id",
+        (2, "uid", "member_id"),
     );
     refused(
         &data,
@@ -296,9 +273,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "json.toml",
         "notice.json",
         &edit("consent-array.json", "\"notice\": \"1\"", "\"notice\": \"v1\""),
-        9,
-        "notice",
-        "notice_version",
+        (9, "notice", "notice_version"),
     );
     // Fides CSV and JSON.
     refused(
@@ -307,9 +282,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "value.csv",
         &edit("fides.csv", "opt_out,fr", "opted_out,fr"),
-        5,
-        "preference",
-        "action",
+        (5, "preference", "action"),
     );
     refused(
         &data,
@@ -317,9 +290,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "column.csv",
         &edit("fides.csv", "request_timestamp", "timestamp"),
-        1,
-        "request_timestamp",
-        "event_time",
+        (1, "request_timestamp", "event_time"),
     );
     refused(
         &data,
@@ -327,9 +298,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "time.csv",
         &edit("fides.csv", "2026-04-12T09:00:00+00:00", "12/04/2026"),
-        6,
-        "request_timestamp",
-        "event_time",
+        (6, "request_timestamp", "event_time"),
     );
     refused(
         &data,
@@ -337,9 +306,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "purpose.csv",
         &edit("fides.csv", "pri_notice-history-ai-replies,opt_in", "pri_notice-history-new,opt_in"),
-        4,
-        "privacy_notice_history_id",
-        "purpose",
+        (4, "privacy_notice_history_id", "purpose"),
     );
     refused(
         &data,
@@ -347,9 +314,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "member.csv",
         &edit("fides.csv", ",,30,", ",,3000,"),
-        11,
-        "external_id",
-        "member_id",
+        (11, "external_id", "member_id"),
     );
     refused(
         &data,
@@ -357,9 +322,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "value.json",
         &edit("fides.json", "\"opt_in\"", "\"yes\""),
-        2,
-        "preference",
-        "action",
+        (2, "preference", "action"),
     );
     refused(
         &data,
@@ -367,9 +330,7 @@ fn malformed_files_are_refused_whole_naming_line_and_field() {
         "fides.toml",
         "member.json",
         &edit("fides.json", "\"external_id\": \"30\"", "\"external_id\": \"thirty\""),
-        2,
-        "external_id",
-        "member_id",
+        (2, "external_id", "member_id"),
     );
 }
 
