@@ -11,7 +11,8 @@
 //! `[fides.notices]`, `preference` `opt_in` → grant, `opt_out` → withdraw, `acknowledge` and `tcf` rows skipped and
 //! counted (not consent to training), `method = gpc` → source `gpc` (every other method `import`), time from
 //! `request_timestamp` (ISO 8601), actor `fides`; rows without a member id (anonymous visitors) are skipped and
-//! counted.
+//! counted. The export is CSV (the admin UI's download), JSON Lines, a JSON array, or the reporting API's page
+//! (`{"items": [...], "total": …}`), told apart by extension and first character.
 
 pub mod mapping;
 pub mod read;

@@ -48,13 +48,15 @@ fn report(o: &std::process::Output) -> Value {
 
 #[test]
 fn each_format_imports_once_and_a_second_import_appends_nothing() {
-    let cases: [(&str, &str, &str, u64, u64, u64); 5] = [
+    let cases: [(&str, &str, &str, u64, u64, u64); 6] = [
         // format, mapping, file, rows, events, skipped
         ("csv", "csv.toml", "consent.csv", 6, 5, 1),
         ("json", "json.toml", "consent.jsonl", 4, 4, 0),
         ("json", "json.toml", "consent-array.json", 4, 4, 0),
         ("fides", "fides.toml", "fides.csv", 10, 6, 4),
         ("fides", "fides.toml", "fides.json", 10, 6, 4),
+        // The consent reporting API's page: {"total": …, "items": [...], "page": …}.
+        ("fides", "fides.toml", "fides-page.json", 10, 6, 4),
     ];
     for (from, mapping, file, rows, events, skipped) in cases {
         let (_dir, data) = ledger();
@@ -102,6 +104,9 @@ fn a_reordered_re_export_in_another_shape_appends_nothing() {
     assert_eq!(fides["appended"], 6);
     let json = report(&import(&data, "fides", &fixture("fides.toml"), &fixture("fides.json"), &[]));
     assert_eq!((json["appended"].as_u64(), json["already_present"].as_u64()), (Some(0), Some(6)), "{json}");
+    let page = report(&import(&data, "fides", &fixture("fides.toml"), &fixture("fides-page.json"), &[]));
+    assert_eq!(page["shape"], "fides_page");
+    assert_eq!((page["appended"].as_u64(), page["already_present"].as_u64()), (Some(0), Some(6)), "{page}");
 }
 
 #[test]

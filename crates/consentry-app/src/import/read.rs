@@ -22,6 +22,8 @@ pub enum Shape {
     JsonLines,
     /// One JSON array of objects.
     JsonArray,
+    /// A Fides API page: one object whose `items` array holds the rows.
+    FidesPage,
 }
 
 /// One row: its first physical line and the text of each mapped column (`None`: absent, null or empty).
@@ -139,7 +141,7 @@ pub struct RowReader {
 enum Inner {
     Csv { reader: csv::Reader<Crlf<BufReader<Tap<std::fs::File>>>>, index: Vec<Option<usize>>, record: csv::ByteRecord },
     Lines { reader: BufReader<Tap<std::fs::File>>, line: u64, buf: Vec<u8> },
-    Array { reader: BufReader<Tap<std::fs::File>>, line: u64, started: bool, done: bool },
+    Array { reader: BufReader<Tap<std::fs::File>>, line: u64, array: ArrayState },
 }
 
 fn fatal(line: u64, message: impl Into<String>) -> ReadError {
@@ -148,7 +150,7 @@ fn fatal(line: u64, message: impl Into<String>) -> ReadError {
 
 /// Picks the shape: `--from csv` is CSV; JSON is an array or lines by its first non-blank character; a Fides export
 /// by its extension, then by that character.
-fn shape_of(path: &Path, format: Format, first: Option<u8>) -> Result<Shape, ReadError> {
+fn shape_of(path: &Path, format: Format, first: Option<u8>, first_line_is_a_row: bool) -> Result<Shape, ReadError> {
     let by_char = |c: Option<u8>| match c {
         Some(b'[') => Some(Shape::JsonArray),
         Some(b'{') => Some(Shape::JsonLines),
@@ -163,7 +165,10 @@ fn shape_of(path: &Path, format: Format, first: Option<u8>) -> Result<Shape, Rea
         Format::Fides => match ext.as_deref() {
             Some("csv") => Shape::Csv,
             Some("jsonl" | "ndjson") => Shape::JsonLines,
-            _ => by_char(first).unwrap_or(Shape::Csv),
+            _ => match by_char(first) {
+                Some(Shape::JsonLines) if !first_line_is_a_row => Shape::FidesPage,
+                other => other.unwrap_or(Shape::Csv),
+            },
         },
     })
 }
@@ -193,7 +198,14 @@ impl RowReader {
         if first.is_none() {
             return Err(fatal(1, "the file is empty: nothing to import"));
         }
-        let shape = shape_of(path, format, first)?;
+        // A first line that is a whole JSON object, and not a page of them, makes JSON Lines; a Fides API page
+        // (`{"items": [...]}`, pretty-printed or not) is read as the array it holds.
+        let first_line_is_a_row = {
+            let buf = reader.fill_buf().map_err(io)?;
+            let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+            matches!(serde_json::from_slice::<serde_json::Value>(line), Ok(serde_json::Value::Object(o)) if !o.contains_key("items"))
+        };
+        let shape = shape_of(path, format, first, first_line_is_a_row)?;
         let inner = match shape {
             Shape::Csv => {
                 let mut reader =
@@ -228,9 +240,10 @@ impl RowReader {
                 Inner::Csv { reader, index, record: csv::ByteRecord::new() }
             }
             Shape::JsonLines => Inner::Lines { reader, line: 0, buf: Vec::new() },
-            Shape::JsonArray => {
+            Shape::JsonArray | Shape::FidesPage => {
                 state.borrow_mut().cap = false;
-                Inner::Array { reader, line: 1, started: false, done: false }
+                let array = ArrayState { started: false, done: false, page: shape == Shape::FidesPage };
+                Inner::Array { reader, line: 1, array }
             }
         };
         Ok(RowReader { shape, state, inner, columns: columns.to_vec(), rows: 0 })
@@ -256,7 +269,7 @@ impl RowReader {
         let out = match &mut self.inner {
             Inner::Csv { reader, index, record } => next_csv(reader, index, record, &self.columns),
             Inner::Lines { reader, line, buf } => next_line(reader, line, buf, &self.columns, &self.state),
-            Inner::Array { reader, line, started, done } => next_element(reader, line, started, done, &self.columns),
+            Inner::Array { reader, line, array } => next_element(reader, line, array, &self.columns),
         };
         if matches!(out, Some(Ok(_)) | Some(Err(ReadError::Row(_)))) {
             self.rows += 1;
@@ -401,31 +414,108 @@ fn next_blank_skipped(reader: &mut BufReader<Tap<std::fs::File>>, line: &mut u64
     }
 }
 
+/// Reads one JSON value whose first byte is `first` (already read), capped at [`MAX_RECORD`] bytes.
+fn read_value(reader: &mut BufReader<Tap<std::fs::File>>, line: &mut u64, first: u8) -> Result<Vec<u8>, ReadError> {
+    let start = *line;
+    let mut bytes = vec![first];
+    let nested = first == b'{' || first == b'[';
+    let (mut depth, mut in_string, mut escaped) = (i64::from(nested), first == b'"', false);
+    loop {
+        if bytes.len() > MAX_RECORD {
+            return Err(fatal(start, format!("a JSON value longer than {} MiB", MAX_RECORD >> 20)));
+        }
+        if !nested && !in_string {
+            // A number, true, false or null ends before the next `,`, `]`, `}` or blank, left unread.
+            let buf = reader.fill_buf().map_err(|e| fatal(*line, e.to_string()))?;
+            match buf.first() {
+                None | Some(b',' | b']' | b'}') => return Ok(bytes),
+                Some(b) if b.is_ascii_whitespace() => return Ok(bytes),
+                _ => {}
+            }
+        }
+        let Some(b) = byte(reader, line)? else {
+            return Err(fatal(*line, "the file ends inside a JSON value (no closing `]`)"));
+        };
+        bytes.push(b);
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+                if !nested {
+                    return Ok(bytes);
+                }
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if nested && depth == 0 {
+                    return Ok(bytes);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// In a Fides API page (`{"items": [...], "total": …}`), reads up to and including the `[` of `items`.
+fn seek_items(reader: &mut BufReader<Tap<std::fs::File>>, line: &mut u64) -> Result<(), ReadError> {
+    let no_items =
+        |line: u64| fatal(line, "a JSON object without an `items` array: not a Fides consent-reporting page");
+    if next_blank_skipped(reader, line)? != Some(b'{') {
+        return Err(no_items(*line));
+    }
+    loop {
+        let Some(b'"') = next_blank_skipped(reader, line)? else { return Err(no_items(*line)) };
+        let key = read_value(reader, line, b'"')?;
+        if next_blank_skipped(reader, line)? != Some(b':') {
+            return Err(fatal(*line, "not JSON: a key without `:`"));
+        }
+        let Some(first) = next_blank_skipped(reader, line)? else { return Err(no_items(*line)) };
+        if key == b"\"items\"" {
+            return if first == b'[' { Ok(()) } else { Err(no_items(*line)) };
+        }
+        read_value(reader, line, first)?;
+        match next_blank_skipped(reader, line)? {
+            Some(b',') => continue,
+            _ => return Err(no_items(*line)),
+        }
+    }
+}
+
 fn next_element(
     reader: &mut BufReader<Tap<std::fs::File>>,
     line: &mut u64,
-    started: &mut bool,
-    done: &mut bool,
+    array: &mut ArrayState,
     columns: &[Column],
 ) -> Option<Result<RawRow, ReadError>> {
-    if *done {
+    if array.done {
         return None;
     }
     let result = (|| -> Result<Option<RawRow>, ReadError> {
-        let mut c = next_blank_skipped(reader, line)?;
-        if !*started {
-            if c != Some(b'[') {
+        let mut c;
+        if !array.started {
+            if array.page {
+                seek_items(reader, line)?;
+            } else if next_blank_skipped(reader, line)? != Some(b'[') {
                 return Err(fatal(*line, "a JSON array import starts with `[`"));
             }
-            *started = true;
+            array.started = true;
             c = next_blank_skipped(reader, line)?;
             if c == Some(b']') {
-                return end(reader, line, done);
+                return end(reader, line, array);
             }
         } else {
+            c = next_blank_skipped(reader, line)?;
             match c {
                 Some(b',') => c = next_blank_skipped(reader, line)?,
-                Some(b']') => return end(reader, line, done),
+                Some(b']') => return end(reader, line, array),
                 Some(other) => {
                     return Err(fatal(*line, format!("`{}` where `,` or `]` belongs in the array", other as char)));
                 }
@@ -436,49 +526,7 @@ fn next_element(
             return Err(fatal(*line, "the file ends inside the JSON array (no closing `]`)"));
         };
         let start = *line;
-        let mut bytes = vec![first];
-        let (mut depth, mut in_string, mut escaped) = (0i64, first == b'"', false);
-        if first == b'{' || first == b'[' {
-            depth = 1;
-        }
-        // Scalars (a mistake, reported below) end at the next `,` or `]` at depth 0.
-        while depth > 0 || in_string || (first != b'{' && first != b'[' && first != b'"' && !bytes.is_empty()) {
-            if bytes.len() > MAX_RECORD {
-                return Err(fatal(start, format!("an array element longer than {} MiB", MAX_RECORD >> 20)));
-            }
-            if first != b'{' && first != b'[' && first != b'"' {
-                // A bare scalar: peek for its end without consuming it.
-                let buf = reader.fill_buf().map_err(|e| fatal(*line, e.to_string()))?;
-                match buf.first() {
-                    None | Some(b',' | b']') => break,
-                    Some(b) if b.is_ascii_whitespace() => break,
-                    _ => {}
-                }
-            }
-            let Some(b) = byte(reader, line)? else {
-                return Err(fatal(*line, "the file ends inside the JSON array (no closing `]`)"));
-            };
-            bytes.push(b);
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                    if first == b'"' && depth == 0 {
-                        break;
-                    }
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_string = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => depth -= 1,
-                _ => {}
-            }
-        }
+        let bytes = read_value(reader, line, first)?;
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) => object_values(v, start, columns).map(Some),
             Err(e) => {
@@ -491,19 +539,30 @@ fn next_element(
         Ok(None) => None,
         Err(e) => {
             if matches!(e, ReadError::Fatal(_)) {
-                *done = true;
+                array.done = true;
             }
             Some(Err(e))
         }
     }
 }
 
+/// Where a JSON array is: started, done, and whether it is a Fides page's `items`.
+pub(crate) struct ArrayState {
+    started: bool,
+    done: bool,
+    page: bool,
+}
+
 fn end(
     reader: &mut BufReader<Tap<std::fs::File>>,
     line: &mut u64,
-    done: &mut bool,
+    array: &mut ArrayState,
 ) -> Result<Option<RawRow>, ReadError> {
-    *done = true;
+    array.done = true;
+    if array.page {
+        // The page's other keys (total, page, size) say nothing about consent.
+        return Ok(None);
+    }
     match next_blank_skipped(reader, line)? {
         None => Ok(None),
         Some(_) => Err(fatal(*line, "text after the JSON array's closing `]`; a JSON import is one array")),
@@ -513,6 +572,53 @@ fn end(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row read (line, member id) or a problem (fatal, line, message).
+    type Got = Result<(u64, Option<String>), (bool, u64, String)>;
+
+    fn rows(name: &str, text: &str, format: Format) -> Vec<Got> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let columns = [Column { name: "uid".into(), field: super::super::mapping::Field::MemberId, required: true }];
+        let mut r = match RowReader::open(&path, format, &columns) {
+            Ok(r) => r,
+            Err(ReadError::Row(p) | ReadError::Fatal(p)) => return vec![Err((true, p.line, p.message))],
+        };
+        let mut out = Vec::new();
+        while let Some(next) = r.next_row() {
+            out.push(match next {
+                Ok(row) => Ok((row.line, row.values[0].clone())),
+                Err(ReadError::Row(p)) => Err((false, p.line, p.message)),
+                Err(ReadError::Fatal(p)) => Err((true, p.line, p.message)),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn json_arrays_pages_and_lines_keep_their_lines() {
+        let got = rows("a.json", "[\n  1,\n  \"x\",\n  {\"uid\": 4, \"s\": \"],}\\\"\"}\n]\n", Format::Json);
+        assert!(matches!(&got[0], Err((false, 2, m)) if m.contains("not a JSON object")), "{got:?}");
+        assert!(matches!(&got[1], Err((false, 3, _))), "{got:?}");
+        assert_eq!(got[2], Ok((4, Some("4".into()))), "{got:?}");
+        assert_eq!(got.len(), 3);
+        let got = rows(
+            "p.json",
+            "{\"total\": [1, {\"a\": \"]\"}], \"items\": [{\"uid\": \"7\"}], \"page\": 1}",
+            Format::Fides,
+        );
+        assert_eq!(got, [Ok((1, Some("7".into())))]);
+        let got = rows("t.json", "[{\"uid\": 4},\n", Format::Json);
+        assert!(matches!(got.last(), Some(Err((true, _, m))) if m.contains("ends inside")), "{got:?}");
+        let got = rows("l.jsonl", "{\"uid\": 1}\n\n{\"uid\": null}\n{\"uid\": [1]}\nnot json\n", Format::Json);
+        assert_eq!(got[0], Ok((1, Some("1".into()))));
+        assert_eq!(got[1], Ok((3, None)));
+        assert!(matches!(&got[2], Err((false, 4, _))), "{got:?}");
+        assert!(matches!(&got[3], Err((false, 5, m)) if m.contains("not JSON")), "{got:?}");
+        let got = rows("e.json", "  \n", Format::Json);
+        assert!(matches!(&got[0], Err((true, _, m)) if m.contains("empty")), "{got:?}");
+    }
 
     #[test]
     fn crlf_reads_as_lf_across_reads_of_any_size() {

@@ -383,6 +383,7 @@ fn import_file(ctx: &Ctx, req: &FileImport<'_>) -> anyhow::Result<ExitCode> {
             Shape::Csv => "CSV",
             Shape::JsonLines => "JSON Lines",
             Shape::JsonArray => "a JSON array",
+            Shape::FidesPage => "a Fides API page",
         },
         ui::thousands(r.events),
         ui::thousands(r.appended),
