@@ -20,6 +20,7 @@ pub mod evidence;
 pub mod fides;
 mod filecache;
 pub mod gate;
+pub mod import;
 pub mod keys;
 pub mod ledger;
 pub mod lineage;

@@ -2,6 +2,9 @@
 
 use crate::ui::{self, Ctx, OK, bad_input};
 use clap::Subcommand;
+use consentry_app::import::mapping::Format;
+use consentry_app::import::read::Shape;
+use consentry_app::import::{FileImport, ImportRejected};
 use consentry_app::ledger::{AppendRequest, ImportReport, parse_at, parse_time};
 use consentry_files::OutputOptions;
 use consentry_ledger::receipt::AnyReceipt;
@@ -14,18 +17,32 @@ use std::process::ExitCode;
 pub enum Command {
     /// Create the ledger store and its Ed25519 signing key (idempotent; never replaces a key).
     Init,
-    /// Bulk-load members and their consent choices from the synthetic network's Parquet files.
+    /// Bulk-load consent: the synthetic network's Parquet files (--choices), or a platform's own CSV, JSON or
+    /// Fides export through a mapping (--from FORMAT --mapping MAP.toml FILE).
     ///
-    /// Every event is validated first; if any is refused nothing is written.
-    /// Member facts are recorded as signed log entries, one per member whose facts changed.
-    /// Re-running the same import appends nothing (idempotency keys derive from each row's content).
+    /// Every row is validated first; if any is refused nothing is written (exit 2, each problem with its line and
+    /// field). Member facts are recorded as signed log entries, one per member whose facts changed.
+    /// Re-running the same import appends nothing (idempotency keys derive from each row's content, not its line).
     Import {
         /// The consent choices (the schema of `consent_choices.parquet` from `consentry synth`; any file name).
-        #[arg(long, value_name = "FILE")]
-        choices: PathBuf,
+        #[arg(long, value_name = "FILE", conflicts_with = "from", required_unless_present = "from")]
+        choices: Option<PathBuf>,
         /// The members table (the schema of `members.parquet`) [default: members.parquet beside the choices file].
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", requires = "choices")]
         members: Option<PathBuf>,
+        /// The platform file's format: csv (header row), json (JSON Lines or one array of objects) or fides (a
+        /// Fides consent-reporting export, CSV or JSON).
+        #[arg(long, value_name = "FORMAT", value_parser = ["csv", "json", "fides"], requires_all = ["mapping", "file"])]
+        from: Option<String>,
+        /// The mapping file (TOML): which column is which event field, value tables, time format.
+        #[arg(long, value_name = "MAP.toml", requires = "from")]
+        mapping: Option<PathBuf>,
+        /// The platform's file (with --from).
+        #[arg(value_name = "FILE", requires = "from")]
+        file: Option<PathBuf>,
+        /// Validate every row and report what would be appended; write nothing (with --from).
+        #[arg(long, requires = "from")]
+        dry_run: bool,
         /// Events per transaction.
         #[arg(long, default_value_t = 50_000)]
         batch: usize,
@@ -121,7 +138,7 @@ pub enum Command {
 pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Init => init(ctx),
-        Command::Import { choices, members, batch } => {
+        Command::Import { choices: Some(choices), members, batch, .. } => {
             let session = ctx.session()?;
             let members = members.unwrap_or_else(|| choices.with_file_name("members.parquet"));
             let report = import(ctx, &session, &members, &choices, batch)?;
@@ -130,6 +147,12 @@ pub fn run(ctx: &Ctx, cmd: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(OK)
         }
+        Command::Import { from, mapping: Some(mapping), file: Some(file), dry_run, batch, .. } => {
+            let format =
+                from.as_deref().and_then(Format::parse).ok_or_else(|| bad_input("--from is csv, json or fides"))?;
+            import_file(ctx, &FileImport { format, mapping: &mapping, file: &file, dry_run, batch })
+        }
+        Command::Import { .. } => Err(bad_input("give --choices FILE, or --from FORMAT --mapping MAP.toml FILE")),
         Command::Append { member, purpose, action, notice_version, source, actor, event_time, idempotency_key } => {
             let a = ctx.session()?.append(AppendRequest {
                 member,
@@ -328,6 +351,58 @@ pub fn say_imported(ctx: &Ctx, report: &ImportReport) {
         ui::thousands(report.duplicates),
         report.seconds
     ));
+}
+
+/// `ledger import --from …`: the import, its summary (or, with --json, its report; a refused file's problems).
+fn import_file(ctx: &Ctx, req: &FileImport<'_>) -> anyhow::Result<ExitCode> {
+    let session = ctx.session()?;
+    let bars = ctx.progress();
+    let result = session.import_file(req, &bars);
+    bars.finish();
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if ctx.json
+                && let Some(rejected) = e.downcast_ref::<ImportRejected>()
+            {
+                ctx.print_json(&serde_json::json!({"rejected": rejected}))?;
+            }
+            return Err(e.into());
+        }
+    };
+    if ctx.json {
+        ctx.print_json(&r)?;
+        return Ok(OK);
+    }
+    let verb = if r.dry_run { "dry run, nothing written" } else { "imported" };
+    ctx.say(format!(
+        "{verb}: {} rows of {} read as {}: {} events ({} {}, {} already present), {} skipped",
+        ui::thousands(r.rows),
+        r.file,
+        match r.shape {
+            Shape::Csv => "CSV",
+            Shape::JsonLines => "JSON Lines",
+            Shape::JsonArray => "a JSON array",
+            Shape::FidesPage => "a Fides API page",
+        },
+        ui::thousands(r.events),
+        ui::thousands(r.appended),
+        if r.dry_run { "would be appended" } else { "appended" },
+        ui::thousands(r.already_present),
+        ui::thousands(r.skipped)
+    ));
+    for (reason, n) in &r.skipped_reasons {
+        ctx.say(format!("  skipped {}: {reason}", ui::thousands(*n)));
+    }
+    if r.members_in_file > 0 {
+        ctx.say(format!(
+            "member facts for {} members ({} new or changed{})",
+            ui::thousands(r.members_in_file),
+            ui::thousands(r.member_facts_recorded),
+            if r.dry_run { ", would be recorded" } else { ", recorded" }
+        ));
+    }
+    Ok(OK)
 }
 
 fn verify(ctx: &Ctx) -> anyhow::Result<ExitCode> {

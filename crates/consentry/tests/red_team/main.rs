@@ -177,6 +177,7 @@ mod bundle_stream;
 mod careless;
 mod datadir_tamper;
 mod gate_tamper;
+mod import;
 mod items_tamper;
 mod key_rotation;
 mod ledger_tamper;
