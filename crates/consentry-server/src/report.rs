@@ -32,6 +32,7 @@ p.meta,.note{color:var(--muted);font-size:.9rem}
 figure{margin:12px 0}
 svg.cs-chart{width:100%;height:auto;max-width:640px;display:block}
 .table-wrap{overflow-x:auto;margin:8px 0 16px}
+.table-wrap:focus{outline:2px solid #0072B2;outline-offset:2px}
 table{border-collapse:collapse;font-size:.9rem;min-width:50%}
 caption{text-align:left;font-weight:600;padding:4px 0;caption-side:top}
 th,td{border:1px solid var(--line);padding:4px 8px;vertical-align:top}
@@ -118,7 +119,12 @@ impl Page {
     /// A table: caption, header cells (`scope="col"`), rows whose first cell is a row header; cells of `nums`
     /// columns are right-aligned. Everything escaped.
     fn table(&mut self, caption: &str, header: &[&str], rows: &[Vec<String>], nums: &[usize]) {
-        let _ = write!(self.out, r#"<div class="table-wrap"><table><caption>{}</caption><thead><tr>"#, escape(caption));
+        // A region a keyboard can reach and scroll when the table is wider than the screen.
+        let _ = write!(
+            self.out,
+            r#"<div class="table-wrap" role="region" tabindex="0" aria-label="{c}"><table><caption>{c}</caption><thead><tr>"#,
+            c = escape(caption)
+        );
         for h in header {
             let _ = write!(self.out, r#"<th scope="col">{}</th>"#, escape(h));
         }

@@ -62,7 +62,7 @@ fn assert_tables_follow_charts(html: &str) {
         let table = rest.find("<table").expect("a table after the last chart");
         assert!(rest.find("<svg").is_none_or(|next| next > table), "chart {charts} has no table of its figures");
     }
-    assert!(charts >= 6, "{charts} charts");
+    assert!(charts >= 5, "{charts} charts");
 }
 
 #[test]

@@ -183,5 +183,6 @@ mod ledger_tamper;
 mod model_tamper;
 mod outbox_tamper;
 mod registry_tamper;
+mod report_tamper;
 mod split_view;
 mod token_confusion;
