@@ -22,6 +22,7 @@ const CSS: &str = r#"
 *{box-sizing:border-box}
 body{margin:0 auto;max-width:960px;padding:16px;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--text);background:var(--bg)}
 h1{font-size:1.6rem;margin:.2em 0}
+p,li,h1,h2,h3,caption{overflow-wrap:anywhere}
 h2{font-size:1.3rem;margin-top:2em;border-bottom:2px solid var(--line);padding-bottom:.2em}
 h3{font-size:1.05rem;margin-top:1.4em}
 p.meta,.note{color:var(--muted);font-size:.9rem}

@@ -32,8 +32,9 @@ fn an_edited_live_model_json_shows_the_audit_failure_and_unverified_registry_fig
     assert!(section(&html, "audit").contains("registry_mismatch"));
     assert!(section(&html, "summary").contains("failed"));
     assert!(section(&html, "models").contains("Unverified"), "the edited model is flagged");
-    assert!(!html.contains("0.988"), "the edited figure is shown");
-    assert!(html.contains(&format!("{honest:.3}")), "the registry's figure is shown");
+    // A figure opens its table cell (`<td class="num">0.512 [0.49, 0.53]`).
+    assert!(!html.contains(">0.988 ["), "the edited figure is shown");
+    assert!(html.contains(&format!(">{honest:.3} [")), "the registry's figure is shown");
 
     let o = consentry(&data, &["--json", "report"]);
     let j: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
