@@ -106,7 +106,7 @@ fn sample(name: &str) -> Report {
         exclusions: vec![DatasetOverview {
             id: "d".repeat(64),
             purpose: name.into(),
-            dir: "datasets/x".into(),
+            dir: "gated/x".into(),
             created: T0,
             ledger_position: 10,
             ledger_at: T0,
