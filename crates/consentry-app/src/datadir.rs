@@ -38,6 +38,8 @@ const OPERATOR_ACTIONS_FILE: &str = "operator-actions.jsonl";
 const SIGNED_OUT_FILE: &str = "web-sessions-signed-out.json";
 /// The data directory's own format version.
 const FORMAT_FILE: &str = "consentry-data.toml";
+/// The privacy officer's report (`consentry report`, the demo's last stage).
+const REPORT_FILE: &str = "report.html";
 
 /// The data-directory format this release writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -169,6 +171,11 @@ impl DataDir {
     /// The default model directory of a model kind (`job-recs`, `content`, `replies`).
     pub fn model_dir(&self, kind: &str) -> PathBuf {
         self.models_dir().join(kind)
+    }
+
+    /// Where `consentry report` and the demo write the privacy officer's HTML report by default.
+    pub fn report_file(&self) -> PathBuf {
+        self.root.join(REPORT_FILE)
     }
 
     /// Where the service keeps evidence bundles it exports.

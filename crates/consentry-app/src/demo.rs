@@ -55,6 +55,10 @@ pub struct DemoReport {
     pub unlearning: consentry_lineage::WorkerReport,
     /// The audit.
     pub audit: consentry_audit::Report,
+    /// The privacy officer's report the demo wrote (`DATA/report.html`).
+    pub report: String,
+    /// Its size in bytes.
+    pub report_bytes: u64,
     /// What each stage cost, in order; together they cover the whole run.
     pub stages: Vec<StageCost>,
 }
@@ -277,14 +281,20 @@ fn clear(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Turns the privacy officer's report into the file the demo writes (the front end's renderer: the application
+/// layer draws nothing).
+pub type RenderReport<'a> = &'a dyn Fn(&crate::report::Report) -> String;
+
 /// Runs the whole pipeline in `dir` on the embedded SQLite ledger; `on_step` hears each step, `progress` the long
-/// work. Fails when the demo's own audit finds a violation.
+/// work; the last stage writes the privacy officer's report (with the demo's own audit) through `render`. Fails
+/// when the demo's own audit finds a violation.
 pub fn run(
     dir: &DataDir,
     database: Option<&str>,
     req: &DemoRequest,
     progress: &dyn Progress,
     on_step: &mut dyn FnMut(DemoStep<'_>),
+    render: RenderReport<'_>,
 ) -> Result<DemoReport> {
     let mut clock = StageClock::default();
     clock.begin("policy");
@@ -428,6 +438,11 @@ pub fn run(
             format!("the demo's own audit found {} violation(s); see above", audit.violations),
         ));
     }
+    clock.begin("report");
+    let report = session.report(consentry_ledger::now(), crate::report::AuditChoice::Given(Box::new(audit.clone())))?;
+    let html = render(&report);
+    let report_path = dir.report_file();
+    consentry_files::write(&report_path, html.as_bytes(), consentry_files::OutputOptions::MEMBER_DATA)?;
     let stages = clock.finish();
     Ok(DemoReport {
         data_dir: dir.root().display().to_string(),
@@ -450,6 +465,8 @@ pub fn run(
         withdrawals,
         unlearning,
         audit,
+        report: report_path.display().to_string(),
+        report_bytes: html.len() as u64,
         stages,
     })
 }

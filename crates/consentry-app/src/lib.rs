@@ -33,6 +33,7 @@ pub mod privacy;
 pub mod progress;
 pub mod redact;
 pub mod replies_oracle;
+pub mod report;
 pub mod rotation;
 pub mod session;
 pub mod stats;

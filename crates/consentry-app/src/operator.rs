@@ -81,6 +81,37 @@ pub fn model_status(s: &str) -> Result<consentry_lineage::ModelStatus> {
     })
 }
 
+/// One snapshot's members and allowed members per jurisdiction rule (only `jurisdiction` when given), in the
+/// policy's rule order: the one count behind every coverage figure.
+pub(crate) fn cells_of(
+    policy: &consentry_policy::Policy,
+    snap: &consentry_ledger::snapshot::Snapshot,
+    jurisdiction: Option<&str>,
+) -> Vec<CoverageCell> {
+    let mut by: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
+    for (id, facts) in snap.members() {
+        let c = by.entry(facts.jurisdiction.0).or_default();
+        c.0 += 1;
+        c.1 += u64::from(snap.is_allowed(*id));
+    }
+    let mut cells = Vec::new();
+    for (j, (members, allowed)) in by {
+        let Some(key) = policy.jurisdictions.get(usize::from(j)).map(|r| &r.key) else { continue };
+        if jurisdiction.is_some_and(|want| want != key) {
+            continue;
+        }
+        let share = if members == 0 { 0.0 } else { allowed as f64 / members as f64 };
+        cells.push(CoverageCell {
+            purpose: snap.purpose_key().to_string(),
+            jurisdiction: key.clone(),
+            members,
+            allowed,
+            share,
+        });
+    }
+    cells
+}
+
 impl Session {
     /// Consent coverage by purpose × jurisdiction at each instant of the query.
     pub fn coverage(&self, q: &CoverageQuery, now: i64) -> Result<Vec<CoveragePoint>> {
@@ -128,26 +159,7 @@ impl Session {
             let snaps = ledger.snapshots(&purposes, resolved.position, at)?;
             let mut cells = Vec::new();
             for snap in &snaps {
-                let mut by: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
-                for (id, facts) in snap.members() {
-                    let c = by.entry(facts.jurisdiction.0).or_default();
-                    c.0 += 1;
-                    c.1 += u64::from(snap.is_allowed(*id));
-                }
-                for (j, (members, allowed)) in by {
-                    let Some(key) = policy.jurisdictions.get(usize::from(j)).map(|r| &r.key) else { continue };
-                    if q.jurisdiction.as_ref().is_some_and(|want| want != key) {
-                        continue;
-                    }
-                    let share = if members == 0 { 0.0 } else { allowed as f64 / members as f64 };
-                    cells.push(CoverageCell {
-                        purpose: snap.purpose_key().to_string(),
-                        jurisdiction: key.clone(),
-                        members,
-                        allowed,
-                        share,
-                    });
-                }
+                cells.extend(cells_of(policy, snap, q.jurisdiction.as_deref()));
             }
             out.push(CoveragePoint { at, position: resolved.position, cells });
         }

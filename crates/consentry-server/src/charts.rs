@@ -244,8 +244,43 @@ fn marker(out: &mut String, shape: usize, x: f64, y: f64, colour: &str) {
 /// Coverage over time: one line per series, share 0–100 % on the vertical axis, time on the horizontal one.
 /// `scope` names what is covered (`all jurisdictions`, `EEA`).
 pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
-    const ID: &str = "cs-coverage";
-    let title = format!("Consent coverage over time, {scope}");
+    share_lines(("cs-coverage", "coverage"), &format!("Consent coverage over time, {scope}"), series, scope, &[])
+}
+
+/// A vertical mark on a time axis: a notice version taking effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeMarker {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// What (`Job recommendations notice v2, material`).
+    pub label: String,
+    /// Drawn solid (a material change) rather than dotted.
+    pub strong: bool,
+}
+
+/// [`coverage_chart`] with time markers, under its own element ids (`id` names the chart, `kind` its class), so
+/// several sit in one page (the report: by purpose, by jurisdiction).
+pub fn coverage_chart_marked(
+    id: &'static str,
+    kind: &str,
+    title: &str,
+    series: &[LineSeries],
+    scope: &str,
+    markers: &[TimeMarker],
+) -> String {
+    share_lines((id, kind), title, series, scope, markers)
+}
+
+/// The line chart of shares 0–100 % over time behind [`coverage_chart`] and [`coverage_chart_marked`].
+fn share_lines(
+    (id, kind): (&'static str, &str),
+    title: &str,
+    series: &[LineSeries],
+    scope: &str,
+    markers: &[TimeMarker],
+) -> String {
+    const MARKER_COLOUR: &str = AXIS;
+    let title = title.to_string();
     // Finite points only, sorted by time (ties keep their order: deterministic).
     let clean: Vec<(&str, Vec<(i64, f64)>)> = series
         .iter()
@@ -258,7 +293,7 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
         .collect();
     let all_x = clean.iter().flat_map(|(_, p)| p.iter().map(|&(x, _)| x));
     let (Some(min_x), Some(max_x)) = (all_x.clone().min(), all_x.max()) else {
-        return Svg::empty(ID, "coverage", &title, "no member has been recorded in the ledger for this range.");
+        return Svg::empty(id, kind, &title, "no member has been recorded in the ledger for this range.");
     };
     let (left, right, top, plot_h) = (44.0, 14.0, 12.0, 170.0);
     let plot_w = W - left - right;
@@ -283,7 +318,11 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
         .collect();
     desc.push_str(&latest.join("; "));
     desc.push('.');
-    let mut s = Svg::start(ID, "coverage", height, &title, &desc);
+    if !markers.is_empty() {
+        let said: Vec<String> = markers.iter().map(|m| format!("{} ({})", m.label, date(m.at, 0.0))).collect();
+        desc.push_str(&format!(" Marked on the time axis: {}.", said.join("; ")));
+    }
+    let mut s = Svg::start(id, kind, height, &title, &desc);
 
     // Grid and vertical axis labels every 25 %.
     s.raw(&format!(r#"<g class="cs-grid" stroke="{GRID}" stroke-width="1">"#));
@@ -312,6 +351,28 @@ pub fn coverage_chart(series: &[LineSeries], scope: &str) -> String {
         r = num(W - right),
         b = num(top + plot_h)
     ));
+
+    // Time markers inside the range: a vertical line each (solid when strong, dotted otherwise), numbered at the
+    // top, the full label in its <title>.
+    let inside: Vec<&TimeMarker> = markers.iter().filter(|m| m.at >= min_x && m.at <= max_x && span > 0.0).collect();
+    if !inside.is_empty() {
+        s.raw(r#"<g class="cs-markers">"#);
+        for (k, m) in inside.iter().enumerate() {
+            let x = sx(m.at);
+            let dash = if m.strong { "" } else { r#" stroke-dasharray="1 3""# };
+            let _ = write!(
+                s.out,
+                r#"<g class="cs-marker"><title>{}</title><line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{MARKER_COLOUR}" stroke-width="1.5"{dash}/>"#,
+                escape(&format!("{} — {}", m.label, date(m.at, 0.0))),
+                num(top),
+                num(top + plot_h),
+                x = num(x)
+            );
+            s.text(x + 2.0, top + 9.0 + 10.0 * (k % 3) as f64, r#" font-size="9""#, &format!("{}", k + 1));
+            s.raw("</g>");
+        }
+        s.raw("</g>");
+    }
 
     // The lines.
     for (i, (_, points)) in clean.iter().enumerate() {
@@ -564,6 +625,229 @@ pub fn unlearning_chart(groups: &[DurationGroup]) -> String {
     s.text(32.0, y, r#" class="cs-legend-label""#, "Deadline");
     s.raw("</g>");
     s.finish()
+}
+
+/// One bar of a histogram: its label (a bin, `0.5–1`) and count; `special` draws it hatched (a category outside the
+/// scale, such as "no formal bound").
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistBin {
+    /// The bin's label.
+    pub label: String,
+    /// Its count.
+    pub count: u64,
+    /// Drawn in the second style (hatched, another colour).
+    pub special: bool,
+}
+
+/// A histogram: one vertical bar per bin, counts on the vertical axis, the bins' labels below; `what` names what is
+/// counted (`members`), `axis` what the bins are (`composed ε`).
+pub fn histogram_chart(title: &str, bins: &[HistBin], what: &str, axis: &str) -> String {
+    const ID: &str = "cs-histogram";
+    if bins.is_empty() || bins.iter().all(|b| b.count == 0) {
+        return Svg::empty(ID, "histogram", title, &format!("no {what} to count."));
+    }
+    let max = bins.iter().map(|b| b.count).max().unwrap_or(0).max(1);
+    let (left, right, top, plot_h) = (52.0, 10.0, 16.0, 160.0);
+    let plot_w = W - left - right;
+    let slot = plot_w / bins.len() as f64;
+    let bar_w = (slot * 0.8).max(1.0);
+    let height = top + plot_h + 56.0;
+    let sy = |n: u64| top + plot_h - n as f64 / max as f64 * plot_h;
+    let described: Vec<String> = bins.iter().map(|b| format!("{}: {}", b.label, thousands(b.count))).collect();
+    let desc = format!("Number of {what} by {axis}. {}.", described.join("; "));
+    let mut s = Svg::start(ID, "histogram", height, title, &desc);
+    s.raw(&format!("<defs>{}</defs>", pattern_def(ID, PALETTE.len() + 1, PALETTE[1])));
+    s.raw(&format!(r#"<g class="cs-grid" stroke="{GRID}" stroke-width="1">"#));
+    for k in 0..=4u64 {
+        let y = top + plot_h - plot_h * k as f64 / 4.0;
+        s.raw(&format!(r#"<line x1="{}" y1="{}" x2="{}" y2="{}"/>"#, num(left), num(y), num(W - right), num(y)));
+    }
+    s.raw("</g>");
+    s.raw(&format!(r#"<g class="cs-axis" fill="{AXIS}" font-size="10">"#));
+    for k in 0..=4u64 {
+        let y = top + plot_h - plot_h * k as f64 / 4.0;
+        s.text(left - 4.0, y + 3.0, r#" text-anchor="end""#, &thousands(max * k / 4));
+    }
+    s.text(left + plot_w / 2.0, top + plot_h + 44.0, r#" text-anchor="middle""#, axis);
+    s.raw("</g>");
+    for (i, b) in bins.iter().enumerate() {
+        let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
+        let y = sy(b.count);
+        let (fill_, stroke) = if b.special {
+            (format!("url(#{ID}-p{})", PALETTE.len() + 1), PALETTE[1])
+        } else {
+            (PALETTE[0].to_string(), PALETTE[0])
+        };
+        let _ = write!(
+            s.out,
+            r#"<rect class="cs-bin{}" x="{}" y="{}" width="{}" height="{}" fill="{fill_}" stroke="{stroke}" stroke-width="1"><title>{}: {} {}</title></rect>"#,
+            if b.special { " cs-special" } else { "" },
+            num(x),
+            num(y),
+            num(bar_w),
+            num(top + plot_h - y),
+            escape(&b.label),
+            thousands(b.count),
+            escape(what)
+        );
+        if b.count > 0 {
+            s.text(
+                x + bar_w / 2.0,
+                y - 3.0,
+                r#" class="cs-value" font-size="9" text-anchor="middle""#,
+                &thousands(b.count),
+            );
+        }
+        let (shown, _) = cut(&b.label, ((slot / 5.5) as usize).max(3));
+        s.text(
+            x + bar_w / 2.0,
+            top + plot_h + 14.0 + 10.0 * (i % 2) as f64,
+            r#" class="cs-bin-label" font-size="9" text-anchor="middle""#,
+            &shown,
+        );
+    }
+    s.raw(&format!(
+        r#"<line class="cs-axis" x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{AXIS}" stroke-width="1"/>"#,
+        l = num(left),
+        r = num(W - right),
+        b = num(top + plot_h)
+    ));
+    s.finish()
+}
+
+/// One point of the ε/utility chart: ε, the metric, and its 95 % interval when known.
+pub type EpsilonPoint = (f64, f64, Option<(f64, f64)>);
+
+/// One series of the ε/utility chart: (ε, value, its 95 % interval) points and the non-DP reference value (ε = ∞).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpsilonSeries {
+    /// The model kind.
+    pub name: String,
+    /// (ε, value, interval) points; non-finite or non-positive ε are skipped.
+    pub points: Vec<EpsilonPoint>,
+    /// The same metric without differential privacy, drawn as a dashed horizontal line.
+    pub reference: Option<f64>,
+}
+
+/// Utility against ε: points joined per series on a logarithmic ε axis, 95 % intervals as whiskers, the non-DP
+/// reference as a dashed line; `metric` names the vertical axis.
+pub fn epsilon_chart(series: &[EpsilonSeries], metric: &str) -> String {
+    const ID: &str = "cs-epsilon";
+    let title = format!("{metric} against the privacy budget ε");
+    let clean: Vec<(&EpsilonSeries, Vec<EpsilonPoint>)> = series
+        .iter()
+        .map(|s| {
+            let mut p: Vec<_> =
+                s.points.iter().filter(|(e, v, _)| e.is_finite() && *e > 0.0 && v.is_finite()).copied().collect();
+            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (s, p)
+        })
+        .collect();
+    let eps = clean.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
+    let (Some(min_e), Some(max_e)) = (eps.clone().reduce(f64::min), eps.reduce(f64::max)) else {
+        return Svg::empty(ID, "epsilon", &title, "no model was trained with differential privacy.");
+    };
+    let ys = clean.iter().flat_map(|(s, p)| {
+        p.iter().flat_map(|q| [Some(q.1), q.2.map(|c| c.1)]).chain([s.reference]).flatten().collect::<Vec<_>>()
+    });
+    let max_y = ys.filter(|v| v.is_finite()).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+    let (lo_l, hi_l) = ((min_e / 2.0).log10(), (max_e * 2.0).log10());
+    let (left, right, top, plot_h) = (48.0, 14.0, 12.0, 170.0);
+    let plot_w = W - left - right;
+    let legend_top = top + plot_h + 40.0;
+    let height = legend_top + 18.0 * clean.len() as f64 + 6.0;
+    let sx = |e: f64| left + (e.log10() - lo_l) / (hi_l - lo_l) * plot_w;
+    let sy = |v: f64| top + (1.0 - (v / max_y).clamp(0.0, 1.0)) * plot_h;
+    let described: Vec<String> = clean
+        .iter()
+        .map(|(s, p)| {
+            let pts: Vec<String> = p.iter().map(|q| format!("ε {} → {:.3}", trim_eps(q.0), q.1)).collect();
+            let reference = s.reference.map_or(String::new(), |r| format!("; without DP {r:.3}"));
+            format!("{}: {}{reference}", s.name, pts.join(", "))
+        })
+        .collect();
+    let desc = format!("{metric} of each model trained with differential privacy, by ε. {}.", described.join("; "));
+    let mut s = Svg::start(ID, "epsilon", height, &title, &desc);
+    s.raw(&format!(r#"<g class="cs-grid" stroke="{GRID}" stroke-width="1">"#));
+    for k in 0..=4 {
+        let y = top + plot_h * f64::from(k) / 4.0;
+        s.raw(&format!(r#"<line x1="{}" y1="{}" x2="{}" y2="{}"/>"#, num(left), num(y), num(W - right), num(y)));
+    }
+    s.raw("</g>");
+    s.raw(&format!(r#"<g class="cs-axis" fill="{AXIS}" font-size="10">"#));
+    for k in 0..=4 {
+        let v = max_y * f64::from(k) / 4.0;
+        s.text(left - 4.0, sy(v) + 3.0, r#" text-anchor="end""#, &format!("{v:.2}"));
+    }
+    let mut ticks: Vec<f64> = [0.1f64, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+        .into_iter()
+        .filter(|t| t.log10() >= lo_l && t.log10() <= hi_l)
+        .collect();
+    if ticks.is_empty() {
+        ticks.push(min_e);
+    }
+    for t in ticks {
+        s.text(sx(t), top + plot_h + 14.0, r#" text-anchor="middle""#, &trim_eps(t));
+    }
+    s.text(left + plot_w / 2.0, top + plot_h + 28.0, r#" text-anchor="middle""#, "ε (logarithmic)");
+    s.raw(&format!(
+        r#"<line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{AXIS}" stroke-width="1"/></g>"#,
+        l = num(left),
+        r = num(W - right),
+        b = num(top + plot_h)
+    ));
+    for (i, (series, points)) in clean.iter().enumerate() {
+        let (colour, _, shape) = line_style(i);
+        s.raw(&format!(r#"<g class="cs-series cs-s{i}">"#));
+        if let Some(r) = series.reference.filter(|r| r.is_finite()) {
+            let _ = write!(
+                s.out,
+                r#"<line class="cs-reference" x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="6 3"><title>{}</title></line>"#,
+                num(left),
+                num(W - right),
+                escape(&format!("{} without differential privacy (ε = ∞): {r:.3}", series.name)),
+                y = num(sy(r))
+            );
+        }
+        if points.len() > 1 {
+            let coords: Vec<String> = points.iter().map(|q| format!("{},{}", num(sx(q.0)), num(sy(q.1)))).collect();
+            s.raw(&format!(
+                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2" stroke-linejoin="round"/>"#,
+                coords.join(" ")
+            ));
+        }
+        for &(e, v, ci) in points {
+            if let Some((lo, hi)) = ci.filter(|(l, h)| l.is_finite() && h.is_finite()) {
+                let _ = write!(
+                    s.out,
+                    r#"<line class="cs-ci" x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{colour}" stroke-width="1"/>"#,
+                    num(sy(lo)),
+                    num(sy(hi)),
+                    x = num(sx(e))
+                );
+            }
+            marker(&mut s.out, shape, sx(e), sy(v), colour);
+        }
+        s.raw("</g>");
+    }
+    s.raw(r#"<g class="cs-legend">"#);
+    for (i, (series, _)) in clean.iter().enumerate() {
+        let (colour, _, shape) = line_style(i);
+        let y = legend_top + 18.0 * i as f64;
+        s.raw(&format!(r#"<g class="cs-s{i}">"#));
+        marker(&mut s.out, shape, left + 12.0, y - 4.0, colour);
+        s.raw("</g>");
+        let suffix = series.reference.map_or(String::new(), |r| format!(" (dashed: without DP, {r:.3})"));
+        s.label_with(left + 32.0, y, "cs-legend-label", (&series.name, LEGEND_CHARS), &suffix);
+    }
+    s.raw("</g>");
+    s.finish()
+}
+
+/// ε for people: `1`, `0.5`, `0.25`.
+fn trim_eps(e: f64) -> String {
+    let t = format!("{e:.2}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]
@@ -870,5 +1154,62 @@ mod tests {
                 .collect();
             check(&unlearning_chart(&groups));
         }
+    }
+    #[test]
+    fn time_markers_are_drawn_inside_the_range_and_described() {
+        let markers = [
+            TimeMarker { at: T0 + DAY, label: "Job recommendations notice v2, material".into(), strong: true },
+            TimeMarker { at: T0 - 100 * DAY, label: "v1".into(), strong: false },
+        ];
+        let svg = coverage_chart_marked("cs-x", "x", "Coverage", &sample(), "all", &markers);
+        let doc = check(&svg);
+        assert_eq!(
+            doc.descendants().filter(|n| n.has_attribute("class") && n.attribute("class") == Some("cs-marker")).count(),
+            1
+        );
+        let desc = doc.descendants().find(|n| n.has_tag_name("desc")).and_then(|n| n.text()).unwrap();
+        assert!(desc.contains("notice v2, material") && desc.contains("v1 ("), "{desc}");
+        assert!(svg.contains(r#"id="cs-x-title""#), "the chart's own ids");
+        assert_eq!(svg, coverage_chart_marked("cs-x", "x", "Coverage", &sample(), "all", &markers));
+    }
+
+    #[test]
+    fn the_histogram_draws_one_bar_per_bin_and_hatches_the_special_one() {
+        let bins = vec![
+            HistBin { label: "0–1".into(), count: 10, special: false },
+            HistBin { label: "1–2".into(), count: 0, special: false },
+            HistBin { label: "no formal bound <&>".into(), count: 5, special: true },
+        ];
+        let svg = histogram_chart("Members by ε", &bins, "members", "composed ε");
+        let doc = check(&svg);
+        let bars: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("rect") && n.attribute("class").is_some_and(|c| c.starts_with("cs-bin")))
+            .collect();
+        assert_eq!(bars.len(), 3);
+        assert!(bars[2].attribute("fill").is_some_and(|f| f.starts_with("url(#")), "the special bin is patterned");
+        let h = |n: &roxmltree::Node| n.attribute("height").unwrap().parse::<f64>().unwrap();
+        assert!(h(&bars[0]) > h(&bars[2]) && h(&bars[1]) == 0.0);
+        let desc = doc.descendants().find(|n| n.has_tag_name("desc")).and_then(|n| n.text()).unwrap();
+        assert!(desc.contains("0–1: 10") && desc.contains("no formal bound <&>: 5"), "{desc}");
+        assert!(histogram_chart("t", &[], "members", "ε").contains("No data yet"));
+        assert_eq!(svg, histogram_chart("Members by ε", &bins, "members", "composed ε"));
+    }
+
+    #[test]
+    fn the_epsilon_chart_plots_points_whiskers_and_the_reference() {
+        let series = vec![EpsilonSeries {
+            name: "job-recs".into(),
+            points: vec![(4.0, 0.25, Some((0.2, 0.3))), (1.0, 0.1, None), (f64::INFINITY, 0.5, None), (0.0, 0.1, None)],
+            reference: Some(0.3),
+        }];
+        let svg = epsilon_chart(&series, "Recall@20");
+        let doc = check(&svg);
+        assert_eq!(doc.descendants().filter(|n| n.has_tag_name("polyline")).count(), 1);
+        assert_eq!(doc.descendants().filter(|n| n.attribute("class") == Some("cs-ci")).count(), 1);
+        assert_eq!(doc.descendants().filter(|n| n.attribute("class") == Some("cs-reference")).count(), 1);
+        let desc = doc.descendants().find(|n| n.has_tag_name("desc")).and_then(|n| n.text()).unwrap();
+        assert!(desc.contains("ε 1 → 0.100, ε 4 → 0.250; without DP 0.300"), "{desc}");
+        assert!(epsilon_chart(&[], "Recall@20").contains("No data yet"));
     }
 }

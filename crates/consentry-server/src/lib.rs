@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod operator;
 pub mod privacy;
 pub mod problem;
+pub mod report;
 pub mod web;
 pub mod webhooks;
 pub mod websession;

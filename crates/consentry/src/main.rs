@@ -74,6 +74,9 @@ enum Command {
     /// Audit ledger, consent of every live model's members, withdrawal deadlines, commitments and DP
     /// records (online, or `--offline DIR` from an evidence bundle; `audit export --out DIR` writes one).
     Audit(cmd::audit::Args),
+    /// Write the privacy officer's report: one self-contained HTML file (coverage, exclusions, model quality, DP,
+    /// privacy loss, unlearning, audit, how to verify), or its figures with --json.
+    Report(cmd::report::Args),
     /// Run the HTTP service on the data directory: members read and change their own consent under /v1/me/.
     Serve(cmd::serve::Args),
     /// Mint a member bearer token for the service (`Authorization: Bearer …`).
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
         Command::Lineage(c) => cmd::lineage::run(&ctx, c),
         Command::Unlearn(args) => cmd::unlearn::run(&ctx, args),
         Command::Audit(args) => cmd::audit::run(&ctx, args),
+        Command::Report(args) => cmd::report::run(&ctx, args),
         Command::Serve(args) => cmd::serve::run(&ctx, args),
         Command::Token(args) => cmd::token::run(&ctx, args),
         Command::Keys(c) => cmd::keys::run(&ctx, c),

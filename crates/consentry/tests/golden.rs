@@ -293,8 +293,8 @@ impl Json {
 /// are settings and stay exact.
 const TIMINGS: &[&str] = &["seconds", "train_seconds", "max_latency_secs", "mean_latency_secs"];
 /// Memory measured by the run: each demo stage's peak resident set (`null` where the kernel does not report
-/// it, which is run-dependent too).
-const MEASURED: &[&str] = &["peak_rss_bytes"];
+/// it, which is run-dependent too), and the size of the report it wrote (its times and durations vary).
+const MEASURED: &[&str] = &["peak_rss_bytes", "report_bytes"];
 /// Unix times read from the clock: creation of datasets and models, signed tree heads, retrains, the
 /// audit's "now".
 const TIMES: &[&str] = &["created", "timestamp", "completed_at", "now", "next_deadline"];

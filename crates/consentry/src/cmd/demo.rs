@@ -23,7 +23,14 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     let req = DemoRequest { members: args.members, seed: args.seed, deadline: args.deadline };
     let bars = ctx.progress();
-    let report = consentry_app::demo::run(&ctx.dir, ctx.database.as_deref(), &req, &bars, &mut |step| show(ctx, step));
+    let report = consentry_app::demo::run(
+        &ctx.dir,
+        ctx.database.as_deref(),
+        &req,
+        &bars,
+        &mut |step| show(ctx, step),
+        &consentry_server::report::render,
+    );
     bars.finish();
     let report = report?;
     if ctx.human() {
@@ -33,6 +40,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
             format!(" --data {}", ctx.dir.root().display())
         };
         print_stages(&report.stages);
+        println!("\n{}", super::report::written(std::path::Path::new(&report.report), report.report_bytes as usize));
         let live = live_model_dir(&ctx.dir, &report, "job-recs");
         let w = &report.withdrawals;
         println!(

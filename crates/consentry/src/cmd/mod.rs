@@ -9,6 +9,7 @@ pub mod ledger;
 pub mod lineage;
 pub mod policy;
 pub mod redact;
+pub mod report;
 pub mod serve;
 pub mod synth;
 pub mod token;

@@ -185,5 +185,6 @@ mod model_tamper;
 mod outbox_tamper;
 mod policy_import;
 mod registry_tamper;
+mod report_tamper;
 mod split_view;
 mod token_confusion;
