@@ -420,6 +420,12 @@ pub fn run(
     };
     let audit = session.audit(&aopts)?;
     on_step(DemoStep::Audited(&audit));
+    // The report is written whatever the audit found: a failed audit is when the privacy officer needs it most.
+    clock.begin("report");
+    let report = session.report(consentry_ledger::now(), crate::report::AuditChoice::Given(Box::new(audit.clone())))?;
+    let html = render(&report);
+    let report_path = dir.report_file();
+    consentry_files::write(&report_path, html.as_bytes(), consentry_files::OutputOptions::MEMBER_DATA)?;
     // The summary above and the audit must never disagree: a removal past its deadline is a violation the audit
     // reports (`withdrawal_removed_late`, or `withdrawal_deadline_missed` while the member is still in).
     let missed = unlearning.figures.missed;
@@ -435,14 +441,13 @@ pub fn run(
     if !audit.ok {
         return Err(AppError::new(
             ErrorKind::Integrity,
-            format!("the demo's own audit found {} violation(s); see above", audit.violations),
+            format!(
+                "the demo's own audit found {} violation(s); see above, and the report at {}",
+                audit.violations,
+                report_path.display()
+            ),
         ));
     }
-    clock.begin("report");
-    let report = session.report(consentry_ledger::now(), crate::report::AuditChoice::Given(Box::new(audit.clone())))?;
-    let html = render(&report);
-    let report_path = dir.report_file();
-    consentry_files::write(&report_path, html.as_bytes(), consentry_files::OutputOptions::MEMBER_DATA)?;
     let stages = clock.finish();
     Ok(DemoReport {
         data_dir: dir.root().display().to_string(),
