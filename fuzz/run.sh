@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL="policy sources ledger_import receipt manifest model_json audit_bundle server detect note"
+ALL="policy sources ledger_import receipt manifest model_json audit_bundle server detect note import_file fideslang"
 if cargo +nightly --version >/dev/null 2>&1; then CARGO=(cargo +nightly); else CARGO=(cargo); export RUSTC_BOOTSTRAP=1; fi
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}" CARGO_INCREMENTAL=0
 # No sanitizer by default: the workspace denies unsafe code, so ASan would mostly slow the run (set SANITIZER=address
