@@ -51,6 +51,16 @@ struct TapState {
     lines: u64,
     since_newline: usize,
     cap: bool,
+    /// Blank lines skipped before the readers began (see [`RowReader`]'s `line_base`).
+    skipped: u64,
+}
+
+impl TapState {
+    /// The line being read, counted as the readers count (from after the skipped blank lines), so that the
+    /// reader's shift makes it the file's line again.
+    fn reading_line(&self) -> u64 {
+        (self.lines + 1).saturating_sub(self.skipped).max(1)
+    }
 }
 
 struct Tap<R> {
@@ -136,6 +146,8 @@ pub struct RowReader {
     inner: Inner,
     columns: Vec<Column>,
     rows: u64,
+    /// Blank lines skipped before the readers began (a whole buffer of them): added to every line they report.
+    line_base: u64,
 }
 
 enum Inner {
@@ -185,19 +197,41 @@ impl RowReader {
             ));
         }
         let file = std::fs::File::open(path).map_err(|e| fatal(0, format!("cannot open it: {e}")))?;
-        let state =
-            Rc::new(RefCell::new(TapState { hasher: blake3::Hasher::new(), lines: 0, since_newline: 0, cap: true }));
+        let state = Rc::new(RefCell::new(TapState {
+            hasher: blake3::Hasher::new(),
+            lines: 0,
+            since_newline: 0,
+            cap: true,
+            skipped: 0,
+        }));
         let mut reader = BufReader::with_capacity(64 * 1024, Tap { inner: file, state: state.clone() });
         let io = |e: std::io::Error| fatal(state.borrow().lines + 1, e.to_string());
+        // (Before the blank lines are known, the line is the file's; the shifts below apply only after.)
         // A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name.
         let head = reader.fill_buf().map_err(io)?;
         if head.starts_with(b"\xEF\xBB\xBF") {
             reader.consume(3);
         }
-        let first = first_non_blank(&mut reader).map_err(io)?;
+        let (first, skipped) = first_non_blank(&mut reader).map_err(io)?;
+        state.borrow_mut().skipped = skipped;
         if first.is_none() {
             return Err(fatal(1, "the file is empty: nothing to import"));
         }
+        Self::open_at(reader, state, path, format, first, columns)
+            .map(|r| RowReader { line_base: skipped, ..r })
+            .map_err(|e| e.shifted(skipped))
+    }
+
+    /// The rest of [`RowReader::open`], from the first non-blank byte on: lines as the readers count them.
+    fn open_at(
+        mut reader: BufReader<Tap<std::fs::File>>,
+        state: Rc<RefCell<TapState>>,
+        path: &Path,
+        format: Format,
+        first: Option<u8>,
+        columns: &[Column],
+    ) -> Result<RowReader, ReadError> {
+        let io = |e: std::io::Error| fatal(state.borrow().reading_line(), e.to_string());
         // A first line that is a whole JSON object, and not a page of them, makes JSON Lines; a Fides API page
         // (`{"items": [...]}`, pretty-printed or not) is read as the array it holds.
         let first_line_is_a_row = {
@@ -208,13 +242,22 @@ impl RowReader {
         let shape = shape_of(path, format, first, first_line_is_a_row)?;
         let inner = match shape {
             Shape::Csv => {
+                // The header's own line: after the blank lines still in the buffer (the csv reader skips them).
+                let header_line = {
+                    let buf = reader.fill_buf().map_err(io)?;
+                    let lead = buf.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(buf.len());
+                    1 + buf.get(..lead).unwrap_or_default().iter().filter(|&&b| b == b'\n').count() as u64
+                };
                 let mut reader =
                     csv::ReaderBuilder::new().has_headers(true).from_reader(Crlf { inner: reader, held_cr: false });
-                let headers = reader.byte_headers().map_err(|e| csv_error(e, 1))?.clone();
+                let headers = reader.byte_headers().map_err(|e| csv_error(e, header_line))?.clone();
                 let mut names = Vec::with_capacity(headers.len());
                 for (i, h) in headers.iter().enumerate() {
                     let h = std::str::from_utf8(h).map_err(|_| {
-                        fatal(1, format!("the header's column {} is not UTF-8 text; save the file as UTF-8", i + 1))
+                        fatal(
+                            header_line,
+                            format!("the header's column {} is not UTF-8 text; save the file as UTF-8", i + 1),
+                        )
                     })?;
                     names.push(h.trim().to_string());
                 }
@@ -224,7 +267,7 @@ impl RowReader {
                     if found.is_none() && c.required {
                         return Err(ReadError::Fatal(
                             Problem::new(
-                                1,
+                                header_line,
                                 format!(
                                     "the header has no column `{}`; it has {}. Fix the mapping's `{}` or the file",
                                     c.name,
@@ -246,7 +289,7 @@ impl RowReader {
                 Inner::Array { reader, line: 1, array }
             }
         };
-        Ok(RowReader { shape, state, inner, columns: columns.to_vec(), rows: 0 })
+        Ok(RowReader { shape, state, inner, columns: columns.to_vec(), rows: 0, line_base: 0 })
     }
 
     /// The shape read.
@@ -274,23 +317,44 @@ impl RowReader {
         if matches!(out, Some(Ok(_)) | Some(Err(ReadError::Row(_)))) {
             self.rows += 1;
         }
-        out
+        let base = self.line_base;
+        out.map(|r| r.map(|row| RawRow { line: row.line + base, ..row }).map_err(|e| e.shifted(base)))
     }
 }
 
-fn first_non_blank<R: BufRead>(r: &mut R) -> std::io::Result<Option<u8>> {
+/// The first non-blank byte, and the newlines of the whole buffers of blanks consumed before it (the readers count
+/// lines from where they start, so those must be added to the lines they report).
+fn first_non_blank<R: BufRead>(r: &mut R) -> std::io::Result<(Option<u8>, u64)> {
     // Looks without consuming past the buffer: blank lines before the data are few.
+    let mut skipped = 0u64;
     loop {
         let buf = r.fill_buf()?;
         if buf.is_empty() {
-            return Ok(None);
+            return Ok((None, skipped));
         }
         if let Some(&b) = buf.iter().find(|b| !b.is_ascii_whitespace()) {
-            return Ok(Some(b));
+            return Ok((Some(b), skipped));
         }
-        // A buffer of nothing but blanks: keep the newlines' count right by letting the tap see them.
+        // A buffer of nothing but blanks: consumed, its newlines counted.
+        skipped += buf.iter().filter(|&&b| b == b'\n').count() as u64;
         let n = buf.len();
         r.consume(n);
+    }
+}
+
+impl ReadError {
+    /// The same problem `base` lines further down (a problem of the file as a whole, line 0, stays so).
+    fn shifted(self, base: u64) -> ReadError {
+        let shift = |mut p: Problem| {
+            if p.line > 0 {
+                p.line += base;
+            }
+            p
+        };
+        match self {
+            ReadError::Row(p) => ReadError::Row(shift(p)),
+            ReadError::Fatal(p) => ReadError::Fatal(shift(p)),
+        }
     }
 }
 
@@ -375,7 +439,7 @@ fn next_line(
         match reader.read_until(b'\n', buf) {
             Ok(0) => return None,
             Ok(_) => {}
-            Err(e) => return Some(Err(fatal(state.borrow().lines + 1, e.to_string()))),
+            Err(e) => return Some(Err(fatal(state.borrow().reading_line(), e.to_string()))),
         }
         *line += 1;
         let Ok(text) = std::str::from_utf8(buf) else {
@@ -594,6 +658,27 @@ mod tests {
             });
         }
         out
+    }
+
+    /// Blank lines before the data, more than one read buffer of them (found by reading the fuzz target's code: the
+    /// lines came out thousands too low), count in every line reported, in every shape.
+    #[test]
+    fn lines_count_the_blank_lines_before_the_data_beyond_one_buffer() {
+        let blanks = "\n".repeat(70_000);
+        let csv = rows("a.csv", &format!("{blanks}uid\n7\n8,9\n"), Format::Csv);
+        assert_eq!(csv[0], Ok((70_002, Some("7".into()))), "{csv:?}");
+        assert!(matches!(&csv[1], Err((false, 70_003, _))), "{csv:?}");
+        let lines = rows("a.jsonl", &format!("{blanks}{{\"uid\": 7}}\nnot json\n"), Format::Json);
+        assert_eq!(lines[0], Ok((70_001, Some("7".into()))), "{lines:?}");
+        assert!(matches!(&lines[1], Err((false, 70_002, _))), "{lines:?}");
+        let array = rows("a.json", &format!("{blanks}[\n{{\"uid\": 7}},\n1\n]\n"), Format::Json);
+        assert_eq!(array[0], Ok((70_002, Some("7".into()))), "{array:?}");
+        assert!(matches!(&array[1], Err((false, 70_003, _))), "{array:?}");
+        let header = rows("b.csv", &format!("{blanks}name\nx\n"), Format::Csv);
+        assert!(matches!(&header[0], Err((true, 70_001, m)) if m.contains("no column `uid`")), "{header:?}");
+        // Fewer blank lines than a buffer were always right; still are.
+        let few = rows("c.csv", "\n\nuid\n7\n", Format::Csv);
+        assert_eq!(few[0], Ok((4, Some("7".into()))), "{few:?}");
     }
 
     #[test]
