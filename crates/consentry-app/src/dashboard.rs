@@ -14,16 +14,17 @@ use std::collections::BTreeMap;
 
 pub use consentry_lineage::registry::short;
 
-/// Whether a dataset's manifest could be shown.
+/// Whether a registered directory's defining file — a dataset's manifest, a model's `model.json` — is the one the
+/// registry holds, so the figures read from it can be shown as verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ManifestState {
-    /// The manifest's BLAKE3 is the dataset's id: its counts are the gate's.
+    /// The file's BLAKE3 is the registered id: its figures are the ones registered.
     Verified,
-    /// The manifest cannot be read (the directory was moved or deleted); no counts.
+    /// The file cannot be read (the directory was moved or deleted).
     Missing,
-    /// The manifest is not the one registered (edited, or unparseable); its counts are not shown.
+    /// The file is not the one registered (edited, or unparseable): its figures are not to be trusted.
     Altered,
 }
 
@@ -323,8 +324,19 @@ impl Session {
     pub fn unlearning_summary(&self, now: i64) -> Result<UnlearningSummary> {
         let requests = self.unlearning_queue(true, now)?;
         let models = self.registry()?.models(None, None)?;
+        self.unlearning_summary_of(&requests, &models, now)
+    }
+
+    /// [`Session::unlearning_summary`] of requests and model records the caller has already read (the report reads
+    /// them for its own tables too).
+    pub fn unlearning_summary_of(
+        &self,
+        requests: &[QueuedRequest],
+        models: &[ModelRecord],
+        now: i64,
+    ) -> Result<UnlearningSummary> {
         let service = crate::unlearn::UnlearnOptions::service();
-        let mut summary = summarise_unlearning(&requests, &models, now, service.deadline_secs);
+        let mut summary = summarise_unlearning(requests, models, now, service.deadline_secs);
         let mut awaiting = consentry_lineage::worker::awaiting_intake(self.registry()?, &service.worker(false)?)?;
         summary.awaiting_intake_total = awaiting.len();
         awaiting.truncate(MAX_AWAITING_SHOWN);

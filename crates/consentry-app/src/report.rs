@@ -209,18 +209,6 @@ pub struct QualityRow {
     pub figures: Vec<Figure>,
 }
 
-/// Whether a model version's files are the registered ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FilesState {
-    /// `model.json` hashes to the registered id.
-    Verified,
-    /// The directory or its `model.json` cannot be read (a superseded version's directory may be gone).
-    Missing,
-    /// `model.json` differs from the registered one: the figures are the registry's, unverified.
-    Altered,
-}
-
 /// One model version's quality.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelQuality {
@@ -237,7 +225,7 @@ pub struct ModelQuality {
     /// When it was written (Unix seconds).
     pub trained: i64,
     /// Its files against the registry.
-    pub files: FilesState,
+    pub files: ManifestState,
     /// Why the files are not verified.
     pub files_problem: Option<String>,
     /// ε when trained with differential privacy.
@@ -440,7 +428,7 @@ impl Session {
         let dp = dp_curve(&models);
         let privacy_loss = self.privacy_loss(&records)?;
         let requests = self.unlearning_queue(true, now)?;
-        let summary = self.unlearning_summary(now)?;
+        let summary = self.unlearning_summary_of(&requests, &records, now)?;
         let audit = match audit {
             AuditChoice::Run => Some(self.audit(&consentry_audit::AuditOptions::at(now))?),
             AuditChoice::Given(r) => Some(*r),
@@ -470,7 +458,7 @@ impl Session {
             honoured_late: c.completed_late,
             open: c.open,
             audit_passed: audit.as_ref().map(|a| a.ok),
-            unverified_models: models.iter().filter(|m| m.files == FilesState::Altered).count(),
+            unverified_models: models.iter().filter(|m| m.files == ManifestState::Altered).count(),
         };
         Ok(Report {
             generated,
@@ -603,14 +591,14 @@ impl Session {
         for m in records {
             let dir = registry.resolve(&m.dir);
             let (files, files_problem) = match consentry_gate::fsguard::read_inside(&dir, MODEL_FILE) {
-                Err(e) => (FilesState::Missing, Some(format!("{e}"))),
+                Err(e) => (ManifestState::Missing, Some(format!("{e}"))),
                 Ok(bytes) => {
                     let hash = blake3::hash(&bytes).to_hex().to_string();
                     if hash == m.id {
-                        (FilesState::Verified, None)
+                        (ManifestState::Verified, None)
                     } else {
                         (
-                            FilesState::Altered,
+                            ManifestState::Altered,
                             Some(format!(
                                 "{} has BLAKE3 {}, not the registered {}: it was changed after registration; the \
                                  figures shown are the registry's and unverified — run `consentry audit`",
@@ -627,7 +615,7 @@ impl Session {
             if m.kind == "replies" && metrics.get("oracle").is_none_or(|v| v.is_null()) {
                 if m.status != ModelStatus::Live {
                     oracle_note = Some("no oracle: computed for live versions only".to_string());
-                } else if files != FilesState::Verified {
+                } else if files != ManifestState::Verified {
                     oracle_note = Some("no oracle: the model's files are not the registered ones".to_string());
                 } else {
                     let dataset = registry.dataset(&m.dataset).map(|d| registry.resolve(&d.dir));
@@ -678,18 +666,6 @@ impl Session {
     fn privacy_loss(&self, records: &[ModelRecord]) -> Result<PrivacyLossDistribution> {
         let registry = self.registry()?;
         let by_id: HashMap<&str, &ModelRecord> = records.iter().map(|m| (m.id.as_str(), m)).collect();
-        let root_of = |m: &ModelRecord| -> String {
-            let mut root = m;
-            let mut steps = 0;
-            while let Some(prev) = root.supersedes.as_deref().and_then(|p| by_id.get(p).copied()) {
-                root = prev;
-                steps += 1;
-                if steps > records.len() {
-                    break;
-                }
-            }
-            root.id.clone()
-        };
         // Per line: its versions (oldest first) and the union of their members.
         let mut lines: BTreeMap<String, (Vec<&ModelRecord>, RoaringTreemap)> = BTreeMap::new();
         let mut live = RoaringTreemap::new();
@@ -701,7 +677,7 @@ impl Session {
             if m.status == ModelStatus::Live {
                 live |= &members;
             }
-            let e = lines.entry(root_of(m)).or_default();
+            let e = lines.entry(consentry_lineage::registry::line_root(&by_id, m).id.clone()).or_default();
             e.0.push(m);
             e.1 |= members;
         }
@@ -927,7 +903,7 @@ fn dp_curve(models: &[ModelQuality]) -> DpCurve {
             kind: m.kind.clone(),
             epsilon: m.dp_epsilon,
             figure,
-            verified: m.files == FilesState::Verified,
+            verified: m.files == ManifestState::Verified,
         })
     };
     let mut points: Vec<DpPoint> = models.iter().filter(|m| m.dp_epsilon.is_some()).filter_map(point).collect();

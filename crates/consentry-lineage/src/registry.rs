@@ -1201,14 +1201,7 @@ impl Registry {
             }
             // The first version of each found model's line, for counting privacy loss once per line.
             let by_id: HashMap<&str, &ModelRecord> = models.iter().map(|m| (m.id.as_str(), m)).collect();
-            let mut roots = Vec::with_capacity(found.len());
-            for (model, ..) in &found {
-                let mut root = model;
-                while let Some(prev) = root.supersedes.as_deref().and_then(|p| by_id.get(p).copied()) {
-                    root = prev;
-                }
-                roots.push(root.id.clone());
-            }
+            let roots: Vec<String> = found.iter().map(|(model, ..)| line_root(&by_id, model).id.clone()).collect();
             Ok((datasets, found, requests, roots))
         })?;
         let (datasets, found, requests, roots) = out;
@@ -1357,6 +1350,19 @@ impl Registry {
             })
         })
     }
+}
+
+/// The first version of `model`'s line, following `supersedes` through `by_id`: a line's privacy loss counts once,
+/// at its root. A cycle (only a tampered registry has one) stops once every record could have been visited.
+pub fn line_root<'a>(by_id: &HashMap<&str, &'a ModelRecord>, model: &'a ModelRecord) -> &'a ModelRecord {
+    let mut root = model;
+    for _ in 0..=by_id.len() {
+        match root.supersedes.as_deref().and_then(|p| by_id.get(p).copied()) {
+            Some(prev) => root = prev,
+            None => break,
+        }
+    }
+    root
 }
 
 /// The first 12 hex digits of an id, for people.

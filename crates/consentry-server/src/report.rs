@@ -10,7 +10,7 @@ use crate::charts::{
     exclusions_chart, histogram_chart,
 };
 use consentry_app::dashboard::{ManifestState, thousands};
-use consentry_app::report::{Figure, FilesState, Report};
+use consentry_app::report::{Figure, Report};
 use std::fmt::Write as _;
 
 /// The most unlearning requests listed one by one (the summary counts them all).
@@ -469,11 +469,11 @@ fn models(p: &mut Page, r: &Report) {
         );
         p.p("meta", &format!("Purpose {}, trained {}, {dp}.", m.purpose, when(m.trained)));
         match m.files {
-            FilesState::Verified => {}
-            FilesState::Missing => {
+            ManifestState::Verified => {}
+            ManifestState::Missing => {
                 p.p("note", &format!("Files not available: {}", m.files_problem.clone().unwrap_or_default()))
             }
-            FilesState::Altered => {
+            ManifestState::Altered => {
                 let _ = write!(
                     p.out,
                     r#"<p class="bad">Unverified: {}</p>"#,
@@ -486,7 +486,7 @@ fn models(p: &mut Page, r: &Report) {
         let mut header = vec!["row".to_string()];
         header.extend(labels);
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
-        let verified = if m.files == FilesState::Altered { " (unverified)" } else { "" };
+        let verified = if m.files == ManifestState::Altered { " (unverified)" } else { "" };
         let rows: Vec<Vec<String>> = m
             .rows
             .iter()

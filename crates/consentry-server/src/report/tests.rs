@@ -22,7 +22,7 @@ fn sample(name: &str) -> Report {
     let points: Vec<SeriesPoint> = (0..4)
         .map(|i| SeriesPoint { at: T0 + i * 86_400, members: 100, allowed: 10 * i as u64, share: 0.1 * i as f64 })
         .collect();
-    let quality = |id: &str, eps: Option<f64>, v: f64, files: FilesState| ModelQuality {
+    let quality = |id: &str, eps: Option<f64>, v: f64, files: ManifestState| ModelQuality {
         id: id.into(),
         kind: "job-recs".into(),
         purpose: name.into(),
@@ -30,22 +30,22 @@ fn sample(name: &str) -> Report {
         status: "live".into(),
         trained: T0,
         files,
-        files_problem: (files == FilesState::Altered).then(|| format!("edited {name}")),
+        files_problem: (files == ManifestState::Altered).then(|| format!("edited {name}")),
         dp_epsilon: eps,
         headline: "recall_at_20".into(),
         rows: vec![QualityRow { row: "model".into(), label: "model".into(), figures: vec![figure("recall_at_20", v)] }],
         oracle_note: Some("no oracle".into()),
     };
     let models = vec![
-        quality("a".repeat(64).as_str(), None, 0.3, FilesState::Verified),
-        quality("b".repeat(64).as_str(), Some(1.0), 0.2, FilesState::Altered),
+        quality("a".repeat(64).as_str(), None, 0.3, ManifestState::Verified),
+        quality("b".repeat(64).as_str(), Some(1.0), 0.2, ManifestState::Altered),
     ];
     let point = |m: &ModelQuality| DpPoint {
         model: m.id.clone(),
         kind: m.kind.clone(),
         epsilon: m.dp_epsilon,
         figure: m.rows[0].figures[0].clone(),
-        verified: m.files == FilesState::Verified,
+        verified: m.files == ManifestState::Verified,
     };
     Report {
         generated: Generated {
