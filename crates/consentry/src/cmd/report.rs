@@ -27,7 +27,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<ExitCode> {
     }
     let session = ctx.read_only_session()?;
     let audit = if args.no_audit { AuditChoice::Skip } else { AuditChoice::Run };
-    let report = session.report(chrono::Utc::now().timestamp(), audit)?;
+    let report = session.report(consentry_ledger::now(), audit)?;
     let out = match (&args.out, ctx.json) {
         (Some(p), _) => Some(p.clone()),
         (None, false) => Some(ctx.dir.report_file()),
